@@ -1,0 +1,80 @@
+# hearth - one plain Makefile.
+#   make            build libhearth.a and the hearth CLI (build/)
+#   make run        run a model: MODEL=path.gguf, else the first models/*.gguf
+#   make test       install nothing; build and run the tests, then again under ASan+UBSan
+#   make deps       install the Debian packages the build needs (apt-get)
+#   make bench      benchmarks (not tests)
+
+CC       ?= cc
+OPT      ?= -O2
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing
+CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude
+LDLIBS   += -lpcre2-8 -ljansson -lm -lpthread
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+B        ?= build
+LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c tests/unit/*.c tests/golden/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
+DEBS     := build-essential libpcre2-dev libjansson-dev
+
+.PHONY: all run test test-plain test-san deps bench clean
+all: $(B)/hearth
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libhearth.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(B)/hearth: $(CLI_OBJ) $(B)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Install the build dependencies when they are missing (Debian/Ubuntu).
+deps:
+	@if ! (echo '#include <pcre2.h>' ; echo '#include <jansson.h>') | \
+	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1; then \
+	  echo "installing $(DEBS)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEBS); \
+	fi
+
+MODEL ?= $(firstword $(wildcard models/*.gguf))
+PROMPT ?= Once upon a time
+run: deps
+	@$(MAKE) --no-print-directory all
+	@if [ -z "$(MODEL)" ]; then \
+	  echo "No model found. Put a GGUF file in ./models/ (for example TinyLlama-1.1B-Chat Q4_0 or"; \
+	  echo "Qwen2.5-0.5B-Instruct Q8_0, downloaded from Hugging Face with a browser or curl) or run"; \
+	  echo "'make run MODEL=path/to/model.gguf'. hearth runs llama, qwen2 and qwen3 models in f32,"; \
+	  echo "f16, bf16 and the q4_0..q8_0 and K-quant types. Automatic download comes in a later release."; \
+	else \
+	  ./$(B)/hearth run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
+	fi
+
+test: deps
+	@$(MAKE) --no-print-directory test-plain
+	@$(MAKE) --no-print-directory test-san
+
+test-plain:
+	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
+	HEARTH_BIN=build/hearth ./build/test-runner
+
+test-san:
+	@$(MAKE) --no-print-directory B=build-san OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" build-san/hearth build-san/test-runner
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 HEARTH_BIN=build-san/hearth HEARTH_SAN=1 ./build-san/test-runner
+
+bench: all
+	@echo "benchmarks arrive with the speed work (bench/)"
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

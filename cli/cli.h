@@ -1,0 +1,49 @@
+/* cli.h - shared pieces of the hearth command: argument checks, JSON output.
+ * The CLI uses only the public API (include/hearth.h). */
+#ifndef HEARTH_CLI_H
+#define HEARTH_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hearth.h"
+
+#define EXIT_USAGE 2
+
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+
+/* Prints "hearth CMD: message" to stderr; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The value after flag argv[*i] (advancing *i), or NULL after reporting it missing. */
+const char *arg_value(const char *cmd, int argc, char **argv, int *i);
+/* Parse a whole-string integer / float in [lo, hi]; false after reporting. */
+bool arg_int(const char *cmd, const char *flag, const char *s, long long lo, long long hi, long long *out);
+bool arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+
+/* Writes s[0..n) as a JSON string; invalid UTF-8 bytes become U+FFFD. */
+void json_write_str(FILE *f, const char *s, size_t n);
+void json_write_ids(FILE *f, const int32_t *ids, int32_t n);
+
+/* Log sink that prints warnings and errors to stderr. */
+void cli_log(enum hearth_log_level level, const char *msg, void *user_data);
+
+/* Sampling and context flags shared by run and chat. */
+struct gen_opts {
+	const char *model;
+	struct hearth_sampler_params sp;
+	struct hearth_context_params cp;
+	bool seed_set;
+	int32_t n_predict; /* -1: until end of generation or a full context */
+};
+void gen_opts_init(struct gen_opts *o);
+/* Parses argv[*i] if it is a shared flag: 1 taken, 0 not ours, -1 bad value (reported). */
+int gen_opts_parse(struct gen_opts *o, const char *cmd, int argc, char **argv, int *i);
+extern const char gen_opts_help[];
+
+#endif /* HEARTH_CLI_H */

@@ -1,0 +1,45 @@
+/* main.c - the hearth command: dispatches to its subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"hearth - a private, self-hosted LLM engine\n"
+	"\n"
+	"usage: hearth COMMAND [options]\n"
+	"\n"
+	"commands:\n"
+	"  run         generate a continuation of a prompt\n"
+	"  chat        chat with a model in the terminal\n"
+	"  inspect     show a GGUF file's metadata and tensors\n"
+	"  tokenize    print the token ids of a text\n"
+	"  detokenize  print the text of token ids\n"
+	"\n"
+	"'hearth COMMAND --help' describes each command.\n";
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
+		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize },
+	};
+
+	hearth_log_set(cli_log, NULL);
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "hearth: unknown command '%s'\n\n%s", argv[1], usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,236 @@
+/*
+ * hearth.h - the whole public API of libhearth.
+ *
+ * A private, self-hosted LLM engine: open a GGUF model, tokenize, run the
+ * transformer on the CPU, sample, detokenize.
+ *
+ * Conventions
+ *  - Objects are opaque and come in new/free pairs; free functions accept NULL.
+ *  - Functions that can fail return 0 or a negative HEARTH_E* code and fill a
+ *    caller-owned struct hearth_err whose message names the input and the problem.
+ *  - The library never prints; it logs through hearth_log_set().
+ *  - Thread safety: a hearth_model is read-only after load and may be shared by
+ *    threads; a hearth_context, hearth_sampler or hearth_detok belongs to one thread
+ *    at a time.
+ */
+#ifndef HEARTH_H
+#define HEARTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* X(name, value, description): the one table of error codes. Append only. */
+#define HEARTH_ERRORS(X)                                                   \
+	X(HEARTH_OK, 0, "success")                                         \
+	X(HEARTH_EINVAL, -1, "invalid argument")                           \
+	X(HEARTH_ENOMEM, -2, "out of memory")                              \
+	X(HEARTH_EIO, -3, "input/output error")                            \
+	X(HEARTH_EBADGGUF, -4, "malformed GGUF file")                      \
+	X(HEARTH_EUNSUPPORTED, -5, "unsupported feature")                  \
+	X(HEARTH_ECTXFULL, -6, "context is full")                          \
+	X(HEARTH_ENOTFOUND, -7, "not found")                               \
+	X(HEARTH_ETOOBIG, -8, "too big")
+
+enum hearth_errcode {
+#define HEARTH_X_ENUM(name, value, desc) name = value,
+	HEARTH_ERRORS(HEARTH_X_ENUM)
+#undef HEARTH_X_ENUM
+};
+
+struct hearth_err {
+	int code;      /* 0 or a negative HEARTH_E* */
+	char msg[256]; /* "model.gguf: tensor 'x' ends past the end of the file" */
+};
+
+const char *hearth_err_name(int code); /* "HEARTH_EBADGGUF" */
+const char *hearth_strerror(int code); /* "malformed GGUF file" */
+
+/* ---- logging ----------------------------------------------------------- */
+
+enum hearth_log_level { HEARTH_LOG_ERROR = 0, HEARTH_LOG_WARN, HEARTH_LOG_INFO, HEARTH_LOG_DEBUG };
+typedef void (*hearth_log_fn)(enum hearth_log_level level, const char *msg, void *user_data);
+/* Sets the process-wide log sink (NULL: discard). Not thread-safe: call at start-up. */
+void hearth_log_set(hearth_log_fn fn, void *user_data);
+
+/* ---- tensor types (GGML's numbering, as stored in GGUF files) ---------- */
+
+enum hearth_type {
+	HEARTH_TYPE_F32 = 0,
+	HEARTH_TYPE_F16 = 1,
+	HEARTH_TYPE_Q4_0 = 2,
+	HEARTH_TYPE_Q4_1 = 3,
+	HEARTH_TYPE_Q5_0 = 6,
+	HEARTH_TYPE_Q5_1 = 7,
+	HEARTH_TYPE_Q8_0 = 8,
+	HEARTH_TYPE_Q8_1 = 9,
+	HEARTH_TYPE_Q2_K = 10,
+	HEARTH_TYPE_Q3_K = 11,
+	HEARTH_TYPE_Q4_K = 12,
+	HEARTH_TYPE_Q5_K = 13,
+	HEARTH_TYPE_Q6_K = 14,
+	HEARTH_TYPE_Q8_K = 15,
+	HEARTH_TYPE_BF16 = 30,
+	HEARTH_TYPE_COUNT = 40
+};
+/* "q4_K", or NULL for a type hearth does not know. */
+const char *hearth_type_name(int type);
+
+/* ---- GGUF inspection (read-only view of any GGUF file) ----------------- */
+
+struct hearth_gguf;
+enum hearth_gguf_vtype {
+	HEARTH_GGUF_U8 = 0, HEARTH_GGUF_I8, HEARTH_GGUF_U16, HEARTH_GGUF_I16,
+	HEARTH_GGUF_U32, HEARTH_GGUF_I32, HEARTH_GGUF_F32, HEARTH_GGUF_BOOL,
+	HEARTH_GGUF_STRING, HEARTH_GGUF_ARRAY, HEARTH_GGUF_U64, HEARTH_GGUF_I64,
+	HEARTH_GGUF_F64
+};
+struct hearth_tensor_info {
+	const char *name;
+	int type;        /* enum hearth_type */
+	int n_dims;
+	int64_t ne[4];   /* elements per dimension, ne[0] innermost */
+	uint64_t offset; /* bytes from the start of the file */
+	uint64_t nbytes;
+};
+
+int hearth_gguf_open(struct hearth_gguf **out, const char *path, struct hearth_err *err);
+void hearth_gguf_close(struct hearth_gguf *g);
+uint32_t hearth_gguf_version(const struct hearth_gguf *g);
+int64_t hearth_gguf_n_kv(const struct hearth_gguf *g);
+const char *hearth_gguf_key(const struct hearth_gguf *g, int64_t i);
+int hearth_gguf_kv_type(const struct hearth_gguf *g, int64_t i);
+/* For arrays: element type and count; -1 / 0 otherwise. */
+int hearth_gguf_arr_type(const struct hearth_gguf *g, int64_t i);
+uint64_t hearth_gguf_arr_n(const struct hearth_gguf *g, int64_t i);
+/* Writes the value as JSON text (arrays: at most max_items elements, then an
+ * ellipsis string when cut; max_items < 0 prints all) into buf. Returns the
+ * length it needed, like snprintf. */
+size_t hearth_gguf_kv_json(const struct hearth_gguf *g, int64_t i, int64_t max_items, char *buf, size_t size);
+int64_t hearth_gguf_n_tensors(const struct hearth_gguf *g);
+void hearth_gguf_tensor(const struct hearth_gguf *g, int64_t i, struct hearth_tensor_info *info);
+
+/* ---- models ------------------------------------------------------------ */
+
+struct hearth_model;
+struct hearth_model_params {
+	bool vocab_only; /* load only the tokenizer (works on vocabulary-only GGUFs) */
+};
+struct hearth_model_params hearth_model_default_params(void);
+int hearth_model_load(struct hearth_model **out, const char *path, const struct hearth_model_params *params,
+		      struct hearth_err *err);
+void hearth_model_free(struct hearth_model *m);
+
+const char *hearth_model_arch(const struct hearth_model *m);          /* "llama", "qwen2", ... */
+const char *hearth_model_chat_template(const struct hearth_model *m); /* NULL when absent */
+int32_t hearth_model_n_vocab(const struct hearth_model *m);
+int32_t hearth_model_n_ctx_train(const struct hearth_model *m);
+int32_t hearth_model_n_embd(const struct hearth_model *m);
+int32_t hearth_model_n_layer(const struct hearth_model *m);
+
+/* ---- tokenizer --------------------------------------------------------- */
+
+int32_t hearth_token_bos(const struct hearth_model *m); /* -1 when none */
+int32_t hearth_token_eos(const struct hearth_model *m);
+bool hearth_token_is_eog(const struct hearth_model *m, int32_t id); /* end of generation */
+bool hearth_token_is_control(const struct hearth_model *m, int32_t id);
+bool hearth_vocab_add_bos(const struct hearth_model *m);
+/* Looks a token up by its exact text; -1 when absent. */
+int32_t hearth_token_find(const struct hearth_model *m, const char *text);
+
+/* Tokenizes len bytes of text. add_special adds BOS/EOS as the vocabulary asks;
+ * parse_special turns special-token text ("<|im_start|>") into its token.
+ * On success *out is a malloc'd array of *n_out ids that the caller frees. */
+int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+		    bool parse_special, int32_t **out, int32_t *n_out, struct hearth_err *err);
+/* The bytes of one token (control tokens give their text only when special).
+ * Returns the byte count needed (may exceed size: then buf holds a prefix), or
+ * a negative HEARTH_EINVAL for an id outside the vocabulary. */
+int hearth_token_to_piece(const struct hearth_model *m, int32_t id, bool special, char *buf, size_t size);
+/* Detokenizes ids into a malloc'd NUL-terminated string (*out, caller frees). */
+int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special, char **out,
+		      struct hearth_err *err);
+
+/* Streaming detokenizer: feeds tokens one at a time and hands back only whole
+ * UTF-8 characters, holding back a partial one until its last byte arrives. */
+struct hearth_detok;
+int hearth_detok_new(struct hearth_detok **out, const struct hearth_model *m, bool special, struct hearth_err *err);
+void hearth_detok_free(struct hearth_detok *d);
+/* Returns the text now complete (valid until the next call), length in *len. */
+const char *hearth_detok_push(struct hearth_detok *d, int32_t id, size_t *len);
+/* Returns what is left (an incomplete character at the end of generation). */
+const char *hearth_detok_flush(struct hearth_detok *d, size_t *len);
+
+/* ---- inference contexts ------------------------------------------------ */
+
+struct hearth_context;
+struct hearth_context_params {
+	int32_t n_ctx;      /* KV cache size in tokens (0: the model's training context, capped at 4096) */
+	int32_t n_batch;    /* most tokens per forward pass; longer inputs are split */
+	int32_t n_threads;  /* worker threads (0: all online CPUs) */
+	int cache_type;     /* HEARTH_TYPE_F16 (default) or HEARTH_TYPE_F32 */
+};
+struct hearth_context_params hearth_context_default_params(void);
+int hearth_context_new(struct hearth_context **out, struct hearth_model *m, const struct hearth_context_params *p,
+		       struct hearth_err *err);
+void hearth_context_free(struct hearth_context *c);
+int32_t hearth_context_n_ctx(const struct hearth_context *c);
+int32_t hearth_context_n_past(const struct hearth_context *c); /* tokens in the KV cache */
+/* Forgets cached tokens from position n_keep on (0: start over). */
+void hearth_context_truncate(struct hearth_context *c, int32_t n_keep);
+
+/* Runs the model over n tokens that continue the cached sequence, as one
+ * batch (split into n_batch chunks). When all_logits, logits for every
+ * input position are kept; otherwise only for the last one.
+ * HEARTH_ECTXFULL when the tokens do not fit; nothing changes then. */
+int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bool all_logits, struct hearth_err *err);
+/* Logits (n_vocab floats) after input i of the last decode; i = -1: the last. NULL when not kept. */
+const float *hearth_get_logits(const struct hearth_context *c, int32_t i);
+
+/* ---- sampling ---------------------------------------------------------- */
+
+struct hearth_sampler;
+struct hearth_sampler_params {
+	float temp;              /* <= 0: greedy */
+	int32_t top_k;           /* <= 0: off */
+	float top_p;             /* >= 1: off */
+	float min_p;             /* <= 0: off */
+	float repeat_penalty;    /* 1: off */
+	int32_t repeat_last_n;   /* how many recent tokens the penalties look at (-1: all) */
+	float frequency_penalty; /* 0: off */
+	float presence_penalty;  /* 0: off */
+	uint64_t seed;
+};
+struct hearth_sampler_params hearth_sampler_default_params(void);
+int hearth_sampler_new(struct hearth_sampler **out, const struct hearth_sampler_params *p, int32_t n_vocab,
+		       struct hearth_err *err);
+void hearth_sampler_free(struct hearth_sampler *s);
+/* Picks a token from logits (n_vocab floats, not modified). */
+int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits);
+/* Records a token (prompt or generated) for the penalties. */
+void hearth_sampler_accept(struct hearth_sampler *s, int32_t id);
+
+/* ---- chat formats ------------------------------------------------------ */
+
+struct hearth_chat_msg {
+	const char *role; /* "system", "user", "assistant" */
+	const char *content;
+};
+/* Recognizes the model's chat format from its template (ChatML/Qwen, Llama-2,
+ * Llama-3, Mistral); "chatml" when the model has none. NULL when unknown. */
+const char *hearth_chat_format(const struct hearth_model *m);
+/* Renders messages in that format, ending with the assistant's turn opening
+ * when add_assistant. *out is malloc'd (caller frees). */
+int hearth_chat_render(const struct hearth_model *m, const struct hearth_chat_msg *msgs, int n, bool add_assistant,
+		       char **out, struct hearth_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HEARTH_H */

@@ -1,0 +1,63 @@
+/* blocks.c - see blocks.h. Sums that set a scale (norm, softmax) accumulate in
+ * double, and rotary angles advance by repeated float multiplication, as
+ * llama.cpp's CPU backend does, so logits agree to float rounding. */
+#include <math.h>
+
+#include "blocks.h"
+
+void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
+{
+	double sum = 0;
+	for (int64_t i = 0; i < n; i++)
+		sum += (double)x[i] * x[i];
+	const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+	for (int64_t i = 0; i < n; i++)
+		y[i] = x[i] * scale * (w ? w[i] : 1.0f);
+}
+
+void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
+		const float *freq_factors)
+{
+	float cs[2 * 2048]; /* (cos, sin) per rotated pair; n_rot <= head_dim <= 4096 */
+	const float theta_scale = powf(hp->rope_base, -2.0f / (float)n_rot);
+	float theta = (float)pos;
+
+	for (int i0 = 0; i0 < n_rot; i0 += 2) {
+		const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
+		const float t = hp->rope_freq_scale * (theta / ff);
+		cs[i0] = cosf(t);
+		cs[i0 + 1] = sinf(t);
+		theta *= theta_scale;
+	}
+	for (int h = 0; h < n_heads; h++) {
+		float *v = x + (int64_t)h * head_dim;
+		for (int i0 = 0; i0 < n_rot; i0 += 2) {
+			const int a = hp->rope_type == ROPE_NEOX ? i0 / 2 : i0;
+			const int b = hp->rope_type == ROPE_NEOX ? i0 / 2 + n_rot / 2 : i0 + 1;
+			const float x0 = v[a], x1 = v[b], c = cs[i0], s = cs[i0 + 1];
+			v[a] = x0 * c - x1 * s;
+			v[b] = x0 * s + x1 * c;
+		}
+	}
+}
+
+void block_swiglu(float *gate, const float *up, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void block_softmax(float *x, int64_t n)
+{
+	float max = -INFINITY;
+	double sum = 0;
+	for (int64_t i = 0; i < n; i++)
+		max = x[i] > max ? x[i] : max;
+	for (int64_t i = 0; i < n; i++) {
+		x[i] = expf(x[i] - max);
+		sum += x[i];
+	}
+	const float inv = (float)(1.0 / sum);
+	for (int64_t i = 0; i < n; i++)
+		x[i] *= inv;
+}

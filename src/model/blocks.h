@@ -1,0 +1,23 @@
+/* blocks.h - the transformer's building blocks on float rows: RMS norm,
+ * rotary position embedding, SiLU gating, softmax. Scalar reference code,
+ * single-threaded; forward.c composes them. */
+#ifndef HEARTH_BLOCKS_H
+#define HEARTH_BLOCKS_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+/* y = x / rms(x) * w (w may be NULL); x and y may alias. */
+void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps);
+/* Rotates the first n_rot dims of each of n_heads heads of width head_dim
+ * (consecutive in x) for position pos. freq_factors (n_rot/2, may be NULL)
+ * divide the angles (Llama 3.1 scaling). */
+void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
+		const float *freq_factors);
+/* gate[i] = silu(gate[i]) * up[i] */
+void block_swiglu(float *gate, const float *up, int64_t n);
+/* In-place softmax over n values. */
+void block_softmax(float *x, int64_t n);
+
+#endif /* HEARTH_BLOCKS_H */

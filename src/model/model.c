@@ -1,0 +1,468 @@
+/*
+ * model.c - loading a model from GGUF: architecture dispatch, shared
+ * hyper-parameters, tensor binding with shape checks; the public model and
+ * tokenizer accessors.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/err.h"
+#include "../base/log.h"
+#include "../kern/kern.h"
+#include "model.h"
+
+struct arch_entry {
+	const char *name;
+	int (*load)(struct hearth_model *m, struct hearth_err *err);
+};
+
+static const struct arch_entry archs[] = {
+	{ "llama", arch_llama_load },
+	{ "qwen2", arch_qwen2_load },
+	{ "qwen3", arch_qwen3_load },
+};
+
+struct hearth_model_params hearth_model_default_params(void)
+{
+	return (struct hearth_model_params){ .vocab_only = false };
+}
+
+int model_hparam_i32(struct hearth_model *m, const char *suffix, int32_t *out, bool required, struct hearth_err *err)
+{
+	char key[128];
+	int64_t v;
+	snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
+	int rc = gguf_get_i64(m->gguf, key, &v, err);
+	if (rc == HEARTH_ENOTFOUND)
+		return required ? err_set(err, HEARTH_EBADGGUF, "%s: required key '%s' is missing", m->gguf->path, key) : 0;
+	if (rc == HEARTH_EBADGGUF && gguf_find_key(m->gguf, key) >= 0 &&
+	    m->gguf->kv[gguf_find_key(m->gguf, key)].type == HEARTH_GGUF_ARRAY)
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: per-layer values for '%s' are not supported", m->gguf->path, key);
+	if (rc)
+		return rc;
+	if (v < 0 || v > INT32_MAX)
+		return err_set(err, HEARTH_EBADGGUF, "%s: '%s' = %" PRId64 " is out of range", m->gguf->path, key, v);
+	*out = (int32_t)v;
+	return 0;
+}
+
+int model_hparam_f32(struct hearth_model *m, const char *suffix, float *out, bool required, struct hearth_err *err)
+{
+	char key[128];
+	snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
+	int rc = gguf_get_f32(m->gguf, key, out, err);
+	if (rc == HEARTH_ENOTFOUND)
+		return required ? err_set(err, HEARTH_EBADGGUF, "%s: required key '%s' is missing", m->gguf->path, key) : 0;
+	return rc;
+}
+
+int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int il, int64_t ne0, int64_t ne1,
+		 enum tensor_flags flags, struct hearth_err *err)
+{
+	char name[128];
+	int64_t i;
+
+	memset(t, 0, sizeof *t);
+	snprintf(name, sizeof name, fmt, il);
+	if ((i = gguf_find_tensor(m->gguf, name)) < 0) {
+		if (flags & TENSOR_OPTIONAL)
+			return 0;
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' is missing", m->gguf->path, name);
+	}
+	const struct gguf_tensor *g = &m->gguf->tensors[i];
+	bool want_vec = ne1 == 0;
+	int64_t want1 = want_vec ? 1 : ne1;
+	if (g->ne[0] != ne0 || g->ne[1] != want1 || g->ne[2] != 1 || g->ne[3] != 1)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+			       "], expected [%" PRId64 ", %" PRId64 "]", m->gguf->path, name, g->ne[0], g->ne[1], g->ne[2],
+			       g->ne[3], ne0, want1);
+	if (want_vec && g->type != HEARTH_TYPE_F32)
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' is %s; norms and biases must be f32", m->gguf->path,
+			       name, hearth_type_name(g->type));
+	if (!kern_ops(g->type))
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' has type %s, which hearth cannot compute with",
+			       m->gguf->path, name, hearth_type_name(g->type));
+	if ((uintptr_t)g->data % 4)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' data is not 4-byte aligned", m->gguf->path, name);
+	t->name = g->name;
+	t->type = g->type;
+	for (int d = 0; d < 4; d++)
+		t->ne[d] = g->ne[d];
+	t->data = g->data;
+	return 0;
+}
+
+static int check_hparams(struct hearth_model *m, struct hearth_err *err)
+{
+	const struct hparams *h = &m->hp;
+	const char *p = m->gguf->path;
+	if (h->n_embd < 1 || h->n_embd > (1 << 17) || h->n_layer < 1 || h->n_layer > 1024 || h->n_ff < 1 ||
+	    h->n_ff > (1 << 20) || h->n_head < 1 || h->n_head > 4096 || h->n_head_kv < 1 || h->n_head % h->n_head_kv)
+		return err_set(err, HEARTH_EBADGGUF, "%s: inconsistent hyper-parameters (n_embd %d, n_layer %d, n_ff %d, "
+			       "n_head %d, n_head_kv %d)", p, h->n_embd, h->n_layer, h->n_ff, h->n_head, h->n_head_kv);
+	if (h->head_dim_k < 2 || h->head_dim_k > 4096 || h->head_dim_v < 1 || h->head_dim_v > 4096 ||
+	    h->n_rot < 0 || h->n_rot > h->head_dim_k || h->n_rot % 2)
+		return err_set(err, HEARTH_EBADGGUF, "%s: inconsistent head sizes (key %d, value %d, rope dims %d)", p,
+			       h->head_dim_k, h->head_dim_v, h->n_rot);
+	if (!(h->rms_eps > 0 && h->rms_eps < 1) || !(h->rope_base > 0) || !(h->rope_freq_scale > 0))
+		return err_set(err, HEARTH_EBADGGUF, "%s: bad norm epsilon %g or rope base %g", p, (double)h->rms_eps,
+			       (double)h->rope_base);
+	return 0;
+}
+
+int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
+{
+	struct hparams *h = &m->hp;
+	struct gguf_str scaling;
+	int rc;
+
+	h->n_ctx_train = 2048;
+	h->rope_base = 10000.0f;
+	h->rope_freq_scale = 1.0f;
+	h->rms_eps = 1e-5f;
+	if ((rc = model_hparam_i32(m, "context_length", &h->n_ctx_train, false, err)) ||
+	    (rc = model_hparam_i32(m, "embedding_length", &h->n_embd, true, err)) ||
+	    (rc = model_hparam_i32(m, "block_count", &h->n_layer, true, err)) ||
+	    (rc = model_hparam_i32(m, "feed_forward_length", &h->n_ff, true, err)) ||
+	    (rc = model_hparam_i32(m, "attention.head_count", &h->n_head, true, err)))
+		return rc;
+	h->n_head_kv = h->n_head;
+	if ((rc = model_hparam_i32(m, "attention.head_count_kv", &h->n_head_kv, false, err)) ||
+	    (rc = model_hparam_f32(m, "attention.layer_norm_rms_epsilon", &h->rms_eps, true, err)) ||
+	    (rc = model_hparam_f32(m, "rope.freq_base", &h->rope_base, false, err)))
+		return rc;
+	if (h->n_head < 1)
+		return err_set(err, HEARTH_EBADGGUF, "%s: attention.head_count is %d", m->gguf->path, h->n_head);
+	h->head_dim_k = h->n_embd / h->n_head;
+	if ((rc = model_hparam_i32(m, "attention.key_length", &h->head_dim_k, false, err)))
+		return rc;
+	h->head_dim_v = h->head_dim_k;
+	if ((rc = model_hparam_i32(m, "attention.value_length", &h->head_dim_v, false, err)))
+		return rc;
+	h->n_rot = h->head_dim_k;
+	if ((rc = model_hparam_i32(m, "rope.dimension_count", &h->n_rot, false, err)))
+		return rc;
+
+	char key[96];
+	snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch);
+	rc = gguf_get_str(m->gguf, key, &scaling, err);
+	if (rc && rc != HEARTH_ENOTFOUND)
+		return rc;
+	if (rc == 0 && !(scaling.n == 4 && memcmp(scaling.p, "none", 4) == 0)) {
+		if (!(scaling.n == 6 && memcmp(scaling.p, "linear", 6) == 0))
+			return err_set(err, HEARTH_EUNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear are)",
+				       m->gguf->path, (int)(scaling.n > 32 ? 32 : scaling.n), scaling.p);
+		float factor = 1.0f;
+		if ((rc = model_hparam_f32(m, "rope.scaling.factor", &factor, false, err)))
+			return rc;
+		if (!(factor > 0))
+			return err_set(err, HEARTH_EBADGGUF, "%s: rope.scaling.factor is %g", m->gguf->path, (double)factor);
+		h->rope_freq_scale = 1.0f / factor;
+	}
+	if ((rc = check_hparams(m, err)))
+		return rc;
+	h->n_vocab = m->vocab.n_vocab;
+
+	const int64_t E = h->n_embd, V = h->n_vocab, F = h->n_ff;
+	const int64_t QK = (int64_t)h->n_head * h->head_dim_k, KK = (int64_t)h->n_head_kv * h->head_dim_k;
+	const int64_t VV = (int64_t)h->n_head_kv * h->head_dim_v, OV = (int64_t)h->n_head * h->head_dim_v;
+	if ((rc = model_tensor(m, &m->tok_embd, "token_embd.weight", 0, E, V, TENSOR_REQUIRED, err)) ||
+	    (rc = model_tensor(m, &m->output_norm, "output_norm.weight", 0, E, 0, TENSOR_REQUIRED, err)) ||
+	    (rc = model_tensor(m, &m->output, "output.weight", 0, E, V, TENSOR_OPTIONAL, err)) ||
+	    (rc = model_tensor(m, &m->rope_freqs, "rope_freqs.weight", 0, h->n_rot / 2, 0, TENSOR_OPTIONAL, err)))
+		return rc;
+	if (!m->output.data)
+		m->output = m->tok_embd; /* tied */
+
+	m->layers = calloc((size_t)h->n_layer, sizeof *m->layers);
+	if (!m->layers)
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", m->gguf->path);
+	for (int il = 0; il < h->n_layer; il++) {
+		struct layer *l = &m->layers[il];
+		if ((rc = model_tensor(m, &l->attn_norm, "blk.%d.attn_norm.weight", il, E, 0, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->wq, "blk.%d.attn_q.weight", il, E, QK, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->wk, "blk.%d.attn_k.weight", il, E, KK, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->wv, "blk.%d.attn_v.weight", il, E, VV, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->wo, "blk.%d.attn_output.weight", il, OV, E, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->bq, "blk.%d.attn_q.bias", il, QK, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->bk, "blk.%d.attn_k.bias", il, KK, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->bv, "blk.%d.attn_v.bias", il, VV, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->bo, "blk.%d.attn_output.bias", il, E, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->q_norm, "blk.%d.attn_q_norm.weight", il, h->head_dim_k, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->k_norm, "blk.%d.attn_k_norm.weight", il, h->head_dim_k, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->ffn_norm, "blk.%d.ffn_norm.weight", il, E, 0, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->ffn_gate, "blk.%d.ffn_gate.weight", il, E, F, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->ffn_up, "blk.%d.ffn_up.weight", il, E, F, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->ffn_down, "blk.%d.ffn_down.weight", il, F, E, TENSOR_REQUIRED, err)))
+			return rc;
+	}
+	return 0;
+}
+
+int hearth_model_load(struct hearth_model **out, const char *path, const struct hearth_model_params *params,
+		      struct hearth_err *err)
+{
+	struct hearth_model *m;
+	struct gguf_str arch, tmpl;
+	int rc;
+
+	*out = NULL;
+	if (!(m = calloc(1, sizeof *m)))
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", path);
+	m->vocab_only = params && params->vocab_only;
+	if ((rc = hearth_gguf_open(&m->gguf, path, err)))
+		goto fail;
+	if ((rc = tok_vocab_load(&m->vocab, m->gguf, err)))
+		goto fail;
+	rc = gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, err);
+	if (rc && rc != HEARTH_ENOTFOUND)
+		goto fail;
+	if (rc == 0) {
+		if (!(m->chat_template = malloc(tmpl.n + 1))) {
+			rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory", path);
+			goto fail;
+		}
+		memcpy(m->chat_template, tmpl.p, tmpl.n);
+		m->chat_template[tmpl.n] = 0;
+	}
+	rc = gguf_get_str(m->gguf, "general.architecture", &arch, err);
+	if (rc == HEARTH_ENOTFOUND && m->vocab_only) {
+		snprintf(m->arch, sizeof m->arch, "none");
+		*out = m;
+		return 0;
+	}
+	if (rc == HEARTH_ENOTFOUND)
+		rc = err_set(err, HEARTH_EBADGGUF, "%s: general.architecture is missing", path);
+	if (rc)
+		goto fail;
+	snprintf(m->arch, sizeof m->arch, "%.*s", (int)(arch.n < 31 ? arch.n : 31), arch.p);
+	m->hp.n_vocab = m->vocab.n_vocab;
+	if (m->vocab_only) {
+		*out = m;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
+		if (strcmp(archs[i].name, m->arch) == 0) {
+			if ((rc = archs[i].load(m, err)))
+				goto fail;
+			*out = m;
+			return 0;
+		}
+	}
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3 are)", path,
+		     m->arch);
+fail:
+	hearth_model_free(m);
+	return rc;
+}
+
+void hearth_model_free(struct hearth_model *m)
+{
+	if (!m)
+		return;
+	tok_vocab_free(&m->vocab);
+	free(m->layers);
+	free(m->chat_template);
+	hearth_gguf_close(m->gguf);
+	free(m);
+}
+
+const char *hearth_model_arch(const struct hearth_model *m) { return m->arch; }
+const char *hearth_model_chat_template(const struct hearth_model *m) { return m->chat_template; }
+int32_t hearth_model_n_vocab(const struct hearth_model *m) { return m->vocab.n_vocab; }
+int32_t hearth_model_n_ctx_train(const struct hearth_model *m) { return m->hp.n_ctx_train; }
+int32_t hearth_model_n_embd(const struct hearth_model *m) { return m->hp.n_embd; }
+int32_t hearth_model_n_layer(const struct hearth_model *m) { return m->hp.n_layer; }
+
+/* ---- tokenizer front door ------------------------------------------------- */
+
+int32_t hearth_token_bos(const struct hearth_model *m) { return m->vocab.bos; }
+int32_t hearth_token_eos(const struct hearth_model *m) { return m->vocab.eos; }
+bool hearth_vocab_add_bos(const struct hearth_model *m) { return m->vocab.add_bos; }
+
+bool hearth_token_is_eog(const struct hearth_model *m, int32_t id)
+{
+	return id >= 0 && id < m->vocab.n_vocab && m->vocab.is_eog[id];
+}
+
+bool hearth_token_is_control(const struct hearth_model *m, int32_t id)
+{
+	return id >= 0 && id < m->vocab.n_vocab && m->vocab.type[id] == TOK_TYPE_CONTROL;
+}
+
+int32_t hearth_token_find(const struct hearth_model *m, const char *text)
+{
+	return strmap_get(&m->vocab.by_text, text, strlen(text));
+}
+
+int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+		    bool parse_special, int32_t **out, int32_t *n_out, struct hearth_err *err)
+{
+	struct tok_ids ids = { 0 };
+	int rc = tok_encode(&m->vocab, text, len, add_special, parse_special, &ids, err);
+	if (rc) {
+		free(ids.v);
+		*out = NULL;
+		*n_out = 0;
+		return rc;
+	}
+	*out = ids.v ? ids.v : calloc(1, sizeof **out);
+	*n_out = (int32_t)ids.n;
+	return *out ? 0 : err_set(err, HEARTH_ENOMEM, "tokenize: out of memory");
+}
+
+/* The bytes of id, or NULL (and *n = 0) when it prints nothing. */
+static const char *piece_of(const struct tok_vocab *v, int32_t id, bool special, size_t *n)
+{
+	uint8_t t = v->type[id];
+	*n = 0;
+	if (!special && (t == TOK_TYPE_CONTROL || t == TOK_TYPE_UNKNOWN))
+		return NULL;
+	*n = v->piece_len[id];
+	return v->piece[id];
+}
+
+int hearth_token_to_piece(const struct hearth_model *m, int32_t id, bool special, char *buf, size_t size)
+{
+	size_t n;
+	if (id < 0 || id >= m->vocab.n_vocab)
+		return HEARTH_EINVAL;
+	const char *p = piece_of(&m->vocab, id, special, &n);
+	if (n && size)
+		memcpy(buf, p, n < size ? n : size);
+	return (int)n;
+}
+
+int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special, char **out,
+		      struct hearth_err *err)
+{
+	const struct tok_vocab *v = &m->vocab;
+	size_t total = 1, o = 0;
+	char *s;
+
+	*out = NULL;
+	for (int32_t i = 0; i < n; i++) {
+		if (ids[i] < 0 || ids[i] >= v->n_vocab)
+			return err_set(err, HEARTH_EINVAL, "detokenize: token id %d is outside the vocabulary (0..%d)", ids[i],
+				       v->n_vocab - 1);
+		total += v->piece_len[ids[i]];
+	}
+	if (!(s = malloc(total)))
+		return err_set(err, HEARTH_ENOMEM, "detokenize: out of memory");
+	bool first = true;
+	for (int32_t i = 0; i < n; i++) {
+		size_t k;
+		const char *p = piece_of(v, ids[i], special, &k);
+		if (ids[i] == v->bos && !special)
+			continue;
+		/* SentencePiece drops the space it added in front of the text */
+		if (first && v->kind == TOK_SPM && v->add_space_prefix && k && p[0] == ' ' &&
+		    v->type[ids[i]] == TOK_TYPE_NORMAL) {
+			p++;
+			k--;
+		}
+		if (k)
+			first = false;
+		memcpy(s + o, p, k);
+		o += k;
+	}
+	s[o] = 0;
+	*out = s;
+	return 0;
+}
+
+/* ---- streaming detokenizer ---------------------------------------------------- */
+
+struct hearth_detok {
+	const struct hearth_model *m;
+	bool special;
+	char *buf;    /* pending bytes, then the text handed out */
+	size_t n, cap;
+	char *ready;  /* returned to the caller */
+	size_t ready_cap;
+};
+
+int hearth_detok_new(struct hearth_detok **out, const struct hearth_model *m, bool special, struct hearth_err *err)
+{
+	*out = calloc(1, sizeof **out);
+	if (!*out)
+		return err_set(err, HEARTH_ENOMEM, "detokenizer: out of memory");
+	(*out)->m = m;
+	(*out)->special = special;
+	return 0;
+}
+
+void hearth_detok_free(struct hearth_detok *d)
+{
+	if (!d)
+		return;
+	free(d->buf);
+	free(d->ready);
+	free(d);
+}
+
+/* Length of the prefix of s[0..n) that ends on a UTF-8 character boundary:
+ * a trailing lead byte whose continuation bytes have not all arrived is held. */
+static size_t utf8_complete_prefix(const char *s, size_t n)
+{
+	size_t i = n, back = 0;
+	while (i > 0 && back < 4) {
+		unsigned char c = (unsigned char)s[i - 1];
+		if ((c & 0xc0) != 0x80) { /* a lead byte or ASCII */
+			size_t need = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+			return back + 1 >= need ? n : i - 1;
+		}
+		i--;
+		back++;
+	}
+	return n; /* no lead byte close by: invalid, pass it on */
+}
+
+static const char *hand_out(struct hearth_detok *d, size_t k, size_t *len)
+{
+	if (k + 1 > d->ready_cap) {
+		char *r = realloc(d->ready, k + 1);
+		if (!r) {
+			*len = 0;
+			return "";
+		}
+		d->ready = r;
+		d->ready_cap = k + 1;
+	}
+	memcpy(d->ready, d->buf, k);
+	d->ready[k] = 0;
+	memmove(d->buf, d->buf + k, d->n - k);
+	d->n -= k;
+	*len = k;
+	return d->ready;
+}
+
+const char *hearth_detok_push(struct hearth_detok *d, int32_t id, size_t *len)
+{
+	size_t k = 0;
+	const char *p = NULL;
+	if (id >= 0 && id < d->m->vocab.n_vocab)
+		p = piece_of(&d->m->vocab, id, d->special, &k);
+	if (d->n + k > d->cap) {
+		size_t cap = (d->n + k) * 2 + 16;
+		char *b = realloc(d->buf, cap);
+		if (!b) {
+			*len = 0;
+			return "";
+		}
+		d->buf = b;
+		d->cap = cap;
+	}
+	if (k)
+		memcpy(d->buf + d->n, p, k);
+	d->n += k;
+	return hand_out(d, utf8_complete_prefix(d->buf, d->n), len);
+}
+
+const char *hearth_detok_flush(struct hearth_detok *d, size_t *len)
+{
+	return hand_out(d, d->n, len);
+}

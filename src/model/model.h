@@ -1,0 +1,75 @@
+/* model.h - a loaded model: hyper-parameters, weight views, vocabulary.
+ *
+ * Ownership: struct hearth_model owns the GGUF mapping; every struct tensor
+ * points into it (weights are never copied). Read-only after load.
+ */
+#ifndef HEARTH_MODEL_H
+#define HEARTH_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../gguf/gguf.h"
+#include "../tok/tok.h"
+
+enum rope_type {
+	ROPE_NORM, /* rotate adjacent pairs (x[2i], x[2i+1]): llama */
+	ROPE_NEOX, /* rotate halves (x[i], x[i + n_rot/2]): qwen2, qwen3 */
+};
+
+struct tensor {
+	const char *name;
+	int type;
+	int64_t ne[4];
+	const void *data; /* NULL: absent (optional tensor) */
+};
+
+struct hparams {
+	int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+	int32_t n_head, n_head_kv;
+	int32_t head_dim_k, head_dim_v; /* per-head key / value widths */
+	int32_t n_rot;                  /* rotated dimensions of each head */
+	float rms_eps;
+	float rope_base;
+	float rope_freq_scale;          /* 1 / linear scaling factor */
+	enum rope_type rope_type;
+};
+
+struct layer {
+	struct tensor attn_norm, wq, wk, wv, wo;
+	struct tensor bq, bk, bv, bo;   /* optional biases */
+	struct tensor q_norm, k_norm;   /* optional per-head RMS norms (qwen3) */
+	struct tensor ffn_norm, ffn_gate, ffn_up, ffn_down;
+};
+
+struct hearth_model {
+	struct hearth_gguf *gguf;
+	char arch[32];
+	char *chat_template; /* NUL-terminated copy, or NULL */
+	struct hparams hp;
+	struct tensor tok_embd, output_norm, output, rope_freqs;
+	struct layer *layers;
+	struct tok_vocab vocab;
+	bool vocab_only;
+};
+
+enum tensor_flags { TENSOR_REQUIRED = 0, TENSOR_OPTIONAL = 1 };
+
+/* Binds *t to the tensor named fmt (with %d = il), checking its type and
+ * that its shape is exactly ne0 x ne1 (ne1 = 0: a vector). */
+int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int il, int64_t ne0, int64_t ne1,
+		 enum tensor_flags flags, struct hearth_err *err);
+/* Reads "<arch>.<suffix>" as an integer / float into *out; absent keys leave
+ * *out untouched unless required. */
+int model_hparam_i32(struct hearth_model *m, const char *suffix, int32_t *out, bool required, struct hearth_err *err);
+int model_hparam_f32(struct hearth_model *m, const char *suffix, float *out, bool required, struct hearth_err *err);
+/* Reads the hyper-parameters every decoder-only transformer here shares and
+ * binds the embedding, output and per-layer attention/FFN tensors. */
+int model_load_transformer(struct hearth_model *m, struct hearth_err *err);
+
+/* Architecture entry points (arch/<name>.c). */
+int arch_llama_load(struct hearth_model *m, struct hearth_err *err);
+int arch_qwen2_load(struct hearth_model *m, struct hearth_err *err);
+int arch_qwen3_load(struct hearth_model *m, struct hearth_err *err);
+
+#endif /* HEARTH_MODEL_H */

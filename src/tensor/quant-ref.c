@@ -1,0 +1,460 @@
+/*
+ * quant-ref.c - scalar reference (de)quantization for every tensor type.
+ *
+ * Dequantizers follow the block layouts of qtype.h bit for bit. Quantizers
+ * are simple and deterministic: per block (or sub-block) scales from the
+ * extreme values, rounded to nearest. The K-quant quantizers choose scales
+ * from min/max rather than by llama.cpp's iterative error search, so their
+ * error is somewhat larger than llama-quantize's; the layout is identical.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "../base/err.h"
+#include "quant-ref.h"
+
+/* ---- dequantization ----------------------------------------------------- */
+
+void dequantize_row_q4_0(const struct block_q4_0 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK4_0; i++, y += QK4_0) {
+		const float d = fp16_to_f32(x[i].d);
+		for (int j = 0; j < QK4_0 / 2; j++) {
+			y[j] = ((x[i].qs[j] & 0x0f) - 8) * d;
+			y[j + QK4_0 / 2] = ((x[i].qs[j] >> 4) - 8) * d;
+		}
+	}
+}
+
+void dequantize_row_q4_1(const struct block_q4_1 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK4_1; i++, y += QK4_1) {
+		const float d = fp16_to_f32(x[i].d), m = fp16_to_f32(x[i].m);
+		for (int j = 0; j < QK4_1 / 2; j++) {
+			y[j] = (x[i].qs[j] & 0x0f) * d + m;
+			y[j + QK4_1 / 2] = (x[i].qs[j] >> 4) * d + m;
+		}
+	}
+}
+
+void dequantize_row_q5_0(const struct block_q5_0 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK5_0; i++, y += QK5_0) {
+		const float d = fp16_to_f32(x[i].d);
+		uint32_t qh;
+		memcpy(&qh, x[i].qh, 4);
+		for (int j = 0; j < QK5_0 / 2; j++) {
+			const int h0 = ((qh >> j) << 4) & 0x10;
+			const int h1 = (qh >> (j + 12)) & 0x10;
+			y[j] = (((x[i].qs[j] & 0x0f) | h0) - 16) * d;
+			y[j + QK5_0 / 2] = (((x[i].qs[j] >> 4) | h1) - 16) * d;
+		}
+	}
+}
+
+void dequantize_row_q5_1(const struct block_q5_1 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK5_1; i++, y += QK5_1) {
+		const float d = fp16_to_f32(x[i].d), m = fp16_to_f32(x[i].m);
+		uint32_t qh;
+		memcpy(&qh, x[i].qh, 4);
+		for (int j = 0; j < QK5_1 / 2; j++) {
+			const int h0 = ((qh >> j) << 4) & 0x10;
+			const int h1 = (qh >> (j + 12)) & 0x10;
+			y[j] = ((x[i].qs[j] & 0x0f) | h0) * d + m;
+			y[j + QK5_1 / 2] = ((x[i].qs[j] >> 4) | h1) * d + m;
+		}
+	}
+}
+
+void dequantize_row_q8_0(const struct block_q8_0 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK8_0; i++, y += QK8_0) {
+		const float d = fp16_to_f32(x[i].d);
+		for (int j = 0; j < QK8_0; j++)
+			y[j] = x[i].qs[j] * d;
+	}
+}
+
+void dequantize_row_q2_K(const struct block_q2_K *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		const float d = fp16_to_f32(x[i].d), dmin = fp16_to_f32(x[i].dmin);
+		const uint8_t *q = x[i].qs;
+		int is = 0;
+		for (int c = 0; c < QK_K; c += 128, q += 32) {
+			for (int shift = 0; shift < 8; shift += 2) {
+				for (int half = 0; half < 2; half++) {
+					const uint8_t sc = x[i].scales[is++];
+					const float dl = d * (sc & 0xf), ml = dmin * (sc >> 4);
+					for (int l = 0; l < 16; l++)
+						*y++ = dl * ((q[l + 16 * half] >> shift) & 3) - ml;
+				}
+			}
+		}
+	}
+}
+
+/* Unpacks the 16 6-bit signed scales of a q3_K block (stored offset by 32). */
+static void q3_K_scales(const uint8_t packed[12], int8_t sc[16])
+{
+	for (int j = 0; j < 16; j++) {
+		int lo = j < 8 ? (packed[j] & 0xf) : (packed[j - 8] >> 4);
+		int hi = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+		sc[j] = (int8_t)((lo | (hi << 4)) - 32);
+	}
+}
+
+void dequantize_row_q3_K(const struct block_q3_K *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		const float d = fp16_to_f32(x[i].d);
+		const uint8_t *q = x[i].qs, *hm = x[i].hmask;
+		int8_t sc[16];
+		uint8_t m = 1;
+		int is = 0;
+		q3_K_scales(x[i].scales, sc);
+		for (int c = 0; c < QK_K; c += 128, q += 32) {
+			for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
+				for (int half = 0; half < 2; half++) {
+					const float dl = d * sc[is++];
+					for (int l = 16 * half; l < 16 * half + 16; l++)
+						*y++ = dl * ((int8_t)((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+				}
+			}
+		}
+	}
+}
+
+/* Scale and min of sub-block j (0..7) of a q4_K / q5_K block, 6 bits each. */
+static void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+	if (j < 4) {
+		*d = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*d = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+	}
+}
+
+void dequantize_row_q4_K(const struct block_q4_K *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		const float d = fp16_to_f32(x[i].d), dmin = fp16_to_f32(x[i].dmin);
+		const uint8_t *q = x[i].qs;
+		for (int j = 0; j < 8; j += 2, q += 32) {
+			uint8_t sc, m;
+			k4_scale_min(j, x[i].scales, &sc, &m);
+			const float d1 = d * sc, m1 = dmin * m;
+			k4_scale_min(j + 1, x[i].scales, &sc, &m);
+			const float d2 = d * sc, m2 = dmin * m;
+			for (int l = 0; l < 32; l++)
+				*y++ = d1 * (q[l] & 0xf) - m1;
+			for (int l = 0; l < 32; l++)
+				*y++ = d2 * (q[l] >> 4) - m2;
+		}
+	}
+}
+
+void dequantize_row_q5_K(const struct block_q5_K *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		const float d = fp16_to_f32(x[i].d), dmin = fp16_to_f32(x[i].dmin);
+		const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+		uint8_t u1 = 1, u2 = 2;
+		for (int j = 0; j < 8; j += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+			uint8_t sc, m;
+			k4_scale_min(j, x[i].scales, &sc, &m);
+			const float d1 = d * sc, m1 = dmin * m;
+			k4_scale_min(j + 1, x[i].scales, &sc, &m);
+			const float d2 = d * sc, m2 = dmin * m;
+			for (int l = 0; l < 32; l++)
+				*y++ = d1 * ((ql[l] & 0xf) + (qh[l] & u1 ? 16 : 0)) - m1;
+			for (int l = 0; l < 32; l++)
+				*y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+		}
+	}
+}
+
+void dequantize_row_q6_K(const struct block_q6_K *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		const float d = fp16_to_f32(x[i].d);
+		const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+		const int8_t *sc = x[i].scales;
+		for (int c = 0; c < QK_K; c += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+			for (int l = 0; l < 32; l++) {
+				const int is = l / 16;
+				const int q1 = (int8_t)((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+				const int q2 = (int8_t)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+				const int q3 = (int8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+				const int q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+				y[l] = d * sc[is] * q1;
+				y[l + 32] = d * sc[is + 2] * q2;
+				y[l + 64] = d * sc[is + 4] * q3;
+				y[l + 96] = d * sc[is + 6] * q4;
+			}
+		}
+	}
+}
+
+int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
+{
+	switch (type) {
+	case HEARTH_TYPE_F32: memcpy(y, x, (size_t)n * sizeof *y); return 0;
+	case HEARTH_TYPE_F16:
+		for (int64_t i = 0; i < n; i++)
+			y[i] = fp16_to_f32(((const hfp16 *)x)[i]);
+		return 0;
+	case HEARTH_TYPE_BF16:
+		for (int64_t i = 0; i < n; i++)
+			y[i] = bf16_to_f32(((const hbf16 *)x)[i]);
+		return 0;
+	case HEARTH_TYPE_Q4_0: dequantize_row_q4_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q4_1: dequantize_row_q4_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q5_0: dequantize_row_q5_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q5_1: dequantize_row_q5_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q8_0: dequantize_row_q8_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q2_K: dequantize_row_q2_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q3_K: dequantize_row_q3_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q4_K: dequantize_row_q4_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q5_K: dequantize_row_q5_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q6_K: dequantize_row_q6_K(x, y, n); return 0;
+	}
+	return HEARTH_EUNSUPPORTED;
+}
+
+/* ---- quantization ------------------------------------------------------- */
+
+/* The element of largest magnitude, with its sign. */
+static float signed_absmax(const float *x, int n)
+{
+	float amax = 0, max = 0;
+	for (int j = 0; j < n; j++)
+		if (fabsf(x[j]) > amax) {
+			amax = fabsf(x[j]);
+			max = x[j];
+		}
+	return max;
+}
+
+static void quantize_row_q8_0(const float *x, struct block_q8_0 *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+		const float amax = fabsf(signed_absmax(x, QK8_0));
+		const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+		y[i].d = f32_to_fp16(d);
+		for (int j = 0; j < QK8_0; j++)
+			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+	}
+}
+
+/* 4/5-bit symmetric: q in [0, 2^bits) around the middle value. */
+static void quantize_sym(const float *x, int bits, uint8_t *q, float *d_out)
+{
+	const int mid = 1 << (bits - 1), top = (1 << bits) - 1;
+	const float d = signed_absmax(x, 32) / -mid, id = d ? 1.0f / d : 0.0f;
+	for (int j = 0; j < 32; j++) {
+		int v = (int)(x[j] * id + mid + 0.5f);
+		q[j] = (uint8_t)(v < 0 ? 0 : v > top ? top : v);
+	}
+	*d_out = d;
+}
+
+/* 4/5-bit affine: q in [0, 2^bits), x ~ q*d + min. */
+static void quantize_affine(const float *x, int bits, uint8_t *q, float *d_out, float *m_out)
+{
+	const int top = (1 << bits) - 1;
+	float lo = x[0], hi = x[0];
+	for (int j = 1; j < 32; j++) {
+		lo = x[j] < lo ? x[j] : lo;
+		hi = x[j] > hi ? x[j] : hi;
+	}
+	const float d = (hi - lo) / top, id = d ? 1.0f / d : 0.0f;
+	for (int j = 0; j < 32; j++) {
+		int v = (int)((x[j] - lo) * id + 0.5f);
+		q[j] = (uint8_t)(v < 0 ? 0 : v > top ? top : v);
+	}
+	*d_out = d;
+	*m_out = lo;
+}
+
+static void pack_nibbles(const uint8_t q[32], uint8_t qs[16])
+{
+	for (int j = 0; j < 16; j++)
+		qs[j] = (uint8_t)((q[j] & 0xf) | ((q[j + 16] & 0xf) << 4));
+}
+
+static void pack_high_bits(const uint8_t q[32], uint8_t qh[4])
+{
+	uint32_t h = 0;
+	for (int j = 0; j < 32; j++)
+		h |= (uint32_t)((q[j] >> 4) & 1) << j;
+	memcpy(qh, &h, 4);
+}
+
+static void quantize_row_q4_0(const float *x, struct block_q4_0 *y, int64_t n)
+{
+	uint8_t q[32];
+	float d;
+	for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0) {
+		quantize_sym(x, 4, q, &d);
+		y[i].d = f32_to_fp16(d);
+		pack_nibbles(q, y[i].qs);
+	}
+}
+
+static void quantize_row_q4_1(const float *x, struct block_q4_1 *y, int64_t n)
+{
+	uint8_t q[32];
+	float d, m;
+	for (int64_t i = 0; i < n / QK4_1; i++, x += QK4_1) {
+		quantize_affine(x, 4, q, &d, &m);
+		y[i].d = f32_to_fp16(d);
+		y[i].m = f32_to_fp16(m);
+		pack_nibbles(q, y[i].qs);
+	}
+}
+
+static void quantize_row_q5_0(const float *x, struct block_q5_0 *y, int64_t n)
+{
+	uint8_t q[32];
+	float d;
+	for (int64_t i = 0; i < n / QK5_0; i++, x += QK5_0) {
+		quantize_sym(x, 5, q, &d);
+		y[i].d = f32_to_fp16(d);
+		pack_nibbles(q, y[i].qs);
+		pack_high_bits(q, y[i].qh);
+	}
+}
+
+static void quantize_row_q5_1(const float *x, struct block_q5_1 *y, int64_t n)
+{
+	uint8_t q[32];
+	float d, m;
+	for (int64_t i = 0; i < n / QK5_1; i++, x += QK5_1) {
+		quantize_affine(x, 5, q, &d, &m);
+		y[i].d = f32_to_fp16(d);
+		y[i].m = f32_to_fp16(m);
+		pack_nibbles(q, y[i].qs);
+		pack_high_bits(q, y[i].qh);
+	}
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* q4_K: 8 sub-blocks of 32, x ~ d*sc[j]*q - dmin*m[j], sc and m 6-bit. */
+static void quantize_row_q4_K(const float *x, struct block_q4_K *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		float scale[8], minv[8], max_scale = 0, max_min = 0;
+		uint8_t sc[8], mn[8], q[QK_K];
+		for (int j = 0; j < 8; j++) {
+			const float *xs = x + 32 * j;
+			float lo = 0, hi = xs[0];
+			for (int l = 0; l < 32; l++) {
+				lo = xs[l] < lo ? xs[l] : lo;
+				hi = xs[l] > hi ? xs[l] : hi;
+			}
+			scale[j] = (hi - lo) / 15;
+			minv[j] = -lo; /* >= 0 */
+			max_scale = scale[j] > max_scale ? scale[j] : max_scale;
+			max_min = minv[j] > max_min ? minv[j] : max_min;
+		}
+		const float d = max_scale / 63, dmin = max_min / 63;
+		y[i].d = f32_to_fp16(d);
+		y[i].dmin = f32_to_fp16(dmin);
+		const float dq = fp16_to_f32(y[i].d), dminq = fp16_to_f32(y[i].dmin);
+		for (int j = 0; j < 8; j++) {
+			sc[j] = (uint8_t)clampi(dq ? (int)lrintf(scale[j] / dq) : 0, 0, 63);
+			mn[j] = (uint8_t)clampi(dminq ? (int)lrintf(minv[j] / dminq) : 0, 0, 63);
+			const float ds = dq * sc[j], ms = dminq * mn[j];
+			for (int l = 0; l < 32; l++)
+				q[32 * j + l] = (uint8_t)clampi(ds ? (int)lrintf((x[32 * j + l] + ms) / ds) : 0, 0, 15);
+		}
+		memset(y[i].scales, 0, sizeof y[i].scales);
+		for (int j = 0; j < 8; j++) {
+			if (j < 4) {
+				y[i].scales[j] = sc[j];
+				y[i].scales[j + 4] = mn[j];
+			} else {
+				y[i].scales[j + 4] = (uint8_t)((sc[j] & 0xf) | ((mn[j] & 0xf) << 4));
+				y[i].scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+				y[i].scales[j] |= (uint8_t)((mn[j] >> 4) << 6);
+			}
+		}
+		for (int c = 0; c < 4; c++)
+			for (int l = 0; l < 32; l++)
+				y[i].qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+	}
+}
+
+/* q6_K: 16 sub-blocks of 16, x ~ d*sc[j]*(q-32), sc 8-bit signed. */
+static void quantize_row_q6_K(const float *x, struct block_q6_K *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		float scale[16], amax = 0, max_scale = 0;
+		uint8_t q[QK_K];
+		for (int j = 0; j < 16; j++) {
+			scale[j] = signed_absmax(x + 16 * j, 16) / -32;
+			if (fabsf(scale[j]) > amax) {
+				amax = fabsf(scale[j]);
+				max_scale = scale[j];
+			}
+		}
+		const float d = max_scale / -128;
+		y[i].d = f32_to_fp16(d);
+		const float dq = fp16_to_f32(y[i].d);
+		for (int j = 0; j < 16; j++) {
+			y[i].scales[j] = (int8_t)clampi(dq ? (int)lrintf(scale[j] / dq) : 0, -128, 127);
+			const float ds = dq * y[i].scales[j];
+			for (int l = 0; l < 16; l++)
+				q[16 * j + l] = (uint8_t)(clampi(ds ? (int)lrintf(x[16 * j + l] / ds) : 0, -32, 31) + 32);
+		}
+		for (int c = 0; c < 2; c++) {
+			uint8_t *ql = y[i].ql + 64 * c, *qh = y[i].qh + 32 * c;
+			const uint8_t *L = q + 128 * c;
+			for (int l = 0; l < 32; l++) {
+				const uint8_t q1 = L[l], q2 = L[l + 32], q3 = L[l + 64], q4 = L[l + 96];
+				ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
+				ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
+				qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+			}
+		}
+	}
+}
+
+int quantize_supported(int type)
+{
+	switch (type) {
+	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
+	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
+	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K:
+		return 1;
+	}
+	return 0;
+}
+
+int quantize_row_ref(int type, const float *x, void *y, int64_t n)
+{
+	switch (type) {
+	case HEARTH_TYPE_F32: memcpy(y, x, (size_t)n * sizeof *x); return 0;
+	case HEARTH_TYPE_F16:
+		for (int64_t i = 0; i < n; i++)
+			((hfp16 *)y)[i] = f32_to_fp16(x[i]);
+		return 0;
+	case HEARTH_TYPE_BF16:
+		for (int64_t i = 0; i < n; i++)
+			((hbf16 *)y)[i] = f32_to_bf16(x[i]);
+		return 0;
+	case HEARTH_TYPE_Q8_0: quantize_row_q8_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q4_0: quantize_row_q4_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q4_1: quantize_row_q4_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q5_1: quantize_row_q5_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q4_K: quantize_row_q4_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q6_K: quantize_row_q6_K(x, y, n); return 0;
+	}
+	return HEARTH_EUNSUPPORTED;
+}

@@ -1,0 +1,182 @@
+/* pretok.c - the regex chains of each known pre-tokenizer type, and splitting. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/err.h"
+#include "pretok.h"
+
+/* Contractions, letters, 1-3 digits, punctuation runs, newlines, spaces. */
+#define RE_LLAMA3                                                                                       \
+	"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}" \
+	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* As llama3 but digits one at a time. */
+#define RE_QWEN2                                                                                        \
+	"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"      \
+	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* GPT-2's original. */
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+
+struct pretok_def {
+	const char *names; /* space-separated aliases; the first is canonical */
+	bool ignore_merges, add_bos;
+	const char *regex[PRETOK_MAX_REGEX];
+};
+
+static const struct pretok_def defs[] = {
+	{ "default", false, false, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" } },
+	{ "llama-bpe llama3 llama-v3 falcon3 pixtral", true, true, { RE_LLAMA3 } },
+	{ "dbrx smaug-bpe", false, false, { RE_LLAMA3 } },
+	{ "qwen2 deepseek-r1-qwen stablelm2 hunyuan", false, false, { RE_QWEN2 } },
+	{ "gpt-2 gpt2 phi-2 mpt olmo jina-es jina-de", false, false, { RE_GPT2 } },
+	{ "starcoder refact command-r smollm codeshell exaone", false, false, { "\\p{N}", RE_GPT2 } },
+	{ "falcon", false, false, { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]" } },
+	{ "deepseek-llm",
+	  false, false, { "[\r\n]",
+	    "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+	    "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", "[一-龥ࠀ-一가-퟿]+", "\\p{N}+" } },
+	{ "deepseek-coder", false, false, { "[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}" } },
+	{ "deepseek-v3",
+	  false, false, { "\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+	    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+	    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+" } },
+};
+
+static const struct pretok_def *find_def(const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+		const char *s = defs[i].names;
+		while (*s) {
+			size_t k = strcspn(s, " ");
+			if (k == n && memcmp(s, name, n) == 0)
+				return &defs[i];
+			s += k;
+			while (*s == ' ')
+				s++;
+		}
+	}
+	return NULL;
+}
+
+int pretok_init(struct pretok *p, const char *name, const char *path, struct hearth_err *err)
+{
+	const struct pretok_def *d = find_def(name);
+	memset(p, 0, sizeof *p);
+	if (!d)
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: unknown pre-tokenizer type '%s' (tokenizer.ggml.pre)", path, name);
+	p->name = d->names;
+	p->ignore_merges = d->ignore_merges;
+	p->add_bos = d->add_bos;
+	for (int i = 0; i < PRETOK_MAX_REGEX && d->regex[i]; i++) {
+		int ec;
+		PCRE2_SIZE eo;
+		p->code[i] = pcre2_compile((PCRE2_SPTR)d->regex[i], PCRE2_ZERO_TERMINATED,
+					   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
+		if (!p->code[i]) {
+			PCRE2_UCHAR msg[128];
+			pcre2_get_error_message(ec, msg, sizeof msg);
+			pretok_free(p);
+			return err_set(err, HEARTH_EINVAL, "pre-tokenizer '%s': regex %d: %s at %zu", name, i, (char *)msg,
+				       (size_t)eo);
+		}
+		if (pcre2_jit_compile(p->code[i], PCRE2_JIT_COMPLETE) != 0) {
+			/* JIT is an optimization only */
+		}
+		p->n_regex = i + 1;
+	}
+	return 0;
+}
+
+void pretok_free(struct pretok *p)
+{
+	for (int i = 0; i < p->n_regex; i++)
+		pcre2_code_free(p->code[i]);
+	p->n_regex = 0;
+}
+
+struct spanv {
+	struct pretok_span *v;
+	size_t n, cap;
+};
+
+static int spanv_push(struct spanv *s, size_t off, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		struct pretok_span *v = realloc(s->v, cap * sizeof *v);
+		if (!v)
+			return HEARTH_ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n].off = off;
+	s->v[s->n].len = len;
+	s->n++;
+	return 0;
+}
+
+/* Length of the UTF-8 sequence starting with byte c (1 for invalid bytes). */
+static size_t utf8_len(unsigned char c)
+{
+	return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+static int split_one(void *code, pcre2_match_data *md, const char *text, size_t off, size_t len, struct spanv *out)
+{
+	size_t pos = 0, last = 0;
+	while (pos <= len) {
+		int rc = pcre2_match(code, (PCRE2_SPTR)(text + off), len, pos, 0, md, NULL);
+		if (rc < 0)
+			break;
+		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+		size_t ms = ov[0], me = ov[1];
+		if (me == ms) { /* empty match: step one character */
+			size_t step = utf8_len((unsigned char)text[off + ms]);
+			pos = ms + (step < len - ms ? step : len - ms);
+			if (ms >= len)
+				break;
+			continue;
+		}
+		if (spanv_push(out, off + last, ms - last) || spanv_push(out, off + ms, me - ms))
+			return HEARTH_ENOMEM;
+		last = pos = me;
+	}
+	return spanv_push(out, off + last, len - last);
+}
+
+int pretok_split(const struct pretok *p, const char *text, size_t len, struct pretok_span **spans, size_t *n_spans)
+{
+	struct spanv cur = { 0 }, next = { 0 };
+	pcre2_match_data *md = NULL;
+	int rc = HEARTH_ENOMEM;
+
+	if (spanv_push(&cur, 0, len))
+		goto out;
+	for (int i = 0; i < p->n_regex; i++) {
+		md = pcre2_match_data_create_from_pattern(p->code[i], NULL);
+		if (!md)
+			goto out;
+		next.n = 0;
+		for (size_t j = 0; j < cur.n; j++)
+			if (split_one(p->code[i], md, text, cur.v[j].off, cur.v[j].len, &next))
+				goto out;
+		pcre2_match_data_free(md);
+		md = NULL;
+		struct spanv t = cur;
+		cur = next;
+		next = t;
+	}
+	*spans = cur.v;
+	*n_spans = cur.n;
+	cur.v = NULL;
+	rc = 0;
+out:
+	pcre2_match_data_free(md);
+	free(cur.v);
+	free(next.v);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/* pretok.h - pre-tokenization: splitting text into words by a chain of regexes
+ * before byte-level BPE, chosen by the vocabulary's tokenizer.ggml.pre.
+ *
+ * Each regex of the chain splits every fragment left by the previous one into
+ * its matches and the text between them (Hugging Face's "Isolated" behaviour).
+ * Regexes run on PCRE2 with UTF and Unicode properties. Read-only after init.
+ */
+#ifndef HEARTH_PRETOK_H
+#define HEARTH_PRETOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hearth.h"
+
+#define PRETOK_MAX_REGEX 8
+
+struct pretok {
+	const char *name;                 /* the pre type's aliases, canonical first */
+	bool ignore_merges;               /* a word that is a token is taken whole */
+	bool add_bos;                     /* the default for tokenizer.ggml.add_bos_token */
+	int n_regex;
+	void *code[PRETOK_MAX_REGEX];     /* pcre2_code_8 * */
+};
+
+struct pretok_span {
+	size_t off, len;
+};
+
+/* Compiles the chain for pre type name ("llama-bpe", "qwen2", ...).
+ * HEARTH_EUNSUPPORTED (naming it) for an unknown type. */
+int pretok_init(struct pretok *p, const char *name, const char *path, struct hearth_err *err);
+void pretok_free(struct pretok *p);
+/* Splits text[0..len) into words; *spans is malloc'd (caller frees). */
+int pretok_split(const struct pretok *p, const char *text, size_t len, struct pretok_span **spans, size_t *n_spans);
+
+#endif /* HEARTH_PRETOK_H */

@@ -1,0 +1,465 @@
+/*
+ * tok.c - vocabulary loading, the special-token partition and the front door
+ * of tokenization; token pieces for detokenization.
+ *
+ * Encoding a text:
+ *   1. partition: occurrences of special tokens (longest first) are cut out as
+ *      ready tokens; control tokens only when parse_special, user-defined always;
+ *   2. each remaining text fragment goes to the SPM or BPE encoder (SPM: spaces
+ *      become U+2581, and a fragment at the start or after a special token gets a
+ *      leading space when the vocabulary asks for a space prefix);
+ *   3. BOS / EOS are added when add_special and the vocabulary asks for them.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/err.h"
+#include "../base/log.h"
+#include "tok.h"
+
+int tok_ids_push(struct tok_ids *ids, int32_t id)
+{
+	if (ids->n == ids->cap) {
+		size_t cap = ids->cap ? 2 * ids->cap : 64;
+		int32_t *v = realloc(ids->v, cap * sizeof *v);
+		if (!v)
+			return HEARTH_ENOMEM;
+		ids->v = v;
+		ids->cap = cap;
+	}
+	ids->v[ids->n++] = id;
+	return 0;
+}
+
+static int get_id(const struct hearth_gguf *g, const char *key, int32_t n_vocab, int32_t *out,
+		  struct hearth_err *err)
+{
+	int64_t v;
+	int rc = gguf_get_i64(g, key, &v, err);
+	if (rc == HEARTH_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (v < 0 || v >= n_vocab) {
+		/* llama.cpp's converters sometimes write ids past a trimmed vocabulary */
+		HLOG_WARN("%s: %s = %" PRId64 " is outside the vocabulary of %d; ignored", g->path, key, v, n_vocab);
+		*out = -1;
+		return 0;
+	}
+	*out = (int32_t)v;
+	return 0;
+}
+
+static int get_flag(const struct hearth_gguf *g, const char *key, bool *out, struct hearth_err *err)
+{
+	int rc = gguf_get_bool(g, key, out, err);
+	return rc == HEARTH_ENOTFOUND ? 0 : rc;
+}
+
+static bool text_is(const struct tok_vocab *v, int32_t id, const char *s)
+{
+	size_t n = strlen(s);
+	return v->text_len[id] == n && memcmp(v->text[id], s, n) == 0;
+}
+
+/* Texts of tokens that end a turn in common chat formats. */
+static const char *const eog_texts[] = {
+	"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+	"<|end_of_text|>", "<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+};
+
+static int build_pieces(struct tok_vocab *v)
+{
+	v->piece = calloc((size_t)v->n_vocab, sizeof *v->piece);
+	v->piece_len = calloc((size_t)v->n_vocab, sizeof *v->piece_len);
+	if (!v->piece || !v->piece_len)
+		return HEARTH_ENOMEM;
+	for (int32_t i = 0; i < v->n_vocab; i++) {
+		const char *t = v->text[i];
+		size_t n = v->text_len[i], o = 0;
+		char *p = malloc(n + 1);
+		unsigned int byte;
+		if (!p)
+			return HEARTH_ENOMEM;
+		switch (v->type[i]) {
+		case TOK_TYPE_NORMAL:
+			if (v->kind == TOK_BPE) {
+				o = bpe_decode_text(t, n, p);
+				break;
+			}
+			for (size_t j = 0; j < n;) { /* U+2581 -> ' ' */
+				if (n - j >= 3 && memcmp(t + j, "\xe2\x96\x81", 3) == 0) {
+					p[o++] = ' ';
+					j += 3;
+				} else {
+					p[o++] = t[j++];
+				}
+			}
+			break;
+		case TOK_TYPE_BYTE:
+			if (n == 6 && sscanf(t, "<0x%2x>", &byte) == 1)
+				p[o++] = (char)byte;
+			break;
+		case TOK_TYPE_CONTROL:
+		case TOK_TYPE_UNKNOWN:
+		case TOK_TYPE_USER_DEFINED:
+			memcpy(p, t, n);
+			o = n;
+			break;
+		default: /* unused / undefined: no text */
+			break;
+		}
+		p[o] = 0;
+		v->piece[i] = p;
+		v->piece_len[i] = (uint32_t)o;
+	}
+	return 0;
+}
+
+/* Sort key for special tokens: longest text first, then by id. */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hearth_err *err)
+{
+	const struct gguf_kv *tokens, *scores = NULL, *types = NULL, *merges = NULL;
+	struct gguf_str model, pre;
+	char name[64];
+	int rc;
+
+	memset(v, 0, sizeof *v);
+	v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = -1;
+	for (int i = 0; i < 256; i++)
+		v->byte_tok[i] = -1;
+
+	rc = gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+	if (rc == HEARTH_ENOTFOUND)
+		return err_set(err, HEARTH_EBADGGUF, "%s: no tokenizer (tokenizer.ggml.model is missing)", g->path);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof name, "%.*s", (int)(model.n < 63 ? model.n : 63), model.p);
+	if (strcmp(name, "llama") == 0) {
+		v->kind = TOK_SPM;
+		v->bos = 1;
+		v->eos = 2;
+		v->unk = 0;
+		v->add_bos = true;
+		v->add_space_prefix = true;
+	} else if (strcmp(name, "gpt2") == 0) {
+		v->kind = TOK_BPE;
+	} else {
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: tokenizer model '%s' is not supported (llama, gpt2 are)",
+			       g->path, name);
+	}
+
+	rc = gguf_get_arr(g, "tokenizer.ggml.tokens", HEARTH_GGUF_STRING, &tokens, err);
+	if (rc == HEARTH_ENOTFOUND)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tokenizer.ggml.tokens is missing", g->path);
+	if (rc)
+		return rc;
+	if (tokens->arr_n == 0 || tokens->arr_n > INT32_MAX / 2)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tokenizer.ggml.tokens has %" PRIu64 " entries", g->path,
+			       tokens->arr_n);
+	v->n_vocab = (int32_t)tokens->arr_n;
+	if ((rc = gguf_get_arr(g, "tokenizer.ggml.scores", HEARTH_GGUF_F32, &scores, err)) && rc != HEARTH_ENOTFOUND)
+		return rc;
+	if ((rc = gguf_get_arr(g, "tokenizer.ggml.token_type", HEARTH_GGUF_I32, &types, err)) && rc != HEARTH_ENOTFOUND)
+		return rc;
+	if ((scores && scores->arr_n != tokens->arr_n) || (types && types->arr_n != tokens->arr_n))
+		return err_set(err, HEARTH_EBADGGUF, "%s: tokenizer scores/token_type counts differ from the %d tokens",
+			       g->path, v->n_vocab);
+
+	size_t nv = (size_t)v->n_vocab;
+	v->text = malloc(nv * sizeof *v->text);
+	v->text_len = malloc(nv * sizeof *v->text_len);
+	v->score = calloc(nv, sizeof *v->score);
+	v->type = malloc(nv);
+	v->is_eog = calloc(nv, sizeof *v->is_eog);
+	if (!v->text || !v->text_len || !v->score || !v->type || !v->is_eog || strmap_init(&v->by_text, nv))
+		goto oom;
+	const struct gguf_str *ts = tokens->arr;
+	for (int32_t i = 0; i < v->n_vocab; i++) {
+		if (ts[i].n > UINT32_MAX)
+			return err_set(err, HEARTH_EBADGGUF, "%s: token %d is too long", g->path, i);
+		v->text[i] = ts[i].p;
+		v->text_len[i] = (uint32_t)ts[i].n;
+		v->score[i] = scores ? (float)gguf_arr_f64(scores, (uint64_t)i) : 0.0f;
+		int64_t t = types ? gguf_arr_i64(types, (uint64_t)i) : TOK_TYPE_NORMAL;
+		v->type[i] = (uint8_t)(t >= 0 && t <= TOK_TYPE_BYTE ? t : TOK_TYPE_UNDEFINED);
+		if (strmap_put(&v->by_text, ts[i].p, ts[i].n, i) < 0)
+			goto oom;
+		if (v->kind == TOK_SPM && v->type[i] == TOK_TYPE_BYTE) {
+			unsigned int b;
+			if (ts[i].n == 6 && sscanf(ts[i].p, "<0x%2x>", &b) == 1)
+				v->byte_tok[b] = i;
+		}
+	}
+
+	if ((rc = get_id(g, "tokenizer.ggml.bos_token_id", v->n_vocab, &v->bos, err)) ||
+	    (rc = get_id(g, "tokenizer.ggml.eos_token_id", v->n_vocab, &v->eos, err)) ||
+	    (rc = get_id(g, "tokenizer.ggml.eot_token_id", v->n_vocab, &v->eot, err)) ||
+	    (rc = get_id(g, "tokenizer.ggml.eom_token_id", v->n_vocab, &v->eom, err)) ||
+	    (rc = get_id(g, "tokenizer.ggml.unknown_token_id", v->n_vocab, &v->unk, err)) ||
+	    (rc = get_id(g, "tokenizer.ggml.padding_token_id", v->n_vocab, &v->pad, err)))
+		return rc;
+	if (v->bos >= v->n_vocab)
+		v->bos = -1;
+	if (v->eos >= v->n_vocab)
+		v->eos = -1;
+	if (v->unk >= v->n_vocab)
+		v->unk = -1;
+
+	if (v->kind == TOK_BPE) {
+		rc = gguf_get_str(g, "tokenizer.ggml.pre", &pre, err);
+		if (rc && rc != HEARTH_ENOTFOUND)
+			return rc;
+		if (rc == HEARTH_ENOTFOUND) {
+			HLOG_WARN("%s: tokenizer.ggml.pre is missing; using the 'default' pre-tokenizer", g->path);
+			snprintf(name, sizeof name, "default");
+		} else {
+			snprintf(name, sizeof name, "%.*s", (int)(pre.n < 63 ? pre.n : 63), pre.p);
+		}
+		if ((rc = pretok_init(&v->pre, name, g->path, err)))
+			return rc;
+		v->ignore_merges = v->pre.ignore_merges;
+		v->add_bos = v->pre.add_bos;
+		rc = gguf_get_arr(g, "tokenizer.ggml.merges", HEARTH_GGUF_STRING, &merges, err);
+		if (rc == HEARTH_ENOTFOUND)
+			return err_set(err, HEARTH_EBADGGUF, "%s: tokenizer.ggml.merges is missing", g->path);
+		if (rc)
+			return rc;
+		if (merges->arr_n > INT32_MAX / 2 || strmap_init(&v->merges, merges->arr_n))
+			goto oom;
+		const struct gguf_str *ms = merges->arr;
+		for (uint64_t i = 0; i < merges->arr_n; i++)
+			if (strmap_put(&v->merges, ms[i].p, ms[i].n, (int32_t)i) < 0)
+				goto oom;
+	}
+	if ((rc = get_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err)) ||
+	    (rc = get_flag(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err)) ||
+	    (rc = get_flag(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err)))
+		return rc;
+	if (v->add_bos && v->bos < 0)
+		v->add_bos = false;
+	if (v->add_eos && v->eos < 0)
+		v->add_eos = false;
+
+	/* end-of-generation tokens: eos, eot, eom and the known turn enders */
+	for (int32_t i = 0; i < v->n_vocab; i++)
+		for (size_t k = 0; k < sizeof eog_texts / sizeof eog_texts[0]; k++)
+			if (text_is(v, i, eog_texts[k])) {
+				v->is_eog[i] = true;
+				v->type[i] = TOK_TYPE_CONTROL;
+				if (v->eot < 0 && k != 5)
+					v->eot = i;
+			}
+	if (v->eos >= 0)
+		v->is_eog[v->eos] = true;
+	if (v->eot >= 0)
+		v->is_eog[v->eot] = true;
+	if (v->eom >= 0)
+		v->is_eog[v->eom] = true;
+
+	/* special tokens, longest text first */
+	v->special = malloc(nv * sizeof *v->special);
+	if (!v->special)
+		goto oom;
+	for (int32_t i = 0; i < v->n_vocab; i++)
+		if ((v->type[i] == TOK_TYPE_CONTROL || v->type[i] == TOK_TYPE_USER_DEFINED ||
+		     v->type[i] == TOK_TYPE_UNKNOWN) && v->text_len[i] > 0)
+			v->special[v->n_special++] = i;
+	uint64_t *keys = malloc(((size_t)v->n_special + 1) * sizeof *keys);
+	if (!keys)
+		goto oom;
+	for (int32_t i = 0; i < v->n_special; i++)
+		keys[i] = ((uint64_t)(UINT32_MAX - v->text_len[v->special[i]]) << 32) | (uint32_t)v->special[i];
+	qsort(keys, (size_t)v->n_special, sizeof *keys, cmp_u64);
+	for (int32_t i = 0; i < v->n_special; i++)
+		v->special[i] = (int32_t)(keys[i] & 0xffffffffu);
+	free(keys);
+
+	if (build_pieces(v))
+		goto oom;
+	return 0;
+oom:
+	return err_set(err, HEARTH_ENOMEM, "%s: out of memory loading the vocabulary", g->path);
+}
+
+void tok_vocab_free(struct tok_vocab *v)
+{
+	if (v->piece)
+		for (int32_t i = 0; i < v->n_vocab; i++)
+			free(v->piece[i]);
+	free(v->piece);
+	free(v->piece_len);
+	free(v->text);
+	free(v->text_len);
+	free(v->score);
+	free(v->type);
+	free(v->is_eog);
+	free(v->special);
+	strmap_free(&v->by_text);
+	strmap_free(&v->merges);
+	pretok_free(&v->pre);
+	memset(v, 0, sizeof *v);
+}
+
+/* A piece of the input: raw text [off, off+len) or a ready token (id >= 0). */
+struct frag {
+	int32_t id;
+	size_t off, len;
+};
+
+struct fragv {
+	struct frag *v;
+	size_t n, cap;
+};
+
+static int frag_push(struct fragv *f, int32_t id, size_t off, size_t len)
+{
+	if (id < 0 && len == 0)
+		return 0;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		struct frag *v = realloc(f->v, cap * sizeof *v);
+		if (!v)
+			return HEARTH_ENOMEM;
+		f->v = v;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct frag){ id, off, len };
+	return 0;
+}
+
+static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m)
+{
+	if (m == 0 || m > n)
+		return NULL;
+	for (size_t i = 0; i + m <= n; i++)
+		if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0)
+			return hay + i;
+	return NULL;
+}
+
+static int partition(const struct tok_vocab *v, const char *text, size_t len, bool parse_special, struct fragv *out)
+{
+	struct fragv cur = { 0 }, next = { 0 };
+	int rc = HEARTH_ENOMEM;
+
+	if (frag_push(&cur, -1, 0, len))
+		goto out;
+	for (int32_t s = 0; s < v->n_special; s++) {
+		int32_t id = v->special[s];
+		if (!parse_special && v->type[id] != TOK_TYPE_USER_DEFINED)
+			continue;
+		const char *t = v->text[id];
+		size_t tn = v->text_len[id];
+		bool any = false;
+		next.n = 0;
+		for (size_t i = 0; i < cur.n; i++) {
+			struct frag f = cur.v[i];
+			if (f.id >= 0) {
+				if (frag_push(&next, f.id, 0, 0))
+					goto out;
+				continue;
+			}
+			size_t off = f.off, end = f.off + f.len;
+			const char *hit;
+			while ((hit = find_bytes(text + off, end - off, t, tn))) {
+				size_t at = (size_t)(hit - text);
+				if (frag_push(&next, -1, off, at - off) || frag_push(&next, id, 0, 0))
+					goto out;
+				off = at + tn;
+				any = true;
+			}
+			if (frag_push(&next, -1, off, end - off))
+				goto out;
+		}
+		if (any) {
+			struct fragv tmp = cur;
+			cur = next;
+			next = tmp;
+		}
+	}
+	*out = cur;
+	cur.v = NULL;
+	rc = 0;
+out:
+	free(cur.v);
+	free(next.v);
+	return rc;
+}
+
+/* SPM: ' ' -> U+2581, with an optional leading space. */
+static char *spm_escape(const char *s, size_t n, bool prefix, size_t *out_len)
+{
+	char *e = malloc(3 * n + 4);
+	size_t o = 0;
+	if (!e)
+		return NULL;
+	if (prefix) {
+		memcpy(e, "\xe2\x96\x81", 3);
+		o = 3;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == ' ') {
+			memcpy(e + o, "\xe2\x96\x81", 3);
+			o += 3;
+		} else {
+			e[o++] = s[i];
+		}
+	}
+	*out_len = o;
+	return e;
+}
+
+int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+	       struct tok_ids *out, struct hearth_err *err)
+{
+	struct fragv frags = { 0 };
+	bool prev_special = true;
+	int rc;
+
+	if (len > (size_t)INT32_MAX / 4)
+		return err_set(err, HEARTH_ETOOBIG, "tokenize: text of %zu bytes is too long", len);
+	if ((rc = partition(v, text, len, parse_special, &frags)))
+		goto out_oom;
+	if (add_special && v->add_bos && (rc = tok_ids_push(out, v->bos)))
+		goto out_oom;
+	for (size_t i = 0; i < frags.n; i++) {
+		const struct frag *f = &frags.v[i];
+		if (f->id >= 0) {
+			if ((rc = tok_ids_push(out, f->id)))
+				goto out_oom;
+			prev_special = true;
+			continue;
+		}
+		if (v->kind == TOK_SPM) {
+			size_t n;
+			char *e = spm_escape(text + f->off, f->len, v->add_space_prefix && prev_special, &n);
+			if (!e) {
+				rc = HEARTH_ENOMEM;
+				goto out_oom;
+			}
+			rc = spm_encode(v, e, n, out);
+			free(e);
+		} else {
+			rc = bpe_encode(v, text + f->off, f->len, out);
+		}
+		if (rc)
+			goto out_oom;
+		prev_special = false;
+	}
+	if (add_special && v->add_eos && (rc = tok_ids_push(out, v->eos)))
+		goto out_oom;
+	free(frags.v);
+	return 0;
+out_oom:
+	free(frags.v);
+	return err_set(err, rc, "tokenize: %s", hearth_strerror(rc));
+}
