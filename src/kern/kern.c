@@ -1,9 +1,7 @@
 /* kern.c - the kernel table, filled with the scalar reference kernels.
  *
  * Reference dot products: F32 x F32, F16 x F16 and BF16 x BF16 accumulate in
- * float; quantized weights are dequantized block by block and dotted with F32
- * activations (activations are not quantized here, so results are the exact
- * dot of the dequantized weights, up to float rounding).
+ * float; quantized weights take 8-bit quantized activations (see below).
  */
 #include <string.h>
 
@@ -45,52 +43,173 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy)
 	*s = sum;
 }
 
-/* Dequantize one block at a time into a stack buffer, then dot with floats. */
-#define DEFINE_QUANT_REF(name, TYPE, block_t, QK)                                              \
+/*
+ * Quantized weights: as llama.cpp, the activations are first quantized to
+ * 8-bit blocks (q8_0 for q4_0/q5_0/q8_0, q8_1 for q4_1/q5_1, q8_K for the
+ * K-quants), then each block contributes d_w * d_x * sum(q_w * q_x)
+ * (plus the weights' offset term). The legacy types below sum integers per
+ * block; the K-quants dequantize both blocks and sum their products, which
+ * is the same value up to float rounding.
+ */
+
+/* 4-bit / 5-bit values of a q4_0/q4_1/q5_0/q5_1 block, without offset. */
+static void unpack_q4(const uint8_t *qs, int8_t *q)
+{
+	for (int j = 0; j < 16; j++) {
+		q[j] = (int8_t)(qs[j] & 0x0f);
+		q[j + 16] = (int8_t)(qs[j] >> 4);
+	}
+}
+
+static void unpack_q5(const uint8_t *qs, const uint8_t qh_bytes[4], int8_t *q)
+{
+	uint32_t qh;
+	memcpy(&qh, qh_bytes, 4);
+	for (int j = 0; j < 16; j++) {
+		q[j] = (int8_t)((qs[j] & 0x0f) | (((qh >> j) << 4) & 0x10));
+		q[j + 16] = (int8_t)((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+	}
+}
+
+static int dot_i8(const int8_t *a, const int8_t *b, int n, int offset)
+{
+	int s = 0;
+	for (int j = 0; j < n; j++)
+		s += (a[j] - offset) * b[j];
+	return s;
+}
+
+static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_0 *x = vx;
+	const struct block_q8_0 *y = vy;
+	int8_t q[32];
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK4_0; i++) {
+		unpack_q4(x[i].qs, q);
+		sum += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)dot_i8(q, y[i].qs, 32, 8);
+	}
+	*s = sum;
+}
+
+static void vec_dot_q5_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q5_0 *x = vx;
+	const struct block_q8_0 *y = vy;
+	int8_t q[32];
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK5_0; i++) {
+		unpack_q5(x[i].qs, x[i].qh, q);
+		sum += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)dot_i8(q, y[i].qs, 32, 16);
+	}
+	*s = sum;
+}
+
+static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q8_0 *x = vx;
+	const struct block_q8_0 *y = vy;
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK8_0; i++)
+		sum += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)dot_i8(x[i].qs, y[i].qs, 32, 0);
+	*s = sum;
+}
+
+static void vec_dot_q4_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_1 *x = vx;
+	const struct block_q8_1 *y = vy;
+	int8_t q[32];
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK4_1; i++) {
+		unpack_q4(x[i].qs, q);
+		sum += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)dot_i8(q, y[i].qs, 32, 0) +
+		       fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+	}
+	*s = sum;
+}
+
+static void vec_dot_q5_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q5_1 *x = vx;
+	const struct block_q8_1 *y = vy;
+	int8_t q[32];
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK5_1; i++) {
+		unpack_q5(x[i].qs, x[i].qh, q);
+		sum += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)dot_i8(q, y[i].qs, 32, 0) +
+		       fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+	}
+	*s = sum;
+}
+
+#define DEFINE_K_REF(name, block_t)                                                            \
 	static void name##_to_float(const void *x, float *y, int64_t n)                        \
 	{                                                                                      \
 		dequantize_row_##name(x, y, n);                                                \
 	}                                                                                      \
-	static void vec_dot_##name##_f32(int64_t n, float *s, const void *vx, const void *vy) \
+	static void vec_dot_##name##_q8_K(int64_t n, float *s, const void *vx, const void *vy) \
 	{                                                                                      \
 		const block_t *x = vx;                                                         \
-		const float *y = vy;                                                           \
-		float buf[QK], sum = 0;                                                        \
-		for (int64_t ib = 0; ib < n / (QK); ib++) {                                    \
-			dequantize_row_##name(&x[ib], buf, QK);                                \
-			for (int j = 0; j < (QK); j++)                                         \
-				sum += buf[j] * y[ib * (QK) + j];                              \
+		const struct block_q8_K *y = vy;                                               \
+		float w[QK_K], sum = 0;                                                        \
+		for (int64_t i = 0; i < n / QK_K; i++) {                                       \
+			float bs = 0;                                                          \
+			dequantize_row_##name(&x[i], w, QK_K);                                 \
+			for (int j = 0; j < QK_K; j++)                                         \
+				bs += w[j] * y[i].qs[j];                                       \
+			sum += bs * y[i].d;                                                    \
 		}                                                                              \
 		*s = sum;                                                                      \
 	}
 
-DEFINE_QUANT_REF(q4_0, HEARTH_TYPE_Q4_0, struct block_q4_0, QK4_0)
-DEFINE_QUANT_REF(q4_1, HEARTH_TYPE_Q4_1, struct block_q4_1, QK4_1)
-DEFINE_QUANT_REF(q5_0, HEARTH_TYPE_Q5_0, struct block_q5_0, QK5_0)
-DEFINE_QUANT_REF(q5_1, HEARTH_TYPE_Q5_1, struct block_q5_1, QK5_1)
-DEFINE_QUANT_REF(q8_0, HEARTH_TYPE_Q8_0, struct block_q8_0, QK8_0)
-DEFINE_QUANT_REF(q2_K, HEARTH_TYPE_Q2_K, struct block_q2_K, QK_K)
-DEFINE_QUANT_REF(q3_K, HEARTH_TYPE_Q3_K, struct block_q3_K, QK_K)
-DEFINE_QUANT_REF(q4_K, HEARTH_TYPE_Q4_K, struct block_q4_K, QK_K)
-DEFINE_QUANT_REF(q5_K, HEARTH_TYPE_Q5_K, struct block_q5_K, QK_K)
-DEFINE_QUANT_REF(q6_K, HEARTH_TYPE_Q6_K, struct block_q6_K, QK_K)
+DEFINE_K_REF(q2_K, struct block_q2_K)
+DEFINE_K_REF(q3_K, struct block_q3_K)
+DEFINE_K_REF(q4_K, struct block_q4_K)
+DEFINE_K_REF(q5_K, struct block_q5_K)
+DEFINE_K_REF(q6_K, struct block_q6_K)
 
-#define QENTRY(name) { name##_to_float, HEARTH_TYPE_F32, f32_from_float, vec_dot_##name##_f32 }
+#define LEGACY_TO_FLOAT(name) \
+	static void name##_to_float(const void *x, float *y, int64_t n) { dequantize_row_##name(x, y, n); }
+LEGACY_TO_FLOAT(q4_0)
+LEGACY_TO_FLOAT(q4_1)
+LEGACY_TO_FLOAT(q5_0)
+LEGACY_TO_FLOAT(q5_1)
+LEGACY_TO_FLOAT(q8_0)
+
+static void q8_0_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_0, x, y, n); }
+static void q8_1_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_1, x, y, n); }
+static void q8_K_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_K, x, y, n); }
+
+#define QENTRY(name, act) { name##_to_float, HEARTH_TYPE_##act, act##_from_float_fn, vec_dot_##name##_##act }
+#define Q8_0_from_float_fn q8_0_from_float
+#define Q8_1_from_float_fn q8_1_from_float
+#define Q8_K_from_float_fn q8_K_from_float
+#define vec_dot_q4_0_Q8_0 vec_dot_q4_0_q8_0
+#define vec_dot_q5_0_Q8_0 vec_dot_q5_0_q8_0
+#define vec_dot_q8_0_Q8_0 vec_dot_q8_0_q8_0
+#define vec_dot_q4_1_Q8_1 vec_dot_q4_1_q8_1
+#define vec_dot_q5_1_Q8_1 vec_dot_q5_1_q8_1
+#define vec_dot_q2_K_Q8_K vec_dot_q2_K_q8_K
+#define vec_dot_q3_K_Q8_K vec_dot_q3_K_q8_K
+#define vec_dot_q4_K_Q8_K vec_dot_q4_K_q8_K
+#define vec_dot_q5_K_Q8_K vec_dot_q5_K_q8_K
+#define vec_dot_q6_K_Q8_K vec_dot_q6_K_q8_K
 
 static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
 	[HEARTH_TYPE_F32] = { f32_to_float, HEARTH_TYPE_F32, f32_from_float, vec_dot_f32 },
 	[HEARTH_TYPE_F16] = { f16_to_float, HEARTH_TYPE_F16, f16_from_float, vec_dot_f16 },
 	[HEARTH_TYPE_BF16] = { bf16_to_float, HEARTH_TYPE_BF16, bf16_from_float, vec_dot_bf16 },
-	[HEARTH_TYPE_Q4_0] = QENTRY(q4_0),
-	[HEARTH_TYPE_Q4_1] = QENTRY(q4_1),
-	[HEARTH_TYPE_Q5_0] = QENTRY(q5_0),
-	[HEARTH_TYPE_Q5_1] = QENTRY(q5_1),
-	[HEARTH_TYPE_Q8_0] = QENTRY(q8_0),
-	[HEARTH_TYPE_Q2_K] = QENTRY(q2_K),
-	[HEARTH_TYPE_Q3_K] = QENTRY(q3_K),
-	[HEARTH_TYPE_Q4_K] = QENTRY(q4_K),
-	[HEARTH_TYPE_Q5_K] = QENTRY(q5_K),
-	[HEARTH_TYPE_Q6_K] = QENTRY(q6_K),
+	[HEARTH_TYPE_Q4_0] = QENTRY(q4_0, Q8_0),
+	[HEARTH_TYPE_Q4_1] = QENTRY(q4_1, Q8_1),
+	[HEARTH_TYPE_Q5_0] = QENTRY(q5_0, Q8_0),
+	[HEARTH_TYPE_Q5_1] = QENTRY(q5_1, Q8_1),
+	[HEARTH_TYPE_Q8_0] = QENTRY(q8_0, Q8_0),
+	[HEARTH_TYPE_Q2_K] = QENTRY(q2_K, Q8_K),
+	[HEARTH_TYPE_Q3_K] = QENTRY(q3_K, Q8_K),
+	[HEARTH_TYPE_Q4_K] = QENTRY(q4_K, Q8_K),
+	[HEARTH_TYPE_Q5_K] = QENTRY(q5_K, Q8_K),
+	[HEARTH_TYPE_Q6_K] = QENTRY(q6_K, Q8_K),
 };
 
 const struct qtype_ops *kern_ops(int type)

@@ -356,13 +356,12 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
 	for (int32_t i = 0; i < n; i++) {
 		size_t k;
 		const char *p = piece_of(v, ids[i], special, &k);
-		if (ids[i] == v->bos && !special)
-			continue;
-		/* SentencePiece drops the space it added in front of the text */
-		if (first && v->kind == TOK_SPM && v->add_space_prefix && k && p[0] == ' ' &&
+		/* SentencePiece drops the one space it added in front of the text */
+		if (first && k && v->kind == TOK_SPM && v->add_space_prefix && p[0] == ' ' &&
 		    v->type[ids[i]] == TOK_TYPE_NORMAL) {
 			p++;
 			k--;
+			first = false;
 		}
 		if (k)
 			first = false;

@@ -76,6 +76,22 @@ void dequantize_row_q8_0(const struct block_q8_0 *x, float *y, int64_t n)
 	}
 }
 
+void dequantize_row_q8_1(const struct block_q8_1 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK8_1; i++, y += QK8_1) {
+		const float d = fp16_to_f32(x[i].d);
+		for (int j = 0; j < QK8_1; j++)
+			y[j] = x[i].qs[j] * d;
+	}
+}
+
+void dequantize_row_q8_K(const struct block_q8_K *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, y += QK_K)
+		for (int j = 0; j < QK_K; j++)
+			y[j] = x[i].d * x[i].qs[j];
+}
+
 void dequantize_row_q2_K(const struct block_q2_K *x, float *y, int64_t n)
 {
 	for (int64_t i = 0; i < n / QK_K; i++) {
@@ -216,6 +232,8 @@ int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
 	case HEARTH_TYPE_Q5_0: dequantize_row_q5_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_1: dequantize_row_q5_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_0: dequantize_row_q8_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q8_1: dequantize_row_q8_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q8_K: dequantize_row_q8_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q2_K: dequantize_row_q2_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q3_K: dequantize_row_q3_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_K: dequantize_row_q4_K(x, y, n); return 0;
@@ -247,6 +265,48 @@ static void quantize_row_q8_0(const float *x, struct block_q8_0 *y, int64_t n)
 		y[i].d = f32_to_fp16(d);
 		for (int j = 0; j < QK8_0; j++)
 			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+	}
+}
+
+/* Activations for q4_1 / q5_1 weights: as q8_0, plus s = d * sum(q) for the
+ * weights' offset term. */
+static void quantize_row_q8_1(const float *x, struct block_q8_1 *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK8_1; i++, x += QK8_1) {
+		const float amax = fabsf(signed_absmax(x, QK8_1));
+		const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+		int sum = 0;
+		y[i].d = f32_to_fp16(d);
+		for (int j = 0; j < QK8_1; j++) {
+			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+			sum += y[i].qs[j];
+		}
+		y[i].s = f32_to_fp16((float)sum * d);
+	}
+}
+
+/* Activations for K-quant weights: 256 values, a float scale set by the
+ * element of largest magnitude (mapped to -127), rounded to nearest even,
+ * and sums of each 16 for the weights' minimum terms. */
+static void quantize_row_q8_K(const float *x, struct block_q8_K *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		const float max = signed_absmax(x, QK_K);
+		memset(&y[i], 0, sizeof y[i]);
+		if (max == 0)
+			continue;
+		const float iscale = -127.0f / max;
+		for (int j = 0; j < QK_K; j++) {
+			long v = lrintf(iscale * x[j]);
+			y[i].qs[j] = (int8_t)(v > 127 ? 127 : v);
+		}
+		for (int j = 0; j < QK_K / 16; j++) {
+			int sum = 0;
+			for (int k = 0; k < 16; k++)
+				sum += y[i].qs[16 * j + k];
+			y[i].bsums[j] = (int16_t)sum;
+		}
+		y[i].d = 1 / iscale;
 	}
 }
 
@@ -430,7 +490,7 @@ int quantize_supported(int type)
 	switch (type) {
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
-	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K:
+	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
 		return 1;
 	}
 	return 0;
@@ -449,6 +509,8 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 			((hbf16 *)y)[i] = f32_to_bf16(x[i]);
 		return 0;
 	case HEARTH_TYPE_Q8_0: quantize_row_q8_0(x, y, n); return 0;
+	case HEARTH_TYPE_Q8_1: quantize_row_q8_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q8_K: quantize_row_q8_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_0: quantize_row_q4_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_1: quantize_row_q4_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;

@@ -1,0 +1,135 @@
+/* synth.c - see synth.h. Weights are N(0, 1/fan_in) like the fixtures'. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/gguf/gguf.h"
+#include "../src/tensor/quant-ref.h"
+#include "synth.h"
+
+struct synth {
+	struct gguf_writer *w;
+	void **bufs;
+	int n_bufs;
+	uint64_t rng;
+};
+
+static float gauss(uint64_t *s)
+{
+	double u = 0;
+	for (int i = 0; i < 12; i++) {
+		*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+		u += (double)(*s >> 11) / 9007199254740992.0;
+	}
+	return (float)(u - 6.0);
+}
+
+static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, float scale, float offset)
+{
+	int64_t n = ne0 * (ne1 ? ne1 : 1);
+	float *f = malloc((size_t)n * sizeof *f);
+	void *q = malloc(qtype_row_size(type, ne0) * (size_t)(ne1 ? ne1 : 1));
+	void **nb = realloc(y->bufs, (size_t)(y->n_bufs + 1) * sizeof *nb);
+	if (!f || !q || !nb) {
+		free(f);
+		free(q);
+		return HEARTH_ENOMEM;
+	}
+	y->bufs = nb;
+	y->bufs[y->n_bufs++] = q;
+	for (int64_t i = 0; i < n; i++)
+		f[i] = offset + scale * gauss(&y->rng);
+	quantize_row_ref(type, f, q, n);
+	free(f);
+	int64_t ne[2] = { ne0, ne1 };
+	return gguf_writer_add_tensor(y->w, name, type, ne1 ? 2 : 1, ne, q);
+}
+
+int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err)
+{
+	struct synth y = { .rng = s->seed * 2654435761u + 1 };
+	char key[128], name[128];
+	const char *a = s->arch;
+	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head, n_vocab = 259;
+	const char *toks[259];
+	float scores[259];
+	int32_t types[259];
+	char bytes[256][8];
+	int rc;
+
+	if ((rc = gguf_writer_new(&y.w, err)))
+		return rc;
+	toks[0] = "<unk>";
+	toks[1] = "<s>";
+	toks[2] = "</s>";
+	types[0] = 2;
+	types[1] = types[2] = 3;
+	for (int b = 0; b < 256; b++) {
+		snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+		toks[3 + b] = bytes[b];
+		types[3 + b] = 6;
+	}
+	for (int i = 0; i < n_vocab; i++)
+		scores[i] = 0;
+	gguf_writer_set_str(y.w, "general.architecture", a);
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
+	gguf_writer_set_u32(y.w, KEY("context_length"), 256);
+	gguf_writer_set_u32(y.w, KEY("embedding_length"), (uint32_t)s->n_embd);
+	gguf_writer_set_u32(y.w, KEY("block_count"), (uint32_t)s->n_layer);
+	gguf_writer_set_u32(y.w, KEY("feed_forward_length"), (uint32_t)s->n_ff);
+	gguf_writer_set_u32(y.w, KEY("attention.head_count"), (uint32_t)s->n_head);
+	gguf_writer_set_u32(y.w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
+	gguf_writer_set_f32(y.w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+	gguf_writer_set_f32(y.w, KEY("rope.freq_base"), 10000.0f);
+	if (s->head_dim)
+		gguf_writer_set_u32(y.w, KEY("attention.key_length"), (uint32_t)hd);
+	gguf_writer_set_str(y.w, "tokenizer.ggml.model", "llama");
+	gguf_writer_set_arr_str(y.w, "tokenizer.ggml.tokens", toks, n_vocab);
+	gguf_writer_set_arr(y.w, "tokenizer.ggml.scores", HEARTH_GGUF_F32, scores, n_vocab);
+	gguf_writer_set_arr(y.w, "tokenizer.ggml.token_type", HEARTH_GGUF_I32, types, n_vocab);
+	gguf_writer_set_u32(y.w, "tokenizer.ggml.bos_token_id", 1);
+	gguf_writer_set_u32(y.w, "tokenizer.ggml.eos_token_id", 2);
+#undef KEY
+	const int E = s->n_embd, QK = s->n_head * hd, KV = s->n_head_kv * hd;
+	const float inv = 1.0f / sqrtf((float)E);
+	rc = add(&y, "token_embd.weight", s->wtype, E, n_vocab, 0.5f, 0);
+	rc = rc ? rc : add(&y, "output_norm.weight", HEARTH_TYPE_F32, E, 0, 0.01f, 1);
+	if (!s->tied)
+		rc = rc ? rc : add(&y, "output.weight", s->wtype, E, n_vocab, 2 * inv, 0);
+	if (s->rope_freqs)
+		rc = rc ? rc : add(&y, "rope_freqs.weight", HEARTH_TYPE_F32, hd / 2, 0, 0.5f, 2);
+	for (int il = 0; il < s->n_layer && !rc; il++) {
+#define NAME(fmt) (snprintf(name, sizeof name, fmt, il), name)
+		rc = rc ? rc : add(&y, NAME("blk.%d.attn_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
+		rc = rc ? rc : add(&y, NAME("blk.%d.attn_q.weight"), s->wtype, E, QK, inv, 0);
+		rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.weight"), s->wtype, E, KV, inv, 0);
+		rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.weight"), s->wtype, E, KV, inv, 0);
+		rc = rc ? rc : add(&y, NAME("blk.%d.attn_output.weight"), s->wtype, QK, E, 1.0f / sqrtf((float)QK), 0);
+		if (!strcmp(a, "qwen2") && !s->skip_bias) {
+			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q.bias"), HEARTH_TYPE_F32, QK, 0, 0.1f, 0);
+			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
+			rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
+		}
+		if (!strcmp(a, "qwen3")) {
+			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
+			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
+		}
+		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
+		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_gate.weight"), s->wtype, E, s->n_ff, inv, 0);
+		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_up.weight"), s->wtype, E, s->n_ff, inv, 0);
+		if (!s->skip_ffn_down)
+			rc = rc ? rc : add(&y, NAME("blk.%d.ffn_down.weight"), s->wtype, s->n_ff, E,
+					   1.0f / sqrtf((float)s->n_ff), 0);
+#undef NAME
+	}
+	if (!rc)
+		rc = gguf_writer_write(y.w, path, err);
+	else
+		rc = err ? (err->code = rc) : rc;
+	for (int i = 0; i < y.n_bufs; i++)
+		free(y.bufs[i]);
+	free(y.bufs);
+	gguf_writer_free(y.w);
+	return rc;
+}

@@ -1,0 +1,24 @@
+/* synth.h - writes small synthetic models of any shape with hearth's own GGUF
+ * writer and quantizer (random weights, a byte-level SentencePiece vocab). */
+#ifndef HEARTH_SYNTH_H
+#define HEARTH_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hearth.h"
+
+struct synth_spec {
+	const char *arch;   /* "llama", "qwen2", "qwen3" */
+	int n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim; /* head_dim 0: n_embd / n_head */
+	int wtype;          /* type of the 2-D weights */
+	bool tied;          /* no output.weight */
+	bool rope_freqs;    /* write a rope_freqs.weight */
+	bool skip_ffn_down; /* leave a required tensor out (negative tests) */
+	bool skip_bias;     /* qwen2 without its q/k/v biases (negative tests) */
+	uint64_t seed;
+};
+
+int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err);
+
+#endif /* HEARTH_SYNTH_H */

@@ -1,0 +1,26 @@
+/* tests.h - the registry: every test function, in the order they run. */
+#ifndef HEARTH_TESTS_H
+#define HEARTH_TESTS_H
+
+#define HEARTH_TESTS(X)              \
+	X(test_fp16_conversions)     \
+	X(test_gguf_roundtrip)       \
+	X(test_gguf_truncated)       \
+	X(test_gguf_malformed)       \
+	X(test_qtype_dequant_dot)    \
+	X(test_qtype_quantize)       \
+	X(test_tok_vocab_vectors)    \
+	X(test_tok_hf_golden)        \
+	X(test_tok_roundtrip)        \
+	X(test_tok_stream_utf8)      \
+	X(test_sampler)              \
+	X(test_model_synthetic)      \
+	X(test_model_llama2c)        \
+	X(test_model_refs)           \
+	X(test_cli)
+
+#define X(name) void name(void);
+HEARTH_TESTS(X)
+#undef X
+
+#endif /* HEARTH_TESTS_H */

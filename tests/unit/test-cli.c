@@ -1,0 +1,128 @@
+/* test-cli.c - the hearth command as a user meets it: help, exit codes for
+ * bad flags and values (2), file errors (1), and the JSON outputs. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "../harness.h"
+
+/* Runs "$HEARTH_BIN args", returns the exit code; stdout (cut at cap) in out. */
+static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t cap, const char *fmt, ...)
+{
+	char args[2048], cmd[2400];
+	va_list ap;
+	const char *bin = getenv("HEARTH_BIN");
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", bin ? bin : "build/hearth", args);
+	FILE *p = popen(cmd, "r");
+	size_t n = 0;
+	if (!p)
+		return -1;
+	if (out && cap) {
+		n = fread(out, 1, cap - 1, p);
+		out[n] = 0;
+	} else {
+		char sink[4096];
+		while (fread(sink, 1, sizeof sink, p) > 0)
+			;
+	}
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void test_cli(void)
+{
+	static char out[1 << 20];
+	const char *stories = fixture("models/stories260K.f32.gguf");
+	const char *qwen = fixture("models/tiny-qwen2.f32.gguf");
+
+	T_EQ_I64(sh(out, sizeof out, "--help"), 0);
+	T_TRUE(strstr(out, "run") != NULL);
+	T_EQ_I64(sh(NULL, 0, "%s", ""), 2);
+	T_EQ_I64(sh(NULL, 0, "frobnicate"), 2);
+	const char *cmds[] = { "run", "chat", "inspect", "tokenize", "detokenize" };
+	for (size_t i = 0; i < 5; i++) {
+		T_EQ_I64(sh(out, sizeof out, "%s --help", cmds[i]), 0);
+		T_TRUE(strstr(out, "usage") != NULL);
+		T_EQ_I64(sh(NULL, 0, "%s --no-such-flag", cmds[i]), 2);
+	}
+	T_EQ_I64(sh(NULL, 0, "run -m %s -n abc", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "run -m %s --temp -1", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "run -m %s --top-p 1.5", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "run -m %s --cache-type q9", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "run -m %s -c", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "run -p hi"), 2);
+	T_EQ_I64(sh(NULL, 0, "run -m /nonexistent.gguf -p hi"), 1);
+	T_EQ_I64(sh(NULL, 0, "inspect /nonexistent.gguf"), 1);
+	T_EQ_I64(sh(NULL, 0, "detokenize -m %s 1 x", stories), 2);
+
+	/* greedy run: reproducible and as llama.cpp continues it */
+	T_EQ_I64(sh(out, sizeof out, "run -m %s -p 'Once upon a time' -n 8 --temp 0 --json -t 2", stories), 0);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	T_TRUE(j != NULL);
+	json_t *ids = json_object_get(j, "ids");
+	T_EQ_I64(json_array_size(ids), 8);
+	T_EQ_I64(json_integer_value(json_array_get(ids, 0)), 432);
+	T_EQ_I64(json_array_size(json_object_get(j, "prompt_ids")), 5);
+	T_TRUE(strncmp(json_string_value(json_object_get(j, "text")), ", there was", 11) == 0);
+	json_decref(j);
+	/* seeded sampling reproduces */
+	char a[4096], b[4096];
+	T_EQ_I64(sh(a, sizeof a, "run -m %s -p 'Lily' -n 16 --seed 5 --temp 1 --json", stories), 0);
+	T_EQ_I64(sh(b, sizeof b, "run -m %s -p 'Lily' -n 16 --seed 5 --temp 1 --json", stories), 0);
+	T_STR_EQ(a, b);
+	/* a prompt longer than the context is refused cleanly */
+	T_EQ_I64(sh(NULL, 0, "run -m %s -p 'Once upon a time there was a girl' -c 4 -n 1", stories), 1);
+
+	/* tokenize / detokenize, also on vocabulary-only files */
+	T_EQ_I64(sh(out, sizeof out, "tokenize -m %s 'Once upon a time'", stories), 0);
+	T_STR_EQ(out, "[1,403,407,261,378]\n");
+	T_EQ_I64(sh(out, sizeof out, "tokenize -m %s --no-bos 'Once upon a time'", stories), 0);
+	T_STR_EQ(out, "[403,407,261,378]\n");
+	T_EQ_I64(sh(out, sizeof out, "tokenize -m %s --special '<|im_start|>user'", qwen), 0);
+	T_STR_EQ(out, "[2049,872]\n");
+	T_EQ_I64(sh(out, sizeof out, "detokenize -m %s 403 407 261 378", stories), 0);
+	T_STR_EQ(out, "Once upon a time\n");
+	T_EQ_I64(sh(out, sizeof out, "tokenize -m %s 'Hello world'", fixture("vocab/hf-qwen3.vocab.gguf")), 0);
+	T_STR_EQ(out, "[9707,1879]\n");
+	FILE *f = fopen(tmp_path("lines.jsonl"), "w");
+	if (f) {
+		fputs("\"Hello world\"\n\"\\u4f60\\u597d\"\n", f);
+		fclose(f);
+	}
+	T_EQ_I64(sh(out, sizeof out, "tokenize -m %s --jsonl < %s", fixture("vocab/hf-qwen3.vocab.gguf"),
+		    tmp_path("lines.jsonl")), 0);
+	T_STR_EQ(out, "[9707,1879]\n[108386]\n");
+	f = fopen(tmp_path("lines.jsonl"), "w");
+	if (f) {
+		fputs("not json\n", f);
+		fclose(f);
+	}
+	T_EQ_I64(sh(NULL, 0, "tokenize -m %s --jsonl < %s", fixture("vocab/hf-qwen3.vocab.gguf"), tmp_path("lines.jsonl")), 1);
+
+	/* inspect: people and programs */
+	T_EQ_I64(sh(out, sizeof out, "inspect %s", stories), 0);
+	T_TRUE(strstr(out, "general.architecture") && strstr(out, "token_embd.weight"));
+	T_EQ_I64(sh(out, sizeof out, "inspect --json %s", qwen), 0);
+	j = json_loads(out, 0, &je);
+	T_TRUE(j != NULL);
+	T_STR_EQ(json_string_value(json_object_get(json_object_get(j, "metadata"), "general.architecture")), "qwen2");
+	T_TRUE(json_array_size(json_object_get(j, "tensors")) > 10);
+	T_EQ_I64(json_array_size(json_object_get(json_object_get(j, "metadata"), "tokenizer.ggml.tokens")),
+		 2051);
+	json_decref(j);
+
+	/* chat: one turn through stdin */
+	f = fopen(tmp_path("chat.txt"), "w");
+	if (f) {
+		fputs("hello\n", f);
+		fclose(f);
+	}
+	T_EQ_I64(sh(out, sizeof out, "chat -m %s -n 4 --temp 0 < %s", qwen, tmp_path("chat.txt")), 0);
+	T_TRUE(strncmp(out, "> ", 2) == 0);
+}

@@ -1,0 +1,128 @@
+/* test-model.c - synthetic models of each architecture, written by hearth's
+ * own writer: batching and chunking never change results, F16 and F32 caches
+ * agree, threads agree, and broken models fail with clear errors. */
+#include <stdlib.h>
+
+#include "../harness.h"
+#include "../synth.h"
+
+/* Logits of every position: as one batch of chunks of n_batch, or one token at a time. */
+static float *run(struct hearth_model *m, const int32_t *ids, int n, int n_batch, int cache, int threads, bool one_by_one)
+{
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_context *c = NULL;
+	const int V = hearth_model_n_vocab(m);
+	float *out = malloc((size_t)n * (size_t)V * sizeof *out);
+	cp.n_ctx = 64;
+	cp.n_batch = n_batch;
+	cp.cache_type = cache;
+	cp.n_threads = threads;
+	T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	if (!c || !out) {
+		free(out);
+		return NULL;
+	}
+	if (one_by_one) {
+		for (int i = 0; i < n; i++) {
+			T_OK(hearth_decode(c, &ids[i], 1, false, &err), err);
+			memcpy(out + (size_t)i * V, hearth_get_logits(c, -1), (size_t)V * sizeof *out);
+		}
+	} else {
+		T_OK(hearth_decode(c, ids, n, true, &err), err);
+		for (int i = 0; i < n; i++)
+			memcpy(out + (size_t)i * V, hearth_get_logits(c, i), (size_t)V * sizeof *out);
+	}
+	/* a context that is full refuses more and stays usable */
+	int32_t many[64] = { 0 };
+	T_EQ_I64(hearth_decode(c, many, 64, false, &err), HEARTH_ECTXFULL);
+	T_EQ_I64(hearth_context_n_past(c), n);
+	int32_t bad = 100000;
+	T_EQ_I64(hearth_decode(c, &bad, 1, false, &err), HEARTH_EINVAL);
+	hearth_context_free(c);
+	return out;
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+	double m = 0;
+	for (size_t i = 0; i < n; i++)
+		m = fmax(m, fabs((double)a[i] - b[i]));
+	return m;
+}
+
+void test_model_synthetic(void)
+{
+	static const struct synth_spec specs[] = {
+		{ "llama", 64, 2, 4, 2, 128, 0, HEARTH_TYPE_F32, false, true, false, false, 1 },
+		{ "llama", 64, 2, 4, 4, 96, 0, HEARTH_TYPE_Q8_0, true, false, false, false, 2 },
+		{ "qwen2", 64, 2, 4, 2, 128, 0, HEARTH_TYPE_F16, true, false, false, false, 3 },
+		{ "qwen3", 64, 2, 4, 2, 128, 32, HEARTH_TYPE_F32, true, false, false, false, 4 },
+		{ "llama", 256, 1, 4, 1, 256, 0, HEARTH_TYPE_Q4_K, false, false, false, false, 5 },
+		{ "qwen3", 256, 1, 2, 1, 256, 128, HEARTH_TYPE_Q6_K, false, false, false, false, 6 },
+		{ "llama", 64, 1, 4, 2, 64, 0, HEARTH_TYPE_Q4_0, false, false, false, false, 7 },
+	};
+	const int32_t ids[] = { 1, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180, 190 };
+	const int n = (int)(sizeof ids / sizeof ids[0]);
+
+	for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+		struct hearth_model_params mp = hearth_model_default_params();
+		struct hearth_err err = { 0 };
+		struct hearth_model *m = NULL;
+		char name[64];
+		snprintf(name, sizeof name, "synth-%zu.gguf", s);
+		T_OK(synth_model_write(tmp_path(name), &specs[s], &err), err);
+		T_OK(hearth_model_load(&m, tmp_path(name), &mp, &err), err);
+		if (!m)
+			continue;
+		T_STR_EQ(hearth_model_arch(m), specs[s].arch);
+		const size_t sz = (size_t)n * (size_t)hearth_model_n_vocab(m);
+		float *batch = run(m, ids, n, 512, HEARTH_TYPE_F32, 1, false);
+		float *single = run(m, ids, n, 512, HEARTH_TYPE_F32, 1, true);
+		float *chunked = run(m, ids, n, 5, HEARTH_TYPE_F32, 2, false);
+		float *f16 = run(m, ids, n, 512, HEARTH_TYPE_F16, 2, false);
+		if (batch && single && chunked && f16) {
+			double d1 = max_diff(batch, single, sz), d2 = max_diff(batch, chunked, sz), d3 = max_diff(batch, f16, sz);
+			/* an f16 cache rounds K and V; quantized types then also round
+			 * some activations the other way */
+			const double f16_tol = specs[s].wtype == HEARTH_TYPE_F32 || specs[s].wtype == HEARTH_TYPE_F16 ? 0.05 : 0.25;
+			if (d1 > 1e-4 || d2 > 1e-4 || d3 > f16_tol)
+				T_FAIL("%s %s: batch vs one-by-one %.2e, vs chunked+threads %.2e, f16 cache %.2e",
+				       specs[s].arch, hearth_type_name(specs[s].wtype), d1, d2, d3);
+			bool finite = true;
+			for (size_t i = 0; i < sz; i++)
+				finite &= isfinite(batch[i]);
+			T_TRUE(finite);
+		}
+		free(batch);
+		free(single);
+		free(chunked);
+		free(f16);
+		hearth_model_free(m);
+	}
+
+	/* broken models: each a clear error naming the file and what is wrong */
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	struct synth_spec bad = specs[0];
+	bad.skip_ffn_down = true;
+	T_OK(synth_model_write(tmp_path("bad.gguf"), &bad, &err), err);
+	T_EQ_I64(hearth_model_load(&m, tmp_path("bad.gguf"), &mp, &err), HEARTH_EBADGGUF);
+	T_TRUE(strstr(err.msg, "blk.0.ffn_down.weight") && strstr(err.msg, "bad.gguf"));
+	bad = specs[0];
+	bad.arch = "qwen2";
+	bad.skip_bias = true;
+	T_OK(synth_model_write(tmp_path("bad.gguf"), &bad, &err), err);
+	T_EQ_I64(hearth_model_load(&m, tmp_path("bad.gguf"), &mp, &err), HEARTH_EBADGGUF);
+	T_TRUE(strstr(err.msg, "bias") != NULL);
+	bad.arch = "gemma9";
+	T_OK(synth_model_write(tmp_path("bad.gguf"), &bad, &err), err);
+	T_EQ_I64(hearth_model_load(&m, tmp_path("bad.gguf"), &mp, &err), HEARTH_EUNSUPPORTED);
+	T_TRUE(strstr(err.msg, "gemma9") != NULL);
+	bad = specs[0];
+	bad.n_head_kv = 3; /* 4 heads do not split into 3 groups */
+	T_OK(synth_model_write(tmp_path("bad.gguf"), &bad, &err), err);
+	T_EQ_I64(hearth_model_load(&m, tmp_path("bad.gguf"), &mp, &err), HEARTH_EBADGGUF);
+	T_TRUE(m == NULL);
+}

@@ -1,0 +1,195 @@
+/* test-qtype.c - tensor types: half/bfloat16 conversion, every type's
+ * dequantize + dot against a double-precision reference, and quantization
+ * round-trip error bounds. */
+#include <stdlib.h>
+
+#include "../../src/kern/kern.h"
+#include "../../src/tensor/quant-ref.h"
+#include "../harness.h"
+
+static uint64_t rng_state = 42;
+
+static uint32_t rnd_u32(void)
+{
+	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(rng_state >> 33);
+}
+
+/* approximately N(0, 1) */
+static float rnd_normal(void)
+{
+	float s = 0;
+	for (int i = 0; i < 12; i++)
+		s += (float)rnd_u32() / 2147483648.0f;
+	return s - 6.0f;
+}
+
+void test_fp16_conversions(void)
+{
+	/* every half converts to float and back to itself (NaN stays NaN) */
+	for (uint32_t h = 0; h < 65536; h++) {
+		float f = fp16_to_f32((hfp16)h);
+		hfp16 back = f32_to_fp16(f);
+		if (isnan(f)) {
+			if ((back & 0x7c00) != 0x7c00 || !(back & 0x3ff)) {
+				T_FAIL("half 0x%04x: NaN came back as 0x%04x", h, back);
+				break;
+			}
+		} else if (back != h) {
+			T_FAIL("half 0x%04x -> %g -> 0x%04x", h, (double)f, back);
+			break;
+		}
+	}
+	T_NEAR(fp16_to_f32(0x3c00), 1.0, 0);
+	T_NEAR(fp16_to_f32(0xc000), -2.0, 0);
+	T_NEAR(fp16_to_f32(0x0001), 5.960464477539063e-08, 0);
+	T_EQ_I64(f32_to_fp16(65520.0f), 0x7c00);           /* rounds to infinity */
+	T_EQ_I64(f32_to_fp16(1.0f + 1.0f / 2048), 0x3c00); /* ties to even */
+	T_EQ_I64(f32_to_fp16(1.0f + 3.0f / 2048), 0x3c02);
+	T_EQ_I64(f32_to_fp16(1e-8f), 0);
+	T_EQ_I64(f32_to_bf16(1.0f), 0x3f80);
+	T_NEAR(bf16_to_f32(f32_to_bf16(3.140625f)), 3.140625, 0);
+	T_EQ_I64(f32_to_bf16(1.00390625f), 0x3f80); /* ties to even */
+}
+
+static const int all_types[] = {
+	HEARTH_TYPE_F32, HEARTH_TYPE_F16, HEARTH_TYPE_BF16, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_0,
+	HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_0, HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q2_K, HEARTH_TYPE_Q3_K,
+	HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K,
+};
+
+/* Random bytes for blocks hearth does not quantize, with sane scales. */
+static void random_blocks(int type, void *dst, int64_t n)
+{
+	const struct qtype_info *q = qtype_info(type);
+	size_t bytes = qtype_row_size(type, n);
+	uint8_t *b = dst;
+	for (size_t i = 0; i < bytes; i++)
+		b[i] = (uint8_t)rnd_u32();
+	for (int64_t k = 0; k < n / q->blck_size; k++) {
+		uint8_t *blk = b + (size_t)k * q->type_size;
+		hfp16 d = f32_to_fp16(0.01f + (float)(rnd_u32() % 100) / 5000.0f);
+		if (type == HEARTH_TYPE_Q2_K) {
+			memcpy(blk + 16 + 64, &d, 2);
+			memcpy(blk + 16 + 64 + 2, &d, 2);
+		} else if (type == HEARTH_TYPE_Q3_K) {
+			memcpy(blk + 32 + 64 + 12, &d, 2);
+		} else if (type == HEARTH_TYPE_Q5_K) {
+			memcpy(blk, &d, 2);
+			memcpy(blk + 2, &d, 2);
+		}
+	}
+}
+
+void test_qtype_dequant_dot(void)
+{
+	for (size_t t = 0; t < sizeof all_types / sizeof all_types[0]; t++) {
+		const int type = all_types[t];
+		const struct qtype_info *q = qtype_info(type);
+		const struct qtype_ops *ops = kern_ops(type);
+		T_TRUE(q && ops);
+		if (!q || !ops)
+			continue;
+		for (int n_blocks = 1; n_blocks <= 9; n_blocks += 4) {
+			const int64_t n = (int64_t)n_blocks * q->blck_size;
+			float *src = malloc((size_t)n * sizeof *src), *w = malloc((size_t)n * sizeof *w);
+			float *x = malloc((size_t)n * sizeof *x);
+			void *wq = malloc(qtype_row_size(type, n)), *xq = malloc(qtype_row_size(ops->dot_type, n) + 1);
+			for (int64_t i = 0; i < n; i++) {
+				src[i] = rnd_normal();
+				x[i] = rnd_normal();
+			}
+			if (quantize_supported(type))
+				quantize_row_ref(type, src, wq, n);
+			else
+				random_blocks(type, wq, n);
+			T_EQ_I64(dequantize_row_ref(type, wq, w, n), 0);
+			/* the table's to_float is the reference dequantizer */
+			float *w2 = malloc((size_t)n * sizeof *w2);
+			ops->to_float(wq, w2, n);
+			T_TRUE(memcmp(w, w2, (size_t)n * sizeof *w) == 0);
+			free(w2);
+			/* dot against double: the activations go through the dot type first */
+			float *xr = malloc((size_t)n * sizeof *xr);
+			ops->dot_from_float(x, xq, n);
+			dequantize_row_ref(ops->dot_type, xq, xr, n);
+			double want = 0, mag = 0;
+			for (int64_t i = 0; i < n; i++) {
+				want += (double)w[i] * xr[i];
+				mag += fabs((double)w[i] * xr[i]);
+			}
+			float got;
+			ops->vec_dot(n, &got, wq, xq);
+			/* q8_1 carries d * sum(q) rounded to f16 for the offset term, as llama.cpp's */
+			const double rel = ops->dot_type == HEARTH_TYPE_Q8_1 ? 2e-3 : 1e-5;
+			if (!(fabs(got - want) <= rel * mag + 1e-6))
+				T_FAIL("%s, n=%" PRId64 ": dot %.7g, double reference %.7g", q->name, n, (double)got, want);
+			for (int64_t i = 0; i < n; i++)
+				if (!isfinite(w[i])) {
+					T_FAIL("%s: non-finite dequantized value", q->name);
+					break;
+				}
+			free(xr);
+			free(src);
+			free(w);
+			free(x);
+			free(wq);
+			free(xq);
+		}
+	}
+	/* one hand-made q4_0 block: d = 0.5, nibbles 0..15 -> (q - 8) * 0.5 */
+	struct block_q4_0 b;
+	float y[32];
+	b.d = f32_to_fp16(0.5f);
+	for (int j = 0; j < 16; j++)
+		b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+	dequantize_row_q4_0(&b, y, 32);
+	T_NEAR(y[0], -4.0, 0);
+	T_NEAR(y[15], 3.5, 0);
+	T_NEAR(y[16], 3.5, 0);
+	T_NEAR(y[31], -4.0, 0);
+}
+
+void test_qtype_quantize(void)
+{
+	static const struct {
+		int type;
+		double max_rel_rmse; /* RMS error over RMS of the data, for N(0,1) data */
+	} bounds[] = {
+		{ HEARTH_TYPE_F16, 5e-4 }, { HEARTH_TYPE_BF16, 4e-3 }, { HEARTH_TYPE_Q8_0, 0.01 },
+		{ HEARTH_TYPE_Q6_K, 0.03 }, { HEARTH_TYPE_Q5_0, 0.05 }, { HEARTH_TYPE_Q5_1, 0.05 },
+		{ HEARTH_TYPE_Q4_0, 0.1 }, { HEARTH_TYPE_Q4_1, 0.1 }, { HEARTH_TYPE_Q4_K, 0.1 },
+	};
+	const int64_t n = 4096;
+	float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+	void *q = malloc(qtype_row_size(HEARTH_TYPE_F32, n));
+	for (size_t b = 0; b < sizeof bounds / sizeof bounds[0]; b++) {
+		const int type = bounds[b].type;
+		double se = 0, ss = 0;
+		for (int64_t i = 0; i < n; i++)
+			x[i] = rnd_normal() * (i % 512 < 32 ? 10.0f : 1.0f); /* some blocks with a larger range */
+		T_EQ_I64(quantize_row_ref(type, x, q, n), 0);
+		T_EQ_I64(dequantize_row_ref(type, q, y, n), 0);
+		for (int64_t i = 0; i < n; i++) {
+			se += (double)(x[i] - y[i]) * (x[i] - y[i]);
+			ss += (double)x[i] * x[i];
+		}
+		double rel = sqrt(se / ss);
+		printf("     quantize %-5s relative RMS error %.5f (bound %g)\n", hearth_type_name(type), rel,
+		       bounds[b].max_rel_rmse);
+		T_TRUE(rel < bounds[b].max_rel_rmse);
+		/* all zeros stay zeros */
+		memset(x, 0, n * sizeof *x);
+		quantize_row_ref(type, x, q, n);
+		dequantize_row_ref(type, q, y, n);
+		for (int64_t i = 0; i < n; i++)
+			if (y[i] != 0) {
+				T_FAIL("%s: zeros came back as %g", hearth_type_name(type), (double)y[i]);
+				break;
+			}
+	}
+	T_EQ_I64(quantize_row_ref(HEARTH_TYPE_Q2_K, x, q, 256), HEARTH_EUNSUPPORTED);
+	free(x);
+	free(y);
+	free(q);
+}

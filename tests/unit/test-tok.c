@@ -1,0 +1,270 @@
+/* test-tok.c - tokenizers: llama.cpp's .inp/.out vectors, Hugging Face's
+ * golden ids, round trips over multilingual text, and UTF-8-safe streaming. */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "../harness.h"
+
+static struct hearth_model *load_vocab(const char *rel)
+{
+	struct hearth_model_params p = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	p.vocab_only = true;
+	T_OK(hearth_model_load(&m, fixture(rel), &p, &err), err);
+	return m;
+}
+
+static char *slurp_text(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	char *b;
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	*n = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc(*n + 1);
+	if (b && fread(b, 1, *n, f) != *n) {
+		free(b);
+		b = NULL;
+	}
+	if (b)
+		b[*n] = 0;
+	fclose(f);
+	return b;
+}
+
+/* Compares ids with a space-separated list; reports the first case that differs. */
+static bool ids_match(const int32_t *ids, int32_t n, const char *line, size_t len)
+{
+	int32_t k = 0;
+	const char *p = line, *end = line + len;
+	while (p < end) {
+		char *q;
+		long v = strtol(p, &q, 10);
+		if (q == p)
+			break;
+		if (k >= n || ids[k] != v)
+			return false;
+		k++;
+		p = q;
+	}
+	return k == n;
+}
+
+static const struct {
+	const char *gguf, *vectors;
+} vocab_sets[] = {
+	{ "vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-llama-spm.gguf" },
+	{ "vocab/ggml-vocab-phi-3.gguf", "vocab/ggml-vocab-phi-3.gguf" },
+	{ "vocab/ggml-vocab-gpt-2.gguf", "vocab/ggml-vocab-gpt-2.gguf" },
+	{ "vocab/ggml-vocab-mpt.gguf", "vocab/ggml-vocab-mpt.gguf" },
+	{ "vocab/ggml-vocab-starcoder.gguf", "vocab/ggml-vocab-starcoder.gguf" },
+	{ "vocab/ggml-vocab-refact.gguf", "vocab/ggml-vocab-refact.gguf" },
+	{ "vocab/ggml-vocab-falcon.gguf", "vocab/ggml-vocab-falcon.gguf" },
+	{ "vocab/ggml-vocab-deepseek-llm.gguf", "vocab/ggml-vocab-deepseek-llm.gguf" },
+	{ "vocab/ggml-vocab-deepseek-coder.gguf", "vocab/ggml-vocab-deepseek-coder.gguf" },
+	{ "vocab/hf-llama3.vocab.gguf", "vocab/ggml-vocab-llama-bpe.gguf" },
+	{ "vocab/hf-qwen3.vocab.gguf", "vocab/ggml-vocab-qwen2.gguf" },
+};
+
+void test_tok_vocab_vectors(void)
+{
+	static const char sep[] = "\n__ggml_vocab_test__\n";
+	for (size_t s = 0; s < sizeof vocab_sets / sizeof vocab_sets[0]; s++) {
+		char ip[256], op[256];
+		size_t ni, no;
+		snprintf(ip, sizeof ip, "%s.inp", fixture(vocab_sets[s].vectors));
+		snprintf(op, sizeof op, "%s.out", fixture(vocab_sets[s].vectors));
+		struct hearth_model *m = load_vocab(vocab_sets[s].gguf);
+		char *inp = slurp_text(ip, &ni), *out = slurp_text(op, &no);
+		T_TRUE(m && inp && out);
+		int n_cases = 0, n_bad = 0;
+		const char *p = inp, *o = out;
+		while (m && inp && out && *p) {
+			const char *e = strstr(p, sep);
+			if (!e)
+				break;
+			const char *oe = strchr(o, '\n');
+			if (!oe)
+				oe = o + strlen(o);
+			struct hearth_err err = { 0 };
+			int32_t *ids = NULL, n = 0;
+			T_OK(hearth_tokenize(m, p, (size_t)(e - p), false, false, &ids, &n, &err), err);
+			if (!ids_match(ids, n, o, (size_t)(oe - o))) {
+				if (n_bad++ < 3) {
+					fprintf(stderr, "  %s: case %d '%.*s'\n    want %.*s\n    got ", vocab_sets[s].gguf,
+						n_cases, (int)(e - p), p, (int)(oe - o), o);
+					for (int32_t i = 0; i < n; i++)
+						fprintf(stderr, " %d", ids[i]);
+					fputc('\n', stderr);
+				}
+			}
+			free(ids);
+			n_cases++;
+			p = e + strlen(sep);
+			o = *oe ? oe + 1 : oe;
+		}
+		printf("     %-40s %d/%d vectors\n", vocab_sets[s].gguf, n_cases - n_bad, n_cases);
+		if (n_bad)
+			T_FAIL("%s: %d of %d vectors differ", vocab_sets[s].gguf, n_bad, n_cases);
+		free(inp);
+		free(out);
+		hearth_model_free(m);
+	}
+}
+
+static void check_ids(const char *what, struct hearth_model *m, const char *text, size_t len, bool add_special,
+		      json_t *want, int *n_bad)
+{
+	struct hearth_err err = { 0 };
+	int32_t *ids = NULL, n = 0;
+	T_OK(hearth_tokenize(m, text, len, add_special, true, &ids, &n, &err), err);
+	bool same = (size_t)n == json_array_size(want);
+	for (int32_t i = 0; same && i < n; i++)
+		same = ids[i] == json_integer_value(json_array_get(want, (size_t)i));
+	if (!same && (*n_bad)++ < 3) {
+		fprintf(stderr, "  %s: '%.*s'\n    want", what, (int)len, text);
+		for (size_t i = 0; i < json_array_size(want); i++)
+			fprintf(stderr, " %lld", (long long)json_integer_value(json_array_get(want, i)));
+		fprintf(stderr, "\n    got ");
+		for (int32_t i = 0; i < n; i++)
+			fprintf(stderr, " %d", ids[i]);
+		fputc('\n', stderr);
+	}
+	free(ids);
+}
+
+void test_tok_hf_golden(void)
+{
+	static const struct {
+		const char *key, *gguf;
+	} sets[] = {
+		{ "qwen3", "vocab/hf-qwen3.vocab.gguf" },
+		{ "llama3", "vocab/hf-llama3.vocab.gguf" },
+		{ "deepseek_v3", "vocab/hf-deepseek-v3.vocab.gguf" },
+	};
+	json_error_t je;
+	json_t *gold = json_load_file(fixture("tokenizer-golden/golden.hf-rust.json"), 0, &je);
+	json_t *fuzz = json_load_file(fixture("tokenizer-golden/fuzz400.hf-rust.json"), 0, &je);
+	T_TRUE(gold && fuzz);
+	for (size_t s = 0; gold && fuzz && s < sizeof sets / sizeof sets[0]; s++) {
+		struct hearth_model *m = load_vocab(sets[s].gguf);
+		json_t *cases = json_object_get(json_object_get(gold, sets[s].key), "cases");
+		int n_bad = 0, n = 0;
+		for (size_t i = 0; m && i < json_array_size(cases); i++, n++) {
+			json_t *c = json_array_get(cases, i);
+			json_t *t = json_object_get(c, "text");
+			check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), false,
+				  json_object_get(c, "ids"), &n_bad);
+			check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), true,
+				  json_object_get(c, "ids_with_special"), &n_bad);
+		}
+		json_t *fc = json_object_get(fuzz, "cases"), *fi = json_object_get(json_object_get(fuzz, "ids"), sets[s].key);
+		int n_fbad = 0;
+		for (size_t i = 0; m && i < json_array_size(fc); i++) {
+			json_t *t = json_array_get(fc, i);
+			check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), false, json_array_get(fi, i),
+				  &n_fbad);
+		}
+		printf("     %-12s hand-written %d/%d, fuzz %d/%zu\n", sets[s].key, n - n_bad / 1, n,
+		       (int)json_array_size(fc) - n_fbad, json_array_size(fc));
+		if (n_bad || n_fbad)
+			T_FAIL("%s: %d hand-written and %d fuzz cases differ from Hugging Face", sets[s].key, n_bad, n_fbad);
+		hearth_model_free(m);
+	}
+	json_decref(gold);
+	json_decref(fuzz);
+}
+
+static const char *const texts[] = {
+	"Hello world! The quick brown fox jumps over the lazy dog.",
+	"你好，世界！今天天气很好，我们去公园散步吧。",
+	"日本語のテキストとカタカナ、ひらがな。",
+	"한국어 문장도 있습니다.",
+	"emoji 🚀🔥👍🏽 and ZWJ 👨‍👩‍👧 family",
+	"def add(a, b):\n\treturn a + b  # 1234567 spaces    here\n",
+	"  leading spaces and trailing   ",
+	"Ünïcödé çömbïnïng é and ﬁ ligature",
+	"",
+};
+
+void test_tok_roundtrip(void)
+{
+	static const char *const vocabs[] = {
+		"vocab/hf-qwen3.vocab.gguf", "vocab/hf-llama3.vocab.gguf", "vocab/hf-deepseek-v3.vocab.gguf",
+		"vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-gpt-2.gguf", "models/tiny-llama-spm.f32.gguf",
+	};
+	for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+		struct hearth_model *m = load_vocab(vocabs[v]);
+		for (size_t i = 0; m && i < sizeof texts / sizeof texts[0]; i++) {
+			struct hearth_err err = { 0 };
+			int32_t *ids = NULL, n = 0;
+			char *back = NULL;
+			T_OK(hearth_tokenize(m, texts[i], strlen(texts[i]), false, false, &ids, &n, &err), err);
+			T_OK(hearth_detokenize(m, ids, n, false, &back, &err), err);
+			if (back && strcmp(back, texts[i]))
+				T_FAIL("%s: '%s' came back as '%s'", vocabs[v], texts[i], back);
+			free(back);
+			free(ids);
+		}
+		hearth_model_free(m);
+	}
+}
+
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = s[i] < 0x80 ? 1 : (s[i] >> 5) == 6 ? 2 : (s[i] >> 4) == 14 ? 3 : (s[i] >> 3) == 30 ? 4 : 0;
+		if (!k || i + k > n)
+			return false;
+		for (size_t j = 1; j < k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k;
+	}
+	return true;
+}
+
+void test_tok_stream_utf8(void)
+{
+	static const char *const vocabs[] = { "vocab/hf-qwen3.vocab.gguf", "vocab/ggml-vocab-llama-spm.gguf",
+					      "models/tiny-llama-spm.f32.gguf" };
+	char text[4096] = "";
+	for (int r = 0; r < 4; r++)
+		for (size_t i = 0; i < 5; i++)
+			strncat(text, texts[i], sizeof text - strlen(text) - 1);
+	for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+		struct hearth_err err = { 0 };
+		struct hearth_model *m = load_vocab(vocabs[v]);
+		struct hearth_detok *d = NULL;
+		int32_t *ids = NULL, n = 0;
+		char out[8192];
+		size_t o = 0, k;
+		if (!m)
+			continue;
+		T_OK(hearth_tokenize(m, text, strlen(text), false, false, &ids, &n, &err), err);
+		T_OK(hearth_detok_new(&d, m, false, &err), err);
+		for (int32_t i = 0; d && i < n; i++) {
+			const char *piece = hearth_detok_push(d, ids[i], &k);
+			if (!valid_utf8((const unsigned char *)piece, k))
+				T_FAIL("%s: token %d handed out a partial character", vocabs[v], i);
+			if (o + k < sizeof out) {
+				memcpy(out + o, piece, k);
+				o += k;
+			}
+		}
+		const char *rest = d ? hearth_detok_flush(d, &k) : "";
+		T_EQ_I64(k, 0);
+		(void)rest;
+		out[o] = 0;
+		/* SentencePiece adds a leading space that decoding a stream keeps */
+		const char *got = out[0] == ' ' && text[0] != ' ' ? out + 1 : out;
+		if (strcmp(got, text))
+			T_FAIL("%s: streamed text differs", vocabs[v]);
+		hearth_detok_free(d);
+		free(ids);
+		hearth_model_free(m);
+	}
+}
