@@ -1,15 +1,15 @@
 # hearth - one plain Makefile.
 #   make            build libhearth.a and the hearth CLI (build/)
 #   make run        run a model: MODEL=path.gguf, else the first models/*.gguf
-#   make test       install nothing; build and run the tests, then again under ASan+UBSan
-#   make deps       install the Debian packages the build needs (apt-get)
-#   make bench      benchmarks (not tests)
+#   make test       build and run the tests, then again under ASan+UBSan;
+#                   also builds everything with clang -Werror when clang is there
+#   make deps       install the Debian packages the build needs (apt-get; run by run and test)
 
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude
-LDLIBS   += -lpcre2-8 -ljansson -lm -lpthread
+LDLIBS   += -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 B        ?= build
@@ -19,9 +19,9 @@ TEST_SRC := $(sort $(wildcard tests/*.c tests/unit/*.c tests/golden/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
-DEBS     := build-essential libpcre2-dev libjansson-dev
+DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev
 
-.PHONY: all run test test-plain test-san deps bench clean
+.PHONY: all run test test-plain test-san test-clang deps clean
 all: $(B)/hearth
 
 $(B)/%.o: %.c
@@ -39,7 +39,7 @@ $(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
 
 # Install the build dependencies when they are missing (Debian/Ubuntu).
 deps:
-	@if ! (echo '#include <pcre2.h>' ; echo '#include <jansson.h>') | \
+	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>') | \
 	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1; then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -62,6 +62,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory test-san
+	@$(MAKE) --no-print-directory test-clang
 
 test-plain:
 	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
@@ -71,10 +72,14 @@ test-san:
 	@$(MAKE) --no-print-directory B=build-san OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" build-san/hearth build-san/test-runner
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 HEARTH_BIN=build-san/hearth HEARTH_SAN=1 ./build-san/test-runner
 
-bench: all
-	@echo "benchmarks arrive with the speed work (bench/)"
+# gcc and clang must both compile the tree without a warning
+test-clang:
+	@if command -v clang >/dev/null; then \
+	  $(MAKE) --no-print-directory B=build-clang CC=clang build-clang/hearth build-clang/test-runner >/dev/null && \
+	  echo "clang build: clean"; \
+	else echo "clang not installed: skipped the clang build"; fi
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-clang
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -181,35 +181,20 @@ static void q8_0_from_float(const float *x, void *y, int64_t n) { quantize_row_r
 static void q8_1_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_1, x, y, n); }
 static void q8_K_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_K, x, y, n); }
 
-#define QENTRY(name, act) { name##_to_float, HEARTH_TYPE_##act, act##_from_float_fn, vec_dot_##name##_##act }
-#define Q8_0_from_float_fn q8_0_from_float
-#define Q8_1_from_float_fn q8_1_from_float
-#define Q8_K_from_float_fn q8_K_from_float
-#define vec_dot_q4_0_Q8_0 vec_dot_q4_0_q8_0
-#define vec_dot_q5_0_Q8_0 vec_dot_q5_0_q8_0
-#define vec_dot_q8_0_Q8_0 vec_dot_q8_0_q8_0
-#define vec_dot_q4_1_Q8_1 vec_dot_q4_1_q8_1
-#define vec_dot_q5_1_Q8_1 vec_dot_q5_1_q8_1
-#define vec_dot_q2_K_Q8_K vec_dot_q2_K_q8_K
-#define vec_dot_q3_K_Q8_K vec_dot_q3_K_q8_K
-#define vec_dot_q4_K_Q8_K vec_dot_q4_K_q8_K
-#define vec_dot_q5_K_Q8_K vec_dot_q5_K_q8_K
-#define vec_dot_q6_K_Q8_K vec_dot_q6_K_q8_K
-
 static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
 	[HEARTH_TYPE_F32] = { f32_to_float, HEARTH_TYPE_F32, f32_from_float, vec_dot_f32 },
 	[HEARTH_TYPE_F16] = { f16_to_float, HEARTH_TYPE_F16, f16_from_float, vec_dot_f16 },
 	[HEARTH_TYPE_BF16] = { bf16_to_float, HEARTH_TYPE_BF16, bf16_from_float, vec_dot_bf16 },
-	[HEARTH_TYPE_Q4_0] = QENTRY(q4_0, Q8_0),
-	[HEARTH_TYPE_Q4_1] = QENTRY(q4_1, Q8_1),
-	[HEARTH_TYPE_Q5_0] = QENTRY(q5_0, Q8_0),
-	[HEARTH_TYPE_Q5_1] = QENTRY(q5_1, Q8_1),
-	[HEARTH_TYPE_Q8_0] = QENTRY(q8_0, Q8_0),
-	[HEARTH_TYPE_Q2_K] = QENTRY(q2_K, Q8_K),
-	[HEARTH_TYPE_Q3_K] = QENTRY(q3_K, Q8_K),
-	[HEARTH_TYPE_Q4_K] = QENTRY(q4_K, Q8_K),
-	[HEARTH_TYPE_Q5_K] = QENTRY(q5_K, Q8_K),
-	[HEARTH_TYPE_Q6_K] = QENTRY(q6_K, Q8_K),
+	[HEARTH_TYPE_Q4_0] = { q4_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q4_0_q8_0 },
+	[HEARTH_TYPE_Q4_1] = { q4_1_to_float, HEARTH_TYPE_Q8_1, q8_1_from_float, vec_dot_q4_1_q8_1 },
+	[HEARTH_TYPE_Q5_0] = { q5_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q5_0_q8_0 },
+	[HEARTH_TYPE_Q5_1] = { q5_1_to_float, HEARTH_TYPE_Q8_1, q8_1_from_float, vec_dot_q5_1_q8_1 },
+	[HEARTH_TYPE_Q8_0] = { q8_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q8_0_q8_0 },
+	[HEARTH_TYPE_Q2_K] = { q2_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q2_K_q8_K },
+	[HEARTH_TYPE_Q3_K] = { q3_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q3_K_q8_K },
+	[HEARTH_TYPE_Q4_K] = { q4_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q4_K_q8_K },
+	[HEARTH_TYPE_Q5_K] = { q5_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q5_K_q8_K },
+	[HEARTH_TYPE_Q6_K] = { q6_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q6_K_q8_K },
 };
 
 const struct qtype_ops *kern_ops(int type)

@@ -21,21 +21,23 @@
 struct pretok_def {
 	const char *names; /* space-separated aliases; the first is canonical */
 	bool ignore_merges, add_bos;
+	bool nfc; /* the tokenizer normalizes text to NFC first (Qwen's do) */
 	const char *regex[PRETOK_MAX_REGEX];
 };
 
 static const struct pretok_def defs[] = {
-	{ "default", false, false, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" } },
-	{ "llama-bpe llama3 llama-v3 falcon3 pixtral", true, true, { RE_LLAMA3 } },
-	{ "dbrx smaug-bpe", false, false, { RE_LLAMA3 } },
-	{ "qwen2 deepseek-r1-qwen stablelm2 hunyuan", false, false, { RE_QWEN2 } },
-	{ "gpt-2 gpt2 phi-2 mpt olmo jina-es jina-de", false, false, { RE_GPT2 } },
-	{ "starcoder refact command-r smollm codeshell exaone", false, false, { "\\p{N}", RE_GPT2 } },
-	{ "falcon", false, false, { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]" } },
+	{ "default", false, false, false, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" } },
+	{ "llama-bpe llama3 llama-v3 falcon3 pixtral", true, true, false, { RE_LLAMA3 } },
+	{ "dbrx smaug-bpe", false, false, false, { RE_LLAMA3 } },
+	{ "qwen2 deepseek-r1-qwen", false, false, true, { RE_QWEN2 } },
+	{ "stablelm2 hunyuan", false, false, false, { RE_QWEN2 } },
+	{ "gpt-2 gpt2 phi-2 mpt olmo jina-es jina-de", false, false, false, { RE_GPT2 } },
+	{ "starcoder refact command-r smollm codeshell exaone", false, false, false, { "\\p{N}", RE_GPT2 } },
+	{ "falcon", false, false, false, { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]" } },
 	/* Non-ASCII characters are written as PCRE2 \x{...} escapes: several of
 	 * these ranges end at characters that Unicode normalization would change
 	 * (U+1F7D, U+1FD3, U+1FDB, U+2126, U+212A), so they must not be literals. */
-	{ "deepseek-llm", false, false,
+	{ "deepseek-llm", false, false, false,
 	  { "[\r\n]",
 	    "\\s?[A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-\\x{293}"
 	    "\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}\\x{386}\\x{388}-\\x{38A}"
@@ -56,10 +58,10 @@ static const struct pretok_def defs[] = {
 	    "\\s+$",
 	    "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+",
 	    "\\p{N}+" } },
-	{ "deepseek-coder", false, false,
+	{ "deepseek-coder", false, false, false,
 	  { "[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+",
 	    "\\p{N}" } },
-	{ "deepseek-v3", false, false,
+	{ "deepseek-v3", false, false, false,
 	  { "\\p{N}{1,3}", "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
 	    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
 	    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+" } },
@@ -91,6 +93,7 @@ int pretok_init(struct pretok *p, const char *name, const char *path, struct hea
 	p->name = d->names;
 	p->ignore_merges = d->ignore_merges;
 	p->add_bos = d->add_bos;
+	p->nfc = d->nfc;
 	for (int i = 0; i < PRETOK_MAX_REGEX && d->regex[i]; i++) {
 		int ec;
 		PCRE2_SIZE eo;

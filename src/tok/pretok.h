@@ -19,6 +19,7 @@ struct pretok {
 	const char *name;                 /* the pre type's aliases, canonical first */
 	bool ignore_merges;               /* a word that is a token is taken whole */
 	bool add_bos;                     /* the default for tokenizer.ggml.add_bos_token */
+	bool nfc;                         /* normalize text to NFC before splitting */
 	int n_regex;
 	void *code[PRETOK_MAX_REGEX];     /* pcre2_code_8 * */
 };

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "../base/err.h"
 #include "../base/log.h"
@@ -67,7 +68,8 @@ static bool text_is(const struct tok_vocab *v, int32_t id, const char *s)
 /* Texts of tokens that end a turn in common chat formats. */
 static const char *const eog_texts[] = {
 	"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-	"<|end_of_text|>", "<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+	"<|end_of_text|>", "<EOT>",
+	"<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>", /* DeepSeek's, with fullwidth bars */
 };
 
 static int build_pieces(struct tok_vocab *v)
@@ -395,6 +397,22 @@ out:
 	return rc;
 }
 
+/* Hugging Face normalizes Qwen's input to NFC (composed characters) before
+ * splitting; text that is not valid UTF-8 is encoded as it is. */
+static int bpe_encode_nfc(const struct tok_vocab *v, const char *text, size_t len, struct tok_ids *out)
+{
+	utf8proc_uint8_t *norm = NULL;
+	utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &norm,
+					  UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+	if (n < 0) {
+		free(norm);
+		return n == UTF8PROC_ERROR_NOMEM ? HEARTH_ENOMEM : bpe_encode(v, text, len, out);
+	}
+	int rc = bpe_encode(v, (const char *)norm, (size_t)n, out);
+	free(norm);
+	return rc;
+}
+
 /* SPM: ' ' -> U+2581, with an optional leading space. */
 static char *spm_escape(const char *s, size_t n, bool prefix, size_t *out_len)
 {
@@ -448,6 +466,8 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 			}
 			rc = spm_encode(v, e, n, out);
 			free(e);
+		} else if (v->pre.nfc) {
+			rc = bpe_encode_nfc(v, text + f->off, f->len, out);
 		} else {
 			rc = bpe_encode(v, text + f->off, f->len, out);
 		}

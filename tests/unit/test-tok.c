@@ -138,12 +138,19 @@ static void check_ids(const char *what, struct hearth_model *m, const char *text
 
 void test_tok_hf_golden(void)
 {
+	/* with_special: whether the GGUF's add_bos agrees with tokenizer.json's
+	 * post-processor. hf-deepseek-v3's add_bos_token comes from
+	 * tokenizer_config.json (as llama.cpp's converter writes it, and as
+	 * transformers' AutoTokenizer adds BOS), while the tokenizers library alone,
+	 * which made the golden ids, applies only tokenizer.json's ByteLevel
+	 * post-processor and adds none. */
 	static const struct {
 		const char *key, *gguf;
+		bool with_special;
 	} sets[] = {
-		{ "qwen3", "vocab/hf-qwen3.vocab.gguf" },
-		{ "llama3", "vocab/hf-llama3.vocab.gguf" },
-		{ "deepseek_v3", "vocab/hf-deepseek-v3.vocab.gguf" },
+		{ "qwen3", "vocab/hf-qwen3.vocab.gguf", true },
+		{ "llama3", "vocab/hf-llama3.vocab.gguf", true },
+		{ "deepseek_v3", "vocab/hf-deepseek-v3.vocab.gguf", false },
 	};
 	json_error_t je;
 	json_t *gold = json_load_file(fixture("tokenizer-golden/golden.hf-rust.json"), 0, &je);
@@ -158,8 +165,9 @@ void test_tok_hf_golden(void)
 			json_t *t = json_object_get(c, "text");
 			check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), false,
 				  json_object_get(c, "ids"), &n_bad);
-			check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), true,
-				  json_object_get(c, "ids_with_special"), &n_bad);
+			if (sets[s].with_special)
+				check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), true,
+					  json_object_get(c, "ids_with_special"), &n_bad);
 		}
 		json_t *fc = json_object_get(fuzz, "cases"), *fi = json_object_get(json_object_get(fuzz, "ids"), sets[s].key);
 		int n_fbad = 0;
@@ -168,7 +176,7 @@ void test_tok_hf_golden(void)
 			check_ids(sets[s].key, m, json_string_value(t), json_string_length(t), false, json_array_get(fi, i),
 				  &n_fbad);
 		}
-		printf("     %-12s hand-written %d/%d, fuzz %d/%zu\n", sets[s].key, n - n_bad / 1, n,
+		printf("     %-12s hand-written %d/%d, fuzz %d/%zu\n", sets[s].key, n - n_bad, n,
 		       (int)json_array_size(fc) - n_fbad, json_array_size(fc));
 		if (n_bad || n_fbad)
 			T_FAIL("%s: %d hand-written and %d fuzz cases differ from Hugging Face", sets[s].key, n_bad, n_fbad);
