@@ -69,6 +69,16 @@ int strmap_put(struct strmap *m, const char *key, size_t len, int32_t val)
 	return 0;
 }
 
+int strmap_set(struct strmap *m, const char *key, size_t len, int32_t val)
+{
+	int rc = strmap_put(m, key, len, val);
+	if (rc == 1) {
+		find(m, key, len)->val = val;
+		rc = 0;
+	}
+	return rc;
+}
+
 int32_t strmap_get(const struct strmap *m, const char *key, size_t len)
 {
 	if (!m->cap)

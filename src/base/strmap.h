@@ -24,8 +24,11 @@ struct strmap {
 /* Sizes the table for n_expected keys. Returns 0 or HEARTH_ENOMEM. */
 int strmap_init(struct strmap *m, size_t n_expected);
 void strmap_free(struct strmap *m);
-/* Inserts key -> val; when the key is already present, leaves it and returns 1. */
+/* Inserts key -> val; when the key is already present, leaves it and returns 1.
+ * Returns HEARTH_ENOMEM when the table cannot grow. */
 int strmap_put(struct strmap *m, const char *key, size_t len, int32_t val);
+/* Inserts or overwrites key -> val. Returns 0 or HEARTH_ENOMEM. */
+int strmap_set(struct strmap *m, const char *key, size_t len, int32_t val);
 /* Returns the value, or -1 when absent. */
 int32_t strmap_get(const struct strmap *m, const char *key, size_t len);
 

@@ -169,7 +169,7 @@ static int read_value(struct rd *r, struct gguf_kv *kv)
 
 static int read_kvs(struct rd *r, struct hearth_gguf *g, uint64_t n_kv)
 {
-	struct strmap seen;
+	struct strmap *seen = &g->kv_index;
 	int rc;
 
 	/* a key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes */
@@ -177,43 +177,43 @@ static int read_kvs(struct rd *r, struct hearth_gguf *g, uint64_t n_kv)
 		return err_set(r->err, HEARTH_EBADGGUF, "%s: header claims %" PRIu64 " metadata keys, more than the file can hold",
 			       r->path, n_kv);
 	g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
-	if (!g->kv || strmap_init(&seen, n_kv))
+	if (!g->kv || strmap_init(seen, n_kv))
 		return err_set(r->err, HEARTH_ENOMEM, "%s: out of memory", r->path);
 	for (uint64_t i = 0; i < n_kv; i++) {
 		struct gguf_kv *kv = &g->kv[i];
 		struct gguf_str key;
 		uint32_t t;
 		if ((rc = rd_str(r, &key, "a metadata key")))
-			goto out;
+			return rc;
 		if (!(kv->key = str_dup(key))) {
 			rc = err_set(r->err, HEARTH_ENOMEM, "%s: out of memory", r->path);
-			goto out;
+			return rc;
 		}
 		g->n_kv = (int64_t)i + 1;
 		if (strlen(kv->key) != key.n) {
 			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: metadata key %" PRIu64 " contains a NUL byte", r->path, i);
-			goto out;
+			return rc;
 		}
-		if (strmap_put(&seen, kv->key, key.n, (int32_t)i) == 1) {
-			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: duplicate metadata key '%s'", r->path, kv->key);
-			goto out;
+		if ((rc = strmap_put(seen, kv->key, key.n, (int32_t)i))) {
+			if (rc == 1)
+				rc = err_set(r->err, HEARTH_EBADGGUF, "%s: duplicate metadata key '%s'", r->path, kv->key);
+			else
+				rc = err_set(r->err, HEARTH_ENOMEM, "%s: out of memory", r->path);
+			return rc;
 		}
 		if ((rc = rd_u32(r, &t, "a metadata type")))
-			goto out;
+			return rc;
 		kv->type = (int)t;
 		kv->arr_type = -1;
 		if ((rc = read_value(r, kv)))
-			goto out;
+			return rc;
 	}
-	rc = 0;
-out:
-	strmap_free(&seen);
-	return rc;
+	return 0;
 }
 
 static int read_tensor_infos(struct rd *r, struct hearth_gguf *g, uint64_t n_tensors)
 {
-	struct strmap seen;
+	struct strmap *seen = &g->tensor_index;
 	int rc;
 
 	/* minimum: name length 8 + n_dims 4 + one dim 8 + type 4 + offset 8 */
@@ -221,34 +221,37 @@ static int read_tensor_infos(struct rd *r, struct hearth_gguf *g, uint64_t n_ten
 		return err_set(r->err, HEARTH_EBADGGUF, "%s: header claims %" PRIu64 " tensors, more than the file can hold",
 			       r->path, n_tensors);
 	g->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
-	if (!g->tensors || strmap_init(&seen, n_tensors))
+	if (!g->tensors || strmap_init(seen, n_tensors))
 		return err_set(r->err, HEARTH_ENOMEM, "%s: out of memory", r->path);
 	for (uint64_t i = 0; i < n_tensors; i++) {
 		struct gguf_tensor *t = &g->tensors[i];
 		struct gguf_str name;
 		uint32_t n_dims, type;
 		if ((rc = rd_str(r, &name, "a tensor name")))
-			goto out;
+			return rc;
 		if (!(t->name = str_dup(name))) {
 			rc = err_set(r->err, HEARTH_ENOMEM, "%s: out of memory", r->path);
-			goto out;
+			return rc;
 		}
 		g->n_tensors = (int64_t)i + 1;
 		if (strlen(t->name) != name.n || name.n == 0) {
 			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor %" PRIu64 " has an empty name or a NUL in it",
 				     r->path, i);
-			goto out;
+			return rc;
 		}
-		if (strmap_put(&seen, t->name, name.n, (int32_t)i) == 1) {
-			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: duplicate tensor name '%s'", r->path, t->name);
-			goto out;
+		if ((rc = strmap_put(seen, t->name, name.n, (int32_t)i))) {
+			if (rc == 1)
+				rc = err_set(r->err, HEARTH_EBADGGUF, "%s: duplicate tensor name '%s'", r->path, t->name);
+			else
+				rc = err_set(r->err, HEARTH_ENOMEM, "%s: out of memory", r->path);
+			return rc;
 		}
 		if ((rc = rd_u32(r, &n_dims, "a tensor's dimension count")))
-			goto out;
+			return rc;
 		if (n_dims < 1 || n_dims > GGUF_MAX_DIMS) {
 			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor '%s' has %u dimensions (1 to %d allowed)",
 				     r->path, t->name, n_dims, GGUF_MAX_DIMS);
-			goto out;
+			return rc;
 		}
 		t->n_dims = (int)n_dims;
 		for (int d = 0; d < GGUF_MAX_DIMS; d++)
@@ -256,28 +259,28 @@ static int read_tensor_infos(struct rd *r, struct hearth_gguf *g, uint64_t n_ten
 		for (uint32_t d = 0; d < n_dims; d++) {
 			uint64_t ne;
 			if ((rc = rd_u64(r, &ne, "a tensor dimension")))
-				goto out;
+				return rc;
 			if (ne > INT64_MAX / 2) {
 				rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor '%s' dimension %u is absurd (%" PRIu64 ")",
 					     r->path, t->name, d, ne);
-				goto out;
+				return rc;
 			}
 			t->ne[d] = (int64_t)ne;
 		}
 		if ((rc = rd_u32(r, &type, "a tensor type")) || (rc = rd_u64(r, &t->offset, "a tensor offset")))
-			goto out;
+			return rc;
 		t->type = (int)type;
 		const struct qtype_info *q = qtype_info(t->type);
 		if (!q) {
 			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor '%s' has unknown or unsupported type %u",
 				     r->path, t->name, type);
-			goto out;
+			return rc;
 		}
 		if (t->ne[0] % q->blck_size) {
 			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor '%s' row of %" PRId64
 				     " elements is not a multiple of the %s block size %d",
 				     r->path, t->name, t->ne[0], q->name, q->blck_size);
-			goto out;
+			return rc;
 		}
 		/* nbytes = row_size * ne1 * ne2 * ne3, overflow-checked */
 		uint64_t nb = (uint64_t)(t->ne[0] / q->blck_size) * q->type_size;
@@ -292,12 +295,9 @@ static int read_tensor_infos(struct rd *r, struct hearth_gguf *g, uint64_t n_ten
 		continue;
 overflow:
 		rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor '%s' size overflows", r->path, t->name);
-		goto out;
+		return rc;
 	}
-	rc = 0;
-out:
-	strmap_free(&seen);
-	return rc;
+	return 0;
 }
 
 static int cmp_by_offset(const void *a, const void *b)
@@ -433,6 +433,8 @@ void hearth_gguf_close(struct hearth_gguf *g)
 	for (int64_t i = 0; i < g->n_tensors; i++)
 		free(g->tensors[i].name);
 	free(g->tensors);
+	strmap_free(&g->kv_index);
+	strmap_free(&g->tensor_index);
 	if (g->map)
 		munmap((void *)g->map, g->size);
 	free(g->path);
@@ -441,18 +443,12 @@ void hearth_gguf_close(struct hearth_gguf *g)
 
 int64_t gguf_find_key(const struct hearth_gguf *g, const char *key)
 {
-	for (int64_t i = 0; i < g->n_kv; i++)
-		if (strcmp(g->kv[i].key, key) == 0)
-			return i;
-	return -1;
+	return strmap_get(&g->kv_index, key, strlen(key));
 }
 
 int64_t gguf_find_tensor(const struct hearth_gguf *g, const char *name)
 {
-	for (int64_t i = 0; i < g->n_tensors; i++)
-		if (strcmp(g->tensors[i].name, name) == 0)
-			return i;
-	return -1;
+	return strmap_get(&g->tensor_index, name, strlen(name));
 }
 
 static bool vtype_is_int(int t)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "hearth.h"
+#include "../base/strmap.h"
 
 #define GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
 #define GGUF_MAX_DIMS 4
@@ -59,6 +60,8 @@ struct hearth_gguf {
 	struct gguf_kv *kv;
 	int64_t n_tensors;
 	struct gguf_tensor *tensors;
+	struct strmap kv_index;     /* key -> index into kv */
+	struct strmap tensor_index; /* name -> index into tensors */
 };
 
 /* hearth_gguf_open / hearth_gguf_close are public (hearth.h). */

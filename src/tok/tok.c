@@ -193,7 +193,8 @@ int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hear
 		v->score[i] = scores ? (float)gguf_arr_f64(scores, (uint64_t)i) : 0.0f;
 		int64_t t = types ? gguf_arr_i64(types, (uint64_t)i) : TOK_TYPE_NORMAL;
 		v->type[i] = (uint8_t)(t >= 0 && t <= TOK_TYPE_BYTE ? t : TOK_TYPE_UNDEFINED);
-		if (strmap_put(&v->by_text, ts[i].p, ts[i].n, i) < 0)
+		/* a text listed twice maps to its last id, as in llama.cpp */
+		if (strmap_set(&v->by_text, ts[i].p, ts[i].n, i))
 			goto oom;
 		if (v->kind == TOK_SPM && v->type[i] == TOK_TYPE_BYTE) {
 			unsigned int b;
