@@ -1,0 +1,165 @@
+/*
+ * context.c - hearth_context: one sequence over its own KV cache, for the
+ * CLI and for programs that run one conversation at a time.
+ *
+ * A decode of n tokens runs as batches of at most n_batch tokens; the logits
+ * of every input (all_logits) or of the last one are kept until the next
+ * decode.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/err.h"
+#include "../base/thread.h"
+#include "forward.h"
+
+#define CONTEXT_BLOCK 32 /* cache block size: one sequence, so no sharing to gain */
+
+struct hearth_context {
+	struct hearth_model *m;
+	struct kv_cache kv;
+	struct kv_seq seq;
+	struct fwd *fwd;
+	int32_t n_ctx;
+	int32_t *tokens;       /* [n_ctx] the tokens in the cache */
+	float *logits;         /* rows of the last decode */
+	int32_t n_logits, logits_first;
+	size_t logits_cap;
+	/* per-batch scratch */
+	struct kv_seq **seqs;
+	int32_t *pos, *rows;
+};
+
+struct hearth_context_params hearth_context_default_params(void)
+{
+	return (struct hearth_context_params){ .n_ctx = 0, .n_batch = 512, .n_threads = 0,
+					       .cache_type = HEARTH_TYPE_F16 };
+}
+
+int hearth_context_new(struct hearth_context **out, struct hearth_model *m, const struct hearth_context_params *p,
+		       struct hearth_err *err)
+{
+	struct hearth_context_params d = p ? *p : hearth_context_default_params();
+	const struct hparams *h = &m->hp;
+	struct hearth_context *c;
+	int rc;
+
+	*out = NULL;
+	if (m->vocab_only)
+		return err_set(err, HEARTH_EINVAL, "context: the model was loaded vocabulary-only");
+	if (d.cache_type != HEARTH_TYPE_F16 && d.cache_type != HEARTH_TYPE_F32)
+		return err_set(err, HEARTH_EINVAL, "context: cache type must be f16 or f32");
+	if (d.n_ctx < 0 || d.n_batch < 0 || d.n_threads < 0 || d.n_threads > 512)
+		return err_set(err, HEARTH_EINVAL, "context: negative n_ctx, n_batch or n_threads");
+	if (d.n_ctx == 0)
+		d.n_ctx = h->n_ctx_train < 4096 ? h->n_ctx_train : 4096;
+	if (d.n_ctx > (1 << 22))
+		return err_set(err, HEARTH_EINVAL, "context: n_ctx %d is too large", d.n_ctx);
+	if (d.n_batch == 0)
+		d.n_batch = 512;
+	if (d.n_batch > d.n_ctx)
+		d.n_batch = d.n_ctx;
+	if (d.n_threads == 0)
+		d.n_threads = cpu_count();
+
+	if (!(c = calloc(1, sizeof *c)))
+		return err_set(err, HEARTH_ENOMEM, "context: out of memory");
+	c->m = m;
+	c->n_ctx = d.n_ctx;
+	if ((rc = kv_cache_init(&c->kv, h->n_layer, (int64_t)h->n_head_kv * h->head_dim_k,
+				(int64_t)h->n_head_kv * h->head_dim_v, d.n_ctx, CONTEXT_BLOCK, d.cache_type, err)))
+		goto fail;
+	if ((rc = fwd_new(&c->fwd, m, &c->kv, d.n_batch, d.n_threads, err)))
+		goto fail;
+	c->tokens = malloc((size_t)d.n_ctx * sizeof *c->tokens);
+	c->seqs = malloc((size_t)d.n_batch * sizeof *c->seqs);
+	c->pos = malloc((size_t)d.n_batch * sizeof *c->pos);
+	c->rows = malloc((size_t)d.n_batch * sizeof *c->rows);
+	if (!c->tokens || !c->seqs || !c->pos || !c->rows) {
+		rc = err_set(err, HEARTH_ENOMEM, "context: out of memory for a %d-token context", d.n_ctx);
+		goto fail;
+	}
+	for (int32_t i = 0; i < d.n_batch; i++)
+		c->seqs[i] = &c->seq;
+	*out = c;
+	return 0;
+fail:
+	hearth_context_free(c);
+	return rc;
+}
+
+void hearth_context_free(struct hearth_context *c)
+{
+	if (!c)
+		return;
+	fwd_free(c->fwd);
+	if (c->kv.blocks)
+		kv_seq_free(&c->kv, &c->seq);
+	kv_cache_free(&c->kv);
+	free(c->tokens);
+	free(c->logits);
+	free(c->seqs);
+	free(c->pos);
+	free(c->rows);
+	free(c);
+}
+
+int32_t hearth_context_n_ctx(const struct hearth_context *c) { return c->n_ctx; }
+int32_t hearth_context_n_past(const struct hearth_context *c) { return c->seq.n_tokens; }
+
+void hearth_context_truncate(struct hearth_context *c, int32_t n_keep)
+{
+	kv_seq_truncate(&c->kv, &c->seq, n_keep);
+}
+
+int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bool all_logits, struct hearth_err *err)
+{
+	const int32_t V = c->m->hp.n_vocab, B = fwd_n_batch(c->fwd);
+	if (n <= 0)
+		return err_set(err, HEARTH_EINVAL, "decode: no tokens");
+	if (n > c->n_ctx - c->seq.n_tokens)
+		return err_set(err, HEARTH_ECTXFULL, "decode: %d tokens do not fit: %d of the context's %d are used", n,
+			       c->seq.n_tokens, c->n_ctx);
+	for (int32_t i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= V)
+			return err_set(err, HEARTH_EINVAL, "decode: token id %d is outside the vocabulary (0..%d)", tokens[i],
+				       V - 1);
+	const int32_t keep = all_logits ? n : 1;
+	const size_t need = (size_t)keep * (size_t)V;
+	if (need > c->logits_cap) {
+		float *l = realloc(c->logits, need * sizeof *l);
+		if (!l)
+			return err_set(err, HEARTH_ENOMEM, "decode: out of memory for %d rows of logits", keep);
+		c->logits = l;
+		c->logits_cap = need;
+	}
+	if (kv_seq_reserve(&c->kv, &c->seq, n))
+		return err_set(err, HEARTH_ECTXFULL, "decode: the KV cache is full");
+	c->n_logits = keep;
+	c->logits_first = n - keep;
+	for (int32_t done = 0; done < n;) {
+		const int32_t nb = n - done < B ? n - done : B;
+		const int32_t start = c->seq.n_tokens;
+		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows };
+		for (int32_t i = 0; i < nb; i++) {
+			c->pos[i] = start + i;
+			c->tokens[start + i] = tokens[done + i];
+			if (done + i >= c->logits_first)
+				c->rows[b.n_out++] = i;
+		}
+		float *out = b.n_out ? c->logits + (size_t)(done + c->rows[0] - c->logits_first) * (size_t)V : NULL;
+		fwd_run(c->fwd, &b, out);
+		kv_seq_commit(&c->kv, &c->seq, c->tokens, nb);
+		done += nb;
+	}
+	return 0;
+}
+
+const float *hearth_get_logits(const struct hearth_context *c, int32_t i)
+{
+	if (i < 0)
+		i = c->logits_first + c->n_logits - 1;
+	if (!c->logits || i < c->logits_first || i >= c->logits_first + c->n_logits)
+		return NULL;
+	return c->logits + (size_t)(i - c->logits_first) * (size_t)c->m->hp.n_vocab;
+}

@@ -1,0 +1,37 @@
+/* forward.h - the batched forward pass over any mix of sequences.
+ *
+ * A batch is a list of tokens, each with its sequence and its position in it;
+ * the tokens of one sequence appear in position order. One pass reads every
+ * weight row once for the whole batch. K and V of every token are written to
+ * the paged KV cache (the caller has reserved the positions), then each token
+ * attends over positions 0..pos of its own sequence.
+ *
+ * A struct fwd owns a thread pool and scratch sized for n_batch tokens; it
+ * is used by one thread at a time.
+ */
+#ifndef HEARTH_FORWARD_H
+#define HEARTH_FORWARD_H
+
+#include <stdint.h>
+
+#include "../kv/kv-cache.h"
+#include "model.h"
+
+struct fwd_batch {
+	int32_t n;               /* tokens, 1..n_batch */
+	const int32_t *tokens;   /* [n] */
+	struct kv_seq *const *seq; /* [n] */
+	const int32_t *pos;      /* [n] */
+	int32_t n_out;           /* rows that need logits */
+	const int32_t *out_rows; /* [n_out] indices into the batch, increasing */
+};
+
+struct fwd;
+int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv, int32_t n_batch, int n_threads,
+	    struct hearth_err *err);
+void fwd_free(struct fwd *f);
+int32_t fwd_n_batch(const struct fwd *f);
+/* Runs the batch; writes n_out rows of n_vocab logits. */
+void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits);
+
+#endif /* HEARTH_FORWARD_H */
