@@ -36,7 +36,10 @@ extern "C" {
 	X(HEARTH_EUNSUPPORTED, -5, "unsupported feature")                  \
 	X(HEARTH_ECTXFULL, -6, "context is full")                          \
 	X(HEARTH_ENOTFOUND, -7, "not found")                               \
-	X(HEARTH_ETOOBIG, -8, "too big")
+	X(HEARTH_ETOOBIG, -8, "too big")                                   \
+	X(HEARTH_EBUSY, -9, "busy: the queue is full")                     \
+	X(HEARTH_ETIMEDOUT, -10, "timed out")                              \
+	X(HEARTH_ESHUTDOWN, -11, "shutting down")
 
 enum hearth_errcode {
 #define HEARTH_X_ENUM(name, value, desc) name = value,
@@ -215,6 +218,102 @@ void hearth_sampler_free(struct hearth_sampler *s);
 int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits);
 /* Records a token (prompt or generated) for the penalties. */
 void hearth_sampler_accept(struct hearth_sampler *s, int32_t id);
+
+/* ---- serving: continuous batching over many requests --------------------
+ *
+ * A scheduler owns the model's KV cache and one thread that runs every step
+ * as one forward pass over all active requests (a token each for those
+ * decoding, chunks of prompts for those starting). Requests sharing a prompt
+ * prefix reuse its cached KV blocks. Any thread may submit, read events,
+ * cancel and free requests; the scheduler thread alone touches the model
+ * and the cache.
+ */
+
+struct hearth_sched;
+struct hearth_request;
+
+struct hearth_sched_params {
+	int32_t n_ctx;      /* KV cache tokens shared by all requests (0: n_parallel x n_ctx_seq) */
+	int32_t n_ctx_seq;  /* most tokens (prompt + output) per request (0: the model's, at most 4096) */
+	int32_t n_parallel; /* requests decoded together [4] */
+	int32_t n_batch;    /* most tokens per forward pass [512] */
+	int32_t n_threads;  /* 0: all CPUs */
+	int32_t max_queue;  /* waiting requests beyond which submits get HEARTH_EBUSY [256] */
+	int32_t block_size; /* KV cache block, in tokens [16] */
+	int cache_type;     /* HEARTH_TYPE_F16 or HEARTH_TYPE_F32 */
+};
+struct hearth_sched_params hearth_sched_default_params(void);
+int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const struct hearth_sched_params *p,
+		     struct hearth_err *err);
+/* Cancels whatever is left, stops the thread, frees the cache. Requests not
+ * yet freed by their owners stay valid until hearth_request_free(). */
+void hearth_sched_free(struct hearth_sched *s);
+
+#define HEARTH_MAX_TOP_LOGPROBS 20
+
+struct hearth_request_params {
+	const int32_t *prompt;   /* copied */
+	int32_t n_prompt;
+	int32_t max_tokens;      /* -1: until end of generation or n_ctx_seq */
+	struct hearth_sampler_params sampling;
+	const int32_t *bias_ids; /* logit_bias: added to these tokens' logits (copied) */
+	const float *bias;
+	int32_t n_bias;
+	int32_t top_logprobs;    /* -1: no logprobs; 0..20: the chosen token's and this many best */
+	bool ignore_eos;
+	double timeout_s;        /* give up after this long in total (0: never) */
+};
+
+enum hearth_finish {
+	HEARTH_FINISH_NONE = 0,  /* more to come */
+	HEARTH_FINISH_STOP,      /* end-of-generation token (not reported as a token) */
+	HEARTH_FINISH_LENGTH,    /* max_tokens or the context */
+	HEARTH_FINISH_CANCELLED,
+	HEARTH_FINISH_TIMEOUT,
+	HEARTH_FINISH_ERROR,
+};
+
+struct hearth_token_event {
+	int32_t id;            /* the token, or -1 on a final event that carries none */
+	float logprob;         /* of id, when asked */
+	int32_t n_top;
+	int32_t top_ids[HEARTH_MAX_TOP_LOGPROBS];
+	float top_logprobs[HEARTH_MAX_TOP_LOGPROBS];
+	int finish;            /* enum hearth_finish; set on the last event */
+	double t;              /* when it was produced (seconds, monotonic clock) */
+};
+
+/* Queues a request. HEARTH_EBUSY when the queue is full, HEARTH_ETOOBIG when
+ * the prompt does not fit n_ctx_seq, HEARTH_ESHUTDOWN when stopping. */
+int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_request **out,
+			struct hearth_err *err);
+/* Waits up to timeout_ms (-1: forever) for the next event. 0: *ev filled;
+ * HEARTH_ETIMEDOUT: nothing yet; HEARTH_ENOTFOUND: the final event was read. */
+int hearth_request_next(struct hearth_request *r, struct hearth_token_event *ev, int timeout_ms);
+/* Asks the scheduler to stop the request and free its cache blocks; any thread. */
+void hearth_request_cancel(struct hearth_request *r);
+/* Cancels if still running and releases the caller's hold. */
+void hearth_request_free(struct hearth_request *r);
+/* Prompt tokens whose KV came from the prefix cache (known once it started). */
+int32_t hearth_request_cached_tokens(const struct hearth_request *r);
+/* When the request was submitted and when it started (0 before), monotonic seconds. */
+double hearth_request_t_submit(const struct hearth_request *r);
+double hearth_request_t_start(const struct hearth_request *r);
+
+/* Counters read without waiting on the scheduler. */
+struct hearth_sched_stats {
+	int32_t n_waiting, n_running;
+	int32_t n_blocks, n_blocks_used, block_size;
+	int32_t last_batch_tokens, last_batch_seqs;
+	uint64_t prefix_queries, prefix_hits;       /* prompt tokens looked up / found in the cache */
+	uint64_t prompt_tokens, generation_tokens;  /* processed (prompt, excluding cached) / generated */
+	uint64_t steps;
+	double t_heartbeat;                         /* last time the loop ran (monotonic seconds) */
+	bool alive;
+};
+void hearth_sched_stats(const struct hearth_sched *s, struct hearth_sched_stats *st);
+/* Monotonic clock, seconds. */
+double hearth_now(void);
 
 /* ---- chat formats ------------------------------------------------------ */
 

@@ -17,6 +17,7 @@
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
+	X(test_sched)                \
 	X(test_cli)
 
 #define X(name) void name(void);

@@ -1,0 +1,683 @@
+/*
+ * sched.c - continuous batching: one thread, one forward pass per step over
+ * every active request.
+ *
+ * A request holds its tokens (prompt, then what it generated); the paged KV
+ * cache holds the first seq.n_tokens of them. Each step gives every running
+ * request the tokens it has not computed yet, within the step's budget of
+ * n_batch tokens: one for those decoding (served first, so long prompts
+ * cannot starve them), then chunks of prompts. A request whose chunk reaches
+ * its last token gets logits, samples, and appends the new token, which the
+ * next step computes. Prefill and decode are the same thing.
+ *
+ * Admission is first come, first served, while fewer than n_parallel run and
+ * the cache has blocks for the prompt; a new request first takes the longest
+ * cached prefix of its prompt. When a decode finds the cache full, the most
+ * recently admitted other request is preempted: its blocks are released
+ * (they stay findable by their prefix names) and it goes back to the front
+ * of the queue, to resume from its tokens later. Results never depend on
+ * batching: every row of every kernel is computed independently.
+ *
+ * Threads: s->mu guards the waiting queue and quit; r->mu guards a request's
+ * events and its link to the scheduler. Lock order: r->mu before s->mu; the
+ * scheduler never holds s->mu while taking r->mu.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/err.h"
+#include "../base/log.h"
+#include "../base/thread.h"
+#include "../model/forward.h"
+
+enum req_state { REQ_WAITING, REQ_RUNNING, REQ_DONE };
+
+struct hearth_request {
+	atomic_int refs;            /* the owner's and the scheduler's */
+	atomic_bool cancel;
+	atomic_int cached;          /* prompt tokens taken from the prefix cache */
+	int32_t *tokens;            /* prompt, then generated */
+	int32_t n_prompt, n_tokens, cap_tokens;
+	int32_t max_tokens, n_gen, top_logprobs;
+	bool ignore_eos;
+	int32_t *bias_ids;
+	float *bias;
+	int32_t n_bias;
+	struct hearth_sampler *smpl;
+	double t_submit, deadline;
+	_Atomic double t_start;
+	/* scheduler thread only */
+	enum req_state state;
+	struct kv_seq seq;
+	struct hearth_request *next; /* waiting queue */
+	uint64_t admitted;           /* admission order, for preemption */
+	/* events, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hearth_token_event *ev;
+	size_t n_ev, cap_ev, n_read;
+	bool final;                  /* the last event is queued */
+	struct hearth_sched *s;      /* NULL once the scheduler let go */
+};
+
+struct hearth_sched {
+	struct hearth_model *m;
+	struct hearth_sched_params p;
+	struct kv_cache kv;
+	struct fwd *fwd;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool quit;
+	struct hearth_request *wait_head, *wait_tail;
+	/* scheduler thread only */
+	struct hearth_request **running;
+	int32_t n_running;
+	uint64_t n_admitted;
+	int32_t *b_tokens, *b_pos, *b_rows;
+	struct kv_seq **b_seqs;
+	struct hearth_request **b_out; /* request of each output row */
+	float *logits;                 /* [n_parallel][n_vocab] */
+	/* counters others read */
+	atomic_int n_waiting, n_running_pub, n_blocks_used, last_batch_tokens, last_batch_seqs;
+	atomic_uint_fast64_t prefix_queries, prefix_hits, prompt_tokens, generation_tokens, steps;
+	_Atomic double t_heartbeat;
+	atomic_bool alive;
+};
+
+double hearth_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct hearth_sched_params hearth_sched_default_params(void)
+{
+	return (struct hearth_sched_params){ .n_ctx = 0, .n_ctx_seq = 0, .n_parallel = 4, .n_batch = 512,
+					     .n_threads = 0, .max_queue = 256, .block_size = 16,
+					     .cache_type = HEARTH_TYPE_F16 };
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static void req_unref(struct hearth_request *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	hearth_sampler_free(r->smpl);
+	free(r->tokens);
+	free(r->bias_ids);
+	free(r->bias);
+	free(r->ev);
+	free(r);
+}
+
+/* Queues an event for the owner (the scheduler thread, or sched_free). */
+static void req_push(struct hearth_request *r, const struct hearth_token_event *ev)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->n_ev == r->cap_ev) {
+		size_t cap = r->cap_ev ? 2 * r->cap_ev : 16;
+		struct hearth_token_event *e = realloc(r->ev, cap * sizeof *e);
+		if (e) {
+			r->ev = e;
+			r->cap_ev = cap;
+		}
+	}
+	if (r->n_ev < r->cap_ev) {
+		r->ev[r->n_ev++] = *ev;
+		if (ev->finish)
+			r->final = true;
+	} else if (ev->finish && r->n_ev > 0) {
+		/* out of memory: make sure the owner still learns the end */
+		r->ev[r->n_ev - 1].finish = ev->finish;
+		r->final = true;
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Ends a request the scheduler holds: cache released, final event queued
+ * after the scheduler let go of it, scheduler's hold dropped. */
+static void req_end(struct hearth_sched *s, struct hearth_request *r, const struct hearth_token_event *ev)
+{
+	kv_seq_free(&s->kv, &r->seq);
+	r->state = REQ_DONE;
+	pthread_mutex_lock(&r->mu);
+	r->s = NULL;
+	pthread_mutex_unlock(&r->mu);
+	req_push(r, ev);
+	req_unref(r);
+}
+
+static void req_finish(struct hearth_sched *s, struct hearth_request *r, int finish)
+{
+	struct hearth_token_event ev = { .id = -1, .finish = finish, .t = hearth_now() };
+	req_end(s, r, &ev);
+}
+
+int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_request **out,
+			struct hearth_err *err)
+{
+	struct hearth_request *r;
+	int rc;
+
+	*out = NULL;
+	if (!p->prompt || p->n_prompt < 1)
+		return err_set(err, HEARTH_EINVAL, "request: the prompt is empty");
+	if (p->n_prompt >= s->p.n_ctx_seq)
+		return err_set(err, HEARTH_ETOOBIG, "request: the prompt has %d tokens; this model's maximum context "
+			       "length is %d tokens", p->n_prompt, s->p.n_ctx_seq);
+	if (p->top_logprobs > HEARTH_MAX_TOP_LOGPROBS || p->n_bias < 0 || (p->n_bias && (!p->bias_ids || !p->bias)))
+		return err_set(err, HEARTH_EINVAL, "request: bad logprobs or logit bias");
+	for (int32_t i = 0; i < p->n_prompt; i++)
+		if (p->prompt[i] < 0 || p->prompt[i] >= s->m->hp.n_vocab)
+			return err_set(err, HEARTH_EINVAL, "request: token id %d is outside the vocabulary", p->prompt[i]);
+	for (int32_t i = 0; i < p->n_bias; i++)
+		if (p->bias_ids[i] < 0 || p->bias_ids[i] >= s->m->hp.n_vocab || !isfinite(p->bias[i]))
+			return err_set(err, HEARTH_EINVAL, "request: logit bias for token %d is invalid", p->bias_ids[i]);
+	if (!(r = calloc(1, sizeof *r)))
+		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
+	atomic_init(&r->refs, 2);
+	r->cap_tokens = s->p.n_ctx_seq;
+	r->tokens = malloc((size_t)r->cap_tokens * sizeof *r->tokens);
+	r->bias_ids = malloc(((size_t)p->n_bias + 1) * sizeof *r->bias_ids);
+	r->bias = malloc(((size_t)p->n_bias + 1) * sizeof *r->bias);
+	if (!r->tokens || !r->bias_ids || !r->bias) {
+		rc = err_set(err, HEARTH_ENOMEM, "request: out of memory");
+		goto fail;
+	}
+	if ((rc = hearth_sampler_new(&r->smpl, &p->sampling, s->m->hp.n_vocab, err)))
+		goto fail;
+	memcpy(r->tokens, p->prompt, (size_t)p->n_prompt * sizeof *r->tokens);
+	memcpy(r->bias_ids, p->bias_ids ? p->bias_ids : r->bias_ids, (size_t)p->n_bias * sizeof *r->bias_ids);
+	memcpy(r->bias, p->bias ? p->bias : r->bias, (size_t)p->n_bias * sizeof *r->bias);
+	for (int32_t i = 0; i < p->n_prompt; i++)
+		hearth_sampler_accept(r->smpl, p->prompt[i]);
+	r->n_prompt = r->n_tokens = p->n_prompt;
+	r->n_bias = p->n_bias;
+	r->max_tokens = p->max_tokens;
+	r->top_logprobs = p->top_logprobs;
+	r->ignore_eos = p->ignore_eos;
+	r->t_submit = hearth_now();
+	r->deadline = p->timeout_s > 0 ? r->t_submit + p->timeout_s : 0;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->s = s;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->quit) {
+		rc = err_set(err, HEARTH_ESHUTDOWN, "request: the server is shutting down");
+	} else if (atomic_load(&s->n_waiting) >= s->p.max_queue) {
+		rc = err_set(err, HEARTH_EBUSY, "request: %d requests are already waiting", s->p.max_queue);
+	} else {
+		if (s->wait_tail)
+			s->wait_tail->next = r;
+		else
+			s->wait_head = r;
+		s->wait_tail = r;
+		atomic_fetch_add(&s->n_waiting, 1);
+		pthread_cond_signal(&s->cv);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc) {
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cv);
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	hearth_sampler_free(r->smpl);
+	free(r->tokens);
+	free(r->bias_ids);
+	free(r->bias);
+	free(r);
+	return rc;
+}
+
+int hearth_request_next(struct hearth_request *r, struct hearth_token_event *ev, int timeout_ms)
+{
+	int rc = 0;
+	struct timespec until;
+	if (timeout_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&r->mu);
+	while (r->n_read == r->n_ev) {
+		if (r->final) {
+			rc = HEARTH_ENOTFOUND;
+			break;
+		}
+		if (timeout_ms == 0 ||
+		    (timeout_ms > 0 ? pthread_cond_timedwait(&r->cv, &r->mu, &until) : pthread_cond_wait(&r->cv, &r->mu))) {
+			if (r->n_read == r->n_ev)
+				rc = r->final ? HEARTH_ENOTFOUND : HEARTH_ETIMEDOUT;
+			break;
+		}
+	}
+	if (rc == 0)
+		*ev = r->ev[r->n_read++];
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+void hearth_request_cancel(struct hearth_request *r)
+{
+	atomic_store(&r->cancel, true);
+	pthread_mutex_lock(&r->mu);
+	if (r->s) { /* wake the scheduler so that it acts now */
+		pthread_mutex_lock(&r->s->mu);
+		pthread_cond_signal(&r->s->cv);
+		pthread_mutex_unlock(&r->s->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void hearth_request_free(struct hearth_request *r)
+{
+	if (!r)
+		return;
+	hearth_request_cancel(r);
+	req_unref(r);
+}
+
+int32_t hearth_request_cached_tokens(const struct hearth_request *r) { return atomic_load(&r->cached); }
+double hearth_request_t_submit(const struct hearth_request *r) { return r->t_submit; }
+double hearth_request_t_start(const struct hearth_request *r) { return atomic_load(&((struct hearth_request *)r)->t_start); }
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+/* Takes a request off the queue into the running set, if the cache can hold
+ * the rest of its tokens. Called with s->mu held. */
+static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
+{
+	/* reuse whole cached blocks, but compute at least the last token for its logits */
+	int32_t got = kv_seq_adopt_prefix(&s->kv, &r->seq, r->tokens, r->n_tokens, r->n_tokens - 1);
+	int32_t need = kv_seq_blocks_needed(&s->kv, &r->seq, r->n_tokens - got + 1);
+	if (need > s->kv.n_free && s->n_running > 0) {
+		kv_seq_release(&s->kv, &r->seq);
+		s->kv.queries -= (uint64_t)r->n_tokens; /* not a query after all */
+		s->kv.hits -= (uint64_t)got;
+		return false;
+	}
+	if (r->state == REQ_WAITING && atomic_load(&r->t_start) == 0) {
+		atomic_store(&r->cached, got);
+		atomic_store(&r->t_start, hearth_now());
+	}
+	r->state = REQ_RUNNING;
+	r->admitted = ++s->n_admitted;
+	s->running[s->n_running++] = r;
+	return true;
+}
+
+/* Moves waiting requests: cancelled or expired ones out, then admits in order. */
+static void admit(struct hearth_sched *s, struct hearth_request **dead, int *n_dead, int max_dead)
+{
+	const double now = hearth_now();
+	struct hearth_request **pp = &s->wait_head, *prev = NULL;
+	while (*pp) {
+		struct hearth_request *r = *pp;
+		bool gone = atomic_load(&r->cancel) || (r->deadline && now > r->deadline) || s->quit;
+		if (gone && *n_dead < max_dead) {
+			*pp = r->next;
+			dead[(*n_dead)++] = r;
+		} else if (!gone && s->n_running < s->p.n_parallel && prev == NULL && try_admit(s, r)) {
+			*pp = r->next; /* admitted: strictly in order, so only from the head */
+		} else {
+			prev = r;
+			pp = &r->next;
+			continue;
+		}
+		r->next = NULL;
+		atomic_fetch_sub(&s->n_waiting, 1);
+	}
+	s->wait_tail = NULL;
+	for (struct hearth_request *r = s->wait_head; r; r = r->next)
+		s->wait_tail = r;
+}
+
+static void remove_running(struct hearth_sched *s, int32_t i)
+{
+	memmove(&s->running[i], &s->running[i + 1], (size_t)(s->n_running - i - 1) * sizeof *s->running);
+	s->n_running--;
+}
+
+/* Frees cache for r by sending the latest admitted other request back to the
+ * queue's front. False when r is alone. */
+static bool preempt_for(struct hearth_sched *s, struct hearth_request *r)
+{
+	int32_t victim = -1;
+	for (int32_t i = 0; i < s->n_running; i++)
+		if (s->running[i] != r && (victim < 0 || s->running[i]->admitted > s->running[victim]->admitted))
+			victim = i;
+	if (victim < 0)
+		return false;
+	struct hearth_request *v = s->running[victim];
+	remove_running(s, victim);
+	kv_seq_release(&s->kv, &v->seq);
+	v->state = REQ_WAITING;
+	pthread_mutex_lock(&s->mu);
+	v->next = s->wait_head;
+	s->wait_head = v;
+	if (!s->wait_tail)
+		s->wait_tail = v;
+	atomic_fetch_add(&s->n_waiting, 1);
+	pthread_mutex_unlock(&s->mu);
+	HLOG_DEBUG("sched: preempted a request to free KV cache");
+	return true;
+}
+
+/* The chosen token's log-probability and the top ones, from logits l. */
+static void logprobs(struct hearth_sched *s, const float *l, struct hearth_request *r, struct hearth_token_event *ev)
+{
+	const int32_t V = s->m->hp.n_vocab;
+	float max = l[0];
+	double sum = 0;
+	for (int32_t i = 1; i < V; i++)
+		max = l[i] > max ? l[i] : max;
+	for (int32_t i = 0; i < V; i++)
+		sum += exp((double)(l[i] - max));
+	const float lse = max + (float)log(sum);
+	ev->logprob = l[ev->id] - lse;
+	ev->n_top = 0;
+	for (int32_t k = 0; k < r->top_logprobs; k++) { /* k is at most 20: selection by scans */
+		int32_t best = -1;
+		for (int32_t i = 0; i < V; i++) {
+			bool taken = false;
+			for (int32_t j = 0; j < ev->n_top && !taken; j++)
+				taken = ev->top_ids[j] == i;
+			if (!taken && (best < 0 || l[i] > l[best]))
+				best = i;
+		}
+		ev->top_ids[ev->n_top] = best;
+		ev->top_logprobs[ev->n_top++] = l[best] - lse;
+	}
+}
+
+/* Samples r's next token from its logits row; false when r finished. */
+static bool sample_next(struct hearth_sched *s, struct hearth_request *r, float *l)
+{
+	struct hearth_token_event ev = { 0 };
+	for (int32_t i = 0; i < r->n_bias; i++)
+		l[r->bias_ids[i]] += r->bias[i];
+	ev.id = hearth_sampler_sample(r->smpl, l);
+	ev.t = hearth_now();
+	hearth_sampler_accept(r->smpl, ev.id);
+	if (!r->ignore_eos && hearth_token_is_eog(s->m, ev.id)) {
+		req_finish(s, r, HEARTH_FINISH_STOP);
+		return false;
+	}
+	if (r->top_logprobs >= 0)
+		logprobs(s, l, r, &ev);
+	r->tokens[r->n_tokens++] = ev.id;
+	r->n_gen++;
+	atomic_fetch_add(&s->generation_tokens, 1);
+	if ((r->max_tokens >= 0 && r->n_gen >= r->max_tokens) || r->n_tokens >= s->p.n_ctx_seq) {
+		ev.finish = HEARTH_FINISH_LENGTH;
+		req_end(s, r, &ev);
+		return false;
+	}
+	req_push(r, &ev);
+	return true;
+}
+
+/* One step: the batch, the pass, the samples. False when there was nothing to do. */
+static bool step(struct hearth_sched *s)
+{
+	const int32_t B = s->p.n_batch, V = s->m->hp.n_vocab;
+	const double now = hearth_now();
+	struct fwd_batch b = { .tokens = s->b_tokens, .seq = s->b_seqs, .pos = s->b_pos, .out_rows = s->b_rows };
+	int32_t n_prompt_tok;
+
+	/* drop cancelled and expired requests */
+	for (int32_t i = 0; i < s->n_running;) {
+		struct hearth_request *r = s->running[i];
+		bool cancel = atomic_load(&r->cancel), late = r->deadline && now > r->deadline;
+		if (cancel || late) {
+			remove_running(s, i);
+			req_finish(s, r, cancel ? HEARTH_FINISH_CANCELLED : HEARTH_FINISH_TIMEOUT);
+		} else {
+			i++;
+		}
+	}
+restart:
+	/* decoding requests first (one token each), then prompt chunks. A full
+	 * cache preempts a request and starts the batch over. */
+	b.n = b.n_out = 0;
+	n_prompt_tok = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int32_t i = 0; i < s->n_running && b.n < B; i++) {
+			struct hearth_request *r = s->running[i];
+			const int32_t todo = r->n_tokens - r->seq.n_tokens;
+			if (todo <= 0 || (pass == 0) != (todo == 1))
+				continue;
+			const int32_t n = todo < B - b.n ? todo : B - b.n;
+			if (kv_seq_reserve(&s->kv, &r->seq, n)) {
+				if (!preempt_for(s, r)) { /* alone, and the cache cannot hold it */
+					remove_running(s, i);
+					req_finish(s, r, HEARTH_FINISH_LENGTH);
+				}
+				goto restart;
+			}
+			for (int32_t k = 0; k < n; k++) {
+				const int32_t pos = r->seq.n_tokens + k;
+				s->b_tokens[b.n] = r->tokens[pos];
+				s->b_pos[b.n] = pos;
+				s->b_seqs[b.n] = &r->seq;
+				n_prompt_tok += pos < r->n_prompt;
+				b.n++;
+			}
+			if (n == todo) {
+				s->b_rows[b.n_out] = b.n - 1;
+				s->b_out[b.n_out++] = r;
+			}
+		}
+	}
+	if (b.n == 0)
+		return false;
+
+	fwd_run(s->fwd, &b, s->logits);
+
+	/* the cache now holds these tokens; publish the full blocks */
+	for (int32_t j = 0; j < s->n_running; j++) {
+		struct hearth_request *r = s->running[j];
+		int32_t n = 0;
+		for (int32_t i = 0; i < b.n; i++)
+			n += s->b_seqs[i] == &r->seq;
+		if (n)
+			kv_seq_commit(&s->kv, &r->seq, r->tokens, n);
+	}
+	atomic_fetch_add(&s->prompt_tokens, (uint64_t)n_prompt_tok);
+	for (int32_t o = 0; o < b.n_out; o++) {
+		struct hearth_request *r = s->b_out[o];
+		int32_t j = 0;
+		while (s->running[j] != r)
+			j++;
+		if (!sample_next(s, r, s->logits + (size_t)o * (size_t)V))
+			remove_running(s, j);
+	}
+	atomic_store(&s->last_batch_tokens, b.n);
+	atomic_store(&s->last_batch_seqs, b.n_out);
+	atomic_fetch_add(&s->steps, 1);
+	return true;
+}
+
+static void publish_stats(struct hearth_sched *s)
+{
+	atomic_store(&s->n_running_pub, s->n_running);
+	atomic_store(&s->n_blocks_used, kv_cache_used(&s->kv));
+	atomic_store(&s->prefix_queries, s->kv.queries);
+	atomic_store(&s->prefix_hits, s->kv.hits);
+	atomic_store(&s->t_heartbeat, hearth_now());
+}
+
+static void *sched_main(void *arg)
+{
+	struct hearth_sched *s = arg;
+	enum { MAX_DEAD = 64 };
+	struct hearth_request *dead[MAX_DEAD];
+
+	atomic_store(&s->alive, true);
+	for (;;) {
+		int n_dead = 0;
+		pthread_mutex_lock(&s->mu);
+		admit(s, dead, &n_dead, MAX_DEAD);
+		bool quit = s->quit, queued = s->wait_head != NULL;
+		pthread_mutex_unlock(&s->mu);
+		for (int i = 0; i < n_dead; i++) {
+			struct hearth_request *r = dead[i];
+			req_finish(s, r, atomic_load(&r->cancel) || quit ? HEARTH_FINISH_CANCELLED : HEARTH_FINISH_TIMEOUT);
+		}
+		if (quit && !queued)
+			break;
+		if (quit)
+			continue;
+		bool worked = step(s);
+		publish_stats(s);
+		if (!worked && n_dead == 0) {
+			pthread_mutex_lock(&s->mu);
+			if (!s->quit && !s->wait_head) {
+				struct timespec until;
+				clock_gettime(CLOCK_REALTIME, &until);
+				until.tv_nsec += 100 * 1000000L; /* heartbeat and deadlines */
+				if (until.tv_nsec >= 1000000000L) {
+					until.tv_sec++;
+					until.tv_nsec -= 1000000000L;
+				}
+				pthread_cond_timedwait(&s->cv, &s->mu, &until);
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+	}
+	while (s->n_running > 0) {
+		struct hearth_request *r = s->running[s->n_running - 1];
+		s->n_running--;
+		req_finish(s, r, HEARTH_FINISH_CANCELLED);
+	}
+	publish_stats(s);
+	atomic_store(&s->alive, false);
+	return NULL;
+}
+
+int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const struct hearth_sched_params *params,
+		     struct hearth_err *err)
+{
+	struct hearth_sched_params p = params ? *params : hearth_sched_default_params();
+	const struct hparams *h = &m->hp;
+	struct hearth_sched *s;
+	int rc;
+
+	*out = NULL;
+	if (m->vocab_only)
+		return err_set(err, HEARTH_EINVAL, "scheduler: the model was loaded vocabulary-only");
+	if (p.n_parallel < 1 || p.n_parallel > 1024 || p.n_batch < 0 || p.n_ctx < 0 || p.n_ctx_seq < 0 ||
+	    p.max_queue < 0 || p.block_size < 1 || p.block_size > 1024 || p.n_threads < 0 ||
+	    (p.cache_type != HEARTH_TYPE_F16 && p.cache_type != HEARTH_TYPE_F32))
+		return err_set(err, HEARTH_EINVAL, "scheduler: bad parameters");
+	if (p.n_ctx_seq == 0)
+		p.n_ctx_seq = h->n_ctx_train < 4096 ? h->n_ctx_train : 4096;
+	if (p.n_ctx == 0)
+		p.n_ctx = p.n_parallel * p.n_ctx_seq;
+	if (p.n_ctx_seq > p.n_ctx)
+		p.n_ctx_seq = p.n_ctx;
+	if (p.n_batch == 0)
+		p.n_batch = 512;
+	if (p.n_batch < p.n_parallel)
+		p.n_batch = p.n_parallel;
+	if (p.n_threads == 0)
+		p.n_threads = cpu_count();
+	if (!(s = calloc(1, sizeof *s)))
+		return err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
+	s->m = m;
+	s->p = p;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	/* one spare block per request: a sequence's last block is partly empty */
+	if ((rc = kv_cache_init(&s->kv, h->n_layer, (int64_t)h->n_head_kv * h->head_dim_k,
+				(int64_t)h->n_head_kv * h->head_dim_v, p.n_ctx + p.n_parallel * p.block_size,
+				p.block_size, p.cache_type, err)) ||
+	    (rc = fwd_new(&s->fwd, m, &s->kv, p.n_batch, p.n_threads, err)))
+		goto fail;
+	s->running = calloc((size_t)p.n_parallel, sizeof *s->running);
+	s->b_tokens = malloc((size_t)p.n_batch * sizeof *s->b_tokens);
+	s->b_pos = malloc((size_t)p.n_batch * sizeof *s->b_pos);
+	s->b_rows = malloc((size_t)p.n_parallel * sizeof *s->b_rows);
+	s->b_seqs = malloc((size_t)p.n_batch * sizeof *s->b_seqs);
+	s->b_out = malloc((size_t)p.n_parallel * sizeof *s->b_out);
+	s->logits = malloc((size_t)p.n_parallel * (size_t)h->n_vocab * sizeof *s->logits);
+	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->logits) {
+		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
+		goto fail;
+	}
+	publish_stats(s);
+	if (pthread_create(&s->thread, NULL, sched_main, s)) {
+		rc = err_set(err, HEARTH_ENOMEM, "scheduler: cannot start its thread");
+		goto fail;
+	}
+	s->started = true;
+	*out = s;
+	return 0;
+fail:
+	hearth_sched_free(s);
+	return rc;
+}
+
+void hearth_sched_free(struct hearth_sched *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->quit = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	/* the loop drained the queue and the running set before it ended */
+	fwd_free(s->fwd);
+	kv_cache_free(&s->kv);
+	free(s->running);
+	free(s->b_tokens);
+	free(s->b_pos);
+	free(s->b_rows);
+	free(s->b_seqs);
+	free(s->b_out);
+	free(s->logits);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+void hearth_sched_stats(const struct hearth_sched *cs, struct hearth_sched_stats *st)
+{
+	struct hearth_sched *s = (struct hearth_sched *)cs; /* atomics are read, not changed */
+	st->n_waiting = atomic_load(&s->n_waiting);
+	st->n_running = atomic_load(&s->n_running_pub);
+	st->n_blocks = s->kv.n_blocks;
+	st->block_size = s->kv.block_size;
+	st->n_blocks_used = atomic_load(&s->n_blocks_used);
+	st->last_batch_tokens = atomic_load(&s->last_batch_tokens);
+	st->last_batch_seqs = atomic_load(&s->last_batch_seqs);
+	st->prefix_queries = atomic_load(&s->prefix_queries);
+	st->prefix_hits = atomic_load(&s->prefix_hits);
+	st->prompt_tokens = atomic_load(&s->prompt_tokens);
+	st->generation_tokens = atomic_load(&s->generation_tokens);
+	st->steps = atomic_load(&s->steps);
+	st->t_heartbeat = atomic_load(&s->t_heartbeat);
+	st->alive = atomic_load(&s->alive);
+}

@@ -1,0 +1,235 @@
+/* test-sched.c - continuous batching: concurrent greedy requests give exactly
+ * the tokens they give alone (also when the cache is too small and requests
+ * are preempted), the prefix cache is used and does not change results,
+ * cancellation frees the cache, and bad requests are refused. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "../harness.h"
+
+enum { MAX_GEN = 24 };
+
+struct run {
+	int32_t ids[MAX_GEN + 1];
+	int n;
+	int finish;
+};
+
+static struct hearth_request *submit(struct hearth_sched *s, const int32_t *prompt, int n, int max_tokens)
+{
+	struct hearth_request_params p = { 0 };
+	struct hearth_err err = { 0 };
+	struct hearth_request *r = NULL;
+	p.prompt = prompt;
+	p.n_prompt = n;
+	p.max_tokens = max_tokens;
+	p.sampling = hearth_sampler_default_params();
+	p.sampling.temp = 0;
+	p.top_logprobs = -1;
+	T_OK(hearth_sched_submit(s, &p, &r, &err), err);
+	return r;
+}
+
+static void collect(struct hearth_request *r, struct run *out)
+{
+	struct hearth_token_event ev;
+	out->n = 0;
+	out->finish = 0;
+	while (r && hearth_request_next(r, &ev, 20000) == 0) {
+		if (ev.id >= 0 && out->n < MAX_GEN + 1)
+			out->ids[out->n++] = ev.id;
+		if (ev.finish)
+			out->finish = ev.finish;
+	}
+	hearth_request_free(r);
+}
+
+/* The same continuation from a plain single-sequence context. */
+static void reference(struct hearth_model *m, const int32_t *prompt, int n, int max_tokens, struct run *out)
+{
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_context *c = NULL;
+	const int V = hearth_model_n_vocab(m);
+	cp.n_ctx = 256;
+	T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	out->n = 0;
+	if (!c)
+		return;
+	T_OK(hearth_decode(c, prompt, n, false, &err), err);
+	while (out->n < max_tokens) {
+		const float *l = hearth_get_logits(c, -1);
+		int32_t best = 0;
+		for (int32_t i = 1; i < V; i++)
+			if (l[i] > l[best])
+				best = i;
+		if (hearth_token_is_eog(m, best))
+			break;
+		out->ids[out->n++] = best;
+		T_OK(hearth_decode(c, &best, 1, false, &err), err);
+	}
+	hearth_context_free(c);
+}
+
+static bool same(const struct run *a, const struct run *b)
+{
+	return a->n == b->n && memcmp(a->ids, b->ids, (size_t)a->n * sizeof a->ids[0]) == 0;
+}
+
+void test_sched(void)
+{
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	const char *texts[] = {
+		"Once upon a time", "Lily and Tom went to the park.", "The sun was hot.", "One day, a little bird",
+		"Tom had a red ball. He", "Sue wanted to play with her friends in the garden, but",
+	};
+	enum { N = 6 };
+	int32_t *prompts[N], n_prompt[N];
+	struct run alone[N], together[N];
+
+	T_OK(hearth_model_load(&m, fixture("models/stories260K.f32.gguf"), &mp, &err), err);
+	if (!m)
+		return;
+	for (int i = 0; i < N; i++) {
+		T_OK(hearth_tokenize(m, texts[i], strlen(texts[i]), true, false, &prompts[i], &n_prompt[i], &err), err);
+		reference(m, prompts[i], n_prompt[i], MAX_GEN, &alone[i]);
+	}
+
+	/* roomy cache, then a cache so small that requests must be preempted */
+	for (int pass = 0; pass < 2; pass++) {
+		struct hearth_sched_params sp = hearth_sched_default_params();
+		struct hearth_sched *s = NULL;
+		struct hearth_request *r[N];
+		sp.n_parallel = 4;
+		sp.n_ctx_seq = 128;
+		sp.n_ctx = pass == 0 ? 0 : 48;
+		sp.block_size = 8;
+		sp.n_batch = pass == 0 ? 512 : 7; /* small batches: prompts go in chunks */
+		sp.n_threads = 2;
+		T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+		if (!s)
+			continue;
+		for (int i = 0; i < N; i++)
+			r[i] = submit(s, prompts[i], n_prompt[i], MAX_GEN);
+		for (int i = 0; i < N; i++) {
+			collect(r[i], &together[i]);
+			if (!same(&together[i], &alone[i]))
+				T_FAIL("pass %d, prompt %d: batched result differs from the one alone (%d vs %d tokens)", pass, i,
+				       together[i].n, alone[i].n);
+			T_TRUE(together[i].finish == HEARTH_FINISH_LENGTH || together[i].finish == HEARTH_FINISH_STOP);
+		}
+		struct hearth_sched_stats st;
+		hearth_sched_stats(s, &st);
+		T_TRUE(st.alive);
+		T_TRUE(st.generation_tokens >= (uint64_t)N);
+		hearth_sched_free(s);
+	}
+
+	/* prefix cache: the same long prompt again reports cached tokens, same output */
+	struct hearth_sched_params sp = hearth_sched_default_params();
+	struct hearth_sched *s = NULL;
+	sp.n_ctx_seq = 256;
+	sp.block_size = 8;
+	sp.n_threads = 2;
+	T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+	if (s) {
+		const char *longp = "Once upon a time, there was a little girl named Lily. She loved to play outside "
+				    "in the park with her friends and her dog.";
+		int32_t *ids, n;
+		struct run a, b, ref;
+		T_OK(hearth_tokenize(m, longp, strlen(longp), true, false, &ids, &n, &err), err);
+		reference(m, ids, n, 8, &ref);
+		struct hearth_request *r1 = submit(s, ids, n, 8);
+		collect(r1, &a);
+		struct hearth_request *r2 = submit(s, ids, n, 8);
+		struct hearth_token_event ev;
+		T_OK(hearth_request_next(r2, &ev, 20000), err);
+		int32_t cached = hearth_request_cached_tokens(r2);
+		T_TRUE(cached >= 8 && cached < n && cached % 8 == 0);
+		b.n = 1;
+		b.ids[0] = ev.id;
+		struct run rest;
+		collect(r2, &rest);
+		memcpy(b.ids + 1, rest.ids, (size_t)rest.n * sizeof rest.ids[0]);
+		b.n += rest.n;
+		T_TRUE(same(&a, &ref));
+		T_TRUE(same(&b, &ref));
+		struct hearth_sched_stats st;
+		hearth_sched_stats(s, &st);
+		T_TRUE(st.prefix_hits >= (uint64_t)cached);
+
+		/* cancel: a long generation stops, and its blocks are free again */
+		struct hearth_request *r3 = submit(s, ids, n, -1);
+		T_OK(hearth_request_next(r3, &ev, 20000), err);
+		hearth_request_cancel(r3);
+		int finish = 0;
+		while (hearth_request_next(r3, &ev, 20000) == 0)
+			finish = ev.finish ? ev.finish : finish;
+		T_EQ_I64(finish, HEARTH_FINISH_CANCELLED);
+		hearth_request_free(r3);
+		for (int k = 0; k < 100; k++) { /* stats refresh after the step */
+			hearth_sched_stats(s, &st);
+			if (st.n_running == 0 && st.n_blocks_used == 0)
+				break;
+			struct timespec ts = { 0, 10000000 };
+			nanosleep(&ts, NULL);
+		}
+		T_EQ_I64(st.n_blocks_used, 0);
+
+		/* refused: empty prompt, too long a prompt, bad token */
+		struct hearth_request_params p = { 0 };
+		struct hearth_request *bad = NULL;
+		p.sampling = hearth_sampler_default_params();
+		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_EINVAL);
+		int32_t many[300] = { 0 };
+		p.prompt = many;
+		p.n_prompt = 300;
+		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_ETOOBIG);
+		T_TRUE(strstr(err.msg, "maximum context length") != NULL);
+		many[0] = 99999;
+		p.n_prompt = 3;
+		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_EINVAL);
+
+		/* requests freed while still queued or running end cleanly */
+		for (int i = 0; i < 8; i++)
+			hearth_request_free(submit(s, ids, n, 50));
+		free(ids);
+		hearth_sched_free(s);
+	}
+
+	/* a full queue refuses with EBUSY */
+	sp = hearth_sched_default_params();
+	sp.max_queue = 2;
+	sp.n_parallel = 1;
+	sp.n_threads = 1;
+	T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+	if (s) {
+		struct hearth_request *q[6];
+		int busy = 0;
+		for (int i = 0; i < 6; i++) {
+			struct hearth_request_params p = { 0 };
+			p.prompt = prompts[0];
+			p.n_prompt = n_prompt[0];
+			p.max_tokens = 200;
+			p.sampling = hearth_sampler_default_params();
+			p.top_logprobs = 5;
+			q[i] = NULL;
+			if (hearth_sched_submit(s, &p, &q[i], &err) == HEARTH_EBUSY)
+				busy++;
+		}
+		T_TRUE(busy >= 1);
+		struct hearth_token_event ev;
+		if (q[0] && hearth_request_next(q[0], &ev, 20000) == 0) {
+			T_EQ_I64(ev.n_top, 5);
+			T_TRUE(ev.logprob <= 0 && ev.top_logprobs[0] >= ev.top_logprobs[4]);
+		}
+		for (int i = 0; i < 6; i++)
+			hearth_request_free(q[i]);
+		hearth_sched_free(s); /* with requests still queued */
+	}
+	for (int i = 0; i < N; i++)
+		free(prompts[i]);
+	hearth_model_free(m);
+}
