@@ -9,17 +9,17 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude
-LDLIBS   += -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
+LDLIBS   += -lmicrohttpd -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 B        ?= build
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
-CLI_SRC  := $(sort $(wildcard cli/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c server/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c tests/unit/*.c tests/golden/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
-DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev
+DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev
 
 .PHONY: all run test test-plain test-san test-clang deps clean
 all: $(B)/hearth
@@ -39,7 +39,8 @@ $(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
 
 # Install the build dependencies when they are missing (Debian/Ubuntu).
 deps:
-	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>') | \
+	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
+	       echo '#include <microhttpd.h>') | \
 	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1; then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -15,6 +15,7 @@ static const char usage[] =
 	"  inspect     show a GGUF file's metadata and tensors\n"
 	"  tokenize    print the token ids of a text\n"
 	"  detokenize  print the text of token ids\n"
+	"  serve       an OpenAI-compatible HTTP server\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
-		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize },
+		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
 	};
 
 	hearth_log_set(cli_log, NULL);

@@ -245,6 +245,8 @@ struct hearth_sched_params {
 struct hearth_sched_params hearth_sched_default_params(void);
 int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const struct hearth_sched_params *p,
 		     struct hearth_err *err);
+/* The parameters in force, defaults filled in. */
+struct hearth_sched_params hearth_sched_params_used(const struct hearth_sched *s);
 /* Cancels whatever is left, stops the thread, frees the cache. Requests not
  * yet freed by their owners stay valid until hearth_request_free(). */
 void hearth_sched_free(struct hearth_sched *s);

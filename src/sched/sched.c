@@ -663,6 +663,8 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s);
 }
 
+struct hearth_sched_params hearth_sched_params_used(const struct hearth_sched *s) { return s->p; }
+
 void hearth_sched_stats(const struct hearth_sched *cs, struct hearth_sched_stats *st)
 {
 	struct hearth_sched *s = (struct hearth_sched *)cs; /* atomics are read, not changed */

@@ -1,0 +1,1013 @@
+/*
+ * api-openai.c - the OpenAI-compatible endpoints.
+ *
+ * A completion request is validated field by field (errors name the field),
+ * its prompt is rendered (chat) and tokenized, and one scheduler request per
+ * prompt is submitted. Tokens come back as events; text is decoded UTF-8
+ * safely, stop strings are cut out (held back while they might still be
+ * forming, so they never reach a stream), and the reply is built in
+ * OpenAI's shape, streamed as server-sent events when asked.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server.h"
+
+#define MAX_STOPS 8
+#define MAX_PROMPTS 16
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+/* Length of a valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		k = 2, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		k = 3, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		k = 4, cp = s[0] & 0x07u;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return k;
+}
+
+/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
+static json_t *jstr(const char *s, size_t n)
+{
+	char *t = malloc(3 * n + 1);
+	size_t o = 0;
+	if (!t)
+		return json_string("");
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_ok((const unsigned char *)s + i, n - i);
+		if (k == 0) {
+			memcpy(t + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(t + o, s + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	json_t *j = json_stringn(t, o);
+	free(t);
+	return j ? j : json_string("");
+}
+
+static void gen_id(char *buf, size_t size, const char *prefix)
+{
+	static atomic_uint_fast64_t counter;
+	uint64_t x = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ atomic_fetch_add(&counter, 1) * 0xbf58476d1ce4e5b9ULL;
+	snprintf(buf, size, "%s%016" PRIx64, prefix, x);
+}
+
+static const char *finish_name(int f)
+{
+	return f == HEARTH_FINISH_LENGTH || f == HEARTH_FINISH_TIMEOUT ? "length" : "stop";
+}
+
+/* ---- parameters ------------------------------------------------------------------------ */
+
+struct params {
+	struct hearth_sampler_params sp;
+	int32_t max_tokens;        /* -1: up to the context */
+	bool stream, include_usage;
+	bool logprobs;
+	int32_t top_logprobs;      /* chat: 0..20; completions: logprobs 0..5 */
+	char *stops[MAX_STOPS];
+	int n_stops;
+	int32_t bias_ids[1024];
+	float bias[1024];
+	int32_t n_bias;
+	bool echo;
+};
+
+static void params_free(struct params *p)
+{
+	for (int i = 0; i < p->n_stops; i++)
+		free(p->stops[i]);
+	p->n_stops = 0;
+}
+
+/* Reads an optional number field in [lo, hi]; false after an error reply. */
+static bool get_num(json_t *b, const char *key, double lo, double hi, double *out, struct reply *rp)
+{
+	json_t *v = json_object_get(b, key);
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_number(v)) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be a number", key);
+		return false;
+	}
+	double d = json_number_value(v);
+	if (!(d >= lo && d <= hi)) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_value", "'%s' must be between %g and %g, got %g",
+			    key, lo, hi, d);
+		return false;
+	}
+	*out = d;
+	return true;
+}
+
+static bool get_int(json_t *b, const char *key, long long lo, long long hi, long long *out, struct reply *rp)
+{
+	json_t *v = json_object_get(b, key);
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_integer(v)) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be an integer", key);
+		return false;
+	}
+	long long d = json_integer_value(v);
+	if (d < lo || d > hi) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_value",
+			    "'%s' must be between %lld and %lld, got %lld", key, lo, hi, d);
+		return false;
+	}
+	*out = d;
+	return true;
+}
+
+static bool get_bool(json_t *b, const char *key, bool *out, struct reply *rp)
+{
+	json_t *v = json_object_get(b, key);
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_boolean(v)) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be a boolean", key);
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+static bool get_str(json_t *b, const char *key, const char **out, struct reply *rp)
+{
+	json_t *v = json_object_get(b, key);
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_string(v)) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be a string", key);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+/* Fields shared by both completion endpoints. chat: logprobs is a bool plus
+ * top_logprobs; completions: logprobs is an integer 0..5. */
+static bool parse_params(struct server *srv, json_t *b, bool chat, struct params *p, struct reply *rp)
+{
+	double temp = 1.0, top_p = 1.0, min_p = 0, rep = 1.0, fp = 0, pp = 0;
+	long long top_k = 0, max_tokens = -1, mct = -1, seed = -1, n = 1, tl = -1;
+	const char *model = NULL, *user = NULL, *cache_key = NULL;
+
+	memset(p, 0, sizeof *p);
+	if (!get_str(b, "model", &model, rp))
+		return false;
+	if (model && strcmp(model, srv->alias) && strcmp(model, srv->model_path)) {
+		reply_error(rp, 404, "not_found_error", "model", "model_not_found",
+			    "The model '%s' does not exist; this server serves '%s'", model, srv->alias);
+		return false;
+	}
+	if (!get_num(b, "temperature", 0, 2, &temp, rp) || !get_num(b, "top_p", 0, 1, &top_p, rp) ||
+	    !get_num(b, "min_p", 0, 1, &min_p, rp) || !get_num(b, "repeat_penalty", 0.01, 10, &rep, rp) ||
+	    !get_num(b, "frequency_penalty", -2, 2, &fp, rp) || !get_num(b, "presence_penalty", -2, 2, &pp, rp) ||
+	    !get_int(b, "top_k", -1, 1 << 30, &top_k, rp) || !get_int(b, "max_tokens", 1, INT32_MAX, &max_tokens, rp) ||
+	    !get_int(b, "max_completion_tokens", 1, INT32_MAX, &mct, rp) ||
+	    !get_int(b, "seed", INT64_MIN, INT64_MAX, &seed, rp) || !get_int(b, "n", 1, 1, &n, rp) ||
+	    !get_bool(b, "stream", &p->stream, rp) || !get_str(b, "user", &user, rp) ||
+	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_bool(b, "echo", &p->echo, rp))
+		return false;
+	if (chat) {
+		if (!get_bool(b, "logprobs", &p->logprobs, rp) || !get_int(b, "top_logprobs", 0, 20, &tl, rp))
+			return false;
+		if (tl >= 0 && !p->logprobs) {
+			reply_error(rp, 400, "invalid_request_error", "top_logprobs", "invalid_value",
+				    "'top_logprobs' requires 'logprobs' to be true");
+			return false;
+		}
+		p->top_logprobs = p->logprobs ? (int32_t)(tl < 0 ? 0 : tl) : -1;
+	} else {
+		if (!get_int(b, "logprobs", 0, 5, &tl, rp))
+			return false;
+		p->logprobs = tl >= 0;
+		p->top_logprobs = (int32_t)tl;
+	}
+	json_t *so = json_object_get(b, "stream_options");
+	if (so && !json_is_null(so)) {
+		if (!json_is_object(so)) {
+			reply_error(rp, 400, "invalid_request_error", "stream_options", "invalid_type",
+				    "'stream_options' must be an object");
+			return false;
+		}
+		if (!get_bool(so, "include_usage", &p->include_usage, rp))
+			return false;
+	}
+	json_t *stop = json_object_get(b, "stop");
+	if (json_is_string(stop)) {
+		if (json_string_length(stop) && !(p->stops[p->n_stops++] = strdup(json_string_value(stop))))
+			p->n_stops--;
+	} else if (json_is_array(stop)) {
+		size_t i;
+		json_t *s;
+		if (json_array_size(stop) > 4) {
+			reply_error(rp, 400, "invalid_request_error", "stop", "invalid_value", "'stop' allows at most 4 sequences");
+			return false;
+		}
+		json_array_foreach(stop, i, s) {
+			if (!json_is_string(s)) {
+				params_free(p);
+				reply_error(rp, 400, "invalid_request_error", "stop", "invalid_type",
+					    "'stop' must be a string or a list of strings");
+				return false;
+			}
+			if (json_string_length(s) && (p->stops[p->n_stops] = strdup(json_string_value(s))))
+				p->n_stops++;
+		}
+	} else if (stop && !json_is_null(stop)) {
+		reply_error(rp, 400, "invalid_request_error", "stop", "invalid_type",
+			    "'stop' must be a string or a list of strings");
+		return false;
+	}
+	json_t *lb = json_object_get(b, "logit_bias");
+	if (lb && !json_is_null(lb)) {
+		const char *k;
+		json_t *v;
+		if (!json_is_object(lb) || json_object_size(lb) > 1024) {
+			params_free(p);
+			reply_error(rp, 400, "invalid_request_error", "logit_bias", "invalid_type",
+				    "'logit_bias' must be an object of at most 1024 token ids");
+			return false;
+		}
+		json_object_foreach(lb, k, v) {
+			char *end;
+			long id = strtol(k, &end, 10);
+			double bias = json_number_value(v);
+			if (*end || end == k || id < 0 || id >= hearth_model_n_vocab(srv->model) || !json_is_number(v) ||
+			    bias < -100 || bias > 100) {
+				params_free(p);
+				reply_error(rp, 400, "invalid_request_error", "logit_bias", "invalid_value",
+					    "'logit_bias' maps token ids (0..%d) to numbers from -100 to 100; '%s' is not valid",
+					    hearth_model_n_vocab(srv->model) - 1, k);
+				return false;
+			}
+			p->bias_ids[p->n_bias] = (int32_t)id;
+			p->bias[p->n_bias++] = (float)bias;
+		}
+	}
+	p->max_tokens = mct > 0 ? (int32_t)mct : (int32_t)max_tokens;
+	p->sp = hearth_sampler_default_params();
+	p->sp.temp = (float)temp;
+	p->sp.top_p = (float)top_p;
+	p->sp.top_k = (int32_t)(top_k < 0 ? 0 : top_k);
+	p->sp.min_p = (float)min_p;
+	p->sp.repeat_penalty = (float)rep;
+	p->sp.frequency_penalty = (float)fp;
+	p->sp.presence_penalty = (float)pp;
+	p->sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20) ^ (uint64_t)(uintptr_t)p;
+	(void)user;
+	(void)cache_key; /* affinity keys are for proxies in front; accepted, not needed here */
+	return true;
+}
+
+/* ---- one generation ----------------------------------------------------------------------- */
+
+struct tok_lp {
+	int32_t id;
+	float lp;
+	int32_t n_top;
+	int32_t top_ids[HEARTH_MAX_TOP_LOGPROBS];
+	float top_lp[HEARTH_MAX_TOP_LOGPROBS];
+	size_t text_offset;
+};
+
+struct gen {
+	struct hearth_request *req;
+	struct hearth_detok *dt;
+	int32_t n_prompt, cached;
+	char *text;               /* generated text (stop strings cut) */
+	size_t len, cap, sent;    /* sent: bytes already streamed */
+	int32_t n_gen;
+	struct tok_lp *lps;
+	size_t n_lps, cap_lps;
+	int finish;               /* enum hearth_finish, 0 while running */
+	bool stopped;             /* ended by a stop string */
+	double t_submit, t_first, t_last;
+	char *prompt_text;        /* completions echo */
+	size_t prompt_len;
+};
+
+static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t c = (*len + n + 1) * 2;
+		char *b = realloc(*buf, c);
+		if (!b)
+			return -1;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = 0;
+	return 0;
+}
+
+/* Bytes at the end of text that could still grow into a stop string. */
+static size_t stop_holdback(const struct params *p, const char *text, size_t len)
+{
+	size_t hold = 0;
+	for (int i = 0; i < p->n_stops; i++) {
+		size_t sl = strlen(p->stops[i]);
+		for (size_t k = sl - 1; k > hold; k--)
+			if (k <= len && memcmp(text + len - k, p->stops[i], k) == 0) {
+				hold = k;
+				break;
+			}
+	}
+	return hold;
+}
+
+/* Applies one event to g. */
+static void gen_event(struct server *srv, const struct params *p, struct gen *g, const struct hearth_token_event *ev)
+{
+	if (ev->id >= 0 && !g->stopped) {
+		size_t k;
+		const char *piece = hearth_detok_push(g->dt, ev->id, &k);
+		size_t before = g->len;
+		if (g->t_first == 0)
+			g->t_first = ev->t;
+		else
+			metrics_inter_token(srv->metrics, ev->t - g->t_last);
+		g->t_last = ev->t;
+		g->n_gen++;
+		if (p->logprobs && g->n_lps < 1u << 20) {
+			if (g->n_lps == g->cap_lps) {
+				size_t c = g->cap_lps ? 2 * g->cap_lps : 32;
+				struct tok_lp *l = realloc(g->lps, c * sizeof *l);
+				if (l) {
+					g->lps = l;
+					g->cap_lps = c;
+				}
+			}
+			if (g->n_lps < g->cap_lps) {
+				struct tok_lp *l = &g->lps[g->n_lps++];
+				l->id = ev->id;
+				l->lp = ev->logprob;
+				l->n_top = ev->n_top;
+				memcpy(l->top_ids, ev->top_ids, sizeof l->top_ids);
+				memcpy(l->top_lp, ev->top_logprobs, sizeof l->top_lp);
+				l->text_offset = before; /* echoed prompt text included */
+			}
+		}
+		if (append(&g->text, &g->len, &g->cap, piece, k) == 0 && p->n_stops) {
+			/* a stop string may end in this piece: search from where it could start */
+			size_t longest = 0;
+			for (int i = 0; i < p->n_stops; i++)
+				longest = strlen(p->stops[i]) > longest ? strlen(p->stops[i]) : longest;
+			size_t from = before > longest - 1 ? before - (longest - 1) : 0;
+			size_t cut = SIZE_MAX;
+			for (int i = 0; i < p->n_stops; i++) {
+				const char *hit = NULL;
+				for (size_t at = from; at + strlen(p->stops[i]) <= g->len && !hit; at++)
+					if (!memcmp(g->text + at, p->stops[i], strlen(p->stops[i])))
+						hit = g->text + at;
+				if (hit && (size_t)(hit - g->text) < cut)
+					cut = (size_t)(hit - g->text);
+			}
+			if (cut != SIZE_MAX) {
+				g->len = cut;
+				g->text[cut] = 0;
+				g->stopped = true;
+				hearth_request_cancel(g->req);
+			}
+		}
+	}
+	if (ev->finish) {
+		if (!g->stopped) {
+			size_t k;
+			const char *rest = hearth_detok_flush(g->dt, &k);
+			append(&g->text, &g->len, &g->cap, rest, k);
+		}
+		g->finish = g->stopped ? HEARTH_FINISH_STOP : ev->finish;
+	}
+}
+
+/* Bytes of g's text safe to send now. */
+static size_t gen_sendable(const struct params *p, const struct gen *g)
+{
+	if (g->finish)
+		return g->len;
+	size_t hold = stop_holdback(p, g->text ? g->text : "", g->len);
+	return g->len - hold;
+}
+
+static void gen_free(struct gen *g)
+{
+	hearth_request_free(g->req);
+	hearth_detok_free(g->dt);
+	free(g->text);
+	free(g->lps);
+	free(g->prompt_text);
+	memset(g, 0, sizeof *g);
+}
+
+/* Submits prompt ids; false after an error reply. */
+static bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
+		      struct reply *rp)
+{
+	struct hearth_request_params rq = { 0 };
+	struct hearth_err err = { 0 };
+	const int32_t max_len = srv->sp.n_ctx_seq;
+
+	if (n < 1) {
+		reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value", "The prompt is empty");
+		return false;
+	}
+	if (n >= max_len || (p->max_tokens > 0 && (int64_t)n + p->max_tokens > max_len)) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded",
+			    "This model's maximum context length is %d tokens. However, you requested %lld tokens "
+			    "(%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
+			    max_len, (long long)n + (p->max_tokens > 0 ? p->max_tokens : 0), n,
+			    p->max_tokens > 0 ? p->max_tokens : 0);
+		return false;
+	}
+	rq.prompt = ids;
+	rq.n_prompt = n;
+	rq.max_tokens = p->max_tokens;
+	rq.sampling = p->sp;
+	rq.bias_ids = p->bias_ids;
+	rq.bias = p->bias;
+	rq.n_bias = p->n_bias;
+	rq.top_logprobs = p->logprobs ? p->top_logprobs : -1;
+	rq.timeout_s = srv->request_timeout_s;
+	g->n_prompt = n;
+	g->t_submit = hearth_now();
+	if (hearth_detok_new(&g->dt, srv->model, false, &err)) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "%s", err.msg);
+		return false;
+	}
+	int rc = hearth_sched_submit(srv->sched, &rq, &g->req, &err);
+	if (rc == HEARTH_EBUSY) {
+		reply_error(rp, 429, "rate_limit_exceeded", NULL, "queue_full",
+			    "The server is busy: too many requests are waiting. Retry shortly.");
+		rp->retry_after = 1;
+	} else if (rc == HEARTH_ESHUTDOWN) {
+		reply_error(rp, 503, "service_unavailable", NULL, "draining", "The server is shutting down");
+	} else if (rc == HEARTH_ETOOBIG) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded", "%s", err.msg);
+	} else if (rc) {
+		reply_error(rp, 400, "invalid_request_error", NULL, NULL, "%s", err.msg);
+	}
+	return rc == 0;
+}
+
+/* Waits for g's next event (checking that the client is still there);
+ * false when the request is over. */
+static bool gen_wait(struct server *srv, const struct params *p, struct gen *g, int fd)
+{
+	struct hearth_token_event ev;
+	for (;;) {
+		int rc = hearth_request_next(g->req, &ev, 250);
+		if (rc == 0) {
+			gen_event(srv, p, g, &ev);
+			if (ev.finish) {
+				g->cached = hearth_request_cached_tokens(g->req);
+				double t0 = hearth_request_t_start(g->req);
+				const char *why = g->finish == HEARTH_FINISH_CANCELLED && !g->stopped ? "abort" : finish_name(g->finish);
+				metrics_request_done(srv->metrics, why, g->n_prompt, g->n_gen,
+						     (t0 > 0 ? t0 : hearth_now()) - g->t_submit,
+						     g->t_first > 0 ? g->t_first - g->t_submit : -1, hearth_now() - g->t_submit);
+			}
+			return !ev.finish;
+		}
+		if (rc == HEARTH_ENOTFOUND)
+			return false;
+		if (client_gone(fd))
+			hearth_request_cancel(g->req); /* the final event follows */
+	}
+}
+
+/* ---- logprobs in both shapes ---------------------------------------------------------------------- */
+
+static json_t *piece_json(struct server *srv, int32_t id, json_t **bytes)
+{
+	char buf[256];
+	int n = hearth_token_to_piece(srv->model, id, true, buf, sizeof buf);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof buf)
+		n = sizeof buf;
+	if (bytes) {
+		*bytes = json_array();
+		for (int i = 0; i < n; i++)
+			json_array_append_new(*bytes, json_integer((unsigned char)buf[i]));
+	}
+	return jstr(buf, (size_t)n);
+}
+
+static json_t *chat_logprobs(struct server *srv, const struct tok_lp *l, size_t n)
+{
+	json_t *content = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *bytes, *top = json_array();
+		json_t *tok = piece_json(srv, l[i].id, &bytes);
+		for (int32_t k = 0; k < l[i].n_top; k++) {
+			json_t *tb, *tt = piece_json(srv, l[i].top_ids[k], &tb);
+			json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token", tt, "logprob",
+							     (double)l[i].top_lp[k], "bytes", tb));
+		}
+		json_array_append_new(content, json_pack("{s:o, s:f, s:o, s:o}", "token", tok, "logprob", (double)l[i].lp,
+							 "bytes", bytes, "top_logprobs", top));
+	}
+	return json_pack("{s:o}", "content", content);
+}
+
+static json_t *completion_logprobs(struct server *srv, const struct tok_lp *l, size_t n)
+{
+	json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(toks, piece_json(srv, l[i].id, NULL));
+		json_array_append_new(lps, json_real(l[i].lp));
+		json_t *t = json_object();
+		for (int32_t k = 0; k < l[i].n_top; k++) {
+			json_t *name = piece_json(srv, l[i].top_ids[k], NULL);
+			json_object_set_new(t, json_string_value(name), json_real(l[i].top_lp[k]));
+			json_decref(name);
+		}
+		json_array_append_new(tops, t);
+		json_array_append_new(offs, json_integer((json_int_t)l[i].text_offset));
+	}
+	return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
+			 "text_offset", offs);
+}
+
+static json_t *usage_json(const struct gen *g, int n)
+{
+	long long prompt = 0, completion = 0, cached = 0;
+	for (int i = 0; i < n; i++) {
+		prompt += g[i].n_prompt;
+		completion += g[i].n_gen;
+		cached += g[i].cached;
+	}
+	return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", prompt, "completion_tokens", completion,
+			 "total_tokens", prompt + completion, "prompt_tokens_details", "cached_tokens", cached);
+}
+
+/* ---- streaming ------------------------------------------------------------------------------------ */
+
+struct stream {
+	struct server *srv;
+	struct params p;
+	bool chat;
+	struct gen g[MAX_PROMPTS];
+	int n_gen, cur;       /* choices, the one being streamed */
+	char id[48];
+	long created;
+	int fd;
+	char *out;            /* SSE bytes ready to send */
+	size_t out_len, out_cap, out_sent;
+	bool role_sent[MAX_PROMPTS];
+	bool done;            /* [DONE] queued */
+};
+
+static void sse_push(struct stream *st, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s)
+		return;
+	append(&st->out, &st->out_len, &st->out_cap, "data: ", 6);
+	append(&st->out, &st->out_len, &st->out_cap, s, strlen(s));
+	append(&st->out, &st->out_len, &st->out_cap, "\n\n", 2);
+	free(s);
+}
+
+static json_t *chunk(struct stream *st, json_t *choices)
+{
+	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", st->id, "object",
+			 st->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)st->created,
+			 "model", st->srv->alias, "choices", choices);
+}
+
+/* Queues what choice i has ready; its final chunk when it finished. */
+static void stream_emit(struct stream *st, int i, size_t lp_from)
+{
+	struct gen *g = &st->g[i];
+	size_t upto = gen_sendable(&st->p, g);
+	bool fin = g->finish != 0;
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]))
+		return;
+	json_t *text = jstr(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
+	g->sent = upto > g->sent ? upto : g->sent;
+	json_t *choice;
+	if (st->chat) {
+		json_t *delta = json_object();
+		if (!st->role_sent[i]) {
+			json_object_set_new(delta, "role", json_string("assistant"));
+			st->role_sent[i] = true;
+		}
+		if (json_string_length(text) || !fin)
+			json_object_set(delta, "content", text);
+		choice = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
+				   st->p.logprobs && g->n_lps > lp_from ? chat_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
+									: json_null(),
+				   "finish_reason", fin ? json_string(finish_name(g->finish)) : json_null());
+	} else {
+		choice = json_pack("{s:i, s:O, s:o, s:o}", "index", i, "text", text, "logprobs",
+				   st->p.logprobs && g->n_lps > lp_from ? completion_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
+									: json_null(),
+				   "finish_reason", fin ? json_string(finish_name(g->finish)) : json_null());
+	}
+	json_decref(text);
+	sse_push(st, chunk(st, json_pack("[o]", choice)));
+}
+
+size_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
+{
+	while (st->out_sent == st->out_len) {
+		st->out_len = st->out_sent = 0;
+		if (st->done) {
+			*ended = true;
+			return 0;
+		}
+		if (st->cur >= st->n_gen) {
+			if (st->p.include_usage) {
+				json_t *c = chunk(st, json_array());
+				json_object_set_new(c, "usage", usage_json(st->g, st->n_gen));
+				sse_push(st, c);
+			}
+			append(&st->out, &st->out_len, &st->out_cap, "data: [DONE]\n\n", 14);
+			st->done = true;
+			continue;
+		}
+		struct gen *g = &st->g[st->cur];
+		size_t lp_from = g->n_lps;
+		bool more = g->finish == 0 && gen_wait(st->srv, &st->p, g, st->fd);
+		stream_emit(st, st->cur, lp_from);
+		if (!more || g->finish)
+			st->cur++;
+	}
+	size_t n = st->out_len - st->out_sent < max ? st->out_len - st->out_sent : max;
+	memcpy(buf, st->out + st->out_sent, n);
+	st->out_sent += n;
+	return n;
+}
+
+void stream_free(struct stream *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < st->n_gen; i++)
+		gen_free(&st->g[i]);
+	params_free(&st->p);
+	free(st->out);
+	free(st);
+}
+
+/* ---- the endpoints ---------------------------------------------------------------------------------- */
+
+/* Runs the started generations to the end (non-streaming). */
+static void run_all(struct server *srv, const struct params *p, struct gen *g, int n, int fd)
+{
+	for (int i = 0; i < n; i++)
+		while (gen_wait(srv, p, &g[i], fd))
+			;
+}
+
+/* Chat messages -> the model's prompt text. */
+static char *render_messages(struct server *srv, json_t *msgs, struct reply *rp)
+{
+	struct hearth_chat_msg m[256];
+	char *owned[256] = { 0 };
+	struct hearth_err err = { 0 };
+	char *out = NULL;
+	size_t n = json_array_size(msgs), i;
+	json_t *msg;
+
+	if (!json_is_array(msgs) || n == 0) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
+			    "'messages' must be a non-empty array");
+		return NULL;
+	}
+	if (n > 256) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value", "at most 256 messages");
+		return NULL;
+	}
+	json_array_foreach(msgs, i, msg) {
+		const char *role = json_string_value(json_object_get(msg, "role"));
+		json_t *content = json_object_get(msg, "content");
+		if (!json_is_object(msg) || !role) {
+			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
+				    "messages[%zu] must be an object with a string 'role'", i);
+			goto out;
+		}
+		if (!strcmp(role, "developer"))
+			role = "system";
+		if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) {
+			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
+				    "messages[%zu].role '%s' is not one of system, developer, user, assistant", i, role);
+			goto out;
+		}
+		if (json_is_string(content)) {
+			m[i].content = json_string_value(content);
+		} else if (json_is_array(content)) { /* text parts, joined */
+			size_t len = 0, cap = 0, k;
+			json_t *part;
+			char *txt = NULL;
+			append(&txt, &len, &cap, "", 0);
+			json_array_foreach(content, k, part) {
+				const char *type = json_string_value(json_object_get(part, "type"));
+				const char *t = json_string_value(json_object_get(part, "text"));
+				if (!type || strcmp(type, "text") || !t) {
+					free(txt);
+					reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
+						    "messages[%zu].content[%zu] must be a text part {\"type\":\"text\",\"text\":...}", i, k);
+					goto out;
+				}
+				append(&txt, &len, &cap, t, strlen(t));
+			}
+			owned[i] = txt;
+			m[i].content = txt;
+		} else if (json_is_null(content) && !strcmp(role, "assistant")) {
+			m[i].content = "";
+		} else {
+			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_type",
+				    "messages[%zu].content must be a string or an array of text parts", i);
+			goto out;
+		}
+		m[i].role = role;
+	}
+	if (hearth_chat_render(srv->model, m, (int)n, true, &out, &err))
+		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
+out:
+	for (i = 0; i < n && i < 256; i++)
+		free(owned[i]);
+	return out;
+}
+
+static struct stream *stream_new(struct server *srv, bool chat, const struct conn_info *ci)
+{
+	struct stream *st = calloc(1, sizeof *st);
+	if (!st)
+		return NULL;
+	st->srv = srv;
+	st->chat = chat;
+	st->fd = ci->fd;
+	st->created = (long)time(NULL);
+	gen_id(st->id, sizeof st->id, chat ? "chatcmpl-" : "cmpl-");
+	return st;
+}
+
+void api_chat_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp)
+{
+	struct hearth_err err = { 0 };
+	struct stream *st = stream_new(srv, true, ci);
+	int32_t *ids = NULL, n_ids = 0;
+	char *prompt = NULL;
+
+	if (!st) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return;
+	}
+	if (!json_object_get(body, "messages")) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "missing_required_parameter",
+			    "Missing required parameter: 'messages'");
+		goto out;
+	}
+	if (!parse_params(srv, body, true, &st->p, rp) || !(prompt = render_messages(srv, json_object_get(body, "messages"), rp)))
+		goto out;
+	if (srv->log_prompts)
+		fprintf(stderr, "hearth serve: prompt: %s\n", prompt);
+	if (hearth_tokenize(srv->model, prompt, strlen(prompt), true, true, &ids, &n_ids, &err)) {
+		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
+		goto out;
+	}
+	st->n_gen = 1;
+	if (!gen_start(srv, &st->p, &st->g[0], ids, n_ids, rp))
+		goto out;
+	if (st->p.stream) {
+		rp->stream = st;
+		st = NULL;
+		goto out;
+	}
+	run_all(srv, &st->p, st->g, 1, ci->fd);
+	struct gen *g = &st->g[0];
+	json_t *choice = json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
+				   jstr(g->text ? g->text : "", g->len), "logprobs",
+				   st->p.logprobs ? chat_logprobs(srv, g->lps, g->n_lps) : json_null(), "finish_reason",
+				   finish_name(g->finish));
+	reply_json(rp, 200, json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o, s:s}", "id", st->id, "object", "chat.completion",
+				      "created", (json_int_t)st->created, "model", srv->alias, "choices", choice, "usage",
+				      usage_json(st->g, 1), "system_fingerprint", "hearth"));
+out:
+	free(prompt);
+	free(ids);
+	stream_free(st);
+}
+
+/* One prompt of /v1/completions: a string or an array of token ids. */
+static bool prompt_ids(struct server *srv, json_t *p, int32_t **ids, int32_t *n, struct reply *rp)
+{
+	struct hearth_err err = { 0 };
+	if (json_is_string(p)) {
+		if (hearth_tokenize(srv->model, json_string_value(p), json_string_length(p), true, true, ids, n, &err)) {
+			reply_error(rp, 400, "invalid_request_error", "prompt", NULL, "%s", err.msg);
+			return false;
+		}
+		return true;
+	}
+	size_t i, k = json_array_size(p);
+	json_t *v;
+	*ids = malloc((k ? k : 1) * sizeof **ids);
+	*n = 0;
+	if (!*ids) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return false;
+	}
+	json_array_foreach(p, i, v) {
+		json_int_t id = json_integer_value(v);
+		if (!json_is_integer(v) || id < 0 || id >= hearth_model_n_vocab(srv->model)) {
+			free(*ids);
+			*ids = NULL;
+			reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value",
+				    "prompt token %zu must be an integer id from 0 to %d", i, hearth_model_n_vocab(srv->model) - 1);
+			return false;
+		}
+		(*ids)[(*n)++] = (int32_t)id;
+	}
+	return true;
+}
+
+void api_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp)
+{
+	struct stream *st = stream_new(srv, false, ci);
+	json_t *prompt = json_object_get(body, "prompt"), *list[MAX_PROMPTS];
+	int n_list = 0;
+
+	if (!st) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return;
+	}
+	if (!prompt) {
+		reply_error(rp, 400, "invalid_request_error", "prompt", "missing_required_parameter",
+			    "Missing required parameter: 'prompt'");
+		goto out;
+	}
+	/* a string, a list of ids, a list of strings, or a list of lists of ids */
+	if (json_is_string(prompt) || (json_is_array(prompt) && json_array_size(prompt) > 0 &&
+				       json_is_integer(json_array_get(prompt, 0)))) {
+		list[n_list++] = prompt;
+	} else if (json_is_array(prompt) && json_array_size(prompt) > 0) {
+		size_t i;
+		json_t *v;
+		if (json_array_size(prompt) > MAX_PROMPTS) {
+			reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value", "at most %d prompts per request",
+				    MAX_PROMPTS);
+			goto out;
+		}
+		json_array_foreach(prompt, i, v) {
+			if (!json_is_string(v) && !json_is_array(v)) {
+				reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_type",
+					    "'prompt' must be a string, a list of token ids, or a list of either");
+				goto out;
+			}
+			list[n_list++] = v;
+		}
+	} else {
+		reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_type",
+			    "'prompt' must be a non-empty string, a list of token ids, or a list of either");
+		goto out;
+	}
+	if (!parse_params(srv, body, false, &st->p, rp))
+		goto out;
+	for (int i = 0; i < n_list; i++) {
+		int32_t *ids = NULL, n = 0;
+		if (!prompt_ids(srv, list[i], &ids, &n, rp))
+			goto out;
+		if (st->p.echo) {
+			struct hearth_err err = { 0 };
+			if (hearth_detokenize(srv->model, ids, n, false, &st->g[i].prompt_text, &err) == 0)
+				st->g[i].prompt_len = strlen(st->g[i].prompt_text);
+		}
+		bool ok = gen_start(srv, &st->p, &st->g[i], ids, n, rp);
+		free(ids);
+		if (!ok)
+			goto out;
+		st->n_gen = i + 1;
+		if (st->p.echo && st->g[i].prompt_text) /* echoed text leads the completion */
+			append(&st->g[i].text, &st->g[i].len, &st->g[i].cap, st->g[i].prompt_text, st->g[i].prompt_len);
+	}
+	if (st->p.stream) {
+		rp->stream = st;
+		st = NULL;
+		goto out;
+	}
+	run_all(srv, &st->p, st->g, st->n_gen, ci->fd);
+	json_t *choices = json_array();
+	for (int i = 0; i < st->n_gen; i++) {
+		struct gen *g = &st->g[i];
+		json_array_append_new(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", i, "text",
+							 jstr(g->text ? g->text : "", g->len), "logprobs",
+							 st->p.logprobs ? completion_logprobs(srv, g->lps, g->n_lps) : json_null(),
+							 "finish_reason", finish_name(g->finish)));
+	}
+	reply_json(rp, 200, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", st->id, "object", "text_completion",
+				      "created", (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
+				      usage_json(st->g, st->n_gen)));
+out:
+	stream_free(st);
+}
+
+void api_models(struct server *srv, struct reply *rp)
+{
+	reply_json(rp, 200,
+		   json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:s, s:n, s:i, s:[]}]}", "object", "list", "data", "id",
+			     srv->alias, "object", "model", "created", (json_int_t)srv->created, "owned_by", "hearth", "root",
+			     srv->model_path, "parent", "max_model_len", srv->sp.n_ctx_seq, "permission"));
+}
+
+void api_tokenize(struct server *srv, json_t *body, struct reply *rp)
+{
+	struct hearth_err err = { 0 };
+	json_t *t = json_object_get(body, "content");
+	bool add_special = true, parse_special = true;
+	int32_t *ids;
+	int32_t n;
+	if (!t)
+		t = json_object_get(body, "prompt");
+	if (!json_is_string(t)) {
+		reply_error(rp, 400, "invalid_request_error", "content", t ? "invalid_type" : "missing_required_parameter",
+			    "'content' (or 'prompt') must be a string");
+		return;
+	}
+	if (!get_bool(body, "add_special", &add_special, rp) || !get_bool(body, "add_special_tokens", &add_special, rp) ||
+	    !get_bool(body, "parse_special", &parse_special, rp))
+		return;
+	if (hearth_tokenize(srv->model, json_string_value(t), json_string_length(t), add_special, parse_special, &ids, &n,
+			    &err)) {
+		reply_error(rp, 400, "invalid_request_error", "content", NULL, "%s", err.msg);
+		return;
+	}
+	json_t *arr = json_array();
+	for (int32_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_integer(ids[i]));
+	free(ids);
+	reply_json(rp, 200, json_pack("{s:o, s:i, s:i}", "tokens", arr, "count", n, "max_model_len", srv->sp.n_ctx_seq));
+}
+
+void api_detokenize(struct server *srv, json_t *body, struct reply *rp)
+{
+	struct hearth_err err = { 0 };
+	json_t *t = json_object_get(body, "tokens"), *v;
+	size_t i;
+	char *text;
+	if (!json_is_array(t)) {
+		reply_error(rp, 400, "invalid_request_error", "tokens", t ? "invalid_type" : "missing_required_parameter",
+			    "'tokens' must be an array of token ids");
+		return;
+	}
+	int32_t *ids = malloc((json_array_size(t) + 1) * sizeof *ids);
+	if (!ids) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return;
+	}
+	json_array_foreach(t, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= hearth_model_n_vocab(srv->model)) {
+			free(ids);
+			reply_error(rp, 400, "invalid_request_error", "tokens", "invalid_value",
+				    "tokens[%zu] must be an integer id from 0 to %d", i, hearth_model_n_vocab(srv->model) - 1);
+			return;
+		}
+		ids[i] = (int32_t)json_integer_value(v);
+	}
+	int rc = hearth_detokenize(srv->model, ids, (int32_t)json_array_size(t), false, &text, &err);
+	free(ids);
+	if (rc) {
+		reply_error(rp, 400, "invalid_request_error", "tokens", NULL, "%s", err.msg);
+		return;
+	}
+	json_t *s = jstr(text, strlen(text));
+	free(text);
+	reply_json(rp, 200, json_pack("{s:O, s:o}", "content", s, "prompt", s));
+}
