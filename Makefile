@@ -21,7 +21,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev
 
-.PHONY: all run test test-plain test-san test-clang deps clean
+.PHONY: all run test test-plain test-san test-clang test-e2e deps clean
 all: $(B)/hearth
 
 $(B)/%.o: %.c
@@ -41,10 +41,10 @@ $(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
 deps:
 	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
 	       echo '#include <microhttpd.h>') | \
-	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1; then \
+	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null; then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEBS); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEBS) $$(command -v npm >/dev/null || echo nodejs npm); \
 	fi
 
 MODEL ?= $(firstword $(wildcard models/*.gguf))
@@ -68,10 +68,20 @@ test: deps
 test-plain:
 	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
 	HEARTH_BIN=build/hearth ./build/test-runner
+	@$(MAKE) --no-print-directory test-e2e E2E_BIN=build/hearth
 
 test-san:
 	@$(MAKE) --no-print-directory B=build-san OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" build-san/hearth build-san/test-runner
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 HEARTH_BIN=build-san/hearth HEARTH_SAN=1 ./build-san/test-runner
+	@$(MAKE) --no-print-directory test-e2e E2E_BIN=build-san/hearth E2E_ENV="HEARTH_SAN=1 ASAN_OPTIONS=detect_leaks=1"
+
+# the server end to end, driven by the official openai npm package (node:test)
+E2E_BIN ?= build/hearth
+test-e2e: tests/e2e/node_modules/.package-lock.json
+	cd tests/e2e && $(E2E_ENV) HEARTH_BIN=$(E2E_BIN) node --test
+
+tests/e2e/node_modules/.package-lock.json: tests/e2e/package.json tests/e2e/package-lock.json
+	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 # gcc and clang must both compile the tree without a warning
 test-clang:

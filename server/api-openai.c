@@ -422,8 +422,10 @@ static size_t gen_sendable(const struct params *p, const struct gen *g)
 	return g->len - hold;
 }
 
-static void gen_free(struct gen *g)
+static void gen_free(struct server *srv, struct gen *g)
 {
+	if (g->req && !g->finish) /* the client left before the end */
+		metrics_request_done(srv->metrics, "abort", g->n_prompt, g->n_gen, 0, -1, hearth_now() - g->t_submit);
 	hearth_request_free(g->req);
 	hearth_detok_free(g->dt);
 	free(g->text);
@@ -679,7 +681,7 @@ void stream_free(struct stream *st)
 	if (!st)
 		return;
 	for (int i = 0; i < st->n_gen; i++)
-		gen_free(&st->g[i]);
+		gen_free(st->srv, &st->g[i]);
 	params_free(&st->p);
 	free(st->out);
 	free(st);
@@ -910,11 +912,11 @@ void api_completions(struct server *srv, json_t *body, const struct conn_info *c
 			if (hearth_detokenize(srv->model, ids, n, false, &st->g[i].prompt_text, &err) == 0)
 				st->g[i].prompt_len = strlen(st->g[i].prompt_text);
 		}
+		st->n_gen = i + 1; /* freed with the stream from here on */
 		bool ok = gen_start(srv, &st->p, &st->g[i], ids, n, rp);
 		free(ids);
 		if (!ok)
 			goto out;
-		st->n_gen = i + 1;
 		if (st->p.echo && st->g[i].prompt_text) /* echoed text leads the completion */
 			append(&st->g[i].text, &st->g[i].len, &st->g[i].cap, st->g[i].prompt_text, st->g[i].prompt_len);
 	}

@@ -303,11 +303,15 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	*con_cls = NULL;
 }
 
+/* libmicrohttpd's messages; clients that hang up or stall are routine, not news. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	char msg[512];
 	(void)cls;
-	fputs("hearth serve: http: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (strstr(msg, "closed by remote") || strstr(msg, "timed out") || strstr(msg, "Failed to send data"))
+		return;
+	fprintf(stderr, "hearth serve: http: %s", msg);
 }
 
 struct MHD_Daemon *http_start(struct server *srv)

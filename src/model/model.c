@@ -431,9 +431,11 @@ static const char *hand_out(struct hearth_detok *d, size_t k, size_t *len)
 		d->ready = r;
 		d->ready_cap = k + 1;
 	}
-	memcpy(d->ready, d->buf, k);
+	if (k) {
+		memcpy(d->ready, d->buf, k);
+		memmove(d->buf, d->buf + k, d->n - k);
+	}
 	d->ready[k] = 0;
-	memmove(d->buf, d->buf + k, d->n - k);
 	d->n -= k;
 	*len = k;
 	return d->ready;
