@@ -158,10 +158,7 @@ static void gauge(struct out *o, const char *name, const char *help, const char 
 
 static void counter(struct out *o, const char *name, const char *help, const char *model, uint64_t v)
 {
-	/* the family name drops _total, as the exposition format's counters do */
-	char family[128];
-	snprintf(family, sizeof family, "%.*s", (int)(strlen(name) - 6), name);
-	put(o, "# HELP %s %s\n# TYPE %s counter\n%s{model_name=\"%s\"} %llu\n", family, help, family, name, model,
+	put(o, "# HELP %s %s\n# TYPE %s counter\n%s{model_name=\"%s\"} %llu\n", name, help, name, name, model,
 	    (unsigned long long)v);
 }
 
@@ -203,8 +200,8 @@ char *metrics_render(struct metrics *m, const struct server *srv, size_t *len)
 	pthread_mutex_lock(&m->mu);
 	counter(&o, "vllm:prompt_tokens_total", "Number of prefill tokens processed.", model, m->prompt_tokens);
 	counter(&o, "vllm:generation_tokens_total", "Number of generation tokens processed.", model, m->generation_tokens);
-	put(&o, "# HELP vllm:request_success Count of successfully processed requests.\n"
-		"# TYPE vllm:request_success counter\n");
+	put(&o, "# HELP vllm:request_success_total Count of successfully processed requests.\n"
+		"# TYPE vllm:request_success_total counter\n");
 	put(&o, "vllm:request_success_total{finished_reason=\"stop\",model_name=\"%s\"} %llu\n", model,
 	    (unsigned long long)m->finished_stop);
 	put(&o, "vllm:request_success_total{finished_reason=\"length\",model_name=\"%s\"} %llu\n", model,
@@ -219,7 +216,7 @@ char *metrics_render(struct metrics *m, const struct server *srv, size_t *len)
 
 	gauge(&o, "hearth_batch_tokens", "Tokens in the last forward pass.", model, st.last_batch_tokens);
 	gauge(&o, "hearth_batch_sequences", "Sequences sampled in the last forward pass.", model, st.last_batch_seqs);
-	gauge(&o, "hearth_kv_blocks_total", "KV cache blocks.", model, st.n_blocks);
+	gauge(&o, "hearth_kv_blocks", "KV cache blocks in all.", model, st.n_blocks);
 	gauge(&o, "hearth_kv_blocks_used", "KV cache blocks held by running requests.", model, st.n_blocks_used);
 	gauge(&o, "hearth_requests_in_flight", "HTTP requests being served.", model, atomic_load(&((struct server *)srv)->in_flight));
 	counter(&o, "hearth_scheduler_steps_total", "Forward passes run by the scheduler.", model, st.steps);

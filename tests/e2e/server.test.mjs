@@ -3,7 +3,7 @@
 // back-pressure, disconnects and a graceful stop. HEARTH_BIN picks the binary.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,10 @@ function freePort() {
     s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
     s.on('error', reject);
   });
+}
+
+function hasPromtool() {
+  return spawnSync('promtool', ['--version']).status === 0;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -306,6 +310,9 @@ test('a client that disconnects cancels its request and frees its cache', async 
 });
 
 test('metrics: vLLM names with model_name labels', async () => {
+  const same = 'The same words, enough of them to fill a cache block or two of sixteen tokens each. '.repeat(2);
+  await chat(same);
+  await chat(same);
   const m = await (await fetch(srv.url + '/metrics')).text();
   for (const name of ['vllm:num_requests_waiting', 'vllm:num_requests_running', 'vllm:kv_cache_usage_perc',
     'vllm:gpu_cache_usage_perc', 'vllm:cache_config_info', 'vllm:prefix_cache_queries_total',
@@ -316,6 +323,15 @@ test('metrics: vLLM names with model_name labels', async () => {
   }
   assert.match(m, /vllm:cache_config_info\{block_size="16"/);
   assert.ok(Number(/^vllm:prefix_cache_hits_total\{[^}]*\} (\d+)/m.exec(m)[1]) > 0);
+});
+
+test('promtool check metrics: no problem but the colons of vLLM\'s names', { skip: !hasPromtool() && 'promtool not installed' }, async () => {
+  const m = await (await fetch(srv.url + '/metrics')).text();
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: m, encoding: 'utf8' });
+  // exit 1 is a parse error; 3 is lint findings, which must all be the colon rule
+  assert.ok(r.status === 0 || r.status === 3, `promtool exit ${r.status}: ${r.stderr}${r.stdout}`);
+  const problems = (r.stdout + r.stderr).split('\n').filter((l) => l.trim() && !l.includes("should not contain ':'"));
+  assert.deepEqual(problems, []);
 });
 
 test('API keys guard every endpoint but /health', async () => {
