@@ -21,7 +21,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev
 
-.PHONY: all run test test-plain test-san test-clang test-e2e deps clean
+.PHONY: all run test test-plain test-san test-clang test-e2e deps bench clean
 all: $(B)/hearth
 
 $(B)/%.o: %.c
@@ -82,6 +82,11 @@ test-e2e: tests/e2e/node_modules/.package-lock.json
 
 tests/e2e/node_modules/.package-lock.json: tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+# benchmarks: tools here, scripts and results in bench/ (run on purpose, never in CI)
+bench: $(B)/hearth $(B)/mkmodel
+$(B)/mkmodel: bench/mkmodel.c tests/synth.c $(B)/libhearth.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/mkmodel.c tests/synth.c $(B)/libhearth.a $(LDLIBS)
 
 # gcc and clang must both compile the tree without a warning
 test-clang:

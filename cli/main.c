@@ -16,6 +16,7 @@ static const char usage[] =
 	"  tokenize    print the token ids of a text\n"
 	"  detokenize  print the text of token ids\n"
 	"  serve       an OpenAI-compatible HTTP server\n"
+	"  bench       prompt and generation speed\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
+		{ "bench", cmd_bench },
 	};
 
 	hearth_log_set(cli_log, NULL);

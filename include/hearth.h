@@ -136,6 +136,8 @@ int32_t hearth_model_n_vocab(const struct hearth_model *m);
 int32_t hearth_model_n_ctx_train(const struct hearth_model *m);
 int32_t hearth_model_n_embd(const struct hearth_model *m);
 int32_t hearth_model_n_layer(const struct hearth_model *m);
+uint64_t hearth_model_n_params(const struct hearth_model *m); /* elements of all tensors */
+uint64_t hearth_model_size(const struct hearth_model *m);     /* bytes of all tensors */
 
 /* ---- tokenizer --------------------------------------------------------- */
 

@@ -15,14 +15,15 @@ struct synth {
 	uint64_t rng;
 };
 
+/* About N(0, 1): a sum of four uniforms, rescaled (fast enough for 1B-weight models). */
 static float gauss(uint64_t *s)
 {
-	double u = 0;
-	for (int i = 0; i < 12; i++) {
+	float u = 0;
+	for (int i = 0; i < 4; i++) {
 		*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-		u += (double)(*s >> 11) / 9007199254740992.0;
+		u += (float)(*s >> 40) * (1.0f / 16777216.0f);
 	}
-	return (float)(u - 6.0);
+	return (u - 2.0f) * 1.7320508f;
 }
 
 static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, float scale, float offset)
@@ -51,15 +52,21 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	struct synth y = { .rng = s->seed * 2654435761u + 1 };
 	char key[128], name[128];
 	const char *a = s->arch;
-	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head, n_vocab = 259;
-	const char *toks[259];
-	float scores[259];
-	int32_t types[259];
-	char bytes[256][8];
+	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
+	const int n_vocab = s->n_vocab > 259 ? s->n_vocab : 259;
+	const int etype = s->embd_type ? s->embd_type : s->wtype;
+	const char **toks = malloc((size_t)n_vocab * sizeof *toks);
+	float *scores = calloc((size_t)n_vocab, sizeof *scores);
+	int32_t *types = malloc((size_t)n_vocab * sizeof *types);
+	char (*bytes)[16] = malloc((size_t)n_vocab * sizeof *bytes);
 	int rc;
 
+	if (!toks || !scores || !types || !bytes) {
+		rc = HEARTH_ENOMEM;
+		goto out_names;
+	}
 	if ((rc = gguf_writer_new(&y.w, err)))
-		return rc;
+		goto out_names;
 	toks[0] = "<unk>";
 	toks[1] = "<s>";
 	toks[2] = "</s>";
@@ -70,8 +77,11 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		toks[3 + b] = bytes[b];
 		types[3 + b] = 6;
 	}
-	for (int i = 0; i < n_vocab; i++)
-		scores[i] = 0;
+	for (int i = 259; i < n_vocab; i++) {
+		snprintf(bytes[i - 3], sizeof bytes[i - 3], "w%d", i);
+		toks[i] = bytes[i - 3];
+		types[i] = 1;
+	}
 	gguf_writer_set_str(y.w, "general.architecture", a);
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
 	gguf_writer_set_u32(y.w, KEY("context_length"), 256);
@@ -93,10 +103,10 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 #undef KEY
 	const int E = s->n_embd, QK = s->n_head * hd, KV = s->n_head_kv * hd;
 	const float inv = 1.0f / sqrtf((float)E);
-	rc = add(&y, "token_embd.weight", s->wtype, E, n_vocab, 0.5f, 0);
+	rc = add(&y, "token_embd.weight", etype, E, n_vocab, 0.5f, 0);
 	rc = rc ? rc : add(&y, "output_norm.weight", HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 	if (!s->tied)
-		rc = rc ? rc : add(&y, "output.weight", s->wtype, E, n_vocab, 2 * inv, 0);
+		rc = rc ? rc : add(&y, "output.weight", etype, E, n_vocab, 2 * inv, 0);
 	if (s->rope_freqs)
 		rc = rc ? rc : add(&y, "rope_freqs.weight", HEARTH_TYPE_F32, hd / 2, 0, 0.5f, 2);
 	for (int il = 0; il < s->n_layer && !rc; il++) {
@@ -131,5 +141,10 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		free(y.bufs[i]);
 	free(y.bufs);
 	gguf_writer_free(y.w);
+out_names:
+	free(toks);
+	free(scores);
+	free(types);
+	free(bytes);
 	return rc;
 }

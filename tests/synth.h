@@ -12,11 +12,13 @@ struct synth_spec {
 	const char *arch;   /* "llama", "qwen2", "qwen3" */
 	int n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim; /* head_dim 0: n_embd / n_head */
 	int wtype;          /* type of the 2-D weights */
+	int n_vocab;        /* 0: 259 (3 specials + 256 bytes); more adds plain tokens */
 	bool tied;          /* no output.weight */
 	bool rope_freqs;    /* write a rope_freqs.weight */
 	bool skip_ffn_down; /* leave a required tensor out (negative tests) */
 	bool skip_bias;     /* qwen2 without its q/k/v biases (negative tests) */
 	uint64_t seed;
+	int embd_type;      /* token_embd / output type (0: wtype) */
 };
 
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err);

@@ -277,6 +277,24 @@ int32_t hearth_model_n_ctx_train(const struct hearth_model *m) { return m->hp.n_
 int32_t hearth_model_n_embd(const struct hearth_model *m) { return m->hp.n_embd; }
 int32_t hearth_model_n_layer(const struct hearth_model *m) { return m->hp.n_layer; }
 
+uint64_t hearth_model_n_params(const struct hearth_model *m)
+{
+	uint64_t n = 0;
+	for (int64_t i = 0; i < m->gguf->n_tensors; i++) {
+		const struct gguf_tensor *t = &m->gguf->tensors[i];
+		n += (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * (uint64_t)t->ne[3];
+	}
+	return n;
+}
+
+uint64_t hearth_model_size(const struct hearth_model *m)
+{
+	uint64_t n = 0;
+	for (int64_t i = 0; i < m->gguf->n_tensors; i++)
+		n += m->gguf->tensors[i].nbytes;
+	return n;
+}
+
 /* ---- tokenizer front door ------------------------------------------------- */
 
 int32_t hearth_token_bos(const struct hearth_model *m) { return m->vocab.bos; }

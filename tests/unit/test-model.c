@@ -54,13 +54,13 @@ static double max_diff(const float *a, const float *b, size_t n)
 void test_model_synthetic(void)
 {
 	static const struct synth_spec specs[] = {
-		{ "llama", 64, 2, 4, 2, 128, 0, HEARTH_TYPE_F32, false, true, false, false, 1 },
-		{ "llama", 64, 2, 4, 4, 96, 0, HEARTH_TYPE_Q8_0, true, false, false, false, 2 },
-		{ "qwen2", 64, 2, 4, 2, 128, 0, HEARTH_TYPE_F16, true, false, false, false, 3 },
-		{ "qwen3", 64, 2, 4, 2, 128, 32, HEARTH_TYPE_F32, true, false, false, false, 4 },
-		{ "llama", 256, 1, 4, 1, 256, 0, HEARTH_TYPE_Q4_K, false, false, false, false, 5 },
-		{ "qwen3", 256, 1, 2, 1, 256, 128, HEARTH_TYPE_Q6_K, false, false, false, false, 6 },
-		{ "llama", 64, 1, 4, 2, 64, 0, HEARTH_TYPE_Q4_0, false, false, false, false, 7 },
+		{ .arch = "llama", .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .wtype = HEARTH_TYPE_F32, .rope_freqs = true, .seed = 1 },
+		{ .arch = "llama", .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 4, .n_ff = 96, .wtype = HEARTH_TYPE_Q8_0, .tied = true, .seed = 2 },
+		{ .arch = "qwen2", .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .wtype = HEARTH_TYPE_F16, .tied = true, .seed = 3 },
+		{ .arch = "qwen3", .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .head_dim = 32, .wtype = HEARTH_TYPE_F32, .tied = true, .seed = 4 },
+		{ .arch = "llama", .n_embd = 256, .n_layer = 1, .n_head = 4, .n_head_kv = 1, .n_ff = 256, .wtype = HEARTH_TYPE_Q4_K, .seed = 5 },
+		{ .arch = "qwen3", .n_embd = 256, .n_layer = 1, .n_head = 2, .n_head_kv = 1, .n_ff = 256, .head_dim = 128, .wtype = HEARTH_TYPE_Q6_K, .seed = 6 },
+		{ .arch = "llama", .n_embd = 64, .n_layer = 1, .n_head = 4, .n_head_kv = 2, .n_ff = 64, .wtype = HEARTH_TYPE_Q4_0, .seed = 7 },
 	};
 	const int32_t ids[] = { 1, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180, 190 };
 	const int n = (int)(sizeof ids / sizeof ids[0]);
@@ -85,7 +85,7 @@ void test_model_synthetic(void)
 			double d1 = max_diff(batch, single, sz), d2 = max_diff(batch, chunked, sz), d3 = max_diff(batch, f16, sz);
 			/* an f16 cache rounds K and V; quantized types then also round
 			 * some activations the other way */
-			const double f16_tol = specs[s].wtype == HEARTH_TYPE_F32 || specs[s].wtype == HEARTH_TYPE_F16 ? 0.05 : 0.25;
+			const double f16_tol = specs[s].wtype == HEARTH_TYPE_F32 || specs[s].wtype == HEARTH_TYPE_F16 ? 0.05 : 0.5;
 			if (d1 > 1e-4 || d2 > 1e-4 || d3 > f16_tol)
 				T_FAIL("%s %s: batch vs one-by-one %.2e, vs chunked+threads %.2e, f16 cache %.2e",
 				       specs[s].arch, hearth_type_name(specs[s].wtype), d1, d2, d3);

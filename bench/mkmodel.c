@@ -1,0 +1,64 @@
+/* mkmodel.c - writes synthetic models of real shapes with random weights,
+ * using hearth's own GGUF writer and quantizer, for benchmarks.
+ *
+ *   mkmodel SHAPE TYPE OUT.gguf      SHAPE: tinyllama-1.1b | qwen2.5-0.5b | llama3-8b
+ *                                    TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q6_k
+ *
+ * q4_k writes every 2-D tensor in q4_K (a "pure" file, not llama.cpp's Q4_K_M mix).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../tests/synth.h"
+
+static const struct {
+	const char *name;
+	struct synth_spec s;
+} shapes[] = {
+	{ "tinyllama-1.1b", { .arch = "llama", .n_embd = 2048, .n_layer = 22, .n_head = 32, .n_head_kv = 4, .n_ff = 5632,
+			      .n_vocab = 32000, .seed = 11 } },
+	{ "qwen2.5-0.5b", { .arch = "qwen2", .n_embd = 896, .n_layer = 24, .n_head = 14, .n_head_kv = 2, .n_ff = 4864,
+			    .n_vocab = 151936, .tied = true, .seed = 12 } },
+	{ "llama3-8b", { .arch = "llama", .n_embd = 4096, .n_layer = 32, .n_head = 32, .n_head_kv = 8, .n_ff = 14336,
+			 .n_vocab = 128256, .seed = 13 } },
+};
+
+static const struct {
+	const char *name;
+	int type;
+} types[] = {
+	{ "f32", HEARTH_TYPE_F32 }, { "f16", HEARTH_TYPE_F16 }, { "bf16", HEARTH_TYPE_BF16 }, { "q8_0", HEARTH_TYPE_Q8_0 },
+	{ "q4_0", HEARTH_TYPE_Q4_0 }, { "q4_1", HEARTH_TYPE_Q4_1 }, { "q5_0", HEARTH_TYPE_Q5_0 }, { "q5_1", HEARTH_TYPE_Q5_1 },
+	{ "q4_k", HEARTH_TYPE_Q4_K }, { "q6_k", HEARTH_TYPE_Q6_K },
+};
+
+int main(int argc, char **argv)
+{
+	struct hearth_err err = { 0 };
+	if (argc != 4) {
+		fprintf(stderr, "usage: mkmodel SHAPE TYPE OUT.gguf\n");
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		if (strcmp(argv[1], shapes[i].name))
+			continue;
+		for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+			if (strcmp(argv[2], types[k].name))
+				continue;
+			struct synth_spec s = shapes[i].s;
+			s.wtype = types[k].type;
+			/* qwen2.5's 896-wide rows do not split into 256-blocks: K-quants keep q8_0 there */
+			if ((s.wtype == HEARTH_TYPE_Q4_K || s.wtype == HEARTH_TYPE_Q6_K) && s.n_embd % 256)
+				s.wtype = HEARTH_TYPE_Q8_0;
+			if (synth_model_write(argv[3], &s, &err)) {
+				fprintf(stderr, "mkmodel: %s\n", err.msg[0] ? err.msg : hearth_strerror(err.code));
+				return 1;
+			}
+			return 0;
+		}
+		fprintf(stderr, "mkmodel: unknown type '%s'\n", argv[2]);
+		return 2;
+	}
+	fprintf(stderr, "mkmodel: unknown shape '%s'\n", argv[1]);
+	return 2;
+}
