@@ -16,6 +16,13 @@ B        ?= build
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c server/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c tests/unit/*.c tests/golden/*.c))
+# each instruction set is its own translation unit with its own flags (x86-64 only)
+ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
+CPPFLAGS += -DHEARTH_HAVE_AVX2
+$(B)/src/kern/x86/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+else
+LIB_SRC  := $(filter-out src/kern/x86/%,$(LIB_SRC))
+endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
@@ -27,6 +34,7 @@ all: $(B)/hearth
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
 
 $(B)/libhearth.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -3,6 +3,8 @@
  * Reference dot products: F32 x F32, F16 x F16 and BF16 x BF16 accumulate in
  * float; quantized weights take 8-bit quantized activations (see below).
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../tensor/quant-ref.h"
@@ -15,6 +17,20 @@ static void f16_to_float(const void *x, float *y, int64_t n) { dequantize_row_re
 static void f16_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_F16, x, y, n); }
 static void bf16_to_float(const void *x, float *y, int64_t n) { dequantize_row_ref(HEARTH_TYPE_BF16, x, y, n); }
 static void bf16_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_BF16, x, y, n); }
+
+static void axpy_f32(int64_t n, float a, const void *vx, float *y)
+{
+	const float *x = vx;
+	for (int64_t i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
+static void axpy_f16(int64_t n, float a, const void *vx, float *y)
+{
+	const hfp16 *x = vx;
+	for (int64_t i = 0; i < n; i++)
+		y[i] += a * fp16_to_f32(x[i]);
+}
 
 static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -182,8 +198,8 @@ static void q8_1_from_float(const float *x, void *y, int64_t n) { quantize_row_r
 static void q8_K_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_K, x, y, n); }
 
 static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
-	[HEARTH_TYPE_F32] = { f32_to_float, HEARTH_TYPE_F32, f32_from_float, vec_dot_f32 },
-	[HEARTH_TYPE_F16] = { f16_to_float, HEARTH_TYPE_F16, f16_from_float, vec_dot_f16 },
+	[HEARTH_TYPE_F32] = { f32_to_float, HEARTH_TYPE_F32, f32_from_float, vec_dot_f32, axpy_f32 },
+	[HEARTH_TYPE_F16] = { f16_to_float, HEARTH_TYPE_F16, f16_from_float, vec_dot_f16, axpy_f16 },
 	[HEARTH_TYPE_BF16] = { bf16_to_float, HEARTH_TYPE_BF16, bf16_from_float, vec_dot_bf16 },
 	[HEARTH_TYPE_Q4_0] = { q4_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q4_0_q8_0 },
 	[HEARTH_TYPE_Q4_1] = { q4_1_to_float, HEARTH_TYPE_Q8_1, q8_1_from_float, vec_dot_q4_1_q8_1 },
@@ -197,9 +213,47 @@ static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
 	[HEARTH_TYPE_Q6_K] = { q6_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q6_K_q8_K },
 };
 
-const struct qtype_ops *kern_ops(int type)
+const struct qtype_ops *kern_ops_ref(int type)
 {
 	if (type < 0 || type >= HEARTH_TYPE_COUNT || !ops_ref[type].vec_dot)
 		return NULL;
 	return &ops_ref[type];
+}
+
+/* The kernel table in use: a singleton filled once from the reference and,
+ * where the CPU has them, faster kernels. */
+static struct {
+	pthread_once_t once;
+	struct qtype_ops ops[HEARTH_TYPE_COUNT];
+	const char *isa;
+} kern_table = { .once = PTHREAD_ONCE_INIT };
+
+static void kern_select(void)
+{
+	const char *force = getenv("HEARTH_CPU");
+	memcpy(kern_table.ops, ops_ref, sizeof ops_ref);
+	kern_table.isa = "scalar";
+	if (force && !strcmp(force, "scalar"))
+		return;
+#ifdef HEARTH_HAVE_AVX2
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+		kern_register_avx2(kern_table.ops);
+		kern_table.isa = "avx2";
+	}
+#endif /* HEARTH_HAVE_AVX2 */
+}
+
+const struct qtype_ops *kern_ops(int type)
+{
+	pthread_once(&kern_table.once, kern_select);
+	if (type < 0 || type >= HEARTH_TYPE_COUNT || !kern_table.ops[type].vec_dot)
+		return NULL;
+	return &kern_table.ops[type];
+}
+
+const char *kern_isa(void)
+{
+	pthread_once(&kern_table.once, kern_select);
+	return kern_table.isa;
 }

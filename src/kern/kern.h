@@ -16,15 +16,28 @@ typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot of n elements: x of the weight type, y of dot_type. */
 typedef void (*kern_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+/* y[i] += a * x[i] for n elements, x of the type (F32 and F16 only). */
+typedef void (*kern_axpy_fn)(int64_t n, float a, const void *x, float *y);
 
 struct qtype_ops {
 	kern_to_float_fn to_float;
 	int dot_type;
 	kern_from_float_fn dot_from_float; /* F32 -> dot_type */
 	kern_vec_dot_fn vec_dot;
+	kern_axpy_fn axpy;
 };
 
-/* The ops of type, or NULL when hearth cannot compute with it. */
+/* The ops of type, or NULL when hearth cannot compute with it. The first
+ * call picks the kernels for this CPU (see kern_isa). */
 const struct qtype_ops *kern_ops(int type);
+/* The scalar reference ops, whatever the CPU: the oracle for tests. */
+const struct qtype_ops *kern_ops_ref(int type);
+/* "scalar" or "avx2": the instruction set kern_ops() uses. HEARTH_CPU=scalar
+ * in the environment forces the reference kernels. */
+const char *kern_isa(void);
+
+#ifdef HEARTH_HAVE_AVX2
+void kern_register_avx2(struct qtype_ops *ops);
+#endif /* HEARTH_HAVE_AVX2 */
 
 #endif /* HEARTH_KERN_H */

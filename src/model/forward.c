@@ -30,6 +30,7 @@ struct fwd {
 	float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
 	void *xq;      /* activations converted to a weight's dot type */
 	float *scores; /* per thread: one row of attention scores, longest sequence */
+	char *qconv;   /* per thread: one query head in the cache's type */
 	size_t scores_len;
 	const struct fwd_batch *b; /* the batch being run */
 };
@@ -67,7 +68,8 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->xq = malloc(B * max_sz(max_sz(E, F), OV) * sizeof(float) + 64);
 	f->scores_len = (size_t)kv->n_blocks * (size_t)kv->block_size;
 	f->scores = malloc((size_t)pool_size(f->pool) * f->scores_len * sizeof(float));
-	if (!f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq || !f->scores) {
+	f->qconv = malloc((size_t)pool_size(f->pool) * (size_t)h->head_dim_k * sizeof(float));
+	if (!f->qconv || !f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq || !f->scores) {
 		fwd_free(f);
 		return err_set(err, HEARTH_ENOMEM, "forward: out of memory for a batch of %d tokens", n_batch);
 	}
@@ -90,6 +92,7 @@ void fwd_free(struct fwd *f)
 	free(f->hb2);
 	free(f->xq);
 	free(f->scores);
+	free(f->qconv);
 	free(f);
 }
 
@@ -150,13 +153,9 @@ struct attn_task {
 	int il;
 };
 
-static float cache_get(const void *row, int f16, int64_t i)
-{
-	return f16 ? fp16_to_f32(((const hfp16 *)row)[i]) : ((const float *)row)[i];
-}
-
 /* Each (token, head) pair: softmax(q k^T / sqrt(d)) over its sequence's
- * positions 0..pos, times V. */
+ * positions 0..pos, times V. q is converted to the cache's type once, and
+ * the cache type's kernels take the dot products and the weighted sums. */
 static void attn_run(void *arg, int ith, int nth)
 {
 	const struct attn_task *t = arg;
@@ -164,10 +163,11 @@ static void attn_run(void *arg, int ith, int nth)
 	const struct fwd_batch *b = f->b;
 	const struct kv_cache *kv = f->kv;
 	const struct hparams *h = &f->m->hp;
-	const int f16 = kv->type == HEARTH_TYPE_F16;
+	const struct qtype_ops *ops = kern_ops(kv->type);
 	const int dk = h->head_dim_k, dv = h->head_dim_v, group = h->n_head / h->n_head_kv;
 	const float scale = 1.0f / sqrtf((float)dk);
 	float *sc = f->scores + (size_t)ith * f->scores_len;
+	void *qc = f->qconv + (size_t)ith * (size_t)dk * sizeof(float);
 
 	for (int job = ith; job < b->n * h->n_head; job += nth) {
 		const int i = job / h->n_head, hd = job % h->n_head, kvh = hd / group;
@@ -175,21 +175,18 @@ static void attn_run(void *arg, int ith, int nth)
 		const int32_t pos = b->pos[i];
 		const float *q = f->q + ((size_t)i * (size_t)h->n_head + (size_t)hd) * (size_t)dk;
 		float *out = f->att + ((size_t)i * (size_t)h->n_head + (size_t)hd) * (size_t)dv;
+		ops->dot_from_float(q, qc, dk);
 		for (int32_t p = 0; p <= pos; p++) {
 			const void *kr = (const char *)kv_cache_k(kv, s, t->il, p) + (size_t)kvh * dk * kv->esz;
-			float d = 0;
-			for (int e = 0; e < dk; e++)
-				d += q[e] * cache_get(kr, f16, e);
+			float d;
+			ops->vec_dot(dk, &d, kr, qc);
 			sc[p] = d * scale;
 		}
 		block_softmax(sc, pos + 1);
-		for (int e = 0; e < dv; e++)
-			out[e] = 0;
+		memset(out, 0, (size_t)dv * sizeof *out);
 		for (int32_t p = 0; p <= pos; p++) {
 			const void *vr = (const char *)kv_cache_v(kv, s, t->il, p) + (size_t)kvh * dv * kv->esz;
-			const float a = sc[p];
-			for (int e = 0; e < dv; e++)
-				out[e] += a * cache_get(vr, f16, e);
+			ops->axpy(dv, sc[p], vr, out);
 		}
 	}
 }
@@ -202,15 +199,9 @@ static void cache_store(struct fwd *f, int il)
 		void *kd = kv_cache_k(kv, b->seq[i], il, b->pos[i]);
 		void *vd = kv_cache_v(kv, b->seq[i], il, b->pos[i]);
 		const float *ks = f->k + (size_t)i * (size_t)kv->width_k, *vs = f->v + (size_t)i * (size_t)kv->width_v;
-		if (kv->type == HEARTH_TYPE_F16) {
-			for (int64_t j = 0; j < kv->width_k; j++)
-				((hfp16 *)kd)[j] = f32_to_fp16(ks[j]);
-			for (int64_t j = 0; j < kv->width_v; j++)
-				((hfp16 *)vd)[j] = f32_to_fp16(vs[j]);
-		} else {
-			memcpy(kd, ks, (size_t)kv->width_k * sizeof(float));
-			memcpy(vd, vs, (size_t)kv->width_v * sizeof(float));
-		}
+		const struct qtype_ops *ops = kern_ops(kv->type);
+		ops->dot_from_float(ks, kd, kv->width_k);
+		ops->dot_from_float(vs, vd, kv->width_v);
 	}
 }
 

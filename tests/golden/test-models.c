@@ -16,7 +16,8 @@
  *    run by up to 7.6e-3 on one prompt; against llama.cpp we measure at most
  *    2.0e-2 (mean 2e-3) and allow 3e-2. Greedy steps whose top-2 gap is below
  *    1e-2 (llama.cpp's own float error) may go either way.
- *  - f16 7.9e-3 -> 2e-2; bf16 3.7e-2 -> 6e-2 (same near-tie rule).
+ *  - f16 7.9e-3 -> 2e-2 (same near-tie rule); bf16 3.7e-2 -> 6e-2, and with
+ *    bf16's 8-bit mantissa a greedy step within that error (4e-2) may go either way.
  *  - quantized: both engines quantize activations to 8 bits (q8_0/q8_1/q8_K)
  *    inside the dot products, so the float differences above move some
  *    activations across a rounding boundary, and these random-weight models
@@ -43,7 +44,7 @@ static const struct ref_case cases[] = {
 	{ "stories260K.f32", F32 },
 	{ "tiny-llama-spm.f32", F32 },
 	{ "tiny-llama-spm.f16", 2e-2, 5e-3, 1e-2 },
-	{ "tiny-llama-spm.bf16", 6e-2, 1.5e-2, 1e-2 },
+	{ "tiny-llama-spm.bf16", 6e-2, 1.5e-2, 4e-2 },
 	{ "tiny-llama-spm.q8_0", 0.25, 0.06, 0.25 },
 	{ "tiny-llama-spm.q4_0", 0.25, 0.06, 0.25 },
 	{ "tiny-llama-spm.q4_1", 0.25, 0.06, 0.25 },

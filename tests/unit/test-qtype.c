@@ -150,6 +150,77 @@ void test_qtype_dequant_dot(void)
 	T_NEAR(y[31], -4.0, 0);
 }
 
+/* Every kernel the CPU runs against the scalar reference, at every tail length. */
+void test_kern_isa_vs_ref(void)
+{
+	printf("     kernels in use: %s\n", kern_isa());
+	for (size_t t = 0; t < sizeof all_types / sizeof all_types[0]; t++) {
+		const int type = all_types[t];
+		const struct qtype_info *q = qtype_info(type);
+		const struct qtype_ops *ops = kern_ops(type), *ref = kern_ops_ref(type);
+		const int max_n = q->blck_size == 1 ? 80 : 9 * q->blck_size;
+		T_TRUE(ops->dot_type == ref->dot_type);
+		for (int n = q->blck_size; n <= max_n; n += q->blck_size) {
+			float *src = malloc((size_t)n * sizeof *src), *x = malloc((size_t)n * sizeof *x);
+			float *w1 = malloc((size_t)n * sizeof *w1), *w2 = malloc((size_t)n * sizeof *w2);
+			void *wq = malloc(qtype_row_size(type, n)), *xq = malloc(qtype_row_size(ops->dot_type, n) + 1);
+			void *xr = malloc(qtype_row_size(ops->dot_type, n) + 1);
+			for (int i = 0; i < n; i++) {
+				src[i] = rnd_normal();
+				x[i] = rnd_normal() * (i % 7 == 0 ? 4.0f : 1.0f);
+			}
+			if (quantize_supported(type))
+				quantize_row_ref(type, src, wq, n);
+			else
+				random_blocks(type, wq, n);
+			ops->to_float(wq, w1, n);
+			ref->to_float(wq, w2, n);
+			if (memcmp(w1, w2, (size_t)n * sizeof *w1))
+				T_FAIL("%s n=%d: to_float differs from the reference", q->name, n);
+			/* activation conversion: the same blocks, up to a rounding tie */
+			ops->dot_from_float(x, xq, n);
+			ref->dot_from_float(x, xr, n);
+			float *a1 = malloc((size_t)n * sizeof *a1), *a2 = malloc((size_t)n * sizeof *a2);
+			dequantize_row_ref(ops->dot_type, xq, a1, n);
+			dequantize_row_ref(ops->dot_type, xr, a2, n);
+			int differ = 0;
+			for (int i = 0; i < n; i++)
+				differ += a1[i] != a2[i];
+			if (differ > n / 64)
+				T_FAIL("%s n=%d: %d activations converted differently", q->name, n, differ);
+			/* the dot, on the same converted activations */
+			float got, want, mag = 0;
+			ops->vec_dot(n, &got, wq, xr);
+			ref->vec_dot(n, &want, wq, xr);
+			for (int i = 0; i < n; i++)
+				mag += fabsf(w2[i] * a2[i]);
+			if (!(fabsf(got - want) <= 1e-5f * mag + 1e-6f))
+				T_FAIL("%s n=%d: kernel dot %.7g, reference %.7g", q->name, n, (double)got, (double)want);
+			if (ref->axpy) {
+				float y1[80], y2[80];
+				for (int i = 0; i < n; i++)
+					y1[i] = y2[i] = x[i];
+				ops->axpy(n, 0.37f, wq, y1);
+				ref->axpy(n, 0.37f, wq, y2);
+				for (int i = 0; i < n; i++)
+					if (fabsf(y1[i] - y2[i]) > 1e-5f * (fabsf(y2[i]) + 1)) {
+						T_FAIL("%s n=%d: axpy differs at %d", q->name, n, i);
+						break;
+					}
+			}
+			free(a1);
+			free(a2);
+			free(src);
+			free(x);
+			free(w1);
+			free(w2);
+			free(wq);
+			free(xq);
+			free(xr);
+		}
+	}
+}
+
 void test_qtype_quantize(void)
 {
 	static const struct {

@@ -1,0 +1,276 @@
+/*
+ * avx2.c - AVX2 + FMA + F16C kernels (this file alone is compiled with those
+ * flags; kern.c installs them only on CPUs that have them).
+ *
+ * Integer dot products follow the scalar reference exactly per block
+ * (8-bit activations, integer sums); only the order of the float additions
+ * across blocks differs, so results agree to float rounding.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "../../tensor/qtype.h"
+#include "../kern.h"
+
+static inline float hsum_ps(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_epi32(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+	return _mm_cvtsi128_si32(s);
+}
+
+static inline float h2f(hfp16 h) { return _cvtsh_ss(h); }
+
+/* 32 nibbles: low halves (elements 0..15) then high halves (16..31). */
+static inline __m256i nibbles(const uint8_t *qs)
+{
+	const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+	const __m256i b = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+	return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+/* Eight int32 sums of products of 32 signed bytes. */
+static inline __m256i dot_i8(__m256i x, __m256i y)
+{
+	const __m256i ax = _mm256_sign_epi8(x, x);
+	const __m256i sy = _mm256_sign_epi8(y, x);
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_0 *x = vx;
+	const struct block_q8_0 *y = vy;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / QK4_0; i++) {
+		const __m256i qx = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
+		const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+		const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+		acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+	}
+	*s = hsum_ps(acc);
+}
+
+static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q8_0 *x = vx;
+	const struct block_q8_0 *y = vy;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / QK8_0; i++) {
+		const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+		const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+		const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+		acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+	}
+	*s = hsum_ps(acc);
+}
+
+/* Scales and mins of the 8 sub-blocks of a q4_K block. */
+static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
+{
+	for (int j = 0; j < 8; j++) {
+		if (j < 4) {
+			sc[j] = q[j] & 63;
+			mn[j] = q[j + 4] & 63;
+		} else {
+			sc[j] = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+			mn[j] = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+		}
+	}
+}
+
+static void vec_dot_q4_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_K *x = vx;
+	const struct block_q8_K *y = vy;
+	const __m256i m4 = _mm256_set1_epi8(0x0f);
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		uint8_t sc[8], mn[8];
+		k4_scales(x[i].scales, sc, mn);
+		int summ = 0;
+		for (int j = 0; j < 8; j++)
+			summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+		__m256i acc = _mm256_setzero_si256();
+		for (int c = 0; c < 4; c++) {
+			const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+			const __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+			const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c));
+			const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c + 32));
+			const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
+			const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
+			acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+		}
+		const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
+		sum += d * (float)hsum_epi32(acc) - dmin * (float)summ;
+	}
+	*s = sum;
+}
+
+static void vec_dot_q6_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q6_K *x = vx;
+	const struct block_q8_K *y = vy;
+	const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		const int8_t *sc = x[i].scales;
+		int off = 0; /* the -32 offset, through the activation sums */
+		for (int j = 0; j < 16; j++)
+			off += sc[j] * y[i].bsums[j];
+		__m256i acc = _mm256_setzero_si256();
+		for (int c = 0; c < 2; c++) {
+			const uint8_t *ql = x[i].ql + 64 * c, *qh = x[i].qh + 32 * c;
+			const int8_t *q8 = y[i].qs + 128 * c;
+			const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+			const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+			const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+			__m256i q[4];
+			q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+			q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+			q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+			q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+			for (int k = 0; k < 4; k++) {
+				const __m256i yv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+				const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * c + 2 * k + 1]),
+								     _mm_set1_epi16(sc[8 * c + 2 * k]));
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yv), scv));
+			}
+		}
+		sum += y[i].d * h2f(x[i].d) * (float)(hsum_epi32(acc) - 32 * off);
+	}
+	*s = sum;
+}
+
+static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const hfp16 *x = vx, *y = vy;
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+				       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))),
+				       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8))), acc1);
+	}
+	float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+	for (; i < n; i++)
+		sum += h2f(x[i]) * h2f(y[i]);
+	*s = sum;
+}
+
+static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const float *x = vx, *y = vy;
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+	}
+	float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+	for (; i < n; i++)
+		sum += x[i] * y[i];
+	*s = sum;
+}
+
+static void f16_from_float(const float *x, void *vy, int64_t n)
+{
+	hfp16 *y = vy;
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+	for (; i < n; i++)
+		y[i] = (hfp16)_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+static void f16_to_float(const void *vx, float *y, int64_t n)
+{
+	const hfp16 *x = vx;
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+	for (; i < n; i++)
+		y[i] = h2f(x[i]);
+}
+
+static void axpy_f16(int64_t n, float a, const void *vx, float *y)
+{
+	const hfp16 *x = vx;
+	const __m256 va = _mm256_set1_ps(a);
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+						       _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * h2f(x[i]);
+}
+
+static void axpy_f32(int64_t n, float a, const void *vx, float *y)
+{
+	const float *x = vx;
+	const __m256 va = _mm256_set1_ps(a);
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * x[i];
+}
+
+/* q8_0 activations: as the reference (amax / 127, rounded half away from zero). */
+static void q8_0_from_float(const float *x, void *vy, int64_t n)
+{
+	struct block_q8_0 *y = vy;
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+		__m256 v[4], amax = _mm256_setzero_ps();
+		for (int k = 0; k < 4; k++) {
+			v[k] = _mm256_loadu_ps(x + 8 * k);
+			amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+		}
+		__m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+		m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+		m = _mm_max_ss(m, _mm_movehdup_ps(m));
+		const float d = _mm_cvtss_f32(m) / 127, id = d ? 1.0f / d : 0.0f;
+		y[i].d = (hfp16)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+		const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f);
+		int32_t q[32];
+		for (int k = 0; k < 4; k++) {
+			/* round half away from zero: trunc(x + copysign(0.5, x)) */
+			__m256 t = _mm256_mul_ps(v[k], vid);
+			t = _mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(t, sign), half));
+			_mm256_storeu_si256((__m256i *)(q + 8 * k), _mm256_cvttps_epi32(t));
+		}
+		for (int j = 0; j < 32; j++)
+			y[i].qs[j] = (int8_t)q[j];
+	}
+}
+
+void kern_register_avx2(struct qtype_ops *ops)
+{
+	ops[HEARTH_TYPE_F32].vec_dot = vec_dot_f32;
+	ops[HEARTH_TYPE_F32].axpy = axpy_f32;
+	ops[HEARTH_TYPE_F16].vec_dot = vec_dot_f16;
+	ops[HEARTH_TYPE_F16].to_float = f16_to_float;
+	ops[HEARTH_TYPE_F16].dot_from_float = f16_from_float;
+	ops[HEARTH_TYPE_F16].axpy = axpy_f16;
+	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
+	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0_from_float;
+	ops[HEARTH_TYPE_Q5_0].dot_from_float = q8_0_from_float;
+	ops[HEARTH_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
+	ops[HEARTH_TYPE_Q8_0].dot_from_float = q8_0_from_float;
+	ops[HEARTH_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K;
+	ops[HEARTH_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
+}
