@@ -99,6 +99,7 @@ struct params {
 	float bias[1024];
 	int32_t n_bias;
 	bool echo;
+	bool ignore_eos;           /* llama.cpp's extension: keep going past end-of-text */
 };
 
 static void params_free(struct params *p)
@@ -196,7 +197,8 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 	    !get_int(b, "max_completion_tokens", 1, INT32_MAX, &mct, rp) ||
 	    !get_int(b, "seed", INT64_MIN, INT64_MAX, &seed, rp) || !get_int(b, "n", 1, 1, &n, rp) ||
 	    !get_bool(b, "stream", &p->stream, rp) || !get_str(b, "user", &user, rp) ||
-	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_bool(b, "echo", &p->echo, rp))
+	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_bool(b, "echo", &p->echo, rp) ||
+	    !get_bool(b, "ignore_eos", &p->ignore_eos, rp))
 		return false;
 	if (chat) {
 		if (!get_bool(b, "logprobs", &p->logprobs, rp) || !get_int(b, "top_logprobs", 0, 20, &tl, rp))
@@ -463,6 +465,7 @@ static bool gen_start(struct server *srv, const struct params *p, struct gen *g,
 	rq.n_bias = p->n_bias;
 	rq.top_logprobs = p->logprobs ? p->top_logprobs : -1;
 	rq.timeout_s = srv->request_timeout_s;
+	rq.ignore_eos = p->ignore_eos;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
 	if (hearth_detok_new(&g->dt, srv->model, false, &err)) {

@@ -16,6 +16,10 @@ typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot of n elements: x of the weight type, y of dot_type. */
 typedef void (*kern_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+/* Four dots of one weight row x with activation rows y, y + y_stride, ...
+ * (bytes apart); s[k * s_stride] gets the k-th. Optional: a matrix product
+ * uses it to unpack each weight block once for four tokens. */
+typedef void (*kern_vec_dot4_fn)(int64_t n, float *s, size_t s_stride, const void *x, const void *y, size_t y_stride);
 /* y[i] += a * x[i] for n elements, x of the type (F32 and F16 only). */
 typedef void (*kern_axpy_fn)(int64_t n, float a, const void *x, float *y);
 
@@ -25,6 +29,7 @@ struct qtype_ops {
 	kern_from_float_fn dot_from_float; /* F32 -> dot_type */
 	kern_vec_dot_fn vec_dot;
 	kern_axpy_fn axpy;
+	kern_vec_dot4_fn vec_dot4; /* NULL: use vec_dot four times */
 };
 
 /* The ops of type, or NULL when hearth cannot compute with it. The first

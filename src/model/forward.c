@@ -115,11 +115,22 @@ static void matmul_run(void *arg, int ith, int nth)
 	const struct matmul_task *t = arg;
 	const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
 	const int64_t per = (n_out + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < n_out ? r0 + per : n_out;
-	for (int64_t r = r0; r < r1; r++) {
-		const char *wr = (const char *)t->w->data + (size_t)r * t->w_row;
-		for (int i = 0; i < t->n_tok; i++)
-			t->ops->vec_dot(n_in, &t->y[(size_t)i * (size_t)n_out + (size_t)r], wr,
-					(const char *)t->xq + (size_t)i * t->xq_row);
+	/* tiles of rows: a tile's weights stay in cache while every token passes */
+	const int64_t tile = 16;
+	for (int64_t rt = r0; rt < r1; rt += tile) {
+		const int64_t re = rt + tile < r1 ? rt + tile : r1;
+		int i = 0;
+		if (t->ops->vec_dot4)
+			for (; i + 4 <= t->n_tok; i += 4)
+				for (int64_t r = rt; r < re; r++)
+					t->ops->vec_dot4(n_in, &t->y[(size_t)i * (size_t)n_out + (size_t)r], (size_t)n_out,
+							 (const char *)t->w->data + (size_t)r * t->w_row,
+							 (const char *)t->xq + (size_t)i * t->xq_row, t->xq_row);
+		for (; i < t->n_tok; i++)
+			for (int64_t r = rt; r < re; r++)
+				t->ops->vec_dot(n_in, &t->y[(size_t)i * (size_t)n_out + (size_t)r],
+						(const char *)t->w->data + (size_t)r * t->w_row,
+						(const char *)t->xq + (size_t)i * t->xq_row);
 	}
 }
 

@@ -196,6 +196,20 @@ void test_kern_isa_vs_ref(void)
 				mag += fabsf(w2[i] * a2[i]);
 			if (!(fabsf(got - want) <= 1e-5f * mag + 1e-6f))
 				T_FAIL("%s n=%d: kernel dot %.7g, reference %.7g", q->name, n, (double)got, (double)want);
+			if (ops->vec_dot4) { /* four rows of activations at a stride */
+				const size_t row = qtype_row_size(ops->dot_type, n);
+				char *ys = malloc(4 * row);
+				float s4[8], s1;
+				for (int k = 0; k < 4; k++)
+					memcpy(ys + k * row, xr, row);
+				ops->vec_dot4(n, s4, 2, wq, ys, row);
+				ops->vec_dot(n, &s1, wq, xr);
+				for (int k = 0; k < 4; k++)
+					if (!(fabsf(s4[2 * k] - want) <= 1e-5f * mag + 1e-6f))
+						T_FAIL("%s n=%d: vec_dot4 row %d %.7g, reference %.7g", q->name, n, k, (double)s4[2 * k],
+						       (double)want);
+				free(ys);
+			}
 			if (ref->axpy) {
 				float y1[80], y2[80];
 				for (int i = 0; i < n; i++)

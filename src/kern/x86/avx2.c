@@ -60,6 +60,52 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *v
 	*s = hsum_ps(acc);
 }
 
+static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+{
+	const struct block_q4_0 *x = vx;
+	const struct block_q8_0 *y[4];
+	__m256 acc[4];
+	for (int k = 0; k < 4; k++) {
+		y[k] = (const struct block_q8_0 *)((const char *)vy + (size_t)k * y_stride);
+		acc[k] = _mm256_setzero_ps();
+	}
+	for (int64_t i = 0; i < n / QK4_0; i++) {
+		const __m256i qx = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
+		const __m256i ax = _mm256_sign_epi8(qx, qx);
+		const float dx = h2f(x[i].d);
+		for (int k = 0; k < 4; k++) {
+			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][i].qs), qx);
+			const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+			acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)), _mm256_cvtepi32_ps(p), acc[k]);
+		}
+	}
+	for (int k = 0; k < 4; k++)
+		s[(size_t)k * s_stride] = hsum_ps(acc[k]);
+}
+
+static void vec_dot4_q8_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+{
+	const struct block_q8_0 *x = vx;
+	const struct block_q8_0 *y[4];
+	__m256 acc[4];
+	for (int k = 0; k < 4; k++) {
+		y[k] = (const struct block_q8_0 *)((const char *)vy + (size_t)k * y_stride);
+		acc[k] = _mm256_setzero_ps();
+	}
+	for (int64_t i = 0; i < n / QK8_0; i++) {
+		const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+		const __m256i ax = _mm256_sign_epi8(qx, qx);
+		const float dx = h2f(x[i].d);
+		for (int k = 0; k < 4; k++) {
+			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][i].qs), qx);
+			const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+			acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)), _mm256_cvtepi32_ps(p), acc[k]);
+		}
+	}
+	for (int k = 0; k < 4; k++)
+		s[(size_t)k * s_stride] = hsum_ps(acc[k]);
+}
+
 static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
 	const struct block_q8_0 *x = vx;
@@ -267,6 +313,8 @@ void kern_register_avx2(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_F16].dot_from_float = f16_from_float;
 	ops[HEARTH_TYPE_F16].axpy = axpy_f16;
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
+	ops[HEARTH_TYPE_Q4_0].vec_dot4 = vec_dot4_q4_0_q8_0;
+	ops[HEARTH_TYPE_Q8_0].vec_dot4 = vec_dot4_q8_0_q8_0;
 	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q5_0].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
