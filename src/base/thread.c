@@ -1,21 +1,29 @@
-/* thread.c - see thread.h. A generation counter tells parked workers that a
- * new task is posted; a count of finished workers tells the owner it is done. */
+/* thread.c - see thread.h. A task is posted by bumping a generation counter;
+ * workers and the owner spin a short while on the counters (most tasks in a
+ * forward pass follow each other within microseconds) and only then sleep on
+ * a condition variable, so a pass's hundreds of tasks do not each pay for a
+ * futex wake-up. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "thread.h"
 
+#define SPIN_ROUNDS 20000 /* about a millisecond of polite spinning */
+
 struct pool {
-	int n;                /* threads including the owner */
-	pthread_t *threads;   /* n - 1 workers */
+	int n;                   /* threads including the owner */
+	pthread_t *threads;      /* n - 1 workers */
 	pthread_mutex_t mu;
 	pthread_cond_t wake, done;
-	unsigned long gen;    /* bumped per task */
-	int n_done;
-	int quit;
-	pool_task_fn fn;
+	atomic_ulong gen;        /* bumped per task */
+	atomic_int n_done;       /* workers finished with the current task */
+	int n_sleeping;          /* workers waiting on wake (under mu) */
+	bool owner_sleeping;     /* the owner waits on done (under mu) */
+	atomic_bool quit;
+	pool_task_fn fn;         /* written before gen is bumped */
 	void *arg;
 };
 
@@ -23,6 +31,12 @@ struct worker_start {
 	struct pool *p;
 	int ith;
 };
+
+#if defined(__x86_64__) || defined(__i386__)
+static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+#else
+static inline void cpu_relax(void) { }
+#endif
 
 static void *worker(void *a)
 {
@@ -32,22 +46,29 @@ static void *worker(void *a)
 	unsigned long seen = 0;
 	free(ws);
 
-	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (p->gen == seen && !p->quit)
-			pthread_cond_wait(&p->wake, &p->mu);
-		if (p->quit)
+		for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
+				!atomic_load(&p->quit); i++)
+			cpu_relax();
+		if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->quit)) {
+			pthread_mutex_lock(&p->mu);
+			p->n_sleeping++;
+			while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
+				pthread_cond_wait(&p->wake, &p->mu);
+			p->n_sleeping--;
+			pthread_mutex_unlock(&p->mu);
+		}
+		if (atomic_load(&p->quit))
 			break;
-		seen = p->gen;
-		pool_task_fn fn = p->fn;
-		void *arg = p->arg;
-		pthread_mutex_unlock(&p->mu);
-		fn(arg, ith, p->n);
-		pthread_mutex_lock(&p->mu);
-		if (++p->n_done == p->n - 1)
-			pthread_cond_signal(&p->done);
+		seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+		p->fn(p->arg, ith, p->n);
+		if (atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel) + 1 == p->n - 1) {
+			pthread_mutex_lock(&p->mu);
+			if (p->owner_sleeping)
+				pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
-	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
@@ -90,7 +111,7 @@ void pool_free(struct pool *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->quit = 1;
+	atomic_store(&p->quit, true);
 	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	for (int i = 0; i < p->n - 1; i++)
@@ -110,18 +131,25 @@ void pool_run(struct pool *p, pool_task_fn fn, void *arg)
 		fn(arg, 0, 1);
 		return;
 	}
-	pthread_mutex_lock(&p->mu);
 	p->fn = fn;
 	p->arg = arg;
-	p->n_done = 0;
-	p->gen++;
-	pthread_cond_broadcast(&p->wake);
+	atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+	pthread_mutex_lock(&p->mu);
+	if (p->n_sleeping)
+		pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	fn(arg, 0, p->n);
-	pthread_mutex_lock(&p->mu);
-	while (p->n_done < p->n - 1)
-		pthread_cond_wait(&p->done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < SPIN_ROUNDS && atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1; i++)
+		cpu_relax();
+	if (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1) {
+		pthread_mutex_lock(&p->mu);
+		p->owner_sleeping = true;
+		while (atomic_load(&p->n_done) < p->n - 1)
+			pthread_cond_wait(&p->done, &p->mu);
+		p->owner_sleeping = false;
+		pthread_mutex_unlock(&p->mu);
+	}
 }
 
 int cpu_count(void)

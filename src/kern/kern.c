@@ -242,6 +242,14 @@ static void kern_select(void)
 		kern_table.isa = "avx2";
 	}
 #endif /* HEARTH_HAVE_AVX2 */
+#ifdef HEARTH_HAVE_AVX512VNNI
+	if (!(force && !strcmp(force, "avx2")) && !strcmp(kern_table.isa, "avx2") &&
+	    __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+		kern_register_avx512vnni(kern_table.ops);
+		kern_table.isa = "avx512vnni";
+	}
+#endif /* HEARTH_HAVE_AVX512VNNI */
 }
 
 const struct qtype_ops *kern_ops(int type)

@@ -37,12 +37,15 @@ struct qtype_ops {
 const struct qtype_ops *kern_ops(int type);
 /* The scalar reference ops, whatever the CPU: the oracle for tests. */
 const struct qtype_ops *kern_ops_ref(int type);
-/* "scalar" or "avx2": the instruction set kern_ops() uses. HEARTH_CPU=scalar
- * in the environment forces the reference kernels. */
+/* "scalar", "avx2" or "avx512vnni": the instruction set kern_ops() uses.
+ * HEARTH_CPU=scalar|avx2 in the environment caps it. */
 const char *kern_isa(void);
 
 #ifdef HEARTH_HAVE_AVX2
 void kern_register_avx2(struct qtype_ops *ops);
 #endif /* HEARTH_HAVE_AVX2 */
+#ifdef HEARTH_HAVE_AVX512VNNI
+void kern_register_avx512vnni(struct qtype_ops *ops);
+#endif /* HEARTH_HAVE_AVX512VNNI */
 
 #endif /* HEARTH_KERN_H */

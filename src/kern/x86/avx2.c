@@ -50,14 +50,23 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *v
 {
 	const struct block_q4_0 *x = vx;
 	const struct block_q8_0 *y = vy;
-	__m256 acc = _mm256_setzero_ps();
-	for (int64_t i = 0; i < n / QK4_0; i++) {
-		const __m256i qx = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
-		const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-		const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-		acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+	const int64_t nb = n / QK4_0;
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 2 <= nb; i += 2) { /* two independent chains */
+		const __m256i qx0 = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
+		const __m256i qx1 = _mm256_sub_epi8(nibbles(x[i + 1].qs), _mm256_set1_epi8(8));
+		const __m256i p0 = dot_i8(qx0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+		const __m256i p1 = dot_i8(qx1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
 	}
-	*s = hsum_ps(acc);
+	for (; i < nb; i++) {
+		const __m256i qx = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
+		const __m256i p = dot_i8(qx, _mm256_loadu_si256((const __m256i *)y[i].qs));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+	}
+	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
