@@ -77,6 +77,7 @@ test: deps
 test-plain:
 	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
 	HEARTH_BIN=build/hearth ./build/test-runner
+	HEARTH_CPU=avx2 ./build/test-runner kern_isa    # the AVX2 kernels that AVX-512 ones replace here
 	@$(MAKE) --no-print-directory test-e2e E2E_BIN=build/hearth
 
 test-san:

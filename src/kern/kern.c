@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/cpu.h"
 #include "../tensor/quant-ref.h"
 #include "kern.h"
 
@@ -198,19 +199,19 @@ static void q8_1_from_float(const float *x, void *y, int64_t n) { quantize_row_r
 static void q8_K_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_K, x, y, n); }
 
 static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
-	[HEARTH_TYPE_F32] = { f32_to_float, HEARTH_TYPE_F32, f32_from_float, vec_dot_f32, axpy_f32 },
-	[HEARTH_TYPE_F16] = { f16_to_float, HEARTH_TYPE_F16, f16_from_float, vec_dot_f16, axpy_f16 },
-	[HEARTH_TYPE_BF16] = { bf16_to_float, HEARTH_TYPE_BF16, bf16_from_float, vec_dot_bf16 },
-	[HEARTH_TYPE_Q4_0] = { q4_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q4_0_q8_0 },
-	[HEARTH_TYPE_Q4_1] = { q4_1_to_float, HEARTH_TYPE_Q8_1, q8_1_from_float, vec_dot_q4_1_q8_1 },
-	[HEARTH_TYPE_Q5_0] = { q5_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q5_0_q8_0 },
-	[HEARTH_TYPE_Q5_1] = { q5_1_to_float, HEARTH_TYPE_Q8_1, q8_1_from_float, vec_dot_q5_1_q8_1 },
-	[HEARTH_TYPE_Q8_0] = { q8_0_to_float, HEARTH_TYPE_Q8_0, q8_0_from_float, vec_dot_q8_0_q8_0 },
-	[HEARTH_TYPE_Q2_K] = { q2_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q2_K_q8_K },
-	[HEARTH_TYPE_Q3_K] = { q3_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q3_K_q8_K },
-	[HEARTH_TYPE_Q4_K] = { q4_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q4_K_q8_K },
-	[HEARTH_TYPE_Q5_K] = { q5_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q5_K_q8_K },
-	[HEARTH_TYPE_Q6_K] = { q6_K_to_float, HEARTH_TYPE_Q8_K, q8_K_from_float, vec_dot_q6_K_q8_K },
+	[HEARTH_TYPE_F32] = { .to_float = f32_to_float, .dot_type = HEARTH_TYPE_F32, .dot_from_float = f32_from_float, .vec_dot = vec_dot_f32, .axpy = axpy_f32 },
+	[HEARTH_TYPE_F16] = { .to_float = f16_to_float, .dot_type = HEARTH_TYPE_F16, .dot_from_float = f16_from_float, .vec_dot = vec_dot_f16, .axpy = axpy_f16 },
+	[HEARTH_TYPE_BF16] = { .to_float = bf16_to_float, .dot_type = HEARTH_TYPE_BF16, .dot_from_float = bf16_from_float, .vec_dot = vec_dot_bf16 },
+	[HEARTH_TYPE_Q4_0] = { .to_float = q4_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q4_0_q8_0 },
+	[HEARTH_TYPE_Q4_1] = { .to_float = q4_1_to_float, .dot_type = HEARTH_TYPE_Q8_1, .dot_from_float = q8_1_from_float, .vec_dot = vec_dot_q4_1_q8_1 },
+	[HEARTH_TYPE_Q5_0] = { .to_float = q5_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q5_0_q8_0 },
+	[HEARTH_TYPE_Q5_1] = { .to_float = q5_1_to_float, .dot_type = HEARTH_TYPE_Q8_1, .dot_from_float = q8_1_from_float, .vec_dot = vec_dot_q5_1_q8_1 },
+	[HEARTH_TYPE_Q8_0] = { .to_float = q8_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q8_0_q8_0 },
+	[HEARTH_TYPE_Q2_K] = { .to_float = q2_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q2_K_q8_K },
+	[HEARTH_TYPE_Q3_K] = { .to_float = q3_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q3_K_q8_K },
+	[HEARTH_TYPE_Q4_K] = { .to_float = q4_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q4_K_q8_K },
+	[HEARTH_TYPE_Q5_K] = { .to_float = q5_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q5_K_q8_K },
+	[HEARTH_TYPE_Q6_K] = { .to_float = q6_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q6_K_q8_K },
 };
 
 const struct qtype_ops *kern_ops_ref(int type)
@@ -235,17 +236,18 @@ static void kern_select(void)
 	kern_table.isa = "scalar";
 	if (force && !strcmp(force, "scalar"))
 		return;
+	struct cpu_caps caps;
+	cpu_caps_detect(&caps);
+	(void)caps;
 #ifdef HEARTH_HAVE_AVX2
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+	if (caps.avx2 && caps.fma && caps.f16c) {
 		kern_register_avx2(kern_table.ops);
 		kern_table.isa = "avx2";
 	}
 #endif /* HEARTH_HAVE_AVX2 */
 #ifdef HEARTH_HAVE_AVX512VNNI
-	if (!(force && !strcmp(force, "avx2")) && !strcmp(kern_table.isa, "avx2") &&
-	    __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+	if (!(force && !strcmp(force, "avx2")) && !strcmp(kern_table.isa, "avx2") && caps.avx512f && caps.avx512bw &&
+	    caps.avx512vl && caps.avx512vnni) {
 		kern_register_avx512vnni(kern_table.ops);
 		kern_table.isa = "avx512vnni";
 	}
