@@ -53,36 +53,6 @@ bool arg_float(const char *cmd, const char *flag, const char *s, double lo, doub
 	return true;
 }
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t k;
-	uint32_t cp;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		k = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		k = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		k = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return k;
-}
 
 void json_write_str(FILE *f, const char *str, size_t n)
 {
@@ -107,7 +77,7 @@ void json_write_str(FILE *f, const char *str, size_t n)
 			fprintf(f, "\\u%04x", c);
 			i++;
 		} else {
-			size_t k = utf8_valid(s + i, n - i);
+			size_t k = hearth_utf8_valid((const char *)s + i, n - i);
 			if (k == 0) {
 				fputs("\\ufffd", f);
 				i++;

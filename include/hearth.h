@@ -55,6 +55,10 @@ struct hearth_err {
 const char *hearth_err_name(int code); /* "HEARTH_EBADGGUF" */
 const char *hearth_strerror(int code); /* "malformed GGUF file" */
 
+/* Length of the valid UTF-8 character at s (n bytes left), or 0 when the
+ * bytes there are not one (truncated, overlong, surrogate, past U+10FFFF). */
+size_t hearth_utf8_valid(const char *s, size_t n);
+
 /* ---- logging ----------------------------------------------------------- */
 
 enum hearth_log_level { HEARTH_LOG_ERROR = 0, HEARTH_LOG_WARN, HEARTH_LOG_INFO, HEARTH_LOG_DEBUG };

@@ -22,32 +22,6 @@
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t k;
-	uint32_t cp;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		k = 2, cp = s[0] & 0x1fu;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		k = 3, cp = s[0] & 0x0fu;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		k = 4, cp = s[0] & 0x07u;
-	else
-		return 0;
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3fu);
-	}
-	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return k;
-}
 
 /* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
 static json_t *jstr(const char *s, size_t n)
@@ -57,7 +31,7 @@ static json_t *jstr(const char *s, size_t n)
 	if (!t)
 		return json_string("");
 	for (size_t i = 0; i < n;) {
-		size_t k = utf8_ok((const unsigned char *)s + i, n - i);
+		size_t k = hearth_utf8_valid(s + i, n - i);
 		if (k == 0) {
 			memcpy(t + o, "\xef\xbf\xbd", 3);
 			o += 3;
