@@ -64,6 +64,7 @@ static const char *finish_name(int f)
 struct params {
 	struct hearth_sampler_params sp;
 	int32_t max_tokens;        /* -1: up to the context */
+	int n;                     /* choices per prompt */
 	bool stream, include_usage;
 	bool logprobs;
 	int32_t top_logprobs;      /* chat: 0..20; completions: logprobs 0..5 */
@@ -169,7 +170,7 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 	    !get_num(b, "frequency_penalty", -2, 2, &fp, rp) || !get_num(b, "presence_penalty", -2, 2, &pp, rp) ||
 	    !get_int(b, "top_k", -1, 1 << 30, &top_k, rp) || !get_int(b, "max_tokens", 1, INT32_MAX, &max_tokens, rp) ||
 	    !get_int(b, "max_completion_tokens", 1, INT32_MAX, &mct, rp) ||
-	    !get_int(b, "seed", INT64_MIN, INT64_MAX, &seed, rp) || !get_int(b, "n", 1, 1, &n, rp) ||
+	    !get_int(b, "seed", INT64_MIN, INT64_MAX, &seed, rp) || !get_int(b, "n", 1, MAX_PROMPTS, &n, rp) ||
 	    !get_bool(b, "stream", &p->stream, rp) || !get_str(b, "user", &user, rp) ||
 	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_bool(b, "echo", &p->echo, rp) ||
 	    !get_bool(b, "ignore_eos", &p->ignore_eos, rp))
@@ -252,6 +253,7 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 		}
 	}
 	p->max_tokens = mct > 0 ? (int32_t)mct : (int32_t)max_tokens;
+	p->n = (int)n;
 	p->sp = hearth_sampler_default_params();
 	p->sp.temp = (float)temp;
 	p->sp.top_p = (float)top_p;
@@ -412,7 +414,7 @@ static void gen_free(struct server *srv, struct gen *g)
 
 /* Submits prompt ids; false after an error reply. */
 static bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
-		      struct reply *rp)
+		      int choice, struct reply *rp)
 {
 	struct hearth_request_params rq = { 0 };
 	struct hearth_err err = { 0 };
@@ -434,6 +436,7 @@ static bool gen_start(struct server *srv, const struct params *p, struct gen *g,
 	rq.n_prompt = n;
 	rq.max_tokens = p->max_tokens;
 	rq.sampling = p->sp;
+	rq.sampling.seed += (uint64_t)choice; /* n choices: n different draws */
 	rq.bias_ids = p->bias_ids;
 	rq.bias = p->bias;
 	rq.n_bias = p->n_bias;
@@ -782,23 +785,29 @@ void api_chat_completions(struct server *srv, json_t *body, const struct conn_in
 		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
 		goto out;
 	}
-	st->n_gen = 1;
-	if (!gen_start(srv, &st->p, &st->g[0], ids, n_ids, rp))
-		goto out;
+	for (int k = 0; k < st->p.n; k++) {
+		st->n_gen = k + 1; /* freed with the stream from here on */
+		if (!gen_start(srv, &st->p, &st->g[k], ids, n_ids, k, rp))
+			goto out;
+	}
 	if (st->p.stream) {
 		rp->stream = st;
 		st = NULL;
 		goto out;
 	}
-	run_all(srv, &st->p, st->g, 1, ci->fd);
-	struct gen *g = &st->g[0];
-	json_t *choice = json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
-				   jstr(g->text ? g->text : "", g->len), "logprobs",
-				   st->p.logprobs ? chat_logprobs(srv, g->lps, g->n_lps) : json_null(), "finish_reason",
-				   finish_name(g->finish));
-	reply_json(rp, 200, json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o, s:s}", "id", st->id, "object", "chat.completion",
-				      "created", (json_int_t)st->created, "model", srv->alias, "choices", choice, "usage",
-				      usage_json(st->g, 1), "system_fingerprint", "hearth"));
+	run_all(srv, &st->p, st->g, st->n_gen, ci->fd);
+	json_t *choices = json_array();
+	for (int k = 0; k < st->n_gen; k++) {
+		struct gen *g = &st->g[k];
+		json_array_append_new(choices, json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", k, "message", "role",
+							 "assistant", "content", jstr(g->text ? g->text : "", g->len),
+							 "logprobs",
+							 st->p.logprobs ? chat_logprobs(srv, g->lps, g->n_lps) : json_null(),
+							 "finish_reason", finish_name(g->finish)));
+	}
+	reply_json(rp, 200, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s}", "id", st->id, "object", "chat.completion",
+				      "created", (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
+				      usage_json(st->g, st->n_gen), "system_fingerprint", "hearth"));
 out:
 	free(prompt);
 	free(ids);
@@ -880,22 +889,32 @@ void api_completions(struct server *srv, json_t *body, const struct conn_info *c
 	}
 	if (!parse_params(srv, body, false, &st->p, rp))
 		goto out;
+	if (n_list * st->p.n > MAX_PROMPTS) {
+		reply_error(rp, 400, "invalid_request_error", "n", "invalid_value",
+			    "prompts x n must be at most %d, got %d", MAX_PROMPTS, n_list * st->p.n);
+		goto out;
+	}
+	/* choice index = prompt * n + k, as OpenAI numbers them */
 	for (int i = 0; i < n_list; i++) {
 		int32_t *ids = NULL, n = 0;
 		if (!prompt_ids(srv, list[i], &ids, &n, rp))
 			goto out;
-		if (st->p.echo) {
-			struct hearth_err err = { 0 };
-			if (hearth_detokenize(srv->model, ids, n, false, &st->g[i].prompt_text, &err) == 0)
-				st->g[i].prompt_len = strlen(st->g[i].prompt_text);
+		for (int k = 0; k < st->p.n; k++) {
+			struct gen *g = &st->g[st->n_gen];
+			if (st->p.echo) {
+				struct hearth_err err = { 0 };
+				if (hearth_detokenize(srv->model, ids, n, false, &g->prompt_text, &err) == 0)
+					g->prompt_len = strlen(g->prompt_text);
+			}
+			st->n_gen++; /* freed with the stream from here on */
+			if (!gen_start(srv, &st->p, g, ids, n, k, rp)) {
+				free(ids);
+				goto out;
+			}
+			if (st->p.echo && g->prompt_text) /* echoed text leads the completion */
+				append(&g->text, &g->len, &g->cap, g->prompt_text, g->prompt_len);
 		}
-		st->n_gen = i + 1; /* freed with the stream from here on */
-		bool ok = gen_start(srv, &st->p, &st->g[i], ids, n, rp);
 		free(ids);
-		if (!ok)
-			goto out;
-		if (st->p.echo && st->g[i].prompt_text) /* echoed text leads the completion */
-			append(&st->g[i].text, &st->g[i].len, &st->g[i].cap, st->g[i].prompt_text, st->g[i].prompt_len);
 	}
 	if (st->p.stream) {
 		rp->stream = st;
@@ -918,12 +937,25 @@ out:
 	stream_free(st);
 }
 
+static json_t *model_json(struct server *srv)
+{
+	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i, s:[]}", "id", srv->alias, "object", "model", "created",
+			 (json_int_t)srv->created, "owned_by", "hearth", "root", srv->model_path, "parent",
+			 "max_model_len", srv->sp.n_ctx_seq, "permission");
+}
+
 void api_models(struct server *srv, struct reply *rp)
 {
-	reply_json(rp, 200,
-		   json_pack("{s:s, s:[{s:s, s:s, s:I, s:s, s:s, s:n, s:i, s:[]}]}", "object", "list", "data", "id",
-			     srv->alias, "object", "model", "created", (json_int_t)srv->created, "owned_by", "hearth", "root",
-			     srv->model_path, "parent", "max_model_len", srv->sp.n_ctx_seq, "permission"));
+	reply_json(rp, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", model_json(srv)));
+}
+
+void api_model(struct server *srv, const char *id, struct reply *rp)
+{
+	if (strcmp(id, srv->alias)) {
+		reply_error(rp, 404, "not_found_error", "model", "model_not_found", "The model '%s' does not exist", id);
+		return;
+	}
+	reply_json(rp, 200, model_json(srv));
 }
 
 void api_tokenize(struct server *srv, json_t *body, struct reply *rp)

@@ -210,6 +210,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			    "The request body exceeds the limit of %zu bytes", srv->max_body);
 		return send_reply(c, &rp, NULL);
 	}
+	/* GET /v1/models/{id}: one model, or 404 */
+	if (!strncmp(url, "/v1/models/", 11) && !strcmp(method, "GET") && atomic_load(&srv->phase) == SRV_READY &&
+	    (!srv->n_keys || key_ok(srv, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))) {
+		api_model(srv, url + 11, &rp);
+		return send_reply(c, &rp, NULL);
+	}
 	const struct route *rt = NULL;
 	bool path_known = false;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)

@@ -77,6 +77,7 @@ struct conn_info {
 void api_chat_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp);
 void api_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp);
 void api_models(struct server *srv, struct reply *rp);
+void api_model(struct server *srv, const char *id, struct reply *rp); /* GET /v1/models/{id} */
 void api_tokenize(struct server *srv, json_t *body, struct reply *rp);
 void api_detokenize(struct server *srv, json_t *body, struct reply *rp);
 

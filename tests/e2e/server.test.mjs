@@ -148,6 +148,18 @@ test('seeded sampling reproduces; logprobs and top_logprobs', async () => {
   }
 });
 
+test('n choices: greedy ones agree, sampled ones are drawn apart', async () => {
+  const g = await chat('Hello', { n: 3 });
+  assert.equal(g.choices.length, 3);
+  assert.deepEqual(g.choices.map((c) => c.index), [0, 1, 2]);
+  assert.ok(g.choices.every((c) => c.message.content === g.choices[0].message.content));
+  assert.equal(g.usage.completion_tokens, 36);
+  const r = await client.completions.create({ model: 'tiny-qwen2.f32.gguf', prompt: ['a', 'b'], n: 2, max_tokens: 4,
+    temperature: 1.5, seed: 7 });
+  assert.equal(r.choices.length, 4);
+  assertError(await post('/v1/completions', { prompt: 'x', n: 99 }), 400, 'n');
+});
+
 test('logit_bias steers the choice', async () => {
   const a = await client.completions.create({ model: 'tiny-qwen2.f32.gguf', prompt: 'Hi', max_tokens: 3, temperature: 0 });
   const tok = await post('/tokenize', { content: 'def' });
@@ -186,6 +198,8 @@ test('models, tokenize, detokenize', async () => {
   const m = await client.models.list();
   assert.equal(m.data[0].id, 'tiny-qwen2.f32.gguf');
   assert.ok(m.data[0].max_model_len > 0);
+  assert.equal((await client.models.retrieve('tiny-qwen2.f32.gguf')).id, 'tiny-qwen2.f32.gguf');
+  assert.equal((await fetch(srv.url + '/v1/models/gpt-9')).status, 404);
   const t = await post('/tokenize', { content: '你好，世界' });
   assert.equal(t.status, 200);
   const d = await post('/detokenize', { tokens: t.json.tokens });
