@@ -165,7 +165,7 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, in
 			   const void *data)
 {
 	const struct qtype_info *q = qtype_info(type);
-	if (!q || n_dims < 1 || n_dims > GGUF_MAX_DIMS || ne[0] % q->blck_size)
+	if (!q || q->internal || n_dims < 1 || n_dims > GGUF_MAX_DIMS || ne[0] % q->blck_size)
 		return HEARTH_EINVAL;
 	if (w->n_tensors == w->cap_tensors) {
 		size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 16;

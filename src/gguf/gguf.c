@@ -271,7 +271,7 @@ static int read_tensor_infos(struct rd *r, struct hearth_gguf *g, uint64_t n_ten
 			return rc;
 		t->type = (int)type;
 		const struct qtype_info *q = qtype_info(t->type);
-		if (!q) {
+		if (!q || q->internal) {
 			rc = err_set(r->err, HEARTH_EBADGGUF, "%s: tensor '%s' has unknown or unsupported type %u",
 				     r->path, t->name, type);
 			return rc;

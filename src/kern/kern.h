@@ -20,6 +20,11 @@ typedef void (*kern_vec_dot_fn)(int64_t n, float *s, const void *x, const void *
  * (bytes apart); s[k * s_stride] gets the k-th. Optional: a matrix product
  * uses it to unpack each weight block once for four tokens. */
 typedef void (*kern_vec_dot4_fn)(int64_t n, float *s, size_t s_stride, const void *x, const void *y, size_t y_stride);
+/* A block of a matrix product: for weight rows r0..r1 (w_row bytes apart) and
+ * n_tok activation rows (a_row bytes apart, of dot_type), y[t * y_stride + r]
+ * = dot(row r, activation t). Optional: a kernel that tiles rows x tokens. */
+typedef void (*kern_gemm_fn)(int64_t n, const void *w, size_t w_row, int64_t r0, int64_t r1, const void *a,
+			     size_t a_row, int n_tok, float *y, size_t y_stride);
 /* y[i] += a * x[i] for n elements, x of the type (F32 and F16 only). */
 typedef void (*kern_axpy_fn)(int64_t n, float a, const void *x, float *y);
 
@@ -30,6 +35,7 @@ struct qtype_ops {
 	kern_vec_dot_fn vec_dot;
 	kern_axpy_fn axpy;
 	kern_vec_dot4_fn vec_dot4; /* NULL: use vec_dot four times */
+	kern_gemm_fn gemm;         /* NULL: use vec_dot4 / vec_dot */
 };
 
 /* The ops of type, or NULL when hearth cannot compute with it. The first

@@ -115,6 +115,10 @@ static void matmul_run(void *arg, int ith, int nth)
 	const struct matmul_task *t = arg;
 	const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
 	const int64_t per = (n_out + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < n_out ? r0 + per : n_out;
+	if (t->ops->gemm) {
+		t->ops->gemm(n_in, t->w->data, t->w_row, r0, r1, t->xq, t->xq_row, t->n_tok, t->y, (size_t)n_out);
+		return;
+	}
 	/* tiles of rows: a tile's weights stay in cache while every token passes */
 	const int64_t tile = 16;
 	for (int64_t rt = r0; rt < r1; rt += tile) {

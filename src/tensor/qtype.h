@@ -51,11 +51,16 @@ _Static_assert(sizeof(struct block_q5_K) == 4 + K_SCALE_SIZE + QK_K / 8 + QK_K /
 _Static_assert(sizeof(struct block_q6_K) == QK_K / 2 + QK_K / 4 + QK_K / 16 + 2, "q6_K block layout");
 _Static_assert(sizeof(struct block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "q8_K block layout");
 
+/* Activation layouts used only inside hearth (never in files): numbered from
+ * the top of the type space, away from GGML's numbers. */
+#define QTYPE_Q8_0P 39 /* q8_0 planar: a row's int8 values, then its block scales as floats */
+
 struct qtype_info {
 	const char *name;  /* NULL: not a type hearth knows */
 	int blck_size;     /* elements per block */
 	size_t type_size;  /* bytes per block */
 	bool is_quantized;
+	bool internal;     /* not a file type: GGUF tensors may not use it */
 };
 
 /* The entry for type, or NULL when type is outside the table or unknown. */

@@ -234,6 +234,15 @@ int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
 	case HEARTH_TYPE_Q8_0: dequantize_row_q8_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_1: dequantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: dequantize_row_q8_K(x, y, n); return 0;
+	case QTYPE_Q8_0P: {
+		const int8_t *q = x;
+		float d;
+		for (int64_t i = 0; i < n; i++) {
+			memcpy(&d, q + n + (i / QK8_0) * (int64_t)sizeof d, sizeof d);
+			y[i] = q[i] * d;
+		}
+		return 0;
+	}
 	case HEARTH_TYPE_Q2_K: dequantize_row_q2_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q3_K: dequantize_row_q3_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_K: dequantize_row_q4_K(x, y, n); return 0;
@@ -491,6 +500,7 @@ int quantize_supported(int type)
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
 	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
+	case QTYPE_Q8_0P:
 		return 1;
 	}
 	return 0;
@@ -511,6 +521,17 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 	case HEARTH_TYPE_Q8_0: quantize_row_q8_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_1: quantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: quantize_row_q8_K(x, y, n); return 0;
+	case QTYPE_Q8_0P: { /* as q8_0, laid out as values then scales (f16-rounded, as q8_0's) */
+		int8_t *q = y;
+		for (int64_t i = 0; i < n / QK8_0; i++) {
+			struct block_q8_0 b;
+			quantize_row_q8_0(x + i * QK8_0, &b, QK8_0);
+			memcpy(q + i * QK8_0, b.qs, QK8_0);
+			const float d = fp16_to_f32(b.d);
+			memcpy(q + n + i * (int64_t)sizeof d, &d, sizeof d);
+		}
+		return 0;
+	}
 	case HEARTH_TYPE_Q4_0: quantize_row_q4_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_1: quantize_row_q4_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;

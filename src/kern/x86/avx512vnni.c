@@ -68,8 +68,162 @@ static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void 
 		s[(size_t)k * s_stride] = hsum_ps(acc[k]);
 }
 
+/* ---- q4_0 x q8_0 planar: a register tile of R weight rows x T tokens -------
+ *
+ * Activations come as QTYPE_Q8_0P: a row's n int8 values, then its n/32 block
+ * scales as floats, so that two blocks load as one 64-byte vector. Each step
+ * takes two blocks of R rows and T tokens: R*T dpbusd, and the -8 offset of
+ * q4_0 through one dpbusd of the activations against eights, shared by rows.
+ */
+
+/* 64 bytes: two q4_0 blocks' values, each as low nibbles then high nibbles. */
+static inline __m512i nibbles2(const struct block_q4_0 *x)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(nibbles(x[0].qs)), nibbles(x[1].qs), 1);
+}
+
+/* 16 floats: a eight times, then b eight times. */
+static inline __m512 pair(float a, float b)
+{
+	return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)), _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+}
+
+/* One row, one token, 256-bit: the decoding case. */
+static void vec_dot_q4_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_0 *x = vx;
+	const int8_t *q = vy;
+	const float *d = (const float *)(q + n);
+	const __m256i eight = _mm256_set1_epi8(8);
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 2 <= n / QK4_0; i += 2) {
+		const __m256i y0 = _mm256_loadu_si256((const __m256i *)(q + 32 * i));
+		const __m256i y1 = _mm256_loadu_si256((const __m256i *)(q + 32 * i + 32));
+		const __m256i p0 = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(x[i].qs), y0),
+						    _mm256_dpbusd_epi32(_mm256_setzero_si256(), eight, y0));
+		const __m256i p1 = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(x[i + 1].qs), y1),
+						    _mm256_dpbusd_epi32(_mm256_setzero_si256(), eight, y1));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * d[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
+	}
+	for (; i < n / QK4_0; i++) {
+		const __m256i y0 = _mm256_loadu_si256((const __m256i *)(q + 32 * i));
+		const __m256i p0 = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(x[i].qs), y0),
+						    _mm256_dpbusd_epi32(_mm256_setzero_si256(), eight, y0));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
+	}
+	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static inline __attribute__((always_inline)) void tile_q4_0(int R, int T, int64_t n, const struct block_q4_0 *const *x,
+							    const int8_t *const *yq, float *const *out)
+{
+	const int64_t nb = n / QK4_0;
+	const float *yd[4];
+	__m512 acc[2][4];
+	const __m512i e8 = _mm512_set1_epi8(8);
+	for (int t = 0; t < T; t++)
+		yd[t] = (const float *)(yq[t] + n);
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++)
+			acc[r][t] = _mm512_setzero_ps();
+	int64_t b = 0;
+	for (; b + 2 <= nb; b += 2) {
+		__m512i q[2];
+		__m512 dx[2];
+		for (int r = 0; r < R; r++) {
+			q[r] = nibbles2(x[r] + b);
+			dx[r] = pair(_cvtsh_ss(x[r][b].d), _cvtsh_ss(x[r][b + 1].d));
+		}
+		for (int t = 0; t < T; t++) {
+			const __m512i yv = _mm512_loadu_si512((const void *)(yq[t] + 32 * b));
+			const __m512i s8 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), e8, yv);
+			const __m512 dy = pair(yd[t][b], yd[t][b + 1]);
+			for (int r = 0; r < R; r++) {
+				const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q[r], yv), s8);
+				acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dx[r], dy), _mm512_cvtepi32_ps(p), acc[r][t]);
+			}
+		}
+	}
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++) {
+			float s = _mm512_reduce_add_ps(acc[r][t]);
+			if (b < nb) { /* an odd last block */
+				const __m256i yv = _mm256_loadu_si256((const __m256i *)(yq[t] + 32 * b));
+				const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(x[r][b].qs), yv),
+								   _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), yv));
+				s += _cvtsh_ss(x[r][b].d) * yd[t][b] * hsum_ps(_mm256_cvtepi32_ps(p));
+			}
+			*out[r * 4 + t] = s;
+		}
+}
+
+static void gemm_q4_0_q8_0p(int64_t n, const void *w, size_t w_row, int64_t r0, int64_t r1, const void *a,
+			    size_t a_row, int n_tok, float *y, size_t y_stride)
+{
+	for (int t0 = 0; t0 < n_tok; t0 += 4) {
+		const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
+		const int8_t *yq[4];
+		for (int t = 0; t < T; t++)
+			yq[t] = (const int8_t *)a + (size_t)(t0 + t) * a_row;
+		for (int64_t r = r0; r < r1; r += 2) {
+			const int R = r + 2 <= r1 ? 2 : 1;
+			const struct block_q4_0 *x[2];
+			float *out[8];
+			for (int i = 0; i < R; i++) {
+				x[i] = (const struct block_q4_0 *)((const char *)w + (size_t)(r + i) * w_row);
+				for (int t = 0; t < T; t++)
+					out[i * 4 + t] = &y[(size_t)(t0 + t) * y_stride + (size_t)(r + i)];
+			}
+			/* constant R and T, so that the tile lives in registers; fewer than
+			 * four tokens (decoding) go row by row, where memory is the limit */
+			if (R == 2 && T == 4)
+				tile_q4_0(2, 4, n, x, yq, out);
+			else if (T == 4)
+				tile_q4_0(1, 4, n, x, yq, out);
+			else
+				for (int i = 0; i < R; i++)
+					for (int t = 0; t < T; t++)
+						vec_dot_q4_0_q8_0p(n, out[i * 4 + t], x[i], yq[t]);
+		}
+	}
+}
+
+/* 0.5 with the sign of each lane of t (round half away from zero, then truncate). */
+static inline __m512 copysign_half(__m512 t)
+{
+	const __m512i sign = _mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32((int)0x80000000u));
+	return _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.5f))));
+}
+
+/* q8_0 planar activations (rounded as the reference's q8_0, scales f16-rounded). */
+static void q8_0p_from_float(const float *x, void *vy, int64_t n)
+{
+	int8_t *q = vy;
+	float *d = (float *)(q + n);
+	for (int64_t i = 0; i < n / QK8_0; i++) {
+		const __m512 v0 = _mm512_loadu_ps(x + 32 * i), v1 = _mm512_loadu_ps(x + 32 * i + 16);
+		const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+		const float di = _cvtsh_ss(_cvtss_sh(amax / 127, _MM_FROUND_TO_NEAREST_INT));
+		const float id = amax / 127 ? 1.0f / (amax / 127) : 0.0f;
+		d[i] = di;
+		const __m512 vid = _mm512_set1_ps(id);
+		__m512 t0 = _mm512_mul_ps(v0, vid), t1 = _mm512_mul_ps(v1, vid);
+		t0 = _mm512_add_ps(t0, copysign_half(t0));
+		t1 = _mm512_add_ps(t1, copysign_half(t1));
+		_mm_storeu_si128((__m128i *)(q + 32 * i), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t0)));
+		_mm_storeu_si128((__m128i *)(q + 32 * i + 16), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t1)));
+	}
+}
+
 void kern_register_avx512vnni(struct qtype_ops *ops)
 {
-	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
-	ops[HEARTH_TYPE_Q4_0].vec_dot4 = vec_dot4_q4_0_q8_0;
+	(void)vec_dot_q4_0_q8_0;
+	(void)vec_dot4_q4_0_q8_0;
+	ops[HEARTH_TYPE_Q4_0].dot_type = QTYPE_Q8_0P;
+	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0p_from_float;
+	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0p;
+	ops[HEARTH_TYPE_Q4_0].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_Q4_0].gemm = gemm_q4_0_q8_0p;
 }
