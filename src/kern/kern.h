@@ -25,6 +25,13 @@ typedef void (*kern_vec_dot4_fn)(int64_t n, float *s, size_t s_stride, const voi
  * = dot(row r, activation t). Optional: a kernel that tiles rows x tokens. */
 typedef void (*kern_gemm_fn)(int64_t n, const void *w, size_t w_row, int64_t r0, int64_t r1, const void *a,
 			     size_t a_row, int n_tok, float *y, size_t y_stride);
+/* Weights repacked at load for a kernel's layout: pack_rows rows at a time
+ * (rows must be a multiple), pack_size bytes for rows x n; gemm_packed then
+ * takes the packed matrix, with r0 and r1 multiples of pack_rows. */
+typedef size_t (*kern_pack_size_fn)(int64_t rows, int64_t n);
+typedef void (*kern_pack_fn)(const void *w, int64_t rows, int64_t n, void *out);
+typedef void (*kern_gemm_packed_fn)(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
+				    int n_tok, float *y, size_t y_stride);
 /* y[i] += a * x[i] for n elements, x of the type (F32 and F16 only). */
 typedef void (*kern_axpy_fn)(int64_t n, float a, const void *x, float *y);
 
@@ -36,6 +43,10 @@ struct qtype_ops {
 	kern_axpy_fn axpy;
 	kern_vec_dot4_fn vec_dot4; /* NULL: use vec_dot four times */
 	kern_gemm_fn gemm;         /* NULL: use vec_dot4 / vec_dot */
+	int pack_rows;             /* 0: no packed layout */
+	kern_pack_size_fn pack_size;
+	kern_pack_fn pack;
+	kern_gemm_packed_fn gemm_packed;
 };
 
 /* The ops of type, or NULL when hearth cannot compute with it. The first

@@ -114,6 +114,13 @@ static void matmul_run(void *arg, int ith, int nth)
 {
 	const struct matmul_task *t = arg;
 	const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
+	if (t->w->packed) { /* split by groups of packed rows */
+		const int64_t g = t->ops->pack_rows, ng = n_out / g, per = (ng + nth - 1) / nth;
+		const int64_t g0 = per * ith, g1 = g0 + per < ng ? g0 + per : ng;
+		if (g0 < g1)
+			t->ops->gemm_packed(n_in, t->w->packed, g0 * g, g1 * g, t->xq, t->xq_row, t->n_tok, t->y, (size_t)n_out);
+		return;
+	}
 	const int64_t per = (n_out + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < n_out ? r0 + per : n_out;
 	if (t->ops->gemm) {
 		t->ops->gemm(n_in, t->w->data, t->w_row, r0, r1, t->xq, t->xq_row, t->n_tok, t->y, (size_t)n_out);

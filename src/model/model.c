@@ -202,6 +202,51 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	return 0;
 }
 
+/* Repacks a matrix for its kernels when they have a packed layout. The
+ * mmapped original is then left untouched (its pages are never read again). */
+static int pack_tensor(struct hearth_model *m, struct tensor *t, struct hearth_err *err)
+{
+	const struct qtype_ops *ops = kern_ops(t->type);
+	if (!t->data || t->packed || !ops->pack || t->ne[1] % ops->pack_rows)
+		return 0;
+	size_t size = ops->pack_size(t->ne[1], t->ne[0]);
+	if (!(t->packed = aligned_alloc(64, (size + 63) / 64 * 64)))
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory repacking '%s'", m->gguf->path, t->name);
+	ops->pack(t->data, t->ne[1], t->ne[0], t->packed);
+	return 0;
+}
+
+static int pack_weights(struct hearth_model *m, struct hearth_err *err)
+{
+	int rc = 0;
+	for (int il = 0; il < m->hp.n_layer && !rc; il++) {
+		struct layer *l = &m->layers[il];
+		struct tensor *ts[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
+			rc = pack_tensor(m, ts[i], err);
+	}
+	/* the output head: tied heads keep the embedding rows unpacked for lookups */
+	if (!rc && m->output.data != m->tok_embd.data)
+		rc = pack_tensor(m, &m->output, err);
+	return rc;
+}
+
+static void free_packed(struct hearth_model *m)
+{
+	for (int il = 0; m->layers && il < m->hp.n_layer; il++) {
+		struct layer *l = &m->layers[il];
+		free(l->wq.packed);
+		free(l->wk.packed);
+		free(l->wv.packed);
+		free(l->wo.packed);
+		free(l->ffn_gate.packed);
+		free(l->ffn_up.packed);
+		free(l->ffn_down.packed);
+	}
+	if (m->output.data != m->tok_embd.data)
+		free(m->output.packed);
+}
+
 int hearth_model_load(struct hearth_model **out, const char *path, const struct hearth_model_params *params,
 		      struct hearth_err *err)
 {
@@ -246,7 +291,7 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 	}
 	for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
 		if (strcmp(archs[i].name, m->arch) == 0) {
-			if ((rc = archs[i].load(m, err)))
+			if ((rc = archs[i].load(m, err)) || (rc = pack_weights(m, err)))
 				goto fail;
 			*out = m;
 			return 0;
@@ -264,6 +309,7 @@ void hearth_model_free(struct hearth_model *m)
 	if (!m)
 		return;
 	tok_vocab_free(&m->vocab);
+	free_packed(m);
 	free(m->layers);
 	free(m->chat_template);
 	hearth_gguf_close(m->gguf);

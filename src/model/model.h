@@ -22,6 +22,7 @@ struct tensor {
 	int type;
 	int64_t ne[4];
 	const void *data; /* NULL: absent (optional tensor) */
+	void *packed;     /* repacked copy for the kernels (owned by the model), or NULL */
 };
 
 struct hparams {

@@ -521,14 +521,18 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 	case HEARTH_TYPE_Q8_0: quantize_row_q8_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_1: quantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: quantize_row_q8_K(x, y, n); return 0;
-	case QTYPE_Q8_0P: { /* as q8_0, laid out as values then scales (f16-rounded, as q8_0's) */
+	case QTYPE_Q8_0P: { /* as q8_0, laid out as values, scales (f16-rounded, as q8_0's), sums */
 		int8_t *q = y;
 		for (int64_t i = 0; i < n / QK8_0; i++) {
 			struct block_q8_0 b;
+			int32_t sum = 0;
 			quantize_row_q8_0(x + i * QK8_0, &b, QK8_0);
 			memcpy(q + i * QK8_0, b.qs, QK8_0);
+			for (int j = 0; j < QK8_0; j++)
+				sum += b.qs[j];
 			const float d = fp16_to_f32(b.d);
 			memcpy(q + n + i * (int64_t)sizeof d, &d, sizeof d);
+			memcpy(q + n + n / QK8_0 * (int64_t)sizeof d + i * (int64_t)sizeof sum, &sum, sizeof sum);
 		}
 		return 0;
 	}

@@ -191,6 +191,45 @@ out:
 	free(f);
 }
 
+/* A packed layout's matrix product against the kernel's single dots. */
+static void check_packed(const char *name, int type, const struct qtype_ops *ops, int n)
+{
+	const int R = 2 * ops->pack_rows, T = 6;
+	const size_t wrow = qtype_row_size(type, n), arow = qtype_row_size(ops->dot_type, n);
+	char *w = malloc((size_t)R * wrow), *a = malloc((size_t)T * arow);
+	void *packed = malloc(ops->pack_size(R, n));
+	float *f = malloc((size_t)n * sizeof *f), *y = malloc((size_t)T * (size_t)R * sizeof *y), one;
+	for (int r = 0; r < R; r++) {
+		for (int i = 0; i < n; i++)
+			f[i] = rnd_normal();
+		quantize_row_ref(type, f, w + (size_t)r * wrow, n);
+	}
+	for (int t = 0; t < T; t++) {
+		for (int i = 0; i < n; i++)
+			f[i] = rnd_normal();
+		ops->dot_from_float(f, a + (size_t)t * arow, n);
+	}
+	ops->pack(w, R, n, packed);
+	for (int nt = 1; nt <= T; nt++) {
+		ops->gemm_packed(n, packed, ops->pack_rows, R, a, arow, nt, y, (size_t)R); /* the second group only */
+		for (int t = 0; t < nt; t++)
+			for (int r = ops->pack_rows; r < R; r++) {
+				ops->vec_dot(n, &one, w + (size_t)r * wrow, a + (size_t)t * arow);
+				if (!(fabsf(y[t * R + r] - one) <= 1e-4f * (fabsf(one) + 1))) {
+					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.7g, dot %.7g", name, n, nt, r, t,
+					       (double)y[t * R + r], (double)one);
+					goto out;
+				}
+			}
+	}
+out:
+	free(w);
+	free(a);
+	free(packed);
+	free(f);
+	free(y);
+}
+
 /* Every kernel the CPU runs against the scalar reference, at every tail length. */
 void test_kern_isa_vs_ref(void)
 {
@@ -242,6 +281,8 @@ void test_kern_isa_vs_ref(void)
 				T_FAIL("%s n=%d: kernel dot %.7g, reference %.7g", q->name, n, (double)got, (double)want);
 			if (ops->gemm) /* tiles of rows x tokens against single dots */
 				check_gemm(q->name, type, ops, n);
+			if (ops->pack && quantize_supported(type))
+				check_packed(q->name, type, ops, n);
 			if (ops->vec_dot4) { /* four rows of activations at a stride */
 				const size_t row = qtype_row_size(ops->dot_type, n);
 				char *ys = malloc(4 * row);

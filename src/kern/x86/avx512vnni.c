@@ -8,6 +8,7 @@
  * and sum(y) is one more dpbusd against a vector of ones.
  */
 #include <immintrin.h>
+#include <string.h>
 
 #include "../../tensor/qtype.h"
 #include "../kern.h"
@@ -202,6 +203,7 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 {
 	int8_t *q = vy;
 	float *d = (float *)(q + n);
+	int32_t *sums = (int32_t *)(d + n / QK8_0);
 	for (int64_t i = 0; i < n / QK8_0; i++) {
 		const __m512 v0 = _mm512_loadu_ps(x + 32 * i), v1 = _mm512_loadu_ps(x + 32 * i + 16);
 		const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
@@ -212,8 +214,107 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 		__m512 t0 = _mm512_mul_ps(v0, vid), t1 = _mm512_mul_ps(v1, vid);
 		t0 = _mm512_add_ps(t0, copysign_half(t0));
 		t1 = _mm512_add_ps(t1, copysign_half(t1));
-		_mm_storeu_si128((__m128i *)(q + 32 * i), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t0)));
-		_mm_storeu_si128((__m128i *)(q + 32 * i + 16), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t1)));
+		const __m512i i0 = _mm512_cvttps_epi32(t0), i1 = _mm512_cvttps_epi32(t1);
+		_mm_storeu_si128((__m128i *)(q + 32 * i), _mm512_cvtsepi32_epi8(i0));
+		_mm_storeu_si128((__m128i *)(q + 32 * i + 16), _mm512_cvtsepi32_epi8(i1));
+		sums[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+	}
+}
+
+/* ---- q4_0 repacked: 16 rows side by side ------------------------------------
+ *
+ * Per group of 16 rows and per block: the 16 rows' scales as floats, then 8
+ * groups of 4 consecutive values: for each of the 16 rows, 2 bytes (values
+ * 0|1<<4 and 2|3<<4). Unpacked, one 64-byte vector holds 4 values of each of
+ * the 16 rows in its 16 int32 lanes, so dpbusd against the 4 matching
+ * activation bytes (broadcast) sums 16 rows at once, and one fmadd scales
+ * all 16: the float work is shared by 16 rows instead of done per row.
+ */
+#define PACK_ROWS 16
+#define PACK_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 8 * PACK_ROWS * 2) /* bytes per 16 rows x 1 block */
+
+static size_t pack_size_q4_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK4_0) * PACK_BLOCK; }
+
+static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / QK4_0;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK_BLOCK;
+			for (int j = 0; j < PACK_ROWS; j++) {
+				const struct block_q4_0 *x = (const struct block_q4_0 *)vw + (size_t)(PACK_ROWS * g + j) * (size_t)nb + b;
+				const float d = _cvtsh_ss(x->d);
+				uint8_t v[32];
+				memcpy(pb + 4 * j, &d, 4);
+				for (int e = 0; e < 16; e++) {
+					v[e] = x->qs[e] & 0x0f;
+					v[e + 16] = x->qs[e] >> 4;
+				}
+				for (int k = 0; k < 8; k++) {
+					pb[64 + 32 * k + 2 * j] = (uint8_t)(v[4 * k] | (v[4 * k + 1] << 4));
+					pb[64 + 32 * k + 2 * j + 1] = (uint8_t)(v[4 * k + 2] | (v[4 * k + 3] << 4));
+				}
+			}
+		}
+}
+
+static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb, const uint8_t *P, const int8_t *const *yq,
+							      float *const *out)
+{
+	const __m512i lo = _mm512_set1_epi16(0x000f), hi = _mm512_set1_epi16(0x0f00);
+	const float *yd[4];
+	const int32_t *ys[4];
+	__m512 facc[4];
+	for (int t = 0; t < T; t++) {
+		yd[t] = (const float *)(yq[t] + nb * QK4_0);
+		ys[t] = (const int32_t *)(yd[t] + nb);
+		facc[t] = _mm512_setzero_ps();
+	}
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *pb = P + (size_t)b * PACK_BLOCK;
+		const __m512 dw = _mm512_loadu_ps(pb);
+		__m512i w[8];
+		for (int k = 0; k < 8; k++) {
+			const __m512i x = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pb + 64 + 32 * k)));
+			w[k] = _mm512_or_si512(_mm512_and_si512(x, lo), _mm512_and_si512(_mm512_slli_epi16(x, 4), hi));
+		}
+		for (int t = 0; t < T; t++) {
+			const int8_t *y = yq[t] + 32 * b;
+			__m512i acc = _mm512_set1_epi32(-8 * ys[t][b]);
+			for (int k = 0; k < 8; k++) {
+				int32_t four;
+				memcpy(&four, y + 4 * k, 4);
+				acc = _mm512_dpbusd_epi32(acc, w[k], _mm512_set1_epi32(four));
+			}
+			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])), facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], facc[t]);
+}
+
+static void gemm_packed_q4_0(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
+			     int n_tok, float *y, size_t y_stride)
+{
+	const int64_t nb = n / QK4_0;
+	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
+		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK_BLOCK;
+		for (int t0 = 0; t0 < n_tok; t0 += 4) {
+			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
+			const int8_t *yq[4];
+			float *out[4];
+			for (int t = 0; t < T; t++) {
+				yq[t] = (const int8_t *)a + (size_t)(t0 + t) * a_row;
+				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
+			}
+			switch (T) { /* constant T keeps the tile in registers */
+			case 4: packed_tile(4, nb, P, yq, out); break;
+			case 3: packed_tile(3, nb, P, yq, out); break;
+			case 2: packed_tile(2, nb, P, yq, out); break;
+			default: packed_tile(1, nb, P, yq, out); break;
+			}
+		}
 	}
 }
 
@@ -226,4 +327,8 @@ void kern_register_avx512vnni(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0p;
 	ops[HEARTH_TYPE_Q4_0].vec_dot4 = NULL;
 	ops[HEARTH_TYPE_Q4_0].gemm = gemm_q4_0_q8_0p;
+	ops[HEARTH_TYPE_Q4_0].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q4_0].pack_size = pack_size_q4_0;
+	ops[HEARTH_TYPE_Q4_0].pack = pack_q4_0;
+	ops[HEARTH_TYPE_Q4_0].gemm_packed = gemm_packed_q4_0;
 }
