@@ -223,15 +223,16 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 
 /* ---- q4_0 repacked: 16 rows side by side ------------------------------------
  *
- * Per group of 16 rows and per block: the 16 rows' scales as floats, then 8
- * groups of 4 consecutive values: for each of the 16 rows, 2 bytes (values
- * 0|1<<4 and 2|3<<4). Unpacked, one 64-byte vector holds 4 values of each of
- * the 16 rows in its 16 int32 lanes, so dpbusd against the 4 matching
- * activation bytes (broadcast) sums 16 rows at once, and one fmadd scales
- * all 16: the float work is shared by 16 rows instead of done per row.
+ * Per group of 16 rows and per block: the 16 rows' scales as floats, then 4
+ * chunks of 8 consecutive values v0..v7: for each of the 16 rows, 4 bytes
+ * (v0|v4<<4, v1|v5<<4, v2|v6<<4, v3|v7<<4). One 64-byte load then gives, by a
+ * mask, v0..v3 of all 16 rows in 16 int32 lanes, and by a shift and a mask
+ * v4..v7; dpbusd against the 4 matching activation bytes (broadcast) sums 16
+ * rows at once, and one fmadd scales all 16: the float work is shared by 16
+ * rows instead of done per row.
  */
 #define PACK_ROWS 16
-#define PACK_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 8 * PACK_ROWS * 2) /* bytes per 16 rows x 1 block */
+#define PACK_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 4 * PACK_ROWS * 4) /* bytes per 16 rows x 1 block */
 
 static size_t pack_size_q4_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK4_0) * PACK_BLOCK; }
 
@@ -251,10 +252,9 @@ static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
 					v[e] = x->qs[e] & 0x0f;
 					v[e + 16] = x->qs[e] >> 4;
 				}
-				for (int k = 0; k < 8; k++) {
-					pb[64 + 32 * k + 2 * j] = (uint8_t)(v[4 * k] | (v[4 * k + 1] << 4));
-					pb[64 + 32 * k + 2 * j + 1] = (uint8_t)(v[4 * k + 2] | (v[4 * k + 3] << 4));
-				}
+				for (int c = 0; c < 4; c++)
+					for (int i = 0; i < 4; i++)
+						pb[64 + 64 * c + 4 * j + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
 			}
 		}
 }
@@ -262,7 +262,7 @@ static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
 static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb, const uint8_t *P, const int8_t *const *yq,
 							      float *const *out)
 {
-	const __m512i lo = _mm512_set1_epi16(0x000f), hi = _mm512_set1_epi16(0x0f00);
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	const float *yd[4];
 	const int32_t *ys[4];
 	__m512 facc[4];
@@ -274,10 +274,11 @@ static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb,
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * PACK_BLOCK;
 		const __m512 dw = _mm512_loadu_ps(pb);
-		__m512i w[8];
-		for (int k = 0; k < 8; k++) {
-			const __m512i x = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pb + 64 + 32 * k)));
-			w[k] = _mm512_or_si512(_mm512_and_si512(x, lo), _mm512_and_si512(_mm512_slli_epi16(x, 4), hi));
+		__m512i w[8]; /* w[2c]: values 8c..8c+3 of the 16 rows; w[2c+1]: 8c+4..8c+7 */
+		for (int c = 0; c < 4; c++) {
+			const __m512i x = _mm512_loadu_si512((const void *)(pb + 64 + 64 * c));
+			w[2 * c] = _mm512_and_si512(x, m4);
+			w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
 		}
 		for (int t = 0; t < T; t++) {
 			const int8_t *y = yq[t] + 32 * b;
