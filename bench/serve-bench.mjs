@@ -30,9 +30,14 @@ const freePort = () => new Promise((resolve) => {
   s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
 });
 
+const children = new Set();
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+
 async function start(cmd, args) {
   const port = await freePort();
   const proc = spawn(cmd, [...args, '--port', String(port)], { stdio: ['ignore', 'ignore', 'ignore'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 1200; i++) {
     try { if ((await fetch(`${url}/health`)).status === 200) break; } catch { /* starting */ }
@@ -73,13 +78,16 @@ async function one(url, i) {
 
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
 
+let errors = 0;
 async function sweep(name, url) {
   const rows = [];
   for (const c of levels) {
     const t0 = performance.now();
     const res = (await Promise.all(Array.from({ length: c }, async (_, k) => {
       const out = [];
-      for (let r = 0; r < REQS; r++) out.push(await one(url, c * 1000 + k * 10 + r));
+      for (let r = 0; r < REQS; r++) {
+        try { out.push(await one(url, c * 1000 + k * 10 + r)); } catch (e) { errors++; }
+      }
       return out;
     }))).flat();
     const secs = (performance.now() - t0) / 1000;
@@ -115,3 +123,4 @@ const h1 = all.find((r) => r.name === 'hearth' && r.c === 1), h8 = all.find((r) 
 const l8 = all.find((r) => r.name === 'llama-server' && r.c === 8);
 if (h1 && h8) console.log(`hearth at 8 streams: ${(h8.tps / h1.tps).toFixed(2)}x its single stream`);
 if (h8 && l8) console.log(`hearth / llama-server at 8 streams: ${(h8.tps / l8.tps).toFixed(2)}x`);
+if (errors) console.log(`${errors} request(s) failed (connection errors), left out of the table`);
