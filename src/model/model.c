@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../kern/kern.h"
+#include "../tensor/qtype.h"
 #include "model.h"
 
 struct arch_entry {
@@ -213,6 +216,12 @@ static int pack_tensor(struct hearth_model *m, struct tensor *t, struct hearth_e
 	if (!(t->packed = aligned_alloc(64, (size + 63) / 64 * 64)))
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory repacking '%s'", m->gguf->path, t->name);
 	ops->pack(t->data, t->ne[1], t->ne[0], t->packed);
+	/* the original's pages will not be read again: give them back */
+	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	const uintptr_t start = ((uintptr_t)t->data + page - 1) / page * page;
+	const uintptr_t end = ((uintptr_t)t->data + qtype_row_size(t->type, t->ne[0]) * (size_t)t->ne[1]) / page * page;
+	if (end > start)
+		madvise((void *)start, end - start, MADV_DONTNEED);
 	return 0;
 }
 
