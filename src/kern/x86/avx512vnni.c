@@ -319,6 +319,107 @@ static void gemm_packed_q4_0(int64_t n, const void *packed, int64_t r0, int64_t 
 	}
 }
 
+/* ---- q8_0 repacked: 16 rows side by side -------------------------------------
+ *
+ * Per group of 16 rows and per block: the 16 scales as floats, then 8 chunks
+ * of 4 consecutive values: for each row its 4 values plus 128 (as unsigned
+ * bytes, which dpbusd wants on one side). sum((w + 128) * y) = sum(w * y) +
+ * 128 * sum(y), and sum(y) comes with the planar activations.
+ */
+#define PACK8_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 8 * PACK_ROWS * 4)
+
+static size_t pack_size_q8_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK8_0) * PACK8_BLOCK; }
+
+static void pack_q8_0(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / QK8_0;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK8_BLOCK;
+			for (int j = 0; j < PACK_ROWS; j++) {
+				const struct block_q8_0 *x = (const struct block_q8_0 *)vw + (size_t)(PACK_ROWS * g + j) * (size_t)nb + b;
+				const float d = _cvtsh_ss(x->d);
+				memcpy(pb + 4 * j, &d, 4);
+				for (int k = 0; k < 8; k++)
+					for (int i = 0; i < 4; i++)
+						pb[64 + 64 * k + 4 * j + i] = (uint8_t)(x->qs[4 * k + i] + 128);
+			}
+		}
+}
+
+static inline __attribute__((always_inline)) void packed8_tile(int T, int64_t nb, const uint8_t *P, const int8_t *const *yq,
+							       float *const *out)
+{
+	const float *yd[4];
+	const int32_t *ys[4];
+	__m512 facc[4];
+	for (int t = 0; t < T; t++) {
+		yd[t] = (const float *)(yq[t] + nb * QK8_0);
+		ys[t] = (const int32_t *)(yd[t] + nb);
+		facc[t] = _mm512_setzero_ps();
+	}
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *pb = P + (size_t)b * PACK8_BLOCK;
+		const __m512 dw = _mm512_loadu_ps(pb);
+		__m512i w[8];
+		for (int k = 0; k < 8; k++)
+			w[k] = _mm512_loadu_si512((const void *)(pb + 64 + 64 * k));
+		for (int t = 0; t < T; t++) {
+			const int8_t *y = yq[t] + 32 * b;
+			__m512i acc = _mm512_set1_epi32(-128 * ys[t][b]);
+			for (int k = 0; k < 8; k++) {
+				int32_t four;
+				memcpy(&four, y + 4 * k, 4);
+				acc = _mm512_dpbusd_epi32(acc, w[k], _mm512_set1_epi32(four));
+			}
+			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])), facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], facc[t]);
+}
+
+static void gemm_packed_q8_0(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
+			     int n_tok, float *y, size_t y_stride)
+{
+	const int64_t nb = n / QK8_0;
+	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
+		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK8_BLOCK;
+		for (int t0 = 0; t0 < n_tok; t0 += 4) {
+			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
+			const int8_t *yq[4];
+			float *out[4];
+			for (int t = 0; t < T; t++) {
+				yq[t] = (const int8_t *)a + (size_t)(t0 + t) * a_row;
+				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
+			}
+			switch (T) {
+			case 4: packed8_tile(4, nb, P, yq, out); break;
+			case 3: packed8_tile(3, nb, P, yq, out); break;
+			case 2: packed8_tile(2, nb, P, yq, out); break;
+			default: packed8_tile(1, nb, P, yq, out); break;
+			}
+		}
+	}
+}
+
+/* One q8_0 row against planar activations (rows that are not packed). */
+static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q8_0 *x = vx;
+	const int8_t *q = vy;
+	const float *d = (const float *)(q + n);
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / QK8_0; i++) {
+		const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+		const __m256i qy = _mm256_loadu_si256((const __m256i *)(q + 32 * i));
+		const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p), acc);
+	}
+	*s = hsum_ps(acc);
+}
+
 void kern_register_avx512vnni(struct qtype_ops *ops)
 {
 	(void)vec_dot_q4_0_q8_0;
@@ -332,4 +433,14 @@ void kern_register_avx512vnni(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_Q4_0].pack_size = pack_size_q4_0;
 	ops[HEARTH_TYPE_Q4_0].pack = pack_q4_0;
 	ops[HEARTH_TYPE_Q4_0].gemm_packed = gemm_packed_q4_0;
+
+	ops[HEARTH_TYPE_Q8_0].dot_type = QTYPE_Q8_0P;
+	ops[HEARTH_TYPE_Q8_0].dot_from_float = q8_0p_from_float;
+	ops[HEARTH_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0p;
+	ops[HEARTH_TYPE_Q8_0].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_Q8_0].gemm = NULL;
+	ops[HEARTH_TYPE_Q8_0].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q8_0].pack_size = pack_size_q8_0;
+	ops[HEARTH_TYPE_Q8_0].pack = pack_q8_0;
+	ops[HEARTH_TYPE_Q8_0].gemm_packed = gemm_packed_q8_0;
 }
