@@ -420,6 +420,127 @@ static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 	*s = hsum_ps(acc);
 }
 
+/* ---- q4_K repacked: 16 rows side by side --------------------------------------
+ *
+ * Per group of 16 rows and per 256-value block: the rows' d and dmin as
+ * floats, their 8 sub-block scales and mins as bytes ([sub-block][row]), then
+ * per sub-block 4 chunks laid out as q4_0's packed chunks. Activations stay
+ * q8_K. Per sub-block j, dpbusd gives S_j = sum(q * y) for 16 rows at once;
+ * the block's value is d * dy * sum_j sc_j S_j - dmin * dy * sum_j m_j Y_j,
+ * with Y_j the activations' sum over the sub-block (from q8_K's bsums).
+ */
+#define PACKK_BLOCK (2 * PACK_ROWS * (int64_t)sizeof(float) + 2 * 8 * PACK_ROWS + 8 * 4 * 64)
+
+static size_t pack_size_q4_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACKK_BLOCK; }
+
+static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / QK_K;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACKK_BLOCK;
+			for (int r = 0; r < PACK_ROWS; r++) {
+				const struct block_q4_K *x = (const struct block_q4_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
+				const float d = _cvtsh_ss(x->d), dmin = _cvtsh_ss(x->dmin);
+				const uint8_t *q = x->scales;
+				memcpy(pb + 4 * r, &d, 4);
+				memcpy(pb + 64 + 4 * r, &dmin, 4);
+				for (int j = 0; j < 8; j++) {
+					uint8_t sc, m;
+					if (j < 4) {
+						sc = q[j] & 63;
+						m = q[j + 4] & 63;
+					} else {
+						sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+						m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+					}
+					pb[128 + 16 * j + r] = sc;
+					pb[256 + 16 * j + r] = m;
+					/* the 32 values of sub-block j: low or high nibbles of qs[32 (j/2) ...] */
+					uint8_t v[32];
+					for (int l = 0; l < 32; l++)
+						v[l] = j % 2 ? x->qs[32 * (j / 2) + l] >> 4 : x->qs[32 * (j / 2) + l] & 0xf;
+					for (int c = 0; c < 4; c++)
+						for (int i = 0; i < 4; i++)
+							pb[384 + 256 * j + 64 * c + 4 * r + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
+				}
+			}
+		}
+}
+
+static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb, const uint8_t *P,
+							       const struct block_q8_K *const *yb, float *const *out)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	__m512 facc[4];
+	for (int t = 0; t < T; t++)
+		facc[t] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *pb = P + (size_t)b * PACKK_BLOCK;
+		__m512 sacc[4], macc[4];
+		for (int t = 0; t < T; t++) {
+			sacc[t] = _mm512_setzero_ps();
+			macc[t] = _mm512_setzero_ps();
+		}
+		for (int j = 0; j < 8; j++) {
+			__m512i S[4];
+			for (int t = 0; t < T; t++)
+				S[t] = _mm512_setzero_si512();
+			for (int c = 0; c < 4; c++) {
+				const __m512i x = _mm512_loadu_si512((const void *)(pb + 384 + 256 * j + 64 * c));
+				const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+				for (int t = 0; t < T; t++) {
+					int32_t f0, f1;
+					memcpy(&f0, yb[t][b].qs + 32 * j + 8 * c, 4);
+					memcpy(&f1, yb[t][b].qs + 32 * j + 8 * c + 4, 4);
+					S[t] = _mm512_dpbusd_epi32(S[t], lo, _mm512_set1_epi32(f0));
+					S[t] = _mm512_dpbusd_epi32(S[t], hi, _mm512_set1_epi32(f1));
+				}
+			}
+			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 128 + 16 * j))));
+			const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 256 + 16 * j))));
+			for (int t = 0; t < T; t++) {
+				sacc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[t]), sc, sacc[t]);
+				const float ysum = (float)(yb[t][b].bsums[2 * j] + yb[t][b].bsums[2 * j + 1]);
+				macc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(ysum), macc[t]);
+			}
+		}
+		const __m512 d = _mm512_loadu_ps(pb), dmin = _mm512_loadu_ps(pb + 64);
+		for (int t = 0; t < T; t++) {
+			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), sacc[t], facc[t]);
+			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), macc[t], facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], facc[t]);
+}
+
+static void gemm_packed_q4_K(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
+			     int n_tok, float *y, size_t y_stride)
+{
+	const int64_t nb = n / QK_K;
+	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
+		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACKK_BLOCK;
+		for (int t0 = 0; t0 < n_tok; t0 += 4) {
+			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
+			const struct block_q8_K *yb[4];
+			float *out[4];
+			for (int t = 0; t < T; t++) {
+				yb[t] = (const struct block_q8_K *)((const char *)a + (size_t)(t0 + t) * a_row);
+				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
+			}
+			switch (T) {
+			case 4: packedk_tile(4, nb, P, yb, out); break;
+			case 3: packedk_tile(3, nb, P, yb, out); break;
+			case 2: packedk_tile(2, nb, P, yb, out); break;
+			default: packedk_tile(1, nb, P, yb, out); break;
+			}
+		}
+	}
+}
+
 void kern_register_avx512vnni(struct qtype_ops *ops)
 {
 	(void)vec_dot_q4_0_q8_0;
@@ -443,4 +564,9 @@ void kern_register_avx512vnni(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_Q8_0].pack_size = pack_size_q8_0;
 	ops[HEARTH_TYPE_Q8_0].pack = pack_q8_0;
 	ops[HEARTH_TYPE_Q8_0].gemm_packed = gemm_packed_q8_0;
+
+	ops[HEARTH_TYPE_Q4_K].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
+	ops[HEARTH_TYPE_Q4_K].pack = pack_q4_K;
+	ops[HEARTH_TYPE_Q4_K].gemm_packed = gemm_packed_q4_K;
 }
