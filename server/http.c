@@ -242,7 +242,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		struct hearth_sched_stats st = { 0 };
 		if (phase == SRV_READY)
 			hearth_sched_stats(srv->sched, &st);
-		bool ok = phase == SRV_READY && st.alive && hearth_now() - st.t_heartbeat < 10.0;
+		/* a step over long prompts of a big model can take a while: only a stalled loop fails */
+		bool ok = phase == SRV_READY && st.alive && hearth_now() - st.t_heartbeat < 120.0;
 		const char *state = phase == SRV_LOADING ? "loading" : phase == SRV_DRAINING ? "draining" :
 			ok ? "ok" : "scheduler stopped";
 		reply_json(&rp, ok ? 200 : 503, json_pack("{s:s}", "status", state));
