@@ -541,6 +541,122 @@ static void gemm_packed_q4_K(int64_t n, const void *packed, int64_t r0, int64_t 
 	}
 }
 
+/* ---- q6_K repacked: 16 rows side by side --------------------------------------
+ *
+ * Per group of 16 rows and per 256-value block: the rows' d as floats, their
+ * 16 sub-block scales as bytes ([sub-block][row]), then per sub-block (16
+ * values) three 64-byte vectors: the low 4 bits of values 0..7 and of 8..15
+ * (laid out as q4_0's packed chunks) and their high 2 bits, four values to a
+ * byte. Six bits a value, as in the file. Values are 0..63: the -32 offset
+ * comes back through the activations' sums (q8_K's bsums, one per sub-block).
+ */
+#define PACK6_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 16 * PACK_ROWS + 16 * 3 * 64)
+
+static size_t pack_size_q6_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK6_BLOCK; }
+
+static void pack_q6_K(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / QK_K;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK6_BLOCK;
+			for (int r = 0; r < PACK_ROWS; r++) {
+				const struct block_q6_K *x = (const struct block_q6_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
+				const float d = _cvtsh_ss(x->d);
+				uint8_t v[QK_K];
+				memcpy(pb + 4 * r, &d, 4);
+				for (int c = 0; c < 2; c++) /* the file's layout, as dequantize_row_q6_K reads it */
+					for (int l = 0; l < 32; l++) {
+						const uint8_t *ql = x->ql + 64 * c, *qh = x->qh + 32 * c;
+						v[128 * c + l] = (uint8_t)((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4));
+						v[128 * c + l + 32] = (uint8_t)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4));
+						v[128 * c + l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+						v[128 * c + l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+					}
+				for (int sb = 0; sb < 16; sb++) {
+					const uint8_t *u = v + 16 * sb;
+					uint8_t *ps = pb + 64 + 256 + 192 * sb;
+					pb[64 + 16 * sb + r] = (uint8_t)x->scales[sb];
+					for (int i = 0; i < 4; i++) {
+						ps[4 * r + i] = (uint8_t)((u[i] & 0xf) | ((u[4 + i] & 0xf) << 4));
+						ps[64 + 4 * r + i] = (uint8_t)((u[8 + i] & 0xf) | ((u[12 + i] & 0xf) << 4));
+						ps[128 + 4 * r + i] = (uint8_t)((u[i] >> 4) | ((u[4 + i] >> 4) << 2) | ((u[8 + i] >> 4) << 4) |
+										((u[12 + i] >> 4) << 6));
+					}
+				}
+			}
+		}
+}
+
+static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb, const uint8_t *P,
+							       const struct block_q8_K *const *yb, float *const *out)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0c);
+	const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xc0);
+	__m512 facc[4];
+	for (int t = 0; t < T; t++)
+		facc[t] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *pb = P + (size_t)b * PACK6_BLOCK;
+		__m512 acc[4];
+		for (int t = 0; t < T; t++)
+			acc[t] = _mm512_setzero_ps();
+		for (int sb = 0; sb < 16; sb++) {
+			const uint8_t *ps = pb + 64 + 256 + 192 * sb;
+			const __m512i x0 = _mm512_loadu_si512((const void *)ps), x1 = _mm512_loadu_si512((const void *)(ps + 64));
+			const __m512i h = _mm512_loadu_si512((const void *)(ps + 128));
+			const __m512i a0 = _mm512_or_si512(_mm512_and_si512(x0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
+			const __m512i b0 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x0, 4), m4),
+							   _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
+			const __m512i a1 = _mm512_or_si512(_mm512_and_si512(x1, m4), _mm512_and_si512(h, m30));
+			const __m512i b1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x1, 4), m4),
+							   _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
+			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * sb))));
+			for (int t = 0; t < T; t++) {
+				const int8_t *y = yb[t][b].qs + 16 * sb;
+				int32_t f[4];
+				memcpy(f, y, 16);
+				__m512i S = _mm512_set1_epi32(-32 * yb[t][b].bsums[sb]);
+				S = _mm512_dpbusd_epi32(S, a0, _mm512_set1_epi32(f[0]));
+				S = _mm512_dpbusd_epi32(S, b0, _mm512_set1_epi32(f[1]));
+				S = _mm512_dpbusd_epi32(S, a1, _mm512_set1_epi32(f[2]));
+				S = _mm512_dpbusd_epi32(S, b1, _mm512_set1_epi32(f[3]));
+				acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), sc, acc[t]);
+			}
+		}
+		const __m512 d = _mm512_loadu_ps(pb);
+		for (int t = 0; t < T; t++)
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), acc[t], facc[t]);
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], facc[t]);
+}
+
+static void gemm_packed_q6_K(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
+			     int n_tok, float *y, size_t y_stride)
+{
+	const int64_t nb = n / QK_K;
+	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
+		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK6_BLOCK;
+		for (int t0 = 0; t0 < n_tok; t0 += 4) {
+			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
+			const struct block_q8_K *yb[4];
+			float *out[4];
+			for (int t = 0; t < T; t++) {
+				yb[t] = (const struct block_q8_K *)((const char *)a + (size_t)(t0 + t) * a_row);
+				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
+			}
+			switch (T) {
+			case 4: packed6_tile(4, nb, P, yb, out); break;
+			case 3: packed6_tile(3, nb, P, yb, out); break;
+			case 2: packed6_tile(2, nb, P, yb, out); break;
+			default: packed6_tile(1, nb, P, yb, out); break;
+			}
+		}
+	}
+}
+
 void kern_register_avx512vnni(struct qtype_ops *ops)
 {
 	(void)vec_dot_q4_0_q8_0;
@@ -569,4 +685,9 @@ void kern_register_avx512vnni(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
 	ops[HEARTH_TYPE_Q4_K].pack = pack_q4_K;
 	ops[HEARTH_TYPE_Q4_K].gemm_packed = gemm_packed_q4_K;
+
+	ops[HEARTH_TYPE_Q6_K].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q6_K].pack_size = pack_size_q6_K;
+	ops[HEARTH_TYPE_Q6_K].pack = pack_q6_K;
+	ops[HEARTH_TYPE_Q6_K].gemm_packed = gemm_packed_q6_K;
 }
