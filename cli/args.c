@@ -118,7 +118,7 @@ const char gen_opts_help[] =
 	"  -n, --n-predict N       tokens to generate (-1: until end of text or a full context) [-1]\n"
 	"  -c, --ctx-size N        context size in tokens (0: the model's, at most 4096) [0]\n"
 	"  -b, --batch-size N      most prompt tokens per forward pass [512]\n"
-	"  -t, --threads N         threads (0: all CPUs) [0]\n"
+	"  -t, --threads N         threads (0: the physical cores) [0]\n"
 	"      --cache-type T      KV cache type: f16 or f32 [f16]\n"
 	"      --temp T            temperature; 0 = greedy [0.8]\n"
 	"      --top-k K           keep the K most likely tokens; 0 = off [40]\n"

@@ -81,7 +81,7 @@ static const char bench_help[] =
 	"\n"
 	"Measures prompt processing (a batch of -p random tokens) and generation (-n tokens one\n"
 	"at a time) in tokens/s, as mean and standard deviation over -r repetitions.\n"
-	"  -t, --threads N     threads (0: all CPUs) [0]\n"
+	"  -t, --threads N     threads (0: the physical cores) [0]\n"
 	"  -p, --n-prompt N    prompt tokens [512]\n"
 	"  -n, --n-gen N       generated tokens [128]\n"
 	"  -r, --repetitions N [5]\n"

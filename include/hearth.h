@@ -182,7 +182,7 @@ struct hearth_context;
 struct hearth_context_params {
 	int32_t n_ctx;      /* KV cache size in tokens (0: the model's training context, capped at 4096) */
 	int32_t n_batch;    /* most tokens per forward pass; longer inputs are split */
-	int32_t n_threads;  /* worker threads (0: all online CPUs) */
+	int32_t n_threads;  /* worker threads (0: the physical cores) */
 	int cache_type;     /* HEARTH_TYPE_F16 (default) or HEARTH_TYPE_F32 */
 };
 struct hearth_context_params hearth_context_default_params(void);
@@ -243,7 +243,7 @@ struct hearth_sched_params {
 	int32_t n_ctx_seq;  /* most tokens (prompt + output) per request (0: the model's, at most 4096) */
 	int32_t n_parallel; /* requests decoded together [4] */
 	int32_t n_batch;    /* most tokens per forward pass [512] */
-	int32_t n_threads;  /* 0: all CPUs */
+	int32_t n_threads;  /* 0: the physical cores */
 	int32_t max_queue;  /* waiting requests beyond which submits get HEARTH_EBUSY [256] */
 	int32_t block_size; /* KV cache block, in tokens [16] */
 	int cache_type;     /* HEARTH_TYPE_F16 or HEARTH_TYPE_F32 */

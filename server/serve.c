@@ -27,7 +27,7 @@ static const char serve_help[] =
 	"  -c, --ctx-size N        most tokens per request, prompt + output (0: the model's, at most 4096) [0]\n"
 	"      --kv-size N         KV cache tokens shared by all requests (0: parallel x ctx-size) [0]\n"
 	"  -b, --batch-size N      most tokens per forward pass [512]\n"
-	"  -t, --threads N         threads (0: all CPUs) [0]\n"
+	"  -t, --threads N         threads (0: the physical cores) [0]\n"
 	"      --cache-type T      KV cache type: f16 or f32 [f16]\n"
 	"      --max-queue N       waiting requests before 429 [256]\n"
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable)\n"

@@ -5,6 +5,7 @@
  * futex wake-up. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -152,8 +153,37 @@ void pool_run(struct pool *p, pool_task_fn fn, void *arg)
 	}
 }
 
+/* Physical cores: online CPUs whose (package, core) pair is new; hyper-threads
+ * share a core's arithmetic units and only add contention to these kernels.
+ * Falls back to the online CPU count where the topology is not readable. */
 int cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)n : 1;
+	int online = n > 0 ? (int)n : 1, cores = 0;
+	long seen[1024];
+	for (int cpu = 0; cpu < online && cpu < 1024; cpu++) {
+		char path[128];
+		long pkg = 0, core = -1;
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+		FILE *f = fopen(path, "r");
+		if (!f || fscanf(f, "%ld", &core) != 1) {
+			if (f)
+				fclose(f);
+			return online;
+		}
+		fclose(f);
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
+		if ((f = fopen(path, "r"))) {
+			if (fscanf(f, "%ld", &pkg) != 1)
+				pkg = 0;
+			fclose(f);
+		}
+		const long key = pkg * 100000 + core;
+		int dup = 0;
+		for (int i = 0; i < cores && !dup; i++)
+			dup = seen[i] == key;
+		if (!dup)
+			seen[cores++] = key;
+	}
+	return cores > 0 ? cores : online;
 }

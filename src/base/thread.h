@@ -18,7 +18,7 @@ void pool_free(struct pool *p);
 int pool_size(const struct pool *p);
 /* Runs fn on every thread of the pool and returns when all are done. */
 void pool_run(struct pool *p, pool_task_fn fn, void *arg);
-/* The number of online CPUs (at least 1). */
+/* The number of physical cores (online CPUs when the topology is unknown; at least 1). */
 int cpu_count(void);
 
 #endif /* HEARTH_THREAD_H */
