@@ -194,7 +194,7 @@ out:
 /* A packed layout's matrix product against the kernel's single dots. */
 static void check_packed(const char *name, int type, const struct qtype_ops *ops, int n)
 {
-	const int R = 2 * ops->pack_rows, T = 6;
+	const int R = 2 * ops->pack_rows, T = 11; /* up to a full 8-token tile and a tail */
 	const size_t wrow = qtype_row_size(type, n), arow = qtype_row_size(ops->dot_type, n);
 	char *w = malloc((size_t)R * wrow), *a = malloc((size_t)T * arow);
 	void *packed = malloc(ops->pack_size(R, n));

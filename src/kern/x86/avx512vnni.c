@@ -223,9 +223,9 @@ static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb,
 							      float *const *out)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
-	const float *yd[4];
-	const int32_t *ys[4];
-	__m512 facc[4];
+	const float *yd[8];
+	const int32_t *ys[8];
+	__m512 facc[8];
 	for (int t = 0; t < T; t++) {
 		yd[t] = (const float *)(yq[t] + nb * QK4_0);
 		ys[t] = (const int32_t *)(yd[t] + nb);
@@ -261,15 +261,19 @@ static void gemm_packed_q4_0(int64_t n, const void *packed, int64_t r0, int64_t 
 	const int64_t nb = n / QK4_0;
 	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
 		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK_BLOCK;
-		for (int t0 = 0; t0 < n_tok; t0 += 4) {
-			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
-			const int8_t *yq[4];
-			float *out[4];
+		for (int t0 = 0; t0 < n_tok; t0 += 8) { /* 8 tokens share each unpacked block */
+			const int T = n_tok - t0 < 8 ? n_tok - t0 : 8;
+			const int8_t *yq[8];
+			float *out[8];
 			for (int t = 0; t < T; t++) {
 				yq[t] = (const int8_t *)a + (size_t)(t0 + t) * a_row;
 				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
 			}
 			switch (T) { /* constant T keeps the tile in registers */
+			case 8: packed_tile(8, nb, P, yq, out); break;
+			case 7: packed_tile(7, nb, P, yq, out); break;
+			case 6: packed_tile(6, nb, P, yq, out); break;
+			case 5: packed_tile(5, nb, P, yq, out); break;
 			case 4: packed_tile(4, nb, P, yq, out); break;
 			case 3: packed_tile(3, nb, P, yq, out); break;
 			case 2: packed_tile(2, nb, P, yq, out); break;
