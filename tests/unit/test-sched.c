@@ -192,6 +192,23 @@ void test_sched(void)
 		p.n_prompt = 3;
 		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_EINVAL);
 
+		/* a deadline ends a request that would run on */
+		struct hearth_request_params tp = { 0 };
+		struct hearth_request *late = NULL;
+		tp.prompt = ids;
+		tp.n_prompt = n;
+		tp.max_tokens = -1;
+		tp.ignore_eos = true;
+		tp.sampling = hearth_sampler_default_params();
+		tp.top_logprobs = -1;
+		tp.timeout_s = 1e-6; /* expired before it can start */
+		T_OK(hearth_sched_submit(s, &tp, &late, &err), err);
+		finish = 0;
+		while (late && hearth_request_next(late, &ev, 20000) == 0)
+			finish = ev.finish ? ev.finish : finish;
+		T_EQ_I64(finish, HEARTH_FINISH_TIMEOUT);
+		hearth_request_free(late);
+
 		/* requests freed while still queued or running end cleanly */
 		for (int i = 0; i < 8; i++)
 			hearth_request_free(submit(s, ids, n, 50));
