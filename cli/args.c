@@ -119,7 +119,7 @@ const char gen_opts_help[] =
 	"  -c, --ctx-size N        context size in tokens (0: the model's, at most 4096) [0]\n"
 	"  -b, --batch-size N      most prompt tokens per forward pass [512]\n"
 	"  -t, --threads N         threads (0: the physical cores) [0]\n"
-	"      --cache-type T      KV cache type: f16 or f32 [f16]\n"
+	"      --cache-type T      KV cache type: f16, f32 or q8_0 [f16]\n"
 	"      --temp T            temperature; 0 = greedy [0.8]\n"
 	"      --top-k K           keep the K most likely tokens; 0 = off [40]\n"
 	"      --top-p P           nucleus sampling; 1 = off [0.95]\n"
@@ -169,8 +169,10 @@ int gen_opts_parse(struct gen_opts *o, const char *cmd, int argc, char **argv, i
 			o->cp.cache_type = HEARTH_TYPE_F16;
 		else if (!strcmp(v, "f32"))
 			o->cp.cache_type = HEARTH_TYPE_F32;
+		else if (!strcmp(v, "q8_0"))
+			o->cp.cache_type = HEARTH_TYPE_Q8_0;
 		else
-			return usage_error(cmd, "--cache-type expects f16 or f32, got '%s'", v), -1;
+			return usage_error(cmd, "--cache-type expects f16, f32 or q8_0, got '%s'", v), -1;
 	} else if (!strcmp(a, "--temp")) {
 		VAL();
 		if (!arg_float(cmd, a, v, 0, 100, &f))

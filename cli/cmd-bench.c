@@ -85,7 +85,7 @@ static const char bench_help[] =
 	"  -p, --n-prompt N    prompt tokens [512]\n"
 	"  -n, --n-gen N       generated tokens [128]\n"
 	"  -r, --repetitions N [5]\n"
-	"      --cache-type T  f16 or f32 [f16]\n"
+	"      --cache-type T  f16, f32 or q8_0 [f16]\n"
 	"      --json          {\"pp\":{\"n\",\"tokens_per_s\",\"stddev\"},\"tg\":{...},\"peak_rss_bytes\"}\n";
 
 int cmd_bench(int argc, char **argv)
@@ -125,9 +125,9 @@ int cmd_bench(int argc, char **argv)
 			if (!arg_int("bench", a, val, 1, 1000, &reps))
 				return EXIT_USAGE;
 		} else if (!strcmp(a, "--cache-type")) {
-			if (strcmp(val, "f16") && strcmp(val, "f32"))
-				return usage_error("bench", "--cache-type expects f16 or f32, got '%s'", val);
-			cp.cache_type = !strcmp(val, "f16") ? HEARTH_TYPE_F16 : HEARTH_TYPE_F32;
+			if (strcmp(val, "f16") && strcmp(val, "f32") && strcmp(val, "q8_0"))
+				return usage_error("bench", "--cache-type expects f16, f32 or q8_0, got '%s'", val);
+			cp.cache_type = !strcmp(val, "f16") ? HEARTH_TYPE_F16 : !strcmp(val, "f32") ? HEARTH_TYPE_F32 : HEARTH_TYPE_Q8_0;
 		} else {
 			return usage_error("bench", "unknown option '%s'", a);
 		}

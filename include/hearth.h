@@ -183,7 +183,7 @@ struct hearth_context_params {
 	int32_t n_ctx;      /* KV cache size in tokens (0: the model's training context, capped at 4096) */
 	int32_t n_batch;    /* most tokens per forward pass; longer inputs are split */
 	int32_t n_threads;  /* worker threads (0: the physical cores) */
-	int cache_type;     /* HEARTH_TYPE_F16 (default) or HEARTH_TYPE_F32 */
+	int cache_type;     /* HEARTH_TYPE_F16 (default), HEARTH_TYPE_F32 or HEARTH_TYPE_Q8_0 */
 };
 struct hearth_context_params hearth_context_default_params(void);
 int hearth_context_new(struct hearth_context **out, struct hearth_model *m, const struct hearth_context_params *p,
@@ -246,7 +246,7 @@ struct hearth_sched_params {
 	int32_t n_threads;  /* 0: the physical cores */
 	int32_t max_queue;  /* waiting requests beyond which submits get HEARTH_EBUSY [256] */
 	int32_t block_size; /* KV cache block, in tokens [16] */
-	int cache_type;     /* HEARTH_TYPE_F16 or HEARTH_TYPE_F32 */
+	int cache_type;     /* HEARTH_TYPE_F16, HEARTH_TYPE_F32 or HEARTH_TYPE_Q8_0 */
 };
 struct hearth_sched_params hearth_sched_default_params(void);
 int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const struct hearth_sched_params *p,

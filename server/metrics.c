@@ -191,7 +191,7 @@ char *metrics_render(struct metrics *m, const struct server *srv, size_t *len)
 	put(&o, "# HELP vllm:cache_config_info Information of the KV cache configuration.\n"
 		"# TYPE vllm:cache_config_info gauge\n"
 		"vllm:cache_config_info{block_size=\"%d\",cache_dtype=\"%s\",model_name=\"%s\",num_gpu_blocks=\"%d\"} 1\n",
-	    st.block_size, srv->sp.cache_type == HEARTH_TYPE_F32 ? "float32" : "float16", model, st.n_blocks);
+	    st.block_size, srv->sp.cache_type == HEARTH_TYPE_F32 ? "float32" : srv->sp.cache_type == HEARTH_TYPE_Q8_0 ? "q8_0" : "float16", model, st.n_blocks);
 	counter(&o, "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
 		model, st.prefix_queries);
 	counter(&o, "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", model,

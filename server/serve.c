@@ -28,7 +28,7 @@ static const char serve_help[] =
 	"      --kv-size N         KV cache tokens shared by all requests (0: parallel x ctx-size) [0]\n"
 	"  -b, --batch-size N      most tokens per forward pass [512]\n"
 	"  -t, --threads N         threads (0: the physical cores) [0]\n"
-	"      --cache-type T      KV cache type: f16 or f32 [f16]\n"
+	"      --cache-type T      KV cache type: f16, f32 or q8_0 [f16]\n"
 	"      --max-queue N       waiting requests before 429 [256]\n"
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable)\n"
 	"      --api-key-file F    keys, one per line\n"
@@ -121,9 +121,9 @@ int cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			srv.sp.n_threads = (int32_t)v;
 		} else if (!strcmp(a, "--cache-type")) {
-			if (strcmp(val, "f16") && strcmp(val, "f32"))
-				return usage_error("serve", "--cache-type expects f16 or f32, got '%s'", val);
-			srv.sp.cache_type = !strcmp(val, "f16") ? HEARTH_TYPE_F16 : HEARTH_TYPE_F32;
+			if (strcmp(val, "f16") && strcmp(val, "f32") && strcmp(val, "q8_0"))
+				return usage_error("serve", "--cache-type expects f16, f32 or q8_0, got '%s'", val);
+			srv.sp.cache_type = !strcmp(val, "f16") ? HEARTH_TYPE_F16 : !strcmp(val, "f32") ? HEARTH_TYPE_F32 : HEARTH_TYPE_Q8_0;
 		} else if (!strcmp(a, "--max-queue")) {
 			if (!arg_int("serve", a, val, 1, 1 << 20, &v))
 				return EXIT_USAGE;

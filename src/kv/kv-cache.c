@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../base/err.h"
+#include "../tensor/qtype.h"
 #include "kv-cache.h"
 
 #define HASH_SEED 0x6a09e667f3bcc908ULL
@@ -128,11 +129,14 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	kv->width_k = width_k;
 	kv->width_v = width_v;
 	kv->type = type;
-	kv->esz = type == HEARTH_TYPE_F16 ? 2 : 4;
+	if (type == HEARTH_TYPE_Q8_0 && (width_k % QK8_0 || width_v % QK8_0)) /* callers check each head's width */
+		return err_set(err, HEARTH_EINVAL, "kv cache: q8_0 rows must be multiples of %d wide", QK8_0);
+	kv->row_k = qtype_row_size(type, width_k);
+	kv->row_v = qtype_row_size(type, width_v);
 	kv->head = kv->tail = -1;
 	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
-	kv->k_data = calloc(cells, (size_t)width_k * kv->esz);
-	kv->v_data = calloc(cells, (size_t)width_v * kv->esz);
+	kv->k_data = calloc(cells, kv->row_k);
+	kv->v_data = calloc(cells, kv->row_v);
 	kv->blocks = calloc((size_t)kv->n_blocks, sizeof *kv->blocks);
 	kv->index_cap = 16;
 	while (kv->index_cap < 2 * (size_t)kv->n_blocks)
@@ -166,21 +170,21 @@ void kv_cache_free(struct kv_cache *kv)
 	memset(kv, 0, sizeof *kv);
 }
 
-static void *row(const struct kv_cache *kv, void *data, int64_t width, const struct kv_seq *s, int il, int32_t pos)
+static void *row(const struct kv_cache *kv, void *data, size_t row_size, const struct kv_seq *s, int il, int32_t pos)
 {
 	const int32_t blk = s->table[pos / kv->block_size], slot = pos % kv->block_size;
 	size_t cell = ((size_t)il * (size_t)kv->n_blocks + (size_t)blk) * (size_t)kv->block_size + (size_t)slot;
-	return (char *)data + cell * (size_t)width * kv->esz;
+	return (char *)data + cell * row_size;
 }
 
 void *kv_cache_k(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos)
 {
-	return row(kv, kv->k_data, kv->width_k, s, il, pos);
+	return row(kv, kv->k_data, kv->row_k, s, il, pos);
 }
 
 void *kv_cache_v(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos)
 {
-	return row(kv, kv->v_data, kv->width_v, s, il, pos);
+	return row(kv, kv->v_data, kv->row_v, s, il, pos);
 }
 
 int32_t kv_cache_used(const struct kv_cache *kv)
@@ -258,10 +262,8 @@ static void make_private(struct kv_cache *kv, struct kv_seq *s, int32_t b)
 	for (int il = 0; il < kv->n_layer; il++) {
 		size_t src = ((size_t)il * (size_t)kv->n_blocks + (size_t)id) * bs;
 		size_t dst = ((size_t)il * (size_t)kv->n_blocks + (size_t)copy) * bs;
-		memcpy((char *)kv->k_data + dst * (size_t)kv->width_k * kv->esz,
-		       (char *)kv->k_data + src * (size_t)kv->width_k * kv->esz, bs * (size_t)kv->width_k * kv->esz);
-		memcpy((char *)kv->v_data + dst * (size_t)kv->width_v * kv->esz,
-		       (char *)kv->v_data + src * (size_t)kv->width_v * kv->esz, bs * (size_t)kv->width_v * kv->esz);
+		memcpy((char *)kv->k_data + dst * kv->row_k, (char *)kv->k_data + src * kv->row_k, bs * kv->row_k);
+		memcpy((char *)kv->v_data + dst * kv->row_v, (char *)kv->v_data + src * kv->row_v, bs * kv->row_v);
 	}
 	kv->blocks[id].ref--;
 	s->table[b] = copy;

@@ -5,7 +5,7 @@
  * (PagedAttention's idea). A sequence owns a table of block ids; position p of
  * a sequence is slot p % block_size of block table[p / block_size]:
  *
- *   k_data: [n_layer][n_blocks][block_size][n_head_kv * head_dim_k]   f16 or f32
+ *   k_data: [n_layer][n_blocks][block_size][n_head_kv * head_dim_k]   f16, f32 or q8_0
  *   v_data: [n_layer][n_blocks][block_size][n_head_kv * head_dim_v]
  *
  *   seq A: table [7, 2, 9]   positions 0..47 (block size 16)
@@ -50,8 +50,8 @@ struct kv_seq {
 struct kv_cache {
 	int32_t n_layer, block_size, n_blocks;
 	int64_t width_k, width_v;    /* floats per position per layer */
-	int type;                    /* HEARTH_TYPE_F16 or HEARTH_TYPE_F32 */
-	size_t esz;                  /* bytes per element */
+	int type;                    /* HEARTH_TYPE_F16, HEARTH_TYPE_F32 or HEARTH_TYPE_Q8_0 */
+	size_t row_k, row_v;         /* bytes per position per layer */
 	void *k_data, *v_data;
 	struct kv_block *blocks;
 	int32_t n_free;              /* blocks with ref 0 (in the list) */

@@ -47,8 +47,11 @@ int hearth_context_new(struct hearth_context **out, struct hearth_model *m, cons
 	*out = NULL;
 	if (m->vocab_only)
 		return err_set(err, HEARTH_EINVAL, "context: the model was loaded vocabulary-only");
-	if (d.cache_type != HEARTH_TYPE_F16 && d.cache_type != HEARTH_TYPE_F32)
-		return err_set(err, HEARTH_EINVAL, "context: cache type must be f16 or f32");
+	if (d.cache_type != HEARTH_TYPE_F16 && d.cache_type != HEARTH_TYPE_F32 && d.cache_type != HEARTH_TYPE_Q8_0)
+		return err_set(err, HEARTH_EINVAL, "context: cache type must be f16, f32 or q8_0");
+	if (d.cache_type == HEARTH_TYPE_Q8_0 && (h->head_dim_k % 32 || h->head_dim_v % 32))
+		return err_set(err, HEARTH_EINVAL, "context: a q8_0 cache needs head sizes in multiples of 32 (this model's "
+			       "are %d and %d)", h->head_dim_k, h->head_dim_v);
 	if (d.n_ctx < 0 || d.n_batch < 0 || d.n_threads < 0 || d.n_threads > 512)
 		return err_set(err, HEARTH_EINVAL, "context: negative n_ctx, n_batch or n_threads");
 	if (d.n_ctx == 0)

@@ -197,9 +197,10 @@ static void attn_run(void *arg, int ith, int nth)
 		const int32_t pos = b->pos[i];
 		const float *q = f->q + ((size_t)i * (size_t)h->n_head + (size_t)hd) * (size_t)dk;
 		float *out = f->att + ((size_t)i * (size_t)h->n_head + (size_t)hd) * (size_t)dv;
+		const size_t koff = qtype_row_size(kv->type, (int64_t)kvh * dk), voff = qtype_row_size(kv->type, (int64_t)kvh * dv);
 		ops->dot_from_float(q, qc, dk);
 		for (int32_t p = 0; p <= pos; p++) {
-			const void *kr = (const char *)kv_cache_k(kv, s, t->il, p) + (size_t)kvh * dk * kv->esz;
+			const void *kr = (const char *)kv_cache_k(kv, s, t->il, p) + koff;
 			float d;
 			ops->vec_dot(dk, &d, kr, qc);
 			sc[p] = d * scale;
@@ -207,7 +208,7 @@ static void attn_run(void *arg, int ith, int nth)
 		block_softmax(sc, pos + 1);
 		memset(out, 0, (size_t)dv * sizeof *out);
 		for (int32_t p = 0; p <= pos; p++) {
-			const void *vr = (const char *)kv_cache_v(kv, s, t->il, p) + (size_t)kvh * dv * kv->esz;
+			const void *vr = (const char *)kv_cache_v(kv, s, t->il, p) + voff;
 			ops->axpy(dv, sc[p], vr, out);
 		}
 	}
@@ -222,8 +223,8 @@ static void cache_store(struct fwd *f, int il)
 		void *vd = kv_cache_v(kv, b->seq[i], il, b->pos[i]);
 		const float *ks = f->k + (size_t)i * (size_t)kv->width_k, *vs = f->v + (size_t)i * (size_t)kv->width_v;
 		const struct qtype_ops *ops = kern_ops(kv->type);
-		ops->dot_from_float(ks, kd, kv->width_k);
-		ops->dot_from_float(vs, vd, kv->width_v);
+		ops->from_float(ks, kd, kv->width_k);
+		ops->from_float(vs, vd, kv->width_v);
 	}
 }
 

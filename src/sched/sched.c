@@ -588,8 +588,11 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 		return err_set(err, HEARTH_EINVAL, "scheduler: the model was loaded vocabulary-only");
 	if (p.n_parallel < 1 || p.n_parallel > 1024 || p.n_batch < 0 || p.n_ctx < 0 || p.n_ctx_seq < 0 ||
 	    p.max_queue < 0 || p.block_size < 1 || p.block_size > 1024 || p.n_threads < 0 ||
-	    (p.cache_type != HEARTH_TYPE_F16 && p.cache_type != HEARTH_TYPE_F32))
+	    (p.cache_type != HEARTH_TYPE_F16 && p.cache_type != HEARTH_TYPE_F32 && p.cache_type != HEARTH_TYPE_Q8_0))
 		return err_set(err, HEARTH_EINVAL, "scheduler: bad parameters");
+	if (p.cache_type == HEARTH_TYPE_Q8_0 && (h->head_dim_k % 32 || h->head_dim_v % 32))
+		return err_set(err, HEARTH_EINVAL, "scheduler: a q8_0 cache needs head sizes in multiples of 32 (this "
+			       "model's are %d and %d)", h->head_dim_k, h->head_dim_v);
 	if (p.n_ctx_seq == 0)
 		p.n_ctx_seq = h->n_ctx_train < 4096 ? h->n_ctx_train : 4096;
 	if (p.n_ctx == 0)

@@ -76,6 +76,9 @@ void test_cli(void)
 	T_EQ_I64(sh(a, sizeof a, "run -m %s -p 'Lily' -n 16 --seed 5 --temp 1 --json", stories), 0);
 	T_EQ_I64(sh(b, sizeof b, "run -m %s -p 'Lily' -n 16 --seed 5 --temp 1 --json", stories), 0);
 	T_STR_EQ(a, b);
+	/* a q8_0 KV cache: where the heads allow it, and a clear refusal where not (8-wide heads) */
+	T_EQ_I64(sh(NULL, 0, "run -m %s -p 'Hello' -n 4 --temp 0 --cache-type q8_0", qwen), 0);
+	T_EQ_I64(sh(NULL, 0, "run -m %s -p 'Once' -n 4 --cache-type q8_0", stories), 1);
 	/* a prompt longer than the context is refused cleanly */
 	T_EQ_I64(sh(NULL, 0, "run -m %s -p 'Once upon a time there was a girl' -c 4 -n 1", stories), 1);
 

@@ -81,6 +81,16 @@ void test_model_synthetic(void)
 		float *single = run(m, ids, n, 512, HEARTH_TYPE_F32, 1, true);
 		float *chunked = run(m, ids, n, 5, HEARTH_TYPE_F32, 2, false);
 		float *f16 = run(m, ids, n, 512, HEARTH_TYPE_F16, 2, false);
+		/* a q8_0 cache needs head widths in 32s */
+		const int hd = specs[s].head_dim ? specs[s].head_dim : specs[s].n_embd / specs[s].n_head;
+		float *q8 = hd % 32 ? NULL : run(m, ids, n, 5, HEARTH_TYPE_Q8_0, 2, false);
+		if (q8) {
+			const bool flt = specs[s].wtype == HEARTH_TYPE_F32 || specs[s].wtype == HEARTH_TYPE_F16;
+			double dq = max_diff(batch, q8, sz);
+			if (dq > (flt ? 0.2 : 0.6))
+				T_FAIL("%s %s: q8_0 cache differs by %.3f", specs[s].arch, hearth_type_name(specs[s].wtype), dq);
+			free(q8);
+		}
 		if (batch && single && chunked && f16) {
 			double d1 = max_diff(batch, single, sz), d2 = max_diff(batch, chunked, sz), d3 = max_diff(batch, f16, sz);
 			/* an f16 cache rounds K and V; quantized types then also round

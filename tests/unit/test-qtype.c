@@ -298,7 +298,7 @@ void test_kern_isa_vs_ref(void)
 				free(ys);
 			}
 			if (ref->axpy) {
-				float y1[80], y2[80];
+				float *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
 				for (int i = 0; i < n; i++)
 					y1[i] = y2[i] = x[i];
 				ops->axpy(n, 0.37f, wq, y1);
@@ -308,6 +308,8 @@ void test_kern_isa_vs_ref(void)
 						T_FAIL("%s n=%d: axpy differs at %d", q->name, n, i);
 						break;
 					}
+				free(y1);
+				free(y2);
 			}
 			free(a1);
 			free(a2);

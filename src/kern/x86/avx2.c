@@ -321,6 +321,7 @@ void kern_register_avx2(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_F16].to_float = f16_to_float;
 	ops[HEARTH_TYPE_F16].dot_from_float = f16_from_float;
 	ops[HEARTH_TYPE_F16].axpy = axpy_f16;
+	ops[HEARTH_TYPE_F16].from_float = f16_from_float;
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
 	ops[HEARTH_TYPE_Q4_0].vec_dot4 = vec_dot4_q4_0_q8_0;
 	ops[HEARTH_TYPE_Q8_0].vec_dot4 = vec_dot4_q8_0_q8_0;
@@ -328,6 +329,7 @@ void kern_register_avx2(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_Q5_0].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
 	ops[HEARTH_TYPE_Q8_0].dot_from_float = q8_0_from_float;
+	ops[HEARTH_TYPE_Q8_0].from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K;
 	ops[HEARTH_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
 }
