@@ -181,6 +181,34 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
+/* The loops around a packed tile: groups of 16 rows, tokens four at a time,
+ * each tile instantiated with a constant token count so that it lives in
+ * registers. act_t is the activation row type the tile takes. */
+#define DEFINE_GEMM_PACKED(name, QK, BLOCK, act_t, tile)                                                        \
+	static void name(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,   \
+			 int n_tok, float *y, size_t y_stride)                                                   \
+	{                                                                                                      \
+		const int64_t nb = n / (QK);                                                                   \
+		for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {                                    \
+			const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * (BLOCK);         \
+			for (int t0 = 0; t0 < n_tok; t0 += 4) {                                                \
+				const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;                                 \
+				act_t act[4];                                                                  \
+				float *out[4];                                                                 \
+				for (int t = 0; t < T; t++) {                                                  \
+					act[t] = (act_t)((const char *)a + (size_t)(t0 + t) * a_row);          \
+					out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);    \
+				}                                                                              \
+				switch (T) {                                                                   \
+				case 4: tile(4, nb, P, act, out); break;                                       \
+				case 3: tile(3, nb, P, act, out); break;                                       \
+				case 2: tile(2, nb, P, act, out); break;                                       \
+				default: tile(1, nb, P, act, out); break;                                      \
+				}                                                                              \
+			}                                                                                      \
+		}                                                                                              \
+	}
+
 /* ---- q4_0 repacked: 16 rows side by side ------------------------------------
  *
  * Per group of 16 rows and per block: the 16 rows' scales as floats, then 4
@@ -223,9 +251,9 @@ static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb,
 							      float *const *out)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
-	const float *yd[8];
-	const int32_t *ys[8];
-	__m512 facc[8];
+	const float *yd[4];
+	const int32_t *ys[4];
+	__m512 facc[4];
 	for (int t = 0; t < T; t++) {
 		yd[t] = (const float *)(yq[t] + nb * QK4_0);
 		ys[t] = (const int32_t *)(yd[t] + nb);
@@ -255,34 +283,7 @@ static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb,
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-static void gemm_packed_q4_0(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
-			     int n_tok, float *y, size_t y_stride)
-{
-	const int64_t nb = n / QK4_0;
-	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
-		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK_BLOCK;
-		for (int t0 = 0; t0 < n_tok; t0 += 8) { /* 8 tokens share each unpacked block */
-			const int T = n_tok - t0 < 8 ? n_tok - t0 : 8;
-			const int8_t *yq[8];
-			float *out[8];
-			for (int t = 0; t < T; t++) {
-				yq[t] = (const int8_t *)a + (size_t)(t0 + t) * a_row;
-				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
-			}
-			switch (T) { /* constant T keeps the tile in registers */
-			case 8: packed_tile(8, nb, P, yq, out); break;
-			case 7: packed_tile(7, nb, P, yq, out); break;
-			case 6: packed_tile(6, nb, P, yq, out); break;
-			case 5: packed_tile(5, nb, P, yq, out); break;
-			case 4: packed_tile(4, nb, P, yq, out); break;
-			case 3: packed_tile(3, nb, P, yq, out); break;
-			case 2: packed_tile(2, nb, P, yq, out); break;
-			default: packed_tile(1, nb, P, yq, out); break;
-			}
-		}
-	}
-}
-
+DEFINE_GEMM_PACKED(gemm_packed_q4_0, QK4_0, PACK_BLOCK, const int8_t *, packed_tile)
 /* ---- q8_0 repacked: 16 rows side by side -------------------------------------
  *
  * Per group of 16 rows and per block: the 16 scales as floats, then 8 chunks
@@ -344,30 +345,7 @@ static inline __attribute__((always_inline)) void packed8_tile(int T, int64_t nb
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-static void gemm_packed_q8_0(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
-			     int n_tok, float *y, size_t y_stride)
-{
-	const int64_t nb = n / QK8_0;
-	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
-		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK8_BLOCK;
-		for (int t0 = 0; t0 < n_tok; t0 += 4) {
-			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
-			const int8_t *yq[4];
-			float *out[4];
-			for (int t = 0; t < T; t++) {
-				yq[t] = (const int8_t *)a + (size_t)(t0 + t) * a_row;
-				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
-			}
-			switch (T) {
-			case 4: packed8_tile(4, nb, P, yq, out); break;
-			case 3: packed8_tile(3, nb, P, yq, out); break;
-			case 2: packed8_tile(2, nb, P, yq, out); break;
-			default: packed8_tile(1, nb, P, yq, out); break;
-			}
-		}
-	}
-}
-
+DEFINE_GEMM_PACKED(gemm_packed_q8_0, QK8_0, PACK8_BLOCK, const int8_t *, packed8_tile)
 /* One q8_0 row against planar activations (rows that are not packed). */
 static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -481,30 +459,7 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-static void gemm_packed_q4_K(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
-			     int n_tok, float *y, size_t y_stride)
-{
-	const int64_t nb = n / QK_K;
-	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
-		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACKK_BLOCK;
-		for (int t0 = 0; t0 < n_tok; t0 += 4) {
-			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
-			const struct block_q8_K *yb[4];
-			float *out[4];
-			for (int t = 0; t < T; t++) {
-				yb[t] = (const struct block_q8_K *)((const char *)a + (size_t)(t0 + t) * a_row);
-				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
-			}
-			switch (T) {
-			case 4: packedk_tile(4, nb, P, yb, out); break;
-			case 3: packedk_tile(3, nb, P, yb, out); break;
-			case 2: packedk_tile(2, nb, P, yb, out); break;
-			default: packedk_tile(1, nb, P, yb, out); break;
-			}
-		}
-	}
-}
-
+DEFINE_GEMM_PACKED(gemm_packed_q4_K, QK_K, PACKK_BLOCK, const struct block_q8_K *, packedk_tile)
 /* ---- q6_K repacked: 16 rows side by side --------------------------------------
  *
  * Per group of 16 rows and per 256-value block: the rows' d as floats, their
@@ -597,30 +552,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-static void gemm_packed_q6_K(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
-			     int n_tok, float *y, size_t y_stride)
-{
-	const int64_t nb = n / QK_K;
-	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
-		const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * PACK6_BLOCK;
-		for (int t0 = 0; t0 < n_tok; t0 += 4) {
-			const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;
-			const struct block_q8_K *yb[4];
-			float *out[4];
-			for (int t = 0; t < T; t++) {
-				yb[t] = (const struct block_q8_K *)((const char *)a + (size_t)(t0 + t) * a_row);
-				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
-			}
-			switch (T) {
-			case 4: packed6_tile(4, nb, P, yb, out); break;
-			case 3: packed6_tile(3, nb, P, yb, out); break;
-			case 2: packed6_tile(2, nb, P, yb, out); break;
-			default: packed6_tile(1, nb, P, yb, out); break;
-			}
-		}
-	}
-}
-
+DEFINE_GEMM_PACKED(gemm_packed_q6_K, QK_K, PACK6_BLOCK, const struct block_q8_K *, packed6_tile)
 void kern_register_avx512vnni(struct qtype_ops *ops)
 {
 	ops[HEARTH_TYPE_Q4_0].dot_type = QTYPE_Q8_0P;
