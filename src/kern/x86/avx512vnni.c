@@ -221,6 +221,7 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
  */
 #define PACK_ROWS 16
 #define PACK_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 4 * PACK_ROWS * 4) /* bytes per 16 rows x 1 block */
+#define PACK8_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 8 * PACK_ROWS * 4) /* q8_0: bytes per 16 rows x 1 block */
 
 static size_t pack_size_q4_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK4_0) * PACK_BLOCK; }
 
@@ -247,30 +248,38 @@ static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
 		}
 }
 
-static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb, const uint8_t *P, const int8_t *const *yq,
-							      float *const *out)
+/* The tile of both 8-bit-activation packed types: 16 rows x T tokens over
+ * planar q8_0 activations. q4: nibbles (offset 8), else bytes (offset 128). */
+static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, int64_t nb, const uint8_t *P,
+							      const int8_t *const *yq, float *const *out)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const int64_t block = q4 ? PACK_BLOCK : PACK8_BLOCK;
+	const int32_t offset = q4 ? 8 : 128;
 	const float *yd[4];
 	const int32_t *ys[4];
 	__m512 facc[4];
 	for (int t = 0; t < T; t++) {
-		yd[t] = (const float *)(yq[t] + nb * QK4_0);
+		yd[t] = (const float *)(yq[t] + nb * QK8_0);
 		ys[t] = (const int32_t *)(yd[t] + nb);
 		facc[t] = _mm512_setzero_ps();
 	}
 	for (int64_t b = 0; b < nb; b++) {
-		const uint8_t *pb = P + (size_t)b * PACK_BLOCK;
+		const uint8_t *pb = P + (size_t)b * (size_t)block;
 		const __m512 dw = _mm512_loadu_ps(pb);
-		__m512i w[8]; /* w[2c]: values 8c..8c+3 of the 16 rows; w[2c+1]: 8c+4..8c+7 */
-		for (int c = 0; c < 4; c++) {
+		__m512i w[8]; /* 4 values of each of the 16 rows per vector */
+		for (int c = 0; c < (q4 ? 4 : 8); c++) {
 			const __m512i x = _mm512_loadu_si512((const void *)(pb + 64 + 64 * c));
-			w[2 * c] = _mm512_and_si512(x, m4);
-			w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+			if (q4) { /* w[2c]: values 8c..8c+3; w[2c+1]: 8c+4..8c+7 */
+				w[2 * c] = _mm512_and_si512(x, m4);
+				w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+			} else {
+				w[c] = x;
+			}
 		}
 		for (int t = 0; t < T; t++) {
 			const int8_t *y = yq[t] + 32 * b;
-			__m512i acc = _mm512_set1_epi32(-8 * ys[t][b]);
+			__m512i acc = _mm512_set1_epi32(-offset * ys[t][b]);
 			for (int k = 0; k < 8; k++) {
 				int32_t four;
 				memcpy(&four, y + 4 * k, 4);
@@ -283,7 +292,10 @@ static inline __attribute__((always_inline)) void packed_tile(int T, int64_t nb,
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-DEFINE_GEMM_PACKED(gemm_packed_q4_0, QK4_0, PACK_BLOCK, const int8_t *, packed_tile)
+#define q4_0_tile(T, nb, P, act, out) planar_tile(T, true, nb, P, act, out)
+#define q8_0_tile(T, nb, P, act, out) planar_tile(T, false, nb, P, act, out)
+
+DEFINE_GEMM_PACKED(gemm_packed_q4_0, QK4_0, PACK_BLOCK, const int8_t *, q4_0_tile)
 /* ---- q8_0 repacked: 16 rows side by side -------------------------------------
  *
  * Per group of 16 rows and per block: the 16 scales as floats, then 8 chunks
@@ -291,7 +303,6 @@ DEFINE_GEMM_PACKED(gemm_packed_q4_0, QK4_0, PACK_BLOCK, const int8_t *, packed_t
  * bytes, which dpbusd wants on one side). sum((w + 128) * y) = sum(w * y) +
  * 128 * sum(y), and sum(y) comes with the planar activations.
  */
-#define PACK8_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 8 * PACK_ROWS * 4)
 
 static size_t pack_size_q8_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK8_0) * PACK8_BLOCK; }
 
@@ -313,39 +324,7 @@ static void pack_q8_0(const void *vw, int64_t rows, int64_t n, void *vout)
 		}
 }
 
-static inline __attribute__((always_inline)) void packed8_tile(int T, int64_t nb, const uint8_t *P, const int8_t *const *yq,
-							       float *const *out)
-{
-	const float *yd[4];
-	const int32_t *ys[4];
-	__m512 facc[4];
-	for (int t = 0; t < T; t++) {
-		yd[t] = (const float *)(yq[t] + nb * QK8_0);
-		ys[t] = (const int32_t *)(yd[t] + nb);
-		facc[t] = _mm512_setzero_ps();
-	}
-	for (int64_t b = 0; b < nb; b++) {
-		const uint8_t *pb = P + (size_t)b * PACK8_BLOCK;
-		const __m512 dw = _mm512_loadu_ps(pb);
-		__m512i w[8];
-		for (int k = 0; k < 8; k++)
-			w[k] = _mm512_loadu_si512((const void *)(pb + 64 + 64 * k));
-		for (int t = 0; t < T; t++) {
-			const int8_t *y = yq[t] + 32 * b;
-			__m512i acc = _mm512_set1_epi32(-128 * ys[t][b]);
-			for (int k = 0; k < 8; k++) {
-				int32_t four;
-				memcpy(&four, y + 4 * k, 4);
-				acc = _mm512_dpbusd_epi32(acc, w[k], _mm512_set1_epi32(four));
-			}
-			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])), facc[t]);
-		}
-	}
-	for (int t = 0; t < T; t++)
-		_mm512_storeu_ps(out[t], facc[t]);
-}
-
-DEFINE_GEMM_PACKED(gemm_packed_q8_0, QK8_0, PACK8_BLOCK, const int8_t *, packed8_tile)
+DEFINE_GEMM_PACKED(gemm_packed_q8_0, QK8_0, PACK8_BLOCK, const int8_t *, q8_0_tile)
 /* One q8_0 row against planar activations (rows that are not packed). */
 static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
 {
