@@ -256,7 +256,8 @@ static void make_private(struct kv_cache *kv, struct kv_seq *s, int32_t b)
 		return;
 	}
 	if (kv->n_free == 0)
-		return; /* cannot copy: the caller's write will fail its reserve */
+		return; /* cannot copy. Unreachable for hearth_context, the one user of
+			 * truncation: its single sequence never shares a block */
 	int32_t copy = take_free(kv);
 	const size_t bs = (size_t)kv->block_size;
 	for (int il = 0; il < kv->n_layer; il++) {

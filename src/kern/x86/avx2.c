@@ -69,19 +69,34 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *v
 	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+/* Signed values and scale of weight block i: q4_0 (nibbles - 8) or q8_0. */
+static inline __m256i block_values(const void *x, int64_t i, bool q4)
 {
-	const struct block_q4_0 *x = vx;
+	if (q4)
+		return _mm256_sub_epi8(nibbles(((const struct block_q4_0 *)x)[i].qs), _mm256_set1_epi8(8));
+	return _mm256_loadu_si256((const __m256i *)((const struct block_q8_0 *)x)[i].qs);
+}
+
+static inline float block_scale(const void *x, int64_t i, bool q4)
+{
+	return h2f(q4 ? ((const struct block_q4_0 *)x)[i].d : ((const struct block_q8_0 *)x)[i].d);
+}
+
+/* One q4_0 or q8_0 row against four q8_0 activation rows: each weight block
+ * is unpacked once for the four. */
+static inline __attribute__((always_inline)) void dot4_q8_0_act(bool q4, int64_t n, float *s, size_t s_stride,
+								const void *x, const void *vy, size_t y_stride)
+{
 	const struct block_q8_0 *y[4];
 	__m256 acc[4];
 	for (int k = 0; k < 4; k++) {
 		y[k] = (const struct block_q8_0 *)((const char *)vy + (size_t)k * y_stride);
 		acc[k] = _mm256_setzero_ps();
 	}
-	for (int64_t i = 0; i < n / QK4_0; i++) {
-		const __m256i qx = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
+	for (int64_t i = 0; i < n / QK8_0; i++) {
+		const __m256i qx = block_values(x, i, q4);
 		const __m256i ax = _mm256_sign_epi8(qx, qx);
-		const float dx = h2f(x[i].d);
+		const float dx = block_scale(x, i, q4);
 		for (int k = 0; k < 4; k++) {
 			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][i].qs), qx);
 			const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
@@ -92,27 +107,14 @@ static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void 
 		s[(size_t)k * s_stride] = hsum_ps(acc[k]);
 }
 
+static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+{
+	dot4_q8_0_act(true, n, s, s_stride, vx, vy, y_stride);
+}
+
 static void vec_dot4_q8_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
 {
-	const struct block_q8_0 *x = vx;
-	const struct block_q8_0 *y[4];
-	__m256 acc[4];
-	for (int k = 0; k < 4; k++) {
-		y[k] = (const struct block_q8_0 *)((const char *)vy + (size_t)k * y_stride);
-		acc[k] = _mm256_setzero_ps();
-	}
-	for (int64_t i = 0; i < n / QK8_0; i++) {
-		const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-		const __m256i ax = _mm256_sign_epi8(qx, qx);
-		const float dx = h2f(x[i].d);
-		for (int k = 0; k < 4; k++) {
-			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][i].qs), qx);
-			const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-			acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)), _mm256_cvtepi32_ps(p), acc[k]);
-		}
-	}
-	for (int k = 0; k < 4; k++)
-		s[(size_t)k * s_stride] = hsum_ps(acc[k]);
+	dot4_q8_0_act(false, n, s, s_stride, vx, vy, y_stride);
 }
 
 static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
