@@ -152,10 +152,11 @@ int cmd_detokenize(int argc, char **argv)
 	rc = 1;
 	if (load_vocab("detokenize", model, &m))
 		goto out;
-	if (hearth_detokenize(m, ids, n, special, &text, &err)) {
+	size_t len = 0;
+	if (hearth_detokenize(m, ids, n, special, &text, &len, &err)) {
 		fprintf(stderr, "hearth detokenize: %s\n", err.msg);
 	} else {
-		fwrite(text, 1, strlen(text), stdout);
+		fwrite(text, 1, len, stdout);
 		putchar('\n');
 		free(text);
 		rc = 0;

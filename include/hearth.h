@@ -162,9 +162,10 @@ int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, 
  * Returns the byte count needed (may exceed size: then buf holds a prefix), or
  * a negative HEARTH_EINVAL for an id outside the vocabulary. */
 int hearth_token_to_piece(const struct hearth_model *m, int32_t id, bool special, char *buf, size_t size);
-/* Detokenizes ids into a malloc'd NUL-terminated string (*out, caller frees). */
+/* Detokenizes ids into a malloc'd NUL-terminated string (*out, caller frees);
+ * *out_len (when not NULL) gets its length: the text may hold NUL bytes. */
 int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special, char **out,
-		      struct hearth_err *err);
+		      size_t *out_len, struct hearth_err *err);
 
 /* Streaming detokenizer: feeds tokens one at a time and hands back only whole
  * UTF-8 characters, holding back a partial one until its last byte arrives. */

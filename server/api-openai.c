@@ -903,8 +903,8 @@ void api_completions(struct server *srv, json_t *body, const struct conn_info *c
 			struct gen *g = &st->g[st->n_gen];
 			if (st->p.echo) {
 				struct hearth_err err = { 0 };
-				if (hearth_detokenize(srv->model, ids, n, false, &g->prompt_text, &err) == 0)
-					g->prompt_len = strlen(g->prompt_text);
+				if (hearth_detokenize(srv->model, ids, n, false, &g->prompt_text, &g->prompt_len, &err))
+					g->prompt_len = 0;
 			}
 			st->n_gen++; /* freed with the stream from here on */
 			if (!gen_start(srv, &st->p, g, ids, n, k, rp)) {
@@ -1012,13 +1012,14 @@ void api_detokenize(struct server *srv, json_t *body, struct reply *rp)
 		}
 		ids[i] = (int32_t)json_integer_value(v);
 	}
-	int rc = hearth_detokenize(srv->model, ids, (int32_t)json_array_size(t), false, &text, &err);
+	size_t len = 0;
+	int rc = hearth_detokenize(srv->model, ids, (int32_t)json_array_size(t), false, &text, &len, &err);
 	free(ids);
 	if (rc) {
 		reply_error(rp, 400, "invalid_request_error", "tokens", NULL, "%s", err.msg);
 		return;
 	}
-	json_t *s = jstr(text, strlen(text));
+	json_t *s = jstr(text, len);
 	free(text);
 	reply_json(rp, 200, json_pack("{s:O, s:o}", "content", s, "prompt", s));
 }

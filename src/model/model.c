@@ -410,7 +410,7 @@ int hearth_token_to_piece(const struct hearth_model *m, int32_t id, bool special
 }
 
 int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special, char **out,
-		      struct hearth_err *err)
+		      size_t *out_len, struct hearth_err *err)
 {
 	const struct tok_vocab *v = &m->vocab;
 	size_t total = 1, o = 0;
@@ -443,6 +443,8 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
 	}
 	s[o] = 0;
 	*out = s;
+	if (out_len)
+		*out_len = o;
 	return 0;
 }
 

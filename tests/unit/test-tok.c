@@ -211,7 +211,9 @@ void test_tok_roundtrip(void)
 			int32_t *ids = NULL, n = 0;
 			char *back = NULL;
 			T_OK(hearth_tokenize(m, texts[i], strlen(texts[i]), false, false, &ids, &n, &err), err);
-			T_OK(hearth_detokenize(m, ids, n, false, &back, &err), err);
+			size_t back_len = 0;
+			T_OK(hearth_detokenize(m, ids, n, false, &back, &back_len, &err), err);
+			T_EQ_I64(back_len, strlen(texts[i]));
 			if (back && strcmp(back, texts[i]))
 				T_FAIL("%s: '%s' came back as '%s'", vocabs[v], texts[i], back);
 			free(back);
