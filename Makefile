@@ -94,9 +94,11 @@ tests/e2e/node_modules/.package-lock.json: tests/e2e/package.json tests/e2e/pack
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 # benchmarks: tools here, scripts and results in bench/ (run on purpose, never in CI)
-bench: $(B)/hearth $(B)/mkmodel
+bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench
 $(B)/mkmodel: bench/mkmodel.c tests/synth.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/mkmodel.c tests/synth.c $(B)/libhearth.a $(LDLIBS)
+$(B)/tokbench: bench/tokbench.c $(B)/libhearth.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/tokbench.c $(B)/libhearth.a $(LDLIBS)
 
 # gcc and clang must both compile the tree without a warning
 test-clang:

@@ -17,6 +17,7 @@ static const char usage[] =
 	"  detokenize  print the text of token ids\n"
 	"  serve       an OpenAI-compatible HTTP server\n"
 	"  bench       prompt and generation speed\n"
+	"  convert     write a Hugging Face tokenizer as a GGUF vocabulary\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -28,7 +29,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
-		{ "bench", cmd_bench },
+		{ "bench", cmd_bench }, { "convert", cmd_convert },
 	};
 
 	hearth_log_set(cli_log, NULL);

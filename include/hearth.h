@@ -167,6 +167,13 @@ int hearth_token_to_piece(const struct hearth_model *m, int32_t id, bool special
 int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special, char **out,
 		      size_t *out_len, struct hearth_err *err);
 
+/* Converts a Hugging Face tokenizer folder (tokenizer.json, plus
+ * tokenizer_config.json and config.json when present) into a vocabulary-only
+ * GGUF at out_path with the tokenizer.* keys llama.cpp writes. Byte-level and
+ * SentencePiece-style BPE are supported; the pre-tokenizer type is told from
+ * its regexes. HEARTH_EUNSUPPORTED names any part that is not understood. */
+int hearth_convert_hf_vocab(const char *hf_dir, const char *out_path, struct hearth_err *err);
+
 /* Streaming detokenizer: feeds tokens one at a time and hands back only whole
  * UTF-8 characters, holding back a partial one until its last byte arrives. */
 struct hearth_detok;

@@ -144,6 +144,19 @@ int gguf_writer_set_arr_str(struct gguf_writer *w, const char *key, const char *
 	return kv_done(w);
 }
 
+int gguf_writer_set_arr_strn(struct gguf_writer *w, const char *key, const char *const *v, const size_t *len,
+			     uint64_t n)
+{
+	kv_head(w, key, HEARTH_GGUF_ARRAY);
+	wb_u32(&w->kv, HEARTH_GGUF_STRING);
+	wb_u64(&w->kv, n);
+	for (uint64_t i = 0; i < n; i++) {
+		wb_u64(&w->kv, len[i]);
+		wb_put(&w->kv, v[i], len[i]);
+	}
+	return kv_done(w);
+}
+
 int gguf_writer_set_arr(struct gguf_writer *w, const char *key, int elem_type, const void *data, uint64_t n)
 {
 	size_t sz;

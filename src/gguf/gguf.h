@@ -96,6 +96,9 @@ int gguf_writer_set_f32(struct gguf_writer *w, const char *key, float v);
 int gguf_writer_set_bool(struct gguf_writer *w, const char *key, bool v);
 int gguf_writer_set_str(struct gguf_writer *w, const char *key, const char *v);
 int gguf_writer_set_arr_str(struct gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+/* Strings with lengths (they may hold NUL bytes). */
+int gguf_writer_set_arr_strn(struct gguf_writer *w, const char *key, const char *const *v, const size_t *len,
+			     uint64_t n);
 /* Numeric array: n elements of elem_type laid out as in the file. */
 int gguf_writer_set_arr(struct gguf_writer *w, const char *key, int elem_type, const void *data, uint64_t n);
 /* A tensor; data (qtype_row_size * rows bytes) is NOT copied: keep it alive until write. */

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "hearth.h"
-#include "mergeq.h"
 #include "tok.h"
 
 /* GPT-2 bytes_to_unicode: printable Latin-1 bytes stand for themselves; the
@@ -77,85 +76,36 @@ size_t bpe_decode_text(const char *text, size_t len, char *out)
 	return o;
 }
 
-static int try_pair(const struct tok_vocab *v, struct merge_sym *s, int left, int right, struct mergeq *q,
-		    char **key, size_t *key_cap)
+/* Merges one word (raw bytes) and appends its tokens. w_mapped is the word in
+ * the byte alphabet, needed only to look a whole word up (ignore_merges). */
+static int encode_word(const struct tok_vocab *v, struct merge_ws *w, const unsigned char *word, size_t len,
+		       const char *mapped, size_t mapped_len, struct tok_ids *out)
 {
-	if (left < 0 || right < 0)
-		return 0;
-	size_t n = s[left].n + 1 + s[right].n;
-	if (n > *key_cap) {
-		char *k = realloc(*key, 2 * n);
-		if (!k)
-			return -1;
-		*key = k;
-		*key_cap = 2 * n;
-	}
-	memcpy(*key, s[left].text, s[left].n);
-	(*key)[s[left].n] = ' ';
-	memcpy(*key + s[left].n + 1, s[right].text, s[right].n);
-	int32_t rank = strmap_get(&v->merges, *key, n);
-	if (rank < 0)
-		return 0;
-	struct merge_cand c = { -(float)rank, left, right, s[left].n + s[right].n };
-	return mergeq_push(q, c);
-}
-
-/* Merges one byte-encoded word and appends its tokens. */
-static int encode_word(const struct tok_vocab *v, const char *w, size_t len, struct mergeq *q, char **key,
-		       size_t *key_cap, struct tok_ids *out)
-{
-	struct merge_sym *s = NULL;
-	int n, rc = HEARTH_ENOMEM;
-
 	if (v->ignore_merges) {
-		int32_t id = strmap_get(&v->by_text, w, len);
+		int32_t id = strmap_get(&v->by_text, mapped, mapped_len);
 		if (id >= 0)
 			return tok_ids_push(out, id);
 	}
-	if ((n = merge_syms_init(w, len, &s)) < 0)
+	if (merge_ws_reserve(w, len))
 		return HEARTH_ENOMEM;
-	q->n = 0;
-	for (int i = 1; i < n; i++)
-		if (try_pair(v, s, i - 1, i, q, key, key_cap))
-			goto out;
-	while (q->n) {
-		struct merge_cand c = mergeq_pop(q);
-		struct merge_sym *l = &s[c.left], *r = &s[c.right];
-		if (l->n == 0 || r->n == 0 || l->n + r->n != c.size)
-			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			s[r->next].prev = c.left;
-		if (try_pair(v, s, l->prev, c.left, q, key, key_cap) || try_pair(v, s, c.left, l->next, q, key, key_cap))
-			goto out;
+	for (size_t i = 0; i < len; i++) {
+		w->s[i].id = v->byte_sym[word[i]];
+		w->s[i].off = (uint32_t)i;
+		w->s[i].len = 1;
 	}
-	for (int i = 0; i != -1 && n > 0; i = s[i].next) {
-		int32_t id = strmap_get(&v->by_text, s[i].text, s[i].n);
-		if (id >= 0) {
-			if (tok_ids_push(out, id))
-				goto out;
-			continue;
-		}
-		for (size_t j = 0; j < s[i].n; j++) { /* as llama.cpp: single raw bytes */
-			int32_t b = strmap_get(&v->by_text, s[i].text + j, 1);
-			if (b >= 0 && tok_ids_push(out, b))
-				goto out;
-		}
-	}
-	rc = 0;
-out:
-	free(s);
-	return rc;
+	if (tok_merge(v, w, (int)len))
+		return HEARTH_ENOMEM;
+	for (int i = 0; i != -1 && len > 0; i = w->s[i].next)
+		if (w->s[i].id >= 0 && tok_ids_push(out, w->s[i].id)) /* a byte with no token: dropped */
+			return HEARTH_ENOMEM;
+	return 0;
 }
 
-int bpe_encode(const struct tok_vocab *v, const char *text, size_t len, struct tok_ids *out)
+int bpe_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len, struct tok_ids *out)
 {
 	struct pretok_span *spans = NULL;
-	struct mergeq q = { 0 };
-	size_t n_spans = 0, key_cap = 0, wcap = 0;
-	char *key = NULL, *w = NULL;
+	size_t n_spans = 0, wcap = 0;
+	char *mapped = NULL;
 	int rc;
 
 	if ((rc = pretok_split(&v->pre, text, len, &spans, &n_spans)))
@@ -163,22 +113,26 @@ int bpe_encode(const struct tok_vocab *v, const char *text, size_t len, struct t
 	for (size_t i = 0; i < n_spans && !rc; i++) {
 		const unsigned char *src = (const unsigned char *)text + spans[i].off;
 		size_t wl = 0;
-		if (2 * spans[i].len > wcap) {
-			char *nw = realloc(w, 4 * spans[i].len);
-			if (!nw) {
-				rc = HEARTH_ENOMEM;
-				break;
-			}
-			w = nw;
-			wcap = 4 * spans[i].len;
+		if (spans[i].len > INT32_MAX / 4) {
+			rc = HEARTH_ENOMEM;
+			break;
 		}
-		for (size_t j = 0; j < spans[i].len; j++)
-			wl += (size_t)bpe_byte_to_utf8(src[j], w + wl);
-		rc = encode_word(v, w, wl, &q, &key, &key_cap, out);
+		if (v->ignore_merges) {
+			if (2 * spans[i].len > wcap) {
+				char *nw = realloc(mapped, 4 * spans[i].len);
+				if (!nw) {
+					rc = HEARTH_ENOMEM;
+					break;
+				}
+				mapped = nw;
+				wcap = 4 * spans[i].len;
+			}
+			for (size_t j = 0; j < spans[i].len; j++)
+				wl += (size_t)bpe_byte_to_utf8(src[j], mapped + wl);
+		}
+		rc = encode_word(v, w, src, spans[i].len, mapped, wl, out);
 	}
 	free(spans);
-	free(q.v);
-	free(key);
-	free(w);
+	free(mapped);
 	return rc;
 }

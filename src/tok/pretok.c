@@ -1,6 +1,7 @@
 /* pretok.c - the regex chains of each known pre-tokenizer type, and splitting. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,22 +19,35 @@
 /* GPT-2's original. */
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 
+/* Hugging Face's spellings of the same splits, for telling a tokenizer.json's
+ * type (see pretok_detect). Its ByteLevel pre-tokenizer with use_regex is
+ * GPT-2's regex; Digits is \p{N} (one by one) or \p{N}+. */
+#define HF_LLAMA3                                                                                       \
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*" \
+	"|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define HF_QWEN2                                                                                        \
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"      \
+	"|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define HF_PUNCT "[\\p{P}\\$\\+<=>\\^~\\|`]+" /* the Punctuation pre-tokenizer */
+
 struct pretok_def {
 	const char *names; /* space-separated aliases; the first is canonical */
 	bool ignore_merges, add_bos;
 	bool nfc; /* the tokenizer normalizes text to NFC first (Qwen's do) */
 	const char *regex[PRETOK_MAX_REGEX];
+	const char *hf[PRETOK_MAX_REGEX]; /* Hugging Face's chain when it is spelled otherwise */
 };
 
 static const struct pretok_def defs[] = {
-	{ "default", false, false, false, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" } },
-	{ "llama-bpe llama3 llama-v3 falcon3 pixtral", true, true, false, { RE_LLAMA3 } },
-	{ "dbrx smaug-bpe", false, false, false, { RE_LLAMA3 } },
-	{ "qwen2 deepseek-r1-qwen", false, false, true, { RE_QWEN2 } },
-	{ "stablelm2 hunyuan", false, false, false, { RE_QWEN2 } },
-	{ "gpt-2 gpt2 phi-2 mpt olmo jina-es jina-de", false, false, false, { RE_GPT2 } },
-	{ "starcoder refact command-r smollm codeshell exaone", false, false, false, { "\\p{N}", RE_GPT2 } },
-	{ "falcon", false, false, false, { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]" } },
+	{ "default", false, false, false, { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" }, { NULL } },
+	{ "llama-bpe llama3 llama-v3 falcon3 pixtral", true, true, false, { RE_LLAMA3 }, { HF_LLAMA3 } },
+	{ "dbrx smaug-bpe", false, false, false, { RE_LLAMA3 }, { HF_LLAMA3 } },
+	{ "qwen2 deepseek-r1-qwen", false, false, true, { RE_QWEN2 }, { HF_QWEN2 } },
+	{ "stablelm2 hunyuan", false, false, false, { RE_QWEN2 }, { HF_QWEN2 } },
+	{ "gpt-2 gpt2 phi-2 mpt olmo jina-es jina-de", false, false, false, { RE_GPT2 }, { NULL } },
+	{ "starcoder refact command-r smollm codeshell exaone", false, false, false, { "\\p{N}", RE_GPT2 }, { NULL } },
+	{ "falcon", false, false, false, { HF_PUNCT, RE_GPT2, "[0-9][0-9][0-9]" },
+	  { HF_PUNCT, RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" } },
 	/* Non-ASCII characters are written as PCRE2 \x{...} escapes: several of
 	 * these ranges end at characters that Unicode normalization would change
 	 * (U+1F7D, U+1FD3, U+1FDB, U+2126, U+212A), so they must not be literals. */
@@ -57,14 +71,14 @@ static const struct pretok_def defs[] = {
 	    "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
 	    "\\s+$",
 	    "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+",
-	    "\\p{N}+" } },
+	    "\\p{N}+" }, { NULL } },
 	{ "deepseek-coder", false, false, false,
 	  { "[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+",
-	    "\\p{N}" } },
+	    "\\p{N}" }, { NULL } },
 	{ "deepseek-v3", false, false, false,
 	  { "\\p{N}{1,3}", "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
 	    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
-	    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+" } },
+	    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+" }, { NULL } },
 };
 
 static const struct pretok_def *find_def(const char *name)
@@ -82,6 +96,85 @@ static const struct pretok_def *find_def(const char *name)
 		}
 	}
 	return NULL;
+}
+
+/* Appends s to out with non-ASCII characters and \x{..} escapes both written
+ * as \x{HEX}: Hugging Face's files hold ranges as literal characters, the
+ * table above as escapes. Returns false when out is too small. */
+static bool canon_regex(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	while (*s) {
+		unsigned long cp = 0;
+		const unsigned char *u = (const unsigned char *)s;
+		char *end;
+		if (s[0] == '\\' && s[1] == 'x' && s[2] == '{' && (cp = strtoul(s + 3, &end, 16), *end == '}')) {
+			s = end + 1;
+		} else if (u[0] >= 0x80) {
+			size_t k = u[0] < 0xe0 ? 2 : u[0] < 0xf0 ? 3 : 4;
+			cp = u[0] & (0x3f >> (k - 1));
+			for (size_t i = 1; i < k; i++) {
+				if ((u[i] & 0xc0) != 0x80)
+					return false;
+				cp = (cp << 6) | (u[i] & 0x3f);
+			}
+			s += k;
+		} else {
+			if (s[0] == '\\' && s[1]) { /* keep escape pairs together */
+				if (o + 2 >= cap)
+					return false;
+				out[o++] = *s++;
+			}
+			if (o + 1 >= cap)
+				return false;
+			out[o++] = *s++;
+			continue;
+		}
+		int k = snprintf(out + o, cap - o, "\\x{%lX}", cp);
+		if (k < 0 || (size_t)k >= cap - o)
+			return false;
+		o += (size_t)k;
+	}
+	out[o] = 0;
+	return true;
+}
+
+static bool same_regex(const char *a, const char *b)
+{
+	size_t cap = 4 * (strlen(a) + strlen(b)) + 16;
+	char *x = malloc(cap), *y = malloc(cap);
+	bool same = x && y && canon_regex(a, x, cap) && canon_regex(b, y, cap) && strcmp(x, y) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+const char *pretok_detect(const char *const *regex, int n, bool ignore_merges, bool nfc)
+{
+	for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+		const struct pretok_def *d = &defs[i];
+		const char *const *chain = d->hf[0] ? d->hf : d->regex;
+		int k = 0;
+		while (k < PRETOK_MAX_REGEX && chain[k])
+			k++;
+		if (k != n || d->ignore_merges != ignore_merges || d->nfc != nfc)
+			continue;
+		for (k = 0; k < n && same_regex(chain[k], regex[k]); k++)
+			;
+		if (k == n)
+			return d->names;
+	}
+	return NULL;
+}
+
+const char *pretok_gpt2_regex(void)
+{
+	return RE_GPT2;
+}
+
+const char *pretok_punct_regex(void)
+{
+	return HF_PUNCT;
 }
 
 int pretok_init(struct pretok *p, const char *name, const char *path, struct hearth_err *err)

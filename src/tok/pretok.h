@@ -32,6 +32,15 @@ struct pretok_span {
  * HEARTH_EUNSUPPORTED (naming it) for an unknown type. */
 int pretok_init(struct pretok *p, const char *name, const char *path, struct hearth_err *err);
 void pretok_free(struct pretok *p);
+/* The pre type (its aliases, canonical first) whose split chain is regex[0..n),
+ * written as in a Hugging Face tokenizer.json (each Split's regex; ByteLevel
+ * with use_regex as pretok_gpt2_regex(); Digits as \p{N} or \p{N}+), with the
+ * same ignore_merges and NFC normalization; NULL when no known type is. */
+const char *pretok_detect(const char *const *regex, int n, bool ignore_merges, bool nfc);
+/* GPT-2's split regex: what Hugging Face's ByteLevel pre-tokenizer applies. */
+const char *pretok_gpt2_regex(void);
+/* What Hugging Face's Punctuation pre-tokenizer splits off, as a regex. */
+const char *pretok_punct_regex(void);
 /* Splits text[0..len) into words; *spans is malloc'd (caller frees). */
 int pretok_split(const struct pretok *p, const char *text, size_t len, struct pretok_span **spans, size_t *n_spans);
 

@@ -2,71 +2,87 @@
  * spm.c - SentencePiece-style tokenization (tokenizer.ggml.model = "llama").
  *
  * The text (spaces already escaped to U+2581 by tok.c) starts as one symbol
- * per UTF-8 character. Repeatedly, the adjacent pair whose concatenation is a
- * vocabulary token with the highest score is merged (ties: leftmost). Symbols
- * left that are not tokens fall back to their bytes' <0xXX> tokens.
+ * per UTF-8 character; merge.c merges them (by the vocabulary's merge ranks
+ * when it has merges, else by the scores of the tokens they make). Symbols
+ * left that are not tokens fall back to their bytes' <0xXX> tokens, or to
+ * the unknown token.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "hearth.h"
-#include "mergeq.h"
 #include "tok.h"
 
-static int try_pair(const struct tok_vocab *v, struct merge_sym *s, int left, int right, struct mergeq *q)
+/* Merges text[0..len) as one piece and appends its tokens. */
+static int encode_piece(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len,
+			struct tok_ids *out)
 {
-	if (left < 0 || right < 0)
-		return 0;
-	size_t n = s[left].n + s[right].n;
-	/* the two symbols are adjacent in the text */
-	int32_t id = strmap_get(&v->by_text, s[left].text, n);
-	if (id < 0)
-		return 0;
-	struct merge_cand c = { v->score[id], left, right, n };
-	return mergeq_push(q, c);
-}
-
-int spm_encode(const struct tok_vocab *v, const char *text, size_t len, struct tok_ids *out)
-{
-	struct merge_sym *s = NULL;
-	struct mergeq q = { 0 };
-	int n = merge_syms_init(text, len, &s), rc = HEARTH_ENOMEM;
-
-	if (n < 0)
-		return HEARTH_ENOMEM;
-	for (int i = 1; i < n; i++)
-		if (try_pair(v, s, i - 1, i, &q))
-			goto out;
-	while (q.n) {
-		struct merge_cand c = mergeq_pop(&q);
-		struct merge_sym *l = &s[c.left], *r = &s[c.right];
-		if (l->n == 0 || r->n == 0 || l->n + r->n != c.size)
-			continue; /* stale */
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			s[r->next].prev = c.left;
-		if (try_pair(v, s, l->prev, c.left, &q) || try_pair(v, s, c.left, l->next, &q))
-			goto out;
+	int n = 0;
+	for (size_t off = 0; off < len; n++) {
+		unsigned char c = (unsigned char)text[off];
+		size_t k = utf8_seq_len(c);
+		if (k > len - off)
+			k = len - off;
+		w->s[n].id = c < 0x80 ? v->ascii_sym[c] : strmap_get(&v->by_text, text + off, k);
+		w->s[n].off = (uint32_t)off;
+		w->s[n].len = (uint32_t)k;
+		off += k;
 	}
-	for (int i = 0; i != -1 && n > 0; i = s[i].next) {
-		int32_t id = strmap_get(&v->by_text, s[i].text, s[i].n);
-		if (id >= 0) {
-			if (tok_ids_push(out, id))
-				goto out;
+	if (tok_merge(v, w, n))
+		return HEARTH_ENOMEM;
+	for (int i = 0; i != -1 && n > 0; i = w->s[i].next) {
+		const struct merge_sym *s = &w->s[i];
+		if (s->id >= 0) {
+			if (tok_ids_push(out, s->id))
+				return HEARTH_ENOMEM;
 			continue;
 		}
-		for (size_t j = 0; j < s[i].n; j++) {
-			int32_t b = v->byte_tok[(unsigned char)s[i].text[j]];
+		for (uint32_t j = 0; j < s->len; j++) {
+			int32_t b = v->byte_tok[(unsigned char)text[s->off + j]];
 			if (b < 0)
 				b = v->unk;
 			if (b >= 0 && tok_ids_push(out, b))
-				goto out;
+				return HEARTH_ENOMEM;
 		}
 	}
-	rc = 0;
-out:
-	free(s);
-	free(q.v);
-	return rc;
+	return 0;
+}
+
+/* Is text[at] a U+2581 that no token joins to the character before it? */
+static bool cut_before(const struct tok_vocab *v, const char *text, size_t at, size_t prev_at)
+{
+	static const char sp[] = "\xe2\x96\x81";
+	if (memcmp(text + at, sp, 3) != 0 || (at - prev_at == 3 && memcmp(text + prev_at, sp, 3) == 0))
+		return false;
+	uint32_t cp = (unsigned char)text[prev_at];
+	size_t k = utf8_seq_len((unsigned char)text[prev_at]);
+	if (k > 1) {
+		cp &= 0x7fu >> k;
+		for (size_t j = 1; j < k && prev_at + j < at; j++)
+			cp = (cp << 6) | ((unsigned char)text[prev_at + j] & 0x3fu);
+	}
+	for (int g = 0; g < v->n_glue; g++)
+		if (v->glue[g] == cp)
+			return false;
+	return true;
+}
+
+int spm_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len, struct tok_ids *out)
+{
+	if (len > INT32_MAX / 2 || merge_ws_reserve(w, len ? len : 1))
+		return HEARTH_ENOMEM;
+	/* merges never cross the cuts, so merging the pieces apart gives the same
+	 * tokens as merging the text whole, with far smaller queues */
+	size_t start = 0, prev = 0;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq_len((unsigned char)text[i]);
+		if (i > start && v->spm_split && len - i >= 3 && cut_before(v, text, i, prev)) {
+			if (encode_piece(v, w, text + start, i - start, out))
+				return HEARTH_ENOMEM;
+			start = i;
+		}
+		prev = i;
+		i += k < len - i ? k : len - i;
+	}
+	return encode_piece(v, w, text + start, len - start, out);
 }

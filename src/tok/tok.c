@@ -120,11 +120,49 @@ static int build_pieces(struct tok_vocab *v)
 	return 0;
 }
 
-/* Sort key for special tokens: longest text first, then by id. */
-static int cmp_u64(const void *a, const void *b)
+static int cmp_u32(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+static uint32_t cp_at(const char *s, size_t n, size_t *k)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	*k = utf8_seq_len(u[0]);
+	if (*k > n)
+		*k = n;
+	uint32_t cp = *k == 1 ? u[0] : u[0] & (0x7fu >> *k);
+	for (size_t j = 1; j < *k; j++)
+		cp = (cp << 6) | (u[j] & 0x3fu);
+	return cp;
+}
+
+/* The characters that some token holds right before an inner U+2581. */
+static void spm_find_glue(struct tok_vocab *v)
+{
+	v->spm_split = true;
+	for (int32_t t = 0; t < v->n_vocab && v->spm_split; t++) {
+		const char *s = v->text[t];
+		size_t n = v->text_len[t], k;
+		uint32_t prev = 0x2581;
+		for (size_t i = 0; i < n; i += k) {
+			uint32_t cp = cp_at(s + i, n - i, &k);
+			if (cp == 0x2581 && prev != 0x2581) {
+				int g = 0;
+				while (g < v->n_glue && v->glue[g] != prev)
+					g++;
+				if (g == v->n_glue) {
+					if (g == (int)(sizeof v->glue / sizeof v->glue[0])) {
+						v->spm_split = false; /* too many: merge each text whole */
+						break;
+					}
+					v->glue[v->n_glue++] = prev;
+				}
+			}
+			prev = cp;
+		}
+	}
 }
 
 int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hearth_err *err)
@@ -231,17 +269,26 @@ int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hear
 			return rc;
 		v->ignore_merges = v->pre.ignore_merges;
 		v->add_bos = v->pre.add_bos;
-		rc = gguf_get_arr(g, "tokenizer.ggml.merges", HEARTH_GGUF_STRING, &merges, err);
-		if (rc == HEARTH_ENOTFOUND)
-			return err_set(err, HEARTH_EBADGGUF, "%s: tokenizer.ggml.merges is missing", g->path);
-		if (rc)
-			return rc;
-		if (merges->arr_n > INT32_MAX / 2 || strmap_init(&v->merges, merges->arr_n))
-			goto oom;
-		const struct gguf_str *ms = merges->arr;
-		for (uint64_t i = 0; i < merges->arr_n; i++)
-			if (strmap_put(&v->merges, ms[i].p, ms[i].n, (int32_t)i) < 0)
-				goto oom;
+	}
+	/* merges: required for byte-level BPE; SentencePiece vocabularies converted
+	 * from Hugging Face carry them too (else pairs come from the scores) */
+	rc = gguf_get_arr(g, "tokenizer.ggml.merges", HEARTH_GGUF_STRING, &merges, err);
+	if (rc == HEARTH_ENOTFOUND && v->kind == TOK_BPE)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tokenizer.ggml.merges is missing", g->path);
+	if (rc && rc != HEARTH_ENOTFOUND)
+		return rc;
+	if (tok_pairs_build(&v->pairs, v, merges ? merges->arr : NULL, merges ? merges->arr_n : 0))
+		goto oom;
+	if (v->kind == TOK_SPM)
+		spm_find_glue(v);
+	for (int b = 0; b < 256; b++) {
+		char u[4];
+		int k = bpe_byte_to_utf8((uint8_t)b, u);
+		v->byte_sym[b] = strmap_get(&v->by_text, u, (size_t)k);
+		if (b < 128) {
+			u[0] = (char)b;
+			v->ascii_sym[b] = strmap_get(&v->by_text, u, 1);
+		}
 	}
 	if ((rc = get_flag(g, "tokenizer.ggml.add_bos_token", &v->add_bos, err)) ||
 	    (rc = get_flag(g, "tokenizer.ggml.add_eos_token", &v->add_eos, err)) ||
@@ -268,23 +315,39 @@ int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hear
 	if (v->eom >= 0)
 		v->is_eog[v->eom] = true;
 
-	/* special tokens, longest text first */
-	v->special = malloc(nv * sizeof *v->special);
-	if (!v->special)
+	/* special tokens: a map, and per first byte the lengths to try */
+	uint32_t *lens = malloc(nv * sizeof *lens);
+	uint32_t count[256] = { 0 };
+	if (!lens || strmap_init(&v->special, 64)) {
+		free(lens);
 		goto oom;
+	}
+	size_t n_lens = 0;
 	for (int32_t i = 0; i < v->n_vocab; i++)
 		if ((v->type[i] == TOK_TYPE_CONTROL || v->type[i] == TOK_TYPE_USER_DEFINED ||
-		     v->type[i] == TOK_TYPE_UNKNOWN) && v->text_len[i] > 0)
-			v->special[v->n_special++] = i;
-	uint64_t *keys = malloc(((size_t)v->n_special + 1) * sizeof *keys);
-	if (!keys)
+		     v->type[i] == TOK_TYPE_UNKNOWN) && v->text_len[i] > 0) {
+			if (strmap_set(&v->special, v->text[i], v->text_len[i], i)) {
+				free(lens);
+				goto oom;
+			}
+			lens[n_lens++] = ((uint32_t)(unsigned char)v->text[i][0] << 24) | (0xffffffu - (v->text_len[i] & 0xffffffu));
+		}
+	qsort(lens, n_lens, sizeof *lens, cmp_u32);
+	v->special_len = malloc((n_lens + 1) * sizeof *v->special_len);
+	if (!v->special_len) {
+		free(lens);
 		goto oom;
-	for (int32_t i = 0; i < v->n_special; i++)
-		keys[i] = ((uint64_t)(UINT32_MAX - v->text_len[v->special[i]]) << 32) | (uint32_t)v->special[i];
-	qsort(keys, (size_t)v->n_special, sizeof *keys, cmp_u64);
-	for (int32_t i = 0; i < v->n_special; i++)
-		v->special[i] = (int32_t)(keys[i] & 0xffffffffu);
-	free(keys);
+	}
+	size_t n_distinct = 0;
+	for (size_t i = 0; i < n_lens; i++) {
+		if (i > 0 && lens[i] == lens[i - 1])
+			continue;
+		count[lens[i] >> 24]++;
+		v->special_len[n_distinct++] = 0xffffffu - (lens[i] & 0xffffffu);
+	}
+	free(lens);
+	for (int b = 0; b < 256; b++)
+		v->special_off[b + 1] = v->special_off[b] + count[b];
 
 	if (build_pieces(v))
 		goto oom;
@@ -305,9 +368,10 @@ void tok_vocab_free(struct tok_vocab *v)
 	free(v->score);
 	free(v->type);
 	free(v->is_eog);
-	free(v->special);
+	free(v->special_len);
+	strmap_free(&v->special);
 	strmap_free(&v->by_text);
-	strmap_free(&v->merges);
+	tok_pairs_free(&v->pairs);
 	pretok_free(&v->pre);
 	memset(v, 0, sizeof *v);
 }
@@ -339,79 +403,134 @@ static int frag_push(struct fragv *f, int32_t id, size_t off, size_t len)
 	return 0;
 }
 
-static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m)
-{
-	if (m == 0 || m > n)
-		return NULL;
-	for (size_t i = 0; i + m <= n; i++)
-		if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0)
-			return hay + i;
-	return NULL;
-}
-
+/* Cuts special-token text out of text, leftmost first and, at one place, the
+ * longest token (Hugging Face's rule for added tokens). Control and unknown
+ * tokens only when parse_special; user-defined ones always. */
 static int partition(const struct tok_vocab *v, const char *text, size_t len, bool parse_special, struct fragv *out)
 {
-	struct fragv cur = { 0 }, next = { 0 };
-	int rc = HEARTH_ENOMEM;
-
-	if (frag_push(&cur, -1, 0, len))
-		goto out;
-	for (int32_t s = 0; s < v->n_special; s++) {
-		int32_t id = v->special[s];
-		if (!parse_special && v->type[id] != TOK_TYPE_USER_DEFINED)
-			continue;
-		const char *t = v->text[id];
-		size_t tn = v->text_len[id];
-		bool any = false;
-		next.n = 0;
-		for (size_t i = 0; i < cur.n; i++) {
-			struct frag f = cur.v[i];
-			if (f.id >= 0) {
-				if (frag_push(&next, f.id, 0, 0))
-					goto out;
+	size_t start = 0;
+	for (size_t i = 0; i < len;) {
+		unsigned char b = (unsigned char)text[i];
+		int32_t hit = -1;
+		uint32_t hit_len = 0;
+		for (uint32_t k = v->special_off[b]; k < v->special_off[b + 1] && hit < 0; k++) {
+			uint32_t L = v->special_len[k];
+			if (L > len - i)
 				continue;
+			int32_t id = strmap_get(&v->special, text + i, L);
+			if (id >= 0 && (parse_special || v->type[id] == TOK_TYPE_USER_DEFINED)) {
+				hit = id;
+				hit_len = L;
 			}
-			size_t off = f.off, end = f.off + f.len;
-			const char *hit;
-			while ((hit = find_bytes(text + off, end - off, t, tn))) {
-				size_t at = (size_t)(hit - text);
-				if (frag_push(&next, -1, off, at - off) || frag_push(&next, id, 0, 0))
-					goto out;
-				off = at + tn;
-				any = true;
-			}
-			if (frag_push(&next, -1, off, end - off))
-				goto out;
 		}
-		if (any) {
-			struct fragv tmp = cur;
-			cur = next;
-			next = tmp;
+		if (hit < 0) {
+			i++;
+			continue;
 		}
+		if (frag_push(out, -1, start, i - start) || frag_push(out, hit, 0, 0))
+			return HEARTH_ENOMEM;
+		i += hit_len;
+		start = i;
 	}
-	*out = cur;
-	cur.v = NULL;
-	rc = 0;
-out:
-	free(cur.v);
-	free(next.v);
-	return rc;
+	return frag_push(out, -1, start, len - start);
+}
+
+/* Text that NFC leaves as it is, told cheaply: every character below U+0300
+ * or in CJK, kana, Hangul syllable, full-width or emoji blocks that have no
+ * combining characters, compositions or decompositions. */
+static bool nfc_inert(const char *s, size_t n)
+{
+	static const uint32_t ok[][2] = { { 0x3000, 0x302a }, { 0x3040, 0x3099 }, { 0x309b, 0x3100 },
+					   { 0x4e00, 0xa000 }, { 0xac00, 0xd7a4 }, { 0xff01, 0xff61 },
+					   { 0x1f300, 0x1f650 } };
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = hearth_utf8_valid(s + i, n - i);
+		if (k == 0)
+			return false;
+		uint32_t cp = c & (0x7fu >> k);
+		for (size_t j = 1; j < k; j++)
+			cp = (cp << 6) | ((unsigned char)s[i + j] & 0x3fu);
+		i += k;
+		if (cp < 0x300)
+			continue;
+		size_t r = 0;
+		while (r < sizeof ok / sizeof ok[0] && !(cp >= ok[r][0] && cp < ok[r][1]))
+			r++;
+		if (r == sizeof ok / sizeof ok[0])
+			return false;
+	}
+	return true;
 }
 
 /* Hugging Face normalizes Qwen's input to NFC (composed characters) before
- * splitting; text that is not valid UTF-8 is encoded as it is. */
-static int bpe_encode_nfc(const struct tok_vocab *v, const char *text, size_t len, struct tok_ids *out)
+ * splitting. */
+static int bpe_encode_nfc(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len,
+			  struct tok_ids *out)
 {
+	if (nfc_inert(text, len))
+		return bpe_encode(v, w, text, len, out);
 	utf8proc_uint8_t *norm = NULL;
 	utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &norm,
 					  UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-	if (n < 0) {
+	if (n < 0) { /* only valid UTF-8 reaches here */
 		free(norm);
-		return n == UTF8PROC_ERROR_NOMEM ? HEARTH_ENOMEM : bpe_encode(v, text, len, out);
+		return HEARTH_ENOMEM;
 	}
-	int rc = bpe_encode(v, (const char *)norm, (size_t)n, out);
+	int rc = bpe_encode(v, w, (const char *)norm, (size_t)n, out);
 	free(norm);
 	return rc;
+}
+
+/* Invalid UTF-8 becomes U+FFFD, one per maximal invalid subpart (as Rust's
+ * String::from_utf8_lossy, Python's errors="replace" and WHATWG decoders do):
+ * the text Hugging Face's tokenizers would see. NULL when text is valid. */
+static char *utf8_lossy(const char *text, size_t len, size_t *out_len, int *rc)
+{
+	size_t i = 0, k;
+	*rc = 0;
+	while (i < len && (k = hearth_utf8_valid(text + i, len - i)) > 0)
+		i += k;
+	if (i == len)
+		return NULL;
+	char *o = malloc(3 * len + 1);
+	size_t n = 0;
+	if (!o) {
+		*rc = HEARTH_ENOMEM;
+		return NULL;
+	}
+	memcpy(o, text, i);
+	n = i;
+	while (i < len) {
+		if ((k = hearth_utf8_valid(text + i, len - i)) > 0) {
+			memcpy(o + n, text + i, k);
+			n += k;
+			i += k;
+			continue;
+		}
+		/* the longest prefix of a well-formed sequence, at least one byte */
+		unsigned char c = (unsigned char)text[i];
+		size_t want = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 1;
+		size_t j = 1;
+		while (j < want && i + j < len) {
+			unsigned char d = (unsigned char)text[i + j];
+			unsigned char lo = 0x80, hi = 0xbf;
+			if (j == 1)
+				lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80, hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+			if (d < lo || d > hi)
+				break;
+			j++;
+		}
+		memcpy(o + n, "\xef\xbf\xbd", 3);
+		n += 3;
+		i += j;
+	}
+	*out_len = n;
+	return o;
 }
 
 /* SPM: ' ' -> U+2581, with an optional leading space. */
@@ -441,11 +560,20 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 	       struct tok_ids *out, struct hearth_err *err)
 {
 	struct fragv frags = { 0 };
+	struct merge_ws ws = { 0 };
 	bool prev_special = true;
+	size_t fixed_len;
 	int rc;
 
 	if (len > (size_t)INT32_MAX / 4)
 		return err_set(err, HEARTH_ETOOBIG, "tokenize: text of %zu bytes is too long", len);
+	char *fixed = utf8_lossy(text, len, &fixed_len, &rc);
+	if (rc)
+		goto out_oom;
+	if (fixed) {
+		text = fixed;
+		len = fixed_len;
+	}
 	if ((rc = partition(v, text, len, parse_special, &frags)))
 		goto out_oom;
 	if (add_special && v->add_bos && (rc = tok_ids_push(out, v->bos)))
@@ -465,12 +593,12 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 				rc = HEARTH_ENOMEM;
 				goto out_oom;
 			}
-			rc = spm_encode(v, e, n, out);
+			rc = spm_encode(v, &ws, e, n, out);
 			free(e);
 		} else if (v->pre.nfc) {
-			rc = bpe_encode_nfc(v, text + f->off, f->len, out);
+			rc = bpe_encode_nfc(v, &ws, text + f->off, f->len, out);
 		} else {
-			rc = bpe_encode(v, text + f->off, f->len, out);
+			rc = bpe_encode(v, &ws, text + f->off, f->len, out);
 		}
 		if (rc)
 			goto out_oom;
@@ -479,8 +607,12 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 	if (add_special && v->add_eos && (rc = tok_ids_push(out, v->eos)))
 		goto out_oom;
 	free(frags.v);
+	free(fixed);
+	merge_ws_free(&ws);
 	return 0;
 out_oom:
 	free(frags.v);
+	free(fixed);
+	merge_ws_free(&ws);
 	return err_set(err, rc, "tokenize: %s", hearth_strerror(rc));
 }

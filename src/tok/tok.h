@@ -5,8 +5,9 @@
  * after load: encoding and decoding are safe from many threads.
  *
  *   tok.c  vocabulary, special-token partition, front door, pieces
- *   spm.c  SentencePiece-style merges by score with byte fallback
- *   bpe.c  byte-level BPE merges by rank over pre-tokenized words
+ *   spm.c  SentencePiece-style: characters, merges, byte fallback
+ *   bpe.c  byte-level BPE over pre-tokenized words
+ *   merge.c  the merge loop both share, over token ids
  */
 #ifndef HEARTH_TOK_H
 #define HEARTH_TOK_H
@@ -31,6 +32,14 @@ enum tok_type {
 	TOK_TYPE_BYTE = 6,
 };
 
+/* (left id, right id) -> merged id and priority (see merge.c). */
+struct tok_pairs {
+	uint64_t *key;
+	float *prio;
+	int32_t *id; /* -1: empty slot */
+	size_t cap, n;
+};
+
 struct tok_vocab {
 	enum tok_kind kind;
 	int32_t n_vocab;
@@ -42,9 +51,17 @@ struct tok_vocab {
 	char **piece;        /* [n_vocab] the bytes a token stands for (malloc'd) */
 	uint32_t *piece_len;
 	struct strmap by_text;   /* token text -> id */
-	struct strmap merges;    /* BPE: "left right" -> rank */
-	int32_t *special;        /* ids of control/user-defined/unknown tokens, longest text first */
-	int32_t n_special;
+	struct tok_pairs pairs;  /* what merges into what, at which priority */
+	int32_t byte_sym[256];   /* BPE: id of the byte-level character for byte b (or -1) */
+	int32_t ascii_sym[128];  /* SPM: id of a one-character ASCII token (or -1) */
+	/* SPM: a text splits into pieces merged apart before each U+2581 that follows
+	 * another character, unless some token holds that character then U+2581 */
+	bool spm_split;
+	int n_glue;
+	uint32_t glue[16];       /* those characters (code points) */
+	struct strmap special;   /* text -> id of control, user-defined and unknown tokens */
+	uint32_t *special_len;   /* for each first byte b, the lengths of the special texts */
+	uint32_t special_off[257]; /* starting with b, longest first: [special_off[b], special_off[b+1]) */
 	int32_t byte_tok[256];   /* SPM: id of <0xXX> (or -1) */
 	int32_t bos, eos, eot, eom, unk, pad;
 	bool add_bos, add_eos, add_space_prefix, ignore_merges;
@@ -65,9 +82,40 @@ int tok_ids_push(struct tok_ids *ids, int32_t id);
 int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
 	       struct tok_ids *out, struct hearth_err *err);
 
+static inline size_t utf8_seq_len(unsigned char c)
+{
+	return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* The merge loop (merge.c). A symbol is a token id (-1: a character the
+ * vocabulary lacks; -2: merged away) over bytes [off, off+len) of the word. */
+struct merge_sym {
+	int32_t id;
+	int prev, next;
+	uint32_t off, len;
+};
+struct merge_cand {
+	float prio;
+	int left;
+	int32_t lid, rid, out;
+};
+struct merge_ws { /* reusable buffers of one encode call */
+	struct merge_sym *s;
+	size_t cap_s;
+	struct merge_cand *q;
+	size_t n_q, cap_q;
+};
+/* merges is tokenizer.ggml.merges ("left right") or NULL: pairs from the scores. */
+int tok_pairs_build(struct tok_pairs *p, const struct tok_vocab *v, const struct gguf_str *merges, size_t n_merges);
+void tok_pairs_free(struct tok_pairs *p);
+int merge_ws_reserve(struct merge_ws *w, size_t n);
+void merge_ws_free(struct merge_ws *w);
+/* Links s[0..n) into a list and merges it; the result is the list from s[0]. */
+int tok_merge(const struct tok_vocab *v, struct merge_ws *w, int n);
+
 /* The encoders proper, on raw text without special tokens. */
-int spm_encode(const struct tok_vocab *v, const char *text, size_t len, struct tok_ids *out);
-int bpe_encode(const struct tok_vocab *v, const char *text, size_t len, struct tok_ids *out);
+int spm_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len, struct tok_ids *out);
+int bpe_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len, struct tok_ids *out);
 /* BPE byte-level alphabet: UTF-8 of the code point standing for byte b. */
 int bpe_byte_to_utf8(uint8_t b, char out[4]);
 /* Decodes a byte-level token text into raw bytes (out has room for len bytes). */
