@@ -51,6 +51,21 @@ int bpe_byte_to_utf8(uint8_t b, char out[4])
 	return 2;
 }
 
+bool bpe_text_in_alphabet(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)text[i];
+		size_t k = utf8_seq_len(c);
+		if (k > 2 || k > len - i)
+			return false;
+		uint32_t cp = k == 1 ? c : ((uint32_t)(c & 0x1f) << 6) | ((unsigned char)text[i + 1] & 0x3f);
+		if (cp_byte(cp) < 0)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
 size_t bpe_decode_text(const char *text, size_t len, char *out)
 {
 	size_t o = 0;

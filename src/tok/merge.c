@@ -29,14 +29,12 @@ static void pairs_add(struct tok_pairs *p, int32_t l, int32_t r, int32_t out, fl
 {
 	uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
 	size_t i = slot_of(key, p->cap);
-	while (p->id[i] >= 0) {
-		if (p->key[i] == key)
+	while (p->slot[i].id >= 0) {
+		if (p->slot[i].key == key)
 			return;
 		i = (i + 1) & (p->cap - 1);
 	}
-	p->key[i] = key;
-	p->id[i] = out;
-	p->prio[i] = prio;
+	p->slot[i] = (struct tok_pair){ key, prio, out };
 	p->n++;
 }
 
@@ -45,12 +43,10 @@ static int pairs_alloc(struct tok_pairs *p, size_t n)
 	p->cap = 16;
 	while (p->cap < 2 * n + 1)
 		p->cap *= 2;
-	p->key = malloc(p->cap * sizeof *p->key);
-	p->prio = malloc(p->cap * sizeof *p->prio);
-	p->id = malloc(p->cap * sizeof *p->id);
-	if (!p->key || !p->prio || !p->id)
+	if (!(p->slot = malloc(p->cap * sizeof *p->slot)))
 		return HEARTH_ENOMEM;
-	memset(p->id, 0xff, p->cap * sizeof *p->id);
+	for (size_t i = 0; i < p->cap; i++)
+		p->slot[i].id = -1;
 	return 0;
 }
 
@@ -113,9 +109,7 @@ int tok_pairs_build(struct tok_pairs *p, const struct tok_vocab *v, const struct
 
 void tok_pairs_free(struct tok_pairs *p)
 {
-	free(p->key);
-	free(p->prio);
-	free(p->id);
+	free(p->slot);
 	memset(p, 0, sizeof *p);
 }
 
@@ -124,10 +118,10 @@ static bool pairs_get(const struct tok_pairs *p, int32_t l, int32_t r, int32_t *
 	if (!p->n || l < 0 || r < 0)
 		return false;
 	uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
-	for (size_t i = slot_of(key, p->cap); p->id[i] >= 0; i = (i + 1) & (p->cap - 1))
-		if (p->key[i] == key) {
-			*out = p->id[i];
-			*prio = p->prio[i];
+	for (size_t i = slot_of(key, p->cap); p->slot[i].id >= 0; i = (i + 1) & (p->cap - 1))
+		if (p->slot[i].key == key) {
+			*out = p->slot[i].id;
+			*prio = p->slot[i].prio;
 			return true;
 		}
 	return false;

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "../base/err.h"
 #include "pretok.h"
+#include "unicode-cat.h"
 
 /* Contractions, letters, 1-3 digits, punctuation runs, newlines, spaces. */
 #define RE_LLAMA3                                                                                       \
@@ -177,6 +180,147 @@ const char *pretok_punct_regex(void)
 	return HF_PUNCT;
 }
 
+/* ---- Unicode 16 categories on any PCRE2 -----------------------------------
+ *
+ * PCRE2 answers \p{L} and friends from the Unicode version it was built with
+ * (14.0 in Debian 12); Hugging Face's tokenizers use 16.0, where thousands of
+ * characters more are letters, marks, digits, punctuation or symbols (CJK
+ * extension H, Garay, ...). Once per process, every character of the 16.0
+ * tables (unicode-cat.c) that this PCRE2 does not put in its category is
+ * collected, and each \p{X} of a pre-tokenizer regex then also lists those
+ * characters explicitly. With a PCRE2 as new as the tables the lists are empty.
+ */
+static struct {
+	pthread_once_t once;
+	char *extra[UCAT_N_GROUPS]; /* "\x{..}-\x{..}..." or NULL */
+} unicode_fix = { .once = PTHREAD_ONCE_INIT };
+
+static int append(char **buf, size_t *n, size_t *cap, const char *s, size_t k)
+{
+	if (*n + k + 1 > *cap) {
+		size_t c = *cap ? *cap : 256;
+		while (*n + k + 1 > c)
+			c *= 2;
+		char *b = realloc(*buf, c);
+		if (!b)
+			return -1;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *n, s, k);
+	*n += k;
+	(*buf)[*n] = 0;
+	return 0;
+}
+
+static size_t put_utf8(uint32_t cp, char *o)
+{
+	if (cp < 0x80)
+		return o[0] = (char)cp, 1;
+	if (cp < 0x800)
+		return o[0] = (char)(0xc0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3f)), 2;
+	if (cp < 0x10000)
+		return o[0] = (char)(0xe0 | cp >> 12), o[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+		       o[2] = (char)(0x80 | (cp & 0x3f)), 3;
+	return o[0] = (char)(0xf0 | cp >> 18), o[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
+	       o[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), o[3] = (char)(0x80 | (cp & 0x3f)), 4;
+}
+
+static void unicode_fix_init(void)
+{
+	for (int g = 0; g < UCAT_N_GROUPS; g++) {
+		char pat[16], item[40], u[4];
+		int ec;
+		PCRE2_SIZE eo;
+		snprintf(pat, sizeof pat, "\\p{%s}", ucat_groups[g].name);
+		pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED,
+						 &ec, &eo, NULL);
+		pcre2_match_data *md = code ? pcre2_match_data_create(1, NULL) : NULL;
+		char *buf = NULL;
+		size_t n = 0, cap = 0;
+		if (!md) {
+			pcre2_code_free(code);
+			continue;
+		}
+		pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+		uint32_t run_lo = 0, run_hi = 0;
+		bool in_run = false, oom = false;
+		for (size_t r = 0; r <= ucat_groups[g].n && !oom; r++) {
+			uint32_t lo = r < ucat_groups[g].n ? ucat_groups[g].range[r][0] : 0x110000;
+			uint32_t hi = r < ucat_groups[g].n ? ucat_groups[g].range[r][1] : 0x110000;
+			for (uint32_t cp = lo; cp <= hi && !oom; cp++) {
+				bool known = cp < 0x110000 &&
+					     pcre2_match(code, (PCRE2_SPTR)u, put_utf8(cp, u), 0, 0, md, NULL) >= 0;
+				if (cp < 0x110000 && !known && in_run && cp == run_hi + 1) {
+					run_hi = cp;
+					continue;
+				}
+				if (in_run) { /* close the run */
+					int k = run_lo == run_hi ? snprintf(item, sizeof item, "\\x{%X}", run_lo)
+								 : snprintf(item, sizeof item, "\\x{%X}-\\x{%X}", run_lo, run_hi);
+					oom = append(&buf, &n, &cap, item, (size_t)k) != 0;
+					in_run = false;
+				}
+				if (cp < 0x110000 && !known) {
+					run_lo = run_hi = cp;
+					in_run = true;
+				}
+			}
+		}
+		if (oom) { /* without the lists the regexes still work, on PCRE2's tables */
+			free(buf);
+			buf = NULL;
+		}
+		unicode_fix.extra[g] = buf;
+		pcre2_match_data_free(md);
+		pcre2_code_free(code);
+	}
+}
+
+/* regex with each \p{X} of the tabled groups widened to Unicode 16;
+ * malloc'd, NULL when out of memory. */
+static char *widen_regex(const char *re)
+{
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	bool in_class = false;
+	pthread_once(&unicode_fix.once, unicode_fix_init);
+	if (append(&buf, &n, &cap, "", 0))
+		return NULL;
+	for (size_t i = 0; re[i];) {
+		int g = -1;
+		if (re[i] == '\\' && re[i + 1] == 'p' && re[i + 2] == '{' && re[i + 3] && re[i + 4] == '}')
+			for (int k = 0; k < UCAT_N_GROUPS; k++)
+				if (re[i + 3] == ucat_groups[k].name[0] && unicode_fix.extra[k])
+					g = k;
+		if (g >= 0) {
+			const char *x = unicode_fix.extra[g];
+			if ((!in_class && append(&buf, &n, &cap, "[", 1)) || append(&buf, &n, &cap, re + i, 5) ||
+			    append(&buf, &n, &cap, x, strlen(x)) || (!in_class && append(&buf, &n, &cap, "]", 1)))
+				goto oom;
+			i += 5;
+			continue;
+		}
+		size_t k = re[i] == '\\' && re[i + 1] ? 2 : 1;
+		if (k == 1 && re[i] == '[' && !in_class) {
+			in_class = true;
+			if (re[i + 1] == '^')
+				k++;
+			if (re[i + k] == ']') /* a ']' first in a class is a literal */
+				k++;
+		} else if (k == 1 && re[i] == ']' && in_class) {
+			in_class = false;
+		}
+		if (append(&buf, &n, &cap, re + i, k))
+			goto oom;
+		i += k;
+	}
+	return buf;
+oom:
+	free(buf);
+	return NULL;
+}
+
 int pretok_init(struct pretok *p, const char *name, const char *path, struct hearth_err *err)
 {
 	const struct pretok_def *d = find_def(name);
@@ -190,8 +334,14 @@ int pretok_init(struct pretok *p, const char *name, const char *path, struct hea
 	for (int i = 0; i < PRETOK_MAX_REGEX && d->regex[i]; i++) {
 		int ec;
 		PCRE2_SIZE eo;
-		p->code[i] = pcre2_compile((PCRE2_SPTR)d->regex[i], PCRE2_ZERO_TERMINATED,
+		char *re = widen_regex(d->regex[i]);
+		if (!re) {
+			pretok_free(p);
+			return err_set(err, HEARTH_ENOMEM, "pre-tokenizer '%s': out of memory", name);
+		}
+		p->code[i] = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
 					   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
+		free(re);
 		if (!p->code[i]) {
 			PCRE2_UCHAR msg[128];
 			pcre2_get_error_message(ec, msg, sizeof msg);

@@ -11,6 +11,7 @@
  *   3. BOS / EOS are added when add_special and the vocabulary asks for them.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,13 @@ static int build_pieces(struct tok_vocab *v)
 		unsigned int byte;
 		if (!p)
 			return HEARTH_ENOMEM;
-		switch (v->type[i]) {
+		int type = v->type[i];
+		/* Hugging Face runs user-defined tokens through the decoder as well:
+		 * U+2581 becomes a space; byte-level text maps back to bytes when
+		 * every character is of the byte alphabet (else it stays as it is) */
+		if (type == TOK_TYPE_USER_DEFINED && (v->kind == TOK_SPM || bpe_text_in_alphabet(t, n)))
+			type = TOK_TYPE_NORMAL;
+		switch (type) {
 		case TOK_TYPE_NORMAL:
 			if (v->kind == TOK_BPE) {
 				o = bpe_decode_text(t, n, p);
@@ -435,36 +442,89 @@ static int partition(const struct tok_vocab *v, const char *text, size_t len, bo
 	return frag_push(out, -1, start, len - start);
 }
 
-/* Text that NFC leaves as it is, told cheaply: every character below U+0300
- * or in CJK, kana, Hangul syllable, full-width or emoji blocks that have no
- * combining characters, compositions or decompositions. */
-static bool nfc_inert(const char *s, size_t n)
+/* NFC-inert characters (below U+30000): ones NFC keeps as they are and that
+ * never join the character before them (combining class 0, not the second of
+ * a composition). A text changes under NFC only around the others, so only
+ * those places go through utf8proc. A singleton built once per process. */
+#define NFC_MAP_END 0x30000u
+static struct {
+	pthread_once_t once;
+	uint8_t bit[NFC_MAP_END / 8];
+} nfc_inert_map = { .once = PTHREAD_ONCE_INIT };
+
+static void nfc_inert_init(void)
 {
-	static const uint32_t ok[][2] = { { 0x3000, 0x302a }, { 0x3040, 0x3099 }, { 0x309b, 0x3100 },
-					   { 0x4e00, 0xa000 }, { 0xac00, 0xd7a4 }, { 0xff01, 0xff61 },
-					   { 0x1f300, 0x1f650 } };
-	for (size_t i = 0; i < n;) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x80) {
-			i++;
+	for (uint32_t cp = 0; cp < NFC_MAP_END; cp++) {
+		const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+		bool second = p->comb_index != UINT16_MAX && (p->comb_index & 0x8000);
+		bool jamo_vt = (cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11a8 && cp <= 0x11c2); /* composed by rule */
+		bool changes = p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0 && p->comp_exclusion;
+		bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
+		if (p->combining_class == 0 && !second && !jamo_vt && !changes && !surrogate)
+			nfc_inert_map.bit[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+	}
+}
+
+bool tok_nfc_inert(uint32_t cp)
+{
+	pthread_once(&nfc_inert_map.once, nfc_inert_init);
+	return cp < NFC_MAP_END && (nfc_inert_map.bit[cp >> 3] >> (cp & 7) & 1);
+}
+
+static uint32_t decode_cp(const char *s, size_t k)
+{
+	uint32_t cp = k == 1 ? (unsigned char)s[0] : (unsigned char)s[0] & (0x7fu >> k);
+	for (size_t j = 1; j < k; j++)
+		cp = (cp << 6) | ((unsigned char)s[j] & 0x3fu);
+	return cp;
+}
+
+/* NFC of valid UTF-8 text into *out (malloc'd), or *out = NULL when the text
+ * is already NFC by the quick rule above. */
+static int nfc_text(const char *text, size_t len, char **out, size_t *out_len)
+{
+	char *o = NULL;
+	size_t n = 0, copied = 0, prev = 0;
+	*out = NULL;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_seq_len((unsigned char)text[i]);
+		if (tok_nfc_inert(decode_cp(text + i, k))) {
+			prev = i;
+			i += k;
 			continue;
 		}
-		size_t k = hearth_utf8_valid(s + i, n - i);
-		if (k == 0)
-			return false;
-		uint32_t cp = c & (0x7fu >> k);
-		for (size_t j = 1; j < k; j++)
-			cp = (cp << 6) | ((unsigned char)s[i + j] & 0x3fu);
-		i += k;
-		if (cp < 0x300)
-			continue;
-		size_t r = 0;
-		while (r < sizeof ok / sizeof ok[0] && !(cp >= ok[r][0] && cp < ok[r][1]))
-			r++;
-		if (r == sizeof ok / sizeof ok[0])
-			return false;
+		/* the region: the character before (a starter it may join) up to the next inert one */
+		size_t a = i > copied ? prev : i, b = i + k;
+		while (b < len) {
+			size_t kb = utf8_seq_len((unsigned char)text[b]);
+			if (tok_nfc_inert(decode_cp(text + b, kb)))
+				break;
+			b += kb;
+		}
+		utf8proc_uint8_t *norm = NULL;
+		utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)text + a, (utf8proc_ssize_t)(b - a), &norm,
+						  UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+		if (!o)
+			o = malloc(4 * len + 4); /* NFC grows a text at most threefold */
+		if (m < 0 || !o || (size_t)m > 3 * (b - a)) {
+			free(norm);
+			free(o);
+			return HEARTH_ENOMEM;
+		}
+		memcpy(o + n, text + copied, a - copied);
+		n += a - copied;
+		memcpy(o + n, norm, (size_t)m);
+		n += (size_t)m;
+		free(norm);
+		copied = prev = i = b;
 	}
-	return true;
+	if (o) {
+		memcpy(o + n, text + copied, len - copied);
+		n += len - copied;
+		*out = o;
+		*out_len = n;
+	}
+	return 0;
 }
 
 /* Hugging Face normalizes Qwen's input to NFC (composed characters) before
@@ -472,16 +532,14 @@ static bool nfc_inert(const char *s, size_t n)
 static int bpe_encode_nfc(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len,
 			  struct tok_ids *out)
 {
-	if (nfc_inert(text, len))
+	char *norm;
+	size_t n;
+	int rc = nfc_text(text, len, &norm, &n);
+	if (rc)
+		return rc;
+	if (!norm)
 		return bpe_encode(v, w, text, len, out);
-	utf8proc_uint8_t *norm = NULL;
-	utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &norm,
-					  UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-	if (n < 0) { /* only valid UTF-8 reaches here */
-		free(norm);
-		return HEARTH_ENOMEM;
-	}
-	int rc = bpe_encode(v, w, (const char *)norm, (size_t)n, out);
+	rc = bpe_encode(v, w, norm, n, out);
 	free(norm);
 	return rc;
 }

@@ -33,10 +33,13 @@ enum tok_type {
 };
 
 /* (left id, right id) -> merged id and priority (see merge.c). */
+struct tok_pair {
+	uint64_t key; /* left id << 32 | right id */
+	float prio;
+	int32_t id;   /* the merged token; -1: empty slot */
+};
 struct tok_pairs {
-	uint64_t *key;
-	float *prio;
-	int32_t *id; /* -1: empty slot */
+	struct tok_pair *slot;
 	size_t cap, n;
 };
 
@@ -87,6 +90,9 @@ static inline size_t utf8_seq_len(unsigned char c)
 	return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
 }
 
+/* Does NFC keep code point cp as it is, whatever comes before it? */
+bool tok_nfc_inert(uint32_t cp);
+
 /* The merge loop (merge.c). A symbol is a token id (-1: a character the
  * vocabulary lacks; -2: merged away) over bytes [off, off+len) of the word. */
 struct merge_sym {
@@ -120,5 +126,7 @@ int bpe_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, 
 int bpe_byte_to_utf8(uint8_t b, char out[4]);
 /* Decodes a byte-level token text into raw bytes (out has room for len bytes). */
 size_t bpe_decode_text(const char *text, size_t len, char *out);
+/* Is every character of text one of the byte alphabet's? */
+bool bpe_text_in_alphabet(const char *text, size_t len);
 
 #endif /* HEARTH_TOK_H */
