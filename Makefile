@@ -4,6 +4,8 @@
 #   make test       build and run the tests, then again under ASan+UBSan;
 #                   also builds everything with clang -Werror when clang is there
 #   make deps       install the Debian packages the build needs (apt-get; run by run and test)
+#   make conformance  differential fuzzing of the tokenizers against Hugging Face's
+#                   (100 000 random strings per vocabulary; npm registry; not in CI)
 
 CC       ?= cc
 OPT      ?= -O2
@@ -29,7 +31,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev
 
-.PHONY: all run test test-plain test-san test-clang test-e2e deps bench clean
+.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean
 all: $(B)/hearth
 
 $(B)/%.o: %.c
@@ -74,11 +76,12 @@ test: deps
 	@$(MAKE) --no-print-directory test-san
 	@$(MAKE) --no-print-directory test-clang
 
-test-plain:
+test-plain: tests/conformance/node_modules/.package-lock.json
 	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
 	HEARTH_BIN=build/hearth ./build/test-runner
 	HEARTH_CPU=avx2 ./build/test-runner kern_isa    # the AVX2 kernels that AVX-512 ones replace here
 	@$(MAKE) --no-print-directory test-e2e E2E_BIN=build/hearth
+	@$(MAKE) --no-print-directory test-conformance FUZZ_N=3000
 
 test-san:
 	@$(MAKE) --no-print-directory B=build-san OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" build-san/hearth build-san/test-runner
@@ -92,6 +95,18 @@ test-e2e: tests/e2e/node_modules/.package-lock.json
 
 tests/e2e/node_modules/.package-lock.json: tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+# the tokenizers against Hugging Face's own (npm "tokenizers", the Rust library)
+FUZZ_N ?= 100000
+test-conformance: tests/conformance/node_modules/.package-lock.json
+	cd tests/conformance && HEARTH_BIN=build/hearth node fuzz.mjs --n $(FUZZ_N)
+
+conformance:
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory test-conformance
+
+tests/conformance/node_modules/.package-lock.json: tests/conformance/package.json tests/conformance/package-lock.json
+	cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error
 
 # benchmarks: tools here, scripts and results in bench/ (run on purpose, never in CI)
 bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench

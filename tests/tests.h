@@ -14,6 +14,9 @@
 	X(test_tok_hf_golden)        \
 	X(test_tok_roundtrip)        \
 	X(test_tok_stream_utf8)      \
+	X(test_tok_nfc_lossy)        \
+	X(test_convert_hf)           \
+	X(test_convert_errors)       \
 	X(test_sampler)              \
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \

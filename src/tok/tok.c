@@ -458,7 +458,15 @@ static void nfc_inert_init(void)
 		const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
 		bool second = p->comb_index != UINT16_MAX && (p->comb_index & 0x8000);
 		bool jamo_vt = (cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11a8 && cp <= 0x11c2); /* composed by rule */
-		bool changes = p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0 && p->comp_exclusion;
+		bool changes = false;
+		if (p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0 && !(cp >= 0xd800 && cp <= 0xdfff)) {
+			/* canonical decompositions: most recompose, singletons and exclusions do not */
+			utf8proc_uint8_t u[4], *norm = NULL;
+			utf8proc_ssize_t k = utf8proc_encode_char((utf8proc_int32_t)cp, u);
+			utf8proc_ssize_t m = utf8proc_map(u, k, &norm, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+			changes = m != k || memcmp(norm, u, (size_t)k) != 0;
+			free(norm);
+		}
 		bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
 		if (p->combining_class == 0 && !second && !jamo_vt && !changes && !surrogate)
 			nfc_inert_map.bit[cp >> 3] |= (uint8_t)(1u << (cp & 7));
