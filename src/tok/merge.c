@@ -50,7 +50,29 @@ static int pairs_alloc(struct tok_pairs *p, size_t n)
 	return 0;
 }
 
+static int fill_dense(struct tok_pairs *p)
+{
+	if (!(p->dense = malloc(256 * 256 * sizeof *p->dense)))
+		return HEARTH_ENOMEM;
+	for (size_t i = 0; i < 256 * 256; i++)
+		p->dense[i].id = -1;
+	for (size_t i = 0; i < p->cap; i++) {
+		uint64_t l = p->slot[i].key >> 32, r = p->slot[i].key & 0xffffffffu;
+		if (p->slot[i].id >= 0 && l < 256 && r < 256)
+			p->dense[l * 256 + r] = p->slot[i];
+	}
+	return 0;
+}
+
+static int build(struct tok_pairs *p, const struct tok_vocab *v, const struct gguf_str *merges, size_t n_merges);
+
 int tok_pairs_build(struct tok_pairs *p, const struct tok_vocab *v, const struct gguf_str *merges, size_t n_merges)
+{
+	int rc = build(p, v, merges, n_merges);
+	return rc ? rc : fill_dense(p);
+}
+
+static int build(struct tok_pairs *p, const struct tok_vocab *v, const struct gguf_str *merges, size_t n_merges)
 {
 	memset(p, 0, sizeof *p);
 	if (merges) {
@@ -110,6 +132,7 @@ int tok_pairs_build(struct tok_pairs *p, const struct tok_vocab *v, const struct
 void tok_pairs_free(struct tok_pairs *p)
 {
 	free(p->slot);
+	free(p->dense);
 	memset(p, 0, sizeof *p);
 }
 
@@ -117,6 +140,12 @@ static bool pairs_get(const struct tok_pairs *p, int32_t l, int32_t r, int32_t *
 {
 	if (!p->n || l < 0 || r < 0)
 		return false;
+	if (l < 256 && r < 256) {
+		const struct tok_pair *d = &p->dense[l * 256 + r];
+		*out = d->id;
+		*prio = d->prio;
+		return d->id >= 0;
+	}
 	uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
 	for (size_t i = slot_of(key, p->cap); p->slot[i].id >= 0; i = (i + 1) & (p->cap - 1))
 		if (p->slot[i].key == key) {

@@ -41,6 +41,9 @@ struct tok_pair {
 struct tok_pairs {
 	struct tok_pair *slot;
 	size_t cap, n;
+	/* pairs of ids below 256 (the byte-level alphabet's, in every known
+	 * byte-level vocabulary) in a dense table: a word's first merges */
+	struct tok_pair *dense; /* [256 * 256], key unused */
 };
 
 struct tok_vocab {
