@@ -58,6 +58,11 @@ extern int t_failures; /* checks failed in the current test */
 const char *fixture(const char *rel);
 /* A fresh path under the test's temporary folder. */
 const char *tmp_path(const char *name);
+/* Do ids equal the JSON array want? When not, counts it in *n_bad and, for
+ * the first three, prints what, the text, and both id lists to stderr. */
+struct json_t;
+bool t_ids_match_json(const char *what, const char *text, const int32_t *ids, int32_t n, const struct json_t *want,
+		      int *n_bad);
 /* True when running under the sanitizers (slow): long tests cut their work. */
 bool t_sanitized(void);
 

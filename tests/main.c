@@ -1,6 +1,7 @@
 /* main.c - the test runner: runs every registered test, each in order, and
  * prints "N passed, N failed". A name on the command line runs only tests
  * whose name contains it. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -39,6 +40,24 @@ const char *tmp_path(const char *name)
 	k ^= 1;
 	snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, name);
 	return buf[k];
+}
+
+bool t_ids_match_json(const char *what, const char *text, const int32_t *ids, int32_t n, const json_t *want,
+		      int *n_bad)
+{
+	bool same = (size_t)n == json_array_size(want);
+	for (int32_t i = 0; same && i < n; i++)
+		same = ids[i] == json_integer_value(json_array_get(want, (size_t)i));
+	if (!same && (*n_bad)++ < 3) {
+		fprintf(stderr, "  %s: '%s'\n    want", what, text);
+		for (size_t i = 0; i < json_array_size(want); i++)
+			fprintf(stderr, " %lld", (long long)json_integer_value(json_array_get(want, i)));
+		fprintf(stderr, "\n    got ");
+		for (int32_t i = 0; i < n; i++)
+			fprintf(stderr, " %d", ids[i]);
+		fputc('\n', stderr);
+	}
+	return same;
 }
 
 bool t_sanitized(void) { return getenv("HEARTH_SAN") != NULL; }

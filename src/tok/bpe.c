@@ -51,42 +51,33 @@ int bpe_byte_to_utf8(uint8_t b, char out[4])
 	return 2;
 }
 
+/* The byte the character at text stands for, or -1; its length in *k. */
+static int alphabet_byte(const char *text, size_t len, size_t *k)
+{
+	uint32_t cp = utf8_cp(text, len, k);
+	return *k <= 2 ? cp_byte(cp) : -1;
+}
+
 bool bpe_text_in_alphabet(const char *text, size_t len)
 {
-	for (size_t i = 0; i < len;) {
-		unsigned char c = (unsigned char)text[i];
-		size_t k = utf8_seq_len(c);
-		if (k > 2 || k > len - i)
+	size_t k;
+	for (size_t i = 0; i < len; i += k)
+		if (alphabet_byte(text + i, len - i, &k) < 0)
 			return false;
-		uint32_t cp = k == 1 ? c : ((uint32_t)(c & 0x1f) << 6) | ((unsigned char)text[i + 1] & 0x3f);
-		if (cp_byte(cp) < 0)
-			return false;
-		i += k;
-	}
 	return true;
 }
 
 size_t bpe_decode_text(const char *text, size_t len, char *out)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < len;) {
-		unsigned char c = (unsigned char)text[i];
-		size_t k = utf8_seq_len(c);
-		if (k > len - i)
-			k = len - i;
-		uint32_t cp = 0;
-		if (k == 1)
-			cp = c;
-		else if (k == 2)
-			cp = ((uint32_t)(c & 0x1f) << 6) | ((unsigned char)text[i + 1] & 0x3f);
-		int b = k <= 2 ? cp_byte(cp) : -1;
+	size_t o = 0, k;
+	for (size_t i = 0; i < len; i += k) {
+		int b = alphabet_byte(text + i, len - i, &k);
 		if (b >= 0) {
 			out[o++] = (char)b;
 		} else { /* not of the byte alphabet: keep as is */
 			memcpy(out + o, text + i, k);
 			o += k;
 		}
-		i += k;
 	}
 	return o;
 }

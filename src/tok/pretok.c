@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "../base/err.h"
+#include "../base/utf8.h"
 #include "pretok.h"
 #include "unicode-cat.h"
 
@@ -114,13 +115,10 @@ static bool canon_regex(const char *s, char *out, size_t cap)
 		if (s[0] == '\\' && s[1] == 'x' && s[2] == '{' && (cp = strtoul(s + 3, &end, 16), *end == '}')) {
 			s = end + 1;
 		} else if (u[0] >= 0x80) {
-			size_t k = u[0] < 0xe0 ? 2 : u[0] < 0xf0 ? 3 : 4;
-			cp = u[0] & (0x3f >> (k - 1));
-			for (size_t i = 1; i < k; i++) {
-				if ((u[i] & 0xc0) != 0x80)
-					return false;
-				cp = (cp << 6) | (u[i] & 0x3f);
-			}
+			size_t k = hearth_utf8_valid(s, 4); /* stops at the NUL */
+			if (!k)
+				return false;
+			cp = utf8_cp(s, k, &k);
 			s += k;
 		} else {
 			if (s[0] == '\\' && s[1]) { /* keep escape pairs together */
@@ -387,12 +385,6 @@ static int spanv_push(struct spanv *s, size_t off, size_t len)
 	return 0;
 }
 
-/* Length of the UTF-8 sequence starting with byte c (1 for invalid bytes). */
-static size_t utf8_len(unsigned char c)
-{
-	return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-}
-
 static int split_one(void *code, pcre2_match_data *md, const char *text, size_t off, size_t len, struct spanv *out)
 {
 	size_t pos = 0, last = 0;
@@ -403,7 +395,7 @@ static int split_one(void *code, pcre2_match_data *md, const char *text, size_t 
 		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
 		size_t ms = ov[0], me = ov[1];
 		if (me == ms) { /* empty match: step one character */
-			size_t step = utf8_len((unsigned char)text[off + ms]);
+			size_t step = utf8_seq_len((unsigned char)text[off + ms]);
 			pos = ms + (step < len - ms ? step : len - ms);
 			if (ms >= len)
 				break;

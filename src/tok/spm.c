@@ -54,13 +54,8 @@ static bool cut_before(const struct tok_vocab *v, const char *text, size_t at, s
 	static const char sp[] = "\xe2\x96\x81";
 	if (memcmp(text + at, sp, 3) != 0 || (at - prev_at == 3 && memcmp(text + prev_at, sp, 3) == 0))
 		return false;
-	uint32_t cp = (unsigned char)text[prev_at];
-	size_t k = utf8_seq_len((unsigned char)text[prev_at]);
-	if (k > 1) {
-		cp &= 0x7fu >> k;
-		for (size_t j = 1; j < k && prev_at + j < at; j++)
-			cp = (cp << 6) | ((unsigned char)text[prev_at + j] & 0x3fu);
-	}
+	size_t k;
+	uint32_t cp = utf8_cp(text + prev_at, at - prev_at, &k);
 	for (int g = 0; g < v->n_glue; g++)
 		if (v->glue[g] == cp)
 			return false;

@@ -133,18 +133,6 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static uint32_t cp_at(const char *s, size_t n, size_t *k)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	*k = utf8_seq_len(u[0]);
-	if (*k > n)
-		*k = n;
-	uint32_t cp = *k == 1 ? u[0] : u[0] & (0x7fu >> *k);
-	for (size_t j = 1; j < *k; j++)
-		cp = (cp << 6) | (u[j] & 0x3fu);
-	return cp;
-}
-
 /* The characters that some token holds right before an inner U+2581. */
 static void spm_find_glue(struct tok_vocab *v)
 {
@@ -154,7 +142,7 @@ static void spm_find_glue(struct tok_vocab *v)
 		size_t n = v->text_len[t], k;
 		uint32_t prev = 0x2581;
 		for (size_t i = 0; i < n; i += k) {
-			uint32_t cp = cp_at(s + i, n - i, &k);
+			uint32_t cp = utf8_cp(s + i, n - i, &k);
 			if (cp == 0x2581 && prev != 0x2581) {
 				int g = 0;
 				while (g < v->n_glue && v->glue[g] != prev)
@@ -479,14 +467,6 @@ bool tok_nfc_inert(uint32_t cp)
 	return cp < NFC_MAP_END && (nfc_inert_map.bit[cp >> 3] >> (cp & 7) & 1);
 }
 
-static uint32_t decode_cp(const char *s, size_t k)
-{
-	uint32_t cp = k == 1 ? (unsigned char)s[0] : (unsigned char)s[0] & (0x7fu >> k);
-	for (size_t j = 1; j < k; j++)
-		cp = (cp << 6) | ((unsigned char)s[j] & 0x3fu);
-	return cp;
-}
-
 /* NFC of valid UTF-8 text into *out (malloc'd), or *out = NULL when the text
  * is already NFC by the quick rule above. */
 static int nfc_text(const char *text, size_t len, char **out, size_t *out_len)
@@ -495,8 +475,8 @@ static int nfc_text(const char *text, size_t len, char **out, size_t *out_len)
 	size_t n = 0, copied = 0, prev = 0;
 	*out = NULL;
 	for (size_t i = 0; i < len;) {
-		size_t k = utf8_seq_len((unsigned char)text[i]);
-		if (tok_nfc_inert(decode_cp(text + i, k))) {
+		size_t k;
+		if (tok_nfc_inert(utf8_cp(text + i, len - i, &k))) {
 			prev = i;
 			i += k;
 			continue;
@@ -504,8 +484,8 @@ static int nfc_text(const char *text, size_t len, char **out, size_t *out_len)
 		/* the region: the character before (a starter it may join) up to the next inert one */
 		size_t a = i > copied ? prev : i, b = i + k;
 		while (b < len) {
-			size_t kb = utf8_seq_len((unsigned char)text[b]);
-			if (tok_nfc_inert(decode_cp(text + b, kb)))
+			size_t kb;
+			if (tok_nfc_inert(utf8_cp(text + b, len - b, &kb)))
 				break;
 			b += kb;
 		}

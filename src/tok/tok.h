@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../base/strmap.h"
+#include "../base/utf8.h"
 #include "../gguf/gguf.h"
 #include "pretok.h"
 
@@ -87,11 +88,6 @@ int tok_ids_push(struct tok_ids *ids, int32_t id);
 /* Encodes text (see hearth_tokenize). */
 int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
 	       struct tok_ids *out, struct hearth_err *err);
-
-static inline size_t utf8_seq_len(unsigned char c)
-{
-	return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-}
 
 /* Does NFC keep code point cp as it is, whatever comes before it? */
 bool tok_nfc_inert(uint32_t cp);

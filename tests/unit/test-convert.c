@@ -31,27 +31,6 @@ static int32_t *tokenize(struct hearth_model *m, const char *text, size_t len, b
 	return ids;
 }
 
-static bool same_ids(const int32_t *ids, int32_t n, const json_t *want)
-{
-	if ((size_t)n != json_array_size(want))
-		return false;
-	for (int32_t i = 0; i < n; i++)
-		if (ids[i] != json_integer_value(json_array_get(want, (size_t)i)))
-			return false;
-	return true;
-}
-
-static void report(const char *what, const char *text, const int32_t *ids, int32_t n, const json_t *want)
-{
-	fprintf(stderr, "  %s: '%s'\n    want", what, text);
-	for (size_t i = 0; i < json_array_size(want); i++)
-		fprintf(stderr, " %lld", (long long)json_integer_value(json_array_get(want, i)));
-	fprintf(stderr, "\n    got ");
-	for (int32_t i = 0; i < n; i++)
-		fprintf(stderr, " %d", ids[i]);
-	fputc('\n', stderr);
-}
-
 static void expect_pre(const char *path, const char *model, const char *pre)
 {
 	struct hearth_gguf *g = NULL;
@@ -168,8 +147,7 @@ void test_convert_hf(void)
 			const char *text = json_string_value(json_object_get(c, "text"));
 			size_t len = json_string_length(json_object_get(c, "text"));
 			int32_t k, *ids = tokenize(m, text, len, false, &k);
-			if (!same_ids(ids, k, json_object_get(c, "ids")) && n_bad++ < 3)
-				report(sets[s].key, text, ids, k, json_object_get(c, "ids"));
+			t_ids_match_json(sets[s].key, text, ids, k, json_object_get(c, "ids"), &n_bad);
 			/* decoding them (special-token text kept) gives Hugging Face's decoded text */
 			char *back = NULL;
 			size_t back_len = 0;
@@ -182,8 +160,8 @@ void test_convert_hf(void)
 			free(back);
 			free(ids);
 			ids = tokenize(m, text, len, true, &k);
-			if (sets[s].with_special && !same_ids(ids, k, json_object_get(c, "ids_with_special")) && n_bad++ < 3)
-				report(sets[s].key, text, ids, k, json_object_get(c, "ids_with_special"));
+			if (sets[s].with_special)
+				t_ids_match_json(sets[s].key, text, ids, k, json_object_get(c, "ids_with_special"), &n_bad);
 			free(ids);
 			n++;
 		}
@@ -192,8 +170,7 @@ void test_convert_hf(void)
 		for (i = 0; fi && i < json_array_size(fc); i++, n_f++) {
 			json_t *t = json_array_get(fc, i);
 			int32_t k, *ids = tokenize(m, json_string_value(t), json_string_length(t), false, &k);
-			if (!same_ids(ids, k, json_array_get(fi, i)) && n_fbad++ < 3)
-				report(sets[s].key, json_string_value(t), ids, k, json_array_get(fi, i));
+			t_ids_match_json(sets[s].key, json_string_value(t), ids, k, json_array_get(fi, i), &n_fbad);
 			free(ids);
 		}
 		printf("     %-12s %-8s pre %-12s golden %d/%d, decoded %d/%d, fuzz %d/%d\n", sets[s].key, sets[s].model,

@@ -121,18 +121,7 @@ static void check_ids(const char *what, struct hearth_model *m, const char *text
 	struct hearth_err err = { 0 };
 	int32_t *ids = NULL, n = 0;
 	T_OK(hearth_tokenize(m, text, len, add_special, true, &ids, &n, &err), err);
-	bool same = (size_t)n == json_array_size(want);
-	for (int32_t i = 0; same && i < n; i++)
-		same = ids[i] == json_integer_value(json_array_get(want, (size_t)i));
-	if (!same && (*n_bad)++ < 3) {
-		fprintf(stderr, "  %s: '%.*s'\n    want", what, (int)len, text);
-		for (size_t i = 0; i < json_array_size(want); i++)
-			fprintf(stderr, " %lld", (long long)json_integer_value(json_array_get(want, i)));
-		fprintf(stderr, "\n    got ");
-		for (int32_t i = 0; i < n; i++)
-			fprintf(stderr, " %d", ids[i]);
-		fputc('\n', stderr);
-	}
+	t_ids_match_json(what, text, ids, n, want, n_bad);
 	free(ids);
 }
 
