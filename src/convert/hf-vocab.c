@@ -26,7 +26,7 @@
 #include "../tok/pretok.h"
 #include "../tok/tok.h"
 
-#define MAX_TOKENS (1 << 24)
+#define MAX_TOKENS (1 << 22) /* 16x the largest real vocabulary (Gemma 3: 262k) */
 
 struct conv {
 	char path[4096]; /* dir/tokenizer.json, for messages */

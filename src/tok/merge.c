@@ -12,12 +12,17 @@
  *   - else (SentencePiece GGUFs) from the scores: every split of a token's
  *     text into two tokens is a pair with the token's score as its priority,
  *     which is SentencePiece's rule of merging into the best-scoring token.
+ *     Tokens over SPLIT_MAX bytes are left out of it: real vocabularies have
+ *     none (pieces are a few characters), and splitting one costs its length
+ *     squared, which a crafted file must not turn into a hang at load.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "hearth.h"
 #include "tok.h"
+
+#define SPLIT_MAX 256
 
 static size_t slot_of(uint64_t key, size_t cap)
 {
@@ -113,7 +118,7 @@ static int build(struct tok_pairs *p, const struct tok_vocab *v, const struct gg
 		for (int32_t t = 0; t < v->n_vocab; t++) {
 			const char *s = v->text[t];
 			size_t len = v->text_len[t];
-			if (len < 2 || strmap_get(&v->by_text, s, len) != t) /* a text listed twice: its last id */
+			if (len < 2 || len > SPLIT_MAX || strmap_get(&v->by_text, s, len) != t) /* twice: its last id */
 				continue;
 			for (size_t k = utf8_seq_len((unsigned char)s[0]); k < len; k += utf8_seq_len((unsigned char)s[k])) {
 				int32_t l = strmap_get(&v->by_text, s, k), r = strmap_get(&v->by_text, s + k, len - k);
