@@ -18,6 +18,8 @@ B        ?= build
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c server/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c tests/unit/*.c tests/golden/*.c))
+# kernels: -O3 so that the plain-C loops (attn-tile.h) are vectorized
+$(B)/src/kern/%.o: CFLAGS += -O3
 # each instruction set is its own translation unit with its own flags (x86-64 only)
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
 CPPFLAGS += -DHEARTH_HAVE_AVX2 -DHEARTH_HAVE_AVX512VNNI
@@ -79,7 +81,7 @@ test: deps
 test-plain: tests/conformance/node_modules/.package-lock.json
 	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
 	HEARTH_BIN=build/hearth ./build/test-runner
-	HEARTH_CPU=avx2 ./build/test-runner kern_isa    # the AVX2 kernels that AVX-512 ones replace here
+	HEARTH_CPU=avx2 ./build/test-runner test_kern_    # the AVX2 kernels that AVX-512 ones replace here
 	@$(MAKE) --no-print-directory test-e2e E2E_BIN=build/hearth
 	@$(MAKE) --no-print-directory test-conformance FUZZ_N=3000
 

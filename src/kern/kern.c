@@ -9,6 +9,7 @@
 
 #include "../base/cpu.h"
 #include "../tensor/quant-ref.h"
+#include "attn-tile.h"
 #include "kern.h"
 
 static void f32_to_float(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof *y); }
@@ -233,9 +234,20 @@ const struct qtype_ops *kern_ops_ref(int type)
 
 /* The kernel table in use: a singleton filled once from the reference and,
  * where the CPU has them, faster kernels. */
+static void attn_tile_ref(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V,
+			  float *mx, float *l, float *O)
+{
+	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
+}
+
+static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref };
+
+const struct kern_fns *kern_fns_ref(void) { return &fns_ref; }
+
 static struct {
 	pthread_once_t once;
 	struct qtype_ops ops[HEARTH_TYPE_COUNT];
+	struct kern_fns fns;
 	const char *isa;
 } kern_table = { .once = PTHREAD_ONCE_INIT };
 
@@ -243,6 +255,7 @@ static void kern_select(void)
 {
 	const char *force = getenv("HEARTH_CPU");
 	memcpy(kern_table.ops, ops_ref, sizeof ops_ref);
+	kern_table.fns = fns_ref;
 	kern_table.isa = "scalar";
 	if (force && !strcmp(force, "scalar"))
 		return;
@@ -251,14 +264,14 @@ static void kern_select(void)
 	(void)caps;
 #ifdef HEARTH_HAVE_AVX2
 	if (caps.avx2 && caps.fma && caps.f16c) {
-		kern_register_avx2(kern_table.ops);
+		kern_register_avx2(kern_table.ops, &kern_table.fns);
 		kern_table.isa = "avx2";
 	}
 #endif /* HEARTH_HAVE_AVX2 */
 #ifdef HEARTH_HAVE_AVX512VNNI
 	if (!(force && !strcmp(force, "avx2")) && !strcmp(kern_table.isa, "avx2") && caps.avx512f && caps.avx512bw &&
 	    caps.avx512vl && caps.avx512vnni) {
-		kern_register_avx512vnni(kern_table.ops);
+		kern_register_avx512vnni(kern_table.ops, &kern_table.fns);
 		kern_table.isa = "avx512vnni";
 	}
 #endif /* HEARTH_HAVE_AVX512VNNI */
@@ -276,4 +289,10 @@ const char *kern_isa(void)
 {
 	pthread_once(&kern_table.once, kern_select);
 	return kern_table.isa;
+}
+
+const struct kern_fns *kern_fns(void)
+{
+	pthread_once(&kern_table.once, kern_select);
+	return &kern_table.fns;
 }

@@ -50,6 +50,20 @@ struct qtype_ops {
 	kern_gemm_packed_fn gemm_packed;
 };
 
+/* Streaming attention over one tile of ATTN_TILE key positions (see
+ * attn-tile.h): Q [M][dk] scaled query rows, n[m] the tile positions row m
+ * sees (0..ATTN_TILE), Kt [dk][ATTN_TILE] the keys transposed (unseen
+ * positions zero), V [ATTN_TILE][dv]; updates each row's running max mx,
+ * sum l and unnormalized output O [M][dv]. */
+#define ATTN_TILE 64
+typedef void (*kern_attn_tile_fn)(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt,
+				  const float *V, float *mx, float *l, float *O);
+
+/* Kernels that are not per tensor type. */
+struct kern_fns {
+	kern_attn_tile_fn attn_tile;
+};
+
 /* The ops of type, or NULL when hearth cannot compute with it. The first
  * call picks the kernels for this CPU (see kern_isa). */
 const struct qtype_ops *kern_ops(int type);
@@ -58,12 +72,15 @@ const struct qtype_ops *kern_ops_ref(int type);
 /* "scalar", "avx2" or "avx512vnni": the instruction set kern_ops() uses.
  * HEARTH_CPU=scalar|avx2 in the environment caps it. */
 const char *kern_isa(void);
+/* The type-independent kernels for this CPU, and the scalar reference ones. */
+const struct kern_fns *kern_fns(void);
+const struct kern_fns *kern_fns_ref(void);
 
 #ifdef HEARTH_HAVE_AVX2
-void kern_register_avx2(struct qtype_ops *ops);
+void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns);
 #endif /* HEARTH_HAVE_AVX2 */
 #ifdef HEARTH_HAVE_AVX512VNNI
-void kern_register_avx512vnni(struct qtype_ops *ops);
+void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns);
 #endif /* HEARTH_HAVE_AVX512VNNI */
 
 #endif /* HEARTH_KERN_H */

@@ -11,6 +11,7 @@
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,18 @@
 #include "blocks.h"
 #include "forward.h"
 
+/* An attention job: a run of one sequence's consecutive positions in the batch. */
+struct attn_job {
+	int i0, n_tok; /* batch entries i0 .. i0 + n_tok - 1 */
+};
+
+/* A thread's attention buffers: a job's rows and a tile of the cache. */
+struct attn_scratch {
+	float *q, *o, *mx, *l; /* [rows][dk], [rows][dv], [rows], [rows] */
+	int32_t *n;            /* [rows] */
+	float *kt, *v, *krow;  /* [dk][ATTN_TILE], [ATTN_TILE][dv], [dk] */
+};
+
 struct fwd {
 	const struct hearth_model *m;
 	struct kv_cache *kv;
@@ -29,9 +42,9 @@ struct fwd {
 	/* scratch for n_batch tokens */
 	float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
 	void *xq;      /* activations converted to a weight's dot type */
-	float *scores; /* per thread: one row of attention scores, longest sequence */
-	char *qconv;   /* per thread: one query head in the cache's type */
-	size_t scores_len;
+	struct attn_job *attn_jobs; /* [n_batch] */
+	int n_attn_jobs, attn_tok;  /* jobs of this batch; most tokens per job */
+	struct attn_scratch *attn_scratch; /* per thread */
 	const struct fwd_batch *b; /* the batch being run */
 };
 
@@ -66,10 +79,26 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->hb2 = malloc(B * F * sizeof(float));
 	/* widest activation row in the widest dot type (f32) */
 	f->xq = malloc(B * max_sz(max_sz(E, F), OV) * sizeof(float) + 64);
-	f->scores_len = (size_t)kv->n_blocks * (size_t)kv->block_size;
-	f->scores = malloc((size_t)pool_size(f->pool) * f->scores_len * sizeof(float));
-	f->qconv = malloc((size_t)pool_size(f->pool) * (size_t)h->head_dim_k * sizeof(float));
-	if (!f->qconv || !f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq || !f->scores) {
+	/* a job holds up to 64 query rows (at least one token's group of heads) */
+	const int G = h->n_head / h->n_head_kv;
+	f->attn_tok = G >= 64 ? 1 : 64 / G;
+	const size_t rows = (size_t)f->attn_tok * (size_t)G, dk = (size_t)h->head_dim_k, dv = (size_t)h->head_dim_v;
+	f->attn_jobs = malloc(B * sizeof *f->attn_jobs);
+	f->attn_scratch = calloc((size_t)pool_size(f->pool), sizeof *f->attn_scratch);
+	bool scratch_ok = f->attn_scratch != NULL;
+	for (int i = 0; scratch_ok && i < pool_size(f->pool); i++) {
+		struct attn_scratch *w = &f->attn_scratch[i];
+		w->q = malloc(rows * dk * sizeof(float));
+		w->o = malloc(rows * dv * sizeof(float));
+		w->mx = malloc(rows * sizeof(float));
+		w->l = malloc(rows * sizeof(float));
+		w->n = malloc(rows * sizeof(int32_t));
+		w->kt = malloc(dk * ATTN_TILE * sizeof(float));
+		w->v = malloc(ATTN_TILE * dv * sizeof(float));
+		w->krow = malloc(dk * sizeof(float));
+		scratch_ok = w->q && w->o && w->mx && w->l && w->n && w->kt && w->v && w->krow;
+	}
+	if (!scratch_ok || !f->attn_jobs || !f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq) {
 		fwd_free(f);
 		return err_set(err, HEARTH_ENOMEM, "forward: out of memory for a batch of %d tokens", n_batch);
 	}
@@ -81,7 +110,6 @@ void fwd_free(struct fwd *f)
 {
 	if (!f)
 		return;
-	pool_free(f->pool);
 	free(f->x);
 	free(f->xb);
 	free(f->q);
@@ -91,8 +119,20 @@ void fwd_free(struct fwd *f)
 	free(f->hb);
 	free(f->hb2);
 	free(f->xq);
-	free(f->scores);
-	free(f->qconv);
+	free(f->attn_jobs);
+	for (int i = 0; f->attn_scratch && i < pool_size(f->pool); i++) {
+		struct attn_scratch *w = &f->attn_scratch[i];
+		free(w->q);
+		free(w->o);
+		free(w->mx);
+		free(w->l);
+		free(w->n);
+		free(w->kt);
+		free(w->v);
+		free(w->krow);
+	}
+	free(f->attn_scratch);
+	pool_free(f->pool);
 	free(f);
 }
 
@@ -170,14 +210,18 @@ static void add_bias(float *y, const struct tensor *b, int n_tok, int64_t n)
 
 /* ---- attention -------------------------------------------------------------- */
 
+/* Queries are taken in jobs: a run of consecutive positions of one sequence
+ * (a chunk of a prompt, or one decoding token) times one KV head, whose
+ * group of query heads shares the keys. A job walks its sequence's cache in
+ * tiles of ATTN_TILE positions (fixed by absolute position, so a query's
+ * arithmetic does not depend on what else is in the batch), converts each
+ * tile's K (transposed) and V to float once for all its rows, and updates
+ * every row's online softmax. No buffer grows with the context. */
 struct attn_task {
 	struct fwd *f;
 	int il;
 };
 
-/* Each (token, head) pair: softmax(q k^T / sqrt(d)) over its sequence's
- * positions 0..pos, times V. q is converted to the cache's type once, and
- * the cache type's kernels take the dot products and the weighted sums. */
 static void attn_run(void *arg, int ith, int nth)
 {
 	const struct attn_task *t = arg;
@@ -186,31 +230,63 @@ static void attn_run(void *arg, int ith, int nth)
 	const struct kv_cache *kv = f->kv;
 	const struct hparams *h = &f->m->hp;
 	const struct qtype_ops *ops = kern_ops(kv->type);
-	const int dk = h->head_dim_k, dv = h->head_dim_v, group = h->n_head / h->n_head_kv;
+	const kern_attn_tile_fn tile = kern_fns()->attn_tile;
+	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
 	const float scale = 1.0f / sqrtf((float)dk);
-	float *sc = f->scores + (size_t)ith * f->scores_len;
-	void *qc = f->qconv + (size_t)ith * (size_t)dk * sizeof(float);
+	struct attn_scratch *w = &f->attn_scratch[ith];
 
-	for (int job = ith; job < b->n * h->n_head; job += nth) {
-		const int i = job / h->n_head, hd = job % h->n_head, kvh = hd / group;
-		const struct kv_seq *s = b->seq[i];
-		const int32_t pos = b->pos[i];
-		const float *q = f->q + ((size_t)i * (size_t)h->n_head + (size_t)hd) * (size_t)dk;
-		float *out = f->att + ((size_t)i * (size_t)h->n_head + (size_t)hd) * (size_t)dv;
+	for (int job = ith; job < f->n_attn_jobs * h->n_head_kv; job += nth) {
+		const struct attn_job *j = &f->attn_jobs[job / h->n_head_kv];
+		const int kvh = job % h->n_head_kv, M = j->n_tok * G;
+		const struct kv_seq *s = b->seq[j->i0];
+		const int32_t p0 = b->pos[j->i0], last = p0 + j->n_tok - 1;
 		const size_t koff = qtype_row_size(kv->type, (int64_t)kvh * dk), voff = qtype_row_size(kv->type, (int64_t)kvh * dv);
-		ops->dot_from_float(q, qc, dk);
-		for (int32_t p = 0; p <= pos; p++) {
-			const void *kr = (const char *)kv_cache_k(kv, s, t->il, p) + koff;
-			float d;
-			ops->vec_dot(dk, &d, kr, qc);
-			sc[p] = d * scale;
+		for (int r = 0; r < M; r++) { /* row r: token r / G, head kvh * G + r % G */
+			const float *q = f->q + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(kvh * G + r % G)) * (size_t)dk;
+			for (int d = 0; d < dk; d++)
+				w->q[(size_t)r * (size_t)dk + (size_t)d] = q[d] * scale;
+			w->mx[r] = -INFINITY;
+			w->l[r] = 0;
 		}
-		block_softmax(sc, pos + 1);
-		memset(out, 0, (size_t)dv * sizeof *out);
-		for (int32_t p = 0; p <= pos; p++) {
-			const void *vr = (const char *)kv_cache_v(kv, s, t->il, p) + voff;
-			ops->axpy(dv, sc[p], vr, out);
+		memset(w->o, 0, (size_t)M * (size_t)dv * sizeof *w->o);
+		for (int32_t t0 = 0; t0 <= last; t0 += ATTN_TILE) {
+			const int np = last + 1 - t0 < ATTN_TILE ? last + 1 - t0 : ATTN_TILE;
+			for (int p = 0; p < np; p++) {
+				ops->to_float((const char *)kv_cache_k(kv, s, t->il, t0 + p) + koff, w->krow, dk);
+				for (int d = 0; d < dk; d++)
+					w->kt[(size_t)d * ATTN_TILE + (size_t)p] = w->krow[d];
+				ops->to_float((const char *)kv_cache_v(kv, s, t->il, t0 + p) + voff, w->v + (size_t)p * (size_t)dv, dv);
+			}
+			if (np < ATTN_TILE)
+				for (int d = 0; d < dk; d++)
+					memset(w->kt + (size_t)d * ATTN_TILE + np, 0, (size_t)(ATTN_TILE - np) * sizeof(float));
+			for (int r = 0; r < M; r++) {
+				const int32_t seen = p0 + r / G + 1 - t0;
+				w->n[r] = seen < 0 ? 0 : seen > ATTN_TILE ? ATTN_TILE : seen;
+			}
+			tile(M, dk, dv, w->q, w->n, w->kt, w->v, w->mx, w->l, w->o);
 		}
+		for (int r = 0; r < M; r++) {
+			float *out = f->att + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(kvh * G + r % G)) * (size_t)dv;
+			const float inv = 1.0f / w->l[r];
+			for (int d = 0; d < dv; d++)
+				out[d] = w->o[(size_t)r * (size_t)dv + (size_t)d] * inv;
+		}
+	}
+}
+
+/* Splits the batch into attention jobs: runs of consecutive positions of one
+ * sequence, at most attn_tok tokens each. */
+static void attn_plan(struct fwd *f)
+{
+	const struct fwd_batch *b = f->b;
+	f->n_attn_jobs = 0;
+	for (int i = 0; i < b->n;) {
+		int n = 1;
+		while (i + n < b->n && n < f->attn_tok && b->seq[i + n] == b->seq[i] && b->pos[i + n] == b->pos[i] + n)
+			n++;
+		f->attn_jobs[f->n_attn_jobs++] = (struct attn_job){ i, n };
+		i += n;
 	}
 }
 
@@ -242,6 +318,7 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 	const float *ff = m->rope_freqs.data;
 
 	f->b = b;
+	attn_plan(f);
 	for (int i = 0; i < n; i++)
 		eops->to_float((const char *)m->tok_embd.data + (size_t)b->tokens[i] * erow, f->x + i * E, E);
 

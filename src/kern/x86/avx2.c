@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../tensor/qtype.h"
+#include "../attn-tile.h"
 #include "../kern.h"
 
 static inline float hsum_ps(__m256 v)
@@ -315,8 +316,15 @@ static void q8_0_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
-void kern_register_avx2(struct qtype_ops *ops)
+static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
+		      float *l, float *O)
 {
+	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
+}
+
+void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
+{
+	fns->attn_tile = attn_tile;
 	ops[HEARTH_TYPE_F32].vec_dot = vec_dot_f32;
 	ops[HEARTH_TYPE_F32].axpy = axpy_f32;
 	ops[HEARTH_TYPE_F16].vec_dot = vec_dot_f16;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../tensor/qtype.h"
+#include "../attn-tile.h"
 #include "../kern.h"
 
 static inline float hsum_ps(__m256 v)
@@ -532,8 +533,15 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 }
 
 DEFINE_GEMM_PACKED(gemm_packed_q6_K, QK_K, PACK6_BLOCK, const struct block_q8_K *, packed6_tile)
-void kern_register_avx512vnni(struct qtype_ops *ops)
+static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
+		      float *l, float *O)
 {
+	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
+}
+
+void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
+{
+	fns->attn_tile = attn_tile;
 	ops[HEARTH_TYPE_Q4_0].dot_type = QTYPE_Q8_0P;
 	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0p_from_float;
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0p;

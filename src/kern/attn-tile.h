@@ -1,0 +1,107 @@
+/*
+ * attn-tile.h - one tile of streaming attention (online softmax), in plain C
+ * that the compiler vectorizes. Each instruction-set file includes it and
+ * compiles it with its own flags (kern.c: the portable reference). Every lane
+ * does the same operations in the same order whatever the vector width, and
+ * multiply-adds are explicit fmaf (one rounding, an instruction where the CPU
+ * has FMA), so all builds give the same bits.
+ *
+ * A tile is ATTN_TILE key positions. For each of M query rows (already
+ * scaled by 1/sqrt(d)), with n[m] of the tile's positions visible to it:
+ *   s = q K^T,  mx' = max(mx, s),  e = exp(s - mx'),
+ *   O = O exp(mx - mx') + e V,     l = l exp(mx - mx') + sum(e)
+ * so that after the last tile the output row is O / l, without ever holding
+ * a row of scores longer than a tile.
+ */
+#ifndef HEARTH_ATTN_TILE_H
+#define HEARTH_ATTN_TILE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kern.h"
+
+#define ATTN_LANES 16
+
+/* exp(x) within about 2 ulp for x in [-87, 88]; below that a tiny positive
+ * number (the softmax weights it scales are then lost to rounding anyway). */
+static inline float attn_expf(float x)
+{
+	x = x < -87.0f ? -87.0f : x;
+	x = x > 88.0f ? 88.0f : x;
+	const float shift = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+	const float kf = x * 1.44269504f + shift;
+	const float k = kf - shift;
+	const float r = fmaf(-k, 1.42860677e-6f, fmaf(-k, 0.693145752f, x)); /* ln 2 in two parts */
+	float p = 1.0f / 720;
+	p = fmaf(p, r, 1.0f / 120);
+	p = fmaf(p, r, 1.0f / 24);
+	p = fmaf(p, r, 1.0f / 6);
+	p = fmaf(p, r, 0.5f);
+	p = fmaf(p, r, 1.0f);
+	p = fmaf(p, r, 1.0f);
+	int32_t ki, bits;
+	memcpy(&ki, &kf, 4);
+	ki -= 0x4b400000; /* the integer k, from kf's mantissa */
+	memcpy(&bits, &p, 4);
+	bits += ki * (1 << 23);
+	memcpy(&p, &bits, 4);
+	return p;
+}
+
+static inline void attn_tile_impl(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt,
+				  const float *V, float *mx, float *l, float *O)
+{
+	for (int m = 0; m < M; m++) {
+		const int nm = n[m];
+		if (nm <= 0)
+			continue;
+		const float *q = Q + (size_t)m * (size_t)dk;
+		float s[ATTN_TILE], acc[ATTN_LANES];
+		for (int p = 0; p < ATTN_TILE; p++)
+			s[p] = 0;
+		for (int d = 0; d < dk; d++) {
+			const float qd = q[d];
+			const float *k = Kt + (size_t)d * ATTN_TILE;
+			for (int p = 0; p < ATTN_TILE; p++)
+				s[p] = fmaf(qd, k[p], s[p]);
+		}
+		for (int p = nm; p < ATTN_TILE; p++)
+			s[p] = -INFINITY;
+		for (int i = 0; i < ATTN_LANES; i++)
+			acc[i] = s[i];
+		for (int c = ATTN_LANES; c < ATTN_TILE; c += ATTN_LANES)
+			for (int i = 0; i < ATTN_LANES; i++)
+				acc[i] = s[c + i] > acc[i] ? s[c + i] : acc[i];
+		float mnew = mx[m];
+		for (int i = 0; i < ATTN_LANES; i++)
+			mnew = acc[i] > mnew ? acc[i] : mnew;
+		const float alpha = attn_expf(mx[m] - mnew);
+		for (int p = 0; p < ATTN_TILE; p++)
+			s[p] = attn_expf(s[p] - mnew);
+		for (int p = nm; p < ATTN_TILE; p++)
+			s[p] = 0;
+		for (int i = 0; i < ATTN_LANES; i++)
+			acc[i] = s[i];
+		for (int c = ATTN_LANES; c < ATTN_TILE; c += ATTN_LANES)
+			for (int i = 0; i < ATTN_LANES; i++)
+				acc[i] += s[c + i];
+		for (int w = ATTN_LANES / 2; w > 0; w /= 2) /* a fixed tree: the same sum at any width */
+			for (int i = 0; i < w; i++)
+				acc[i] += acc[i + w];
+		mx[m] = mnew;
+		l[m] = l[m] * alpha + acc[0];
+		float *o = O + (size_t)m * (size_t)dv;
+		for (int j = 0; j < dv; j++)
+			o[j] *= alpha;
+		for (int p = 0; p < nm; p++) {
+			const float e = s[p];
+			const float *v = V + (size_t)p * (size_t)dv;
+			for (int j = 0; j < dv; j++)
+				o[j] = fmaf(e, v[j], o[j]);
+		}
+	}
+}
+
+#endif /* HEARTH_ATTN_TILE_H */

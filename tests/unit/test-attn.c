@@ -1,0 +1,110 @@
+/* test-attn.c - the streaming-attention tile: the kernels in use give the
+ * scalar reference's bits, and both match a double-precision softmax
+ * attention computed the plain way, over several tiles, partly masked rows
+ * and head widths that are not multiples of the vector width. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/kern/kern.h"
+#include "../harness.h"
+
+static uint64_t rng = 7;
+
+static float rnd(void)
+{
+	rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (float)(rng >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+/* Runs rows over a context of L positions through tiles with fn; row m sees
+ * positions 0 .. vis[m]-1. Output: O / l. */
+static void run(kern_attn_tile_fn fn, int M, int dk, int dv, int L, const float *Q, const int32_t *vis, const float *K,
+		const float *V, float *out)
+{
+	float *kt = calloc((size_t)dk * ATTN_TILE, sizeof *kt), *vt = calloc((size_t)ATTN_TILE * (size_t)dv, sizeof *vt);
+	float *mx = malloc((size_t)M * sizeof *mx), *l = calloc((size_t)M, sizeof *l);
+	float *O = calloc((size_t)M * (size_t)dv, sizeof *O);
+	int32_t *n = malloc((size_t)M * sizeof *n);
+	for (int m = 0; m < M; m++)
+		mx[m] = -INFINITY;
+	for (int t0 = 0; t0 < L; t0 += ATTN_TILE) {
+		const int np = L - t0 < ATTN_TILE ? L - t0 : ATTN_TILE;
+		memset(kt, 0, (size_t)dk * ATTN_TILE * sizeof *kt);
+		for (int p = 0; p < np; p++) {
+			for (int d = 0; d < dk; d++)
+				kt[d * ATTN_TILE + p] = K[(size_t)(t0 + p) * (size_t)dk + (size_t)d];
+			memcpy(vt + (size_t)p * (size_t)dv, V + (size_t)(t0 + p) * (size_t)dv, (size_t)dv * sizeof *vt);
+		}
+		for (int m = 0; m < M; m++) {
+			const int s = vis[m] - t0;
+			n[m] = s < 0 ? 0 : s > ATTN_TILE ? ATTN_TILE : s;
+		}
+		fn(M, dk, dv, Q, n, kt, vt, mx, l, O);
+	}
+	for (int m = 0; m < M; m++)
+		for (int j = 0; j < dv; j++)
+			out[m * dv + j] = O[m * dv + j] / l[m];
+	free(kt);
+	free(vt);
+	free(mx);
+	free(l);
+	free(O);
+	free(n);
+}
+
+void test_kern_attn(void)
+{
+	static const int shapes[][4] = { /* M, dk, dv, L */
+		{ 1, 64, 64, 1 }, { 8, 64, 64, 17 }, { 64, 64, 64, 200 }, { 5, 128, 128, 64 },
+		{ 3, 80, 96, 130 }, { 16, 32, 48, 65 }, { 2, 256, 256, 300 },
+	};
+	for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+		const int M = shapes[c][0], dk = shapes[c][1], dv = shapes[c][2], L = shapes[c][3];
+		float *Q = malloc((size_t)M * (size_t)dk * sizeof *Q), *K = malloc((size_t)L * (size_t)dk * sizeof *K);
+		float *V = malloc((size_t)L * (size_t)dv * sizeof *V);
+		float *o1 = malloc((size_t)M * (size_t)dv * sizeof *o1), *o2 = malloc((size_t)M * (size_t)dv * sizeof *o2);
+		int32_t *vis = malloc((size_t)M * sizeof *vis);
+		for (int i = 0; i < M * dk; i++)
+			Q[i] = rnd() * 3.0f / sqrtf((float)dk); /* scores of a few units: a peaked softmax */
+		for (int i = 0; i < L * dk; i++)
+			K[i] = rnd() * 3.0f;
+		for (int i = 0; i < L * dv; i++)
+			V[i] = rnd();
+		for (int m = 0; m < M; m++) /* causal-like: later rows see more */
+			vis[m] = L - (M - 1 - m) * L / (2 * M) > 0 ? L - (M - 1 - m) * L / (2 * M) : 1;
+		run(kern_fns()->attn_tile, M, dk, dv, L, Q, vis, K, V, o1);
+		run(kern_fns_ref()->attn_tile, M, dk, dv, L, Q, vis, K, V, o2);
+		if (memcmp(o1, o2, (size_t)M * (size_t)dv * sizeof *o1))
+			T_FAIL("attn tile M=%d dk=%d dv=%d L=%d: %s kernel differs from the reference", M, dk, dv, L, kern_isa());
+		double worst = 0;
+		for (int m = 0; m < M; m++) {
+			double *w = malloc((size_t)vis[m] * sizeof *w), mxs = -INFINITY, sum = 0;
+			for (int p = 0; p < vis[m]; p++) {
+				double s = 0;
+				for (int d = 0; d < dk; d++)
+					s += (double)Q[m * dk + d] * K[(size_t)p * (size_t)dk + (size_t)d];
+				w[p] = s;
+				mxs = s > mxs ? s : mxs;
+			}
+			for (int p = 0; p < vis[m]; p++)
+				sum += (w[p] = exp(w[p] - mxs));
+			for (int j = 0; j < dv; j++) {
+				double o = 0;
+				for (int p = 0; p < vis[m]; p++)
+					o += w[p] / sum * V[(size_t)p * (size_t)dv + (size_t)j];
+				const double e = fabs(o - o2[m * dv + j]);
+				worst = e > worst ? e : worst;
+			}
+			free(w);
+		}
+		if (!(worst < 4e-6))
+			T_FAIL("attn tile M=%d dk=%d dv=%d L=%d: off the double-precision attention by %.3g", M, dk, dv, L, worst);
+		free(Q);
+		free(K);
+		free(V);
+		free(o1);
+		free(o2);
+		free(vis);
+	}
+}
