@@ -46,6 +46,8 @@ struct fwd {
 	int n_attn_jobs, attn_tok;  /* jobs of this batch; most tokens per job */
 	struct attn_scratch *attn_scratch; /* per thread */
 	const struct fwd_batch *b; /* the batch being run */
+	const float *xq_of;        /* the activations xq holds (NULL: none) ... */
+	int xq_type;               /* ... in this dot type */
 };
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -185,7 +187,25 @@ static void matmul_run(void *arg, int ith, int nth)
 	}
 }
 
-/* y[n_tok, ne1] = x[n_tok, ne0] W^T */
+struct quant_task {
+	const struct qtype_ops *ops;
+	const float *x;
+	void *xq;
+	int64_t n_in;
+	size_t xq_row;
+	int n_tok;
+};
+
+static void quant_run(void *arg, int ith, int nth)
+{
+	const struct quant_task *t = arg;
+	for (int i = t->n_tok * ith / nth; i < t->n_tok * (ith + 1) / nth; i++)
+		t->ops->dot_from_float(t->x + (size_t)i * (size_t)t->n_in, (char *)t->xq + (size_t)i * t->xq_row, t->n_in);
+}
+
+/* y[n_tok, ne1] = x[n_tok, ne0] W^T. The activations are converted to the
+ * weight's dot type once: products of the same x (q, k, v; gate, up) reuse
+ * the conversion until a step writes new activations. */
 static void matmul(struct fwd *f, const struct tensor *w, const float *x, int n_tok, float *y)
 {
 	const struct qtype_ops *ops = kern_ops(w->type);
@@ -193,8 +213,15 @@ static void matmul(struct fwd *f, const struct tensor *w, const float *x, int n_
 	struct matmul_task t = { .w = w, .ops = ops, .xq = f->xq, .n_tok = n_tok, .y = y };
 	t.xq_row = qtype_row_size(ops->dot_type, n_in);
 	t.w_row = qtype_row_size(w->type, n_in);
-	for (int i = 0; i < n_tok; i++)
-		ops->dot_from_float(x + (size_t)i * (size_t)n_in, (char *)f->xq + (size_t)i * t.xq_row, n_in);
+	if (f->xq_of != x || f->xq_type != ops->dot_type) {
+		struct quant_task q = { ops, x, f->xq, n_in, t.xq_row, n_tok };
+		if (n_tok < 2)
+			quant_run(&q, 0, 1);
+		else
+			pool_run(f->pool, quant_run, &q);
+		f->xq_of = x;
+		f->xq_type = ops->dot_type;
+	}
 	pool_run(f->pool, matmul_run, &t);
 }
 
@@ -290,18 +317,84 @@ static void attn_plan(struct fwd *f)
 	}
 }
 
-static void cache_store(struct fwd *f, int il)
+/* ---- per-token steps, split by tokens over the pool -------------------------- */
+
+enum step { STEP_ATTN_IN, STEP_QK, STEP_FFN_IN, STEP_SWIGLU, STEP_RESIDUAL };
+
+struct step_task {
+	struct fwd *f;
+	enum step step;
+	int il;
+};
+
+/* Tokens i0 .. i1 of the batch: one step of layer il. */
+static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 {
-	const struct fwd_batch *b = f->b;
+	const struct hearth_model *m = f->m;
+	const struct hparams *h = &m->hp;
+	const struct layer *l = &m->layers[il];
+	const int64_t E = h->n_embd, F = h->n_ff, dk = h->head_dim_k;
+	const int64_t QK = (int64_t)h->n_head * dk, KK = f->kv->width_k, VV = f->kv->width_v;
 	const struct kv_cache *kv = f->kv;
-	for (int i = 0; i < b->n; i++) {
-		void *kd = kv_cache_k(kv, b->seq[i], il, b->pos[i]);
-		void *vd = kv_cache_v(kv, b->seq[i], il, b->pos[i]);
-		const float *ks = f->k + (size_t)i * (size_t)kv->width_k, *vs = f->v + (size_t)i * (size_t)kv->width_v;
-		const struct qtype_ops *ops = kern_ops(kv->type);
-		ops->from_float(ks, kd, kv->width_k);
-		ops->from_float(vs, vd, kv->width_v);
+	const struct qtype_ops *cops = kern_ops(kv->type);
+
+	for (int i = i0; i < i1; i++) {
+		float *x = f->x + i * E, *xb = f->xb + i * E;
+		switch (step) {
+		case STEP_ATTN_IN:
+			block_rms_norm(x, l->attn_norm.data, xb, E, h->rms_eps);
+			break;
+		case STEP_QK: { /* biases, q/k norms, rotary positions, then K and V into the cache */
+			float *q = f->q + i * QK, *k = f->k + i * KK, *v = f->v + i * VV;
+			add_bias(q, &l->bq, 1, QK);
+			add_bias(k, &l->bk, 1, KK);
+			add_bias(v, &l->bv, 1, VV);
+			if (l->q_norm.data)
+				for (int hd = 0; hd < h->n_head; hd++)
+					block_rms_norm(q + hd * dk, l->q_norm.data, q + hd * dk, dk, h->rms_eps);
+			if (l->k_norm.data)
+				for (int hd = 0; hd < h->n_head_kv; hd++)
+					block_rms_norm(k + hd * dk, l->k_norm.data, k + hd * dk, dk, h->rms_eps);
+			block_rope(q, h->n_head, (int)dk, h->n_rot, f->b->pos[i], h, m->rope_freqs.data);
+			block_rope(k, h->n_head_kv, (int)dk, h->n_rot, f->b->pos[i], h, m->rope_freqs.data);
+			cops->from_float(k, kv_cache_k(kv, f->b->seq[i], il, f->b->pos[i]), KK);
+			cops->from_float(v, kv_cache_v(kv, f->b->seq[i], il, f->b->pos[i]), VV);
+			break;
+		}
+		case STEP_FFN_IN: /* the attention output joins the residual stream */
+			add_bias(xb, &l->bo, 1, E);
+			for (int64_t j = 0; j < E; j++)
+				x[j] += xb[j];
+			block_rms_norm(x, l->ffn_norm.data, xb, E, h->rms_eps);
+			break;
+		case STEP_SWIGLU:
+			block_swiglu(f->hb + i * F, f->hb2 + i * F, F);
+			break;
+		case STEP_RESIDUAL:
+			for (int64_t j = 0; j < E; j++)
+				x[j] += xb[j];
+			break;
+		}
 	}
+}
+
+static void step_run(void *arg, int ith, int nth)
+{
+	const struct step_task *t = arg;
+	const int n = t->f->b->n;
+	step_rows(t->f, t->step, t->il, n * ith / nth, n * (ith + 1) / nth);
+}
+
+/* A step over the whole batch: on the pool when there are tokens to share. */
+static void step(struct fwd *f, enum step s, int il)
+{
+	f->xq_of = NULL; /* steps write the activations */
+	if (f->b->n < 2) {
+		step_rows(f, s, il, 0, f->b->n);
+		return;
+	}
+	struct step_task t = { f, s, il };
+	pool_run(f->pool, step_run, &t);
 }
 
 /* ---- the pass ------------------------------------------------------------------- */
@@ -311,56 +404,35 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 	const struct hearth_model *m = f->m;
 	const struct hparams *h = &m->hp;
 	const int n = b->n;
-	const int64_t E = h->n_embd, F = h->n_ff, dk = h->head_dim_k;
-	const int64_t QK = (int64_t)h->n_head * dk, KK = f->kv->width_k, VV = f->kv->width_v;
+	const int64_t E = h->n_embd;
 	const struct qtype_ops *eops = kern_ops(m->tok_embd.type);
 	const size_t erow = qtype_row_size(m->tok_embd.type, E);
-	const float *ff = m->rope_freqs.data;
 
 	f->b = b;
+	f->xq_of = NULL;
 	attn_plan(f);
 	for (int i = 0; i < n; i++)
 		eops->to_float((const char *)m->tok_embd.data + (size_t)b->tokens[i] * erow, f->x + i * E, E);
 
 	for (int il = 0; il < h->n_layer; il++) {
 		const struct layer *l = &m->layers[il];
-		for (int i = 0; i < n; i++)
-			block_rms_norm(f->x + i * E, l->attn_norm.data, f->xb + i * E, E, h->rms_eps);
+		step(f, STEP_ATTN_IN, il);
 		matmul(f, &l->wq, f->xb, n, f->q);
 		matmul(f, &l->wk, f->xb, n, f->k);
 		matmul(f, &l->wv, f->xb, n, f->v);
-		add_bias(f->q, &l->bq, n, QK);
-		add_bias(f->k, &l->bk, n, KK);
-		add_bias(f->v, &l->bv, n, VV);
-		for (int i = 0; i < n; i++) {
-			float *q = f->q + i * QK, *k = f->k + i * KK;
-			if (l->q_norm.data)
-				for (int hd = 0; hd < h->n_head; hd++)
-					block_rms_norm(q + hd * dk, l->q_norm.data, q + hd * dk, dk, h->rms_eps);
-			if (l->k_norm.data)
-				for (int hd = 0; hd < h->n_head_kv; hd++)
-					block_rms_norm(k + hd * dk, l->k_norm.data, k + hd * dk, dk, h->rms_eps);
-			block_rope(q, h->n_head, (int)dk, h->n_rot, b->pos[i], h, ff);
-			block_rope(k, h->n_head_kv, (int)dk, h->n_rot, b->pos[i], h, ff);
-		}
-		cache_store(f, il);
+		step(f, STEP_QK, il);
 		struct attn_task at = { f, il };
 		pool_run(f->pool, attn_run, &at);
 		matmul(f, &l->wo, f->att, n, f->xb);
-		add_bias(f->xb, &l->bo, n, E);
-		for (int64_t j = 0; j < (int64_t)n * E; j++)
-			f->x[j] += f->xb[j];
-
-		for (int i = 0; i < n; i++)
-			block_rms_norm(f->x + i * E, l->ffn_norm.data, f->xb + i * E, E, h->rms_eps);
+		step(f, STEP_FFN_IN, il);
 		matmul(f, &l->ffn_gate, f->xb, n, f->hb);
 		matmul(f, &l->ffn_up, f->xb, n, f->hb2);
-		block_swiglu(f->hb, f->hb2, (int64_t)n * F);
+		step(f, STEP_SWIGLU, il);
 		matmul(f, &l->ffn_down, f->hb, n, f->xb);
-		for (int64_t j = 0; j < (int64_t)n * E; j++)
-			f->x[j] += f->xb[j];
+		step(f, STEP_RESIDUAL, il);
 	}
 	if (b->n_out > 0) {
+		f->xq_of = NULL;
 		for (int i = 0; i < b->n_out; i++)
 			block_rms_norm(f->x + b->out_rows[i] * E, m->output_norm.data, f->xb + i * E, E, h->rms_eps);
 		matmul(f, &m->output, f->xb, b->n_out, logits);
