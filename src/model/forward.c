@@ -11,6 +11,7 @@
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,48 +143,78 @@ int32_t fwd_n_batch(const struct fwd *f) { return f->n_batch; }
 
 /* ---- matrix products ------------------------------------------------------ */
 
-struct matmul_task {
+/* One weight matrix of a product: y[n_tok, ne1] = x[n_tok, ne0] W^T. */
+struct mm_part {
 	const struct tensor *w;
 	const struct qtype_ops *ops;
+	size_t w_row;   /* bytes per weight row */
+	float *y;
+	int64_t unit;   /* rows per piece: MM_UNIT, or the packed layout's group */
+	int64_t units;  /* pieces */
+};
+
+/* Products of one activation matrix with up to three weights (q, k, v; gate,
+ * up) run as one task: threads take chunks of rows from a shared counter, so
+ * a core that falls behind (a busy neighbour, a slower memory channel) just
+ * takes fewer chunks, and the whole task costs one meeting of the threads. */
+#define MM_UNIT 16
+struct matmul_task {
+	struct mm_part part[3];
+	int n_part;
 	const void *xq;  /* n_tok rows of the dot type */
 	size_t xq_row;   /* bytes per row of xq */
-	size_t w_row;    /* bytes per weight row */
 	int n_tok;
-	float *y;        /* [n_tok, n_out] */
+	int64_t chunk;   /* units per grab */
+	int64_t total;   /* units over all parts */
+	atomic_llong next;
 };
+
+/* Rows r0 .. r1 of one part. */
+static void mm_rows(const struct matmul_task *t, const struct mm_part *p, int64_t r0, int64_t r1)
+{
+	const int64_t n_in = p->w->ne[0], n_out = p->w->ne[1];
+	if (p->w->packed) {
+		p->ops->gemm_packed(n_in, p->w->packed, r0, r1, t->xq, t->xq_row, t->n_tok, p->y, (size_t)n_out);
+		return;
+	}
+	if (p->ops->gemm) {
+		p->ops->gemm(n_in, p->w->data, p->w_row, r0, r1, t->xq, t->xq_row, t->n_tok, p->y, (size_t)n_out);
+		return;
+	}
+	/* the weights of these rows stay in cache while every token passes */
+	int i = 0;
+	if (p->ops->vec_dot4)
+		for (; i + 4 <= t->n_tok; i += 4)
+			for (int64_t r = r0; r < r1; r++)
+				p->ops->vec_dot4(n_in, &p->y[(size_t)i * (size_t)n_out + (size_t)r], (size_t)n_out,
+						 (const char *)p->w->data + (size_t)r * p->w_row, (const char *)t->xq + (size_t)i * t->xq_row,
+						 t->xq_row);
+	for (; i < t->n_tok; i++)
+		for (int64_t r = r0; r < r1; r++)
+			p->ops->vec_dot(n_in, &p->y[(size_t)i * (size_t)n_out + (size_t)r], (const char *)p->w->data + (size_t)r * p->w_row,
+					(const char *)t->xq + (size_t)i * t->xq_row);
+}
 
 static void matmul_run(void *arg, int ith, int nth)
 {
-	const struct matmul_task *t = arg;
-	const int64_t n_in = t->w->ne[0], n_out = t->w->ne[1];
-	if (t->w->packed) { /* split by groups of packed rows */
-		const int64_t g = t->ops->pack_rows, ng = n_out / g, per = (ng + nth - 1) / nth;
-		const int64_t g0 = per * ith, g1 = g0 + per < ng ? g0 + per : ng;
-		if (g0 < g1)
-			t->ops->gemm_packed(n_in, t->w->packed, g0 * g, g1 * g, t->xq, t->xq_row, t->n_tok, t->y, (size_t)n_out);
-		return;
-	}
-	const int64_t per = (n_out + nth - 1) / nth, r0 = per * ith, r1 = r0 + per < n_out ? r0 + per : n_out;
-	if (t->ops->gemm) {
-		t->ops->gemm(n_in, t->w->data, t->w_row, r0, r1, t->xq, t->xq_row, t->n_tok, t->y, (size_t)n_out);
-		return;
-	}
-	/* tiles of rows: a tile's weights stay in cache while every token passes */
-	const int64_t tile = 16;
-	for (int64_t rt = r0; rt < r1; rt += tile) {
-		const int64_t re = rt + tile < r1 ? rt + tile : r1;
-		int i = 0;
-		if (t->ops->vec_dot4)
-			for (; i + 4 <= t->n_tok; i += 4)
-				for (int64_t r = rt; r < re; r++)
-					t->ops->vec_dot4(n_in, &t->y[(size_t)i * (size_t)n_out + (size_t)r], (size_t)n_out,
-							 (const char *)t->w->data + (size_t)r * t->w_row,
-							 (const char *)t->xq + (size_t)i * t->xq_row, t->xq_row);
-		for (; i < t->n_tok; i++)
-			for (int64_t r = rt; r < re; r++)
-				t->ops->vec_dot(n_in, &t->y[(size_t)i * (size_t)n_out + (size_t)r],
-						(const char *)t->w->data + (size_t)r * t->w_row,
-						(const char *)t->xq + (size_t)i * t->xq_row);
+	struct matmul_task *t = arg;
+	(void)ith;
+	(void)nth;
+	for (;;) {
+		int64_t u0 = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
+		if (u0 >= t->total)
+			break;
+		int64_t u1 = u0 + t->chunk < t->total ? u0 + t->chunk : t->total;
+		for (int k = 0; k < t->n_part && u0 < u1; k++) { /* the chunk may span parts */
+			const struct mm_part *p = &t->part[k];
+			if (u0 < p->units) {
+				const int64_t e = u1 < p->units ? u1 : p->units, n_out = p->w->ne[1];
+				mm_rows(t, p, u0 * p->unit, e * p->unit < n_out ? e * p->unit : n_out);
+				u0 = e;
+			}
+			u0 -= p->units;
+			u1 -= p->units;
+		}
 	}
 }
 
@@ -203,26 +234,53 @@ static void quant_run(void *arg, int ith, int nth)
 		t->ops->dot_from_float(t->x + (size_t)i * (size_t)t->n_in, (char *)t->xq + (size_t)i * t->xq_row, t->n_in);
 }
 
-/* y[n_tok, ne1] = x[n_tok, ne0] W^T. The activations are converted to the
- * weight's dot type once: products of the same x (q, k, v; gate, up) reuse
- * the conversion until a step writes new activations. */
+/* Converts x to the dot type of ops unless xq holds it already: products of
+ * the same x reuse the conversion until a step writes new activations. */
+static void quantize(struct fwd *f, const struct qtype_ops *ops, const float *x, int64_t n_in, int n_tok)
+{
+	if (f->xq_of == x && f->xq_type == ops->dot_type)
+		return;
+	struct quant_task q = { ops, x, f->xq, n_in, qtype_row_size(ops->dot_type, n_in), n_tok };
+	if (n_tok < 2)
+		quant_run(&q, 0, 1);
+	else
+		pool_run(f->pool, quant_run, &q);
+	f->xq_of = x;
+	f->xq_type = ops->dot_type;
+}
+
+/* y_k[n_tok, ne1] = x[n_tok, ne0] W_k^T for n weights with the same input
+ * width; those whose kernels take the same activation type run as one task. */
+static void matmul_n(struct fwd *f, int n, const struct tensor *const *w, const float *x, int n_tok, float *const *y)
+{
+	const int64_t n_in = w[0]->ne[0];
+	for (int k = 0; k < n;) {
+		const struct qtype_ops *ops = kern_ops(w[k]->type);
+		struct matmul_task t = { .xq = f->xq, .n_tok = n_tok };
+		quantize(f, ops, x, n_in, n_tok);
+		t.xq_row = qtype_row_size(ops->dot_type, n_in);
+		for (; k < n && t.n_part < 3 && kern_ops(w[k]->type)->dot_type == ops->dot_type; k++) {
+			struct mm_part *p = &t.part[t.n_part++];
+			p->w = w[k];
+			p->ops = kern_ops(w[k]->type);
+			p->w_row = qtype_row_size(w[k]->type, n_in);
+			p->y = y[k];
+			p->unit = w[k]->packed ? p->ops->pack_rows : MM_UNIT;
+			p->units = (w[k]->ne[1] + p->unit - 1) / p->unit;
+			t.total += p->units;
+		}
+		/* about eight grabs per thread: small enough to even out, large
+		 * enough that a grab streams a good run of weights */
+		const int64_t nth = pool_size(f->pool);
+		t.chunk = t.total / (8 * nth) > 1 ? t.total / (8 * nth) : 1;
+		atomic_init(&t.next, 0);
+		pool_run(f->pool, matmul_run, &t);
+	}
+}
+
 static void matmul(struct fwd *f, const struct tensor *w, const float *x, int n_tok, float *y)
 {
-	const struct qtype_ops *ops = kern_ops(w->type);
-	const int64_t n_in = w->ne[0];
-	struct matmul_task t = { .w = w, .ops = ops, .xq = f->xq, .n_tok = n_tok, .y = y };
-	t.xq_row = qtype_row_size(ops->dot_type, n_in);
-	t.w_row = qtype_row_size(w->type, n_in);
-	if (f->xq_of != x || f->xq_type != ops->dot_type) {
-		struct quant_task q = { ops, x, f->xq, n_in, t.xq_row, n_tok };
-		if (n_tok < 2)
-			quant_run(&q, 0, 1);
-		else
-			pool_run(f->pool, quant_run, &q);
-		f->xq_of = x;
-		f->xq_type = ops->dot_type;
-	}
-	pool_run(f->pool, matmul_run, &t);
+	matmul_n(f, 1, &w, x, n_tok, &y);
 }
 
 static void add_bias(float *y, const struct tensor *b, int n_tok, int64_t n)
@@ -417,16 +475,13 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 	for (int il = 0; il < h->n_layer; il++) {
 		const struct layer *l = &m->layers[il];
 		step(f, STEP_ATTN_IN, il);
-		matmul(f, &l->wq, f->xb, n, f->q);
-		matmul(f, &l->wk, f->xb, n, f->k);
-		matmul(f, &l->wv, f->xb, n, f->v);
+		matmul_n(f, 3, (const struct tensor *[]){ &l->wq, &l->wk, &l->wv }, f->xb, n, (float *[]){ f->q, f->k, f->v });
 		step(f, STEP_QK, il);
 		struct attn_task at = { f, il };
 		pool_run(f->pool, attn_run, &at);
 		matmul(f, &l->wo, f->att, n, f->xb);
 		step(f, STEP_FFN_IN, il);
-		matmul(f, &l->ffn_gate, f->xb, n, f->hb);
-		matmul(f, &l->ffn_up, f->xb, n, f->hb2);
+		matmul_n(f, 2, (const struct tensor *[]){ &l->ffn_gate, &l->ffn_up }, f->xb, n, (float *[]){ f->hb, f->hb2 });
 		step(f, STEP_SWIGLU, il);
 		matmul(f, &l->ffn_down, f->hb, n, f->xb);
 		step(f, STEP_RESIDUAL, il);

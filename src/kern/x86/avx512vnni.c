@@ -249,6 +249,23 @@ static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
 		}
 }
 
+/* Independent dpbusd accumulators per token: a chain of dependent dpbusd
+ * runs at one per latency (several cycles), so with few tokens in a tile
+ * (decoding) the sums are split over chains and added at the end. */
+#define CHAINS_MAX 4
+/* Bytes ahead of the packed weights being read that a tile prefetches: about
+ * what memory must have in flight to stream at full bandwidth from one core. */
+#define PREFETCH_AHEAD 4096
+static inline int chains(int T) { return T >= 4 ? 1 : T == 1 ? 4 : 2; }
+
+static inline __m512i sum_chains(const __m512i *acc, int n)
+{
+	__m512i s = acc[0];
+	for (int c = 1; c < n; c++)
+		s = _mm512_add_epi32(s, acc[c]);
+	return s;
+}
+
 /* The tile of both 8-bit-activation packed types: 16 rows x T tokens over
  * planar q8_0 activations. q4: nibbles (offset 8), else bytes (offset 128). */
 static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, int64_t nb, const uint8_t *P,
@@ -267,6 +284,8 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 	}
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * (size_t)block;
+		for (int64_t o = 0; o < block; o += 64)
+			_mm_prefetch((const char *)(pb + PREFETCH_AHEAD + o), _MM_HINT_T0);
 		const __m512 dw = _mm512_loadu_ps(pb);
 		__m512i w[8]; /* 4 values of each of the 16 rows per vector */
 		for (int c = 0; c < (q4 ? 4 : 8); c++) {
@@ -280,13 +299,17 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 		}
 		for (int t = 0; t < T; t++) {
 			const int8_t *y = yq[t] + 32 * b;
-			__m512i acc = _mm512_set1_epi32(-offset * ys[t][b]);
+			__m512i acc[CHAINS_MAX];
+			acc[0] = _mm512_set1_epi32(-offset * ys[t][b]);
+			for (int c = 1; c < chains(T); c++)
+				acc[c] = _mm512_setzero_si512();
 			for (int k = 0; k < 8; k++) {
 				int32_t four;
 				memcpy(&four, y + 4 * k, 4);
-				acc = _mm512_dpbusd_epi32(acc, w[k], _mm512_set1_epi32(four));
+				acc[k % chains(T)] = _mm512_dpbusd_epi32(acc[k % chains(T)], w[k], _mm512_set1_epi32(four));
 			}
-			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])), facc[t]);
+			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(acc, chains(T))), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])),
+						  facc[t]);
 		}
 	}
 	for (int t = 0; t < T; t++)
@@ -406,20 +429,24 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 			macc[t] = _mm512_setzero_ps();
 		}
 		for (int j = 0; j < 8; j++) {
-			__m512i S[4];
+			__m512i S[4], C[4][CHAINS_MAX];
 			for (int t = 0; t < T; t++)
-				S[t] = _mm512_setzero_si512();
+				for (int c = 0; c < chains(T); c++)
+					C[t][c] = _mm512_setzero_si512();
 			for (int c = 0; c < 4; c++) {
 				const __m512i x = _mm512_loadu_si512((const void *)(pb + 384 + 256 * j + 64 * c));
 				const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
 				for (int t = 0; t < T; t++) {
 					int32_t f0, f1;
+					const int c0 = (2 * c) % chains(T), c1 = (2 * c + 1) % chains(T);
 					memcpy(&f0, yb[t][b].qs + 32 * j + 8 * c, 4);
 					memcpy(&f1, yb[t][b].qs + 32 * j + 8 * c + 4, 4);
-					S[t] = _mm512_dpbusd_epi32(S[t], lo, _mm512_set1_epi32(f0));
-					S[t] = _mm512_dpbusd_epi32(S[t], hi, _mm512_set1_epi32(f1));
+					C[t][c0] = _mm512_dpbusd_epi32(C[t][c0], lo, _mm512_set1_epi32(f0));
+					C[t][c1] = _mm512_dpbusd_epi32(C[t][c1], hi, _mm512_set1_epi32(f1));
 				}
 			}
+			for (int t = 0; t < T; t++)
+				S[t] = sum_chains(C[t], chains(T));
 			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 128 + 16 * j))));
 			const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 256 + 16 * j))));
 			for (int t = 0; t < T; t++) {
@@ -516,12 +543,15 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 				const int8_t *y = yb[t][b].qs + 16 * sb;
 				int32_t f[4];
 				memcpy(f, y, 16);
-				__m512i S = _mm512_set1_epi32(-32 * yb[t][b].bsums[sb]);
-				S = _mm512_dpbusd_epi32(S, a0, _mm512_set1_epi32(f[0]));
-				S = _mm512_dpbusd_epi32(S, b0, _mm512_set1_epi32(f[1]));
-				S = _mm512_dpbusd_epi32(S, a1, _mm512_set1_epi32(f[2]));
-				S = _mm512_dpbusd_epi32(S, b1, _mm512_set1_epi32(f[3]));
-				acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), sc, acc[t]);
+				__m512i C[CHAINS_MAX];
+				C[0] = _mm512_set1_epi32(-32 * yb[t][b].bsums[sb]);
+				for (int c = 1; c < chains(T); c++)
+					C[c] = _mm512_setzero_si512();
+				C[0] = _mm512_dpbusd_epi32(C[0], a0, _mm512_set1_epi32(f[0]));
+				C[1 % chains(T)] = _mm512_dpbusd_epi32(C[1 % chains(T)], b0, _mm512_set1_epi32(f[1]));
+				C[2 % chains(T)] = _mm512_dpbusd_epi32(C[2 % chains(T)], a1, _mm512_set1_epi32(f[2]));
+				C[3 % chains(T)] = _mm512_dpbusd_epi32(C[3 % chains(T)], b1, _mm512_set1_epi32(f[3]));
+				acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(C, chains(T))), sc, acc[t]);
 			}
 		}
 		const __m512 d = _mm512_loadu_ps(pb);
