@@ -57,7 +57,7 @@ void test_kern_attn(void)
 {
 	static const int shapes[][4] = { /* M, dk, dv, L */
 		{ 1, 64, 64, 1 }, { 8, 64, 64, 17 }, { 64, 64, 64, 200 }, { 5, 128, 128, 64 },
-		{ 3, 80, 96, 130 }, { 16, 32, 48, 65 }, { 2, 256, 256, 300 },
+		{ 3, 80, 96, 130 }, { 16, 32, 48, 65 }, { 2, 256, 256, 300 }, { 8, 16, 16, 17 }, { 1, 16, 16, 17 }, { 34, 16, 16, 17 },
 	};
 	for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
 		const int M = shapes[c][0], dk = shapes[c][1], dv = shapes[c][2], L = shapes[c][3];

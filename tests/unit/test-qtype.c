@@ -177,6 +177,13 @@ static void check_gemm(const char *name, int type, const struct qtype_ops *ops, 
 			ops->gemm(n, w, wrow, 0, nr, a, arow, nt, y, R);
 			for (int t = 0; t < nt; t++)
 				for (int r = 0; r < nr; r++) {
+					float alone[R]; /* the token by itself: batching must not change a bit */
+					ops->gemm(n, w, wrow, 0, nr, a + t * arow, arow, 1, alone, 1);
+					if (memcmp(&alone[r], &y[t * R + r], sizeof alone[r])) {
+						T_FAIL("%s n=%d gemm %dx%d: [%d,%d] %.9g in the batch, %.9g alone", name, n, nr, nt, r, t,
+						       (double)y[t * R + r], (double)alone[r]);
+						goto out;
+					}
 					ops->vec_dot(n, &one, w + r * wrow, a + t * arow);
 					if (!(fabsf(y[t * R + r] - one) <= 1e-4f * (fabsf(one) + 1))) {
 						T_FAIL("%s n=%d gemm %dx%d: [%d,%d] %.7g, dot %.7g", name, n, nr, nt, r, t,
@@ -214,6 +221,13 @@ static void check_packed(const char *name, int type, const struct qtype_ops *ops
 		ops->gemm_packed(n, packed, ops->pack_rows, R, a, arow, nt, y, (size_t)R); /* the second group only */
 		for (int t = 0; t < nt; t++)
 			for (int r = ops->pack_rows; r < R; r++) {
+				float alone[64]; /* the token by itself: batching must not change a bit */
+				ops->gemm_packed(n, packed, ops->pack_rows, R, a + (size_t)t * arow, arow, 1, alone, (size_t)R);
+				if (memcmp(&alone[r], &y[t * R + r], sizeof alone[r])) {
+					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.9g in the batch, %.9g alone", name, n, nt, r, t,
+					       (double)y[t * R + r], (double)alone[r]);
+					goto out;
+				}
 				ops->vec_dot(n, &one, w + (size_t)r * wrow, a + (size_t)t * arow);
 				if (!(fabsf(y[t * R + r] - one) <= 1e-4f * (fabsf(one) + 1))) {
 					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.7g, dot %.7g", name, n, nt, r, t,
@@ -292,7 +306,10 @@ void test_kern_isa_vs_ref(void)
 				ops->vec_dot4(n, s4, 2, wq, ys, row);
 				ops->vec_dot(n, &s1, wq, xr);
 				for (int k = 0; k < 4; k++)
-					if (!(fabsf(s4[2 * k] - want) <= 1e-5f * mag + 1e-6f))
+					if (memcmp(&s4[2 * k], &s1, sizeof s1))
+						T_FAIL("%s n=%d: vec_dot4 row %d %.9g, vec_dot %.9g (batching must not change a bit)", q->name,
+						       n, k, (double)s4[2 * k], (double)s1);
+					else if (!(fabsf(s4[2 * k] - want) <= 1e-5f * mag + 1e-6f))
 						T_FAIL("%s n=%d: vec_dot4 row %d %.7g, reference %.7g", q->name, n, k, (double)s4[2 * k],
 						       (double)want);
 				free(ys);

@@ -47,29 +47,6 @@ static inline __m256i dot_i8(__m256i x, __m256i y)
 	return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
-static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
-{
-	const struct block_q4_0 *x = vx;
-	const struct block_q8_0 *y = vy;
-	const int64_t nb = n / QK4_0;
-	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-	int64_t i = 0;
-	for (; i + 2 <= nb; i += 2) { /* two independent chains */
-		const __m256i qx0 = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
-		const __m256i qx1 = _mm256_sub_epi8(nibbles(x[i + 1].qs), _mm256_set1_epi8(8));
-		const __m256i p0 = dot_i8(qx0, _mm256_loadu_si256((const __m256i *)y[i].qs));
-		const __m256i p1 = dot_i8(qx1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
-	}
-	for (; i < nb; i++) {
-		const __m256i qx = _mm256_sub_epi8(nibbles(x[i].qs), _mm256_set1_epi8(8));
-		const __m256i p = dot_i8(qx, _mm256_loadu_si256((const __m256i *)y[i].qs));
-		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
-	}
-	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
-}
-
 /* Signed values and scale of weight block i: q4_0 (nibbles - 8) or q8_0. */
 static inline __m256i block_values(const void *x, int64_t i, bool q4)
 {
@@ -83,53 +60,51 @@ static inline float block_scale(const void *x, int64_t i, bool q4)
 	return h2f(q4 ? ((const struct block_q4_0 *)x)[i].d : ((const struct block_q8_0 *)x)[i].d);
 }
 
-/* One q4_0 or q8_0 row against four q8_0 activation rows: each weight block
- * is unpacked once for the four. */
-static inline __attribute__((always_inline)) void dot4_q8_0_act(bool q4, int64_t n, float *s, size_t s_stride,
+/* One q4_0 or q8_0 row against K q8_0 activation rows (K = 1: a plain dot;
+ * K = 4: each weight block unpacked once for four tokens). Even and odd
+ * blocks sum in two float chains, added at the end: the same order for any
+ * K, so that a token's result does not depend on how many share the call. */
+static inline __attribute__((always_inline)) void dotk_q8_0_act(int K, bool q4, int64_t n, float *s, size_t s_stride,
 								const void *x, const void *vy, size_t y_stride)
 {
 	const struct block_q8_0 *y[4];
-	__m256 acc[4];
-	for (int k = 0; k < 4; k++) {
+	__m256 acc[4][2];
+	for (int k = 0; k < K; k++) {
 		y[k] = (const struct block_q8_0 *)((const char *)vy + (size_t)k * y_stride);
-		acc[k] = _mm256_setzero_ps();
+		acc[k][0] = acc[k][1] = _mm256_setzero_ps();
 	}
 	for (int64_t i = 0; i < n / QK8_0; i++) {
 		const __m256i qx = block_values(x, i, q4);
 		const __m256i ax = _mm256_sign_epi8(qx, qx);
 		const float dx = block_scale(x, i, q4);
-		for (int k = 0; k < 4; k++) {
+		for (int k = 0; k < K; k++) {
 			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][i].qs), qx);
 			const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-			acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)), _mm256_cvtepi32_ps(p), acc[k]);
+			acc[k][i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)), _mm256_cvtepi32_ps(p), acc[k][i & 1]);
 		}
 	}
-	for (int k = 0; k < 4; k++)
-		s[(size_t)k * s_stride] = hsum_ps(acc[k]);
+	for (int k = 0; k < K; k++)
+		s[(size_t)k * s_stride] = hsum_ps(_mm256_add_ps(acc[k][0], acc[k][1]));
 }
 
-static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
-	dot4_q8_0_act(true, n, s, s_stride, vx, vy, y_stride);
-}
-
-static void vec_dot4_q8_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
-{
-	dot4_q8_0_act(false, n, s, s_stride, vx, vy, y_stride);
+	dotk_q8_0_act(1, true, n, s, 0, vx, vy, 0);
 }
 
 static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
-	const struct block_q8_0 *x = vx;
-	const struct block_q8_0 *y = vy;
-	__m256 acc = _mm256_setzero_ps();
-	for (int64_t i = 0; i < n / QK8_0; i++) {
-		const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-		const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-		const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-		acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
-	}
-	*s = hsum_ps(acc);
+	dotk_q8_0_act(1, false, n, s, 0, vx, vy, 0);
+}
+
+static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+{
+	dotk_q8_0_act(4, true, n, s, s_stride, vx, vy, y_stride);
+}
+
+static void vec_dot4_q8_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+{
+	dotk_q8_0_act(4, false, n, s, s_stride, vx, vy, y_stride);
 }
 
 /* Scales and mins of the 8 sub-blocks of a q4_K block. */

@@ -138,16 +138,19 @@ static void gemm_q4_0_q8_0p(int64_t n, const void *w, size_t w_row, int64_t r0, 
 				for (int t = 0; t < T; t++)
 					out[i * 4 + t] = &y[(size_t)(t0 + t) * y_stride + (size_t)(r + i)];
 			}
-			/* constant R and T, so that the tile lives in registers; fewer than
-			 * four tokens (decoding) go row by row, where memory is the limit */
-			if (R == 2 && T == 4)
-				tile_q4_0(2, 4, n, x, yq, out);
-			else if (T == 4)
-				tile_q4_0(1, 4, n, x, yq, out);
-			else
-				for (int i = 0; i < R; i++)
-					for (int t = 0; t < T; t++)
-						vec_dot_q4_0_q8_0p(n, out[i * 4 + t], x[i], yq[t]);
+			/* constant R and T, so that the tile lives in registers; every
+			 * count goes through the tile, whose sums for one token do not
+			 * depend on the others: a batch gives each token's lone result */
+			switch (R * 4 + T) {
+			case 12: tile_q4_0(2, 4, n, x, yq, out); break;
+			case 11: tile_q4_0(2, 3, n, x, yq, out); break;
+			case 10: tile_q4_0(2, 2, n, x, yq, out); break;
+			case 9: tile_q4_0(2, 1, n, x, yq, out); break;
+			case 8: tile_q4_0(1, 4, n, x, yq, out); break;
+			case 7: tile_q4_0(1, 3, n, x, yq, out); break;
+			case 6: tile_q4_0(1, 2, n, x, yq, out); break;
+			default: tile_q4_0(1, 1, n, x, yq, out); break;
+			}
 		}
 	}
 }
