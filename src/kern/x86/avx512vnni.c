@@ -566,6 +566,95 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 }
 
 DEFINE_GEMM_PACKED(gemm_packed_q6_K, QK_K, PACK6_BLOCK, const struct block_q8_K *, packed6_tile)
+/* ---- f16 repacked: 16 rows side by side -------------------------------------
+ *
+ * Per group of 16 rows: for each column k, the 16 rows' values (32 bytes),
+ * so one load and one conversion give a column of 16 rows as floats, and a
+ * multiply-add with the broadcast activation adds it to 16 sums at once.
+ * The same bytes as the file. Activations stay f16 (as llama.cpp rounds
+ * them); a tile converts a stretch of them to float once for its 16 rows.
+ * Each token keeps two float chains (even and odd columns) whatever the
+ * tile's token count, so that batching does not change its sums.
+ */
+#define F16_TILE_TOK 8
+#define F16_STRETCH 256 /* columns of activations converted at a time */
+
+static size_t pack_size_f16(int64_t rows, int64_t n) { return (size_t)rows * (size_t)n * sizeof(hfp16); }
+
+static void pack_f16(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const hfp16 *w = vw;
+	hfp16 *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t k = 0; k < n; k++)
+			for (int r = 0; r < PACK_ROWS; r++)
+				out[((size_t)g * (size_t)n + (size_t)k) * PACK_ROWS + (size_t)r] = w[(size_t)(PACK_ROWS * g + r) * (size_t)n + (size_t)k];
+}
+
+static inline __attribute__((always_inline)) void f16_tile(int T, int64_t n, const hfp16 *P, const hfp16 *const *act,
+							   float *const *out)
+{
+	__m512 acc[F16_TILE_TOK][2];
+	float buf[F16_TILE_TOK][F16_STRETCH];
+	for (int t = 0; t < T; t++)
+		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+	for (int64_t k0 = 0; k0 < n; k0 += F16_STRETCH) {
+		const int kc = n - k0 < F16_STRETCH ? (int)(n - k0) : F16_STRETCH;
+		for (int t = 0; t < T; t++) {
+			int k = 0;
+			for (; k + 16 <= kc; k += 16)
+				_mm512_storeu_ps(&buf[t][k], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(act[t] + k0 + k))));
+			for (; k < kc; k++)
+				buf[t][k] = _cvtsh_ss(act[t][k0 + k]);
+		}
+		const hfp16 *pk = P + (size_t)k0 * PACK_ROWS;
+		int k = 0;
+		for (; k + 2 <= kc; k += 2) {
+			_mm_prefetch((const char *)(pk + (size_t)k * PACK_ROWS) + PREFETCH_AHEAD, _MM_HINT_T0);
+			const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pk + (size_t)k * PACK_ROWS)));
+			const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pk + (size_t)(k + 1) * PACK_ROWS)));
+			for (int t = 0; t < T; t++) {
+				acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(buf[t][k]), acc[t][0]);
+				acc[t][1] = _mm512_fmadd_ps(w1, _mm512_set1_ps(buf[t][k + 1]), acc[t][1]);
+			}
+		}
+		if (k < kc) { /* an odd last column (n is odd) */
+			const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pk + (size_t)k * PACK_ROWS)));
+			for (int t = 0; t < T; t++)
+				acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(buf[t][k]), acc[t][0]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], _mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
+static void gemm_packed_f16(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row, int n_tok,
+			    float *y, size_t y_stride)
+{
+	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
+		const hfp16 *P = (const hfp16 *)packed + (size_t)g * (size_t)n * PACK_ROWS;
+		for (int t0 = 0; t0 < n_tok; t0 += F16_TILE_TOK) {
+			const int T = n_tok - t0 < F16_TILE_TOK ? n_tok - t0 : F16_TILE_TOK;
+			const hfp16 *act[F16_TILE_TOK];
+			float *out[F16_TILE_TOK];
+			for (int t = 0; t < T; t++) {
+				act[t] = (const hfp16 *)((const char *)a + (size_t)(t0 + t) * a_row);
+				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
+			}
+			switch (T) {
+			case 8: f16_tile(8, n, P, act, out); break;
+			case 7: f16_tile(7, n, P, act, out); break;
+			case 6: f16_tile(6, n, P, act, out); break;
+			case 5: f16_tile(5, n, P, act, out); break;
+			case 4: f16_tile(4, n, P, act, out); break;
+			case 3: f16_tile(3, n, P, act, out); break;
+			case 2: f16_tile(2, n, P, act, out); break;
+			default: f16_tile(1, n, P, act, out); break;
+			}
+		}
+	}
+}
+
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
 		      float *l, float *O)
 {
@@ -594,6 +683,11 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q8_0].pack_size = pack_size_q8_0;
 	ops[HEARTH_TYPE_Q8_0].pack = pack_q8_0;
 	ops[HEARTH_TYPE_Q8_0].gemm_packed = gemm_packed_q8_0;
+
+	ops[HEARTH_TYPE_F16].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_F16].pack_size = pack_size_f16;
+	ops[HEARTH_TYPE_F16].pack = pack_f16;
+	ops[HEARTH_TYPE_F16].gemm_packed = gemm_packed_f16;
 
 	ops[HEARTH_TYPE_Q4_K].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
