@@ -53,6 +53,8 @@ _Static_assert(sizeof(struct block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "q8_K bloc
 
 /* Activation layouts used only inside hearth (never in files): numbered from
  * the top of the type space, away from GGML's numbers. */
+#define QTYPE_F16F 38  /* f16 activations held as floats: each value rounded to f16,
+			* stored as f32 (kernels broadcast them without converting) */
 #define QTYPE_Q8_0P 39 /* q8_0 planar: a row's int8 values, then its block scales as
 			* floats, then each block's sum of values as int32 */
 

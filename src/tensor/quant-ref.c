@@ -234,6 +234,7 @@ int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
 	case HEARTH_TYPE_Q8_0: dequantize_row_q8_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_1: dequantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: dequantize_row_q8_K(x, y, n); return 0;
+	case QTYPE_F16F: memcpy(y, x, (size_t)n * sizeof *y); return 0;
 	case QTYPE_Q8_0P: {
 		const int8_t *q = x;
 		float d;
@@ -500,7 +501,7 @@ int quantize_supported(int type)
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
 	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
-	case QTYPE_Q8_0P:
+	case QTYPE_Q8_0P: case QTYPE_F16F:
 		return 1;
 	}
 	return 0;
@@ -521,6 +522,10 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 	case HEARTH_TYPE_Q8_0: quantize_row_q8_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_1: quantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: quantize_row_q8_K(x, y, n); return 0;
+	case QTYPE_F16F:
+		for (int64_t i = 0; i < n; i++)
+			((float *)y)[i] = fp16_to_f32(f32_to_fp16(x[i]));
+		return 0;
 	case QTYPE_Q8_0P: { /* as q8_0, laid out as values, scales (f16-rounded, as q8_0's), sums */
 		int8_t *q = y;
 		for (int64_t i = 0; i < n / QK8_0; i++) {

@@ -571,13 +571,12 @@ DEFINE_GEMM_PACKED(gemm_packed_q6_K, QK_K, PACK6_BLOCK, const struct block_q8_K 
  * Per group of 16 rows: for each column k, the 16 rows' values (32 bytes),
  * so one load and one conversion give a column of 16 rows as floats, and a
  * multiply-add with the broadcast activation adds it to 16 sums at once.
- * The same bytes as the file. Activations stay f16 (as llama.cpp rounds
- * them); a tile converts a stretch of them to float once for its 16 rows.
+ * The same bytes as the file. Activations are rounded to f16 as llama.cpp
+ * rounds them, but held as floats (QTYPE_F16F) to be broadcast as they are.
  * Each token keeps two float chains (even and odd columns) whatever the
  * tile's token count, so that batching does not change its sums.
  */
 #define F16_TILE_TOK 8
-#define F16_STRETCH 256 /* columns of activations converted at a time */
 
 static size_t pack_size_f16(int64_t rows, int64_t n) { return (size_t)rows * (size_t)n * sizeof(hfp16); }
 
@@ -591,41 +590,55 @@ static void pack_f16(const void *vw, int64_t rows, int64_t n, void *vout)
 				out[((size_t)g * (size_t)n + (size_t)k) * PACK_ROWS + (size_t)r] = w[(size_t)(PACK_ROWS * g + r) * (size_t)n + (size_t)k];
 }
 
-static inline __attribute__((always_inline)) void f16_tile(int T, int64_t n, const hfp16 *P, const hfp16 *const *act,
+static inline __attribute__((always_inline)) void f16_tile(int T, int64_t n, const hfp16 *P, const float *const *act,
 							   float *const *out)
 {
 	__m512 acc[F16_TILE_TOK][2];
-	float buf[F16_TILE_TOK][F16_STRETCH];
 	for (int t = 0; t < T; t++)
 		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-	for (int64_t k0 = 0; k0 < n; k0 += F16_STRETCH) {
-		const int kc = n - k0 < F16_STRETCH ? (int)(n - k0) : F16_STRETCH;
+	int64_t k = 0;
+	for (; k + 2 <= n; k += 2) {
+		_mm_prefetch((const char *)(P + (size_t)k * PACK_ROWS) + PREFETCH_AHEAD, _MM_HINT_T0);
+		const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)k * PACK_ROWS)));
+		const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)(k + 1) * PACK_ROWS)));
 		for (int t = 0; t < T; t++) {
-			int k = 0;
-			for (; k + 16 <= kc; k += 16)
-				_mm512_storeu_ps(&buf[t][k], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(act[t] + k0 + k))));
-			for (; k < kc; k++)
-				buf[t][k] = _cvtsh_ss(act[t][k0 + k]);
+			acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(act[t][k]), acc[t][0]);
+			acc[t][1] = _mm512_fmadd_ps(w1, _mm512_set1_ps(act[t][k + 1]), acc[t][1]);
 		}
-		const hfp16 *pk = P + (size_t)k0 * PACK_ROWS;
-		int k = 0;
-		for (; k + 2 <= kc; k += 2) {
-			_mm_prefetch((const char *)(pk + (size_t)k * PACK_ROWS) + PREFETCH_AHEAD, _MM_HINT_T0);
-			const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pk + (size_t)k * PACK_ROWS)));
-			const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pk + (size_t)(k + 1) * PACK_ROWS)));
-			for (int t = 0; t < T; t++) {
-				acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(buf[t][k]), acc[t][0]);
-				acc[t][1] = _mm512_fmadd_ps(w1, _mm512_set1_ps(buf[t][k + 1]), acc[t][1]);
-			}
-		}
-		if (k < kc) { /* an odd last column (n is odd) */
-			const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pk + (size_t)k * PACK_ROWS)));
-			for (int t = 0; t < T; t++)
-				acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(buf[t][k]), acc[t][0]);
-		}
+	}
+	if (k < n) { /* an odd last column */
+		const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)k * PACK_ROWS)));
+		for (int t = 0; t < T; t++)
+			acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(act[t][k]), acc[t][0]);
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], _mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
+/* Activations for f16 weights: rounded to f16 as llama.cpp's are, kept as floats. */
+static void f16f_from_float(const float *x, void *vy, int64_t n)
+{
+	float *y = vy;
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+	for (; i < n; i++)
+		y[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* One f16 row (not packed) against f16-rounded float activations. */
+static void vec_dot_f16_f16f(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const hfp16 *x = vx;
+	const float *y = vy;
+	__m512 acc = _mm512_setzero_ps();
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))), _mm512_loadu_ps(y + i), acc);
+	float sum = _mm512_reduce_add_ps(acc);
+	for (; i < n; i++)
+		sum += _cvtsh_ss(x[i]) * y[i];
+	*s = sum;
 }
 
 static void gemm_packed_f16(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row, int n_tok,
@@ -635,10 +648,10 @@ static void gemm_packed_f16(int64_t n, const void *packed, int64_t r0, int64_t r
 		const hfp16 *P = (const hfp16 *)packed + (size_t)g * (size_t)n * PACK_ROWS;
 		for (int t0 = 0; t0 < n_tok; t0 += F16_TILE_TOK) {
 			const int T = n_tok - t0 < F16_TILE_TOK ? n_tok - t0 : F16_TILE_TOK;
-			const hfp16 *act[F16_TILE_TOK];
+			const float *act[F16_TILE_TOK];
 			float *out[F16_TILE_TOK];
 			for (int t = 0; t < T; t++) {
-				act[t] = (const hfp16 *)((const char *)a + (size_t)(t0 + t) * a_row);
+				act[t] = (const float *)((const char *)a + (size_t)(t0 + t) * a_row);
 				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
 			}
 			switch (T) {
@@ -684,6 +697,11 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q8_0].pack = pack_q8_0;
 	ops[HEARTH_TYPE_Q8_0].gemm_packed = gemm_packed_q8_0;
 
+	ops[HEARTH_TYPE_F16].dot_type = QTYPE_F16F;
+	ops[HEARTH_TYPE_F16].dot_from_float = f16f_from_float;
+	ops[HEARTH_TYPE_F16].vec_dot = vec_dot_f16_f16f;
+	ops[HEARTH_TYPE_F16].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_F16].gemm = NULL;
 	ops[HEARTH_TYPE_F16].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_F16].pack_size = pack_size_f16;
 	ops[HEARTH_TYPE_F16].pack = pack_f16;
