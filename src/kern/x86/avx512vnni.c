@@ -215,8 +215,8 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 
 /* ---- q4_0 repacked: 16 rows side by side ------------------------------------
  *
- * Per group of 16 rows and per block: the 16 rows' scales as floats, then 4
- * chunks of 8 consecutive values v0..v7: for each of the 16 rows, 4 bytes
+ * Per group of 16 rows and per block: the 16 rows' scales (f16, as in the
+ * file), then 4 chunks of 8 consecutive values v0..v7: for each of the 16 rows, 4 bytes
  * (v0|v4<<4, v1|v5<<4, v2|v6<<4, v3|v7<<4). One 64-byte load then gives, by a
  * mask, v0..v3 of all 16 rows in 16 int32 lanes, and by a shift and a mask
  * v4..v7; dpbusd against the 4 matching activation bytes (broadcast) sums 16
@@ -224,8 +224,9 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
  * rows instead of done per row.
  */
 #define PACK_ROWS 16
-#define PACK_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 4 * PACK_ROWS * 4) /* bytes per 16 rows x 1 block */
-#define PACK8_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 8 * PACK_ROWS * 4) /* q8_0: bytes per 16 rows x 1 block */
+#define PACK_SCALES (PACK_ROWS * (int64_t)sizeof(hfp16)) /* the 16 rows' block scales, as in the file */
+#define PACK_BLOCK (PACK_SCALES + 4 * PACK_ROWS * 4) /* bytes per 16 rows x 1 block: the file's 16 x 18 */
+#define PACK8_BLOCK (PACK_SCALES + 8 * PACK_ROWS * 4) /* q8_0: bytes per 16 rows x 1 block: the file's 16 x 34 */
 
 static size_t pack_size_q4_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK4_0) * PACK_BLOCK; }
 
@@ -238,16 +239,15 @@ static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK_BLOCK;
 			for (int j = 0; j < PACK_ROWS; j++) {
 				const struct block_q4_0 *x = (const struct block_q4_0 *)vw + (size_t)(PACK_ROWS * g + j) * (size_t)nb + b;
-				const float d = _cvtsh_ss(x->d);
 				uint8_t v[32];
-				memcpy(pb + 4 * j, &d, 4);
+				memcpy(pb + 2 * j, &x->d, 2);
 				for (int e = 0; e < 16; e++) {
 					v[e] = x->qs[e] & 0x0f;
 					v[e + 16] = x->qs[e] >> 4;
 				}
 				for (int c = 0; c < 4; c++)
 					for (int i = 0; i < 4; i++)
-						pb[64 + 64 * c + 4 * j + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
+						pb[PACK_SCALES + 64 * c + 4 * j + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
 			}
 		}
 }
@@ -256,9 +256,6 @@ static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
  * runs at one per latency (several cycles), so with few tokens in a tile
  * (decoding) the sums are split over chains and added at the end. */
 #define CHAINS_MAX 4
-/* Bytes ahead of the packed weights being read that a tile prefetches: about
- * what memory must have in flight to stream at full bandwidth from one core. */
-#define PREFETCH_AHEAD 4096
 static inline int chains(int T) { return T >= 4 ? 1 : T == 1 ? 4 : 2; }
 
 static inline __m512i sum_chains(const __m512i *acc, int n)
@@ -287,12 +284,10 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 	}
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * (size_t)block;
-		for (int64_t o = 0; o < block; o += 64)
-			_mm_prefetch((const char *)(pb + PREFETCH_AHEAD + o), _MM_HINT_T0);
-		const __m512 dw = _mm512_loadu_ps(pb);
+		const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		__m512i w[8]; /* 4 values of each of the 16 rows per vector */
 		for (int c = 0; c < (q4 ? 4 : 8); c++) {
-			const __m512i x = _mm512_loadu_si512((const void *)(pb + 64 + 64 * c));
+			const __m512i x = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * c));
 			if (q4) { /* w[2c]: values 8c..8c+3; w[2c+1]: 8c+4..8c+7 */
 				w[2 * c] = _mm512_and_si512(x, m4);
 				w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
@@ -325,7 +320,7 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 DEFINE_GEMM_PACKED(gemm_packed_q4_0, QK4_0, PACK_BLOCK, const int8_t *, q4_0_tile)
 /* ---- q8_0 repacked: 16 rows side by side -------------------------------------
  *
- * Per group of 16 rows and per block: the 16 scales as floats, then 8 chunks
+ * Per group of 16 rows and per block: the 16 scales (f16), then 8 chunks
  * of 4 consecutive values: for each row its 4 values plus 128 (as unsigned
  * bytes, which dpbusd wants on one side). sum((w + 128) * y) = sum(w * y) +
  * 128 * sum(y), and sum(y) comes with the planar activations.
@@ -342,11 +337,10 @@ static void pack_q8_0(const void *vw, int64_t rows, int64_t n, void *vout)
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK8_BLOCK;
 			for (int j = 0; j < PACK_ROWS; j++) {
 				const struct block_q8_0 *x = (const struct block_q8_0 *)vw + (size_t)(PACK_ROWS * g + j) * (size_t)nb + b;
-				const float d = _cvtsh_ss(x->d);
-				memcpy(pb + 4 * j, &d, 4);
+				memcpy(pb + 2 * j, &x->d, 2);
 				for (int k = 0; k < 8; k++)
 					for (int i = 0; i < 4; i++)
-						pb[64 + 64 * k + 4 * j + i] = (uint8_t)(x->qs[4 * k + i] + 128);
+						pb[PACK_SCALES + 64 * k + 4 * j + i] = (uint8_t)(x->qs[4 * k + i] + 128);
 			}
 		}
 }
@@ -370,14 +364,14 @@ static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 
 /* ---- q4_K repacked: 16 rows side by side --------------------------------------
  *
- * Per group of 16 rows and per 256-value block: the rows' d and dmin as
- * floats, their 8 sub-block scales and mins as bytes ([sub-block][row]), then
+ * Per group of 16 rows and per 256-value block: the rows' d and dmin (f16),
+ * their 8 sub-block scales and mins as bytes ([sub-block][row]), then
  * per sub-block 4 chunks laid out as q4_0's packed chunks. Activations stay
  * q8_K. Per sub-block j, dpbusd gives S_j = sum(q * y) for 16 rows at once;
  * the block's value is d * dy * sum_j sc_j S_j - dmin * dy * sum_j m_j Y_j,
  * with Y_j the activations' sum over the sub-block (from q8_K's bsums).
  */
-#define PACKK_BLOCK (2 * PACK_ROWS * (int64_t)sizeof(float) + 2 * 8 * PACK_ROWS + 8 * 4 * 64)
+#define PACKK_BLOCK (2 * PACK_SCALES + 2 * 8 * PACK_ROWS + 8 * 4 * 64) /* 37 cache lines */
 
 static size_t pack_size_q4_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACKK_BLOCK; }
 
@@ -390,10 +384,9 @@ static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACKK_BLOCK;
 			for (int r = 0; r < PACK_ROWS; r++) {
 				const struct block_q4_K *x = (const struct block_q4_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
-				const float d = _cvtsh_ss(x->d), dmin = _cvtsh_ss(x->dmin);
 				const uint8_t *q = x->scales;
-				memcpy(pb + 4 * r, &d, 4);
-				memcpy(pb + 64 + 4 * r, &dmin, 4);
+				memcpy(pb + 2 * r, &x->d, 2);
+				memcpy(pb + 32 + 2 * r, &x->dmin, 2);
 				for (int j = 0; j < 8; j++) {
 					uint8_t sc, m;
 					if (j < 4) {
@@ -403,15 +396,15 @@ static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 						sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
 						m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
 					}
-					pb[128 + 16 * j + r] = sc;
-					pb[256 + 16 * j + r] = m;
+					pb[64 + 16 * j + r] = sc;
+					pb[192 + 16 * j + r] = m;
 					/* the 32 values of sub-block j: low or high nibbles of qs[32 (j/2) ...] */
 					uint8_t v[32];
 					for (int l = 0; l < 32; l++)
 						v[l] = j % 2 ? x->qs[32 * (j / 2) + l] >> 4 : x->qs[32 * (j / 2) + l] & 0xf;
 					for (int c = 0; c < 4; c++)
 						for (int i = 0; i < 4; i++)
-							pb[384 + 256 * j + 64 * c + 4 * r + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
+							pb[320 + 256 * j + 64 * c + 4 * r + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
 				}
 			}
 		}
@@ -437,7 +430,7 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 				for (int c = 0; c < chains(T); c++)
 					C[t][c] = _mm512_setzero_si512();
 			for (int c = 0; c < 4; c++) {
-				const __m512i x = _mm512_loadu_si512((const void *)(pb + 384 + 256 * j + 64 * c));
+				const __m512i x = _mm512_loadu_si512((const void *)(pb + 320 + 256 * j + 64 * c));
 				const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
 				for (int t = 0; t < T; t++) {
 					int32_t f0, f1;
@@ -450,15 +443,16 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 			}
 			for (int t = 0; t < T; t++)
 				S[t] = sum_chains(C[t], chains(T));
-			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 128 + 16 * j))));
-			const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 256 + 16 * j))));
+			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j))));
+			const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 192 + 16 * j))));
 			for (int t = 0; t < T; t++) {
 				sacc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[t]), sc, sacc[t]);
 				const float ysum = (float)(yb[t][b].bsums[2 * j] + yb[t][b].bsums[2 * j + 1]);
 				macc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(ysum), macc[t]);
 			}
 		}
-		const __m512 d = _mm512_loadu_ps(pb), dmin = _mm512_loadu_ps(pb + 64);
+		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
 		for (int t = 0; t < T; t++) {
 			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
 			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), sacc[t], facc[t]);
@@ -472,14 +466,14 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 DEFINE_GEMM_PACKED(gemm_packed_q4_K, QK_K, PACKK_BLOCK, const struct block_q8_K *, packedk_tile)
 /* ---- q6_K repacked: 16 rows side by side --------------------------------------
  *
- * Per group of 16 rows and per 256-value block: the rows' d as floats, their
+ * Per group of 16 rows and per 256-value block: the rows' d (f16), their
  * 16 sub-block scales as bytes ([sub-block][row]), then per sub-block (16
  * values) three 64-byte vectors: the low 4 bits of values 0..7 and of 8..15
  * (laid out as q4_0's packed chunks) and their high 2 bits, four values to a
  * byte. Six bits a value, as in the file. Values are 0..63: the -32 offset
  * comes back through the activations' sums (q8_K's bsums, one per sub-block).
  */
-#define PACK6_BLOCK (PACK_ROWS * (int64_t)sizeof(float) + 16 * PACK_ROWS + 16 * 3 * 64)
+#define PACK6_BLOCK (PACK_SCALES + 16 * PACK_ROWS + 16 * 3 * 64) /* the file's 16 x 210 bytes */
 
 static size_t pack_size_q6_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK6_BLOCK; }
 
@@ -492,9 +486,8 @@ static void pack_q6_K(const void *vw, int64_t rows, int64_t n, void *vout)
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK6_BLOCK;
 			for (int r = 0; r < PACK_ROWS; r++) {
 				const struct block_q6_K *x = (const struct block_q6_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
-				const float d = _cvtsh_ss(x->d);
 				uint8_t v[QK_K];
-				memcpy(pb + 4 * r, &d, 4);
+				memcpy(pb + 2 * r, &x->d, 2);
 				for (int c = 0; c < 2; c++) /* the file's layout, as dequantize_row_q6_K reads it */
 					for (int l = 0; l < 32; l++) {
 						const uint8_t *ql = x->ql + 64 * c, *qh = x->qh + 32 * c;
@@ -505,8 +498,8 @@ static void pack_q6_K(const void *vw, int64_t rows, int64_t n, void *vout)
 					}
 				for (int sb = 0; sb < 16; sb++) {
 					const uint8_t *u = v + 16 * sb;
-					uint8_t *ps = pb + 64 + 256 + 192 * sb;
-					pb[64 + 16 * sb + r] = (uint8_t)x->scales[sb];
+					uint8_t *ps = pb + 32 + 256 + 192 * sb;
+					pb[32 + 16 * sb + r] = (uint8_t)x->scales[sb];
 					for (int i = 0; i < 4; i++) {
 						ps[4 * r + i] = (uint8_t)((u[i] & 0xf) | ((u[4 + i] & 0xf) << 4));
 						ps[64 + 4 * r + i] = (uint8_t)((u[8 + i] & 0xf) | ((u[12 + i] & 0xf) << 4));
@@ -532,7 +525,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 		for (int t = 0; t < T; t++)
 			acc[t] = _mm512_setzero_ps();
 		for (int sb = 0; sb < 16; sb++) {
-			const uint8_t *ps = pb + 64 + 256 + 192 * sb;
+			const uint8_t *ps = pb + 32 + 256 + 192 * sb;
 			const __m512i x0 = _mm512_loadu_si512((const void *)ps), x1 = _mm512_loadu_si512((const void *)(ps + 64));
 			const __m512i h = _mm512_loadu_si512((const void *)(ps + 128));
 			const __m512i a0 = _mm512_or_si512(_mm512_and_si512(x0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
@@ -541,7 +534,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 			const __m512i a1 = _mm512_or_si512(_mm512_and_si512(x1, m4), _mm512_and_si512(h, m30));
 			const __m512i b1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x1, 4), m4),
 							   _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * sb))));
+			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * sb))));
 			for (int t = 0; t < T; t++) {
 				const int8_t *y = yb[t][b].qs + 16 * sb;
 				int32_t f[4];
@@ -557,7 +550,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 				acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(C, chains(T))), sc, acc[t]);
 			}
 		}
-		const __m512 d = _mm512_loadu_ps(pb);
+		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		for (int t = 0; t < T; t++)
 			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), acc[t], facc[t]);
 	}
@@ -598,7 +591,6 @@ static inline __attribute__((always_inline)) void f16_tile(int T, int64_t n, con
 		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
 	int64_t k = 0;
 	for (; k + 2 <= n; k += 2) {
-		_mm_prefetch((const char *)(P + (size_t)k * PACK_ROWS) + PREFETCH_AHEAD, _MM_HINT_T0);
 		const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)k * PACK_ROWS)));
 		const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)(k + 1) * PACK_ROWS)));
 		for (int t = 0; t < T; t++) {
