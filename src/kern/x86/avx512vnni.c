@@ -413,50 +413,53 @@ static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb, const uint8_t *P,
 							       const struct block_q8_K *const *yb, float *const *out)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
 	__m512 facc[4];
 	for (int t = 0; t < T; t++)
 		facc[t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * PACKK_BLOCK;
-		__m512 sacc[4], macc[4];
+		/* per row, in integers: sum_j sc_j S_j and sum_j m_j Y_j (at most
+		 * 8 * 63 * 32 * 15 * 127 and 8 * 63 * 32 * 127: no overflow) */
+		__m512i isum[4], imin[4];
 		for (int t = 0; t < T; t++) {
-			sacc[t] = _mm512_setzero_ps();
-			macc[t] = _mm512_setzero_ps();
+			isum[t] = _mm512_setzero_si512();
+			imin[t] = _mm512_setzero_si512();
 		}
 		for (int j = 0; j < 8; j++) {
-			__m512i S[4], C[4][CHAINS_MAX];
+			/* chains: low nibbles, and high nibbles kept in place (16 times
+			 * their value, so no shift per vector; one per sub-block) */
+			__m512i lo[4][2], hi[4][2];
 			for (int t = 0; t < T; t++)
-				for (int c = 0; c < chains(T); c++)
-					C[t][c] = _mm512_setzero_si512();
+				lo[t][0] = lo[t][1] = hi[t][0] = hi[t][1] = _mm512_setzero_si512();
 			for (int c = 0; c < 4; c++) {
 				const __m512i x = _mm512_loadu_si512((const void *)(pb + 320 + 256 * j + 64 * c));
-				const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+				const __m512i xl = _mm512_and_si512(x, m4), xh = _mm512_and_si512(x, mf0);
 				for (int t = 0; t < T; t++) {
 					int32_t f0, f1;
-					const int c0 = (2 * c) % chains(T), c1 = (2 * c + 1) % chains(T);
+					const int k = T >= 4 ? 0 : c & 1;
 					memcpy(&f0, yb[t][b].qs + 32 * j + 8 * c, 4);
 					memcpy(&f1, yb[t][b].qs + 32 * j + 8 * c + 4, 4);
-					C[t][c0] = _mm512_dpbusd_epi32(C[t][c0], lo, _mm512_set1_epi32(f0));
-					C[t][c1] = _mm512_dpbusd_epi32(C[t][c1], hi, _mm512_set1_epi32(f1));
+					lo[t][k] = _mm512_dpbusd_epi32(lo[t][k], xl, _mm512_set1_epi32(f0));
+					hi[t][k] = _mm512_dpbusd_epi32(hi[t][k], xh, _mm512_set1_epi32(f1));
 				}
 			}
-			for (int t = 0; t < T; t++)
-				S[t] = sum_chains(C[t], chains(T));
-			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j))));
-			const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 192 + 16 * j))));
+			const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j)));
+			const __m512i mn = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 192 + 16 * j)));
 			for (int t = 0; t < T; t++) {
-				sacc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[t]), sc, sacc[t]);
-				const float ysum = (float)(yb[t][b].bsums[2 * j] + yb[t][b].bsums[2 * j + 1]);
-				macc[t] = _mm512_fmadd_ps(mn, _mm512_set1_ps(ysum), macc[t]);
+				const __m512i S = _mm512_add_epi32(_mm512_add_epi32(lo[t][0], lo[t][1]),
+								   _mm512_srai_epi32(_mm512_add_epi32(hi[t][0], hi[t][1]), 4));
+				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(S, sc));
+				imin[t] = _mm512_add_epi32(imin[t], _mm512_mullo_epi32(mn, _mm512_set1_epi32(yb[t][b].bsums[2 * j] +
+													 yb[t][b].bsums[2 * j + 1])));
 			}
 		}
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
 		for (int t = 0; t < T; t++) {
 			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), sacc[t], facc[t]);
-			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), macc[t], facc[t]);
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
+			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(imin[t]), facc[t]);
 		}
 	}
 	for (int t = 0; t < T; t++)
