@@ -185,6 +185,17 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
+/* Bytes ahead of the packed weights being read that a tile asks for: what
+ * must be in flight for the arithmetic of a few tokens (batched decoding,
+ * short prompts) to overlap the fetching instead of waiting for it. */
+#define PREFETCH_AHEAD 4096
+
+static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
+{
+	for (int64_t o = 0; o < bytes; o += 64)
+		_mm_prefetch((const char *)(p + PREFETCH_AHEAD + o), _MM_HINT_T0);
+}
+
 /* The loops around a packed tile: groups of 16 rows, tokens four at a time,
  * each tile instantiated with a constant token count so that it lives in
  * registers. act_t is the activation row type the tile takes. */
@@ -284,6 +295,7 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 	}
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * (size_t)block;
+		prefetch_ahead(pb, block);
 		const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		__m512i w[8]; /* 4 values of each of the 16 rows per vector */
 		for (int c = 0; c < (q4 ? 4 : 8); c++) {
@@ -419,6 +431,7 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 		facc[t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * PACKK_BLOCK;
+		prefetch_ahead(pb, PACKK_BLOCK);
 		/* per row, in integers: sum_j sc_j S_j and sum_j m_j Y_j (at most
 		 * 8 * 63 * 32 * 15 * 127 and 8 * 63 * 32 * 127: no overflow) */
 		__m512i isum[4], imin[4];
@@ -524,6 +537,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 		facc[t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * PACK6_BLOCK;
+		prefetch_ahead(pb, PACK6_BLOCK);
 		__m512 acc[4];
 		for (int t = 0; t < T; t++)
 			acc[t] = _mm512_setzero_ps();
@@ -594,6 +608,7 @@ static inline __attribute__((always_inline)) void f16_tile(int T, int64_t n, con
 		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
 	int64_t k = 0;
 	for (; k + 2 <= n; k += 2) {
+		prefetch_ahead((const uint8_t *)(P + (size_t)k * PACK_ROWS), 64); /* two columns: one line */
 		const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)k * PACK_ROWS)));
 		const __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(P + (size_t)(k + 1) * PACK_ROWS)));
 		for (int t = 0; t < T; t++) {
