@@ -11,6 +11,7 @@
 	X(test_qtype_quantize)       \
 	X(test_kern_isa_vs_ref)      \
 	X(test_kern_attn)           \
+	X(test_kern_swiglu)         \
 	X(test_tok_vocab_vectors)    \
 	X(test_tok_hf_golden)        \
 	X(test_tok_roundtrip)        \

@@ -1,6 +1,6 @@
 /*
- * attn-tile.h - one tile of streaming attention (online softmax), in plain C
- * that the compiler vectorizes. Each instruction-set file includes it and
+ * attn-tile.h - one tile of streaming attention (online softmax) and the
+ * SwiGLU activation, in plain C that the compiler vectorizes. Each instruction-set file includes it and
  * compiles it with its own flags (kern.c: the portable reference). Every lane
  * does the same operations in the same order whatever the vector width, and
  * multiply-adds are explicit fmaf (one rounding, an instruction where the CPU
@@ -102,6 +102,13 @@ static inline void attn_tile_impl(int M, int dk, int dv, const float *Q, const i
 				o[j] = fmaf(e, v[j], o[j]);
 		}
 	}
+}
+
+/* gate = silu(gate) * up = gate / (1 + exp(-gate)) * up, elementwise. */
+static inline void swiglu_impl(float *gate, const float *up, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		gate[i] = gate[i] / (1.0f + attn_expf(-gate[i])) * up[i];
 }
 
 #endif /* HEARTH_ATTN_TILE_H */

@@ -240,7 +240,9 @@ static void attn_tile_ref(int M, int dk, int dv, const float *Q, const int32_t *
 	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
 }
 
-static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref };
+static void swiglu_ref(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
+
+static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref, .swiglu = swiglu_ref };
 
 const struct kern_fns *kern_fns_ref(void) { return &fns_ref; }
 

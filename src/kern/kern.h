@@ -60,8 +60,10 @@ typedef void (*kern_attn_tile_fn)(int M, int dk, int dv, const float *Q, const i
 				  const float *V, float *mx, float *l, float *O);
 
 /* Kernels that are not per tensor type. */
+typedef void (*kern_swiglu_fn)(float *gate, const float *up, int64_t n); /* gate = silu(gate) * up */
 struct kern_fns {
 	kern_attn_tile_fn attn_tile;
+	kern_swiglu_fn swiglu;
 };
 
 /* The ops of type, or NULL when hearth cannot compute with it. The first

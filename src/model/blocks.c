@@ -1,4 +1,4 @@
-/* blocks.c - see blocks.h. Sums that set a scale (norm, softmax) accumulate in
+/* blocks.c - see blocks.h. Sums that set a scale (the norm) accumulate in
  * double, and rotary angles advance by repeated float multiplication, as
  * llama.cpp's CPU backend does, so logits agree to float rounding. */
 #include <math.h>
@@ -39,25 +39,4 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 			v[b] = x0 * s + x1 * c;
 		}
 	}
-}
-
-void block_swiglu(float *gate, const float *up, int64_t n)
-{
-	for (int64_t i = 0; i < n; i++)
-		gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-
-void block_softmax(float *x, int64_t n)
-{
-	float max = -INFINITY;
-	double sum = 0;
-	for (int64_t i = 0; i < n; i++)
-		max = x[i] > max ? x[i] : max;
-	for (int64_t i = 0; i < n; i++) {
-		x[i] = expf(x[i] - max);
-		sum += x[i];
-	}
-	const float inv = (float)(1.0 / sum);
-	for (int64_t i = 0; i < n; i++)
-		x[i] *= inv;
 }

@@ -1,6 +1,6 @@
-/* blocks.h - the transformer's building blocks on float rows: RMS norm,
- * rotary position embedding, SiLU gating, softmax. Scalar reference code,
- * single-threaded; forward.c composes them. */
+/* blocks.h - the transformer's building blocks on float rows: RMS norm and
+ * rotary position embedding. Scalar code, single-threaded; forward.c composes
+ * them (attention and SwiGLU are kernels: kern/attn-tile.h). */
 #ifndef HEARTH_BLOCKS_H
 #define HEARTH_BLOCKS_H
 
@@ -15,9 +15,5 @@ void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
  * divide the angles (Llama 3.1 scaling). */
 void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
 		const float *freq_factors);
-/* gate[i] = silu(gate[i]) * up[i] */
-void block_swiglu(float *gate, const float *up, int64_t n);
-/* In-place softmax over n values. */
-void block_softmax(float *x, int64_t n);
 
 #endif /* HEARTH_BLOCKS_H */

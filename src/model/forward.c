@@ -391,7 +391,7 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 	const struct hearth_model *m = f->m;
 	const struct hparams *h = &m->hp;
 	const struct layer *l = &m->layers[il];
-	const int64_t E = h->n_embd, F = h->n_ff, dk = h->head_dim_k;
+	const int64_t E = h->n_embd, dk = h->head_dim_k;
 	const int64_t QK = (int64_t)h->n_head * dk, KK = f->kv->width_k, VV = f->kv->width_v;
 	const struct kv_cache *kv = f->kv;
 	const struct qtype_ops *cops = kern_ops(kv->type);
@@ -425,8 +425,7 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 				x[j] += xb[j];
 			block_rms_norm(x, l->ffn_norm.data, xb, E, h->rms_eps);
 			break;
-		case STEP_SWIGLU:
-			block_swiglu(f->hb + i * F, f->hb2 + i * F, F);
+		case STEP_SWIGLU: /* split by elements instead: see step_run */
 			break;
 		case STEP_RESIDUAL:
 			for (int64_t j = 0; j < E; j++)
@@ -440,6 +439,11 @@ static void step_run(void *arg, int ith, int nth)
 {
 	const struct step_task *t = arg;
 	const int n = t->f->b->n;
+	if (t->step == STEP_SWIGLU) { /* elementwise: split the elements, even of one token */
+		const int64_t total = (int64_t)n * t->f->m->hp.n_ff, e0 = total * ith / nth, e1 = total * (ith + 1) / nth;
+		kern_fns()->swiglu(t->f->hb + e0, t->f->hb2 + e0, e1 - e0);
+		return;
+	}
 	step_rows(t->f, t->step, t->il, n * ith / nth, n * (ith + 1) / nth);
 }
 
@@ -447,7 +451,7 @@ static void step_run(void *arg, int ith, int nth)
 static void step(struct fwd *f, enum step s, int il)
 {
 	f->xq_of = NULL; /* steps write the activations */
-	if (f->b->n < 2) {
+	if (f->b->n < 2 && s != STEP_SWIGLU) {
 		step_rows(f, s, il, 0, f->b->n);
 		return;
 	}

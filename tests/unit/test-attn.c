@@ -108,3 +108,28 @@ void test_kern_attn(void)
 		free(vis);
 	}
 }
+
+/* SwiGLU: the kernel in use gives the reference's bits, both within float
+ * rounding of silu(g) * u computed in double, over the whole range (large
+ * negative and positive gates included) and every tail length. */
+void test_kern_swiglu(void)
+{
+	for (int n = 1; n <= 70; n++) {
+		float g1[70], g2[70], u[70];
+		for (int i = 0; i < n; i++) {
+			g1[i] = g2[i] = rnd() * (i % 5 == 0 ? 120.0f : 8.0f);
+			u[i] = rnd() * 2.0f;
+		}
+		kern_fns()->swiglu(g1, u, n);
+		kern_fns_ref()->swiglu(g2, u, n);
+		if (memcmp(g1, g2, (size_t)n * sizeof *g1))
+			T_FAIL("swiglu n=%d: %s kernel differs from the reference", n, kern_isa());
+	}
+	for (int i = 0; i < 2000; i++) {
+		float g = rnd() * 100.0f, u = 1.0f, out = g;
+		kern_fns_ref()->swiglu(&out, &u, 1);
+		const double want = (double)g / (1.0 + exp(-(double)g));
+		if (!(fabs(out - want) <= 4e-7 * fabs(want) + 1e-30))
+			T_FAIL("swiglu(%.9g) = %.9g, want %.9g", (double)g, (double)out, want);
+	}
+}

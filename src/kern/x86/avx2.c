@@ -291,6 +291,8 @@ static void q8_0_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
+static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
+
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
 		      float *l, float *O)
 {
@@ -300,6 +302,7 @@ static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, c
 void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 {
 	fns->attn_tile = attn_tile;
+	fns->swiglu = swiglu;
 	ops[HEARTH_TYPE_F32].vec_dot = vec_dot_f32;
 	ops[HEARTH_TYPE_F32].axpy = axpy_f32;
 	ops[HEARTH_TYPE_F16].vec_dot = vec_dot_f16;

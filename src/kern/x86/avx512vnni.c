@@ -711,6 +711,8 @@ static void q8_K_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
+static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
+
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
 		      float *l, float *O)
 {
@@ -720,6 +722,7 @@ static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, c
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 {
 	fns->attn_tile = attn_tile;
+	fns->swiglu = swiglu;
 	ops[HEARTH_TYPE_Q4_0].dot_type = QTYPE_Q8_0P;
 	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0p_from_float;
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0p;
