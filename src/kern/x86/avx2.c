@@ -39,14 +39,6 @@ static inline __m256i nibbles(const uint8_t *qs)
 	return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
 
-/* Eight int32 sums of products of 32 signed bytes. */
-static inline __m256i dot_i8(__m256i x, __m256i y)
-{
-	const __m256i ax = _mm256_sign_epi8(x, x);
-	const __m256i sy = _mm256_sign_epi8(y, x);
-	return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-}
-
 /* Signed values and scale of weight block i: q4_0 (nibbles - 8) or q8_0. */
 static inline __m256i block_values(const void *x, int64_t i, bool q4)
 {
