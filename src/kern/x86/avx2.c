@@ -283,6 +283,49 @@ static void q8_0_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
+/* q8_K activations, bit for bit the reference's: the scale from the value of
+ * largest magnitude (the first such, with its sign), values rounded to the
+ * nearest (even on ties, as lrintf), sums of each 16. */
+static void q8_K_from_float(const float *x, void *vy, int64_t n)
+{
+	struct block_q8_K *y = vy;
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		__m256 am = _mm256_setzero_ps();
+		for (int v = 0; v < QK_K / 8; v++)
+			am = _mm256_max_ps(am, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * v)));
+		__m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+		m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+		m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+		const float amax = _mm_cvtss_f32(m4);
+		memset(&y[i], 0, sizeof y[i]);
+		if (amax == 0)
+			continue;
+		float max = 0;
+		for (int v = 0; v < QK_K / 8; v++) {
+			const int eq = _mm256_movemask_ps(
+				_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * v)), _mm256_set1_ps(amax), _CMP_EQ_OQ));
+			if (eq) {
+				max = x[8 * v + __builtin_ctz((unsigned)eq)];
+				break;
+			}
+		}
+		const float iscale = -127.0f / max;
+		for (int v = 0; v < QK_K / 16; v++) {
+			__m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_set1_ps(iscale), _mm256_loadu_ps(x + 16 * v)));
+			__m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_set1_ps(iscale), _mm256_loadu_ps(x + 16 * v + 8)));
+			q0 = _mm256_min_epi32(q0, _mm256_set1_epi32(127));
+			q1 = _mm256_min_epi32(q1, _mm256_set1_epi32(127));
+			/* int32 -> int16 -> int8, lanes back in order */
+			const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+			const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+			_mm_storeu_si128((__m128i *)(y[i].qs + 16 * v), b);
+			y[i].bsums[v] = (int16_t)hsum_epi32(_mm256_add_epi32(q0, q1));
+		}
+		y[i].d = 1 / iscale;
+	}
+}
+
 static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
 
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
@@ -311,5 +354,8 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q8_0].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q8_0].from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K;
+	for (int t = 0; t < HEARTH_TYPE_COUNT; t++)
+		if (ops[t].dot_type == HEARTH_TYPE_Q8_K)
+			ops[t].dot_from_float = q8_K_from_float;
 	ops[HEARTH_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
 }
