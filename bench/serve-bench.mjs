@@ -78,7 +78,7 @@ async function one(url, i) {
 
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
 
-let errors = 0;
+const errors = {}; /* server name -> [count, first message] */
 async function sweep(name, url) {
   const rows = [];
   for (const c of levels) {
@@ -86,7 +86,10 @@ async function sweep(name, url) {
     const res = (await Promise.all(Array.from({ length: c }, async (_, k) => {
       const out = [];
       for (let r = 0; r < REQS; r++) {
-        try { out.push(await one(url, c * 1000 + k * 10 + r)); } catch (e) { errors++; }
+        try { out.push(await one(url, c * 1000 + k * 10 + r)); } catch (e) {
+          const n = (errors[name] ||= [0, `c=${c}: ${e.cause?.code || e.message}`]);
+          n[0]++;
+        }
       }
       return out;
     }))).flat();
@@ -123,4 +126,5 @@ const h1 = all.find((r) => r.name === 'hearth' && r.c === 1), h8 = all.find((r) 
 const l8 = all.find((r) => r.name === 'llama-server' && r.c === 8);
 if (h1 && h8) console.log(`hearth at 8 streams: ${(h8.tps / h1.tps).toFixed(2)}x its single stream`);
 if (h8 && l8) console.log(`hearth / llama-server at 8 streams: ${(h8.tps / l8.tps).toFixed(2)}x`);
-if (errors) console.log(`${errors} request(s) failed (connection errors), left out of the table`);
+for (const [name, [n, msg]] of Object.entries(errors))
+  console.log(`${name}: ${n} request(s) failed, left out of the table (first: ${msg})`);
