@@ -113,65 +113,59 @@ static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
 	}
 }
 
+/* One q4_K or q5_K block (qh NULL: q4_K) against a q8_K block, before the
+ * float scales: sum_j sc_j * S_j (returned) and sum_j m_j * Y_j (*summ).
+ * q5_K adds a fifth bit per value, bit j of qh[l] for sub-block j, so each
+ * value is nibble | bit << 4, at most 31. */
+static inline __attribute__((always_inline)) int k_block_dot(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+							    const struct block_q8_K *y, int *summ)
+{
+	const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+	uint8_t sc[8], mn[8];
+	k4_scales(scales, sc, mn);
+	*summ = 0;
+	for (int j = 0; j < 8; j++)
+		*summ += mn[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+	const __m256i h = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+	__m256i acc = _mm256_setzero_si256();
+	for (int c = 0; c < 4; c++) {
+		const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+		__m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+		if (qh) { /* 16-bit shifts: bit 2c (2c + 1) of every byte lands in that byte's bit 0 */
+			lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
+			hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
+		}
+		const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * c));
+		const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * c + 32));
+		const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
+		const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
+		acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+	}
+	return hsum_epi32(acc);
+}
+
 static void vec_dot_q4_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
 {
 	const struct block_q4_K *x = vx;
 	const struct block_q8_K *y = vy;
-	const __m256i m4 = _mm256_set1_epi8(0x0f);
 	float sum = 0;
 	for (int64_t i = 0; i < n / QK_K; i++) {
-		uint8_t sc[8], mn[8];
-		k4_scales(x[i].scales, sc, mn);
-		int summ = 0;
-		for (int j = 0; j < 8; j++)
-			summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-		__m256i acc = _mm256_setzero_si256();
-		for (int c = 0; c < 4; c++) {
-			const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-			const __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-			const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c));
-			const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c + 32));
-			const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
-			const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
-			acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-		}
-		const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
-		sum += d * (float)hsum_epi32(acc) - dmin * (float)summ;
+		int summ;
+		const int isum = k_block_dot(x[i].scales, x[i].qs, NULL, &y[i], &summ);
+		sum += y[i].d * h2f(x[i].d) * (float)isum - y[i].d * h2f(x[i].dmin) * (float)summ;
 	}
 	*s = sum;
 }
 
-/* q5_K: q4_K's nibbles plus a fifth bit per value (bit j of qh[l] for
- * sub-block j), so each value is nibble | bit << 4, at most 31. */
 static void vec_dot_q5_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
 {
 	const struct block_q5_K *x = vx;
 	const struct block_q8_K *y = vy;
-	const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
 	float sum = 0;
 	for (int64_t i = 0; i < n / QK_K; i++) {
-		uint8_t sc[8], mn[8];
-		k4_scales(x[i].scales, sc, mn);
-		int summ = 0;
-		for (int j = 0; j < 8; j++)
-			summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-		const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
-		__m256i acc = _mm256_setzero_si256();
-		for (int c = 0; c < 4; c++) {
-			const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-			/* 16-bit shifts: bit 2c (2c + 1) of every byte lands in that byte's bit 0 */
-			const __m256i b0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one);
-			const __m256i b1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one);
-			const __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_slli_epi16(b0, 4));
-			const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), _mm256_slli_epi16(b1, 4));
-			const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c));
-			const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c + 32));
-			const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(sc[2 * c]));
-			const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(sc[2 * c + 1]));
-			acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
-		}
-		const float d = y[i].d * h2f(x[i].d), dmin = y[i].d * h2f(x[i].dmin);
-		sum += d * (float)hsum_epi32(acc) - dmin * (float)summ;
+		int summ;
+		const int isum = k_block_dot(x[i].scales, x[i].qs, x[i].qh, &y[i], &summ);
+		sum += y[i].d * h2f(x[i].d) * (float)isum - y[i].d * h2f(x[i].dmin) * (float)summ;
 	}
 	*s = sum;
 }
