@@ -355,6 +355,39 @@ static void q8_K_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
+/* bf16: a bfloat16 is the top half of a float, so widening is a shift. */
+static inline __m256 bf16x8(const hbf16 *x)
+{
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
+}
+
+static void bf16_to_float(const void *vx, float *y, int64_t n)
+{
+	const hbf16 *x = vx;
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, bf16x8(x + i));
+	for (; i < n; i++)
+		y[i] = bf16_to_f32(x[i]);
+}
+
+static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const hbf16 *x = vx, *y = vy;
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		acc0 = _mm256_fmadd_ps(bf16x8(x + i), bf16x8(y + i), acc0);
+		acc1 = _mm256_fmadd_ps(bf16x8(x + i + 8), bf16x8(y + i + 8), acc1);
+	}
+	for (; i + 8 <= n; i += 8)
+		acc0 = _mm256_fmadd_ps(bf16x8(x + i), bf16x8(y + i), acc0);
+	float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+	for (; i < n; i++)
+		sum += bf16_to_f32(x[i]) * bf16_to_f32(y[i]);
+	*s = sum;
+}
+
 static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
 
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
@@ -368,6 +401,8 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	fns->attn_tile = attn_tile;
 	fns->swiglu = swiglu;
 	ops[HEARTH_TYPE_F32].vec_dot = vec_dot_f32;
+	ops[HEARTH_TYPE_BF16].vec_dot = vec_dot_bf16;
+	ops[HEARTH_TYPE_BF16].to_float = bf16_to_float;
 	ops[HEARTH_TYPE_F32].axpy = axpy_f32;
 	ops[HEARTH_TYPE_F16].vec_dot = vec_dot_f16;
 	ops[HEARTH_TYPE_F16].to_float = f16_to_float;
