@@ -31,6 +31,8 @@ void cpu_caps_detect(struct cpu_caps *caps)
 	caps->avx512bw = zmm && (b & (1u << 30));
 	caps->avx512vl = zmm && (b & (1u << 31));
 	caps->avx512vnni = zmm && (c & (1u << 11));
+	if (__get_cpuid_count(7, 1, &a, &b, &c, &d))
+		caps->avx512bf16 = caps->avx512f && (a & (1u << 5));
 }
 #else
 void cpu_caps_detect(struct cpu_caps *caps)

@@ -7,6 +7,7 @@
 struct cpu_caps {
 	bool avx2, fma, f16c;                        /* with the OS saving YMM state */
 	bool avx512f, avx512bw, avx512vl, avx512vnni; /* with the OS saving ZMM state */
+	bool avx512bf16;                              /* bfloat16 dot products (vdpbf16ps) */
 };
 
 /* Fills caps (all false on CPUs other than x86-64). */

@@ -277,6 +277,10 @@ static void kern_select(void)
 		kern_table.isa = "avx512vnni";
 	}
 #endif /* HEARTH_HAVE_AVX512VNNI */
+#ifdef HEARTH_HAVE_AVX512BF16
+	if (!strcmp(kern_table.isa, "avx512vnni") && caps.avx512bf16)
+		kern_register_avx512bf16(kern_table.ops); /* an addition: the ISA name stays */
+#endif /* HEARTH_HAVE_AVX512BF16 */
 }
 
 const struct qtype_ops *kern_ops(int type)

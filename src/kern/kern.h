@@ -84,5 +84,8 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns);
 #ifdef HEARTH_HAVE_AVX512VNNI
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns);
 #endif /* HEARTH_HAVE_AVX512VNNI */
+#ifdef HEARTH_HAVE_AVX512BF16
+void kern_register_avx512bf16(struct qtype_ops *ops);
+#endif /* HEARTH_HAVE_AVX512BF16 */
 
 #endif /* HEARTH_KERN_H */
