@@ -307,6 +307,11 @@ struct attn_task {
 	int il;
 };
 
+/* Positions ahead whose cache rows a job asks for while converting: a head's
+ * slice of a row is a few cache lines among other heads', which the hardware
+ * prefetcher does not run ahead of. */
+#define ATTN_PREFETCH 32
+
 static void attn_run(void *arg, int ith, int nth)
 {
 	const struct attn_task *t = arg;
@@ -337,6 +342,10 @@ static void attn_run(void *arg, int ith, int nth)
 		for (int32_t t0 = 0; t0 <= last; t0 += ATTN_TILE) {
 			const int np = last + 1 - t0 < ATTN_TILE ? last + 1 - t0 : ATTN_TILE;
 			for (int p = 0; p < np; p++) {
+				if (t0 + p + ATTN_PREFETCH <= last) { /* short strided rows: ask for them ahead */
+					__builtin_prefetch((const char *)kv_cache_k(kv, s, t->il, t0 + p + ATTN_PREFETCH) + koff);
+					__builtin_prefetch((const char *)kv_cache_v(kv, s, t->il, t0 + p + ATTN_PREFETCH) + voff);
+				}
 				ops->to_float((const char *)kv_cache_k(kv, s, t->il, t0 + p) + koff, w->krow, dk);
 				for (int d = 0; d < dk; d++)
 					w->kt[(size_t)d * ATTN_TILE + (size_t)p] = w->krow[d];
