@@ -99,6 +99,77 @@ static void vec_dot4_q8_0_q8_0(int64_t n, float *s, size_t s_stride, const void 
 	dotk_q8_0_act(4, false, n, s, s_stride, vx, vy, y_stride);
 }
 
+/* ---- q4_1, q5_0, q5_1 ------------------------------------------------------
+ * 32 values a block: 4-bit nibbles (low halves are values 0..15, high halves
+ * 16..31), for the 5-bit types plus bit j of the 32-bit qh as value j's
+ * fifth bit. q5_0 is offset by -16; q4_1 and q5_1 carry a minimum m instead,
+ * whose term m * s comes with the q8_1 activations (s = d * sum(y)). */
+
+/* 32 bytes: 0x10 where bit j of the 32-bit word at qh is set, else 0. */
+static inline __m256i fifth_bits(const uint8_t *qh)
+{
+	uint32_t w;
+	memcpy(&w, qh, 4);
+	const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)w),
+						   _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+								     0x0101010101010101, 0x0000000000000000));
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+	return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* One block's integer dot: unsigned values (with offset 16 for q5_0, as signed) against 32 activations. */
+static inline __m256i block_dot_u(__m256i v, const int8_t *yq, bool offset16)
+{
+	const __m256i y = _mm256_loadu_si256((const __m256i *)yq);
+	if (offset16) {
+		const __m256i q = _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+		return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)), _mm256_set1_epi16(1));
+	}
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(v, y), _mm256_set1_epi16(1));
+}
+
+static void vec_dot_q4_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_1 *x = vx;
+	const struct block_q8_1 *y = vy;
+	__m256 acc = _mm256_setzero_ps();
+	float ms = 0;
+	for (int64_t i = 0; i < n / QK4_1; i++) {
+		const __m256i p = block_dot_u(nibbles(x[i].qs), y[i].qs, false);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+		ms += h2f(x[i].m) * h2f(y[i].s);
+	}
+	*s = hsum_ps(acc) + ms;
+}
+
+static void vec_dot_q5_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q5_0 *x = vx;
+	const struct block_q8_0 *y = vy;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / QK5_0; i++) {
+		const __m256i v = _mm256_or_si256(nibbles(x[i].qs), fifth_bits(x[i].qh));
+		const __m256i p = block_dot_u(v, y[i].qs, true);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+	}
+	*s = hsum_ps(acc);
+}
+
+static void vec_dot_q5_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q5_1 *x = vx;
+	const struct block_q8_1 *y = vy;
+	__m256 acc = _mm256_setzero_ps();
+	float ms = 0;
+	for (int64_t i = 0; i < n / QK5_1; i++) {
+		const __m256i v = _mm256_or_si256(nibbles(x[i].qs), fifth_bits(x[i].qh));
+		const __m256i p = block_dot_u(v, y[i].qs, false);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+		ms += h2f(x[i].m) * h2f(y[i].s);
+	}
+	*s = hsum_ps(acc) + ms;
+}
+
 /* Scales and mins of the 8 sub-blocks of a q4_K block. */
 static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
 {
@@ -419,6 +490,9 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q8_0].from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K;
 	ops[HEARTH_TYPE_Q5_K].vec_dot = vec_dot_q5_K_q8_K;
+	ops[HEARTH_TYPE_Q4_1].vec_dot = vec_dot_q4_1_q8_1;
+	ops[HEARTH_TYPE_Q5_0].vec_dot = vec_dot_q5_0_q8_0;
+	ops[HEARTH_TYPE_Q5_1].vec_dot = vec_dot_q5_1_q8_1;
 	for (int t = 0; t < HEARTH_TYPE_COUNT; t++)
 		if (ops[t].dot_type == HEARTH_TYPE_Q8_K)
 			ops[t].dot_from_float = q8_K_from_float;
