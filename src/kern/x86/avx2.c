@@ -170,6 +170,86 @@ static void vec_dot_q5_1_q8_1(int64_t n, float *s, const void *vx, const void *v
 	*s = hsum_ps(acc) + ms;
 }
 
+/* ---- q2_K and q3_K -------------------------------------------------------------
+ * 256 values a block in two chunks of 128: 32 bytes of 2-bit values, one
+ * shift (0, 2, 4, 6) per 32 consecutive values, each 16 with their own scale.
+ * maddubs gives sums of pairs as int16 (the first 16 values in the low
+ * 128-bit half, the next 16 in the high), and madd against the two scales
+ * completes 8 int32 sums. q2_K: scale and min of 4 bits each, the min term
+ * through the activations' 16-value sums; q3_K: signed 6-bit scales, and a
+ * third bit (hmask) whose absence subtracts 4. */
+
+/* 16 int16 lanes: a in the low 128-bit half, b in the high one. */
+static inline __m256i two_scales(int a, int b)
+{
+	return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+}
+
+static void vec_dot_q2_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q2_K *x = vx;
+	const struct block_q8_K *y = vy;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		int summ = 0;
+		for (int j = 0; j < 16; j++)
+			summ += (x[i].scales[j] >> 4) * y[i].bsums[j];
+		__m256i acc = _mm256_setzero_si256();
+		for (int c = 0; c < 2; c++) {
+			const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+			for (int sh = 0; sh < 4; sh++) {
+				const int is = 8 * c + 2 * sh;
+				const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3);
+				const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * c + 32 * sh));
+				const __m256i sc = two_scales(x[i].scales[is] & 0xf, x[i].scales[is + 1] & 0xf);
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(v, yv), sc));
+			}
+		}
+		sum += y[i].d * h2f(x[i].d) * (float)hsum_epi32(acc) - y[i].d * h2f(x[i].dmin) * (float)summ;
+	}
+	*s = sum;
+}
+
+/* The 16 signed 6-bit scales of a q3_K block (stored offset by 32). */
+static inline void q3_scales(const uint8_t packed[12], int sc[16])
+{
+	for (int j = 0; j < 16; j++) {
+		const int lo = j < 8 ? (packed[j] & 0xf) : (packed[j - 8] >> 4);
+		const int hi = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+		sc[j] = (lo | (hi << 4)) - 32;
+	}
+}
+
+static void vec_dot_q3_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q3_K *x = vx;
+	const struct block_q8_K *y = vy;
+	const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK_K; i++) {
+		int sc[16];
+		q3_scales(x[i].scales, sc);
+		const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+		__m256i acc = _mm256_setzero_si256();
+		for (int c = 0; c < 2; c++) {
+			const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+			for (int sh = 0; sh < 4; sh++) {
+				const int is = 8 * c + 2 * sh;
+				const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * c + sh)));
+				const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3);
+				/* 4 where the high bit is clear: value = v - that */
+				const __m256i neg = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), _mm256_setzero_si256()), four);
+				const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * c + 32 * sh));
+				const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v, yv), _mm256_maddubs_epi16(neg, yv));
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, two_scales(sc[is], sc[is + 1])));
+			}
+		}
+		sum += y[i].d * h2f(x[i].d) * (float)hsum_epi32(acc);
+	}
+	*s = sum;
+}
+
 /* Scales and mins of the 8 sub-blocks of a q4_K block. */
 static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
 {
@@ -491,6 +571,8 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K;
 	ops[HEARTH_TYPE_Q5_K].vec_dot = vec_dot_q5_K_q8_K;
 	ops[HEARTH_TYPE_Q4_1].vec_dot = vec_dot_q4_1_q8_1;
+	ops[HEARTH_TYPE_Q2_K].vec_dot = vec_dot_q2_K_q8_K;
+	ops[HEARTH_TYPE_Q3_K].vec_dot = vec_dot_q3_K_q8_K;
 	ops[HEARTH_TYPE_Q5_0].vec_dot = vec_dot_q5_0_q8_0;
 	ops[HEARTH_TYPE_Q5_1].vec_dot = vec_dot_q5_1_q8_1;
 	for (int t = 0; t < HEARTH_TYPE_COUNT; t++)
