@@ -92,14 +92,28 @@ static inline void attn_tile_impl(int M, int dk, int dv, const float *Q, const i
 				acc[i] += acc[i + w];
 		mx[m] = mnew;
 		l[m] = l[m] * alpha + acc[0];
+		/* the output row a vector's width at a time, so that its running sum
+		 * stays in a register while every position passes */
 		float *o = O + (size_t)m * (size_t)dv;
-		for (int j = 0; j < dv; j++)
-			o[j] *= alpha;
-		for (int p = 0; p < nm; p++) {
-			const float e = s[p];
-			const float *v = V + (size_t)p * (size_t)dv;
-			for (int j = 0; j < dv; j++)
-				o[j] = fmaf(e, v[j], o[j]);
+		int j0 = 0;
+		for (; j0 + ATTN_LANES <= dv; j0 += ATTN_LANES) {
+			float a[ATTN_LANES];
+			for (int i = 0; i < ATTN_LANES; i++)
+				a[i] = o[j0 + i] * alpha;
+			for (int p = 0; p < nm; p++) {
+				const float e = s[p];
+				const float *v = V + (size_t)p * (size_t)dv + j0;
+				for (int i = 0; i < ATTN_LANES; i++)
+					a[i] = fmaf(e, v[i], a[i]);
+			}
+			for (int i = 0; i < ATTN_LANES; i++)
+				o[j0 + i] = a[i];
+		}
+		for (int j = j0; j < dv; j++) { /* a width that is not a multiple of the lanes */
+			float a = o[j] * alpha;
+			for (int p = 0; p < nm; p++)
+				a = fmaf(s[p], V[(size_t)p * (size_t)dv + (size_t)j], a);
+			o[j] = a;
 		}
 	}
 }

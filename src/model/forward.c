@@ -332,6 +332,7 @@ static void attn_run(void *arg, int ith, int nth)
 		const struct kv_seq *s = b->seq[j->i0];
 		const int32_t p0 = b->pos[j->i0], last = p0 + j->n_tok - 1;
 		const size_t koff = qtype_row_size(kv->type, (int64_t)kvh * dk), voff = qtype_row_size(kv->type, (int64_t)kvh * dv);
+		const size_t kbytes = qtype_row_size(kv->type, dk), vbytes = qtype_row_size(kv->type, dv);
 		for (int r = 0; r < M; r++) { /* row r: token r / G, head kvh * G + r % G */
 			const float *q = f->q + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(kvh * G + r % G)) * (size_t)dk;
 			for (int d = 0; d < dk; d++)
@@ -344,8 +345,12 @@ static void attn_run(void *arg, int ith, int nth)
 			const int np = last + 1 - t0 < ATTN_TILE ? last + 1 - t0 : ATTN_TILE;
 			for (int p = 0; p < np; p++) {
 				if (t0 + p + ATTN_PREFETCH <= last) { /* short strided rows: ask for them ahead */
-					__builtin_prefetch((const char *)kv_cache_k(kv, s, t->il, t0 + p + ATTN_PREFETCH) + koff);
-					__builtin_prefetch((const char *)kv_cache_v(kv, s, t->il, t0 + p + ATTN_PREFETCH) + voff);
+					const char *kp = (const char *)kv_cache_k(kv, s, t->il, t0 + p + ATTN_PREFETCH) + koff;
+					const char *vp = (const char *)kv_cache_v(kv, s, t->il, t0 + p + ATTN_PREFETCH) + voff;
+					for (size_t o = 0; o < kbytes; o += 64)
+						__builtin_prefetch(kp + o);
+					for (size_t o = 0; o < vbytes; o += 64)
+						__builtin_prefetch(vp + o);
 				}
 				ops->to_float((const char *)kv_cache_k(kv, s, t->il, t0 + p) + koff, w->krow, dk);
 				for (int d = 0; d < dk; d++)
