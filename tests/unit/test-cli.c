@@ -128,4 +128,14 @@ void test_cli(void)
 	}
 	T_EQ_I64(sh(out, sizeof out, "chat -m %s -n 4 --temp 0 < %s", qwen, tmp_path("chat.txt")), 0);
 	T_TRUE(strncmp(out, "> ", 2) == 0);
+
+	/* bench: JSON with both rates, also on a context already holding tokens (-d) */
+	T_EQ_I64(sh(out, sizeof out, "bench -m %s -t 1 -p 8 -n 4 -d 40 -r 1 --json", stories), 0);
+	j = json_loads(out, 0, NULL);
+	T_TRUE(j != NULL);
+	T_EQ_I64(json_integer_value(json_object_get(j, "depth")), 40);
+	T_TRUE(json_real_value(json_object_get(json_object_get(j, "pp"), "tokens_per_s")) > 0);
+	T_TRUE(json_real_value(json_object_get(json_object_get(j, "tg"), "tokens_per_s")) > 0);
+	json_decref(j);
+	T_EQ_I64(sh(NULL, 0, "bench -m %s -d -3", stories), 2);
 }
