@@ -2,9 +2,11 @@
  * using hearth's own GGUF writer and quantizer, for benchmarks.
  *
  *   mkmodel SHAPE TYPE OUT.gguf      SHAPE: tinyllama-1.1b | qwen2.5-0.5b | llama3-8b
- *                                    TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q6_k
+ *                                    TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q6_k q4_k_m
  *
- * q4_k writes every 2-D tensor in q4_K (a "pure" file, not llama.cpp's Q4_K_M mix).
+ * q4_k writes every 2-D tensor in q4_K (a "pure" file); q4_k_m is llama.cpp's Q4_K_M
+ * mix: q6_K for output.weight and for attn_v and ffn_down in the first and last
+ * eighth of the layers and every third layer between, q4_K elsewhere.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +31,7 @@ static const struct {
 } types[] = {
 	{ "f32", HEARTH_TYPE_F32 }, { "f16", HEARTH_TYPE_F16 }, { "bf16", HEARTH_TYPE_BF16 }, { "q8_0", HEARTH_TYPE_Q8_0 },
 	{ "q4_0", HEARTH_TYPE_Q4_0 }, { "q4_1", HEARTH_TYPE_Q4_1 }, { "q5_0", HEARTH_TYPE_Q5_0 }, { "q5_1", HEARTH_TYPE_Q5_1 },
-	{ "q4_k", HEARTH_TYPE_Q4_K }, { "q6_k", HEARTH_TYPE_Q6_K },
+	{ "q4_k", HEARTH_TYPE_Q4_K }, { "q6_k", HEARTH_TYPE_Q6_K }, { "q4_k_m", HEARTH_TYPE_Q4_K },
 };
 
 int main(int argc, char **argv)
@@ -47,9 +49,12 @@ int main(int argc, char **argv)
 				continue;
 			struct synth_spec s = shapes[i].s;
 			s.wtype = types[k].type;
+			s.k_m_mix = !strcmp(types[k].name, "q4_k_m");
 			/* qwen2.5's 896-wide rows do not split into 256-blocks: K-quants keep q8_0 there */
-			if ((s.wtype == HEARTH_TYPE_Q4_K || s.wtype == HEARTH_TYPE_Q6_K) && s.n_embd % 256)
+			if ((s.wtype == HEARTH_TYPE_Q4_K || s.wtype == HEARTH_TYPE_Q6_K) && s.n_embd % 256) {
 				s.wtype = HEARTH_TYPE_Q8_0;
+				s.k_m_mix = false;
+			}
 			if (synth_model_write(argv[3], &s, &err)) {
 				fprintf(stderr, "mkmodel: %s\n", err.msg[0] ? err.msg : hearth_strerror(err.code));
 				return 1;

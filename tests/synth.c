@@ -47,6 +47,13 @@ static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t
 	return gguf_writer_add_tensor(y->w, name, type, ne1 ? 2 : 1, ne, q);
 }
 
+/* Layers that the K_M mixes give q6_K for attn_v and ffn_down. */
+static bool more_bits(const struct synth_spec *s, int il)
+{
+	const int n = s->n_layer;
+	return s->k_m_mix && (il < n / 8 || il >= 7 * n / 8 || (il - n / 8) % 3 == 2);
+}
+
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err)
 {
 	struct synth y = { .rng = s->seed * 2654435761u + 1 };
@@ -106,7 +113,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	rc = add(&y, "token_embd.weight", etype, E, n_vocab, 0.5f, 0);
 	rc = rc ? rc : add(&y, "output_norm.weight", HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 	if (!s->tied)
-		rc = rc ? rc : add(&y, "output.weight", etype, E, n_vocab, 2 * inv, 0);
+		rc = rc ? rc : add(&y, "output.weight", s->k_m_mix ? HEARTH_TYPE_Q6_K : etype, E, n_vocab, 2 * inv, 0);
 	if (s->rope_freqs)
 		rc = rc ? rc : add(&y, "rope_freqs.weight", HEARTH_TYPE_F32, hd / 2, 0, 0.5f, 2);
 	for (int il = 0; il < s->n_layer && !rc; il++) {
@@ -114,7 +121,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		rc = rc ? rc : add(&y, NAME("blk.%d.attn_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 		rc = rc ? rc : add(&y, NAME("blk.%d.attn_q.weight"), s->wtype, E, QK, inv, 0);
 		rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.weight"), s->wtype, E, KV, inv, 0);
-		rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.weight"), s->wtype, E, KV, inv, 0);
+		rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.weight"), more_bits(s, il) ? HEARTH_TYPE_Q6_K : s->wtype, E, KV, inv, 0);
 		rc = rc ? rc : add(&y, NAME("blk.%d.attn_output.weight"), s->wtype, QK, E, 1.0f / sqrtf((float)QK), 0);
 		if (!strcmp(a, "qwen2") && !s->skip_bias) {
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q.bias"), HEARTH_TYPE_F32, QK, 0, 0.1f, 0);
@@ -129,7 +136,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_gate.weight"), s->wtype, E, s->n_ff, inv, 0);
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_up.weight"), s->wtype, E, s->n_ff, inv, 0);
 		if (!s->skip_ffn_down)
-			rc = rc ? rc : add(&y, NAME("blk.%d.ffn_down.weight"), s->wtype, s->n_ff, E,
+			rc = rc ? rc : add(&y, NAME("blk.%d.ffn_down.weight"), more_bits(s, il) ? HEARTH_TYPE_Q6_K : s->wtype, s->n_ff, E,
 					   1.0f / sqrtf((float)s->n_ff), 0);
 #undef NAME
 	}
