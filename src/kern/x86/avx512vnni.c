@@ -538,9 +538,11 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * PACK6_BLOCK;
 		prefetch_ahead(pb, PACK6_BLOCK);
-		__m512 acc[4];
+		/* per row, in integers: sum_sb sc_sb S_sb (|S_sb| <= 16 * 63 * 127 + 32 * 16 * 127,
+		 * times |sc| <= 128, times 16: under 2^31) */
+		__m512i acc[4];
 		for (int t = 0; t < T; t++)
-			acc[t] = _mm512_setzero_ps();
+			acc[t] = _mm512_setzero_si512();
 		for (int sb = 0; sb < 16; sb++) {
 			const uint8_t *ps = pb + 32 + 256 + 192 * sb;
 			const __m512i x0 = _mm512_loadu_si512((const void *)ps), x1 = _mm512_loadu_si512((const void *)(ps + 64));
@@ -551,7 +553,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 			const __m512i a1 = _mm512_or_si512(_mm512_and_si512(x1, m4), _mm512_and_si512(h, m30));
 			const __m512i b1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x1, 4), m4),
 							   _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-			const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * sb))));
+			const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * sb)));
 			for (int t = 0; t < T; t++) {
 				const int8_t *y = yb[t][b].qs + 16 * sb;
 				int32_t f[4];
@@ -564,12 +566,12 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 				C[1 % chains(T)] = _mm512_dpbusd_epi32(C[1 % chains(T)], b0, _mm512_set1_epi32(f[1]));
 				C[2 % chains(T)] = _mm512_dpbusd_epi32(C[2 % chains(T)], a1, _mm512_set1_epi32(f[2]));
 				C[3 % chains(T)] = _mm512_dpbusd_epi32(C[3 % chains(T)], b1, _mm512_set1_epi32(f[3]));
-				acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(C, chains(T))), sc, acc[t]);
+				acc[t] = _mm512_add_epi32(acc[t], _mm512_mullo_epi32(sum_chains(C, chains(T)), sc));
 			}
 		}
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		for (int t = 0; t < T; t++)
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), acc[t], facc[t]);
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(acc[t]), facc[t]);
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
