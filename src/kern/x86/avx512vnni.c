@@ -377,7 +377,8 @@ static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 /* ---- q4_K repacked: 16 rows side by side --------------------------------------
  *
  * Per group of 16 rows and per 256-value block: the rows' d and dmin (f16),
- * their 8 sub-block scales and mins as bytes ([sub-block][row]), then
+ * their 8 sub-block scales as bytes ([sub-block][row]) and mins as bytes in
+ * pairs of sub-blocks ([pair][row][2], for one dpwssd per pair), then
  * per sub-block 4 chunks laid out as q4_0's packed chunks. Activations stay
  * q8_K. Per sub-block j, dpbusd gives S_j = sum(q * y) for 16 rows at once;
  * the block's value is d * dy * sum_j sc_j S_j - dmin * dy * sum_j m_j Y_j,
@@ -409,7 +410,7 @@ static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 						m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
 					}
 					pb[64 + 16 * j + r] = sc;
-					pb[192 + 16 * j + r] = m;
+					pb[192 + 32 * (j / 2) + 2 * r + j % 2] = m; /* mins in pairs of sub-blocks */
 					/* the 32 values of sub-block j: low or high nibbles of qs[32 (j/2) ...] */
 					uint8_t v[32];
 					for (int l = 0; l < 32; l++)
@@ -458,13 +459,19 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 				}
 			}
 			const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j)));
-			const __m512i mn = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 192 + 16 * j)));
 			for (int t = 0; t < T; t++) {
 				const __m512i S = _mm512_add_epi32(_mm512_add_epi32(lo[t][0], lo[t][1]),
 								   _mm512_srai_epi32(_mm512_add_epi32(hi[t][0], hi[t][1]), 4));
 				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(S, sc));
-				imin[t] = _mm512_add_epi32(imin[t], _mm512_mullo_epi32(mn, _mm512_set1_epi32(yb[t][b].bsums[2 * j] +
-													 yb[t][b].bsums[2 * j + 1])));
+			}
+		}
+		/* the mins: per row sum_j m_j Y_j, two sub-blocks per dpwssd (16-bit pairs) */
+		for (int jp = 0; jp < 4; jp++) {
+			const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pb + 192 + 32 * jp)));
+			for (int t = 0; t < T; t++) {
+				const int16_t *bs = yb[t][b].bsums + 4 * jp;
+				const uint32_t y2 = (uint16_t)(bs[0] + bs[1]) | (uint32_t)(uint16_t)(bs[2] + bs[3]) << 16;
+				imin[t] = _mm512_dpwssd_epi32(imin[t], mn, _mm512_set1_epi32((int32_t)y2));
 			}
 		}
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
