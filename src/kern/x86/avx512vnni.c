@@ -687,39 +687,6 @@ static void gemm_packed_f16(int64_t n, const void *packed, int64_t r0, int64_t r
 	}
 }
 
-/* q8_K activations, bit for bit the reference's: the scale from the value of
- * largest magnitude (the first such, with its sign), values rounded to the
- * nearest (even on ties, as lrintf), sums of each 16. */
-static void q8_K_from_float(const float *x, void *vy, int64_t n)
-{
-	struct block_q8_K *y = vy;
-	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		__m512 am = _mm512_setzero_ps();
-		for (int v = 0; v < QK_K / 16; v++)
-			am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * v)));
-		const float amax = _mm512_reduce_max_ps(am);
-		memset(&y[i], 0, sizeof y[i]);
-		if (amax == 0)
-			continue;
-		float max = 0;
-		for (int v = 0; v < QK_K / 16; v++) {
-			const __mmask16 eq = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * v)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
-			if (eq) {
-				max = x[16 * v + __builtin_ctz(eq)];
-				break;
-			}
-		}
-		const float iscale = -127.0f / max;
-		for (int v = 0; v < QK_K / 16; v++) {
-			__m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_set1_ps(iscale), _mm512_loadu_ps(x + 16 * v)));
-			q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
-			_mm_storeu_si128((__m128i *)(y[i].qs + 16 * v), _mm512_cvtsepi32_epi8(q));
-			y[i].bsums[v] = (int16_t)_mm512_reduce_add_epi32(q);
-		}
-		y[i].d = 1 / iscale;
-	}
-}
-
 static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
 
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
@@ -761,10 +728,6 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_F16].pack_size = pack_size_f16;
 	ops[HEARTH_TYPE_F16].pack = pack_f16;
 	ops[HEARTH_TYPE_F16].gemm_packed = gemm_packed_f16;
-
-	for (int t = 0; t < HEARTH_TYPE_COUNT; t++)
-		if (ops[t].vec_dot && ops[t].dot_type == HEARTH_TYPE_Q8_K)
-			ops[t].dot_from_float = q8_K_from_float;
 
 	ops[HEARTH_TYPE_Q4_K].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
