@@ -20,30 +20,6 @@ static void f16_from_float(const float *x, void *y, int64_t n) { quantize_row_re
 static void bf16_to_float(const void *x, float *y, int64_t n) { dequantize_row_ref(HEARTH_TYPE_BF16, x, y, n); }
 static void bf16_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_BF16, x, y, n); }
 
-static void axpy_f32(int64_t n, float a, const void *vx, float *y)
-{
-	const float *x = vx;
-	for (int64_t i = 0; i < n; i++)
-		y[i] += a * x[i];
-}
-
-static void axpy_f16(int64_t n, float a, const void *vx, float *y)
-{
-	const hfp16 *x = vx;
-	for (int64_t i = 0; i < n; i++)
-		y[i] += a * fp16_to_f32(x[i]);
-}
-
-static void axpy_q8_0(int64_t n, float a, const void *vx, float *y)
-{
-	const struct block_q8_0 *x = vx;
-	for (int64_t i = 0; i < n / QK8_0; i++) {
-		const float ad = a * fp16_to_f32(x[i].d);
-		for (int j = 0; j < QK8_0; j++)
-			y[i * QK8_0 + j] += ad * x[i].qs[j];
-	}
-}
-
 static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy)
 {
 	const float *x = vx, *y = vy;
@@ -210,14 +186,14 @@ static void q8_1_from_float(const float *x, void *y, int64_t n) { quantize_row_r
 static void q8_K_from_float(const float *x, void *y, int64_t n) { quantize_row_ref(HEARTH_TYPE_Q8_K, x, y, n); }
 
 static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
-	[HEARTH_TYPE_F32] = { .to_float = f32_to_float, .dot_type = HEARTH_TYPE_F32, .dot_from_float = f32_from_float, .vec_dot = vec_dot_f32, .axpy = axpy_f32, .from_float = f32_from_float },
-	[HEARTH_TYPE_F16] = { .to_float = f16_to_float, .dot_type = HEARTH_TYPE_F16, .dot_from_float = f16_from_float, .vec_dot = vec_dot_f16, .axpy = axpy_f16, .from_float = f16_from_float },
+	[HEARTH_TYPE_F32] = { .to_float = f32_to_float, .dot_type = HEARTH_TYPE_F32, .dot_from_float = f32_from_float, .vec_dot = vec_dot_f32, .from_float = f32_from_float },
+	[HEARTH_TYPE_F16] = { .to_float = f16_to_float, .dot_type = HEARTH_TYPE_F16, .dot_from_float = f16_from_float, .vec_dot = vec_dot_f16, .from_float = f16_from_float },
 	[HEARTH_TYPE_BF16] = { .to_float = bf16_to_float, .dot_type = HEARTH_TYPE_BF16, .dot_from_float = bf16_from_float, .vec_dot = vec_dot_bf16 },
 	[HEARTH_TYPE_Q4_0] = { .to_float = q4_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q4_0_q8_0 },
 	[HEARTH_TYPE_Q4_1] = { .to_float = q4_1_to_float, .dot_type = HEARTH_TYPE_Q8_1, .dot_from_float = q8_1_from_float, .vec_dot = vec_dot_q4_1_q8_1 },
 	[HEARTH_TYPE_Q5_0] = { .to_float = q5_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q5_0_q8_0 },
 	[HEARTH_TYPE_Q5_1] = { .to_float = q5_1_to_float, .dot_type = HEARTH_TYPE_Q8_1, .dot_from_float = q8_1_from_float, .vec_dot = vec_dot_q5_1_q8_1 },
-	[HEARTH_TYPE_Q8_0] = { .to_float = q8_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q8_0_q8_0, .axpy = axpy_q8_0, .from_float = q8_0_from_float },
+	[HEARTH_TYPE_Q8_0] = { .to_float = q8_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q8_0_q8_0, .from_float = q8_0_from_float },
 	[HEARTH_TYPE_Q2_K] = { .to_float = q2_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q2_K_q8_K },
 	[HEARTH_TYPE_Q3_K] = { .to_float = q3_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q3_K_q8_K },
 	[HEARTH_TYPE_Q4_K] = { .to_float = q4_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q4_K_q8_K },

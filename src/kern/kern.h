@@ -32,15 +32,12 @@ typedef size_t (*kern_pack_size_fn)(int64_t rows, int64_t n);
 typedef void (*kern_pack_fn)(const void *w, int64_t rows, int64_t n, void *out);
 typedef void (*kern_gemm_packed_fn)(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,
 				    int n_tok, float *y, size_t y_stride);
-/* y[i] += a * x[i] for n elements, x of the type (the KV cache types: F32, F16, Q8_0). */
-typedef void (*kern_axpy_fn)(int64_t n, float a, const void *x, float *y);
 
 struct qtype_ops {
 	kern_to_float_fn to_float;
 	int dot_type;
 	kern_from_float_fn dot_from_float; /* F32 -> dot_type */
 	kern_vec_dot_fn vec_dot;
-	kern_axpy_fn axpy;
 	kern_from_float_fn from_float; /* F32 -> the type itself (KV cache types only) */
 	kern_vec_dot4_fn vec_dot4; /* NULL: use vec_dot four times */
 	kern_gemm_fn gemm;         /* NULL: use vec_dot4 / vec_dot */

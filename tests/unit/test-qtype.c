@@ -319,20 +319,6 @@ void test_kern_isa_vs_ref(void)
 						       (double)want);
 				free(ys);
 			}
-			if (ref->axpy) {
-				float *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
-				for (int i = 0; i < n; i++)
-					y1[i] = y2[i] = x[i];
-				ops->axpy(n, 0.37f, wq, y1);
-				ref->axpy(n, 0.37f, wq, y2);
-				for (int i = 0; i < n; i++)
-					if (fabsf(y1[i] - y2[i]) > 1e-5f * (fabsf(y2[i]) + 1)) {
-						T_FAIL("%s n=%d: axpy differs at %d", q->name, n, i);
-						break;
-					}
-				free(y1);
-				free(y2);
-			}
 			free(a1);
 			free(a2);
 			free(src);

@@ -128,19 +128,25 @@ static inline __m256i block_dot_u(__m256i v, const int8_t *yq, bool offset16)
 	return _mm256_madd_epi16(_mm256_maddubs_epi16(v, y), _mm256_set1_epi16(1));
 }
 
-static void vec_dot_q4_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
+/* q4_1 or q5_1 (five: with the fifth bits) against q8_1 activations. */
+static inline __attribute__((always_inline)) void dot_q8_1_act(bool five, int64_t n, float *s, const void *vx, const void *vy)
 {
-	const struct block_q4_1 *x = vx;
+	const struct block_q4_1 *x4 = vx;
+	const struct block_q5_1 *x5 = vx;
 	const struct block_q8_1 *y = vy;
 	__m256 acc = _mm256_setzero_ps();
 	float ms = 0;
 	for (int64_t i = 0; i < n / QK4_1; i++) {
-		const __m256i p = block_dot_u(nibbles(x[i].qs), y[i].qs, false);
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
-		ms += h2f(x[i].m) * h2f(y[i].s);
+		const __m256i v = five ? _mm256_or_si256(nibbles(x5[i].qs), fifth_bits(x5[i].qh)) : nibbles(x4[i].qs);
+		const float d = h2f(five ? x5[i].d : x4[i].d), m = h2f(five ? x5[i].m : x4[i].m);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(y[i].d)), _mm256_cvtepi32_ps(block_dot_u(v, y[i].qs, false)), acc);
+		ms += m * h2f(y[i].s);
 	}
 	*s = hsum_ps(acc) + ms;
 }
+
+static void vec_dot_q4_1_q8_1(int64_t n, float *s, const void *vx, const void *vy) { dot_q8_1_act(false, n, s, vx, vy); }
+static void vec_dot_q5_1_q8_1(int64_t n, float *s, const void *vx, const void *vy) { dot_q8_1_act(true, n, s, vx, vy); }
 
 static void vec_dot_q5_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -153,21 +159,6 @@ static void vec_dot_q5_0_q8_0(int64_t n, float *s, const void *vx, const void *v
 		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
 	}
 	*s = hsum_ps(acc);
-}
-
-static void vec_dot_q5_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
-{
-	const struct block_q5_1 *x = vx;
-	const struct block_q8_1 *y = vy;
-	__m256 acc = _mm256_setzero_ps();
-	float ms = 0;
-	for (int64_t i = 0; i < n / QK5_1; i++) {
-		const __m256i v = _mm256_or_si256(nibbles(x[i].qs), fifth_bits(x[i].qh));
-		const __m256i p = block_dot_u(v, y[i].qs, false);
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc);
-		ms += h2f(x[i].m) * h2f(y[i].s);
-	}
-	*s = hsum_ps(acc) + ms;
 }
 
 /* ---- q2_K and q3_K -------------------------------------------------------------
@@ -359,37 +350,45 @@ static void vec_dot_q6_K_q8_K(int64_t n, float *s, const void *vx, const void *v
 	*s = sum;
 }
 
-static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy)
+/* ---- f32, f16, bf16: widened to float, eight at a time ---------------------- */
+static inline __m256 f32x8(const float *x) { return _mm256_loadu_ps(x); }
+static inline __m256 f16x8(const hfp16 *x) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x)); }
+/* a bfloat16 is the top half of a float, so widening is a shift */
+static inline __m256 bf16x8(const hbf16 *x)
 {
-	const hfp16 *x = vx, *y = vy;
-	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
-		acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-				       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))),
-				       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8))), acc1);
-	}
-	float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
-	for (; i < n; i++)
-		sum += h2f(x[i]) * h2f(y[i]);
-	*s = sum;
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
 }
+static inline float f32_1(float x) { return x; }
 
-static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy)
-{
-	const float *x = vx, *y = vy;
-	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
-		acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+/* vec_dot_NAME (two FMA chains of eight, a scalar tail) and NAME_to_float. */
+#define DEFINE_FLOAT_KERNELS(name, elem_t, load8, one)                                      \
+	static void vec_dot_##name(int64_t n, float *s, const void *vx, const void *vy)     \
+	{                                                                                   \
+		const elem_t *x = vx, *y = vy;                                              \
+		__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();              \
+		int64_t i = 0;                                                              \
+		for (; i + 16 <= n; i += 16) {                                              \
+			acc0 = _mm256_fmadd_ps(load8(x + i), load8(y + i), acc0);           \
+			acc1 = _mm256_fmadd_ps(load8(x + i + 8), load8(y + i + 8), acc1);   \
+		}                                                                           \
+		float sum = hsum_ps(_mm256_add_ps(acc0, acc1));                             \
+		for (; i < n; i++)                                                          \
+			sum += one(x[i]) * one(y[i]);                                       \
+		*s = sum;                                                                   \
+	}                                                                                   \
+	static void name##_to_float(const void *vx, float *y, int64_t n)                    \
+	{                                                                                   \
+		const elem_t *x = vx;                                                       \
+		int64_t i = 0;                                                              \
+		for (; i + 8 <= n; i += 8)                                                  \
+			_mm256_storeu_ps(y + i, load8(x + i));                              \
+		for (; i < n; i++)                                                          \
+			y[i] = one(x[i]);                                                   \
 	}
-	float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
-	for (; i < n; i++)
-		sum += x[i] * y[i];
-	*s = sum;
-}
+
+DEFINE_FLOAT_KERNELS(f32, float, f32x8, f32_1)
+DEFINE_FLOAT_KERNELS(f16, hfp16, f16x8, h2f)
+DEFINE_FLOAT_KERNELS(bf16, hbf16, bf16x8, bf16_to_f32)
 
 static void f16_from_float(const float *x, void *vy, int64_t n)
 {
@@ -399,39 +398,6 @@ static void f16_from_float(const float *x, void *vy, int64_t n)
 		_mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
 	for (; i < n; i++)
 		y[i] = (hfp16)_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
-}
-
-static void f16_to_float(const void *vx, float *y, int64_t n)
-{
-	const hfp16 *x = vx;
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
-	for (; i < n; i++)
-		y[i] = h2f(x[i]);
-}
-
-static void axpy_f16(int64_t n, float a, const void *vx, float *y)
-{
-	const hfp16 *x = vx;
-	const __m256 va = _mm256_set1_ps(a);
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-						       _mm256_loadu_ps(y + i)));
-	for (; i < n; i++)
-		y[i] += a * h2f(x[i]);
-}
-
-static void axpy_f32(int64_t n, float a, const void *vx, float *y)
-{
-	const float *x = vx;
-	const __m256 va = _mm256_set1_ps(a);
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-	for (; i < n; i++)
-		y[i] += a * x[i];
 }
 
 /* q8_0 activations: as the reference (amax / 127, rounded half away from zero). */
@@ -506,39 +472,6 @@ static void q8_K_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
-/* bf16: a bfloat16 is the top half of a float, so widening is a shift. */
-static inline __m256 bf16x8(const hbf16 *x)
-{
-	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
-}
-
-static void bf16_to_float(const void *vx, float *y, int64_t n)
-{
-	const hbf16 *x = vx;
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, bf16x8(x + i));
-	for (; i < n; i++)
-		y[i] = bf16_to_f32(x[i]);
-}
-
-static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy)
-{
-	const hbf16 *x = vx, *y = vy;
-	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
-		acc0 = _mm256_fmadd_ps(bf16x8(x + i), bf16x8(y + i), acc0);
-		acc1 = _mm256_fmadd_ps(bf16x8(x + i + 8), bf16x8(y + i + 8), acc1);
-	}
-	for (; i + 8 <= n; i += 8)
-		acc0 = _mm256_fmadd_ps(bf16x8(x + i), bf16x8(y + i), acc0);
-	float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
-	for (; i < n; i++)
-		sum += bf16_to_f32(x[i]) * bf16_to_f32(y[i]);
-	*s = sum;
-}
-
 static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
 
 static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
@@ -552,13 +485,12 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	fns->attn_tile = attn_tile;
 	fns->swiglu = swiglu;
 	ops[HEARTH_TYPE_F32].vec_dot = vec_dot_f32;
+	ops[HEARTH_TYPE_F32].to_float = f32_to_float;
 	ops[HEARTH_TYPE_BF16].vec_dot = vec_dot_bf16;
 	ops[HEARTH_TYPE_BF16].to_float = bf16_to_float;
-	ops[HEARTH_TYPE_F32].axpy = axpy_f32;
 	ops[HEARTH_TYPE_F16].vec_dot = vec_dot_f16;
 	ops[HEARTH_TYPE_F16].to_float = f16_to_float;
 	ops[HEARTH_TYPE_F16].dot_from_float = f16_from_float;
-	ops[HEARTH_TYPE_F16].axpy = axpy_f16;
 	ops[HEARTH_TYPE_F16].from_float = f16_from_float;
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
 	ops[HEARTH_TYPE_Q4_0].vec_dot4 = vec_dot4_q4_0_q8_0;
