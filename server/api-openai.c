@@ -84,16 +84,35 @@ static void params_free(struct params *p)
 	p->n_stops = 0;
 }
 
+enum kind { KIND_NUMBER, KIND_INTEGER, KIND_BOOLEAN, KIND_STRING };
+
+/* The optional field key of b: NULL when absent or null. A value of another
+ * kind gets the 400 reply naming the field, and *bad is set. */
+static json_t *field(json_t *b, const char *key, enum kind kind, bool *bad, struct reply *rp)
+{
+	static const char *const names[] = { "a number", "an integer", "a boolean", "a string" };
+	json_t *v = json_object_get(b, key);
+	if (!v || json_is_null(v))
+		return NULL;
+	const bool ok = kind == KIND_NUMBER    ? json_is_number(v)
+			: kind == KIND_INTEGER ? json_is_integer(v)
+			: kind == KIND_BOOLEAN ? json_is_boolean(v)
+					       : json_is_string(v);
+	if (!ok) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be %s", key, names[kind]);
+		*bad = true;
+		return NULL;
+	}
+	return v;
+}
+
 /* Reads an optional number field in [lo, hi]; false after an error reply. */
 static bool get_num(json_t *b, const char *key, double lo, double hi, double *out, struct reply *rp)
 {
-	json_t *v = json_object_get(b, key);
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_number(v)) {
-		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be a number", key);
-		return false;
-	}
+	bool bad = false;
+	json_t *v = field(b, key, KIND_NUMBER, &bad, rp);
+	if (!v)
+		return !bad;
 	double d = json_number_value(v);
 	if (!(d >= lo && d <= hi)) {
 		reply_error(rp, 400, "invalid_request_error", key, "invalid_value", "'%s' must be between %g and %g, got %g",
@@ -106,13 +125,10 @@ static bool get_num(json_t *b, const char *key, double lo, double hi, double *ou
 
 static bool get_int(json_t *b, const char *key, long long lo, long long hi, long long *out, struct reply *rp)
 {
-	json_t *v = json_object_get(b, key);
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_integer(v)) {
-		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be an integer", key);
-		return false;
-	}
+	bool bad = false;
+	json_t *v = field(b, key, KIND_INTEGER, &bad, rp);
+	if (!v)
+		return !bad;
 	long long d = json_integer_value(v);
 	if (d < lo || d > hi) {
 		reply_error(rp, 400, "invalid_request_error", key, "invalid_value",
@@ -125,28 +141,20 @@ static bool get_int(json_t *b, const char *key, long long lo, long long hi, long
 
 static bool get_bool(json_t *b, const char *key, bool *out, struct reply *rp)
 {
-	json_t *v = json_object_get(b, key);
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_boolean(v)) {
-		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be a boolean", key);
-		return false;
-	}
-	*out = json_is_true(v);
-	return true;
+	bool bad = false;
+	json_t *v = field(b, key, KIND_BOOLEAN, &bad, rp);
+	if (v)
+		*out = json_is_true(v);
+	return !bad;
 }
 
 static bool get_str(json_t *b, const char *key, const char **out, struct reply *rp)
 {
-	json_t *v = json_object_get(b, key);
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_string(v)) {
-		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be a string", key);
-		return false;
-	}
-	*out = json_string_value(v);
-	return true;
+	bool bad = false;
+	json_t *v = field(b, key, KIND_STRING, &bad, rp);
+	if (v)
+		*out = json_string_value(v);
+	return !bad;
 }
 
 /* Fields shared by both completion endpoints. chat: logprobs is a bool plus
