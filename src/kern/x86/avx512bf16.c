@@ -18,9 +18,9 @@
 
 #include "../../tensor/qtype.h"
 #include "../kern.h"
+#include "packed-gemm.h"
 
-#define ROWS 16
-#define TILE_TOK 8
+#define ROWS 16 /* the packed loops (packed-gemm.h) take groups of 16 rows */
 
 static size_t pack_size_bf16(int64_t rows, int64_t n) { return (size_t)rows * (size_t)((n + 1) / 2 * 2) * sizeof(hbf16); }
 
@@ -50,7 +50,7 @@ static inline __attribute__((always_inline)) void bf16_tile(int T, int64_t n, co
 							    float *const *out)
 {
 	const int64_t pairs = (n + 1) / 2;
-	__m512 acc[TILE_TOK][2];
+	__m512 acc[8][2]; /* up to 8 tokens a tile */
 	for (int t = 0; t < T; t++)
 		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
 	int64_t p = 0;
@@ -74,33 +74,9 @@ static inline __attribute__((always_inline)) void bf16_tile(int T, int64_t n, co
 		_mm512_storeu_ps(out[t], _mm512_add_ps(acc[t][0], acc[t][1]));
 }
 
-static void gemm_packed_bf16(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row, int n_tok,
-			     float *y, size_t y_stride)
-{
-	const int64_t pairs = (n + 1) / 2;
-	for (int64_t g = r0 / ROWS; g < r1 / ROWS; g++) {
-		const hbf16 *P = (const hbf16 *)packed + (size_t)g * (size_t)pairs * 2 * ROWS;
-		for (int t0 = 0; t0 < n_tok; t0 += TILE_TOK) {
-			const int T = n_tok - t0 < TILE_TOK ? n_tok - t0 : TILE_TOK;
-			const hbf16 *act[TILE_TOK];
-			float *out[TILE_TOK];
-			for (int t = 0; t < T; t++) {
-				act[t] = (const hbf16 *)((const char *)a + (size_t)(t0 + t) * a_row);
-				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * ROWS);
-			}
-			switch (T) {
-			case 8: bf16_tile(8, n, P, act, out); break;
-			case 7: bf16_tile(7, n, P, act, out); break;
-			case 6: bf16_tile(6, n, P, act, out); break;
-			case 5: bf16_tile(5, n, P, act, out); break;
-			case 4: bf16_tile(4, n, P, act, out); break;
-			case 3: bf16_tile(3, n, P, act, out); break;
-			case 2: bf16_tile(2, n, P, act, out); break;
-			default: bf16_tile(1, n, P, act, out); break;
-			}
-		}
-	}
-}
+#define bf16_tile_bytes(T, n, P, act, out) bf16_tile(T, n, (const hbf16 *)(P), act, out)
+#define bf16_group(n) (((n) + 1) / 2 * 2 * ROWS * (int64_t)sizeof(hbf16))
+DEFINE_PACKED_GEMM(gemm_packed_bf16, bf16_group, const hbf16 *, 8, bf16_tile_bytes)
 
 void kern_register_avx512bf16(struct qtype_ops *ops)
 {

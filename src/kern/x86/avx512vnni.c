@@ -14,6 +14,7 @@
 #include "../../tensor/qtype.h"
 #include "../attn-tile.h"
 #include "../kern.h"
+#include "packed-gemm.h"
 
 static inline float hsum_ps(__m256 v)
 {
@@ -196,34 +197,6 @@ static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
 		_mm_prefetch((const char *)(p + PREFETCH_AHEAD + o), _MM_HINT_T0);
 }
 
-/* The loops around a packed tile: groups of 16 rows, tokens four at a time,
- * each tile instantiated with a constant token count so that it lives in
- * registers. act_t is the activation row type the tile takes. */
-#define DEFINE_GEMM_PACKED(name, QK, BLOCK, act_t, tile)                                                        \
-	static void name(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row,   \
-			 int n_tok, float *y, size_t y_stride)                                                   \
-	{                                                                                                      \
-		const int64_t nb = n / (QK);                                                                   \
-		for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {                                    \
-			const uint8_t *P = (const uint8_t *)packed + (size_t)g * (size_t)nb * (BLOCK);         \
-			for (int t0 = 0; t0 < n_tok; t0 += 4) {                                                \
-				const int T = n_tok - t0 < 4 ? n_tok - t0 : 4;                                 \
-				act_t act[4];                                                                  \
-				float *out[4];                                                                 \
-				for (int t = 0; t < T; t++) {                                                  \
-					act[t] = (act_t)((const char *)a + (size_t)(t0 + t) * a_row);          \
-					out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);    \
-				}                                                                              \
-				switch (T) {                                                                   \
-				case 4: tile(4, nb, P, act, out); break;                                       \
-				case 3: tile(3, nb, P, act, out); break;                                       \
-				case 2: tile(2, nb, P, act, out); break;                                       \
-				default: tile(1, nb, P, act, out); break;                                      \
-				}                                                                              \
-			}                                                                                      \
-		}                                                                                              \
-	}
-
 /* ---- q4_0 repacked: 16 rows side by side ------------------------------------
  *
  * Per group of 16 rows and per block: the 16 rows' scales (f16, as in the
@@ -234,7 +207,7 @@ static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
  * rows at once, and one fmadd scales all 16: the float work is shared by 16
  * rows instead of done per row.
  */
-#define PACK_ROWS 16
+#define PACK_ROWS 16 /* as the packed loops (packed-gemm.h) take them */
 #define PACK_SCALES (PACK_ROWS * (int64_t)sizeof(hfp16)) /* the 16 rows' block scales, as in the file */
 #define PACK_BLOCK (PACK_SCALES + 4 * PACK_ROWS * 4) /* bytes per 16 rows x 1 block: the file's 16 x 18 */
 #define PACK8_BLOCK (PACK_SCALES + 8 * PACK_ROWS * 4) /* q8_0: bytes per 16 rows x 1 block: the file's 16 x 34 */
@@ -326,10 +299,14 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-#define q4_0_tile(T, nb, P, act, out) planar_tile(T, true, nb, P, act, out)
-#define q8_0_tile(T, nb, P, act, out) planar_tile(T, false, nb, P, act, out)
+/* The tiles as the packed loops call them (n values a row) and the bytes of
+ * a group of 16 rows, per layout. */
+#define q4_0_tile(T, n, P, act, out) planar_tile(T, true, (n) / QK4_0, P, act, out)
+#define q8_0_tile(T, n, P, act, out) planar_tile(T, false, (n) / QK8_0, P, act, out)
+#define q4_0_group(n) ((n) / QK4_0 * PACK_BLOCK)
+#define q8_0_group(n) ((n) / QK8_0 * PACK8_BLOCK)
 
-DEFINE_GEMM_PACKED(gemm_packed_q4_0, QK4_0, PACK_BLOCK, const int8_t *, q4_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q4_0, q4_0_group, const int8_t *, 4, q4_0_tile)
 /* ---- q8_0 repacked: 16 rows side by side -------------------------------------
  *
  * Per group of 16 rows and per block: the 16 scales (f16), then 8 chunks
@@ -357,7 +334,7 @@ static void pack_q8_0(const void *vw, int64_t rows, int64_t n, void *vout)
 		}
 }
 
-DEFINE_GEMM_PACKED(gemm_packed_q8_0, QK8_0, PACK8_BLOCK, const int8_t *, q8_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q8_0, q8_0_group, const int8_t *, 4, q8_0_tile)
 /* One q8_0 row against planar activations (rows that are not packed). */
 static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -486,7 +463,9 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-DEFINE_GEMM_PACKED(gemm_packed_q4_K, QK_K, PACKK_BLOCK, const struct block_q8_K *, packedk_tile)
+#define q4_K_tile(T, n, P, act, out) packedk_tile(T, (n) / QK_K, P, act, out)
+#define q4_K_group(n) ((n) / QK_K * PACKK_BLOCK)
+DEFINE_PACKED_GEMM(gemm_packed_q4_K, q4_K_group, const struct block_q8_K *, 4, q4_K_tile)
 /* ---- q6_K repacked: 16 rows side by side --------------------------------------
  *
  * Per group of 16 rows and per 256-value block: the rows' d (f16), their
@@ -584,7 +563,9 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-DEFINE_GEMM_PACKED(gemm_packed_q6_K, QK_K, PACK6_BLOCK, const struct block_q8_K *, packed6_tile)
+#define q6_K_tile(T, n, P, act, out) packed6_tile(T, (n) / QK_K, P, act, out)
+#define q6_K_group(n) ((n) / QK_K * PACK6_BLOCK)
+DEFINE_PACKED_GEMM(gemm_packed_q6_K, q6_K_group, const struct block_q8_K *, 4, q6_K_tile)
 /* ---- f16 repacked: 16 rows side by side -------------------------------------
  *
  * Per group of 16 rows: for each column k, the 16 rows' values (32 bytes),
@@ -595,7 +576,6 @@ DEFINE_GEMM_PACKED(gemm_packed_q6_K, QK_K, PACK6_BLOCK, const struct block_q8_K 
  * Each token keeps two float chains (even and odd columns) whatever the
  * tile's token count, so that batching does not change its sums.
  */
-#define F16_TILE_TOK 8
 
 static size_t pack_size_f16(int64_t rows, int64_t n) { return (size_t)rows * (size_t)n * sizeof(hfp16); }
 
@@ -612,7 +592,7 @@ static void pack_f16(const void *vw, int64_t rows, int64_t n, void *vout)
 static inline __attribute__((always_inline)) void f16_tile(int T, int64_t n, const hfp16 *P, const float *const *act,
 							   float *const *out)
 {
-	__m512 acc[F16_TILE_TOK][2];
+	__m512 acc[8][2]; /* up to 8 tokens a tile */
 	for (int t = 0; t < T; t++)
 		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
 	int64_t k = 0;
@@ -660,32 +640,9 @@ static void vec_dot_f16_f16f(int64_t n, float *s, const void *vx, const void *vy
 	*s = sum;
 }
 
-static void gemm_packed_f16(int64_t n, const void *packed, int64_t r0, int64_t r1, const void *a, size_t a_row, int n_tok,
-			    float *y, size_t y_stride)
-{
-	for (int64_t g = r0 / PACK_ROWS; g < r1 / PACK_ROWS; g++) {
-		const hfp16 *P = (const hfp16 *)packed + (size_t)g * (size_t)n * PACK_ROWS;
-		for (int t0 = 0; t0 < n_tok; t0 += F16_TILE_TOK) {
-			const int T = n_tok - t0 < F16_TILE_TOK ? n_tok - t0 : F16_TILE_TOK;
-			const float *act[F16_TILE_TOK];
-			float *out[F16_TILE_TOK];
-			for (int t = 0; t < T; t++) {
-				act[t] = (const float *)((const char *)a + (size_t)(t0 + t) * a_row);
-				out[t] = y + (size_t)(t0 + t) * y_stride + (size_t)(g * PACK_ROWS);
-			}
-			switch (T) {
-			case 8: f16_tile(8, n, P, act, out); break;
-			case 7: f16_tile(7, n, P, act, out); break;
-			case 6: f16_tile(6, n, P, act, out); break;
-			case 5: f16_tile(5, n, P, act, out); break;
-			case 4: f16_tile(4, n, P, act, out); break;
-			case 3: f16_tile(3, n, P, act, out); break;
-			case 2: f16_tile(2, n, P, act, out); break;
-			default: f16_tile(1, n, P, act, out); break;
-			}
-		}
-	}
-}
+#define f16_tile_bytes(T, n, P, act, out) f16_tile(T, n, (const hfp16 *)(P), act, out)
+#define f16_group(n) ((n) * PACK_ROWS * (int64_t)sizeof(hfp16))
+DEFINE_PACKED_GEMM(gemm_packed_f16, f16_group, const float *, 8, f16_tile_bytes)
 
 static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
 
