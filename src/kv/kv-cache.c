@@ -1,6 +1,7 @@
 /* kv-cache.c - the paged KV cache and its prefix cache (see kv-cache.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../base/err.h"
 #include "../tensor/qtype.h"
@@ -135,6 +136,13 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	kv->row_v = qtype_row_size(type, width_v);
 	kv->head = kv->tail = -1;
 	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
+	/* calloc hands out more than the machine has and lets the filling fail
+	 * later; refuse what cannot fit at all, up front and by name */
+	const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	const double need = (double)cells * (double)(kv->row_k + kv->row_v), have = (double)pages * (double)page;
+	if (pages > 0 && page > 0 && need > have)
+		return err_set(err, HEARTH_ENOMEM, "kv cache: %d tokens need %.1f GiB, more than this machine's %.1f GiB",
+			       n_tokens_total, need / 1073741824.0, have / 1073741824.0);
 	kv->k_data = calloc(cells, kv->row_k);
 	kv->v_data = calloc(cells, kv->row_v);
 	kv->blocks = calloc((size_t)kv->n_blocks, sizeof *kv->blocks);

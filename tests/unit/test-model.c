@@ -135,4 +135,18 @@ void test_model_synthetic(void)
 	T_OK(synth_model_write(tmp_path("bad.gguf"), &bad, &err), err);
 	T_EQ_I64(hearth_model_load(&m, tmp_path("bad.gguf"), &mp, &err), HEARTH_EBADGGUF);
 	T_TRUE(m == NULL);
+
+	/* a context whose cache cannot fit in this machine: refused up front, by size */
+	struct synth_spec wide = { .arch = "llama", .n_embd = 256, .n_layer = 64, .n_head = 4, .n_head_kv = 4, .n_ff = 256,
+				   .wtype = HEARTH_TYPE_Q8_0, .seed = 9 };
+	T_OK(synth_model_write(tmp_path("wide.gguf"), &wide, &err), err);
+	T_OK(hearth_model_load(&m, tmp_path("wide.gguf"), &mp, &err), err);
+	if (m) { /* 4M positions x 64 layers x 1 KiB of f16 K and V: 256 GiB */
+		struct hearth_context_params cp = hearth_context_default_params();
+		struct hearth_context *c = NULL;
+		cp.n_ctx = 1 << 22;
+		T_EQ_I64(hearth_context_new(&c, m, &cp, &err), HEARTH_ENOMEM);
+		T_TRUE(c == NULL && strstr(err.msg, "kv cache") && strstr(err.msg, "GiB"));
+		hearth_model_free(m);
+	}
 }
