@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../base/bigmem.h"
 #include "../base/err.h"
 #include "../tensor/qtype.h"
 #include "kv-cache.h"
@@ -118,6 +119,12 @@ static void unpublish(struct kv_cache *kv, int32_t id)
 
 /* ---- cache -------------------------------------------------------------------- */
 
+/* The bytes of the K or V store, rows of row bytes. */
+static size_t kv_bytes(const struct kv_cache *kv, size_t row)
+{
+	return (size_t)kv->n_layer * (size_t)kv->n_blocks * (size_t)kv->block_size * row;
+}
+
 int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t width_v, int32_t n_tokens_total,
 		  int32_t block_size, int type, struct hearth_err *err)
 {
@@ -136,15 +143,15 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	kv->row_v = qtype_row_size(type, width_v);
 	kv->head = kv->tail = -1;
 	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
-	/* calloc hands out more than the machine has and lets the filling fail
+	/* the kernel hands out more than the machine has and lets the filling fail
 	 * later; refuse what cannot fit at all, up front and by name */
 	const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 	const double need = (double)cells * (double)(kv->row_k + kv->row_v), have = (double)pages * (double)page;
 	if (pages > 0 && page > 0 && need > have)
 		return err_set(err, HEARTH_ENOMEM, "kv cache: %d tokens need %.1f GiB, more than this machine's %.1f GiB",
 			       n_tokens_total, need / 1073741824.0, have / 1073741824.0);
-	kv->k_data = calloc(cells, kv->row_k);
-	kv->v_data = calloc(cells, kv->row_v);
+	kv->k_data = bigmem_alloc(cells * kv->row_k);
+	kv->v_data = bigmem_alloc(cells * kv->row_v);
 	kv->blocks = calloc((size_t)kv->n_blocks, sizeof *kv->blocks);
 	kv->index_cap = 16;
 	while (kv->index_cap < 2 * (size_t)kv->n_blocks)
@@ -173,8 +180,8 @@ void kv_cache_free(struct kv_cache *kv)
 		free(kv->blocks[0].tokens);
 	free(kv->blocks);
 	free(kv->index);
-	free(kv->k_data);
-	free(kv->v_data);
+	bigmem_free(kv->k_data, kv_bytes(kv, kv->row_k));
+	bigmem_free(kv->v_data, kv_bytes(kv, kv->row_v));
 	memset(kv, 0, sizeof *kv);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../base/bigmem.h"
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../kern/kern.h"
@@ -205,55 +206,76 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	return 0;
 }
 
-/* Repacks a matrix for its kernels when they have a packed layout. The
- * mmapped original is then left untouched (its pages are never read again). */
-static int pack_tensor(struct hearth_model *m, struct tensor *t, struct hearth_err *err)
+/* The bytes of t's packed copy (64-byte multiples), or 0 when its kernels
+ * have no packed layout for it. */
+static size_t packed_bytes(const struct tensor *t)
 {
 	const struct qtype_ops *ops = kern_ops(t->type);
-	if (!t->data || t->packed || !ops->pack || t->ne[1] % ops->pack_rows)
+	if (!t->data || !ops->pack || t->ne[1] % ops->pack_rows)
 		return 0;
-	size_t size = ops->pack_size(t->ne[1], t->ne[0]);
-	if (!(t->packed = aligned_alloc(64, (size + 63) / 64 * 64)))
-		return err_set(err, HEARTH_ENOMEM, "%s: out of memory repacking '%s'", m->gguf->path, t->name);
-	ops->pack(t->data, t->ne[1], t->ne[0], t->packed);
+	return (ops->pack_size(t->ne[1], t->ne[0]) + 63) / 64 * 64;
+}
+
+/* Repacks a matrix for its kernels into dst (packed_bytes(t) of them). The
+ * mmapped original is then left untouched (its pages are never read again). */
+static void pack_tensor(struct tensor *t, uint8_t *dst)
+{
+	kern_ops(t->type)->pack(t->data, t->ne[1], t->ne[0], dst);
+	t->packed = dst;
 	/* the original's pages will not be read again: give them back */
 	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	const uintptr_t start = ((uintptr_t)t->data + page - 1) / page * page;
 	const uintptr_t end = ((uintptr_t)t->data + qtype_row_size(t->type, t->ne[0]) * (size_t)t->ne[1]) / page * page;
 	if (end > start)
 		madvise((void *)start, end - start, MADV_DONTNEED);
-	return 0;
 }
 
-static int pack_weights(struct hearth_model *m, struct hearth_err *err)
+/* The matrices that may be packed, in a fixed order; returns their count. */
+static int packable(struct hearth_model *m, struct tensor **ts, int cap)
 {
-	int rc = 0;
-	for (int il = 0; il < m->hp.n_layer && !rc; il++) {
+	int n = 0;
+	for (int il = 0; il < m->hp.n_layer; il++) {
 		struct layer *l = &m->layers[il];
-		struct tensor *ts[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
-		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
-			rc = pack_tensor(m, ts[i], err);
+		struct tensor *lt[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
+		for (size_t i = 0; i < sizeof lt / sizeof lt[0] && n < cap; i++)
+			ts[n++] = lt[i];
 	}
 	/* the output head: tied heads keep the embedding rows unpacked for lookups */
-	if (!rc && m->output.data != m->tok_embd.data)
-		rc = pack_tensor(m, &m->output, err);
-	return rc;
+	if (m->output.data != m->tok_embd.data && n < cap)
+		ts[n++] = &m->output;
+	return n;
 }
 
-static void free_packed(struct hearth_model *m)
+/* Packs every matrix that has a packed layout into one buffer of huge pages
+ * (the decoding loop streams all of them per token). */
+static int pack_weights(struct hearth_model *m, struct hearth_err *err)
 {
-	for (int il = 0; m->layers && il < m->hp.n_layer; il++) {
-		struct layer *l = &m->layers[il];
-		free(l->wq.packed);
-		free(l->wk.packed);
-		free(l->wv.packed);
-		free(l->wo.packed);
-		free(l->ffn_gate.packed);
-		free(l->ffn_up.packed);
-		free(l->ffn_down.packed);
+	const int cap = 7 * m->hp.n_layer + 1;
+	struct tensor **ts = malloc((size_t)cap * sizeof *ts);
+	if (!ts)
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", m->gguf->path);
+	const int n = packable(m, ts, cap);
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += packed_bytes(ts[i]);
+	if (total) {
+		if (!(m->packed_mem = bigmem_alloc(total))) {
+			free(ts);
+			return err_set(err, HEARTH_ENOMEM, "%s: out of memory repacking %.1f MiB of weights", m->gguf->path,
+				       (double)total / 1048576.0);
+		}
+		m->packed_size = total;
+		size_t at = 0;
+		for (int i = 0; i < n; i++) {
+			const size_t bytes = packed_bytes(ts[i]);
+			if (bytes) {
+				pack_tensor(ts[i], (uint8_t *)m->packed_mem + at);
+				at += bytes;
+			}
+		}
 	}
-	if (m->output.data != m->tok_embd.data)
-		free(m->output.packed);
+	free(ts);
+	return 0;
 }
 
 int hearth_model_load(struct hearth_model **out, const char *path, const struct hearth_model_params *params,
@@ -318,7 +340,7 @@ void hearth_model_free(struct hearth_model *m)
 	if (!m)
 		return;
 	tok_vocab_free(&m->vocab);
-	free_packed(m);
+	bigmem_free(m->packed_mem, m->packed_size);
 	free(m->layers);
 	free(m->chat_template);
 	hearth_gguf_close(m->gguf);

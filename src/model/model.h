@@ -22,7 +22,7 @@ struct tensor {
 	int type;
 	int64_t ne[4];
 	const void *data; /* NULL: absent (optional tensor) */
-	void *packed;     /* repacked copy for the kernels (owned by the model), or NULL */
+	void *packed;     /* repacked copy for the kernels (in the model's packed_mem), or NULL */
 };
 
 struct hparams {
@@ -52,6 +52,8 @@ struct hearth_model {
 	struct layer *layers;
 	struct tok_vocab vocab;
 	bool vocab_only;
+	void *packed_mem;   /* one bigmem buffer holding every repacked matrix */
+	size_t packed_size;
 };
 
 enum tensor_flags { TENSOR_REQUIRED = 0, TENSOR_OPTIONAL = 1 };
