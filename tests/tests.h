@@ -4,6 +4,7 @@
 
 #define HEARTH_TESTS(X)              \
 	X(test_fp16_conversions)     \
+	X(test_bigmem)               \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
