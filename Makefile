@@ -116,7 +116,7 @@ bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench $(B)/membw
 $(B)/mkmodel: bench/mkmodel.c tests/synth.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/mkmodel.c tests/synth.c $(B)/libhearth.a $(LDLIBS)
 $(B)/membw: bench/membw.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) -O3 -mavx2 -o $@ bench/membw.c -lpthread
+	$(CC) $(CPPFLAGS) $(CFLAGS) -O3 -mavx2 -o $@ bench/membw.c src/base/bigmem.c -lpthread
 $(B)/tokbench: bench/tokbench.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/tokbench.c $(B)/libhearth.a $(LDLIBS)
 
