@@ -77,6 +77,15 @@ void test_kern_attn(void)
 		run(kern_fns_ref()->attn_tile, M, dk, dv, L, Q, vis, K, V, o2);
 		if (memcmp(o1, o2, (size_t)M * (size_t)dv * sizeof *o1))
 			T_FAIL("attn tile M=%d dk=%d dv=%d L=%d: %s kernel differs from the reference", M, dk, dv, L, kern_isa());
+		/* rows share loads in blocks: a row alone must give the same bits */
+		for (int m = 0; m < M; m++) {
+			float *alone = malloc((size_t)dv * sizeof *alone);
+			run(kern_fns()->attn_tile, 1, dk, dv, L, Q + (size_t)m * (size_t)dk, &vis[m], K, V, alone);
+			if (memcmp(alone, o1 + (size_t)m * (size_t)dv, (size_t)dv * sizeof *alone))
+				T_FAIL("attn tile M=%d dk=%d dv=%d L=%d: row %d alone differs from the row among %d", M, dk, dv, L,
+				       m, M);
+			free(alone);
+		}
 		double worst = 0;
 		for (int m = 0; m < M; m++) {
 			double *w = malloc((size_t)vis[m] * sizeof *w), mxs = -INFINITY, sum = 0;
