@@ -14,7 +14,8 @@
 #define ITERS 100000000L
 #define ACC 12
 /* the twelve accumulators written out, so they stay in registers at -O2 */
-#define TWELVE(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
+#define TWELVE(op, f) op(0, f) op(1, f) op(2, f) op(3, f) op(4, f) op(5, f) op(6, f) op(7, f) op(8, f) op(9, f) op(10, f) op(11, f)
+#define STEP(k, f) a[k] = f(a[k], w, x);
 
 static double now(void)
 {
@@ -37,9 +38,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static int run_dpbusd(dou
 	__m512i w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(5);
 	const double t0 = now();
 	for (long i = 0; i < ITERS; i++) {
-#define STEP(k) a[k] = _mm512_dpbusd_epi32(a[k], w, x);
-		TWELVE(STEP)
-#undef STEP
+		TWELVE(STEP, _mm512_dpbusd_epi32)
 		__asm__ volatile("" : "+v"(w), "+v"(x));
 	}
 	*rate = (double)ITERS * ACC * 64 / (now() - t0);
@@ -48,45 +47,29 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static int run_dpbusd(dou
 	return _mm512_reduce_add_epi32(a[0]) & 1;
 }
 
-__attribute__((target("avx512f"))) static int run_fma512(double *rate)
-{
-	__m512 a[ACC];
-	for (int i = 0; i < ACC; i++)
-		a[i] = _mm512_set1_ps((float)i);
-	__m512 w = _mm512_set1_ps(0.999999f), x = _mm512_set1_ps(1e-7f);
-	const double t0 = now();
-	for (long i = 0; i < ITERS; i++) {
-#define STEP(k) a[k] = _mm512_fmadd_ps(a[k], w, x);
-		TWELVE(STEP)
-#undef STEP
-		__asm__ volatile("" : "+v"(w), "+v"(x));
+/* The f32 FMA runs, one per vector width: name, target, vector type, lanes,
+ * and the set1 / fmadd / add / store intrinsics of that width. */
+#define DEFINE_FMA_RUN(name, isa, vec, lanes, set1, fmadd, add, store)          \
+	__attribute__((target(isa))) static int name(double *rate)               \
+	{                                                                         \
+		vec a[ACC];                                                       \
+		for (int i = 0; i < ACC; i++)                                     \
+			a[i] = set1((float)i);                                    \
+		vec w = set1(0.999999f), x = set1(1e-7f);                         \
+		const double t0 = now();                                          \
+		for (long i = 0; i < ITERS; i++) {                                \
+			TWELVE(STEP, fmadd)                                       \
+			__asm__ volatile("" : "+v"(w), "+v"(x));                  \
+		}                                                                 \
+		*rate = (double)ITERS * ACC * (lanes) / (now() - t0);             \
+		for (int i = 1; i < ACC; i++)                                     \
+			a[0] = add(a[0], a[i]);                                   \
+		float f[lanes];                                                   \
+		store(f, a[0]);                                                   \
+		return f[0] + f[(lanes) - 1] > 0;                                 \
 	}
-	*rate = (double)ITERS * ACC * 16 / (now() - t0);
-	for (int i = 1; i < ACC; i++)
-		a[0] = _mm512_add_ps(a[0], a[i]);
-	return _mm512_reduce_add_ps(a[0]) > 0;
-}
-
-__attribute__((target("avx2,fma"))) static int run_fma256(double *rate)
-{
-	__m256 a[ACC];
-	for (int i = 0; i < ACC; i++)
-		a[i] = _mm256_set1_ps((float)i);
-	__m256 w = _mm256_set1_ps(0.999999f), x = _mm256_set1_ps(1e-7f);
-	const double t0 = now();
-	for (long i = 0; i < ITERS; i++) {
-#define STEP(k) a[k] = _mm256_fmadd_ps(a[k], w, x);
-		TWELVE(STEP)
-#undef STEP
-		__asm__ volatile("" : "+x"(w), "+x"(x));
-	}
-	*rate = (double)ITERS * ACC * 8 / (now() - t0);
-	for (int i = 1; i < ACC; i++)
-		a[0] = _mm256_add_ps(a[0], a[i]);
-	float f[8];
-	_mm256_storeu_ps(f, a[0]);
-	return f[0] + f[7] > 0;
-}
+DEFINE_FMA_RUN(run_fma512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps)
+DEFINE_FMA_RUN(run_fma256, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps)
 
 static void *worker(void *arg)
 {
