@@ -125,4 +125,13 @@ static inline void swiglu_impl(float *gate, const float *up, int64_t n)
 		gate[i] = gate[i] / (1.0f + attn_expf(-gate[i])) * up[i];
 }
 
+/* The two kernels with the including file's flags, as kern_fns takes them. */
+#define DEFINE_ATTN_KERNELS(attn_name, swiglu_name)                                                          \
+	static void attn_name(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt,       \
+			      const float *V, float *mx, float *l, float *O)                                  \
+	{                                                                                                     \
+		attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);                                             \
+	}                                                                                                     \
+	static void swiglu_name(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
+
 #endif /* HEARTH_ATTN_TILE_H */

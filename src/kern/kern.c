@@ -208,20 +208,14 @@ const struct qtype_ops *kern_ops_ref(int type)
 	return &ops_ref[type];
 }
 
-/* The kernel table in use: a singleton filled once from the reference and,
- * where the CPU has them, faster kernels. */
-static void attn_tile_ref(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V,
-			  float *mx, float *l, float *O)
-{
-	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
-}
-
-static void swiglu_ref(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
+DEFINE_ATTN_KERNELS(attn_tile_ref, swiglu_ref)
 
 static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref, .swiglu = swiglu_ref };
 
 const struct kern_fns *kern_fns_ref(void) { return &fns_ref; }
 
+/* The kernel table in use: a singleton filled once from the reference and,
+ * where the CPU has them, faster kernels. */
 static struct {
 	pthread_once_t once;
 	struct qtype_ops ops[HEARTH_TYPE_COUNT];

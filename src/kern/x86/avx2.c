@@ -472,13 +472,7 @@ static void q8_K_from_float(const float *x, void *vy, int64_t n)
 	}
 }
 
-static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
-
-static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
-		      float *l, float *O)
-{
-	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
-}
+DEFINE_ATTN_KERNELS(attn_tile, swiglu)
 
 void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 {

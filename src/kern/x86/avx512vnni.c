@@ -644,13 +644,7 @@ static void vec_dot_f16_f16f(int64_t n, float *s, const void *vx, const void *vy
 #define f16_group(n) ((n) * PACK_ROWS * (int64_t)sizeof(hfp16))
 DEFINE_PACKED_GEMM(gemm_packed_f16, f16_group, const float *, 8, f16_tile_bytes)
 
-static void swiglu(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
-
-static void attn_tile(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt, const float *V, float *mx,
-		      float *l, float *O)
-{
-	attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);
-}
+DEFINE_ATTN_KERNELS(attn_tile, swiglu)
 
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 {
