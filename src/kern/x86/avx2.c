@@ -286,31 +286,25 @@ static inline __attribute__((always_inline)) int k_block_dot(const uint8_t *scal
 	return hsum_epi32(acc);
 }
 
-static void vec_dot_q4_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
+/* q4_K or q5_K (five: with the fifth bits) against q8_K activations. */
+static inline __attribute__((always_inline)) void dot_k_act(bool five, int64_t n, float *s, const void *vx, const void *vy)
 {
-	const struct block_q4_K *x = vx;
+	const struct block_q4_K *x4 = vx;
+	const struct block_q5_K *x5 = vx;
 	const struct block_q8_K *y = vy;
 	float sum = 0;
 	for (int64_t i = 0; i < n / QK_K; i++) {
 		int summ;
-		const int isum = k_block_dot(x[i].scales, x[i].qs, NULL, &y[i], &summ);
-		sum += y[i].d * h2f(x[i].d) * (float)isum - y[i].d * h2f(x[i].dmin) * (float)summ;
+		const int isum = five ? k_block_dot(x5[i].scales, x5[i].qs, x5[i].qh, &y[i], &summ)
+				      : k_block_dot(x4[i].scales, x4[i].qs, NULL, &y[i], &summ);
+		const float d = h2f(five ? x5[i].d : x4[i].d), dmin = h2f(five ? x5[i].dmin : x4[i].dmin);
+		sum += y[i].d * d * (float)isum - y[i].d * dmin * (float)summ;
 	}
 	*s = sum;
 }
 
-static void vec_dot_q5_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
-{
-	const struct block_q5_K *x = vx;
-	const struct block_q8_K *y = vy;
-	float sum = 0;
-	for (int64_t i = 0; i < n / QK_K; i++) {
-		int summ;
-		const int isum = k_block_dot(x[i].scales, x[i].qs, x[i].qh, &y[i], &summ);
-		sum += y[i].d * h2f(x[i].d) * (float)isum - y[i].d * h2f(x[i].dmin) * (float)summ;
-	}
-	*s = sum;
-}
+static void vec_dot_q4_K_q8_K(int64_t n, float *s, const void *vx, const void *vy) { dot_k_act(false, n, s, vx, vy); }
+static void vec_dot_q5_K_q8_K(int64_t n, float *s, const void *vx, const void *vy) { dot_k_act(true, n, s, vx, vy); }
 
 static void vec_dot_q6_K_q8_K(int64_t n, float *s, const void *vx, const void *vy)
 {
