@@ -13,9 +13,10 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The whole file at path ("-": standard input), NUL-terminated; NULL on error. */
 static char *read_file(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
 	char *buf = NULL;
 	size_t cap = 0, n = 0, k;
 	if (!f)
@@ -26,7 +27,8 @@ static char *read_file(const char *path, size_t *len)
 			char *b = realloc(buf, cap);
 			if (!b) {
 				free(buf);
-				fclose(f);
+				if (f != stdin)
+					fclose(f);
 				return NULL;
 			}
 			buf = b;
@@ -35,7 +37,8 @@ static char *read_file(const char *path, size_t *len)
 		n += k;
 	} while (k > 0);
 	int bad = ferror(f);
-	fclose(f);
+	if (f != stdin)
+		fclose(f);
 	if (bad) {
 		free(buf);
 		return NULL;
@@ -170,12 +173,12 @@ out:
 }
 
 static const char run_help[] =
-	"usage: hearth run -m FILE [-p PROMPT | -f FILE] [options]\n"
+	"usage: hearth run -m FILE (-p PROMPT | -f FILE) [options]\n"
 	"\n"
 	"Streams the model's continuation of the prompt to stdout and a timing line to stderr.\n"
 	"\n"
 	"  -p, --prompt TEXT       the prompt\n"
-	"  -f, --file FILE         read the prompt from a file\n"
+	"  -f, --file FILE         read the prompt from a file (-: standard input)\n"
 	"      --no-bos            do not add the BOS token the vocabulary asks for\n"
 	"      --json              print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} instead\n";
 
@@ -220,6 +223,8 @@ int cmd_run(int argc, char **argv)
 		return usage_error("run", "-m FILE is required");
 	if (prompt && file)
 		return usage_error("run", "give -p or -f, not both");
+	if (!prompt && !file)
+		return usage_error("run", "give the prompt with -p TEXT or -f FILE (-f - reads standard input)");
 	if (!o.seed_set)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 	if (file) {
@@ -228,7 +233,7 @@ int cmd_run(int argc, char **argv)
 			return 1;
 		}
 	} else {
-		text = strdup(prompt ? prompt : "");
+		text = strdup(prompt);
 		len = text ? strlen(text) : 0;
 	}
 	if (!text)
@@ -239,9 +244,11 @@ int cmd_run(int argc, char **argv)
 		goto out_err;
 	if (no_bos && n_ids > 0 && ids[0] == hearth_token_bos(s.model) && hearth_vocab_add_bos(s.model))
 		memmove(ids, ids + 1, (size_t)--n_ids * sizeof *ids);
-	if (n_ids == 0) {
+	if (n_ids == 0) { /* an empty prompt starts from BOS */
 		int32_t bos = hearth_token_bos(s.model);
-		if (bos < 0) {
+		free(ids);
+		ids = NULL;
+		if (bos < 0 || !(ids = malloc(sizeof *ids))) {
 			fprintf(stderr, "hearth run: the prompt is empty and the model has no BOS token to start from\n");
 			goto out_close;
 		}
@@ -296,14 +303,129 @@ static const char chat_help[] =
 	"\n"
 	"      --system TEXT       a system message at the start of the conversation\n";
 
+/* A conversation: messages and the texts it owns. */
+struct chat {
+	struct hearth_chat_msg *msgs;
+	char **owned;     /* [i]: what msgs[i].content points to when malloc'd, else NULL */
+	int n, cap;
+	int n_keep;       /* leading messages never dropped (the system message) */
+};
+
+static void chat_clear(struct chat *c, int from)
+{
+	for (int i = from; i < c->n; i++)
+		free(c->owned[i]);
+	c->n = from;
+}
+
+/* Appends a message; text is taken over (freed with the chat) when owned. */
+static int chat_add(struct chat *c, const char *role, char *text, bool owned)
+{
+	if (c->n == c->cap) {
+		int cap = c->cap ? 2 * c->cap : 8;
+		struct hearth_chat_msg *m = realloc(c->msgs, (size_t)cap * sizeof *m);
+		if (m)
+			c->msgs = m;
+		char **o = m ? realloc(c->owned, (size_t)cap * sizeof *o) : NULL;
+		if (!o) {
+			if (owned)
+				free(text);
+			return HEARTH_ENOMEM;
+		}
+		c->owned = o;
+		c->cap = cap;
+	}
+	c->msgs[c->n] = (struct hearth_chat_msg){ role, text, 0 };
+	c->owned[c->n++] = owned ? text : NULL;
+	return 0;
+}
+
+/* Drops the oldest turn after the kept messages: a user message with its answer. */
+static void chat_drop_oldest(struct chat *c)
+{
+	int at = c->n_keep, k = at + 2 < c->n && !strcmp(c->msgs[at].role, "user") ? 2 : 1;
+	for (int i = at; i < at + k; i++)
+		free(c->owned[i]);
+	memmove(c->msgs + at, c->msgs + at + k, (size_t)(c->n - at - k) * sizeof *c->msgs);
+	memmove(c->owned + at, c->owned + at + k, (size_t)(c->n - at - k) * sizeof *c->owned);
+	c->n -= k;
+}
+
+/* The conversation's prompt, leaving room for an answer of `room` tokens:
+ * the oldest turns are dropped (and the user told) until it fits. HEARTH_ETOOBIG
+ * when the newest message alone does not. */
+static int chat_prompt(struct session *s, struct chat *c, int32_t room, int32_t **ids, int32_t *n_ids,
+		       struct hearth_err *err)
+{
+	const int32_t n_ctx = hearth_context_n_ctx(s->ctx);
+	int dropped = 0, rc;
+	for (;;) {
+		char *text = NULL;
+		size_t len = 0;
+		rc = hearth_chat_render(s->model, c->msgs, c->n, true, &text, &len, err);
+		if (!rc)
+			rc = hearth_tokenize(s->model, text, len, true, true, ids, n_ids, err);
+		free(text);
+		if (rc)
+			return rc;
+		if (*n_ids + room <= n_ctx)
+			break;
+		free(*ids);
+		*ids = NULL;
+		if (c->n - c->n_keep <= 1) {
+			err->code = HEARTH_ETOOBIG;
+			snprintf(err->msg, sizeof err->msg, "the message needs %d tokens with the answer; the context holds %d",
+				 *n_ids + room, n_ctx);
+			return HEARTH_ETOOBIG;
+		}
+		chat_drop_oldest(c);
+		dropped++;
+	}
+	if (dropped)
+		fprintf(stderr, "[context full: the %d oldest turn%s left the conversation]\n", dropped, dropped > 1 ? "s" : "");
+	return 0;
+}
+
+/* One exchange: the user's line in, the model's answer out (kept in the chat). */
+static int chat_turn(struct session *s, struct chat *c, const struct gen_opts *o, const char *line,
+		     struct hearth_err *err)
+{
+	const int32_t n_ctx = hearth_context_n_ctx(s->ctx);
+	const int32_t room = o->n_predict > 0 && o->n_predict < n_ctx / 2 ? o->n_predict : n_ctx / 4;
+	int32_t *ids = NULL, n_ids = 0;
+	char *copy = strdup(line);
+	int rc;
+	if (!copy || (rc = chat_add(c, "user", copy, true)))
+		return HEARTH_ENOMEM;
+	rc = chat_prompt(s, c, room, &ids, &n_ids, err);
+	if (rc == HEARTH_ETOOBIG) {
+		fprintf(stderr, "[not sent: %s]\n", err->msg);
+		chat_clear(c, c->n - 1);
+		return 0;
+	}
+	if (!rc)
+		rc = session_feed(s, ids, n_ids, err);
+	free(ids);
+	if (rc)
+		return rc;
+	struct gen_result r;
+	rc = generate(s, o->n_predict, stdout, &r, err);
+	fputc('\n', stdout);
+	free(r.ids);
+	if (rc) {
+		free(r.text);
+		return rc;
+	}
+	return chat_add(c, "assistant", r.text, true);
+}
+
 int cmd_chat(int argc, char **argv)
 {
 	struct gen_opts o;
 	const char *system_msg = NULL;
 	struct hearth_err err = { 0 };
-	struct hearth_chat_msg *msgs = NULL;
-	char **owned = NULL;
-	int n_msgs = 0, rc = 1;
+	struct chat c = { 0 };
+	int rc = 1;
 	struct session s = { 0 };
 	char line[16384];
 
@@ -335,12 +457,9 @@ int cmd_chat(int argc, char **argv)
 		fprintf(stderr, "hearth chat: %s: the chat template is not one hearth knows yet\n", o.model);
 		goto out;
 	}
-	msgs = calloc(2, sizeof *msgs);
-	owned = calloc(2, sizeof *owned);
-	if (!msgs || !owned)
+	if (system_msg && chat_add(&c, "system", (char *)system_msg, false))
 		goto out;
-	if (system_msg)
-		msgs[n_msgs++] = (struct hearth_chat_msg){ "system", system_msg };
+	c.n_keep = c.n;
 	fprintf(stderr, "chatting with %s (%s format); empty line to quit\n", o.model, hearth_chat_format(s.model));
 	for (;;) {
 		fputs("> ", stdout);
@@ -351,56 +470,20 @@ int cmd_chat(int argc, char **argv)
 		if (!line[0])
 			break;
 		if (!strcmp(line, "/reset")) {
-			for (int i = 0; i < n_msgs; i++)
-				free(owned[i]);
-			n_msgs = 0;
-			if (system_msg)
-				msgs[n_msgs++] = (struct hearth_chat_msg){ "system", system_msg };
+			chat_clear(&c, c.n_keep);
 			continue;
 		}
-		struct hearth_chat_msg *nm = realloc(msgs, (size_t)(n_msgs + 2) * sizeof *nm);
-		char **no = nm ? realloc(owned, (size_t)(n_msgs + 2) * sizeof *no) : NULL;
-		if (nm)
-			msgs = nm;
-		if (!no)
-			goto out;
-		owned = no;
-		owned[n_msgs] = strdup(line);
-		if (!owned[n_msgs])
-			goto out;
-		msgs[n_msgs] = (struct hearth_chat_msg){ "user", owned[n_msgs] };
-		n_msgs++;
-		char *rendered = NULL;
-		int32_t *ids = NULL, n_ids = 0;
-		if (hearth_chat_render(s.model, msgs, n_msgs, true, &rendered, &err) ||
-		    hearth_tokenize(s.model, rendered, strlen(rendered), true, true, &ids, &n_ids, &err) ||
-		    session_feed(&s, ids, n_ids, &err)) {
-			fprintf(stderr, "hearth chat: %s\n", err.msg);
-			free(rendered);
-			free(ids);
+		int trc = chat_turn(&s, &c, &o, line, &err);
+		if (trc) {
+			fprintf(stderr, "hearth chat: %s\n", err.code ? err.msg : hearth_strerror(trc));
 			goto out;
 		}
-		free(rendered);
-		free(ids);
-		struct gen_result r;
-		int grc = generate(&s, o.n_predict, stdout, &r, &err);
-		fputc('\n', stdout);
-		free(r.ids);
-		if (grc) {
-			free(r.text);
-			fprintf(stderr, "hearth chat: %s\n", err.code ? err.msg : hearth_strerror(grc));
-			goto out;
-		}
-		owned[n_msgs] = r.text;
-		msgs[n_msgs] = (struct hearth_chat_msg){ "assistant", r.text };
-		n_msgs++;
 	}
 	rc = 0;
 out:
-	for (int i = 0; owned && i < n_msgs; i++)
-		free(owned[i]);
-	free(owned);
-	free(msgs);
+	chat_clear(&c, 0);
+	free(c.owned);
+	free(c.msgs);
 	session_close(&s);
 	return rc;
 }

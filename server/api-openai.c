@@ -47,6 +47,19 @@ static json_t *jstr(const char *s, size_t n)
 	return j ? j : json_string("");
 }
 
+/* Does v hold a string with a NUL character, or an array holding one? */
+static bool has_nul(json_t *v)
+{
+	size_t i;
+	json_t *e;
+	if (json_is_string(v))
+		return strlen(json_string_value(v)) != json_string_length(v);
+	json_array_foreach(v, i, e)
+		if (json_is_string(e) && strlen(json_string_value(e)) != json_string_length(e))
+			return true;
+	return false;
+}
+
 static void gen_id(char *buf, size_t size, const char *prefix)
 {
 	static atomic_uint_fast64_t counter;
@@ -100,6 +113,11 @@ static json_t *field(json_t *b, const char *key, enum kind kind, bool *bad, stru
 					       : json_is_string(v);
 	if (!ok) {
 		reply_error(rp, 400, "invalid_request_error", key, "invalid_type", "'%s' must be %s", key, names[kind]);
+		*bad = true;
+		return NULL;
+	}
+	if (kind == KIND_STRING && strlen(json_string_value(v)) != json_string_length(v)) {
+		reply_error(rp, 400, "invalid_request_error", key, "invalid_value", "'%s' must not contain NUL characters", key);
 		*bad = true;
 		return NULL;
 	}
@@ -168,7 +186,7 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 	memset(p, 0, sizeof *p);
 	if (!get_str(b, "model", &model, rp))
 		return false;
-	if (model && strcmp(model, srv->alias) && strcmp(model, srv->model_path)) {
+	if (model && strcmp(model, srv->alias)) {
 		reply_error(rp, 404, "not_found_error", "model", "model_not_found",
 			    "The model '%s' does not exist; this server serves '%s'", model, srv->alias);
 		return false;
@@ -209,6 +227,10 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 			return false;
 	}
 	json_t *stop = json_object_get(b, "stop");
+	if (has_nul(stop)) {
+		reply_error(rp, 400, "invalid_request_error", "stop", "invalid_value", "'stop' must not contain NUL characters");
+		return false;
+	}
 	if (json_is_string(stop)) {
 		if (json_string_length(stop) && !(p->stops[p->n_stops++] = strdup(json_string_value(stop))))
 			p->n_stops--;
@@ -422,7 +444,7 @@ static void gen_free(struct server *srv, struct gen *g)
 
 /* Submits prompt ids; false after an error reply. */
 static bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
-		      int choice, struct reply *rp)
+		      int choice, const char *what, struct reply *rp)
 {
 	struct hearth_request_params rq = { 0 };
 	struct hearth_err err = { 0 };
@@ -433,11 +455,11 @@ static bool gen_start(struct server *srv, const struct params *p, struct gen *g,
 		return false;
 	}
 	if (n >= max_len || (p->max_tokens > 0 && (int64_t)n + p->max_tokens > max_len)) {
-		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded",
+		reply_error(rp, 400, "invalid_request_error", what, "context_length_exceeded",
 			    "This model's maximum context length is %d tokens. However, you requested %lld tokens "
-			    "(%d in the messages, %d in the completion). Please reduce the length of the messages or completion.",
-			    max_len, (long long)n + (p->max_tokens > 0 ? p->max_tokens : 0), n,
-			    p->max_tokens > 0 ? p->max_tokens : 0);
+			    "(%d in the %s, %d in the completion). Please reduce the length of the %s or completion.",
+			    max_len, (long long)n + (p->max_tokens > 0 ? p->max_tokens : 0), n, what,
+			    p->max_tokens > 0 ? p->max_tokens : 0, what);
 		return false;
 	}
 	rq.prompt = ids;
@@ -465,7 +487,7 @@ static bool gen_start(struct server *srv, const struct params *p, struct gen *g,
 	} else if (rc == HEARTH_ESHUTDOWN) {
 		reply_error(rp, 503, "service_unavailable", NULL, "draining", "The server is shutting down");
 	} else if (rc == HEARTH_ETOOBIG) {
-		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded", "%s", err.msg);
+		reply_error(rp, 400, "invalid_request_error", what, "context_length_exceeded", "%s", err.msg);
 	} else if (rc) {
 		reply_error(rp, 400, "invalid_request_error", NULL, NULL, "%s", err.msg);
 	}
@@ -685,8 +707,51 @@ static void run_all(struct server *srv, const struct params *p, struct gen *g, i
 			;
 }
 
-/* Chat messages -> the model's prompt text. */
-static char *render_messages(struct server *srv, json_t *msgs, struct reply *rp)
+/* The text of messages[i].content (a string, or text parts joined) into
+ * m->content / m->content_len; *owned gets what must be freed. False after an
+ * error reply. */
+static bool message_content(json_t *content, const char *role, size_t i, struct hearth_chat_msg *m, char **owned,
+			    struct reply *rp)
+{
+	size_t len = 0, cap = 0, k;
+	json_t *part;
+	if (json_is_string(content)) {
+		m->content = json_string_value(content);
+		m->content_len = json_string_length(content);
+		return true;
+	}
+	if (json_is_null(content) && !strcmp(role, "assistant")) {
+		m->content = "";
+		return true;
+	}
+	if (!json_is_array(content)) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_type",
+			    "messages[%zu].content must be a string or an array of text parts", i);
+		return false;
+	}
+	if (append(owned, &len, &cap, "", 0))
+		goto out_oom;
+	json_array_foreach(content, k, part) {
+		const char *type = json_string_value(json_object_get(part, "type"));
+		json_t *t = json_object_get(part, "text");
+		if (!type || strcmp(type, "text") || !json_is_string(t)) {
+			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
+				    "messages[%zu].content[%zu] must be a text part {\"type\":\"text\",\"text\":...}", i, k);
+			return false;
+		}
+		if (append(owned, &len, &cap, json_string_value(t), json_string_length(t)))
+			goto out_oom;
+	}
+	m->content = *owned;
+	m->content_len = len;
+	return true;
+out_oom:
+	reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+	return false;
+}
+
+/* Chat messages -> the model's prompt text (*len bytes: it may hold NULs). */
+static char *render_messages(struct server *srv, json_t *msgs, size_t *len, struct reply *rp)
 {
 	struct hearth_chat_msg m[256];
 	char *owned[256] = { 0 };
@@ -704,10 +769,11 @@ static char *render_messages(struct server *srv, json_t *msgs, struct reply *rp)
 		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value", "at most 256 messages");
 		return NULL;
 	}
+	memset(m, 0, sizeof m);
 	json_array_foreach(msgs, i, msg) {
-		const char *role = json_string_value(json_object_get(msg, "role"));
-		json_t *content = json_object_get(msg, "content");
-		if (!json_is_object(msg) || !role) {
+		json_t *jrole = json_object_get(msg, "role");
+		const char *role = json_string_value(jrole);
+		if (!json_is_object(msg) || !role || strlen(role) != json_string_length(jrole)) {
 			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
 				    "messages[%zu] must be an object with a string 'role'", i);
 			goto out;
@@ -716,39 +782,14 @@ static char *render_messages(struct server *srv, json_t *msgs, struct reply *rp)
 			role = "system";
 		if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) {
 			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
-				    "messages[%zu].role '%s' is not one of system, developer, user, assistant", i, role);
-			goto out;
-		}
-		if (json_is_string(content)) {
-			m[i].content = json_string_value(content);
-		} else if (json_is_array(content)) { /* text parts, joined */
-			size_t len = 0, cap = 0, k;
-			json_t *part;
-			char *txt = NULL;
-			append(&txt, &len, &cap, "", 0);
-			json_array_foreach(content, k, part) {
-				const char *type = json_string_value(json_object_get(part, "type"));
-				const char *t = json_string_value(json_object_get(part, "text"));
-				if (!type || strcmp(type, "text") || !t) {
-					free(txt);
-					reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
-						    "messages[%zu].content[%zu] must be a text part {\"type\":\"text\",\"text\":...}", i, k);
-					goto out;
-				}
-				append(&txt, &len, &cap, t, strlen(t));
-			}
-			owned[i] = txt;
-			m[i].content = txt;
-		} else if (json_is_null(content) && !strcmp(role, "assistant")) {
-			m[i].content = "";
-		} else {
-			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_type",
-				    "messages[%zu].content must be a string or an array of text parts", i);
+				    "messages[%zu].role '%.64s' is not one of system, developer, user, assistant", i, role);
 			goto out;
 		}
 		m[i].role = role;
+		if (!message_content(json_object_get(msg, "content"), role, i, &m[i], &owned[i], rp))
+			goto out;
 	}
-	if (hearth_chat_render(srv->model, m, (int)n, true, &out, &err))
+	if (hearth_chat_render(srv->model, m, (int)n, true, &out, len, &err))
 		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
 out:
 	for (i = 0; i < n && i < 256; i++)
@@ -756,25 +797,27 @@ out:
 	return out;
 }
 
-static struct stream *stream_new(struct server *srv, bool chat, const struct conn_info *ci)
+static struct stream *stream_new(struct server *srv, bool chat, const struct call *call)
 {
 	struct stream *st = calloc(1, sizeof *st);
 	if (!st)
 		return NULL;
 	st->srv = srv;
 	st->chat = chat;
-	st->fd = ci->fd;
+	st->fd = call->fd;
 	st->created = (long)time(NULL);
 	gen_id(st->id, sizeof st->id, chat ? "chatcmpl-" : "cmpl-");
 	return st;
 }
 
-void api_chat_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp)
+void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp)
 {
 	struct hearth_err err = { 0 };
-	struct stream *st = stream_new(srv, true, ci);
+	struct stream *st = stream_new(srv, true, call);
+	json_t *body = call->body;
 	int32_t *ids = NULL, n_ids = 0;
 	char *prompt = NULL;
+	size_t prompt_len = 0;
 
 	if (!st) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
@@ -785,17 +828,18 @@ void api_chat_completions(struct server *srv, json_t *body, const struct conn_in
 			    "Missing required parameter: 'messages'");
 		goto out;
 	}
-	if (!parse_params(srv, body, true, &st->p, rp) || !(prompt = render_messages(srv, json_object_get(body, "messages"), rp)))
+	if (!parse_params(srv, body, true, &st->p, rp) ||
+	    !(prompt = render_messages(srv, json_object_get(body, "messages"), &prompt_len, rp)))
 		goto out;
 	if (srv->log_prompts)
 		fprintf(stderr, "hearth serve: prompt: %s\n", prompt);
-	if (hearth_tokenize(srv->model, prompt, strlen(prompt), true, true, &ids, &n_ids, &err)) {
+	if (hearth_tokenize(srv->model, prompt, prompt_len, true, true, &ids, &n_ids, &err)) {
 		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
 		goto out;
 	}
 	for (int k = 0; k < st->p.n; k++) {
 		st->n_gen = k + 1; /* freed with the stream from here on */
-		if (!gen_start(srv, &st->p, &st->g[k], ids, n_ids, k, rp))
+		if (!gen_start(srv, &st->p, &st->g[k], ids, n_ids, k, "messages", rp))
 			goto out;
 	}
 	if (st->p.stream) {
@@ -803,7 +847,7 @@ void api_chat_completions(struct server *srv, json_t *body, const struct conn_in
 		st = NULL;
 		goto out;
 	}
-	run_all(srv, &st->p, st->g, st->n_gen, ci->fd);
+	run_all(srv, &st->p, st->g, st->n_gen, call->fd);
 	json_t *choices = json_array();
 	for (int k = 0; k < st->n_gen; k++) {
 		struct gen *g = &st->g[k];
@@ -855,9 +899,10 @@ static bool prompt_ids(struct server *srv, json_t *p, int32_t **ids, int32_t *n,
 	return true;
 }
 
-void api_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp)
+void api_completions(struct server *srv, const struct call *call, struct reply *rp)
 {
-	struct stream *st = stream_new(srv, false, ci);
+	struct stream *st = stream_new(srv, false, call);
+	json_t *body = call->body;
 	json_t *prompt = json_object_get(body, "prompt"), *list[MAX_PROMPTS];
 	int n_list = 0;
 
@@ -915,7 +960,7 @@ void api_completions(struct server *srv, json_t *body, const struct conn_info *c
 					g->prompt_len = 0;
 			}
 			st->n_gen++; /* freed with the stream from here on */
-			if (!gen_start(srv, &st->p, g, ids, n, k, rp)) {
+			if (!gen_start(srv, &st->p, g, ids, n, k, "prompt", rp)) {
 				free(ids);
 				goto out;
 			}
@@ -929,7 +974,7 @@ void api_completions(struct server *srv, json_t *body, const struct conn_info *c
 		st = NULL;
 		goto out;
 	}
-	run_all(srv, &st->p, st->g, st->n_gen, ci->fd);
+	run_all(srv, &st->p, st->g, st->n_gen, call->fd);
 	json_t *choices = json_array();
 	for (int i = 0; i < st->n_gen; i++) {
 		struct gen *g = &st->g[i];
@@ -945,29 +990,34 @@ out:
 	stream_free(st);
 }
 
+/* The model as /v1/models lists it: its file name only, never where it lies. */
 static json_t *model_json(struct server *srv)
 {
+	const char *slash = strrchr(srv->model_path, '/');
 	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i, s:[]}", "id", srv->alias, "object", "model", "created",
-			 (json_int_t)srv->created, "owned_by", "hearth", "root", srv->model_path, "parent",
-			 "max_model_len", srv->sp.n_ctx_seq, "permission");
+			 (json_int_t)srv->created, "owned_by", "hearth", "root", slash ? slash + 1 : srv->model_path,
+			 "parent", "max_model_len", srv->sp.n_ctx_seq, "permission");
 }
 
-void api_models(struct server *srv, struct reply *rp)
+void api_models(struct server *srv, const struct call *call, struct reply *rp)
 {
+	(void)call;
 	reply_json(rp, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", model_json(srv)));
 }
 
-void api_model(struct server *srv, const char *id, struct reply *rp)
+void api_model(struct server *srv, const struct call *call, struct reply *rp)
 {
-	if (strcmp(id, srv->alias)) {
-		reply_error(rp, 404, "not_found_error", "model", "model_not_found", "The model '%s' does not exist", id);
+	if (strcmp(call->arg, srv->alias)) {
+		reply_error(rp, 404, "not_found_error", "model", "model_not_found", "The model '%.200s' does not exist",
+			    call->arg);
 		return;
 	}
 	reply_json(rp, 200, model_json(srv));
 }
 
-void api_tokenize(struct server *srv, json_t *body, struct reply *rp)
+void api_tokenize(struct server *srv, const struct call *call, struct reply *rp)
 {
+	json_t *body = call->body;
 	struct hearth_err err = { 0 };
 	json_t *t = json_object_get(body, "content");
 	bool add_special = true, parse_special = true;
@@ -995,8 +1045,9 @@ void api_tokenize(struct server *srv, json_t *body, struct reply *rp)
 	reply_json(rp, 200, json_pack("{s:o, s:i, s:i}", "tokens", arr, "count", n, "max_model_len", srv->sp.n_ctx_seq));
 }
 
-void api_detokenize(struct server *srv, json_t *body, struct reply *rp)
+void api_detokenize(struct server *srv, const struct call *call, struct reply *rp)
 {
+	json_t *body = call->body;
 	struct hearth_err err = { 0 };
 	json_t *t = json_object_get(body, "tokens"), *v;
 	size_t i;

@@ -1,29 +1,76 @@
 /*
- * http.c - libmicrohttpd glue: one thread per connection, HTTP/1.1 keep-alive,
- * routing, API keys (constant-time), body and header ceilings, slow-client
- * timeouts, OpenAI-shaped errors, and server-sent events for streams.
+ * http.c - libmicrohttpd glue and the request path.
+ *
+ * libmicrohttpd runs one thread per connection (poll(), so descriptors past
+ * FD_SETSIZE work) on sockets the accept loop (listen.c) hands it. A request
+ * goes through two stages:
+ *
+ *   http_head    once its headers are in: URL and header sizes (414, 431),
+ *                the Host name (403: DNS rebinding), the Origin (403 unless
+ *                allowed, CORS preflights), the API key (401, before routes are
+ *                revealed), the route and method (404, 405), the server's state
+ *                (503), the content type (415) and length (413);
+ *   http_answer  once its body is in: the body limit (413), the JSON (400),
+ *                then the route's handler.
+ *
+ * Both are plain functions of a struct http_request, so tests and fuzzers
+ * drive them without sockets. Every reply, errors included, is JSON in
+ * OpenAI's shape, except libmicrohttpd's own answers to requests whose head
+ * outgrows HEADER_MEMORY or breaks HTTP's syntax.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "server.h"
 
-#define HEADER_MEMORY (64 * 1024) /* per-connection memory for headers */
+#define URL_MAX (8 * 1024)          /* longer: 414 */
+#define HEADERS_MAX (32 * 1024)     /* more header bytes: 431 */
+#define HEADER_MEMORY (128 * 1024)  /* libmicrohttpd's per-connection pool: room for the above */
+#define SMALL_BODY_MAX (1u << 20)   /* /tokenize, /detokenize */
 
+/* One request in progress (libmicrohttpd's per-request pointer). */
 struct conn {
+	struct http_request rq;
+	const struct route *rt;
 	char *body;
 	size_t len, cap;
-	bool too_big;
-	bool counted; /* in srv->in_flight */
-	struct server *srv;
+	bool counted;             /* in srv->in_flight */
+	struct conn_slot *slot;   /* the connection's, from conns.c */
 };
+
+typedef void (*route_fn)(struct server *srv, const struct call *call, struct reply *rp);
+
+struct route {
+	const char *path;
+	const char *method;       /* GET routes answer HEAD too */
+	route_fn fn;              /* NULL: answered in this file */
+	bool prefix;              /* path is a prefix; the rest is call->arg */
+	bool open;                /* answered without an API key */
+	bool json_body;           /* takes a JSON object */
+	bool small_body;          /* at most SMALL_BODY_MAX bytes */
+};
+
+static const struct route routes[] = {
+	{ "/health", "GET", NULL, false, true, false, false },
+	{ "/metrics", "GET", NULL, false, false, false, false },
+	{ "/v1/models", "GET", api_models, false, false, false, false },
+	{ "/v1/models/", "GET", api_model, true, false, false, false },
+	{ "/v1/chat/completions", "POST", api_chat_completions, false, false, true, false },
+	{ "/v1/completions", "POST", api_completions, false, false, true, false },
+	{ "/tokenize", "POST", api_tokenize, false, false, true, true },
+	{ "/detokenize", "POST", api_detokenize, false, false, true, true },
+	{ "/v1/tokenize", "POST", api_tokenize, false, false, true, true },
+	{ "/v1/detokenize", "POST", api_detokenize, false, false, true, true },
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+/* ---- replies ---------------------------------------------------------------- */
 
 void reply_json(struct reply *rp, int status, json_t *j)
 {
@@ -60,24 +107,301 @@ bool client_gone(int fd)
 	return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-/* Compares a presented key with every configured one without leaking where they differ. */
-static bool key_ok(const struct server *srv, const char *auth)
+/* ---- the head checks ---------------------------------------------------------- */
+
+/* The API key that authorization presents, or NULL. Each configured key is
+ * compared in full whatever the others give, in time independent of where
+ * they differ. The scheme name is case-insensitive (RFC 9110). */
+static const char *key_match(const struct server *srv, const char *authorization)
 {
-	const char *given = "";
-	unsigned ok = 0;
-	if (auth && strncmp(auth, "Bearer ", 7) == 0)
-		given = auth + 7;
+	const char *given = "", *found = NULL;
+	if (authorization && strncasecmp(authorization, "Bearer ", 7) == 0)
+		given = authorization + 7;
+	while (*given == ' ')
+		given++;
 	size_t gl = strlen(given);
 	for (int k = 0; k < srv->n_keys; k++) {
 		const char *key = srv->keys[k];
 		size_t kl = strlen(key);
-		unsigned diff = (unsigned)(gl ^ kl);
+		unsigned diff = gl != kl;
 		for (size_t i = 0; i < kl; i++)
 			diff |= (unsigned)(unsigned char)key[i] ^ (unsigned)(unsigned char)(i < gl ? given[i] : 0);
-		ok |= diff == 0;
+		if (!diff)
+			found = key;
 	}
-	return ok != 0;
+	return found;
 }
+
+/* The host part of a Host header value (no port, no brackets) into out;
+ * false when it does not fit or is malformed. */
+static bool host_name(const char *host, char *out, size_t size)
+{
+	const char *end;
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return false;
+		host++;
+	} else {
+		end = strchr(host, ':');
+		if (end && strchr(end + 1, ':'))
+			return false; /* an IPv6 address must be bracketed */
+		if (!end)
+			end = host + strlen(host);
+	}
+	size_t n = (size_t)(end - host);
+	if (n == 0 || n >= size)
+		return false;
+	memcpy(out, host, n);
+	out[n] = 0;
+	return true;
+}
+
+/* Is the Host header one this server answers to? With check_host, only
+ * loopback names and --allowed-host ones are; a request without Host (HTTP/1.0
+ * tools) does not come from a browser and passes. */
+static bool host_allowed(const struct server *srv, const char *host)
+{
+	char name[256];
+	if (!srv->check_host || !host)
+		return true;
+	if (!host_name(host, name, sizeof name))
+		return false;
+	if (!strcasecmp(name, "localhost") || host_is_loopback(name))
+		return true;
+	for (int i = 0; i < srv->n_allowed_hosts; i++)
+		if (!strcmp(srv->allowed_hosts[i], "*") || !strcasecmp(srv->allowed_hosts[i], name))
+			return true;
+	return false;
+}
+
+static bool origin_listed(const struct server *srv, const char *origin)
+{
+	for (int i = 0; i < srv->n_cors_origins; i++)
+		if (!strcmp(srv->cors_origins[i], "*") || !strcasecmp(srv->cors_origins[i], origin))
+			return true;
+	return false;
+}
+
+/* Does origin name this server itself (a page it served)? */
+static bool origin_same(const char *origin, const char *host)
+{
+	const char *rest = !strncasecmp(origin, "http://", 7) ? origin + 7 : !strncasecmp(origin, "https://", 8) ? origin + 8 : NULL;
+	return rest && host && !strcasecmp(rest, host);
+}
+
+/* Are the headers a preflight asks for plain header names? (They are echoed back.) */
+static bool header_list_ok(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++, n++)
+		if (!(*s == '-' || *s == '_' || *s == ',' || *s == ' ' || (*s >= '0' && *s <= '9') ||
+		      ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z')))
+			return false;
+	return n < 1024;
+}
+
+/* Is the content type JSON ("application/json", parameters allowed)? */
+static bool is_json_type(const char *ct)
+{
+	if (!ct || strncasecmp(ct, "application/json", 16))
+		return false;
+	ct += 16;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == 0 || *ct == ';';
+}
+
+static const struct route *route_find(const char *url, bool *path_known)
+{
+	*path_known = false;
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		const struct route *r = &routes[i];
+		bool hit = r->prefix ? !strncmp(url, r->path, strlen(r->path)) && url[strlen(r->path)] : !strcmp(url, r->path);
+		if (hit) {
+			*path_known = true;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+size_t http_max_body(const struct server *srv, const struct route *rt)
+{
+	if (!rt->json_body)
+		return 0;
+	return rt->small_body && srv->max_body > SMALL_BODY_MAX ? SMALL_BODY_MAX : srv->max_body;
+}
+
+/* Origin and CORS; true when they answered. */
+static bool check_origin(struct server *srv, const struct http_request *rq, struct reply *rp)
+{
+	if (!rq->origin)
+		return false;
+	if (origin_listed(srv, rq->origin)) {
+		rp->cors_origin = rq->origin;
+		if (!strcmp(rq->method, "OPTIONS") && rq->preflight_method) {
+			rp->status = 204;
+			rp->preflight = true;
+			if (rq->preflight_headers && header_list_ok(rq->preflight_headers))
+				rp->allow_headers = rq->preflight_headers;
+			return true;
+		}
+		return false;
+	}
+	if (origin_same(rq->origin, rq->host))
+		return false;
+	reply_error(rp, 403, "invalid_request_error", NULL, "origin_not_allowed",
+		    "Requests from web pages at %.200s are not allowed; start the server with --cors-origin %.200s to allow "
+		    "them", rq->origin, rq->origin);
+	return true;
+}
+
+/* Route, method and state; true when they answered. */
+static bool check_route(struct server *srv, const struct http_request *rq, const struct route **out, struct reply *rp)
+{
+	bool known;
+	const struct route *rt = route_find(rq->url, &known);
+	if (!rt) {
+		reply_error(rp, 404, "not_found_error", NULL, "not_found", "Unknown request URL: %.16s %.512s", rq->method,
+			    rq->url);
+		return true;
+	}
+	bool method_ok = !strcmp(rq->method, rt->method) || (!strcmp(rt->method, "GET") && !strcmp(rq->method, "HEAD"));
+	if (!method_ok) {
+		/* the same path may have another route with this method: none do today */
+		rp->allow = !strcmp(rt->method, "GET") ? "GET, HEAD" : rt->method;
+		reply_error(rp, 405, "invalid_request_error", NULL, "method_not_allowed", "Method %.16s is not allowed for %.512s",
+			    rq->method, rq->url);
+		return true;
+	}
+	const int phase = atomic_load(&srv->phase);
+	if (rt->fn && phase != SRV_READY) {
+		reply_error(rp, 503, "service_unavailable", NULL, phase == SRV_LOADING ? "model_loading" : "draining",
+			    phase == SRV_LOADING ? "The model is still loading" : "The server is shutting down");
+		rp->retry_after = phase == SRV_LOADING ? 2 : 0;
+		return true;
+	}
+	*out = rt;
+	return false;
+}
+
+/* Content type and length; true when they answered. */
+static bool check_body_head(const struct server *srv, const struct route *rt, const struct http_request *rq,
+			    struct reply *rp)
+{
+	if (rt->json_body && !is_json_type(rq->content_type)) {
+		reply_error(rp, 415, "invalid_request_error", NULL, "unsupported_media_type",
+			    "%s takes a JSON body: send 'Content-Type: application/json' (got %.100s)", rt->path,
+			    rq->content_type ? rq->content_type : "none");
+		return true;
+	}
+	const size_t max = http_max_body(srv, rt);
+	if (rq->has_length && rq->content_length > max) {
+		if (max == 0)
+			reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large", "%s takes no request body",
+				    rt->path);
+		else
+			reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large",
+				    "The request body exceeds the limit of %zu bytes for %s", max, rt->path);
+		return true;
+	}
+	return false;
+}
+
+bool http_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp)
+{
+	*rt = NULL;
+	if (strlen(rq->url) > URL_MAX) {
+		reply_error(rp, 414, "invalid_request_error", NULL, "uri_too_long", "The request URL is longer than %d bytes",
+			    URL_MAX);
+		return true;
+	}
+	if (rq->header_bytes > HEADERS_MAX) {
+		reply_error(rp, 431, "invalid_request_error", NULL, "headers_too_large",
+			    "The request headers exceed %d bytes", HEADERS_MAX);
+		return true;
+	}
+	if (!host_allowed(srv, rq->host)) {
+		reply_error(rp, 403, "invalid_request_error", NULL, "host_not_allowed",
+			    "This server does not answer to the host name '%.200s'; start it with --allowed-host NAME to add one",
+			    rq->host);
+		return true;
+	}
+	if (check_origin(srv, rq, rp))
+		return true;
+	const bool is_health = !strcmp(rq->url, "/health");
+	if (srv->n_keys && !is_health && !key_match(srv, rq->authorization)) {
+		reply_error(rp, 401, "authentication_error", NULL, "invalid_api_key",
+			    "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.");
+		return true;
+	}
+	return check_route(srv, rq, rt, rp) || check_body_head(srv, *rt, rq, rp);
+}
+
+/* ---- the answers ------------------------------------------------------------------ */
+
+static void answer_health(struct server *srv, struct reply *rp)
+{
+	const int phase = atomic_load(&srv->phase);
+	struct hearth_sched_stats st = { 0 };
+	if (phase == SRV_READY)
+		hearth_sched_stats(srv->sched, &st);
+	/* a step over long prompts of a big model can take a while: only a stalled loop fails */
+	bool ok = phase == SRV_READY && st.alive && hearth_now() - st.t_heartbeat < 120.0;
+	const char *state = phase == SRV_LOADING ? "loading" : phase == SRV_DRAINING ? "draining" : ok ? "ok" : "scheduler stopped";
+	reply_json(rp, ok ? 200 : 503, json_pack("{s:s}", "status", state));
+	if (!ok)
+		rp->retry_after = 1;
+}
+
+/* The JSON object of the body; NULL after an error reply. */
+static json_t *parse_body(const struct http_request *rq, struct reply *rp)
+{
+	json_error_t je;
+	/* JSON_ALLOW_NUL: "\u0000" is a valid character of a text; handlers read lengths */
+	json_t *body = json_loadb(rq->body ? rq->body : "", rq->body_len, JSON_ALLOW_NUL, &je);
+	if (!body) {
+		reply_error(rp, 400, "invalid_request_error", NULL, "invalid_json",
+			    "The request body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		reply_error(rp, 400, "invalid_request_error", NULL, "invalid_json", "The request body must be a JSON object");
+		return NULL;
+	}
+	return body;
+}
+
+void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp)
+{
+	if (rq->body_too_big) {
+		reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large",
+			    "The request body exceeds the limit of %zu bytes for %s", http_max_body(srv, rt), rt->path);
+		return;
+	}
+	if (!rt->fn) {
+		if (!strcmp(rt->path, "/health")) {
+			answer_health(srv, rp);
+		} else { /* /metrics */
+			rp->status = 200;
+			rp->body = metrics_render(srv->metrics, srv, &rp->len);
+			rp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+		}
+		return;
+	}
+	struct call call = { .fd = rq->fd, .session_key = rq->session_id,
+			     .tenant = srv->n_keys ? key_match(srv, rq->authorization) : NULL };
+	if (rt->prefix)
+		call.arg = rq->url + strlen(rt->path);
+	if (rt->json_body && !(call.body = parse_body(rq, rp)))
+		return;
+	rt->fn(srv, &call, rp);
+	json_decref(call.body);
+}
+
+/* ---- libmicrohttpd ------------------------------------------------------------------ */
 
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -91,72 +415,141 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void sse_free(void *cls) { stream_free(cls); }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp, const char *allow)
+static struct MHD_Response *make_response(struct reply *rp)
 {
 	struct MHD_Response *resp;
 	if (rp->stream) {
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, rp->stream, sse_free);
 		if (!resp) {
 			stream_free(rp->stream);
-			return MHD_NO;
+			return NULL;
 		}
 		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 		MHD_add_response_header(resp, "Cache-Control", "no-cache");
 		rp->status = 200;
-	} else {
-		if (!rp->body)
-			reply_error(rp, 500, "server_error", NULL, NULL, "the reply could not be built");
-		resp = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
-		if (!resp) {
-			free(rp->body);
-			return MHD_NO;
-		}
-		MHD_add_response_header(resp, "Content-Type", rp->content_type ? rp->content_type : "application/json");
+		return resp;
 	}
+	if (rp->preflight) {
+		free(rp->body);
+		rp->body = NULL;
+		rp->len = 0;
+	} else if (!rp->body) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "the reply could not be built");
+	}
+	resp = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(rp->body);
+		return NULL;
+	}
+	if (rp->body)
+		MHD_add_response_header(resp, "Content-Type", rp->content_type ? rp->content_type : "application/json");
+	return resp;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
+{
+	struct MHD_Response *resp = make_response(rp);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (rp->retry_after > 0) {
 		char v[16];
 		snprintf(v, sizeof v, "%d", rp->retry_after);
 		MHD_add_response_header(resp, "Retry-After", v);
 	}
-	if (allow)
-		MHD_add_response_header(resp, "Allow", allow);
+	if (rp->allow)
+		MHD_add_response_header(resp, "Allow", rp->allow);
+	if (rp->cors_origin) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", rp->cors_origin);
+		MHD_add_response_header(resp, "Vary", "Origin");
+	}
+	if (rp->preflight) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+					rp->allow_headers ? rp->allow_headers : "Authorization, Content-Type");
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	}
 	enum MHD_Result r = MHD_queue_response(c, (unsigned)rp->status, resp);
 	MHD_destroy_response(resp);
 	return r;
 }
 
-struct route {
-	const char *path;
-	const char *method;
-	bool needs_body;
-};
-
-static const struct route routes[] = {
-	{ "/health", "GET", false },
-	{ "/metrics", "GET", false },
-	{ "/v1/models", "GET", false },
-	{ "/v1/chat/completions", "POST", true },
-	{ "/v1/completions", "POST", true },
-	{ "/tokenize", "POST", true },
-	{ "/detokenize", "POST", true },
-	{ "/v1/tokenize", "POST", true },
-	{ "/v1/detokenize", "POST", true },
-};
-
-static void dispatch(struct server *srv, const struct route *rt, json_t *body, const struct conn_info *ci,
-		     struct reply *rp)
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-	const char *p = rt->path;
-	if (!strcmp(p, "/v1/chat/completions"))
-		api_chat_completions(srv, body, ci, rp);
-	else if (!strcmp(p, "/v1/completions"))
-		api_completions(srv, body, ci, rp);
-	else if (!strcmp(p, "/v1/models"))
-		api_models(srv, rp);
-	else if (!strcmp(p, "/tokenize") || !strcmp(p, "/v1/tokenize"))
-		api_tokenize(srv, body, rp);
-	else if (!strcmp(p, "/detokenize") || !strcmp(p, "/v1/detokenize"))
-		api_detokenize(srv, body, rp);
+	(void)kind;
+	*(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+/* The first call of a request: its head is in. */
+static enum MHD_Result request_begin(struct server *srv, struct MHD_Connection *c, const char *url, const char *method,
+				     void **con_cls)
+{
+	struct conn *cs = calloc(1, sizeof *cs);
+	struct reply rp = { 0 };
+	if (!cs)
+		return MHD_NO;
+	*con_cls = cs;
+	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	cs->slot = sc ? sc->socket_context : NULL;
+	struct http_request *rq = &cs->rq;
+	rq->method = method;
+	rq->url = url;
+	rq->host = header(c, "Host");
+	rq->authorization = header(c, "Authorization");
+	rq->content_type = header(c, "Content-Type");
+	rq->origin = header(c, "Origin");
+	rq->session_id = header(c, "x-session-id");
+	rq->preflight_method = header(c, "Access-Control-Request-Method");
+	rq->preflight_headers = header(c, "Access-Control-Request-Headers");
+	rq->fd = fd ? fd->connect_fd : -1;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, sum_header, &rq->header_bytes);
+	const char *cl = header(c, "Content-Length");
+	if (cl) {
+		char *end;
+		errno = 0;
+		rq->content_length = strtoull(cl, &end, 10);
+		rq->has_length = true;
+		if (errno)
+			rq->content_length = UINT64_MAX;
+	}
+	if (!http_head(srv, rq, &cs->rt, &rp))
+		return MHD_YES; /* the body may come */
+	if (!conns_busy(&srv->conns, cs->slot)) {
+		free(rp.body);
+		return MHD_NO;
+	}
+	return send_reply(c, &rp);
+}
+
+/* Body bytes: kept up to the route's limit, counted beyond. */
+static void body_append(struct server *srv, struct conn *cs, const char *data, size_t n)
+{
+	const size_t max = http_max_body(srv, cs->rt);
+	if (cs->rq.body_too_big || cs->len + n > max) {
+		cs->rq.body_too_big = true;
+		return;
+	}
+	if (cs->len + n + 1 > cs->cap) {
+		size_t cap = (cs->len + n + 1) * 2;
+		if (cap > max + 1)
+			cap = max + 1;
+		char *b = realloc(cs->body, cap);
+		if (!b) {
+			cs->rq.body_too_big = true;
+			return;
+		}
+		cs->body = b;
+		cs->cap = cap;
+	}
+	memcpy(cs->body + cs->len, data, n);
+	cs->len += n;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -167,132 +560,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct reply rp = { 0 };
 	(void)version;
 
-	if (!cs) { /* first call: headers only */
-		if (!(cs = calloc(1, sizeof *cs)))
-			return MHD_NO;
-		cs->srv = srv;
-		*con_cls = cs;
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-			reply_error(&rp, 413, "invalid_request_error", NULL, "request_too_large",
-				    "The request body exceeds the limit of %zu bytes", srv->max_body);
-			return send_reply(c, &rp, NULL);
-		}
-		return MHD_YES;
-	}
-	if (*upload_size) { /* body data */
-		size_t n = *upload_size;
+	if (!cs)
+		return request_begin(srv, c, url, method, con_cls);
+	if (*upload_size) {
+		body_append(srv, cs, upload, *upload_size);
 		*upload_size = 0;
-		if (cs->too_big || cs->len + n > srv->max_body) {
-			cs->too_big = true;
-			return MHD_YES;
-		}
-		if (cs->len + n + 1 > cs->cap) {
-			size_t cap = (cs->len + n + 1) * 2;
-			if (cap > srv->max_body + 1)
-				cap = srv->max_body + 1;
-			char *b = realloc(cs->body, cap);
-			if (!b) {
-				cs->too_big = true;
-				return MHD_YES;
-			}
-			cs->body = b;
-			cs->cap = cap;
-		}
-		memcpy(cs->body + cs->len, upload, n);
-		cs->len += n;
 		return MHD_YES;
 	}
-
 	/* the whole request is in */
-	if (cs->too_big) {
-		reply_error(&rp, 413, "invalid_request_error", NULL, "request_too_large",
-			    "The request body exceeds the limit of %zu bytes", srv->max_body);
-		return send_reply(c, &rp, NULL);
-	}
-	/* GET /v1/models/{id}: one model, or 404 */
-	if (!strncmp(url, "/v1/models/", 11) && !strcmp(method, "GET") && atomic_load(&srv->phase) == SRV_READY &&
-	    (!srv->n_keys || key_ok(srv, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))) {
-		api_model(srv, url + 11, &rp);
-		return send_reply(c, &rp, NULL);
-	}
-	const struct route *rt = NULL;
-	bool path_known = false;
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-		if (!strcmp(url, routes[i].path)) {
-			path_known = true;
-			if (!strcmp(method, routes[i].method))
-				rt = &routes[i];
-		}
-	if (!rt) {
-		if (path_known) {
-			const char *allow = "GET";
-			for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-				if (!strcmp(url, routes[i].path))
-					allow = routes[i].method;
-			reply_error(&rp, 405, "invalid_request_error", NULL, "method_not_allowed",
-				    "Method %s is not allowed for %s", method, url);
-			return send_reply(c, &rp, allow);
-		}
-		reply_error(&rp, 404, "not_found_error", NULL, "not_found", "Unknown request URL: %s %s", method, url);
-		return send_reply(c, &rp, NULL);
-	}
-	const int phase = atomic_load(&srv->phase);
-	if (!strcmp(rt->path, "/health")) {
-		struct hearth_sched_stats st = { 0 };
-		if (phase == SRV_READY)
-			hearth_sched_stats(srv->sched, &st);
-		/* a step over long prompts of a big model can take a while: only a stalled loop fails */
-		bool ok = phase == SRV_READY && st.alive && hearth_now() - st.t_heartbeat < 120.0;
-		const char *state = phase == SRV_LOADING ? "loading" : phase == SRV_DRAINING ? "draining" :
-			ok ? "ok" : "scheduler stopped";
-		reply_json(&rp, ok ? 200 : 503, json_pack("{s:s}", "status", state));
-		if (!ok)
-			rp.retry_after = 1;
-		return send_reply(c, &rp, NULL);
-	}
-	if (srv->n_keys && !key_ok(srv, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"))) {
-		reply_error(&rp, 401, "authentication_error", NULL, "invalid_api_key",
-			    "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.");
-		return send_reply(c, &rp, NULL);
-	}
-	if (phase != SRV_READY) {
-		reply_error(&rp, 503, "service_unavailable", NULL, phase == SRV_LOADING ? "model_loading" : "draining",
-			    phase == SRV_LOADING ? "The model is still loading" : "The server is shutting down");
-		rp.retry_after = phase == SRV_LOADING ? 2 : 0;
-		return send_reply(c, &rp, NULL);
-	}
-	if (!strcmp(rt->path, "/metrics")) {
-		rp.status = 200;
-		rp.body = metrics_render(srv->metrics, srv, &rp.len);
-		rp.content_type = "text/plain; version=0.0.4; charset=utf-8";
-		return send_reply(c, &rp, NULL);
-	}
-
-	json_t *body = NULL;
-	if (rt->needs_body) {
-		json_error_t je;
-		body = json_loadb(cs->body ? cs->body : "", cs->len, 0, &je);
-		if (!body) {
-			reply_error(&rp, 400, "invalid_request_error", NULL, "invalid_json",
-				    "The request body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-			return send_reply(c, &rp, NULL);
-		}
-		if (!json_is_object(body)) {
-			json_decref(body);
-			reply_error(&rp, 400, "invalid_request_error", NULL, "invalid_json",
-				    "The request body must be a JSON object");
-			return send_reply(c, &rp, NULL);
-		}
-	}
-	const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	struct conn_info ci = { .fd = info ? info->connect_fd : -1,
-				.session_key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-session-id") };
+	if (!conns_busy(&srv->conns, cs->slot))
+		return MHD_NO; /* closed for its deadline meanwhile */
+	cs->rq.body = cs->body;
+	cs->rq.body_len = cs->len;
 	atomic_fetch_add(&srv->in_flight, 1);
 	cs->counted = true;
-	dispatch(srv, rt, body, &ci, &rp);
-	json_decref(body);
-	return send_reply(c, &rp, NULL);
+	http_answer(srv, cs->rt, &cs->rq, &rp);
+	if (srv->n_cors_origins && cs->rq.origin && origin_listed(srv, cs->rq.origin))
+		rp.cors_origin = cs->rq.origin;
+	return send_reply(c, &rp);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -305,54 +590,68 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	if (cs->counted)
 		atomic_fetch_sub(&srv->in_flight, 1);
+	conns_waiting(&srv->conns, cs->slot, hearth_now());
 	free(cs->body);
 	free(cs);
 	*con_cls = NULL;
 }
 
-/* libmicrohttpd's messages; clients that hang up or stall are routine, not news. */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *srv = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = fd ? conns_started(&srv->conns, fd->connect_fd) : NULL;
+	} else {
+		conns_closed(&srv->conns, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
+/* libmicrohttpd's messages; clients that hang up, stall or are cut off are routine, not news. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static const char *const routine[] = { "closed by remote", "timed out", "Failed to send data", "Failed to receive",
+					       "Connection reset", "Error processing request" };
 	char msg[512];
 	(void)cls;
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	if (strstr(msg, "closed by remote") || strstr(msg, "timed out") || strstr(msg, "Failed to send data"))
-		return;
+	for (size_t i = 0; i < sizeof routine / sizeof routine[0]; i++)
+		if (strstr(msg, routine[i]))
+			return;
 	fprintf(stderr, "hearth serve: http: %s", msg);
 }
 
-struct MHD_Daemon *http_start(struct server *srv)
+bool http_start(struct server *srv)
 {
-	struct sockaddr_in6 a6 = { 0 };
-	struct sockaddr_in a4 = { 0 };
-	struct sockaddr *sa;
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-
-	if (inet_pton(AF_INET, srv->host, &a4.sin_addr) == 1) {
-		a4.sin_family = AF_INET;
-		a4.sin_port = htons((uint16_t)srv->port);
-		sa = (struct sockaddr *)&a4;
-	} else if (inet_pton(AF_INET6, srv->host, &a6.sin6_addr) == 1) {
-		a6.sin6_family = AF_INET6;
-		a6.sin6_port = htons((uint16_t)srv->port);
-		sa = (struct sockaddr *)&a6;
-		flags |= MHD_USE_IPv6;
-	} else if (!strcmp(srv->host, "localhost")) {
-		a4.sin_family = AF_INET;
-		a4.sin_port = htons((uint16_t)srv->port);
-		a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sa = (struct sockaddr *)&a4;
-	} else {
-		fprintf(stderr, "hearth serve: --host %s is not an IP address\n", srv->host);
-		return NULL;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_NO_LISTEN_SOCKET |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (srv->tls_cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		fprintf(stderr, "hearth serve: this libmicrohttpd was built without TLS: --ssl-cert cannot be used\n");
+		return false;
 	}
-	struct MHD_Daemon *d = MHD_start_daemon(
-		flags, (uint16_t)srv->port, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY, MHD_OPTION_CONNECTION_LIMIT, 1024u,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-	if (!d)
-		fprintf(stderr, "hearth serve: cannot listen on %s:%d: %s\n", srv->host, srv->port, strerror(errno));
-	return d;
+	if (srv->tls_cert)
+		flags |= MHD_USE_TLS;
+	struct MHD_OptionItem tls[] = {
+		{ srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	srv->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+		completed, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)srv->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->conns.cap + 64u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	if (!srv->mhd)
+		fprintf(stderr, "hearth serve: cannot start the HTTP server%s\n",
+			srv->tls_cert ? " (is the TLS certificate and key pair valid?)" : "");
+	return srv->mhd != NULL;
+}
+
+void http_stop(struct server *srv)
+{
+	if (srv->mhd)
+		MHD_stop_daemon(srv->mhd);
+	srv->mhd = NULL;
 }

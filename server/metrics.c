@@ -175,7 +175,7 @@ static void histogram(struct out *o, const struct histogram *h, const char *mode
 	    model, (unsigned long long)h->total);
 }
 
-char *metrics_render(struct metrics *m, const struct server *srv, size_t *len)
+char *metrics_render(struct metrics *m, struct server *srv, size_t *len)
 {
 	struct hearth_sched_stats st = { 0 };
 	struct out o = { 0 };
@@ -218,8 +218,17 @@ char *metrics_render(struct metrics *m, const struct server *srv, size_t *len)
 	gauge(&o, "hearth_batch_sequences", "Sequences sampled in the last forward pass.", model, st.last_batch_seqs);
 	gauge(&o, "hearth_kv_blocks", "KV cache blocks in all.", model, st.n_blocks);
 	gauge(&o, "hearth_kv_blocks_used", "KV cache blocks held by running requests.", model, st.n_blocks_used);
-	gauge(&o, "hearth_requests_in_flight", "HTTP requests being served.", model, atomic_load(&((struct server *)srv)->in_flight));
+	gauge(&o, "hearth_requests_in_flight", "HTTP requests being served.", model, atomic_load(&srv->in_flight));
 	counter(&o, "hearth_scheduler_steps_total", "Forward passes run by the scheduler.", model, st.steps);
+	struct conns_stats cst;
+	conns_counts(&srv->conns, &cst);
+	gauge(&o, "hearth_http_connections", "Open client connections.", model, cst.n_open);
+	counter(&o, "hearth_http_connections_evicted_total",
+		"Waiting connections closed to make room for new ones beyond a connection limit.", model, cst.n_evicted);
+	counter(&o, "hearth_http_connections_refused_total",
+		"New connections answered 503 because every candidate connection was busy.", model, cst.n_refused);
+	counter(&o, "hearth_http_request_timeouts_total",
+		"Connections closed because their request was not in within --timeout.", model, cst.n_timed_out);
 	*len = o.n;
 	return o.p;
 }

@@ -1,18 +1,22 @@
 /*
- * serve.c - `hearth serve`: flags, start-up (HTTP first, so /health answers
- * 503 while the model loads), and a graceful stop: on SIGTERM or SIGINT
- * /health fails, new requests get 503, in-flight ones finish, then it exits.
+ * serve.c - `hearth serve`: flags, API keys, TLS files, start-up (the socket
+ * and HTTP first, so /health answers 503 while the model loads), and a
+ * graceful stop: on SIGTERM or SIGINT /health fails, new requests get 503,
+ * in-flight ones finish, then it exits.
  */
 #include <errno.h>
-#include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../cli/cli.h"
 #include "server.h"
+
+#define PEM_MAX (1 << 20) /* a certificate chain or key file */
+#define KEY_LINE_MAX 4096
 
 static const char serve_help[] =
 	"usage: hearth serve -m FILE [options]\n"
@@ -22,7 +26,7 @@ static const char serve_help[] =
 	"\n"
 	"  -m, --model FILE        GGUF model (required)\n"
 	"      --host ADDR         address to bind [127.0.0.1]\n"
-	"      --port N            port [8080]\n"
+	"      --port N            port (0: any free one) [8080]\n"
 	"  -np, --parallel N       requests decoded together [4]\n"
 	"  -c, --ctx-size N        most tokens per request, prompt + output (0: the model's, at most 4096) [0]\n"
 	"      --kv-size N         KV cache tokens shared by all requests (0: parallel x ctx-size) [0]\n"
@@ -30,36 +34,118 @@ static const char serve_help[] =
 	"  -t, --threads N         threads (0: the physical cores) [0]\n"
 	"      --cache-type T      KV cache type: f16, f32 or q8_0 [f16]\n"
 	"      --max-queue N       waiting requests before 429 [256]\n"
-	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable)\n"
-	"      --api-key-file F    keys, one per line\n"
 	"      --alias NAME        the model name clients use [the file name]\n"
-	"      --max-body BYTES    largest request body [8388608]\n"
-	"      --timeout S         drop connections idle this long [30]\n"
+	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n"
+	"\n"
+	"Security (see the README's security model):\n"
+	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable; at least 16 bytes)\n"
+	"      --api-key-file F    keys, one per line ('#' starts a comment line)\n"
+	"      --allow-weak-key    accept keys shorter than 16 bytes\n"
+	"      --allowed-host NAME answer this Host name too, not only loopback ones (repeatable; '*': any)\n"
+	"      --cors-origin URL   let web pages from this origin call the API (repeatable; '*': any)\n"
+	"      --ssl-cert FILE     serve HTTPS with this PEM certificate (chain)\n"
+	"      --ssl-key FILE      and this PEM private key\n"
+	"      --max-body BYTES    largest completion request body [8388608]\n"
+	"      --timeout S         a connection must deliver each whole request within S seconds\n"
+	"                          of opening (or of its previous reply) [30]\n"
 	"      --request-timeout S give up on a request after this long (0: never) [600]\n"
-	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n";
+	"      --max-connections N open connections in all [1024]\n"
+	"      --max-connections-per-ip N  open connections per client address (IPv6: per /64) [256]\n";
 
-static int add_key(struct server *srv, const char *k)
+/* Keeps a key after trimming spaces; false (with why) when it is empty, has
+ * inner spaces or control characters, is too short, or there are too many. */
+static bool add_key(struct server *srv, const char *k, bool allow_weak, char *why, size_t n)
 {
-	if (srv->n_keys >= SRV_MAX_KEYS || !*k)
-		return -1;
-	return (srv->keys[srv->n_keys++] = strdup(k)) ? 0 : -1;
+	while (*k == ' ' || *k == '\t')
+		k++;
+	size_t len = strlen(k);
+	while (len && (k[len - 1] == ' ' || k[len - 1] == '\t' || k[len - 1] == '\r' || k[len - 1] == '\n'))
+		len--;
+	if (len == 0) {
+		snprintf(why, n, "the key is empty");
+		return false;
+	}
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f) {
+			snprintf(why, n, "the key holds a space or control character");
+			return false;
+		}
+	if (len < SRV_MIN_KEY_BYTES && !allow_weak) {
+		snprintf(why, n, "the key is %zu bytes; keys need at least %d (or pass --allow-weak-key)", len,
+			 SRV_MIN_KEY_BYTES);
+		return false;
+	}
+	if (srv->n_keys >= SRV_MAX_KEYS) {
+		snprintf(why, n, "more than %d keys", SRV_MAX_KEYS);
+		return false;
+	}
+	if (!(srv->keys[srv->n_keys] = strndup(k, len))) {
+		snprintf(why, n, "out of memory");
+		return false;
+	}
+	srv->n_keys++;
+	return true;
 }
 
-static int read_keys(struct server *srv, const char *path)
+/* Reads a key file: one key per line; blank lines and '#' lines are skipped.
+ * False after printing why; a file without any key is an error. */
+static bool read_keys(struct server *srv, const char *path, bool allow_weak)
 {
 	FILE *f = fopen(path, "r");
-	char line[1024];
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\r\n")] = 0;
-		if (line[0] && line[0] != '#' && add_key(srv, line)) {
-			fclose(f);
-			return -1;
+	char line[KEY_LINE_MAX], why[160];
+	int n_line = 0, before = srv->n_keys;
+	bool ok = true;
+	if (!f) {
+		fprintf(stderr, "hearth serve: --api-key-file %s: %s\n", path, strerror(errno));
+		return false;
+	}
+	while (ok && fgets(line, sizeof line, f)) {
+		n_line++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			fprintf(stderr, "hearth serve: %s line %d: longer than %d bytes\n", path, n_line, KEY_LINE_MAX - 2);
+			ok = false;
+			break;
 		}
+		const char *t = line + strspn(line, " \t");
+		if (*t == '#' || strspn(t, " \t\r\n") == strlen(t))
+			continue;
+		if (!(ok = add_key(srv, t, allow_weak, why, sizeof why)))
+			fprintf(stderr, "hearth serve: %s line %d: %s\n", path, n_line, why);
+	}
+	if (ok && ferror(f)) {
+		fprintf(stderr, "hearth serve: %s: cannot read: %s\n", path, strerror(errno));
+		ok = false;
 	}
 	fclose(f);
-	return 0;
+	if (ok && srv->n_keys == before) {
+		fprintf(stderr, "hearth serve: %s holds no API key: refusing to start an open server from it\n", path);
+		ok = false;
+	}
+	return ok;
+}
+
+/* The whole PEM file at path (malloc'd), or NULL after printing why. */
+static char *read_pem(const char *flag, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0;
+	if (!f) {
+		fprintf(stderr, "hearth serve: %s %s: %s\n", flag, path, strerror(errno));
+		return NULL;
+	}
+	if (!(buf = malloc(PEM_MAX + 1)))
+		goto out;
+	n = fread(buf, 1, PEM_MAX + 1, f);
+	if (ferror(f) || n == 0 || n > PEM_MAX || !strstr((buf[n] = 0, buf), "-----BEGIN ")) {
+		fprintf(stderr, "hearth serve: %s %s: %s\n", flag, path,
+			ferror(f) ? strerror(errno) : n > PEM_MAX ? "larger than 1 MiB" : "not a PEM file");
+		free(buf);
+		buf = NULL;
+	}
+out:
+	fclose(f);
+	return buf;
 }
 
 static const char *base_name(const char *path)
@@ -68,18 +154,27 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-int cmd_serve(int argc, char **argv)
+/* Adds a --allowed-host or --cors-origin value; false when there are too many. */
+static bool add_name(const char **list, int *n, const char *v)
 {
-	struct server srv = { .host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .timeout_s = 30,
-			      .request_timeout_s = 600 };
-	struct hearth_model_params mp = hearth_model_default_params();
-	struct hearth_err err = { 0 };
-	struct MHD_Daemon *d = NULL;
+	if (*n >= SRV_MAX_NAMES || !*v)
+		return false;
+	list[(*n)++] = v;
+	return true;
+}
+
+struct serve_opts {
+	const char *key_file, *cert_file, *key_pem_file;
+	const char *keys[SRV_MAX_KEYS];
+	int n_keys;
+	bool allow_weak;
+};
+
+/* Parses the flags into srv and o; an exit code when it must stop (-1: go on). */
+static int parse_flags(int argc, char **argv, struct server *srv, struct serve_opts *o)
+{
 	long long v;
 	double f;
-	int rc = 1;
-
-	srv.sp = hearth_sched_default_params();
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -87,77 +182,176 @@ int cmd_serve(int argc, char **argv)
 			return 0;
 		}
 		if (!strcmp(a, "--log-prompts")) {
-			srv.log_prompts = true;
+			srv->log_prompts = true;
+			continue;
+		}
+		if (!strcmp(a, "--allow-weak-key")) {
+			o->allow_weak = true;
 			continue;
 		}
 		if (!(val = arg_value("serve", argc, argv, &i)))
 			return EXIT_USAGE;
 		if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-			srv.model_path = val;
+			srv->model_path = val;
 		} else if (!strcmp(a, "--host")) {
-			srv.host = val;
+			srv->host = val;
 		} else if (!strcmp(a, "--port")) {
 			if (!arg_int("serve", a, val, 0, 65535, &v))
 				return EXIT_USAGE;
-			srv.port = (int)v;
+			srv->port = (int)v;
 		} else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
 			if (!arg_int("serve", a, val, 1, 256, &v))
 				return EXIT_USAGE;
-			srv.sp.n_parallel = (int32_t)v;
+			srv->sp.n_parallel = (int32_t)v;
 		} else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
 			if (!arg_int("serve", a, val, 0, 1 << 20, &v))
 				return EXIT_USAGE;
-			srv.sp.n_ctx_seq = (int32_t)v;
+			srv->sp.n_ctx_seq = (int32_t)v;
 		} else if (!strcmp(a, "--kv-size")) {
 			if (!arg_int("serve", a, val, 0, 1 << 24, &v))
 				return EXIT_USAGE;
-			srv.sp.n_ctx = (int32_t)v;
+			srv->sp.n_ctx = (int32_t)v;
 		} else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
 			if (!arg_int("serve", a, val, 1, 1 << 16, &v))
 				return EXIT_USAGE;
-			srv.sp.n_batch = (int32_t)v;
+			srv->sp.n_batch = (int32_t)v;
 		} else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
 			if (!arg_int("serve", a, val, 0, 512, &v))
 				return EXIT_USAGE;
-			srv.sp.n_threads = (int32_t)v;
+			srv->sp.n_threads = (int32_t)v;
 		} else if (!strcmp(a, "--cache-type")) {
 			if (strcmp(val, "f16") && strcmp(val, "f32") && strcmp(val, "q8_0"))
 				return usage_error("serve", "--cache-type expects f16, f32 or q8_0, got '%s'", val);
-			srv.sp.cache_type = !strcmp(val, "f16") ? HEARTH_TYPE_F16 : !strcmp(val, "f32") ? HEARTH_TYPE_F32 : HEARTH_TYPE_Q8_0;
+			srv->sp.cache_type = !strcmp(val, "f16") ? HEARTH_TYPE_F16 : !strcmp(val, "f32") ? HEARTH_TYPE_F32 : HEARTH_TYPE_Q8_0;
 		} else if (!strcmp(a, "--max-queue")) {
 			if (!arg_int("serve", a, val, 1, 1 << 20, &v))
 				return EXIT_USAGE;
-			srv.sp.max_queue = (int32_t)v;
+			srv->sp.max_queue = (int32_t)v;
 		} else if (!strcmp(a, "--api-key")) {
-			if (add_key(&srv, val))
-				return usage_error("serve", "too many or empty API keys");
+			if (o->n_keys == SRV_MAX_KEYS)
+				return usage_error("serve", "at most %d API keys", SRV_MAX_KEYS);
+			o->keys[o->n_keys++] = val;
 		} else if (!strcmp(a, "--api-key-file")) {
-			if (read_keys(&srv, val)) {
-				fprintf(stderr, "hearth serve: %s: cannot read the API keys\n", val);
-				return 1;
-			}
+			o->key_file = val;
+		} else if (!strcmp(a, "--allowed-host")) {
+			if (!add_name(srv->allowed_hosts, &srv->n_allowed_hosts, val))
+				return usage_error("serve", "--allowed-host: at most %d non-empty names", SRV_MAX_NAMES);
+		} else if (!strcmp(a, "--cors-origin")) {
+			if (!add_name(srv->cors_origins, &srv->n_cors_origins, val))
+				return usage_error("serve", "--cors-origin: at most %d non-empty origins", SRV_MAX_NAMES);
+		} else if (!strcmp(a, "--ssl-cert")) {
+			o->cert_file = val;
+		} else if (!strcmp(a, "--ssl-key")) {
+			o->key_pem_file = val;
 		} else if (!strcmp(a, "--alias")) {
-			srv.alias = val;
+			srv->alias = val;
 		} else if (!strcmp(a, "--max-body")) {
 			if (!arg_int("serve", a, val, 1024, 1LL << 31, &v))
 				return EXIT_USAGE;
-			srv.max_body = (size_t)v;
+			srv->max_body = (size_t)v;
 		} else if (!strcmp(a, "--timeout")) {
 			if (!arg_int("serve", a, val, 1, 86400, &v))
 				return EXIT_USAGE;
-			srv.timeout_s = (int)v;
+			srv->timeout_s = (int)v;
 		} else if (!strcmp(a, "--request-timeout")) {
 			if (!arg_float("serve", a, val, 0, 86400 * 7, &f))
 				return EXIT_USAGE;
-			srv.request_timeout_s = f;
+			srv->request_timeout_s = f;
+		} else if (!strcmp(a, "--max-connections")) {
+			if (!arg_int("serve", a, val, 1, 1 << 16, &v))
+				return EXIT_USAGE;
+			srv->max_conns = (int)v;
+		} else if (!strcmp(a, "--max-connections-per-ip")) {
+			if (!arg_int("serve", a, val, 1, 1 << 16, &v))
+				return EXIT_USAGE;
+			srv->max_conns_per_addr = (int)v;
 		} else {
 			return usage_error("serve", "unknown option '%s'", a);
 		}
 	}
-	if (!srv.model_path)
+	return -1;
+}
+
+/* Keys, TLS files and limits from the flags; an exit code when it must stop (-1: go on). */
+static int configure(struct server *srv, struct serve_opts *o)
+{
+	char why[160];
+	if (!srv->model_path)
 		return usage_error("serve", "-m FILE is required");
-	if (!srv.alias)
-		srv.alias = base_name(srv.model_path);
+	if (!srv->alias)
+		srv->alias = base_name(srv->model_path);
+	for (int i = 0; i < o->n_keys; i++)
+		if (!add_key(srv, o->keys[i], o->allow_weak, why, sizeof why))
+			return usage_error("serve", "--api-key: %s", why);
+	if (o->key_file && !read_keys(srv, o->key_file, o->allow_weak))
+		return 1;
+	if (!o->cert_file != !o->key_pem_file)
+		return usage_error("serve", "--ssl-cert and --ssl-key go together");
+	if (o->cert_file && (!(srv->tls_cert = read_pem("--ssl-cert", o->cert_file)) ||
+			     !(srv->tls_key = read_pem("--ssl-key", o->key_pem_file))))
+		return 1;
+	if (srv->max_conns_per_addr > srv->max_conns)
+		srv->max_conns_per_addr = srv->max_conns;
+	/* every connection is a descriptor (and a thread); keep some for the model and the rest */
+	const int fds = fd_limit_raise();
+	if (srv->max_conns > fds / 2 - 64) {
+		int was = srv->max_conns;
+		srv->max_conns = fds / 2 - 64 > 16 ? fds / 2 - 64 : 16;
+		fprintf(stderr, "hearth serve: the descriptor limit (%d) allows %d connections, not %d\n", fds,
+			srv->max_conns, was);
+	}
+	srv->check_host = host_is_loopback(srv->host) || (srv->n_allowed_hosts > 0);
+	return -1;
+}
+
+/* Says loudly what a server reachable from other machines lacks. */
+static void warn_exposed(const struct server *srv)
+{
+	if (host_is_loopback(srv->host) || (srv->n_keys && srv->tls_cert))
+		return;
+	fprintf(stderr,
+		"hearth serve: ************************************************************************\n"
+		"hearth serve: WARNING: %s:%d is reachable from other machines%s%s.\n"
+		"hearth serve: %s"
+		"hearth serve: ************************************************************************\n",
+		srv->host, srv->listener.port, srv->n_keys ? "" : " with NO API KEY: anyone who reaches it can use it",
+		srv->tls_cert ? "" : (srv->n_keys ? " over plain HTTP: keys and prompts cross the network in clear" : ", over plain HTTP"),
+		srv->n_keys ? "Give it --ssl-cert and --ssl-key, or bind --host 127.0.0.1 behind a TLS proxy.\n"
+			    : "Give it --api-key-file (and --ssl-cert/--ssl-key), or bind --host 127.0.0.1.\n");
+}
+
+static void wait_for_signal_and_drain(struct server *srv, sigset_t *sigs)
+{
+	int sig;
+	sigwait(sigs, &sig);
+	fprintf(stderr, "hearth serve: %s: draining %d request(s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		atomic_load(&srv->in_flight));
+	atomic_store(&srv->phase, SRV_DRAINING);
+	while (atomic_load(&srv->in_flight) > 0) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct server srv = { .host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .timeout_s = 30,
+			      .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256 };
+	struct serve_opts o = { 0 };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	char why[256];
+	int rc = 1;
+
+	srv.listener.fd = srv.listener.wake[0] = srv.listener.wake[1] = srv.listener.reserve = -1;
+	srv.sp = hearth_sched_default_params();
+	int stop = parse_flags(argc, argv, &srv, &o);
+	if (stop < 0)
+		stop = configure(&srv, &o);
+	if (stop >= 0) {
+		rc = stop;
+		goto out_config;
+	}
 
 	/* signals go to sigwait below, not to whichever thread runs */
 	sigset_t sigs;
@@ -167,15 +361,24 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (metrics_new(&srv.metrics)) {
+	if (metrics_new(&srv.metrics) || conns_init(&srv.conns, srv.max_conns, srv.max_conns_per_addr, srv.timeout_s,
+						   srv.tls_cert != NULL)) {
 		fprintf(stderr, "hearth serve: out of memory\n");
 		goto out;
 	}
 	atomic_store(&srv.phase, SRV_LOADING);
-	if (!(d = http_start(&srv)))
+	if (listener_open(&srv.listener, srv.host, srv.port, why, sizeof why)) {
+		fprintf(stderr, "hearth serve: %s\n", why);
 		goto out;
-	fprintf(stderr, "hearth serve: listening on http://%s:%d (%s)\n", srv.host, srv.port,
-		srv.n_keys ? "API key required" : "no API key");
+	}
+	if (!http_start(&srv) || listener_start(&srv.listener, &srv)) {
+		if (srv.mhd)
+			fprintf(stderr, "hearth serve: cannot start the accept thread\n");
+		goto out;
+	}
+	fprintf(stderr, "hearth serve: listening on %s://%s:%d (%s)\n", srv.tls_cert ? "https" : "http", srv.host,
+		srv.listener.port, srv.n_keys ? "API key required" : "no API key");
+	warn_exposed(&srv);
 	if (hearth_model_load(&srv.model, srv.model_path, &mp, &err) ||
 	    hearth_sched_new(&srv.sched, srv.model, &srv.sp, &err)) {
 		fprintf(stderr, "hearth serve: %s\n", err.msg);
@@ -184,27 +387,22 @@ int cmd_serve(int argc, char **argv)
 	srv.sp = hearth_sched_params_used(srv.sched); /* the defaults it filled in */
 	srv.created = (long)time(NULL);
 	atomic_store(&srv.phase, SRV_READY);
-	fprintf(stderr, "hearth serve: %s ready as '%s' (%d parallel, %d tokens per request)\n", srv.model_path,
-		srv.alias, srv.sp.n_parallel, srv.sp.n_ctx_seq);
-
-	int sig;
-	sigwait(&sigs, &sig);
-	fprintf(stderr, "hearth serve: %s: draining %d request(s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-		atomic_load(&srv.in_flight));
-	atomic_store(&srv.phase, SRV_DRAINING);
-	while (atomic_load(&srv.in_flight) > 0) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	fprintf(stderr, "hearth serve: %s ready as '%s' (%d parallel, %d tokens per request)\n",
+		base_name(srv.model_path), srv.alias, srv.sp.n_parallel, srv.sp.n_ctx_seq);
+	wait_for_signal_and_drain(&srv, &sigs);
 	rc = 0;
 out:
-	if (d)
-		MHD_stop_daemon(d);
+	listener_close(&srv.listener);
+	http_stop(&srv);
+	conns_free(&srv.conns);
 	hearth_sched_free(srv.sched);
 	hearth_model_free(srv.model);
 	metrics_free(srv.metrics);
+	fprintf(stderr, "hearth serve: stopped\n");
+out_config:
 	for (int i = 0; i < srv.n_keys; i++)
 		free(srv.keys[i]);
-	fprintf(stderr, "hearth serve: stopped\n");
+	free(srv.tls_cert);
+	free(srv.tls_key);
 	return rc;
 }

@@ -2,29 +2,122 @@
  * server.h - `hearth serve`: an OpenAI-compatible HTTP server over the
  * library's scheduler. Uses only include/hearth.h.
  *
- *   http.c         libmicrohttpd glue: routing, limits, API keys, errors, SSE
+ *   listen.c       the listening socket and the accept loop (limits, deadlines)
+ *   conns.c        connection slots: per-address and global limits, eviction, deadlines
+ *   http.c         libmicrohttpd glue and the request path: host, origin and key
+ *                  checks, routing, body limits, OpenAI-shaped errors, SSE
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
- *   serve.c        flags, model loading, signals, draining
+ *   serve.c        flags, keys, TLS files, model loading, signals, draining
  *
- * Threads: libmicrohttpd runs one thread per connection; each handler submits
- * to the scheduler and reads its request's events. The model is shared
- * read-only; the scheduler thread owns the KV cache.
+ * Threads: one accept thread; libmicrohttpd runs one thread per connection;
+ * each handler submits to the scheduler and reads its request's events. The
+ * model is shared read-only; the scheduler thread owns the KV cache.
  */
 #ifndef HEARTH_SERVER_H
 #define HEARTH_SERVER_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "hearth.h"
 
 #define SRV_MAX_KEYS 64
+#define SRV_MAX_NAMES 16        /* --allowed-host and --cors-origin entries */
+#define SRV_MIN_KEY_BYTES 16    /* shorter keys need --allow-weak-key */
+#define LISTEN_MAX_LINGER 128   /* refused sockets drained at once */
 
 struct metrics;
+struct MHD_Daemon;
+
+/* ---- conns.c ---- */
+
+enum conn_state { CONN_WAITING, CONN_BUSY };
+
+struct conn_slot {
+	bool used, started, closing;
+	int fd;
+	unsigned char addr[16];  /* limit key: IPv4-mapped IPv6, or an IPv6 /64 */
+	int state;               /* enum conn_state */
+	double t_wait;           /* when it began waiting for its current request */
+};
+
+struct addr_count {
+	unsigned char key[16];
+	int n;                   /* open connections; 0: empty entry */
+};
+
+struct conns {
+	pthread_mutex_t lock;
+	struct conn_slot *slot;  /* [cap], stable: libmicrohttpd holds pointers */
+	int cap;                 /* 2 x max_total: open ones and those closing */
+	int max_total, max_per_addr;
+	double deadline_s;
+	bool tls;                /* no plain-text replies written by hand */
+	struct addr_count *addrs; /* [addr_cap] open addressing */
+	size_t addr_cap;
+	int n_open, n_closing;
+	uint64_t n_evicted, n_refused, n_timed_out;
+};
+
+struct conns_stats {
+	int n_open, n_closing;
+	uint64_t n_evicted, n_refused, n_timed_out;
+};
+
+int conns_init(struct conns *cs, int max_total, int max_per_addr, double deadline_s, bool tls);
+void conns_free(struct conns *cs);
+void conns_addr_key(const struct sockaddr *sa, unsigned char key[16]);
+/* Takes a slot for a new connection (evicting a waiting one if a limit is
+ * reached); its index, or -1 when the connection must be refused. */
+int conns_admit(struct conns *cs, int fd, const struct sockaddr *sa, double now);
+/* Gives the slot back when libmicrohttpd refused the connection before starting it. */
+void conns_forget(struct conns *cs, int at, int fd);
+/* libmicrohttpd started / closed the connection on fd (closed: before the fd is closed). */
+struct conn_slot *conns_started(struct conns *cs, int fd);
+void conns_closed(struct conns *cs, struct conn_slot *s);
+/* Its request is in: false when the connection is being closed. */
+bool conns_busy(struct conns *cs, struct conn_slot *s);
+/* Its reply is done: it waits for the next request from now. */
+void conns_waiting(struct conns *cs, struct conn_slot *s, double now);
+/* Closes the connections past their deadline (408); how many. */
+int conns_reap(struct conns *cs, double now);
+/* Writes a 503 with Retry-After to fd without blocking (plain HTTP only). */
+void conns_say_busy(const struct conns *cs, int fd);
+void conns_counts(struct conns *cs, struct conns_stats *st);
+
+/* ---- listen.c ---- */
+
+struct listener {
+	int fd, family, port;    /* port: the one bound (--port 0 picks one) */
+	int wake[2];             /* a byte here stops the loop */
+	int reserve;             /* a spare descriptor for refusing clients when out of them */
+	pthread_t thread;
+	bool running;
+	struct server *srv;
+	struct {
+		int fd;
+		double t_close;
+	} linger[LISTEN_MAX_LINGER];
+	int n_linger;
+};
+
+/* Binds host:port (port 0: any free one) without sharing it; -1 with why filled. */
+int listener_open(struct listener *l, const char *host, int port, char *why, size_t why_size);
+/* Starts the accept loop handing connections to srv->mhd. */
+int listener_start(struct listener *l, struct server *srv);
+void listener_close(struct listener *l);
+/* Is host (an IP address or "localhost") a loopback address? */
+bool host_is_loopback(const char *host);
+/* Raises the soft descriptor limit to the hard one; returns the limit in force. */
+int fd_limit_raise(void);
+
+/* ---- the server ---- */
 
 struct server {
 	/* configuration */
@@ -34,9 +127,16 @@ struct server {
 	const char *model_path;
 	char *keys[SRV_MAX_KEYS]; /* API keys; none: open */
 	int n_keys;
-	size_t max_body;          /* bytes */
-	int timeout_s;            /* idle connection timeout */
+	const char *allowed_hosts[SRV_MAX_NAMES]; /* Host names answered besides loopback ones */
+	int n_allowed_hosts;
+	bool check_host;          /* answer only loopback and allowed Host names */
+	const char *cors_origins[SRV_MAX_NAMES];  /* origins given CORS headers ("*": any) */
+	int n_cors_origins;
+	size_t max_body;          /* bytes, completions; other routes less */
+	int timeout_s;            /* a request must be in this long after the connection waits for it */
 	double request_timeout_s; /* whole-request deadline (0: none) */
+	int max_conns, max_conns_per_addr;
+	char *tls_cert, *tls_key; /* PEM text; NULL: plain HTTP */
 	bool log_prompts;
 	/* state */
 	struct hearth_model *model;
@@ -46,6 +146,9 @@ struct server {
 	atomic_int in_flight;     /* requests being served */
 	struct metrics *metrics;
 	long created;             /* unix time the model was loaded */
+	struct MHD_Daemon *mhd;
+	struct listener listener;
+	struct conns conns;
 };
 
 enum srv_phase { SRV_LOADING, SRV_READY, SRV_DRAINING };
@@ -57,6 +160,10 @@ struct reply {
 	size_t len;
 	const char *content_type;
 	int retry_after;          /* seconds for 429/503; 0: none */
+	const char *allow;        /* Allow header (405) */
+	const char *cors_origin;  /* Access-Control-Allow-Origin value, or NULL */
+	bool preflight;           /* a CORS preflight answer (204, no body) */
+	const char *allow_headers; /* preflight: Access-Control-Allow-Headers */
 	/* streaming: when set, the handler hands the connection to this reader */
 	struct stream *stream;
 };
@@ -67,19 +174,46 @@ void reply_error(struct reply *rp, int status, const char *type, const char *par
 /* Takes ownership of j (decref'd) and serializes it as the reply body. */
 void reply_json(struct reply *rp, int status, json_t *j);
 
-/* Context a handler gets about its connection. */
-struct conn_info {
-	int fd;                   /* the client socket (to notice a disconnect) */
-	const char *session_key;  /* x-session-id header or NULL */
+/* One HTTP request as the request path sees it (the headers it reads). */
+struct http_request {
+	const char *method, *url;
+	const char *host, *authorization, *content_type, *origin, *session_id;
+	const char *preflight_method, *preflight_headers; /* Access-Control-Request-* */
+	size_t header_bytes;      /* names and values of all headers */
+	bool has_length;
+	uint64_t content_length;
+	const char *body;
+	size_t body_len;
+	bool body_too_big;        /* more arrived than the route allows */
+	int fd;                   /* the client socket (to notice a disconnect), -1: none */
 };
 
+/* What a handler gets. */
+struct call {
+	json_t *body;             /* the JSON object posted, or NULL */
+	const char *arg;          /* the rest of the path after a prefix route */
+	int fd;                   /* the client socket, -1: none */
+	const char *session_key;  /* x-session-id header or NULL */
+	const char *tenant;       /* the API key that let the request in, or NULL */
+};
+
+struct route;
+/* The checks that need only the request head: size, Host, Origin, key,
+ * route and method, state, content type and length. True when they answered
+ * (rp filled); else *rt is the route and the body may come. */
+bool http_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp);
+/* Answers a request whose head passed http_head, its body now complete. */
+void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp);
+/* The most body bytes rt accepts. */
+size_t http_max_body(const struct server *srv, const struct route *rt);
+
 /* api-openai.c */
-void api_chat_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp);
-void api_completions(struct server *srv, json_t *body, const struct conn_info *ci, struct reply *rp);
-void api_models(struct server *srv, struct reply *rp);
-void api_model(struct server *srv, const char *id, struct reply *rp); /* GET /v1/models/{id} */
-void api_tokenize(struct server *srv, json_t *body, struct reply *rp);
-void api_detokenize(struct server *srv, json_t *body, struct reply *rp);
+void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp);
+void api_completions(struct server *srv, const struct call *call, struct reply *rp);
+void api_models(struct server *srv, const struct call *call, struct reply *rp);
+void api_model(struct server *srv, const struct call *call, struct reply *rp); /* GET /v1/models/{id} */
+void api_tokenize(struct server *srv, const struct call *call, struct reply *rp);
+void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
 
 /* Streaming: the reader fills buf with the next SSE bytes. Returns the count,
  * 0 when the stream ended; blocks while the model works. */
@@ -94,11 +228,12 @@ void metrics_request_done(struct metrics *m, const char *finish_reason, int n_pr
 			  double ttft_s, double e2e_s);
 void metrics_inter_token(struct metrics *m, double seconds);
 /* Writes the exposition text (malloc'd) for the model name. */
-char *metrics_render(struct metrics *m, const struct server *srv, size_t *len);
+char *metrics_render(struct metrics *m, struct server *srv, size_t *len);
 
-/* http.c: starts the daemon (NULL after printing why); stop it with MHD_stop_daemon(). */
-struct MHD_Daemon;
-struct MHD_Daemon *http_start(struct server *srv);
+/* http.c: starts libmicrohttpd (no listening socket of its own: the accept
+ * loop hands it connections); false after printing why. */
+bool http_start(struct server *srv);
+void http_stop(struct server *srv);
 
 /* True when the client at fd has closed its side. */
 bool client_gone(int fd);

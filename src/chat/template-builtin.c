@@ -9,7 +9,6 @@
  *
  * BOS is not written: the tokenizer adds it when the vocabulary asks.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,18 +35,14 @@ struct sbuf {
 	int oom;
 };
 
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(struct sbuf *b, const char *fmt, ...)
+/* Appends n bytes of s (NULs included). */
+static void sb_put(struct sbuf *b, const char *s, size_t n)
 {
-	va_list ap;
 	if (b->oom)
 		return;
-	va_start(ap, fmt);
-	int k = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (k < 0 || b->n + (size_t)k + 1 > b->cap) {
-		size_t cap = (b->n + (size_t)(k < 0 ? 0 : k) + 1) * 2;
-		char *p = k < 0 ? NULL : realloc(b->p, cap);
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = (b->n + n + 1) * 2;
+		char *p = realloc(b->p, cap);
 		if (!p) {
 			b->oom = 1;
 			return;
@@ -55,61 +50,86 @@ static void sb_add(struct sbuf *b, const char *fmt, ...)
 		b->p = p;
 		b->cap = cap;
 	}
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-	va_end(ap);
-	b->n += (size_t)k;
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = 0;
+}
+
+static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_content(struct sbuf *b, const struct hearth_chat_msg *m)
+{
+	sb_put(b, m->content, m->content_len ? m->content_len : strlen(m->content));
 }
 
 static void render_llama2(struct sbuf *b, const struct hearth_chat_msg *msgs, int n, int mistral)
 {
-	const char *sys = NULL;
+	const struct hearth_chat_msg *sys = NULL;
 	int first_user = 1;
 	for (int i = 0; i < n; i++) {
-		const char *r = msgs[i].role, *c = msgs[i].content;
+		const char *r = msgs[i].role;
 		if (strcmp(r, "system") == 0) {
-			sys = c;
+			sys = &msgs[i];
 		} else if (strcmp(r, "user") == 0) {
-			if (!first_user)
-				sb_add(b, mistral ? "" : "<s>");
-			if (sys && mistral)
-				sb_add(b, "[INST] %s\n\n%s [/INST]", sys, c);
-			else if (sys)
-				sb_add(b, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", sys, c);
-			else
-				sb_add(b, "[INST] %s [/INST]", c);
+			if (!first_user && !mistral)
+				sb_str(b, "<s>");
+			sb_str(b, "[INST] ");
+			if (sys) {
+				sb_str(b, mistral ? "" : "<<SYS>>\n");
+				sb_content(b, sys);
+				sb_str(b, mistral ? "\n\n" : "\n<</SYS>>\n\n");
+			}
+			sb_content(b, &msgs[i]);
+			sb_str(b, " [/INST]");
 			sys = NULL;
 			first_user = 0;
 		} else {
-			sb_add(b, mistral ? " %s</s>" : " %s </s>", c);
+			sb_str(b, " ");
+			sb_content(b, &msgs[i]);
+			sb_str(b, mistral ? "</s>" : " </s>");
 		}
 	}
 }
 
+/* One turn in a format that wraps role and content in fixed markers. */
+static void render_turn(struct sbuf *b, const char *open, const char *role, const char *mid,
+			const struct hearth_chat_msg *m, const char *close)
+{
+	sb_str(b, open);
+	sb_str(b, role);
+	sb_str(b, mid);
+	if (m) {
+		sb_content(b, m);
+		sb_str(b, close);
+	}
+}
+
 int hearth_chat_render(const struct hearth_model *m, const struct hearth_chat_msg *msgs, int n, bool add_assistant,
-		       char **out, struct hearth_err *err)
+		       char **out, size_t *out_len, struct hearth_err *err)
 {
 	const char *fmt = hearth_chat_format(m);
 	struct sbuf b = { 0 };
 
 	*out = NULL;
+	if (out_len)
+		*out_len = 0;
 	if (!fmt)
 		return err_set(err, HEARTH_EUNSUPPORTED, "chat: the model's chat template is not one of chatml, llama2, "
 			       "llama3, mistral (a template engine is not built yet)");
 	for (int i = 0; i < n; i++)
 		if (!msgs[i].role || !msgs[i].content)
 			return err_set(err, HEARTH_EINVAL, "chat: message %d lacks a role or content", i);
-	sb_add(&b, "%s", "");
+	sb_put(&b, "", 0);
 	if (strcmp(fmt, "chatml") == 0) {
 		for (int i = 0; i < n; i++)
-			sb_add(&b, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role, msgs[i].content);
+			render_turn(&b, "<|im_start|>", msgs[i].role, "\n", &msgs[i], "<|im_end|>\n");
 		if (add_assistant)
-			sb_add(&b, "<|im_start|>assistant\n");
+			render_turn(&b, "<|im_start|>", "assistant", "\n", NULL, NULL);
 	} else if (strcmp(fmt, "llama3") == 0) {
 		for (int i = 0; i < n; i++)
-			sb_add(&b, "<|start_header_id|>%s<|end_header_id|>\n\n%s<|eot_id|>", msgs[i].role, msgs[i].content);
+			render_turn(&b, "<|start_header_id|>", msgs[i].role, "<|end_header_id|>\n\n", &msgs[i], "<|eot_id|>");
 		if (add_assistant)
-			sb_add(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+			render_turn(&b, "<|start_header_id|>", "assistant", "<|end_header_id|>\n\n", NULL, NULL);
 	} else {
 		render_llama2(&b, msgs, n, strcmp(fmt, "mistral") == 0);
 	}
@@ -118,5 +138,7 @@ int hearth_chat_render(const struct hearth_model *m, const struct hearth_chat_ms
 		return err_set(err, HEARTH_ENOMEM, "chat: out of memory");
 	}
 	*out = b.p;
+	if (out_len)
+		*out_len = b.n;
 	return 0;
 }

@@ -7,17 +7,14 @@
 
 #include "../harness.h"
 
-/* Runs "$HEARTH_BIN args", returns the exit code; stdout (cut at cap) in out. */
-static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t cap, const char *fmt, ...)
+/* Runs "$HEARTH_BIN args" (stderr kept with stdout when with_stderr), returns
+ * the exit code; stdout (cut at cap) in out. */
+static int vsh(char *out, size_t cap, bool with_stderr, const char *fmt, va_list ap)
 {
 	char args[2048], cmd[2400];
-	va_list ap;
 	const char *bin = getenv("HEARTH_BIN");
-	va_start(ap, fmt);
 	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", bin ? bin : "build/hearth", args);
+	snprintf(cmd, sizeof cmd, "%s %s %s", bin ? bin : "build/hearth", args, with_stderr ? "2>&1" : "2>/dev/null");
 	FILE *p = popen(cmd, "r");
 	size_t n = 0;
 	if (!p)
@@ -32,6 +29,27 @@ static int sh(char *out, size_t cap, const char *fmt, ...)
 	}
 	int st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vsh(out, cap, false, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* As sh, with stderr in out too. */
+static int sh2(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh2(char *out, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vsh(out, cap, true, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 void test_cli(void)
@@ -56,6 +74,11 @@ void test_cli(void)
 	T_EQ_I64(sh(NULL, 0, "run -m %s --cache-type q9", stories), 2);
 	T_EQ_I64(sh(NULL, 0, "run -m %s -c", stories), 2);
 	T_EQ_I64(sh(NULL, 0, "run -p hi"), 2);
+	/* no prompt at all is a usage error, not a silent empty prompt; -f - reads stdin */
+	T_EQ_I64(sh2(out, sizeof out, "run -m %s -n 2 < /dev/null", stories), 2);
+	T_TRUE(strstr(out, "-p TEXT or -f FILE") != NULL);
+	T_EQ_I64(sh(out, sizeof out, "run -m %s -f - -n 1 --temp 0 --json < /dev/null", stories), 0);
+	T_TRUE(strstr(out, "\"prompt_ids\":[1]") != NULL);
 	T_EQ_I64(sh(NULL, 0, "run -m /nonexistent.gguf -p hi"), 1);
 	T_EQ_I64(sh(NULL, 0, "inspect /nonexistent.gguf"), 1);
 	T_EQ_I64(sh(NULL, 0, "detokenize -m %s 1 x", stories), 2);
@@ -128,6 +151,26 @@ void test_cli(void)
 	}
 	T_EQ_I64(sh(out, sizeof out, "chat -m %s -n 4 --temp 0 < %s", qwen, tmp_path("chat.txt")), 0);
 	T_TRUE(strncmp(out, "> ", 2) == 0);
+	/* a conversation longer than the context: the oldest turns go, the chat goes on;
+	 * a message too long for the context alone is not sent, and the chat goes on */
+	f = fopen(tmp_path("chat.txt"), "w");
+	if (f) {
+		for (int i = 0; i < 8; i++)
+			fprintf(f, "tell me about the number %d and the colours of the sea in the morning\n", i);
+		for (int i = 0; i < 60; i++)
+			fputs("a very long message ", f);
+		fputs("\nand one more short one\n", f);
+		fclose(f);
+	}
+	T_EQ_I64(sh2(out, sizeof out, "chat -m %s -c 96 -n 6 --temp 0 < %s", qwen, tmp_path("chat.txt")), 0);
+	T_TRUE(strstr(out, "left the conversation") != NULL);
+	T_TRUE(strstr(out, "[not sent: ") != NULL);
+	{
+		int prompts = 0;
+		for (const char *q = out; (q = strstr(q, "> ")) != NULL; q += 2)
+			prompts++;
+		T_TRUE(prompts >= 11); /* every line read, and the prompt after the last one */
+	}
 
 	/* bench: JSON with both rates, also on a context already holding tokens (-d) */
 	T_EQ_I64(sh(out, sizeof out, "bench -m %s -t 1 -p 8 -n 4 -d 40 -r 1 --json", stories), 0);
