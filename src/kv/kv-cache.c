@@ -142,6 +142,7 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	kv->row_k = qtype_row_size(type, width_k);
 	kv->row_v = qtype_row_size(type, width_v);
 	kv->head = kv->tail = -1;
+	kv->name_block = block_hash;
 	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
 	/* the kernel hands out more than the machine has and lets the filling fail
 	 * later; refuse what cannot fit at all, up front and by name */
@@ -291,7 +292,7 @@ void kv_seq_commit(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tok
 	s->n_tokens += n;
 	while ((s->n_hashed + 1) * bs <= s->n_tokens) {
 		const int32_t b = s->n_hashed, id = s->table[b];
-		uint64_t h = block_hash(prefix_name(s), all_tokens + (size_t)b * (size_t)bs, bs);
+		uint64_t h = kv->name_block(prefix_name(s), all_tokens + (size_t)b * (size_t)bs, bs);
 		struct kv_block *blk = &kv->blocks[id];
 		if (blk->hash == 0 && index_find(kv, h) < 0) {
 			blk->hash = h;
@@ -310,7 +311,7 @@ int32_t kv_seq_adopt_prefix(struct kv_cache *kv, struct kv_seq *s, const int32_t
 	kv_seq_release(kv, s);
 	kv->queries += (uint64_t)n;
 	while (got + bs <= max_reuse && got + bs <= n) {
-		uint64_t h = block_hash(prefix_name(s), tokens + got, bs);
+		uint64_t h = kv->name_block(prefix_name(s), tokens + got, bs);
 		int32_t id = index_find(kv, h);
 		if (id < 0 || memcmp(kv->blocks[id].tokens, tokens + got, (size_t)bs * sizeof *tokens))
 			break;

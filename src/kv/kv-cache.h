@@ -60,6 +60,9 @@ struct kv_cache {
 	int32_t *index;
 	size_t index_cap;
 	uint64_t queries, hits;      /* prefix-cache lookups and hits, in tokens */
+	/* names a full block from its parent's name and its tokens; set by
+	 * kv_cache_init, replaced only by tests (to force collisions) */
+	uint64_t (*name_block)(uint64_t parent, const int32_t *tokens, int32_t n);
 };
 
 /* Sizes the cache for n_tokens_total positions in blocks of block_size. */
