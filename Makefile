@@ -11,7 +11,7 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude
-LDLIBS   += -lmicrohttpd -lpcre2-8 -lutf8proc -ljansson -lm -lpthread
+LDLIBS   += -lmicrohttpd -lpcre2-8 -lutf8proc -ljansson -lcrypto -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 B        ?= build
@@ -32,7 +32,7 @@ endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
-DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev
+DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev
 
 .PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean
 all: $(B)/hearth
@@ -54,7 +54,7 @@ $(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
 # Install the build dependencies when they are missing (Debian/Ubuntu).
 deps:
 	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
-	       echo '#include <microhttpd.h>') | \
+	       echo '#include <microhttpd.h>'; echo '#include <openssl/evp.h>') | \
 	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null; then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

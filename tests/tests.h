@@ -24,6 +24,11 @@
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
+	X(test_kv_parent_chain)      \
+	X(test_kv_name_collision)    \
+	X(test_kv_index)             \
+	X(test_kv_salt)              \
+	X(test_kv_prefix)            \
 	X(test_sched)                \
 	X(test_cli)
 

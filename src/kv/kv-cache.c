@@ -8,21 +8,40 @@
 #include "../tensor/qtype.h"
 #include "kv-cache.h"
 
-#define HASH_SEED 0x6a09e667f3bcc908ULL
+/* Hashed before a salt, so that a root is not the plain SHA-256 of the salt
+ * (of an API key, say), which other code may compute or keep. */
+static const char ROOT_TAG[] = "hearth kv salt";
 
-static uint64_t block_hash(uint64_t parent, const int32_t *tokens, int32_t n)
+int kv_cache_name_block(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			struct kv_name *out)
 {
-	uint64_t h = parent ^ 0xcbf29ce484222325ULL;
-	for (int32_t i = 0; i < n; i++) {
-		uint32_t t = (uint32_t)tokens[i];
-		for (int b = 0; b < 4; b++) {
-			h ^= (t >> (8 * b)) & 0xff;
-			h *= 0x100000001b3ULL;
-		}
-	}
-	h ^= h >> 31;
-	return h ? h : 1; /* 0 means "not named" */
+	sha256_begin(kv->sha);
+	sha256_update(kv->sha, parent->b, sizeof parent->b);
+	sha256_update(kv->sha, tokens, (size_t)n * sizeof *tokens);
+	return sha256_end(kv->sha, out->b);
 }
+
+int kv_cache_root_name(const void *salt, size_t salt_size, struct kv_name *out, struct hearth_err *err)
+{
+	struct sha256 *h;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (salt_size == 0)
+		return 0;
+	if ((rc = sha256_new(&h, err)))
+		return rc;
+	sha256_begin(h);
+	sha256_update(h, ROOT_TAG, sizeof ROOT_TAG); /* with its NUL */
+	sha256_update(h, salt, salt_size);
+	if ((rc = sha256_end(h, out->b))) {
+		memset(out, 0, sizeof *out);
+		rc = err_set(err, rc, "kv cache: hashing a cache salt of %zu bytes failed", salt_size);
+	}
+	sha256_free(h);
+	return rc;
+}
+
+static bool name_eq(const struct kv_name *a, const struct kv_name *b) { return memcmp(a->b, b->b, sizeof a->b) == 0; }
 
 /* ---- the free list ---------------------------------------------------------- */
 
@@ -48,7 +67,7 @@ static void list_remove(struct kv_cache *kv, int32_t id)
 static void list_add(struct kv_cache *kv, int32_t id)
 {
 	struct kv_block *b = &kv->blocks[id];
-	if (b->hash == 0) {
+	if (!b->named) {
 		b->prev = -1;
 		b->next = kv->head;
 		if (kv->head >= 0)
@@ -71,22 +90,29 @@ static void list_add(struct kv_cache *kv, int32_t id)
 
 /* ---- the index of published blocks (linear probing, backward-shift delete) ---- */
 
-static size_t slot_of(const struct kv_cache *kv, uint64_t h) { return (size_t)(h * 0x9e3779b97f4a7c15ULL) & (kv->index_cap - 1); }
-
-static int32_t index_find(const struct kv_cache *kv, uint64_t h)
+/* The home slot of a name: its first 8 bytes (already uniform: a digest). */
+static size_t slot_of(const struct kv_cache *kv, const struct kv_name *name)
 {
-	for (size_t i = slot_of(kv, h);; i = (i + 1) & (kv->index_cap - 1)) {
+	uint64_t h;
+	memcpy(&h, name->b, sizeof h);
+	return (size_t)h & (kv->index_cap - 1);
+}
+
+/* The published block whose full name is name, or -1. */
+static int32_t index_find(const struct kv_cache *kv, const struct kv_name *name)
+{
+	for (size_t i = slot_of(kv, name);; i = (i + 1) & (kv->index_cap - 1)) {
 		int32_t id = kv->index[i];
 		if (id < 0)
 			return -1;
-		if (kv->blocks[id].hash == h)
+		if (name_eq(&kv->blocks[id].name, name))
 			return id;
 	}
 }
 
 static void index_insert(struct kv_cache *kv, int32_t id)
 {
-	size_t i = slot_of(kv, kv->blocks[id].hash);
+	size_t i = slot_of(kv, &kv->blocks[id].name);
 	while (kv->index[i] >= 0)
 		i = (i + 1) & (kv->index_cap - 1);
 	kv->index[i] = id;
@@ -94,13 +120,13 @@ static void index_insert(struct kv_cache *kv, int32_t id)
 
 static void index_remove(struct kv_cache *kv, int32_t id)
 {
-	size_t i = slot_of(kv, kv->blocks[id].hash), mask = kv->index_cap - 1;
+	size_t i = slot_of(kv, &kv->blocks[id].name), mask = kv->index_cap - 1;
 	while (kv->index[i] != id)
 		i = (i + 1) & mask;
 	kv->index[i] = -1;
 	/* shift back the entries after the hole that probed past it */
 	for (size_t j = (i + 1) & mask; kv->index[j] >= 0; j = (j + 1) & mask) {
-		size_t home = slot_of(kv, kv->blocks[kv->index[j]].hash);
+		size_t home = slot_of(kv, &kv->blocks[kv->index[j]].name);
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			kv->index[i] = kv->index[j];
 			kv->index[j] = -1;
@@ -111,9 +137,9 @@ static void index_remove(struct kv_cache *kv, int32_t id)
 
 static void unpublish(struct kv_cache *kv, int32_t id)
 {
-	if (kv->blocks[id].hash) {
+	if (kv->blocks[id].named) {
 		index_remove(kv, id);
-		kv->blocks[id].hash = 0;
+		kv->blocks[id].named = false;
 	}
 }
 
@@ -142,7 +168,7 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	kv->row_k = qtype_row_size(type, width_k);
 	kv->row_v = qtype_row_size(type, width_v);
 	kv->head = kv->tail = -1;
-	kv->name_block = block_hash;
+	kv->name_block = kv_cache_name_block;
 	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
 	/* the kernel hands out more than the machine has and lets the filling fail
 	 * later; refuse what cannot fit at all, up front and by name */
@@ -151,6 +177,9 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	if (pages > 0 && page > 0 && need > have)
 		return err_set(err, HEARTH_ENOMEM, "kv cache: %d tokens need %.1f GiB, more than this machine's %.1f GiB",
 			       n_tokens_total, need / 1073741824.0, have / 1073741824.0);
+	int rc = sha256_new(&kv->sha, err);
+	if (rc)
+		return rc;
 	kv->k_data = bigmem_alloc(cells * kv->row_k);
 	kv->v_data = bigmem_alloc(cells * kv->row_v);
 	kv->blocks = calloc((size_t)kv->n_blocks, sizeof *kv->blocks);
@@ -181,6 +210,7 @@ void kv_cache_free(struct kv_cache *kv)
 		free(kv->blocks[0].tokens);
 	free(kv->blocks);
 	free(kv->index);
+	sha256_free(kv->sha);
 	bigmem_free(kv->k_data, kv_bytes(kv, kv->row_k));
 	bigmem_free(kv->v_data, kv_bytes(kv, kv->row_v));
 	memset(kv, 0, sizeof *kv);
@@ -228,17 +258,18 @@ static int table_grow(struct kv_seq *s, int32_t n)
 	if (!t)
 		return HEARTH_ENOMEM;
 	s->table = t;
-	uint64_t *h = realloc(s->hashes, (size_t)cap * sizeof *h);
-	if (!h)
+	struct kv_name *names = realloc(s->names, (size_t)cap * sizeof *names);
+	if (!names)
 		return HEARTH_ENOMEM;
-	s->hashes = h;
+	s->names = names;
 	s->cap_blocks = cap;
 	return 0;
 }
 
-static uint64_t prefix_name(const struct kv_seq *s)
+/* The name of the prefix of s before its first unnamed block. */
+static const struct kv_name *prefix_name(const struct kv_seq *s)
 {
-	return s->n_hashed ? s->hashes[s->n_hashed - 1] : HASH_SEED;
+	return s->n_named ? &s->names[s->n_named - 1] : &s->root;
 }
 
 static int32_t take_free(struct kv_cache *kv)
@@ -290,18 +321,34 @@ void kv_seq_commit(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tok
 {
 	const int32_t bs = kv->block_size;
 	s->n_tokens += n;
-	while ((s->n_hashed + 1) * bs <= s->n_tokens) {
-		const int32_t b = s->n_hashed, id = s->table[b];
-		uint64_t h = kv->name_block(prefix_name(s), all_tokens + (size_t)b * (size_t)bs, bs);
+	while ((s->n_named + 1) * bs <= s->n_tokens) {
+		const int32_t b = s->n_named, id = s->table[b];
+		const int32_t *tokens = all_tokens + (size_t)b * (size_t)bs;
+		const struct kv_name *parent = prefix_name(s);
+		struct kv_name name;
+		if (kv->name_block(kv, parent, tokens, bs, &name))
+			break; /* stays unnamed: shared with nobody */
 		struct kv_block *blk = &kv->blocks[id];
-		if (blk->hash == 0 && index_find(kv, h) < 0) {
-			blk->hash = h;
-			memcpy(blk->tokens, all_tokens + (size_t)b * (size_t)bs, (size_t)bs * sizeof *blk->tokens);
+		if (!blk->named && index_find(kv, &name) < 0) {
+			blk->named = true;
+			blk->name = name;
+			blk->parent = *parent;
+			memcpy(blk->tokens, tokens, (size_t)bs * sizeof *blk->tokens);
 			index_insert(kv, id);
 		}
-		s->hashes[b] = h;
-		s->n_hashed++;
+		s->names[b] = name;
+		s->n_named++;
 	}
+}
+
+/* Is block id the one s may take next for tokens? Its full name, its tokens
+ * and its parent must all be s's: a name alone could be a forged collision. */
+static bool block_matches(const struct kv_cache *kv, int32_t id, const struct kv_name *name,
+			  const struct kv_name *parent, const int32_t *tokens)
+{
+	const struct kv_block *blk = &kv->blocks[id];
+	return blk->named && name_eq(&blk->name, name) && name_eq(&blk->parent, parent) &&
+	       memcmp(blk->tokens, tokens, (size_t)kv->block_size * sizeof *tokens) == 0;
 }
 
 int32_t kv_seq_adopt_prefix(struct kv_cache *kv, struct kv_seq *s, const int32_t *tokens, int32_t n, int32_t max_reuse)
@@ -311,16 +358,19 @@ int32_t kv_seq_adopt_prefix(struct kv_cache *kv, struct kv_seq *s, const int32_t
 	kv_seq_release(kv, s);
 	kv->queries += (uint64_t)n;
 	while (got + bs <= max_reuse && got + bs <= n) {
-		uint64_t h = kv->name_block(prefix_name(s), tokens + got, bs);
-		int32_t id = index_find(kv, h);
-		if (id < 0 || memcmp(kv->blocks[id].tokens, tokens + got, (size_t)bs * sizeof *tokens))
+		const struct kv_name *parent = prefix_name(s);
+		struct kv_name name;
+		if (kv->name_block(kv, parent, tokens + got, bs, &name))
+			break;
+		int32_t id = index_find(kv, &name);
+		if (id < 0 || !block_matches(kv, id, &name, parent, tokens + got))
 			break;
 		if (table_grow(s, s->n_blocks + 1))
 			break;
 		if (kv->blocks[id].ref++ == 0)
 			list_remove(kv, id);
 		s->table[s->n_blocks++] = id;
-		s->hashes[s->n_hashed++] = h;
+		s->names[s->n_named++] = name;
 		got += bs;
 	}
 	s->n_tokens = got;
@@ -345,8 +395,8 @@ void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep)
 	while (s->n_blocks > keep_blocks)
 		drop_block(kv, s->table[--s->n_blocks]);
 	s->n_tokens = n_keep;
-	if (s->n_hashed * bs > n_keep)
-		s->n_hashed = n_keep / bs;
+	if (s->n_named * bs > n_keep)
+		s->n_named = n_keep / bs;
 	if (n_keep % bs)
 		make_private(kv, s, n_keep / bs); /* its tail will be overwritten */
 }
@@ -356,13 +406,13 @@ void kv_seq_release(struct kv_cache *kv, struct kv_seq *s)
 	while (s->n_blocks > 0)
 		drop_block(kv, s->table[--s->n_blocks]);
 	s->n_tokens = 0;
-	s->n_hashed = 0;
+	s->n_named = 0;
 }
 
 void kv_seq_free(struct kv_cache *kv, struct kv_seq *s)
 {
 	kv_seq_release(kv, s);
 	free(s->table);
-	free(s->hashes);
+	free(s->names);
 	memset(s, 0, sizeof *s);
 }

@@ -11,15 +11,28 @@
  *   seq A: table [7, 2, 9]   positions 0..47 (block size 16)
  *   seq B: table [7, 4]      shares block 7 (the same 16-token prefix)
  *
- * Automatic prefix caching: a full block is named by the hash of its tokens
- * chained with the previous block's hash, so a name stands for the whole
- * prefix up to the block's end. Full blocks are published under their name;
- * a new sequence whose prompt starts with published blocks takes them (one
- * more reference) instead of recomputing them. A block nobody references
- * keeps its contents and stays findable until it is needed for new data:
- * free blocks are reused never-named first, then least recently used.
+ * Automatic prefix caching: every full block has a name that stands for the
+ * whole prefix up to its end:
  *
- * Not thread-safe: one thread (a context's or the scheduler's) owns it.
+ *   name(block b) = SHA-256( name(block b-1) || tokens of block b )
+ *   name(block -1) = the sequence's root: 32 zero bytes, or, for a request
+ *                    with a cache salt, SHA-256("hearth kv salt" NUL || salt)
+ *
+ * (tokens as the host's int32 bytes: names never leave the process). Full
+ * blocks are published under their name; a new sequence whose prompt starts
+ * with published blocks takes them (one more reference) instead of
+ * recomputing them. A published block records its name, its tokens and its
+ * parent's name, and a lookup takes it only when all three match the
+ * adopting sequence: the full 32-byte name, the block's tokens, and the
+ * sequence's name for the prefix before it. A forged hash collision can then
+ * reuse nothing that a different prefix computed, and sequences with
+ * different roots (different salts: different API keys) never share a block.
+ * A block nobody references keeps its contents and stays findable until it
+ * is needed for new data: free blocks are reused never-named first, then
+ * least recently used.
+ *
+ * Not thread-safe: one thread (a context's or the scheduler's) owns it;
+ * kv_cache_root_name alone may run on any thread.
  */
 #ifndef HEARTH_KV_CACHE_H
 #define HEARTH_KV_CACHE_H
@@ -28,23 +41,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../base/sha256.h"
 #include "hearth.h"
 
-struct kv_block {
-	int32_t ref;          /* sequences using it */
-	uint64_t hash;        /* name when published (full and hashed), else 0 */
-	int32_t prev, next;   /* LRU / free list links (-1: none) */
-	bool in_list;
-	int32_t *tokens;      /* [block_size] the tokens it holds, to verify a hash hit */
+#define KV_NAME_SIZE SHA256_SIZE
+
+/* The name of a prefix of whole blocks (see above). */
+struct kv_name {
+	uint8_t b[KV_NAME_SIZE];
 };
 
-/* A sequence; zero-initialized is empty. Free its table with kv_seq_free(). */
+struct kv_block {
+	int32_t ref;            /* sequences using it */
+	bool named;             /* published: full, named, in the index */
+	struct kv_name name;    /* when named: the name of the prefix through this block */
+	struct kv_name parent;  /* when named: the name of the prefix before it */
+	int32_t prev, next;     /* LRU / free list links (-1: none) */
+	bool in_list;
+	int32_t *tokens;        /* [block_size] the tokens it holds, to verify a hit */
+};
+
+/* A sequence; zero-initialized is empty, with the unsalted root. Free its
+ * table with kv_seq_free(). */
 struct kv_seq {
-	int32_t *table;       /* block ids */
-	uint64_t *hashes;     /* [b]: name of the prefix through block b, for b < n_hashed */
+	int32_t *table;         /* block ids */
+	struct kv_name *names;  /* [b]: name of the prefix through block b, for b < n_named */
+	struct kv_name root;    /* the chain's start: zero, or kv_cache_root_name(salt); set
+				 * only while the sequence is empty */
 	int32_t n_blocks, cap_blocks;
-	int32_t n_tokens;     /* positions filled */
-	int32_t n_hashed;     /* leading full blocks whose names are known */
+	int32_t n_tokens;       /* positions filled */
+	int32_t n_named;        /* leading full blocks whose names are known */
 };
 
 struct kv_cache {
@@ -56,19 +82,29 @@ struct kv_cache {
 	struct kv_block *blocks;
 	int32_t n_free;              /* blocks with ref 0 (in the list) */
 	int32_t head, tail;          /* the free list: never-named first, then LRU named */
-	/* published blocks: open addressing, hash -> block id */
+	/* published blocks: open addressing on the name's first 8 bytes, name -> block id */
 	int32_t *index;
 	size_t index_cap;
 	uint64_t queries, hits;      /* prefix-cache lookups and hits, in tokens */
-	/* names a full block from its parent's name and its tokens; set by
-	 * kv_cache_init, replaced only by tests (to force collisions) */
-	uint64_t (*name_block)(uint64_t parent, const int32_t *tokens, int32_t n);
+	struct sha256 *sha;          /* the hashing state name_block uses */
+	/* Names a full block: *out = name(parent || tokens[0..n)); 0, or an error
+	 * after which *out is not a name. kv_cache_init sets kv_cache_name_block;
+	 * only tests replace it (to force collisions). */
+	int (*name_block)(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			  struct kv_name *out);
 };
 
 /* Sizes the cache for n_tokens_total positions in blocks of block_size. */
 int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t width_v, int32_t n_tokens_total,
 		  int32_t block_size, int type, struct hearth_err *err);
 void kv_cache_free(struct kv_cache *kv);
+/* The default name_block: SHA-256 of parent's 32 bytes, then the tokens. */
+int kv_cache_name_block(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			struct kv_name *out);
+/* The root name for a cache salt of salt_size bytes: all zero when salt_size
+ * is 0 (no salt), else the salted root above. Any thread (its own hashing
+ * state); salt is read during the call only. */
+int kv_cache_root_name(const void *salt, size_t salt_size, struct kv_name *out, struct hearth_err *err);
 
 /* Row of position pos of seq in layer il (K or V). Call only for pos < n_tokens
  * or the position being written. */
@@ -79,16 +115,20 @@ void *kv_cache_v(const struct kv_cache *kv, const struct kv_seq *s, int il, int3
  * when the cache has too few free blocks; nothing changes then. */
 int kv_seq_reserve(struct kv_cache *kv, struct kv_seq *s, int32_t n);
 /* Records that tokens[0..n) were written at positions n_tokens.. and publishes
- * the blocks they filled. tokens are the sequence's tokens from position 0. */
+ * the blocks they filled. tokens are the sequence's tokens from position 0.
+ * A block that cannot be named (hashing failed) stays unpublished, and so do
+ * the ones after it until a later commit names it. */
 void kv_seq_commit(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tokens, int32_t n);
-/* Starts seq on a prompt: takes the longest published prefix of whole blocks
- * (at most max_reuse tokens) and returns how many tokens it covers. */
+/* Starts seq on a prompt: releases what it holds, then takes the longest
+ * published prefix of whole blocks (at most max_reuse tokens) whose names,
+ * tokens and parents match, from seq's root on, and returns how many tokens
+ * it covers. */
 int32_t kv_seq_adopt_prefix(struct kv_cache *kv, struct kv_seq *s, const int32_t *tokens, int32_t n, int32_t max_reuse);
 /* Drops positions from n_keep on; whole blocks past it go back to the cache. */
 void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep);
-/* Releases all of seq's blocks (they stay findable when published). */
+/* Releases all of seq's blocks (they stay findable when published); seq keeps its root. */
 void kv_seq_release(struct kv_cache *kv, struct kv_seq *s);
-/* Releases seq's blocks and frees its table. */
+/* Releases seq's blocks and frees its table; seq is zero again (unsalted root). */
 void kv_seq_free(struct kv_cache *kv, struct kv_seq *s);
 /* Blocks needed for n more tokens of seq. */
 int32_t kv_seq_blocks_needed(const struct kv_cache *kv, const struct kv_seq *s, int32_t n);

@@ -1,0 +1,219 @@
+/* test-kv.c - the prefix cache of the paged KV cache: a block is taken only
+ * when its whole prefix matches (name, tokens and parent chain), even when a
+ * naming function forced through the test seam makes names collide; salted
+ * roots keep tenants apart; publish, adopt, truncate and eviction. */
+#include "../harness.h"
+#include "../../src/kv/kv-cache.h"
+
+enum { BS = 4, N_TOKENS = 64 }; /* 16 blocks of 4 tokens */
+
+static bool init(struct kv_cache *kv)
+{
+	struct hearth_err err = { 0 };
+	int rc = kv_cache_init(kv, 1, 4, 4, N_TOKENS, BS, HEARTH_TYPE_F32, &err);
+	T_OK(rc, err);
+	return rc == 0;
+}
+
+/* Writes tokens[0..n) into a fresh sequence (publishing its full blocks) and
+ * releases it; the blocks stay findable. Returns the id of block b, or -1. */
+static int32_t publish(struct kv_cache *kv, const struct kv_name *root, const int32_t *tokens, int32_t n, int32_t b)
+{
+	struct kv_seq s = { 0 };
+	int32_t id = -1;
+	if (root)
+		s.root = *root;
+	T_EQ_I64(kv_seq_reserve(kv, &s, n), 0);
+	if (s.n_blocks * BS >= n) {
+		kv_seq_commit(kv, &s, tokens, n);
+		id = b < s.n_blocks ? s.table[b] : -1;
+	}
+	kv_seq_free(kv, &s);
+	return id;
+}
+
+/* A name from the tokens alone, ignoring the parent: blocks with the same
+ * tokens collide whatever came before them (what a forged collision does). */
+static int name_tokens_only(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			    struct kv_name *out)
+{
+	static const struct kv_name zero;
+	(void)parent;
+	return kv_cache_name_block(kv, &zero, tokens, n, out);
+}
+
+/* One name for every block. */
+static int name_constant(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			 struct kv_name *out)
+{
+	(void)kv, (void)parent, (void)tokens, (void)n;
+	memset(out->b, 0xab, sizeof out->b);
+	return 0;
+}
+
+/* The true name, but its first 8 bytes (the index's slot hash) the same for all. */
+static int name_same_slot(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			  struct kv_name *out)
+{
+	int rc = kv_cache_name_block(kv, parent, tokens, n, out);
+	memset(out->b, 0x5a, 8);
+	return rc;
+}
+
+static int name_failing(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
+			struct kv_name *out)
+{
+	(void)kv, (void)parent, (void)tokens, (void)n, (void)out;
+	return HEARTH_ENOMEM;
+}
+
+/* The flaw this guards against: with colliding names, a prompt whose second
+ * block's tokens equal another prompt's took that block, computed after a
+ * different first block (its keys and values depend on the whole prefix). */
+void test_kv_parent_chain(void)
+{
+	struct kv_cache kv;
+	struct kv_seq q = { 0 };
+	const int32_t ta[] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tb[] = { 9, 9, 9, 9 }, tq[] = { 9, 9, 9, 9, 5, 6, 7, 8, 11 };
+	if (!init(&kv))
+		return;
+	kv.name_block = name_tokens_only;
+	int32_t a1 = publish(&kv, NULL, ta, 8, 1), b0 = publish(&kv, NULL, tb, 4, 0);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, tq, 9, 8), 4); /* b's block, not a's second one */
+	T_EQ_I64(q.n_blocks, 1);
+	T_EQ_I64(q.table[0], b0);
+	T_TRUE(q.n_blocks < 2 || q.table[1] != a1);
+	kv_seq_free(&kv, &q);
+
+	/* a's own prompt still finds both of its blocks */
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, ta, 8, 8), 8);
+	T_EQ_I64(q.table[1], a1);
+	kv_seq_free(&kv, &q);
+	kv_cache_free(&kv);
+}
+
+/* Every name equal: only the first prompt's blocks are published, and a
+ * different prompt takes none of them. */
+void test_kv_name_collision(void)
+{
+	struct kv_cache kv;
+	struct kv_seq q = { 0 };
+	const int32_t ta[] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tb[] = { 1, 2, 3, 5, 5, 6, 7, 8 };
+	if (!init(&kv))
+		return;
+	kv.name_block = name_constant;
+	publish(&kv, NULL, ta, 8, 0);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, tb, 8, 8), 0);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, ta, 8, 8), 4); /* a's second block was never published */
+	kv_seq_free(&kv, &q);
+
+	/* names that fail: nothing is published or adopted */
+	kv.name_block = name_failing;
+	publish(&kv, NULL, tb, 8, 0);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, tb, 8, 8), 0);
+	kv_seq_free(&kv, &q);
+	kv_cache_free(&kv);
+}
+
+/* Names that share their first 8 bytes land in one probe run: a lookup still
+ * tells them apart by the full name, and eviction keeps the index whole. */
+void test_kv_index(void)
+{
+	struct kv_cache kv;
+	struct kv_seq q = { 0 };
+	int32_t t[8][8];
+	if (!init(&kv))
+		return;
+	kv.name_block = name_same_slot;
+	for (int p = 0; p < 8; p++) {
+		for (int i = 0; i < 8; i++)
+			t[p][i] = 100 * p + i;
+		publish(&kv, NULL, t[p], 8, 0);
+	}
+	for (int p = 0; p < 8; p++) { /* all 16 blocks named, prompt 0 least recently used */
+		T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t[p], 8, 8), 8);
+		kv_seq_release(&kv, &q);
+	}
+	/* two more prompts evict the least recently used: prompt 0, then 1 */
+	int32_t u[2][8];
+	for (int p = 0; p < 2; p++) {
+		for (int i = 0; i < 8; i++)
+			u[p][i] = 1000 + 100 * p + i;
+		publish(&kv, NULL, u[p], 8, 0);
+	}
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t[0], 8, 8), 0);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t[1], 8, 8), 0);
+	for (int p = 2; p < 8; p++)
+		T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t[p], 8, 8), 8);
+	for (int p = 0; p < 2; p++)
+		T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, u[p], 8, 8), 8);
+	kv_seq_free(&kv, &q);
+	kv_cache_free(&kv);
+}
+
+/* Salted roots: the same salt shares, another salt or none does not. */
+void test_kv_salt(void)
+{
+	struct kv_cache kv;
+	struct hearth_err err = { 0 };
+	struct kv_name none, k1, k1b, k2;
+	const int32_t t[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	T_OK(kv_cache_root_name(NULL, 0, &none, &err), err);
+	T_OK(kv_cache_root_name("key-1", 5, &k1, &err), err);
+	T_OK(kv_cache_root_name("key-1", 5, &k1b, &err), err);
+	T_OK(kv_cache_root_name("key-2", 5, &k2, &err), err);
+	static const struct kv_name zero;
+	T_TRUE(memcmp(&none, &zero, sizeof zero) == 0); /* no salt: the zero root of an empty sequence */
+	T_TRUE(memcmp(&k1, &k1b, sizeof k1) == 0);
+	T_TRUE(memcmp(&k1, &k2, sizeof k1) != 0 && memcmp(&k1, &zero, sizeof k1) != 0);
+	if (!init(&kv))
+		return;
+	publish(&kv, &k1, t, 8, 0);
+	struct kv_seq q = { 0 };
+	q.root = k1;
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 9, 8), 8);
+	kv_seq_release(&kv, &q); /* keeps the root */
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 9, 8), 8);
+	kv_seq_free(&kv, &q);
+	q.root = k2;
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 9, 8), 0);
+	kv_seq_free(&kv, &q);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 9, 8), 0); /* unsalted */
+	kv_seq_free(&kv, &q);
+	kv_cache_free(&kv);
+}
+
+/* Publish, adopt, stats, truncate: the behaviour around the names. */
+void test_kv_prefix(void)
+{
+	struct kv_cache kv;
+	struct kv_seq a = { 0 }, q = { 0 };
+	const int32_t t[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
+	if (!init(&kv))
+		return;
+	T_EQ_I64(kv_seq_reserve(&kv, &a, 11), 0);
+	kv_seq_commit(&kv, &a, t, 6);
+	kv_seq_commit(&kv, &a, t, 5); /* commits may end mid-block */
+	T_EQ_I64(a.n_named, 2);
+	/* a shared block is taken by reference while a still holds it */
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 11, 10), 8);
+	T_EQ_I64(q.table[0], a.table[0]);
+	T_EQ_I64(kv.blocks[a.table[1]].ref, 2);
+	T_EQ_I64(kv.queries, 11);
+	T_EQ_I64(kv.hits, 8);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 11, 7), 4); /* at most max_reuse */
+	kv_seq_free(&kv, &q);
+	/* truncating into block 1 unpublishes it (it will be overwritten) */
+	kv_seq_truncate(&kv, &a, 6);
+	T_EQ_I64(a.n_named, 1);
+	T_TRUE(!kv.blocks[a.table[1]].named);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 11, 10), 4);
+	kv_seq_free(&kv, &q);
+	kv_seq_commit(&kv, &a, t, 5); /* rewrites 6..10: block 1 named again */
+	T_EQ_I64(a.n_named, 2);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &q, t, 11, 10), 8);
+	kv_seq_free(&kv, &q);
+	kv_seq_free(&kv, &a);
+	T_EQ_I64(kv_cache_used(&kv), 0);
+	kv_cache_free(&kv);
+}
