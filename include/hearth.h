@@ -278,6 +278,12 @@ struct hearth_request_params {
 	int32_t top_logprobs;    /* -1: no logprobs; 0..20: the chosen token's and this many best */
 	bool ignore_eos;
 	double timeout_s;        /* give up after this long in total (0: never) */
+	/* cache_salt (vLLM's name): opaque bytes naming the prefix cache's tenant.
+	 * Requests share cached prompt blocks only with requests of the same salt
+	 * (a server sets it from the API key). Read during submit only; NULL or
+	 * 0 bytes: no salt, shared with every other unsalted request. */
+	const void *cache_salt;
+	size_t cache_salt_size;
 };
 
 enum hearth_finish {

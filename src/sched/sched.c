@@ -12,7 +12,8 @@
  *
  * Admission is first come, first served, while fewer than n_parallel run and
  * the cache has blocks for the prompt; a new request first takes the longest
- * cached prefix of its prompt. When a decode finds the cache full, the most
+ * cached prefix of its prompt that a request with the same cache salt
+ * computed (the salt is the root of its block names). When a decode finds the cache full, the most
  * recently admitted other request is preempted: its blocks are released
  * (they stay findable by their prefix names) and it goes back to the front
  * of the queue, to resume from its tokens later. Results never depend on
@@ -184,6 +185,9 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	for (int32_t i = 0; i < p->n_bias; i++)
 		if (p->bias_ids[i] < 0 || p->bias_ids[i] >= s->m->hp.n_vocab || !isfinite(p->bias[i]))
 			return err_set(err, HEARTH_EINVAL, "request: logit bias for token %d is invalid", p->bias_ids[i]);
+	if (p->cache_salt_size > 0 && !p->cache_salt)
+		return err_set(err, HEARTH_EINVAL, "request: cache_salt is NULL but cache_salt_size is %zu",
+			       p->cache_salt_size);
 	if (!(r = calloc(1, sizeof *r)))
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
 	atomic_init(&r->refs, 2);
@@ -196,6 +200,10 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 		goto fail;
 	}
 	if ((rc = hearth_sampler_new(&r->smpl, &p->sampling, s->m->hp.n_vocab, err)))
+		goto fail;
+	/* the salt becomes the root of the request's block names; the request is
+	 * not queued yet, so this thread may still set its sequence */
+	if ((rc = kv_cache_root_name(p->cache_salt, p->cache_salt_size, &r->seq.root, err)))
 		goto fail;
 	memcpy(r->tokens, p->prompt, (size_t)p->n_prompt * sizeof *r->tokens);
 	memcpy(r->bias_ids, p->bias_ids ? p->bias_ids : r->bias_ids, (size_t)p->n_bias * sizeof *r->bias_ids);

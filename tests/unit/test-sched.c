@@ -1,7 +1,8 @@
 /* test-sched.c - continuous batching: concurrent greedy requests give exactly
  * the tokens they give alone (also when the cache is too small and requests
- * are preempted), the prefix cache is used and does not change results,
- * cancellation frees the cache, and bad requests are refused. */
+ * are preempted), the prefix cache is used and does not change results and
+ * is shared only between requests of one cache_salt, cancellation frees the
+ * cache, and bad requests are refused. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -15,7 +16,9 @@ struct run {
 	int finish;
 };
 
-static struct hearth_request *submit(struct hearth_sched *s, const int32_t *prompt, int n, int max_tokens)
+/* A greedy request, with cache_salt set to salt unless it is NULL. */
+static struct hearth_request *submit_salted(struct hearth_sched *s, const int32_t *prompt, int n, int max_tokens,
+					    const char *salt)
 {
 	struct hearth_request_params p = { 0 };
 	struct hearth_err err = { 0 };
@@ -26,8 +29,15 @@ static struct hearth_request *submit(struct hearth_sched *s, const int32_t *prom
 	p.sampling = hearth_sampler_default_params();
 	p.sampling.temp = 0;
 	p.top_logprobs = -1;
+	p.cache_salt = salt;
+	p.cache_salt_size = salt ? strlen(salt) : 0;
 	T_OK(hearth_sched_submit(s, &p, &r, &err), err);
 	return r;
+}
+
+static struct hearth_request *submit(struct hearth_sched *s, const int32_t *prompt, int n, int max_tokens)
+{
+	return submit_salted(s, prompt, n, max_tokens, NULL);
 }
 
 static void collect(struct hearth_request *r, struct run *out)
@@ -74,6 +84,24 @@ static void reference(struct hearth_model *m, const int32_t *prompt, int n, int 
 static bool same(const struct run *a, const struct run *b)
 {
 	return a->n == b->n && memcmp(a->ids, b->ids, (size_t)a->n * sizeof a->ids[0]) == 0;
+}
+
+/* Runs a request to its end; its cached prompt tokens (-1 when it produced nothing). */
+static int32_t cached_run(struct hearth_request *r, struct run *out)
+{
+	struct hearth_token_event ev;
+	int32_t cached = -1;
+	out->n = 0;
+	out->finish = 0;
+	while (r && hearth_request_next(r, &ev, 20000) == 0) {
+		cached = hearth_request_cached_tokens(r);
+		if (ev.id >= 0 && out->n < MAX_GEN + 1)
+			out->ids[out->n++] = ev.id;
+		if (ev.finish)
+			out->finish = ev.finish;
+	}
+	hearth_request_free(r);
+	return cached;
 }
 
 void test_sched(void)
@@ -160,6 +188,27 @@ void test_sched(void)
 		hearth_sched_stats(s, &st);
 		T_TRUE(st.prefix_hits >= (uint64_t)cached);
 
+		/* cache_salt: the same salt shares blocks, another salt or none does not */
+		char salt[] = "key-1";
+		struct run c;
+		T_EQ_I64(cached_run(submit_salted(s, ids, n, 8, "key-1"), &c), 0); /* unsalted blocks only so far */
+		T_TRUE(same(&c, &ref));
+		struct hearth_request *rs = submit_salted(s, ids, n, 8, salt);
+		memset(salt, 'x', 5); /* read at submit only */
+		cached = cached_run(rs, &c);
+		T_TRUE(cached >= 8 && cached % 8 == 0);
+		T_TRUE(same(&c, &ref));
+		T_EQ_I64(cached_run(submit_salted(s, ids, n, 8, "key-2"), &c), 0);
+		T_TRUE(cached_run(submit_salted(s, ids, n, 8, "key-2"), &c) >= 8);
+		const char *other = "The sun was hot and the little dog ran to the lake to drink some cold water.";
+		int32_t *ids2, n2;
+		T_OK(hearth_tokenize(m, other, strlen(other), true, false, &ids2, &n2, &err), err);
+		T_TRUE(n2 > 8);
+		T_EQ_I64(cached_run(submit_salted(s, ids2, n2, 4, "key-1"), &c), 0);
+		T_EQ_I64(cached_run(submit(s, ids2, n2, 4), &c), 0); /* salted blocks only */
+		T_TRUE(cached_run(submit(s, ids2, n2, 4), &c) >= 8);
+		free(ids2);
+
 		/* cancel: a long generation stops, and its blocks are free again */
 		struct hearth_request *r3 = submit(s, ids, n, -1);
 		T_OK(hearth_request_next(r3, &ev, 20000), err);
@@ -191,6 +240,11 @@ void test_sched(void)
 		many[0] = 99999;
 		p.n_prompt = 3;
 		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_EINVAL);
+		many[0] = 0;
+		p.cache_salt_size = 5; /* with no bytes */
+		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_EINVAL);
+		T_TRUE(strstr(err.msg, "cache_salt") != NULL);
+		p.cache_salt_size = 0;
 
 		/* a deadline ends a request that would run on */
 		struct hearth_request_params tp = { 0 };
