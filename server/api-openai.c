@@ -88,6 +88,8 @@ struct params {
 	int32_t n_bias;
 	bool echo;
 	bool ignore_eos;           /* llama.cpp's extension: keep going past end-of-text */
+	char *salt;                /* prefix-cache tenant: the API key, then the request's cache_salt */
+	size_t salt_len;
 };
 
 static void params_free(struct params *p)
@@ -95,6 +97,8 @@ static void params_free(struct params *p)
 	for (int i = 0; i < p->n_stops; i++)
 		free(p->stops[i]);
 	p->n_stops = 0;
+	free(p->salt);
+	p->salt = NULL;
 }
 
 enum kind { KIND_NUMBER, KIND_INTEGER, KIND_BOOLEAN, KIND_STRING };
@@ -177,11 +181,31 @@ static bool get_str(json_t *b, const char *key, const char **out, struct reply *
 
 /* Fields shared by both completion endpoints. chat: logprobs is a bool plus
  * top_logprobs; completions: logprobs is an integer 0..5. */
-static bool parse_params(struct server *srv, json_t *b, bool chat, struct params *p, struct reply *rp)
+/* The prefix-cache salt: requests share cached prompt blocks only with
+ * requests let in by the same API key and giving the same cache_salt. */
+static bool set_salt(struct params *p, const char *tenant, const char *cache_salt, struct reply *rp)
+{
+	if (!tenant && !cache_salt)
+		return true;
+	size_t kl = tenant ? strlen(tenant) : 0, sl = cache_salt ? strlen(cache_salt) : 0;
+	if (!(p->salt = malloc(kl + sl + 2))) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return false;
+	}
+	/* "key\nsalt": the key holds no newline, so no two pairs give the same bytes */
+	memcpy(p->salt, tenant ? tenant : "", kl);
+	p->salt[kl] = '\n';
+	memcpy(p->salt + kl + 1, cache_salt ? cache_salt : "", sl + 1);
+	p->salt_len = kl + 1 + sl;
+	return true;
+}
+
+static bool parse_params(struct server *srv, json_t *b, bool chat, const char *tenant, struct params *p,
+			 struct reply *rp)
 {
 	double temp = 1.0, top_p = 1.0, min_p = 0, rep = 1.0, fp = 0, pp = 0;
 	long long top_k = 0, max_tokens = -1, mct = -1, seed = -1, n = 1, tl = -1;
-	const char *model = NULL, *user = NULL, *cache_key = NULL;
+	const char *model = NULL, *user = NULL, *cache_key = NULL, *cache_salt = NULL;
 
 	memset(p, 0, sizeof *p);
 	if (!get_str(b, "model", &model, rp))
@@ -198,7 +222,8 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 	    !get_int(b, "max_completion_tokens", 1, INT32_MAX, &mct, rp) ||
 	    !get_int(b, "seed", INT64_MIN, INT64_MAX, &seed, rp) || !get_int(b, "n", 1, MAX_PROMPTS, &n, rp) ||
 	    !get_bool(b, "stream", &p->stream, rp) || !get_str(b, "user", &user, rp) ||
-	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_bool(b, "echo", &p->echo, rp) ||
+	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_str(b, "cache_salt", &cache_salt, rp) ||
+	    !get_bool(b, "echo", &p->echo, rp) ||
 	    !get_bool(b, "ignore_eos", &p->ignore_eos, rp))
 		return false;
 	if (chat) {
@@ -295,7 +320,7 @@ static bool parse_params(struct server *srv, json_t *b, bool chat, struct params
 	p->sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20) ^ (uint64_t)(uintptr_t)p;
 	(void)user;
 	(void)cache_key; /* affinity keys are for proxies in front; accepted, not needed here */
-	return true;
+	return set_salt(p, tenant, cache_salt, rp);
 }
 
 /* ---- one generation ----------------------------------------------------------------------- */
@@ -473,6 +498,8 @@ static bool gen_start(struct server *srv, const struct params *p, struct gen *g,
 	rq.top_logprobs = p->logprobs ? p->top_logprobs : -1;
 	rq.timeout_s = srv->request_timeout_s;
 	rq.ignore_eos = p->ignore_eos;
+	rq.cache_salt = p->salt;
+	rq.cache_salt_size = p->salt_len;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
 	if (hearth_detok_new(&g->dt, srv->model, false, &err)) {
@@ -828,7 +855,7 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 			    "Missing required parameter: 'messages'");
 		goto out;
 	}
-	if (!parse_params(srv, body, true, &st->p, rp) ||
+	if (!parse_params(srv, body, true, call->tenant, &st->p, rp) ||
 	    !(prompt = render_messages(srv, json_object_get(body, "messages"), &prompt_len, rp)))
 		goto out;
 	if (srv->log_prompts)
@@ -940,7 +967,7 @@ void api_completions(struct server *srv, const struct call *call, struct reply *
 			    "'prompt' must be a non-empty string, a list of token ids, or a list of either");
 		goto out;
 	}
-	if (!parse_params(srv, body, false, &st->p, rp))
+	if (!parse_params(srv, body, false, call->tenant, &st->p, rp))
 		goto out;
 	if (n_list * st->p.n > MAX_PROMPTS) {
 		reply_error(rp, 400, "invalid_request_error", "n", "invalid_value",

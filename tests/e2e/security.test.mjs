@@ -222,6 +222,27 @@ test('4. browsers: JSON content type, loopback Host names, no CORS unless asked'
   }
 });
 
+test('5. cached prompts are shared within an API key (and cache_salt), never across', async () => {
+  const other = 'other-key-0123456789abcdef';
+  const s = await startServer(['--api-key', KEY, '--api-key', other]);
+  try {
+    const prompt = 'A long shared system prompt that fills several cache blocks of sixteen tokens. '.repeat(6);
+    const ask = async (key, extra = {}) => {
+      const r = await request(s.url, '/v1/completions', { headers: { authorization: `Bearer ${key}` },
+        body: { prompt, max_tokens: 1, temperature: 0, ...extra } });
+      assert.equal(r.status, 200, r.text);
+      return r.json.usage.prompt_tokens_details.cached_tokens;
+    };
+    assert.equal(await ask(KEY), 0);
+    assert.ok(await ask(KEY) > 64, 'the same key finds its cached prompt');
+    assert.equal(await ask(other), 0, 'another key does not');
+    assert.equal(await ask(KEY, { cache_salt: 'user-1' }), 0, 'nor another cache_salt');
+    assert.ok(await ask(KEY, { cache_salt: 'user-1' }) > 64);
+  } finally {
+    assert.equal((await s.stop()).code, 0);
+  }
+});
+
 test('7. keys are checked before routes; errors are JSON; HEAD, NUL, model root, --port 0', async () => {
   const s = await startServer(['--api-key', KEY, '--max-body', '4096']);
   try {
