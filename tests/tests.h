@@ -1,8 +1,11 @@
-/* tests.h - the registry: every test function, in the order they run. */
+/* tests.h - the registry: every test function, in the order they run.
+ * HEARTH_DEMO_TESTS end badly on purpose and run only with HEARTH_TEST_DEMO
+ * set (test_harness_isolation runs them in a runner of their own). */
 #ifndef HEARTH_TESTS_H
 #define HEARTH_TESTS_H
 
 #define HEARTH_TESTS(X)              \
+	X(test_harness_isolation)    \
 	X(test_fp16_conversions)     \
 	X(test_bigmem)               \
 	X(test_gguf_roundtrip)       \
@@ -32,8 +35,16 @@
 	X(test_sched)                \
 	X(test_cli)
 
+#define HEARTH_DEMO_TESTS(X)  \
+	X(test_demo_crash)    \
+	X(test_demo_exit)     \
+	X(test_demo_hang)     \
+	X(test_demo_leak)     \
+	X(test_demo_pass)
+
 #define X(name) void name(void);
 HEARTH_TESTS(X)
+HEARTH_DEMO_TESTS(X)
 #undef X
 
 #endif /* HEARTH_TESTS_H */
