@@ -267,24 +267,30 @@ void hearth_sched_free(struct hearth_sched *s);
 
 #define HEARTH_MAX_TOP_LOGPROBS 20
 
+/* A request. Start from hearth_request_default_params() and set the prompt:
+ * a zero-filled struct is not the defaults (top_logprobs 0 asks for the
+ * chosen token's log-probability, a pass over the whole vocabulary per token;
+ * max_tokens 0 stops after one token; sampling 0s mean greedy). */
 struct hearth_request_params {
 	const int32_t *prompt;   /* copied */
 	int32_t n_prompt;
-	int32_t max_tokens;      /* -1: until end of generation or n_ctx_seq */
-	struct hearth_sampler_params sampling;
-	const int32_t *bias_ids; /* logit_bias: added to these tokens' logits (copied) */
+	int32_t max_tokens;      /* -1: until end of generation or n_ctx_seq [-1] */
+	struct hearth_sampler_params sampling; /* [hearth_sampler_default_params()] */
+	const int32_t *bias_ids; /* logit_bias: added to these tokens' logits (copied) [none] */
 	const float *bias;
 	int32_t n_bias;
-	int32_t top_logprobs;    /* -1: no logprobs; 0..20: the chosen token's and this many best */
-	bool ignore_eos;
-	double timeout_s;        /* give up after this long in total (0: never) */
+	int32_t top_logprobs;    /* -1: no logprobs; 0..20: the chosen token's and this many best [-1] */
+	bool ignore_eos;         /* [false] */
+	double timeout_s;        /* give up after this long in total (0: never) [0] */
 	/* cache_salt (vLLM's name): opaque bytes naming the prefix cache's tenant.
 	 * Requests share cached prompt blocks only with requests of the same salt
 	 * (a server sets it from the API key). Read during submit only; NULL or
-	 * 0 bytes: no salt, shared with every other unsalted request. */
+	 * 0 bytes: no salt, shared with every other unsalted request [none]. */
 	const void *cache_salt;
 	size_t cache_salt_size;
 };
+/* The defaults shown in brackets above; no prompt. */
+struct hearth_request_params hearth_request_default_params(void);
 
 enum hearth_finish {
 	HEARTH_FINISH_NONE = 0,  /* more to come */

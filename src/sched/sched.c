@@ -107,6 +107,12 @@ struct hearth_sched_params hearth_sched_default_params(void)
 
 /* ---- requests ------------------------------------------------------------------ */
 
+struct hearth_request_params hearth_request_default_params(void)
+{
+	return (struct hearth_request_params){ .max_tokens = -1, .sampling = hearth_sampler_default_params(),
+					       .top_logprobs = -1 };
+}
+
 static void req_unref(struct hearth_request *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)

@@ -20,15 +20,13 @@ struct run {
 static struct hearth_request *submit_salted(struct hearth_sched *s, const int32_t *prompt, int n, int max_tokens,
 					    const char *salt)
 {
-	struct hearth_request_params p = { 0 };
+	struct hearth_request_params p = hearth_request_default_params();
 	struct hearth_err err = { 0 };
 	struct hearth_request *r = NULL;
 	p.prompt = prompt;
 	p.n_prompt = n;
 	p.max_tokens = max_tokens;
-	p.sampling = hearth_sampler_default_params();
 	p.sampling.temp = 0;
-	p.top_logprobs = -1;
 	p.cache_salt = salt;
 	p.cache_salt_size = salt ? strlen(salt) : 0;
 	T_OK(hearth_sched_submit(s, &p, &r, &err), err);
@@ -116,6 +114,15 @@ void test_sched(void)
 	enum { N = 6 };
 	int32_t *prompts[N], n_prompt[N];
 	struct run alone[N], together[N];
+
+	/* the documented defaults: no logprobs, no length limit, the sampler's */
+	struct hearth_request_params d = hearth_request_default_params();
+	struct hearth_sampler_params sd = hearth_sampler_default_params();
+	T_EQ_I64(d.top_logprobs, -1);
+	T_EQ_I64(d.max_tokens, -1);
+	T_TRUE(!d.prompt && d.n_prompt == 0 && !d.bias_ids && !d.bias && d.n_bias == 0 && !d.ignore_eos && d.timeout_s == 0);
+	T_TRUE(d.sampling.temp == sd.temp && d.sampling.top_k == sd.top_k && d.sampling.top_p == sd.top_p &&
+	       d.sampling.min_p == sd.min_p && d.sampling.repeat_last_n == sd.repeat_last_n && d.sampling.seed == sd.seed);
 
 	T_OK(hearth_model_load(&m, fixture("models/stories260K.f32.gguf"), &mp, &err), err);
 	if (!m)
@@ -228,9 +235,8 @@ void test_sched(void)
 		T_EQ_I64(st.n_blocks_used, 0);
 
 		/* refused: empty prompt, too long a prompt, bad token */
-		struct hearth_request_params p = { 0 };
+		struct hearth_request_params p = hearth_request_default_params();
 		struct hearth_request *bad = NULL;
-		p.sampling = hearth_sampler_default_params();
 		T_EQ_I64(hearth_sched_submit(s, &p, &bad, &err), HEARTH_EINVAL);
 		int32_t many[300] = { 0 };
 		p.prompt = many;
@@ -247,14 +253,11 @@ void test_sched(void)
 		p.cache_salt_size = 0;
 
 		/* a deadline ends a request that would run on */
-		struct hearth_request_params tp = { 0 };
+		struct hearth_request_params tp = hearth_request_default_params();
 		struct hearth_request *late = NULL;
 		tp.prompt = ids;
 		tp.n_prompt = n;
-		tp.max_tokens = -1;
 		tp.ignore_eos = true;
-		tp.sampling = hearth_sampler_default_params();
-		tp.top_logprobs = -1;
 		tp.timeout_s = 1e-6; /* expired before it can start */
 		T_OK(hearth_sched_submit(s, &tp, &late, &err), err);
 		finish = 0;
@@ -280,11 +283,10 @@ void test_sched(void)
 		struct hearth_request *q[6];
 		int busy = 0;
 		for (int i = 0; i < 6; i++) {
-			struct hearth_request_params p = { 0 };
+			struct hearth_request_params p = hearth_request_default_params();
 			p.prompt = prompts[0];
 			p.n_prompt = n_prompt[0];
 			p.max_tokens = 200;
-			p.sampling = hearth_sampler_default_params();
 			p.top_logprobs = 5;
 			q[i] = NULL;
 			if (hearth_sched_submit(s, &p, &q[i], &err) == HEARTH_EBUSY)
