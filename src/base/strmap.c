@@ -1,5 +1,5 @@
-/* strmap.c - see strmap.h. The table is sized once, at most half full, so
- * puts never rehash. */
+/* strmap.c - see strmap.h. strmap_init sizes the table for the expected
+ * count at most half full; a put past that doubles it and rehashes every key. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
-/* kern.c - the kernel table, filled with the scalar reference kernels.
+/* kern.c - the scalar reference kernels, and the kernel table: those, with
+ * the AVX2 / AVX-512 entries of this CPU put over them once (kern_select).
  *
  * Reference dot products: F32 x F32, F16 x F16 and BF16 x BF16 accumulate in
  * float; quantized weights take 8-bit quantized activations (see below).

@@ -1,11 +1,13 @@
 /* kern.h - the per-type kernel table: how each tensor type converts to float
  * and takes a dot product with activations.
  *
- * A matrix-vector product over weights of type T first converts the
- * activations to ops[T].dot_type (once per row of activations), then calls
- * ops[T].vec_dot for each weight row. The table is filled from the scalar
- * reference kernels (quant-ref.c); faster ISA-specific entries replace them
- * at start-up (a later step).
+ * A matrix product over weights of type T first converts the activations to
+ * ops[T].dot_type (once per row of activations), then takes the dot products
+ * with the most specific entry T has: gemm_packed over a matrix repacked at
+ * load, else gemm, else vec_dot4 / vec_dot per weight row. The table starts
+ * as the scalar reference kernels (quant-ref.c, kern.c); at the first call
+ * of kern_ops(), the AVX2 and AVX-512 files replace entries when the CPU has
+ * those instruction sets (see kern_isa).
  */
 #ifndef HEARTH_KERN_H
 #define HEARTH_KERN_H

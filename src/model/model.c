@@ -217,7 +217,7 @@ static size_t packed_bytes(const struct tensor *t)
 }
 
 /* Repacks a matrix for its kernels into dst (packed_bytes(t) of them). The
- * mmapped original is then left untouched (its pages are never read again). */
+ * mmapped original is never read again: its whole pages go back to the OS. */
 static void pack_tensor(struct tensor *t, uint8_t *dst)
 {
 	kern_ops(t->type)->pack(t->data, t->ne[1], t->ne[0], dst);

@@ -1,7 +1,10 @@
 /* model.h - a loaded model: hyper-parameters, weight views, vocabulary.
  *
  * Ownership: struct hearth_model owns the GGUF mapping; every struct tensor
- * points into it (weights are never copied). Read-only after load.
+ * points into it. Weights are not copied, except that a matrix whose kernels
+ * have a packed layout is repacked at load into packed_mem (one bigmem
+ * buffer the model owns; tensor.packed points there), and the mapping's pages
+ * of the original are given back to the OS. Read-only after load.
  */
 #ifndef HEARTH_MODEL_H
 #define HEARTH_MODEL_H
