@@ -405,7 +405,8 @@ int hearth_gguf_open(struct hearth_gguf **out, const char *path, struct hearth_e
 	}
 	void *map = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED) {
-		rc = err_set(err, HEARTH_EIO, "%s: cannot map: %s", path, strerror(errno));
+		const int e = errno; /* ENOMEM: out of address space or mappings, not an I/O error */
+		rc = err_set(err, e == ENOMEM ? HEARTH_ENOMEM : HEARTH_EIO, "%s: cannot map: %s", path, strerror(e));
 		goto out_close;
 	}
 	g->map = map;
