@@ -175,7 +175,8 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
 int hearth_convert_hf_vocab(const char *hf_dir, const char *out_path, struct hearth_err *err);
 
 /* Streaming detokenizer: feeds tokens one at a time and hands back only whole
- * UTF-8 characters, holding back a partial one until its last byte arrives. */
+ * UTF-8 characters, holding back a partial one until its last byte arrives.
+ * Its buffers are allocated by hearth_detok_new: push and flush cannot fail. */
 struct hearth_detok;
 int hearth_detok_new(struct hearth_detok **out, const struct hearth_model *m, bool special, struct hearth_err *err);
 void hearth_detok_free(struct hearth_detok *d);

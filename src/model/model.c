@@ -3,6 +3,7 @@
  * hyper-parameters, tensor binding with shape checks; the public model and
  * tokenizer accessors.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -472,22 +473,33 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
 
 /* ---- streaming detokenizer ---------------------------------------------------- */
 
+/* After each push at most 3 bytes stay pending (the start of a character),
+ * so buffers of the longest piece + 4 bytes, allocated up front, always
+ * suffice: pushing never allocates and cannot fail. */
 struct hearth_detok {
 	const struct hearth_model *m;
 	bool special;
 	char *buf;    /* pending bytes, then the text handed out */
 	size_t n, cap;
 	char *ready;  /* returned to the caller */
-	size_t ready_cap;
 };
 
 int hearth_detok_new(struct hearth_detok **out, const struct hearth_model *m, bool special, struct hearth_err *err)
 {
-	*out = calloc(1, sizeof **out);
-	if (!*out)
+	struct hearth_detok *d = calloc(1, sizeof *d);
+	*out = NULL;
+	if (!d)
 		return err_set(err, HEARTH_ENOMEM, "detokenizer: out of memory");
-	(*out)->m = m;
-	(*out)->special = special;
+	d->m = m;
+	d->special = special;
+	d->cap = (size_t)m->vocab.max_piece_len + 4;
+	d->buf = malloc(d->cap);
+	d->ready = malloc(d->cap + 1);
+	if (!d->buf || !d->ready) {
+		hearth_detok_free(d);
+		return err_set(err, HEARTH_ENOMEM, "detokenizer: out of memory");
+	}
+	*out = d;
 	return 0;
 }
 
@@ -519,15 +531,6 @@ static size_t utf8_complete_prefix(const char *s, size_t n)
 
 static const char *hand_out(struct hearth_detok *d, size_t k, size_t *len)
 {
-	if (k + 1 > d->ready_cap) {
-		char *r = realloc(d->ready, k + 1);
-		if (!r) {
-			*len = 0;
-			return "";
-		}
-		d->ready = r;
-		d->ready_cap = k + 1;
-	}
 	if (k) {
 		memcpy(d->ready, d->buf, k);
 		memmove(d->buf, d->buf + k, d->n - k);
@@ -544,16 +547,7 @@ const char *hearth_detok_push(struct hearth_detok *d, int32_t id, size_t *len)
 	const char *p = NULL;
 	if (id >= 0 && id < d->m->vocab.n_vocab)
 		p = piece_of(&d->m->vocab, id, d->special, &k);
-	if (d->n + k > d->cap) {
-		size_t cap = (d->n + k) * 2 + 16;
-		char *b = realloc(d->buf, cap);
-		if (!b) {
-			*len = 0;
-			return "";
-		}
-		d->buf = b;
-		d->cap = cap;
-	}
+	assert(d->n <= 3 && d->n + k <= d->cap);
 	if (k)
 		memcpy(d->buf + d->n, p, k);
 	d->n += k;

@@ -123,6 +123,8 @@ static int build_pieces(struct tok_vocab *v)
 		p[o] = 0;
 		v->piece[i] = p;
 		v->piece_len[i] = (uint32_t)o;
+		if (o > v->max_piece_len)
+			v->max_piece_len = (uint32_t)o;
 	}
 	return 0;
 }

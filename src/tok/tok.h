@@ -57,6 +57,7 @@ struct tok_vocab {
 	bool *is_eog;        /* [n_vocab] */
 	char **piece;        /* [n_vocab] the bytes a token stands for (malloc'd) */
 	uint32_t *piece_len;
+	uint32_t max_piece_len;  /* the longest piece */
 	struct strmap by_text;   /* token text -> id */
 	struct tok_pairs pairs;  /* what merges into what, at which priority */
 	int32_t byte_sym[256];   /* BPE: id of the byte-level character for byte b (or -1) */
