@@ -299,7 +299,7 @@ enum hearth_finish {
 	HEARTH_FINISH_LENGTH,    /* max_tokens or the context */
 	HEARTH_FINISH_CANCELLED,
 	HEARTH_FINISH_TIMEOUT,
-	HEARTH_FINISH_ERROR,
+	HEARTH_FINISH_ERROR,      /* could not go on (out of memory); the tokens before stand */
 };
 
 struct hearth_token_event {

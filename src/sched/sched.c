@@ -23,6 +23,7 @@
  * events and its link to the scheduler. Lock order: r->mu before s->mu; the
  * scheduler never holds s->mu while taking r->mu.
  */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -127,29 +128,32 @@ static void req_unref(struct hearth_request *r)
 	free(r);
 }
 
-/* Queues an event for the owner (the scheduler thread, or sched_free). */
-static void req_push(struct hearth_request *r, const struct hearth_token_event *ev)
+/* Queues an event for the owner (the scheduler thread, or sched_free). The
+ * queue (allocated at submit) always keeps a free slot for the final event,
+ * so that one is always queued; false when the queue could not grow for
+ * another event, which then is not queued: the caller must end the request. */
+static bool req_push(struct hearth_request *r, const struct hearth_token_event *ev)
 {
+	bool queued = true;
 	pthread_mutex_lock(&r->mu);
-	if (r->n_ev == r->cap_ev) {
-		size_t cap = r->cap_ev ? 2 * r->cap_ev : 16;
-		struct hearth_token_event *e = realloc(r->ev, cap * sizeof *e);
+	assert(r->n_ev < r->cap_ev);
+	if (!ev->finish && r->n_ev + 1 == r->cap_ev) {
+		struct hearth_token_event *e = realloc(r->ev, 2 * r->cap_ev * sizeof *e);
 		if (e) {
 			r->ev = e;
-			r->cap_ev = cap;
+			r->cap_ev *= 2;
+		} else {
+			queued = false;
 		}
 	}
-	if (r->n_ev < r->cap_ev) {
+	if (queued) {
 		r->ev[r->n_ev++] = *ev;
 		if (ev->finish)
 			r->final = true;
-	} else if (ev->finish && r->n_ev > 0) {
-		/* out of memory: make sure the owner still learns the end */
-		r->ev[r->n_ev - 1].finish = ev->finish;
-		r->final = true;
+		pthread_cond_broadcast(&r->cv);
 	}
-	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	return queued;
 }
 
 /* Ends a request the scheduler holds: cache released, final event queued
@@ -161,7 +165,7 @@ static void req_end(struct hearth_sched *s, struct hearth_request *r, const stru
 	pthread_mutex_lock(&r->mu);
 	r->s = NULL;
 	pthread_mutex_unlock(&r->mu);
-	req_push(r, ev);
+	(void)req_push(r, ev); /* a final event: always queued */
 	req_unref(r);
 }
 
@@ -201,7 +205,9 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	r->tokens = malloc((size_t)r->cap_tokens * sizeof *r->tokens);
 	r->bias_ids = malloc(((size_t)p->n_bias + 1) * sizeof *r->bias_ids);
 	r->bias = malloc(((size_t)p->n_bias + 1) * sizeof *r->bias);
-	if (!r->tokens || !r->bias_ids || !r->bias) {
+	r->cap_ev = 16;
+	r->ev = malloc(r->cap_ev * sizeof *r->ev);
+	if (!r->tokens || !r->bias_ids || !r->bias || !r->ev) {
 		rc = err_set(err, HEARTH_ENOMEM, "request: out of memory");
 		goto fail;
 	}
@@ -255,6 +261,7 @@ fail:
 	free(r->tokens);
 	free(r->bias_ids);
 	free(r->bias);
+	free(r->ev);
 	free(r);
 	return rc;
 }
@@ -447,7 +454,10 @@ static bool sample_next(struct hearth_sched *s, struct hearth_request *r, float 
 		req_end(s, r, &ev);
 		return false;
 	}
-	req_push(r, &ev);
+	if (!req_push(r, &ev)) { /* out of memory for its events */
+		req_finish(s, r, HEARTH_FINISH_ERROR);
+		return false;
+	}
 	return true;
 }
 
