@@ -112,7 +112,8 @@ void *kv_cache_k(const struct kv_cache *kv, const struct kv_seq *s, int il, int3
 void *kv_cache_v(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos);
 
 /* Makes room for n more positions in seq (allocating blocks). HEARTH_ECTXFULL
- * when the cache has too few free blocks; nothing changes then. */
+ * when the cache has too few free blocks, HEARTH_ENOMEM when seq's block
+ * table cannot grow; nothing changes then. */
 int kv_seq_reserve(struct kv_cache *kv, struct kv_seq *s, int32_t n);
 /* Records that tokens[0..n) were written at positions n_tokens.. and publishes
  * the blocks they filled. tokens are the sequence's tokens from position 0.

@@ -492,7 +492,13 @@ restart:
 			if (todo <= 0 || (pass == 0) != (todo == 1))
 				continue;
 			const int32_t n = todo < B - b.n ? todo : B - b.n;
-			if (kv_seq_reserve(&s->kv, &r->seq, n)) {
+			const int rc = kv_seq_reserve(&s->kv, &r->seq, n);
+			if (rc == HEARTH_ENOMEM) { /* for its block table: it cannot go on */
+				remove_running(s, i);
+				req_finish(s, r, HEARTH_FINISH_ERROR);
+				goto restart;
+			}
+			if (rc) {
 				if (!preempt_for(s, r)) { /* alone, and the cache cannot hold it */
 					remove_running(s, i);
 					req_finish(s, r, HEARTH_FINISH_LENGTH);
