@@ -136,8 +136,11 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 		c->logits = l;
 		c->logits_cap = need;
 	}
-	if (kv_seq_reserve(&c->kv, &c->seq, n))
-		return err_set(err, HEARTH_ECTXFULL, "decode: the KV cache is full");
+	const int rc = kv_seq_reserve(&c->kv, &c->seq, n);
+	if (rc == HEARTH_ENOMEM)
+		return err_set(err, rc, "decode: out of memory for the KV cache's block table");
+	if (rc)
+		return err_set(err, rc, "decode: the KV cache is full");
 	c->n_logits = keep;
 	c->logits_first = n - keep;
 	for (int32_t done = 0; done < n;) {
