@@ -231,7 +231,9 @@ int hearth_sampler_new(struct hearth_sampler **out, const struct hearth_sampler_
 void hearth_sampler_free(struct hearth_sampler *s);
 /* Picks a token from logits (n_vocab floats, not modified). */
 int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits);
-/* Records a token (prompt or generated) for the penalties. */
+/* Records a token (prompt or generated) for the penalties. Cannot fail: when
+ * the history cannot grow (out of memory) the token is left out of it, and the
+ * penalties see a shorter history. */
 void hearth_sampler_accept(struct hearth_sampler *s, int32_t id);
 
 /* ---- serving: continuous batching over many requests --------------------
