@@ -48,8 +48,10 @@ $(B)/libhearth.a: $(LIB_OBJ)
 $(B)/hearth: $(CLI_OBJ) $(B)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the test runner's allocations go through tests/fault.c (fault injection; see tests/fault.h)
+TEST_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap
 $(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(LDLIBS)
 
 # Install the build dependencies when they are missing (Debian/Ubuntu).
 deps:

@@ -33,6 +33,9 @@
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
 	X(test_sched)                \
+	X(test_fault_model_load)     \
+	X(test_fault_tokenize)       \
+	X(test_fault_sched)          \
 	X(test_cli)
 
 #define HEARTH_DEMO_TESTS(X)  \
