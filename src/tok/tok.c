@@ -463,10 +463,16 @@ static void nfc_inert_init(void)
 	}
 }
 
+/* The map's answer; call only after nfc_inert_init has run. */
+static bool inert_bit(uint32_t cp)
+{
+	return cp < NFC_MAP_END && (nfc_inert_map.bit[cp >> 3] >> (cp & 7) & 1);
+}
+
 bool tok_nfc_inert(uint32_t cp)
 {
 	pthread_once(&nfc_inert_map.once, nfc_inert_init);
-	return cp < NFC_MAP_END && (nfc_inert_map.bit[cp >> 3] >> (cp & 7) & 1);
+	return inert_bit(cp);
 }
 
 /* NFC of valid UTF-8 text into *out (malloc'd), or *out = NULL when the text
@@ -476,9 +482,10 @@ static int nfc_text(const char *text, size_t len, char **out, size_t *out_len)
 	char *o = NULL;
 	size_t n = 0, copied = 0, prev = 0;
 	*out = NULL;
+	pthread_once(&nfc_inert_map.once, nfc_inert_init);
 	for (size_t i = 0; i < len;) {
 		size_t k;
-		if (tok_nfc_inert(utf8_cp(text + i, len - i, &k))) {
+		if (inert_bit(utf8_cp(text + i, len - i, &k))) {
 			prev = i;
 			i += k;
 			continue;
@@ -487,7 +494,7 @@ static int nfc_text(const char *text, size_t len, char **out, size_t *out_len)
 		size_t a = i > copied ? prev : i, b = i + k;
 		while (b < len) {
 			size_t kb;
-			if (tok_nfc_inert(utf8_cp(text + b, len - b, &kb)))
+			if (inert_bit(utf8_cp(text + b, len - b, &kb)))
 				break;
 			b += kb;
 		}
