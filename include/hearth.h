@@ -158,6 +158,16 @@ int32_t hearth_token_find(const struct hearth_model *m, const char *text);
  * On success *out is a malloc'd array of *n_out ids that the caller frees. */
 int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, bool add_special,
 		    bool parse_special, int32_t **out, int32_t *n_out, struct hearth_err *err);
+/* hearth_tokenize with a ceiling: the same ids when they number at most
+ * max_tokens (BOS/EOS included), else HEARTH_ETOOBIG with a message naming
+ * the limit. It gives up as soon as the text is known to be longer, so the
+ * work before a refusal is bounded by max_tokens rather than by len, apart
+ * from linear scans of the text: UTF-8 validation, the search for special
+ * tokens, NFC's quick check (Qwen-style vocabularies), the SentencePiece
+ * space escape and, for byte-level vocabularies, the first pre-tokenizer
+ * regex's search for its next match. Use it for untrusted text. */
+int hearth_tokenize_max(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+			bool parse_special, int32_t max_tokens, int32_t **out, int32_t *n_out, struct hearth_err *err);
 /* The bytes of one token (control tokens give their text only when special).
  * Returns the byte count needed (may exceed size: then buf holds a prefix), or
  * a negative HEARTH_EINVAL for an id outside the vocabulary. */

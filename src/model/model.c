@@ -397,8 +397,18 @@ int32_t hearth_token_find(const struct hearth_model *m, const char *text)
 int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, bool add_special,
 		    bool parse_special, int32_t **out, int32_t *n_out, struct hearth_err *err)
 {
+	return hearth_tokenize_max(m, text, len, add_special, parse_special, INT32_MAX, out, n_out, err);
+}
+
+int hearth_tokenize_max(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+			bool parse_special, int32_t max_tokens, int32_t **out, int32_t *n_out, struct hearth_err *err)
+{
 	struct tok_ids ids = { 0 };
-	int rc = tok_encode(&m->vocab, text, len, add_special, parse_special, &ids, err);
+	*out = NULL;
+	*n_out = 0;
+	if (max_tokens < 0)
+		return err_set(err, HEARTH_EINVAL, "tokenize: the limit %d is negative", max_tokens);
+	int rc = tok_encode(&m->vocab, text, len, add_special, parse_special, (size_t)max_tokens, &ids, err);
 	if (rc) {
 		free(ids.v);
 		*out = NULL;

@@ -87,13 +87,17 @@ size_t bpe_decode_text(const char *text, size_t len, char *out)
 static int encode_word(const struct tok_vocab *v, struct merge_ws *w, const unsigned char *word, size_t len,
 		       const char *mapped, size_t mapped_len, struct tok_ids *out)
 {
+	int rc;
 	if (v->ignore_merges) {
 		int32_t id = strmap_get(&v->by_text, mapped, mapped_len);
 		if (id >= 0)
 			return tok_ids_push(out, id);
 	}
+	if ((rc = tok_ids_room(v, out, len)))
+		return rc; /* more ids than the limit leaves: not worth merging */
 	if (merge_ws_reserve(w, len))
 		return HEARTH_ENOMEM;
+	out->n_merged += len;
 	for (size_t i = 0; i < len; i++) {
 		w->s[i].id = v->byte_sym[word[i]];
 		w->s[i].off = (uint32_t)i;
@@ -102,43 +106,47 @@ static int encode_word(const struct tok_vocab *v, struct merge_ws *w, const unsi
 	if (tok_merge(v, w, (int)len))
 		return HEARTH_ENOMEM;
 	for (int i = 0; i != -1 && len > 0; i = w->s[i].next)
-		if (w->s[i].id >= 0 && tok_ids_push(out, w->s[i].id)) /* a byte with no token: dropped */
-			return HEARTH_ENOMEM;
+		if (w->s[i].id >= 0 && (rc = tok_ids_push(out, w->s[i].id))) /* a byte with no token: dropped */
+			return rc;
 	return 0;
 }
 
+/* Words come from the pre-tokenizer one at a time, so that encoding stops
+ * at the first one past out's limit without splitting the rest. */
 int bpe_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len, struct tok_ids *out)
 {
-	struct pretok_span *spans = NULL;
-	size_t n_spans = 0, wcap = 0;
+	struct pretok_iter it;
+	struct pretok_span word;
+	size_t wcap = 0;
 	char *mapped = NULL;
 	int rc;
 
-	if ((rc = pretok_split(&v->pre, text, len, &spans, &n_spans)))
+	if ((rc = pretok_iter_init(&it, &v->pre, text, len)))
 		return rc;
-	for (size_t i = 0; i < n_spans && !rc; i++) {
-		const unsigned char *src = (const unsigned char *)text + spans[i].off;
+	while (!rc && pretok_iter_next(&it, &word)) {
+		const unsigned char *src = (const unsigned char *)text + word.off;
 		size_t wl = 0;
-		if (spans[i].len > INT32_MAX / 4) {
+		out->n_split += word.len;
+		if (word.len > INT32_MAX / 4) {
 			rc = HEARTH_ENOMEM;
 			break;
 		}
 		if (v->ignore_merges) {
-			if (2 * spans[i].len > wcap) {
-				char *nw = realloc(mapped, 4 * spans[i].len);
+			if (2 * word.len > wcap) {
+				char *nw = realloc(mapped, 4 * word.len);
 				if (!nw) {
 					rc = HEARTH_ENOMEM;
 					break;
 				}
 				mapped = nw;
-				wcap = 4 * spans[i].len;
+				wcap = 4 * word.len;
 			}
-			for (size_t j = 0; j < spans[i].len; j++)
+			for (size_t j = 0; j < word.len; j++)
 				wl += (size_t)bpe_byte_to_utf8(src[j], mapped + wl);
 		}
-		rc = encode_word(v, w, src, spans[i].len, mapped, wl, out);
+		rc = encode_word(v, w, src, word.len, mapped, wl, out);
 	}
-	free(spans);
+	pretok_iter_free(&it);
 	free(mapped);
 	return rc;
 }

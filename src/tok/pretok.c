@@ -362,81 +362,107 @@ void pretok_free(struct pretok *p)
 	p->n_regex = 0;
 }
 
-struct spanv {
-	struct pretok_span *v;
-	size_t n, cap;
-};
+/* ---- splitting, one word at a time --------------------------------------
+ *
+ * Level i of the chain splits each span level i-1 hands it into the matches
+ * of regex i and the text between them. Words come out depth first, in text
+ * order: the same words as splitting all of the text by regex 0, then every
+ * piece by regex 1, and so on, but each found only when asked for, so a
+ * caller that stops early has done work for the words it took and no more
+ * (regex 0 searching for its next match aside).
+ */
 
-static int spanv_push(struct spanv *s, size_t off, size_t len)
+/* The next non-empty span of level i's input, or false when it has none left. */
+static bool level_next(struct pretok_iter *it, int i, struct pretok_span *out)
 {
-	if (len == 0)
-		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 64;
-		struct pretok_span *v = realloc(s->v, cap * sizeof *v);
-		if (!v)
-			return HEARTH_ENOMEM;
-		s->v = v;
-		s->cap = cap;
+	struct pretok_level *l = &it->lv[i];
+	const char *subject = it->text + l->off;
+	if (l->pending.len) { /* the match after a gap already handed out */
+		*out = l->pending;
+		l->pending.len = 0;
+		return true;
 	}
-	s->v[s->n].off = off;
-	s->v[s->n].len = len;
-	s->n++;
-	return 0;
-}
-
-static int split_one(void *code, pcre2_match_data *md, const char *text, size_t off, size_t len, struct spanv *out)
-{
-	size_t pos = 0, last = 0;
-	while (pos <= len) {
-		int rc = pcre2_match(code, (PCRE2_SPTR)(text + off), len, pos, 0, md, NULL);
+	while (!l->done && l->pos <= l->len) {
+		int rc = pcre2_match(it->p->code[i], (PCRE2_SPTR)subject, l->len, l->pos, 0, it->md[i], NULL);
 		if (rc < 0)
-			break;
-		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+			break; /* no more matches (or PCRE2 gave up): the rest is one span */
+		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(it->md[i]);
 		size_t ms = ov[0], me = ov[1];
 		if (me == ms) { /* empty match: step one character */
-			size_t step = utf8_seq_len((unsigned char)text[off + ms]);
-			pos = ms + (step < len - ms ? step : len - ms);
-			if (ms >= len)
+			size_t step = utf8_seq_len((unsigned char)subject[ms]);
+			l->pos = ms + (step < l->len - ms ? step : l->len - ms);
+			if (ms >= l->len)
 				break;
 			continue;
 		}
-		if (spanv_push(out, off + last, ms - last) || spanv_push(out, off + ms, me - ms))
-			return HEARTH_ENOMEM;
-		last = pos = me;
+		struct pretok_span gap = { l->off + l->last, ms - l->last }, match = { l->off + ms, me - ms };
+		l->last = l->pos = me;
+		if (gap.len) {
+			l->pending = match;
+			*out = gap;
+		} else {
+			*out = match;
+		}
+		return true;
 	}
-	return spanv_push(out, off + last, len - last);
+	l->done = true;
+	if (l->last < l->len) {
+		*out = (struct pretok_span){ l->off + l->last, l->len - l->last };
+		l->last = l->len;
+		return true;
+	}
+	return false;
 }
 
-int pretok_split(const struct pretok *p, const char *text, size_t len, struct pretok_span **spans, size_t *n_spans)
+static void level_start(struct pretok_iter *it, int i, struct pretok_span in)
 {
-	struct spanv cur = { 0 }, next = { 0 };
-	pcre2_match_data *md = NULL;
-	int rc = HEARTH_ENOMEM;
+	it->lv[i] = (struct pretok_level){ .off = in.off, .len = in.len };
+}
 
-	if (spanv_push(&cur, 0, len))
-		goto out;
-	for (int i = 0; i < p->n_regex; i++) {
-		md = pcre2_match_data_create_from_pattern(p->code[i], NULL);
-		if (!md)
-			goto out;
-		next.n = 0;
-		for (size_t j = 0; j < cur.n; j++)
-			if (split_one(p->code[i], md, text, cur.v[j].off, cur.v[j].len, &next))
-				goto out;
-		pcre2_match_data_free(md);
-		md = NULL;
-		struct spanv t = cur;
-		cur = next;
-		next = t;
+int pretok_iter_init(struct pretok_iter *it, const struct pretok *p, const char *text, size_t len)
+{
+	memset(it, 0, sizeof *it);
+	it->p = p;
+	it->text = text;
+	it->len = len;
+	for (int i = 0; i < p->n_regex; i++)
+		if (!(it->md[i] = pcre2_match_data_create_from_pattern(p->code[i], NULL))) {
+			pretok_iter_free(it);
+			return HEARTH_ENOMEM;
+		}
+	if (p->n_regex > 0)
+		level_start(it, 0, (struct pretok_span){ 0, len });
+	return 0;
+}
+
+bool pretok_iter_next(struct pretok_iter *it, struct pretok_span *word)
+{
+	if (!it->p)
+		return false;
+	if (it->p->n_regex == 0) { /* no regex: the text is one word */
+		*word = (struct pretok_span){ 0, it->len };
+		it->p = NULL;
+		return word->len > 0;
 	}
-	*spans = cur.v;
-	*n_spans = cur.n;
-	cur.v = NULL;
-	rc = 0;
-out:
-	pcre2_match_data_free(md);
-	free(cur.v);
-	free(next.v);
-	return rc;
+	for (;;) {
+		struct pretok_span sp;
+		if (!level_next(it, it->depth, &sp)) {
+			if (it->depth == 0)
+				return false;
+			it->depth--;
+			continue;
+		}
+		if (it->depth == it->p->n_regex - 1) {
+			*word = sp;
+			return true;
+		}
+		level_start(it, ++it->depth, sp);
+	}
+}
+
+void pretok_iter_free(struct pretok_iter *it)
+{
+	for (int i = 0; i < PRETOK_MAX_REGEX; i++)
+		pcre2_match_data_free(it->md[i]);
+	memset(it, 0, sizeof *it);
 }

@@ -41,7 +41,25 @@ const char *pretok_detect(const char *const *regex, int n, bool ignore_merges, b
 const char *pretok_gpt2_regex(void);
 /* What Hugging Face's Punctuation pre-tokenizer splits off, as a regex. */
 const char *pretok_punct_regex(void);
-/* Splits text[0..len) into words; *spans is malloc'd (caller frees). */
-int pretok_split(const struct pretok *p, const char *text, size_t len, struct pretok_span **spans, size_t *n_spans);
+/* Splitting text into words, one at a time, in order (see pretok.c). */
+struct pretok_level {
+	size_t off, len;      /* the span of the text this level splits */
+	size_t pos, last;     /* where the next search starts; the end of the last match */
+	struct pretok_span pending; /* a match found after a gap, handed out next */
+	bool done;
+};
+struct pretok_iter {
+	const struct pretok *p;   /* NULL: ended (no regexes) */
+	const char *text;
+	size_t len;
+	int depth;                /* the level now splitting */
+	struct pretok_level lv[PRETOK_MAX_REGEX];
+	void *md[PRETOK_MAX_REGEX]; /* pcre2_match_data_8 * */
+};
+/* Starts splitting text[0..len) (which must outlive the iterator). 0 or HEARTH_ENOMEM. */
+int pretok_iter_init(struct pretok_iter *it, const struct pretok *p, const char *text, size_t len);
+/* The next word; false when none is left. */
+bool pretok_iter_next(struct pretok_iter *it, struct pretok_span *word);
+void pretok_iter_free(struct pretok_iter *it);
 
 #endif /* HEARTH_PRETOK_H */

@@ -17,7 +17,13 @@
 static int encode_piece(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len,
 			struct tok_ids *out)
 {
-	int n = 0;
+	int n = 0, rc;
+	out->n_split += len;
+	if ((rc = tok_ids_room(v, out, len)))
+		return rc; /* more ids than the limit leaves: not worth merging */
+	if (merge_ws_reserve(w, len ? len : 1))
+		return HEARTH_ENOMEM;
+	out->n_merged += len;
 	for (size_t off = 0; off < len; n++) {
 		unsigned char c = (unsigned char)text[off];
 		size_t k = utf8_seq_len(c);
@@ -33,16 +39,16 @@ static int encode_piece(const struct tok_vocab *v, struct merge_ws *w, const cha
 	for (int i = 0; i != -1 && n > 0; i = w->s[i].next) {
 		const struct merge_sym *s = &w->s[i];
 		if (s->id >= 0) {
-			if (tok_ids_push(out, s->id))
-				return HEARTH_ENOMEM;
+			if ((rc = tok_ids_push(out, s->id)))
+				return rc;
 			continue;
 		}
 		for (uint32_t j = 0; j < s->len; j++) {
 			int32_t b = v->byte_tok[(unsigned char)text[s->off + j]];
 			if (b < 0)
 				b = v->unk;
-			if (b >= 0 && tok_ids_push(out, b))
-				return HEARTH_ENOMEM;
+			if (b >= 0 && (rc = tok_ids_push(out, b)))
+				return rc;
 		}
 	}
 	return 0;
@@ -64,16 +70,18 @@ static bool cut_before(const struct tok_vocab *v, const char *text, size_t at, s
 
 int spm_encode(const struct tok_vocab *v, struct merge_ws *w, const char *text, size_t len, struct tok_ids *out)
 {
-	if (len > INT32_MAX / 2 || merge_ws_reserve(w, len ? len : 1))
+	int rc;
+	if (len > INT32_MAX / 2)
 		return HEARTH_ENOMEM;
 	/* merges never cross the cuts, so merging the pieces apart gives the same
-	 * tokens as merging the text whole, with far smaller queues */
+	 * tokens as merging the text whole, with far smaller queues; pieces go in
+	 * order, so encoding stops at the first one past out's limit */
 	size_t start = 0, prev = 0;
 	for (size_t i = 0; i < len;) {
 		size_t k = utf8_seq_len((unsigned char)text[i]);
 		if (i > start && v->spm_split && len - i >= 3 && cut_before(v, text, i, prev)) {
-			if (encode_piece(v, w, text + start, i - start, out))
-				return HEARTH_ENOMEM;
+			if ((rc = encode_piece(v, w, text + start, i - start, out)))
+				return rc;
 			start = i;
 		}
 		prev = i;

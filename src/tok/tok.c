@@ -3,12 +3,16 @@
  * of tokenization; token pieces for detokenization.
  *
  * Encoding a text:
- *   1. partition: occurrences of special tokens (longest first) are cut out as
- *      ready tokens; control tokens only when parse_special, user-defined always;
- *   2. each remaining text fragment goes to the SPM or BPE encoder (SPM: spaces
+ *   1. occurrences of special tokens (leftmost, longest first) are ready
+ *      tokens; control tokens only when parse_special, user-defined always;
+ *   2. the text fragments between them go to the SPM or BPE encoder (SPM: spaces
  *      become U+2581, and a fragment at the start or after a special token gets a
  *      leading space when the vocabulary asks for a space prefix);
  *   3. BOS / EOS are added when add_special and the vocabulary asks for them.
+ * Everything goes in text order, one special token, fragment, SPM piece or
+ * BPE word at a time, and the first id past the caller's limit ends it
+ * (HEARTH_ETOOBIG); a piece or word so long that its ids alone cannot fit is
+ * refused before it is merged (tok_ids_room).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -23,6 +27,8 @@
 
 int tok_ids_push(struct tok_ids *ids, int32_t id)
 {
+	if (ids->n >= ids->n_max)
+		return HEARTH_ETOOBIG;
 	if (ids->n == ids->cap) {
 		size_t cap = ids->cap ? 2 * ids->cap : 64;
 		int32_t *v = realloc(ids->v, cap * sizeof *v);
@@ -33,6 +39,30 @@ int tok_ids_push(struct tok_ids *ids, int32_t id)
 	}
 	ids->v[ids->n++] = id;
 	return 0;
+}
+
+int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, size_t len)
+{
+	const size_t per = v->max_in_per_tok;
+	return per && (len + per - 1) / per > ids->n_max - ids->n ? HEARTH_ETOOBIG : 0;
+}
+
+/* See tok_vocab.max_in_per_tok. An id the encoders give stands for a token's
+ * text (SPM) or its bytes (BPE), a byte (<0xXX>), or, the unknown token, one
+ * character of at most 4 bytes. The encoders see valid UTF-8 only, so bytes
+ * it never holds (C0, C1, F5-FF) need no token. */
+static uint32_t max_in_per_tok(const struct tok_vocab *v)
+{
+	uint32_t most = 4;
+	for (int b = 0; b < 0xf5; b++)
+		if (b != 0xc0 && b != 0xc1 &&
+		    (v->kind == TOK_BPE ? v->byte_sym[b] < 0 : v->byte_tok[b] < 0 && v->unk < 0))
+			return 0;
+	for (int32_t i = 0; i < v->n_vocab; i++) {
+		most = v->text_len[i] > most ? v->text_len[i] : most;
+		most = v->piece_len[i] > most ? v->piece_len[i] : most;
+	}
+	return most;
 }
 
 static int get_id(const struct hearth_gguf *g, const char *key, int32_t n_vocab, int32_t *out,
@@ -348,6 +378,7 @@ int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hear
 
 	if (build_pieces(v))
 		goto oom;
+	v->max_in_per_tok = max_in_per_tok(v);
 	return 0;
 oom:
 	return err_set(err, HEARTH_ENOMEM, "%s: out of memory loading the vocabulary", g->path);
@@ -373,63 +404,29 @@ void tok_vocab_free(struct tok_vocab *v)
 	memset(v, 0, sizeof *v);
 }
 
-/* A piece of the input: raw text [off, off+len) or a ready token (id >= 0). */
-struct frag {
-	int32_t id;
-	size_t off, len;
-};
-
-struct fragv {
-	struct frag *v;
-	size_t n, cap;
-};
-
-static int frag_push(struct fragv *f, int32_t id, size_t off, size_t len)
+/* Finds the first special-token text in text[from..len): leftmost and, at
+ * one place, the longest token (Hugging Face's rule for added tokens).
+ * Control and unknown tokens only when parse_special; user-defined ones
+ * always. True with its place, id and length; false when there is none. */
+static bool next_special(const struct tok_vocab *v, const char *text, size_t len, size_t from, bool parse_special,
+			 size_t *at, int32_t *id, uint32_t *id_len)
 {
-	if (id < 0 && len == 0)
-		return 0;
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? 2 * f->cap : 16;
-		struct frag *v = realloc(f->v, cap * sizeof *v);
-		if (!v)
-			return HEARTH_ENOMEM;
-		f->v = v;
-		f->cap = cap;
-	}
-	f->v[f->n++] = (struct frag){ id, off, len };
-	return 0;
-}
-
-/* Cuts special-token text out of text, leftmost first and, at one place, the
- * longest token (Hugging Face's rule for added tokens). Control and unknown
- * tokens only when parse_special; user-defined ones always. */
-static int partition(const struct tok_vocab *v, const char *text, size_t len, bool parse_special, struct fragv *out)
-{
-	size_t start = 0;
-	for (size_t i = 0; i < len;) {
+	for (size_t i = from; i < len; i++) {
 		unsigned char b = (unsigned char)text[i];
-		int32_t hit = -1;
-		uint32_t hit_len = 0;
-		for (uint32_t k = v->special_off[b]; k < v->special_off[b + 1] && hit < 0; k++) {
+		for (uint32_t k = v->special_off[b]; k < v->special_off[b + 1]; k++) {
 			uint32_t L = v->special_len[k];
 			if (L > len - i)
 				continue;
-			int32_t id = strmap_get(&v->special, text + i, L);
-			if (id >= 0 && (parse_special || v->type[id] == TOK_TYPE_USER_DEFINED)) {
-				hit = id;
-				hit_len = L;
+			int32_t t = strmap_get(&v->special, text + i, L);
+			if (t >= 0 && (parse_special || v->type[t] == TOK_TYPE_USER_DEFINED)) {
+				*at = i;
+				*id = t;
+				*id_len = L;
+				return true;
 			}
 		}
-		if (hit < 0) {
-			i++;
-			continue;
-		}
-		if (frag_push(out, -1, start, i - start) || frag_push(out, hit, 0, 0))
-			return HEARTH_ENOMEM;
-		i += hit_len;
-		start = i;
 	}
-	return frag_push(out, -1, start, len - start);
+	return false;
 }
 
 /* NFC-inert characters (below U+30000): ones NFC keeps as they are and that
@@ -611,63 +608,65 @@ static char *spm_escape(const char *s, size_t n, bool prefix, size_t *out_len)
 	return e;
 }
 
-int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
-	       struct tok_ids *out, struct hearth_err *err)
+/* Encodes text[0..len) that holds no special token; prefix: SPM's leading space. */
+static int encode_fragment(const struct tok_vocab *v, struct merge_ws *ws, const char *text, size_t len, bool prefix,
+			   struct tok_ids *out)
 {
-	struct fragv frags = { 0 };
+	if (v->kind == TOK_BPE)
+		return v->pre.nfc ? bpe_encode_nfc(v, ws, text, len, out) : bpe_encode(v, ws, text, len, out);
+	size_t n;
+	char *e = spm_escape(text, len, prefix, &n);
+	if (!e)
+		return HEARTH_ENOMEM;
+	int rc = spm_encode(v, ws, e, n, out);
+	free(e);
+	return rc;
+}
+
+int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+	       size_t n_max, struct tok_ids *out, struct hearth_err *err)
+{
 	struct merge_ws ws = { 0 };
 	bool prev_special = true;
 	size_t fixed_len;
 	int rc;
 
+	out->n_max = n_max;
 	if (len > (size_t)INT32_MAX / 4)
 		return err_set(err, HEARTH_ETOOBIG, "tokenize: text of %zu bytes is too long", len);
 	char *fixed = utf8_lossy(text, len, &fixed_len, &rc);
 	if (rc)
-		goto out_oom;
+		goto out;
 	if (fixed) {
 		text = fixed;
 		len = fixed_len;
 	}
-	if ((rc = partition(v, text, len, parse_special, &frags)))
-		goto out_oom;
 	if (add_special && v->add_bos && (rc = tok_ids_push(out, v->bos)))
-		goto out_oom;
-	for (size_t i = 0; i < frags.n; i++) {
-		const struct frag *f = &frags.v[i];
-		if (f->id >= 0) {
-			if ((rc = tok_ids_push(out, f->id)))
-				goto out_oom;
-			prev_special = true;
-			continue;
+		goto out;
+	/* special tokens cut the text into fragments, encoded in order */
+	for (size_t i = 0; i <= len;) {
+		size_t at = len;
+		int32_t id = -1;
+		uint32_t id_len = 0;
+		bool hit = next_special(v, text, len, i, parse_special, &at, &id, &id_len);
+		if (at > i) {
+			if ((rc = encode_fragment(v, &ws, text + i, at - i, v->add_space_prefix && prev_special, out)))
+				goto out;
+			prev_special = false;
 		}
-		if (v->kind == TOK_SPM) {
-			size_t n;
-			char *e = spm_escape(text + f->off, f->len, v->add_space_prefix && prev_special, &n);
-			if (!e) {
-				rc = HEARTH_ENOMEM;
-				goto out_oom;
-			}
-			rc = spm_encode(v, &ws, e, n, out);
-			free(e);
-		} else if (v->pre.nfc) {
-			rc = bpe_encode_nfc(v, &ws, text + f->off, f->len, out);
-		} else {
-			rc = bpe_encode(v, &ws, text + f->off, f->len, out);
-		}
-		if (rc)
-			goto out_oom;
-		prev_special = false;
+		if (!hit)
+			break;
+		if ((rc = tok_ids_push(out, id)))
+			goto out;
+		prev_special = true;
+		i = at + id_len;
 	}
-	if (add_special && v->add_eos && (rc = tok_ids_push(out, v->eos)))
-		goto out_oom;
-	free(frags.v);
+	if (add_special && v->add_eos)
+		rc = tok_ids_push(out, v->eos);
+out:
 	free(fixed);
 	merge_ws_free(&ws);
-	return 0;
-out_oom:
-	free(frags.v);
-	free(fixed);
-	merge_ws_free(&ws);
-	return err_set(err, rc, "tokenize: %s", hearth_strerror(rc));
+	if (rc == HEARTH_ETOOBIG)
+		return err_set(err, rc, "tokenize: the text is longer than the limit of %zu tokens", n_max);
+	return rc ? err_set(err, rc, "tokenize: %s", hearth_strerror(rc)) : 0;
 }

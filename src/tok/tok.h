@@ -58,6 +58,10 @@ struct tok_vocab {
 	char **piece;        /* [n_vocab] the bytes a token stands for (malloc'd) */
 	uint32_t *piece_len;
 	uint32_t max_piece_len;  /* the longest piece */
+	/* the most bytes of encoder input (BPE: a word's bytes; SPM: escaped text)
+	 * that one id can stand for; 0 when some input gives no id at all (a byte
+	 * the vocabulary cannot spell), and then no such bound holds */
+	uint32_t max_in_per_tok;
 	struct strmap by_text;   /* token text -> id */
 	struct tok_pairs pairs;  /* what merges into what, at which priority */
 	int32_t byte_sym[256];   /* BPE: id of the byte-level character for byte b (or -1) */
@@ -79,16 +83,25 @@ struct tok_vocab {
 int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hearth_err *err);
 void tok_vocab_free(struct tok_vocab *v);
 
-/* Growable id buffer used by the encoders. */
+/* The ids an encode call produces: a growable buffer with a ceiling. */
 struct tok_ids {
 	int32_t *v;
 	size_t n, cap;
+	size_t n_max;  /* pushing one more than this many is HEARTH_ETOOBIG */
+	/* the encoders' work, in bytes (tests read it): words the pre-tokenizer
+	 * handed out (BPE) or pieces cut (SPM), and of those, what was merged */
+	size_t n_split, n_merged;
 };
+/* Appends id: 0, HEARTH_ENOMEM, or HEARTH_ETOOBIG when ids holds n_max already. */
 int tok_ids_push(struct tok_ids *ids, int32_t id);
+/* HEARTH_ETOOBIG when merging len bytes of encoder input must give more ids
+ * than ids has room for (see tok_vocab.max_in_per_tok), else 0. */
+int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, size_t len);
 
-/* Encodes text (see hearth_tokenize). */
+/* Encodes text (see hearth_tokenize_max) into out, at most n_max ids. The
+ * text is encoded in order and the encoders stop at the first id past n_max. */
 int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
-	       struct tok_ids *out, struct hearth_err *err);
+	       size_t n_max, struct tok_ids *out, struct hearth_err *err);
 
 /* Does NFC keep code point cp as it is, whatever comes before it? */
 bool tok_nfc_inert(uint32_t cp);
