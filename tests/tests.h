@@ -21,6 +21,8 @@
 	X(test_tok_roundtrip)        \
 	X(test_tok_stream_utf8)      \
 	X(test_tok_nfc_lossy)        \
+	X(test_tok_max_same_ids)     \
+	X(test_tok_max_bounded)      \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_sampler)              \
