@@ -73,7 +73,7 @@ static void sweep(const char *what, path_fn fn, void *ctx)
 			else
 				absorbed += fault_fired();
 		}
-	printf("     %-44s %6ld allocations, %3ld runs: %3ld errors, %3ld absorbed\n", what, n, runs, errors, absorbed);
+	printf("     %-48s %6ld allocations, %3ld runs: %3ld errors, %3ld absorbed\n", what, n, runs, errors, absorbed);
 }
 
 /* ---- model load ------------------------------------------------------------ */
@@ -164,6 +164,21 @@ static int path_tokenize(void *ctx, bool first, struct hearth_err *err)
 	return ok ? 0 : FAULT_WRONG;
 }
 
+/* With a limit half way: the refusal's early exit must unwind as cleanly. */
+static int path_tokenize_refused(void *ctx, bool first, struct hearth_err *err)
+{
+	struct tok_case *c = ctx;
+	int32_t *ids = (int32_t *)&c->n_ids, n = -1;
+	(void)first;
+	int rc = hearth_tokenize_max(c->m, tok_text, sizeof tok_text - 1, true, true, c->n_ids / 2, &ids, &n, err);
+	fault_disarm();
+	if (rc == HEARTH_ETOOBIG && ids == NULL && n == 0)
+		return 0;
+	if (rc == 0)
+		free(ids);
+	return rc == HEARTH_ENOMEM && ids == NULL && n == 0 ? rc : FAULT_WRONG;
+}
+
 static int path_detokenize(void *ctx, bool first, struct hearth_err *err)
 {
 	struct tok_case *c = ctx;
@@ -229,6 +244,8 @@ void test_fault_tokenize(void)
 		snprintf(what, sizeof what, "tokenize %s", name);
 		sweep(what, path_tokenize, c);
 		if (c->ids) {
+			snprintf(what, sizeof what, "tokenize %s, refused", name);
+			sweep(what, path_tokenize_refused, c);
 			snprintf(what, sizeof what, "detokenize %s", name);
 			sweep(what, path_detokenize, c);
 		}
