@@ -860,7 +860,13 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 		goto out;
 	if (srv->log_prompts)
 		fprintf(stderr, "hearth serve: prompt: %s\n", prompt);
-	if (hearth_tokenize(srv->model, prompt, prompt_len, true, true, &ids, &n_ids, &err)) {
+	int rc = hearth_tokenize_max(srv->model, prompt, prompt_len, true, true, srv->sp.n_ctx_seq, &ids, &n_ids, &err);
+	if (rc == HEARTH_ETOOBIG) {
+		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded",
+			    "This model's maximum context length is %d tokens; the messages are longer.", srv->sp.n_ctx_seq);
+		goto out;
+	}
+	if (rc) {
 		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
 		goto out;
 	}
@@ -898,10 +904,15 @@ static bool prompt_ids(struct server *srv, json_t *p, int32_t **ids, int32_t *n,
 {
 	struct hearth_err err = { 0 };
 	if (json_is_string(p)) {
-		if (hearth_tokenize(srv->model, json_string_value(p), json_string_length(p), true, true, ids, n, &err)) {
+		int rc = hearth_tokenize_max(srv->model, json_string_value(p), json_string_length(p), true, true,
+					     srv->sp.n_ctx_seq, ids, n, &err);
+		if (rc == HEARTH_ETOOBIG)
+			reply_error(rp, 400, "invalid_request_error", "prompt", "context_length_exceeded",
+				    "This model's maximum context length is %d tokens; the prompt is longer.", srv->sp.n_ctx_seq);
+		else if (rc)
 			reply_error(rp, 400, "invalid_request_error", "prompt", NULL, "%s", err.msg);
+		if (rc)
 			return false;
-		}
 		return true;
 	}
 	size_t i, k = json_array_size(p);
