@@ -93,7 +93,7 @@ static int encode_word(const struct tok_vocab *v, struct merge_ws *w, const unsi
 		if (id >= 0)
 			return tok_ids_push(out, id);
 	}
-	if ((rc = tok_ids_room(v, out, len)))
+	if ((rc = tok_ids_room(v, out, (const char *)word, len)))
 		return rc; /* more ids than the limit leaves: not worth merging */
 	if (merge_ws_reserve(w, len))
 		return HEARTH_ENOMEM;

@@ -19,7 +19,7 @@ static int encode_piece(const struct tok_vocab *v, struct merge_ws *w, const cha
 {
 	int n = 0, rc;
 	out->n_split += len;
-	if ((rc = tok_ids_room(v, out, len)))
+	if ((rc = tok_ids_room(v, out, text, len)))
 		return rc; /* more ids than the limit leaves: not worth merging */
 	if (merge_ws_reserve(w, len ? len : 1))
 		return HEARTH_ENOMEM;

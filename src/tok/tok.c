@@ -41,28 +41,28 @@ int tok_ids_push(struct tok_ids *ids, int32_t id)
 	return 0;
 }
 
-int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, size_t len)
+int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, const char *text, size_t len)
 {
-	const size_t per = v->max_in_per_tok;
-	return per && (len + per - 1) / per > ids->n_max - ids->n ? HEARTH_ETOOBIG : 0;
+	size_t n = len;
+	for (size_t i = 0; v->any_idless && i < len; i++)
+		n -= v->idless[(unsigned char)text[i]];
+	return (n + v->max_in_per_tok - 1) / v->max_in_per_tok > ids->n_max - ids->n ? HEARTH_ETOOBIG : 0;
 }
 
-/* See tok_vocab.max_in_per_tok. An id the encoders give stands for a token's
- * text (SPM) or its bytes (BPE), a byte (<0xXX>), or, the unknown token, one
- * character of at most 4 bytes. The encoders see valid UTF-8 only, so bytes
- * it never holds (C0, C1, F5-FF) need no token. */
-static uint32_t max_in_per_tok(const struct tok_vocab *v)
+/* Fills max_in_per_tok and idless (see tok_vocab). An id the encoders give
+ * stands for a token's text (SPM) or its bytes (BPE), a byte (<0xXX>), or,
+ * the unknown token, one character of at most 4 bytes. */
+static void input_per_id(struct tok_vocab *v)
 {
-	uint32_t most = 4;
-	for (int b = 0; b < 0xf5; b++)
-		if (b != 0xc0 && b != 0xc1 &&
-		    (v->kind == TOK_BPE ? v->byte_sym[b] < 0 : v->byte_tok[b] < 0 && v->unk < 0))
-			return 0;
+	v->max_in_per_tok = 4;
 	for (int32_t i = 0; i < v->n_vocab; i++) {
-		most = v->text_len[i] > most ? v->text_len[i] : most;
-		most = v->piece_len[i] > most ? v->piece_len[i] : most;
+		v->max_in_per_tok = v->text_len[i] > v->max_in_per_tok ? v->text_len[i] : v->max_in_per_tok;
+		v->max_in_per_tok = v->piece_len[i] > v->max_in_per_tok ? v->piece_len[i] : v->max_in_per_tok;
 	}
-	return most;
+	for (int b = 0; b < 256; b++) {
+		v->idless[b] = v->kind == TOK_BPE ? v->byte_sym[b] < 0 : v->byte_tok[b] < 0 && v->unk < 0;
+		v->any_idless |= v->idless[b];
+	}
 }
 
 static int get_id(const struct hearth_gguf *g, const char *key, int32_t n_vocab, int32_t *out,
@@ -378,7 +378,7 @@ int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hear
 
 	if (build_pieces(v))
 		goto oom;
-	v->max_in_per_tok = max_in_per_tok(v);
+	input_per_id(v);
 	return 0;
 oom:
 	return err_set(err, HEARTH_ENOMEM, "%s: out of memory loading the vocabulary", g->path);

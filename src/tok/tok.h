@@ -59,9 +59,12 @@ struct tok_vocab {
 	uint32_t *piece_len;
 	uint32_t max_piece_len;  /* the longest piece */
 	/* the most bytes of encoder input (BPE: a word's bytes; SPM: escaped text)
-	 * that one id can stand for; 0 when some input gives no id at all (a byte
-	 * the vocabulary cannot spell), and then no such bound holds */
+	 * that one id can stand for, and the bytes that may give no id at all
+	 * (BPE: no byte token; SPM: no <0xXX> and no unknown token): a text of n
+	 * bytes, k of them such, gives at least (n - k) / max_in_per_tok ids */
 	uint32_t max_in_per_tok;
+	bool any_idless;
+	bool idless[256];
 	struct strmap by_text;   /* token text -> id */
 	struct tok_pairs pairs;  /* what merges into what, at which priority */
 	int32_t byte_sym[256];   /* BPE: id of the byte-level character for byte b (or -1) */
@@ -94,9 +97,9 @@ struct tok_ids {
 };
 /* Appends id: 0, HEARTH_ENOMEM, or HEARTH_ETOOBIG when ids holds n_max already. */
 int tok_ids_push(struct tok_ids *ids, int32_t id);
-/* HEARTH_ETOOBIG when merging len bytes of encoder input must give more ids
- * than ids has room for (see tok_vocab.max_in_per_tok), else 0. */
-int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, size_t len);
+/* HEARTH_ETOOBIG when merging text[0..len) (encoder input) must give more
+ * ids than ids has room for (see tok_vocab.max_in_per_tok), else 0. */
+int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, const char *text, size_t len);
 
 /* Encodes text (see hearth_tokenize_max) into out, at most n_max ids. The
  * text is encoded in order and the encoders stop at the first id past n_max. */
