@@ -164,8 +164,10 @@ int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, 
  * work before a refusal is bounded by max_tokens rather than by len, apart
  * from linear scans of the text: UTF-8 validation, the search for special
  * tokens, NFC's quick check (Qwen-style vocabularies), the SentencePiece
- * space escape and, for byte-level vocabularies, the first pre-tokenizer
- * regex's search for its next match. Use it for untrusted text. */
+ * space escape and, for byte-level vocabularies, the pre-tokenizer regexes'
+ * search for the next word and their match of the word that crosses the
+ * limit (one word may be most of the text; it is refused by its length,
+ * unmerged). Use it for untrusted text. */
 int hearth_tokenize_max(const struct hearth_model *m, const char *text, size_t len, bool add_special,
 			bool parse_special, int32_t max_tokens, int32_t **out, int32_t *n_out, struct hearth_err *err);
 /* The bytes of one token (control tokens give their text only when special).
