@@ -1,8 +1,9 @@
 /* harness.h - hearth's tiny test harness.
  *
- * A test is a function registered in tests/main.c. Checks are two-sided and
- * print where and what: "test-gguf.c:41: n == 7 (got 6)". A test fails when
- * any check in it fails; the runner ends with "N passed, N failed".
+ * A test is a function listed in tests/tests.h; tests/main.c runs each in
+ * a process of its own. Checks are two-sided and print where and what:
+ * "test-gguf.c:41: n == 7 (got 6)". A test fails when any check in it fails
+ * (or it crashes, exits or hangs); the runner ends with "N passed, N failed".
  */
 #ifndef HEARTH_HARNESS_H
 #define HEARTH_HARNESS_H

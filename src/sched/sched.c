@@ -128,7 +128,7 @@ static void req_unref(struct hearth_request *r)
 	free(r);
 }
 
-/* Queues an event for the owner (the scheduler thread, or sched_free). The
+/* Queues an event for the owner (from the scheduler thread). The
  * queue (allocated at submit) always keeps a free slot for the final event,
  * so that one is always queued; false when the queue could not grow for
  * another event, which then is not queued: the caller must end the request. */
