@@ -471,7 +471,7 @@ static void gen_free(struct server *srv, struct gen *g)
 static bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
 		      int choice, const char *what, struct reply *rp)
 {
-	struct hearth_request_params rq = { 0 };
+	struct hearth_request_params rq = hearth_request_default_params();
 	struct hearth_err err = { 0 };
 	const int32_t max_len = srv->sp.n_ctx_seq;
 
