@@ -172,7 +172,7 @@ test('bad input gets the right status and message, never a 500', async () => {
   assert.match(huge.json.error.message, /maximum context length/);
   const long = await post('/v1/completions', { prompt: 'word '.repeat(3000), max_tokens: 5 });
   assertError(long, 400, 'prompt');
-  assert.match(long.json.error.message, /maximum context length.*in the prompt/);
+  assert.match(long.json.error.message, /maximum context length.*the prompt/);
   assertError(await post('/v1/chat/completions', { model: 'gpt-9', messages: msgs }), 404, 'model');
   // bad UTF-8 in the body
   const bad = new Uint8Array([...Buffer.from('{"messages":[{"role":"user","content":"'), 0xff, 0xfe, ...Buffer.from('"}]}')]);
