@@ -32,6 +32,8 @@ endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
+# the server's request path without its main (serve.c), for the tests and the fuzzers
+SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
 DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev
 
 .PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean
@@ -50,7 +52,7 @@ $(B)/hearth: $(CLI_OBJ) $(B)/libhearth.a
 
 # the test runner's allocations go through tests/fault.c (fault injection; see tests/fault.h)
 TEST_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap
-$(B)/test-runner: $(TEST_OBJ) $(B)/libhearth.a
+$(B)/test-runner: $(TEST_OBJ) $(SRV_OBJ) $(B)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(LDLIBS)
 
 # Install the build dependencies when they are missing (Debian/Ubuntu).

@@ -23,13 +23,13 @@
 /* ---- small helpers ------------------------------------------------------------------ */
 
 
-/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
+/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. NULL when out of memory. */
 static json_t *jstr(const char *s, size_t n)
 {
 	char *t = malloc(3 * n + 1);
 	size_t o = 0;
 	if (!t)
-		return json_string("");
+		return NULL;
 	for (size_t i = 0; i < n;) {
 		size_t k = hearth_utf8_valid(s + i, n - i);
 		if (k == 0) {
@@ -44,7 +44,45 @@ static json_t *jstr(const char *s, size_t n)
 	}
 	json_t *j = json_stringn(t, o);
 	free(t);
-	return j ? j : json_string("");
+	return j;
+}
+
+/* Appends v (taken over) to arr; false when either is NULL or the append fails. */
+static bool add(json_t *arr, json_t *v)
+{
+	if (!arr || !v) {
+		json_decref(v);
+		return false;
+	}
+	return json_array_append_new(arr, v) == 0;
+}
+
+/* Sets key of obj to v (taken over); false when either is NULL or it fails. */
+static bool set(json_t *obj, const char *key, json_t *v)
+{
+	if (!obj || !key || !v) {
+		json_decref(v);
+		return false;
+	}
+	return json_object_set_new(obj, key, v) == 0;
+}
+
+/* obj when every step that built it succeeded (ok), else NULL (obj released). */
+static json_t *built(json_t *obj, bool ok)
+{
+	if (ok)
+		return obj;
+	json_decref(obj);
+	return NULL;
+}
+
+/* The reply for an error the library returned: 500 when it ran out of memory, else 400. */
+static void reply_lib_error(struct reply *rp, int rc, const char *param, const struct hearth_err *err)
+{
+	if (rc == HEARTH_ENOMEM)
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory: %s", err->msg);
+	else
+		reply_error(rp, 400, "invalid_request_error", param, NULL, "%s", err->msg);
 }
 
 /* Does v hold a string with a NUL character, or an array holding one? */
@@ -345,6 +383,7 @@ struct gen {
 	size_t n_lps, cap_lps;
 	int finish;               /* enum hearth_finish, 0 while running */
 	bool stopped;             /* ended by a stop string */
+	bool failed;              /* out of memory keeping its text: ends with HEARTH_FINISH_ERROR */
 	double t_submit, t_first, t_last;
 	char *prompt_text;        /* completions echo */
 	size_t prompt_len;
@@ -382,52 +421,70 @@ static size_t stop_holdback(const struct params *p, const char *text, size_t len
 }
 
 /* Applies one event to g. */
+/* Keeps the logprobs of ev; false when out of memory. */
+static bool gen_keep_logprob(struct gen *g, const struct hearth_token_event *ev, size_t text_offset)
+{
+	if (g->n_lps >= 1u << 20)
+		return true; /* more than a context holds: not kept */
+	if (g->n_lps == g->cap_lps) {
+		size_t c = g->cap_lps ? 2 * g->cap_lps : 32;
+		struct tok_lp *l = realloc(g->lps, c * sizeof *l);
+		if (!l)
+			return false;
+		g->lps = l;
+		g->cap_lps = c;
+	}
+	struct tok_lp *l = &g->lps[g->n_lps++];
+	l->id = ev->id;
+	l->lp = ev->logprob;
+	l->n_top = ev->n_top;
+	memcpy(l->top_ids, ev->top_ids, sizeof l->top_ids);
+	memcpy(l->top_lp, ev->top_logprobs, sizeof l->top_lp);
+	l->text_offset = text_offset; /* echoed prompt text included */
+	return true;
+}
+
+/* Where the first stop string in g's text starts, looking only where one
+ * could end in the bytes from `before` on; SIZE_MAX when none. */
+static size_t gen_find_stop(const struct params *p, const struct gen *g, size_t before)
+{
+	size_t longest = 0, cut = SIZE_MAX;
+	for (int i = 0; i < p->n_stops; i++)
+		longest = strlen(p->stops[i]) > longest ? strlen(p->stops[i]) : longest;
+	size_t from = before > longest - 1 ? before - (longest - 1) : 0;
+	for (int i = 0; i < p->n_stops; i++) {
+		const size_t sl = strlen(p->stops[i]);
+		for (size_t at = from; at + sl <= g->len && at < cut; at++)
+			if (!memcmp(g->text + at, p->stops[i], sl))
+				cut = at;
+	}
+	return cut;
+}
+
+/* Ends g early: it could not keep what the model produced. */
+static void gen_fail(struct gen *g)
+{
+	g->failed = true;
+	hearth_request_cancel(g->req);
+}
+
+/* Applies one event to g. */
 static void gen_event(struct server *srv, const struct params *p, struct gen *g, const struct hearth_token_event *ev)
 {
-	if (ev->id >= 0 && !g->stopped) {
+	if (ev->id >= 0 && !g->stopped && !g->failed) {
 		size_t k;
 		const char *piece = hearth_detok_push(g->dt, ev->id, &k);
-		size_t before = g->len;
+		const size_t before = g->len;
 		if (g->t_first == 0)
 			g->t_first = ev->t;
 		else
 			metrics_inter_token(srv->metrics, ev->t - g->t_last);
 		g->t_last = ev->t;
 		g->n_gen++;
-		if (p->logprobs && g->n_lps < 1u << 20) {
-			if (g->n_lps == g->cap_lps) {
-				size_t c = g->cap_lps ? 2 * g->cap_lps : 32;
-				struct tok_lp *l = realloc(g->lps, c * sizeof *l);
-				if (l) {
-					g->lps = l;
-					g->cap_lps = c;
-				}
-			}
-			if (g->n_lps < g->cap_lps) {
-				struct tok_lp *l = &g->lps[g->n_lps++];
-				l->id = ev->id;
-				l->lp = ev->logprob;
-				l->n_top = ev->n_top;
-				memcpy(l->top_ids, ev->top_ids, sizeof l->top_ids);
-				memcpy(l->top_lp, ev->top_logprobs, sizeof l->top_lp);
-				l->text_offset = before; /* echoed prompt text included */
-			}
-		}
-		if (append(&g->text, &g->len, &g->cap, piece, k) == 0 && p->n_stops) {
-			/* a stop string may end in this piece: search from where it could start */
-			size_t longest = 0;
-			for (int i = 0; i < p->n_stops; i++)
-				longest = strlen(p->stops[i]) > longest ? strlen(p->stops[i]) : longest;
-			size_t from = before > longest - 1 ? before - (longest - 1) : 0;
-			size_t cut = SIZE_MAX;
-			for (int i = 0; i < p->n_stops; i++) {
-				const char *hit = NULL;
-				for (size_t at = from; at + strlen(p->stops[i]) <= g->len && !hit; at++)
-					if (!memcmp(g->text + at, p->stops[i], strlen(p->stops[i])))
-						hit = g->text + at;
-				if (hit && (size_t)(hit - g->text) < cut)
-					cut = (size_t)(hit - g->text);
-			}
+		if ((p->logprobs && !gen_keep_logprob(g, ev, before)) || append(&g->text, &g->len, &g->cap, piece, k)) {
+			gen_fail(g);
+		} else if (p->n_stops) {
+			size_t cut = gen_find_stop(p, g, before);
 			if (cut != SIZE_MAX) {
 				g->len = cut;
 				g->text[cut] = 0;
@@ -437,12 +494,13 @@ static void gen_event(struct server *srv, const struct params *p, struct gen *g,
 		}
 	}
 	if (ev->finish) {
-		if (!g->stopped) {
+		if (!g->stopped && !g->failed) {
 			size_t k;
 			const char *rest = hearth_detok_flush(g->dt, &k);
-			append(&g->text, &g->len, &g->cap, rest, k);
+			if (append(&g->text, &g->len, &g->cap, rest, k))
+				g->failed = true;
 		}
-		g->finish = g->stopped ? HEARTH_FINISH_STOP : ev->finish;
+		g->finish = g->failed ? HEARTH_FINISH_ERROR : g->stopped ? HEARTH_FINISH_STOP : ev->finish;
 	}
 }
 
@@ -516,7 +574,7 @@ static bool gen_start(struct server *srv, const struct params *p, struct gen *g,
 	} else if (rc == HEARTH_ETOOBIG) {
 		reply_error(rp, 400, "invalid_request_error", what, "context_length_exceeded", "%s", err.msg);
 	} else if (rc) {
-		reply_error(rp, 400, "invalid_request_error", NULL, NULL, "%s", err.msg);
+		reply_lib_error(rp, rc, NULL, &err);
 	}
 	return rc == 0;
 }
@@ -558,47 +616,62 @@ static json_t *piece_json(struct server *srv, int32_t id, json_t **bytes)
 	if ((size_t)n > sizeof buf)
 		n = sizeof buf;
 	if (bytes) {
-		*bytes = json_array();
-		for (int i = 0; i < n; i++)
-			json_array_append_new(*bytes, json_integer((unsigned char)buf[i]));
+		bool ok = (*bytes = json_array()) != NULL;
+		for (int i = 0; ok && i < n; i++)
+			ok = add(*bytes, json_integer((unsigned char)buf[i]));
+		*bytes = built(*bytes, ok);
 	}
 	return jstr(buf, (size_t)n);
 }
 
+/* The logprobs of tokens l[0..n) in the chat shape; NULL when out of memory. */
 static json_t *chat_logprobs(struct server *srv, const struct tok_lp *l, size_t n)
 {
 	json_t *content = json_array();
-	for (size_t i = 0; i < n; i++) {
+	bool ok = content != NULL;
+	for (size_t i = 0; ok && i < n; i++) {
 		json_t *bytes, *top = json_array();
 		json_t *tok = piece_json(srv, l[i].id, &bytes);
-		for (int32_t k = 0; k < l[i].n_top; k++) {
+		ok = top != NULL;
+		for (int32_t k = 0; ok && k < l[i].n_top; k++) {
 			json_t *tb, *tt = piece_json(srv, l[i].top_ids[k], &tb);
-			json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token", tt, "logprob",
-							     (double)l[i].top_lp[k], "bytes", tb));
+			ok = add(top, json_pack("{s:o, s:f, s:o}", "token", tt, "logprob", (double)l[i].top_lp[k], "bytes", tb));
 		}
-		json_array_append_new(content, json_pack("{s:o, s:f, s:o, s:o}", "token", tok, "logprob", (double)l[i].lp,
-							 "bytes", bytes, "top_logprobs", top));
+		if (!ok) {
+			json_decref(top);
+			json_decref(tok);
+			json_decref(bytes);
+			break;
+		}
+		ok = add(content, json_pack("{s:o, s:f, s:o, s:o}", "token", tok, "logprob", (double)l[i].lp, "bytes", bytes,
+					    "top_logprobs", top));
 	}
-	return json_pack("{s:o}", "content", content);
+	return ok ? json_pack("{s:o}", "content", content) : built(content, false);
 }
 
+/* The logprobs of tokens l[0..n) in the completions shape; NULL when out of memory. */
 static json_t *completion_logprobs(struct server *srv, const struct tok_lp *l, size_t n)
 {
 	json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(toks, piece_json(srv, l[i].id, NULL));
-		json_array_append_new(lps, json_real(l[i].lp));
+	bool ok = toks && lps && tops && offs;
+	for (size_t i = 0; ok && i < n; i++) {
 		json_t *t = json_object();
-		for (int32_t k = 0; k < l[i].n_top; k++) {
+		ok = add(toks, piece_json(srv, l[i].id, NULL)) && add(lps, json_real(l[i].lp)) && t;
+		for (int32_t k = 0; ok && k < l[i].n_top; k++) {
 			json_t *name = piece_json(srv, l[i].top_ids[k], NULL);
-			json_object_set_new(t, json_string_value(name), json_real(l[i].top_lp[k]));
+			ok = set(t, json_string_value(name), json_real(l[i].top_lp[k]));
 			json_decref(name);
 		}
-		json_array_append_new(tops, t);
-		json_array_append_new(offs, json_integer((json_int_t)l[i].text_offset));
+		ok = add(tops, built(t, ok)) && add(offs, json_integer((json_int_t)l[i].text_offset));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
-			 "text_offset", offs);
+	if (ok)
+		return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
+				 "text_offset", offs);
+	json_decref(toks);
+	json_decref(lps);
+	json_decref(tops);
+	json_decref(offs);
+	return NULL;
 }
 
 static json_t *usage_json(const struct gen *g, int n)
@@ -628,17 +701,18 @@ struct stream {
 	size_t out_len, out_cap, out_sent;
 	bool role_sent[MAX_PROMPTS];
 	bool done;            /* [DONE] queued */
+	bool broken;          /* a chunk could not be built: the stream ends cut, never with [DONE] */
 };
 
+/* Queues j (taken over) as one event; a failure breaks the stream. */
 static void sse_push(struct stream *st, json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
+	size_t n = 0;
+	char *s = j ? json_text(j, &n) : NULL;
 	json_decref(j);
-	if (!s)
-		return;
-	append(&st->out, &st->out_len, &st->out_cap, "data: ", 6);
-	append(&st->out, &st->out_len, &st->out_cap, s, strlen(s));
-	append(&st->out, &st->out_len, &st->out_cap, "\n\n", 2);
+	if (!s || append(&st->out, &st->out_len, &st->out_cap, "data: ", 6) ||
+	    append(&st->out, &st->out_len, &st->out_cap, s, n) || append(&st->out, &st->out_len, &st->out_cap, "\n\n", 2))
+		st->broken = true;
 	free(s);
 }
 
@@ -660,15 +734,21 @@ static void stream_emit(struct stream *st, int i, size_t lp_from)
 	json_t *text = jstr(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
 	g->sent = upto > g->sent ? upto : g->sent;
 	json_t *choice;
+	if (!text) {
+		st->broken = true;
+		return;
+	}
 	if (st->chat) {
 		json_t *delta = json_object();
-		if (!st->role_sent[i]) {
-			json_object_set_new(delta, "role", json_string("assistant"));
+		bool ok = delta != NULL;
+		if (ok && !st->role_sent[i]) {
+			ok = set(delta, "role", json_string("assistant"));
 			st->role_sent[i] = true;
 		}
-		if (json_string_length(text) || !fin)
-			json_object_set(delta, "content", text);
-		choice = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
+		if (ok && (json_string_length(text) || !fin))
+			ok = set(delta, "content", json_incref(text));
+		delta = built(delta, ok);
+		choice = !delta ? NULL : json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
 				   st->p.logprobs && g->n_lps > lp_from ? chat_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
 									: json_null(),
 				   "finish_reason", fin ? json_string(finish_name(g->finish)) : json_null());
@@ -679,30 +759,42 @@ static void stream_emit(struct stream *st, int i, size_t lp_from)
 				   "finish_reason", fin ? json_string(finish_name(g->finish)) : json_null());
 	}
 	json_decref(text);
-	sse_push(st, chunk(st, json_pack("[o]", choice)));
+	sse_push(st, choice ? chunk(st, json_pack("[o]", choice)) : NULL);
 }
 
-size_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
+/* Queues the end: the usage chunk when asked, then [DONE]. */
+static void stream_end(struct stream *st)
+{
+	if (st->p.include_usage) {
+		json_t *c = chunk(st, json_array());
+		sse_push(st, built(c, set(c, "usage", usage_json(st->g, st->n_gen))));
+	}
+	if (!st->broken && append(&st->out, &st->out_len, &st->out_cap, "data: [DONE]\n\n", 14))
+		st->broken = true;
+	st->done = true;
+}
+
+ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
 {
 	while (st->out_sent == st->out_len) {
 		st->out_len = st->out_sent = 0;
+		if (st->broken)
+			return -1;
 		if (st->done) {
 			*ended = true;
 			return 0;
 		}
 		if (st->cur >= st->n_gen) {
-			if (st->p.include_usage) {
-				json_t *c = chunk(st, json_array());
-				json_object_set_new(c, "usage", usage_json(st->g, st->n_gen));
-				sse_push(st, c);
-			}
-			append(&st->out, &st->out_len, &st->out_cap, "data: [DONE]\n\n", 14);
-			st->done = true;
+			stream_end(st);
 			continue;
 		}
 		struct gen *g = &st->g[st->cur];
 		size_t lp_from = g->n_lps;
 		bool more = g->finish == 0 && gen_wait(st->srv, &st->p, g, st->fd);
+		if (g->finish == HEARTH_FINISH_ERROR) {
+			st->broken = true; /* the model could not finish it: the client sees the stream cut */
+			continue;
+		}
 		stream_emit(st, st->cur, lp_from);
 		if (!more || g->finish)
 			st->cur++;
@@ -710,7 +802,7 @@ size_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
 	size_t n = st->out_len - st->out_sent < max ? st->out_len - st->out_sent : max;
 	memcpy(buf, st->out + st->out_sent, n);
 	st->out_sent += n;
-	return n;
+	return (ssize_t)n;
 }
 
 void stream_free(struct stream *st)
@@ -726,12 +818,56 @@ void stream_free(struct stream *st)
 
 /* ---- the endpoints ---------------------------------------------------------------------------------- */
 
-/* Runs the started generations to the end (non-streaming). */
-static void run_all(struct server *srv, const struct params *p, struct gen *g, int n, int fd)
+/* Runs the started generations to the end (non-streaming); false after a
+ * 500 reply when one could not be finished for lack of memory. */
+static bool run_all(struct server *srv, struct stream *st, int fd, struct reply *rp)
 {
-	for (int i = 0; i < n; i++)
-		while (gen_wait(srv, p, &g[i], fd))
+	bool ok = true;
+	for (int i = 0; i < st->n_gen; i++) {
+		while (gen_wait(srv, &st->p, &st->g[i], fd))
 			;
+		ok = ok && st->g[i].finish != HEARTH_FINISH_ERROR;
+	}
+	if (!ok)
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory: the model could not finish the request");
+	return ok;
+}
+
+/* The chat.completion reply of finished generations; NULL when out of memory. */
+static json_t *chat_reply(struct server *srv, struct stream *st)
+{
+	json_t *choices = json_array();
+	bool ok = choices != NULL;
+	for (int k = 0; ok && k < st->n_gen; k++) {
+		struct gen *g = &st->g[k];
+		ok = add(choices, json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", k, "message", "role", "assistant",
+					    "content", jstr(g->text ? g->text : "", g->len), "logprobs",
+					    st->p.logprobs ? chat_logprobs(srv, g->lps, g->n_lps) : json_null(),
+					    "finish_reason", finish_name(g->finish)));
+	}
+	if (!ok)
+		return built(choices, false);
+	return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s}", "id", st->id, "object", "chat.completion", "created",
+			 (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
+			 usage_json(st->g, st->n_gen), "system_fingerprint", "hearth");
+}
+
+/* The text_completion reply of finished generations; NULL when out of memory. */
+static json_t *completion_reply(struct server *srv, struct stream *st)
+{
+	json_t *choices = json_array();
+	bool ok = choices != NULL;
+	for (int i = 0; ok && i < st->n_gen; i++) {
+		struct gen *g = &st->g[i];
+		ok = add(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", i, "text", jstr(g->text ? g->text : "", g->len),
+					    "logprobs", st->p.logprobs ? completion_logprobs(srv, g->lps, g->n_lps) : json_null(),
+					    "finish_reason", finish_name(g->finish)));
+	}
+	if (!ok)
+		return built(choices, false);
+	return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", st->id, "object", "text_completion", "created",
+			 (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
+			 usage_json(st->g, st->n_gen));
 }
 
 /* The text of messages[i].content (a string, or text parts joined) into
@@ -816,8 +952,9 @@ static char *render_messages(struct server *srv, json_t *msgs, size_t *len, stru
 		if (!message_content(json_object_get(msg, "content"), role, i, &m[i], &owned[i], rp))
 			goto out;
 	}
-	if (hearth_chat_render(srv->model, m, (int)n, true, &out, len, &err))
-		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
+	int rc = hearth_chat_render(srv->model, m, (int)n, true, &out, len, &err);
+	if (rc)
+		reply_lib_error(rp, rc, "messages", &err);
 out:
 	for (i = 0; i < n && i < 256; i++)
 		free(owned[i]);
@@ -867,7 +1004,7 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 		goto out;
 	}
 	if (rc) {
-		reply_error(rp, 400, "invalid_request_error", "messages", NULL, "%s", err.msg);
+		reply_lib_error(rp, rc, "messages", &err);
 		goto out;
 	}
 	for (int k = 0; k < st->p.n; k++) {
@@ -880,19 +1017,8 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 		st = NULL;
 		goto out;
 	}
-	run_all(srv, &st->p, st->g, st->n_gen, call->fd);
-	json_t *choices = json_array();
-	for (int k = 0; k < st->n_gen; k++) {
-		struct gen *g = &st->g[k];
-		json_array_append_new(choices, json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", k, "message", "role",
-							 "assistant", "content", jstr(g->text ? g->text : "", g->len),
-							 "logprobs",
-							 st->p.logprobs ? chat_logprobs(srv, g->lps, g->n_lps) : json_null(),
-							 "finish_reason", finish_name(g->finish)));
-	}
-	reply_json(rp, 200, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s}", "id", st->id, "object", "chat.completion",
-				      "created", (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
-				      usage_json(st->g, st->n_gen), "system_fingerprint", "hearth"));
+	if (run_all(srv, st, call->fd, rp))
+		reply_json(rp, 200, chat_reply(srv, st));
 out:
 	free(prompt);
 	free(ids);
@@ -910,10 +1036,8 @@ static bool prompt_ids(struct server *srv, json_t *p, int32_t **ids, int32_t *n,
 			reply_error(rp, 400, "invalid_request_error", "prompt", "context_length_exceeded",
 				    "This model's maximum context length is %d tokens; the prompt is longer.", srv->sp.n_ctx_seq);
 		else if (rc)
-			reply_error(rp, 400, "invalid_request_error", "prompt", NULL, "%s", err.msg);
-		if (rc)
-			return false;
-		return true;
+			reply_lib_error(rp, rc, "prompt", &err);
+		return rc == 0;
 	}
 	size_t i, k = json_array_size(p);
 	json_t *v;
@@ -992,18 +1116,21 @@ void api_completions(struct server *srv, const struct call *call, struct reply *
 			goto out;
 		for (int k = 0; k < st->p.n; k++) {
 			struct gen *g = &st->g[st->n_gen];
-			if (st->p.echo) {
-				struct hearth_err err = { 0 };
-				if (hearth_detokenize(srv->model, ids, n, false, &g->prompt_text, &g->prompt_len, &err))
-					g->prompt_len = 0;
-			}
+			struct hearth_err err = { 0 };
+			int rc = st->p.echo ? hearth_detokenize(srv->model, ids, n, false, &g->prompt_text, &g->prompt_len, &err) : 0;
 			st->n_gen++; /* freed with the stream from here on */
+			if (rc) {
+				reply_lib_error(rp, rc, "prompt", &err);
+				free(ids);
+				goto out;
+			}
 			if (!gen_start(srv, &st->p, g, ids, n, k, "prompt", rp)) {
 				free(ids);
 				goto out;
 			}
-			if (st->p.echo && g->prompt_text) /* echoed text leads the completion */
-				append(&g->text, &g->len, &g->cap, g->prompt_text, g->prompt_len);
+			/* echoed text leads the completion */
+			if (st->p.echo && append(&g->text, &g->len, &g->cap, g->prompt_text, g->prompt_len))
+				gen_fail(g);
 		}
 		free(ids);
 	}
@@ -1012,18 +1139,8 @@ void api_completions(struct server *srv, const struct call *call, struct reply *
 		st = NULL;
 		goto out;
 	}
-	run_all(srv, &st->p, st->g, st->n_gen, call->fd);
-	json_t *choices = json_array();
-	for (int i = 0; i < st->n_gen; i++) {
-		struct gen *g = &st->g[i];
-		json_array_append_new(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", i, "text",
-							 jstr(g->text ? g->text : "", g->len), "logprobs",
-							 st->p.logprobs ? completion_logprobs(srv, g->lps, g->n_lps) : json_null(),
-							 "finish_reason", finish_name(g->finish)));
-	}
-	reply_json(rp, 200, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", st->id, "object", "text_completion",
-				      "created", (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
-				      usage_json(st->g, st->n_gen)));
+	if (run_all(srv, st, call->fd, rp))
+		reply_json(rp, 200, completion_reply(srv, st));
 out:
 	stream_free(st);
 }
@@ -1071,16 +1188,20 @@ void api_tokenize(struct server *srv, const struct call *call, struct reply *rp)
 	if (!get_bool(body, "add_special", &add_special, rp) || !get_bool(body, "add_special_tokens", &add_special, rp) ||
 	    !get_bool(body, "parse_special", &parse_special, rp))
 		return;
-	if (hearth_tokenize(srv->model, json_string_value(t), json_string_length(t), add_special, parse_special, &ids, &n,
-			    &err)) {
-		reply_error(rp, 400, "invalid_request_error", "content", NULL, "%s", err.msg);
+	int rc = hearth_tokenize(srv->model, json_string_value(t), json_string_length(t), add_special, parse_special, &ids,
+				 &n, &err);
+	if (rc) {
+		reply_lib_error(rp, rc, "content", &err);
 		return;
 	}
 	json_t *arr = json_array();
-	for (int32_t i = 0; i < n; i++)
-		json_array_append_new(arr, json_integer(ids[i]));
+	bool ok = arr != NULL;
+	for (int32_t i = 0; ok && i < n; i++)
+		ok = add(arr, json_integer(ids[i]));
 	free(ids);
-	reply_json(rp, 200, json_pack("{s:o, s:i, s:i}", "tokens", arr, "count", n, "max_model_len", srv->sp.n_ctx_seq));
+	arr = built(arr, ok);
+	reply_json(rp, 200, arr ? json_pack("{s:o, s:i, s:i}", "tokens", arr, "count", n, "max_model_len", srv->sp.n_ctx_seq)
+				: NULL);
 }
 
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp)
@@ -1113,7 +1234,7 @@ void api_detokenize(struct server *srv, const struct call *call, struct reply *r
 	int rc = hearth_detokenize(srv->model, ids, (int32_t)json_array_size(t), false, &text, &len, &err);
 	free(ids);
 	if (rc) {
-		reply_error(rp, 400, "invalid_request_error", "tokens", NULL, "%s", err.msg);
+		reply_lib_error(rp, rc, "tokens", &err);
 		return;
 	}
 	json_t *s = jstr(text, len);

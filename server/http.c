@@ -72,11 +72,26 @@ static const struct route routes[] = {
 
 /* ---- replies ---------------------------------------------------------------- */
 
+char *json_text(const json_t *j, size_t *len)
+{
+	/* measured, then written into one buffer: json_dumps can return broken text when one of
+	 * its allocations fails and a later one succeeds (jansson 2.14 ignores a failed key) */
+	size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+	char *s = n ? malloc(n + 1) : NULL;
+	if (s && json_dumpb(j, s, n, JSON_COMPACT) != n) {
+		free(s);
+		s = NULL;
+	}
+	if (s)
+		s[n] = 0;
+	*len = s ? n : 0;
+	return s;
+}
+
 void reply_json(struct reply *rp, int status, json_t *j)
 {
 	rp->status = status;
-	rp->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	rp->len = rp->body ? strlen(rp->body) : 0;
+	rp->body = j ? json_text(j, &rp->len) : NULL;
 	rp->content_type = "application/json";
 	json_decref(j);
 }
@@ -361,6 +376,10 @@ static json_t *parse_body(const struct http_request *rq, struct reply *rp)
 	json_error_t je;
 	/* JSON_ALLOW_NUL: "\u0000" is a valid character of a text; handlers read lengths */
 	json_t *body = json_loadb(rq->body ? rq->body : "", rq->body_len, JSON_ALLOW_NUL, &je);
+	if (!body && json_error_code(&je) == json_error_out_of_memory) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory reading the request");
+		return NULL;
+	}
 	if (!body) {
 		reply_error(rp, 400, "invalid_request_error", NULL, "invalid_json",
 			    "The request body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
@@ -374,13 +393,9 @@ static json_t *parse_body(const struct http_request *rq, struct reply *rp)
 	return body;
 }
 
-void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp)
+void http_answer_json(struct server *srv, const struct route *rt, const struct http_request *rq, json_t *body,
+		      struct reply *rp)
 {
-	if (rq->body_too_big) {
-		reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large",
-			    "The request body exceeds the limit of %zu bytes for %s", http_max_body(srv, rt), rt->path);
-		return;
-	}
 	if (!rt->fn) {
 		if (!strcmp(rt->path, "/health")) {
 			answer_health(srv, rp);
@@ -391,14 +406,25 @@ void http_answer(struct server *srv, const struct route *rt, const struct http_r
 		}
 		return;
 	}
-	struct call call = { .fd = rq->fd, .session_key = rq->session_id,
+	struct call call = { .body = body, .fd = rq->fd, .session_key = rq->session_id,
 			     .tenant = srv->n_keys ? key_match(srv, rq->authorization) : NULL };
 	if (rt->prefix)
 		call.arg = rq->url + strlen(rt->path);
-	if (rt->json_body && !(call.body = parse_body(rq, rp)))
-		return;
 	rt->fn(srv, &call, rp);
-	json_decref(call.body);
+}
+
+void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp)
+{
+	json_t *body = NULL;
+	if (rq->body_too_big) {
+		reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large",
+			    "The request body exceeds the limit of %zu bytes for %s", http_max_body(srv, rt), rt->path);
+		return;
+	}
+	if (rt->json_body && !(body = parse_body(rq, rp)))
+		return;
+	http_answer_json(srv, rt, rq, body, rp);
+	json_decref(body);
 }
 
 /* ---- libmicrohttpd ------------------------------------------------------------------ */
@@ -407,10 +433,12 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
 	bool ended = false;
-	size_t n = stream_read(cls, buf, max, &ended);
+	ssize_t n = stream_read(cls, buf, max, &ended);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR; /* the client sees the stream cut, never a false end */
 	if (n == 0 && ended)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	return (ssize_t)n;
+	return n;
 }
 
 static void sse_free(void *cls) { stream_free(cls); }

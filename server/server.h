@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "hearth.h"
 
@@ -171,8 +172,11 @@ struct reply {
 /* Error replies in OpenAI's shape {"error":{"message","type","param","code"}}. */
 void reply_error(struct reply *rp, int status, const char *type, const char *param, const char *code,
 		 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Takes ownership of j (decref'd) and serializes it as the reply body. */
+/* Takes ownership of j (decref'd) and serializes it as the reply body (NULL
+ * body when j is NULL or out of memory: the HTTP layer then answers 500). */
 void reply_json(struct reply *rp, int status, json_t *j);
+/* j as compact JSON text (malloc'd, *len bytes), or NULL when out of memory. */
+char *json_text(const json_t *j, size_t *len);
 
 /* One HTTP request as the request path sees it (the headers it reads). */
 struct http_request {
@@ -204,6 +208,9 @@ struct route;
 bool http_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp);
 /* Answers a request whose head passed http_head, its body now complete. */
 void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp);
+/* The same once the body is parsed (body: the JSON object for routes that take one, else NULL). */
+void http_answer_json(struct server *srv, const struct route *rt, const struct http_request *rq, json_t *body,
+		      struct reply *rp);
 /* The most body bytes rt accepts. */
 size_t http_max_body(const struct server *srv, const struct route *rt);
 
@@ -216,9 +223,11 @@ void api_tokenize(struct server *srv, const struct call *call, struct reply *rp)
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
 
 /* Streaming: the reader fills buf with the next SSE bytes. Returns the count,
- * 0 when the stream ended; blocks while the model works. */
+ * 0 with *ended when the stream ended, -1 when it broke (out of memory: the
+ * connection is then cut, so the client never sees a false end); blocks
+ * while the model works. */
 struct stream;
-size_t stream_read(struct stream *st, char *buf, size_t max, bool *ended);
+ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended);
 void stream_free(struct stream *st); /* cancels the request if still running */
 
 /* metrics.c: recorded by handlers, read by /metrics; never waits on the scheduler. */

@@ -26,6 +26,8 @@
 
 #include <stdbool.h>
 
+#include "hearth.h"
+
 /* Starts counting allocations from 0; the nth from now (n >= 1) fails, and
  * only that one, or with persistent every one from it on (n = 0: none fails,
  * only count). */
@@ -34,5 +36,23 @@ void fault_arm(long n, bool persistent);
 long fault_disarm(void);
 /* Did the armed allocation fail since fault_arm? */
 bool fault_fired(void);
+/* While paused, allocations are neither counted nor failed (a test's own
+ * steps inside a swept path, or a library's that would blur the result). */
+void fault_pause(bool pause);
+
+#define FAULT_WRONG 1 /* a path claimed success with a wrong result */
+
+/* One run of a path. Returns 0 when it succeeded and its result is right,
+ * its HEARTH_E* code when it reported an error (then *err says what), or
+ * FAULT_WRONG. It may call fault_disarm() itself before checking a result,
+ * so that the check's own allocations are not counted. */
+typedef int (*fault_path_fn)(void *ctx, bool first, struct hearth_err *err);
+
+/* Runs fn once clean (first = true: it records the right result), then with
+ * allocation k failing for every k up to 120 and about 80 more evenly spaced
+ * to the last, once failing alone and once failing with every allocation
+ * after it (SQLite's transient and persistent faults). A wrong result, an
+ * error other than HEARTH_ENOMEM or one without a message fails the test. */
+void fault_sweep(const char *what, fault_path_fn fn, void *ctx);
 
 #endif /* HEARTH_FAULT_H */

@@ -38,6 +38,8 @@
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_sched)          \
+	X(test_http_routes)          \
+	X(test_fault_http)           \
 	X(test_cli)
 
 #define HEARTH_DEMO_TESTS(X)  \

@@ -156,20 +156,31 @@ test('3. a trickling client is cut at its deadline with a 408, though it keeps s
 });
 
 test('3. beyond the per-address limit, with every connection busy: 503 and Retry-After', async () => {
-  const s = await startServer(['--max-connections-per-ip', '2', '--parallel', '1']);
+  const s = await startServer(['--max-connections-per-ip', '2', '--parallel', '2']);
+  const busy = [];
   try {
-    const body = JSON.stringify({ prompt: 'Once upon a time', max_tokens: 480, ignore_eos: true, temperature: 0 });
-    const long = [0, 1].map(() => raw(s.port, 'POST', '/v1/completions', { 'content-type': 'application/json' }, body));
-    await sleep(150);
+    // two streams that have started answering: both connections are busy for a while
+    const body = JSON.stringify({ prompt: 'Once upon a time', max_tokens: 480, ignore_eos: true, temperature: 0, stream: true });
+    const started = [0, 1].map(() => new Promise((resolve) => {
+      const so = net.connect(s.port, '127.0.0.1', () => so.write('POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
+      let seen = '';
+      so.on('data', (d) => { seen += d; if (seen.includes('data: ')) resolve(); });
+      so.on('error', () => {});
+      busy.push(so);
+    }));
+    await Promise.all(started);
     const so = net.connect(s.port, '127.0.0.1', () => so.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
     const got = await collect(so, 5000);
     so.destroy();
     assert.match(got.data, /^HTTP\/1\.1 503 /, got.data);
     assert.match(got.data, /\r\nRetry-After: 1\r\n/);
     assert.match(got.data, /"code":"too_many_connections"/);
-    for (const r of await Promise.all(long)) assert.equal(r.status, 200, r.text);
+    busy.forEach((b) => b.destroy());
+    await sleep(100);
     assert.equal((await fetch(`${s.url}/health`)).status, 200);
   } finally {
+    busy.forEach((b) => b.destroy());
     assert.equal((await s.stop()).code, 0);
   }
 });

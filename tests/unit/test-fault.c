@@ -16,66 +16,6 @@
 #include "../fault.h"
 #include "../harness.h"
 
-enum {
-	FULL = 120,  /* every allocation up to this one fails in turn */
-	SPREAD = 80, /* then about this many more runs, evenly spaced to the last */
-};
-#define FAULT_WRONG 1 /* a path claimed success with a wrong result */
-
-/* One run of a path. Returns 0 when it succeeded and its result is right,
- * its HEARTH_E* code when it reported an error (then *err says what), or
- * FAULT_WRONG. It may call fault_disarm() itself before checking a result,
- * so that the check's own allocations are not counted. */
-typedef int (*path_fn)(void *ctx, bool first, struct hearth_err *err);
-
-static long next_k(long k, long n)
-{
-	if (k < FULL)
-		return k + 1;
-	long stride = (n - FULL + SPREAD - 1) / SPREAD;
-	if (stride < 1)
-		stride = 1;
-	return k < n && k + stride > n ? n : k + stride;
-}
-
-/* Runs fn once clean (first = true: it records the right result), then with
- * allocation k failing for the sweep's k, once failing alone and once
- * failing with every allocation after it (SQLite's transient and persistent
- * faults). */
-static void sweep(const char *what, path_fn fn, void *ctx)
-{
-	struct hearth_err err = { 0 };
-	fault_arm(0, false);
-	int rc = fn(ctx, true, &err);
-	const long n = fault_disarm();
-	if (rc) {
-		T_FAIL("%s: fails with no fault injected: %s", what, err.msg);
-		return;
-	}
-	long runs = 0, errors = 0, absorbed = 0;
-	for (int persistent = 0; persistent < 2; persistent++)
-		for (long k = 1; k <= n; k = next_k(k, n)) {
-			const char *mode = persistent ? " and every one after" : "";
-			memset(&err, 0, sizeof err);
-			fault_arm(k, persistent);
-			rc = fn(ctx, false, &err);
-			fault_disarm();
-			runs++;
-			if (rc == FAULT_WRONG)
-				T_FAIL("%s: allocation %ld of %ld%s failed and it went on to a wrong result", what, k, n, mode);
-			else if (rc && rc != HEARTH_ENOMEM)
-				T_FAIL("%s: allocation %ld of %ld%s failed, reported as %s (%s)", what, k, n, mode,
-				       hearth_err_name(rc), err.msg);
-			else if (rc && !err.msg[0])
-				T_FAIL("%s: allocation %ld of %ld%s failed, reported with no message", what, k, n, mode);
-			else if (rc)
-				errors++;
-			else
-				absorbed += fault_fired();
-		}
-	printf("     %-48s %6ld allocations, %3ld runs: %3ld errors, %3ld absorbed\n", what, n, runs, errors, absorbed);
-}
-
 /* ---- model load ------------------------------------------------------------ */
 
 struct load_case {
@@ -122,7 +62,7 @@ void test_fault_model_load(void)
 		char what[128];
 		snprintf(what, sizeof what, "load %s%s", strrchr(cases[i].rel, '/') + 1,
 			 cases[i].vocab_only ? " (vocab)" : "");
-		sweep(what, path_load, &cases[i]);
+		fault_sweep(what, path_load, &cases[i]);
 	}
 }
 
@@ -242,16 +182,16 @@ void test_fault_tokenize(void)
 			continue;
 		const char *name = strrchr(c->rel, '/') + 1;
 		snprintf(what, sizeof what, "tokenize %s", name);
-		sweep(what, path_tokenize, c);
+		fault_sweep(what, path_tokenize, c);
 		if (c->ids) {
 			snprintf(what, sizeof what, "tokenize %s, refused", name);
-			sweep(what, path_tokenize_refused, c);
+			fault_sweep(what, path_tokenize_refused, c);
 			snprintf(what, sizeof what, "detokenize %s", name);
-			sweep(what, path_detokenize, c);
+			fault_sweep(what, path_detokenize, c);
 		}
 		if (c->text) {
 			snprintf(what, sizeof what, "detokenize streamed %s", name);
-			sweep(what, path_detok_stream, c);
+			fault_sweep(what, path_detok_stream, c);
 		}
 		free(c->ids);
 		free(c->text);
@@ -388,8 +328,8 @@ void test_fault_sched(void)
 		return;
 	for (int i = 0; i < N_REQ; i++)
 		T_OK(hearth_tokenize(c.m, texts[i], strlen(texts[i]), true, false, &c.prompt[i], &c.n_prompt[i], &err), err);
-	sweep("scheduler: two requests to their end", path_sched, &c);
-	sweep("context: a prompt and greedy tokens", path_context, &c);
+	fault_sweep("scheduler: two requests to their end", path_sched, &c);
+	fault_sweep("context: a prompt and greedy tokens", path_context, &c);
 	for (int i = 0; i < N_REQ; i++)
 		free(c.prompt[i]);
 	hearth_model_free(c.m);
