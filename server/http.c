@@ -70,47 +70,6 @@ static const struct route routes[] = {
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
-/* ---- replies ---------------------------------------------------------------- */
-
-char *json_text(const json_t *j, size_t *len)
-{
-	/* measured, then written into one buffer: json_dumps can return broken text when one of
-	 * its allocations fails and a later one succeeds (jansson 2.14 ignores a failed key) */
-	size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
-	char *s = n ? malloc(n + 1) : NULL;
-	if (s && json_dumpb(j, s, n, JSON_COMPACT) != n) {
-		free(s);
-		s = NULL;
-	}
-	if (s)
-		s[n] = 0;
-	*len = s ? n : 0;
-	return s;
-}
-
-void reply_json(struct reply *rp, int status, json_t *j)
-{
-	rp->status = status;
-	rp->body = j ? json_text(j, &rp->len) : NULL;
-	rp->content_type = "application/json";
-	json_decref(j);
-}
-
-void reply_error(struct reply *rp, int status, const char *type, const char *param, const char *code,
-		 const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	json_t *e = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", msg, "type", type, "param",
-			      param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
-	free(rp->body);
-	rp->body = NULL;
-	reply_json(rp, status, e);
-}
-
 bool client_gone(int fd)
 {
 	char c;

@@ -5,8 +5,10 @@
  *   listen.c       the listening socket and the accept loop (limits, deadlines)
  *   conns.c        connection slots: per-address and global limits, eviction, deadlines
  *   http.c         libmicrohttpd glue and the request path: host, origin and key
- *                  checks, routing, body limits, OpenAI-shaped errors, SSE
- *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize
+ *                  checks, routing, body limits, SSE handed to libmicrohttpd
+ *   reply.c        JSON replies and OpenAI-shaped errors
+ *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
+ *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
  *   serve.c        flags, keys, TLS files, model loading, signals, draining
  *
@@ -176,7 +178,10 @@ void reply_error(struct reply *rp, int status, const char *type, const char *par
  * body when j is NULL or out of memory: the HTTP layer then answers 500). */
 void reply_json(struct reply *rp, int status, json_t *j);
 /* j as compact JSON text (malloc'd, *len bytes), or NULL when out of memory. */
-char *json_text(const json_t *j, size_t *len);
+char *reply_text(const json_t *j, size_t *len);
+/* The reply for an error the library returned: 500 when it ran out of memory,
+ * else 400 naming param (may be NULL) with the library's message. */
+void reply_lib_error(struct reply *rp, int rc, const char *param, const struct hearth_err *err);
 
 /* One HTTP request as the request path sees it (the headers it reads). */
 struct http_request {
@@ -214,7 +219,7 @@ void http_answer_json(struct server *srv, const struct route *rt, const struct h
 /* The most body bytes rt accepts. */
 size_t http_max_body(const struct server *srv, const struct route *rt);
 
-/* api-openai.c */
+/* api-openai.c (openai.h: what its helpers share) */
 void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp);
 void api_completions(struct server *srv, const struct call *call, struct reply *rp);
 void api_models(struct server *srv, const struct call *call, struct reply *rp);

@@ -161,12 +161,14 @@ test('3. beyond the per-address limit, with every connection busy: 503 and Retry
   try {
     // two streams that have started answering: both connections are busy for a while
     const body = JSON.stringify({ prompt: 'Once upon a time', max_tokens: 480, ignore_eos: true, temperature: 0, stream: true });
-    const started = [0, 1].map(() => new Promise((resolve) => {
+    const started = [0, 1].map(() => new Promise((resolve, reject) => {
       const so = net.connect(s.port, '127.0.0.1', () => so.write('POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
         `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
       let seen = '';
       so.on('data', (d) => { seen += d; if (seen.includes('data: ')) resolve(); });
       so.on('error', () => {});
+      so.on('close', () => reject(new Error(`a stream closed before answering: ${seen.slice(0, 200)}`)));
+      setTimeout(() => reject(new Error('a stream did not start within 20 s')), 20000);
       busy.push(so);
     }));
     await Promise.all(started);

@@ -1,0 +1,135 @@
+/*
+ * openai.h - what the OpenAI endpoints share (internal to server/):
+ *
+ *   params.c   a request's JSON fields -> struct params (each error names its field)
+ *   gen.c      one generation: submit, token events, stop strings, text and logprobs
+ *   stream.c   the generations of a request as server-sent events
+ *   shapes.c   OpenAI's JSON shapes: choices, logprobs, usage, models
+ *   jsonb.c    JSON built with every step checked; buf.c a growable byte buffer
+ *
+ * Every builder returns NULL (or false) when memory runs out, and callers pass
+ * that on: a reply that cannot be built whole is a 500 or a cut stream, never
+ * a partial answer.
+ */
+#ifndef HEARTH_SERVER_OPENAI_H
+#define HEARTH_SERVER_OPENAI_H
+
+#include "server.h"
+
+#define MAX_STOPS 8
+#define MAX_PROMPTS 16
+
+struct params {
+	struct hearth_sampler_params sp;
+	int32_t max_tokens;        /* -1: up to the context */
+	int n;                     /* choices per prompt */
+	bool stream, include_usage;
+	bool logprobs;
+	int32_t top_logprobs;      /* chat: 0..20; completions: logprobs 0..5 */
+	char *stops[MAX_STOPS];
+	int n_stops;
+	int32_t bias_ids[1024];
+	float bias[1024];
+	int32_t n_bias;
+	bool echo;
+	bool ignore_eos;           /* llama.cpp's extension: keep going past end-of-text */
+	char *salt;                /* prefix-cache tenant: the API key, then the request's cache_salt */
+	size_t salt_len;
+};
+
+
+struct tok_lp {
+	int32_t id;
+	float lp;
+	int32_t n_top;
+	int32_t top_ids[HEARTH_MAX_TOP_LOGPROBS];
+	float top_lp[HEARTH_MAX_TOP_LOGPROBS];
+	size_t text_offset;
+};
+
+
+struct gen {
+	struct hearth_request *req;
+	struct hearth_detok *dt;
+	int32_t n_prompt, cached;
+	char *text;               /* generated text (stop strings cut) */
+	size_t len, cap, sent;    /* sent: bytes already streamed */
+	int32_t n_gen;
+	struct tok_lp *lps;
+	size_t n_lps, cap_lps;
+	int finish;               /* enum hearth_finish, 0 while running */
+	bool stopped;             /* ended by a stop string */
+	bool failed;              /* out of memory keeping its text: ends with HEARTH_FINISH_ERROR */
+	double t_submit, t_first, t_last;
+	char *prompt_text;        /* completions echo */
+	size_t prompt_len;
+};
+
+
+struct stream {
+	struct server *srv;
+	struct params p;
+	bool chat;
+	struct gen g[MAX_PROMPTS];
+	int n_gen, cur;       /* choices, the one being streamed */
+	char id[48];
+	long created;
+	int fd;
+	char *out;            /* SSE bytes ready to send */
+	size_t out_len, out_cap, out_sent;
+	bool role_sent[MAX_PROMPTS];
+	bool done;            /* [DONE] queued */
+	bool broken;          /* a chunk could not be built: the stream ends cut, never with [DONE] */
+};
+
+
+/* params.c */
+/* Reads the fields both completion endpoints share into p (zeroed first).
+ * chat: logprobs is a bool plus top_logprobs; completions: an integer 0..5.
+ * tenant: the API key that let the request in (NULL: none). False after a
+ * 400 reply naming the field; p is then freed with params_free. */
+bool params_parse(struct server *srv, json_t *b, bool chat, const char *tenant, struct params *p, struct reply *rp);
+void params_free(struct params *p);
+/* Reads the optional boolean field key of b into *out; false after a 400 reply. */
+bool params_bool(json_t *b, const char *key, bool *out, struct reply *rp);
+
+/* gen.c */
+/* Submits prompt ids as choice number `choice`; false after an error reply
+ * (what: "messages" or "prompt", for the over-length error). */
+bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n, int choice,
+	       const char *what, struct reply *rp);
+/* Waits for g's next event (cancelling when the client at fd left); false when the request is over. */
+bool gen_wait(struct server *srv, const struct params *p, struct gen *g, int fd);
+/* Bytes of g's text safe to send now (a stop string may still be forming after them). */
+size_t gen_sendable(const struct params *p, const struct gen *g);
+/* Ends g early: it could not keep what the model produced (HEARTH_FINISH_ERROR). */
+void gen_fail(struct gen *g);
+void gen_free(struct server *srv, struct gen *g);
+
+/* stream.c: a request's generations (streamed or not) and their SSE output */
+struct stream *stream_new(struct server *srv, bool chat, const struct call *call);
+
+/* shapes.c: NULL when out of memory */
+const char *shape_finish_name(int finish);
+json_t *shape_chat_logprobs(struct server *srv, const struct tok_lp *l, size_t n);
+json_t *shape_completion_logprobs(struct server *srv, const struct tok_lp *l, size_t n);
+json_t *shape_usage(const struct gen *g, int n);
+json_t *shape_chat_reply(struct server *srv, struct stream *st);
+json_t *shape_completion_reply(struct server *srv, struct stream *st);
+json_t *shape_model(struct server *srv);
+
+/* jsonb.c */
+/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
+json_t *jsonb_str(const char *s, size_t n);
+/* Appends v (taken over) to arr; false when either is NULL or the append fails. */
+bool jsonb_add(json_t *arr, json_t *v);
+/* Sets key of obj to v (taken over); false when any is NULL or it fails. */
+bool jsonb_set(json_t *obj, const char *key, json_t *v);
+/* obj when every step that built it succeeded (ok), else NULL (obj released). */
+json_t *jsonb_done(json_t *obj, bool ok);
+
+/* buf.c */
+/* Appends s[0..n) to the growable buffer *buf (NUL-terminated); -1 when out of memory (nothing changes). */
+int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
+#endif /* HEARTH_SERVER_OPENAI_H */

@@ -1,0 +1,147 @@
+/*
+ * stream.c - a request's generations (one per choice), and when it streams,
+ * their text as server-sent events in OpenAI's chunk shape: each choice in
+ * turn, a usage chunk when asked, then "data: [DONE]". A chunk that cannot
+ * be built breaks the stream: the connection is cut rather than ended
+ * falsely.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "openai.h"
+
+static void gen_id(char *buf, size_t size, const char *prefix)
+{
+	static atomic_uint_fast64_t counter;
+	uint64_t x = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ atomic_fetch_add(&counter, 1) * 0xbf58476d1ce4e5b9ULL;
+	snprintf(buf, size, "%s%016" PRIx64, prefix, x);
+}
+
+/* Queues j (taken over) as one event; a failure breaks the stream. */
+static void sse_push(struct stream *st, json_t *j)
+{
+	size_t n = 0;
+	char *s = j ? reply_text(j, &n) : NULL;
+	json_decref(j);
+	if (!s || buf_append(&st->out, &st->out_len, &st->out_cap, "data: ", 6) ||
+	    buf_append(&st->out, &st->out_len, &st->out_cap, s, n) || buf_append(&st->out, &st->out_len, &st->out_cap, "\n\n", 2))
+		st->broken = true;
+	free(s);
+}
+
+static json_t *chunk(struct stream *st, json_t *choices)
+{
+	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", st->id, "object",
+			 st->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)st->created,
+			 "model", st->srv->alias, "choices", choices);
+}
+
+/* Queues what choice i has ready; its final chunk when it finished. */
+static void stream_emit(struct stream *st, int i, size_t lp_from)
+{
+	struct gen *g = &st->g[i];
+	size_t upto = gen_sendable(&st->p, g);
+	bool fin = g->finish != 0;
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]))
+		return;
+	json_t *text = jsonb_str(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
+	g->sent = upto > g->sent ? upto : g->sent;
+	json_t *choice;
+	if (!text) {
+		st->broken = true;
+		return;
+	}
+	if (st->chat) {
+		json_t *delta = json_object();
+		bool ok = delta != NULL;
+		if (ok && !st->role_sent[i]) {
+			ok = jsonb_set(delta, "role", json_string("assistant"));
+			st->role_sent[i] = true;
+		}
+		if (ok && (json_string_length(text) || !fin))
+			ok = jsonb_set(delta, "content", json_incref(text));
+		delta = jsonb_done(delta, ok);
+		choice = !delta ? NULL : json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
+				   st->p.logprobs && g->n_lps > lp_from ? shape_chat_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
+									: json_null(),
+				   "finish_reason", fin ? json_string(shape_finish_name(g->finish)) : json_null());
+	} else {
+		choice = json_pack("{s:i, s:O, s:o, s:o}", "index", i, "text", text, "logprobs",
+				   st->p.logprobs && g->n_lps > lp_from ? shape_completion_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
+									: json_null(),
+				   "finish_reason", fin ? json_string(shape_finish_name(g->finish)) : json_null());
+	}
+	json_decref(text);
+	sse_push(st, choice ? chunk(st, json_pack("[o]", choice)) : NULL);
+}
+
+/* Queues the end: the usage chunk when asked, then [DONE]. */
+static void stream_end(struct stream *st)
+{
+	if (st->p.include_usage) {
+		json_t *c = chunk(st, json_array());
+		sse_push(st, jsonb_done(c, jsonb_set(c, "usage", shape_usage(st->g, st->n_gen))));
+	}
+	if (!st->broken && buf_append(&st->out, &st->out_len, &st->out_cap, "data: [DONE]\n\n", 14))
+		st->broken = true;
+	st->done = true;
+}
+
+ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
+{
+	while (st->out_sent == st->out_len) {
+		st->out_len = st->out_sent = 0;
+		if (st->broken)
+			return -1;
+		if (st->done) {
+			*ended = true;
+			return 0;
+		}
+		if (st->cur >= st->n_gen) {
+			stream_end(st);
+			continue;
+		}
+		struct gen *g = &st->g[st->cur];
+		size_t lp_from = g->n_lps;
+		bool more = g->finish == 0 && gen_wait(st->srv, &st->p, g, st->fd);
+		if (g->finish == HEARTH_FINISH_ERROR) {
+			st->broken = true; /* the model could not finish it: the client sees the stream cut */
+			continue;
+		}
+		stream_emit(st, st->cur, lp_from);
+		if (!more || g->finish)
+			st->cur++;
+	}
+	size_t n = st->out_len - st->out_sent < max ? st->out_len - st->out_sent : max;
+	memcpy(buf, st->out + st->out_sent, n);
+	st->out_sent += n;
+	return (ssize_t)n;
+}
+
+void stream_free(struct stream *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < st->n_gen; i++)
+		gen_free(st->srv, &st->g[i]);
+	params_free(&st->p);
+	free(st->out);
+	free(st);
+}
+
+struct stream *stream_new(struct server *srv, bool chat, const struct call *call)
+{
+	struct stream *st = calloc(1, sizeof *st);
+	if (!st)
+		return NULL;
+	st->srv = srv;
+	st->chat = chat;
+	st->fd = call->fd;
+	st->created = (long)time(NULL);
+	gen_id(st->id, sizeof st->id, chat ? "chatcmpl-" : "cmpl-");
+	return st;
+}
+
