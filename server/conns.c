@@ -2,28 +2,37 @@
  * conns.c - who is connected: one slot per accepted connection, so that no
  * client can starve the others of connections.
  *
- * Each connection is either WAITING (for its next request, or receiving its
- * headers and body) or BUSY (its request is in and being answered). Rules:
+ * A connection is in one of four states:
+ *
+ *   IDLE       waiting for its next request (or for the rest of its headers)
+ *   RECEIVING  its headers are in, its body is arriving
+ *   BUSY       its request is in and the server works on it (the model runs)
+ *   SENDING    its reply (or the stream's next part) is handed over and waits
+ *              for the client to read it
+ *
+ * IDLE, RECEIVING and SENDING go at the client's pace; only BUSY goes at the
+ * server's. Rules:
  *
  *  1. A client address holds at most max_per_addr connections and the server
  *     at most max_total (IPv6 addresses count per /64, the block one host
  *     usually has).
- *  2. A new connection beyond a limit takes the place of the longest-waiting
- *     WAITING connection (of its own address for the per-address limit, of the
- *     address holding the most for the global one): idle and trickling
- *     connections give way, answered work never does. When every candidate is
- *     BUSY the newcomer is refused: the accept loop answers it 503 with
- *     Retry-After.
- *  3. A WAITING connection has deadline_s from when it began waiting to
- *     deliver its whole request, however it trickles; then it gets 408 and
- *     is closed.
+ *  2. A new connection beyond a limit takes the place of another (of its own
+ *     address for the per-address limit, of anyone's for the global one): the
+ *     longest IDLE one, else the longest RECEIVING one, else the longest
+ *     SENDING one stalled for more than SEND_GRACE_S. Answered work never gives
+ *     way. When no connection qualifies, the newcomer is refused: the accept
+ *     loop answers it 503 with Retry-After.
+ *  3. A connection has deadline_s from when it began waiting (IDLE) to deliver
+ *     its whole request, however it trickles (then 408), and deadline_s from
+ *     each hand-over to read what it was given (then it is cut): a client that
+ *     reads slowly cannot hold a connection forever either.
  *
- * Closing a connection here means a short reply (plain HTTP only) and
- * shutdown(): libmicrohttpd, which owns the socket, sees the end and cleans
- * up; the slot is freed when it reports the connection closed, which it does
- * before it closes the descriptor, so a descriptor in a slot is never reused
- * under us. Slots being closed do not count against the limits, but at most
- * max_total of them may be pending at once.
+ * Closing a connection here means a short reply (plain HTTP, and only before
+ * a reply has begun) and shutdown(): libmicrohttpd, which owns the socket,
+ * sees the end and cleans up; the slot is freed when it reports the
+ * connection closed, which it does before it closes the descriptor, so a
+ * descriptor in a slot is never reused under us. Slots being closed do not
+ * count against the limits, but at most max_total of them may be pending.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -33,6 +42,8 @@
 #include <sys/socket.h>
 
 #include "server.h"
+
+#define SEND_GRACE_S 2.0 /* a reply slower than this to be read may give way (rule 2) */
 
 int conns_init(struct conns *cs, int max_total, int max_per_addr, double deadline_s, bool tls)
 {
@@ -158,16 +169,6 @@ static void addr_sub(struct conns *cs, const unsigned char *key)
 	}
 }
 
-/* The address holding the most open connections (NULL when none). */
-static const unsigned char *heaviest_addr(const struct conns *cs)
-{
-	const struct addr_count *best = NULL;
-	for (size_t i = 0; i < cs->addr_cap; i++)
-		if (cs->addrs[i].n && (!best || cs->addrs[i].n > best->n))
-			best = &cs->addrs[i];
-	return best ? best->key : NULL;
-}
-
 /* ---- slots ---- */
 
 /* Marks a slot closing and ends its connection. Call with the lock held. */
@@ -180,43 +181,69 @@ static void close_slot(struct conns *cs, struct conn_slot *s)
 	shutdown(s->fd, SHUT_RDWR);
 }
 
-/* The longest-waiting WAITING slot, of addr when given; NULL when none. */
-static struct conn_slot *oldest_waiting(struct conns *cs, const unsigned char *addr)
+/* How readily s gives way to a newcomer (rule 2): 0 IDLE, 1 RECEIVING, 2 a
+ * stalled SENDING, -1 never; *since: since when it has been so. */
+static int yield_class(const struct conn_slot *s, double now, double *since)
+{
+	*since = s->state == CONN_SENDING ? s->t_paced : s->t_wait;
+	switch (s->state) {
+	case CONN_IDLE:
+		return 0;
+	case CONN_RECEIVING:
+		return 1;
+	case CONN_SENDING:
+		return now - s->t_paced > SEND_GRACE_S ? 2 : -1;
+	default:
+		return -1;
+	}
+}
+
+/* The slot that gives way first by rule 2, of addr when given; NULL when none may. */
+static struct conn_slot *victim(struct conns *cs, const unsigned char *addr, double now)
 {
 	struct conn_slot *best = NULL;
+	int best_class = 3;
+	double best_since = 0;
 	for (int i = 0; i < cs->cap; i++) {
 		struct conn_slot *s = &cs->slot[i];
-		if (!s->used || s->closing || s->state != CONN_WAITING || (addr && memcmp(s->addr, addr, 16)))
+		double since;
+		if (!s->used || s->closing || (addr && memcmp(s->addr, addr, 16)))
 			continue;
-		if (!best || s->t_wait < best->t_wait)
+		int c = yield_class(s, now, &since);
+		if (c >= 0 && (c < best_class || (c == best_class && since < best_since))) {
 			best = s;
+			best_class = c;
+			best_since = since;
+		}
 	}
 	return best;
 }
 
+/* Ends a victim: a 503 first when it has not been answered yet. */
+static void evict(struct conns *cs, struct conn_slot *v)
+{
+	if (v->state != CONN_SENDING)
+		conns_say_busy(cs, v->fd);
+	close_slot(cs, v);
+	cs->n_evicted++;
+}
+
 /* Frees room for one more connection from addr by rule 2; false when none can be freed. */
-static bool make_room(struct conns *cs, const unsigned char *addr)
+static bool make_room(struct conns *cs, const unsigned char *addr, double now)
 {
 	if (cs->n_closing >= cs->max_total)
 		return false; /* libmicrohttpd has not caught up with the ones already closing */
 	if (addr_open(cs, addr) >= cs->max_per_addr) {
-		struct conn_slot *v = oldest_waiting(cs, addr);
+		struct conn_slot *v = victim(cs, addr, now);
 		if (!v)
 			return false;
-		conns_say_busy(cs, v->fd);
-		close_slot(cs, v);
-		cs->n_evicted++;
+		evict(cs, v);
 	}
 	if (cs->n_open >= cs->max_total) {
-		const unsigned char *heavy = heaviest_addr(cs);
-		struct conn_slot *v = heavy ? oldest_waiting(cs, heavy) : NULL;
-		if (!v)
-			v = oldest_waiting(cs, NULL);
+		struct conn_slot *v = victim(cs, NULL, now);
 		if (!v)
 			return false;
-		conns_say_busy(cs, v->fd);
-		close_slot(cs, v);
-		cs->n_evicted++;
+		evict(cs, v);
 	}
 	return true;
 }
@@ -227,7 +254,7 @@ int conns_admit(struct conns *cs, int fd, const struct sockaddr *sa, double now)
 	int at = -1;
 	conns_addr_key(sa, key);
 	pthread_mutex_lock(&cs->lock);
-	if (!make_room(cs, key)) {
+	if (!make_room(cs, key, now)) {
 		cs->n_refused++;
 		goto out;
 	}
@@ -243,7 +270,7 @@ int conns_admit(struct conns *cs, int fd, const struct sockaddr *sa, double now)
 	s->used = true;
 	s->fd = fd;
 	memcpy(s->addr, key, 16);
-	s->state = CONN_WAITING;
+	s->state = CONN_IDLE;
 	s->t_wait = now;
 	cs->n_open++;
 	addr_add(cs, key);
@@ -295,29 +322,30 @@ void conns_closed(struct conns *cs, struct conn_slot *s)
 	pthread_mutex_unlock(&cs->lock);
 }
 
-bool conns_busy(struct conns *cs, struct conn_slot *s)
+/* Moves s to state (from the connection's own thread); false when it is being closed. */
+static bool set_state(struct conns *cs, struct conn_slot *s, int state, double now)
 {
 	bool ok = true;
 	if (!s)
 		return true;
 	pthread_mutex_lock(&cs->lock);
-	if (s->closing)
+	if (s->closing) {
 		ok = false;
-	else
-		s->state = CONN_BUSY;
+	} else {
+		if (state == CONN_IDLE)
+			s->t_wait = now;
+		if (state == CONN_SENDING)
+			s->t_paced = now;
+		s->state = state;
+	}
 	pthread_mutex_unlock(&cs->lock);
 	return ok;
 }
 
-void conns_waiting(struct conns *cs, struct conn_slot *s, double now)
-{
-	if (!s)
-		return;
-	pthread_mutex_lock(&cs->lock);
-	s->state = CONN_WAITING;
-	s->t_wait = now;
-	pthread_mutex_unlock(&cs->lock);
-}
+bool conns_receiving(struct conns *cs, struct conn_slot *s) { return set_state(cs, s, CONN_RECEIVING, 0); }
+bool conns_busy(struct conns *cs, struct conn_slot *s) { return set_state(cs, s, CONN_BUSY, 0); }
+void conns_sending(struct conns *cs, struct conn_slot *s, double now) { set_state(cs, s, CONN_SENDING, now); }
+void conns_waiting(struct conns *cs, struct conn_slot *s, double now) { set_state(cs, s, CONN_IDLE, now); }
 
 int conns_reap(struct conns *cs, double now)
 {
@@ -327,12 +355,16 @@ int conns_reap(struct conns *cs, double now)
 	pthread_mutex_lock(&cs->lock);
 	for (int i = 0; i < cs->cap; i++) {
 		struct conn_slot *s = &cs->slot[i];
-		if (s->used && !s->closing && s->state == CONN_WAITING && now - s->t_wait > cs->deadline_s) {
+		if (!s->used || s->closing || s->state == CONN_BUSY)
+			continue;
+		const bool sending = s->state == CONN_SENDING;
+		if (now - (sending ? s->t_paced : s->t_wait) <= cs->deadline_s)
+			continue;
+		if (!sending) /* a reply under way cannot be followed by another */
 			say(cs, s->fd, 408, "Request Timeout", "request_timeout", msg);
-			close_slot(cs, s);
-			cs->n_timed_out++;
-			n++;
-		}
+		close_slot(cs, s);
+		cs->n_timed_out++;
+		n++;
 	}
 	pthread_mutex_unlock(&cs->lock);
 	return n;

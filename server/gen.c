@@ -14,9 +14,9 @@ static size_t stop_holdback(const struct params *p, const char *text, size_t len
 {
 	size_t hold = 0;
 	for (int i = 0; i < p->n_stops; i++) {
-		size_t sl = strlen(p->stops[i]);
-		for (size_t k = sl - 1; k > hold; k--)
-			if (k <= len && memcmp(text + len - k, p->stops[i], k) == 0) {
+		const size_t sl = strlen(p->stops[i]);
+		for (size_t k = sl - 1 < len ? sl - 1 : len; k > hold; k--)
+			if (memcmp(text + len - k, p->stops[i], k) == 0) {
 				hold = k;
 				break;
 			}

@@ -18,7 +18,9 @@
  * OpenAI's shape, except libmicrohttpd's own answers to requests whose head
  * outgrows HEADER_MEMORY or breaks HTTP's syntax.
  */
+#define _GNU_SOURCE /* strcasestr */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,15 +35,27 @@
 #define HEADERS_MAX (32 * 1024)     /* more header bytes: 431 */
 #define HEADER_MEMORY (128 * 1024)  /* libmicrohttpd's per-connection pool: room for the above */
 #define SMALL_BODY_MAX (1u << 20)   /* /tokenize, /detokenize */
+/* a body refused from the head is still read, up to this, so that its client sees the answer */
+#define DRAIN_MAX(srv) (2 * (uint64_t)(srv)->max_body)
 
 /* One request in progress (libmicrohttpd's per-request pointer). */
 struct conn {
 	struct http_request rq;
 	const struct route *rt;
 	char *body;
-	size_t len, cap;
+	size_t len, cap;          /* cap bytes are held in srv->body_held */
+	struct reply early;       /* an answer the head got, sent once the body is read and dropped */
+	bool has_early;
+	uint64_t dropped;         /* body bytes read and dropped */
 	bool counted;             /* in srv->in_flight */
 	struct conn_slot *slot;   /* the connection's, from conns.c */
+};
+
+/* A stream handed to libmicrohttpd, and whose connection it paces. */
+struct sse {
+	struct stream *st;
+	struct server *srv;
+	struct conn_slot *slot;
 };
 
 typedef void (*route_fn)(struct server *srv, const struct call *call, struct reply *rp);
@@ -94,6 +108,8 @@ static const char *key_match(const struct server *srv, const char *authorization
 	while (*given == ' ')
 		given++;
 	size_t gl = strlen(given);
+	while (gl && (given[gl - 1] == ' ' || given[gl - 1] == '\t'))
+		gl--;
 	for (int k = 0; k < srv->n_keys; k++) {
 		const char *key = srv->keys[k];
 		size_t kl = strlen(key);
@@ -107,22 +123,26 @@ static const char *key_match(const struct server *srv, const char *authorization
 }
 
 /* The host part of a Host header value (no port, no brackets) into out;
- * false when it does not fit or is malformed. */
+ * false when it does not fit or is malformed (a port must be digits). */
 static bool host_name(const char *host, char *out, size_t size)
 {
-	const char *end;
+	const char *end, *port;
 	if (host[0] == '[') {
 		end = strchr(host, ']');
-		if (!end || (end[1] && end[1] != ':'))
+		if (!end)
 			return false;
+		port = end[1] ? end + 1 : NULL;
 		host++;
 	} else {
 		end = strchr(host, ':');
 		if (end && strchr(end + 1, ':'))
 			return false; /* an IPv6 address must be bracketed */
+		port = end;
 		if (!end)
 			end = host + strlen(host);
 	}
+	if (port && (port[0] != ':' || !port[1] || strspn(port + 1, "0123456789") != strlen(port + 1)))
+		return false;
 	size_t n = (size_t)(end - host);
 	if (n == 0 || n >= size)
 		return false;
@@ -131,9 +151,17 @@ static bool host_name(const char *host, char *out, size_t size)
 	return true;
 }
 
-/* Is the Host header one this server answers to? With check_host, only
- * loopback names and --allowed-host ones are; a request without Host (HTTP/1.0
- * tools) does not come from a browser and passes. */
+/* Is name an IP address literal (IPv4 dotted quad, or IPv6)? */
+static bool is_ip_literal(const char *name)
+{
+	unsigned char a[16];
+	return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
+}
+
+/* Is the Host header one this server answers to? A DNS-rebinding page can only
+ * reach the server under a name it controls, so with check_host only IP
+ * addresses, "localhost" and --allowed-host names are answered. A request
+ * without Host (HTTP/1.0 tools) does not come from a browser and passes. */
 static bool host_allowed(const struct server *srv, const char *host)
 {
 	char name[256];
@@ -141,10 +169,10 @@ static bool host_allowed(const struct server *srv, const char *host)
 		return true;
 	if (!host_name(host, name, sizeof name))
 		return false;
-	if (!strcasecmp(name, "localhost") || host_is_loopback(name))
+	if (!strcasecmp(name, "localhost") || is_ip_literal(name))
 		return true;
 	for (int i = 0; i < srv->n_allowed_hosts; i++)
-		if (!strcmp(srv->allowed_hosts[i], "*") || !strcasecmp(srv->allowed_hosts[i], name))
+		if (!strcasecmp(srv->allowed_hosts[i], name))
 			return true;
 	return false;
 }
@@ -271,6 +299,13 @@ static bool check_body_head(const struct server *srv, const struct route *rt, co
 		return true;
 	}
 	const size_t max = http_max_body(srv, rt);
+	if (rq->has_length && rq->content_length <= max && srv->max_body_total &&
+	    rq->content_length > srv->max_body_total - atomic_load(&srv->body_held)) {
+		reply_error(rp, 503, "service_unavailable", NULL, "server_busy",
+			    "The server holds as many request bodies as it may now. Retry shortly.");
+		rp->retry_after = 1;
+		return true;
+	}
 	if (rq->has_length && rq->content_length > max) {
 		if (max == 0)
 			reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large", "%s takes no request body",
@@ -375,6 +410,13 @@ void http_answer_json(struct server *srv, const struct route *rt, const struct h
 void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp)
 {
 	json_t *body = NULL;
+	if (rq->body_no_room) {
+		reply_error(rp, 503, "service_unavailable", NULL, "server_busy",
+			    "The server holds as many request bodies as it may now (%zu bytes). Retry shortly.",
+			    srv->max_body_total);
+		rp->retry_after = 1;
+		return;
+	}
 	if (rq->body_too_big) {
 		reply_error(rp, 413, "invalid_request_error", NULL, "request_too_large",
 			    "The request body exceeds the limit of %zu bytes for %s", http_max_body(srv, rt), rt->path);
@@ -388,29 +430,44 @@ void http_answer(struct server *srv, const struct route *rt, const struct http_r
 
 /* ---- libmicrohttpd ------------------------------------------------------------------ */
 
+/* libmicrohttpd asks for the stream's next bytes when it has sent the last
+ * ones: the connection is BUSY while the model works on them and SENDING
+ * (paced by the client, with a deadline) once they are handed over. */
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	(void)pos;
+	struct sse *x = cls;
 	bool ended = false;
-	ssize_t n = stream_read(cls, buf, max, &ended);
+	(void)pos;
+	if (!conns_busy(&x->srv->conns, x->slot))
+		return MHD_CONTENT_READER_END_WITH_ERROR; /* cut for its deadline */
+	ssize_t n = stream_read(x->st, buf, max, &ended);
 	if (n < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR; /* the client sees the stream cut, never a false end */
 	if (n == 0 && ended)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	conns_sending(&x->srv->conns, x->slot, hearth_now());
 	return n;
 }
 
-static void sse_free(void *cls) { stream_free(cls); }
+static void sse_free(void *cls)
+{
+	struct sse *x = cls;
+	stream_free(x->st);
+	free(x);
+}
 
-static struct MHD_Response *make_response(struct reply *rp)
+static struct MHD_Response *make_response(struct server *srv, struct conn_slot *slot, struct reply *rp)
 {
 	struct MHD_Response *resp;
 	if (rp->stream) {
-		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, rp->stream, sse_free);
+		struct sse *x = malloc(sizeof *x);
+		resp = x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, x, sse_free) : NULL;
 		if (!resp) {
 			stream_free(rp->stream);
+			free(x);
 			return NULL;
 		}
+		*x = (struct sse){ rp->stream, srv, slot };
 		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 		MHD_add_response_header(resp, "Cache-Control", "no-cache");
 		rp->status = 200;
@@ -433,9 +490,10 @@ static struct MHD_Response *make_response(struct reply *rp)
 	return resp;
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
+/* Queues rp on c; the connection is SENDING from now (a stream: once it has bytes). */
+static enum MHD_Result send_reply(struct server *srv, struct MHD_Connection *c, struct conn *cs, struct reply *rp)
 {
-	struct MHD_Response *resp = make_response(rp);
+	struct MHD_Response *resp = make_response(srv, cs->slot, rp);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -458,6 +516,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 	}
 	enum MHD_Result r = MHD_queue_response(c, (unsigned)rp->status, resp);
 	MHD_destroy_response(resp);
+	if (!rp->stream)
+		conns_sending(&srv->conns, cs->slot, hearth_now());
 	return r;
 }
 
@@ -473,19 +533,19 @@ static const char *header(struct MHD_Connection *c, const char *name)
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/* The first call of a request: its head is in. */
-static enum MHD_Result request_begin(struct server *srv, struct MHD_Connection *c, const char *url, const char *method,
-				     void **con_cls)
+/* Does a body follow the head that the client sends without waiting to be asked? */
+static bool body_follows(struct MHD_Connection *c, const struct http_request *rq)
 {
-	struct conn *cs = calloc(1, sizeof *cs);
-	struct reply rp = { 0 };
-	if (!cs)
-		return MHD_NO;
-	*con_cls = cs;
-	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const char *te = header(c, "Transfer-Encoding");
+	if (header(c, "Expect")) /* 100-continue: it waits, and sees the answer instead */
+		return false;
+	return (rq->has_length && rq->content_length > 0) || (te && strcasestr(te, "chunked"));
+}
+
+/* The request fields the request path reads, from c's headers. */
+static void read_head(struct MHD_Connection *c, const char *url, const char *method, struct http_request *rq)
+{
 	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	cs->slot = sc ? sc->socket_context : NULL;
-	struct http_request *rq = &cs->rq;
 	rq->method = method;
 	rq->url = url;
 	rq->host = header(c, "Host");
@@ -506,20 +566,54 @@ static enum MHD_Result request_begin(struct server *srv, struct MHD_Connection *
 		if (errno)
 			rq->content_length = UINT64_MAX;
 	}
-	if (!http_head(srv, rq, &cs->rt, &rp))
-		return MHD_YES; /* the body may come */
+}
+
+/* The first call of a request: its head is in. */
+static enum MHD_Result request_begin(struct server *srv, struct MHD_Connection *c, const char *url, const char *method,
+				     void **con_cls)
+{
+	struct conn *cs = calloc(1, sizeof *cs);
+	struct reply rp = { 0 };
+	if (!cs)
+		return MHD_NO;
+	*con_cls = cs;
+	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	cs->slot = sc ? sc->socket_context : NULL;
+	read_head(c, url, method, &cs->rq);
+	if (!http_head(srv, &cs->rq, &cs->rt, &rp))
+		return conns_receiving(&srv->conns, cs->slot) ? MHD_YES : MHD_NO; /* the body may come */
+	if (body_follows(c, &cs->rq) && cs->rq.content_length <= DRAIN_MAX(srv)) {
+		/* answered already, but a client still sending its body would miss the
+		 * answer if the connection closed under it: read the body, then answer */
+		cs->early = rp;
+		cs->has_early = true;
+		return conns_receiving(&srv->conns, cs->slot) ? MHD_YES : MHD_NO;
+	}
 	if (!conns_busy(&srv->conns, cs->slot)) {
 		free(rp.body);
 		return MHD_NO;
 	}
-	return send_reply(c, &rp);
+	return send_reply(srv, c, cs, &rp);
 }
 
-/* Body bytes: kept up to the route's limit, counted beyond. */
+/* Reserves n more bytes of the budget all request bodies share; false when it is spent. */
+static bool body_reserve(struct server *srv, size_t n)
+{
+	if (!srv->max_body_total)
+		return true;
+	if (atomic_fetch_add(&srv->body_held, n) + n <= srv->max_body_total)
+		return true;
+	atomic_fetch_sub(&srv->body_held, n);
+	return false;
+}
+
+/* Body bytes: kept up to the route's limit and the shared budget, counted beyond. */
 static void body_append(struct server *srv, struct conn *cs, const char *data, size_t n)
 {
 	const size_t max = http_max_body(srv, cs->rt);
-	if (cs->rq.body_too_big || cs->len + n > max) {
+	if (cs->rq.body_too_big || cs->rq.body_no_room)
+		return;
+	if (cs->len + n > max) {
 		cs->rq.body_too_big = true;
 		return;
 	}
@@ -527,9 +621,14 @@ static void body_append(struct server *srv, struct conn *cs, const char *data, s
 		size_t cap = (cs->len + n + 1) * 2;
 		if (cap > max + 1)
 			cap = max + 1;
+		if (!body_reserve(srv, cap - cs->cap)) {
+			cs->rq.body_no_room = true;
+			return;
+		}
 		char *b = realloc(cs->body, cap);
 		if (!b) {
-			cs->rq.body_too_big = true;
+			atomic_fetch_sub(&srv->body_held, cap - cs->cap);
+			cs->rq.body_no_room = true;
 			return;
 		}
 		cs->body = b;
@@ -539,24 +638,20 @@ static void body_append(struct server *srv, struct conn *cs, const char *data, s
 	cs->len += n;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-			      const char *version, const char *upload, size_t *upload_size, void **con_cls)
+/* The whole request is in: its answer. */
+static enum MHD_Result request_end(struct server *srv, struct MHD_Connection *c, struct conn *cs)
 {
-	struct server *srv = cls;
-	struct conn *cs = *con_cls;
 	struct reply rp = { 0 };
-	(void)version;
-
-	if (!cs)
-		return request_begin(srv, c, url, method, con_cls);
-	if (*upload_size) {
-		body_append(srv, cs, upload, *upload_size);
-		*upload_size = 0;
-		return MHD_YES;
+	if (!conns_busy(&srv->conns, cs->slot)) { /* closed for its deadline meanwhile */
+		if (cs->has_early)
+			free(cs->early.body);
+		cs->has_early = false;
+		return MHD_NO;
 	}
-	/* the whole request is in */
-	if (!conns_busy(&srv->conns, cs->slot))
-		return MHD_NO; /* closed for its deadline meanwhile */
+	if (cs->has_early) {
+		cs->has_early = false;
+		return send_reply(srv, c, cs, &cs->early);
+	}
 	cs->rq.body = cs->body;
 	cs->rq.body_len = cs->len;
 	atomic_fetch_add(&srv->in_flight, 1);
@@ -564,7 +659,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	http_answer(srv, cs->rt, &cs->rq, &rp);
 	if (srv->n_cors_origins && cs->rq.origin && origin_listed(srv, cs->rq.origin))
 		rp.cors_origin = cs->rq.origin;
-	return send_reply(c, &rp);
+	return send_reply(srv, c, cs, &rp);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct server *srv = cls;
+	struct conn *cs = *con_cls;
+	(void)version;
+
+	if (!cs)
+		return request_begin(srv, c, url, method, con_cls);
+	if (!*upload_size)
+		return request_end(srv, c, cs);
+	const size_t n = *upload_size;
+	*upload_size = 0;
+	if (!cs->has_early) {
+		body_append(srv, cs, upload, n);
+		return MHD_YES;
+	}
+	cs->dropped += n; /* answered from the head: read, up to a bound, and dropped */
+	return cs->dropped <= DRAIN_MAX(srv) ? MHD_YES : MHD_NO;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -577,7 +693,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	if (cs->counted)
 		atomic_fetch_sub(&srv->in_flight, 1);
+	if (srv->max_body_total)
+		atomic_fetch_sub(&srv->body_held, cs->cap);
 	conns_waiting(&srv->conns, cs->slot, hearth_now());
+	if (cs->has_early)
+		free(cs->early.body);
 	free(cs->body);
 	free(cs);
 	*con_cls = NULL;

@@ -17,6 +17,7 @@
 #include "server.h"
 
 #define MAX_STOPS 8
+#define MAX_STOP_BYTES 1024 /* each is searched for at every token */
 #define MAX_PROMPTS 16
 
 struct params {

@@ -196,6 +196,11 @@ static bool add_stop(struct params *p, json_t *s, struct reply *rp)
 {
 	if (!json_string_length(s))
 		return true;
+	if (json_string_length(s) > MAX_STOP_BYTES) {
+		reply_error(rp, 400, "invalid_request_error", "stop", "invalid_value",
+			    "a stop sequence may hold at most %d bytes", MAX_STOP_BYTES);
+		return false;
+	}
 	if (!(p->stops[p->n_stops] = strdup(json_string_value(s)))) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		return false;
@@ -251,7 +256,7 @@ static bool parse_logit_bias(struct server *srv, json_t *b, struct params *p, st
 		char *end;
 		long id = strtol(k, &end, 10);
 		double bias = json_number_value(v);
-		if (*end || end == k || id < 0 || id >= hearth_model_n_vocab(srv->model) || !json_is_number(v) ||
+		if (*end || end == k || !(*k >= '0' && *k <= '9') || id < 0 || id >= hearth_model_n_vocab(srv->model) || !json_is_number(v) ||
 		    !(bias >= -100 && bias <= 100)) {
 			reply_error(rp, 400, "invalid_request_error", "logit_bias", "invalid_value",
 				    "'logit_bias' maps token ids (0..%d) to numbers from -100 to 100; '%.32s' is not valid",

@@ -41,11 +41,13 @@ static const char serve_help[] =
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable; at least 16 bytes)\n"
 	"      --api-key-file F    keys, one per line ('#' starts a comment line)\n"
 	"      --allow-weak-key    accept keys shorter than 16 bytes\n"
-	"      --allowed-host NAME answer this Host name too, not only loopback ones (repeatable; '*': any)\n"
+	"      --allowed-host NAME answer this Host name too, besides IP addresses and localhost\n"
+	"                          (repeatable; '*': any name)\n"
 	"      --cors-origin URL   let web pages from this origin call the API (repeatable; '*': any)\n"
 	"      --ssl-cert FILE     serve HTTPS with this PEM certificate (chain)\n"
 	"      --ssl-key FILE      and this PEM private key\n"
 	"      --max-body BYTES    largest completion request body [8388608]\n"
+	"      --max-body-total B  bytes all request bodies being received may hold at once [268435456]\n"
 	"      --timeout S         a connection must deliver each whole request within S seconds\n"
 	"                          of opening (or of its previous reply) [30]\n"
 	"      --request-timeout S give up on a request after this long (0: never) [600]\n"
@@ -66,8 +68,8 @@ static bool add_key(struct server *srv, const char *k, bool allow_weak, char *wh
 		return false;
 	}
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f) {
-			snprintf(why, n, "the key holds a space or control character");
+		if ((unsigned char)k[i] <= ' ' || (unsigned char)k[i] >= 0x7f) {
+			snprintf(why, n, "the key holds a space, a control character or a byte outside ASCII");
 			return false;
 		}
 	if (len < SRV_MIN_KEY_BYTES && !allow_weak) {
@@ -87,8 +89,9 @@ static bool add_key(struct server *srv, const char *k, bool allow_weak, char *wh
 	return true;
 }
 
-/* Reads a key file: one key per line; blank lines and '#' lines are skipped.
- * False after printing why; a file without any key is an error. */
+/* Reads a key file: one key per line (a UTF-8 byte order mark before the
+ * first is skipped); blank lines and '#' lines are skipped. False after
+ * printing why; a file without any key is an error. */
 static bool read_keys(struct server *srv, const char *path, bool allow_weak)
 {
 	FILE *f = fopen(path, "r");
@@ -101,12 +104,19 @@ static bool read_keys(struct server *srv, const char *path, bool allow_weak)
 	}
 	while (ok && fgets(line, sizeof line, f)) {
 		n_line++;
+		const size_t got = strlen(line);
+		if (got < sizeof line - 1 && !feof(f) && line[got ? got - 1 : 0] != '\n') {
+			fprintf(stderr, "hearth serve: %s line %d holds a NUL byte\n", path, n_line);
+			ok = false;
+			break;
+		}
 		if (!strchr(line, '\n') && !feof(f)) {
 			fprintf(stderr, "hearth serve: %s line %d: longer than %d bytes\n", path, n_line, KEY_LINE_MAX - 2);
 			ok = false;
 			break;
 		}
-		const char *t = line + strspn(line, " \t");
+		const char *t = line + (n_line == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? 3 : 0);
+		t += strspn(t, " \t");
 		if (*t == '#' || strspn(t, " \t\r\n") == strlen(t))
 			continue;
 		if (!(ok = add_key(srv, t, allow_weak, why, sizeof why)))
@@ -249,6 +259,10 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			if (!arg_int("serve", a, val, 1024, 1LL << 31, &v))
 				return EXIT_USAGE;
 			srv->max_body = (size_t)v;
+		} else if (!strcmp(a, "--max-body-total")) {
+			if (!arg_int("serve", a, val, 1024, 1LL << 40, &v))
+				return EXIT_USAGE;
+			srv->max_body_total = (size_t)v;
 		} else if (!strcmp(a, "--timeout")) {
 			if (!arg_int("serve", a, val, 1, 86400, &v))
 				return EXIT_USAGE;
@@ -300,7 +314,12 @@ static int configure(struct server *srv, struct serve_opts *o)
 		fprintf(stderr, "hearth serve: the descriptor limit (%d) allows %d connections, not %d\n", fds,
 			srv->max_conns, was);
 	}
-	srv->check_host = host_is_loopback(srv->host) || (srv->n_allowed_hosts > 0);
+	srv->check_host = true;
+	for (int i = 0; i < srv->n_allowed_hosts; i++)
+		if (!strcmp(srv->allowed_hosts[i], "*"))
+			srv->check_host = false;
+	if (srv->max_body_total < srv->max_body)
+		srv->max_body_total = srv->max_body;
 	return -1;
 }
 
@@ -335,8 +354,8 @@ static void wait_for_signal_and_drain(struct server *srv, sigset_t *sigs)
 
 int cmd_serve(int argc, char **argv)
 {
-	struct server srv = { .host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .timeout_s = 30,
-			      .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256 };
+	struct server srv = { .host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .max_body_total = 256u << 20,
+			      .timeout_s = 30, .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256 };
 	struct serve_opts o = { 0 };
 	struct hearth_model_params mp = hearth_model_default_params();
 	struct hearth_err err = { 0 };

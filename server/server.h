@@ -40,14 +40,15 @@ struct MHD_Daemon;
 
 /* ---- conns.c ---- */
 
-enum conn_state { CONN_WAITING, CONN_BUSY };
+enum conn_state { CONN_IDLE, CONN_RECEIVING, CONN_BUSY, CONN_SENDING }; /* see conns.c */
 
 struct conn_slot {
 	bool used, started, closing;
 	int fd;
 	unsigned char addr[16];  /* limit key: IPv4-mapped IPv6, or an IPv6 /64 */
 	int state;               /* enum conn_state */
-	double t_wait;           /* when it began waiting for its current request */
+	double t_wait;           /* when it began waiting for its current request (IDLE) */
+	double t_paced;          /* when its reply was last handed over (SENDING) */
 };
 
 struct addr_count {
@@ -84,11 +85,15 @@ void conns_forget(struct conns *cs, int at, int fd);
 /* libmicrohttpd started / closed the connection on fd (closed: before the fd is closed). */
 struct conn_slot *conns_started(struct conns *cs, int fd);
 void conns_closed(struct conns *cs, struct conn_slot *s);
-/* Its request is in: false when the connection is being closed. */
+/* State changes from the connection's thread (s may be NULL: untracked).
+ * receiving: its head is in; busy: its request is in (false for both when the
+ * connection is being closed); sending: a reply or part of one was handed
+ * over at now; waiting: its reply is done, it waits for the next request. */
+bool conns_receiving(struct conns *cs, struct conn_slot *s);
 bool conns_busy(struct conns *cs, struct conn_slot *s);
-/* Its reply is done: it waits for the next request from now. */
+void conns_sending(struct conns *cs, struct conn_slot *s, double now);
 void conns_waiting(struct conns *cs, struct conn_slot *s, double now);
-/* Closes the connections past their deadline (408); how many. */
+/* Closes the connections past their deadlines (408 before a reply); how many. */
 int conns_reap(struct conns *cs, double now);
 /* Writes a 503 with Retry-After to fd without blocking (plain HTTP only). */
 void conns_say_busy(const struct conns *cs, int fd);
@@ -136,6 +141,7 @@ struct server {
 	const char *cors_origins[SRV_MAX_NAMES];  /* origins given CORS headers ("*": any) */
 	int n_cors_origins;
 	size_t max_body;          /* bytes, completions; other routes less */
+	size_t max_body_total;    /* bytes all request bodies being received may hold (0: no limit) */
 	int timeout_s;            /* a request must be in this long after the connection waits for it */
 	double request_timeout_s; /* whole-request deadline (0: none) */
 	int max_conns, max_conns_per_addr;
@@ -147,6 +153,7 @@ struct server {
 	struct hearth_sched_params sp;
 	atomic_int phase;         /* enum srv_phase */
 	atomic_int in_flight;     /* requests being served */
+	atomic_size_t body_held;  /* bytes of request bodies held now */
 	struct metrics *metrics;
 	long created;             /* unix time the model was loaded */
 	struct MHD_Daemon *mhd;
@@ -194,6 +201,7 @@ struct http_request {
 	const char *body;
 	size_t body_len;
 	bool body_too_big;        /* more arrived than the route allows */
+	bool body_no_room;        /* the bodies of all requests would outgrow --max-body-total */
 	int fd;                   /* the client socket (to notice a disconnect), -1: none */
 };
 

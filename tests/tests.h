@@ -38,6 +38,7 @@
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_sched)          \
+	X(test_conns)                \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
 	X(test_cli)

@@ -17,9 +17,9 @@ import { startServer, sleep, sanitized, request, assertError, runHearth, MODEL, 
 const KEY = 'test-key-0123456789abcdef';
 
 // One HTTP request on its own connection, any headers allowed (Host included).
-function raw(port, method, p, headers = {}, body = undefined) {
+function raw(port, method, p, headers = {}, body = undefined, localAddress = undefined) {
   return new Promise((resolve, reject) => {
-    const r = http.request({ host: '127.0.0.1', port, method, path: p, headers, agent: false }, (res) => {
+    const r = http.request({ host: '127.0.0.1', port, method, path: p, headers, agent: false, localAddress }, (res) => {
       let text = '';
       res.on('data', (d) => { text += d; });
       res.on('end', () => {
@@ -46,8 +46,8 @@ function collect(sock, ms) {
   });
 }
 
-async function metric(s, name) {
-  const m = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
+async function metric(s, name, localAddress = undefined) {
+  const m = (await raw(s.port, 'GET', '/metrics', { authorization: `Bearer ${KEY}` }, undefined, localAddress)).text;
   const hit = new RegExp(`^${name}\\{[^}]*\\} (\\S+)`, 'm').exec(m);
   return hit ? Number(hit[1]) : NaN;
 }
@@ -79,8 +79,11 @@ test('2. empty, blank or weak keys refuse to start; keys are trimmed', async () 
   refuse(['--api-key', '   '], /--api-key: the key is empty/);
   refuse(['--api-key', 'short-key'], /at least 16/);
   refuse(['--api-key-file', path.join(dir, 'missing')], /missing: No such file/);
+  refuse(['--api-key-file', file('bom-short', '\ufeffshort-key-123\n')], /the key is 13 bytes/);
+  refuse(['--api-key-file', file('latin', 'caf\u00e9-0123456789abcdef\n')], /outside ASCII/);
+  refuse(['--api-key-file', file('nul', `${KEY}\0x\nmore\n`)], /line 1 holds a NUL byte/);
   // trimmed, and weak keys allowed when asked
-  const s = await startServer(['--api-key-file', file('ok', `  ${KEY}  \r\n`), '--api-key', ' tiny ', '--allow-weak-key']);
+  const s = await startServer(['--api-key-file', file('ok', `\ufeff  ${KEY}  \r\n`), '--api-key', ' tiny ', '--allow-weak-key']);
   try {
     assert.equal((await fetch(`${s.url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } })).status, 200);
     assert.equal((await fetch(`${s.url}/v1/models`, { headers: { authorization: 'Bearer tiny' } })).status, 200);
@@ -183,6 +186,67 @@ test('3. beyond the per-address limit, with every connection busy: 503 and Retry
     assert.equal((await fetch(`${s.url}/health`)).status, 200);
   } finally {
     busy.forEach((b) => b.destroy());
+    assert.equal((await s.stop()).code, 0);
+  }
+});
+
+test('3. a client that does not read its replies is cut at the deadline and gives way', async () => {
+  const s = await startServer(['--timeout', '2', '--max-connections-per-ip', '2', '--api-key', KEY]);
+  const socks = [];
+  try {
+    // pipelined requests whose replies (25 MB, more than socket buffers hold) are never read
+    const many = 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(150000);
+    for (let i = 0; i < 2; i++) {
+      const so = net.connect(s.port, '127.0.0.1', () => { so.pause(); so.write(many); });
+      so.on('error', () => {});
+      socks.push(so);
+    }
+    await sleep(500);
+    // the address's two connections are taken: a client that reads gets in once a slow one gives way
+    const t0 = Date.now();
+    let r = null;
+    while (Date.now() - t0 < 15000) {
+      r = await raw(s.port, 'GET', '/v1/models', { authorization: `Bearer ${KEY}` }).catch((e) => ({ status: e.code }));
+      if (r.status === 200) break;
+      await sleep(250);
+    }
+    assert.equal(r.status, 200, `still refused after ${Date.now() - t0} ms: ${r.text}`);
+    assert.ok(Date.now() - t0 < 8000, `answered after ${Date.now() - t0} ms`);
+    const gone = await metric(s, 'hearth_http_connections_evicted_total', '127.0.0.2') +
+      await metric(s, 'hearth_http_request_timeouts_total', '127.0.0.2');
+    assert.ok(gone >= 1, 'a slow reader was cut');
+  } finally {
+    socks.forEach((so) => so.destroy());
+    assert.equal((await s.stop()).code, 0);
+  }
+});
+
+test('3. request bodies share a memory budget; bodies refused early are still read so their client sees why', async () => {
+  const s = await startServer(['--max-body', '65536', '--max-body-total', '100000']);
+  try {
+    // one body under way holds most of the budget: the next one is told to come back
+    const first = net.connect(s.port, '127.0.0.1');
+    first.on('error', () => {});
+    const body = JSON.stringify({ prompt: 'x'.repeat(59000), max_tokens: 1 });
+    first.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body.slice(0, -1)}`);
+    await sleep(300);
+    const second = await raw(s.port, 'POST', '/v1/completions', { 'content-type': 'application/json' }, body);
+    assertError(second, 503);
+    assert.equal(second.json.error.code, 'server_busy');
+    assert.equal(second.headers['retry-after'], '1');
+    const done = collect(first, 10000);
+    first.write(body.slice(-1));
+    assert.match((await done).data, /^HTTP\/1\.1 (200|400) /);
+    // a body over the limit, sent at once without asking: the client still gets the JSON 413
+    const big = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'y'.repeat(100000) }) });
+    assert.equal(big.status, 413);
+    assert.equal((await big.json()).error.code, 'request_too_large');
+    const plain = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' },
+      body: 'z'.repeat(60000) });
+    assert.equal(plain.status, 415);
+  } finally {
     assert.equal((await s.stop()).code, 0);
   }
 });
@@ -292,6 +356,8 @@ test('7. keys are checked before routes; errors are JSON; HEAD, NUL, model root,
       body: '{"messages":[{"role":"user\\u0000x","content":"y"}],"max_tokens":2}' }), 400, 'messages');
     assertError(await request(s.url, '/v1/completions', { headers: auth,
       body: '{"prompt":"y","stop":"a\\u0000","max_tokens":2}' }), 400, 'stop');
+    assertError(await request(s.url, '/v1/completions', { headers: auth,
+      body: { prompt: 'y', stop: ['s'.repeat(1025)], max_tokens: 2 } }), 400, 'stop');
     // the model's root is its file name, not where it lies
     const models = await request(s.url, '/v1/models', { method: 'GET', headers: auth });
     assert.equal(models.json.data[0].root, 'tiny-qwen2.f32.gguf');
@@ -354,8 +420,11 @@ test('8. a server bound beyond loopback without a key or TLS warns loudly', asyn
   const s = await startServer(['--host', '0.0.0.0'], { port });
   try {
     assert.match(s.log(), /WARNING: 0\.0\.0\.0:\d+ is reachable from other machines with NO API KEY/);
-    // not bound to loopback: any Host is answered
-    assert.equal((await raw(s.port, 'GET', '/health', { host: 'my-server.lan' })).status, 200);
+    // every bind checks Host: IP addresses and localhost pass, names only when allowed
+    assert.equal((await raw(s.port, 'GET', '/health', { host: `127.0.0.1:${s.port}` })).status, 200);
+    assert.equal((await raw(s.port, 'GET', '/health', { host: '192.168.1.20' })).status, 200);
+    assertError(await raw(s.port, 'GET', '/health', { host: 'my-server.lan' }), 403);
+    assertError(await raw(s.port, 'GET', '/health', { host: 'localhost:evil' }), 403);
   } finally {
     assert.equal((await s.stop()).code, 0);
   }
