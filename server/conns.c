@@ -7,25 +7,26 @@
  *   IDLE       waiting for its next request (or for the rest of its headers)
  *   RECEIVING  its headers are in, its body is arriving
  *   BUSY       its request is in and the server works on it (the model runs)
- *   SENDING    its reply (or the stream's next part) is handed over and waits
- *              for the client to read it
+ *   SENDING    its reply (or the stream's next part) is handed over
  *
- * IDLE, RECEIVING and SENDING go at the client's pace; only BUSY goes at the
- * server's. Rules:
+ * and besides, it may have a backlog: bytes the kernel holds for it that the
+ * client has not read (SIOCOUTQ), seen by the reaper a few times a second.
+ * A backlog that lasts means a client that reads slowly or not at all,
+ * whatever the state, pipelining or not. Rules:
  *
  *  1. A client address holds at most max_per_addr connections and the server
  *     at most max_total (IPv6 addresses count per /64, the block one host
  *     usually has).
  *  2. A new connection beyond a limit takes the place of another (of its own
  *     address for the per-address limit, of anyone's for the global one): the
- *     longest IDLE one, else the longest RECEIVING one, else the longest
- *     SENDING one stalled for more than SEND_GRACE_S. Answered work never gives
- *     way. When no connection qualifies, the newcomer is refused: the accept
- *     loop answers it 503 with Retry-After.
+ *     longest IDLE one, else the longest RECEIVING one, else the one with the
+ *     oldest backlog older than STALL_GRACE_S. Work being done and replies
+ *     being read never give way. When no connection qualifies, the newcomer is
+ *     refused: the accept loop answers it 503 with Retry-After.
  *  3. A connection has deadline_s from when it began waiting (IDLE) to deliver
- *     its whole request, however it trickles (then 408), and deadline_s from
- *     each hand-over to read what it was given (then it is cut): a client that
- *     reads slowly cannot hold a connection forever either.
+ *     its whole request, however it trickles (then 408), and a backlog may not
+ *     last deadline_s (then the connection is cut): a client that reads
+ *     slowly cannot hold a connection forever either.
  *
  * Closing a connection here means a short reply (plain HTTP, and only before
  * a reply has begun) and shutdown(): libmicrohttpd, which owns the socket,
@@ -39,11 +40,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "server.h"
 
-#define SEND_GRACE_S 2.0 /* a reply slower than this to be read may give way (rule 2) */
+#define STALL_GRACE_S 2.0 /* a backlog older than this may give way (rule 2) */
 
 int conns_init(struct conns *cs, int max_total, int max_per_addr, double deadline_s, bool tls)
 {
@@ -182,20 +185,16 @@ static void close_slot(struct conns *cs, struct conn_slot *s)
 }
 
 /* How readily s gives way to a newcomer (rule 2): 0 IDLE, 1 RECEIVING, 2 a
- * stalled SENDING, -1 never; *since: since when it has been so. */
+ * stalled reader, -1 never; *since: since when it has been so. */
 static int yield_class(const struct conn_slot *s, double now, double *since)
 {
-	*since = s->state == CONN_SENDING ? s->t_paced : s->t_wait;
-	switch (s->state) {
-	case CONN_IDLE:
+	*since = s->t_wait;
+	if (s->state == CONN_IDLE)
 		return 0;
-	case CONN_RECEIVING:
+	if (s->state == CONN_RECEIVING)
 		return 1;
-	case CONN_SENDING:
-		return now - s->t_paced > SEND_GRACE_S ? 2 : -1;
-	default:
-		return -1;
-	}
+	*since = s->t_backlog;
+	return s->t_backlog > 0 && now - s->t_backlog > STALL_GRACE_S ? 2 : -1;
 }
 
 /* The slot that gives way first by rule 2, of addr when given; NULL when none may. */
@@ -222,7 +221,7 @@ static struct conn_slot *victim(struct conns *cs, const unsigned char *addr, dou
 /* Ends a victim: a 503 first when it has not been answered yet. */
 static void evict(struct conns *cs, struct conn_slot *v)
 {
-	if (v->state != CONN_SENDING)
+	if (v->state == CONN_IDLE || v->state == CONN_RECEIVING)
 		conns_say_busy(cs, v->fd);
 	close_slot(cs, v);
 	cs->n_evicted++;
@@ -334,8 +333,6 @@ static bool set_state(struct conns *cs, struct conn_slot *s, int state, double n
 	} else {
 		if (state == CONN_IDLE)
 			s->t_wait = now;
-		if (state == CONN_SENDING)
-			s->t_paced = now;
 		s->state = state;
 	}
 	pthread_mutex_unlock(&cs->lock);
@@ -344,8 +341,15 @@ static bool set_state(struct conns *cs, struct conn_slot *s, int state, double n
 
 bool conns_receiving(struct conns *cs, struct conn_slot *s) { return set_state(cs, s, CONN_RECEIVING, 0); }
 bool conns_busy(struct conns *cs, struct conn_slot *s) { return set_state(cs, s, CONN_BUSY, 0); }
-void conns_sending(struct conns *cs, struct conn_slot *s, double now) { set_state(cs, s, CONN_SENDING, now); }
+void conns_sending(struct conns *cs, struct conn_slot *s) { set_state(cs, s, CONN_SENDING, 0); }
 void conns_waiting(struct conns *cs, struct conn_slot *s, double now) { set_state(cs, s, CONN_IDLE, now); }
+
+/* Bytes the kernel holds for fd that its client has not read. */
+static int backlog_of(int fd)
+{
+	int n = 0;
+	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 0;
+}
 
 int conns_reap(struct conns *cs, double now)
 {
@@ -355,12 +359,17 @@ int conns_reap(struct conns *cs, double now)
 	pthread_mutex_lock(&cs->lock);
 	for (int i = 0; i < cs->cap; i++) {
 		struct conn_slot *s = &cs->slot[i];
-		if (!s->used || s->closing || s->state == CONN_BUSY)
+		if (!s->used || s->closing)
 			continue;
-		const bool sending = s->state == CONN_SENDING;
-		if (now - (sending ? s->t_paced : s->t_wait) <= cs->deadline_s)
+		if (backlog_of(s->fd) == 0)
+			s->t_backlog = 0;
+		else if (s->t_backlog == 0)
+			s->t_backlog = now;
+		const bool waited = (s->state == CONN_IDLE || s->state == CONN_RECEIVING) && now - s->t_wait > cs->deadline_s;
+		const bool stalled = s->t_backlog > 0 && now - s->t_backlog > cs->deadline_s;
+		if (!waited && !stalled)
 			continue;
-		if (!sending) /* a reply under way cannot be followed by another */
+		if (waited && !stalled) /* a reply under way cannot be followed by another */
 			say(cs, s->fd, 408, "Request Timeout", "request_timeout", msg);
 		close_slot(cs, s);
 		cs->n_timed_out++;

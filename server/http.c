@@ -430,9 +430,9 @@ void http_answer(struct server *srv, const struct route *rt, const struct http_r
 
 /* ---- libmicrohttpd ------------------------------------------------------------------ */
 
-/* libmicrohttpd asks for the stream's next bytes when it has sent the last
- * ones: the connection is BUSY while the model works on them and SENDING
- * (paced by the client, with a deadline) once they are handed over. */
+/* libmicrohttpd asks for the stream's next bytes when it has room for them:
+ * the connection is BUSY while the model works on them and SENDING once they
+ * are handed over (conns.c watches whether the client reads them). */
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct sse *x = cls;
@@ -445,7 +445,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_WITH_ERROR; /* the client sees the stream cut, never a false end */
 	if (n == 0 && ended)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	conns_sending(&x->srv->conns, x->slot, hearth_now());
+	conns_sending(&x->srv->conns, x->slot);
 	return n;
 }
 
@@ -490,7 +490,7 @@ static struct MHD_Response *make_response(struct server *srv, struct conn_slot *
 	return resp;
 }
 
-/* Queues rp on c; the connection is SENDING from now (a stream: once it has bytes). */
+/* Queues rp on c; the connection is SENDING (a stream: once it has bytes). */
 static enum MHD_Result send_reply(struct server *srv, struct MHD_Connection *c, struct conn *cs, struct reply *rp)
 {
 	struct MHD_Response *resp = make_response(srv, cs->slot, rp);
@@ -517,7 +517,7 @@ static enum MHD_Result send_reply(struct server *srv, struct MHD_Connection *c, 
 	enum MHD_Result r = MHD_queue_response(c, (unsigned)rp->status, resp);
 	MHD_destroy_response(resp);
 	if (!rp->stream)
-		conns_sending(&srv->conns, cs->slot, hearth_now());
+		conns_sending(&srv->conns, cs->slot);
 	return r;
 }
 

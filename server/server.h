@@ -48,7 +48,7 @@ struct conn_slot {
 	unsigned char addr[16];  /* limit key: IPv4-mapped IPv6, or an IPv6 /64 */
 	int state;               /* enum conn_state */
 	double t_wait;           /* when it began waiting for its current request (IDLE) */
-	double t_paced;          /* when its reply was last handed over (SENDING) */
+	double t_backlog;        /* since when its client has left sent bytes unread (0: it has not) */
 };
 
 struct addr_count {
@@ -88,12 +88,13 @@ void conns_closed(struct conns *cs, struct conn_slot *s);
 /* State changes from the connection's thread (s may be NULL: untracked).
  * receiving: its head is in; busy: its request is in (false for both when the
  * connection is being closed); sending: a reply or part of one was handed
- * over at now; waiting: its reply is done, it waits for the next request. */
+ * over; waiting: its reply is done, it waits for the next request from now. */
 bool conns_receiving(struct conns *cs, struct conn_slot *s);
 bool conns_busy(struct conns *cs, struct conn_slot *s);
-void conns_sending(struct conns *cs, struct conn_slot *s, double now);
+void conns_sending(struct conns *cs, struct conn_slot *s);
 void conns_waiting(struct conns *cs, struct conn_slot *s, double now);
-/* Closes the connections past their deadlines (408 before a reply); how many. */
+/* Notes which clients leave sent bytes unread, and closes the connections
+ * past their deadlines (408 before a reply); how many. */
 int conns_reap(struct conns *cs, double now);
 /* Writes a 503 with Retry-After to fd without blocking (plain HTTP only). */
 void conns_say_busy(const struct conns *cs, int fd);

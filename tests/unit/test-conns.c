@@ -1,8 +1,9 @@
-/* test-conns.c - the connection rules of server/conns.c on socket pairs: who
+/* test-conns.c - the connection rules of server/conns.c on loopback TCP connections: who
  * gives way to a newcomer beyond the limits (the longest idle one of anyone
  * for the global limit, whatever its address; its own address's for the
  * per-address limit; never a connection at work), the 503 when none may,
- * and the deadlines, for a request and for a client that does not read. */
+ * and the deadlines, for a request and for a client that does not read
+ * (bytes left unread in the kernel, whatever the connection's state). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -19,25 +20,48 @@ struct peer {
 	struct conn_slot *slot;
 };
 
-static struct sockaddr_in addr_of(const char *ip)
+static struct sockaddr_in addr_of(const char *ip, int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	inet_pton(AF_INET, ip, &a.sin_addr);
 	return a;
 }
 
-/* A connection from ip admitted at time t; false when it was refused. */
+static int listener = -1, listen_port;
+
+/* A TCP connection from ip to a loopback listener, admitted at time t; false
+ * when it was refused (then its sockets are closed). */
 static bool connect_peer(struct conns *cs, struct peer *p, const char *ip, double t)
 {
-	int sv[2];
-	struct sockaddr_in a = addr_of(ip);
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+	if (listener < 0) {
+		struct sockaddr_in a = addr_of("127.0.0.1", 0);
+		socklen_t len = sizeof a;
+		listener = socket(AF_INET, SOCK_STREAM, 0);
+		if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) || listen(listener, 16) ||
+		    getsockname(listener, (struct sockaddr *)&a, &len))
+			return false;
+		listen_port = ntohs(a.sin_port);
+	}
+	struct sockaddr_in from = addr_of(ip, 0), to = addr_of("127.0.0.1", listen_port);
+	p->theirs = socket(AF_INET, SOCK_STREAM, 0);
+	if (p->theirs < 0 || bind(p->theirs, (struct sockaddr *)&from, sizeof from) ||
+	    connect(p->theirs, (struct sockaddr *)&to, sizeof to) || (p->mine = accept(listener, NULL, NULL)) < 0)
 		return false;
-	p->mine = sv[0];
-	p->theirs = sv[1];
-	p->at = conns_admit(cs, p->mine, (struct sockaddr *)&a, t);
+	p->at = conns_admit(cs, p->mine, (struct sockaddr *)&from, t);
 	p->slot = p->at >= 0 ? conns_started(cs, p->mine) : NULL;
+	if (p->at < 0) {
+		close(p->mine);
+		close(p->theirs);
+	}
 	return p->at >= 0;
+}
+
+/* Sends p's client bytes until the kernel holds no more: a backlog it does not read. */
+static void fill(struct peer *p)
+{
+	static char junk[65536];
+	while (send(p->mine, junk, sizeof junk, MSG_DONTWAIT) > 0)
+		;
 }
 
 /* Was p's connection ended by the server (its end shut down)? */
@@ -96,23 +120,22 @@ void test_conns(void)
 	struct conns one;
 	struct peer q[3];
 	T_EQ_I64(conns_init(&one, 4, 2, 10.0, false), 0);
-	T_TRUE(connect_peer(&one, &q[0], "10.0.0.1", 1.0));
-	T_TRUE(connect_peer(&one, &q[1], "10.0.0.1", 1.0));
+	T_TRUE(connect_peer(&one, &q[0], "127.0.1.1", 1.0));
+	T_TRUE(connect_peer(&one, &q[1], "127.0.1.1", 1.0));
 	T_TRUE(conns_busy(&one, q[0].slot) && conns_busy(&one, q[1].slot));
-	T_TRUE(!connect_peer(&one, &q[2], "10.0.0.1", 2.0));
-	close(q[2].mine);
-	close(q[2].theirs);
-	/* a client that has not read its reply for SEND_GRACE_S gives way, and one
-	 * that has not read it for the deadline is cut */
-	conns_sending(&one, q[0].slot, 2.0);
-	T_TRUE(!connect_peer(&one, &q[2], "10.0.0.1", 3.0)); /* 1 s: still its grace */
-	close(q[2].mine);
-	close(q[2].theirs);
-	T_TRUE(connect_peer(&one, &q[2], "10.0.0.1", 5.0));
-	T_TRUE(was_closed(&q[0]) && !was_closed(&q[1]));
-	conns_sending(&one, q[1].slot, 6.0);
-	T_EQ_I64(conns_reap(&one, 15.0), 0);
-	T_EQ_I64(conns_reap(&one, 16.5), 2); /* q[1] read nothing for 10.5 s; q[2] waited 11.5 s for a request */
+	T_TRUE(!connect_peer(&one, &q[2], "127.0.1.1", 2.0));
+	/* a client that leaves its reply unread for STALL_GRACE_S (2 s) gives way,
+	 * whatever the state, and one that leaves it for the deadline is cut */
+	conns_sending(&one, q[0].slot);
+	fill(&q[0]);
+	T_EQ_I64(conns_reap(&one, 2.0), 0); /* the backlog is seen */
+	T_TRUE(!connect_peer(&one, &q[2], "127.0.1.1", 3.0)); /* 1 s: still its grace */
+	T_TRUE(connect_peer(&one, &q[2], "127.0.1.1", 4.5));
+	T_TRUE(was_closed(&q[0]));
+	fill(&q[1]); /* busy (a stream whose client stopped reading) */
+	T_EQ_I64(conns_reap(&one, 6.0), 0);
+	T_EQ_I64(conns_reap(&one, 14.0), 0);
+	T_EQ_I64(conns_reap(&one, 16.5), 2); /* q[1] left it unread 10.5 s; q[2] waited 12 s for a request */
 	T_TRUE(was_closed(&q[1]) && was_closed(&q[2]));
 	/* the state changes of a connection being closed say so */
 	T_TRUE(!conns_busy(&one, q[1].slot));
@@ -134,4 +157,6 @@ void test_conns(void)
 	conns_counts(&cs, &st);
 	T_EQ_I64(st.n_open + st.n_closing, 0);
 	conns_free(&cs);
+	close(listener);
+	listener = -1;
 }
