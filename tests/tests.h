@@ -16,6 +16,7 @@
 	X(test_kern_isa_vs_ref)      \
 	X(test_kern_attn)           \
 	X(test_kern_swiglu)         \
+	X(test_kern_nonfinite)      \
 	X(test_tok_vocab_vectors)    \
 	X(test_tok_hf_golden)        \
 	X(test_tok_roundtrip)        \

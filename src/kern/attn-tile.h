@@ -25,7 +25,8 @@
 #define ATTN_LANES 16
 
 /* exp(x) within about 2 ulp for x in [-87, 88]; below that a tiny positive
- * number (the softmax weights it scales are then lost to rounding anyway). */
+ * number (the softmax weights it scales are then lost to rounding anyway).
+ * Defined for every float: a NaN (from NaN or infinite weights) gives a NaN. */
 static inline float attn_expf(float x)
 {
 	x = x < -87.0f ? -87.0f : x;
@@ -41,11 +42,11 @@ static inline float attn_expf(float x)
 	p = fmaf(p, r, 0.5f);
 	p = fmaf(p, r, 1.0f);
 	p = fmaf(p, r, 1.0f);
-	int32_t ki, bits;
+	uint32_t ki, bits; /* unsigned: wraps, never overflows, when x is a NaN */
 	memcpy(&ki, &kf, 4);
-	ki -= 0x4b400000; /* the integer k, from kf's mantissa */
+	ki -= 0x4b400000u; /* the integer k (two's complement), from kf's mantissa */
 	memcpy(&bits, &p, 4);
-	bits += ki * (1 << 23);
+	bits += ki << 23;
 	memcpy(&p, &bits, 4);
 	return p;
 }

@@ -142,3 +142,29 @@ void test_kern_swiglu(void)
 			T_FAIL("swiglu(%.9g) = %.9g, want %.9g", (double)g, (double)out, want);
 	}
 }
+
+/* Non-finite inputs (a model file may hold NaN or infinite weights): the
+ * kernels stay defined (no integer overflow inside exp, which the sanitizer
+ * build aborts on), a NaN stays a NaN, and a row without one is untouched. */
+void test_kern_nonfinite(void)
+{
+	const struct kern_fns *fns[2] = { kern_fns(), kern_fns_ref() };
+	for (int k = 0; k < 2; k++) {
+		float g[4] = { NAN, INFINITY, -INFINITY, -NAN }, u[4] = { 1, 1, 1, 1 };
+		fns[k]->swiglu(g, u, 4);
+		T_TRUE(isnan(g[0]) && isnan(g[3]));
+		enum { DK = 16, L = 3 };
+		float Q[2 * DK], K[L * DK], V[L * DK], out[2 * DK], alone[DK];
+		int32_t vis[2] = { L, L };
+		for (int i = 0; i < 2 * DK; i++)
+			Q[i] = rnd();
+		for (int i = 0; i < L * DK; i++)
+			K[i] = V[i] = rnd();
+		Q[3] = NAN;
+		K[DK + 5] = INFINITY;
+		run(fns[k]->attn_tile, 2, DK, DK, L, Q, vis, K, V, out);
+		run(fns[k]->attn_tile, 1, DK, DK, L, Q + DK, vis, K, V, alone);
+		T_TRUE(isnan(out[0]));
+		T_TRUE(memcmp(out + DK, alone, sizeof alone) == 0);
+	}
+}
