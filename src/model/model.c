@@ -469,8 +469,9 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
 			k--;
 			first = false;
 		}
-		if (k)
-			first = false;
+		if (!k)
+			continue; /* no piece (p may be NULL) */
+		first = false;
 		memcpy(s + o, p, k);
 		o += k;
 	}

@@ -267,3 +267,29 @@ void test_tok_stream_utf8(void)
 		hearth_model_free(m);
 	}
 }
+
+/* Control tokens detokenize to nothing without special (no copy from a NULL
+ * piece, which the sanitizer build aborts on) and to their text with it. */
+void test_tok_detok_control(void)
+{
+	struct hearth_model *m = load_vocab("vocab/ggml-vocab-llama-spm.gguf");
+	if (!m)
+		return;
+	struct hearth_err err = { 0 };
+	const int32_t bos = hearth_token_bos(m), eos = hearth_token_eos(m);
+	int32_t ids[4] = { bos, hearth_token_find(m, "\xe2\x96\x81Hello"), eos, bos };
+	char *s = NULL;
+	size_t n = 0;
+	T_TRUE(hearth_token_is_control(m, bos) && ids[1] >= 0);
+	T_OK(hearth_detokenize(m, ids, 4, false, &s, &n, &err), err);
+	T_STR_EQ(s, "Hello");
+	T_EQ_I64(n, 5);
+	free(s);
+	T_OK(hearth_detokenize(m, ids, 4, true, &s, &n, &err), err);
+	T_STR_EQ(s, "<s> Hello</s><s>");
+	free(s);
+	T_OK(hearth_detokenize(m, ids, 0, false, &s, &n, &err), err);
+	T_STR_EQ(s, "");
+	free(s);
+	hearth_model_free(m);
+}
