@@ -117,8 +117,9 @@ int hearth_gguf_kv_type(const struct hearth_gguf *g, int64_t i);
 int hearth_gguf_arr_type(const struct hearth_gguf *g, int64_t i);
 uint64_t hearth_gguf_arr_n(const struct hearth_gguf *g, int64_t i);
 /* Writes the value as JSON text (arrays: at most max_items elements, then an
- * ellipsis string when cut; max_items < 0 prints all) into buf. Returns the
- * length it needed, like snprintf. */
+ * ellipsis string when cut; max_items < 0 prints all) into buf. Bytes of a
+ * string that are not UTF-8 become \ufffd, a NaN or infinite float null.
+ * Returns the length it needed, like snprintf. */
 size_t hearth_gguf_kv_json(const struct hearth_gguf *g, int64_t i, int64_t max_items, char *buf, size_t size);
 int64_t hearth_gguf_n_tensors(const struct hearth_gguf *g);
 void hearth_gguf_tensor(const struct hearth_gguf *g, int64_t i, struct hearth_tensor_info *info);

@@ -11,6 +11,7 @@
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
+	X(test_gguf_kv_json)         \
 	X(test_qtype_dequant_dot)    \
 	X(test_qtype_quantize)       \
 	X(test_kern_isa_vs_ref)      \

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -587,12 +588,16 @@ static void put(char *buf, size_t size, size_t *len, const char *s, size_t n)
 	*len += n;
 }
 
+/* A JSON string: quotes and backslashes escaped, control characters as \\u00XX,
+ * and each byte that is not part of valid UTF-8 as \\ufffd (JSON text is UTF-8). */
 static void put_json_str(char *buf, size_t size, size_t *len, const char *s, uint64_t n)
 {
 	char tmp[8];
+	size_t k;
 	put(buf, size, len, "\"", 1);
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; i < n; i += k) {
 		unsigned char c = (unsigned char)s[i];
+		k = 1;
 		if (c == '"' || c == '\\') {
 			tmp[0] = '\\';
 			tmp[1] = (char)c;
@@ -600,8 +605,11 @@ static void put_json_str(char *buf, size_t size, size_t *len, const char *s, uin
 		} else if (c < 0x20 || c == 0x7f) {
 			snprintf(tmp, sizeof tmp, "\\u%04x", c);
 			put(buf, size, len, tmp, 6);
+		} else if ((k = hearth_utf8_valid(s + i, n - i)) > 0) {
+			put(buf, size, len, s + i, k);
 		} else {
-			put(buf, size, len, (const char *)&s[i], 1);
+			put(buf, size, len, "\\ufffd", 6);
+			k = 1;
 		}
 	}
 	put(buf, size, len, "\"", 1);
@@ -613,6 +621,8 @@ static void put_scalar(char *buf, size_t size, size_t *len, const struct gguf_kv
 	int n;
 	if (kv->type == HEARTH_GGUF_BOOL)
 		n = snprintf(tmp, sizeof tmp, "%s", kv->v.b ? "true" : "false");
+	else if ((kv->type == HEARTH_GGUF_F32 || kv->type == HEARTH_GGUF_F64) && !isfinite(kv->v.f))
+		n = snprintf(tmp, sizeof tmp, "null"); /* JSON has no NaN or infinity */
 	else if (kv->type == HEARTH_GGUF_F32 || kv->type == HEARTH_GGUF_F64)
 		n = snprintf(tmp, sizeof tmp, "%.9g", kv->v.f);
 	else if (vtype_is_signed(kv->type))

@@ -1,6 +1,7 @@
 /* test-gguf.c - the GGUF writer and reader: a round trip of every value type,
  * then malformed files (cut at every byte, bad header fields, absurd counts,
- * bad tensors), each rejected with a message naming the file. */
+ * bad tensors), each rejected with a message naming the file; values rendered
+ * as JSON. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -274,4 +275,43 @@ void test_gguf_malformed(void)
 	struct hearth_gguf *g = NULL;
 	T_EQ_I64(hearth_gguf_open(&g, tmp_path("does-not-exist.gguf"), &err), HEARTH_EIO);
 	free(b);
+}
+
+/* Value i rendered by hearth_gguf_kv_json (all elements) into buf. */
+static const char *kv_json(const struct hearth_gguf *g, const char *key, char *buf, size_t size)
+{
+	int64_t i = gguf_find_key(g, key);
+	if (i < 0)
+		return "(missing)";
+	hearth_gguf_kv_json(g, i, -1, buf, size);
+	return buf;
+}
+
+/* Values that JSON cannot hold as they are: bytes that are not UTF-8 become
+ * \ufffd (one per byte, as `hearth inspect` writes keys), NaN and infinities null. */
+void test_gguf_kv_json(void)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_gguf *g = NULL;
+	struct gguf_writer *w;
+	const char *path = tmp_path("json.gguf");
+	const char *strs[] = { "ok", "cut \xe6\x97", "\xc0\xaf" };
+	const float fs[] = { 1.5f, INFINITY, -INFINITY, NAN };
+	char buf[256];
+
+	T_OK(gguf_writer_new(&w, &err), err);
+	gguf_writer_set_str(w, "s", "a\xff" "b \xe2\x96\x81 \xed\xa0\x80");
+	gguf_writer_set_arr_str(w, "strs", strs, 3);
+	gguf_writer_set_f32(w, "nan", NAN);
+	gguf_writer_set_arr(w, "fs", HEARTH_GGUF_F32, fs, 4);
+	T_OK(gguf_writer_write(w, path, &err), err);
+	gguf_writer_free(w);
+	T_OK(hearth_gguf_open(&g, path, &err), err);
+	if (!g)
+		return;
+	T_STR_EQ(kv_json(g, "s", buf, sizeof buf), "\"a\\ufffdb \xe2\x96\x81 \\ufffd\\ufffd\\ufffd\"");
+	T_STR_EQ(kv_json(g, "strs", buf, sizeof buf), "[\"ok\",\"cut \\ufffd\\ufffd\",\"\\ufffd\\ufffd\"]");
+	T_STR_EQ(kv_json(g, "nan", buf, sizeof buf), "null");
+	T_STR_EQ(kv_json(g, "fs", buf, sizeof buf), "[1.5,null,null,null]");
+	hearth_gguf_close(g);
 }
