@@ -179,7 +179,11 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 		__m512 t0 = _mm512_mul_ps(v0, vid), t1 = _mm512_mul_ps(v1, vid);
 		t0 = _mm512_add_ps(t0, copysign_half(t0));
 		t1 = _mm512_add_ps(t1, copysign_half(t1));
-		const __m512i i0 = _mm512_cvttps_epi32(t0), i1 = _mm512_cvttps_epi32(t1);
+		/* clamped to the bytes stored, so that the sums are theirs: a NaN or
+		 * infinite activation converts to INT_MIN, whose sums would wrap */
+		const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+		const __m512i i0 = _mm512_max_epi32(lo, _mm512_min_epi32(hi, _mm512_cvttps_epi32(t0)));
+		const __m512i i1 = _mm512_max_epi32(lo, _mm512_min_epi32(hi, _mm512_cvttps_epi32(t1)));
 		_mm_storeu_si128((__m128i *)(q + 32 * i), _mm512_cvtsepi32_epi8(i0));
 		_mm_storeu_si128((__m128i *)(q + 32 * i + 16), _mm512_cvtsepi32_epi8(i1));
 		sums[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
