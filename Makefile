@@ -6,6 +6,8 @@
 #   make deps       install the Debian packages the build needs (apt-get; run by run and test)
 #   make conformance  differential fuzzing of the tokenizers against Hugging Face's
 #                   (100 000 random strings per vocabulary; npm registry; not in CI)
+#   make fuzz       libFuzzer targets (clang), FUZZ_SECONDS each [300]; make test runs
+#                   fuzz-short (FUZZ_SHORT_SECONDS each [20])
 
 CC       ?= cc
 OPT      ?= -O2
@@ -34,9 +36,10 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 # the server's request path without its main (serve.c), for the tests and the fuzzers
 SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
-DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev
+DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev clang libclang-rt-dev
 
-.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean
+.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean \
+	fuzz fuzz-short fuzz-build
 all: $(B)/hearth
 
 $(B)/%.o: %.c
@@ -59,7 +62,8 @@ $(B)/test-runner: $(TEST_OBJ) $(SRV_OBJ) $(B)/libhearth.a
 deps:
 	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
 	       echo '#include <microhttpd.h>'; echo '#include <openssl/evp.h>') | \
-	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null; then \
+	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null || \
+	    ! tests/fuzz/run.sh --can-build $(FUZZ_CC); then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEBS) $$(command -v npm >/dev/null || echo nodejs npm); \
@@ -82,6 +86,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory test-san
 	@$(MAKE) --no-print-directory test-clang
+	@$(MAKE) --no-print-directory fuzz-short
 
 test-plain: tests/conformance/node_modules/.package-lock.json
 	@$(MAKE) --no-print-directory B=build $(B)/hearth build/test-runner
@@ -133,7 +138,38 @@ test-clang:
 	  echo "clang build: clean"; \
 	else echo "clang not installed: skipped the clang build"; fi
 
-clean:
-	rm -rf build build-san build-clang
+# libFuzzer targets: tests/fuzz/fuzz-NAME.c each, listed here (one more target is
+# one more file and one more name). Seeds: tests/fuzz/corpus/NAME/ (committed,
+# replayed by every run) and build-fuzz/seeds/NAME/ (written by mkseeds);
+# tests/fuzz/NAME.dict when present. New inputs go to build-fuzz/corpus/NAME/,
+# reproducers of findings to build-fuzz/findings/NAME/ (and the make target fails).
+FUZZ_TARGETS := gguf tok hf-vocab
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_SHORT_SECONDS ?= 20
+fuzz-build:
+	@$(MAKE) --no-print-directory B=build-fuzz CC=$(FUZZ_CC) OPT="-O1 -fsanitize=fuzzer-no-link $(SAN)" \
+	  LDFLAGS="$(SAN)" $(FUZZ_TARGETS:%=build-fuzz/fuzz-%) build-fuzz/mkseeds
+	@./build-fuzz/mkseeds build-fuzz/seeds
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# the harnesses compile warning-free under $(CC) too; the run needs clang's libFuzzer
+fuzz-short:
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -fsyntax-only tests/fuzz/*.c
+	@if tests/fuzz/run.sh --can-build $(FUZZ_CC); then \
+	  $(MAKE) --no-print-directory fuzz-build >/dev/null && tests/fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS); \
+	else echo "fuzz-short: skipped: $(FUZZ_CC) cannot link -fsanitize=fuzzer (install clang and libclang-rt-dev)"; fi
+
+.PRECIOUS: $(B)/tests/fuzz/%.o
+$(B)/fuzz-%: $(B)/tests/fuzz/fuzz-%.o $(B)/tests/fuzz/common.o $(B)/libhearth.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/mkseeds: $(B)/tests/fuzz/mkseeds.o $(B)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+clean:
+	rm -rf build build-san build-clang build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(B)/tests/fuzz/*.d)
