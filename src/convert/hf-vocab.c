@@ -193,10 +193,7 @@ static int read_tokens(struct conv *c, struct hearth_err *err)
 	}
 	for (int32_t t = 0; t < c->n_vocab; t++) {
 		if (c->text[t]) {
-			unsigned b;
-			char tail;
-			if (c->spm && c->type[t] == TOK_TYPE_NORMAL && c->len[t] == 6 &&
-			    sscanf(c->text[t], "<0x%2X%c", &b, &tail) == 2 && tail == '>')
+			if (c->spm && c->type[t] == TOK_TYPE_NORMAL && tok_byte_of_text(c->text[t], c->len[t]) >= 0)
 				c->type[t] = TOK_TYPE_BYTE;
 			continue;
 		}

@@ -65,6 +65,19 @@ static void input_per_id(struct tok_vocab *v)
 	}
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int tok_byte_of_text(const char *text, size_t len)
+{
+	if (len != 6 || memcmp(text, "<0x", 3) != 0 || text[5] != '>')
+		return -1;
+	const int hi = hex_digit(text[3]), lo = hex_digit(text[4]);
+	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
+
 static int get_id(const struct hearth_gguf *g, const char *key, int32_t n_vocab, int32_t *out,
 		  struct hearth_err *err)
 {
@@ -113,7 +126,7 @@ static int build_pieces(struct tok_vocab *v)
 		const char *t = v->text[i];
 		size_t n = v->text_len[i], o = 0;
 		char *p = malloc(n + 1);
-		unsigned int byte;
+		int byte;
 		if (!p)
 			return HEARTH_ENOMEM;
 		int type = v->type[i];
@@ -138,7 +151,7 @@ static int build_pieces(struct tok_vocab *v)
 			}
 			break;
 		case TOK_TYPE_BYTE:
-			if (n == 6 && sscanf(t, "<0x%2x>", &byte) == 1)
+			if ((byte = tok_byte_of_text(t, n)) >= 0)
 				p[o++] = (char)byte;
 			break;
 		case TOK_TYPE_CONTROL:
@@ -262,8 +275,8 @@ int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hear
 		if (strmap_set(&v->by_text, ts[i].p, ts[i].n, i))
 			goto oom;
 		if (v->kind == TOK_SPM && v->type[i] == TOK_TYPE_BYTE) {
-			unsigned int b;
-			if (ts[i].n == 6 && sscanf(ts[i].p, "<0x%2x>", &b) == 1)
+			int b = tok_byte_of_text(ts[i].p, ts[i].n);
+			if (b >= 0)
 				v->byte_tok[b] = i;
 		}
 	}

@@ -84,6 +84,9 @@ struct tok_vocab {
 };
 
 int tok_vocab_load(struct tok_vocab *v, const struct hearth_gguf *g, struct hearth_err *err);
+/* The byte that a byte token's text "<0xHH>" (two hex digits, len bytes, no
+ * NUL needed) stands for, or -1 when the text is not one. */
+int tok_byte_of_text(const char *text, size_t len);
 void tok_vocab_free(struct tok_vocab *v);
 
 /* The ids an encode call produces: a growable buffer with a ceiling. */

@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "../../src/gguf/gguf.h"
 #include "../harness.h"
 
 static struct hearth_model *load_vocab(const char *rel)
@@ -291,5 +292,46 @@ void test_tok_detok_control(void)
 	T_OK(hearth_detokenize(m, ids, 0, false, &s, &n, &err), err);
 	T_STR_EQ(s, "");
 	free(s);
+	hearth_model_free(m);
+}
+
+/* Byte tokens are exactly "<0x" two hex digits ">": texts that sscanf would
+ * also have read ("<0x-9>" as 0xfffffff7, an index far outside the byte
+ * table; "<0x 9>", "<0x9>!") stand for no byte, decode to nothing, and
+ * leave the bytes they seem to name to the unknown token. */
+void test_tok_byte_token_text(void)
+{
+	static const char *const toks[] = { "<unk>", "<0x-9>", "<0x 9>", "<0x9>!", "<0x41>", "<0x+A>", "a" };
+	static const int32_t types[] = { 2, 6, 6, 6, 6, 6, 1 };
+	const char *path = tmp_path("byte-tokens.gguf");
+	struct hearth_err err = { 0 };
+	struct gguf_writer *w;
+	T_OK(gguf_writer_new(&w, &err), err);
+	gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+	gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+	gguf_writer_set_arr(w, "tokenizer.ggml.token_type", HEARTH_GGUF_I32, types, 7);
+	gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+	gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+	T_OK(gguf_writer_write(w, path, &err), err);
+	gguf_writer_free(w);
+
+	struct hearth_model_params p = hearth_model_default_params();
+	struct hearth_model *m = NULL;
+	p.vocab_only = true;
+	T_OK(hearth_model_load(&m, path, &p, &err), err);
+	if (!m)
+		return;
+	char piece[8];
+	for (int32_t id = 1; id <= 5; id++)
+		T_EQ_I64(hearth_token_to_piece(m, id, false, piece, sizeof piece), id == 4 ? 1 : 0);
+	int32_t *ids = NULL, n = 0;
+	T_OK(hearth_tokenize(m, "\t\nA", 3, false, false, &ids, &n, &err), err);
+	T_EQ_I64(n, 3);
+	if (n == 3) {
+		T_EQ_I64(ids[0], 0);
+		T_EQ_I64(ids[1], 0);
+		T_EQ_I64(ids[2], 4);
+	}
+	free(ids);
 	hearth_model_free(m);
 }
