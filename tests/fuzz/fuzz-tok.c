@@ -144,64 +144,78 @@ static bool drops_space(const struct hearth_model *m, int32_t first, const struc
 	       pieces->p[0] == ' ';
 }
 
+/* ids through the streaming detokenizer and hearth_token_to_piece. */
+struct streamed {
+	struct bytes pieces, stream; /* the pieces concatenated; what the stream handed out */
+	size_t *ends, n_ends;        /* where each hand-out ended in stream */
+	int32_t *in, n_in;           /* the ids inside the vocabulary */
+	int32_t first;               /* the first id with a piece, or -1 */
+};
+
+static void stream_ids(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special, struct streamed *r)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_detok *d = NULL;
+	size_t k;
+	memset(r, 0, sizeof *r);
+	r->ends = malloc(((size_t)n + 1) * sizeof *r->ends);
+	r->in = malloc(((size_t)n + 1) * sizeof *r->in);
+	r->first = -1;
+	FUZZ_CHECK(r->ends && r->in, "out of memory");
+	FUZZ_CHECK(hearth_detok_new(&d, m, special, &err) == 0, "detok_new: %s", err.msg);
+	for (int32_t i = 0; i < n; i++) {
+		const int np = hearth_token_to_piece(m, ids[i], special, NULL, 0);
+		const char *out = hearth_detok_push(d, ids[i], &k);
+		if (ids[i] < 0 || ids[i] >= hearth_model_n_vocab(m)) {
+			FUZZ_CHECK(np == HEARTH_EINVAL, "piece of id %d: %d", ids[i], np);
+			FUZZ_CHECK(k == 0 && out, "id %d outside the vocabulary streamed %zu bytes", ids[i], k);
+			continue;
+		}
+		FUZZ_CHECK(np >= 0, "piece of id %d: %d", ids[i], np);
+		r->in[r->n_in++] = ids[i];
+		if (np > 0 && r->first < 0)
+			r->first = ids[i];
+		FUZZ_CHECK(hearth_token_to_piece(m, ids[i], special, bytes_room(&r->pieces, (size_t)np), (size_t)np) == np,
+			   "piece of id %d changed size", ids[i]);
+		r->pieces.n += (size_t)np;
+		bytes_add(&r->stream, out, k);
+		r->ends[r->n_ends++] = r->stream.n;
+	}
+	const char *rest = hearth_detok_flush(d, &k);
+	bytes_add(&r->stream, rest, k);
+	r->ends[r->n_ends++] = r->stream.n;
+	bytes_room(&r->pieces, 0);
+	bytes_room(&r->stream, 0);
+	hearth_detok_free(d);
+}
+
 /* The stream, the pieces and hearth_detokenize agree on ids (some may be outside the vocabulary). */
 static void check_detok(const struct hearth_model *m, const int32_t *ids, int32_t n, bool special)
 {
 	struct hearth_err err = { 0 };
-	struct hearth_detok *d = NULL;
-	struct bytes pieces = { 0 }, stream = { 0 };
-	size_t *ends = malloc(((size_t)n + 2) * sizeof *ends), n_ends = 0, k;
-	int32_t *in = malloc(((size_t)n + 1) * sizeof *in), n_in = 0, first = -1;
-	FUZZ_CHECK(ends && in, "out of memory");
-	FUZZ_CHECK(hearth_detok_new(&d, m, special, &err) == 0, "detok_new: %s", err.msg);
-	for (int32_t i = 0; i < n; i++) {
-		const int np = hearth_token_to_piece(m, ids[i], special, NULL, 0);
-		const char *out;
-		if (ids[i] < 0 || ids[i] >= hearth_model_n_vocab(m)) {
-			FUZZ_CHECK(np == HEARTH_EINVAL, "piece of id %d: %d", ids[i], np);
-			out = hearth_detok_push(d, ids[i], &k);
-			FUZZ_CHECK(k == 0 && out, "id %d outside the vocabulary streamed %zu bytes", ids[i], k);
-			continue;
-		}
-		in[n_in++] = ids[i];
-		FUZZ_CHECK(np >= 0, "piece of id %d: %d", ids[i], np);
-		if (np > 0 && first < 0)
-			first = ids[i];
-		FUZZ_CHECK(hearth_token_to_piece(m, ids[i], special, bytes_room(&pieces, (size_t)np), (size_t)np) == np,
-			   "piece of id %d changed size", ids[i]);
-		pieces.n += (size_t)np;
-		out = hearth_detok_push(d, ids[i], &k);
-		bytes_add(&stream, out, k);
-		ends[n_ends++] = stream.n;
-	}
-	const char *rest = hearth_detok_flush(d, &k);
-	bytes_add(&stream, rest, k);
-	ends[n_ends++] = stream.n;
-	bytes_room(&pieces, 0);
-	bytes_room(&stream, 0);
-	FUZZ_CHECK(stream.n == pieces.n && memcmp(stream.p, pieces.p, pieces.n) == 0,
-		   "streamed %zu bytes, the pieces are %zu", stream.n, pieces.n);
-	if (is_utf8(pieces.p, pieces.n))
-		for (size_t e = 0, at = 0; e < n_ends; at = ends[e++])
-			FUZZ_CHECK(is_utf8(stream.p + at, ends[e] - at), "hand-out %zu is not whole characters", e);
-
+	struct streamed r;
 	size_t len;
-	char *s = detokenize(m, in, n_in, special, &len);
-	const size_t skip = drops_space(m, first, &pieces) ? 1 : 0;
-	FUZZ_CHECK(len + skip == pieces.n && memcmp(s, pieces.p + skip, len) == 0 && s[len] == 0,
-		   "detokenize gave %zu bytes, the pieces are %zu", len, pieces.n);
+	stream_ids(m, ids, n, special, &r);
+	FUZZ_CHECK(r.stream.n == r.pieces.n && memcmp(r.stream.p, r.pieces.p, r.pieces.n) == 0,
+		   "streamed %zu bytes, the pieces are %zu", r.stream.n, r.pieces.n);
+	if (is_utf8(r.pieces.p, r.pieces.n))
+		for (size_t e = 0, at = 0; e < r.n_ends; at = r.ends[e++])
+			FUZZ_CHECK(is_utf8(r.stream.p + at, r.ends[e] - at), "hand-out %zu is not whole characters", e);
+	char *s = detokenize(m, r.in, r.n_in, special, &len);
+	const size_t skip = drops_space(m, r.first, &r.pieces) ? 1 : 0;
+	FUZZ_CHECK(len + skip == r.pieces.n && memcmp(s, r.pieces.p + skip, len) == 0 && s[len] == 0,
+		   "detokenize gave %zu bytes, the pieces are %zu", len, r.pieces.n);
 	free(s);
-	if (n_in < n) {
+	if (r.n_in < n) {
 		s = NULL;
 		int rc = hearth_detokenize(m, ids, n, special, &s, &len, &err);
 		FUZZ_CHECK(rc == HEARTH_EINVAL && s == NULL, "detokenize of ids outside the vocabulary: %d", rc);
 		fuzz_check_err(rc, &err, "detokenize");
 	}
-	hearth_detok_free(d);
-	free(pieces.p);
-	free(stream.p);
-	free(ends);
-	free(in);
+	free(r.pieces.p);
+	free(r.stream.p);
+	free(r.ends);
+	free(r.in);
 }
 
 /* Does ids hold a user-defined token (after which SentencePiece adds a space)? */
