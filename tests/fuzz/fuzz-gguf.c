@@ -56,7 +56,7 @@ static void check_kv_json(const struct hearth_gguf *g, int64_t i, int64_t max_it
 	FUZZ_CHECK(memchr(small, 0, sizeof small) && strncmp(small, buf, strlen(small)) == 0 &&
 		   strlen(small) == (need < sizeof small ? need : sizeof small - 1), "key %s: cut output is not a prefix",
 		   hearth_gguf_key(g, i));
-	json_t *j = json_loads(buf, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	json_t *j = json_loads(buf, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je); /* u64 past int64 */
 	FUZZ_CHECK(j != NULL, "key %s: not JSON (%s at %d): %.200s", hearth_gguf_key(g, i), je.text, je.position, buf);
 	if (hearth_gguf_kv_type(g, i) == HEARTH_GGUF_ARRAY) {
 		uint64_t n = hearth_gguf_arr_n(g, i);

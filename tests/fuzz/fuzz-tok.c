@@ -19,13 +19,14 @@
  *    one leading space SentencePiece adds (dropped from the first piece when
  *    the vocabulary adds a space prefix); ids outside the vocabulary are an
  *    error there and nothing in the stream;
- *  - round trip, without special-token parsing: detokenizing the ids of a valid
- *    UTF-8 text gives the text back (SentencePiece: with U+2581 as a space), and
- *    for any text tokenizing that result again gives the same ids. Qwen's
- *    tokenizer normalizes to NFC, so there only the second holds. SentencePiece
- *    texts that hold a user-defined token are left out: the text after it gets
- *    a space prefix, as in llama.cpp; so are texts with a byte that a byte-level
- *    vocabulary has no symbol for (falcon, starcoder lack some), which is dropped.
+ *  - round trip: detokenizing the ids of a valid UTF-8 text (with special
+ *    when special tokens were parsed) gives the text back (SentencePiece: with
+ *    U+2581 as a space), and for any text tokenizing that result again gives the
+ *    same ids. Qwen's tokenizer normalizes to NFC, so there only the second
+ *    holds. SentencePiece texts that hold a special token are left out: the text
+ *    after it gets a space prefix, as in llama.cpp; so are texts with a byte that a
+ *    byte-level vocabulary has no symbol for (falcon, starcoder lack some), which
+ *    is dropped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,12 +219,14 @@ static void check_detok(const struct hearth_model *m, const int32_t *ids, int32_
 	free(r.in);
 }
 
-/* Does ids hold a user-defined token (after which SentencePiece adds a space)? */
-static bool has_user_defined(const struct hearth_model *m, const int32_t *ids, int32_t n)
+/* Does ids hold a special token (after which SentencePiece adds a space)? */
+static bool has_special(const struct hearth_model *m, const int32_t *ids, int32_t n)
 {
-	for (int32_t i = 0; i < n; i++)
-		if (m->vocab.type[ids[i]] == TOK_TYPE_USER_DEFINED)
+	for (int32_t i = 0; i < n; i++) {
+		const int t = m->vocab.type[ids[i]];
+		if (t == TOK_TYPE_USER_DEFINED || t == TOK_TYPE_CONTROL || t == TOK_TYPE_UNKNOWN)
 			return true;
+	}
 	return false;
 }
 
@@ -257,15 +260,15 @@ static bool bytes_covered(const struct tok_vocab *v, const char *text, size_t le
 	return is_utf8(text, len) || (v->byte_sym[0xef] >= 0 && v->byte_sym[0xbf] >= 0 && v->byte_sym[0xbd] >= 0);
 }
 
-/* Text -> ids -> text -> ids, without special tokens. */
-static void check_round_trip(const struct hearth_model *m, const char *text, size_t len, const int32_t *ids,
+/* Text -> ids -> text -> ids; ps: special tokens parsed, and detokenized as text. */
+static void check_round_trip(const struct hearth_model *m, const char *text, size_t len, bool ps, const int32_t *ids,
 			     int32_t n)
 {
 	const struct tok_vocab *v = &m->vocab;
 	size_t back_len;
-	if ((v->kind == TOK_SPM && has_user_defined(m, ids, n)) || !bytes_covered(v, text, len))
+	if ((v->kind == TOK_SPM && has_special(m, ids, n)) || !bytes_covered(v, text, len))
 		return;
-	char *back = detokenize(m, ids, n, false, &back_len);
+	char *back = detokenize(m, ids, n, ps, &back_len);
 	if (!v->pre.nfc && is_utf8(text, len)) {
 		size_t want_len = len;
 		char *want = v->kind == TOK_SPM ? spm_unescape(text, len, &want_len) : NULL;
@@ -275,7 +278,7 @@ static void check_round_trip(const struct hearth_model *m, const char *text, siz
 		free(want);
 	}
 	int32_t n2;
-	int32_t *ids2 = tokenize(m, back, back_len, false, false, &n2);
+	int32_t *ids2 = tokenize(m, back, back_len, false, ps, &n2);
 	FUZZ_CHECK(same_ids(ids, n, ids2, n2), "the detokenized text tokenizes to other ids (%d, %d before)", n2, n);
 	free(ids2);
 	free(back);
@@ -309,8 +312,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_add_special(m, text, len, ps, ids, n);
 	}
 	check_detok(m, ids, n, special);
-	if (!ps)
-		check_round_trip(m, text, len, ids, n);
+	check_round_trip(m, text, len, ps, ids, n);
 	free(ids);
 	ids = ids_of_bytes(m, data + 1, len, &n);
 	check_detok(m, ids, n, special);
