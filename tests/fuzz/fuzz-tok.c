@@ -26,7 +26,9 @@
  *    holds. SentencePiece texts that hold a special token are left out: the text
  *    after it gets a space prefix, as in llama.cpp; so are texts with a byte that a
  *    byte-level vocabulary has no symbol for (falcon, starcoder lack some), which
- *    is dropped.
+ *    is dropped, and byte-level texts holding a user-defined token whose text is of
+ *    the byte alphabet but stands for other bytes ("\xc3\xb5" decodes to byte 0xf5,
+ *    as Hugging Face decodes it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +250,19 @@ static char *spm_unescape(const char *text, size_t len, size_t *out_len)
 	return o;
 }
 
+/* Does ids hold a user-defined token that decodes to other bytes than its text? */
+static bool has_recoded(const struct hearth_model *m, const int32_t *ids, int32_t n)
+{
+	const struct tok_vocab *v = &m->vocab;
+	for (int32_t i = 0; i < n; i++) {
+		const int32_t t = ids[i];
+		if (v->type[t] == TOK_TYPE_USER_DEFINED &&
+		    (v->piece_len[t] != v->text_len[t] || memcmp(v->piece[t], v->text[t], v->text_len[t]) != 0))
+			return true;
+	}
+	return false;
+}
+
 /* Has the byte-level vocabulary a symbol for every byte of text (and of the
  * U+FFFD that invalid UTF-8 becomes)? A byte without one is dropped. */
 static bool bytes_covered(const struct tok_vocab *v, const char *text, size_t len)
@@ -266,7 +281,7 @@ static void check_round_trip(const struct hearth_model *m, const char *text, siz
 {
 	const struct tok_vocab *v = &m->vocab;
 	size_t back_len;
-	if ((v->kind == TOK_SPM && has_special(m, ids, n)) || !bytes_covered(v, text, len))
+	if ((v->kind == TOK_SPM && has_special(m, ids, n)) || has_recoded(m, ids, n) || !bytes_covered(v, text, len))
 		return;
 	char *back = detokenize(m, ids, n, ps, &back_len);
 	if (!v->pre.nfc && is_utf8(text, len)) {
