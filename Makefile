@@ -14,7 +14,7 @@ OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude
 LDLIBS   += -lmicrohttpd -lpcre2-8 -lutf8proc -ljansson -lcrypto -lm -lpthread
-SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN      := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 B        ?= build
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))

@@ -267,6 +267,16 @@ static float signed_absmax(const float *x, int n)
 	return max;
 }
 
+/* v rounded half away from zero, as int8: |v| < 127.5 for finite activations;
+ * beyond, and for a NaN (NaN or infinite activations), saturated (NaN: -128,
+ * as the AVX-512 conversion gives) instead of an out-of-range conversion. */
+static int8_t round_i8(float v)
+{
+	if (v >= -127.5f && v < 127.5f)
+		return (int8_t)roundf(v);
+	return v > 0 ? 127 : -128;
+}
+
 static void quantize_row_q8_0(const float *x, struct block_q8_0 *y, int64_t n)
 {
 	for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
@@ -274,7 +284,7 @@ static void quantize_row_q8_0(const float *x, struct block_q8_0 *y, int64_t n)
 		const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
 		y[i].d = f32_to_fp16(d);
 		for (int j = 0; j < QK8_0; j++)
-			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+			y[i].qs[j] = round_i8(x[j] * id);
 	}
 }
 
@@ -288,7 +298,7 @@ static void quantize_row_q8_1(const float *x, struct block_q8_1 *y, int64_t n)
 		int sum = 0;
 		y[i].d = f32_to_fp16(d);
 		for (int j = 0; j < QK8_1; j++) {
-			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+			y[i].qs[j] = round_i8(x[j] * id);
 			sum += y[i].qs[j];
 		}
 		y[i].s = f32_to_fp16((float)sum * d);

@@ -376,44 +376,57 @@ void test_qtype_quantize(void)
 	free(q);
 }
 
-/* Non-finite activations (from NaN or infinite weights in a model file): planar
- * q8_0 activations carry block sums equal to their stored bytes' sums, as the
- * reference's do (not the wrapped sums of out-of-range conversions), and the
- * packed products over them stay defined (the sanitizer build aborts on an
- * integer overflow). */
+/* One type's activation conversion and products over activations holding a
+ * NaN and an infinity (n values; rows weight rows when it has a packed layout). */
+static void nonfinite_one(const struct qtype_ops *ops, int type, bool ref)
+{
+	enum { N = 256, ROWS = 16 };
+	float x[N], w[N * ROWS], y[ROWS], s;
+	for (int i = 0; i < N; i++)
+		x[i] = rnd_normal();
+	for (int i = 0; i < N * ROWS; i++)
+		w[i] = rnd_normal();
+	x[3] = NAN;
+	x[40] = INFINITY;
+	int8_t *a = malloc(qtype_row_size(ops->dot_type, N) + 64);
+	void *wq = malloc(qtype_row_size(type, N) * ROWS);
+	ops->dot_from_float(x, a, N);
+	if (ops->dot_type == QTYPE_Q8_0P) { /* planar: the block sums are the stored bytes' */
+		int32_t sums[N / 32];
+		memcpy(sums, a + N + N / 32 * sizeof(float), sizeof sums);
+		for (int b = 0; b < N / 32; b++) {
+			int32_t want = 0;
+			for (int i = 0; i < 32; i++)
+				want += a[32 * b + i];
+			T_EQ_I64(sums[b], want);
+		}
+	}
+	if (ref && ops->dot_type == HEARTH_TYPE_Q8_0) /* saturated, not an out-of-range conversion */
+		T_EQ_I64(((const struct block_q8_0 *)a)[0].qs[3], -128);
+	quantize_row_ref(type, w, wq, N * ROWS);
+	ops->vec_dot(N, &s, wq, a);
+	if (!ref && ops->pack_rows && ROWS % ops->pack_rows == 0) {
+		void *packed = malloc(ops->pack_size(ROWS, N));
+		ops->pack(wq, ROWS, N, packed);
+		ops->gemm_packed(N, packed, 0, ROWS, a, qtype_row_size(ops->dot_type, N), 1, y, ROWS);
+		free(packed);
+	}
+	free(wq);
+	free(a);
+}
+
+/* Non-finite activations (from NaN or infinite weights in a model file), with
+ * the kernels in use and the reference: planar q8_0 activations carry block
+ * sums equal to their stored bytes' sums (not the wrapped sums of out-of-range
+ * conversions), the reference's q8_0 saturates instead of converting a NaN to
+ * int8, and the products over them stay defined (the sanitizer build aborts on
+ * an integer overflow or an out-of-range conversion). */
 void test_kern_nonfinite_activations(void)
 {
-	enum { N = 64, ROWS = 16 };
-	static const int types[] = { HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q8_0 };
+	static const int types[] = { HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q4_K,
+				     HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16 };
 	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-		const struct qtype_ops *ops = kern_ops(types[t]);
-		float x[N], w[N * ROWS], y[ROWS];
-		for (int i = 0; i < N; i++)
-			x[i] = rnd_normal();
-		for (int i = 0; i < N * ROWS; i++)
-			w[i] = rnd_normal();
-		x[3] = NAN;
-		x[40] = INFINITY;
-		int8_t *a = malloc(qtype_row_size(ops->dot_type, N) + 64);
-		ops->dot_from_float(x, a, N);
-		if (ops->dot_type == QTYPE_Q8_0P) {
-			int32_t sums[N / 32];
-			memcpy(sums, a + N + N / 32 * sizeof(float), sizeof sums);
-			for (int b = 0; b < N / 32; b++) {
-				int32_t want = 0;
-				for (int i = 0; i < 32; i++)
-					want += a[32 * b + i];
-				T_EQ_I64(sums[b], want);
-			}
-		}
-		if (ops->pack_rows && ROWS % ops->pack_rows == 0) {
-			void *wq = malloc(qtype_row_size(types[t], N) * ROWS), *packed = malloc(ops->pack_size(ROWS, N));
-			quantize_row_ref(types[t], w, wq, N * ROWS);
-			ops->pack(wq, ROWS, N, packed);
-			ops->gemm_packed(N, packed, 0, ROWS, a, qtype_row_size(ops->dot_type, N), 1, y, ROWS);
-			free(wq);
-			free(packed);
-		}
-		free(a);
+		nonfinite_one(kern_ops(types[t]), types[t], false);
+		nonfinite_one(kern_ops_ref(types[t]), types[t], true);
 	}
 }
