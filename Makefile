@@ -143,7 +143,7 @@ test-clang:
 # replayed by every run) and build-fuzz/seeds/NAME/ (written by mkseeds);
 # tests/fuzz/NAME.dict when present. New inputs go to build-fuzz/corpus/NAME/,
 # reproducers of findings to build-fuzz/findings/NAME/ (and the make target fails).
-FUZZ_TARGETS := gguf tok hf-vocab
+FUZZ_TARGETS := gguf tok hf-vocab http
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 20
@@ -165,6 +165,8 @@ fuzz-short:
 
 .PRECIOUS: $(B)/tests/fuzz/%.o
 $(B)/fuzz-%: $(B)/tests/fuzz/fuzz-%.o $(B)/tests/fuzz/common.o $(B)/libhearth.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/fuzz-http: $(B)/tests/fuzz/fuzz-http.o $(B)/tests/fuzz/common.o $(SRV_OBJ) $(B)/libhearth.a
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/mkseeds: $(B)/tests/fuzz/mkseeds.o $(B)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -158,6 +158,7 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 	}
 	if (st->p.stream) {
 		rp->stream = st;
+		rp->status = 200;
 		st = NULL;
 		goto out;
 	}
@@ -280,6 +281,7 @@ void api_completions(struct server *srv, const struct call *call, struct reply *
 	}
 	if (st->p.stream) {
 		rp->stream = st;
+		rp->status = 200;
 		st = NULL;
 		goto out;
 	}

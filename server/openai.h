@@ -5,7 +5,7 @@
  *   gen.c      one generation: submit, token events, stop strings, text and logprobs
  *   stream.c   the generations of a request as server-sent events
  *   shapes.c   OpenAI's JSON shapes: choices, logprobs, usage, models
- *   jsonb.c    JSON built with every step checked; buf.c a growable byte buffer
+ *   buf.c      a growable byte buffer (jsonb.c, checked JSON building, is in server.h)
  *
  * Every builder returns NULL (or false) when memory runs out, and callers pass
  * that on: a reply that cannot be built whole is a 500 or a cut stream, never
@@ -118,16 +118,6 @@ json_t *shape_usage(const struct gen *g, int n);
 json_t *shape_chat_reply(struct server *srv, struct stream *st);
 json_t *shape_completion_reply(struct server *srv, struct stream *st);
 json_t *shape_model(struct server *srv);
-
-/* jsonb.c */
-/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
-json_t *jsonb_str(const char *s, size_t n);
-/* Appends v (taken over) to arr; false when either is NULL or the append fails. */
-bool jsonb_add(json_t *arr, json_t *v);
-/* Sets key of obj to v (taken over); false when any is NULL or it fails. */
-bool jsonb_set(json_t *obj, const char *key, json_t *v);
-/* obj when every step that built it succeeded (ok), else NULL (obj released). */
-json_t *jsonb_done(json_t *obj, bool ok);
 
 /* buf.c */
 /* Appends s[0..n) to the growable buffer *buf (NUL-terminated); -1 when out of memory (nothing changes). */

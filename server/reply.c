@@ -39,8 +39,10 @@ void reply_error(struct reply *rp, int status, const char *type, const char *par
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *e = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", msg, "type", type, "param",
-			      param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
+	/* the message may quote the client's bytes (a URL, a name): made valid UTF-8 */
+	json_t *e = json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", jsonb_str(msg, strlen(msg)), "type", type,
+			      "param", param ? jsonb_str(param, strlen(param)) : json_null(), "code",
+			      code ? json_string(code) : json_null());
 	free(rp->body);
 	rp->body = NULL;
 	reply_json(rp, status, e);

@@ -191,6 +191,16 @@ char *reply_text(const json_t *j, size_t *len);
  * else 400 naming param (may be NULL) with the library's message. */
 void reply_lib_error(struct reply *rp, int rc, const char *param, const struct hearth_err *err);
 
+/* jsonb.c: JSON built with every step checked */
+/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. */
+json_t *jsonb_str(const char *s, size_t n);
+/* Appends v (taken over) to arr; false when either is NULL or the append fails. */
+bool jsonb_add(json_t *arr, json_t *v);
+/* Sets key of obj to v (taken over); false when any is NULL or it fails. */
+bool jsonb_set(json_t *obj, const char *key, json_t *v);
+/* obj when every step that built it succeeded (ok), else NULL (obj released). */
+json_t *jsonb_done(json_t *obj, bool ok);
+
 /* One HTTP request as the request path sees it (the headers it reads). */
 struct http_request {
 	const char *method, *url;

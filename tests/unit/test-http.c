@@ -174,6 +174,8 @@ void test_http_routes(void)
 	in = get("/x");
 	in.url = "/aaaaaaaa";
 	T_STATUS(in, 404, "not_found");
+	in.url = "/\xff\xfe:[\xbb"; /* quoted in the error: made valid UTF-8, still JSON */
+	T_STATUS(in, 404, "not_found");
 	in.authorization = NULL;
 	T_STATUS(in, 401, "invalid_api_key");
 	in = get("/health");
