@@ -101,9 +101,10 @@ test('3. 5000 idle connections and trickling clients: a normal client is answere
   const socks = [];
   const timers = [];
   try {
+    let connected = 0;
     const open = () => new Promise((resolve) => {
       const so = net.connect(s.port, '127.0.0.1');
-      so.on('connect', resolve);
+      so.on('connect', () => { connected++; resolve(); });
       so.on('error', resolve);
       so.on('close', resolve);
       socks.push(so);
@@ -128,7 +129,14 @@ test('3. 5000 idle connections and trickling clients: a normal client is answere
     assert.equal(health.status, 200);
     assert.equal(r.choices.length, 1);
     assert.ok(ms < (sanitized ? 3000 : 1000), `answered in ${ms.toFixed(0)} ms`);
-    assert.ok(await metric(s, 'hearth_http_connections_evicted_total') > 4000, 'idle connections gave way');
+    assert.ok(connected > 4000, `${connected} of 5000 connected (the client's descriptor limit?)`);
+    // every connection beyond the address's 256 (the tricklers' included) gave way, once all are accepted
+    let evicted = 0;
+    for (let i = 0; i < 50 && evicted < connected - 256 - 60; i++) {
+      evicted = await metric(s, 'hearth_http_connections_evicted_total');
+      if (evicted < connected - 256 - 60) await sleep(100);
+    }
+    assert.ok(evicted >= connected - 256 - 60, `${evicted} of ${connected} idle connections gave way`);
     assert.ok(await metric(s, 'hearth_http_connections') <= 1024);
   } finally {
     timers.forEach(clearInterval);
