@@ -116,7 +116,7 @@ static void check_body(const struct http_request *rq, const struct reply *rp)
 	if (rp->content_type && strncmp(rp->content_type, "application/json", 16))
 		return; /* /metrics */
 	json_error_t je;
-	json_t *j = json_loadb(rp->body, rp->len, 0, &je);
+	json_t *j = json_loadb(rp->body, rp->len, JSON_ALLOW_NUL, &je); /* \u0000 is valid JSON */
 	FUZZ_CHECK(json_is_object(j), "%s %s: reply is not a JSON object (%s): %.200s", rq->method, rq->url, je.text,
 		   rp->body);
 	if (rp->status >= 400) {
