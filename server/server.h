@@ -4,8 +4,9 @@
  *
  *   listen.c       the listening socket and the accept loop (limits, deadlines)
  *   conns.c        connection slots: per-address and global limits, eviction, deadlines
- *   http.c         libmicrohttpd glue and the request path: host, origin and key
- *                  checks, routing, body limits, SSE handed to libmicrohttpd
+ *   http.c         libmicrohttpd glue: requests in, replies and streams out
+ *   request.c      the request path: size, host, origin and key checks, routes,
+ *                  body limits, then the route's handler
  *   reply.c        JSON replies and OpenAI-shaped errors
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
@@ -229,14 +230,14 @@ struct route;
 /* The checks that need only the request head: size, Host, Origin, key,
  * route and method, state, content type and length. True when they answered
  * (rp filled); else *rt is the route and the body may come. */
-bool http_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp);
-/* Answers a request whose head passed http_head, its body now complete. */
-void http_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp);
+bool request_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp);
+/* Answers a request whose head passed request_head, its body now complete. */
+void request_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp);
 /* The same once the body is parsed (body: the JSON object for routes that take one, else NULL). */
-void http_answer_json(struct server *srv, const struct route *rt, const struct http_request *rq, json_t *body,
+void request_answer_json(struct server *srv, const struct route *rt, const struct http_request *rq, json_t *body,
 		      struct reply *rp);
 /* The most body bytes rt accepts. */
-size_t http_max_body(const struct server *srv, const struct route *rt);
+size_t request_max_body(const struct server *srv, const struct route *rt);
 
 /* api-openai.c (openai.h: what its helpers share) */
 void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp);

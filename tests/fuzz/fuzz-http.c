@@ -1,4 +1,4 @@
-/* fuzz-http.c - libFuzzer target: the server's request path (server/http.c,
+/* fuzz-http.c - libFuzzer target: the server's request path (server/request.c,
  * api-openai.c) on requests made of the fuzzer's bytes, against a real model
  * and scheduler, without sockets.
  *
@@ -157,9 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rq.content_length = rq.body_len;
 	}
 	const bool keyed = rq.authorization && !strcmp(rq.authorization, "Bearer " KEY);
-	if (!http_head(&srv, &rq, &rt, &rp)) {
-		rq.body_too_big = rq.body_len > http_max_body(&srv, rt);
-		http_answer(&srv, rt, &rq, &rp);
+	if (!request_head(&srv, &rq, &rt, &rp)) {
+		rq.body_too_big = rq.body_len > request_max_body(&srv, rt);
+		request_answer(&srv, rt, &rq, &rp);
 	}
 	FUZZ_CHECK(rp.status >= 200 && rp.status <= 599, "%s %s: status %d", rq.method, rq.url, rp.status);
 	FUZZ_CHECK(keyed || rp.status >= 300 || !strcmp(rq.url, "/health"),

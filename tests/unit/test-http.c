@@ -1,5 +1,5 @@
-/* test-http.c - the server's request path without sockets: http_head and
- * http_answer on a real model and scheduler, for every route and the
+/* test-http.c - the server's request path without sockets: request_head and
+ * request_answer on a real model and scheduler, for every route and the
  * refusals of the hardening issue, then the same requests with their Nth
  * allocation failing (the server's own and jansson's): each must end in a
  * JSON reply, an error or the right answer, never a crash, a hang or a leak. */
@@ -79,21 +79,21 @@ static void serve(struct server *srv, const struct call_in *in, struct reply *rp
 		rq.has_length = true;
 		rq.content_length = rq.body_len;
 	}
-	if (http_head(srv, &rq, &rt, rp))
+	if (request_head(srv, &rq, &rt, rp))
 		return;
-	rq.body_too_big = rq.body_len > http_max_body(srv, rt);
+	rq.body_too_big = rq.body_len > request_max_body(srv, rt);
 	/* jansson's parser reports running out of memory in its lexer as a syntax
 	 * error, so its allocations are left out of the sweeps */
 	json_t *body = NULL;
-	if (http_max_body(srv, rt) > 0 && rq.body && !rq.body_too_big) {
+	if (request_max_body(srv, rt) > 0 && rq.body && !rq.body_too_big) {
 		fault_pause(true);
 		body = json_loadb(rq.body, rq.body_len, JSON_ALLOW_NUL, NULL);
 		fault_pause(false);
 	}
 	if (json_is_object(body))
-		http_answer_json(srv, rt, &rq, body, rp);
+		request_answer_json(srv, rt, &rq, body, rp);
 	else
-		http_answer(srv, rt, &rq, rp); /* no JSON object: http_answer's own reply */
+		request_answer(srv, rt, &rq, rp); /* no JSON object: request_answer's own reply */
 	json_decref(body);
 	if (!rp->stream)
 		return;
