@@ -171,10 +171,12 @@ test('3. beyond the per-address limit, with every connection busy: 503 and Retry
   const s = await startServer(['--max-connections-per-ip', '2', '--parallel', '2']);
   const busy = [];
   try {
-    // two streams that have started answering: both connections are busy for a while
+    // two streams that have started answering: both connections are busy for a while (from an
+    // address of their own: the harness's own connections from 127.0.0.1 play no part)
+    const from = { port: s.port, host: '127.0.0.1', localAddress: '127.0.0.3' };
     const body = JSON.stringify({ prompt: 'Once upon a time', max_tokens: 480, ignore_eos: true, temperature: 0, stream: true });
     const started = [0, 1].map(() => new Promise((resolve, reject) => {
-      const so = net.connect(s.port, '127.0.0.1', () => so.write('POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+      const so = net.connect(from, () => so.write('POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
         `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
       let seen = '';
       so.on('data', (d) => { seen += d; if (seen.includes('data: ')) resolve(); });
@@ -184,7 +186,7 @@ test('3. beyond the per-address limit, with every connection busy: 503 and Retry
       busy.push(so);
     }));
     await Promise.all(started);
-    const so = net.connect(s.port, '127.0.0.1', () => so.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+    const so = net.connect(from, () => so.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
     const got = await collect(so, 5000);
     so.destroy();
     assert.match(got.data, /^HTTP\/1\.1 503 /, got.data);
@@ -206,8 +208,8 @@ test('3. a client that does not read its replies is cut at the deadline and give
     // pipelined requests whose replies (25 MB, more than socket buffers hold) are read slowly
     // (40 s for all): always some progress, so no inactivity timer ever fires
     const many = 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(150000);
-    for (let i = 0; i < 2; i++) {
-      const so = net.connect(s.port, '127.0.0.1', () => { so.pause(); so.write(many); });
+    for (let i = 0; i < 2; i++) { // from an address of their own, as the client below
+      const so = net.connect({ port: s.port, host: '127.0.0.1', localAddress: '127.0.0.4' }, () => { so.pause(); so.write(many); });
       so.on('error', () => {});
       const t = setInterval(() => { if (!so.destroyed) so.read(65536); }, 100);
       so.on('close', () => clearInterval(t));
@@ -218,7 +220,8 @@ test('3. a client that does not read its replies is cut at the deadline and give
     const t0 = Date.now();
     let r = null;
     while (Date.now() - t0 < 15000) {
-      r = await raw(s.port, 'GET', '/v1/models', { authorization: `Bearer ${KEY}` }).catch((e) => ({ status: e.code }));
+      r = await raw(s.port, 'GET', '/v1/models', { authorization: `Bearer ${KEY}` }, undefined, '127.0.0.4')
+        .catch((e) => ({ status: e.code }));
       if (r.status === 200) break;
       await sleep(250);
     }
