@@ -36,7 +36,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 # the server's request path without its main (serve.c), for the tests and the fuzzers
 SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
-DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev clang libclang-rt-dev
+DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev clang libclang-rt-dev openssl
 
 .PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean \
 	fuzz fuzz-short fuzz-build
@@ -62,7 +62,7 @@ $(B)/test-runner: $(TEST_OBJ) $(SRV_OBJ) $(B)/libhearth.a
 deps:
 	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
 	       echo '#include <microhttpd.h>'; echo '#include <openssl/evp.h>') | \
-	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null || \
+	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null || ! command -v openssl >/dev/null || \
 	    ! tests/fuzz/run.sh --can-build $(FUZZ_CC); then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
