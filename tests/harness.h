@@ -64,6 +64,8 @@ const char *tmp_path(const char *name);
 struct json_t;
 bool t_ids_match_json(const char *what, const char *text, const int32_t *ids, int32_t n, const struct json_t *want,
 		      int *n_bad);
+/* The vocabulary of the fixture GGUF at rel (vocab_only), or NULL after a failed check. */
+struct hearth_model *t_load_vocab(const char *rel);
 /* True when running under the sanitizers (slow): long tests cut their work. */
 bool t_sanitized(void);
 

@@ -86,6 +86,16 @@ bool t_ids_match_json(const char *what, const char *text, const int32_t *ids, in
 	return same;
 }
 
+struct hearth_model *t_load_vocab(const char *rel)
+{
+	struct hearth_model_params p = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	p.vocab_only = true;
+	T_OK(hearth_model_load(&m, fixture(rel), &p, &err), err);
+	return m;
+}
+
 bool t_sanitized(void) { return getenv("HEARTH_SAN") != NULL; }
 
 static double now_ms(void)

@@ -40,16 +40,6 @@ static char *slurp(const char *path, size_t *n)
 	return b;
 }
 
-static struct hearth_model *load_vocab(const char *rel)
-{
-	struct hearth_model_params p = hearth_model_default_params();
-	struct hearth_err err = { 0 };
-	struct hearth_model *m = NULL;
-	p.vocab_only = true;
-	T_OK(hearth_model_load(&m, fixture(rel), &p, &err), err);
-	return m;
-}
-
 /* Checks hearth_tokenize_max against hearth_tokenize on one text at the
  * limits n_full + 1, n_full, n_full - 1 and 0. */
 static void check_text(const char *vocab, struct hearth_model *m, const char *text, size_t len, bool add_special)
@@ -86,7 +76,7 @@ void test_tok_max_same_ids(void)
 	char *mixed = slurp("bench/text/mixed-zh-en.txt", &n_mixed);
 	T_TRUE(mixed != NULL);
 	for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
-		struct hearth_model *m = load_vocab(vocabs[v]);
+		struct hearth_model *m = t_load_vocab(vocabs[v]);
 		for (size_t i = 0; m && i < sizeof texts / sizeof texts[0]; i++)
 			for (int add = 0; add < 2; add++)
 				check_text(vocabs[v], m, texts[i], strlen(texts[i]), add);
@@ -124,7 +114,7 @@ void test_tok_max_bounded(void)
 	for (int k = 0; k < LONG; k++)
 		memcpy(text + (size_t)k * n, one, n);
 	for (size_t v = 0; v < sizeof some / sizeof some[0]; v++) {
-		struct hearth_model *m = load_vocab(some[v]);
+		struct hearth_model *m = t_load_vocab(some[v]);
 		if (!m)
 			continue;
 		int rc_short, rc_long, rc_word;

@@ -6,16 +6,6 @@
 #include "../../src/gguf/gguf.h"
 #include "../harness.h"
 
-static struct hearth_model *load_vocab(const char *rel)
-{
-	struct hearth_model_params p = hearth_model_default_params();
-	struct hearth_err err = { 0 };
-	struct hearth_model *m = NULL;
-	p.vocab_only = true;
-	T_OK(hearth_model_load(&m, fixture(rel), &p, &err), err);
-	return m;
-}
-
 static char *slurp_text(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
@@ -78,7 +68,7 @@ void test_tok_vocab_vectors(void)
 		size_t ni, no;
 		snprintf(ip, sizeof ip, "%s.inp", fixture(vocab_sets[s].vectors));
 		snprintf(op, sizeof op, "%s.out", fixture(vocab_sets[s].vectors));
-		struct hearth_model *m = load_vocab(vocab_sets[s].gguf);
+		struct hearth_model *m = t_load_vocab(vocab_sets[s].gguf);
 		char *inp = slurp_text(ip, &ni), *out = slurp_text(op, &no);
 		T_TRUE(m && inp && out);
 		int n_cases = 0, n_bad = 0;
@@ -147,7 +137,7 @@ void test_tok_hf_golden(void)
 	json_t *fuzz = json_load_file(fixture("tokenizer-golden/fuzz400.hf-rust.json"), 0, &je);
 	T_TRUE(gold && fuzz);
 	for (size_t s = 0; gold && fuzz && s < sizeof sets / sizeof sets[0]; s++) {
-		struct hearth_model *m = load_vocab(sets[s].gguf);
+		struct hearth_model *m = t_load_vocab(sets[s].gguf);
 		json_t *cases = json_object_get(json_object_get(gold, sets[s].key), "cases");
 		int n_bad = 0, n = 0;
 		for (size_t i = 0; m && i < json_array_size(cases); i++, n++) {
@@ -195,7 +185,7 @@ void test_tok_roundtrip(void)
 		"vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-gpt-2.gguf", "models/tiny-llama-spm.f32.gguf",
 	};
 	for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
-		struct hearth_model *m = load_vocab(vocabs[v]);
+		struct hearth_model *m = t_load_vocab(vocabs[v]);
 		for (size_t i = 0; m && i < sizeof texts / sizeof texts[0]; i++) {
 			struct hearth_err err = { 0 };
 			int32_t *ids = NULL, n = 0;
@@ -237,7 +227,7 @@ void test_tok_stream_utf8(void)
 			strncat(text, texts[i], sizeof text - strlen(text) - 1);
 	for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
 		struct hearth_err err = { 0 };
-		struct hearth_model *m = load_vocab(vocabs[v]);
+		struct hearth_model *m = t_load_vocab(vocabs[v]);
 		struct hearth_detok *d = NULL;
 		int32_t *ids = NULL, n = 0;
 		char out[8192];
@@ -273,7 +263,7 @@ void test_tok_stream_utf8(void)
  * piece, which the sanitizer build aborts on) and to their text with it. */
 void test_tok_detok_control(void)
 {
-	struct hearth_model *m = load_vocab("vocab/ggml-vocab-llama-spm.gguf");
+	struct hearth_model *m = t_load_vocab("vocab/ggml-vocab-llama-spm.gguf");
 	if (!m)
 		return;
 	struct hearth_err err = { 0 };
