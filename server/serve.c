@@ -49,7 +49,8 @@ static const char serve_help[] =
 	"      --max-body BYTES    largest completion request body [8388608]\n"
 	"      --max-body-total B  bytes all request bodies being received may hold at once [268435456]\n"
 	"      --timeout S         a connection must deliver each whole request within S seconds\n"
-	"                          of opening (or of its previous reply) [30]\n"
+	"                          of opening (or of its previous reply), and may not leave what it\n"
+	"                          is sent unread for longer [30]\n"
 	"      --request-timeout S give up on a request after this long (0: never) [600]\n"
 	"      --max-connections N open connections in all [1024]\n"
 	"      --max-connections-per-ip N  open connections per client address (IPv6: per /64) [256]\n";
