@@ -104,6 +104,7 @@ struct gen_result {
 	char *text;
 	size_t text_len;
 	double t_gen;
+	double t_sample; /* of t_gen, in the sampler */
 };
 
 static int append_text(struct gen_result *r, size_t *cap, const char *piece, size_t k, FILE *out)
@@ -140,7 +141,9 @@ static int generate(struct session *s, int32_t n_predict, FILE *out, struct gen_
 	if ((rc = hearth_detok_new(&dt, s->model, false, err)) || (rc = append_text(r, &cap, "", 0, NULL)))
 		goto out;
 	while (n_predict < 0 || r->n < n_predict) {
+		const double ts = now_s();
 		int32_t id = hearth_sampler_sample(s->smpl, hearth_get_logits(s->ctx, -1));
+		r->t_sample += now_s() - ts;
 		hearth_sampler_accept(s->smpl, id);
 		if (hearth_token_is_eog(s->model, id))
 			break;
@@ -273,9 +276,11 @@ int cmd_run(int argc, char **argv)
 	} else {
 		fputc('\n', stdout);
 	}
-	fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); generation: %d tokens in %.3f s (%.1f tok/s)\n",
+	fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); generation: %d tokens in %.3f s (%.1f tok/s); "
+		"sampling: %.3f ms a token (%.1f%%)\n",
 		n_ids, t_prompt, n_ids / (t_prompt > 0 ? t_prompt : 1e-9), r.n, r.t_gen,
-		r.n / (r.t_gen > 0 ? r.t_gen : 1e-9));
+		r.n / (r.t_gen > 0 ? r.t_gen : 1e-9), 1e3 * r.t_sample / (r.n > 0 ? r.n : 1),
+		100 * r.t_sample / (r.t_gen > 0 ? r.t_gen : 1e-9));
 	free(r.ids);
 	free(r.text);
 	if (grc) {

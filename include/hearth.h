@@ -242,8 +242,15 @@ struct hearth_sampler_params hearth_sampler_default_params(void);
 int hearth_sampler_new(struct hearth_sampler **out, const struct hearth_sampler_params *p, int32_t n_vocab,
 		       struct hearth_err *err);
 void hearth_sampler_free(struct hearth_sampler *s);
-/* Picks a token from logits (n_vocab floats, not modified). */
+/* Picks a token from logits (n_vocab floats, not modified). Costs a few
+ * linear passes over the logits, never a sort of the vocabulary. */
 int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits);
+/* Log-probabilities under the softmax of logits (as given: no penalties, no
+ * temperature): *logprob gets id's, and top_ids / top_logprobs the n_top
+ * most likely tokens, best first (ties by lower id). Returns how many of
+ * those it wrote (n_top, or the vocabulary size when smaller). */
+int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, int32_t id, int32_t n_top,
+			     float *logprob, int32_t *top_ids, float *top_logprobs);
 /* Records a token (prompt or generated) for the penalties. Cannot fail: when
  * the history cannot grow (out of memory) the token is left out of it, and the
  * penalties see a shorter history. */

@@ -31,6 +31,9 @@
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_sampler)              \
+	X(test_sampler_select)       \
+	X(test_sampler_row_kernels)  \
+	X(test_sampler_logprobs)     \
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
@@ -40,6 +43,7 @@
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
 	X(test_sched)                \
+	X(test_sched_sampled)        \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_sched)          \

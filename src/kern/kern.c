@@ -12,6 +12,7 @@
 #include "../tensor/quant-ref.h"
 #include "attn-tile.h"
 #include "kern.h"
+#include "logit-row.h"
 
 static void f32_to_float(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof *y); }
 static void f32_from_float(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof *x); }
@@ -210,8 +211,12 @@ const struct qtype_ops *kern_ops_ref(int type)
 }
 
 DEFINE_ATTN_KERNELS(attn_tile_ref, swiglu_ref)
+DEFINE_ROW_KERNELS(row_minmax_ref, row_exp_sum_ref)
+static int64_t row_collect_ref(const float *x, int64_t n, float thr, int32_t *out) { return row_collect_impl(x, n, thr, out); }
 
-static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref, .swiglu = swiglu_ref };
+static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref, .swiglu = swiglu_ref,
+					 .row_minmax = row_minmax_ref, .row_collect = row_collect_ref,
+					 .row_exp_sum = row_exp_sum_ref };
 
 const struct kern_fns *kern_fns_ref(void) { return &fns_ref; }
 

@@ -60,9 +60,19 @@ typedef void (*kern_attn_tile_fn)(int M, int dk, int dv, const float *Q, const i
 
 /* Kernels that are not per tensor type. */
 typedef void (*kern_swiglu_fn)(float *gate, const float *up, int64_t n); /* gate = silu(gate) * up */
+/* Passes over a row of logits (see logit-row.h): its extremes and the first
+ * index of the largest, NaNs skipped (returns whether there was a NaN or an
+ * infinity); the indices of the elements >= thr; y[i] = exp((x[i] - m) *
+ * scale) when y is not NULL, returning their sum. */
+typedef int (*kern_row_minmax_fn)(const float *x, int64_t n, float *mn, float *mx, int64_t *imax);
+typedef int64_t (*kern_row_collect_fn)(const float *x, int64_t n, float thr, int32_t *out);
+typedef float (*kern_row_exp_sum_fn)(const float *x, int64_t n, float m, float scale, float *y);
 struct kern_fns {
 	kern_attn_tile_fn attn_tile;
 	kern_swiglu_fn swiglu;
+	kern_row_minmax_fn row_minmax;
+	kern_row_collect_fn row_collect;
+	kern_row_exp_sum_fn row_exp_sum;
 };
 
 /* The ops of type, or NULL when hearth cannot compute with it. The first

@@ -141,6 +141,8 @@ void fwd_free(struct fwd *f)
 
 int32_t fwd_n_batch(const struct fwd *f) { return f->n_batch; }
 
+struct pool *fwd_pool(struct fwd *f) { return f->pool; }
+
 /* ---- matrix products ------------------------------------------------------ */
 
 /* One weight matrix of a product: y[n_tok, ne1] = x[n_tok, ne0] W^T. */

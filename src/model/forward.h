@@ -17,6 +17,8 @@
 #include "../kv/kv-cache.h"
 #include "model.h"
 
+struct pool;
+
 struct fwd_batch {
 	int32_t n;               /* tokens, 1..n_batch */
 	const int32_t *tokens;   /* [n] */
@@ -31,6 +33,8 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	    struct hearth_err *err);
 void fwd_free(struct fwd *f);
 int32_t fwd_n_batch(const struct fwd *f);
+/* The pool the passes run on, for other per-batch work of f's owner. */
+struct pool *fwd_pool(struct fwd *f);
 /* Runs the batch; writes n_out rows of n_vocab logits. */
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits);
 

@@ -5,24 +5,40 @@
  * penalties over the last repeat_last_n accepted tokens, then (unless greedy)
  * top-k, top-p, min-p on the softmax of the penalized logits, then temperature
  * and a draw from the remaining distribution with a seeded generator.
- * Greedy (temp <= 0) takes the argmax after penalties.
+ * Greedy (temp <= 0) takes the argmax after penalties (the lowest id on ties).
+ *
+ * Nothing sorts the vocabulary. Each filter keeps a prefix of one order (logit
+ * descending, id ascending), so the tokens kept are the shortest of the three
+ * prefixes: top-k is a selection by count (select.c), min-p a threshold on the
+ * logit (p >= min_p * p_max is l >= l_max + ln min_p), and top-p a selection
+ * by weight among what is left, wanting top_p times the weight of the top-k
+ * set. The draw walks the kept tokens in the order the selection left them.
+ * The weights exp(l - l_max) come from the vectorized row kernels (kern.h),
+ * which give the same bits on every instruction set, so a seed gives the same
+ * tokens on any CPU, alone or in a batch.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/err.h"
+#include "../kern/attn-tile.h"
+#include "../kern/kern.h"
+#include "sampler.h"
+#include "select.h"
 
-struct cand {
-	int32_t id;
-	float logit;
-	float p;
-};
+#define SCALAR_EXP_MAX 512 /* candidates up to which weights are computed one by one */
+#define GAP_START 4.0f     /* the first logit gap collect_best tries */
+#define GAP_MIN (1.0f / 64)
 
 struct hearth_sampler {
 	struct hearth_sampler_params p;
 	int32_t n_vocab;
-	struct cand *cand;   /* [n_vocab] */
+	float *l;            /* [n_vocab] penalized or sanitized logits */
+	float *w;            /* [n_vocab] weights, exp(l - max) or exp((l - max) / temp) */
+	int32_t *ids[3];     /* [n_vocab] each: candidate lists */
+	float gap_hint;      /* where collect_best starts */
 	int32_t *count;      /* [n_vocab] occurrences in the penalty window */
 	int32_t *hist;       /* accepted tokens */
 	size_t n_hist, cap_hist;
@@ -51,13 +67,19 @@ int hearth_sampler_new(struct hearth_sampler **out, const struct hearth_sampler_
 		return err_set(err, HEARTH_ENOMEM, "sampler: out of memory");
 	s->p = *p;
 	s->n_vocab = n_vocab;
-	s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
-	s->count = calloc((size_t)n_vocab, sizeof *s->count);
-	if (!s->cand || !s->count) {
+	const size_t V = (size_t)n_vocab;
+	s->l = malloc(V * sizeof *s->l);
+	s->w = malloc(V * sizeof *s->w);
+	s->count = calloc(V, sizeof *s->count);
+	bool ok = s->l && s->w && s->count;
+	for (int i = 0; i < 3; i++)
+		ok = (s->ids[i] = malloc(V * sizeof *s->ids[i])) && ok;
+	if (!ok) {
 		hearth_sampler_free(s);
-		return err_set(err, HEARTH_ENOMEM, "sampler: out of memory");
+		return err_set(err, HEARTH_ENOMEM, "sampler: out of memory for a vocabulary of %d", n_vocab);
 	}
 	s->rng = p->seed ^ 0x9e3779b97f4a7c15ULL;
+	s->gap_hint = GAP_START;
 	*out = s;
 	return 0;
 }
@@ -66,7 +88,10 @@ void hearth_sampler_free(struct hearth_sampler *s)
 {
 	if (!s)
 		return;
-	free(s->cand);
+	free(s->l);
+	free(s->w);
+	for (int i = 0; i < 3; i++)
+		free(s->ids[i]);
 	free(s->count);
 	free(s->hist);
 	free(s);
@@ -97,19 +122,15 @@ static double rng_uniform(uint64_t *state)
 	return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static int by_logit_desc(const void *a, const void *b)
+static bool penalties_on(const struct hearth_sampler_params *p)
 {
-	const struct cand *x = a, *y = b;
-	if (x->logit != y->logit)
-		return x->logit > y->logit ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
+	return p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
 }
 
+/* Penalizes s->l for the tokens of the window, each once. */
 static void apply_penalties(struct hearth_sampler *s)
 {
 	const struct hearth_sampler_params *p = &s->p;
-	if (p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f)
-		return;
 	size_t n = s->n_hist;
 	if (p->repeat_last_n >= 0 && (size_t)p->repeat_last_n < n)
 		n = (size_t)p->repeat_last_n;
@@ -121,69 +142,180 @@ static void apply_penalties(struct hearth_sampler *s)
 		int32_t c = s->count[id];
 		if (c == 0)
 			continue; /* already applied */
-		struct cand *cd = &s->cand[id];
-		cd->logit = cd->logit > 0 ? cd->logit / p->repeat_penalty : cd->logit * p->repeat_penalty;
-		cd->logit -= (float)c * p->frequency_penalty + p->presence_penalty;
+		float *l = &s->l[id];
+		*l = *l > 0 ? *l / p->repeat_penalty : *l * p->repeat_penalty;
+		*l -= (float)c * p->frequency_penalty + p->presence_penalty;
 		s->count[id] = 0;
 	}
 }
 
-/* softmax over cand[0..n) (sorted, best first) into .p */
-static void softmax_sorted(struct cand *c, size_t n)
+/* The row to sample from: the logits, penalized when the penalties are on,
+ * with NaN taken as the lowest logit and infinities as the largest finite
+ * ones (so that every weight and gap is a number). Returns the first index
+ * of the largest. */
+static int32_t row_prepare(struct hearth_sampler *s, const float *logits, bool penalize, struct sel_row *r)
 {
-	double sum = 0;
-	for (size_t i = 0; i < n; i++) {
-		c[i].p = expf(c[i].logit - c[0].logit);
-		sum += c[i].p;
+	const struct kern_fns *k = kern_fns();
+	const size_t V = (size_t)s->n_vocab;
+	const float *l = logits;
+	int64_t best;
+	if (penalize) {
+		memcpy(s->l, logits, V * sizeof *s->l);
+		apply_penalties(s);
+		l = s->l;
 	}
+	if (k->row_minmax(l, (int64_t)V, &r->min, &r->max, &best)) {
+		for (size_t i = 0; i < V; i++) {
+			const float x = l[i];
+			s->l[i] = x != x ? -FLT_MAX : x > FLT_MAX ? FLT_MAX : x < -FLT_MAX ? -FLT_MAX : x;
+		}
+		l = s->l;
+		k->row_minmax(l, (int64_t)V, &r->min, &r->max, &best);
+	}
+	r->l = l;
+	r->w = s->w;
+	r->n = s->n_vocab;
+	return (int32_t)best;
+}
+
+/* w[id] = exp((l[id] - max) * scale) for the n ids (all when ids is NULL); returns their sum. */
+static double weigh(struct hearth_sampler *s, const struct sel_row *r, const int32_t *ids, size_t n, float scale)
+{
+	if (!ids || n > SCALAR_EXP_MAX) {
+		const float all = kern_fns()->row_exp_sum(r->l, r->n, r->max, scale, s->w);
+		if (!ids)
+			return all;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			s->w[ids[i]] = attn_expf((r->l[ids[i]] - r->max) * scale);
+	}
+	double sum = 0;
 	for (size_t i = 0; i < n; i++)
-		c[i].p = (float)(c[i].p / sum);
+		sum += s->w[ids[i]];
+	return sum;
+}
+
+/* Collects into out the tokens whose logit is within a gap of the best one,
+ * widening the gap until there are at least min_count of them and, when
+ * by_weight, their weights (then computed) sum to at least min_weight;
+ * returns how many. The gap the last call needed is where the next starts
+ * (it changes the work, not the result). */
+static size_t collect_best(struct hearth_sampler *s, const struct sel_row *r, int32_t *out, size_t min_count,
+			   bool by_weight, double min_weight)
+{
+	float g = s->gap_hint;
+	for (;;) {
+		const bool all = !(g < r->max - r->min);
+		const size_t n = (size_t)kern_fns()->row_collect(r->l, r->n, all ? -INFINITY : r->max - g, out);
+		const bool enough = n >= min_count && (!by_weight || weigh(s, r, out, n, 1.0f) >= min_weight);
+		if (enough || all) {
+			if (!enough && by_weight)
+				weigh(s, r, out, n, 1.0f);
+			s->gap_hint = n > SCALAR_EXP_MAX && g > GAP_MIN ? g / 2 : g;
+			return n;
+		}
+		g *= 2;
+	}
+}
+
+static void swap_lists(int32_t **a, int32_t **b)
+{
+	int32_t *t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* The tokens top-k, min-p and top-p keep, into *kept (NULL: every token);
+ * returns how many. Each step reads one of s->ids[0], [1] and writes the other. */
+static size_t filter(struct hearth_sampler *s, const struct sel_row *r, const int32_t **kept)
+{
+	const struct hearth_sampler_params *p = &s->p;
+	int32_t *list = s->ids[1], *spare = s->ids[0], *tmp = s->ids[2];
+	bool every = true; /* no filter has cut yet: the list is not written out */
+	size_t n = (size_t)r->n;
+	double z = 0;      /* the weight of the top-k set, of which top-p wants a share */
+	if (p->top_k > 0 && p->top_k < r->n) {
+		n = collect_best(s, r, spare, (size_t)p->top_k, false, 0);
+		n = sel_prefix(r, spare, n, false, p->top_k, list, tmp);
+		every = false;
+	}
+	if (p->top_p < 1.0f) /* over every token: the sum alone, the weights come with the candidates */
+		z = every ? kern_fns()->row_exp_sum(r->l, r->n, r->max, 1.0f, NULL) : weigh(s, r, list, n, 1.0f);
+	if (p->min_p > 0.0f) {
+		const float cut = fminf(r->max + logf(p->min_p), r->max); /* the best token always stays */
+		if (!every) {
+			size_t k = 0;
+			for (size_t i = 0; i < n; i++)
+				if (r->l[list[i]] >= cut)
+					list[k++] = list[i];
+			n = k;
+		} else {
+			n = (size_t)kern_fns()->row_collect(r->l, r->n, cut, list);
+			weigh(s, r, list, n, 1.0f);
+			every = false;
+		}
+	}
+	if (p->top_p < 1.0f) {
+		const double need = (double)p->top_p * z;
+		if (every) {
+			n = collect_best(s, r, list, 1, true, need);
+			every = false;
+		}
+		n = sel_prefix(r, list, n, true, need, spare, tmp);
+		swap_lists(&list, &spare);
+	}
+	*kept = every ? NULL : list;
+	return n;
+}
+
+size_t sampler_kept(struct hearth_sampler *s, const float *logits, const int32_t **kept)
+{
+	struct sel_row r;
+	row_prepare(s, logits, penalties_on(&s->p), &r);
+	return filter(s, &r, kept);
 }
 
 int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits)
 {
 	const struct hearth_sampler_params *p = &s->p;
-	for (int32_t i = 0; i < s->n_vocab; i++)
-		s->cand[i] = (struct cand){ i, logits[i], 0 };
-	apply_penalties(s);
-
-	if (p->temp <= 0) {
-		int32_t best = 0;
-		for (int32_t i = 1; i < s->n_vocab; i++)
-			if (s->cand[i].logit > s->cand[best].logit)
-				best = i;
+	struct sel_row r;
+	const int32_t best = row_prepare(s, logits, penalties_on(p), &r);
+	if (p->temp <= 0 || !(1.0f / p->temp < INFINITY))
 		return best;
-	}
-	qsort(s->cand, (size_t)s->n_vocab, sizeof *s->cand, by_logit_desc);
-	size_t n = (size_t)s->n_vocab;
-	if (p->top_k > 0 && (size_t)p->top_k < n)
-		n = (size_t)p->top_k;
-	softmax_sorted(s->cand, n);
-	if (p->top_p < 1.0f) {
-		double cum = 0;
-		for (size_t i = 0; i < n; i++) {
-			cum += s->cand[i].p;
-			if (cum >= p->top_p) {
-				n = i + 1;
-				break;
-			}
-		}
-	}
-	if (p->min_p > 0.0f) {
-		const float cut = p->min_p * s->cand[0].p;
-		size_t k = 1;
-		while (k < n && s->cand[k].p >= cut)
-			k++;
-		n = k;
-	}
-	for (size_t i = 0; i < n; i++)
-		s->cand[i].logit /= p->temp;
-	softmax_sorted(s->cand, n);
-	double r = rng_uniform(&s->rng), cum = 0;
+	const int32_t *kept;
+	const size_t n = filter(s, &r, &kept);
+	const double sum = weigh(s, &r, kept, n, 1.0f / p->temp);
+	const double u = rng_uniform(&s->rng) * sum;
+	double cum = 0;
+	int32_t last = best;
 	for (size_t i = 0; i < n; i++) {
-		cum += s->cand[i].p;
-		if (r < cum)
-			return s->cand[i].id;
+		const int32_t id = kept ? kept[i] : (int32_t)i;
+		if (s->w[id] > 0)
+			last = id;
+		cum += s->w[id];
+		if (u < cum)
+			return id;
 	}
-	return s->cand[n - 1].id;
+	return last; /* rounding left u at the very end */
+}
+
+int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, int32_t id, int32_t n_top,
+			     float *logprob, int32_t *top_ids, float *top_logprobs)
+{
+	struct sel_row r;
+	row_prepare(s, logits, false, &r);
+	const float lse = r.max + logf(kern_fns()->row_exp_sum(r.l, r.n, r.max, 1.0f, NULL));
+	if (id >= 0 && id < s->n_vocab)
+		*logprob = r.l[id] - lse;
+	n_top = n_top < s->n_vocab ? n_top : s->n_vocab;
+	if (n_top <= 0)
+		return 0;
+	size_t n = collect_best(s, &r, s->ids[1], (size_t)n_top, false, 0);
+	n = sel_prefix(&r, s->ids[1], n, false, n_top, s->ids[0], s->ids[2]);
+	sel_sort(r.l, s->ids[0], n);
+	for (size_t i = 0; i < n; i++) {
+		top_ids[i] = s->ids[0][i];
+		top_logprobs[i] = r.l[s->ids[0][i]] - lse;
+	}
+	return (int32_t)n;
 }

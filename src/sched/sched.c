@@ -84,6 +84,7 @@ struct hearth_sched {
 	int32_t *b_tokens, *b_pos, *b_rows;
 	struct kv_seq **b_seqs;
 	struct hearth_request **b_out; /* request of each output row */
+	struct hearth_token_event *b_ev; /* the token sampled for each output row */
 	float *logits;                 /* [n_parallel][n_vocab] */
 	/* counters others read */
 	atomic_int n_waiting, n_running_pub, n_blocks_used, last_batch_tokens, last_batch_seqs;
@@ -404,57 +405,52 @@ static bool preempt_for(struct hearth_sched *s, struct hearth_request *r)
 	return true;
 }
 
-/* The chosen token's log-probability and the top ones, from logits l. */
-static void logprobs(struct hearth_sched *s, const float *l, struct hearth_request *r, struct hearth_token_event *ev)
+/* Chooses r's next token from its logits row l (bias added in place), with
+ * its log-probabilities when asked. Touches only r's own state, so that the
+ * rows of a batch are sampled in parallel. */
+static void sample_row(struct hearth_request *r, float *l, struct hearth_token_event *ev)
 {
-	const int32_t V = s->m->hp.n_vocab;
-	float max = l[0];
-	double sum = 0;
-	for (int32_t i = 1; i < V; i++)
-		max = l[i] > max ? l[i] : max;
-	for (int32_t i = 0; i < V; i++)
-		sum += exp((double)(l[i] - max));
-	const float lse = max + (float)log(sum);
-	ev->logprob = l[ev->id] - lse;
-	ev->n_top = 0;
-	for (int32_t k = 0; k < r->top_logprobs; k++) { /* k is at most 20: selection by scans */
-		int32_t best = -1;
-		for (int32_t i = 0; i < V; i++) {
-			bool taken = false;
-			for (int32_t j = 0; j < ev->n_top && !taken; j++)
-				taken = ev->top_ids[j] == i;
-			if (!taken && (best < 0 || l[i] > l[best]))
-				best = i;
-		}
-		ev->top_ids[ev->n_top] = best;
-		ev->top_logprobs[ev->n_top++] = l[best] - lse;
-	}
-}
-
-/* Samples r's next token from its logits row; false when r finished. */
-static bool sample_next(struct hearth_sched *s, struct hearth_request *r, float *l)
-{
-	struct hearth_token_event ev = { 0 };
+	memset(ev, 0, sizeof *ev);
 	for (int32_t i = 0; i < r->n_bias; i++)
 		l[r->bias_ids[i]] += r->bias[i];
-	ev.id = hearth_sampler_sample(r->smpl, l);
-	ev.t = hearth_now();
-	hearth_sampler_accept(r->smpl, ev.id);
-	if (!r->ignore_eos && hearth_token_is_eog(s->m, ev.id)) {
+	ev->id = hearth_sampler_sample(r->smpl, l);
+	hearth_sampler_accept(r->smpl, ev->id);
+	if (r->top_logprobs >= 0)
+		ev->n_top = hearth_sampler_logprobs(r->smpl, l, ev->id, r->top_logprobs, &ev->logprob, ev->top_ids,
+						    ev->top_logprobs);
+	ev->t = hearth_now();
+}
+
+struct sample_task {
+	struct hearth_sched *s;
+	int32_t n_out;
+};
+
+static void sample_run(void *arg, int ith, int nth)
+{
+	const struct sample_task *t = arg;
+	struct hearth_sched *s = t->s;
+	const size_t V = (size_t)s->m->hp.n_vocab;
+	for (int32_t o = ith; o < t->n_out; o += nth)
+		sample_row(s->b_out[o], s->logits + (size_t)o * V, &s->b_ev[o]);
+}
+
+/* Hands r the token sampled for it; false when r finished. */
+static bool take_token(struct hearth_sched *s, struct hearth_request *r, struct hearth_token_event *ev)
+{
+	if (!r->ignore_eos && hearth_token_is_eog(s->m, ev->id)) {
 		req_finish(s, r, HEARTH_FINISH_STOP);
 		return false;
 	}
-	if (r->top_logprobs >= 0)
-		logprobs(s, l, r, &ev);
-	r->tokens[r->n_tokens++] = ev.id;
+	r->tokens[r->n_tokens++] = ev->id;
 	r->n_gen++;
 	atomic_fetch_add(&s->generation_tokens, 1);
 	if ((r->max_tokens >= 0 && r->n_gen >= r->max_tokens) || r->n_tokens >= s->p.n_ctx_seq) {
-		ev.finish = HEARTH_FINISH_LENGTH;
-		req_end(s, r, &ev);
+		ev->finish = HEARTH_FINISH_LENGTH;
+		req_end(s, r, ev);
 		return false;
 	}
-	if (!req_push(r, &ev)) { /* out of memory for its events */
+	if (!req_push(r, ev)) { /* out of memory for its events */
 		req_finish(s, r, HEARTH_FINISH_ERROR);
 		return false;
 	}
@@ -464,7 +460,7 @@ static bool sample_next(struct hearth_sched *s, struct hearth_request *r, float 
 /* One step: the batch, the pass, the samples. False when there was nothing to do. */
 static bool step(struct hearth_sched *s)
 {
-	const int32_t B = s->p.n_batch, V = s->m->hp.n_vocab;
+	const int32_t B = s->p.n_batch;
 	const double now = hearth_now();
 	struct fwd_batch b = { .tokens = s->b_tokens, .seq = s->b_seqs, .pos = s->b_pos, .out_rows = s->b_rows };
 	int32_t n_prompt_tok;
@@ -534,12 +530,17 @@ restart:
 			kv_seq_commit(&s->kv, &r->seq, r->tokens, n);
 	}
 	atomic_fetch_add(&s->prompt_tokens, (uint64_t)n_prompt_tok);
+	struct sample_task st = { .s = s, .n_out = b.n_out };
+	if (b.n_out > 1)
+		pool_run(fwd_pool(s->fwd), sample_run, &st);
+	else
+		sample_run(&st, 0, 1);
 	for (int32_t o = 0; o < b.n_out; o++) {
 		struct hearth_request *r = s->b_out[o];
 		int32_t j = 0;
 		while (s->running[j] != r)
 			j++;
-		if (!sample_next(s, r, s->logits + (size_t)o * (size_t)V))
+		if (!take_token(s, r, &s->b_ev[o]))
 			remove_running(s, j);
 	}
 	atomic_store(&s->last_batch_tokens, b.n);
@@ -653,8 +654,9 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	s->b_rows = malloc((size_t)p.n_parallel * sizeof *s->b_rows);
 	s->b_seqs = malloc((size_t)p.n_batch * sizeof *s->b_seqs);
 	s->b_out = malloc((size_t)p.n_parallel * sizeof *s->b_out);
+	s->b_ev = malloc((size_t)p.n_parallel * sizeof *s->b_ev);
 	s->logits = malloc((size_t)p.n_parallel * (size_t)h->n_vocab * sizeof *s->logits);
-	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->logits) {
+	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->b_ev || !s->logits) {
 		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
 		goto fail;
 	}
@@ -690,6 +692,7 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s->b_rows);
 	free(s->b_seqs);
 	free(s->b_out);
+	free(s->b_ev);
 	free(s->logits);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);

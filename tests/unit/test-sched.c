@@ -306,3 +306,96 @@ void test_sched(void)
 		free(prompts[i]);
 	hearth_model_free(m);
 }
+
+/* A sampled request's tokens and logprobs. */
+struct sampled {
+	int32_t ids[MAX_GEN];
+	float lp[MAX_GEN], top_lp[MAX_GEN][3];
+	int32_t top[MAX_GEN][3];
+	int n;
+};
+
+static struct hearth_request *submit_sampled(struct hearth_sched *s, const int32_t *prompt, int n, uint64_t seed)
+{
+	struct hearth_request_params p = hearth_request_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_request *r = NULL;
+	p.prompt = prompt;
+	p.n_prompt = n;
+	p.max_tokens = MAX_GEN;
+	p.sampling.temp = 1.1f;
+	p.sampling.top_k = 0;
+	p.sampling.top_p = 0.95f;
+	p.sampling.min_p = 0;
+	p.sampling.frequency_penalty = 0.3f;
+	p.sampling.seed = seed;
+	p.top_logprobs = 3;
+	p.ignore_eos = true;
+	T_OK(hearth_sched_submit(s, &p, &r, &err), err);
+	return r;
+}
+
+static void collect_sampled(struct hearth_request *r, struct sampled *out)
+{
+	struct hearth_token_event ev;
+	memset(out, 0, sizeof *out);
+	while (r && hearth_request_next(r, &ev, 20000) == 0) {
+		if (ev.id >= 0 && out->n < MAX_GEN) {
+			out->ids[out->n] = ev.id;
+			out->lp[out->n] = ev.logprob;
+			for (int k = 0; k < 3 && k < ev.n_top; k++) {
+				out->top[out->n][k] = ev.top_ids[k];
+				out->top_lp[out->n][k] = ev.top_logprobs[k];
+			}
+			out->n++;
+		}
+		if (ev.finish)
+			break;
+	}
+	hearth_request_free(r);
+}
+
+/* Sampled requests: for a seed, the same tokens and logprobs alone and in a
+ * batch (where the rows are sampled in parallel). */
+void test_sched_sampled(void)
+{
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	enum { N = 6 };
+	const char *texts[N] = { "Once upon a time", "The dog", "Lily and Tom went to the park.", "One day",
+				 "Sue wanted to play", "The sun was hot." };
+	int32_t *prompts[N], n_prompt[N];
+	struct sampled alone[N], together[N];
+	T_OK(hearth_model_load(&m, fixture("models/stories260K.f32.gguf"), &mp, &err), err);
+	if (!m)
+		return;
+	for (int i = 0; i < N; i++)
+		T_OK(hearth_tokenize(m, texts[i], strlen(texts[i]), true, false, &prompts[i], &n_prompt[i], &err), err);
+	for (int pass = 0; pass < 2; pass++) {
+		struct hearth_sched_params sp = hearth_sched_default_params();
+		struct hearth_sched *s = NULL;
+		sp.n_parallel = pass == 0 ? 1 : 4;
+		sp.n_ctx_seq = 128;
+		sp.n_threads = 2;
+		T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+		if (!s)
+			break;
+		struct hearth_request *r[N];
+		for (int i = 0; i < N; i++) {
+			r[i] = submit_sampled(s, prompts[i], n_prompt[i], 1000 + (uint64_t)i);
+			if (pass == 0)
+				collect_sampled(r[i], &alone[i]);
+		}
+		for (int i = 0; pass == 1 && i < N; i++) {
+			collect_sampled(r[i], &together[i]);
+			T_EQ_I64(together[i].n, MAX_GEN);
+			if (memcmp(&together[i], &alone[i], sizeof alone[i]))
+				T_FAIL("prompt %d: sampled tokens or logprobs differ alone and batched", i);
+		}
+		hearth_sched_free(s);
+	}
+	for (int i = 0; i < N; i++)
+		free(prompts[i]);
+	hearth_model_free(m);
+}

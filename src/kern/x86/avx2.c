@@ -11,6 +11,7 @@
 
 #include "../../tensor/qtype.h"
 #include "../attn-tile.h"
+#include "../logit-row.h"
 #include "../kern.h"
 
 static inline float hsum_ps(__m256 v)
@@ -467,11 +468,34 @@ static void q8_K_from_float(const float *x, void *vy, int64_t n)
 }
 
 DEFINE_ATTN_KERNELS(attn_tile, swiglu)
+DEFINE_ROW_KERNELS(row_minmax, row_exp_sum)
+
+/* The indices of the elements >= thr: eight compared at once, the hits taken from the mask. */
+static int64_t row_collect(const float *x, int64_t n, float thr, int32_t *out)
+{
+	const __m256 t = _mm256_set1_ps(thr);
+	int64_t k = 0, i = 0;
+	for (; i + 8 <= n; i += 8) {
+		unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), t, _CMP_GE_OQ));
+		while (m) {
+			out[k++] = (int32_t)(i + __builtin_ctz(m));
+			m &= m - 1;
+		}
+	}
+	for (; i < n; i++) {
+		out[k] = (int32_t)i;
+		k += x[i] >= thr;
+	}
+	return k;
+}
 
 void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 {
 	fns->attn_tile = attn_tile;
 	fns->swiglu = swiglu;
+	fns->row_minmax = row_minmax;
+	fns->row_collect = row_collect;
+	fns->row_exp_sum = row_exp_sum;
 	ops[HEARTH_TYPE_F32].vec_dot = vec_dot_f32;
 	ops[HEARTH_TYPE_F32].to_float = f32_to_float;
 	ops[HEARTH_TYPE_BF16].vec_dot = vec_dot_bf16;

@@ -13,6 +13,7 @@
 
 #include "../../tensor/qtype.h"
 #include "../attn-tile.h"
+#include "../logit-row.h"
 #include "../kern.h"
 #include "packed-gemm.h"
 
@@ -649,11 +650,39 @@ static void vec_dot_f16_f16f(int64_t n, float *s, const void *vx, const void *vy
 DEFINE_PACKED_GEMM(gemm_packed_f16, f16_group, const float *, 8, f16_tile_bytes)
 
 DEFINE_ATTN_KERNELS(attn_tile, swiglu)
+DEFINE_ROW_KERNELS(row_minmax, row_exp_sum)
+
+/* The indices of the elements >= thr, sixteen compared at once; the hits are
+ * compressed in a register and stored whole (the next store overwrites what
+ * lies past them; out has room, as k <= i). */
+static int64_t row_collect(const float *x, int64_t n, float thr, int32_t *out)
+{
+	const __m512 t = _mm512_set1_ps(thr);
+	const __m512i step = _mm512_set1_epi32(16);
+	__m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	int64_t k = 0, i = 0;
+	for (; i + 16 <= n; i += 16) {
+		const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), t, _CMP_GE_OQ);
+		if (m) {
+			_mm512_storeu_si512(out + k, _mm512_maskz_compress_epi32(m, idx));
+			k += __builtin_popcount(m);
+		}
+		idx = _mm512_add_epi32(idx, step);
+	}
+	for (; i < n; i++) {
+		out[k] = (int32_t)i;
+		k += x[i] >= thr;
+	}
+	return k;
+}
 
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 {
 	fns->attn_tile = attn_tile;
 	fns->swiglu = swiglu;
+	fns->row_minmax = row_minmax;
+	fns->row_collect = row_collect;
+	fns->row_exp_sum = row_exp_sum;
 	ops[HEARTH_TYPE_Q4_0].dot_type = QTYPE_Q8_0P;
 	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0p_from_float;
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0p;
