@@ -1,12 +1,14 @@
 /* mkmodel.c - writes synthetic models of real shapes with random weights,
  * using hearth's own GGUF writer and quantizer, for benchmarks.
  *
- *   mkmodel SHAPE TYPE OUT.gguf      SHAPE: tinyllama-1.1b | qwen2.5-0.5b | llama3-8b
+ *   mkmodel SHAPE TYPE OUT.gguf      SHAPE: tinyllama-1.1b | qwen2.5-0.5b | llama3.2-1b | llama2-7b | llama3-8b
  *                                    TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q6_k q4_k_m
  *
  * q4_k writes every 2-D tensor in q4_K (a "pure" file); q4_k_m is llama.cpp's Q4_K_M
- * mix: q6_K for output.weight and for attn_v and ffn_down in the first and last
- * eighth of the layers and every third layer between, q4_K elsewhere.
+ * mix: q6_K for output.weight (the embedding when tied) and for attn_v and ffn_down
+ * in the first and last eighth of the layers and every third layer between, q4_K
+ * elsewhere. As llama-quantize does, K-quants of rows that do not split into
+ * 256-blocks (qwen2.5-0.5b's 896) become q5_0 (from q4_K) or q8_0 (from q6_K).
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +23,10 @@ static const struct {
 			      .n_vocab = 32000, .seed = 11 } },
 	{ "qwen2.5-0.5b", { .arch = "qwen2", .n_embd = 896, .n_layer = 24, .n_head = 14, .n_head_kv = 2, .n_ff = 4864,
 			    .n_vocab = 151936, .tied = true, .seed = 12 } },
+	{ "llama3.2-1b", { .arch = "llama", .n_embd = 2048, .n_layer = 16, .n_head = 32, .n_head_kv = 8, .n_ff = 8192,
+			   .n_vocab = 128256, .tied = true, .seed = 14 } },
+	{ "llama2-7b", { .arch = "llama", .n_embd = 4096, .n_layer = 32, .n_head = 32, .n_head_kv = 32, .n_ff = 11008,
+			 .n_vocab = 32000, .seed = 15 } },
 	{ "llama3-8b", { .arch = "llama", .n_embd = 4096, .n_layer = 32, .n_head = 32, .n_head_kv = 8, .n_ff = 14336,
 			 .n_vocab = 128256, .seed = 13 } },
 };
@@ -50,11 +56,6 @@ int main(int argc, char **argv)
 			struct synth_spec s = shapes[i].s;
 			s.wtype = types[k].type;
 			s.k_m_mix = !strcmp(types[k].name, "q4_k_m");
-			/* qwen2.5's 896-wide rows do not split into 256-blocks: K-quants keep q8_0 there */
-			if ((s.wtype == HEARTH_TYPE_Q4_K || s.wtype == HEARTH_TYPE_Q6_K) && s.n_embd % 256) {
-				s.wtype = HEARTH_TYPE_Q8_0;
-				s.k_m_mix = false;
-			}
 			if (synth_model_write(argv[3], &s, &err)) {
 				fprintf(stderr, "mkmodel: %s\n", err.msg[0] ? err.msg : hearth_strerror(err.code));
 				return 1;

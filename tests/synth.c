@@ -26,8 +26,25 @@ static float gauss(uint64_t *s)
 	return (u - 2.0f) * 1.7320508f;
 }
 
+/* The type llama-quantize stores a K-quant as when rows of ne0 do not split
+ * into 256-blocks (its fallback); other types as they are. */
+static int fit_type(int type, int64_t ne0)
+{
+	if (ne0 % 256 == 0)
+		return type;
+	switch (type) {
+	case HEARTH_TYPE_Q4_K: return HEARTH_TYPE_Q5_0;
+	case HEARTH_TYPE_Q5_K: return HEARTH_TYPE_Q5_1;
+	case HEARTH_TYPE_Q6_K: return HEARTH_TYPE_Q8_0;
+	case HEARTH_TYPE_Q2_K:
+	case HEARTH_TYPE_Q3_K: return HEARTH_TYPE_Q4_0;
+	default: return type;
+	}
+}
+
 static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, float scale, float offset)
 {
+	type = fit_type(type, ne0);
 	int64_t n = ne0 * (ne1 ? ne1 : 1);
 	float *f = malloc((size_t)n * sizeof *f);
 	void *q = malloc(qtype_row_size(type, ne0) * (size_t)(ne1 ? ne1 : 1));
@@ -61,7 +78,8 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	const char *a = s->arch;
 	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
 	const int n_vocab = s->n_vocab > 259 ? s->n_vocab : 259;
-	const int etype = s->embd_type ? s->embd_type : s->wtype;
+	/* a tied embedding is the output matrix too: the mix's output type */
+	const int etype = s->embd_type ? s->embd_type : s->k_m_mix && s->tied ? HEARTH_TYPE_Q6_K : s->wtype;
 	const char **toks = malloc((size_t)n_vocab * sizeof *toks);
 	float *scores = calloc((size_t)n_vocab, sizeof *scores);
 	int32_t *types = malloc((size_t)n_vocab * sizeof *types);

@@ -19,9 +19,11 @@ struct synth_spec {
 	bool skip_bias;     /* qwen2 without its q/k/v biases (negative tests) */
 	uint64_t seed;
 	int embd_type;      /* token_embd / output type (0: wtype) */
-	bool k_m_mix;       /* llama.cpp's Q4_K_M / Q5_K_M mix: q6_K for output.weight and for
-			     * attn_v and ffn_down in the first and last eighth of the layers
-			     * and every third one between */
+	bool k_m_mix;       /* llama.cpp's Q4_K_M / Q5_K_M mix: q6_K for output.weight (the
+			     * embedding when tied) and for attn_v and ffn_down in the first and
+			     * last eighth of the layers and every third one between. K-quants
+			     * of rows that do not split into 256-blocks fall back as
+			     * llama-quantize's do (q4_K to q5_0, q5_K to q5_1, q6_K to q8_0) */
 };
 
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err);
