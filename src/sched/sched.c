@@ -6,7 +6,11 @@
  * cache holds the first seq.n_tokens of them. Each step gives every running
  * request the tokens it has not computed yet, within the step's budget of
  * n_batch tokens: one for those decoding (served first, so long prompts
- * cannot starve them), then chunks of prompts. A request whose chunk reaches
+ * cannot starve them), then chunks of prompts. While requests are decoding,
+ * prompt chunks are also held to a time budget (chunked prefill): a step
+ * with prompt tokens may take about twice a decode-only step, from running
+ * averages of the decode step's time and a prompt token's cost, so that a
+ * long prompt arriving does not stall the streams. A request whose chunk reaches
  * its last token gets logits, samples, and appends the new token, which the
  * next step computes. Prefill and decode are the same thing.
  *
@@ -85,6 +89,8 @@ struct hearth_sched {
 	struct kv_seq **b_seqs;
 	struct hearth_request **b_out; /* request of each output row */
 	struct hearth_token_event *b_ev; /* the token sampled for each output row */
+	double t_decode;               /* running average of a decode-only step, s (0: none yet) */
+	double t_prompt_tok;           /* running average cost of a prompt token in a step, s (0: none yet) */
 	float *logits;                 /* [n_parallel][n_vocab] */
 	/* counters others read */
 	atomic_int n_waiting, n_running_pub, n_blocks_used, last_batch_tokens, last_batch_seqs;
@@ -457,13 +463,105 @@ static bool take_token(struct hearth_sched *s, struct hearth_request *r, struct 
 	return true;
 }
 
+#define PREFILL_MIN 16     /* prompt tokens a step may always take */
+#define PREFILL_FIRST 64   /* before any step was timed */
+#define PREFILL_SHARE 1.0  /* prompt work per step, in decode steps */
+
+/* Prompt tokens this step may take beside n_decoding decoding requests. */
+static int32_t prefill_budget(const struct hearth_sched *s, int32_t n_decoding)
+{
+	const int32_t B = s->p.n_batch;
+	if (n_decoding == 0)
+		return B;
+	if (s->t_decode <= 0 || s->t_prompt_tok <= 0)
+		return PREFILL_FIRST < B ? PREFILL_FIRST : B;
+	const double n = PREFILL_SHARE * s->t_decode / s->t_prompt_tok;
+	return n < PREFILL_MIN ? PREFILL_MIN : n > B ? B : (int32_t)n;
+}
+
+/* Updates the running averages prefill_budget() reads from a step's time. */
+static void step_timed(struct hearth_sched *s, double t, int32_t n_decoding, int32_t n_prompt)
+{
+	const double a = 0.2;
+	if (n_prompt == 0 && n_decoding > 0) {
+		s->t_decode = s->t_decode > 0 ? (1 - a) * s->t_decode + a * t : t;
+	} else if (n_prompt > 0 && n_decoding > 0 && s->t_decode > 0) {
+		double c = (t - s->t_decode) / n_prompt;
+		c = c > 0 ? c : 0;
+		s->t_prompt_tok = s->t_prompt_tok > 0 ? (1 - a) * s->t_prompt_tok + a * c : c;
+	} else if (n_prompt > 0 && n_decoding == 0) {
+		const double c = t / n_prompt;
+		s->t_prompt_tok = s->t_prompt_tok > 0 ? (1 - a) * s->t_prompt_tok + a * c : c;
+	}
+}
+
+/* What a step's batch holds beside its tokens. */
+struct batch_counts {
+	int32_t n_decoding; /* requests with one token to compute */
+	int32_t n_chunk;    /* tokens of longer runs (prompts, or a preempted request's redo) */
+	int32_t n_prompt;   /* tokens that are prompt tokens */
+};
+
+/* Puts each running request's next tokens in the batch: one for those
+ * decoding, then chunks of the others within the prefill budget. False when
+ * a full cache made it preempt or drop a request (the caller starts over). */
+static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch_counts *c)
+{
+	const int32_t B = s->p.n_batch;
+	int32_t budget = B;
+	b->n = b->n_out = 0;
+	*c = (struct batch_counts){ 0 };
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			budget = prefill_budget(s, c->n_decoding);
+		for (int32_t i = 0; i < s->n_running && b->n < B && (pass == 0 || c->n_chunk < budget); i++) {
+			struct hearth_request *r = s->running[i];
+			const int32_t todo = r->n_tokens - r->seq.n_tokens;
+			if (todo <= 0 || (pass == 0) != (todo == 1))
+				continue;
+			int32_t n = todo < B - b->n ? todo : B - b->n;
+			if (pass == 1 && n > budget - c->n_chunk)
+				n = budget - c->n_chunk;
+			const int rc = kv_seq_reserve(&s->kv, &r->seq, n);
+			if (rc == HEARTH_ENOMEM) { /* for its block table: it cannot go on */
+				remove_running(s, i);
+				req_finish(s, r, HEARTH_FINISH_ERROR);
+				return false;
+			}
+			if (rc) {
+				if (!preempt_for(s, r)) { /* alone, and the cache cannot hold it */
+					remove_running(s, i);
+					req_finish(s, r, HEARTH_FINISH_LENGTH);
+				}
+				return false;
+			}
+			for (int32_t k = 0; k < n; k++) {
+				const int32_t pos = r->seq.n_tokens + k;
+				s->b_tokens[b->n] = r->tokens[pos];
+				s->b_pos[b->n] = pos;
+				s->b_seqs[b->n] = &r->seq;
+				c->n_prompt += pos < r->n_prompt;
+				b->n++;
+			}
+			if (pass == 0)
+				c->n_decoding++;
+			else
+				c->n_chunk += n;
+			if (n == todo) {
+				s->b_rows[b->n_out] = b->n - 1;
+				s->b_out[b->n_out++] = r;
+			}
+		}
+	}
+	return true;
+}
+
 /* One step: the batch, the pass, the samples. False when there was nothing to do. */
 static bool step(struct hearth_sched *s)
 {
-	const int32_t B = s->p.n_batch;
 	const double now = hearth_now();
 	struct fwd_batch b = { .tokens = s->b_tokens, .seq = s->b_seqs, .pos = s->b_pos, .out_rows = s->b_rows };
-	int32_t n_prompt_tok;
+	struct batch_counts c;
 
 	/* drop cancelled and expired requests */
 	for (int32_t i = 0; i < s->n_running;) {
@@ -476,49 +574,15 @@ static bool step(struct hearth_sched *s)
 			i++;
 		}
 	}
-restart:
-	/* decoding requests first (one token each), then prompt chunks. A full
-	 * cache preempts a request and starts the batch over. */
-	b.n = b.n_out = 0;
-	n_prompt_tok = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		for (int32_t i = 0; i < s->n_running && b.n < B; i++) {
-			struct hearth_request *r = s->running[i];
-			const int32_t todo = r->n_tokens - r->seq.n_tokens;
-			if (todo <= 0 || (pass == 0) != (todo == 1))
-				continue;
-			const int32_t n = todo < B - b.n ? todo : B - b.n;
-			const int rc = kv_seq_reserve(&s->kv, &r->seq, n);
-			if (rc == HEARTH_ENOMEM) { /* for its block table: it cannot go on */
-				remove_running(s, i);
-				req_finish(s, r, HEARTH_FINISH_ERROR);
-				goto restart;
-			}
-			if (rc) {
-				if (!preempt_for(s, r)) { /* alone, and the cache cannot hold it */
-					remove_running(s, i);
-					req_finish(s, r, HEARTH_FINISH_LENGTH);
-				}
-				goto restart;
-			}
-			for (int32_t k = 0; k < n; k++) {
-				const int32_t pos = r->seq.n_tokens + k;
-				s->b_tokens[b.n] = r->tokens[pos];
-				s->b_pos[b.n] = pos;
-				s->b_seqs[b.n] = &r->seq;
-				n_prompt_tok += pos < r->n_prompt;
-				b.n++;
-			}
-			if (n == todo) {
-				s->b_rows[b.n_out] = b.n - 1;
-				s->b_out[b.n_out++] = r;
-			}
-		}
-	}
+	/* a full cache preempts a request and starts the batch over */
+	while (!fill_batch(s, &b, &c))
+		;
 	if (b.n == 0)
 		return false;
 
+	const double t0 = hearth_now();
 	fwd_run(s->fwd, &b, s->logits);
+	step_timed(s, hearth_now() - t0, c.n_decoding, c.n_chunk);
 
 	/* the cache now holds these tokens; publish the full blocks */
 	for (int32_t j = 0; j < s->n_running; j++) {
@@ -529,7 +593,7 @@ restart:
 		if (n)
 			kv_seq_commit(&s->kv, &r->seq, r->tokens, n);
 	}
-	atomic_fetch_add(&s->prompt_tokens, (uint64_t)n_prompt_tok);
+	atomic_fetch_add(&s->prompt_tokens, (uint64_t)c.n_prompt);
 	struct sample_task st = { .s = s, .n_out = b.n_out };
 	if (b.n_out > 1)
 		pool_run(fwd_pool(s->fwd), sample_run, &st);
