@@ -15,6 +15,7 @@
 	X(test_qtype_dequant_dot)    \
 	X(test_qtype_quantize)       \
 	X(test_kern_isa_vs_ref)      \
+	X(test_kern_packed_layouts)  \
 	X(test_kern_nonfinite_activations) \
 	X(test_kern_attn)           \
 	X(test_kern_swiglu)         \

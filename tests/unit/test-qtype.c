@@ -198,50 +198,93 @@ out:
 	free(f);
 }
 
-/* A packed layout's matrix product against the kernel's single dots. */
-static void check_packed(const char *name, int type, const struct qtype_ops *ops, int n)
+/* A packed layout's matrix product against the scalar reference's dots and
+ * the kernel's own single dots: the rows of groups 1 and 2 of three (the
+ * steps between groups), every token count up to past a full 8-token tile.
+ * Weights come from the reference quantizer (random blocks for the types it
+ * does not write); each token's activations are converted by the reference
+ * both into the kernel's layout and into the reference's dot type, so that
+ * both dots see the same values. */
+static void check_packed(const char *name, int type, const struct qtype_ops *ops, const struct qtype_ops *ref, int n)
 {
-	const int R = 2 * ops->pack_rows, T = 11; /* up to a full 8-token tile and a tail */
+	const int G = ops->pack_rows, R = 3 * G, T = 11;
 	const size_t wrow = qtype_row_size(type, n), arow = qtype_row_size(ops->dot_type, n);
-	char *w = malloc((size_t)R * wrow), *a = malloc((size_t)T * arow);
+	const size_t rrow = qtype_row_size(ref->dot_type, n);
+	char *w = malloc((size_t)R * wrow), *a = malloc((size_t)T * arow), *ar = malloc((size_t)T * rrow);
 	void *packed = malloc(ops->pack_size(R, n));
-	float *f = malloc((size_t)n * sizeof *f), *y = malloc((size_t)T * (size_t)R * sizeof *y), one;
+	float *f = malloc((size_t)n * sizeof *f), *y = malloc((size_t)T * (size_t)R * sizeof *y);
+	float *alone = malloc((size_t)T * (size_t)R * sizeof *alone), one, want;
 	for (int r = 0; r < R; r++) {
 		for (int i = 0; i < n; i++)
 			f[i] = rnd_normal();
-		quantize_row_ref(type, f, w + (size_t)r * wrow, n);
+		if (quantize_supported(type))
+			quantize_row_ref(type, f, w + (size_t)r * wrow, n);
+		else
+			random_blocks(type, w + (size_t)r * wrow, n);
 	}
 	for (int t = 0; t < T; t++) {
 		for (int i = 0; i < n; i++)
-			f[i] = rnd_normal();
-		ops->dot_from_float(f, a + (size_t)t * arow, n);
+			f[i] = rnd_normal() * (i % 7 == 0 ? 4.0f : 1.0f);
+		T_EQ_I64(quantize_row_ref(ops->dot_type, f, a + (size_t)t * arow, n), 0);
+		ref->dot_from_float(f, ar + (size_t)t * rrow, n);
 	}
 	ops->pack(w, R, n, packed);
+	for (int t = 0; t < T; t++) /* each token by itself: batching must not change a bit */
+		ops->gemm_packed(n, packed, G, R, a + (size_t)t * arow, arow, 1, alone + (size_t)t * (size_t)R, (size_t)R);
 	for (int nt = 1; nt <= T; nt++) {
-		ops->gemm_packed(n, packed, ops->pack_rows, R, a, arow, nt, y, (size_t)R); /* the second group only */
+		for (int i = 0; i < T * R; i++)
+			y[i] = NAN;
+		ops->gemm_packed(n, packed, G, R, a, arow, nt, y, (size_t)R); /* groups 1 and 2 */
 		for (int t = 0; t < nt; t++)
-			for (int r = ops->pack_rows; r < R; r++) {
-				float alone[64]; /* the token by itself: batching must not change a bit */
-				ops->gemm_packed(n, packed, ops->pack_rows, R, a + (size_t)t * arow, arow, 1, alone, (size_t)R);
-				if (memcmp(&alone[r], &y[t * R + r], sizeof alone[r])) {
+			for (int r = G; r < R; r++) {
+				const float got = y[t * R + r];
+				if (memcmp(&alone[t * R + r], &got, sizeof got)) {
 					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.9g in the batch, %.9g alone", name, n, nt, r, t,
-					       (double)y[t * R + r], (double)alone[r]);
+					       (double)got, (double)alone[t * R + r]);
+					goto out;
+				}
+				ref->vec_dot(n, &want, w + (size_t)r * wrow, ar + (size_t)t * rrow);
+				if (!(fabsf(got - want) <= 1e-4f * (fabsf(want) + 1))) {
+					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.7g, reference dot %.7g", name, n, nt, r, t,
+					       (double)got, (double)want);
 					goto out;
 				}
 				ops->vec_dot(n, &one, w + (size_t)r * wrow, a + (size_t)t * arow);
-				if (!(fabsf(y[t * R + r] - one) <= 1e-4f * (fabsf(one) + 1))) {
-					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.7g, dot %.7g", name, n, nt, r, t,
-					       (double)y[t * R + r], (double)one);
+				if (!(fabsf(got - one) <= 1e-4f * (fabsf(one) + 1))) {
+					T_FAIL("%s n=%d packed, %d tokens: [%d,%d] %.7g, dot %.7g", name, n, nt, r, t, (double)got,
+					       (double)one);
 					goto out;
 				}
 			}
 	}
+	for (int i = 0; i < T * R; i++) /* rows outside r0..r1 are not written */
+		if (i % R < G && !isnan(y[i])) {
+			T_FAIL("%s n=%d packed: row %d written outside the rows asked for", name, n, i % R);
+			break;
+		}
 out:
 	free(w);
 	free(a);
+	free(ar);
 	free(packed);
 	free(f);
 	free(y);
+	free(alone);
+}
+
+/* The types with a packed layout where the CPU has AVX-512 VNNI (so that
+ * test_kern_isa_vs_ref checks each against the reference). */
+void test_kern_packed_layouts(void)
+{
+	static const int types[] = { HEARTH_TYPE_F16, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q5_0,
+				     HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q6_K };
+	if (strcmp(kern_isa(), "avx512vnni"))
+		return;
+	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+		const struct qtype_ops *ops = kern_ops(types[t]);
+		if (!(ops->pack && ops->pack_rows == 16 && ops->pack_size && ops->gemm_packed))
+			T_FAIL("%s: no packed layout", hearth_type_name(types[t]));
+	}
 }
 
 /* Every kernel the CPU runs against the scalar reference, at every tail length. */
@@ -300,8 +343,8 @@ void test_kern_isa_vs_ref(void)
 				T_FAIL("%s n=%d: kernel dot %.7g, reference %.7g", q->name, n, (double)got, (double)want);
 			if (ops->gemm) /* tiles of rows x tokens against single dots */
 				check_gemm(q->name, type, ops, n);
-			if (ops->pack && quantize_supported(type))
-				check_packed(q->name, type, ops, n);
+			if (ops->pack)
+				check_packed(q->name, type, ops, ref, n);
 			if (ops->vec_dot4) { /* four rows of activations at a stride */
 				const size_t row = qtype_row_size(ops->dot_type, n);
 				char *ys = malloc(4 * row);
@@ -403,7 +446,10 @@ static void nonfinite_one(const struct qtype_ops *ops, int type, bool ref)
 	}
 	if (ref && ops->dot_type == HEARTH_TYPE_Q8_0) /* saturated, not an out-of-range conversion */
 		T_EQ_I64(((const struct block_q8_0 *)a)[0].qs[3], -128);
-	quantize_row_ref(type, w, wq, N * ROWS);
+	if (quantize_supported(type))
+		quantize_row_ref(type, w, wq, N * ROWS);
+	else
+		random_blocks(type, wq, N * ROWS);
 	ops->vec_dot(N, &s, wq, a);
 	if (!ref && ops->pack_rows && ROWS % ops->pack_rows == 0) {
 		void *packed = malloc(ops->pack_size(ROWS, N));
@@ -423,8 +469,9 @@ static void nonfinite_one(const struct qtype_ops *ops, int type, bool ref)
  * an integer overflow or an out-of-range conversion). */
 void test_kern_nonfinite_activations(void)
 {
-	static const int types[] = { HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q4_K,
-				     HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16 };
+	static const int types[] = { HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_0,
+				     HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q2_K, HEARTH_TYPE_Q3_K, HEARTH_TYPE_Q4_K,
+				     HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16 };
 	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
 		nonfinite_one(kern_ops(types[t]), types[t], false);
 		nonfinite_one(kern_ops_ref(types[t]), types[t], true);

@@ -80,6 +80,41 @@ static void vec_dot_q4_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+/* 32 bytes: a q5_0 block's values 0..31 (fifth bit j of qh on value j). */
+static inline __m256i q5_values(const struct block_q5_0 *x)
+{
+	uint32_t qh;
+	memcpy(&qh, x->qh, 4);
+	const __m256i v = nibbles(x->qs);
+	return _mm256_mask_add_epi8(v, (__mmask32)qh, v, _mm256_set1_epi8(16));
+}
+
+/* One q5_0 row against planar q8_0 activations (rows that are not packed):
+ * the -16 offset is -2 * sum(y) in each of the 8 lanes of a block's sums. */
+static void vec_dot_q5_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q5_0 *x = vx;
+	const int8_t *q = vy;
+	const float *d = (const float *)(q + n);
+	const int32_t *sums = (const int32_t *)(d + n / QK5_0);
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 2 <= n / QK5_0; i += 2) {
+		const __m256i p0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i]), q5_values(&x[i]),
+						       _mm256_loadu_si256((const __m256i *)(q + 32 * i)));
+		const __m256i p1 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i + 1]), q5_values(&x[i + 1]),
+						       _mm256_loadu_si256((const __m256i *)(q + 32 * i + 32)));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * d[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
+	}
+	for (; i < n / QK5_0; i++) {
+		const __m256i p0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i]), q5_values(&x[i]),
+						       _mm256_loadu_si256((const __m256i *)(q + 32 * i)));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
+	}
+	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
 static inline __attribute__((always_inline)) void tile_q4_0(int R, int T, int64_t n, const struct block_q4_0 *const *x,
 							    const int8_t *const *yq, float *const *out)
 {
@@ -202,44 +237,105 @@ static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
 		_mm_prefetch((const char *)(p + PREFETCH_AHEAD + o), _MM_HINT_T0);
 }
 
-/* ---- q4_0 repacked: 16 rows side by side ------------------------------------
+/* ---- q4_0, q5_0, q8_0 repacked: 16 rows side by side -------------------------
  *
- * Per group of 16 rows and per block: the 16 rows' scales (f16, as in the
- * file), then 4 chunks of 8 consecutive values v0..v7: for each of the 16 rows, 4 bytes
- * (v0|v4<<4, v1|v5<<4, v2|v6<<4, v3|v7<<4). One 64-byte load then gives, by a
- * mask, v0..v3 of all 16 rows in 16 int32 lanes, and by a shift and a mask
- * v4..v7; dpbusd against the 4 matching activation bytes (broadcast) sums 16
- * rows at once, and one fmadd scales all 16: the float work is shared by 16
- * rows instead of done per row.
+ * Per group of 16 rows and per block of 32 values: the 16 rows' scales (f16,
+ * as in the file), then the values, laid out so that one 64-byte vector holds
+ * 4 consecutive values 4k..4k+3 of each of the 16 rows in 16 int32 lanes:
+ * dpbusd against the 4 matching activation bytes (broadcast) sums 16 rows at
+ * once, and one fmadd scales all 16, so that the float work is shared by 16
+ * rows instead of done per row. The values are unsigned (dpbusd wants one
+ * side so); their offset o comes back through the activations' block sums,
+ * sum((q - o) y) = sum(q y) - o sum(y).
+ *   q4_0: 4 chunks of 8 consecutive values v0..v7: for each of the 16 rows,
+ *         4 bytes (v0|v4<<4, v1|v5<<4, v2|v6<<4, v3|v7<<4); a mask gives
+ *         v0..v3 of all 16 rows, a shift and a mask v4..v7. o = 8.
+ *   q5_0: 5 chunks. Chunk m (0..3), for each row 4 bytes: values 4m..4m+3
+ *         (5 bits each) with the high 3 bits of values 16+4m..16+4m+3 above
+ *         them; chunk 4: the low 2 bits of values 16..31, as bits 2m, 2m+1 of
+ *         byte i for value 16+4m+i. A mask gives values 4m..4m+3 of all 16
+ *         rows; a mask, a shift and a merge with chunk 4 (shifted) values
+ *         16+4m..16+4m+3. o = 16.
+ *   q8_0: 8 chunks of 4 values, each plus 128. o = 128.
+ * The same bytes as the file's blocks (16 x 18, 16 x 22, 16 x 34).
  */
 #define PACK_ROWS 16 /* as the packed loops (packed-gemm.h) take them */
 #define PACK_SCALES (PACK_ROWS * (int64_t)sizeof(hfp16)) /* the 16 rows' block scales, as in the file */
-#define PACK_BLOCK (PACK_SCALES + 4 * PACK_ROWS * 4) /* bytes per 16 rows x 1 block: the file's 16 x 18 */
-#define PACK8_BLOCK (PACK_SCALES + 8 * PACK_ROWS * 4) /* q8_0: bytes per 16 rows x 1 block: the file's 16 x 34 */
 
-static size_t pack_size_q4_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK4_0) * PACK_BLOCK; }
+/* Bytes per 16 rows x 1 block of the layout with bits (4, 5 or 8) a value. */
+static inline int64_t planar_block(int bits) { return PACK_SCALES + (bits == 8 ? 512 : 256) + (bits == 5 ? 64 : 0); }
 
-static void pack_q4_0(const void *vw, int64_t rows, int64_t n, void *vout)
+/* Block b of a row: its scale (the file's f16) and its 32 values as the
+ * unsigned bytes the tiles take (q4_0 0..15, q5_0 0..31, q8_0 plus 128). */
+static void legacy_block(int type, const void *row, int64_t b, hfp16 *d, uint8_t v[32])
 {
-	const int64_t nb = n / QK4_0;
+	if (type == HEARTH_TYPE_Q4_0) {
+		const struct block_q4_0 *x = (const struct block_q4_0 *)row + b;
+		*d = x->d;
+		for (int e = 0; e < 16; e++) {
+			v[e] = x->qs[e] & 0x0f;
+			v[e + 16] = x->qs[e] >> 4;
+		}
+	} else if (type == HEARTH_TYPE_Q5_0) {
+		const struct block_q5_0 *x = (const struct block_q5_0 *)row + b;
+		uint32_t qh;
+		memcpy(&qh, x->qh, 4);
+		*d = x->d;
+		for (int e = 0; e < 16; e++) {
+			v[e] = (uint8_t)((x->qs[e] & 0x0f) | ((qh >> e) & 1) << 4);
+			v[e + 16] = (uint8_t)((x->qs[e] >> 4) | ((qh >> (e + 16)) & 1) << 4);
+		}
+	} else {
+		const struct block_q8_0 *x = (const struct block_q8_0 *)row + b;
+		*d = x->d;
+		for (int e = 0; e < 32; e++)
+			v[e] = (uint8_t)(x->qs[e] + 128);
+	}
+}
+
+static void pack_planar(int type, int bits, const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / 32;
+	const size_t row = qtype_row_size(type, n);
 	uint8_t *out = vout;
 	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
 		for (int64_t b = 0; b < nb; b++) {
-			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK_BLOCK;
-			for (int j = 0; j < PACK_ROWS; j++) {
-				const struct block_q4_0 *x = (const struct block_q4_0 *)vw + (size_t)(PACK_ROWS * g + j) * (size_t)nb + b;
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * (size_t)planar_block(bits);
+			uint8_t *pv = pb + PACK_SCALES;
+			if (bits == 5)
+				memset(pv + 256, 0, 64); /* chunk 4 is filled by bits */
+			for (int r = 0; r < PACK_ROWS; r++) {
+				hfp16 d;
 				uint8_t v[32];
-				memcpy(pb + 2 * j, &x->d, 2);
-				for (int e = 0; e < 16; e++) {
-					v[e] = x->qs[e] & 0x0f;
-					v[e + 16] = x->qs[e] >> 4;
-				}
-				for (int c = 0; c < 4; c++)
-					for (int i = 0; i < 4; i++)
-						pb[PACK_SCALES + 64 * c + 4 * j + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
+				legacy_block(type, (const char *)vw + (size_t)(PACK_ROWS * g + r) * row, b, &d, v);
+				memcpy(pb + 2 * r, &d, 2);
+				for (int k = 0; k < 8; k++)
+					for (int i = 0; i < 4; i++) {
+						const int j = 4 * r + i; /* the byte of the row's value in a chunk */
+						if (bits == 8)
+							pv[64 * k + j] = v[4 * k + i];
+						else if (bits == 4 && k % 2 == 0)
+							pv[64 * (k / 2) + j] = (uint8_t)(v[4 * k + i] | v[4 * k + 4 + i] << 4);
+						else if (bits == 5 && k < 4)
+							pv[64 * k + j] = (uint8_t)(v[4 * k + i] | (v[16 + 4 * k + i] >> 2) << 5);
+						else if (bits == 5)
+							pv[256 + j] |= (uint8_t)((v[4 * k + i] & 3) << (2 * (k - 4)));
+					}
 			}
 		}
 }
+
+static size_t pack_size_planar(int bits, int64_t rows, int64_t n)
+{
+	return (size_t)(rows / PACK_ROWS) * (size_t)(n / 32) * (size_t)planar_block(bits);
+}
+
+static size_t pack_size_q4_0(int64_t rows, int64_t n) { return pack_size_planar(4, rows, n); }
+static size_t pack_size_q5_0(int64_t rows, int64_t n) { return pack_size_planar(5, rows, n); }
+static size_t pack_size_q8_0(int64_t rows, int64_t n) { return pack_size_planar(8, rows, n); }
+static void pack_q4_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q4_0, 4, w, rows, n, out); }
+static void pack_q5_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q5_0, 5, w, rows, n, out); }
+static void pack_q8_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q8_0, 8, w, rows, n, out); }
 
 /* Independent dpbusd accumulators per token: a chain of dependent dpbusd
  * runs at one per latency (several cycles), so with few tokens in a tile
@@ -255,17 +351,21 @@ static inline __m512i sum_chains(const __m512i *acc, int n)
 	return s;
 }
 
-/* The tile of both 8-bit-activation packed types: 16 rows x T tokens over
- * planar q8_0 activations. q4: nibbles (offset 8), else bytes (offset 128). */
-static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, int64_t nb, const uint8_t *P,
+/* The tile of the layouts above: 16 rows x T tokens over planar q8_0
+ * activations, bits (4, 5 or 8) a value. Each vector of values is made
+ * once and taken by every token at once, so that only the tokens' sums
+ * stay in registers. */
+static inline __attribute__((always_inline)) void planar_tile(int T, int bits, int64_t nb, const uint8_t *P,
 							      const int8_t *const *yq, float *const *out)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f);
-	const int64_t block = q4 ? PACK_BLOCK : PACK8_BLOCK;
-	const int32_t offset = q4 ? 8 : 128;
-	const float *yd[4];
-	const int32_t *ys[4];
-	__m512 facc[4];
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m5 = _mm512_set1_epi8(0x1f), me0 = _mm512_set1_epi8((char)0xe0);
+	const __m512i m3 = _mm512_set1_epi8(0x03);
+	const int64_t block = planar_block(bits);
+	const int32_t offset = bits == 4 ? 8 : bits == 5 ? 16 : 128;
+	const int C = chains(T);
+	const float *yd[8];
+	const int32_t *ys[8];
+	__m512 facc[8];
 	for (int t = 0; t < T; t++) {
 		yd[t] = (const float *)(yq[t] + nb * QK8_0);
 		ys[t] = (const int32_t *)(yd[t] + nb);
@@ -274,31 +374,39 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * (size_t)block;
 		prefetch_ahead(pb, block);
-		const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		__m512i w[8]; /* 4 values of each of the 16 rows per vector */
-		for (int c = 0; c < (q4 ? 4 : 8); c++) {
-			const __m512i x = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * c));
-			if (q4) { /* w[2c]: values 8c..8c+3; w[2c+1]: 8c+4..8c+7 */
-				w[2 * c] = _mm512_and_si512(x, m4);
-				w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
-			} else {
-				w[c] = x;
-			}
-		}
+		__m512i acc[8][CHAINS_MAX];
 		for (int t = 0; t < T; t++) {
-			const int8_t *y = yq[t] + 32 * b;
-			__m512i acc[CHAINS_MAX];
-			acc[0] = _mm512_set1_epi32(-offset * ys[t][b]);
-			for (int c = 1; c < chains(T); c++)
-				acc[c] = _mm512_setzero_si512();
-			for (int k = 0; k < 8; k++) {
-				int32_t four;
-				memcpy(&four, y + 4 * k, 4);
-				acc[k % chains(T)] = _mm512_dpbusd_epi32(acc[k % chains(T)], w[k], _mm512_set1_epi32(four));
-			}
-			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(acc, chains(T))), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])),
-						  facc[t]);
+			acc[t][0] = _mm512_set1_epi32(-offset * ys[t][b]);
+			for (int c = 1; c < C; c++)
+				acc[t][c] = _mm512_setzero_si512();
 		}
+		for (int k = 0; k < 8; k++) { /* w: values 4k..4k+3 of each of the 16 rows */
+			__m512i w;
+			if (bits == 8) {
+				w = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * k));
+			} else if (bits == 4) {
+				const __m512i x = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * (k / 2)));
+				w = _mm512_and_si512(k % 2 ? _mm512_srli_epi16(x, 4) : x, m4);
+			} else {
+				const __m512i x = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * (k % 4)));
+				if (k < 4) {
+					w = _mm512_and_si512(x, m5);
+				} else { /* high 3 bits from chunk k-4 (masked first: the 16-bit shift brings in nothing), low 2 from chunk 4 */
+					const __m512i lo = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 256));
+					w = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(x, me0), 3),
+								      k > 4 ? _mm512_srli_epi16(lo, 2 * (k - 4)) : lo, m3, 0xf8); /* a | (b & c) */
+				}
+			}
+			for (int t = 0; t < T; t++) {
+				int32_t four;
+				memcpy(&four, yq[t] + 32 * b + 4 * k, 4);
+				acc[t][k % C] = _mm512_dpbusd_epi32(acc[t][k % C], w, _mm512_set1_epi32(four));
+			}
+		}
+		const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+		for (int t = 0; t < T; t++)
+			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(acc[t], C)), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])),
+						  facc[t]);
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
@@ -306,40 +414,16 @@ static inline __attribute__((always_inline)) void planar_tile(int T, bool q4, in
 
 /* The tiles as the packed loops call them (n values a row) and the bytes of
  * a group of 16 rows, per layout. */
-#define q4_0_tile(T, n, P, act, out) planar_tile(T, true, (n) / QK4_0, P, act, out)
-#define q8_0_tile(T, n, P, act, out) planar_tile(T, false, (n) / QK8_0, P, act, out)
-#define q4_0_group(n) ((n) / QK4_0 * PACK_BLOCK)
-#define q8_0_group(n) ((n) / QK8_0 * PACK8_BLOCK)
+#define q4_0_tile(T, n, P, act, out) planar_tile(T, 4, (n) / 32, P, act, out)
+#define q5_0_tile(T, n, P, act, out) planar_tile(T, 5, (n) / 32, P, act, out)
+#define q8_0_tile(T, n, P, act, out) planar_tile(T, 8, (n) / 32, P, act, out)
+#define q4_0_group(n) ((n) / 32 * planar_block(4))
+#define q5_0_group(n) ((n) / 32 * planar_block(5))
+#define q8_0_group(n) ((n) / 32 * planar_block(8))
 
-DEFINE_PACKED_GEMM(gemm_packed_q4_0, q4_0_group, const int8_t *, 4, q4_0_tile)
-/* ---- q8_0 repacked: 16 rows side by side -------------------------------------
- *
- * Per group of 16 rows and per block: the 16 scales (f16), then 8 chunks
- * of 4 consecutive values: for each row its 4 values plus 128 (as unsigned
- * bytes, which dpbusd wants on one side). sum((w + 128) * y) = sum(w * y) +
- * 128 * sum(y), and sum(y) comes with the planar activations.
- */
-
-static size_t pack_size_q8_0(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK8_0) * PACK8_BLOCK; }
-
-static void pack_q8_0(const void *vw, int64_t rows, int64_t n, void *vout)
-{
-	const int64_t nb = n / QK8_0;
-	uint8_t *out = vout;
-	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
-		for (int64_t b = 0; b < nb; b++) {
-			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK8_BLOCK;
-			for (int j = 0; j < PACK_ROWS; j++) {
-				const struct block_q8_0 *x = (const struct block_q8_0 *)vw + (size_t)(PACK_ROWS * g + j) * (size_t)nb + b;
-				memcpy(pb + 2 * j, &x->d, 2);
-				for (int k = 0; k < 8; k++)
-					for (int i = 0; i < 4; i++)
-						pb[PACK_SCALES + 64 * k + 4 * j + i] = (uint8_t)(x->qs[4 * k + i] + 128);
-			}
-		}
-}
-
-DEFINE_PACKED_GEMM(gemm_packed_q8_0, q8_0_group, const int8_t *, 4, q8_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q4_0, q4_0_group, const int8_t *, 8, q4_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q5_0, q5_0_group, const int8_t *, 8, q5_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q8_0, q8_0_group, const int8_t *, 8, q8_0_tile)
 /* One q8_0 row against planar activations (rows that are not packed). */
 static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -692,6 +776,16 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q4_0].pack_size = pack_size_q4_0;
 	ops[HEARTH_TYPE_Q4_0].pack = pack_q4_0;
 	ops[HEARTH_TYPE_Q4_0].gemm_packed = gemm_packed_q4_0;
+
+	ops[HEARTH_TYPE_Q5_0].dot_type = QTYPE_Q8_0P;
+	ops[HEARTH_TYPE_Q5_0].dot_from_float = q8_0p_from_float;
+	ops[HEARTH_TYPE_Q5_0].vec_dot = vec_dot_q5_0_q8_0p;
+	ops[HEARTH_TYPE_Q5_0].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_Q5_0].gemm = NULL;
+	ops[HEARTH_TYPE_Q5_0].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q5_0].pack_size = pack_size_q5_0;
+	ops[HEARTH_TYPE_Q5_0].pack = pack_q5_0;
+	ops[HEARTH_TYPE_Q5_0].gemm_packed = gemm_packed_q5_0;
 
 	ops[HEARTH_TYPE_Q8_0].dot_type = QTYPE_Q8_0P;
 	ops[HEARTH_TYPE_Q8_0].dot_from_float = q8_0p_from_float;
