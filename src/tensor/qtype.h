@@ -57,6 +57,9 @@ _Static_assert(sizeof(struct block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "q8_K bloc
 			* stored as f32 (kernels broadcast them without converting) */
 #define QTYPE_Q8_0P 39 /* q8_0 planar: a row's int8 values, then its block scales as
 			* floats, then each block's sum of values as int32 */
+#define QTYPE_Q8_1P 37 /* q8_1 planar: a row's int8 values, then its block scales as
+			* floats, then each block's s (d * sum of values, rounded to
+			* f16 as q8_1's) as floats */
 
 struct qtype_info {
 	const char *name;  /* NULL: not a type hearth knows */

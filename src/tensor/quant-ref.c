@@ -235,7 +235,8 @@ int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
 	case HEARTH_TYPE_Q8_1: dequantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: dequantize_row_q8_K(x, y, n); return 0;
 	case QTYPE_F16F: memcpy(y, x, (size_t)n * sizeof *y); return 0;
-	case QTYPE_Q8_0P: {
+	case QTYPE_Q8_0P:
+	case QTYPE_Q8_1P: { /* values, then the block scales */
 		const int8_t *q = x;
 		float d;
 		for (int64_t i = 0; i < n; i++) {
@@ -511,7 +512,7 @@ int quantize_supported(int type)
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
 	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
-	case QTYPE_Q8_0P: case QTYPE_F16F:
+	case QTYPE_Q8_0P: case QTYPE_Q8_1P: case QTYPE_F16F:
 		return 1;
 	}
 	return 0;
@@ -548,6 +549,18 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 			const float d = fp16_to_f32(b.d);
 			memcpy(q + n + i * (int64_t)sizeof d, &d, sizeof d);
 			memcpy(q + n + n / QK8_0 * (int64_t)sizeof d + i * (int64_t)sizeof sum, &sum, sizeof sum);
+		}
+		return 0;
+	}
+	case QTYPE_Q8_1P: { /* as q8_1, laid out as values, scales, s (both f16-rounded, as q8_1's) */
+		int8_t *q = y;
+		for (int64_t i = 0; i < n / QK8_1; i++) {
+			struct block_q8_1 b;
+			quantize_row_q8_1(x + i * QK8_1, &b, QK8_1);
+			memcpy(q + i * QK8_1, b.qs, QK8_1);
+			const float d = fp16_to_f32(b.d), sum = fp16_to_f32(b.s);
+			memcpy(q + n + i * (int64_t)sizeof d, &d, sizeof d);
+			memcpy(q + n + n / QK8_1 * (int64_t)sizeof d + i * (int64_t)sizeof sum, &sum, sizeof sum);
 		}
 		return 0;
 	}

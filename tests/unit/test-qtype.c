@@ -121,7 +121,7 @@ void test_qtype_dequant_dot(void)
 			float got;
 			ops->vec_dot(n, &got, wq, xq);
 			/* q8_1 carries d * sum(q) rounded to f16 for the offset term, as llama.cpp's */
-			const double rel = ops->dot_type == HEARTH_TYPE_Q8_1 ? 2e-3 : 1e-5;
+			const double rel = ops->dot_type == HEARTH_TYPE_Q8_1 || ops->dot_type == QTYPE_Q8_1P ? 2e-3 : 1e-5;
 			if (!(fabs(got - want) <= rel * mag + 1e-6))
 				T_FAIL("%s, n=%" PRId64 ": dot %.7g, double reference %.7g", q->name, n, (double)got, want);
 			for (int64_t i = 0; i < n; i++)
@@ -277,7 +277,7 @@ out:
 void test_kern_packed_layouts(void)
 {
 	static const int types[] = { HEARTH_TYPE_F16, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q5_0,
-				     HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q6_K };
+				     HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q6_K };
 	if (strcmp(kern_isa(), "avx512vnni"))
 		return;
 	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {

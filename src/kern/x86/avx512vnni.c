@@ -80,12 +80,12 @@ static void vec_dot_q4_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-/* 32 bytes: a q5_0 block's values 0..31 (fifth bit j of qh on value j). */
-static inline __m256i q5_values(const struct block_q5_0 *x)
+/* 32 bytes: a q5_0 or q5_1 block's values 0..31 (fifth bit j of qh on value j). */
+static inline __m256i q5_values(const uint8_t *qs, const uint8_t *qh_bytes)
 {
 	uint32_t qh;
-	memcpy(&qh, x->qh, 4);
-	const __m256i v = nibbles(x->qs);
+	memcpy(&qh, qh_bytes, 4);
+	const __m256i v = nibbles(qs);
 	return _mm256_mask_add_epi8(v, (__mmask32)qh, v, _mm256_set1_epi8(16));
 }
 
@@ -100,20 +100,42 @@ static void vec_dot_q5_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
 	int64_t i = 0;
 	for (; i + 2 <= n / QK5_0; i += 2) {
-		const __m256i p0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i]), q5_values(&x[i]),
+		const __m256i p0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i]), q5_values(x[i].qs, x[i].qh),
 						       _mm256_loadu_si256((const __m256i *)(q + 32 * i)));
-		const __m256i p1 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i + 1]), q5_values(&x[i + 1]),
+		const __m256i p1 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i + 1]), q5_values(x[i + 1].qs, x[i + 1].qh),
 						       _mm256_loadu_si256((const __m256i *)(q + 32 * i + 32)));
 		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
 		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * d[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
 	}
 	for (; i < n / QK5_0; i++) {
-		const __m256i p0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i]), q5_values(&x[i]),
+		const __m256i p0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * sums[i]), q5_values(x[i].qs, x[i].qh),
 						       _mm256_loadu_si256((const __m256i *)(q + 32 * i)));
 		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
 	}
 	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
+
+/* One q4_1 or q5_1 (five) row against planar q8_1 activations: a block adds
+ * d dy sum(q y) + m s. */
+static inline __attribute__((always_inline)) void dot_q8_1p(bool five, int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_q4_1 *x4 = vx;
+	const struct block_q5_1 *x5 = vx;
+	const int8_t *q = vy;
+	const float *d = (const float *)(q + n), *ys = d + n / QK4_1;
+	__m256 acc = _mm256_setzero_ps();
+	float ms = 0;
+	for (int64_t i = 0; i < n / QK4_1; i++) {
+		const __m256i v = five ? q5_values(x5[i].qs, x5[i].qh) : nibbles(x4[i].qs);
+		const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), v, _mm256_loadu_si256((const __m256i *)(q + 32 * i)));
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(five ? x5[i].d : x4[i].d) * d[i]), _mm256_cvtepi32_ps(p), acc);
+		ms += _cvtsh_ss(five ? x5[i].m : x4[i].m) * ys[i];
+	}
+	*s = hsum_ps(acc) + ms;
+}
+
+static void vec_dot_q4_1_q8_1p(int64_t n, float *s, const void *vx, const void *vy) { dot_q8_1p(false, n, s, vx, vy); }
+static void vec_dot_q5_1_q8_1p(int64_t n, float *s, const void *vx, const void *vy) { dot_q8_1p(true, n, s, vx, vy); }
 
 static inline __attribute__((always_inline)) void tile_q4_0(int R, int T, int64_t n, const struct block_q4_0 *const *x,
 							    const int8_t *const *yq, float *const *out)
@@ -199,12 +221,15 @@ static inline __m512 copysign_half(__m512 t)
 	return _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.5f))));
 }
 
-/* q8_0 planar activations (rounded as the reference's q8_0, scales f16-rounded). */
-static void q8_0p_from_float(const float *x, void *vy, int64_t n)
+/* Planar activations, rounded as the reference's q8_0 and q8_1 (scales
+ * f16-rounded), with each block's sum of values (q81 false: q8_0 planar) or
+ * its d * sum rounded to f16 as q8_1's s (q81: q8_1 planar). */
+static inline __attribute__((always_inline)) void planar_from_float(const float *x, void *vy, int64_t n, bool q81)
 {
 	int8_t *q = vy;
 	float *d = (float *)(q + n);
 	int32_t *sums = (int32_t *)(d + n / QK8_0);
+	float *s = d + n / QK8_0;
 	for (int64_t i = 0; i < n / QK8_0; i++) {
 		const __m512 v0 = _mm512_loadu_ps(x + 32 * i), v1 = _mm512_loadu_ps(x + 32 * i + 16);
 		const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
@@ -222,9 +247,16 @@ static void q8_0p_from_float(const float *x, void *vy, int64_t n)
 		const __m512i i1 = _mm512_max_epi32(lo, _mm512_min_epi32(hi, _mm512_cvttps_epi32(t1)));
 		_mm_storeu_si128((__m128i *)(q + 32 * i), _mm512_cvtsepi32_epi8(i0));
 		_mm_storeu_si128((__m128i *)(q + 32 * i + 16), _mm512_cvtsepi32_epi8(i1));
-		sums[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+		const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+		if (q81)
+			s[i] = _cvtsh_ss(_cvtss_sh((float)sum * (amax / 127), _MM_FROUND_TO_NEAREST_INT));
+		else
+			sums[i] = sum;
 	}
 }
+
+static void q8_0p_from_float(const float *x, void *y, int64_t n) { planar_from_float(x, y, n, false); }
+static void q8_1p_from_float(const float *x, void *y, int64_t n) { planar_from_float(x, y, n, true); }
 
 /* Bytes ahead of the packed weights being read that a tile asks for: what
  * must be in flight for the arithmetic of a few tokens (batched decoding,
@@ -237,7 +269,7 @@ static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
 		_mm_prefetch((const char *)(p + PREFETCH_AHEAD + o), _MM_HINT_T0);
 }
 
-/* ---- q4_0, q5_0, q8_0 repacked: 16 rows side by side -------------------------
+/* ---- q4_0, q5_0, q8_0, q4_1, q5_1 repacked: 16 rows side by side -------------
  *
  * Per group of 16 rows and per block of 32 values: the 16 rows' scales (f16,
  * as in the file), then the values, laid out so that one 64-byte vector holds
@@ -257,58 +289,83 @@ static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
  *         rows; a mask, a shift and a merge with chunk 4 (shifted) values
  *         16+4m..16+4m+3. o = 16.
  *   q8_0: 8 chunks of 4 values, each plus 128. o = 128.
- * The same bytes as the file's blocks (16 x 18, 16 x 22, 16 x 34).
+ *   q4_1, q5_1: the 16 rows' minimums m (f16) after the scales, then the
+ *         values as q4_0's or q5_0's, without offset: a block adds
+ *         d dy sum(q y) + m s, with s = dy sum(y) from q8_1 planar activations.
+ * The same bytes as the file's blocks (16 x 18, 16 x 22, 16 x 34, 16 x 20,
+ * 16 x 24).
  */
 #define PACK_ROWS 16 /* as the packed loops (packed-gemm.h) take them */
 #define PACK_SCALES (PACK_ROWS * (int64_t)sizeof(hfp16)) /* the 16 rows' block scales, as in the file */
 
-/* Bytes per 16 rows x 1 block of the layout with bits (4, 5 or 8) a value. */
-static inline int64_t planar_block(int bits) { return PACK_SCALES + (bits == 8 ? 512 : 256) + (bits == 5 ? 64 : 0); }
-
-/* Block b of a row: its scale (the file's f16) and its 32 values as the
- * unsigned bytes the tiles take (q4_0 0..15, q5_0 0..31, q8_0 plus 128). */
-static void legacy_block(int type, const void *row, int64_t b, hfp16 *d, uint8_t v[32])
+/* Bytes per 16 rows x 1 block of the layout with bits (4, 5 or 8) a value,
+ * with minimums (q4_1, q5_1) or without. */
+static inline int64_t planar_block(int bits, bool mins)
 {
+	return PACK_SCALES * (mins ? 2 : 1) + (bits == 8 ? 512 : 256) + (bits == 5 ? 64 : 0);
+}
+
+/* Block b of a row: its scale and minimum (the file's f16; m 0 without)
+ * and its 32 values as the unsigned bytes the tiles take (q4_0 and q4_1
+ * 0..15, q5_0 and q5_1 0..31, q8_0 plus 128). */
+static void legacy_block(int type, const void *row, int64_t b, hfp16 *d, hfp16 *m, uint8_t v[32])
+{
+	const uint8_t *qs, *qh = NULL;
+	*m = 0;
 	if (type == HEARTH_TYPE_Q4_0) {
 		const struct block_q4_0 *x = (const struct block_q4_0 *)row + b;
 		*d = x->d;
-		for (int e = 0; e < 16; e++) {
-			v[e] = x->qs[e] & 0x0f;
-			v[e + 16] = x->qs[e] >> 4;
-		}
+		qs = x->qs;
 	} else if (type == HEARTH_TYPE_Q5_0) {
 		const struct block_q5_0 *x = (const struct block_q5_0 *)row + b;
-		uint32_t qh;
-		memcpy(&qh, x->qh, 4);
 		*d = x->d;
-		for (int e = 0; e < 16; e++) {
-			v[e] = (uint8_t)((x->qs[e] & 0x0f) | ((qh >> e) & 1) << 4);
-			v[e + 16] = (uint8_t)((x->qs[e] >> 4) | ((qh >> (e + 16)) & 1) << 4);
-		}
+		qs = x->qs;
+		qh = x->qh;
+	} else if (type == HEARTH_TYPE_Q4_1) {
+		const struct block_q4_1 *x = (const struct block_q4_1 *)row + b;
+		*d = x->d;
+		*m = x->m;
+		qs = x->qs;
+	} else if (type == HEARTH_TYPE_Q5_1) {
+		const struct block_q5_1 *x = (const struct block_q5_1 *)row + b;
+		*d = x->d;
+		*m = x->m;
+		qs = x->qs;
+		qh = x->qh;
 	} else {
 		const struct block_q8_0 *x = (const struct block_q8_0 *)row + b;
 		*d = x->d;
 		for (int e = 0; e < 32; e++)
 			v[e] = (uint8_t)(x->qs[e] + 128);
+		return;
+	}
+	uint32_t h = 0; /* bit j: the fifth bit of value j */
+	if (qh)
+		memcpy(&h, qh, 4);
+	for (int e = 0; e < 16; e++) {
+		v[e] = (uint8_t)((qs[e] & 0x0f) | ((h >> e) & 1) << 4);
+		v[e + 16] = (uint8_t)((qs[e] >> 4) | ((h >> (e + 16)) & 1) << 4);
 	}
 }
 
-static void pack_planar(int type, int bits, const void *vw, int64_t rows, int64_t n, void *vout)
+static void pack_planar(int type, int bits, bool mins, const void *vw, int64_t rows, int64_t n, void *vout)
 {
 	const int64_t nb = n / 32;
 	const size_t row = qtype_row_size(type, n);
 	uint8_t *out = vout;
 	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
 		for (int64_t b = 0; b < nb; b++) {
-			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * (size_t)planar_block(bits);
-			uint8_t *pv = pb + PACK_SCALES;
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * (size_t)planar_block(bits, mins);
+			uint8_t *pv = pb + PACK_SCALES * (mins ? 2 : 1);
 			if (bits == 5)
 				memset(pv + 256, 0, 64); /* chunk 4 is filled by bits */
 			for (int r = 0; r < PACK_ROWS; r++) {
-				hfp16 d;
+				hfp16 d, m;
 				uint8_t v[32];
-				legacy_block(type, (const char *)vw + (size_t)(PACK_ROWS * g + r) * row, b, &d, v);
+				legacy_block(type, (const char *)vw + (size_t)(PACK_ROWS * g + r) * row, b, &d, &m, v);
 				memcpy(pb + 2 * r, &d, 2);
+				if (mins)
+					memcpy(pb + PACK_SCALES + 2 * r, &m, 2);
 				for (int k = 0; k < 8; k++)
 					for (int i = 0; i < 4; i++) {
 						const int j = 4 * r + i; /* the byte of the row's value in a chunk */
@@ -325,17 +382,21 @@ static void pack_planar(int type, int bits, const void *vw, int64_t rows, int64_
 		}
 }
 
-static size_t pack_size_planar(int bits, int64_t rows, int64_t n)
+static size_t pack_size_planar(int bits, bool mins, int64_t rows, int64_t n)
 {
-	return (size_t)(rows / PACK_ROWS) * (size_t)(n / 32) * (size_t)planar_block(bits);
+	return (size_t)(rows / PACK_ROWS) * (size_t)(n / 32) * (size_t)planar_block(bits, mins);
 }
 
-static size_t pack_size_q4_0(int64_t rows, int64_t n) { return pack_size_planar(4, rows, n); }
-static size_t pack_size_q5_0(int64_t rows, int64_t n) { return pack_size_planar(5, rows, n); }
-static size_t pack_size_q8_0(int64_t rows, int64_t n) { return pack_size_planar(8, rows, n); }
-static void pack_q4_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q4_0, 4, w, rows, n, out); }
-static void pack_q5_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q5_0, 5, w, rows, n, out); }
-static void pack_q8_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q8_0, 8, w, rows, n, out); }
+static size_t pack_size_q4_0(int64_t rows, int64_t n) { return pack_size_planar(4, false, rows, n); }
+static size_t pack_size_q5_0(int64_t rows, int64_t n) { return pack_size_planar(5, false, rows, n); }
+static size_t pack_size_q8_0(int64_t rows, int64_t n) { return pack_size_planar(8, false, rows, n); }
+static size_t pack_size_q4_1(int64_t rows, int64_t n) { return pack_size_planar(4, true, rows, n); }
+static size_t pack_size_q5_1(int64_t rows, int64_t n) { return pack_size_planar(5, true, rows, n); }
+static void pack_q4_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q4_0, 4, false, w, rows, n, out); }
+static void pack_q5_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q5_0, 5, false, w, rows, n, out); }
+static void pack_q8_0(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q8_0, 8, false, w, rows, n, out); }
+static void pack_q4_1(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q4_1, 4, true, w, rows, n, out); }
+static void pack_q5_1(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q5_1, 5, true, w, rows, n, out); }
 
 /* Independent dpbusd accumulators per token: a chain of dependent dpbusd
  * runs at one per latency (several cycles), so with few tokens in a tile
@@ -352,23 +413,24 @@ static inline __m512i sum_chains(const __m512i *acc, int n)
 }
 
 /* The tile of the layouts above: 16 rows x T tokens over planar q8_0
- * activations, bits (4, 5 or 8) a value. Each vector of values is made
- * once and taken by every token at once, so that only the tokens' sums
- * stay in registers. */
-static inline __attribute__((always_inline)) void planar_tile(int T, int bits, int64_t nb, const uint8_t *P,
+ * activations (planar q8_1 with mins), bits (4, 5 or 8) a value. Each vector
+ * of values is made once and taken by every token at once, so that only the
+ * tokens' sums stay in registers. */
+static inline __attribute__((always_inline)) void planar_tile(int T, int bits, bool mins, int64_t nb, const uint8_t *P,
 							      const int8_t *const *yq, float *const *out)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f), m5 = _mm512_set1_epi8(0x1f), me0 = _mm512_set1_epi8((char)0xe0);
 	const __m512i m3 = _mm512_set1_epi8(0x03);
-	const int64_t block = planar_block(bits);
-	const int32_t offset = bits == 4 ? 8 : bits == 5 ? 16 : 128;
+	const int64_t block = planar_block(bits, mins), V = PACK_SCALES * (mins ? 2 : 1); /* where the values start */
+	const int32_t offset = mins ? 0 : bits == 4 ? 8 : bits == 5 ? 16 : 128;
 	const int C = chains(T);
-	const float *yd[8];
-	const int32_t *ys[8];
+	const float *yd[8], *yms[8]; /* q8_1 planar: s, after the scales */
+	const int32_t *ys[8]; /* q8_0 planar: the sums, after the scales */
 	__m512 facc[8];
 	for (int t = 0; t < T; t++) {
 		yd[t] = (const float *)(yq[t] + nb * QK8_0);
 		ys[t] = (const int32_t *)(yd[t] + nb);
+		yms[t] = yd[t] + nb;
 		facc[t] = _mm512_setzero_ps();
 	}
 	for (int64_t b = 0; b < nb; b++) {
@@ -376,23 +438,23 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, i
 		prefetch_ahead(pb, block);
 		__m512i acc[8][CHAINS_MAX];
 		for (int t = 0; t < T; t++) {
-			acc[t][0] = _mm512_set1_epi32(-offset * ys[t][b]);
+			acc[t][0] = mins ? _mm512_setzero_si512() : _mm512_set1_epi32(-offset * ys[t][b]);
 			for (int c = 1; c < C; c++)
 				acc[t][c] = _mm512_setzero_si512();
 		}
 		for (int k = 0; k < 8; k++) { /* w: values 4k..4k+3 of each of the 16 rows */
 			__m512i w;
 			if (bits == 8) {
-				w = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * k));
+				w = _mm512_loadu_si512((const void *)(pb + V + 64 * k));
 			} else if (bits == 4) {
-				const __m512i x = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * (k / 2)));
+				const __m512i x = _mm512_loadu_si512((const void *)(pb + V + 64 * (k / 2)));
 				w = _mm512_and_si512(k % 2 ? _mm512_srli_epi16(x, 4) : x, m4);
 			} else {
-				const __m512i x = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 64 * (k % 4)));
+				const __m512i x = _mm512_loadu_si512((const void *)(pb + V + 64 * (k % 4)));
 				if (k < 4) {
 					w = _mm512_and_si512(x, m5);
 				} else { /* high 3 bits from chunk k-4 (masked first: the 16-bit shift brings in nothing), low 2 from chunk 4 */
-					const __m512i lo = _mm512_loadu_si512((const void *)(pb + PACK_SCALES + 256));
+					const __m512i lo = _mm512_loadu_si512((const void *)(pb + V + 256));
 					w = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(x, me0), 3),
 								      k > 4 ? _mm512_srli_epi16(lo, 2 * (k - 4)) : lo, m3, 0xf8); /* a | (b & c) */
 				}
@@ -404,9 +466,13 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, i
 			}
 		}
 		const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		for (int t = 0; t < T; t++)
+		const __m512 mw = mins ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES))) : dw;
+		for (int t = 0; t < T; t++) {
 			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(acc[t], C)), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])),
 						  facc[t]);
+			if (mins)
+				facc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(yms[t][b]), facc[t]);
+		}
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
@@ -414,16 +480,22 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, i
 
 /* The tiles as the packed loops call them (n values a row) and the bytes of
  * a group of 16 rows, per layout. */
-#define q4_0_tile(T, n, P, act, out) planar_tile(T, 4, (n) / 32, P, act, out)
-#define q5_0_tile(T, n, P, act, out) planar_tile(T, 5, (n) / 32, P, act, out)
-#define q8_0_tile(T, n, P, act, out) planar_tile(T, 8, (n) / 32, P, act, out)
-#define q4_0_group(n) ((n) / 32 * planar_block(4))
-#define q5_0_group(n) ((n) / 32 * planar_block(5))
-#define q8_0_group(n) ((n) / 32 * planar_block(8))
+#define q4_0_tile(T, n, P, act, out) planar_tile(T, 4, false, (n) / 32, P, act, out)
+#define q5_0_tile(T, n, P, act, out) planar_tile(T, 5, false, (n) / 32, P, act, out)
+#define q8_0_tile(T, n, P, act, out) planar_tile(T, 8, false, (n) / 32, P, act, out)
+#define q4_1_tile(T, n, P, act, out) planar_tile(T, 4, true, (n) / 32, P, act, out)
+#define q5_1_tile(T, n, P, act, out) planar_tile(T, 5, true, (n) / 32, P, act, out)
+#define q4_0_group(n) ((n) / 32 * planar_block(4, false))
+#define q5_0_group(n) ((n) / 32 * planar_block(5, false))
+#define q8_0_group(n) ((n) / 32 * planar_block(8, false))
+#define q4_1_group(n) ((n) / 32 * planar_block(4, true))
+#define q5_1_group(n) ((n) / 32 * planar_block(5, true))
 
 DEFINE_PACKED_GEMM(gemm_packed_q4_0, q4_0_group, const int8_t *, 8, q4_0_tile)
 DEFINE_PACKED_GEMM(gemm_packed_q5_0, q5_0_group, const int8_t *, 8, q5_0_tile)
 DEFINE_PACKED_GEMM(gemm_packed_q8_0, q8_0_group, const int8_t *, 8, q8_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q4_1, q4_1_group, const int8_t *, 8, q4_1_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q5_1, q5_1_group, const int8_t *, 8, q5_1_tile)
 /* One q8_0 row against planar activations (rows that are not packed). */
 static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -786,6 +858,26 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q5_0].pack_size = pack_size_q5_0;
 	ops[HEARTH_TYPE_Q5_0].pack = pack_q5_0;
 	ops[HEARTH_TYPE_Q5_0].gemm_packed = gemm_packed_q5_0;
+
+	ops[HEARTH_TYPE_Q4_1].dot_type = QTYPE_Q8_1P;
+	ops[HEARTH_TYPE_Q4_1].dot_from_float = q8_1p_from_float;
+	ops[HEARTH_TYPE_Q4_1].vec_dot = vec_dot_q4_1_q8_1p;
+	ops[HEARTH_TYPE_Q4_1].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_Q4_1].gemm = NULL;
+	ops[HEARTH_TYPE_Q4_1].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q4_1].pack_size = pack_size_q4_1;
+	ops[HEARTH_TYPE_Q4_1].pack = pack_q4_1;
+	ops[HEARTH_TYPE_Q4_1].gemm_packed = gemm_packed_q4_1;
+
+	ops[HEARTH_TYPE_Q5_1].dot_type = QTYPE_Q8_1P;
+	ops[HEARTH_TYPE_Q5_1].dot_from_float = q8_1p_from_float;
+	ops[HEARTH_TYPE_Q5_1].vec_dot = vec_dot_q5_1_q8_1p;
+	ops[HEARTH_TYPE_Q5_1].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_Q5_1].gemm = NULL;
+	ops[HEARTH_TYPE_Q5_1].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q5_1].pack_size = pack_size_q5_1;
+	ops[HEARTH_TYPE_Q5_1].pack = pack_q5_1;
+	ops[HEARTH_TYPE_Q5_1].gemm_packed = gemm_packed_q5_1;
 
 	ops[HEARTH_TYPE_Q8_0].dot_type = QTYPE_Q8_0P;
 	ops[HEARTH_TYPE_Q8_0].dot_from_float = q8_0p_from_float;
