@@ -250,6 +250,7 @@ static void kern_select(void)
 	if (!(force && !strcmp(force, "avx2")) && !strcmp(kern_table.isa, "avx2") && caps.avx512f && caps.avx512bw &&
 	    caps.avx512vl && caps.avx512vnni) {
 		kern_register_avx512vnni(kern_table.ops, &kern_table.fns);
+		kern_register_avx512vnni_kquants(kern_table.ops);
 		kern_table.isa = "avx512vnni";
 	}
 #endif /* HEARTH_HAVE_AVX512VNNI */

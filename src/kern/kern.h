@@ -92,6 +92,7 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns);
 #endif /* HEARTH_HAVE_AVX2 */
 #ifdef HEARTH_HAVE_AVX512VNNI
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns);
+void kern_register_avx512vnni_kquants(struct qtype_ops *ops); /* the K-quants' packed layouts */
 #endif /* HEARTH_HAVE_AVX512VNNI */
 #ifdef HEARTH_HAVE_AVX512BF16
 void kern_register_avx512bf16(struct qtype_ops *ops);

@@ -20,8 +20,6 @@
 #include "../kern.h"
 #include "packed-gemm.h"
 
-#define ROWS 16 /* the packed loops (packed-gemm.h) take groups of 16 rows */
-
 static size_t pack_size_bf16(int64_t rows, int64_t n) { return (size_t)rows * (size_t)((n + 1) / 2 * 2) * sizeof(hbf16); }
 
 static void pack_bf16(const void *vw, int64_t rows, int64_t n, void *vout)
@@ -29,13 +27,13 @@ static void pack_bf16(const void *vw, int64_t rows, int64_t n, void *vout)
 	const hbf16 *w = vw;
 	hbf16 *out = vout;
 	const int64_t pairs = (n + 1) / 2;
-	for (int64_t g = 0; g < rows / ROWS; g++)
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
 		for (int64_t p = 0; p < pairs; p++)
-			for (int r = 0; r < ROWS; r++)
+			for (int r = 0; r < PACK_ROWS; r++)
 				for (int e = 0; e < 2; e++) {
 					const int64_t k = 2 * p + e;
-					out[(((size_t)g * (size_t)pairs + (size_t)p) * ROWS + (size_t)r) * 2 + (size_t)e] =
-						k < n ? w[(size_t)(ROWS * g + r) * (size_t)n + (size_t)k] : 0;
+					out[(((size_t)g * (size_t)pairs + (size_t)p) * PACK_ROWS + (size_t)r) * 2 + (size_t)e] =
+						k < n ? w[(size_t)(PACK_ROWS * g + r) * (size_t)n + (size_t)k] : 0;
 				}
 }
 
@@ -55,8 +53,8 @@ static inline __attribute__((always_inline)) void bf16_tile(int T, int64_t n, co
 		acc[t][0] = acc[t][1] = _mm512_setzero_ps();
 	int64_t p = 0;
 	for (; p + 2 <= pairs - 1; p += 2) { /* whole pairs, two at a time; the last pair below */
-		const __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)p * 2 * ROWS));
-		const __m512bh w1 = (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)(p + 1) * 2 * ROWS));
+		const __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)p * 2 * PACK_ROWS));
+		const __m512bh w1 = (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)(p + 1) * 2 * PACK_ROWS));
 		for (int t = 0; t < T; t++) {
 			int32_t a0, a1;
 			memcpy(&a0, act[t] + 2 * p, 4);
@@ -66,7 +64,7 @@ static inline __attribute__((always_inline)) void bf16_tile(int T, int64_t n, co
 		}
 	}
 	for (; p < pairs; p++) { /* the rest, the last pair possibly half past the row */
-		const __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)p * 2 * ROWS));
+		const __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)p * 2 * PACK_ROWS));
 		for (int t = 0; t < T; t++)
 			acc[t][p % 2] = _mm512_dpbf16_ps(acc[t][p % 2], w0, (__m512bh)_mm512_set1_epi32(act_pair(act[t], 2 * p, n)));
 	}
@@ -75,12 +73,12 @@ static inline __attribute__((always_inline)) void bf16_tile(int T, int64_t n, co
 }
 
 #define bf16_tile_bytes(T, n, P, act, out) bf16_tile(T, n, (const hbf16 *)(P), act, out)
-#define bf16_group(n) (((n) + 1) / 2 * 2 * ROWS * (int64_t)sizeof(hbf16))
+#define bf16_group(n) (((n) + 1) / 2 * 2 * PACK_ROWS * (int64_t)sizeof(hbf16))
 DEFINE_PACKED_GEMM(gemm_packed_bf16, bf16_group, const hbf16 *, 8, bf16_tile_bytes)
 
 void kern_register_avx512bf16(struct qtype_ops *ops)
 {
-	ops[HEARTH_TYPE_BF16].pack_rows = ROWS;
+	ops[HEARTH_TYPE_BF16].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_BF16].pack_size = pack_size_bf16;
 	ops[HEARTH_TYPE_BF16].pack = pack_bf16;
 	ops[HEARTH_TYPE_BF16].gemm_packed = gemm_packed_bf16;

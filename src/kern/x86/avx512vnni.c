@@ -6,7 +6,8 @@
  *
  * q4_0 weights stay unsigned (0..15): sum((q - 8) * y) = sum(q * y) - 8 * sum(y),
  * and sum(y) is one more dpbusd against a vector of eights, or comes with the
- * activations (planar q8_0 carries each block's sum).
+ * activations (planar q8_0 carries each block's sum). The K-quants' packed
+ * layouts are in avx512vnni-kquants.c.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -258,17 +259,6 @@ static inline __attribute__((always_inline)) void planar_from_float(const float 
 static void q8_0p_from_float(const float *x, void *y, int64_t n) { planar_from_float(x, y, n, false); }
 static void q8_1p_from_float(const float *x, void *y, int64_t n) { planar_from_float(x, y, n, true); }
 
-/* Bytes ahead of the packed weights being read that a tile asks for: what
- * must be in flight for the arithmetic of a few tokens (batched decoding,
- * short prompts) to overlap the fetching instead of waiting for it. */
-#define PREFETCH_AHEAD 4096
-
-static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
-{
-	for (int64_t o = 0; o < bytes; o += 64)
-		_mm_prefetch((const char *)(p + PREFETCH_AHEAD + o), _MM_HINT_T0);
-}
-
 /* ---- q4_0, q5_0, q8_0, q4_1, q5_1 repacked: 16 rows side by side -------------
  *
  * Per group of 16 rows and per block of 32 values: the 16 rows' scales (f16,
@@ -295,8 +285,6 @@ static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
  * The same bytes as the file's blocks (16 x 18, 16 x 22, 16 x 34, 16 x 20,
  * 16 x 24).
  */
-#define PACK_ROWS 16 /* as the packed loops (packed-gemm.h) take them */
-#define PACK_SCALES (PACK_ROWS * (int64_t)sizeof(hfp16)) /* the 16 rows' block scales, as in the file */
 
 /* Bytes per 16 rows x 1 block of the layout with bits (4, 5 or 8) a value,
  * with minimums (q4_1, q5_1) or without. */
@@ -398,20 +386,6 @@ static void pack_q8_0(const void *w, int64_t rows, int64_t n, void *out) { pack_
 static void pack_q4_1(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q4_1, 4, true, w, rows, n, out); }
 static void pack_q5_1(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_Q5_1, 5, true, w, rows, n, out); }
 
-/* Independent dpbusd accumulators per token: a chain of dependent dpbusd
- * runs at one per latency (several cycles), so with few tokens in a tile
- * (decoding) the sums are split over chains and added at the end. */
-#define CHAINS_MAX 4
-static inline int chains(int T) { return T >= 4 ? 1 : T == 1 ? 4 : 2; }
-
-static inline __m512i sum_chains(const __m512i *acc, int n)
-{
-	__m512i s = acc[0];
-	for (int c = 1; c < n; c++)
-		s = _mm512_add_epi32(s, acc[c]);
-	return s;
-}
-
 /* The tile of the layouts above: 16 rows x T tokens over planar q8_0
  * activations (planar q8_1 with mins), bits (4, 5 or 8) a value. Each vector
  * of values is made once and taken by every token at once, so that only the
@@ -512,221 +486,6 @@ static void vec_dot_q8_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 	*s = hsum_ps(acc);
 }
 
-/* ---- q4_K repacked: 16 rows side by side --------------------------------------
- *
- * Per group of 16 rows and per 256-value block: the rows' d and dmin (f16),
- * their 8 sub-block scales as bytes ([sub-block][row]) and mins as bytes in
- * pairs of sub-blocks ([pair][row][2], for one dpwssd per pair), then
- * per sub-block 4 chunks laid out as q4_0's packed chunks. Activations stay
- * q8_K. Per sub-block j, dpbusd gives S_j = sum(q * y) for 16 rows at once;
- * the block's value is d * dy * sum_j sc_j S_j - dmin * dy * sum_j m_j Y_j,
- * with Y_j the activations' sum over the sub-block (from q8_K's bsums).
- */
-#define PACKK_BLOCK (2 * PACK_SCALES + 2 * 8 * PACK_ROWS + 8 * 4 * 64) /* 37 cache lines */
-
-static size_t pack_size_q4_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACKK_BLOCK; }
-
-static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
-{
-	const int64_t nb = n / QK_K;
-	uint8_t *out = vout;
-	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
-		for (int64_t b = 0; b < nb; b++) {
-			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACKK_BLOCK;
-			for (int r = 0; r < PACK_ROWS; r++) {
-				const struct block_q4_K *x = (const struct block_q4_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
-				const uint8_t *q = x->scales;
-				memcpy(pb + 2 * r, &x->d, 2);
-				memcpy(pb + 32 + 2 * r, &x->dmin, 2);
-				for (int j = 0; j < 8; j++) {
-					uint8_t sc, m;
-					if (j < 4) {
-						sc = q[j] & 63;
-						m = q[j + 4] & 63;
-					} else {
-						sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-						m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-					}
-					pb[64 + 16 * j + r] = sc;
-					pb[192 + 32 * (j / 2) + 2 * r + j % 2] = m; /* mins in pairs of sub-blocks */
-					/* the 32 values of sub-block j: low or high nibbles of qs[32 (j/2) ...] */
-					uint8_t v[32];
-					for (int l = 0; l < 32; l++)
-						v[l] = j % 2 ? x->qs[32 * (j / 2) + l] >> 4 : x->qs[32 * (j / 2) + l] & 0xf;
-					for (int c = 0; c < 4; c++)
-						for (int i = 0; i < 4; i++)
-							pb[320 + 256 * j + 64 * c + 4 * r + i] = (uint8_t)(v[8 * c + i] | (v[8 * c + 4 + i] << 4));
-				}
-			}
-		}
-}
-
-static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb, const uint8_t *P,
-							       const struct block_q8_K *const *yb, float *const *out)
-{
-	const __m512i m4 = _mm512_set1_epi8(0x0f), mf0 = _mm512_set1_epi8((char)0xf0);
-	__m512 facc[4];
-	for (int t = 0; t < T; t++)
-		facc[t] = _mm512_setzero_ps();
-	for (int64_t b = 0; b < nb; b++) {
-		const uint8_t *pb = P + (size_t)b * PACKK_BLOCK;
-		prefetch_ahead(pb, PACKK_BLOCK);
-		/* per row, in integers: sum_j sc_j S_j and sum_j m_j Y_j (at most
-		 * 8 * 63 * 32 * 15 * 127 and 8 * 63 * 32 * 127: no overflow) */
-		__m512i isum[4], imin[4];
-		for (int t = 0; t < T; t++) {
-			isum[t] = _mm512_setzero_si512();
-			imin[t] = _mm512_setzero_si512();
-		}
-		for (int j = 0; j < 8; j++) {
-			/* chains: low nibbles, and high nibbles kept in place (16 times
-			 * their value, so no shift per vector; one per sub-block) */
-			__m512i lo[4][2], hi[4][2];
-			for (int t = 0; t < T; t++)
-				lo[t][0] = lo[t][1] = hi[t][0] = hi[t][1] = _mm512_setzero_si512();
-			for (int c = 0; c < 4; c++) {
-				const __m512i x = _mm512_loadu_si512((const void *)(pb + 320 + 256 * j + 64 * c));
-				const __m512i xl = _mm512_and_si512(x, m4), xh = _mm512_and_si512(x, mf0);
-				for (int t = 0; t < T; t++) {
-					int32_t f0, f1;
-					const int k = T >= 4 ? 0 : c & 1;
-					memcpy(&f0, yb[t][b].qs + 32 * j + 8 * c, 4);
-					memcpy(&f1, yb[t][b].qs + 32 * j + 8 * c + 4, 4);
-					lo[t][k] = _mm512_dpbusd_epi32(lo[t][k], xl, _mm512_set1_epi32(f0));
-					hi[t][k] = _mm512_dpbusd_epi32(hi[t][k], xh, _mm512_set1_epi32(f1));
-				}
-			}
-			const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j)));
-			for (int t = 0; t < T; t++) {
-				const __m512i S = _mm512_add_epi32(_mm512_add_epi32(lo[t][0], lo[t][1]),
-								   _mm512_srai_epi32(_mm512_add_epi32(hi[t][0], hi[t][1]), 4));
-				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(S, sc));
-			}
-		}
-		/* the mins: per row sum_j m_j Y_j, two sub-blocks per dpwssd (16-bit pairs) */
-		for (int jp = 0; jp < 4; jp++) {
-			const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pb + 192 + 32 * jp)));
-			for (int t = 0; t < T; t++) {
-				const int16_t *bs = yb[t][b].bsums + 4 * jp;
-				const uint32_t y2 = (uint16_t)(bs[0] + bs[1]) | (uint32_t)(uint16_t)(bs[2] + bs[3]) << 16;
-				imin[t] = _mm512_dpwssd_epi32(imin[t], mn, _mm512_set1_epi32((int32_t)y2));
-			}
-		}
-		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
-		for (int t = 0; t < T; t++) {
-			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
-			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(imin[t]), facc[t]);
-		}
-	}
-	for (int t = 0; t < T; t++)
-		_mm512_storeu_ps(out[t], facc[t]);
-}
-
-#define q4_K_tile(T, n, P, act, out) packedk_tile(T, (n) / QK_K, P, act, out)
-#define q4_K_group(n) ((n) / QK_K * PACKK_BLOCK)
-DEFINE_PACKED_GEMM(gemm_packed_q4_K, q4_K_group, const struct block_q8_K *, 4, q4_K_tile)
-/* ---- q6_K repacked: 16 rows side by side --------------------------------------
- *
- * Per group of 16 rows and per 256-value block: the rows' d (f16), their
- * 16 sub-block scales as bytes ([sub-block][row]), then per sub-block (16
- * values) three 64-byte vectors: the low 4 bits of values 0..7 and of 8..15
- * (laid out as q4_0's packed chunks) and their high 2 bits, four values to a
- * byte. Six bits a value, as in the file. Values are 0..63: the -32 offset
- * comes back through the activations' sums (q8_K's bsums, one per sub-block).
- */
-#define PACK6_BLOCK (PACK_SCALES + 16 * PACK_ROWS + 16 * 3 * 64) /* the file's 16 x 210 bytes */
-
-static size_t pack_size_q6_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK6_BLOCK; }
-
-static void pack_q6_K(const void *vw, int64_t rows, int64_t n, void *vout)
-{
-	const int64_t nb = n / QK_K;
-	uint8_t *out = vout;
-	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
-		for (int64_t b = 0; b < nb; b++) {
-			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK6_BLOCK;
-			for (int r = 0; r < PACK_ROWS; r++) {
-				const struct block_q6_K *x = (const struct block_q6_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
-				uint8_t v[QK_K];
-				memcpy(pb + 2 * r, &x->d, 2);
-				for (int c = 0; c < 2; c++) /* the file's layout, as dequantize_row_q6_K reads it */
-					for (int l = 0; l < 32; l++) {
-						const uint8_t *ql = x->ql + 64 * c, *qh = x->qh + 32 * c;
-						v[128 * c + l] = (uint8_t)((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4));
-						v[128 * c + l + 32] = (uint8_t)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4));
-						v[128 * c + l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-						v[128 * c + l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-					}
-				for (int sb = 0; sb < 16; sb++) {
-					const uint8_t *u = v + 16 * sb;
-					uint8_t *ps = pb + 32 + 256 + 192 * sb;
-					pb[32 + 16 * sb + r] = (uint8_t)x->scales[sb];
-					for (int i = 0; i < 4; i++) {
-						ps[4 * r + i] = (uint8_t)((u[i] & 0xf) | ((u[4 + i] & 0xf) << 4));
-						ps[64 + 4 * r + i] = (uint8_t)((u[8 + i] & 0xf) | ((u[12 + i] & 0xf) << 4));
-						ps[128 + 4 * r + i] = (uint8_t)((u[i] >> 4) | ((u[4 + i] >> 4) << 2) | ((u[8 + i] >> 4) << 4) |
-										((u[12 + i] >> 4) << 6));
-					}
-				}
-			}
-		}
-}
-
-static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb, const uint8_t *P,
-							       const struct block_q8_K *const *yb, float *const *out)
-{
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0c);
-	const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xc0);
-	__m512 facc[4];
-	for (int t = 0; t < T; t++)
-		facc[t] = _mm512_setzero_ps();
-	for (int64_t b = 0; b < nb; b++) {
-		const uint8_t *pb = P + (size_t)b * PACK6_BLOCK;
-		prefetch_ahead(pb, PACK6_BLOCK);
-		/* per row, in integers: sum_sb sc_sb S_sb (|S_sb| <= 16 * 63 * 127 + 32 * 16 * 127,
-		 * times |sc| <= 128, times 16: under 2^31) */
-		__m512i acc[4];
-		for (int t = 0; t < T; t++)
-			acc[t] = _mm512_setzero_si512();
-		for (int sb = 0; sb < 16; sb++) {
-			const uint8_t *ps = pb + 32 + 256 + 192 * sb;
-			const __m512i x0 = _mm512_loadu_si512((const void *)ps), x1 = _mm512_loadu_si512((const void *)(ps + 64));
-			const __m512i h = _mm512_loadu_si512((const void *)(ps + 128));
-			const __m512i a0 = _mm512_or_si512(_mm512_and_si512(x0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
-			const __m512i b0 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x0, 4), m4),
-							   _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
-			const __m512i a1 = _mm512_or_si512(_mm512_and_si512(x1, m4), _mm512_and_si512(h, m30));
-			const __m512i b1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x1, 4), m4),
-							   _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-			const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * sb)));
-			for (int t = 0; t < T; t++) {
-				const int8_t *y = yb[t][b].qs + 16 * sb;
-				int32_t f[4];
-				memcpy(f, y, 16);
-				__m512i C[CHAINS_MAX];
-				C[0] = _mm512_set1_epi32(-32 * yb[t][b].bsums[sb]);
-				for (int c = 1; c < chains(T); c++)
-					C[c] = _mm512_setzero_si512();
-				C[0] = _mm512_dpbusd_epi32(C[0], a0, _mm512_set1_epi32(f[0]));
-				C[1 % chains(T)] = _mm512_dpbusd_epi32(C[1 % chains(T)], b0, _mm512_set1_epi32(f[1]));
-				C[2 % chains(T)] = _mm512_dpbusd_epi32(C[2 % chains(T)], a1, _mm512_set1_epi32(f[2]));
-				C[3 % chains(T)] = _mm512_dpbusd_epi32(C[3 % chains(T)], b1, _mm512_set1_epi32(f[3]));
-				acc[t] = _mm512_add_epi32(acc[t], _mm512_mullo_epi32(sum_chains(C, chains(T)), sc));
-			}
-		}
-		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		for (int t = 0; t < T; t++)
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(acc[t]), facc[t]);
-	}
-	for (int t = 0; t < T; t++)
-		_mm512_storeu_ps(out[t], facc[t]);
-}
-
-#define q6_K_tile(T, n, P, act, out) packed6_tile(T, (n) / QK_K, P, act, out)
-#define q6_K_group(n) ((n) / QK_K * PACK6_BLOCK)
-DEFINE_PACKED_GEMM(gemm_packed_q6_K, q6_K_group, const struct block_q8_K *, 4, q6_K_tile)
 /* ---- f16 repacked: 16 rows side by side -------------------------------------
  *
  * Per group of 16 rows: for each column k, the 16 rows' values (32 bytes),
@@ -898,14 +657,4 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_F16].pack_size = pack_size_f16;
 	ops[HEARTH_TYPE_F16].pack = pack_f16;
 	ops[HEARTH_TYPE_F16].gemm_packed = gemm_packed_f16;
-
-	ops[HEARTH_TYPE_Q4_K].pack_rows = PACK_ROWS;
-	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
-	ops[HEARTH_TYPE_Q4_K].pack = pack_q4_K;
-	ops[HEARTH_TYPE_Q4_K].gemm_packed = gemm_packed_q4_K;
-
-	ops[HEARTH_TYPE_Q6_K].pack_rows = PACK_ROWS;
-	ops[HEARTH_TYPE_Q6_K].pack_size = pack_size_q6_K;
-	ops[HEARTH_TYPE_Q6_K].pack = pack_q6_K;
-	ops[HEARTH_TYPE_Q6_K].gemm_packed = gemm_packed_q6_K;
 }

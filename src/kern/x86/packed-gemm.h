@@ -1,11 +1,43 @@
 /*
  * packed-gemm.h - the loops around the tiles of layouts that keep 16 weight
- * rows side by side (avx512vnni.c, avx512bf16.c): groups of 16 rows, tokens
- * up to TMAX at a time, each tile instantiated with a constant token count so
- * that its accumulators live in registers.
+ * rows side by side (avx512vnni.c, avx512vnni-kquants.c, avx512bf16.c):
+ * groups of 16 rows, tokens up to TMAX at a time, each tile instantiated with
+ * a constant token count so that its accumulators live in registers; and what
+ * the tiles share. For files compiled with AVX-512 (F) at least.
  */
 #ifndef HEARTH_PACKED_GEMM_H
 #define HEARTH_PACKED_GEMM_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define PACK_ROWS 16 /* as the packed loops take them */
+#define PACK_SCALES (PACK_ROWS * 2) /* bytes of the 16 rows' f16 block scales, as in the file */
+
+/* Bytes ahead of the packed weights being read that a tile asks for: what
+ * must be in flight for the arithmetic of a few tokens (batched decoding,
+ * short prompts) to overlap the fetching instead of waiting for it. */
+#define PREFETCH_AHEAD 4096
+
+static inline void prefetch_ahead(const uint8_t *p, int64_t bytes)
+{
+	for (int64_t o = 0; o < bytes; o += 64)
+		_mm_prefetch((const char *)(p + PREFETCH_AHEAD + o), _MM_HINT_T0);
+}
+
+/* Independent dpbusd accumulators per token: a chain of dependent dpbusd
+ * runs at one per latency (several cycles), so with few tokens in a tile
+ * (decoding) the sums are split over chains and added at the end. */
+#define CHAINS_MAX 4
+static inline int chains(int T) { return T >= 4 ? 1 : T == 1 ? 4 : 2; }
+
+static inline __m512i sum_chains(const __m512i *acc, int n)
+{
+	__m512i s = acc[0];
+	for (int c = 1; c < n; c++)
+		s = _mm512_add_epi32(s, acc[c]);
+	return s;
+}
 
 /* tile(T, ...) with T a constant: T_ in 1..8. */
 #define TILE_CALL_8(T_, tile, ...)                          \
