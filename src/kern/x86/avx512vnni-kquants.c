@@ -31,6 +31,26 @@
 
 static size_t pack_size_q4_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACKK_BLOCK; }
 
+/* Row r's d, dmin, sub-block scales and mins (q4_K's and q5_K's 12 bytes
+ * of 6-bit values) into the first 320 bytes of a packed block. */
+static void pack_k4_header(uint8_t *pb, int r, const hfp16 *d, const hfp16 *dmin, const uint8_t q[12])
+{
+	memcpy(pb + 2 * r, d, 2);
+	memcpy(pb + 32 + 2 * r, dmin, 2);
+	for (int j = 0; j < 8; j++) {
+		uint8_t sc, m;
+		if (j < 4) {
+			sc = q[j] & 63;
+			m = q[j + 4] & 63;
+		} else {
+			sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+			m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+		}
+		pb[64 + 16 * j + r] = sc;
+		pb[192 + 32 * (j / 2) + 2 * r + j % 2] = m; /* mins in pairs of sub-blocks */
+	}
+}
+
 static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 {
 	const int64_t nb = n / QK_K;
@@ -40,20 +60,8 @@ static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACKK_BLOCK;
 			for (int r = 0; r < PACK_ROWS; r++) {
 				const struct block_q4_K *x = (const struct block_q4_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
-				const uint8_t *q = x->scales;
-				memcpy(pb + 2 * r, &x->d, 2);
-				memcpy(pb + 32 + 2 * r, &x->dmin, 2);
+				pack_k4_header(pb, r, &x->d, &x->dmin, x->scales);
 				for (int j = 0; j < 8; j++) {
-					uint8_t sc, m;
-					if (j < 4) {
-						sc = q[j] & 63;
-						m = q[j + 4] & 63;
-					} else {
-						sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-						m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-					}
-					pb[64 + 16 * j + r] = sc;
-					pb[192 + 32 * (j / 2) + 2 * r + j % 2] = m; /* mins in pairs of sub-blocks */
 					/* the 32 values of sub-block j: low or high nibbles of qs[32 (j/2) ...] */
 					uint8_t v[32];
 					for (int l = 0; l < 32; l++)
@@ -64,6 +72,24 @@ static void pack_q4_K(const void *vw, int64_t rows, int64_t n, void *vout)
 				}
 			}
 		}
+}
+
+/* The minimums' sums of q4_K and q5_K block b for T tokens: per row
+ * sum_j m_j Y_j, two sub-blocks per dpwssd (16-bit pairs; Y_j, a sum of 32
+ * activations, fits). */
+static inline __attribute__((always_inline)) void k4_min_sums(int T, const uint8_t *pb, const struct block_q8_K *const *yb,
+							      int64_t b, __m512i *imin)
+{
+	for (int t = 0; t < T; t++)
+		imin[t] = _mm512_setzero_si512();
+	for (int jp = 0; jp < 4; jp++) {
+		const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pb + 192 + 32 * jp)));
+		for (int t = 0; t < T; t++) {
+			const int16_t *bs = yb[t][b].bsums + 4 * jp;
+			const uint32_t y2 = (uint16_t)(bs[0] + bs[1]) | (uint32_t)(uint16_t)(bs[2] + bs[3]) << 16;
+			imin[t] = _mm512_dpwssd_epi32(imin[t], mn, _mm512_set1_epi32((int32_t)y2));
+		}
+	}
 }
 
 static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb, const uint8_t *P,
@@ -79,10 +105,8 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 		/* per row, in integers: sum_j sc_j S_j and sum_j m_j Y_j (at most
 		 * 8 * 63 * 32 * 15 * 127 and 8 * 63 * 32 * 127: no overflow) */
 		__m512i isum[4], imin[4];
-		for (int t = 0; t < T; t++) {
+		for (int t = 0; t < T; t++)
 			isum[t] = _mm512_setzero_si512();
-			imin[t] = _mm512_setzero_si512();
-		}
 		for (int j = 0; j < 8; j++) {
 			/* chains: low nibbles, and high nibbles kept in place (16 times
 			 * their value, so no shift per vector; one per sub-block) */
@@ -108,15 +132,7 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(S, sc));
 			}
 		}
-		/* the mins: per row sum_j m_j Y_j, two sub-blocks per dpwssd (16-bit pairs) */
-		for (int jp = 0; jp < 4; jp++) {
-			const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(pb + 192 + 32 * jp)));
-			for (int t = 0; t < T; t++) {
-				const int16_t *bs = yb[t][b].bsums + 4 * jp;
-				const uint32_t y2 = (uint16_t)(bs[0] + bs[1]) | (uint32_t)(uint16_t)(bs[2] + bs[3]) << 16;
-				imin[t] = _mm512_dpwssd_epi32(imin[t], mn, _mm512_set1_epi32((int32_t)y2));
-			}
-		}
+		k4_min_sums(T, pb, yb, b, imin);
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
 		for (int t = 0; t < T; t++) {
@@ -132,6 +148,89 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 #define q4_K_tile(T, n, P, act, out) packedk_tile(T, (n) / QK_K, P, act, out)
 #define q4_K_group(n) ((n) / QK_K * PACKK_BLOCK)
 DEFINE_PACKED_GEMM(gemm_packed_q4_K, q4_K_group, const struct block_q8_K *, 4, q4_K_tile)
+
+/* ---- q5_K repacked: 16 rows side by side --------------------------------------
+ *
+ * Per group of 16 rows and per 256-value block: q4_K's first 320 bytes (d,
+ * dmin, sub-block scales and mins), then per sub-block of 32 values the 5
+ * chunks of 5-bit values of packed-gemm.h (q5_pack_row). 2.3% more bytes
+ * than the file's 16 x 176 (the scales and mins as bytes). The block's value
+ * is d * dy * sum_j sc_j S_j - dmin * dy * sum_j m_j Y_j, as q4_K's.
+ */
+#define PACK5K_BLOCK (2 * PACK_SCALES + 2 * 8 * PACK_ROWS + 8 * 5 * 64) /* 45 cache lines */
+
+static size_t pack_size_q5_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK5K_BLOCK; }
+
+static void pack_q5_K(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / QK_K;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK5K_BLOCK;
+			for (int r = 0; r < PACK_ROWS; r++) {
+				const struct block_q5_K *x = (const struct block_q5_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
+				pack_k4_header(pb, r, &x->d, &x->dmin, x->scales);
+				for (int j = 0; j < 8; j++) {
+					/* sub-block j: nibbles of qs[32 (j/2) ...] (low for even j), fifth bits j of qh */
+					uint8_t v[32];
+					for (int l = 0; l < 32; l++) {
+						const uint8_t q = x->qs[32 * (j / 2) + l];
+						v[l] = (uint8_t)((j % 2 ? q >> 4 : q & 0xf) | ((x->qh[l] >> j) & 1) << 4);
+					}
+					q5_pack_row(pb + 320 + 320 * j, r, v);
+				}
+			}
+		}
+}
+
+static inline __attribute__((always_inline)) void packed5k_tile(int T, int64_t nb, const uint8_t *P,
+								const struct block_q8_K *const *yb, float *const *out)
+{
+	const int C = chains(T);
+	__m512 facc[4];
+	for (int t = 0; t < T; t++)
+		facc[t] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *pb = P + (size_t)b * PACK5K_BLOCK;
+		prefetch_ahead(pb, PACK5K_BLOCK);
+		/* per row, in integers: sum_j sc_j S_j (at most 8 * 63 * 32 * 31 * 128: no overflow) */
+		__m512i isum[4], imin[4];
+		for (int t = 0; t < T; t++)
+			isum[t] = _mm512_setzero_si512();
+		for (int j = 0; j < 8; j++) {
+			__m512i acc[4][CHAINS_MAX];
+			for (int t = 0; t < T; t++)
+				for (int c = 0; c < C; c++)
+					acc[t][c] = _mm512_setzero_si512();
+			for (int k = 0; k < 8; k++) { /* values 4k..4k+3 of sub-block j, of 16 rows */
+				const __m512i w = q5_vector(pb + 320 + 320 * j, k);
+				for (int t = 0; t < T; t++) {
+					int32_t four;
+					memcpy(&four, yb[t][b].qs + 32 * j + 4 * k, 4);
+					acc[t][k % C] = _mm512_dpbusd_epi32(acc[t][k % C], w, _mm512_set1_epi32(four));
+				}
+			}
+			const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j)));
+			for (int t = 0; t < T; t++)
+				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum_chains(acc[t], C), sc));
+		}
+		k4_min_sums(T, pb, yb, b, imin);
+		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
+		for (int t = 0; t < T; t++) {
+			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
+			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(imin[t]), facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], facc[t]);
+}
+
+#define q5_K_tile(T, n, P, act, out) packed5k_tile(T, (n) / QK_K, P, act, out)
+#define q5_K_group(n) ((n) / QK_K * PACK5K_BLOCK)
+DEFINE_PACKED_GEMM(gemm_packed_q5_K, q5_K_group, const struct block_q8_K *, 4, q5_K_tile)
 
 /* ---- q6_K repacked: 16 rows side by side --------------------------------------
  *
@@ -240,6 +339,11 @@ void kern_register_avx512vnni_kquants(struct qtype_ops *ops)
 	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
 	ops[HEARTH_TYPE_Q4_K].pack = pack_q4_K;
 	ops[HEARTH_TYPE_Q4_K].gemm_packed = gemm_packed_q4_K;
+
+	ops[HEARTH_TYPE_Q5_K].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q5_K].pack_size = pack_size_q5_K;
+	ops[HEARTH_TYPE_Q5_K].pack = pack_q5_K;
+	ops[HEARTH_TYPE_Q5_K].gemm_packed = gemm_packed_q5_K;
 
 	ops[HEARTH_TYPE_Q6_K].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_Q6_K].pack_size = pack_size_q6_K;

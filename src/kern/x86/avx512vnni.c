@@ -272,12 +272,7 @@ static void q8_1p_from_float(const float *x, void *y, int64_t n) { planar_from_f
  *   q4_0: 4 chunks of 8 consecutive values v0..v7: for each of the 16 rows,
  *         4 bytes (v0|v4<<4, v1|v5<<4, v2|v6<<4, v3|v7<<4); a mask gives
  *         v0..v3 of all 16 rows, a shift and a mask v4..v7. o = 8.
- *   q5_0: 5 chunks. Chunk m (0..3), for each row 4 bytes: values 4m..4m+3
- *         (5 bits each) with the high 3 bits of values 16+4m..16+4m+3 above
- *         them; chunk 4: the low 2 bits of values 16..31, as bits 2m, 2m+1 of
- *         byte i for value 16+4m+i. A mask gives values 4m..4m+3 of all 16
- *         rows; a mask, a shift and a merge with chunk 4 (shifted) values
- *         16+4m..16+4m+3. o = 16.
+ *   q5_0: 5 chunks of 5-bit values (packed-gemm.h, q5_pack_row). o = 16.
  *   q8_0: 8 chunks of 4 values, each plus 128. o = 128.
  *   q4_1, q5_1: the 16 rows' minimums m (f16) after the scales, then the
  *         values as q4_0's or q5_0's, without offset: a block adds
@@ -345,8 +340,6 @@ static void pack_planar(int type, int bits, bool mins, const void *vw, int64_t r
 		for (int64_t b = 0; b < nb; b++) {
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * (size_t)planar_block(bits, mins);
 			uint8_t *pv = pb + PACK_SCALES * (mins ? 2 : 1);
-			if (bits == 5)
-				memset(pv + 256, 0, 64); /* chunk 4 is filled by bits */
 			for (int r = 0; r < PACK_ROWS; r++) {
 				hfp16 d, m;
 				uint8_t v[32];
@@ -354,17 +347,17 @@ static void pack_planar(int type, int bits, bool mins, const void *vw, int64_t r
 				memcpy(pb + 2 * r, &d, 2);
 				if (mins)
 					memcpy(pb + PACK_SCALES + 2 * r, &m, 2);
+				if (bits == 5) {
+					q5_pack_row(pv, r, v);
+					continue;
+				}
 				for (int k = 0; k < 8; k++)
 					for (int i = 0; i < 4; i++) {
 						const int j = 4 * r + i; /* the byte of the row's value in a chunk */
 						if (bits == 8)
 							pv[64 * k + j] = v[4 * k + i];
-						else if (bits == 4 && k % 2 == 0)
+						else if (k % 2 == 0)
 							pv[64 * (k / 2) + j] = (uint8_t)(v[4 * k + i] | v[4 * k + 4 + i] << 4);
-						else if (bits == 5 && k < 4)
-							pv[64 * k + j] = (uint8_t)(v[4 * k + i] | (v[16 + 4 * k + i] >> 2) << 5);
-						else if (bits == 5)
-							pv[256 + j] |= (uint8_t)((v[4 * k + i] & 3) << (2 * (k - 4)));
 					}
 			}
 		}
@@ -393,8 +386,7 @@ static void pack_q5_1(const void *w, int64_t rows, int64_t n, void *out) { pack_
 static inline __attribute__((always_inline)) void planar_tile(int T, int bits, bool mins, int64_t nb, const uint8_t *P,
 							      const int8_t *const *yq, float *const *out)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m5 = _mm512_set1_epi8(0x1f), me0 = _mm512_set1_epi8((char)0xe0);
-	const __m512i m3 = _mm512_set1_epi8(0x03);
+	const __m512i m4 = _mm512_set1_epi8(0x0f);
 	const int64_t block = planar_block(bits, mins), V = PACK_SCALES * (mins ? 2 : 1); /* where the values start */
 	const int32_t offset = mins ? 0 : bits == 4 ? 8 : bits == 5 ? 16 : 128;
 	const int C = chains(T);
@@ -424,14 +416,7 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, b
 				const __m512i x = _mm512_loadu_si512((const void *)(pb + V + 64 * (k / 2)));
 				w = _mm512_and_si512(k % 2 ? _mm512_srli_epi16(x, 4) : x, m4);
 			} else {
-				const __m512i x = _mm512_loadu_si512((const void *)(pb + V + 64 * (k % 4)));
-				if (k < 4) {
-					w = _mm512_and_si512(x, m5);
-				} else { /* high 3 bits from chunk k-4 (masked first: the 16-bit shift brings in nothing), low 2 from chunk 4 */
-					const __m512i lo = _mm512_loadu_si512((const void *)(pb + V + 256));
-					w = _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(x, me0), 3),
-								      k > 4 ? _mm512_srli_epi16(lo, 2 * (k - 4)) : lo, m3, 0xf8); /* a | (b & c) */
-				}
+				w = q5_vector(pb + V, k);
 			}
 			for (int t = 0; t < T; t++) {
 				int32_t four;

@@ -60,6 +60,39 @@ static inline __m512i sum_chains(const __m512i *acc, int n)
 	default: tile(1, __VA_ARGS__); break;                \
 	}
 
+/* Five-bit values, 32 of each of 16 rows in 5 chunks of 64 bytes (q5_0,
+ * q5_1 and each q5_K sub-block): chunk m (0..3) holds, in the 4 bytes of
+ * row r, values 4m..4m+3 (5 bits each) with the high 3 bits of values
+ * 16+4m..16+4m+3 above them; chunk 4, in byte i of row r, the low 2 bits of
+ * values 16+4m+i as bits 2m, 2m+1. So that vector k (values 4k..4k+3 of all
+ * 16 rows) is a mask of one chunk (k < 4), or a mask, a shift and a merge
+ * with chunk 4 shifted. */
+static inline void q5_pack_row(uint8_t *p, int r, const uint8_t v[32])
+{
+	for (int i = 0; i < 4; i++) {
+		uint8_t lo = 0;
+		for (int m = 0; m < 4; m++) {
+			p[64 * m + 4 * r + i] = (uint8_t)(v[4 * m + i] | (v[16 + 4 * m + i] >> 2) << 5);
+			lo |= (uint8_t)((v[16 + 4 * m + i] & 3) << (2 * m));
+		}
+		p[256 + 4 * r + i] = lo;
+	}
+}
+
+/* Vector k (0..7) of the layout above at p: values 4k..4k+3 of 16 rows, 0..31. */
+static inline __m512i q5_vector(const uint8_t *p, int k)
+{
+	const __m512i x = _mm512_loadu_si512((const void *)(p + 64 * (k % 4)));
+	if (k < 4)
+		return _mm512_and_si512(x, _mm512_set1_epi8(0x1f));
+	/* high 3 bits from chunk k - 4 (masked first: the 16-bit shift brings in
+	 * nothing), low 2 from chunk 4 */
+	const __m512i lo = _mm512_loadu_si512((const void *)(p + 256));
+	return _mm512_ternarylogic_epi32(_mm512_srli_epi16(_mm512_and_si512(x, _mm512_set1_epi8((char)0xe0)), 3),
+					 k > 4 ? _mm512_srli_epi16(lo, 2 * (k - 4)) : lo, _mm512_set1_epi8(0x03),
+					 0xf8); /* a | (b & c) */
+}
+
 /* name(n, packed, r0, r1, a, a_row, n_tok, y, y_stride): rows r0..r1 (multiples
  * of 16) of a packed matrix whose groups of 16 rows are group_bytes(n) apart,
  * against n_tok activation rows of type act_t (a_row bytes apart), into y.
