@@ -333,8 +333,145 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 #define q6_K_group(n) ((n) / QK_K * PACK6_BLOCK)
 DEFINE_PACKED_GEMM(gemm_packed_q6_K, q6_K_group, const struct block_q8_K *, 4, q6_K_tile)
 
+/* ---- q3_K repacked: 16 rows side by side --------------------------------------
+ *
+ * q3_K: 16 sub-blocks of 16 values, each value 2 bits plus a high bit (hmask)
+ * whose absence subtracts 4, each sub-block with a signed 6-bit scale. The
+ * tile takes the values unsigned, u = 0..7 (value + 4): per sub-block
+ * S = sum(u y), and the block is d dy sum_sb sc_sb (S_sb - 4 Y_sb), with Y_sb
+ * the activations' sum over the sub-block (q8_K's bsums).
+ *
+ * Per group of 16 rows and per 256-value block: the rows' d (f16); the
+ * sub-block scales as bytes in pairs of sub-blocks ([pair][row][2]: one
+ * sign extension gives both scales of a row as a 16-bit pair); then per
+ * pair of sub-blocks (32 values, vectors k = 0..7 of values 4k..4k+3) three
+ * chunks, in the 4 bytes of each row:
+ *   chunk 0: u(k=0) | u(1) << 3 | low 2 bits of u(2) << 6
+ *   chunk 1: u(3) | u(4) << 3 | low 2 bits of u(5) << 6
+ *   chunk 2: u(6) | u(7) << 3 | high bit of u(5) << 6 | high bit of u(2) << 7
+ * so that each vector is a mask (and a shift) of one chunk, or two shifted
+ * chunks merged (u(2), u(5)). 3.6% more bytes than the file's 16 x 110 (the
+ * scales as bytes).
+ *
+ * Per pair, S of both sub-blocks (|S| < 16 * 7 * 128, 16 bits) go as one
+ * 16-bit pair into one dpwssd with the scale pair; the offsets sum
+ * sum_sb sc_sb Y_sb by dpwssd of the same pair with the Y pair.
+ */
+#define PACK3K_BLOCK (PACK_SCALES + 16 * PACK_ROWS + 8 * 3 * 64) /* 1824 bytes */
+
+static size_t pack_size_q3_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK3K_BLOCK; }
+
+/* Three chunks of 3-bit values (the layout above) for row r: v the pair's 32 values. */
+static void pack_q3_pair(uint8_t *p, int r, const uint8_t v[32])
+{
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *u = v + i; /* u[4 k]: value 4k + i, of vector k */
+		p[4 * r + i] = (uint8_t)(u[0] | u[4] << 3 | (u[8] & 3) << 6);
+		p[64 + 4 * r + i] = (uint8_t)(u[12] | u[16] << 3 | (u[20] & 3) << 6);
+		p[128 + 4 * r + i] = (uint8_t)(u[24] | u[28] << 3 | (u[20] >> 2) << 6 | (u[8] >> 2) << 7);
+	}
+}
+
+static void pack_q3_K(const void *vw, int64_t rows, int64_t n, void *vout)
+{
+	const int64_t nb = n / QK_K;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK3K_BLOCK;
+			for (int r = 0; r < PACK_ROWS; r++) {
+				const struct block_q3_K *x = (const struct block_q3_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
+				uint8_t u[QK_K];
+				memcpy(pb + 2 * r, &x->d, 2);
+				for (int sb = 0; sb < 16; sb++) { /* the file's 6-bit scales, stored plus 32 */
+					const int lo = sb < 8 ? x->scales[sb] & 0xf : x->scales[sb - 8] >> 4;
+					const int hi = (x->scales[8 + sb % 4] >> (2 * (sb / 4))) & 3;
+					pb[PACK_SCALES + 32 * (sb / 2) + 2 * r + sb % 2] = (uint8_t)(int8_t)((lo | hi << 4) - 32);
+				}
+				/* value 128c + 32s + l: bits 2s of qs[32c + l], high bit c*4 + s of hmask[l] */
+				for (int c = 0; c < 2; c++)
+					for (int sh = 0; sh < 4; sh++)
+						for (int l = 0; l < 32; l++)
+							u[128 * c + 32 * sh + l] = (uint8_t)(((x->qs[32 * c + l] >> (2 * sh)) & 3) |
+											     ((x->hmask[l] >> (4 * c + sh)) & 1) << 2);
+				for (int pr = 0; pr < 8; pr++)
+					pack_q3_pair(pb + PACK_SCALES + 256 + 192 * pr, r, u + 32 * pr);
+			}
+		}
+}
+
+/* Vector k (0..7) of a pair's three chunks at p: values 4k..4k+3 of 16 rows, 0..7. */
+static inline __m512i q3_vector(const uint8_t *p, int k)
+{
+	const __m512i m7 = _mm512_set1_epi8(7), m38 = _mm512_set1_epi8(0x38);
+	const __m512i x = _mm512_loadu_si512((const void *)(p + 64 * (k / 3)));
+	if (k % 3 == 0)
+		return _mm512_and_si512(x, m7);
+	if (k % 3 == 1) /* masked first: the 16-bit shift brings in nothing */
+		return _mm512_srli_epi16(_mm512_and_si512(x, m38), 3);
+	/* k = 2 or 5: low 2 bits from the top of chunk k / 3, the high bit from chunk 2 */
+	const __m512i h = _mm512_loadu_si512((const void *)(p + 128));
+	const __m512i hb = k == 2 ? _mm512_srli_epi16(_mm512_and_si512(h, _mm512_set1_epi8((char)0x80)), 5)
+				  : _mm512_srli_epi16(_mm512_and_si512(h, _mm512_set1_epi8(0x40)), 4);
+	return _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 6), hb, _mm512_set1_epi8(0x03), 0xe4); /* c ? a : b */
+}
+
+static inline __attribute__((always_inline)) void packed3k_tile(int T, int64_t nb, const uint8_t *P,
+								const struct block_q8_K *const *yb, float *const *out)
+{
+	__m512 facc[4];
+	for (int t = 0; t < T; t++)
+		facc[t] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *pb = P + (size_t)b * PACK3K_BLOCK;
+		prefetch_ahead(pb, PACK3K_BLOCK);
+		/* per row: sum_sb sc_sb S_sb and sum_sb sc_sb Y_sb (at most 16 * 32 * 14336: no overflow) */
+		__m512i isum[4], ioff[4];
+		for (int t = 0; t < T; t++)
+			isum[t] = ioff[t] = _mm512_setzero_si512();
+		for (int pr = 0; pr < 8; pr++) {
+			const uint8_t *pv = pb + PACK_SCALES + 256 + 192 * pr;
+			__m512i S[4][2]; /* per token, the pair's two sub-blocks: one chain each */
+			for (int t = 0; t < T; t++)
+				S[t][0] = S[t][1] = _mm512_setzero_si512();
+			for (int k = 0; k < 8; k++) {
+				const __m512i w = q3_vector(pv, k);
+				for (int t = 0; t < T; t++) {
+					int32_t four;
+					memcpy(&four, yb[t][b].qs + 32 * pr + 4 * k, 4);
+					S[t][k / 4] = _mm512_dpbusd_epi32(S[t][k / 4], w, _mm512_set1_epi32(four));
+				}
+			}
+			const __m512i sc = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES + 32 * pr)));
+			for (int t = 0; t < T; t++) {
+				int32_t y2; /* the pair's Y, as two 16-bit sums */
+				memcpy(&y2, yb[t][b].bsums + 2 * pr, 4);
+				const __m512i s2 = _mm512_mask_blend_epi16(0xaaaaaaaa, S[t][0], _mm512_slli_epi32(S[t][1], 16));
+				isum[t] = _mm512_dpwssd_epi32(isum[t], s2, sc);
+				ioff[t] = _mm512_dpwssd_epi32(ioff[t], sc, _mm512_set1_epi32(y2));
+			}
+		}
+		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+		for (int t = 0; t < T; t++) {
+			const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ioff[t], 2));
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(tot), facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		_mm512_storeu_ps(out[t], facc[t]);
+}
+
+#define q3_K_tile(T, n, P, act, out) packed3k_tile(T, (n) / QK_K, P, act, out)
+#define q3_K_group(n) ((n) / QK_K * PACK3K_BLOCK)
+DEFINE_PACKED_GEMM(gemm_packed_q3_K, q3_K_group, const struct block_q8_K *, 4, q3_K_tile)
+
 void kern_register_avx512vnni_kquants(struct qtype_ops *ops)
 {
+	ops[HEARTH_TYPE_Q3_K].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q3_K].pack_size = pack_size_q3_K;
+	ops[HEARTH_TYPE_Q3_K].pack = pack_q3_K;
+	ops[HEARTH_TYPE_Q3_K].gemm_packed = gemm_packed_q3_K;
+
 	ops[HEARTH_TYPE_Q4_K].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_Q4_K].pack_size = pack_size_q4_K;
 	ops[HEARTH_TYPE_Q4_K].pack = pack_q4_K;
