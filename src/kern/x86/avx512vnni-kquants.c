@@ -333,7 +333,7 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 #define q6_K_group(n) ((n) / QK_K * PACK6_BLOCK)
 DEFINE_PACKED_GEMM(gemm_packed_q6_K, q6_K_group, const struct block_q8_K *, 4, q6_K_tile)
 
-/* ---- q3_K repacked: 16 rows side by side --------------------------------------
+/* ---- q3_K and q2_K repacked: 16 rows side by side -----------------------------
  *
  * q3_K: 16 sub-blocks of 16 values, each value 2 bits plus a high bit (hmask)
  * whose absence subtracts 4, each sub-block with a signed 6-bit scale. The
@@ -353,11 +353,21 @@ DEFINE_PACKED_GEMM(gemm_packed_q6_K, q6_K_group, const struct block_q8_K *, 4, q
  * chunks merged (u(2), u(5)). 3.6% more bytes than the file's 16 x 110 (the
  * scales as bytes).
  *
+ * q2_K: 16 sub-blocks of 16 values of 2 bits, each sub-block with a 4-bit
+ * scale sc and a 4-bit minimum m; the block is d dy sum_sb sc_sb S_sb -
+ * dmin dy sum_sb m_sb Y_sb. Per group of 16 rows and per block: the rows' d
+ * and dmin (f16), the file's scale bytes (sc | m << 4) in pairs of
+ * sub-blocks ([pair][row][2]), then per pair two chunks of 2-bit values:
+ * chunk h, in the 4 bytes of each row, vectors 4h..4h+3 as bits 0-1, 2-3,
+ * 4-5, 6-7. The file's bytes (16 x 84).
+ *
  * Per pair, S of both sub-blocks (|S| < 16 * 7 * 128, 16 bits) go as one
- * 16-bit pair into one dpwssd with the scale pair; the offsets sum
- * sum_sb sc_sb Y_sb by dpwssd of the same pair with the Y pair.
+ * 16-bit pair into one dpwssd with the scale pair; the offsets (q3_K) or the
+ * minimums (q2_K) sum_sb c_sb Y_sb by dpwssd of the pair of c with the Y
+ * pair.
  */
 #define PACK3K_BLOCK (PACK_SCALES + 16 * PACK_ROWS + 8 * 3 * 64) /* 1824 bytes */
+#define PACK2K_BLOCK (2 * PACK_SCALES + 16 * PACK_ROWS + 8 * 2 * 64) /* 1344 bytes */
 
 static size_t pack_size_q3_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK3K_BLOCK; }
 
@@ -416,57 +426,123 @@ static inline __m512i q3_vector(const uint8_t *p, int k)
 	return _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 6), hb, _mm512_set1_epi8(0x03), 0xe4); /* c ? a : b */
 }
 
-static inline __attribute__((always_inline)) void packed3k_tile(int T, int64_t nb, const uint8_t *P,
-								const struct block_q8_K *const *yb, float *const *out)
+static void pack_q2_K(const void *vw, int64_t rows, int64_t n, void *vout)
 {
+	const int64_t nb = n / QK_K;
+	uint8_t *out = vout;
+	for (int64_t g = 0; g < rows / PACK_ROWS; g++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK2K_BLOCK;
+			for (int r = 0; r < PACK_ROWS; r++) {
+				const struct block_q2_K *x = (const struct block_q2_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
+				uint8_t u[QK_K];
+				memcpy(pb + 2 * r, &x->d, 2);
+				memcpy(pb + PACK_SCALES + 2 * r, &x->dmin, 2);
+				for (int sb = 0; sb < 16; sb++)
+					pb[2 * PACK_SCALES + 32 * (sb / 2) + 2 * r + sb % 2] = x->scales[sb];
+				/* value 128c + 32s + l: bits 2s of qs[32c + l] */
+				for (int c = 0; c < 2; c++)
+					for (int sh = 0; sh < 4; sh++)
+						for (int l = 0; l < 32; l++)
+							u[128 * c + 32 * sh + l] = (x->qs[32 * c + l] >> (2 * sh)) & 3;
+				for (int pr = 0; pr < 8; pr++) {
+					uint8_t *p = pb + 2 * PACK_SCALES + 256 + 128 * pr;
+					const uint8_t *v = u + 32 * pr;
+					for (int i = 0; i < 4; i++)
+						for (int h = 0; h < 2; h++)
+							p[64 * h + 4 * r + i] = (uint8_t)(v[16 * h + i] | v[16 * h + 4 + i] << 2 | v[16 * h + 8 + i] << 4 |
+											  v[16 * h + 12 + i] << 6);
+				}
+			}
+		}
+}
+
+static size_t pack_size_q2_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK2K_BLOCK; }
+
+/* Vector k (0..7) of a pair's two chunks at p: values 4k..4k+3 of 16 rows, 0..3. */
+static inline __m512i q2_vector(const uint8_t *p, int k)
+{
+	const __m512i x = _mm512_loadu_si512((const void *)(p + 64 * (k / 4)));
+	return _mm512_and_si512(k % 4 ? _mm512_srli_epi16(x, 2 * (k % 4)) : x, _mm512_set1_epi8(3));
+}
+
+/* The tile of q3_K or q2_K (q2). */
+static inline __attribute__((always_inline)) void packed_k16_tile(int T, bool q2, int64_t nb, const uint8_t *P,
+								  const struct block_q8_K *const *yb, float *const *out)
+{
+	const int64_t block = q2 ? PACK2K_BLOCK : PACK3K_BLOCK, head = q2 ? 2 * PACK_SCALES : PACK_SCALES;
 	__m512 facc[4];
 	for (int t = 0; t < T; t++)
 		facc[t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++) {
-		const uint8_t *pb = P + (size_t)b * PACK3K_BLOCK;
-		prefetch_ahead(pb, PACK3K_BLOCK);
-		/* per row: sum_sb sc_sb S_sb and sum_sb sc_sb Y_sb (at most 16 * 32 * 14336: no overflow) */
+		const uint8_t *pb = P + (size_t)b * (size_t)block;
+		prefetch_ahead(pb, block);
+		/* per row: sum_sb sc_sb S_sb and sum_sb c_sb Y_sb (at most 16 * 32 * 14336: no overflow) */
 		__m512i isum[4], ioff[4];
 		for (int t = 0; t < T; t++)
 			isum[t] = ioff[t] = _mm512_setzero_si512();
 		for (int pr = 0; pr < 8; pr++) {
-			const uint8_t *pv = pb + PACK_SCALES + 256 + 192 * pr;
+			const uint8_t *pv = pb + head + 256 + (q2 ? 128 : 192) * pr;
 			__m512i S[4][2]; /* per token, the pair's two sub-blocks: one chain each */
 			for (int t = 0; t < T; t++)
 				S[t][0] = S[t][1] = _mm512_setzero_si512();
 			for (int k = 0; k < 8; k++) {
-				const __m512i w = q3_vector(pv, k);
+				const __m512i w = q2 ? q2_vector(pv, k) : q3_vector(pv, k);
 				for (int t = 0; t < T; t++) {
 					int32_t four;
 					memcpy(&four, yb[t][b].qs + 32 * pr + 4 * k, 4);
 					S[t][k / 4] = _mm512_dpbusd_epi32(S[t][k / 4], w, _mm512_set1_epi32(four));
 				}
 			}
-			const __m512i sc = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES + 32 * pr)));
+			/* 16-bit pairs per row: the scales, and the offsets' or minimums' factors */
+			const __m256i raw = _mm256_loadu_si256((const __m256i *)(pb + head + 32 * pr));
+			__m512i sc, c;
+			if (q2) {
+				const __m512i u = _mm512_cvtepu8_epi16(raw);
+				sc = _mm512_and_si512(u, _mm512_set1_epi16(0x0f));
+				c = _mm512_srli_epi16(u, 4);
+			} else {
+				sc = c = _mm512_cvtepi8_epi16(raw);
+			}
 			for (int t = 0; t < T; t++) {
 				int32_t y2; /* the pair's Y, as two 16-bit sums */
 				memcpy(&y2, yb[t][b].bsums + 2 * pr, 4);
 				const __m512i s2 = _mm512_mask_blend_epi16(0xaaaaaaaa, S[t][0], _mm512_slli_epi32(S[t][1], 16));
 				isum[t] = _mm512_dpwssd_epi32(isum[t], s2, sc);
-				ioff[t] = _mm512_dpwssd_epi32(ioff[t], sc, _mm512_set1_epi32(y2));
+				ioff[t] = _mm512_dpwssd_epi32(ioff[t], c, _mm512_set1_epi32(y2));
 			}
 		}
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+		const __m512 dmin = q2 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES))) : d;
 		for (int t = 0; t < T; t++) {
-			const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ioff[t], 2));
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(tot), facc[t]);
+			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
+			if (q2) {
+				facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
+				facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(ioff[t]), facc[t]);
+			} else { /* the offsets are -4 each */
+				const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ioff[t], 2));
+				facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(tot), facc[t]);
+			}
 		}
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
 }
 
-#define q3_K_tile(T, n, P, act, out) packed3k_tile(T, (n) / QK_K, P, act, out)
+#define q3_K_tile(T, n, P, act, out) packed_k16_tile(T, false, (n) / QK_K, P, act, out)
+#define q2_K_tile(T, n, P, act, out) packed_k16_tile(T, true, (n) / QK_K, P, act, out)
 #define q3_K_group(n) ((n) / QK_K * PACK3K_BLOCK)
+#define q2_K_group(n) ((n) / QK_K * PACK2K_BLOCK)
 DEFINE_PACKED_GEMM(gemm_packed_q3_K, q3_K_group, const struct block_q8_K *, 4, q3_K_tile)
+DEFINE_PACKED_GEMM(gemm_packed_q2_K, q2_K_group, const struct block_q8_K *, 4, q2_K_tile)
 
 void kern_register_avx512vnni_kquants(struct qtype_ops *ops)
 {
+	ops[HEARTH_TYPE_Q2_K].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_Q2_K].pack_size = pack_size_q2_K;
+	ops[HEARTH_TYPE_Q2_K].pack = pack_q2_K;
+	ops[HEARTH_TYPE_Q2_K].gemm_packed = gemm_packed_q2_K;
+
 	ops[HEARTH_TYPE_Q3_K].pack_rows = PACK_ROWS;
 	ops[HEARTH_TYPE_Q3_K].pack_size = pack_size_q3_K;
 	ops[HEARTH_TYPE_Q3_K].pack = pack_q3_K;
