@@ -47,8 +47,8 @@ for item in $LIST; do
 			[ "$N" != 0 ] && lt+=("$(echo "$l" | awk -F, -v g="$N" '$0 !~ /^build/ { n = NF; if ($(n-7) == 0 && $(n-6) == g) print $(n-1) }' | head -1)")
 		fi
 	done
-	mhp=$(printf '%s\n' "${hp[@]:-}" | grep . | median); mht=$(printf '%s\n' "${ht[@]:-}" | grep . | median)
-	mlp=$(printf '%s\n' "${lp[@]:-}" | grep . | median); mlt=$(printf '%s\n' "${lt[@]:-}" | grep . | median)
+	mhp=$(printf '%s\n' "${hp[@]:-}" | { grep . || true; } | median); mht=$(printf '%s\n' "${ht[@]:-}" | { grep . || true; } | median)
+	mlp=$(printf '%s\n' "${lp[@]:-}" | { grep . || true; } | median); mlt=$(printf '%s\n' "${lt[@]:-}" | { grep . || true; } | median)
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$shape" "$type" "$mhp" "$mlp" "$(ratio "$mhp" "$mlp")" \
 		"$mht" "$mlt" "$(ratio "$mht" "$mlt")"
 done
