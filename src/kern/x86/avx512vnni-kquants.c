@@ -234,16 +234,42 @@ DEFINE_PACKED_GEMM(gemm_packed_q5_K, q5_K_group, const struct block_q8_K *, 4, q
 
 /* ---- q6_K repacked: 16 rows side by side --------------------------------------
  *
- * Per group of 16 rows and per 256-value block: the rows' d (f16), their
- * 16 sub-block scales as bytes ([sub-block][row]), then per sub-block (16
- * values) three 64-byte vectors: the low 4 bits of values 0..7 and of 8..15
- * (laid out as q4_0's packed chunks) and their high 2 bits, four values to a
- * byte. Six bits a value, as in the file. Values are 0..63: the -32 offset
- * comes back through the activations' sums (q8_K's bsums, one per sub-block).
+ * 16 sub-blocks of 16 values, each value 6 bits (4 low bits in ql, 2 high in
+ * qh) standing for value - 32, each sub-block with an int8 scale. The tile
+ * takes the values unsigned, u = 0..63: per sub-block S = sum(u y), and the
+ * block is d dy sum_sb sc_sb (S_sb - 32 Y_sb), with Y_sb the activations'
+ * sum over the sub-block (q8_K's bsums).
+ *
+ * Per group of 16 rows and per 256-value block: the rows' d (f16); the
+ * sub-block scales as bytes in pairs of sub-blocks ([pair][row][2], as
+ * q3_K's); then per pair of sub-blocks (32 values, vectors k = 0..7 of values
+ * 4k..4k+3) six chunks, in the 4 bytes of each row:
+ *   chunk m (0..3): u(k=m) | high 2 bits of u(4+m) << 6
+ *   chunk 4: low 4 bits of u(4) | low 4 bits of u(5) << 4
+ *   chunk 5: low 4 bits of u(6) | low 4 bits of u(7) << 4
+ * so that vectors 0..3 are a mask of one chunk, 4..7 a nibble merged with a
+ * shifted top. The file's bytes (16 x 210).
+ *
+ * S can reach 16 * 63 * 128 (18 bits), too wide for q3_K's 16-bit pairs; so
+ * each S goes into dpwssd as the pair (S & 0xff, S >> 8) (one byte shuffle)
+ * against the scale pair (sc, 256 sc), two sub-blocks a pair of dpwssd; the
+ * offsets sum_sb sc_sb Y_sb by dpwssd of the scale pair with the Y pair.
  */
-#define PACK6_BLOCK (PACK_SCALES + 16 * PACK_ROWS + 16 * 3 * 64) /* the file's 16 x 210 bytes */
+#define PACK6_BLOCK (PACK_SCALES + 16 * PACK_ROWS + 8 * 6 * 64) /* the file's 16 x 210 bytes */
 
 static size_t pack_size_q6_K(int64_t rows, int64_t n) { return (size_t)(rows / PACK_ROWS) * (size_t)(n / QK_K) * PACK6_BLOCK; }
+
+/* Six chunks of 6-bit values (the layout above) for row r: v the pair's 32 values. */
+static void pack_q6_pair(uint8_t *p, int r, const uint8_t v[32])
+{
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *u = v + i; /* u[4 k]: value 4k + i, of vector k */
+		for (int m = 0; m < 4; m++)
+			p[64 * m + 4 * r + i] = (uint8_t)(u[4 * m] | (u[16 + 4 * m] >> 4) << 6);
+		p[256 + 4 * r + i] = (uint8_t)((u[16] & 0xf) | (u[20] & 0xf) << 4);
+		p[320 + 4 * r + i] = (uint8_t)((u[24] & 0xf) | (u[28] & 0xf) << 4);
+	}
+}
 
 static void pack_q6_K(const void *vw, int64_t rows, int64_t n, void *vout)
 {
@@ -254,76 +280,84 @@ static void pack_q6_K(const void *vw, int64_t rows, int64_t n, void *vout)
 			uint8_t *pb = out + ((size_t)g * (size_t)nb + (size_t)b) * PACK6_BLOCK;
 			for (int r = 0; r < PACK_ROWS; r++) {
 				const struct block_q6_K *x = (const struct block_q6_K *)vw + (size_t)(PACK_ROWS * g + r) * (size_t)nb + b;
-				uint8_t v[QK_K];
+				uint8_t u[QK_K];
 				memcpy(pb + 2 * r, &x->d, 2);
+				for (int sb = 0; sb < 16; sb++)
+					pb[PACK_SCALES + 32 * (sb / 2) + 2 * r + sb % 2] = (uint8_t)x->scales[sb];
 				for (int c = 0; c < 2; c++) /* the file's layout, as dequantize_row_q6_K reads it */
 					for (int l = 0; l < 32; l++) {
 						const uint8_t *ql = x->ql + 64 * c, *qh = x->qh + 32 * c;
-						v[128 * c + l] = (uint8_t)((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4));
-						v[128 * c + l + 32] = (uint8_t)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4));
-						v[128 * c + l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-						v[128 * c + l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+						u[128 * c + l] = (uint8_t)((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4));
+						u[128 * c + l + 32] = (uint8_t)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4));
+						u[128 * c + l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+						u[128 * c + l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
 					}
-				for (int sb = 0; sb < 16; sb++) {
-					const uint8_t *u = v + 16 * sb;
-					uint8_t *ps = pb + 32 + 256 + 192 * sb;
-					pb[32 + 16 * sb + r] = (uint8_t)x->scales[sb];
-					for (int i = 0; i < 4; i++) {
-						ps[4 * r + i] = (uint8_t)((u[i] & 0xf) | ((u[4 + i] & 0xf) << 4));
-						ps[64 + 4 * r + i] = (uint8_t)((u[8 + i] & 0xf) | ((u[12 + i] & 0xf) << 4));
-						ps[128 + 4 * r + i] = (uint8_t)((u[i] >> 4) | ((u[4 + i] >> 4) << 2) | ((u[8 + i] >> 4) << 4) |
-										((u[12 + i] >> 4) << 6));
-					}
-				}
+				for (int pr = 0; pr < 8; pr++)
+					pack_q6_pair(pb + PACK_SCALES + 256 + 384 * pr, r, u + 32 * pr);
 			}
 		}
+}
+
+/* Vector k (0..7) of a pair's six chunks at p: values 4k..4k+3 of 16 rows, 0..63. */
+static inline __m512i q6_vector(const uint8_t *p, int k)
+{
+	const __m512i x = _mm512_loadu_si512((const void *)(p + 64 * (k % 4)));
+	if (k < 4)
+		return _mm512_and_si512(x, _mm512_set1_epi8(0x3f));
+	/* the top 2 bits to bits 4-5 (masked first: the 16-bit shift brings in
+	 * nothing), the low 4 from a nibble of chunk 4 or 5 */
+	const __m512i hi = _mm512_srli_epi16(_mm512_and_si512(x, _mm512_set1_epi8((char)0xc0)), 2);
+	const __m512i nib = _mm512_loadu_si512((const void *)(p + (k < 6 ? 256 : 320)));
+	return _mm512_ternarylogic_epi32(hi, k % 2 ? _mm512_srli_epi16(nib, 4) : nib, _mm512_set1_epi8(0x0f),
+					 0xf8); /* a | (b & c) */
 }
 
 static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb, const uint8_t *P,
 							       const struct block_q8_K *const *yb, float *const *out)
 {
-	const __m512i m4 = _mm512_set1_epi8(0x0f), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0c);
-	const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xc0);
+	/* per 32-bit lane: bytes (s0, s1, s2, s3) of S to the 16-bit pair (s0, s1 | s2 << 8) = (S & 0xff, S >> 8);
+	 * the scale pair (c0, c1) as 16-bit to (c0, c0 << 8) and (c1, c1 << 8) */
+	const __m512i split = _mm512_broadcast_i32x4(_mm_setr_epi32(0x02018000, 0x06058004, 0x0a098008, 0x0e0d800c));
+	const __m512i dup0 = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00800100, 0x04800504, 0x08800908, 0x0c800d0c));
+	const __m512i dup1 = _mm512_broadcast_i32x4(_mm_setr_epi32(0x02800302, 0x06800706, 0x0a800b0a, 0x0e800f0e));
 	__m512 facc[4];
 	for (int t = 0; t < T; t++)
 		facc[t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++) {
 		const uint8_t *pb = P + (size_t)b * PACK6_BLOCK;
 		prefetch_ahead(pb, PACK6_BLOCK);
-		/* per row, in integers: sum_sb sc_sb S_sb (|S_sb| <= 16 * 63 * 127 + 32 * 16 * 127,
-		 * times |sc| <= 128, times 16: under 2^31) */
-		__m512i acc[4];
+		/* per row: sum_sb sc_sb S_sb and sum_sb sc_sb Y_sb (at most 16 * 128 * 129024: no overflow) */
+		__m512i isum[4], ioff[4];
 		for (int t = 0; t < T; t++)
-			acc[t] = _mm512_setzero_si512();
-		for (int sb = 0; sb < 16; sb++) {
-			const uint8_t *ps = pb + 32 + 256 + 192 * sb;
-			const __m512i x0 = _mm512_loadu_si512((const void *)ps), x1 = _mm512_loadu_si512((const void *)(ps + 64));
-			const __m512i h = _mm512_loadu_si512((const void *)(ps + 128));
-			const __m512i a0 = _mm512_or_si512(_mm512_and_si512(x0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
-			const __m512i b0 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x0, 4), m4),
-							   _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
-			const __m512i a1 = _mm512_or_si512(_mm512_and_si512(x1, m4), _mm512_and_si512(h, m30));
-			const __m512i b1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x1, 4), m4),
-							   _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-			const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * sb)));
+			isum[t] = ioff[t] = _mm512_setzero_si512();
+		for (int pr = 0; pr < 8; pr++) {
+			const uint8_t *pv = pb + PACK_SCALES + 256 + 384 * pr;
+			__m512i S[4][2]; /* per token, the pair's two sub-blocks: one chain each */
+			for (int t = 0; t < T; t++)
+				S[t][0] = S[t][1] = _mm512_setzero_si512();
+			for (int k = 0; k < 8; k++) {
+				const __m512i w = q6_vector(pv, k);
+				for (int t = 0; t < T; t++) {
+					int32_t four;
+					memcpy(&four, yb[t][b].qs + 32 * pr + 4 * k, 4);
+					S[t][k / 4] = _mm512_dpbusd_epi32(S[t][k / 4], w, _mm512_set1_epi32(four));
+				}
+			}
+			const __m512i sc = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES + 32 * pr)));
+			const __m512i sc0 = _mm512_shuffle_epi8(sc, dup0), sc1 = _mm512_shuffle_epi8(sc, dup1);
 			for (int t = 0; t < T; t++) {
-				const int8_t *y = yb[t][b].qs + 16 * sb;
-				int32_t f[4];
-				memcpy(f, y, 16);
-				__m512i C[CHAINS_MAX];
-				C[0] = _mm512_set1_epi32(-32 * yb[t][b].bsums[sb]);
-				for (int c = 1; c < chains(T); c++)
-					C[c] = _mm512_setzero_si512();
-				C[0] = _mm512_dpbusd_epi32(C[0], a0, _mm512_set1_epi32(f[0]));
-				C[1 % chains(T)] = _mm512_dpbusd_epi32(C[1 % chains(T)], b0, _mm512_set1_epi32(f[1]));
-				C[2 % chains(T)] = _mm512_dpbusd_epi32(C[2 % chains(T)], a1, _mm512_set1_epi32(f[2]));
-				C[3 % chains(T)] = _mm512_dpbusd_epi32(C[3 % chains(T)], b1, _mm512_set1_epi32(f[3]));
-				acc[t] = _mm512_add_epi32(acc[t], _mm512_mullo_epi32(sum_chains(C, chains(T)), sc));
+				int32_t y2; /* the pair's Y, as two 16-bit sums */
+				memcpy(&y2, yb[t][b].bsums + 2 * pr, 4);
+				isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_shuffle_epi8(S[t][0], split), sc0);
+				isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_shuffle_epi8(S[t][1], split), sc1);
+				ioff[t] = _mm512_dpwssd_epi32(ioff[t], sc, _mm512_set1_epi32(y2));
 			}
 		}
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		for (int t = 0; t < T; t++)
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(acc[t]), facc[t]);
+		for (int t = 0; t < T; t++) { /* the offsets are -32 each */
+			const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ioff[t], 5));
+			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(tot), facc[t]);
+		}
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
