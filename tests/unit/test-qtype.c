@@ -77,6 +77,8 @@ static void random_blocks(int type, void *dst, int64_t n)
 		} else if (type == HEARTH_TYPE_Q5_K) {
 			memcpy(blk, &d, 2);
 			memcpy(blk + 2, &d, 2);
+		} else if (type == HEARTH_TYPE_Q6_K) {
+			memcpy(blk + 128 + 64 + 16, &d, 2);
 		}
 	}
 }
@@ -202,7 +204,8 @@ out:
  * the kernel's own single dots: the rows of groups 1 and 2 of three (the
  * steps between groups), every token count up to past a full 8-token tile.
  * Weights come from the reference quantizer (random blocks for the types it
- * does not write); each token's activations are converted by the reference
+ * does not write, and for every other q6_K row: its int8 scales and 6-bit
+ * values over their whole range, -128 included); each token's activations are converted by the reference
  * both into the kernel's layout and into the reference's dot type, so that
  * both dots see the same values. The bound is the single dots' one: relative
  * to the sum of the products' magnitudes. */
@@ -219,7 +222,7 @@ static void check_packed(const char *name, int type, const struct qtype_ops *ops
 	for (int r = 0; r < R; r++) {
 		for (int i = 0; i < n; i++)
 			f[i] = rnd_normal();
-		if (quantize_supported(type))
+		if (quantize_supported(type) && !(type == HEARTH_TYPE_Q6_K && r % 2))
 			quantize_row_ref(type, f, w + (size_t)r * wrow, n);
 		else
 			random_blocks(type, w + (size_t)r * wrow, n);
