@@ -320,6 +320,9 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 	const __m512i split = _mm512_broadcast_i32x4(_mm_setr_epi32(0x02018000, 0x06058004, 0x0a098008, 0x0e0d800c));
 	const __m512i dup0 = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00800100, 0x04800504, 0x08800908, 0x0c800d0c));
 	const __m512i dup1 = _mm512_broadcast_i32x4(_mm_setr_epi32(0x02800302, 0x06800706, 0x0a800b0a, 0x0e800f0e));
+	/* independent dpbusd chains per sub-block and token: with one or two tokens
+	 * (decoding) a single chain's latency, not the weights' bytes, sets the pace */
+	const int C = T == 1 ? CHAINS_MAX : T == 2 ? 2 : 1;
 	__m512 facc[4];
 	for (int t = 0; t < T; t++)
 		facc[t] = _mm512_setzero_ps();
@@ -327,20 +330,21 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 		const uint8_t *pb = P + (size_t)b * PACK6_BLOCK;
 		prefetch_ahead(pb, PACK6_BLOCK);
 		/* per row: sum_sb sc_sb S_sb and sum_sb sc_sb Y_sb (at most 16 * 128 * 129024: no overflow) */
-		__m512i isum[4], ioff[4];
+		__m512i isum[4][2], ioff[4]; /* isum: the two sub-blocks of a pair apart when C > 1 */
 		for (int t = 0; t < T; t++)
-			isum[t] = ioff[t] = _mm512_setzero_si512();
+			isum[t][0] = isum[t][1] = ioff[t] = _mm512_setzero_si512();
 		for (int pr = 0; pr < 8; pr++) {
 			const uint8_t *pv = pb + PACK_SCALES + 256 + 384 * pr;
-			__m512i S[4][2]; /* per token, the pair's two sub-blocks: one chain each */
+			__m512i S[4][2][CHAINS_MAX]; /* per token, the pair's two sub-blocks: C chains each */
 			for (int t = 0; t < T; t++)
-				S[t][0] = S[t][1] = _mm512_setzero_si512();
+				for (int c = 0; c < C; c++)
+					S[t][0][c] = S[t][1][c] = _mm512_setzero_si512();
 			for (int k = 0; k < 8; k++) {
 				const __m512i w = q6_vector(pv, k);
 				for (int t = 0; t < T; t++) {
 					int32_t four;
 					memcpy(&four, yb[t][b].qs + 32 * pr + 4 * k, 4);
-					S[t][k / 4] = _mm512_dpbusd_epi32(S[t][k / 4], w, _mm512_set1_epi32(four));
+					S[t][k / 4][k % C] = _mm512_dpbusd_epi32(S[t][k / 4][k % C], w, _mm512_set1_epi32(four));
 				}
 			}
 			const __m512i sc = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES + 32 * pr)));
@@ -348,14 +352,17 @@ static inline __attribute__((always_inline)) void packed6_tile(int T, int64_t nb
 			for (int t = 0; t < T; t++) {
 				int32_t y2; /* the pair's Y, as two 16-bit sums */
 				memcpy(&y2, yb[t][b].bsums + 2 * pr, 4);
-				isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_shuffle_epi8(S[t][0], split), sc0);
-				isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_shuffle_epi8(S[t][1], split), sc1);
+				const __m512i S0 = sum_chains(S[t][0], C);
+				const __m512i S1 = sum_chains(S[t][1], C);
+				isum[t][0] = _mm512_dpwssd_epi32(isum[t][0], _mm512_shuffle_epi8(S0, split), sc0);
+				isum[t][C > 1] = _mm512_dpwssd_epi32(isum[t][C > 1], _mm512_shuffle_epi8(S1, split), sc1);
 				ioff[t] = _mm512_dpwssd_epi32(ioff[t], sc, _mm512_set1_epi32(y2));
 			}
 		}
 		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		for (int t = 0; t < T; t++) { /* the offsets are -32 each */
-			const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ioff[t], 5));
+			const __m512i is = C > 1 ? _mm512_add_epi32(isum[t][0], isum[t][1]) : isum[t][0];
+			const __m512i tot = _mm512_sub_epi32(is, _mm512_slli_epi32(ioff[t], 5));
 			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb[t][b].d)), _mm512_cvtepi32_ps(tot), facc[t]);
 		}
 	}
