@@ -92,6 +92,23 @@ static inline __attribute__((always_inline)) void k4_min_sums(int T, const uint8
 	}
 }
 
+/* The end of q4_K / q5_K block b for T tokens: facc += d d_y isum - dmin d_y
+ * (the minimums' sums). */
+static inline __attribute__((always_inline)) void k4_block_end(int T, const uint8_t *pb,
+							       const struct block_q8_K *const *yb, int64_t b,
+							       const __m512i *isum, __m512 *facc)
+{
+	__m512i imin[4];
+	k4_min_sums(T, pb, yb, b, imin);
+	const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+	const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
+	for (int t = 0; t < T; t++) {
+		const __m512 dy = _mm512_set1_ps(yb[t][b].d);
+		facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
+		facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(imin[t]), facc[t]);
+	}
+}
+
 static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb, const uint8_t *P,
 							       const struct block_q8_K *const *yb, float *const *out)
 {
@@ -104,7 +121,7 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 		prefetch_ahead(pb, PACKK_BLOCK);
 		/* per row, in integers: sum_j sc_j S_j and sum_j m_j Y_j (at most
 		 * 8 * 63 * 32 * 15 * 127 and 8 * 63 * 32 * 127: no overflow) */
-		__m512i isum[4], imin[4];
+		__m512i isum[4];
 		for (int t = 0; t < T; t++)
 			isum[t] = _mm512_setzero_si512();
 		for (int j = 0; j < 8; j++) {
@@ -132,14 +149,7 @@ static inline __attribute__((always_inline)) void packedk_tile(int T, int64_t nb
 				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(S, sc));
 			}
 		}
-		k4_min_sums(T, pb, yb, b, imin);
-		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
-		for (int t = 0; t < T; t++) {
-			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
-			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(imin[t]), facc[t]);
-		}
+		k4_block_end(T, pb, yb, b, isum, facc);
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
@@ -195,7 +205,7 @@ static inline __attribute__((always_inline)) void packed5k_tile(int T, int64_t n
 		const uint8_t *pb = P + (size_t)b * PACK5K_BLOCK;
 		prefetch_ahead(pb, PACK5K_BLOCK);
 		/* per row, in integers: sum_j sc_j S_j (at most 8 * 63 * 32 * 31 * 128: no overflow) */
-		__m512i isum[4], imin[4];
+		__m512i isum[4];
 		for (int t = 0; t < T; t++)
 			isum[t] = _mm512_setzero_si512();
 		for (int j = 0; j < 8; j++) {
@@ -215,14 +225,7 @@ static inline __attribute__((always_inline)) void packed5k_tile(int T, int64_t n
 			for (int t = 0; t < T; t++)
 				isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum_chains(acc[t], C), sc));
 		}
-		k4_min_sums(T, pb, yb, b, imin);
-		const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
-		const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));
-		for (int t = 0; t < T; t++) {
-			const __m512 dy = _mm512_set1_ps(yb[t][b].d);
-			facc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum[t]), facc[t]);
-			facc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(imin[t]), facc[t]);
-		}
+		k4_block_end(T, pb, yb, b, isum, facc);
 	}
 	for (int t = 0; t < T; t++)
 		_mm512_storeu_ps(out[t], facc[t]);
