@@ -28,6 +28,7 @@ CPPFLAGS += -DHEARTH_HAVE_AVX2 -DHEARTH_HAVE_AVX512VNNI -DHEARTH_HAVE_AVX512BF16
 $(B)/src/kern/x86/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(B)/src/kern/x86/avx512vnni.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 $(B)/src/kern/x86/avx512vnni-kquants.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+$(B)/src/kern/x86/avx512-attn.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f
 $(B)/src/kern/x86/avx512bf16.o: CFLAGS += -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512bf16
 else
 LIB_SRC  := $(filter-out src/kern/x86/%,$(LIB_SRC))

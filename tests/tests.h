@@ -18,6 +18,7 @@
 	X(test_kern_packed_layouts)  \
 	X(test_kern_nonfinite_activations) \
 	X(test_kern_attn)           \
+	X(test_kern_attn_f16)       \
 	X(test_kern_swiglu)         \
 	X(test_kern_nonfinite)      \
 	X(test_tok_vocab_vectors)    \

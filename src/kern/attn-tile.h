@@ -119,6 +119,34 @@ static inline void attn_tile_impl(int M, int dk, int dv, const float *Q, const i
 	}
 }
 
+/* The tile of an f16 cache (kern_attn_tile_f16_fn) the plain way: converted
+ * into scratch with h2f (keys transposed, chunks not given as zero), then
+ * run through tile. */
+static inline void attn_tile_f16_convert(int M, int dk, int dv, const float *Q, const int32_t *n,
+					 const uint16_t *const *Kc, size_t k_ld, const uint16_t *const *Vc, size_t v_ld,
+					 float *mx, float *l, float *O, float *scratch, kern_to_float_fn h2f,
+					 kern_attn_tile_fn tile)
+{
+	float *kt = scratch, *v = scratch + (size_t)dk * ATTN_TILE;
+	for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) {
+		for (int d = 0; d < dk; d++) {
+			float *dst = kt + (size_t)d * ATTN_TILE + (size_t)c * ATTN_CHUNK;
+			if (Kc[c])
+				h2f(Kc[c] + (size_t)d * k_ld, dst, ATTN_CHUNK);
+			else
+				memset(dst, 0, ATTN_CHUNK * sizeof *dst);
+		}
+		for (int p = 0; p < ATTN_CHUNK; p++) {
+			float *dst = v + (size_t)(c * ATTN_CHUNK + p) * (size_t)dv;
+			if (Vc[c])
+				h2f(Vc[c] + (size_t)p * v_ld, dst, dv);
+			else
+				memset(dst, 0, (size_t)dv * sizeof *dst);
+		}
+	}
+	tile(M, dk, dv, Q, n, kt, v, mx, l, O);
+}
+
 /* gate = silu(gate) * up = gate / (1 + exp(-gate)) * up, elementwise. */
 static inline void swiglu_impl(float *gate, const float *up, int64_t n)
 {
@@ -134,5 +162,14 @@ static inline void swiglu_impl(float *gate, const float *up, int64_t n)
 		attn_tile_impl(M, dk, dv, Q, n, Kt, V, mx, l, O);                                             \
 	}                                                                                                     \
 	static void swiglu_name(float *gate, const float *up, int64_t n) { swiglu_impl(gate, up, n); }
+
+/* An f16 tile that converts with h2f and runs attn_name. */
+#define DEFINE_ATTN_F16_CONVERT(name, h2f, attn_name)                                                        \
+	static void name(int M, int dk, int dv, const float *Q, const int32_t *n, const uint16_t *const *Kc,  \
+			 size_t k_ld, const uint16_t *const *Vc, size_t v_ld, float *mx, float *l, float *O,  \
+			 float *scratch)                                                                      \
+	{                                                                                                     \
+		attn_tile_f16_convert(M, dk, dv, Q, n, Kc, k_ld, Vc, v_ld, mx, l, O, scratch, h2f, attn_name); \
+	}
 
 #endif /* HEARTH_ATTN_TILE_H */

@@ -12,6 +12,7 @@
 #ifndef HEARTH_KERN_H
 #define HEARTH_KERN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
@@ -58,6 +59,18 @@ struct qtype_ops {
 typedef void (*kern_attn_tile_fn)(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt,
 				  const float *V, float *mx, float *l, float *O);
 
+/* The same tile with keys and values read from an f16 cache in chunks of
+ * ATTN_CHUNK positions: position c * ATTN_CHUNK + p's key element d is
+ * Kc[c][d * k_ld + p] and its value element j is Vc[c][p * v_ld + j]; a chunk
+ * past every row's n may be NULL, and positions of a chunk past every row's n
+ * are not used. scratch holds (dk + dv) * ATTN_TILE floats for kernels that
+ * convert the tile to float (the reference). Same bits as attn_tile on the
+ * tile converted to float. */
+#define ATTN_CHUNK 16
+typedef void (*kern_attn_tile_f16_fn)(int M, int dk, int dv, const float *Q, const int32_t *n,
+				      const uint16_t *const *Kc, size_t k_ld, const uint16_t *const *Vc, size_t v_ld,
+				      float *mx, float *l, float *O, float *scratch);
+
 /* Kernels that are not per tensor type. */
 typedef void (*kern_swiglu_fn)(float *gate, const float *up, int64_t n); /* gate = silu(gate) * up */
 /* Passes over a row of logits (see logit-row.h): its extremes and the first
@@ -69,6 +82,7 @@ typedef int64_t (*kern_row_collect_fn)(const float *x, int64_t n, float thr, int
 typedef float (*kern_row_exp_sum_fn)(const float *x, int64_t n, float m, float scale, float *y);
 struct kern_fns {
 	kern_attn_tile_fn attn_tile;
+	kern_attn_tile_f16_fn attn_tile_f16;
 	kern_swiglu_fn swiglu;
 	kern_row_minmax_fn row_minmax;
 	kern_row_collect_fn row_collect;
@@ -93,6 +107,7 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns);
 #ifdef HEARTH_HAVE_AVX512VNNI
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns);
 void kern_register_avx512vnni_kquants(struct qtype_ops *ops); /* the K-quants' packed layouts */
+void kern_register_avx512_attn(struct kern_fns *fns);          /* attention over an f16 cache */
 #endif /* HEARTH_HAVE_AVX512VNNI */
 #ifdef HEARTH_HAVE_AVX512BF16
 void kern_register_avx512bf16(struct qtype_ops *ops);

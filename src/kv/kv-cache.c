@@ -167,6 +167,7 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 		return err_set(err, HEARTH_EINVAL, "kv cache: q8_0 rows must be multiples of %d wide", QK8_0);
 	kv->row_k = qtype_row_size(type, width_k);
 	kv->row_v = qtype_row_size(type, width_v);
+	kv->k_transposed = type == HEARTH_TYPE_F16 && block_size % KV_CHUNK == 0;
 	kv->head = kv->tail = -1;
 	kv->name_block = kv_cache_name_block;
 	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
@@ -225,6 +226,10 @@ static void *row(const struct kv_cache *kv, void *data, size_t row_size, const s
 
 void *kv_cache_k(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos)
 {
+	if (kv->k_transposed) { /* the block's start, then the slot's column */
+		const int32_t slot = pos % kv->block_size;
+		return (char *)row(kv, kv->k_data, kv->row_k, s, il, pos - slot) + (size_t)slot * sizeof(uint16_t);
+	}
 	return row(kv, kv->k_data, kv->row_k, s, il, pos);
 }
 

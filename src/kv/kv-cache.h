@@ -8,6 +8,11 @@
  *   k_data: [n_layer][n_blocks][block_size][n_head_kv * head_dim_k]   f16, f32 or q8_0
  *   v_data: [n_layer][n_blocks][block_size][n_head_kv * head_dim_v]
  *
+ * except that an f16 cache whose block size is a multiple of KV_CHUNK keeps
+ * each block's keys transposed, [n_head_kv * head_dim_k][block_size]
+ * (k_transposed): attention then reads KV_CHUNK positions of one key
+ * dimension as one vector, straight from the cache.
+ *
  *   seq A: table [7, 2, 9]   positions 0..47 (block size 16)
  *   seq B: table [7, 4]      shares block 7 (the same 16-token prefix)
  *
@@ -45,6 +50,7 @@
 #include "hearth.h"
 
 #define KV_NAME_SIZE SHA256_SIZE
+#define KV_CHUNK 16 /* positions of a transposed key block read as one vector */
 
 /* The name of a prefix of whole blocks (see above). */
 struct kv_name {
@@ -78,6 +84,7 @@ struct kv_cache {
 	int64_t width_k, width_v;    /* floats per position per layer */
 	int type;                    /* HEARTH_TYPE_F16, HEARTH_TYPE_F32 or HEARTH_TYPE_Q8_0 */
 	size_t row_k, row_v;         /* bytes per position per layer */
+	bool k_transposed;           /* keys [width_k][block_size] within a block (see above) */
 	void *k_data, *v_data;
 	struct kv_block *blocks;
 	int32_t n_free;              /* blocks with ref 0 (in the list) */
@@ -107,7 +114,8 @@ int kv_cache_name_block(struct kv_cache *kv, const struct kv_name *parent, const
 int kv_cache_root_name(const void *salt, size_t salt_size, struct kv_name *out, struct hearth_err *err);
 
 /* Row of position pos of seq in layer il (K or V). Call only for pos < n_tokens
- * or the position being written. */
+ * or the position being written. With k_transposed, kv_cache_k gives the
+ * row's first element, and element i lies i * block_size elements after it. */
 void *kv_cache_k(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos);
 void *kv_cache_v(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos);
 

@@ -32,7 +32,7 @@ struct attn_job {
 struct attn_scratch {
 	float *q, *o, *mx, *l; /* [rows][dk], [rows][dv], [rows], [rows] */
 	int32_t *n;            /* [rows] */
-	float *kt, *v, *krow;  /* [dk][ATTN_TILE], [ATTN_TILE][dv], [dk] */
+	float *kt, *krow;      /* a tile as float: [dk][ATTN_TILE] keys, then [ATTN_TILE][dv] values; [dk] */
 };
 
 struct fwd {
@@ -96,10 +96,9 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 		w->mx = malloc(rows * sizeof(float));
 		w->l = malloc(rows * sizeof(float));
 		w->n = malloc(rows * sizeof(int32_t));
-		w->kt = malloc(dk * ATTN_TILE * sizeof(float));
-		w->v = malloc(ATTN_TILE * dv * sizeof(float));
+		w->kt = malloc((dk + dv) * ATTN_TILE * sizeof(float));
 		w->krow = malloc(dk * sizeof(float));
-		scratch_ok = w->q && w->o && w->mx && w->l && w->n && w->kt && w->v && w->krow;
+		scratch_ok = w->q && w->o && w->mx && w->l && w->n && w->kt && w->krow;
 	}
 	if (!scratch_ok || !f->attn_jobs || !f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq) {
 		fwd_free(f);
@@ -131,7 +130,6 @@ void fwd_free(struct fwd *f)
 		free(w->l);
 		free(w->n);
 		free(w->kt);
-		free(w->v);
 		free(w->krow);
 	}
 	free(f->attn_scratch);
@@ -328,6 +326,8 @@ static void add_bias(float *y, const struct tensor *b, int n_tok, int64_t n)
  * arithmetic does not depend on what else is in the batch), converts each
  * tile's K (transposed) and V to float once for all its rows, and updates
  * every row's online softmax. No buffer grows with the context. */
+_Static_assert(KV_CHUNK == ATTN_CHUNK, "a transposed key block reads in the attention tile's chunks");
+
 struct attn_task {
 	struct fwd *f;
 	int il;
@@ -338,61 +338,109 @@ struct attn_task {
  * prefetcher does not run ahead of. */
 #define ATTN_PREFETCH 32
 
+/* What one job needs to walk the cache: its sequence, layer, KV head and the
+ * last position its rows see. */
+struct attn_walk {
+	const struct kv_seq *s;
+	int il, kvh, M;
+	int32_t p0, last;
+};
+
+/* Row r of a job sees positions up to p0 + r / G: how many of tile t0's. */
+static void attn_seen(const struct attn_walk *a, int G, int32_t t0, int32_t *n)
+{
+	for (int r = 0; r < a->M; r++) {
+		const int32_t seen = a->p0 + r / G + 1 - t0;
+		n[r] = seen < 0 ? 0 : seen > ATTN_TILE ? ATTN_TILE : seen;
+	}
+}
+
+/* The tiles of a transposed f16 cache, read in place: chunk c of a tile is
+ * ATTN_CHUNK positions of one block (the block size is a multiple). */
+static void attn_tiles_f16(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
+{
+	const struct kv_cache *kv = f->kv;
+	const struct hparams *h = &f->m->hp;
+	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
+	const kern_attn_tile_f16_fn tile = kern_fns()->attn_tile_f16;
+	const size_t koff = (size_t)a->kvh * (size_t)dk * (size_t)kv->block_size, voff = (size_t)a->kvh * (size_t)dv;
+	for (int32_t t0 = 0; t0 <= a->last; t0 += ATTN_TILE) {
+		const uint16_t *kc[ATTN_TILE / ATTN_CHUNK], *vc[ATTN_TILE / ATTN_CHUNK];
+		for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) {
+			const int32_t pos = t0 + c * ATTN_CHUNK;
+			kc[c] = pos <= a->last ? (const uint16_t *)kv_cache_k(kv, a->s, a->il, pos) + koff : NULL;
+			vc[c] = pos <= a->last ? (const uint16_t *)kv_cache_v(kv, a->s, a->il, pos) + voff : NULL;
+		}
+		attn_seen(a, G, t0, w->n);
+		tile(a->M, dk, dv, w->q, w->n, kc, (size_t)kv->block_size, vc, (size_t)kv->width_v, w->mx, w->l, w->o,
+		     w->kt);
+	}
+}
+
+/* The tiles of any other cache: each converted to float (keys transposed)
+ * once for all the job's rows. */
+static void attn_tiles_convert(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
+{
+	const struct kv_cache *kv = f->kv;
+	const struct hparams *h = &f->m->hp;
+	const struct qtype_ops *ops = kern_ops(kv->type);
+	const kern_attn_tile_fn tile = kern_fns()->attn_tile;
+	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
+	const size_t koff = qtype_row_size(kv->type, (int64_t)a->kvh * dk), voff = qtype_row_size(kv->type, (int64_t)a->kvh * dv);
+	const size_t kbytes = qtype_row_size(kv->type, dk), vbytes = qtype_row_size(kv->type, dv);
+	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE;
+	for (int32_t t0 = 0; t0 <= a->last; t0 += ATTN_TILE) {
+		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE;
+		for (int p = 0; p < np; p++) {
+			if (t0 + p + ATTN_PREFETCH <= a->last) { /* short strided rows: ask for them ahead */
+				const char *kp = (const char *)kv_cache_k(kv, a->s, a->il, t0 + p + ATTN_PREFETCH) + koff;
+				const char *vp = (const char *)kv_cache_v(kv, a->s, a->il, t0 + p + ATTN_PREFETCH) + voff;
+				for (size_t o = 0; o < kbytes; o += 64)
+					__builtin_prefetch(kp + o);
+				for (size_t o = 0; o < vbytes; o += 64)
+					__builtin_prefetch(vp + o);
+			}
+			ops->to_float((const char *)kv_cache_k(kv, a->s, a->il, t0 + p) + koff, w->krow, dk);
+			for (int d = 0; d < dk; d++)
+				kt[(size_t)d * ATTN_TILE + (size_t)p] = w->krow[d];
+			ops->to_float((const char *)kv_cache_v(kv, a->s, a->il, t0 + p) + voff, v + (size_t)p * (size_t)dv, dv);
+		}
+		if (np < ATTN_TILE)
+			for (int d = 0; d < dk; d++)
+				memset(kt + (size_t)d * ATTN_TILE + np, 0, (size_t)(ATTN_TILE - np) * sizeof(float));
+		attn_seen(a, G, t0, w->n);
+		tile(a->M, dk, dv, w->q, w->n, kt, v, w->mx, w->l, w->o);
+	}
+}
+
 static void attn_run(void *arg, int ith, int nth)
 {
 	const struct attn_task *t = arg;
 	struct fwd *f = t->f;
 	const struct fwd_batch *b = f->b;
-	const struct kv_cache *kv = f->kv;
 	const struct hparams *h = &f->m->hp;
-	const struct qtype_ops *ops = kern_ops(kv->type);
-	const kern_attn_tile_fn tile = kern_fns()->attn_tile;
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
 	const float scale = 1.0f / sqrtf((float)dk);
 	struct attn_scratch *w = &f->attn_scratch[ith];
 
 	for (int job = ith; job < f->n_attn_jobs * h->n_head_kv; job += nth) {
 		const struct attn_job *j = &f->attn_jobs[job / h->n_head_kv];
-		const int kvh = job % h->n_head_kv, M = j->n_tok * G;
-		const struct kv_seq *s = b->seq[j->i0];
-		const int32_t p0 = b->pos[j->i0], last = p0 + j->n_tok - 1;
-		const size_t koff = qtype_row_size(kv->type, (int64_t)kvh * dk), voff = qtype_row_size(kv->type, (int64_t)kvh * dv);
-		const size_t kbytes = qtype_row_size(kv->type, dk), vbytes = qtype_row_size(kv->type, dv);
-		for (int r = 0; r < M; r++) { /* row r: token r / G, head kvh * G + r % G */
-			const float *q = f->q + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(kvh * G + r % G)) * (size_t)dk;
+		const struct attn_walk a = { .s = b->seq[j->i0], .il = t->il, .kvh = job % h->n_head_kv, .M = j->n_tok * G,
+					     .p0 = b->pos[j->i0], .last = b->pos[j->i0] + j->n_tok - 1 };
+		for (int r = 0; r < a.M; r++) { /* row r: token r / G, head kvh * G + r % G */
+			const float *q = f->q + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(a.kvh * G + r % G)) * (size_t)dk;
 			for (int d = 0; d < dk; d++)
 				w->q[(size_t)r * (size_t)dk + (size_t)d] = q[d] * scale;
 			w->mx[r] = -INFINITY;
 			w->l[r] = 0;
 		}
-		memset(w->o, 0, (size_t)M * (size_t)dv * sizeof *w->o);
-		for (int32_t t0 = 0; t0 <= last; t0 += ATTN_TILE) {
-			const int np = last + 1 - t0 < ATTN_TILE ? last + 1 - t0 : ATTN_TILE;
-			for (int p = 0; p < np; p++) {
-				if (t0 + p + ATTN_PREFETCH <= last) { /* short strided rows: ask for them ahead */
-					const char *kp = (const char *)kv_cache_k(kv, s, t->il, t0 + p + ATTN_PREFETCH) + koff;
-					const char *vp = (const char *)kv_cache_v(kv, s, t->il, t0 + p + ATTN_PREFETCH) + voff;
-					for (size_t o = 0; o < kbytes; o += 64)
-						__builtin_prefetch(kp + o);
-					for (size_t o = 0; o < vbytes; o += 64)
-						__builtin_prefetch(vp + o);
-				}
-				ops->to_float((const char *)kv_cache_k(kv, s, t->il, t0 + p) + koff, w->krow, dk);
-				for (int d = 0; d < dk; d++)
-					w->kt[(size_t)d * ATTN_TILE + (size_t)p] = w->krow[d];
-				ops->to_float((const char *)kv_cache_v(kv, s, t->il, t0 + p) + voff, w->v + (size_t)p * (size_t)dv, dv);
-			}
-			if (np < ATTN_TILE)
-				for (int d = 0; d < dk; d++)
-					memset(w->kt + (size_t)d * ATTN_TILE + np, 0, (size_t)(ATTN_TILE - np) * sizeof(float));
-			for (int r = 0; r < M; r++) {
-				const int32_t seen = p0 + r / G + 1 - t0;
-				w->n[r] = seen < 0 ? 0 : seen > ATTN_TILE ? ATTN_TILE : seen;
-			}
-			tile(M, dk, dv, w->q, w->n, w->kt, w->v, w->mx, w->l, w->o);
-		}
-		for (int r = 0; r < M; r++) {
-			float *out = f->att + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(kvh * G + r % G)) * (size_t)dv;
+		memset(w->o, 0, (size_t)a.M * (size_t)dv * sizeof *w->o);
+		if (f->kv->k_transposed)
+			attn_tiles_f16(f, &a, w);
+		else
+			attn_tiles_convert(f, &a, w);
+		for (int r = 0; r < a.M; r++) {
+			float *out = f->att + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(a.kvh * G + r % G)) * (size_t)dv;
 			const float inv = 1.0f / w->l[r];
 			for (int d = 0; d < dv; d++)
 				out[d] = w->o[(size_t)r * (size_t)dv + (size_t)d] * inv;
@@ -425,6 +473,22 @@ struct step_task {
 	int il;
 };
 
+/* A key row into the cache at dst: a row, or a column of a transposed block. */
+static void store_k(const struct kv_cache *kv, const struct qtype_ops *cops, const float *k, void *dst)
+{
+	if (!kv->k_transposed) {
+		cops->from_float(k, dst, kv->width_k);
+		return;
+	}
+	uint16_t h[64], *col = dst;
+	for (int64_t i0 = 0; i0 < kv->width_k; i0 += 64) {
+		const int64_t n = kv->width_k - i0 < 64 ? kv->width_k - i0 : 64;
+		cops->from_float(k + i0, h, n);
+		for (int64_t i = 0; i < n; i++)
+			col[(size_t)(i0 + i) * (size_t)kv->block_size] = h[i];
+	}
+}
+
 /* Tokens i0 .. i1 of the batch: one step of layer il. */
 static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 {
@@ -455,7 +519,7 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 					block_rms_norm(k + hd * dk, l->k_norm.data, k + hd * dk, dk, h->rms_eps);
 			block_rope(q, h->n_head, (int)dk, h->n_rot, f->b->pos[i], h, m->rope_freqs.data);
 			block_rope(k, h->n_head_kv, (int)dk, h->n_rot, f->b->pos[i], h, m->rope_freqs.data);
-			cops->from_float(k, kv_cache_k(kv, f->b->seq[i], il, f->b->pos[i]), KK);
+			store_k(kv, cops, k, kv_cache_k(kv, f->b->seq[i], il, f->b->pos[i]));
 			cops->from_float(v, kv_cache_v(kv, f->b->seq[i], il, f->b->pos[i]), VV);
 			break;
 		}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../src/kern/kern.h"
+#include "../../src/tensor/qtype.h"
 #include "../harness.h"
 
 static uint64_t rng = 7;
@@ -114,6 +115,119 @@ void test_kern_attn(void)
 		free(V);
 		free(o1);
 		free(o2);
+		free(vis);
+	}
+}
+
+/* Runs M rows over L positions of an f16 cache through fn's f16 tiles:
+ * keys in chunks [d][k_ld] of ATTN_CHUNK positions, values in rows v_ld
+ * apart (stale data past L, chunks past every row's end not given). mx, l
+ * and the unnormalized O come back. */
+static void run_f16(kern_attn_tile_f16_fn fn, int M, int dk, int dv, int L, size_t k_ld, size_t v_ld, const float *Q,
+		    const int32_t *vis, const hfp16 *K, const hfp16 *V, float *mx, float *l, float *O)
+{
+	float *scratch = malloc((size_t)(dk + dv) * ATTN_TILE * sizeof *scratch);
+	int32_t *n = malloc((size_t)M * sizeof *n);
+	for (int m = 0; m < M; m++) {
+		mx[m] = -INFINITY;
+		l[m] = 0;
+	}
+	memset(O, 0, (size_t)M * (size_t)dv * sizeof *O);
+	int last = 0;
+	for (int m = 0; m < M; m++)
+		last = vis[m] > last ? vis[m] : last;
+	for (int t0 = 0; t0 < last; t0 += ATTN_TILE) {
+		const uint16_t *kc[ATTN_TILE / ATTN_CHUNK], *vc[ATTN_TILE / ATTN_CHUNK];
+		for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) {
+			const int p = t0 + c * ATTN_CHUNK;
+			kc[c] = p < last ? K + (size_t)(p / ATTN_CHUNK) * (size_t)dk * k_ld : NULL;
+			vc[c] = p < last ? V + (size_t)p * v_ld : NULL;
+		}
+		for (int m = 0; m < M; m++) {
+			const int s = vis[m] - t0;
+			n[m] = s < 0 ? 0 : s > ATTN_TILE ? ATTN_TILE : s;
+		}
+		fn(M, dk, dv, Q, n, kc, k_ld, vc, v_ld, mx, l, O, scratch);
+	}
+	(void)L;
+	free(scratch);
+	free(n);
+}
+
+/* The f16 tile, read from the cache: the kernel in use gives the reference's
+ * bits (running max, sum and output) over rows that see different numbers
+ * of positions (some none of a tile), odd row counts, chunk and row strides
+ * wider than the data, stale cache data (NaN included) past the end, and
+ * widths that are not multiples of the vector width; the reference equals
+ * the float tile on the converted data. */
+void test_kern_attn_f16(void)
+{
+	static const int shapes[][6] = { /* M, dk, dv, L, k_ld, v_ld extra */
+		{ 1, 64, 64, 1, 16, 0 }, { 8, 64, 64, 17, 32, 192 }, { 7, 64, 64, 200, 16, 64 }, { 5, 128, 128, 64, 48, 0 },
+		{ 3, 80, 96, 130, 16, 32 }, { 16, 32, 48, 65, 16, 0 }, { 2, 256, 256, 300, 16, 256 }, { 9, 16, 16, 17, 64, 16 },
+		{ 14, 64, 64, 1000, 16, 448 }, { 4, 64, 80, 40, 32, 0 },
+	};
+	for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+		const int M = shapes[c][0], dk = shapes[c][1], dv = shapes[c][2], L = shapes[c][3];
+		const size_t k_ld = (size_t)shapes[c][4], v_ld = (size_t)(dv + shapes[c][5]);
+		const int Lr = (L + ATTN_CHUNK - 1) / ATTN_CHUNK * ATTN_CHUNK; /* whole chunks: stale past L */
+		float *Q = malloc((size_t)M * (size_t)dk * sizeof *Q);
+		hfp16 *K = malloc((size_t)Lr * (size_t)dk * k_ld / ATTN_CHUNK * sizeof *K), *V = malloc((size_t)Lr * v_ld * sizeof *V);
+		float *Kf = malloc((size_t)L * (size_t)dk * sizeof *Kf), *Vf = malloc((size_t)L * (size_t)dv * sizeof *Vf);
+		int32_t *vis = malloc((size_t)M * sizeof *vis);
+		float *mx[3], *l[3], *O[3];
+		for (int k = 0; k < 3; k++) {
+			mx[k] = malloc((size_t)M * sizeof *mx[k]);
+			l[k] = malloc((size_t)M * sizeof *l[k]);
+			O[k] = malloc((size_t)M * (size_t)dv * sizeof *O[k]);
+		}
+		for (int i = 0; i < M * dk; i++)
+			Q[i] = rnd() * 3.0f / sqrtf((float)dk);
+		for (size_t i = 0; i < (size_t)Lr * (size_t)dk * k_ld / ATTN_CHUNK; i++)
+			K[i] = 0x7e00; /* NaN: stale data the kernel must not let through */
+		for (size_t i = 0; i < (size_t)Lr * v_ld; i++)
+			V[i] = 0x7e00;
+		for (int p = 0; p < L; p++) {
+			for (int d = 0; d < dk; d++) {
+				const hfp16 h = f32_to_fp16(rnd() * 3.0f);
+				K[(size_t)(p / ATTN_CHUNK) * (size_t)dk * k_ld + (size_t)d * k_ld + (size_t)(p % ATTN_CHUNK)] = h;
+				Kf[(size_t)p * (size_t)dk + (size_t)d] = fp16_to_f32(h);
+			}
+			for (int j = 0; j < dv; j++) {
+				const hfp16 h = f32_to_fp16(rnd());
+				V[(size_t)p * v_ld + (size_t)j] = h;
+				Vf[(size_t)p * (size_t)dv + (size_t)j] = fp16_to_f32(h);
+			}
+		}
+		for (int m = 0; m < M; m++) /* causal-like, and every third row short (none of later tiles) */
+			vis[m] = m % 3 == 1 ? 1 + m % 7 : L - (M - 1 - m) * L / (2 * M) > 0 ? L - (M - 1 - m) * L / (2 * M) : 1;
+		run_f16(kern_fns()->attn_tile_f16, M, dk, dv, L, k_ld, v_ld, Q, vis, K, V, mx[0], l[0], O[0]);
+		run_f16(kern_fns_ref()->attn_tile_f16, M, dk, dv, L, k_ld, v_ld, Q, vis, K, V, mx[1], l[1], O[1]);
+		if (memcmp(O[0], O[1], (size_t)M * (size_t)dv * sizeof *O[0]) || memcmp(mx[0], mx[1], (size_t)M * sizeof *mx[0]) ||
+		    memcmp(l[0], l[1], (size_t)M * sizeof *l[0]))
+			T_FAIL("attn f16 tile M=%d dk=%d dv=%d L=%d: %s kernel differs from the reference", M, dk, dv, L, kern_isa());
+		float *out = malloc((size_t)M * (size_t)dv * sizeof *out);
+		bool finite = true;
+		for (int i = 0; i < M * dv; i++)
+			finite = finite && isfinite(O[0][i]);
+		if (!finite)
+			T_FAIL("attn f16 tile M=%d dk=%d dv=%d L=%d: stale cache data reached the output", M, dk, dv, L);
+		run(kern_fns_ref()->attn_tile, M, dk, dv, L, Q, vis, Kf, Vf, out);
+		for (int i = 0; i < M * dv; i++)
+			O[1][i] /= l[1][i / dv];
+		if (memcmp(out, O[1], (size_t)M * (size_t)dv * sizeof *out))
+			T_FAIL("attn f16 tile M=%d dk=%d dv=%d L=%d: the reference differs from the float tile", M, dk, dv, L);
+		free(out);
+		for (int k = 0; k < 3; k++) {
+			free(mx[k]);
+			free(l[k]);
+			free(O[k]);
+		}
+		free(Q);
+		free(K);
+		free(V);
+		free(Kf);
+		free(Vf);
 		free(vis);
 	}
 }
