@@ -171,6 +171,19 @@ int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, 
  * unmerged). Use it for untrusted text. */
 int hearth_tokenize_max(const struct hearth_model *m, const char *text, size_t len, bool add_special,
 			bool parse_special, int32_t max_tokens, int32_t **out, int32_t *n_out, struct hearth_err *err);
+/* A byte range of a text: off, len. */
+struct hearth_span {
+	size_t off, len;
+};
+/* Tokenizes a rendered chat prompt (see hearth_template_render): special-token
+ * text becomes its token only where it lies wholly outside the plain ranges
+ * (the bytes that came from message content and tools), so that content
+ * cannot forge a turn or a control token; everything else as
+ * hearth_tokenize_max with parse_special. plain: n_plain sorted, disjoint
+ * ranges inside the text, else HEARTH_EINVAL. */
+int hearth_tokenize_chat(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+			 const struct hearth_span *plain, size_t n_plain, int32_t max_tokens, int32_t **out,
+			 int32_t *n_out, struct hearth_err *err);
 /* The bytes of one token (control tokens give their text only when special).
  * Returns the byte count needed (may exceed size: then buf holds a prefix), or
  * a negative HEARTH_EINVAL for an id outside the vocabulary. */

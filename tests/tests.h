@@ -30,6 +30,7 @@
 	X(test_tok_max_bounded)      \
 	X(test_tok_detok_control)    \
 	X(test_tok_byte_token_text)  \
+	X(test_tok_chat_plain_spans) \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_sampler)              \

@@ -400,24 +400,45 @@ int hearth_tokenize(const struct hearth_model *m, const char *text, size_t len, 
 	return hearth_tokenize_max(m, text, len, add_special, parse_special, INT32_MAX, out, n_out, err);
 }
 
-int hearth_tokenize_max(const struct hearth_model *m, const char *text, size_t len, bool add_special,
-			bool parse_special, int32_t max_tokens, int32_t **out, int32_t *n_out, struct hearth_err *err)
+/* tok_encode into a malloc'd array for the public functions. */
+static int tokenize_into(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+			 bool parse_special, const struct hearth_span *plain, size_t n_plain, int32_t max_tokens,
+			 int32_t **out, int32_t *n_out, struct hearth_err *err)
 {
 	struct tok_ids ids = { 0 };
 	*out = NULL;
 	*n_out = 0;
 	if (max_tokens < 0)
 		return err_set(err, HEARTH_EINVAL, "tokenize: the limit %d is negative", max_tokens);
-	int rc = tok_encode(&m->vocab, text, len, add_special, parse_special, (size_t)max_tokens, &ids, err);
+	int rc = tok_encode(&m->vocab, text, len, add_special, parse_special, plain, n_plain, (size_t)max_tokens, &ids, err);
 	if (rc) {
 		free(ids.v);
-		*out = NULL;
-		*n_out = 0;
 		return rc;
 	}
 	*out = ids.v ? ids.v : calloc(1, sizeof **out);
 	*n_out = (int32_t)ids.n;
 	return *out ? 0 : err_set(err, HEARTH_ENOMEM, "tokenize: out of memory");
+}
+
+int hearth_tokenize_max(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+			bool parse_special, int32_t max_tokens, int32_t **out, int32_t *n_out, struct hearth_err *err)
+{
+	return tokenize_into(m, text, len, add_special, parse_special, NULL, 0, max_tokens, out, n_out, err);
+}
+
+int hearth_tokenize_chat(const struct hearth_model *m, const char *text, size_t len, bool add_special,
+			 const struct hearth_span *plain, size_t n_plain, int32_t max_tokens, int32_t **out,
+			 int32_t *n_out, struct hearth_err *err)
+{
+	*out = NULL;
+	*n_out = 0;
+	for (size_t i = 0; i < n_plain; i++) /* sorted, disjoint, inside the text */
+		if (plain[i].off > len || plain[i].len > len - plain[i].off ||
+		    (i > 0 && plain[i].off < plain[i - 1].off + plain[i - 1].len))
+			return err_set(err, HEARTH_EINVAL,
+				       "tokenize: plain range %zu (%zu bytes at %zu) is out of order or past the %zu-byte text",
+				       i, plain[i].len, plain[i].off, len);
+	return tokenize_into(m, text, len, add_special, true, plain, n_plain, max_tokens, out, n_out, err);
 }
 
 /* The bytes of id, or NULL (and *n = 0) when it prints nothing. */

@@ -417,12 +417,29 @@ void tok_vocab_free(struct tok_vocab *v)
 	memset(v, 0, sizeof *v);
 }
 
+/* Text that may not become special tokens: sorted, disjoint byte ranges, and
+ * the first that may still matter to a search going forward. */
+struct plain_cursor {
+	const struct hearth_span *s;
+	size_t n, k;
+};
+
+/* Whether text[at..at+n) overlaps a plain range; moves the cursor past the
+ * ranges that end at or before at (searches only go forward). */
+static bool overlaps_plain(struct plain_cursor *pc, size_t at, size_t n)
+{
+	while (pc->k < pc->n && pc->s[pc->k].off + pc->s[pc->k].len <= at)
+		pc->k++;
+	return pc->k < pc->n && pc->s[pc->k].off < at + n;
+}
+
 /* Finds the first special-token text in text[from..len): leftmost and, at
  * one place, the longest token (Hugging Face's rule for added tokens).
  * Control and unknown tokens only when parse_special; user-defined ones
- * always. True with its place, id and length; false when there is none. */
+ * always; none that overlaps a plain range. True with its place, id and
+ * length; false when there is none. */
 static bool next_special(const struct tok_vocab *v, const char *text, size_t len, size_t from, bool parse_special,
-			 size_t *at, int32_t *id, uint32_t *id_len)
+			 struct plain_cursor *pc, size_t *at, int32_t *id, uint32_t *id_len)
 {
 	for (size_t i = from; i < len; i++) {
 		unsigned char b = (unsigned char)text[i];
@@ -431,7 +448,7 @@ static bool next_special(const struct tok_vocab *v, const char *text, size_t len
 			if (L > len - i)
 				continue;
 			int32_t t = strmap_get(&v->special, text + i, L);
-			if (t >= 0 && (parse_special || v->type[t] == TOK_TYPE_USER_DEFINED)) {
+			if (t >= 0 && (parse_special || v->type[t] == TOK_TYPE_USER_DEFINED) && !overlaps_plain(pc, i, L)) {
 				*at = i;
 				*id = t;
 				*id_len = L;
@@ -637,9 +654,10 @@ static int encode_fragment(const struct tok_vocab *v, struct merge_ws *ws, const
 }
 
 int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
-	       size_t n_max, struct tok_ids *out, struct hearth_err *err)
+	       const struct hearth_span *plain, size_t n_plain, size_t n_max, struct tok_ids *out, struct hearth_err *err)
 {
 	struct merge_ws ws = { 0 };
+	struct plain_cursor pc = { plain, n_plain, 0 };
 	bool prev_special = true;
 	size_t fixed_len;
 	int rc;
@@ -648,11 +666,15 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 	if (len > (size_t)INT32_MAX / 4)
 		return err_set(err, HEARTH_ETOOBIG, "tokenize: text of %zu bytes is too long", len);
 	char *fixed = utf8_lossy(text, len, &fixed_len, &rc);
+	struct hearth_span whole = { 0, 0 };
 	if (rc)
 		goto out;
-	if (fixed) {
+	if (fixed) { /* offsets moved: with plain ranges, all of it is plain */
 		text = fixed;
 		len = fixed_len;
+		whole.len = fixed_len;
+		if (n_plain)
+			pc = (struct plain_cursor){ &whole, 1, 0 };
 	}
 	if (add_special && v->add_bos && (rc = tok_ids_push(out, v->bos)))
 		goto out;
@@ -661,7 +683,7 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add
 		size_t at = len;
 		int32_t id = -1;
 		uint32_t id_len = 0;
-		bool hit = next_special(v, text, len, i, parse_special, &at, &id, &id_len);
+		bool hit = next_special(v, text, len, i, parse_special, &pc, &at, &id, &id_len);
 		if (at > i) {
 			if ((rc = encode_fragment(v, &ws, text + i, at - i, v->add_space_prefix && prev_special, out)))
 				goto out;

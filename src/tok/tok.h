@@ -105,9 +105,12 @@ int tok_ids_push(struct tok_ids *ids, int32_t id);
 int tok_ids_room(const struct tok_vocab *v, const struct tok_ids *ids, const char *text, size_t len);
 
 /* Encodes text (see hearth_tokenize_max) into out, at most n_max ids. The
- * text is encoded in order and the encoders stop at the first id past n_max. */
+ * text is encoded in order and the encoders stop at the first id past n_max.
+ * No special token is recognized where it would overlap one of the n_plain
+ * sorted, disjoint ranges of plain (see hearth_tokenize_chat). */
 int tok_encode(const struct tok_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
-	       size_t n_max, struct tok_ids *out, struct hearth_err *err);
+	       const struct hearth_span *plain, size_t n_plain, size_t n_max, struct tok_ids *out,
+	       struct hearth_err *err);
 
 /* Does NFC keep code point cp as it is, whatever comes before it? */
 bool tok_nfc_inert(uint32_t cp);

@@ -92,7 +92,7 @@ static struct tok_ids work(const struct hearth_model *m, const char *text, size_
 {
 	struct tok_ids ids = { 0 };
 	struct hearth_err err = { 0 };
-	*rc = tok_encode(&m->vocab, text, len, true, true, n_max, &ids, &err);
+	*rc = tok_encode(&m->vocab, text, len, true, true, NULL, 0, n_max, &ids, &err);
 	free(ids.v);
 	ids.v = NULL;
 	return ids;
