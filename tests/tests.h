@@ -31,6 +31,8 @@
 	X(test_tok_detok_control)    \
 	X(test_tok_byte_token_text)  \
 	X(test_tok_chat_plain_spans) \
+	X(test_toolcall_formats)     \
+	X(test_toolcall_streaming)   \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_sampler)              \

@@ -25,7 +25,7 @@ static const struct tc_family families[TC_FORMAT_COUNT] = {
 			.json_at_start = true, .block_end = tc_llama3_end, .parse_block = tc_llama3_parse },
 	[TC_MISTRAL] = { .format = TC_MISTRAL, .name = "mistral", .opener = "[TOOL_CALLS]", .block_open = "[TOOL_CALLS]",
 			 .think_open = "[THINK]", .think_close = "[/THINK]", .mistral_ids = true,
-			 .block_end = tc_mistral_end, .block_name = tc_mistral_name, .parse_block = tc_mistral_parse },
+			 .block_end = tc_mistral_end, .block_name = tc_mistral_name, .block_id = tc_mistral_id, .parse_block = tc_mistral_parse },
 	[TC_DEEPSEEK_R1] = { .format = TC_DEEPSEEK_R1, .name = "deepseek-r1",
 			     .opener = DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP, .think_open = "<think>",
 			     .think_close = "</think>", .block_open = DS_CALL_BEGIN,

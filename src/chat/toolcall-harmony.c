@@ -47,8 +47,8 @@ static int on_header(struct tc_parser *p, size_t hlen, struct hearth_err *err)
 		int rc = tc_call_begin(p, to + 10, ton - 10, NULL, err);
 		return rc < 0 ? rc : 1;
 	}
-	tc_consume(p, hlen + strlen(MSG));
 	p->fstate = chn == 8 && !memcmp(ch, "analysis", 8) ? H_REASON : H_TEXT;
+	tc_consume(p, hlen + strlen(MSG));
 	p->r_skip_ws = false;
 	return 1;
 }

@@ -47,6 +47,8 @@ struct tc_family {
 	int (*block_end)(struct tc_parser *p, const char *s, size_t n, bool eof, size_t *body_len, size_t *close_len);
 	/* The call's name as soon as it is known: 1 and *off, *len; 0 need more; -1 none. Optional. */
 	int (*block_name)(const char *s, size_t n, size_t *off, size_t *len);
+	/* The model's own id for the call once block_name found the name (into id[32]). Optional. */
+	void (*block_id)(const char *s, size_t n, char *id);
 	/* Parses a block's body into calls: 0, 1 when malformed, <0 on error. */
 	int (*parse_block)(struct tc_parser *p, const char *s, size_t n, struct tc_plist *out, struct hearth_err *err);
 	/* A family that drives the text itself: >0 progress, 0 needs more (never when eof), <0 error. */
@@ -160,6 +162,7 @@ int tc_llama3_end(struct tc_parser *p, const char *s, size_t n, bool eof, size_t
 int tc_llama3_parse(struct tc_parser *p, const char *s, size_t n, struct tc_plist *out, struct hearth_err *err);
 int tc_mistral_end(struct tc_parser *p, const char *s, size_t n, bool eof, size_t *body_len, size_t *close_len);
 int tc_mistral_name(const char *s, size_t n, size_t *off, size_t *len);
+void tc_mistral_id(const char *s, size_t n, char *id);
 int tc_mistral_parse(struct tc_parser *p, const char *s, size_t n, struct tc_plist *out, struct hearth_err *err);
 int tc_dsr1_end(struct tc_parser *p, const char *s, size_t n, bool eof, size_t *body_len, size_t *close_len);
 int tc_dsr1_name(const char *s, size_t n, size_t *off, size_t *len);

@@ -2,8 +2,8 @@
  *
  *   {"name": N, "parameters": {...}}            the whole answer, a custom tool ("arguments" also read)
  *   <|python_tag|>brave_search.call(query="x")  a built-in tool, Python call syntax
- *   <|python_tag|>print(1 + 1)                  code for the code interpreter: "python" or
- *                                               "code_interpreter" (whichever the tools name) {"code": ...}
+ *   <|python_tag|>print(1 + 1)                  code for the code interpreter: "python" {"code": ...}
+ *                                               ("code_interpreter" when the tools name that)
  *   <|python_tag|>{"name": N, "parameters": {...}}  (Llama 3.2's custom tools after the tag)
  *
  * A python-tag block ends at <|eom_id|> or the end of the output.
@@ -113,7 +113,8 @@ static int builtin_call(struct tc_parser *p, const char *s, size_t n, struct tc_
 /* Code for the interpreter, under the name the request's tools use. */
 static int code_call(struct tc_parser *p, const char *s, size_t n, struct tc_plist *out, struct hearth_err *err)
 {
-	const char *name = tc_tool_known(p, "python", 6) ? "python" : "code_interpreter";
+	bool listed = p->tools && json_array_size(p->tools) && tc_tool_known(p, "code_interpreter", 16);
+	const char *name = listed ? "code_interpreter" : "python";
 	json_t *args = json_object();
 	if (!args || json_object_set_new(args, "code", json_stringn(s, n))) {
 		json_decref(args);

@@ -39,11 +39,25 @@ int tc_mistral_name(const char *s, size_t n, size_t *off, size_t *len)
 	if (a < n && s[a] == '[')
 		return -1;
 	const char *f = memchr(s + a, '[', n - a);
-	if (!f)
+	if (!f || !tc_find(f, n - (size_t)(f - s), "[ARGS]"))
 		return 0;
 	*off = a;
 	*len = (size_t)(f - s) - a;
 	return *len ? 1 : -1;
+}
+
+/* N[CALL_ID]id[ARGS]: the id, else "". */
+void tc_mistral_id(const char *s, size_t n, char *id)
+{
+	size_t off, len;
+	id[0] = '\0';
+	if (tc_mistral_name(s, n, &off, &len) != 1 || n - off - len < 9 || memcmp(s + off + len, "[CALL_ID]", 9))
+		return;
+	const char *a = s + off + len + 9, *f = tc_find(a, n - (size_t)(a - s), "[ARGS]");
+	if (f && f - a < 32) {
+		memcpy(id, a, (size_t)(f - a));
+		id[f - a] = '\0';
+	}
 }
 
 int tc_mistral_parse(struct tc_parser *p, const char *s, size_t n, struct tc_plist *out, struct hearth_err *err)

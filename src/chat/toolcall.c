@@ -370,7 +370,10 @@ static int block_try_name(struct tc_parser *p, const char *s, size_t n, bool eof
 	p->name_tried = true;
 	if (r != 1)
 		return 0;
-	int rc = tc_call_begin(p, s + off, nl, NULL, err);
+	char id[32] = "";
+	if (p->fam->block_id)
+		p->fam->block_id(s, n, id);
+	int rc = tc_call_begin(p, s + off, nl, id, err);
 	return rc < 0 ? rc : 0;
 }
 
