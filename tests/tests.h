@@ -33,6 +33,8 @@
 	X(test_tok_chat_plain_spans) \
 	X(test_toolcall_formats)     \
 	X(test_toolcall_streaming)   \
+	X(test_toolcall_detect)      \
+	X(test_toolcall_limits)      \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_sampler)              \

@@ -510,3 +510,135 @@ void test_toolcall_streaming(void)
 	}
 	json_decref(tools);
 }
+
+/* Each fixture template's family, from its text. */
+void test_toolcall_detect(void)
+{
+	static const struct {
+		const char *file;
+		enum tc_format fmt;
+	} want[] = {
+		{ "CohereForAI-c4ai-command-r7b-12-2024-tool_use", TC_COMMAND_R7B },
+		{ "GLM-4.6", TC_GLM45 },
+		{ "HuggingFaceTB-SmolLM3-3B", TC_HERMES },
+		{ "Mistral-Small-3.2-24B-Instruct-2506", TC_MISTRAL },
+		{ "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", TC_HERMES },
+		{ "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", TC_HERMES },
+		{ "Qwen-QwQ-32B", TC_HERMES },
+		{ "Qwen-Qwen2.5-7B-Instruct", TC_HERMES },
+		{ "Qwen-Qwen3-0.6B", TC_HERMES },
+		{ "Qwen3-Coder", TC_QWEN3_CODER },
+		{ "deepseek-ai-DeepSeek-R1-Distill-Llama-8B", TC_DEEPSEEK_R1 },
+		{ "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", TC_DEEPSEEK_R1 },
+		{ "deepseek-ai-DeepSeek-V3.1", TC_DEEPSEEK_V31 },
+		{ "google-gemma-2-2b-it", TC_NONE },
+		{ "google-gemma-3-it", TC_NONE },
+		{ "ibm-granite-granite-3.3-2B-Instruct", TC_GRANITE },
+		{ "meetkai-functionary-medium-v3.2", TC_FUNCTIONARY_V32 },
+		{ "meta-llama-Llama-3.1-8B-Instruct", TC_LLAMA3 },
+		{ "meta-llama-Llama-3.2-3B-Instruct", TC_LLAMA3 },
+		{ "meta-llama-Llama-3.3-70B-Instruct", TC_LLAMA3 },
+		{ "microsoft-Phi-3.5-mini-instruct", TC_NONE },
+		{ "mistralai-Mistral-Nemo-Instruct-2407", TC_MISTRAL },
+		{ "moonshotai-Kimi-K2", TC_KIMI_K2 },
+		{ "openai-gpt-oss-120b", TC_HARMONY },
+		{ "openbmb-MiniCPM5-1B", TC_THINK },
+		{ "unsloth-mistral-Devstral-Small-2507", TC_MISTRAL },
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		char rel[256];
+		snprintf(rel, sizeof rel, "templates/templates/%s.jinja", want[i].file);
+		FILE *f = fopen(fixture(rel), "rb");
+		T_TRUE(f != NULL);
+		if (!f)
+			continue;
+		static char src[256 * 1024];
+		size_t n = fread(src, 1, sizeof src - 1, f);
+		fclose(f);
+		src[n] = '\0';
+		enum tc_format got = tc_format_detect(src, NULL);
+		if (got != want[i].fmt)
+			T_FAIL("%s: detected %s, expected %s", want[i].file, tc_format_name(got), tc_format_name(want[i].fmt));
+	}
+	T_EQ_I64(tc_format_detect(NULL, "gpt-oss"), TC_HARMONY);
+	T_EQ_I64(tc_format_detect(NULL, "qwen3"), TC_HERMES);
+	T_EQ_I64(tc_format_detect("plain {{ messages }}", "llama"), TC_NONE);
+	T_EQ_I64(tc_format_detect(NULL, NULL), TC_NONE);
+	T_STR_EQ(tc_format_name(TC_HERMES), "hermes");
+	T_STR_EQ(tc_format_name((enum tc_format)99), "?");
+	T_STR_EQ(tc_call_opener(TC_HERMES), "<tool_call>\n");
+	T_STR_EQ(tc_call_opener(TC_MISTRAL), "[TOOL_CALLS]");
+	T_TRUE(tc_call_opener(TC_NONE) == NULL);
+	/* every opener, followed by a call, parses as one */
+	for (int fmt = 1; fmt < TC_FORMAT_COUNT; fmt++)
+		T_TRUE(fmt == TC_THINK || tc_call_opener((enum tc_format)fmt) != NULL);
+}
+
+/* Early names, limits, bad arguments to the API. */
+void test_toolcall_limits(void)
+{
+	struct tc_parser *p = NULL;
+	struct hearth_err err = { 0 };
+	struct tc_events ev = { 0 };
+	json_error_t je;
+	json_t *tools = json_loads(tools_json, 0, &je);
+
+	T_EQ_I64(tc_parser_new((enum tc_format)99, NULL, false, &p, &err), HEARTH_EINVAL);
+	json_t *obj = json_object();
+	T_EQ_I64(tc_parser_new(TC_HERMES, obj, false, &p, &err), HEARTH_EINVAL);
+	json_decref(obj);
+
+	/* the name is sent as soon as it is known, before the arguments arrive */
+	T_OK(tc_parser_new(TC_HERMES, tools, false, &p, &err), err);
+	const char *head = "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"argu";
+	T_OK(tc_parser_feed(p, head, strlen(head), &ev, &err), err);
+	bool begun = false;
+	for (size_t i = 0; i < ev.n; i++)
+		if (ev.v[i].kind == TC_EV_CALL_BEGIN && !strcmp(ev.v[i].name, "get_weather") && ev.v[i].index == 0)
+			begun = true;
+	T_TRUE(begun);
+	/* ... and when the call then turns out malformed it fails and its text is content */
+	tc_events_clear(&ev);
+	const char *tail = "ments\": {\"location\" \"Paris\"}}\n</tool_call>";
+	T_OK(tc_parser_feed(p, tail, strlen(tail), &ev, &err), err);
+	T_OK(tc_parser_finish(p, &ev, &err), err);
+	T_TRUE(ev.n == 2 && ev.v[0].kind == TC_EV_CALL_FAIL && ev.v[1].kind == TC_EV_CONTENT);
+	if (ev.n == 2)
+		T_TRUE(!strncmp(ev.v[1].text, "<tool_call>\n{\"name\"", 19));
+	T_EQ_I64(tc_parser_feed(p, "x", 1, &ev, &err), HEARTH_EINVAL);
+	tc_events_free(&ev);
+	tc_parser_free(p);
+
+	/* a call that never closes: held at most TC_MAX_BLOCK bytes, then content */
+	size_t big = TC_MAX_BLOCK + 5000;
+	char *s = malloc(big + 1);
+	const char *open = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"a\": \"";
+	memcpy(s, open, strlen(open));
+	memset(s + strlen(open), 'x', big - strlen(open));
+	s[big] = '\0';
+	struct tc_result r;
+	T_OK(tc_parse(TC_HERMES, tools, false, s, big, NULL, NULL, &r, &err), err);
+	T_EQ_I64(r.n_calls, 0);
+	T_TRUE(r.content && !strcmp(r.content, s));
+	tc_result_free(&r);
+
+	/* more calls than TC_MAX_CALLS: the rest is content */
+	const char *one = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>\n";
+	size_t on = strlen(one), n_one = TC_MAX_CALLS + 3;
+	char *many = malloc(on * n_one + 1);
+	for (size_t i = 0; i < n_one; i++)
+		memcpy(many + i * on, one, on);
+	many[on * n_one] = '\0';
+	T_OK(tc_parse(TC_HERMES, tools, false, many, on * n_one, NULL, NULL, &r, &err), err);
+	T_EQ_I64(r.n_calls, TC_MAX_CALLS);
+	T_TRUE(r.content && strlen(r.content) >= 3 * (on - 1));
+	tc_result_free(&r);
+
+	/* content with no markers at all passes through exactly, NUL bytes included */
+	T_OK(tc_parse(TC_HERMES, NULL, false, "a\0b", 3, NULL, NULL, &r, &err), err);
+	T_TRUE(r.content && r.content[0] == 'a' && r.content[1] == '\0' && r.content[2] == 'b');
+	tc_result_free(&r);
+	free(many);
+	free(s);
+	json_decref(tools);
+}
