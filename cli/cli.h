@@ -20,6 +20,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* server/serve.c */
 int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 /* Prints "hearth CMD: message" to stderr; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -18,6 +18,7 @@ static const char usage[] =
 	"  serve       an OpenAI-compatible HTTP server\n"
 	"  bench       prompt and generation speed\n"
 	"  convert     write a Hugging Face tokenizer as a GGUF vocabulary\n"
+	"  template    render a model's chat template with messages\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -29,7 +30,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
-		{ "bench", cmd_bench }, { "convert", cmd_convert },
+		{ "bench", cmd_bench }, { "convert", cmd_convert }, { "template", cmd_template },
 	};
 
 	hearth_log_set(cli_log, NULL);

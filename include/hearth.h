@@ -395,6 +395,35 @@ const char *hearth_chat_format(const struct hearth_model *m);
 int hearth_chat_render(const struct hearth_model *m, const struct hearth_chat_msg *msgs, int n, bool add_assistant,
 		       char **out, size_t *out_len, struct hearth_err *err);
 
+/* ---- chat templates ---------------------------------------------------- */
+
+/* A chat template (a Hugging Face tokenizer.chat_template, Jinja2), compiled.
+ * It renders byte for byte as Python's jinja2 does inside transformers'
+ * apply_chat_template (ImmutableSandboxedEnvironment, trim_blocks,
+ * lstrip_blocks, loopcontrols, transformers' tojson, raise_exception,
+ * strftime_now). A compiled template is read-only: concurrent renders of one
+ * template from several threads are safe. */
+struct hearth_template;
+struct hearth_template_opts {
+	const char *date;  /* "YYYY-MM-DD": the day strftime_now sees (at 00:00:00, C locale); NULL: now, local time */
+	size_t max_output; /* bytes a render may produce; 0: 16 MiB */
+};
+/* Compiles src (len bytes of UTF-8). A syntax error or an unsupported construct is HEARTH_EINVAL (or
+ * HEARTH_EUNSUPPORTED) with a message naming the line and column. */
+int hearth_template_new(const char *src, size_t len, struct hearth_template **out, struct hearth_err *err);
+void hearth_template_free(struct hearth_template *t);
+/* Renders t with the variables of vars_json (a JSON object: messages, tools, documents,
+ * add_generation_prompt, bos_token, eos_token and any extra keyword such as enable_thinking; JSON null is
+ * Python None, an absent key is undefined). *out (malloc'd, NUL-terminated, *len bytes) is the render;
+ * *spans (malloc'd, *n_spans entries; NULL when none) are where content from "messages" and "tools" landed
+ * (sorted, disjoint, adjacent ones merged: pass them to hearth_tokenize_chat as its plain ranges).
+ * o may be NULL. A template's raise_exception(msg) fails with HEARTH_EINVAL and exactly msg as the message;
+ * other render errors (undefined calls, type errors, limits) fail with a message naming line and column.
+ * Thread-safe for concurrent renders of one template. */
+int hearth_template_render(const struct hearth_template *t, const char *vars_json, size_t vars_len,
+			   const struct hearth_template_opts *o, char **out, size_t *len, struct hearth_span **spans,
+			   size_t *n_spans, struct hearth_err *err);
+
 #ifdef __cplusplus
 }
 #endif
