@@ -35,6 +35,11 @@
 	X(test_toolcall_streaming)   \
 	X(test_toolcall_detect)      \
 	X(test_toolcall_limits)      \
+	X(test_jinja_fixtures)       \
+	X(test_jinja_semantics)      \
+	X(test_jinja_errors)         \
+	X(test_jinja_spans)          \
+	X(test_jinja_concurrent)     \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_sampler)              \

@@ -106,7 +106,9 @@ static int loop_attr(struct jctx *c, struct jv obj, const char *name, struct jv 
 static int py_attr(struct jctx *c, struct jv obj, const char *name, struct jv *out)
 {
 	bool unsafe = false;
-	if (name[0] == '_') {
+	size_t nl = strlen(name);
+	if (nl > 4 && name[0] == '_' && name[1] == '_' && name[nl - 1] == '_' && name[nl - 2] == '_') {
+		/* Python's own dunder attributes exist on every object: refused */
 		*out = jv_undef(c, "access to attribute '%.80s' of '%s' object is unsafe.", name, jv_type_name(obj));
 		if (out->u)
 			out->u->security = true;
@@ -510,8 +512,6 @@ int jv_in(struct jctx *c, const struct jnode *n, struct jv item, struct jv seq, 
 	*r = false;
 	switch (seq.t) {
 	case JT_UNDEF:
-		if (seq.u && seq.u->security)
-			return jv_check_undef(c, n, seq);
 		return 0;
 	case JT_STR:
 		if (item.t != JT_STR)

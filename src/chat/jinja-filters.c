@@ -609,8 +609,25 @@ static int f_round(struct jctx *c, const struct jnode *n, struct jv v, const str
 	int64_t prec = p[0].t == JT_INT ? p[0].i : 0;
 	if (v.t != JT_INT && v.t != JT_FLOAT && v.t != JT_BOOL)
 		return jerr(c, n, "TypeError: type %s doesn't define __round__ method", jv_type_name(v));
-	if (v.t != JT_FLOAT && !strcmp(m, "common")) {
-		*out = jv_int(v.t == JT_INT ? v.i : v.b); /* round(int, n) stays an int (n >= 0) */
+	if (v.t != JT_FLOAT && !strcmp(m, "common")) { /* round(int, n) stays an int */
+		int64_t i = v.t == JT_INT ? v.i : v.b;
+		if (prec < 0) {
+			int64_t pw = 1;
+			for (int64_t k = 0; k < -prec && pw <= INT64_MAX / 10; k++)
+				pw *= 10;
+			int64_t q = i / pw, r = i % pw;
+			if (r < 0) {
+				r += pw;
+				q--;
+			}
+			if (2 * (r / 2) != r || r) { /* half to even */
+				if (r > pw - r || (r == pw - r && (q & 1)))
+					q++;
+			}
+			if (-prec >= 19 || __builtin_mul_overflow(q, pw, &i))
+				i = 0;
+		}
+		*out = jv_int(i);
 		return 0;
 	}
 	double x = v.t == JT_FLOAT ? v.f : v.t == JT_INT ? (double)v.i : v.b;
@@ -1109,8 +1126,6 @@ int jinja_filter(struct jctx *c, const struct jnode *n, const char *name, struct
 	struct jv p[3];
 	if (jstep(c, n))
 		return c->err->code;
-	if (v.t == JT_UNDEF && v.u && v.u->security)
-		return jv_check_undef(c, n, v);
 	if (!strcmp(name, "default") || !strcmp(name, "d"))
 		return f_default(c, n, v, a, out);
 	if (!strcmp(name, "tojson"))

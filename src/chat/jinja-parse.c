@@ -1021,8 +1021,13 @@ static int subparse(struct parser *P, const char *const *ends, struct nvec *body
 		const struct jtoken *t = cur(P);
 		struct jnode *n = NULL;
 		if (t->type == T_EOF) {
-			if (ends)
-				return fail(P, "unexpected end of template: missing {%% %s %%}", ends[0]);
+			if (ends) {
+				const char *want = ends[0];
+				for (int k = 0; ends[k]; k++)
+					if (!strncmp(ends[k], "end", 3))
+						want = ends[k];
+				return fail(P, "unexpected end of template: missing {%% %s %%}", want);
+			}
 			return 0;
 		}
 		if (t->type == T_DATA) {

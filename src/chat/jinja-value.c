@@ -478,7 +478,7 @@ void fmt_float_repr(double f, char buf[40])
 	char *o = buf;
 	if (neg)
 		*o++ = '-';
-	if (exp >= -5 && exp < 16) {
+	if (exp >= -4 && exp < 16) {
 		if (exp < 0) {
 			*o++ = '0';
 			*o++ = '.';
@@ -620,8 +620,6 @@ int jv_str_into(struct jctx *c, const struct jnode *n, struct jsb *b, struct jv 
 	char buf[40];
 	switch (v.t) {
 	case JT_UNDEF:
-		if (v.u && v.u->security)
-			return jerr(c, n, "SecurityError: %s", v.u->msg ? v.u->msg : "unsafe");
 		return 0;
 	case JT_NONE: return jsb_puts(c, b, "None");
 	case JT_BOOL: return jsb_puts(c, b, v.b ? "True" : "False");
@@ -784,8 +782,6 @@ int jv_iter(struct jctx *c, const struct jnode *n, struct jv v, struct jlist **o
 	struct jv l;
 	switch (v.t) {
 	case JT_UNDEF:
-		if (v.u && v.u->security)
-			return jerr(c, n, "SecurityError: %s", v.u->msg);
 		if (jv_list(c, 0, &l))
 			return HEARTH_ENOMEM;
 		*out = l.l;

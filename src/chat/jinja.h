@@ -35,8 +35,8 @@
 #define JINJA_MAX_NEST 200           /* parser nesting (expressions and blocks) */
 #define JINJA_MAX_CALL_DEPTH 100     /* macro calls in progress */
 #define JINJA_MAX_RANGE 100000       /* items of range() (jinja2's sandbox) */
-#define JINJA_MAX_STEPS 50000000ull  /* evaluation steps of one render */
-#define JINJA_ARENA_CAP ((size_t)512 << 20)
+#define JINJA_MAX_STEPS 10000000ull  /* evaluation steps of one render */
+#define JINJA_ARENA_CAP ((size_t)256 << 20)
 
 /* ---- arena ---- */
 struct jchunk;
