@@ -38,9 +38,10 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 # the server's request path without its main (serve.c), for the tests and the fuzzers
 SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
-DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev clang libclang-rt-dev openssl
+DEBS     := build-essential libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev clang libclang-rt-dev openssl \
+	    python3-jinja2
 
-.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance conformance deps bench clean \
+.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance test-jinja-diff conformance deps bench clean \
 	fuzz fuzz-short fuzz-build
 all: $(B)/hearth
 
@@ -65,7 +66,7 @@ deps:
 	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
 	       echo '#include <microhttpd.h>'; echo '#include <openssl/evp.h>') | \
 	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null || ! command -v openssl >/dev/null || \
-	    ! tests/fuzz/run.sh --can-build $(FUZZ_CC); then \
+	    ! tests/fuzz/run.sh --can-build $(FUZZ_CC) || ! python3 -c 'import jinja2' 2>/dev/null; then \
 	  echo "installing $(DEBS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEBS) $$(command -v npm >/dev/null || echo nodejs npm); \
@@ -96,6 +97,7 @@ test-plain: tests/conformance/node_modules/.package-lock.json
 	HEARTH_CPU=avx2 ./build/test-runner test_kern_    # the AVX2 kernels that AVX-512 ones replace here
 	@$(MAKE) --no-print-directory test-e2e E2E_BIN=build/hearth
 	@$(MAKE) --no-print-directory test-conformance FUZZ_N=3000
+	@$(MAKE) --no-print-directory test-jinja-diff
 
 test-san:
 	@$(MAKE) --no-print-directory B=build-san OPT="-O1 $(SAN)" LDFLAGS="$(SAN)" build-san/hearth build-san/test-runner
@@ -109,6 +111,14 @@ test-e2e: tests/e2e/node_modules/.package-lock.json
 
 tests/e2e/node_modules/.package-lock.json: tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+# the chat-template interpreter against Python's jinja2 (python3-jinja2; skips without it):
+# random conversations for every fixture template, fixed seed
+JINJA_SEED ?= 20261128
+test-jinja-diff:
+	@if python3 -c 'import jinja2' 2>/dev/null; then \
+	  python3 tests/jinja/diff.py --seed $(JINJA_SEED) --per-template 40 --hearth build/hearth; \
+	else echo "test-jinja-diff: skipped: python3-jinja2 is not installed (apt-get install python3-jinja2)"; fi
 
 # the tokenizers against Hugging Face's own (npm "tokenizers", the Rust library)
 FUZZ_N ?= 100000
@@ -145,7 +155,7 @@ test-clang:
 # replayed by every run) and build-fuzz/seeds/NAME/ (written by mkseeds);
 # tests/fuzz/NAME.dict when present. New inputs go to build-fuzz/corpus/NAME/,
 # reproducers of findings to build-fuzz/findings/NAME/ (and the make target fails).
-FUZZ_TARGETS := gguf tok hf-vocab http
+FUZZ_TARGETS := gguf tok hf-vocab http jinja
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 20

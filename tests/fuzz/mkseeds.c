@@ -244,6 +244,46 @@ static void every_type(const char *dir)
 	write_seed(&s, dir, "every-type.gguf");
 }
 
+/* the fixture chat templates (../shared/fixtures/templates) as seeds of fuzz-jinja */
+static void templates(const char *root)
+{
+	const char *fix = getenv("HEARTH_FIXTURES");
+	char src[1024], dst[1024], dir[1024];
+	snprintf(dir, sizeof dir, "%s/jinja", root);
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		perror(dir);
+		return;
+	}
+	snprintf(src, sizeof src, "%s/templates/templates.json", fix ? fix : "../shared/fixtures");
+	FILE *list = fopen(src, "rb");
+	if (!list) {
+		fprintf(stderr, "mkseeds: %s: no templates to seed fuzz-jinja with\n", src);
+		return;
+	}
+	char line[4096];
+	while (fgets(line, sizeof line, list)) {
+		char *f = strstr(line, "\"file\": \"templates/");
+		if (!f)
+			continue;
+		f += strlen("\"file\": \"");
+		char *e = strchr(f, '"');
+		if (!e)
+			continue;
+		*e = 0;
+		snprintf(src, sizeof src, "%s/templates/%s", fix ? fix : "../shared/fixtures", f);
+		snprintf(dst, sizeof dst, "%s/%s", dir, strrchr(f, '/') + 1);
+		FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
+		char buf[65536];
+		for (size_t n; in && out && (n = fread(buf, 1, sizeof buf, in)) > 0;)
+			fwrite(buf, 1, n, out);
+		if (in)
+			fclose(in);
+		if (out)
+			fclose(out);
+	}
+	fclose(list);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[1024];
@@ -260,5 +300,6 @@ int main(int argc, char **argv)
 	models(dir);
 	vocabs(dir);
 	every_type(dir);
+	templates(argv[1]);
 	return 0;
 }
