@@ -353,7 +353,7 @@ static int repeat(struct jctx *c, const struct jnode *n, struct jv seq, int64_t 
 		return c->err->code;
 	out->flag = seq.flag == 1;
 	for (int64_t k = 0; k < times; k++)
-		memcpy(out->l->v + (size_t)k * seq.l->n, seq.l->v, seq.l->n * sizeof *seq.l->v);
+		jmemcpy(out->l->v + (size_t)k * seq.l->n, seq.l->v, seq.l->n * sizeof *seq.l->v);
 	return 0;
 }
 
@@ -488,8 +488,8 @@ int jv_binop(struct jctx *c, const struct jnode *n, int op, struct jv a, struct 
 		if (jv_list(c, a.l->n + b.l->n, out))
 			return c->err->code;
 		out->flag = a.flag == 1;
-		memcpy(out->l->v, a.l->v, a.l->n * sizeof *a.l->v);
-		memcpy(out->l->v + a.l->n, b.l->v, b.l->n * sizeof *b.l->v);
+		jmemcpy(out->l->v, a.l->v, a.l->n * sizeof *a.l->v);
+		jmemcpy(out->l->v + a.l->n, b.l->v, b.l->n * sizeof *b.l->v);
 		return 0;
 	}
 	if (op == OP_MUL && (a.t == JT_STR || a.t == JT_LIST) && (b.t == JT_INT || b.t == JT_BOOL))
@@ -698,7 +698,7 @@ static int call_method(struct jctx *c, const struct jnode *n, struct jfunc *fn, 
 		struct jv now;
 		if (jv_list(c, a->nargs, &now))
 			return c->err->code;
-		memcpy(now.l->v, a->args, a->nargs * sizeof *a->args);
+		jmemcpy(now.l->v, a->args, a->nargs * sizeof *a->args);
 		bool ch = !L->changed_used || !jv_eq(now, L->last_changed);
 		L->changed_used = true;
 		L->last_changed = now;

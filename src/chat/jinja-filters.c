@@ -102,8 +102,8 @@ static int sort_by(struct jctx *c, const struct jnode *n, struct jv *vals, struc
 				tk[k++] = keys[j++];
 			}
 		}
-		memcpy(vals, tv, cnt * sizeof *vals);
-		memcpy(keys, tk, cnt * sizeof *keys);
+		jmemcpy(vals, tv, cnt * sizeof *vals);
+		jmemcpy(keys, tk, cnt * sizeof *keys);
 	}
 	return 0;
 }
@@ -125,7 +125,7 @@ static int copy_list(struct jctx *c, struct jlist *src, struct jv *out)
 {
 	if (jv_list(c, src->n, out))
 		return c->err->code;
-	memcpy(out->l->v, src->v, src->n * sizeof *src->v);
+	jmemcpy(out->l->v, src->v, src->n * sizeof *src->v);
 	return 0;
 }
 
@@ -249,7 +249,7 @@ static int f_groupby(struct jctx *c, const struct jnode *n, struct jv v, const s
 		struct jv g, l;
 		if (jv_list(c, 2, &g) || jv_list(c, j - i, &l))
 			return c->err->code;
-		memcpy(l.l->v, sorted.l->v + i, (j - i) * sizeof *l.l->v);
+		jmemcpy(l.l->v, sorted.l->v + i, (j - i) * sizeof *l.l->v);
 		g.flag = 2;
 		g.l->v[0] = keys[i];
 		if (!jv_truthy(p[2]) && keys[i].t == JT_STR) /* the grouper is the first item's own value */
@@ -552,7 +552,7 @@ static int f_batch_slice(struct jctx *c, const struct jnode *n, struct jv v, con
 		struct jv part;
 		if (jv_list(c, end - start, &part))
 			return c->err->code;
-		memcpy(part.l->v, items->v + start, (end - start) * sizeof *items->v);
+		jmemcpy(part.l->v, items->v + start, (end - start) * sizeof *items->v);
 		if (fill && s >= extra && extra && jinja_list_push(c, &part, p[1]))
 			return c->err->code;
 		if (jinja_list_push(c, out, part))
@@ -1211,7 +1211,7 @@ int jinja_filter(struct jctx *c, const struct jnode *n, const char *name, struct
 			if (jv_list(c, a->nargs, &args))
 				return c->err->code;
 			args.flag = 1;
-			memcpy(args.l->v, a->args, a->nargs * sizeof *a->args);
+			jmemcpy(args.l->v, a->args, a->nargs * sizeof *a->args);
 		}
 		return jinja_percent_format(c, n, s, args, out);
 	}

@@ -54,7 +54,7 @@ static struct jtoken *push(struct lexer *L, int type, size_t pos)
 		if (!v)
 			return NULL;
 		if (L->nv)
-			memcpy(v, L->v, L->nv * sizeof *v);
+			jmemcpy(v, L->v, L->nv * sizeof *v);
 		L->v = v;
 		L->cap = cap;
 	}

@@ -114,7 +114,7 @@ int jinja_list_push(struct jctx *c, struct jv *list, struct jv item)
 		if (!v)
 			return joom(c, NULL);
 		if (l->n)
-			memcpy(v, l->v, l->n * sizeof *v);
+			jmemcpy(v, l->v, l->n * sizeof *v);
 		l->v = v;
 	}
 	l->v[l->n++] = item;
@@ -733,7 +733,7 @@ static int list_method(struct jctx *c, const struct jnode *n, struct jv l, const
 	if (!strcmp(m, "copy")) {
 		if (jv_list(c, l.l->n, out))
 			return c->err->code;
-		memcpy(out->l->v, l.l->v, l.l->n * sizeof *l.l->v);
+		jmemcpy(out->l->v, l.l->v, l.l->n * sizeof *l.l->v);
 		return 0;
 	}
 	static const char *const pr[] = { "value", NULL };
@@ -931,7 +931,7 @@ int jinja_global_call(struct jctx *c, const struct jnode *n, const char *name, c
 		struct jv l;
 		if (!cy || jv_list(c, a->nargs, &l))
 			return joom(c, n);
-		memcpy(l.l->v, a->args, a->nargs * sizeof *a->args);
+		jmemcpy(l.l->v, a->args, a->nargs * sizeof *a->args);
 		cy->items = l.l;
 		cy->pos = 0;
 		*out = (struct jv){ .t = JT_CYCLER, .cy = cy };

@@ -101,7 +101,7 @@ static const char *dupname(struct parser *P, const struct jtoken *t)
 	char *s = ja_alloc(P->a, t->len + 1);
 	if (!s)
 		return NULL;
-	memcpy(s, t->p, t->len);
+	jmemcpy(s, t->p, t->len);
 	s[t->len] = 0;
 	return s;
 }
@@ -119,7 +119,7 @@ static int nv_push(struct parser *P, struct nvec *v, struct jnode *x)
 		if (!nv)
 			return oom(P);
 		if (v->n)
-			memcpy(nv, v->v, v->n * sizeof *nv);
+			jmemcpy(nv, v->v, v->n * sizeof *nv);
 		v->v = nv;
 		v->cap = cap;
 	}
@@ -138,7 +138,7 @@ static int sv_push(struct parser *P, struct svec *v, const char *x)
 		if (!nv)
 			return oom(P);
 		if (v->n)
-			memcpy(nv, v->v, v->n * sizeof *nv);
+			jmemcpy(nv, v->v, v->n * sizeof *nv);
 		v->v = nv;
 		v->cap = cap;
 	}
@@ -262,9 +262,9 @@ static int parse_filter(struct parser *P, struct jnode *operand, bool is_test, s
 		char *s = ja_alloc(P->a, l + 2 + cur(P)->len);
 		if (!s)
 			return oom(P);
-		memcpy(s, nm, l);
+		jmemcpy(s, nm, l);
 		s[l] = '.';
-		memcpy(s + l + 1, cur(P)->p, cur(P)->len);
+		jmemcpy(s + l + 1, cur(P)->p, cur(P)->len);
 		s[l + 1 + cur(P)->len] = 0;
 		nm = s;
 		adv(P);
@@ -480,7 +480,7 @@ static int parse_primary(struct parser *P, struct jnode **out)
 			return oom(P);
 		size_t w = 0;
 		while (cur(P)->type == T_STRING) {
-			memcpy(buf + w, cur(P)->p, cur(P)->len);
+			jmemcpy(buf + w, cur(P)->p, cur(P)->len);
 			w += cur(P)->len;
 			adv(P);
 		}
@@ -647,7 +647,7 @@ static int parse_compare(struct parser *P, struct jnode **out)
 	struct jnode *n = node(P, E_CMP, at);
 	if (!n || !(n->ops = ja_alloc(P->a, nops)))
 		return oom(P);
-	memcpy(n->ops, ops, nops);
+	jmemcpy(n->ops, ops, nops);
 	n->a = first;
 	n->kids = v.v;
 	n->nkids = v.n;

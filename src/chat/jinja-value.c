@@ -98,7 +98,7 @@ struct jstr *jstr_new(struct jarena *a, const char *p, size_t len)
 		return NULL;
 	char *d = (char *)(s + 1);
 	if (len)
-		memcpy(d, p, len);
+		jmemcpy(d, p, len);
 	d[len] = 0;
 	s->p = d;
 	s->len = len;
@@ -153,7 +153,7 @@ struct jv jv_undef(struct jctx *c, const char *fmt, ...)
 	size_t n = strlen(buf);
 	char *m = ja_alloc(&c->ar, n + 1);
 	if (m)
-		memcpy(m, buf, n + 1);
+		jmemcpy(m, buf, n + 1);
 	u->msg = m;
 	u->security = false;
 	v.u = u;
@@ -246,7 +246,7 @@ static int jsb_grow(struct jctx *c, struct jsb *b, size_t need)
 	char *p = ja_alloc(&c->ar, cap);
 	if (!p)
 		return joom(c, NULL);
-	memcpy(p, b->p, b->len + 1);
+	jmemcpy(p, b->p, b->len + 1);
 	b->p = p;
 	b->cap = cap;
 	return 0;
@@ -259,7 +259,7 @@ int jsb_put(struct jctx *c, struct jsb *b, const char *p, size_t n)
 	if (b == c->out && b->len + n > c->max_output)
 		return jerr_code(c, NULL, HEARTH_ETOOBIG, "the render is longer than %zu bytes", c->max_output);
 	if (n)
-		memcpy(b->p + b->len, p, n);
+		jmemcpy(b->p + b->len, p, n);
 	b->len += n;
 	b->p[b->len] = 0;
 	return 0;
@@ -300,7 +300,7 @@ static int add_span(struct jctx *c, struct jsb *b, size_t off, size_t len)
 		if (!sp)
 			return joom(c, NULL);
 		if (b->nsp)
-			memcpy(sp, b->sp, b->nsp * sizeof *sp);
+			jmemcpy(sp, b->sp, b->nsp * sizeof *sp);
 		b->sp = sp;
 		b->spcap = cap;
 	}
@@ -762,8 +762,8 @@ int jdict_set(struct jctx *c, struct jdict *d, struct jv k, struct jv v)
 		if (!nk || !nv)
 			return joom(c, NULL);
 		if (d->n) {
-			memcpy(nk, d->k, d->n * sizeof *nk);
-			memcpy(nv, d->v, d->n * sizeof *nv);
+			jmemcpy(nk, d->k, d->n * sizeof *nk);
+			jmemcpy(nv, d->v, d->n * sizeof *nv);
 		}
 		d->k = nk;
 		d->v = nv;
@@ -792,7 +792,7 @@ int jv_iter(struct jctx *c, const struct jnode *n, struct jv v, struct jlist **o
 	case JT_DICT:
 		if (jv_list(c, v.d->n, &l))
 			return HEARTH_ENOMEM;
-		memcpy(l.l->v, v.d->k, v.d->n * sizeof *v.d->k);
+		jmemcpy(l.l->v, v.d->k, v.d->n * sizeof *v.d->k);
 		*out = l.l;
 		return 0;
 	case JT_STR: {

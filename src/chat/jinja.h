@@ -38,6 +38,13 @@
 #define JINJA_MAX_STEPS 10000000ull  /* evaluation steps of one render */
 #define JINJA_ARENA_CAP ((size_t)256 << 20)
 
+/* memcpy that accepts n == 0 with NULL pointers (empty lists have none) */
+static inline void jmemcpy(void *dst, const void *src, size_t n)
+{
+	if (n)
+		__builtin_memcpy(dst, src, n);
+}
+
 /* ---- arena ---- */
 struct jchunk;
 struct jarena {

@@ -138,9 +138,9 @@ static int take_output(struct jctx *c, char **out, size_t *len, struct hearth_sp
 		free(sp);
 		return err_set(c->err, HEARTH_ENOMEM, "template: out of memory");
 	}
-	memcpy(p, b->p, b->len + 1);
+	jmemcpy(p, b->p, b->len + 1);
 	if (b->nsp)
-		memcpy(sp, b->sp, b->nsp * sizeof *sp);
+		jmemcpy(sp, b->sp, b->nsp * sizeof *sp);
 	*out = p;
 	if (len)
 		*len = b->len;
