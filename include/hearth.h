@@ -424,6 +424,93 @@ int hearth_template_render(const struct hearth_template *t, const char *vars_jso
 			   const struct hearth_template_opts *o, char **out, size_t *len, struct hearth_span **spans,
 			   size_t *n_spans, struct hearth_err *err);
 
+/* ---- chat prompts ------------------------------------------------------ */
+
+/* How a model's conversations become prompts: a chat template (Jinja2; see
+ * hearth_template_new) compiled once: the one given, else the GGUF's
+ * tokenizer.chat_template, else ChatML for a model without one. Immutable:
+ * threads may share it. */
+struct hearth_chat;
+struct hearth_chat_params {
+	const char *template_src;      /* NULL: the model's (see above) */
+	size_t template_len;           /* bytes of template_src */
+	bool allow_special_in_content; /* control-token text in content becomes control tokens (Hugging Face's
+					* behaviour); by default it stays text */
+};
+struct hearth_chat_params hearth_chat_default_params(void);
+int hearth_chat_new(const struct hearth_model *m, const struct hearth_chat_params *p, struct hearth_chat **out,
+		    struct hearth_err *err);
+void hearth_chat_free(struct hearth_chat *c);
+/* The template's source, and whether it is the built-in ChatML (the model has none). */
+const char *hearth_chat_template_src(const struct hearth_chat *c, bool *builtin);
+
+/* A rendered conversation: the text, where content landed in it, and its tokens. */
+struct hearth_chat_prompt {
+	char *text;                  /* NUL-terminated, len bytes */
+	size_t len;
+	struct hearth_span *content; /* the bytes that came from messages and tools (NULL when none) */
+	size_t n_content;
+	int32_t *ids;                /* the tokens (NULL unless asked) */
+	int32_t n_ids;
+};
+/* Renders vars_json, a JSON object with "messages" (OpenAI's shape) and any
+ * other variable the template reads ("tools", "add_generation_prompt", the
+ * request's chat_template_kwargs ...). As transformers' apply_chat_template
+ * passes them, "tools" and "documents" are null and "add_generation_prompt"
+ * false when absent, and "bos_token" / "eos_token" are the model's tokens'
+ * text. date: what strftime_now sees ("YYYY-MM-DD"; NULL: now). With
+ * max_tokens >= 0 the text is also tokenized (hearth_tokenize_chat, BOS first
+ * when the vocabulary asks for one and the template did not write it),
+ * HEARTH_ETOOBIG past max_tokens. Free *out with hearth_chat_prompt_free
+ * (also after an error). */
+int hearth_chat_apply(const struct hearth_chat *c, const char *vars_json, size_t len, const char *date,
+		      int32_t max_tokens, struct hearth_chat_prompt *out, struct hearth_err *err);
+void hearth_chat_prompt_free(struct hearth_chat_prompt *p);
+
+
+/* ---- chat output: reasoning and tool calls ------------------------------ */
+
+/* What a model generates, read in its family's syntax (known from the chat
+ * template: Hermes/Qwen, Llama 3, Mistral, DeepSeek, GLM, gpt-oss ...): its
+ * reasoning, its content and its tool calls, as events shaped like OpenAI's
+ * streaming deltas. The same text gives the same events whatever pieces it
+ * is fed in (text that may still start a marker is held back). Malformed
+ * calls become content, never invented calls. */
+enum hearth_chat_event_kind {
+	HEARTH_CHAT_CONTENT,    /* text for message.content */
+	HEARTH_CHAT_REASONING,  /* text for message.reasoning_content */
+	HEARTH_CHAT_CALL_BEGIN, /* a call starts: index, id, name */
+	HEARTH_CHAT_CALL_ARGS,  /* a piece of call index's arguments (text) */
+	HEARTH_CHAT_CALL_FAIL,  /* call index turned out malformed: its raw text follows as content */
+	HEARTH_CHAT_CALL_DONE,  /* at the end, once per call: index, id, name, arguments (a JSON object's text) */
+};
+struct hearth_chat_event {
+	enum hearth_chat_event_kind kind;
+	int32_t index;    /* the call's (-1 for content and reasoning) */
+	const char *text; /* NUL-terminated (NULL when none), len bytes */
+	size_t len;
+	const char *name; /* CALL_BEGIN, CALL_DONE */
+	const char *id;   /* CALL_BEGIN, CALL_DONE: "call_..." */
+};
+struct hearth_chat_reader;
+/* A reader for one answer to prompt (rendered by c; it tells whether the
+ * answer starts inside a reasoning block). tools_json: the request's "tools"
+ * (OpenAI's shape, JSON text; NULL: none, and then only reasoning is read,
+ * never calls). */
+int hearth_chat_reader_new(const struct hearth_chat *c, const struct hearth_chat_prompt *prompt, const char *tools_json,
+			   size_t tools_len, struct hearth_chat_reader **out, struct hearth_err *err);
+void hearth_chat_reader_free(struct hearth_chat_reader *r);
+/* Reads len more bytes of the answer; finish: the answer has ended. The
+ * events they settled are in *ev (n of them, valid until the next call). */
+int hearth_chat_reader_feed(struct hearth_chat_reader *r, const char *text, size_t len,
+			    const struct hearth_chat_event **ev, size_t *n, struct hearth_err *err);
+int hearth_chat_reader_finish(struct hearth_chat_reader *r, const struct hearth_chat_event **ev, size_t *n,
+			      struct hearth_err *err);
+/* The family's name ("hermes", "llama3", ... "none"), and the text that opens
+ * a call in it (NULL when it has none): what a grammar forcing a call starts with. */
+const char *hearth_chat_format_name(const struct hearth_chat *c);
+const char *hearth_chat_call_opener(const struct hearth_chat *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,6 +31,9 @@
 	X(test_tok_detok_control)    \
 	X(test_tok_byte_token_text)  \
 	X(test_tok_chat_plain_spans) \
+	X(test_chat_no_role_injection) \
+	X(test_chat_bos_and_builtin) \
+	X(test_chat_reader)          \
 	X(test_toolcall_formats)     \
 	X(test_toolcall_streaming)   \
 	X(test_toolcall_detect)      \
