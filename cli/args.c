@@ -225,3 +225,38 @@ int gen_opts_parse(struct gen_opts *o, const char *cmd, int argc, char **argv, i
 #undef VAL
 	return 1;
 }
+
+/* The whole file at path ("-": standard input), NUL-terminated; NULL on error. */
+char *cli_read_file(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	char *buf = NULL;
+	size_t cap = 0, n = 0, k;
+	if (!f)
+		return NULL;
+	do {
+		if (n + 4096 + 1 > cap) {
+			cap = (n + 4096 + 1) * 2;
+			char *b = realloc(buf, cap);
+			if (!b) {
+				free(buf);
+				if (f != stdin)
+					fclose(f);
+				return NULL;
+			}
+			buf = b;
+		}
+		k = fread(buf + n, 1, cap - n - 1, f);
+		n += k;
+	} while (k > 0);
+	int bad = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (bad) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	*len = n;
+	return buf;
+}

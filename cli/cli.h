@@ -24,6 +24,8 @@ int cmd_template(int argc, char **argv);
 
 /* Prints "hearth CMD: message" to stderr; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The whole file at path ("-": standard input), NUL-terminated, *len bytes; NULL on error (errno says). */
+char *cli_read_file(const char *path, size_t *len);
 /* The value after flag argv[*i] (advancing *i), or NULL after reporting it missing. */
 const char *arg_value(const char *cmd, int argc, char **argv, int *i);
 /* Parse a whole-string integer / float in [lo, hi]; false after reporting. */

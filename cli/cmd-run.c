@@ -1,5 +1,7 @@
 /* cmd-run.c - `hearth run` (one continuation) and `hearth chat` (a multi-turn
  * conversation in the terminal, reusing the KV cache across turns). */
+#include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,41 +13,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* The whole file at path ("-": standard input), NUL-terminated; NULL on error. */
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	char *buf = NULL;
-	size_t cap = 0, n = 0, k;
-	if (!f)
-		return NULL;
-	do {
-		if (n + 4096 + 1 > cap) {
-			cap = (n + 4096 + 1) * 2;
-			char *b = realloc(buf, cap);
-			if (!b) {
-				free(buf);
-				if (f != stdin)
-					fclose(f);
-				return NULL;
-			}
-			buf = b;
-		}
-		k = fread(buf + n, 1, cap - n - 1, f);
-		n += k;
-	} while (k > 0);
-	int bad = ferror(f);
-	if (f != stdin)
-		fclose(f);
-	if (bad) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
 }
 
 struct session {
@@ -231,7 +198,7 @@ int cmd_run(int argc, char **argv)
 	if (!o.seed_set)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 	if (file) {
-		if (!(text = read_file(file, &len))) {
+		if (!(text = cli_read_file(file, &len))) {
 			fprintf(stderr, "hearth run: %s: cannot read the prompt file\n", file);
 			return 1;
 		}
@@ -300,95 +267,77 @@ out_free:
 }
 
 static const char chat_help[] =
-	"usage: hearth chat -m FILE [--system TEXT] [options]\n"
+	"usage: hearth chat -m FILE [--system TEXT] [--chat-template FILE] [options]\n"
 	"\n"
-	"Chats with the model in its own chat format (ChatML/Qwen, Llama-2, Llama-3, Mistral).\n"
-	"Type a message and press enter; an empty line or end of input (Ctrl-D) quits,\n"
-	"/reset starts over.\n"
+	"Chats with the model through its chat template (Jinja2, as Hugging Face renders it;\n"
+	"ChatML for a model without one). Type a message and press enter; an empty line or end\n"
+	"of input (Ctrl-D) quits, /reset starts over.\n"
 	"\n"
-	"      --system TEXT       a system message at the start of the conversation\n";
+	"      --system TEXT       a system message at the start of the conversation\n"
+	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
+	"      --allow-special-in-content  control-token text you type becomes control tokens\n";
 
-/* A conversation: messages and the texts it owns. */
+/* A conversation: its messages in OpenAI's shape. */
 struct chat {
-	struct hearth_chat_msg *msgs;
-	char **owned;     /* [i]: what msgs[i].content points to when malloc'd, else NULL */
-	int n, cap;
-	int n_keep;       /* leading messages never dropped (the system message) */
+	struct hearth_chat *tmpl;
+	json_t *msgs; /* array of {"role", "content"} */
+	size_t n_keep; /* leading messages never dropped (the system message) */
 };
 
-static void chat_clear(struct chat *c, int from)
+/* Appends a message of len bytes of text; HEARTH_ENOMEM when it cannot. */
+static int chat_add(struct chat *c, const char *role, const char *text, size_t len)
 {
-	for (int i = from; i < c->n; i++)
-		free(c->owned[i]);
-	c->n = from;
-}
-
-/* Appends a message; text is taken over (freed with the chat) when owned. */
-static int chat_add(struct chat *c, const char *role, char *text, bool owned)
-{
-	if (c->n == c->cap) {
-		int cap = c->cap ? 2 * c->cap : 8;
-		struct hearth_chat_msg *m = realloc(c->msgs, (size_t)cap * sizeof *m);
-		if (m)
-			c->msgs = m;
-		char **o = m ? realloc(c->owned, (size_t)cap * sizeof *o) : NULL;
-		if (!o) {
-			if (owned)
-				free(text);
-			return HEARTH_ENOMEM;
-		}
-		c->owned = o;
-		c->cap = cap;
-	}
-	c->msgs[c->n] = (struct hearth_chat_msg){ role, text, 0 };
-	c->owned[c->n++] = owned ? text : NULL;
-	return 0;
+	json_t *m = json_pack("{s:s, s:s%}", "role", role, "content", text, len);
+	return m && !json_array_append_new(c->msgs, m) ? 0 : HEARTH_ENOMEM;
 }
 
 /* Drops the oldest turn after the kept messages: a user message with its answer. */
 static void chat_drop_oldest(struct chat *c)
 {
-	int at = c->n_keep, k = at + 2 < c->n && !strcmp(c->msgs[at].role, "user") ? 2 : 1;
-	for (int i = at; i < at + k; i++)
-		free(c->owned[i]);
-	memmove(c->msgs + at, c->msgs + at + k, (size_t)(c->n - at - k) * sizeof *c->msgs);
-	memmove(c->owned + at, c->owned + at + k, (size_t)(c->n - at - k) * sizeof *c->owned);
-	c->n -= k;
+	const char *role = json_string_value(json_object_get(json_array_get(c->msgs, c->n_keep), "role"));
+	size_t k = c->n_keep + 2 < json_array_size(c->msgs) && role && !strcmp(role, "user") ? 2 : 1;
+	while (k--)
+		json_array_remove(c->msgs, c->n_keep);
+}
+
+/* The conversation rendered and tokenized (at most max tokens). */
+static int chat_render(struct chat *c, int32_t max, struct hearth_chat_prompt *pr, struct hearth_err *err)
+{
+	json_t *vars = json_pack("{s:O, s:b}", "messages", c->msgs, "add_generation_prompt", 1);
+	char *text = vars ? json_dumps(vars, JSON_COMPACT) : NULL;
+	json_decref(vars);
+	if (!text) {
+		err->code = HEARTH_ENOMEM;
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return HEARTH_ENOMEM;
+	}
+	int rc = hearth_chat_apply(c->tmpl, text, strlen(text), NULL, max, pr, err);
+	free(text);
+	return rc;
 }
 
 /* The conversation's prompt, leaving room for an answer of `room` tokens:
  * the oldest turns are dropped (and the user told) until it fits. HEARTH_ETOOBIG
  * when the newest message alone does not. */
-static int chat_prompt(struct session *s, struct chat *c, int32_t room, int32_t **ids, int32_t *n_ids,
+static int chat_prompt(struct session *s, struct chat *c, int32_t room, struct hearth_chat_prompt *pr,
 		       struct hearth_err *err)
 {
 	const int32_t n_ctx = hearth_context_n_ctx(s->ctx);
 	int dropped = 0, rc;
-	for (;;) {
-		char *text = NULL;
-		size_t len = 0;
-		rc = hearth_chat_render(s->model, c->msgs, c->n, true, &text, &len, err);
-		if (!rc)
-			rc = hearth_tokenize(s->model, text, len, true, true, ids, n_ids, err);
-		free(text);
-		if (rc)
-			return rc;
-		if (*n_ids + room <= n_ctx)
-			break;
-		free(*ids);
-		*ids = NULL;
-		if (c->n - c->n_keep <= 1) {
+	while ((rc = chat_render(c, n_ctx - room, pr, err)) == HEARTH_ETOOBIG && pr->text) {
+		hearth_chat_prompt_free(pr);
+		if (json_array_size(c->msgs) - c->n_keep <= 1) {
 			err->code = HEARTH_ETOOBIG;
-			snprintf(err->msg, sizeof err->msg, "the message needs %d tokens with the answer; the context holds %d",
-				 *n_ids + room, n_ctx);
+			snprintf(err->msg, sizeof err->msg, "the message and an answer of %d tokens do not fit the context of %d",
+				 room, n_ctx);
 			return HEARTH_ETOOBIG;
 		}
 		chat_drop_oldest(c);
 		dropped++;
 	}
-	if (dropped)
+	if (!rc && dropped)
 		fprintf(stderr, "[context full: the %d oldest turn%s left the conversation]\n", dropped, dropped > 1 ? "s" : "");
-	return 0;
+	return rc;
 }
 
 /* One exchange: the user's line in, the model's answer out (kept in the chat). */
@@ -397,37 +346,54 @@ static int chat_turn(struct session *s, struct chat *c, const struct gen_opts *o
 {
 	const int32_t n_ctx = hearth_context_n_ctx(s->ctx);
 	const int32_t room = o->n_predict > 0 && o->n_predict < n_ctx / 2 ? o->n_predict : n_ctx / 4;
-	int32_t *ids = NULL, n_ids = 0;
-	char *copy = strdup(line);
+	struct hearth_chat_prompt pr = { 0 };
 	int rc;
-	if (!copy || (rc = chat_add(c, "user", copy, true)))
+	if (chat_add(c, "user", line, strlen(line)))
 		return HEARTH_ENOMEM;
-	rc = chat_prompt(s, c, room, &ids, &n_ids, err);
-	if (rc == HEARTH_ETOOBIG) {
+	rc = chat_prompt(s, c, room, &pr, err);
+	if (rc == HEARTH_ETOOBIG || (rc && rc != HEARTH_ENOMEM)) { /* too long, or the template refused it */
 		fprintf(stderr, "[not sent: %s]\n", err->msg);
-		chat_clear(c, c->n - 1);
+		json_array_remove(c->msgs, json_array_size(c->msgs) - 1);
+		hearth_chat_prompt_free(&pr);
 		return 0;
 	}
 	if (!rc)
-		rc = session_feed(s, ids, n_ids, err);
-	free(ids);
+		rc = session_feed(s, pr.ids, pr.n_ids, err);
+	hearth_chat_prompt_free(&pr);
 	if (rc)
 		return rc;
 	struct gen_result r;
 	rc = generate(s, o->n_predict, stdout, &r, err);
 	fputc('\n', stdout);
 	free(r.ids);
-	if (rc) {
-		free(r.text);
-		return rc;
+	if (!rc)
+		rc = chat_add(c, "assistant", r.text, r.text_len);
+	free(r.text);
+	return rc;
+}
+
+/* The chat's template: the file given, else the model's. */
+static int chat_template(struct session *s, const char *file, bool allow_special, struct chat *c, struct hearth_err *err)
+{
+	struct hearth_chat_params p = hearth_chat_default_params();
+	char *src = NULL;
+	p.allow_special_in_content = allow_special;
+	if (file && !(src = cli_read_file(file, &p.template_len))) {
+		err->code = HEARTH_EIO;
+		snprintf(err->msg, sizeof err->msg, "--chat-template %s: %s", file, strerror(errno));
+		return HEARTH_EIO;
 	}
-	return chat_add(c, "assistant", r.text, true);
+	p.template_src = src;
+	int rc = hearth_chat_new(s->model, &p, &c->tmpl, err);
+	free(src);
+	return rc;
 }
 
 int cmd_chat(int argc, char **argv)
 {
 	struct gen_opts o;
-	const char *system_msg = NULL;
+	const char *system_msg = NULL, *tmpl_file = NULL;
+	bool allow_special = false;
 	struct hearth_err err = { 0 };
 	struct chat c = { 0 };
 	int rc = 1;
@@ -448,6 +414,11 @@ int cmd_chat(int argc, char **argv)
 		} else if (!strcmp(a, "--system")) {
 			if (!(system_msg = arg_value("chat", argc, argv, &i)))
 				return EXIT_USAGE;
+		} else if (!strcmp(a, "--chat-template")) {
+			if (!(tmpl_file = arg_value("chat", argc, argv, &i)))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--allow-special-in-content")) {
+			allow_special = true;
 		} else {
 			return usage_error("chat", "unknown option '%s'", a);
 		}
@@ -456,16 +427,19 @@ int cmd_chat(int argc, char **argv)
 		return usage_error("chat", "-m FILE is required");
 	if (!o.seed_set)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
-	if (session_open(&s, &o, "chat"))
+	if (!(c.msgs = json_array()) || session_open(&s, &o, "chat"))
 		goto out;
-	if (!hearth_chat_format(s.model)) {
-		fprintf(stderr, "hearth chat: %s: the chat template is not one hearth knows yet\n", o.model);
+	if (chat_template(&s, tmpl_file, allow_special, &c, &err)) {
+		fprintf(stderr, "hearth chat: %s\n", err.msg);
 		goto out;
 	}
-	if (system_msg && chat_add(&c, "system", (char *)system_msg, false))
+	if (system_msg && chat_add(&c, "system", system_msg, strlen(system_msg)))
 		goto out;
-	c.n_keep = c.n;
-	fprintf(stderr, "chatting with %s (%s format); empty line to quit\n", o.model, hearth_chat_format(s.model));
+	c.n_keep = json_array_size(c.msgs);
+	bool builtin = false;
+	hearth_chat_template_src(c.tmpl, &builtin);
+	fprintf(stderr, "chatting with %s (%s); empty line to quit\n", o.model,
+		tmpl_file ? tmpl_file : builtin ? "built-in ChatML: the model has no template" : "its chat template");
 	for (;;) {
 		fputs("> ", stdout);
 		fflush(stdout);
@@ -475,7 +449,8 @@ int cmd_chat(int argc, char **argv)
 		if (!line[0])
 			break;
 		if (!strcmp(line, "/reset")) {
-			chat_clear(&c, c.n_keep);
+			while (json_array_size(c.msgs) > c.n_keep)
+				json_array_remove(c.msgs, c.n_keep);
 			continue;
 		}
 		int trc = chat_turn(&s, &c, &o, line, &err);
@@ -486,9 +461,8 @@ int cmd_chat(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	chat_clear(&c, 0);
-	free(c.owned);
-	free(c.msgs);
+	json_decref(c.msgs);
+	hearth_chat_free(c.tmpl);
 	session_close(&s);
 	return rc;
 }

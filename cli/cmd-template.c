@@ -21,38 +21,6 @@ static const char template_help[] =
 	"  --var NAME=JSON          one more template variable (repeatable; overrides)\n"
 	"  --date YYYY-MM-DD        the day strftime_now sees (default: today)\n";
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 65536, n = 0;
-	char *p = malloc(cap);
-	for (size_t k; p && (k = fread(p + n, 1, cap - n - 1, f)) > 0;) {
-		n += k;
-		if (n + 1 == cap) {
-			char *q = realloc(p, cap * 2);
-			if (!q) {
-				free(p);
-				p = NULL;
-				break;
-			}
-			p = q;
-			cap *= 2;
-		}
-	}
-	if (p && ferror(f)) {
-		free(p);
-		p = NULL;
-	}
-	fclose(f);
-	if (p) {
-		p[n] = 0;
-		*len = n;
-	}
-	return p;
-}
-
 static json_t *load_json(const char *what, const char *path)
 {
 	json_error_t je;
@@ -227,7 +195,7 @@ int cmd_template(int argc, char **argv)
 		src = malloc(len + 1);
 		if (src)
 			memcpy(src, t, len + 1);
-	} else if (!(src = slurp(a.tmpl_file, &len))) {
+	} else if (!(src = cli_read_file(a.tmpl_file, &len))) {
 		fprintf(stderr, "hearth template: cannot read %s\n", a.tmpl_file);
 		return 1;
 	}

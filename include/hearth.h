@@ -379,22 +379,6 @@ void hearth_sched_stats(const struct hearth_sched *s, struct hearth_sched_stats 
 /* Monotonic clock, seconds. */
 double hearth_now(void);
 
-/* ---- chat formats ------------------------------------------------------ */
-
-struct hearth_chat_msg {
-	const char *role;    /* "system", "user", "assistant" */
-	const char *content;
-	size_t content_len;  /* bytes of content (it may hold NULs); 0: up to its NUL */
-};
-/* Recognizes the model's chat format from its template (ChatML/Qwen, Llama-2,
- * Llama-3, Mistral); "chatml" when the model has none. NULL when unknown. */
-const char *hearth_chat_format(const struct hearth_model *m);
-/* Renders messages in that format, ending with the assistant's turn opening
- * when add_assistant. *out is malloc'd and NUL-terminated (caller frees);
- * *out_len (when not NULL) gets its length: contents may hold NULs. */
-int hearth_chat_render(const struct hearth_model *m, const struct hearth_chat_msg *msgs, int n, bool add_assistant,
-		       char **out, size_t *out_len, struct hearth_err *err);
-
 /* ---- chat templates ---------------------------------------------------- */
 
 /* A chat template (a Hugging Face tokenizer.chat_template, Jinja2), compiled.

@@ -27,105 +27,51 @@ static bool run_all(struct server *srv, struct stream *st, int fd, struct reply 
 	return ok;
 }
 
-/* The text of messages[i].content (a string, or text parts joined) into
- * m->content / m->content_len; *owned gets what must be freed. False after an
- * error reply. */
-static bool message_content(json_t *content, const char *role, size_t i, struct hearth_chat_msg *m, char **owned,
-			    struct reply *rp)
+/* The chat request's prompt: its variables rendered through the model's chat
+ * template and tokenized, the context as a ceiling. False after an error reply. */
+static bool chat_prompt(struct server *srv, json_t *vars, struct hearth_chat_prompt *pr, struct reply *rp)
 {
-	size_t len = 0, cap = 0, k;
-	json_t *part;
-	if (json_is_string(content)) {
-		m->content = json_string_value(content);
-		m->content_len = json_string_length(content);
-		return true;
-	}
-	if (json_is_null(content) && !strcmp(role, "assistant")) {
-		m->content = "";
-		return true;
-	}
-	if (!json_is_array(content)) {
-		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_type",
-			    "messages[%zu].content must be a string or an array of text parts", i);
+	struct hearth_err err = { 0 };
+	size_t len;
+	char *text = reply_text(vars, &len);
+	if (!text) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		return false;
 	}
-	if (buf_append(owned, &len, &cap, "", 0))
-		goto out_oom;
-	json_array_foreach(content, k, part) {
-		const char *type = json_string_value(json_object_get(part, "type"));
-		json_t *t = json_object_get(part, "text");
-		if (!type || strcmp(type, "text") || !json_is_string(t)) {
-			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
-				    "messages[%zu].content[%zu] must be a text part {\"type\":\"text\",\"text\":...}", i, k);
-			return false;
-		}
-		if (buf_append(owned, &len, &cap, json_string_value(t), json_string_length(t)))
-			goto out_oom;
-	}
-	m->content = *owned;
-	m->content_len = len;
-	return true;
-out_oom:
-	reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
-	return false;
+	int rc = hearth_chat_apply(srv->chat, text, len, NULL, srv->sp.n_ctx_seq, pr, &err);
+	free(text);
+	if (rc == HEARTH_ETOOBIG && pr->text) /* rendered, then too many tokens */
+		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded",
+			    "This model's maximum context length is %d tokens; the messages are longer.", srv->sp.n_ctx_seq);
+	else if (rc && rc != HEARTH_ENOMEM && !pr->text) /* the template refused it (raise_exception, a type error ...) */
+		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value", "the chat template: %s", err.msg);
+	else if (rc)
+		reply_lib_error(rp, rc, "messages", &err);
+	return rc == 0;
 }
 
-/* Chat messages -> the model's prompt text (*len bytes: it may hold NULs). */
-static char *render_messages(struct server *srv, json_t *msgs, size_t *len, struct reply *rp)
+/* A reader per choice for the answers (tools: what the model may call, NULL: none). */
+static bool chat_readers(struct server *srv, struct stream *st, const struct hearth_chat_prompt *pr, json_t *tools,
+			 struct reply *rp)
 {
-	struct hearth_chat_msg m[256];
-	char *owned[256] = { 0 };
 	struct hearth_err err = { 0 };
-	char *out = NULL;
-	size_t n = json_array_size(msgs), i;
-	json_t *msg;
-
-	if (!json_is_array(msgs) || n == 0) {
-		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
-			    "'messages' must be a non-empty array");
-		return NULL;
-	}
-	if (n > 256) {
-		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value", "at most 256 messages");
-		return NULL;
-	}
-	memset(m, 0, sizeof m);
-	json_array_foreach(msgs, i, msg) {
-		json_t *jrole = json_object_get(msg, "role");
-		const char *role = json_string_value(jrole);
-		if (!json_is_object(msg) || !role || strlen(role) != json_string_length(jrole)) {
-			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
-				    "messages[%zu] must be an object with a string 'role'", i);
-			goto out;
-		}
-		if (!strcmp(role, "developer"))
-			role = "system";
-		if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) {
-			reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
-				    "messages[%zu].role '%.64s' is not one of system, developer, user, assistant", i, role);
-			goto out;
-		}
-		m[i].role = role;
-		if (!message_content(json_object_get(msg, "content"), role, i, &m[i], &owned[i], rp))
-			goto out;
-	}
-	int rc = hearth_chat_render(srv->model, m, (int)n, true, &out, len, &err);
-	if (rc)
-		reply_lib_error(rp, rc, "messages", &err);
-out:
-	for (i = 0; i < n && i < 256; i++)
-		free(owned[i]);
-	return out;
+	size_t len = 0;
+	char *tj = tools ? reply_text(tools, &len) : NULL;
+	bool ok = !tools || tj;
+	for (int k = 0; ok && k < st->p.n; k++)
+		ok = !chat_out_init(&st->reader[k], srv, pr, tj, len, &err);
+	free(tj);
+	if (!ok)
+		reply_lib_error(rp, err.code ? err.code : HEARTH_ENOMEM, "tools", &err);
+	return ok;
 }
 
 void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp)
 {
-	struct hearth_err err = { 0 };
 	struct stream *st = stream_new(srv, true, call);
-	json_t *body = call->body;
-	int32_t *ids = NULL, n_ids = 0;
-	char *prompt = NULL;
-	size_t prompt_len = 0;
+	json_t *body = call->body, *vars = NULL;
+	struct hearth_chat_prompt pr = { 0 };
+	struct chat_tools tc;
 
 	if (!st) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
@@ -136,24 +82,14 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 			    "Missing required parameter: 'messages'");
 		goto out;
 	}
-	if (!params_parse(srv, body, true, call->tenant, &st->p, rp) ||
-	    !(prompt = render_messages(srv, json_object_get(body, "messages"), &prompt_len, rp)))
+	if (!params_parse(srv, body, true, call->tenant, &st->p, rp) || !chat_vars_build(body, &vars, &tc, rp) ||
+	    !chat_prompt(srv, vars, &pr, rp) || !chat_readers(srv, st, &pr, tc.tools, rp))
 		goto out;
 	if (srv->log_prompts)
-		fprintf(stderr, "hearth serve: prompt: %s\n", prompt);
-	int rc = hearth_tokenize_max(srv->model, prompt, prompt_len, true, true, srv->sp.n_ctx_seq, &ids, &n_ids, &err);
-	if (rc == HEARTH_ETOOBIG) {
-		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded",
-			    "This model's maximum context length is %d tokens; the messages are longer.", srv->sp.n_ctx_seq);
-		goto out;
-	}
-	if (rc) {
-		reply_lib_error(rp, rc, "messages", &err);
-		goto out;
-	}
+		fprintf(stderr, "hearth serve: prompt: %s\n", pr.text);
 	for (int k = 0; k < st->p.n; k++) {
 		st->n_gen = k + 1; /* freed with the stream from here on */
-		if (!gen_start(srv, &st->p, &st->g[k], ids, n_ids, k, "messages", rp))
+		if (!gen_start(srv, &st->p, &st->g[k], pr.ids, pr.n_ids, k, "messages", rp))
 			goto out;
 	}
 	if (st->p.stream) {
@@ -165,8 +101,8 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 	if (run_all(srv, st, call->fd, rp))
 		reply_json(rp, 200, shape_chat_reply(srv, st));
 out:
-	free(prompt);
-	free(ids);
+	json_decref(vars);
+	hearth_chat_prompt_free(&pr);
 	stream_free(st);
 }
 

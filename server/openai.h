@@ -39,6 +39,40 @@ struct params {
 };
 
 
+/* A chat request's tools (chat-vars.c). */
+enum tool_choice { TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUIRED, TOOL_CHOICE_NAMED };
+struct chat_tools {
+	json_t *tools;           /* the request's "tools" (borrowed), NULL when none or tool_choice is "none" */
+	enum tool_choice choice;
+	const char *named;       /* TOOL_CHOICE_NAMED: the function (borrowed) */
+	bool parallel;           /* parallel_tool_calls */
+};
+/* The variables of a chat request's template (new reference in *vars):
+ * messages as templates read them, tools, add_generation_prompt, and the
+ * request's chat_template_kwargs / reasoning_effort; false after an error
+ * reply naming the field. */
+bool chat_vars_build(json_t *body, json_t **vars, struct chat_tools *tc, struct reply *rp);
+
+/* One choice's answer read as OpenAI's message fields (chat-out.c). */
+struct chat_out {
+	struct hearth_chat_reader *r;
+	int n_calls;       /* calls sent, numbered 0, 1, ... */
+	uint64_t emitted;  /* the reader's call indices sent */
+	char *pend_name;   /* a call begun, held until its arguments close */
+	char pend_id[40];
+	int32_t pend_index;
+};
+/* A reader for an answer to prompt; tools_json NULL: no tools (reasoning only). */
+int chat_out_init(struct chat_out *o, struct server *srv, const struct hearth_chat_prompt *prompt, const char *tools_json,
+		  size_t tools_len, struct hearth_err *err);
+void chat_out_free(struct chat_out *o);
+/* Reads len more bytes of the answer (final: it ended) and adds what they
+ * settle to delta: "content", "reasoning_content", "tool_calls". False when
+ * out of memory. */
+bool chat_out_delta(struct chat_out *o, const char *text, size_t len, bool final, json_t *delta);
+/* The whole answer into msg's "content" (null when only calls), "reasoning_content", "tool_calls". */
+bool chat_out_message(struct chat_out *o, const char *text, size_t len, json_t *msg);
+
 struct tok_lp {
 	int32_t id;
 	float lp;
@@ -79,6 +113,7 @@ struct stream {
 	char *out;            /* SSE bytes ready to send */
 	size_t out_len, out_cap, out_sent;
 	bool role_sent[MAX_PROMPTS];
+	struct chat_out reader[MAX_PROMPTS]; /* chat: each choice's answer reader (r NULL: none) */
 	bool done;            /* [DONE] queued */
 	bool broken;          /* a chunk could not be built: the stream ends cut, never with [DONE] */
 };

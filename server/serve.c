@@ -36,6 +36,9 @@ static const char serve_help[] =
 	"      --max-queue N       waiting requests before 429 [256]\n"
 	"      --alias NAME        the model name clients use [the file name]\n"
 	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n"
+	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
+	"      --allow-special-in-content  control-token text in messages becomes control tokens\n"
+	"                          (Hugging Face's behaviour; off: it stays text, no forged turns)\n"
 	"\n"
 	"Security (see the README's security model):\n"
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable; at least 16 bytes)\n"
@@ -176,6 +179,9 @@ static bool add_name(const char **list, int *n, const char *v)
 
 struct serve_opts {
 	const char *key_file, *cert_file, *key_pem_file;
+	const char *template_path; /* --chat-template */
+	char *template_src;        /* its text (configure reads it) */
+	size_t template_len;
 	const char *keys[SRV_MAX_KEYS];
 	int n_keys;
 	bool allow_weak;
@@ -198,6 +204,10 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 		}
 		if (!strcmp(a, "--allow-weak-key")) {
 			o->allow_weak = true;
+			continue;
+		}
+		if (!strcmp(a, "--allow-special-in-content")) {
+			srv->allow_special_in_content = true;
 			continue;
 		}
 		if (!(val = arg_value("serve", argc, argv, &i)))
@@ -256,6 +266,8 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			o->key_pem_file = val;
 		} else if (!strcmp(a, "--alias")) {
 			srv->alias = val;
+		} else if (!strcmp(a, "--chat-template")) {
+			o->template_path = val;
 		} else if (!strcmp(a, "--max-body")) {
 			if (!arg_int("serve", a, val, 1024, 1LL << 31, &v))
 				return EXIT_USAGE;
@@ -305,6 +317,10 @@ static int configure(struct server *srv, struct serve_opts *o)
 	if (o->cert_file && (!(srv->tls_cert = read_pem("--ssl-cert", o->cert_file)) ||
 			     !(srv->tls_key = read_pem("--ssl-key", o->key_pem_file))))
 		return 1;
+	if (o->template_path && !(o->template_src = cli_read_file(o->template_path, &o->template_len))) {
+		fprintf(stderr, "hearth serve: --chat-template %s: %s\n", o->template_path, strerror(errno));
+		return 1;
+	}
 	if (srv->max_conns_per_addr > srv->max_conns)
 		srv->max_conns_per_addr = srv->max_conns;
 	/* every connection is a descriptor (and a thread); keep some for the model and the rest */
@@ -358,7 +374,6 @@ int cmd_serve(int argc, char **argv)
 	struct server srv = { .host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .max_body_total = 256u << 20,
 			      .timeout_s = 30, .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256 };
 	struct serve_opts o = { 0 };
-	struct hearth_model_params mp = hearth_model_default_params();
 	struct hearth_err err = { 0 };
 	char why[256];
 	int rc = 1;
@@ -399,12 +414,15 @@ int cmd_serve(int argc, char **argv)
 	fprintf(stderr, "hearth serve: listening on %s://%s:%d (%s)\n", srv.tls_cert ? "https" : "http", srv.host,
 		srv.listener.port, srv.n_keys ? "API key required" : "no API key");
 	warn_exposed(&srv);
-	if (hearth_model_load(&srv.model, srv.model_path, &mp, &err) ||
-	    hearth_sched_new(&srv.sched, srv.model, &srv.sp, &err)) {
+	if (server_load(&srv, o.template_src, o.template_len, &err)) {
 		fprintf(stderr, "hearth serve: %s\n", err.msg);
 		goto out;
 	}
-	srv.sp = hearth_sched_params_used(srv.sched); /* the defaults it filled in */
+	bool builtin = false;
+	hearth_chat_template_src(srv.chat, &builtin);
+	fprintf(stderr, "hearth serve: chat template: %s (%s answers)\n",
+		o.template_src ? o.template_path : builtin ? "built-in ChatML (the model has none)" : "the model's",
+		hearth_chat_format_name(srv.chat));
 	srv.created = (long)time(NULL);
 	atomic_store(&srv.phase, SRV_READY);
 	fprintf(stderr, "hearth serve: %s ready as '%s' (%d parallel, %d tokens per request)\n",
@@ -415,8 +433,7 @@ out:
 	listener_close(&srv.listener);
 	http_stop(&srv);
 	conns_free(&srv.conns);
-	hearth_sched_free(srv.sched);
-	hearth_model_free(srv.model);
+	server_unload(&srv);
 	metrics_free(srv.metrics);
 	fprintf(stderr, "hearth serve: stopped\n");
 out_config:
@@ -424,5 +441,6 @@ out_config:
 		free(srv.keys[i]);
 	free(srv.tls_cert);
 	free(srv.tls_key);
+	free(o.template_src);
 	return rc;
 }

@@ -149,8 +149,10 @@ struct server {
 	int max_conns, max_conns_per_addr;
 	char *tls_cert, *tls_key; /* PEM text; NULL: plain HTTP */
 	bool log_prompts;
+	bool allow_special_in_content; /* control-token text in messages becomes control tokens */
 	/* state */
 	struct hearth_model *model;
+	struct hearth_chat *chat; /* the model's chat template, compiled */
 	struct hearth_sched *sched;
 	struct hearth_sched_params sp;
 	atomic_int phase;         /* enum srv_phase */
@@ -164,6 +166,11 @@ struct server {
 };
 
 enum srv_phase { SRV_LOADING, SRV_READY, SRV_DRAINING };
+
+/* load.c: the model, its chat (template_src: --chat-template's text, NULL:
+ * the model's) and the scheduler; server_unload releases what was loaded. */
+int server_load(struct server *srv, const char *template_src, size_t template_len, struct hearth_err *err);
+void server_unload(struct server *srv);
 
 /* An HTTP reply being built by a handler. */
 struct reply {

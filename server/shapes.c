@@ -92,6 +92,14 @@ json_t *shape_usage(const struct gen *g, int n)
 			 "total_tokens", prompt + completion, "prompt_tokens_details", "cached_tokens", cached);
 }
 
+/* Choice k's message: its answer read into content, reasoning and calls. */
+static json_t *chat_message(struct stream *st, int k)
+{
+	struct gen *g = &st->g[k];
+	json_t *msg = json_pack("{s:s}", "role", "assistant");
+	return jsonb_done(msg, msg && chat_out_message(&st->reader[k], g->text ? g->text : "", g->len, msg));
+}
+
 /* The chat.completion reply of finished generations; NULL when out of memory. */
 json_t *shape_chat_reply(struct server *srv, struct stream *st)
 {
@@ -99,10 +107,11 @@ json_t *shape_chat_reply(struct server *srv, struct stream *st)
 	bool ok = choices != NULL;
 	for (int k = 0; ok && k < st->n_gen; k++) {
 		struct gen *g = &st->g[k];
-		ok = jsonb_add(choices, json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", k, "message", "role", "assistant",
-					    "content", jsonb_str(g->text ? g->text : "", g->len), "logprobs",
+		json_t *msg = chat_message(st, k);
+		const bool calls = msg && json_object_get(msg, "tool_calls") && g->finish == HEARTH_FINISH_STOP;
+		ok = jsonb_add(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", k, "message", msg, "logprobs",
 					    st->p.logprobs ? shape_chat_logprobs(srv, g->lps, g->n_lps) : json_null(),
-					    "finish_reason", shape_finish_name(g->finish)));
+					    "finish_reason", calls ? "tool_calls" : shape_finish_name(g->finish)));
 	}
 	if (!ok)
 		return jsonb_done(choices, false);

@@ -61,13 +61,19 @@ static void stream_emit(struct stream *st, int i, size_t lp_from)
 			ok = jsonb_set(delta, "role", json_string("assistant"));
 			st->role_sent[i] = true;
 		}
-		if (ok && (json_string_length(text) || !fin))
-			ok = jsonb_set(delta, "content", json_incref(text));
+		if (ok)
+			ok = chat_out_delta(&st->reader[i], json_string_value(text), json_string_length(text), fin, delta);
+		const int fr = fin && st->reader[i].n_calls > 0 && g->finish == HEARTH_FINISH_STOP ? -1 : g->finish;
 		delta = jsonb_done(delta, ok);
+		if (delta && !fin && json_object_size(delta) == 0 && !(st->p.logprobs && g->n_lps > lp_from)) {
+			json_decref(delta); /* everything new is held back (a marker may be starting) */
+			json_decref(text);
+			return;
+		}
 		choice = !delta ? NULL : json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
 				   st->p.logprobs && g->n_lps > lp_from ? shape_chat_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
 									: json_null(),
-				   "finish_reason", fin ? json_string(shape_finish_name(g->finish)) : json_null());
+				   "finish_reason", fin ? json_string(fr < 0 ? "tool_calls" : shape_finish_name(fr)) : json_null());
 	} else {
 		choice = json_pack("{s:i, s:O, s:o, s:o}", "index", i, "text", text, "logprobs",
 				   st->p.logprobs && g->n_lps > lp_from ? shape_completion_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
@@ -127,6 +133,8 @@ void stream_free(struct stream *st)
 		return;
 	for (int i = 0; i < st->n_gen; i++)
 		gen_free(st->srv, &st->g[i]);
+	for (int i = 0; i < MAX_PROMPTS; i++)
+		chat_out_free(&st->reader[i]);
 	params_free(&st->p);
 	free(st->out);
 	free(st);

@@ -34,6 +34,7 @@
 	X(test_chat_no_role_injection) \
 	X(test_chat_bos_and_builtin) \
 	X(test_chat_reader)          \
+	X(test_chat_out)             \
 	X(test_toolcall_formats)     \
 	X(test_toolcall_streaming)   \
 	X(test_toolcall_detect)      \

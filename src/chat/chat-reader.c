@@ -8,6 +8,7 @@
 
 #include "../base/err.h"
 #include "chat-impl.h"
+#include "jinja.h"
 
 struct hearth_chat_reader {
 	struct tc_parser *p;
@@ -41,10 +42,11 @@ int hearth_chat_reader_new(const struct hearth_chat *c, const struct hearth_chat
 	*out = NULL;
 	if (tools_json) {
 		json_error_t je;
-		tools = json_loadb(tools_json, tools_len, 0, &je);
+		bool oom;
+		tools = chat_json_load(tools_json, tools_len, JSON_ALLOW_NUL, &je, &oom);
 		if (!json_is_array(tools)) {
 			json_decref(tools);
-			return err_set(err, HEARTH_EINVAL, "chat reader: the tools are not a JSON array (%s)",
+			return err_set(err, oom ? HEARTH_ENOMEM : HEARTH_EINVAL, "chat reader: the tools are not a JSON array (%s)",
 				       tools ? "another value" : je.text);
 		}
 	} else if (format != TC_HARMONY) { /* no tools: reasoning only */

@@ -11,6 +11,7 @@
 
 #include "../base/err.h"
 #include "chat-impl.h"
+#include "jinja.h"
 
 /* The template of a model that has none: ChatML, as llama.cpp also assumes. */
 static const char chatml_src[] =
@@ -117,8 +118,11 @@ static int chat_vars(const struct hearth_chat *c, const char *vars_json, size_t 
 		     struct hearth_err *err)
 {
 	json_error_t je;
-	json_t *given = json_loadb(vars_json, len, JSON_REJECT_DUPLICATES, &je);
+	bool oom;
+	json_t *given = chat_json_load(vars_json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je, &oom);
 	*out = NULL;
+	if (oom)
+		return err_set(err, HEARTH_ENOMEM, "chat: out of memory for the template's variables");
 	if (!json_is_object(given)) {
 		json_decref(given);
 		return err_set(err, HEARTH_EINVAL, "chat: the variables are not a JSON object (%s, line %d column %d)",
@@ -176,14 +180,9 @@ int hearth_chat_apply(const struct hearth_chat *c, const char *vars_json, size_t
 	int rc = chat_vars(c, vars_json, len, &vars, err);
 	if (rc)
 		return rc;
-	char *text = json_dumps(vars, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(vars);
-	if (!text)
-		return err_set(err, HEARTH_ENOMEM, "chat: out of memory for the template's variables");
 	const struct hearth_template_opts o = { .date = date };
-	rc = hearth_template_render(c->t, text, strlen(text), &o, &out->text, &out->len, &out->content,
-					&out->n_content, err);
-	free(text);
+	rc = template_render_json(c->t, vars, &o, &out->text, &out->len, &out->content, &out->n_content, err);
+	json_decref(vars);
 	if (!rc && max_tokens >= 0)
 		rc = chat_tokenize(c, max_tokens, out, err);
 	return rc;

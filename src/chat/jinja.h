@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "hearth.h"
 
 /* ---- limits ---- */
@@ -319,5 +321,14 @@ struct jcycler {
 	struct jlist *items;
 	size_t pos;
 };
+
+/* json-load.c: json_loadb, tried twice (see there); *oom: a failure that was
+ * out of memory rather than bad text. */
+json_t *chat_json_load(const char *s, size_t n, size_t flags, json_error_t *je, bool *oom);
+
+/* template.c: hearth_template_render over variables already parsed (vars: a
+ * JSON object; strings under "messages" and "tools" are content). */
+int template_render_json(const struct hearth_template *t, const struct json_t *vars, const struct hearth_template_opts *o,
+			 char **out, size_t *len, struct hearth_span **spans, size_t *n_spans, struct hearth_err *err);
 
 #endif /* HEARTH_JINJA_H */

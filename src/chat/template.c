@@ -102,28 +102,20 @@ static int parse_date(const char *date, struct tm *tm, struct hearth_err *err)
 	return 0;
 }
 
-static int load_vars(struct jctx *c, const char *vars_json, size_t vars_len)
+static int load_vars(struct jctx *c, const json_t *root)
 {
-	json_error_t je;
-	json_t *root = json_loadb(vars_json ? vars_json : "{}", vars_json ? vars_len : 2, JSON_ALLOW_NUL, &je);
-	if (!root)
-		return err_set(c->err, HEARTH_EINVAL, "template variables: line %d, column %d: %s", je.line, je.column,
-			       je.text);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	if (!json_is_object(root))
 		return err_set(c->err, HEARTH_EINVAL, "template variables: not a JSON object");
-	}
 	const char *k;
 	json_t *v;
 	int rc = 0;
-	json_object_foreach(root, k, v) {
+	json_object_foreach((json_t *)root, k, v) {
 		struct jv key, val;
 		bool content = !strcmp(k, "messages") || !strcmp(k, "tools");
 		if ((rc = jv_cstr(c, k, &key)) || (rc = jinja_from_json(c, v, content, &val)) ||
 		    (rc = jdict_set(c, &c->globals->vars, key, val)))
 			break;
 	}
-	json_decref(root);
 	return rc ? c->err->code : 0;
 }
 
@@ -153,9 +145,8 @@ static int take_output(struct jctx *c, char **out, size_t *len, struct hearth_sp
 	return 0;
 }
 
-int hearth_template_render(const struct hearth_template *t, const char *vars_json, size_t vars_len,
-			   const struct hearth_template_opts *o, char **out, size_t *len, struct hearth_span **spans,
-			   size_t *n_spans, struct hearth_err *err)
+int template_render_json(const struct hearth_template *t, const json_t *vars, const struct hearth_template_opts *o,
+			 char **out, size_t *len, struct hearth_span **spans, size_t *n_spans, struct hearth_err *err)
 {
 	struct hearth_err local = { 0 };
 	if (!err)
@@ -180,7 +171,7 @@ int hearth_template_render(const struct hearth_template *t, const char *vars_jso
 		rc = err_set(err, HEARTH_ENOMEM, "template: out of memory");
 	if (!rc) {
 		memset(c.globals, 0, sizeof *c.globals);
-		rc = load_vars(&c, vars_json, vars_len);
+		rc = load_vars(&c, vars);
 	}
 	if (!rc)
 		rc = jsb_init(&c, &body, 4096);
@@ -195,5 +186,21 @@ int hearth_template_render(const struct hearth_template *t, const char *vars_jso
 	if (!rc)
 		rc = take_output(&c, out, len, spans, n_spans);
 	ja_free(&c.ar);
+	return rc;
+}
+
+int hearth_template_render(const struct hearth_template *t, const char *vars_json, size_t vars_len,
+			   const struct hearth_template_opts *o, char **out, size_t *len, struct hearth_span **spans,
+			   size_t *n_spans, struct hearth_err *err)
+{
+	json_error_t je;
+	*out = NULL;
+	bool oom;
+	json_t *root = chat_json_load(vars_json ? vars_json : "{}", vars_json ? vars_len : 2, JSON_ALLOW_NUL, &je, &oom);
+	if (!root)
+		return err_set(err, oom ? HEARTH_ENOMEM : HEARTH_EINVAL,
+			       "template variables: line %d, column %d: %s", je.line, je.column, je.text);
+	int rc = template_render_json(t, root, o, out, len, spans, n_spans, err);
+	json_decref(root);
 	return rc;
 }

@@ -37,7 +37,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct hearth_err err = { 0 };
-	struct hearth_model_params mp = hearth_model_default_params();
 	(void)argc;
 	(void)argv;
 	hearth_log_set(NULL, NULL);
@@ -54,12 +53,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.sp.n_ctx_seq = 32; /* bounds the work of one request */
 	srv.sp.n_threads = 1;
 	if (!srv.model_path || !srv.keys[0] || metrics_new(&srv.metrics) || conns_init(&srv.conns, 8, 8, 30, false) ||
-	    hearth_model_load(&srv.model, srv.model_path, &mp, &err) ||
-	    hearth_sched_new(&srv.sched, srv.model, &srv.sp, &err)) {
+	    server_load(&srv, NULL, 0, &err)) {
 		fprintf(stderr, "fuzz-http: cannot set up the server: %s\n", err.msg);
 		abort();
 	}
-	srv.sp = hearth_sched_params_used(srv.sched);
 	atomic_store(&srv.phase, SRV_READY);
 	return 0;
 }

@@ -22,7 +22,6 @@ struct call_in {
 static bool srv_open(struct server *srv)
 {
 	struct hearth_err err = { 0 };
-	struct hearth_model_params mp = hearth_model_default_params();
 	memset(srv, 0, sizeof *srv);
 	srv->host = "127.0.0.1";
 	srv->alias = "tiny";
@@ -38,12 +37,10 @@ static bool srv_open(struct server *srv)
 	srv->sp.n_threads = 1;
 	if (!srv->keys[0] || metrics_new(&srv->metrics) || conns_init(&srv->conns, 8, 8, 30, false))
 		return false;
-	if (hearth_model_load(&srv->model, srv->model_path, &mp, &err) ||
-	    hearth_sched_new(&srv->sched, srv->model, &srv->sp, &err)) {
+	if (server_load(srv, NULL, 0, &err)) {
 		T_FAIL("%s", err.msg);
 		return false;
 	}
-	srv->sp = hearth_sched_params_used(srv->sched);
 	atomic_store(&srv->phase, SRV_READY);
 	struct hearth_sched_stats st = { 0 };
 	for (int i = 0; i < 1000 && !st.alive; i++) { /* its thread's first turn */
@@ -58,8 +55,7 @@ static bool srv_open(struct server *srv)
 
 static void srv_close(struct server *srv)
 {
-	hearth_sched_free(srv->sched);
-	hearth_model_free(srv->model);
+	server_unload(srv);
 	conns_free(&srv->conns);
 	metrics_free(srv->metrics);
 	free(srv->keys[0]);
