@@ -269,6 +269,46 @@ int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, i
  * penalties see a shorter history. */
 void hearth_sampler_accept(struct hearth_sampler *s, int32_t id);
 
+/* ---- grammars: constrained sampling ------------------------------------
+ *
+ * A grammar in llama.cpp's GBNF (rules `name ::= ...`, "literals", [classes],
+ * `.`, groups, | * + ? {m,n}, # comments), compiled once against a model's
+ * vocabulary. A sampler that follows it only returns tokens whose bytes
+ * continue a text the grammar can still complete (a token may end inside a
+ * UTF-8 character), end-of-generation tokens only where the grammar may
+ * end, and control tokens never. Errors name the line, the column and the
+ * problem (undefined rule, bad escape, left recursion, ...). Bounded: the
+ * text, rules, nesting, expanded repetitions and the set of parse stacks a
+ * state may hold (a grammar whose state set explodes is refused, or its
+ * text stops matching, instead of growing without end).
+ */
+struct hearth_grammar; /* a compiled grammar bound to a model's vocabulary: immutable, shareable by threads */
+/* GBNF text (len bytes); root: the start rule ("root" when NULL). */
+int hearth_grammar_new(const struct hearth_model *m, const char *gbnf, size_t len, const char *root,
+		       struct hearth_grammar **out, struct hearth_err *err);
+void hearth_grammar_free(struct hearth_grammar *g);
+/* A JSON Schema (JSON text, len bytes) as GBNF text (*out malloc'd, NUL-terminated;
+ * the caller frees). Every rule's name starts with prefix and the start rule is
+ * named exactly prefix (so that several outputs can be concatenated under one
+ * root). A keyword hearth cannot enforce is an error that names it
+ * (HEARTH_EUNSUPPORTED); annotations (title, description, ...) are ignored.
+ * The schema "{}" (or true) is any JSON value. See src/grammar/json-schema.c
+ * for what is covered and how exactly. */
+int hearth_json_schema_to_gbnf(const char *schema, size_t len, const char *prefix, char **out,
+			       struct hearth_err *err);
+/* The sampler follows g from now on (NULL: no grammar); tokens accepted before
+ * this call are not seen by it (set it after the prompt's tokens). With after !=
+ * NULL the grammar applies only once the generated text contains after (e.g.
+ * "</think>": the answer after a reasoning block; the bytes of that token after
+ * the trigger go to the grammar when it takes them); before that sampling is
+ * free. g must outlive the sampler's use of it; its vocabulary must be the
+ * sampler's size (HEARTH_EINVAL). A token the grammar refuses that is accepted
+ * anyway (forced) ends it: only end of generation is allowed after. */
+int hearth_sampler_set_grammar(struct hearth_sampler *s, const struct hearth_grammar *g, const char *after,
+			       struct hearth_err *err);
+/* Whether the grammar (if any) has reached an end where nothing more may follow (the caller stops). */
+bool hearth_sampler_grammar_done(const struct hearth_sampler *s);
+
 /* ---- serving: continuous batching over many requests --------------------
  *
  * A scheduler owns the model's KV cache and one thread that runs every step

@@ -50,6 +50,9 @@
 	X(test_sampler_select)       \
 	X(test_sampler_row_kernels)  \
 	X(test_sampler_logprobs)     \
+	X(test_grammar_parse)        \
+	X(test_grammar_match)        \
+	X(test_grammar_bounds)       \
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../base/err.h"
+#include "../grammar/grammar.h"
 #include "../kern/attn-tile.h"
 #include "../kern/kern.h"
 #include "sampler.h"
@@ -43,6 +44,8 @@ struct hearth_sampler {
 	int32_t *hist;       /* accepted tokens */
 	size_t n_hist, cap_hist;
 	uint64_t rng;
+	struct gfollow *gf;  /* the grammar followed, or NULL */
+	float *gl;           /* [n_vocab] logits with the tokens it refuses at -inf */
 };
 
 struct hearth_sampler_params hearth_sampler_default_params(void)
@@ -94,6 +97,8 @@ void hearth_sampler_free(struct hearth_sampler *s)
 		free(s->ids[i]);
 	free(s->count);
 	free(s->hist);
+	gfollow_free(s->gf);
+	free(s->gl);
 	free(s);
 }
 
@@ -101,6 +106,8 @@ void hearth_sampler_accept(struct hearth_sampler *s, int32_t id)
 {
 	if (id < 0 || id >= s->n_vocab)
 		return;
+	if (s->gf)
+		gfollow_accept(s->gf, id);
 	if (s->n_hist == s->cap_hist) {
 		size_t cap = s->cap_hist ? 2 * s->cap_hist : 256;
 		int32_t *h = realloc(s->hist, cap * sizeof *h);
@@ -275,7 +282,7 @@ size_t sampler_kept(struct hearth_sampler *s, const float *logits, const int32_t
 	return filter(s, &r, kept);
 }
 
-int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits)
+static int32_t sample_row(struct hearth_sampler *s, const float *logits)
 {
 	const struct hearth_sampler_params *p = &s->p;
 	struct sel_row r;
@@ -297,6 +304,55 @@ int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits)
 			return id;
 	}
 	return last; /* rounding left u at the very end */
+}
+
+/*
+ * Under a grammar: draw as usual and keep the token when the grammar takes it
+ * (one walk over its bytes); only when it does not, mask the refused tokens
+ * (-inf) and draw again with a fresh number. With no truncation (top-k, top-p,
+ * min-p off) the result has exactly the masked distribution: a token t the
+ * grammar allows comes with p(t) + (1 - P(allowed)) p(t) / P(allowed). With
+ * truncation it is llama.cpp's rule: the filters' set when it holds an allowed
+ * token, else the filters applied to the masked logits.
+ */
+int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits)
+{
+	if (!s->gf || !gfollow_active(s->gf))
+		return sample_row(s, logits);
+	const int32_t id = sample_row(s, logits);
+	if (gfollow_allows(s->gf, id))
+		return id;
+	int32_t n_allowed;
+	const uint32_t *bits = gfollow_mask(s->gf, &n_allowed);
+	if (!bits || n_allowed == 0) { /* the grammar is stuck: end */
+		const int32_t eog = gfollow_eog(s->gf);
+		return eog >= 0 ? eog : id;
+	}
+	for (int32_t i = 0; i < s->n_vocab; i++)
+		s->gl[i] = (bits[i >> 5] >> (i & 31)) & 1 ? logits[i] : -INFINITY;
+	return sample_row(s, s->gl);
+}
+
+int hearth_sampler_set_grammar(struct hearth_sampler *s, const struct hearth_grammar *g, const char *after,
+			       struct hearth_err *err)
+{
+	struct gfollow *f = NULL;
+	int rc;
+	if (g && g->v->n_vocab != s->n_vocab)
+		return err_set(err, HEARTH_EINVAL, "sampler: the grammar's vocabulary has %d tokens, the sampler's %d",
+			       g->v->n_vocab, s->n_vocab);
+	if (g && !s->gl && !(s->gl = malloc((size_t)s->n_vocab * sizeof *s->gl)))
+		return err_set(err, HEARTH_ENOMEM, "sampler: out of memory for a grammar");
+	if (g && (rc = gfollow_new(&f, g, after, err)))
+		return rc;
+	gfollow_free(s->gf);
+	s->gf = f;
+	return 0;
+}
+
+bool hearth_sampler_grammar_done(const struct hearth_sampler *s)
+{
+	return s->gf && gfollow_done(s->gf);
 }
 
 int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, int32_t id, int32_t n_top,

@@ -1,0 +1,202 @@
+/* test-grammar.c - GBNF: parsing (and its error messages), matching over
+ * UTF-8 bytes (partial sequences too), repetition bounds, recursion; the
+ * token mask against a token-by-token check on Qwen3's vocabulary; the
+ * sampler under a grammar. */
+#include <stdlib.h>
+
+#include "../../src/grammar/grammar.h"
+#include "../harness.h"
+
+/* Does the grammar take the whole text (fed in chunks of `chunk` bytes)? -1 when it does not parse. */
+static int matches_chunked(const char *gbnf, const char *text, size_t chunk)
+{
+	struct hearth_err err = { 0 };
+	struct gram *g = NULL;
+	struct gmatch m;
+	if (gram_parse(gbnf, strlen(gbnf), NULL, &g, &err)) {
+		T_FAIL("grammar did not parse: %s", err.msg);
+		return -1;
+	}
+	int ok = 0;
+	if (!gmatch_init(&m, g, &err)) {
+		ok = 1;
+		for (size_t i = 0, n = strlen(text); ok && i < n; i += chunk)
+			ok = gmatch_feed(&m, (const uint8_t *)text + i, n - i < chunk ? n - i : chunk);
+		ok = ok && gmatch_can_end(&m);
+		gmatch_release(&m);
+	}
+	gram_free(g);
+	return ok;
+}
+
+static int matches(const char *gbnf, const char *text)
+{
+	int a = matches_chunked(gbnf, text, 1), b = matches_chunked(gbnf, text, 1000);
+	if (a != b)
+		T_FAIL("byte by byte and whole differ on \"%s\"", text);
+	return a;
+}
+
+/* Parses bad grammar text and checks the message holds want. */
+static void parse_fails(const char *gbnf, const char *want)
+{
+	struct hearth_err err = { 0 };
+	struct gram *g = NULL;
+	int rc = gram_parse(gbnf, strlen(gbnf), NULL, &g, &err);
+	if (!rc) {
+		T_FAIL("grammar \"%s\" parsed", gbnf);
+		gram_free(g);
+		return;
+	}
+	if (!strstr(err.msg, want))
+		T_FAIL("grammar \"%s\": message \"%s\" lacks \"%s\"", gbnf, err.msg, want);
+}
+
+void test_grammar_parse(void)
+{
+	static const char *good[] = {
+		"root ::= \"a\"",
+		"root ::= a b\na ::= \"x\" # comment\nb ::= [0-9]+",
+		"root ::= (\"a\" | \"b\")* \"c\"?",
+		"root ::=\n  \"{\" ws (\n    item\n    (\",\" ws item)*\n  )? \"}\"\nitem ::= [a-z]\nws ::= [ \\t\\n]*",
+		"root ::= \"\\x41\\u00e9\\U0001F600\\n\\t\\\\\\\"\"",
+		"root ::= [^\\]\\[\"] . [\\x00-\\x1f]",
+		"root ::= x{3} x{2,} x{1,4} x{,2}\nx ::= \"x\"",
+		"root ::= \"\"",
+		"root ::= a\n  | b\na ::= \"a\"\nb ::= \"b\"",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+		struct hearth_err err = { 0 };
+		struct gram *g = NULL;
+		T_OK(gram_parse(good[i], strlen(good[i]), NULL, &g, &err), err);
+		gram_free(g);
+	}
+	parse_fails("root ::= foo", "line 1, column 10: undefined rule 'foo'");
+	parse_fails("root ::= \"a\"\n\nx ::= \"\\q\"", "line 3, column 8: bad escape '\\q'");
+	parse_fails("root = \"a\"", "line 1, column 6: expected '::='");
+	parse_fails("root ::= (\"a\"", "line 1, column 10: unclosed '('");
+	parse_fails("root ::= \"a", "unterminated literal");
+	parse_fails("root ::= [a-", "unterminated character class");
+	parse_fails("root ::= [z-a]", "out of order");
+	parse_fails("root ::= \"a\"{3,2}", "n < m");
+	parse_fails("root ::= \"a\"{999999}", "too large");
+	parse_fails("root ::= expr\nexpr ::= expr \"+\" term | term\nterm ::= [0-9]", "rule 'expr' is left-recursive");
+	parse_fails("root ::= a\na ::= b? a \"x\"\nb ::= \"b\"", "rule 'a' is left-recursive");
+	parse_fails("root ::= \"a\"\nroot ::= \"b\"", "line 2, column 1: rule 'root' defined twice");
+	parse_fails("start ::= \"a\"", "no rule named 'root'");
+	parse_fails("root ::= \"\\xZ1\"", "bad escape");
+	parse_fails("root ::= \"\\uD800\"", "not a Unicode scalar value");
+	parse_fails("root ::= \"a\" )", "unmatched ')'");
+	parse_fails("root ::= \"\xff\"", "invalid UTF-8");
+	/* nesting and expansion bounds */
+	char deep[300];
+	size_t n = 0;
+	n += (size_t)snprintf(deep + n, sizeof deep - n, "root ::= ");
+	for (int i = 0; i < 100; i++)
+		deep[n++] = '(';
+	deep[n] = 0;
+	parse_fails(deep, "nested too deeply");
+	char *big = malloc(64 * 16 + 32);
+	n = (size_t)snprintf(big, 64, "root ::= ");
+	for (int i = 0; i < 25; i++) /* 25 x 100000 elements */
+		n += (size_t)snprintf(big + n, 64 * 16 + 32 - n, "\"a\"{100000} ");
+	parse_fails(big, "too many elements");
+	free(big);
+	/* a start rule by name */
+	struct hearth_err err = { 0 };
+	struct gram *g = NULL;
+	T_OK(gram_parse("a ::= \"x\"\nb ::= a a", 19, "b", &g, &err), err);
+	gram_free(g);
+}
+
+void test_grammar_match(void)
+{
+	T_EQ_I64(matches("root ::= \"ab\" | \"cd\"", "ab"), 1);
+	T_EQ_I64(matches("root ::= \"ab\" | \"cd\"", "cd"), 1);
+	T_EQ_I64(matches("root ::= \"ab\" | \"cd\"", "ad"), 0);
+	T_EQ_I64(matches("root ::= \"ab\" | \"cd\"", "a"), 0); /* a prefix is not the end */
+	T_EQ_I64(matches("root ::= \"ab\" | \"cd\"", "abc"), 0);
+	/* classes, negation, any */
+	T_EQ_I64(matches("root ::= [a-c0-9_]+", "a0_c9"), 1);
+	T_EQ_I64(matches("root ::= [a-c0-9_]+", "a0d"), 0);
+	T_EQ_I64(matches("root ::= [^\"\\\\]*", "no quotes \xc3\xa9 here"), 1);
+	T_EQ_I64(matches("root ::= [^\"\\\\]*", "a\"b"), 0);
+	T_EQ_I64(matches("root ::= ...", "x\xe2\x82\xac\xf0\x9f\x98\x80"), 1); /* three code points, 8 bytes */
+	T_EQ_I64(matches("root ::= ...", "xy"), 0);
+	/* UTF-8 in literals and classes */
+	T_EQ_I64(matches("root ::= \"\xc3\xa9t\xc3\xa9\"", "\xc3\xa9t\xc3\xa9"), 1);
+	T_EQ_I64(matches("root ::= [\xce\xb1-\xcf\x89]+", "\xce\xbb\xcf\x80"), 1); /* Greek lowercase */
+	T_EQ_I64(matches("root ::= [\xce\xb1-\xcf\x89]+", "\xce\x91"), 0);          /* capital alpha */
+	T_EQ_I64(matches("root ::= [\\u4e00-\\u9fff]", "\xe4\xb8\xad"), 1);
+	T_EQ_I64(matches("root ::= .", "\xc0\x80"), 0);     /* overlong */
+	T_EQ_I64(matches("root ::= .", "\xed\xa0\x80"), 0); /* surrogate */
+	T_EQ_I64(matches("root ::= .", "\xe4\xb8"), 0);     /* incomplete at the end */
+	/* repetition bounds */
+	const char *rep = "root ::= \"a\"{2,4} \"b\"{3} \"c\"{1,} \"d\"{,2}";
+	T_EQ_I64(matches(rep, "aabbbc"), 1);
+	T_EQ_I64(matches(rep, "aaaabbbcccdd"), 1);
+	T_EQ_I64(matches(rep, "abbbc"), 0);
+	T_EQ_I64(matches(rep, "aaaaabbbc"), 0);
+	T_EQ_I64(matches(rep, "aabbc"), 0);
+	T_EQ_I64(matches(rep, "aabbb"), 0);
+	T_EQ_I64(matches(rep, "aabbbcddd"), 0);
+	T_EQ_I64(matches("root ::= (\"ab\" \"c\"?){2}", "abcab"), 1);
+	T_EQ_I64(matches("root ::= \"ab\"+", "ababab"), 1);
+	T_EQ_I64(matches("root ::= \"ab\"+", "aba"), 0);
+	/* recursion, references before definitions, nullable loops */
+	const char *par = "root ::= p\np ::= \"(\" p* \")\"";
+	T_EQ_I64(matches(par, "(()(()))"), 1);
+	T_EQ_I64(matches(par, "(()(())"), 0);
+	T_EQ_I64(matches(par, "())"), 0);
+	T_EQ_I64(matches("root ::= (\"a\"*)*", "aaaa"), 1);
+	T_EQ_I64(matches("root ::= (\"a\"?)* \"b\"", "aab"), 1);
+	T_EQ_I64(matches("root ::= (\"a\" | \"\")+ \"b\"", "b"), 1);
+	/* ambiguity: both readings kept until one fails */
+	const char *amb = "root ::= \"a\"* \"a\" \"b\" | \"a\"+ \"c\"";
+	T_EQ_I64(matches(amb, "aaab"), 1);
+	T_EQ_I64(matches(amb, "aaac"), 1);
+	T_EQ_I64(matches(amb, "b"), 0);
+	/* a JSON grammar, as llama.cpp's json.gbnf is laid out */
+	const char *json =
+		"root   ::= object\n"
+		"value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+		"object ::=\n  \"{\" ws (\n            string \":\" ws value\n"
+		"    (\",\" ws string \":\" ws value)*\n  )? \"}\" ws\n"
+		"array  ::=\n  \"[\" ws (\n            value\n    (\",\" ws value)*\n  )? \"]\" ws\n"
+		"string ::=\n  \"\\\"\" (\n    [^\"\\\\\\x7F\\x00-\\x1F] |\n"
+		"    \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n  )* \"\\\"\" ws\n"
+		"number ::= (\"-\"? ([0-9] | [1-9] [0-9]{0,15})) (\".\" [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws\n"
+		"ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
+	T_EQ_I64(matches(json, "{\"a\": [1, 2.5, {\"b\": null}], \"c\": \"\\u00e9\xe2\x82\xac\"}"), 1);
+	T_EQ_I64(matches(json, "{\"a\": [1, 2.5,]}"), 0);
+	T_EQ_I64(matches(json, "{\"a\" 1}"), 0);
+}
+
+/* The matcher's refusal of a state set that explodes: every prefix of a's doubles the readings. */
+void test_grammar_bounds(void)
+{
+	struct hearth_err err = { 0 };
+	struct gram *g = NULL;
+	struct gmatch m;
+	/* each "a" can end any of 2000 alternatives: more stacks than the bound */
+	char *text = malloc(200000);
+	size_t n = (size_t)snprintf(text, 200000, "root ::= x\nx ::= ");
+	for (int i = 0; i < 2000; i++)
+		n += (size_t)snprintf(text + n, 200000 - n, "%s\"a\" [b-z]{%d}", i ? " | " : "", i % 7);
+	T_OK(gram_parse(text, n, NULL, &g, &err), err);
+	T_TRUE(gmatch_init(&m, g, &err) == HEARTH_ETOOBIG);
+	T_TRUE(strstr(err.msg, "parse stacks") != NULL);
+	gram_free(g);
+	/* deep recursion stops at the depth bound instead of growing */
+	const char *deep = "root ::= p\np ::= \"(\" p? \")\"";
+	T_OK(gram_parse(deep, strlen(deep), NULL, &g, &err), err);
+	T_OK(gmatch_init(&m, g, &err), err);
+	int fed = 0;
+	for (int i = 0; i < GM_MAX_DEPTH + 10; i++)
+		fed += gmatch_feed(&m, (const uint8_t *)"(", 1);
+	T_TRUE(fed < GM_MAX_DEPTH + 10);
+	T_TRUE(m.overflow);
+	gmatch_release(&m);
+	gram_free(g);
+	free(text);
+}
