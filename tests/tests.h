@@ -53,6 +53,9 @@
 	X(test_grammar_parse)        \
 	X(test_grammar_match)        \
 	X(test_grammar_bounds)       \
+	X(test_grammar_mask)         \
+	X(test_json_schema_errors)   \
+	X(test_json_schema_sampled)  \
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \

@@ -21,8 +21,10 @@
  * theirs, then additional ones (names not among the declared, written
  * without escapes); whitespace as JSON generators write it: nothing, one
  * space, or a newline and up to 20 spaces or tabs, after { [ , : and before
- * } ]. Numbers have at most 16 integer and 15 fraction digits, integers at
- * most 19 digits; an unbounded string at most what the model writes.
+ * } ]. Numbers have at most 16 integer and 15 fraction digits and a two-digit
+ * exponent, integers at most 18 digits (19 with bounds, which are clamped to
+ * +-10^18): every text the grammar writes parses without overflow. Dates
+ * are checked field by field (a day up to 31 in any month).
  *
  * Bounded: nesting of the schema (SCHEMA_MAX_DEPTH), the grammar text
  * (SCHEMA_MAX_OUT bytes), the rules made (SCHEMA_MAX_RULES).
@@ -53,8 +55,8 @@ static const char *const prim_body[P_COUNT] = {
 	/* char */ "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" ([0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | "
 		   "[dD] [0-7] [0-9a-fA-F]{2}))",
 	/* string */ "\"\\\"\" %s-char* \"\\\"\"",
-	/* number */ "\"-\"? (\"0\" | [1-9] [0-9]{0,15}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?",
-	/* integer */ "\"-\"? (\"0\" | [1-9] [0-9]{0,18})",
+	/* number */ "\"-\"? (\"0\" | [1-9] [0-9]{0,15}) (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,2})?",
+	/* integer */ "\"-\"? (\"0\" | [1-9] [0-9]{0,17})",
 	/* value */ "%s-object | %s-array | %s-string | %s-number | \"true\" | \"false\" | \"null\"",
 	/* object */ "\"{\" %s-ws (%s-string %s-ws \":\" %s-ws %s-value (\",\" %s-ws %s-string %s-ws \":\" %s-ws "
 		     "%s-value)*)? %s-ws \"}\"",
@@ -91,8 +93,12 @@ static int gen(struct js *c, const json_t *s, int *rule);
 
 static int js_err(struct js *c, int code, const char *fmt, const char *what)
 {
-	return err_set(c->err, code, "json schema: %s%s%.120s%s%.200s", c->path[0] ? "at " : "", c->path,
-		       c->path[0] ? ": " : "", fmt, what ? what : "");
+	char msg[200];
+	const size_t n = strlen(c->path);
+	snprintf(msg, sizeof msg, "%s%s", fmt, what ? what : ""); /* fmt may be c->err->msg itself */
+	if (!n)
+		return err_set(c->err, code, "json schema: %s", msg);
+	return err_set(c->err, code, "json schema: %s (at %s%s)", msg, n > 60 ? "..." : "", c->path + (n > 60 ? n - 57 : 0));
 }
 
 /* Writes the name of primitive p ("prefix-ws") into o and marks it used. */

@@ -200,3 +200,78 @@ void test_grammar_bounds(void)
 	gram_free(g);
 	free(text);
 }
+
+static const char *json_gbnf =
+	"root   ::= object\n"
+	"value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+	"object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+	"array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+	"string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4}) )* \"\\\"\" ws\n"
+	"number ::= \"-\"? ([0-9] | [1-9] [0-9]{0,15}) (\".\" [0-9]{1,10})? ws\n"
+	"ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n";
+
+static uint64_t lcg(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *s >> 33;
+}
+
+/* Walks n_steps random allowed tokens from the start of gbnf, checking at each
+ * state the mask against every token's bytes fed to the state one by one. */
+static void mask_vs_brute(const struct hearth_model *m, const char *gbnf, int n_steps, int stride, uint64_t seed)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_grammar *g = NULL;
+	struct gmatch mt;
+	T_OK(hearth_grammar_new(m, gbnf, strlen(gbnf), NULL, &g, &err), err);
+	if (!g || gmatch_init(&mt, g->g, &err))
+		goto out;
+	const struct gvocab *v = g->v;
+	uint32_t *bits = calloc((size_t)(v->n_vocab + 31) / 32, sizeof *bits);
+	int32_t *allowed = malloc((size_t)v->n_vocab * sizeof *allowed);
+	int n_bad = 0;
+	for (int step = 0; step < n_steps && bits && allowed; step++) {
+		const int32_t n = gmask_compute(&mt, v, bits);
+		int32_t n_list = 0;
+		for (int32_t id = (int32_t)(lcg(&seed) % (uint64_t)stride); id < v->n_vocab; id += stride) {
+			bool want = v->kind[id] == GV_TEXT ? gmatch_allows(&mt, v->bytes + v->off[id], v->len[id])
+				    : v->kind[id] == GV_EOG ? gmatch_can_end(&mt) : false;
+			bool got = (bits[id >> 5] >> (id & 31)) & 1;
+			if (want != got && n_bad++ < 5)
+				T_FAIL("step %d: token %d: mask says %d, its bytes say %d", step, id, got, want);
+		}
+		for (int32_t id = 0; id < v->n_vocab; id++)
+			if ((bits[id >> 5] >> (id & 31)) & 1 && v->kind[id] == GV_TEXT)
+				allowed[n_list++] = id;
+		T_TRUE(n >= n_list);
+		if (!n_list)
+			break;
+		/* prefer short tokens sometimes so that the walk meets partial UTF-8 and many states */
+		int32_t pick = allowed[lcg(&seed) % (uint64_t)n_list];
+		for (int t = 0; t < 3 && v->len[pick] > 2; t++)
+			pick = allowed[lcg(&seed) % (uint64_t)n_list];
+		T_TRUE(gmatch_feed(&mt, v->bytes + v->off[pick], v->len[pick]));
+	}
+	T_EQ_I64(n_bad, 0);
+	free(bits);
+	free(allowed);
+	gmatch_release(&mt);
+out:
+	hearth_grammar_free(g);
+}
+
+void test_grammar_mask(void)
+{
+	struct hearth_model *m = t_load_vocab("vocab/hf-qwen3.vocab.gguf");
+	if (!m)
+		return;
+	const int stride = t_sanitized() ? 13 : 1;
+	mask_vs_brute(m, json_gbnf, t_sanitized() ? 6 : 16, stride, 1);
+	/* Chinese and Greek letters: tokens that end inside a character */
+	mask_vs_brute(m, "root ::= ([\\u4e00-\\u9fff] | [\xce\xb1-\xcf\x89] | \" \"){1,40} \"!\"", t_sanitized() ? 6 : 16,
+		      stride, 2);
+	/* a literal-heavy grammar with an ending: EOS only at the end */
+	mask_vs_brute(m, "root ::= (\"hello\" | \"help\" | \"\xe4\xbd\xa0\xe5\xa5\xbd\") (\", \" (\"world\" | \"there\"))?",
+		      6, stride, 3);
+	hearth_model_free(m);
+}
