@@ -126,6 +126,8 @@ static int generate(struct session *s, int32_t n_predict, FILE *out, struct gen_
 			goto out;
 		if (n_predict >= 0 && r->n >= n_predict)
 			break;
+		if (hearth_sampler_grammar_done(s->smpl)) /* the grammar allows nothing more */
+			break;
 		if (hearth_context_n_past(s->ctx) >= hearth_context_n_ctx(s->ctx)) {
 			fprintf(stderr, "\n[context full: %d tokens]\n", hearth_context_n_ctx(s->ctx));
 			break;
@@ -150,13 +152,39 @@ static const char run_help[] =
 	"  -p, --prompt TEXT       the prompt\n"
 	"  -f, --file FILE         read the prompt from a file (-: standard input)\n"
 	"      --no-bos            do not add the BOS token the vocabulary asks for\n"
-	"      --json              print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} instead\n";
+	"      --json              print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} instead\n"
+	"      --grammar-file FILE the output follows this GBNF grammar (start rule: root)\n"
+	"      --json-schema FILE  the output is JSON valid under this JSON Schema\n";
+
+/* The grammar of --grammar-file or --json-schema (path; schema: JSON Schema), or NULL after a message. */
+static struct hearth_grammar *load_grammar(const struct hearth_model *m, const char *path, bool schema)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_grammar *g = NULL;
+	size_t len = 0;
+	char *text = read_file(path, &len), *gbnf = NULL;
+	if (!text) {
+		fprintf(stderr, "hearth run: %s: cannot read the file\n", path);
+		return NULL;
+	}
+	if (schema && hearth_json_schema_to_gbnf(text, len, "root", &gbnf, &err))
+		goto out;
+	if (hearth_grammar_new(m, gbnf ? gbnf : text, gbnf ? strlen(gbnf) : len, NULL, &g, &err))
+		g = NULL;
+out:
+	if (!g)
+		fprintf(stderr, "hearth run: %s: %s\n", path, err.msg);
+	free(gbnf);
+	free(text);
+	return g;
+}
 
 int cmd_run(int argc, char **argv)
 {
 	struct gen_opts o;
-	const char *prompt = NULL, *file = NULL;
+	const char *prompt = NULL, *file = NULL, *grammar_file = NULL, *schema_file = NULL;
 	bool no_bos = false, json = false;
+	struct hearth_grammar *grammar = NULL;
 	struct hearth_err err = { 0 };
 	struct session s = { 0 };
 	char *text = NULL;
@@ -185,6 +213,12 @@ int cmd_run(int argc, char **argv)
 			no_bos = true;
 		} else if (!strcmp(a, "--json")) {
 			json = true;
+		} else if (!strcmp(a, "--grammar-file")) {
+			if (!(grammar_file = arg_value("run", argc, argv, &i)))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--json-schema")) {
+			if (!(schema_file = arg_value("run", argc, argv, &i)))
+				return EXIT_USAGE;
 		} else {
 			return usage_error("run", "unknown option '%s'", a);
 		}
@@ -195,6 +229,8 @@ int cmd_run(int argc, char **argv)
 		return usage_error("run", "give -p or -f, not both");
 	if (!prompt && !file)
 		return usage_error("run", "give the prompt with -p TEXT or -f FILE (-f - reads standard input)");
+	if (grammar_file && schema_file)
+		return usage_error("run", "give --grammar-file or --json-schema, not both");
 	if (!o.seed_set)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 	if (file) {
@@ -230,6 +266,11 @@ int cmd_run(int argc, char **argv)
 	double t_prompt = now_s() - t0;
 	for (int32_t i = 0; i < n_ids; i++)
 		hearth_sampler_accept(s.smpl, ids[i]);
+	if ((grammar_file || schema_file) &&
+	    !(grammar = load_grammar(s.model, grammar_file ? grammar_file : schema_file, schema_file != NULL)))
+		goto out_close;
+	if (grammar && hearth_sampler_set_grammar(s.smpl, grammar, NULL, &err))
+		goto out_err;
 	struct gen_result r;
 	int grc = generate(&s, o.n_predict, json ? NULL : stdout, &r, &err);
 	if (json) {
@@ -260,6 +301,7 @@ out_err:
 	fprintf(stderr, "hearth run: %s\n", err.msg);
 out_close:
 	session_close(&s);
+	hearth_grammar_free(grammar);
 out_free:
 	free(ids);
 	free(text);

@@ -54,6 +54,7 @@
 	X(test_grammar_match)        \
 	X(test_grammar_bounds)       \
 	X(test_grammar_mask)         \
+	X(test_grammar_sampler)      \
 	X(test_json_schema_errors)   \
 	X(test_json_schema_sampled)  \
 	X(test_model_synthetic)      \

@@ -275,3 +275,112 @@ void test_grammar_mask(void)
 		      6, stride, 3);
 	hearth_model_free(m);
 }
+
+/* The sampler under a grammar: only allowed tokens, EOS only at the end,
+ * the same tokens for the same seed, the masked distribution, a trigger. */
+void test_grammar_sampler(void)
+{
+	struct hearth_model *m = t_load_vocab("vocab/hf-qwen3.vocab.gguf");
+	struct hearth_err err = { 0 };
+	struct hearth_grammar *g = NULL, *ab = NULL, *x = NULL;
+	if (!m)
+		return;
+	const int32_t V = hearth_model_n_vocab(m);
+	float *l = malloc((size_t)V * sizeof *l);
+	T_OK(hearth_grammar_new(m, json_gbnf, strlen(json_gbnf), NULL, &g, &err), err);
+	struct hearth_sampler_params p = hearth_sampler_default_params();
+	p.temp = 1.3f;
+	p.seed = 42;
+	int32_t seq[2][64];
+	int n_seq[2] = { 0, 0 };
+	uint64_t rng = 7;
+	for (int run = 0; g && l && run < 2; run++) {
+		struct hearth_sampler *s = NULL;
+		struct gmatch mt;
+		T_OK(hearth_sampler_new(&s, &p, V, &err), err);
+		T_OK(hearth_sampler_set_grammar(s, g, NULL, &err), err);
+		T_OK(gmatch_init(&mt, g->g, &err), err);
+		rng = 7;
+		for (int t = 0; s && t < 64; t++) {
+			for (int32_t i = 0; i < V; i++) /* random logits, some steps pushing toward refused tokens */
+				l[i] = (float)(lcg(&rng) % 1000) / 100.0f;
+			const int32_t id = hearth_sampler_sample(s, l);
+			seq[run][n_seq[run]++] = id;
+			if (hearth_token_is_eog(m, id)) {
+				T_TRUE(gmatch_can_end(&mt));
+				break;
+			}
+			T_TRUE(g->v->kind[id] == GV_TEXT && gmatch_feed(&mt, g->v->bytes + g->v->off[id], g->v->len[id]));
+			hearth_sampler_accept(s, id);
+		}
+		gmatch_release(&mt);
+		hearth_sampler_free(s);
+	}
+	T_EQ_I64(n_seq[0], n_seq[1]);
+	T_TRUE(!memcmp(seq[0], seq[1], (size_t)n_seq[0] * sizeof seq[0][0]));
+
+	/* two allowed tokens: the masked distribution is theirs renormalized */
+	const int32_t ta = hearth_token_find(m, "a"), tb = hearth_token_find(m, "b");
+	T_OK(hearth_grammar_new(m, "root ::= \"a\" | \"b\"", 18, NULL, &ab, &err), err);
+	for (int32_t i = 0; l && i < V; i++)
+		l[i] = (float)(lcg(&rng) % 1000) / 250.0f;
+	if (l && ta >= 0 && tb >= 0) {
+		l[ta] = 1.0f;
+		l[tb] = 0.0f;
+	}
+	p.temp = 1.0f;
+	p.top_k = 0;
+	p.top_p = 1.0f;
+	p.min_p = 0;
+	const int n_draw = t_sanitized() ? 300 : 1000;
+	int n_a = 0, n_other = 0;
+	struct hearth_sampler *s = NULL;
+	T_OK(hearth_sampler_new(&s, &p, V, &err), err);
+	T_OK(hearth_sampler_set_grammar(s, ab, NULL, &err), err);
+	for (int i = 0; s && ab && i < n_draw; i++) {
+		int32_t id = hearth_sampler_sample(s, l);
+		n_a += id == ta;
+		n_other += id != ta && id != tb;
+	}
+	T_EQ_I64(n_other, 0);
+	T_NEAR((double)n_a / n_draw, exp(1.0) / (exp(1.0) + 1.0), t_sanitized() ? 0.09 : 0.05);
+	/* after "a" only the end may follow */
+	hearth_sampler_accept(s, ta);
+	T_TRUE(hearth_sampler_grammar_done(s));
+	T_TRUE(hearth_token_is_eog(m, hearth_sampler_sample(s, l)));
+	hearth_sampler_free(s);
+
+	/* a trigger: free before "</think>", then the grammar; the rest of the trigger's token goes to it */
+	T_OK(hearth_grammar_new(m, "root ::= \"xyz\"", 14, NULL, &x, &err), err);
+	s = NULL;
+	p.temp = 0;
+	T_OK(hearth_sampler_new(&s, &p, V, &err), err);
+	T_OK(hearth_sampler_set_grammar(s, x, "</think>", &err), err);
+	const int32_t tq = hearth_token_find(m, "q");
+	for (int32_t i = 0; l && i < V; i++)
+		l[i] = 0;
+	if (l && tq >= 0)
+		l[tq] = 5;
+	T_EQ_I64(hearth_sampler_sample(s, l), tq); /* free */
+	int32_t *ids = NULL, n_ids = 0;
+	T_OK(hearth_tokenize(m, "<think>ok</think>x", 18, false, false, &ids, &n_ids, &err), err);
+	for (int32_t i = 0; s && i < n_ids; i++)
+		hearth_sampler_accept(s, ids[i]);
+	T_TRUE(!hearth_sampler_grammar_done(s));
+	const int32_t next = hearth_sampler_sample(s, l); /* now constrained: "yz" or "y" */
+	char piece[16] = { 0 };
+	hearth_token_to_piece(m, next, false, piece, sizeof piece - 1);
+	T_TRUE(!strcmp(piece, "yz") || !strcmp(piece, "y"));
+	free(ids);
+	/* a vocabulary of another size is refused */
+	struct hearth_sampler *small = NULL;
+	T_OK(hearth_sampler_new(&small, &p, 100, &err), err);
+	T_TRUE(small && hearth_sampler_set_grammar(small, x, NULL, &err) == HEARTH_EINVAL);
+	hearth_sampler_free(small);
+	hearth_sampler_free(s);
+	hearth_grammar_free(g);
+	hearth_grammar_free(ab);
+	hearth_grammar_free(x);
+	free(l);
+	hearth_model_free(m);
+}
