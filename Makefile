@@ -133,13 +133,15 @@ tests/conformance/node_modules/.package-lock.json: tests/conformance/package.jso
 	cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error
 
 # benchmarks: tools here, scripts and results in bench/ (run on purpose, never in CI)
-bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench $(B)/membw $(B)/peak
+bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench $(B)/membw $(B)/peak $(B)/grammar-mask
 $(B)/mkmodel: bench/mkmodel.c tests/synth.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/mkmodel.c tests/synth.c $(B)/libhearth.a $(LDLIBS)
 $(B)/membw: bench/membw.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -O3 -mavx2 -o $@ bench/membw.c src/base/bigmem.c -lpthread
 $(B)/peak: bench/peak.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -O2 -o $@ bench/peak.c -lpthread
+$(B)/grammar-mask: bench/grammar-mask.c $(B)/libhearth.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/grammar-mask.c $(B)/libhearth.a $(LDLIBS)
 $(B)/tokbench: bench/tokbench.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/tokbench.c $(B)/libhearth.a $(LDLIBS)
 

@@ -5,7 +5,9 @@
  * Masks are cached by state: the matcher interns its parse stacks, so a
  * state met again (the inside of a string, the next element of an array)
  * has the same sorted stack ids and the same pending UTF-8 bytes, and its
- * mask is reused. The cache changes the work, never the result.
+ * mask is reused. The cache changes the work, never the result. The pool of
+ * frames grows with the text and the DFA (dfa.h); past GF_COMPACT_NODES it is
+ * rebuilt from the current state's stacks (and the caches start over).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 
 #define GF_CACHE 8
 #define GF_MAX_AFTER 256
+#define GF_COMPACT_NODES (1 << 20) /* frames in the pool beyond which it is rebuilt */
 
 struct gf_entry {
 	int32_t *ids, n; /* NULL: empty slot */
@@ -171,6 +174,13 @@ void gfollow_accept(struct gfollow *f, int32_t id)
 			f->dead = true;
 		return;
 	}
-	if (v->kind[id] != GV_TEXT || !gmatch_feed(&f->m, v->bytes + v->off[id], v->len[id]))
+	if (v->kind[id] != GV_TEXT || !gmatch_feed(&f->m, v->bytes + v->off[id], v->len[id])) {
 		f->dead = true;
+		return;
+	}
+	if (f->m.n_node > GF_COMPACT_NODES && gmatch_compact(&f->m))
+		for (int i = 0; i < GF_CACHE; i++) { /* the stack ids changed: the cached masks are unreachable */
+			free(f->cache[i].ids);
+			f->cache[i].ids = NULL;
+		}
 }

@@ -574,6 +574,12 @@ static const char *rule_name(const struct gp *g, int32_t r)
 	return r >= 0 && g->rule[r].name ? g->rule[r].name : "?";
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	const uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int finish(struct gp *g, const char *root, struct gram **out)
 {
 	for (int32_t r = 0; r < g->n_rule; r++)
@@ -621,6 +627,23 @@ static int finish(struct gp *g, const char *root, struct gram **out)
 				gr->alt[n_alt++] = i + 1;
 	}
 	gr->rule_alt[g->n_rule] = n_alt;
+	if (!(gr->cut = malloc(((size_t)g->n_range * 2 + 1) * sizeof *gr->cut))) {
+		gram_free(gr);
+		return err_set(g->err, HEARTH_ENOMEM, "grammar: out of memory");
+	}
+	gr->cut[gr->n_cut++] = 128;
+	for (int32_t i = 0; i < g->n_range; i++)
+		for (int e = 0; e < 2; e++) {
+			const uint32_t c = e ? g->range[2 * i + 1] + 1 : g->range[2 * i];
+			if (c > 128 && c <= 0x10ffff)
+				gr->cut[gr->n_cut++] = c;
+		}
+	qsort(gr->cut, (size_t)gr->n_cut, sizeof *gr->cut, cmp_u32);
+	int32_t n_cut = 0;
+	for (int32_t i = 0; i < gr->n_cut; i++)
+		if (!n_cut || gr->cut[i] != gr->cut[n_cut - 1])
+			gr->cut[n_cut++] = gr->cut[i];
+	gr->n_cut = n_cut;
 	gr->cls = g->cls;
 	gr->n_cls = g->n_cls;
 	gr->range = g->range;
@@ -670,6 +693,7 @@ void gram_free(struct gram *g)
 	free(g->rule_start);
 	free(g->alt);
 	free(g->rule_alt);
+	free(g->cut);
 	free(g->cls);
 	free(g->range);
 	free(g);

@@ -52,6 +52,11 @@ struct gram {
 	int32_t root;        /* the start rule */
 	int32_t *alt;        /* el indexes of each rule's alternatives: rule r's are */
 	int32_t *rule_alt;   /* [n_rule + 1] alt[rule_alt[r] .. rule_alt[r + 1]) */
+	/* [n_cut] sorted starts of the intervals of code points >= 128 within which
+	 * every class holds all or none (cut[0] = 128): a step by a code point
+	 * depends only on its interval */
+	uint32_t *cut;
+	int32_t n_cut;
 };
 
 /* Parses GBNF text (len bytes) with start rule root ("root" when NULL) into
@@ -79,6 +84,20 @@ static inline bool gram_class_has(const struct gram *g, int32_t k, uint32_t c)
 			return true;
 	}
 	return false;
+}
+
+/* The interval (see cut) of a code point >= 128. */
+static inline int32_t gram_interval(const struct gram *g, uint32_t c)
+{
+	int32_t lo = 0, hi = g->n_cut; /* the last cut <= c */
+	while (hi - lo > 1) {
+		const int32_t mid = (lo + hi) / 2;
+		if (g->cut[mid] <= c)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /* Does class k hold any code point of [lo, hi]? */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../base/err.h"
+#include "dfa.h"
 #include "match.h"
 
 static uint32_t node_hash(int32_t pos, int32_t parent)
@@ -163,8 +164,7 @@ static void closure(struct gmatch *m, int32_t n_work, struct gm_state *out)
 	}
 }
 
-/* Steps in by the code point c into out (at the end of buf). */
-static bool step_cp(struct gmatch *m, const struct gm_state *in, uint32_t c, struct gm_state *out)
+bool gmatch_step_cp(struct gmatch *m, const struct gm_state *in, uint32_t c, struct gm_state *out)
 {
 	const struct gram *g = m->g;
 	int32_t n_work = 0;
@@ -185,32 +185,32 @@ static bool step_cp(struct gmatch *m, const struct gm_state *in, uint32_t c, str
 	return out->n > 0;
 }
 
-/* Could some stack of s take a code point the incomplete sequence of s can still become? */
-static bool feasible(const struct gmatch *m, const struct gm_state *s)
+bool gmatch_feasible(const struct gmatch *m, const int32_t *ids, int32_t n, uint32_t acc, int need, int seq)
 {
 	static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	uint32_t lo = s->acc << (6 * s->need), hi = lo | ((1u << (6 * s->need)) - 1);
-	if (lo < min_cp[s->seq])
-		lo = min_cp[s->seq];
+	uint32_t lo = acc << (6 * need), hi = lo | ((1u << (6 * need)) - 1);
+	if (lo < min_cp[seq])
+		lo = min_cp[seq];
 	if (hi > 0x10ffff)
 		hi = 0x10ffff;
-	if (lo >= 0xd800 && hi <= 0xdfff)
+	if (lo > hi || (lo >= 0xd800 && hi <= 0xdfff))
 		return false;
-	if (lo > hi)
-		return false;
-	for (int32_t i = 0; i < s->n; i++) {
-		const int32_t id = m->buf[s->off + i];
-		if (id != GM_ACCEPT && gram_class_meets(m->g, m->g->el[m->node[id].pos].val, lo, hi))
+	for (int32_t i = 0; i < n; i++)
+		if (ids[i] != GM_ACCEPT && gram_class_meets(m->g, m->g->el[m->node[ids[i]].pos].val, lo, hi))
 			return true;
-	}
 	return false;
+}
+
+static bool feasible(const struct gmatch *m, const struct gm_state *s)
+{
+	return gmatch_feasible(m, m->buf + s->off, s->n, s->acc, s->need, s->seq);
 }
 
 bool gmatch_step(struct gmatch *m, const struct gm_state *in, uint8_t b, struct gm_state *out)
 {
 	if (in->need == 0) {
 		if (b < 0x80)
-			return step_cp(m, in, b, out);
+			return gmatch_step_cp(m, in, b, out);
 		const int seq = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
 		if (!seq)
 			return false;
@@ -232,7 +232,7 @@ bool gmatch_step(struct gmatch *m, const struct gm_state *in, uint8_t b, struct 
 	static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
 	if (acc < min_cp[in->seq] || acc > 0x10ffff || (acc >= 0xd800 && acc <= 0xdfff))
 		return false;
-	return step_cp(m, in, acc, out);
+	return gmatch_step_cp(m, in, acc, out);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -302,6 +302,8 @@ int gmatch_reset(struct gmatch *m, struct hearth_err *err)
 	const struct gram *g = m->g;
 	int32_t n_work = 0;
 	gmatch_rollback(m, 1);
+	if (m->dfa)
+		gdfa_clear(m->dfa);
 	m->n_buf = 0;
 	m->overflow = false;
 	m->stamp++;
@@ -340,9 +342,42 @@ int gmatch_init(struct gmatch *m, const struct gram *g, struct hearth_err *err)
 
 void gmatch_release(struct gmatch *m)
 {
+	gdfa_free(m->dfa);
 	free(m->node);
 	free(m->head);
 	free(m->work);
 	free(m->buf);
 	memset(m, 0, sizeof *m);
+}
+
+bool gmatch_compact(struct gmatch *m)
+{
+	const int32_t n = m->cur.n;
+	int32_t total = 0;
+	for (int32_t i = 0; i < n; i++)
+		total += m->node[m->buf[i]].depth;
+	int32_t *pos = malloc(((size_t)total + 1) * sizeof *pos), *len = malloc(((size_t)n + 1) * sizeof *len);
+	bool ok = pos && len;
+	for (int32_t i = 0, k = 0; ok && i < n; i++) { /* each stack's positions, top first */
+		len[i] = 0;
+		for (int32_t id = m->buf[i]; id != GM_ACCEPT; id = m->node[id].parent)
+			pos[k + len[i]++] = m->node[id].pos;
+		k += len[i];
+	}
+	if (ok) {
+		if (m->dfa)
+			gdfa_clear(m->dfa);
+		gmatch_rollback(m, 1);
+		for (int32_t i = 0, k = 0; i < n; i++) { /* built again from the bottom */
+			int32_t id = GM_ACCEPT;
+			for (int32_t j = len[i] - 1; j >= 0 && id >= 0; j--)
+				id = intern(m, pos[k + j], id);
+			m->buf[i] = id; /* cannot fail: fewer frames than before */
+			k += len[i];
+		}
+		qsort(m->buf, (size_t)n, sizeof *m->buf, cmp_id);
+	}
+	free(pos);
+	free(len);
+	return ok;
 }

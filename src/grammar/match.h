@@ -51,6 +51,7 @@ struct gmatch {
 	int32_t n_buf, cap_buf;
 	struct gm_state cur;
 	bool overflow; /* a step hit a bound (see above) */
+	struct gdfa *dfa; /* the mask walk's transitions (mask.c), or NULL */
 };
 
 int gmatch_init(struct gmatch *m, const struct gram *g, struct hearth_err *err);
@@ -68,6 +69,14 @@ bool gmatch_allows(struct gmatch *m, const uint8_t *s, size_t n);
 bool gmatch_can_end(const struct gmatch *m);
 /* Is the grammar complete with nothing that may follow? */
 bool gmatch_done(const struct gmatch *m);
+/* The state after the code point c from in (no pending UTF-8), written at the end of buf. */
+bool gmatch_step_cp(struct gmatch *m, const struct gm_state *in, uint32_t c, struct gm_state *out);
+/* Could some of the n stacks take a code point that the incomplete sequence
+ * (acc, need more bytes, seq long) can still become? */
+bool gmatch_feasible(const struct gmatch *m, const int32_t *ids, int32_t n, uint32_t acc, int need, int seq);
+/* Rebuilds the pool from the current state's stacks alone (the ids change,
+ * the DFA is cleared); false when out of memory (nothing changed). */
+bool gmatch_compact(struct gmatch *m);
 /* Frees every frame created after n_node was mark (in creation order). */
 void gmatch_rollback(struct gmatch *m, int32_t mark);
 

@@ -33,6 +33,38 @@ static void sort_ids(const struct gvocab *v, int32_t *ids, int32_t *tmp, int32_t
 	memcpy(ids, tmp, (size_t)n * sizeof *ids);
 }
 
+/* See gvocab.plain: a piece that a string-like state takes whole when it may
+ * take that many plain characters in a row (mask.c). */
+static uint8_t plain_count(const uint8_t *p, uint32_t n)
+{
+	uint32_t i = 0, k = 0;
+	while (i < n) {
+		const uint8_t b = p[i];
+		if (b < 0x80) {
+			if (b < 0x20 || b == '"' || b == '\\')
+				return 0;
+			i++;
+		} else {
+			const uint32_t seq = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+			if (!seq)
+				return 0;
+			for (uint32_t j = 1; j < seq && i + j < n; j++) {
+				const uint8_t c = p[i + j];
+				if ((c & 0xc0) != 0x80)
+					return 0;
+				/* the second byte's range: no overlong form, no surrogate, nothing past U+10FFFF */
+				if (j == 1 && ((b == 0xe0 && c < 0xa0) || (b == 0xed && c > 0x9f) || (b == 0xf0 && c < 0x90) ||
+					       (b == 0xf4 && c > 0x8f)))
+					return 0;
+			}
+			i += seq;
+		}
+		if (++k > 255)
+			return 0;
+	}
+	return (uint8_t)k;
+}
+
 int gvocab_build(const struct hearth_model *m, struct gvocab **out, struct hearth_err *err)
 {
 	const int32_t n = hearth_model_n_vocab(m);
@@ -52,7 +84,8 @@ int gvocab_build(const struct hearth_model *m, struct gvocab **out, struct heart
 	v->sorted = malloc((size_t)n * sizeof *v->sorted);
 	v->lcp = malloc((size_t)n * sizeof *v->lcp);
 	tmp = malloc((size_t)n * sizeof *tmp);
-	if (!v->kind || !v->off || !v->len || !v->bytes || !v->sorted || !v->lcp || !tmp)
+	v->plain = calloc((size_t)n, 1);
+	if (!v->plain || !v->kind || !v->off || !v->len || !v->bytes || !v->sorted || !v->lcp || !tmp)
 		goto out_nomem;
 	const int32_t eos = hearth_token_eos(m);
 	if (eos >= 0 && eos < n && hearth_token_is_eog(m, eos))
@@ -81,6 +114,7 @@ int gvocab_build(const struct hearth_model *m, struct gvocab **out, struct heart
 		v->len[id] = (uint32_t)k;
 		total += (size_t)k;
 		v->kind[id] = GV_TEXT;
+		v->plain[id] = plain_count((const uint8_t *)piece, (uint32_t)k);
 		v->sorted[v->n_sorted++] = id;
 		if ((uint32_t)k > v->max_len)
 			v->max_len = (uint32_t)k;
@@ -117,5 +151,6 @@ void gvocab_free(struct gvocab *v)
 	free(v->bytes);
 	free(v->sorted);
 	free(v->lcp);
+	free(v->plain);
 	free(v);
 }

@@ -26,6 +26,10 @@ struct gvocab {
 	uint32_t *lcp;    /* [n_sorted] bytes shared with the previous one (0 for the first) */
 	int32_t n_sorted;
 	uint32_t max_len; /* the longest piece */
+	/* [n_vocab] for a piece of plain characters only (anything but '"', '\\' and
+	 * controls below 0x20; UTF-8 that may stop inside its last character): its
+	 * characters, the incomplete last one counted (at most 255); else 0 */
+	uint8_t *plain;
 	int32_t eog;      /* an end-of-generation token (the EOS when it is one), -1 if none */
 };
 

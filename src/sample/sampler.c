@@ -45,7 +45,8 @@ struct hearth_sampler {
 	size_t n_hist, cap_hist;
 	uint64_t rng;
 	struct gfollow *gf;  /* the grammar followed, or NULL */
-	float *gl;           /* [n_vocab] logits with the tokens it refuses at -inf */
+	float *gl;           /* [n_vocab] the logits of the tokens it allows, packed */
+	int32_t *gid;        /* [n_vocab] their ids */
 };
 
 struct hearth_sampler_params hearth_sampler_default_params(void)
@@ -99,6 +100,7 @@ void hearth_sampler_free(struct hearth_sampler *s)
 	free(s->hist);
 	gfollow_free(s->gf);
 	free(s->gl);
+	free(s->gid);
 	free(s);
 }
 
@@ -160,10 +162,11 @@ static void apply_penalties(struct hearth_sampler *s)
  * with NaN taken as the lowest logit and infinities as the largest finite
  * ones (so that every weight and gap is a number). Returns the first index
  * of the largest. */
-static int32_t row_prepare(struct hearth_sampler *s, const float *logits, bool penalize, struct sel_row *r)
+static int32_t row_prepare(struct hearth_sampler *s, const float *logits, int32_t n, bool penalize,
+			   struct sel_row *r)
 {
 	const struct kern_fns *k = kern_fns();
-	const size_t V = (size_t)s->n_vocab;
+	const size_t V = (size_t)n;
 	const float *l = logits;
 	int64_t best;
 	if (penalize) {
@@ -181,7 +184,7 @@ static int32_t row_prepare(struct hearth_sampler *s, const float *logits, bool p
 	}
 	r->l = l;
 	r->w = s->w;
-	r->n = s->n_vocab;
+	r->n = n;
 	return (int32_t)best;
 }
 
@@ -278,15 +281,16 @@ static size_t filter(struct hearth_sampler *s, const struct sel_row *r, const in
 size_t sampler_kept(struct hearth_sampler *s, const float *logits, const int32_t **kept)
 {
 	struct sel_row r;
-	row_prepare(s, logits, penalties_on(&s->p), &r);
+	row_prepare(s, logits, s->n_vocab, penalties_on(&s->p), &r);
 	return filter(s, &r, kept);
 }
 
-static int32_t sample_row(struct hearth_sampler *s, const float *logits)
+/* Draws from a row of n logits (penalized first when penalize): its index. */
+static int32_t sample_row(struct hearth_sampler *s, const float *logits, int32_t n_row, bool penalize)
 {
 	const struct hearth_sampler_params *p = &s->p;
 	struct sel_row r;
-	const int32_t best = row_prepare(s, logits, penalties_on(p), &r);
+	const int32_t best = row_prepare(s, logits, n_row, penalize, &r);
 	if (p->temp <= 0 || !(1.0f / p->temp < INFINITY))
 		return best;
 	const int32_t *kept;
@@ -308,8 +312,9 @@ static int32_t sample_row(struct hearth_sampler *s, const float *logits)
 
 /*
  * Under a grammar: draw as usual and keep the token when the grammar takes it
- * (one walk over its bytes); only when it does not, mask the refused tokens
- * (-inf) and draw again with a fresh number. With no truncation (top-k, top-p,
+ * (one walk over its bytes); only when it does not, draw again with a fresh
+ * number from the allowed tokens alone (packed into a row of their own, so
+ * that the filters and the draw cost what that row costs). With no truncation (top-k, top-p,
  * min-p off) the result has exactly the masked distribution: a token t the
  * grammar allows comes with p(t) + (1 - P(allowed)) p(t) / P(allowed). With
  * truncation it is llama.cpp's rule: the filters' set when it holds an allowed
@@ -317,9 +322,10 @@ static int32_t sample_row(struct hearth_sampler *s, const float *logits)
  */
 int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits)
 {
+	const bool penalize = penalties_on(&s->p);
 	if (!s->gf || !gfollow_active(s->gf))
-		return sample_row(s, logits);
-	const int32_t id = sample_row(s, logits);
+		return sample_row(s, logits, s->n_vocab, penalize);
+	const int32_t id = sample_row(s, logits, s->n_vocab, penalize);
 	if (gfollow_allows(s->gf, id))
 		return id;
 	int32_t n_allowed;
@@ -328,9 +334,21 @@ int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits)
 		const int32_t eog = gfollow_eog(s->gf);
 		return eog >= 0 ? eog : id;
 	}
-	for (int32_t i = 0; i < s->n_vocab; i++)
-		s->gl[i] = (bits[i >> 5] >> (i & 31)) & 1 ? logits[i] : -INFINITY;
-	return sample_row(s, s->gl);
+	/* the allowed tokens' (penalized) logits as a row of their own, in id order */
+	const float *src = logits;
+	if (penalize) {
+		memcpy(s->l, logits, (size_t)s->n_vocab * sizeof *s->l);
+		apply_penalties(s);
+		src = s->l;
+	}
+	int32_t n = 0;
+	for (int32_t w = 0; w < (s->n_vocab + 31) / 32; w++)
+		for (uint32_t b = bits[w]; b; b &= b - 1) {
+			const int32_t i = 32 * w + __builtin_ctz(b);
+			s->gl[n] = src[i];
+			s->gid[n++] = i;
+		}
+	return s->gid[sample_row(s, s->gl, n, false)];
 }
 
 int hearth_sampler_set_grammar(struct hearth_sampler *s, const struct hearth_grammar *g, const char *after,
@@ -342,6 +360,8 @@ int hearth_sampler_set_grammar(struct hearth_sampler *s, const struct hearth_gra
 		return err_set(err, HEARTH_EINVAL, "sampler: the grammar's vocabulary has %d tokens, the sampler's %d",
 			       g->v->n_vocab, s->n_vocab);
 	if (g && !s->gl && !(s->gl = malloc((size_t)s->n_vocab * sizeof *s->gl)))
+		return err_set(err, HEARTH_ENOMEM, "sampler: out of memory for a grammar");
+	if (g && !s->gid && !(s->gid = malloc((size_t)s->n_vocab * sizeof *s->gid)))
 		return err_set(err, HEARTH_ENOMEM, "sampler: out of memory for a grammar");
 	if (g && (rc = gfollow_new(&f, g, after, err)))
 		return rc;
@@ -359,7 +379,7 @@ int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, i
 			     float *logprob, int32_t *top_ids, float *top_logprobs)
 {
 	struct sel_row r;
-	row_prepare(s, logits, false, &r);
+	row_prepare(s, logits, s->n_vocab, false, &r);
 	const float lse = r.max + logf(kern_fns()->row_exp_sum(r.l, r.n, r.max, 1.0f, NULL));
 	if (id >= 0 && id < s->n_vocab)
 		*logprob = r.l[id] - lse;

@@ -270,6 +270,16 @@ void test_grammar_mask(void)
 	/* Chinese and Greek letters: tokens that end inside a character */
 	mask_vs_brute(m, "root ::= ([\\u4e00-\\u9fff] | [\xce\xb1-\xcf\x89] | \" \"){1,40} \"!\"", t_sanitized() ? 6 : 16,
 		      stride, 2);
+	/* bounded strings from a schema: each position its own state (the DFA, the runs of plain characters) */
+	const char *schema = "{\"type\":\"object\",\"properties\":{\"t\":{\"type\":\"string\",\"maxLength\":10},"
+			     "\"u\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":5},\"n\":{\"type\":\"integer\","
+			     "\"minimum\":-20,\"maximum\":300}},\"required\":[\"t\",\"u\",\"n\"]}";
+	char *gbnf = NULL;
+	struct hearth_err err = { 0 };
+	T_OK(hearth_json_schema_to_gbnf(schema, strlen(schema), "root", &gbnf, &err), err);
+	if (gbnf)
+		mask_vs_brute(m, gbnf, t_sanitized() ? 8 : 24, stride, 4);
+	free(gbnf);
 	/* a literal-heavy grammar with an ending: EOS only at the end */
 	mask_vs_brute(m, "root ::= (\"hello\" | \"help\" | \"\xe4\xbd\xa0\xe5\xa5\xbd\") (\", \" (\"world\" | \"there\"))?",
 		      6, stride, 3);
