@@ -75,7 +75,7 @@ int32_t gdfa_state(struct gdfa *d, const int32_t *ids, int32_t n)
 {
 	const uint32_t k = hash_ids(ids, n) & 4095;
 	for (int32_t s = d->head[k]; s >= 0; s = d->next[s])
-		if (d->len[s] == n && !memcmp(d->ids + d->off[s], ids, (size_t)n * sizeof *ids))
+		if (d->len[s] == n && (n == 0 || !memcmp(d->ids + d->off[s], ids, (size_t)n * sizeof *ids)))
 			return s;
 	if (d->n_st >= GD_MAX_STATES)
 		return GD_FAIL;
@@ -103,9 +103,9 @@ int32_t gdfa_state(struct gdfa *d, const int32_t *ids, int32_t n)
 			return GD_FAIL;
 		d->cap_st = cap;
 	}
-	if (d->n_ids + (size_t)n > d->cap_ids) {
+	if (d->n_ids + (size_t)n + 1 > d->cap_ids) {
 		size_t cap = d->cap_ids ? 2 * d->cap_ids : 4096;
-		while (cap < d->n_ids + (size_t)n)
+		while (cap < d->n_ids + (size_t)n + 1)
 			cap *= 2;
 		int32_t *v = realloc(d->ids, cap * sizeof *v);
 		if (!v)
@@ -114,7 +114,8 @@ int32_t gdfa_state(struct gdfa *d, const int32_t *ids, int32_t n)
 		d->cap_ids = cap;
 	}
 	const int32_t s = d->n_st++;
-	memcpy(d->ids + d->n_ids, ids, (size_t)n * sizeof *ids);
+	if (n)
+		memcpy(d->ids + d->n_ids, ids, (size_t)n * sizeof *ids);
 	d->off[s] = (int32_t)d->n_ids;
 	d->len[s] = n;
 	d->n_ids += (size_t)n;

@@ -239,7 +239,8 @@ static int cmp_range(const void *a, const void *b)
 /* A class from n ranges (pairs in r, unsorted), negated when neg; returns its index or an error. */
 static int32_t class_add(struct gp *g, uint32_t *r, int32_t n, bool neg)
 {
-	qsort(r, (size_t)n, 2 * sizeof *r, cmp_range);
+	if (n)
+		qsort(r, (size_t)n, 2 * sizeof *r, cmp_range);
 	int32_t m = 0;
 	for (int32_t i = 0; i < n; i++) { /* merge overlapping and adjacent ranges */
 		if (m && r[2 * i] <= r[2 * (m - 1) + 1] + 1) {
@@ -257,7 +258,8 @@ static int32_t class_add(struct gp *g, uint32_t *r, int32_t n, bool neg)
 	uint32_t *o = g->range + 2 * (size_t)g->n_range;
 	int32_t k = 0;
 	if (!neg) {
-		memcpy(o, r, (size_t)m * 2 * sizeof *r);
+		if (m)
+			memcpy(o, r, (size_t)m * 2 * sizeof *r);
 		k = m;
 	} else {
 		uint32_t next = 0;
@@ -605,7 +607,8 @@ static int finish(struct gp *g, const char *root, struct gram **out)
 	int32_t k = 0;
 	for (int32_t r = 0; r < g->n_rule; r++) {
 		gr->rule_start[r] = k;
-		memcpy(gr->el + k, g->rule[r].body.v, (size_t)g->rule[r].body.n * sizeof *gr->el);
+		if (g->rule[r].body.n) /* an empty rule has no body at all */
+			memcpy(gr->el + k, g->rule[r].body.v, (size_t)g->rule[r].body.n * sizeof *gr->el);
 		k += g->rule[r].body.n;
 		gr->el[k++] = (struct gel){ GEL_END, 0 };
 	}
