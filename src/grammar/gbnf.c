@@ -582,6 +582,49 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* gram.alt and gram.rule_alt: where each rule's alternatives start. */
+static int index_alts(struct gram *gr)
+{
+	int32_t n_alt = 0;
+	for (int32_t i = 0; i < gr->n_el; i++)
+		n_alt += gr->el[i].type == GEL_ALT || gr->el[i].type == GEL_END;
+	gr->alt = malloc((size_t)n_alt * sizeof *gr->alt);
+	gr->rule_alt = malloc((size_t)(gr->n_rule + 1) * sizeof *gr->rule_alt);
+	if (!gr->alt || !gr->rule_alt)
+		return HEARTH_ENOMEM;
+	n_alt = 0;
+	for (int32_t r = 0; r < gr->n_rule; r++) {
+		gr->rule_alt[r] = n_alt;
+		gr->alt[n_alt++] = gr->rule_start[r];
+		for (int32_t i = gr->rule_start[r]; gr->el[i].type != GEL_END; i++)
+			if (gr->el[i].type == GEL_ALT)
+				gr->alt[n_alt++] = i + 1;
+	}
+	gr->rule_alt[gr->n_rule] = n_alt;
+	return 0;
+}
+
+/* gram.cut: the intervals of code points >= 128 that no class tells apart. */
+static int cut_intervals(struct gram *gr)
+{
+	if (!(gr->cut = malloc(((size_t)gr->n_range * 2 + 1) * sizeof *gr->cut)))
+		return HEARTH_ENOMEM;
+	gr->cut[gr->n_cut++] = 128;
+	for (int32_t i = 0; i < gr->n_range; i++)
+		for (int e = 0; e < 2; e++) {
+			const uint32_t c = e ? gr->range[2 * i + 1] + 1 : gr->range[2 * i];
+			if (c > 128 && c <= 0x10ffff)
+				gr->cut[gr->n_cut++] = c;
+		}
+	qsort(gr->cut, (size_t)gr->n_cut, sizeof *gr->cut, cmp_u32);
+	int32_t n_cut = 0;
+	for (int32_t i = 0; i < gr->n_cut; i++)
+		if (!n_cut || gr->cut[i] != gr->cut[n_cut - 1])
+			gr->cut[n_cut++] = gr->cut[i];
+	gr->n_cut = n_cut;
+	return 0;
+}
+
 static int finish(struct gp *g, const char *root, struct gram **out)
 {
 	for (int32_t r = 0; r < g->n_rule; r++)
@@ -612,47 +655,16 @@ static int finish(struct gp *g, const char *root, struct gram **out)
 		k += g->rule[r].body.n;
 		gr->el[k++] = (struct gel){ GEL_END, 0 };
 	}
-	int32_t n_alt = 0;
-	for (int32_t i = 0; i < gr->n_el; i++)
-		n_alt += gr->el[i].type == GEL_ALT || gr->el[i].type == GEL_END;
-	gr->alt = malloc((size_t)n_alt * sizeof *gr->alt);
-	gr->rule_alt = malloc((size_t)(g->n_rule + 1) * sizeof *gr->rule_alt);
-	if (!gr->alt || !gr->rule_alt) {
-		gram_free(gr);
-		return err_set(g->err, HEARTH_ENOMEM, "grammar: out of memory");
-	}
-	n_alt = 0;
-	for (int32_t r = 0; r < g->n_rule; r++) {
-		gr->rule_alt[r] = n_alt;
-		gr->alt[n_alt++] = gr->rule_start[r];
-		for (int32_t i = gr->rule_start[r]; gr->el[i].type != GEL_END; i++)
-			if (gr->el[i].type == GEL_ALT)
-				gr->alt[n_alt++] = i + 1;
-	}
-	gr->rule_alt[g->n_rule] = n_alt;
-	if (!(gr->cut = malloc(((size_t)g->n_range * 2 + 1) * sizeof *gr->cut))) {
-		gram_free(gr);
-		return err_set(g->err, HEARTH_ENOMEM, "grammar: out of memory");
-	}
-	gr->cut[gr->n_cut++] = 128;
-	for (int32_t i = 0; i < g->n_range; i++)
-		for (int e = 0; e < 2; e++) {
-			const uint32_t c = e ? g->range[2 * i + 1] + 1 : g->range[2 * i];
-			if (c > 128 && c <= 0x10ffff)
-				gr->cut[gr->n_cut++] = c;
-		}
-	qsort(gr->cut, (size_t)gr->n_cut, sizeof *gr->cut, cmp_u32);
-	int32_t n_cut = 0;
-	for (int32_t i = 0; i < gr->n_cut; i++)
-		if (!n_cut || gr->cut[i] != gr->cut[n_cut - 1])
-			gr->cut[n_cut++] = gr->cut[i];
-	gr->n_cut = n_cut;
 	gr->cls = g->cls;
 	gr->n_cls = g->n_cls;
 	gr->range = g->range;
 	gr->n_range = g->n_range;
 	g->cls = NULL;
 	g->range = NULL;
+	if (index_alts(gr) || cut_intervals(gr)) {
+		gram_free(gr);
+		return err_set(g->err, HEARTH_ENOMEM, "grammar: out of memory");
+	}
 	gr->root = rr;
 	int32_t bad;
 	if (gram_check_left_recursion(gr, &bad)) {

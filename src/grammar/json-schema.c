@@ -593,66 +593,81 @@ static int gen_kv(struct js *c, const char *name, const json_t *schema, struct s
 	return rc;
 }
 
-struct objkv {
-	int n;
-	char **kv; /* [n] each member's grammar text */
+/* An object's members as grammar text, in the order they are written. */
+struct objm {
+	char **kv;         /* [n_kv] each declared member's "name" ws ":" ws value */
+	bool *req;         /* [n_kv] required */
+	const char **keys; /* [n_kv] their names */
+	size_t n_kv, n_req;
+	int add_rule;      /* the value of additional members, -1: none allowed */
+	struct sbuf add;   /* an additional member's text (when add_rule >= 0) */
 };
 
-static int gen_object(struct js *c, const json_t *s, struct sbuf *o)
+static void objm_free(struct objm *o)
+{
+	for (size_t i = 0; o->kv && i < o->n_kv; i++)
+		free(o->kv[i]);
+	free(o->kv);
+	free(o->req);
+	free(o->keys);
+	sbuf_free(&o->add);
+}
+
+static bool objm_has(const struct objm *o, const char *name)
+{
+	for (size_t j = 0; j < o->n_kv; j++)
+		if (!strcmp(o->keys[j], name))
+			return true;
+	return false;
+}
+
+/* Appends a declared member (schema ps). */
+static int objm_add(struct js *c, struct objm *o, const char *name, const json_t *ps, bool req)
+{
+	struct sbuf b;
+	sbuf_init(&b, SCHEMA_MAX_OUT);
+	int rc = gen_kv(c, name, ps, &b);
+	o->kv[o->n_kv] = b.s;
+	o->req[o->n_kv] = req;
+	o->keys[o->n_kv++] = name;
+	o->n_req += req;
+	if (!rc && b.bad)
+		rc = js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
+	return rc;
+}
+
+/* The members of s: required ones in their order, then the optional ones in theirs. */
+static int objm_collect(struct js *c, const json_t *s, struct objm *o)
 {
 	const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
 	const json_t *ap = json_object_get(s, "additionalProperties");
 	int rc = 0;
 	if ((props && !json_is_object(props)) || (req && !json_is_array(req)))
 		return js_err(c, HEARTH_EINVAL, "properties must be an object and required an array", NULL);
-	const size_t n_props = json_object_size(props), n_req = json_array_size(req);
-	const size_t n = n_props + n_req;
-	char **kv = calloc(n ? n : 1, sizeof *kv);
-	bool *is_req = calloc(n ? n : 1, sizeof *is_req);
-	const char **keys = calloc(n ? n : 1, sizeof *keys);
-	size_t n_kv = 0, n_keys = 0, n_required = 0;
-	int add_rule = -1;
-	if (!kv || !is_req || !keys) {
-		rc = js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
-		goto out;
-	}
-	/* the value of additional properties */
-	if (!ap || json_is_true(ap) || (json_is_object(ap))) {
+	const size_t n = json_object_size(props) + json_array_size(req) + 1;
+	o->add_rule = -1;
+	o->kv = calloc(n, sizeof *o->kv);
+	o->req = calloc(n, sizeof *o->req);
+	o->keys = calloc(n, sizeof *o->keys);
+	if (!o->kv || !o->req || !o->keys)
+		return js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
+	if (!ap || json_is_true(ap) || json_is_object(ap)) { /* the value of additional members */
 		size_t mark = push_path(c, "additionalProperties");
-		rc = ap && json_is_object(ap) ? gen(c, ap, &add_rule) : gen(c, json_true(), &add_rule);
+		rc = gen(c, ap && json_is_object(ap) ? ap : json_true(), &o->add_rule);
 		pop_path(c, mark);
-		if (rc)
-			goto out;
 	} else if (!json_is_false(ap)) {
 		rc = js_err(c, HEARTH_EINVAL, "additionalProperties must be a boolean or a schema", NULL);
-		goto out;
 	}
-	/* required ones in their order, then the optional ones in theirs */
-	for (size_t i = 0; i < n_req && !rc; i++) {
+	for (size_t i = 0; i < json_array_size(req) && !rc; i++) {
 		const char *name = json_string_value(json_array_get(req, i));
-		if (!name) {
-			rc = js_err(c, HEARTH_EINVAL, "required holds a non-string", NULL);
-			break;
-		}
-		bool dup = false;
-		for (size_t j = 0; j < n_keys; j++)
-			dup = dup || !strcmp(keys[j], name);
-		if (dup)
+		if (!name)
+			return js_err(c, HEARTH_EINVAL, "required holds a non-string", NULL);
+		if (objm_has(o, name))
 			continue;
 		const json_t *ps = json_object_get(props, name);
-		if (!ps && add_rule < 0) {
-			rc = js_err(c, HEARTH_EUNSUPPORTED, "a required property that additionalProperties forbids: ", name);
-			break;
-		}
-		struct sbuf b;
-		sbuf_init(&b, SCHEMA_MAX_OUT);
-		rc = gen_kv(c, name, ps ? ps : (ap && json_is_object(ap) ? ap : json_true()), &b);
-		kv[n_kv] = b.s;
-		is_req[n_kv++] = true;
-		keys[n_keys++] = name;
-		n_required++;
-		if (!rc && b.bad)
-			rc = js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
+		if (!ps && o->add_rule < 0)
+			return js_err(c, HEARTH_EUNSUPPORTED, "a required property that additionalProperties forbids: ", name);
+		rc = objm_add(c, o, name, ps ? ps : (ap && json_is_object(ap) ? ap : json_true()), true);
 	}
 	const char *name;
 	json_t *ps;
@@ -660,110 +675,121 @@ static int gen_object(struct js *c, const json_t *s, struct sbuf *o)
 	{
 		if (rc)
 			break;
-		bool dup = false;
-		for (size_t j = 0; j < n_keys; j++)
-			dup = dup || !strcmp(keys[j], name);
-		if (dup)
-			continue;
-		struct sbuf b;
-		sbuf_init(&b, SCHEMA_MAX_OUT);
-		rc = gen_kv(c, name, ps, &b);
-		kv[n_kv++] = b.s;
-		keys[n_keys++] = name;
-		if (!rc && b.bad)
-			rc = js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
+		if (!objm_has(o, name))
+			rc = objm_add(c, o, name, ps, false);
 	}
-	if (rc)
-		goto out;
-	/* an additional member: "name" with a name none of the declared */
-	struct sbuf add;
-	sbuf_init(&add, SCHEMA_MAX_OUT);
-	if (add_rule >= 0) {
-		int notin;
-		qsort(keys, n_keys, sizeof *keys, cmp_str);
-		if ((rc = gen_notin(c, keys, 0, n_keys, 0, &notin))) {
-			sbuf_free(&add);
-			goto out;
-		}
-		sbuf_puts(&add, "\"\\\"\" ");
-		rule_name(c, &add, notin);
-		sbuf_puts(&add, " \"\\\"\" ");
-		prim(c, &add, P_WS);
-		sbuf_puts(&add, " \":\" ");
-		prim(c, &add, P_WS);
-		sbuf_puts(&add, " ");
-		rule_name(c, &add, add_rule);
-	}
-	sbuf_puts(o, "\"{\" ");
-	prim(c, o, P_WS);
-	sbuf_puts(o, " ");
-	if (n_required) {
-		for (size_t i = 0; i < n_kv; i++) {
-			if (i > 0) {
-				sbuf_puts(o, is_req[i] ? "\",\" " : "(\",\" ");
-				prim(c, o, P_WS);
-				sbuf_puts(o, " ");
-			}
-			sbuf_puts(o, kv[i] ? kv[i] : "");
-			sbuf_puts(o, is_req[i] ? " " : ")? ");
-		}
-		if (add_rule >= 0) {
-			sbuf_puts(o, "(\",\" ");
-			prim(c, o, P_WS);
-			sbuf_printf(o, " %s)* ", add.s ? add.s : "");
-		}
-	} else if (n_kv || add_rule >= 0) {
-		/* none required: the first member present is any one; tails T_i follow it */
-		int tail_next = -1;
-		int *tails = calloc(n_kv + 1, sizeof *tails);
-		if (!tails) {
-			sbuf_free(&add);
-			rc = js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
-			goto out;
-		}
-		for (size_t i = n_kv + 1; i-- > 0 && !rc;) { /* T_i: members i.. each optional, then additional ones */
-			struct sbuf t;
-			sbuf_init(&t, SCHEMA_MAX_OUT);
-			if (i < n_kv) {
-				sbuf_puts(&t, "(\",\" ");
-				prim(c, &t, P_WS);
-				sbuf_printf(&t, " %s)? ", kv[i] ? kv[i] : "");
-				rule_name(c, &t, tail_next);
-			} else if (add_rule >= 0) {
-				sbuf_puts(&t, "(\",\" ");
-				prim(c, &t, P_WS);
-				sbuf_printf(&t, " %s)*", add.s ? add.s : "");
-			} else {
-				sbuf_puts(&t, "\"\"");
-			}
-			if (!(rc = new_rule(c, &tails[i])))
-				rc = put_rule(c, tails[i], &t);
-			tail_next = tails[i];
-			sbuf_free(&t);
-		}
-		sbuf_puts(o, "(");
-		for (size_t i = 0; i < n_kv; i++) {
-			sbuf_printf(o, "%s%s ", i ? " | " : "", kv[i] ? kv[i] : "");
-			rule_name(c, o, tails[i + 1]);
-		}
-		if (add_rule >= 0) {
-			sbuf_printf(o, "%s%s ", n_kv ? " | " : "", add.s ? add.s : "");
-			rule_name(c, o, tails[n_kv]);
-		}
-		sbuf_puts(o, ")? ");
-		free(tails);
-	}
-	prim(c, o, P_WS);
-	sbuf_puts(o, " \"}\"");
-	if (add.bad && !rc)
-		rc = js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
-	sbuf_free(&add);
-out:
-	for (size_t i = 0; kv && i < n_kv; i++)
-		free(kv[i]);
-	free(kv);
-	free(is_req);
+	return rc;
+}
+
+/* An additional member: "name" ws ":" ws value, the name none of the declared ones. */
+static int objm_additional(struct js *c, struct objm *o)
+{
+	int notin, rc;
+	const char **keys = malloc((o->n_kv + 1) * sizeof *keys);
+	if (!keys)
+		return js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
+	memcpy(keys, o->keys, o->n_kv * sizeof *keys);
+	qsort(keys, o->n_kv, sizeof *keys, cmp_str);
+	rc = gen_notin(c, keys, 0, o->n_kv, 0, &notin);
 	free(keys);
+	if (rc)
+		return rc;
+	sbuf_init(&o->add, SCHEMA_MAX_OUT);
+	sbuf_puts(&o->add, "\"\\\"\" ");
+	rule_name(c, &o->add, notin);
+	sbuf_puts(&o->add, " \"\\\"\" ");
+	prim(c, &o->add, P_WS);
+	sbuf_puts(&o->add, " \":\" ");
+	prim(c, &o->add, P_WS);
+	sbuf_puts(&o->add, " ");
+	rule_name(c, &o->add, o->add_rule);
+	return o->add.bad ? js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL) : 0;
+}
+
+/* `"," ws` then text, as an optional (?) or repeated (*) group. */
+static void comma_group(struct js *c, struct sbuf *o, const char *text, const char *op)
+{
+	sbuf_puts(o, "(\",\" ");
+	prim(c, o, P_WS);
+	sbuf_printf(o, " %s)%s", text ? text : "", op);
+}
+
+/* Some required: they come first, each optional one follows or not, then additional ones. */
+static void objm_required(struct js *c, const struct objm *m, struct sbuf *o)
+{
+	for (size_t i = 0; i < m->n_kv; i++) {
+		if (!m->req[i]) {
+			comma_group(c, o, m->kv[i], "? ");
+			continue;
+		}
+		if (i > 0) {
+			sbuf_puts(o, "\",\" ");
+			prim(c, o, P_WS);
+			sbuf_puts(o, " ");
+		}
+		sbuf_puts(o, m->kv[i] ? m->kv[i] : "");
+		sbuf_puts(o, " ");
+	}
+	if (m->add_rule >= 0)
+		comma_group(c, o, m->add.s, "* ");
+}
+
+/* None required: the first member written is any one, and tail rule T_i (members
+ * i.. each optional, then additional ones) follows member i - 1. */
+static int objm_optional(struct js *c, const struct objm *m, struct sbuf *o)
+{
+	int rc = 0, next = -1;
+	int *tail = calloc(m->n_kv + 1, sizeof *tail);
+	if (!tail)
+		return js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
+	for (size_t i = m->n_kv + 1; i-- > 1 && !rc;) {
+		struct sbuf t;
+		sbuf_init(&t, SCHEMA_MAX_OUT);
+		if (i < m->n_kv) {
+			comma_group(c, &t, m->kv[i], "? ");
+			rule_name(c, &t, next);
+		} else if (m->add_rule >= 0) {
+			comma_group(c, &t, m->add.s, "*");
+		} else {
+			sbuf_puts(&t, "\"\"");
+		}
+		if (!(rc = new_rule(c, &tail[i])))
+			rc = put_rule(c, tail[i], &t);
+		next = tail[i];
+		sbuf_free(&t);
+	}
+	sbuf_puts(o, "(");
+	for (size_t i = 0; i < m->n_kv && !rc; i++) {
+		sbuf_printf(o, "%s%s ", i ? " | " : "", m->kv[i] ? m->kv[i] : "");
+		rule_name(c, o, tail[i + 1]);
+	}
+	if (m->add_rule >= 0 && !rc) { /* an additional member first: only more of them may follow */
+		sbuf_printf(o, "%s%s ", m->n_kv ? " | " : "", m->add.s ? m->add.s : "");
+		rule_name(c, o, tail[m->n_kv]);
+	}
+	sbuf_puts(o, ")? ");
+	free(tail);
+	return rc;
+}
+
+static int gen_object(struct js *c, const json_t *s, struct sbuf *o)
+{
+	struct objm m = { 0 };
+	int rc = objm_collect(c, s, &m);
+	if (!rc && m.add_rule >= 0)
+		rc = objm_additional(c, &m);
+	if (!rc) {
+		sbuf_puts(o, "\"{\" ");
+		prim(c, o, P_WS);
+		sbuf_puts(o, " ");
+		if (m.n_req)
+			objm_required(c, &m, o);
+		else if (m.n_kv || m.add_rule >= 0)
+			rc = objm_optional(c, &m, o);
+		prim(c, o, P_WS);
+		sbuf_puts(o, " \"}\"");
+	}
+	objm_free(&m);
 	return rc;
 }
 
