@@ -1,4 +1,5 @@
 /* vocab.c - the sorted token pieces of vocab.h. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,15 @@
 
 #define GV_MAX_PIECE 4096 /* longer pieces are never allowed (no real vocabulary has one) */
 
+
+/* The first 8 bytes of a piece, big-endian: their order is the bytes' order (ties go to cmp_piece). */
+static uint64_t piece_key(const struct gvocab *v, int32_t id)
+{
+	uint64_t k = 0;
+	for (uint32_t i = 0; i < 8; i++)
+		k = k << 8 | (i < v->len[id] ? v->bytes[v->off[id] + i] : 0);
+	return k;
+}
 
 static int cmp_piece(const struct gvocab *v, int32_t a, int32_t b)
 {
@@ -31,6 +41,47 @@ static void sort_ids(const struct gvocab *v, int32_t *ids, int32_t *tmp, int32_t
 	while (j < n)
 		tmp[k++] = ids[j++];
 	memcpy(ids, tmp, (size_t)n * sizeof *ids);
+}
+
+struct kid {
+	uint64_t key;
+	int32_t id;
+};
+
+/* v->sorted by piece: a radix sort of the 8-byte keys, then each run of equal keys by the whole piece. */
+static bool sort_pieces(struct gvocab *v, int32_t *tmp)
+{
+	const size_t n = (size_t)v->n_sorted;
+	struct kid *a = malloc((n + 1) * sizeof *a), *b = malloc((n + 1) * sizeof *b);
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		a[i] = (struct kid){ piece_key(v, v->sorted[i]), v->sorted[i] };
+	for (int shift = 0; shift < 64; shift += 8) {
+		size_t count[257] = { 0 };
+		for (size_t i = 0; i < n; i++)
+			count[((a[i].key >> shift) & 255) + 1]++;
+		for (int d = 0; d < 256; d++)
+			count[d + 1] += count[d];
+		for (size_t i = 0; i < n; i++) /* stable: ids stay in order within a digit */
+			b[count[(a[i].key >> shift) & 255]++] = a[i];
+		struct kid *t = a;
+		a = b;
+		b = t;
+	}
+	for (size_t i = 0; i < n; i++)
+		v->sorted[i] = a[i].id;
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && a[j].key == a[i].key; j++)
+			;
+		sort_ids(v, v->sorted + i, tmp, (int32_t)(j - i));
+	}
+	free(a);
+	free(b);
+	return true;
 }
 
 /* See gvocab.plain: a piece that a string-like state takes whole when it may
@@ -119,7 +170,8 @@ int gvocab_build(const struct hearth_model *m, struct gvocab **out, struct heart
 		if ((uint32_t)k > v->max_len)
 			v->max_len = (uint32_t)k;
 	}
-	sort_ids(v, v->sorted, tmp, v->n_sorted);
+	if (!sort_pieces(v, tmp))
+		goto out_nomem;
 	for (int32_t i = 0; i < v->n_sorted; i++) {
 		uint32_t l = 0;
 		if (i > 0) {
