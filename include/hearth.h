@@ -292,8 +292,9 @@ void hearth_grammar_free(struct hearth_grammar *g);
  * named exactly prefix (so that several outputs can be concatenated under one
  * root). A keyword hearth cannot enforce is an error that names it
  * (HEARTH_EUNSUPPORTED); annotations (title, description, ...) are ignored.
- * The schema "{}" (or true) is any JSON value. See src/grammar/json-schema.c
- * for what is covered and how exactly. */
+ * The schema "{}" (or true) is any JSON value, {"type":"object"} any JSON object
+ * (OpenAI's json_object). See src/grammar/json-schema.c for what is covered and
+ * how exactly. */
 int hearth_json_schema_to_gbnf(const char *schema, size_t len, const char *prefix, char **out,
 			       struct hearth_err *err);
 /* The sampler follows g from now on (NULL: no grammar); tokens accepted before

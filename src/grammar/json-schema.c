@@ -479,7 +479,7 @@ static int gen_anyof(struct js *c, const json_t *s, const char *kw, struct sbuf 
 	sbuf_puts(o, "(");
 	json_array_foreach(any, i, b)
 	{
-		char idx[32];
+		char idx[48];
 		snprintf(idx, sizeof idx, "%s/%zu", kw, i);
 		size_t mark = push_path(c, idx);
 		json_t *m = NULL;
@@ -876,7 +876,7 @@ static int gen_array(struct js *c, const json_t *s, struct sbuf *o)
 	if (!pr)
 		return js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
 	for (size_t i = 0; i < json_array_size(pre) && !rc; i++) {
-		char idx[32];
+		char idx[48];
 		snprintf(idx, sizeof idx, "prefixItems/%zu", i);
 		size_t mark = push_path(c, idx);
 		rc = gen(c, json_array_get(pre, i), &pr[i]);

@@ -274,6 +274,25 @@ void test_json_schema_sampled(void)
 			sch = json_pack("{s:[o],s:O}", "allOf", sch, "$defs", defs);
 		json_decref(defs);
 		char *st = json_dumps(sch, JSON_COMPACT), *gbnf = NULL;
+		if (st && i % 3 == 0 && strstr(st, "$defs")) { /* the older name of the same keyword */
+			json_t *old = json_object_get(sch, "$defs");
+			json_object_set(sch, "definitions", old);
+			json_object_del(sch, "$defs");
+			free(st);
+			st = json_dumps(sch, JSON_COMPACT);
+			for (char *p = st; p && (p = strstr(p, "#/$defs/"));) { /* "#/$defs/" -> "#/definitions/" needs room */
+				size_t off = (size_t)(p - st), n = strlen(st);
+				char *bigger = realloc(st, n + 8);
+				if (!bigger)
+					break;
+				st = bigger;
+				memmove(st + off + 14, st + off + 8, n - off - 8 + 1);
+				memcpy(st + off, "#/definitions/", 14);
+				p = st + off + 14;
+			}
+			json_decref(sch);
+			sch = json_loads(st, 0, NULL);
+		}
 		struct hearth_grammar *g = NULL;
 		int rc = hearth_json_schema_to_gbnf(st, strlen(st), "root", &gbnf, &err);
 		if (rc || (rc = hearth_grammar_new(r.m, gbnf, strlen(gbnf), NULL, &g, &err))) {
