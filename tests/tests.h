@@ -69,6 +69,7 @@
 	X(test_sched_sampled)        \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
+	X(test_fault_grammar)        \
 	X(test_fault_sched)          \
 	X(test_conns)                \
 	X(test_http_routes)          \

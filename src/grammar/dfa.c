@@ -170,10 +170,12 @@ static int32_t compute(struct gdfa *d, struct gmatch *m, int32_t sid, uint32_t c
 int32_t gdfa_next(struct gdfa *d, struct gmatch *m, int32_t sid, uint32_t cp)
 {
 	if (cp < 128) {
-		int32_t *t = &d->ascii[(size_t)sid * 128 + cp];
-		if (*t == GD_UNKNOWN)
-			*t = compute(d, m, sid, cp);
-		return *t;
+		const size_t at = (size_t)sid * 128 + cp;
+		if (d->ascii[at] == GD_UNKNOWN) {
+			const int32_t to = compute(d, m, sid, cp); /* may move d->ascii */
+			d->ascii[at] = to;
+		}
+		return d->ascii[at];
 	}
 	if (!d->wide) {
 		d->wide = malloc(2 * (size_t)GD_MAX_WIDE * sizeof *d->wide);
@@ -204,8 +206,11 @@ int32_t gdfa_next(struct gdfa *d, struct gmatch *m, int32_t sid, uint32_t cp)
 
 /* The length of the shortest run of plain characters from sid to a state
  * that refuses one (breadth first, up to GD_MAX_RUN): any run shorter than
- * that is taken, whichever characters it has. */
-int32_t gdfa_plain_run(struct gdfa *d, struct gmatch *m, int32_t sid)
+ * that is taken, whichever characters it has. The search looks at
+ * GD_RUN_STATES states at most (and stops when the matcher has spent its
+ * limit): stopped at a state of distance k, every state nearer was looked
+ * at, so k is still a run surely taken. */
+int32_t gdfa_plain_run(struct gdfa *d, struct gmatch *m, int32_t sid, uint64_t limit)
 {
 	if (d->run[sid] >= 0)
 		return d->run[sid];
@@ -219,9 +224,13 @@ int32_t gdfa_plain_run(struct gdfa *d, struct gmatch *m, int32_t sid)
 	d->seen[sid] = d->stamp;
 	while (head < n_q) {
 		const int32_t x = q[head * 2], dist = q[head * 2 + 1];
-		head++;
 		if (dist >= result)
 			break;
+		if (head >= GD_RUN_STATES || m->spent > limit) { /* every state closer than x was seen: sound */
+			result = dist;
+			break;
+		}
+		head++;
 		for (uint32_t c = 0x20; c < 0x80 + (uint32_t)m->g->n_cut; c++) {
 			if (c == '"' || c == '\\')
 				continue;

@@ -38,6 +38,7 @@ int32_t gdfa_next(struct gdfa *d, struct gmatch *m, int32_t sid, uint32_t cp);
  * in a row sid surely takes, whichever they are (at most GD_MAX_RUN; 0 when
  * unknown or none). */
 #define GD_MAX_RUN 64
-int32_t gdfa_plain_run(struct gdfa *d, struct gmatch *m, int32_t sid);
+#define GD_RUN_STATES 128
+int32_t gdfa_plain_run(struct gdfa *d, struct gmatch *m, int32_t sid, uint64_t limit);
 
 #endif /* HEARTH_DFA_H */

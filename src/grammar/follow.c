@@ -133,6 +133,10 @@ const uint32_t *gfollow_mask(struct gfollow *f, int32_t *n_allowed)
 	e->need = s->need;
 	e->seq = s->seq;
 	e->n_allowed = f->dead ? 0 : gmask_compute(&f->m, f->hg->v, e->bits);
+	if (e->n_allowed < 0) { /* too costly: the grammar ends here */
+		f->dead = true;
+		e->n_allowed = 0;
+	}
 	if (f->dead)
 		memset(e->bits, 0, (size_t)f->words * sizeof *e->bits);
 	*n_allowed = e->n_allowed;

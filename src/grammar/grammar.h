@@ -15,7 +15,10 @@ struct hearth_grammar {
 /* The allowed tokens of m's current state into bits ((n_vocab + 31) / 32 words):
  * text tokens whose bytes the grammar takes (a piece may end inside a UTF-8
  * sequence), end-of-generation tokens when the grammar may end. Returns how
- * many are allowed. mask.c */
+ * many are allowed, or -1 (bits all clear) when the state is too costly to
+ * mask: more than 64 stack steps per byte of the vocabulary's pieces (a
+ * grammar whose states hold hundreds of stacks; the caller ends the text).
+ * mask.c */
 int32_t gmask_compute(struct gmatch *m, const struct gvocab *v, uint32_t *bits);
 
 /* A sampler's view of a grammar: the matcher state, the text trigger

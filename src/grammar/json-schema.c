@@ -124,17 +124,23 @@ static int new_rule(struct js *c, int *r)
 	return 0;
 }
 
+/* The error of a buffer that failed (out of memory, or past its cap). */
+static int sbuf_err(struct js *c, const struct sbuf *b)
+{
+	return b->bad == HEARTH_ENOMEM ? js_err(c, HEARTH_ENOMEM, "out of memory", NULL)
+				       : js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
+}
+
 /* Appends "name ::= body\n" to the output. */
 static int put_rule(struct js *c, int r, struct sbuf *body)
 {
 	if (body->bad)
-		return body->bad == HEARTH_ENOMEM ? js_err(c, HEARTH_ENOMEM, "out of memory", NULL)
-						  : js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
+		return sbuf_err(c, body);
 	rule_name(c, &c->out, r);
 	sbuf_puts(&c->out, " ::= ");
 	sbuf_add(&c->out, body->s ? body->s : "", body->n);
 	sbuf_puts(&c->out, "\n");
-	return c->out.bad ? js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL) : 0;
+	return c->out.bad ? sbuf_err(c, &c->out) : 0;
 }
 
 /* Pushes ".../key" onto the path; returns the old length for pop_path. */
@@ -632,7 +638,7 @@ static int objm_add(struct js *c, struct objm *o, const char *name, const json_t
 	o->keys[o->n_kv++] = name;
 	o->n_req += req;
 	if (!rc && b.bad)
-		rc = js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL);
+		rc = sbuf_err(c, &b);
 	return rc;
 }
 
@@ -703,7 +709,7 @@ static int objm_additional(struct js *c, struct objm *o)
 	prim(c, &o->add, P_WS);
 	sbuf_puts(&o->add, " ");
 	rule_name(c, &o->add, o->add_rule);
-	return o->add.bad ? js_err(c, HEARTH_ETOOBIG, "the grammar grows too large", NULL) : 0;
+	return o->add.bad ? sbuf_err(c, &o->add) : 0;
 }
 
 /* `"," ws` then text, as an optional (?) or repeated (*) group. */
@@ -1092,20 +1098,94 @@ static int gen_number(struct js *c, const json_t *s, struct sbuf *o)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The UTF-8 length of the character at s (texts from jansson are valid). */
+static size_t char_len(const char *s)
+{
+	const unsigned char c = (unsigned char)*s;
+	return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* The texts t[lo..hi) (sorted, distinct), which share their first `at` bytes,
+ * as alternatives factored by their common prefixes, so that the matcher
+ * follows one stack per distinct prefix instead of one per text (an enum
+ * of a thousand values would otherwise pass GM_MAX_STACKS). Nesting stops
+ * at depth 32: below that the texts are plain alternatives. */
+static void lit_trie(struct sbuf *o, char **t, size_t lo, size_t hi, size_t at, int depth)
+{
+	size_t common = at; /* the bytes all of them share from `at` on */
+	while (t[lo][common] && t[hi - 1][common] == t[lo][common] && !strncmp(t[lo], t[hi - 1], common + 1))
+		common++;
+	while (common > at && (((unsigned char)t[lo][common] & 0xc0) == 0x80))
+		common--; /* a character is not split */
+	if (common > at) {
+		sbuf_literal(o, t[lo] + at, common - at);
+		sbuf_puts(o, " ");
+	}
+	if (hi - lo == 1 || depth >= 32) {
+		if (hi - lo == 1)
+			return;
+		sbuf_puts(o, "(");
+		for (size_t i = lo; i < hi; i++) {
+			sbuf_puts(o, i > lo ? " | " : "");
+			sbuf_literal(o, t[i] + common, strlen(t[i] + common));
+		}
+		sbuf_puts(o, ")");
+		return;
+	}
+	sbuf_puts(o, "(");
+	bool first = true;
+	for (size_t i = lo; i < hi;) {
+		size_t j = i + 1;
+		if (!t[i][common]) { /* a text that ends here (sorted first) */
+			sbuf_puts(o, "\"\"");
+			first = false;
+			i = j;
+			continue;
+		}
+		const size_t n = char_len(t[i] + common);
+		while (j < hi && !strncmp(t[j] + common, t[i] + common, n))
+			j++;
+		sbuf_puts(o, first ? "" : " | ");
+		first = false;
+		lit_trie(o, t, i, j, common, depth + 1);
+		i = j;
+	}
+	sbuf_puts(o, ")");
+}
+
 static int gen_enum(struct js *c, const json_t *s, struct sbuf *o)
 {
 	const json_t *cst = json_object_get(s, "const"), *en = json_object_get(s, "enum");
-	int rc = 0;
 	if (cst)
 		return literal_of(c, o, cst);
 	if (!json_is_array(en) || !json_array_size(en))
 		return js_err(c, HEARTH_EINVAL, "enum is not a non-empty array", NULL);
-	sbuf_puts(o, "(");
-	for (size_t i = 0; i < json_array_size(en) && !rc; i++) {
-		sbuf_puts(o, i ? " | " : "");
-		rc = literal_of(c, o, json_array_get(en, i));
+	const size_t n = json_array_size(en);
+	char **t = calloc(n, sizeof *t);
+	int rc = t ? 0 : js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (!(t[i] = json_dumps(json_array_get(en, i), JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS)))
+			rc = js_err(c, HEARTH_ENOMEM, "out of memory", NULL);
+	if (!rc) {
+		qsort(t, n, sizeof *t, cmp_cstr);
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++) { /* distinct */
+			if (m && !strcmp(t[m - 1], t[i]))
+				free(t[i]);
+			else
+				t[m++] = t[i];
+		}
+		for (size_t i = m; i < n; i++)
+			t[i] = NULL;
+		sbuf_puts(o, "(");
+		lit_trie(o, t, 0, m, 0, 0);
+		sbuf_puts(o, ")");
 	}
-	sbuf_puts(o, ")");
+	for (size_t i = 0; t && i < n; i++)
+		free(t[i]);
+	free(t);
 	return rc;
 }
 
@@ -1255,7 +1335,9 @@ int hearth_json_schema_to_gbnf(const char *schema, size_t len, const char *prefi
 	rc = gen(&c, j, &r);
 	if (!rc) {
 		put_prims(&c);
-		if (c.out.bad)
+		if (c.out.bad == HEARTH_ENOMEM)
+			rc = err_set(err, HEARTH_ENOMEM, "json schema: out of memory");
+		else if (c.out.bad)
 			rc = err_set(err, c.out.bad, "json schema: the grammar grows past %u bytes", SCHEMA_MAX_OUT);
 	}
 	for (int i = 0; i < c.n_refs; i++)

@@ -26,7 +26,10 @@ struct mframe {
 	int32_t mark, n_buf; /* the pool and buffer sizes once st was made */
 };
 
-static int32_t walk_plain(struct gmatch *m, const struct gvocab *v, uint32_t *bits)
+/* What one mask may spend (gmatch.spent): GMASK_WORK per byte of the vocabulary's pieces. */
+#define GMASK_WORK 64
+
+static int32_t walk_plain(struct gmatch *m, const struct gvocab *v, uint32_t *bits, uint64_t limit)
 {
 	const int32_t words = (v->n_vocab + 31) / 32;
 	struct mframe stack_frames[64];
@@ -38,7 +41,7 @@ static int32_t walk_plain(struct gmatch *m, const struct gvocab *v, uint32_t *bi
 	const int32_t mark0 = m->n_node, n_buf0 = m->n_buf;
 	fr[0] = (struct mframe){ m->cur, mark0, n_buf0 };
 	uint32_t depth = 0, dead_at = UINT32_MAX;
-	for (int32_t i = 0; i < v->n_sorted; i++) {
+	for (int32_t i = 0; i < v->n_sorted && n_allowed >= 0; i++) {
 		const int32_t id = v->sorted[i];
 		const uint32_t l = v->lcp[i], len = v->len[id];
 		const uint8_t *p = v->bytes + v->off[id];
@@ -46,6 +49,10 @@ static int32_t walk_plain(struct gmatch *m, const struct gvocab *v, uint32_t *bi
 			depth = l;
 		if (l >= dead_at)
 			continue;
+		if (m->spent > limit) {
+			n_allowed = -1;
+			break;
+		}
 		dead_at = UINT32_MAX;
 		gmatch_rollback(m, fr[depth].mark);
 		m->n_buf = fr[depth].n_buf;
@@ -114,8 +121,8 @@ static int dstep(struct gmatch *m, const struct dframe *f, uint8_t b, struct dfr
 	return t->sid >= 0 ? 1 : t->sid == GD_DEAD ? 0 : -1;
 }
 
-/* The walk through the DFA; -1 when it filled up. */
-static int32_t walk_dfa(struct gmatch *m, const struct gvocab *v, uint32_t *bits)
+/* The walk through the DFA; -1 when it filled up, -2 past the limit of work. */
+static int32_t walk_dfa(struct gmatch *m, const struct gvocab *v, uint32_t *bits, uint64_t limit)
 {
 	struct dframe stack_frames[64];
 	struct dframe *fr = v->max_len < 64 ? stack_frames : malloc(((size_t)v->max_len + 1) * sizeof *fr);
@@ -130,7 +137,7 @@ static int32_t walk_dfa(struct gmatch *m, const struct gvocab *v, uint32_t *bits
 	}
 	fr[0] = (struct dframe){ root, m->cur.acc, m->cur.need, m->cur.seq };
 	/* pieces of at most `run` plain characters are taken without a walk (dfa.h) */
-	const int32_t run = m->cur.need ? 0 : gdfa_plain_run(m->dfa, m, root);
+	const int32_t run = m->cur.need ? 0 : gdfa_plain_run(m->dfa, m, root, limit);
 	uint32_t depth = 0, dead_at = UINT32_MAX;
 	for (int32_t i = 0; i < v->n_sorted && n_allowed >= 0; i++) {
 		const int32_t id = v->sorted[i];
@@ -140,6 +147,10 @@ static int32_t walk_dfa(struct gmatch *m, const struct gvocab *v, uint32_t *bits
 			depth = l;
 		if (l >= dead_at)
 			continue;
+		if (m->spent > limit) {
+			n_allowed = -2;
+			break;
+		}
 		dead_at = UINT32_MAX;
 		if (v->plain[id] && v->plain[id] <= run) {
 			bits[id >> 5] |= 1u << (id & 31);
@@ -169,16 +180,21 @@ static int32_t walk_dfa(struct gmatch *m, const struct gvocab *v, uint32_t *bits
 int32_t gmask_compute(struct gmatch *m, const struct gvocab *v, uint32_t *bits)
 {
 	const int32_t words = (v->n_vocab + 31) / 32;
+	const uint64_t limit = m->spent + GMASK_WORK * (v->n_bytes + 4096);
 	int32_t n_allowed = -1;
 	if (!m->dfa)
 		m->dfa = gdfa_new();
 	if (m->dfa) {
 		memset(bits, 0, (size_t)words * sizeof *bits);
-		if ((n_allowed = walk_dfa(m, v, bits)) < 0)
+		if ((n_allowed = walk_dfa(m, v, bits, limit)) == -1)
 			gdfa_clear(m->dfa);
 	}
-	if (n_allowed < 0)
-		n_allowed = walk_plain(m, v, bits);
+	if (n_allowed == -1)
+		n_allowed = walk_plain(m, v, bits, limit);
+	if (n_allowed < 0) { /* too much work: refused (see grammar.h) */
+		memset(bits, 0, (size_t)words * sizeof *bits);
+		return -1;
+	}
 	if (gmatch_can_end(m))
 		for (int32_t id = 0; id < v->n_vocab; id++)
 			if (v->kind[id] == GV_EOG) {

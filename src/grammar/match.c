@@ -62,7 +62,7 @@ static int32_t intern(struct gmatch *m, int32_t pos, int32_t parent)
 		int32_t cap = m->cap_node * 2;
 		struct gm_node *n = realloc(m->node, (size_t)cap * sizeof *n);
 		if (!n) {
-			m->overflow = true;
+			m->overflow = m->oom = true;
 			return -1;
 		}
 		m->node = n;
@@ -70,7 +70,7 @@ static int32_t intern(struct gmatch *m, int32_t pos, int32_t parent)
 	}
 	if ((uint32_t)m->n_node > 2 * (m->head_mask + 1)) {
 		if (!rehash(m, 4 * (m->head_mask + 1))) {
-			m->overflow = true;
+			m->overflow = m->oom = true;
 			return -1;
 		}
 		k = node_hash(pos, parent) & m->head_mask;
@@ -95,7 +95,7 @@ static bool push_work(struct gmatch *m, int32_t *n_work, int32_t id)
 		int32_t cap = m->cap_work * 2;
 		int32_t *w = realloc(m->work, (size_t)cap * sizeof *w);
 		if (!w) {
-			m->overflow = true;
+			m->overflow = m->oom = true;
 			return false;
 		}
 		m->work = w;
@@ -115,7 +115,7 @@ static bool append(struct gmatch *m, struct gm_state *out, int32_t id)
 		int32_t cap = m->cap_buf * 2;
 		int32_t *b = realloc(m->buf, (size_t)cap * sizeof *b);
 		if (!b) {
-			m->overflow = true;
+			m->overflow = m->oom = true;
 			return false;
 		}
 		m->buf = b;
@@ -132,6 +132,7 @@ static void closure(struct gmatch *m, int32_t n_work, struct gm_state *out)
 	const struct gram *g = m->g;
 	while (n_work > 0) {
 		const int32_t id = m->work[--n_work];
+		m->spent++;
 		struct gm_node *nd = &m->node[id];
 		if (nd->stamp == m->stamp)
 			continue;
@@ -170,6 +171,7 @@ bool gmatch_step_cp(struct gmatch *m, const struct gm_state *in, uint32_t c, str
 	int32_t n_work = 0;
 	m->stamp++;
 	*out = (struct gm_state){ .off = m->n_buf };
+	m->spent += (uint64_t)in->n;
 	for (int32_t i = 0; i < in->n; i++) {
 		const int32_t id = m->buf[in->off + i];
 		if (id == GM_ACCEPT)
@@ -305,7 +307,7 @@ int gmatch_reset(struct gmatch *m, struct hearth_err *err)
 	if (m->dfa)
 		gdfa_clear(m->dfa);
 	m->n_buf = 0;
-	m->overflow = false;
+	m->overflow = m->oom = false;
 	m->stamp++;
 	struct gm_state st = { .off = 0 };
 	for (int32_t a = g->rule_alt[g->root]; a < g->rule_alt[g->root + 1]; a++) {
@@ -314,6 +316,8 @@ int gmatch_reset(struct gmatch *m, struct hearth_err *err)
 			push_work(m, &n_work, f);
 	}
 	closure(m, n_work, &st);
+	if (m->oom)
+		return err_set(err, HEARTH_ENOMEM, "grammar: out of memory for the start state");
 	if (m->overflow)
 		return err_set(err, HEARTH_ETOOBIG, "grammar: the start state has more than %d parse stacks "
 			       "(or nests deeper than %d)", GM_MAX_STACKS, GM_MAX_DEPTH);
@@ -337,7 +341,10 @@ int gmatch_init(struct gmatch *m, const struct gram *g, struct hearth_err *err)
 	}
 	m->node[0] = (struct gm_node){ -1, -1, -1, 0, 0 };
 	m->n_node = 1;
-	return gmatch_reset(m, err);
+	int rc = gmatch_reset(m, err);
+	if (rc)
+		gmatch_release(m);
+	return rc;
 }
 
 void gmatch_release(struct gmatch *m)

@@ -8,7 +8,10 @@
  * same state reached twice has the same list (see the mask cache, mask.c).
  * Bounds: GM_MAX_STACKS stacks per state, GM_MAX_DEPTH frames per stack,
  * GM_MAX_NODES frames in all; a step that would pass one fails (the bytes are
- * refused) and sets overflow, instead of growing without end.
+ * refused) and sets overflow, instead of growing without end. An allocation
+ * that fails during a step is treated the same way (and sets oom): stepping
+ * cannot report an error, so under memory pressure a sampler may see its
+ * grammar refuse everything and end the text early.
  *
  * A matcher belongs to one thread; the grammar it reads is shared.
  */
@@ -17,7 +20,7 @@
 
 #include "gram.h"
 
-#define GM_MAX_STACKS 1024
+#define GM_MAX_STACKS 512
 #define GM_MAX_DEPTH 2048
 #define GM_MAX_NODES (1 << 22)
 #define GM_ACCEPT 0 /* the id of the empty stack */
@@ -51,6 +54,8 @@ struct gmatch {
 	int32_t n_buf, cap_buf;
 	struct gm_state cur;
 	bool overflow; /* a step hit a bound (see above) */
+	bool oom;      /* ... or could not allocate: the bytes were refused for that */
+	uint64_t spent; /* stacks stepped and frames closed so far (a mask walk's spending is bounded) */
 	struct gdfa *dfa; /* the mask walk's transitions (mask.c), or NULL */
 };
 

@@ -182,6 +182,7 @@ int gvocab_build(const struct hearth_model *m, struct gvocab **out, struct heart
 		}
 		v->lcp[i] = l;
 	}
+	v->n_bytes = total;
 	free(tmp);
 	free(piece);
 	*out = v;

@@ -26,6 +26,7 @@ struct gvocab {
 	uint32_t *lcp;    /* [n_sorted] bytes shared with the previous one (0 for the first) */
 	int32_t n_sorted;
 	uint32_t max_len; /* the longest piece */
+	uint64_t n_bytes; /* of all pieces */
 	/* [n_vocab] for a piece of plain characters only (anything but '"', '\\' and
 	 * controls below 0x20; UTF-8 that may stop inside its last character): its
 	 * characters, the incomplete last one counted (at most 255); else 0 */

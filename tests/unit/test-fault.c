@@ -334,3 +334,55 @@ void test_fault_sched(void)
 		free(c.prompt[i]);
 	hearth_model_free(c.m);
 }
+
+/* ---- a grammar: a JSON Schema converted, compiled and given to a sampler ---- */
+
+struct grammar_case {
+	struct hearth_model *m;
+	char *gbnf; /* from the first run */
+};
+
+static const char fault_schema[] =
+	"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":8},\"n\":{\"type\":\"integer\","
+	"\"minimum\":-3,\"maximum\":250},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\"]},\"maxItems\":3},"
+	"\"when\":{\"type\":\"string\",\"format\":\"date\"},\"code\":{\"type\":\"string\",\"pattern\":\"^[a-z]{2}\\\\d$\"},"
+	"\"tree\":{\"$ref\":\"#/$defs/node\"}},\"required\":[\"name\",\"n\"],"
+	"\"$defs\":{\"node\":{\"anyOf\":[{\"type\":\"null\"},{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"}}]}}}";
+
+static int path_grammar(void *ctx, bool first, struct hearth_err *err)
+{
+	struct grammar_case *c = ctx;
+	char *gbnf = NULL;
+	struct hearth_grammar *g = NULL;
+	struct hearth_sampler *s = NULL;
+	struct hearth_sampler_params p = hearth_sampler_default_params();
+	int rc = hearth_json_schema_to_gbnf(fault_schema, strlen(fault_schema), "root", &gbnf, err);
+	if (!rc)
+		rc = hearth_grammar_new(c->m, gbnf, strlen(gbnf), NULL, &g, err);
+	if (!rc)
+		rc = hearth_sampler_new(&s, &p, hearth_model_n_vocab(c->m), err);
+	if (!rc)
+		rc = hearth_sampler_set_grammar(s, g, "</think>", err);
+	fault_disarm();
+	if (!rc && first)
+		c->gbnf = strdup(gbnf);
+	else if (!rc && (!c->gbnf || strcmp(c->gbnf, gbnf)))
+		rc = FAULT_WRONG;
+	hearth_sampler_free(s);
+	hearth_grammar_free(g);
+	free(gbnf);
+	return rc;
+}
+
+void test_fault_grammar(void)
+{
+	struct hearth_model_params p = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct grammar_case c = { 0 };
+	p.vocab_only = true;
+	T_OK(hearth_model_load(&c.m, fixture("models/tiny-qwen2.f32.gguf"), &p, &err), err);
+	if (c.m)
+		fault_sweep("json schema, grammar, sampler", path_grammar, &c);
+	free(c.gbnf);
+	hearth_model_free(c.m);
+}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "../../src/grammar/grammar.h"
+#include "../../src/grammar/sbuf.h"
 #include "../harness.h"
 
 /* Does the grammar take the whole text (fed in chunks of `chunk` bytes)? -1 when it does not parse. */
@@ -187,6 +188,29 @@ void test_grammar_bounds(void)
 	T_TRUE(gmatch_init(&m, g, &err) == HEARTH_ETOOBIG);
 	T_TRUE(strstr(err.msg, "parse stacks") != NULL);
 	gram_free(g);
+	/* an enum of 3000 values stays within the bound: its texts are factored by prefix */
+	struct sbuf sch;
+	sbuf_init(&sch, 1 << 20);
+	sbuf_puts(&sch, "{\"enum\":[");
+	for (int i = 0; i < 3000; i++)
+		sbuf_printf(&sch, "%s\"v%d\",%d", i ? "," : "", i * 7, i);
+	sbuf_puts(&sch, "]}");
+	char *gbnf = NULL;
+	T_OK(hearth_json_schema_to_gbnf(sch.s, sch.n, "root", &gbnf, &err), err);
+	T_OK(gram_parse(gbnf, strlen(gbnf), NULL, &g, &err), err);
+	T_OK(gmatch_init(&m, g, &err), err);
+	T_TRUE(gmatch_feed(&m, (const uint8_t *)"\"v20993\"", 8) && gmatch_can_end(&m));
+	T_TRUE(!gmatch_feed(&m, (const uint8_t *)"1", 1));
+	gmatch_release(&m);
+	T_OK(gmatch_init(&m, g, &err), err);
+	T_TRUE(gmatch_feed(&m, (const uint8_t *)"2999", 4) && gmatch_done(&m));
+	gmatch_release(&m);
+	T_OK(gmatch_init(&m, g, &err), err);
+	T_TRUE(!gmatch_feed(&m, (const uint8_t *)"\"v20994\"", 8)); /* not a member */
+	gmatch_release(&m);
+	gram_free(g);
+	free(gbnf);
+	sbuf_free(&sch);
 	/* deep recursion stops at the depth bound instead of growing */
 	const char *deep = "root ::= p\np ::= \"(\" p? \")\"";
 	T_OK(gram_parse(deep, strlen(deep), NULL, &g, &err), err);
