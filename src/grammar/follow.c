@@ -111,6 +111,7 @@ const uint32_t *gfollow_mask(struct gfollow *f, int32_t *n_allowed)
 	for (int i = 0; i < GF_CACHE; i++)
 		if (entry_matches(&f->cache[i], &f->m)) {
 			*n_allowed = f->cache[i].n_allowed;
+			f->dead = f->dead || !*n_allowed; /* stuck: nothing can follow */
 			return f->cache[i].bits;
 		}
 	struct gf_entry *e = &f->cache[f->next_slot];
@@ -125,6 +126,7 @@ const uint32_t *gfollow_mask(struct gfollow *f, int32_t *n_allowed)
 		free(e->ids);
 		e->ids = NULL;
 		*n_allowed = 0;
+		f->dead = true;
 		return NULL;
 	}
 	e->n = s->n;
@@ -140,6 +142,7 @@ const uint32_t *gfollow_mask(struct gfollow *f, int32_t *n_allowed)
 	if (f->dead)
 		memset(e->bits, 0, (size_t)f->words * sizeof *e->bits);
 	*n_allowed = e->n_allowed;
+	f->dead = f->dead || !e->n_allowed; /* stuck: nothing can follow */
 	return e->bits;
 }
 

@@ -30,7 +30,9 @@ void gfollow_free(struct gfollow *f);
 bool gfollow_active(const struct gfollow *f);
 /* May id come next? */
 bool gfollow_allows(struct gfollow *f, int32_t id);
-/* The allowed set now (valid until the next call on f); *n_allowed gets its size. */
+/* The allowed set now (valid until the next call on f); *n_allowed gets its size.
+ * When it is empty (the grammar is stuck, or the state was too costly to
+ * mask) the follower is dead from then on: done, only the end may come. */
 const uint32_t *gfollow_mask(struct gfollow *f, int32_t *n_allowed);
 /* Advances by an accepted token. A token the grammar refuses leaves it dead
  * (nothing allowed but end of generation; done). */

@@ -321,6 +321,8 @@ int gmatch_reset(struct gmatch *m, struct hearth_err *err)
 	if (m->overflow)
 		return err_set(err, HEARTH_ETOOBIG, "grammar: the start state has more than %d parse stacks "
 			       "(or nests deeper than %d)", GM_MAX_STACKS, GM_MAX_DEPTH);
+	if (st.n == 0)
+		return err_set(err, HEARTH_EINVAL, "grammar: the start rule matches nothing (it only refers to itself)");
 	make_current(m, &st);
 	return 0;
 }

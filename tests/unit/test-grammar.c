@@ -85,6 +85,14 @@ void test_grammar_parse(void)
 	parse_fails("root ::= a\na ::= b? a \"x\"\nb ::= \"b\"", "rule 'a' is left-recursive");
 	parse_fails("root ::= \"a\"\nroot ::= \"b\"", "line 2, column 1: rule 'root' defined twice");
 	parse_fails("start ::= \"a\"", "no rule named 'root'");
+	{ /* a start rule that matches nothing parses but does not compile */
+		struct hearth_err e2 = { 0 };
+		struct gram *g0 = NULL;
+		struct gmatch m0;
+		T_OK(gram_parse("root ::= root", 13, NULL, &g0, &e2), e2);
+		T_TRUE(g0 && gmatch_init(&m0, g0, &e2) == HEARTH_EINVAL && strstr(e2.msg, "matches nothing"));
+		gram_free(g0);
+	}
 	parse_fails("root ::= \"\\xZ1\"", "bad escape");
 	parse_fails("root ::= \"\\uD800\"", "not a Unicode scalar value");
 	parse_fails("root ::= \"a\" )", "unmatched ')'");
