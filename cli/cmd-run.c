@@ -162,7 +162,7 @@ static struct hearth_grammar *load_grammar(const struct hearth_model *m, const c
 	struct hearth_err err = { 0 };
 	struct hearth_grammar *g = NULL;
 	size_t len = 0;
-	char *text = read_file(path, &len), *gbnf = NULL;
+	char *text = cli_read_file(path, &len), *gbnf = NULL;
 	if (!text) {
 		fprintf(stderr, "hearth run: %s: cannot read the file\n", path);
 		return NULL;
