@@ -365,6 +365,10 @@ struct hearth_request_params {
 	 * 0 bytes: no salt, shared with every other unsalted request [none]. */
 	const void *cache_salt;
 	size_t cache_salt_size;
+	/* The answer follows this grammar (from the first generated token);
+	 * taken over by the request when the submit succeeds (freed with it),
+	 * still the caller's when it fails [NULL: none]. */
+	struct hearth_grammar *grammar;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);
@@ -535,6 +539,24 @@ int hearth_chat_reader_finish(struct hearth_chat_reader *r, const struct hearth_
  * a call in it (NULL when it has none): what a grammar forcing a call starts with. */
 const char *hearth_chat_format_name(const struct hearth_chat *c);
 const char *hearth_chat_call_opener(const struct hearth_chat *c);
+
+/* ---- chat grammars: constrained answers ---------------------------------- */
+
+/* GBNF rules (*out, malloc'd) named prefix (and prefix-...) for a call of the
+ * tools (tools_json: OpenAI's "tools"), of the one named name when not NULL,
+ * several in a row when parallel and the family allows it, in the family's
+ * syntax (Hermes/Qwen <tool_call>, Llama 3 JSON, Mistral [TOOL_CALLS]);
+ * arguments follow each tool's parameter schema (hearth_json_schema_to_gbnf:
+ * HEARTH_EUNSUPPORTED names a keyword it cannot enforce). HEARTH_EUNSUPPORTED
+ * for a family whose calls it cannot force yet. */
+int hearth_chat_calls_gbnf(const struct hearth_chat *c, const char *tools_json, size_t len, const char *name,
+			   bool parallel, const char *prefix, char **out, struct hearth_err *err);
+/* The whole grammar (*out, malloc'd; start rule "hearth-root") of an answer to
+ * prompt whose constrained part is rule among rules: the family's reasoning
+ * block first and free (optional, or its rest when the prompt opened it),
+ * then rule. */
+int hearth_chat_answer_gbnf(const struct hearth_chat *c, const struct hearth_chat_prompt *prompt, const char *rules,
+			    const char *rule, char **out, struct hearth_err *err);
 
 #ifdef __cplusplus
 }

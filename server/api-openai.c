@@ -83,7 +83,8 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 		goto out;
 	}
 	if (!params_parse(srv, body, true, call->tenant, &st->p, rp) || !chat_vars_build(body, &vars, &tc, rp) ||
-	    !chat_prompt(srv, vars, &pr, rp) || !chat_readers(srv, st, &pr, tc.tools, rp))
+	    !chat_prompt(srv, vars, &pr, rp) || !chat_readers(srv, st, &pr, tc.tools, rp) ||
+	    !constrain_chat(srv, &tc, &pr, &st->p, rp))
 		goto out;
 	if (srv->log_prompts)
 		fprintf(stderr, "hearth serve: prompt: %s\n", pr.text);

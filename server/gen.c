@@ -168,7 +168,11 @@ bool gen_start(struct server *srv, const struct params *p, struct gen *g, const 
 		reply_error(rp, 500, "server_error", NULL, NULL, "%s", err.msg);
 		return false;
 	}
+	if (!constrain_grammar(srv, p, &rq.grammar, rp))
+		return false;
 	int rc = hearth_sched_submit(srv->sched, &rq, &g->req, &err);
+	if (rc)
+		hearth_grammar_free(rq.grammar); /* still ours */
 	if (rc == HEARTH_EBUSY) {
 		reply_error(rp, 429, "rate_limit_exceeded", NULL, "queue_full",
 			    "The server is busy: too many requests are waiting. Retry shortly.");

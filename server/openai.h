@@ -36,6 +36,10 @@ struct params {
 	bool ignore_eos;           /* llama.cpp's extension: keep going past end-of-text */
 	char *salt;                /* prefix-cache tenant: the API key, then the request's cache_salt */
 	size_t salt_len;
+	char *gbnf;                /* the answer's grammar (constrain.c), NULL: none */
+	const char *gbnf_rule;     /* its start rule */
+	const char *gbnf_param;    /* the field it came from, for errors */
+	bool gbnf_frame;           /* chat: still to be framed (reasoning first) */
 };
 
 
@@ -118,6 +122,15 @@ struct stream {
 	bool broken;          /* a chunk could not be built: the stream ends cut, never with [DONE] */
 };
 
+
+/* constrain.c: response_format / grammar into p (params_parse calls it);
+ * for chat, a forced tool call and the frame around the answer (after the
+ * prompt is rendered); each choice's compiled grammar (*g NULL: none). Each
+ * false after an error reply. */
+bool constrain_parse(json_t *b, struct params *p, struct reply *rp);
+bool constrain_chat(struct server *srv, const struct chat_tools *tc, const struct hearth_chat_prompt *pr,
+		    struct params *p, struct reply *rp);
+bool constrain_grammar(struct server *srv, const struct params *p, struct hearth_grammar **g, struct reply *rp);
 
 /* params.c */
 /* Reads the fields both completion endpoints share into p (zeroed first).

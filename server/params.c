@@ -29,6 +29,8 @@ void params_free(struct params *p)
 	p->n_stops = 0;
 	free(p->salt);
 	p->salt = NULL;
+	free(p->gbnf);
+	p->gbnf = NULL;
 }
 
 enum kind { KIND_NUMBER, KIND_INTEGER, KIND_BOOLEAN, KIND_STRING };
@@ -283,5 +285,6 @@ bool params_parse(struct server *srv, json_t *b, bool chat, const char *tenant, 
 	}
 	/* user and prompt_cache_key are affinity keys for proxies in front: accepted, not needed here */
 	return parse_sampling(b, p, rp) && parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&
-	       parse_stop(b, p, rp) && parse_logit_bias(srv, b, p, rp) && set_salt(p, tenant, cache_salt, rp);
+	       parse_stop(b, p, rp) && parse_logit_bias(srv, b, p, rp) && set_salt(p, tenant, cache_salt, rp) &&
+	       constrain_parse(b, p, rp);
 }

@@ -17,4 +17,8 @@ struct hearth_chat {
 	enum tc_format format; /* how its answers write reasoning and calls */
 };
 
+/* Does the prompt end inside a reasoning block: an opening <think> in its
+ * last bytes (the generation prompt) that nothing closes? (chat-grammar.c) */
+bool chat_prompt_in_reasoning(const struct hearth_chat_prompt *p);
+
 #endif /* HEARTH_CHAT_IMPL_H */

@@ -21,19 +21,6 @@ const char *hearth_chat_format_name(const struct hearth_chat *c) { return tc_for
 
 const char *hearth_chat_call_opener(const struct hearth_chat *c) { return tc_call_opener(c->format); }
 
-/* Does the prompt end inside a reasoning block: an opening <think> in its last
- * bytes (the generation prompt) that nothing closes? */
-static bool ends_in_reasoning(const struct hearth_chat_prompt *p)
-{
-	if (!p || !p->text)
-		return false;
-	const size_t tail = p->len < 64 ? p->len : 64;
-	const char *open = NULL;
-	for (const char *s = p->text + p->len - tail; (s = strstr(s, "<think>")) != NULL; s++)
-		open = s;
-	return open && !strstr(open, "</think>");
-}
-
 int hearth_chat_reader_new(const struct hearth_chat *c, const struct hearth_chat_prompt *prompt, const char *tools_json,
 			   size_t tools_len, struct hearth_chat_reader **out, struct hearth_err *err)
 {
@@ -57,7 +44,7 @@ int hearth_chat_reader_new(const struct hearth_chat *c, const struct hearth_chat
 		json_decref(tools);
 		return err_set(err, HEARTH_ENOMEM, "chat reader: out of memory");
 	}
-	int rc = tc_parser_new(format, tools, ends_in_reasoning(prompt), &r->p, err);
+	int rc = tc_parser_new(format, tools, chat_prompt_in_reasoning(prompt), &r->p, err);
 	json_decref(tools); /* the parser holds its own reference */
 	if (rc) {
 		free(r);

@@ -54,6 +54,7 @@ struct hearth_request {
 	float *bias;
 	int32_t n_bias;
 	struct hearth_sampler *smpl;
+	struct hearth_grammar *grammar; /* the sampler follows it; owned */
 	double t_submit, deadline;
 	_Atomic double t_start;
 	/* scheduler thread only */
@@ -128,6 +129,7 @@ static void req_unref(struct hearth_request *r)
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	hearth_sampler_free(r->smpl);
+	hearth_grammar_free(r->grammar);
 	free(r->tokens);
 	free(r->bias_ids);
 	free(r->bias);
@@ -229,6 +231,8 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	memcpy(r->bias, p->bias ? p->bias : r->bias, (size_t)p->n_bias * sizeof *r->bias);
 	for (int32_t i = 0; i < p->n_prompt; i++)
 		hearth_sampler_accept(r->smpl, p->prompt[i]);
+	if (p->grammar && (rc = hearth_sampler_set_grammar(r->smpl, p->grammar, NULL, err)))
+		goto fail; /* after the prompt: the grammar sees the answer only */
 	r->n_prompt = r->n_tokens = p->n_prompt;
 	r->n_bias = p->n_bias;
 	r->max_tokens = p->max_tokens;
@@ -261,6 +265,7 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 		pthread_cond_destroy(&r->cv);
 		goto fail;
 	}
+	r->grammar = p->grammar; /* taken over */
 	*out = r;
 	return 0;
 fail:
@@ -453,6 +458,11 @@ static bool take_token(struct hearth_sched *s, struct hearth_request *r, struct 
 	atomic_fetch_add(&s->generation_tokens, 1);
 	if ((r->max_tokens >= 0 && r->n_gen >= r->max_tokens) || r->n_tokens >= s->p.n_ctx_seq) {
 		ev->finish = HEARTH_FINISH_LENGTH;
+		req_end(s, r, ev);
+		return false;
+	}
+	if (r->grammar && hearth_sampler_grammar_done(r->smpl)) { /* nothing may follow: as if end of text came */
+		ev->finish = HEARTH_FINISH_STOP;
 		req_end(s, r, ev);
 		return false;
 	}
