@@ -70,7 +70,8 @@ static char *dup_n(const char *s, size_t n)
 {
 	char *d = malloc(n + 1);
 	if (d) {
-		memcpy(d, s, n);
+		if (n)
+			memcpy(d, s, n);
 		d[n] = '\0';
 	}
 	return d;
@@ -106,6 +107,8 @@ int tc_emit(struct tc_parser *p, enum tc_event_kind kind, const char *s, size_t 
 
 void tc_consume(struct tc_parser *p, size_t n)
 {
+	if (n == 0) /* also when nothing was ever held: buf may be NULL */
+		return;
 	memmove(p->buf, p->buf + n, p->len - n);
 	p->len -= n;
 }
