@@ -35,6 +35,7 @@
 	X(test_chat_bos_and_builtin) \
 	X(test_chat_reader)          \
 	X(test_chat_out)             \
+	X(test_chat_forced_calls)    \
 	X(test_toolcall_formats)     \
 	X(test_toolcall_streaming)   \
 	X(test_toolcall_detect)      \

@@ -89,30 +89,145 @@ static int calls_schema(const json_t *tools, const char *name, const char *key, 
 	return *out ? 0 : err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
 }
 
-/* How a family writes calls: before the first, between two, after the last,
- * the arguments' key, and whether several may come. */
+/* How a family writes calls, as GBNF fragments: before the first, between
+ * two, after the last; then either the arguments' key of a {"name", key}
+ * object (JSON families), or what comes before the name, between the name
+ * and the arguments, and after them (split families). */
 struct call_syntax {
-	const char *open, *sep, *close, *key;
+	const char *open, *sep, *close;
+	const char *key;
+	const char *pre, *mid, *post;
 	bool several;
+};
+
+#define DS_CALLS_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>"
+#define DS_CALLS_END "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"
+#define DS_CALL_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>"
+#define DS_CALL_END "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>"
+#define DS_SEP "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>"
+
+static const struct {
+	enum tc_format format;
+	struct call_syntax cs;
+} syntaxes[] = {
+	{ TC_HERMES, { "\"<tool_call>\\n\"", "\"\\n</tool_call>\\n<tool_call>\\n\"", "\"\\n</tool_call>\"", "arguments", NULL,
+		       NULL, NULL, true } },
+	{ TC_LLAMA3, { "\"\"", "\"\"", "\"\"", "parameters", NULL, NULL, NULL, false } },
+	{ TC_MISTRAL, { "\"[TOOL_CALLS][\"", "\", \"", "\"]\"", "arguments", NULL, NULL, NULL, true } },
+	{ TC_GRANITE, { "\"<|tool_call|>[\"", "\", \"", "\"]\"", "arguments", NULL, NULL, NULL, true } },
+	{ TC_DEEPSEEK_R1, { "\"" DS_CALLS_BEGIN "\"", "\"\\n\"", "\"" DS_CALLS_END "\"", NULL,
+			    "\"" DS_CALL_BEGIN "function" DS_SEP "\"", "\"\\n```json\\n\"", "\"\\n```" DS_CALL_END "\"", true } },
+	{ TC_DEEPSEEK_V31, { "\"" DS_CALLS_BEGIN "\"", "\"\"", "\"" DS_CALLS_END "\"", NULL, "\"" DS_CALL_BEGIN "\"",
+			     "\"" DS_SEP "\"", "\"" DS_CALL_END "\"", true } },
+	{ TC_KIMI_K2, { "\"<|tool_calls_section_begin|>\"", "\"\"", "\"<|tool_calls_section_end|>\"", NULL,
+			"\"<|tool_call_begin|>functions.\"", "\":\" [0-9] \"<|tool_call_argument_begin|>\"",
+			"\"<|tool_call_end|>\"", true } },
+	{ TC_HARMONY, { "\"\"", "\"\"", "\"\"", NULL, "\"<|channel|>commentary to=functions.\"",
+			"\" <|constrain|>json<|message|>\"", "\"<|call|>\"", false } },
 };
 
 static int call_syntax(enum tc_format f, struct call_syntax *cs, struct hearth_err *err)
 {
-	switch (f) {
-	case TC_HERMES:
-		*cs = (struct call_syntax){ "\"<tool_call>\\n\"", "\"\\n</tool_call>\\n<tool_call>\\n\"", "\"\\n</tool_call>\"",
-					    "arguments", true };
-		return 0;
-	case TC_LLAMA3:
-		*cs = (struct call_syntax){ "\"\"", NULL, "\"\"", "parameters", false };
-		return 0;
-	case TC_MISTRAL:
-		*cs = (struct call_syntax){ "\"[TOOL_CALLS][\"", "\", \"", "\"]\"", "arguments", true };
-		return 0;
-	default:
-		return err_set(err, HEARTH_EUNSUPPORTED, "tool_choice: hearth cannot force a call in the %s format yet",
-			       tc_format_name(f));
+	for (size_t i = 0; i < sizeof syntaxes / sizeof syntaxes[0]; i++)
+		if (syntaxes[i].format == f) {
+			*cs = syntaxes[i].cs;
+			return 0;
+		}
+	return err_set(err, HEARTH_EUNSUPPORTED, "tool_choice: hearth cannot force a call in the %s format yet",
+		       tc_format_name(f));
+}
+
+/* Appends text to *buf (len, cap); false when out of memory. */
+static bool put(char **buf, size_t *len, size_t *cap, const char *text)
+{
+	const size_t n = strlen(text);
+	if (*len + n + 1 > *cap) {
+		size_t c = (*len + n + 1) * 2;
+		char *b = realloc(*buf, c);
+		if (!b)
+			return false;
+		*buf = b;
+		*cap = c;
 	}
+	memcpy(*buf + *len, text, n + 1);
+	*len += n;
+	return true;
+}
+
+/* name as a GBNF literal ("..." with " and \ escaped); false when out of memory. */
+static bool put_literal(char **buf, size_t *len, size_t *cap, const char *name)
+{
+	bool ok = put(buf, len, cap, "\"");
+	for (const char *c = name; ok && *c; c++) {
+		char one[3] = { *c, 0, 0 };
+		if (*c == '"' || *c == '\\')
+			one[0] = '\\', one[1] = *c;
+		ok = put(buf, len, cap, one);
+	}
+	return ok && put(buf, len, cap, "\"");
+}
+
+/* The rules of one call (prefix-call) for a split family: an alternative per
+ * tool, its name literal, then its arguments under its parameter schema. */
+static int split_rules(const struct call_syntax *cs, const json_t *tools, const char *name, const char *prefix,
+		       char **buf, size_t *len, size_t *cap, struct hearth_err *err)
+{
+	char rule[96], *text = NULL, *args = NULL;
+	size_t i, n_alt = 0;
+	json_t *t;
+	bool ok = put(buf, len, cap, prefix) && put(buf, len, cap, "-call ::= ");
+	json_array_foreach((json_t *)tools, i, t) {
+		const char *n = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+		if (!ok || !n || (name && strcmp(n, name)))
+			continue;
+		snprintf(rule, sizeof rule, "%s-args%zu", prefix, i);
+		ok = (!n_alt++ || put(buf, len, cap, " | ")) && put(buf, len, cap, cs->pre) && put(buf, len, cap, " ") &&
+		     put_literal(buf, len, cap, n) && put(buf, len, cap, " ") && put(buf, len, cap, cs->mid) &&
+		     put(buf, len, cap, " ") && put(buf, len, cap, rule) && put(buf, len, cap, " ") && put(buf, len, cap, cs->post);
+	}
+	if (!ok)
+		return err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
+	if (n_alt == 0)
+		return err_set(err, HEARTH_EINVAL, "chat grammar: no tool %s%s%s among the tools", name ? "named '" : "",
+			       name ? name : "", name ? "'" : "");
+	ok = put(buf, len, cap, "\n");
+	json_array_foreach((json_t *)tools, i, t) {
+		json_t *fn = json_object_get(t, "function"), *params = json_object_get(fn, "parameters");
+		const char *n = json_string_value(json_object_get(fn, "name"));
+		if (!ok || !n || (name && strcmp(n, name)))
+			continue;
+		snprintf(rule, sizeof rule, "%s-args%zu", prefix, i);
+		text = json_is_object(params) ? json_dumps(params, JSON_COMPACT) : strdup("{\"type\":\"object\"}");
+		int rc = text ? hearth_json_schema_to_gbnf(text, strlen(text), rule, &args, err)
+			      : err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
+		free(text);
+		if (rc)
+			return rc;
+		ok = put(buf, len, cap, args);
+		free(args);
+	}
+	return ok ? 0 : err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
+}
+
+/* The rules of one call (prefix-call) for a JSON family: {"name": N, key: arguments}. */
+static int object_rules(const struct call_syntax *cs, const json_t *tools, const char *name, const char *prefix,
+			char **buf, size_t *len, size_t *cap, struct hearth_err *err)
+{
+	json_t *schema = NULL;
+	char rule[96], *obj = NULL;
+	int rc = calls_schema(tools, name, cs->key, &schema, err);
+	char *text = rc ? NULL : json_dumps(schema, JSON_COMPACT);
+	json_decref(schema);
+	if (!rc && !text)
+		rc = err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
+	snprintf(rule, sizeof rule, "%s-call", prefix);
+	if (!rc)
+		rc = hearth_json_schema_to_gbnf(text, strlen(text), rule, &obj, err);
+	free(text);
+	if (!rc && !put(buf, len, cap, obj))
+		rc = err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
+	free(obj);
+	return rc;
 }
 
 int hearth_chat_calls_gbnf(const struct hearth_chat *c, const char *tools_json, size_t len, const char *name,
@@ -121,8 +236,8 @@ int hearth_chat_calls_gbnf(const struct hearth_chat *c, const char *tools_json, 
 	struct call_syntax cs = { 0 };
 	json_error_t je;
 	bool oom;
-	json_t *schema = NULL;
-	char *obj = NULL, obj_rule[96];
+	char *buf = NULL, head[512];
+	size_t n = 0, cap = 0;
 	*out = NULL;
 	int rc = call_syntax(c->format, &cs, err);
 	if (rc)
@@ -132,29 +247,22 @@ int hearth_chat_calls_gbnf(const struct hearth_chat *c, const char *tools_json, 
 		json_decref(tools);
 		return err_set(err, oom ? HEARTH_ENOMEM : HEARTH_EINVAL, "chat grammar: the tools are not a JSON array");
 	}
-	rc = calls_schema(tools, name, cs.key, &schema, err);
-	json_decref(tools);
-	char *text = rc ? NULL : json_dumps(schema, JSON_COMPACT);
-	json_decref(schema);
-	if (!rc && !text)
-		rc = err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
-	snprintf(obj_rule, sizeof obj_rule, "%s-call", prefix);
-	if (!rc)
-		rc = hearth_json_schema_to_gbnf(text, strlen(text), obj_rule, &obj, err);
-	free(text);
-	if (rc)
-		return rc;
-	const bool several = parallel && cs.several && cs.sep;
-	const size_t n = strlen(prefix) * 2 + strlen(cs.open) + strlen(cs.close) + (cs.sep ? strlen(cs.sep) : 0) +
-			 strlen(obj_rule) * 2 + strlen(obj) + 64;
-	if (!(*out = malloc(n))) {
-		free(obj);
-		return err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
-	}
-	if (several)
-		snprintf(*out, n, "%s ::= %s %s ( %s %s )* %s\n%s", prefix, cs.open, obj_rule, cs.sep, obj_rule, cs.close, obj);
+	if (parallel && cs.several)
+		snprintf(head, sizeof head, "%s ::= %s %s-call ( %s %s-call )* %s\n", prefix, cs.open, prefix, cs.sep, prefix,
+			 cs.close);
 	else
-		snprintf(*out, n, "%s ::= %s %s %s\n%s", prefix, cs.open, obj_rule, cs.close, obj);
-	free(obj);
+		snprintf(head, sizeof head, "%s ::= %s %s-call %s\n", prefix, cs.open, prefix, cs.close);
+	if (!put(&buf, &n, &cap, head))
+		rc = err_set(err, HEARTH_ENOMEM, "chat grammar: out of memory");
+	else if (cs.key)
+		rc = object_rules(&cs, tools, name, prefix, &buf, &n, &cap, err);
+	else
+		rc = split_rules(&cs, tools, name, prefix, &buf, &n, &cap, err);
+	json_decref(tools);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
 	return 0;
 }
