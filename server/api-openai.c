@@ -51,15 +51,15 @@ static bool chat_prompt(struct server *srv, json_t *vars, struct hearth_chat_pro
 }
 
 /* A reader per choice for the answers (tools: what the model may call, NULL: none). */
-static bool chat_readers(struct server *srv, struct stream *st, const struct hearth_chat_prompt *pr, json_t *tools,
-			 struct reply *rp)
+static bool chat_readers(struct server *srv, struct stream *st, const struct hearth_chat_prompt *pr,
+			 const struct chat_tools *tc, struct reply *rp)
 {
 	struct hearth_err err = { 0 };
 	size_t len = 0;
-	char *tj = tools ? reply_text(tools, &len) : NULL;
-	bool ok = !tools || tj;
+	char *tj = tc->tools ? reply_text(tc->tools, &len) : NULL;
+	bool ok = !tc->tools || tj;
 	for (int k = 0; ok && k < st->p.n; k++)
-		ok = !chat_out_init(&st->reader[k], srv, pr, tj, len, &err);
+		ok = !chat_out_init(&st->reader[k], srv, pr, tj, len, tc->parallel, &err);
 	free(tj);
 	if (!ok)
 		reply_lib_error(rp, err.code ? err.code : HEARTH_ENOMEM, "tools", &err);
@@ -83,7 +83,7 @@ void api_chat_completions(struct server *srv, const struct call *call, struct re
 		goto out;
 	}
 	if (!params_parse(srv, body, true, call->tenant, &st->p, rp) || !chat_vars_build(body, &vars, &tc, rp) ||
-	    !chat_prompt(srv, vars, &pr, rp) || !chat_readers(srv, st, &pr, tc.tools, rp) ||
+	    !chat_prompt(srv, vars, &pr, rp) || !chat_readers(srv, st, &pr, &tc, rp) ||
 	    !constrain_chat(srv, &tc, &pr, &st->p, rp))
 		goto out;
 	if (srv->log_prompts)

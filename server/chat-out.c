@@ -4,7 +4,8 @@
  * family's syntax). Streaming, each call goes out whole once its text has
  * closed and parsed (name, id and arguments in one delta), so that a call
  * that turns out malformed, which becomes content, was never announced;
- * calls are numbered 0, 1, ... in the order they went out.
+ * calls are numbered 0, 1, ... in the order they went out; with
+ * parallel_tool_calls false only the first goes out.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,10 @@ struct out_acc {
 };
 
 int chat_out_init(struct chat_out *o, struct server *srv, const struct hearth_chat_prompt *prompt, const char *tools_json,
-		  size_t tools_len, struct hearth_err *err)
+		  size_t tools_len, bool parallel, struct hearth_err *err)
 {
 	memset(o, 0, sizeof *o);
+	o->one_call = !parallel;
 	return hearth_chat_reader_new(srv->chat, prompt, tools_json, tools_len, &o->r, err);
 }
 
@@ -39,6 +41,8 @@ static void emit_call(struct chat_out *o, struct out_acc *a, int32_t index, cons
 {
 	if (index >= 0 && index < 64)
 		o->emitted |= 1ULL << index;
+	if (o->one_call && o->n_calls > 0) /* parallel_tool_calls false: the first call only */
+		return;
 	if (!a->calls && !(a->calls = json_array())) {
 		a->oom = true;
 		return;

@@ -65,10 +65,11 @@ struct chat_out {
 	char *pend_name;   /* a call begun, held until its arguments close */
 	char pend_id[40];
 	int32_t pend_index;
+	bool one_call;     /* parallel_tool_calls false */
 };
 /* A reader for an answer to prompt; tools_json NULL: no tools (reasoning only). */
 int chat_out_init(struct chat_out *o, struct server *srv, const struct hearth_chat_prompt *prompt, const char *tools_json,
-		  size_t tools_len, struct hearth_err *err);
+		  size_t tools_len, bool parallel, struct hearth_err *err);
 void chat_out_free(struct chat_out *o);
 /* Reads len more bytes of the answer (final: it ended) and adds what they
  * settle to delta: "content", "reasoning_content", "tool_calls". False when
