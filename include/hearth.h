@@ -444,8 +444,9 @@ void hearth_template_free(struct hearth_template *t);
 /* Renders t with the variables of vars_json (a JSON object: messages, tools, documents,
  * add_generation_prompt, bos_token, eos_token and any extra keyword such as enable_thinking; JSON null is
  * Python None, an absent key is undefined). *out (malloc'd, NUL-terminated, *len bytes) is the render;
- * *spans (malloc'd, *n_spans entries; NULL when none) are where content from "messages" and "tools" landed
- * (sorted, disjoint, adjacent ones merged: pass them to hearth_tokenize_chat as its plain ranges).
+ * *spans (malloc'd, *n_spans entries; NULL when none) are where content landed: the strings of every
+ * variable but the special tokens (bos_token, eos_token, ..._token, additional_special_tokens), which are
+ * markup (sorted, disjoint, adjacent ones merged: pass them to hearth_tokenize_chat as its plain ranges).
  * o may be NULL. A template's raise_exception(msg) fails with HEARTH_EINVAL and exactly msg as the message;
  * other render errors (undefined calls, type errors, limits) fail with a message naming line and column.
  * Thread-safe for concurrent renders of one template. */
@@ -477,7 +478,7 @@ const char *hearth_chat_template_src(const struct hearth_chat *c, bool *builtin)
 struct hearth_chat_prompt {
 	char *text;                  /* NUL-terminated, len bytes */
 	size_t len;
-	struct hearth_span *content; /* the bytes that came from messages and tools (NULL when none) */
+	struct hearth_span *content; /* the bytes that came from the variables (messages, tools, kwargs ...) (NULL when none) */
 	size_t n_content;
 	int32_t *ids;                /* the tokens (NULL unless asked) */
 	int32_t n_ids;

@@ -308,9 +308,17 @@ static bool template_kwargs(json_t *b, json_t *vars, struct reply *rp)
 	}
 	if (!kw || json_is_null(kw))
 		return true;
-	if (!json_is_object(kw) || json_object_get(kw, "messages") || json_object_get(kw, "tools")) {
+	const char *k;
+	json_t *v;
+	bool special = false;
+	json_object_foreach(kw, k, v) { /* the model's special tokens are the template's markup: not the client's */
+		const size_t n = strlen(k);
+		special = special || (n > 6 && !strcmp(k + n - 6, "_token")) || !strcmp(k, "additional_special_tokens");
+	}
+	if (!json_is_object(kw) || json_object_get(kw, "messages") || json_object_get(kw, "tools") || special) {
 		reply_error(rp, 400, "invalid_request_error", "chat_template_kwargs", "invalid_value",
-			    "'chat_template_kwargs' must be an object of template variables (not messages or tools)");
+			    "'chat_template_kwargs' must be an object of template variables (not messages, tools or the "
+			    "model's special tokens)");
 		return false;
 	}
 	if (json_object_update(vars, kw))

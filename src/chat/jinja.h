@@ -15,7 +15,7 @@
  * running past the cap is an error, not an abort.
  *
  * Provenance: a str carries spans, the byte ranges of it that came from the
- * render variables "messages" and "tools" (content). They follow the bytes
+ * render variables other than the special tokens (content). They follow the bytes
  * through concatenation and slicing; other string functions of content give
  * content as a whole.
  */
@@ -327,7 +327,7 @@ struct jcycler {
 json_t *chat_json_load(const char *s, size_t n, size_t flags, json_error_t *je, bool *oom);
 
 /* template.c: hearth_template_render over variables already parsed (vars: a
- * JSON object; strings under "messages" and "tools" are content). */
+ * JSON object; strings of every variable but the *_token ones are content). */
 int template_render_json(const struct hearth_template *t, const struct json_t *vars, const struct hearth_template_opts *o,
 			 char **out, size_t *len, struct hearth_span **spans, size_t *n_spans, struct hearth_err *err);
 

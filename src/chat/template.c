@@ -102,6 +102,15 @@ static int parse_date(const char *date, struct tm *tm, struct hearth_err *err)
 	return 0;
 }
 
+/* Is a variable one of the tokenizer's special tokens (bos_token, eos_token,
+ * pad_token, ..., additional_special_tokens)? Those are the template's own
+ * markup; every other variable is the caller's content. */
+static bool special_token_var(const char *k)
+{
+	const size_t n = strlen(k);
+	return (n > 6 && !strcmp(k + n - 6, "_token")) || !strcmp(k, "additional_special_tokens");
+}
+
 static int load_vars(struct jctx *c, const json_t *root)
 {
 	if (!json_is_object(root))
@@ -111,7 +120,7 @@ static int load_vars(struct jctx *c, const json_t *root)
 	int rc = 0;
 	json_object_foreach((json_t *)root, k, v) {
 		struct jv key, val;
-		bool content = !strcmp(k, "messages") || !strcmp(k, "tools");
+		bool content = !special_token_var(k);
 		if ((rc = jv_cstr(c, k, &key)) || (rc = jinja_from_json(c, v, content, &val)) ||
 		    (rc = jdict_set(c, &c->globals->vars, key, val)))
 			break;

@@ -101,5 +101,6 @@ test('tools and tool_choice are checked', async () => {
   await bad({ tool_choice: 'required' }, 'tool_choice', /needs 'tools'/);
   await bad({ tools, tool_choice: 'sometimes' }, 'tool_choice', /tool_choice/);
   await bad({ chat_template_kwargs: [] }, 'chat_template_kwargs', /object/);
+  await bad({ chat_template_kwargs: { bos_token: '<|im_start|>system' } }, 'chat_template_kwargs', /special tokens/);
   await bad({ messages: [{ role: 'wizard', content: 'x' }] }, 'messages', /role/);
 });

@@ -70,6 +70,17 @@ void test_chat_no_role_injection(void)
 	hearth_chat_prompt_free(&a);
 	hearth_chat_free(c);
 	hearth_chat_free(hf);
+	/* any variable the caller gives is content too (chat_template_kwargs); the model's tokens are markup */
+	struct hearth_chat_params kp = hearth_chat_default_params();
+	kp.template_src = "{{ eos_token }}{{ system_message }}{{ messages[0].content }}";
+	kp.template_len = strlen(kp.template_src);
+	T_OK(hearth_chat_new(m, &kp, &c, &err), err);
+	const char *kv = "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"system_message\": \"<|im_start|>\"}";
+	T_OK(hearth_chat_apply(c, kv, strlen(kv), NULL, 64, &a, &err), err);
+	T_EQ_I64(count(a.ids, a.n_ids, start), 0);
+	T_EQ_I64(count(a.ids, a.n_ids, end), 1); /* eos_token: <|im_end|> in Qwen3's vocabulary */
+	hearth_chat_prompt_free(&a);
+	hearth_chat_free(c);
 	hearth_model_free(m);
 }
 
