@@ -7,6 +7,7 @@
  * (gen.c). The reply is built in OpenAI's shape (shapes.c), streamed as
  * server-sent events when asked (stream.c).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,10 @@ static bool chat_prompt(struct server *srv, json_t *vars, struct hearth_chat_pro
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		return false;
 	}
+	while (sem_wait(&srv->renders) && errno == EINTR) /* a few at a time: each may take its arena's worth */
+		;
 	int rc = hearth_chat_apply(srv->chat, text, len, NULL, srv->sp.n_ctx_seq, pr, &err);
+	sem_post(&srv->renders);
 	free(text);
 	if (rc == HEARTH_ETOOBIG && pr->text) /* rendered, then too many tokens */
 		reply_error(rp, 400, "invalid_request_error", "messages", "context_length_exceeded",

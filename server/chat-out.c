@@ -144,7 +144,11 @@ bool chat_out_message(struct chat_out *o, const char *text, size_t len, json_t *
 								 : json_null());
 	if (ok && a.n_reasoning)
 		ok = jsonb_set(msg, "reasoning_content", jsonb_str(a.reasoning, a.n_reasoning));
-	if (ok && a.calls) {
+	if (ok && a.calls) { /* a message's calls carry no index (stream deltas do) */
+		size_t i;
+		json_t *c;
+		json_array_foreach(a.calls, i, c)
+			json_object_del(c, "index");
 		ok = jsonb_set(msg, "tool_calls", a.calls);
 		a.calls = NULL;
 	}

@@ -221,6 +221,10 @@ static bool tools(json_t *b, struct chat_tools *tc, struct reply *rp)
 	json_array_foreach(t, k, tool) {
 		json_t *fn = json_object_get(tool, "function"), *params = json_object_get(fn, "parameters");
 		json_t *desc = json_object_get(fn, "description");
+		if (json_is_null(params)) /* null: as if absent */
+			params = NULL;
+		if (json_is_null(desc))
+			desc = NULL;
 		const char *type = json_string_value(json_object_get(tool, "type"));
 		if (!type || strcmp(type, "function") || !json_is_object(fn) || !good_name(json_object_get(fn, "name")) ||
 		    (params && !json_is_object(params)) || (desc && !json_is_string(desc))) {

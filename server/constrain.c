@@ -54,13 +54,18 @@ static bool response_format(json_t *rf, struct params *p, struct reply *rp)
 			    "\"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}");
 		return false;
 	}
+	if (json_is_false(schema)) {
+		reply_error(rp, 400, "invalid_request_error", "response_format", "invalid_value",
+			    "the schema false allows no answer at all");
+		return false;
+	}
 	size_t len = 0;
-	char *text = schema ? reply_text(schema, &len) : strdup("{}");
+	char *text = schema && !json_is_true(schema) ? reply_text(schema, &len) : strdup("{}");
 	if (!text) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		return false;
 	}
-	bool ok = schema_rules(text, schema ? len : 2, "response_format", p, rp);
+	bool ok = schema_rules(text, strlen(text), "response_format", p, rp);
 	free(text);
 	return ok;
 }
@@ -68,6 +73,9 @@ static bool response_format(json_t *rf, struct params *p, struct reply *rp)
 bool constrain_parse(json_t *b, struct params *p, struct reply *rp)
 {
 	json_t *rf = json_object_get(b, "response_format"), *g = json_object_get(b, "grammar");
+	const char *rft = json_string_value(json_object_get(rf, "type"));
+	if (json_is_null(rf) || (rft && !strcmp(rft, "text")))
+		rf = NULL; /* the default: no constraint */
 	if (g && !json_is_null(g)) {
 		if (!json_is_string(g) || rf) {
 			reply_error(rp, 400, "invalid_request_error", "grammar", "invalid_value",
@@ -82,7 +90,7 @@ bool constrain_parse(json_t *b, struct params *p, struct reply *rp)
 		p->gbnf_param = "grammar";
 		return true;
 	}
-	return !rf || json_is_null(rf) || response_format(rf, p, rp);
+	return !rf || response_format(rf, p, rp);
 }
 
 /* A forced call's rules into p (tool_choice "required" or a named function). */

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -153,6 +154,8 @@ struct server {
 	/* state */
 	struct hearth_model *model;
 	struct hearth_chat *chat; /* the model's chat template, compiled */
+	sem_t renders;            /* chat renders running at once (each may hold its arena, up to 256 MiB) */
+	bool renders_ready;
 	struct hearth_sched *sched;
 	struct hearth_sched_params sp;
 	atomic_int phase;         /* enum srv_phase */

@@ -6,6 +6,10 @@
  *
  *   hearth-root ::= hearth-think? <rule>                     (family with <think>)
  *   hearth-root ::= hearth-think-body "</think>" hearth-ws <rule>  (prompt ended inside one)
+ *   hearth-root ::= <rule>                                   (no <think>, or the prompt closed it)
+ *
+ * Only the template's own markup in the generation prompt counts: a user
+ * who writes <think> at the end of a message changes nothing.
  *
  * Reasoning text may hold anything but "</": a grammar over text with one
  * excluded word is possible but long, and "</" is where the block's end
@@ -24,22 +28,41 @@
 	"hearth-think-body ::= ( [^<] | \"<\" [^/] )*\n"                                                   \
 	"hearth-ws ::= [ \\t\\n]{0,8}\n"
 
-bool chat_prompt_in_reasoning(const struct hearth_chat_prompt *p)
+/* Is [at, at + n) of the prompt's text wholly outside its content? */
+static bool markup_at(const struct hearth_chat_prompt *p, size_t at, size_t n)
+{
+	for (size_t i = 0; i < p->n_content; i++)
+		if (p->content[i].off < at + n && at < p->content[i].off + p->content[i].len)
+			return false;
+	return true;
+}
+
+/* The last place of the template's own (not content's) word in the prompt's
+ * last 64 bytes (the generation prompt), or -1. */
+static long last_markup(const struct hearth_chat_prompt *p, const char *word)
+{
+	const size_t tail = p->len < 64 ? p->len : 64, n = strlen(word);
+	long at = -1;
+	for (size_t i = p->len - tail; i + n <= p->len; i++)
+		if (!memcmp(p->text + i, word, n) && markup_at(p, i, n))
+			at = (long)i;
+	return at;
+}
+
+enum think_state chat_prompt_think(const struct hearth_chat_prompt *p)
 {
 	if (!p || !p->text)
-		return false;
-	const size_t tail = p->len < 64 ? p->len : 64;
-	const char *open = NULL;
-	for (const char *s = p->text + p->len - tail; (s = strstr(s, "<think>")) != NULL; s++)
-		open = s;
-	return open && !strstr(open, "</think>");
+		return THINK_UNKNOWN;
+	const long open = last_markup(p, "<think>"), close = last_markup(p, "</think>");
+	return open > close ? THINK_OPEN : close >= 0 ? THINK_CLOSED : THINK_UNKNOWN;
 }
 
 int hearth_chat_answer_gbnf(const struct hearth_chat *c, const struct hearth_chat_prompt *prompt, const char *rules,
 			    const char *rule, char **out, struct hearth_err *err)
 {
-	const bool thinks = c->src && strstr(c->src, "<think>") != NULL;
-	const bool inside = thinks && chat_prompt_in_reasoning(prompt);
+	const enum think_state st = chat_prompt_think(prompt);
+	const bool thinks = c->src && strstr(c->src, "<think>") != NULL && st != THINK_CLOSED;
+	const bool inside = thinks && st == THINK_OPEN;
 	const char *head = inside ? "hearth-root ::= hearth-think-body \"</think>\" hearth-ws "
 			   : thinks ? "hearth-root ::= hearth-think? "
 				    : "hearth-root ::= ";

@@ -17,8 +17,11 @@ struct hearth_chat {
 	enum tc_format format; /* how its answers write reasoning and calls */
 };
 
-/* Does the prompt end inside a reasoning block: an opening <think> in its
- * last bytes (the generation prompt) that nothing closes? (chat-grammar.c) */
-bool chat_prompt_in_reasoning(const struct hearth_chat_prompt *p);
+/* How the prompt leaves reasoning, by the template's own <think> / </think>
+ * in its last bytes (the generation prompt; content does not count): a block
+ * opened and not closed, one already closed (thinking switched off), or
+ * neither. (chat-grammar.c) */
+enum think_state { THINK_UNKNOWN, THINK_OPEN, THINK_CLOSED };
+enum think_state chat_prompt_think(const struct hearth_chat_prompt *p);
 
 #endif /* HEARTH_CHAT_IMPL_H */

@@ -44,7 +44,7 @@ int hearth_chat_reader_new(const struct hearth_chat *c, const struct hearth_chat
 		json_decref(tools);
 		return err_set(err, HEARTH_ENOMEM, "chat reader: out of memory");
 	}
-	int rc = tc_parser_new(format, tools, chat_prompt_in_reasoning(prompt), &r->p, err);
+	int rc = tc_parser_new(format, tools, chat_prompt_think(prompt) == THINK_OPEN, &r->p, err);
 	json_decref(tools); /* the parser holds its own reference */
 	if (rc) {
 		free(r);

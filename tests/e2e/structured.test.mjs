@@ -103,6 +103,7 @@ test('tool_choice required: a valid call of a declared tool, then the round trip
     assert.equal(c.message.tool_calls.length, 1);
     const call = c.message.tool_calls[0];
     assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+    assert.equal(call.index, undefined); // a message's calls have no index (stream deltas do)
     const tool = tools.find((t) => t.function.name === call.function.name);
     assert.ok(tool, call.function.name);
     assert.ok(valid(JSON.parse(call.function.arguments), tool.function.parameters), call.function.arguments);
@@ -158,6 +159,29 @@ test('reasoning goes to reasoning_content, streamed too', async () => {
   }
   assert.equal(reasoning, m.reasoning_content);
   assert.equal(content, m.content);
+});
+
+test('review findings: user text cannot switch the answer to reasoning; boolean schemas; thinking off', async () => {
+  // a message that ends with "<think>" is the user's text: the answer is not read (or framed) as reasoning
+  const r = await client.chat.completions.create({ model: M, max_tokens: 20, seed: 1, grammar: 'root ::= "hello world"',
+    response_format: { type: 'text' }, messages: [{ role: 'user', content: 'What does the tag <think>' }] });
+  assert.equal(r.choices[0].message.content, 'hello world');
+  assert.equal(r.choices[0].message.reasoning_content, undefined);
+  const j = await client.chat.completions.create({ model: M, max_tokens: 120, seed: 3, temperature: 1.0,
+    messages: [{ role: 'user', content: 'json <think>' }], response_format: { type: 'json_object' } });
+  assert.equal(j.choices[0].message.reasoning_content, undefined);
+  // boolean schemas: true is any JSON, false a 400 (not a 500)
+  await assert.rejects(client.chat.completions.create({ model: M, max_tokens: 5, messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'n', schema: false } } }), (e) => e.status === 400);
+  const t = await client.chat.completions.create({ model: M, max_tokens: 60, seed: 2, messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'n', schema: true } } });
+  if (t.choices[0].finish_reason === 'stop') JSON.parse(t.choices[0].message.content);
+  // thinking switched off: the prompt closed the block, so the answer starts with the JSON itself
+  const off = await client.chat.completions.create({ model: M, max_tokens: 150, seed: 4, temperature: 1.0,
+    chat_template_kwargs: { enable_thinking: false }, messages: [{ role: 'user', content: 'json' }],
+    response_format: { type: 'json_object' } });
+  assert.equal(off.choices[0].message.reasoning_content, undefined);
+  assert.match(off.choices[0].message.content, /^\s*\{/);
 });
 
 test('LangChain.js: bindTools and withStructuredOutput against hearth', async () => {
