@@ -73,15 +73,17 @@ deps:
 	fi
 
 MODEL ?= $(firstword $(wildcard models/*.gguf))
+BUNDLED_MODEL := assets/stories260K/stories260K.gguf
 PROMPT ?= Once upon a time
 run: deps
 	@$(MAKE) --no-print-directory all
 	@if [ -z "$(MODEL)" ]; then \
-	  echo "No model found. Put a GGUF file in ./models/ (for example TinyLlama-1.1B-Chat Q4_0 or"; \
-	  echo "Qwen2.5-0.5B-Instruct Q8_0, downloaded from Hugging Face with a browser or curl) or run"; \
-	  echo "'make run MODEL=path/to/model.gguf'. hearth runs llama, qwen2 and qwen3 models in f32,"; \
-	  echo "f16, bf16 and the q4_0..q8_0 and K-quant types. Automatic download comes in a later release."; \
+	  echo "make run: no MODEL= and no models/*.gguf, so this runs the bundled TinyStories 260K model"; \
+	  echo "($(BUNDLED_MODEL): 1 MB, MIT, writes short stories; not a chat model). For yours:"; \
+	  echo "make run MODEL=path/to/model.gguf (llama, qwen2, qwen3 in f32, f16, bf16, q4_0..q8_0, K-quants)."; \
+	  ./$(B)/hearth run -m "$(BUNDLED_MODEL)" -p "$(PROMPT)" -n 128; \
 	else \
+	  echo "make run: $(MODEL)"; \
 	  ./$(B)/hearth run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
 	fi
 
