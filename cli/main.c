@@ -17,6 +17,7 @@ static const char usage[] =
 	"  detokenize  print the text of token ids\n"
 	"  serve       an OpenAI-compatible HTTP server\n"
 	"  bench       prompt and generation speed\n"
+	"  perplexity  a model's perplexity on a text, as llama-perplexity computes it\n"
 	"  convert     write a Hugging Face tokenizer as a GGUF vocabulary\n"
 	"  template    render a model's chat template with messages\n"
 	"\n"
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
-		{ "bench", cmd_bench }, { "convert", cmd_convert }, { "template", cmd_template },
+		{ "bench", cmd_bench }, { "perplexity", cmd_perplexity }, { "convert", cmd_convert }, { "template", cmd_template },
 	};
 
 	hearth_log_set(cli_log, NULL);
