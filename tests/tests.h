@@ -75,7 +75,8 @@
 	X(test_conns)                \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
-	X(test_cli)
+	X(test_cli)                 \
+	X(test_cli_perplexity)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \

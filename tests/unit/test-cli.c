@@ -1,6 +1,7 @@
 /* test-cli.c - the hearth command as a user meets it: help, exit codes for
  * bad flags and values (2), file errors (1), and the JSON outputs. */
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -181,4 +182,48 @@ void test_cli(void)
 	T_TRUE(json_real_value(json_object_get(json_object_get(j, "tg"), "tokens_per_s")) > 0);
 	json_decref(j);
 	T_EQ_I64(sh(NULL, 0, "bench -m %s -d -3", stories), 2);
+}
+
+/* perplexity: llama.cpp's llama-perplexity on the same model, text and
+ * settings (-c 128 -b 128 -t 2, F16 KV cache; fixtures/PROVENANCE.md) reports
+ * "Final estimate: PPL = 3.8475 +/- 0.36726" over 5 chunks. hearth's logits
+ * differ from llama.cpp's only by float rounding, so 0.5% is generous; the
+ * uncertainty is checked as well, to the same relative tolerance. */
+void test_cli_perplexity(void)
+{
+	static char out[1 << 16];
+	const char *stories = fixture("models/stories260K.f32.gguf");
+	const char *text = fixture("text/tinystory.txt");
+	double ppl = 0, sd = 0;
+
+	T_EQ_I64(sh(out, sizeof out, "perplexity -m %s -f %s -c 128 -b 128 -t 2", stories, text), 0);
+	T_TRUE(strncmp(out, "[1]", 3) == 0);
+	T_TRUE(strstr(out, ",[5]") != NULL && strstr(out, ",[6]") == NULL); /* a running estimate per chunk */
+	const char *fin = strstr(out, "Final estimate: PPL = ");
+	T_TRUE(fin != NULL);
+	if (!fin)
+		return;
+	T_EQ_I64(sscanf(fin, "Final estimate: PPL = %lf +/- %lf", &ppl, &sd), 2);
+	T_NEAR(ppl, 3.8475, 3.8475 * 0.005);
+	T_NEAR(sd, 0.36726, 0.36726 * 0.005);
+	/* the format is llama.cpp's: 4 decimals, then 5 */
+	T_TRUE(strchr(fin, '\n') != NULL && strchr(fin, '\n') - fin == (long)strlen("Final estimate: PPL = 3.8475 +/- 0.36726"));
+	/* smaller batches give the same number */
+	T_EQ_I64(sh(out, sizeof out, "perplexity -m %s -f %s -c 128 -b 48", stories, text), 0);
+	fin = strstr(out, "Final estimate: PPL = ");
+	T_TRUE(fin != NULL && sscanf(fin, "Final estimate: PPL = %lf", &sd) == 1 && fabs(sd - ppl) < 1e-3);
+
+	/* too short: 729 tokens, a context of 512 needs 1024 (llama-perplexity asks for two chunks) */
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s -f %s -c 512", stories, text), 1);
+	T_TRUE(strstr(out, "only 729 tokens") != NULL);
+	T_TRUE(strstr(out, "needs at least 1024") != NULL);
+	T_TRUE(strstr(out, "Final estimate") == NULL);
+	/* usage errors */
+	T_EQ_I64(sh(NULL, 0, "perplexity -m %s", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "perplexity -f %s", text), 2);
+	T_EQ_I64(sh(NULL, 0, "perplexity -m %s -f %s -c 0", stories, text), 2);
+	T_EQ_I64(sh(NULL, 0, "perplexity -m %s -f %s --bogus", stories, text), 2);
+	T_EQ_I64(sh(out, sizeof out, "perplexity --help"), 0);
+	T_TRUE(strstr(out, "usage") != NULL);
+	T_EQ_I64(sh(NULL, 0, "perplexity -m %s -f /nonexistent/text.txt", stories), 1);
 }
