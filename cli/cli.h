@@ -21,6 +21,7 @@ int cmd_serve(int argc, char **argv); /* server/serve.c */
 int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 
 /* Prints "hearth CMD: message" to stderr; returns EXIT_USAGE. */

@@ -19,6 +19,7 @@ static const char usage[] =
 	"  bench       prompt and generation speed\n"
 	"  perplexity  a model's perplexity on a text, as llama-perplexity computes it\n"
 	"  convert     write a Hugging Face tokenizer as a GGUF vocabulary\n"
+	"  quantize    rewrite a model in a llama-quantize type (q4_k_m, q8_0, ...)\n"
 	"  template    render a model's chat template with messages\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
-		{ "bench", cmd_bench }, { "perplexity", cmd_perplexity }, { "convert", cmd_convert }, { "template", cmd_template },
+		{ "bench", cmd_bench }, { "perplexity", cmd_perplexity }, { "convert", cmd_convert }, { "quantize", cmd_quantize }, { "template", cmd_template },
 	};
 
 	hearth_log_set(cli_log, NULL);

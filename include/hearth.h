@@ -200,6 +200,54 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
  * its regexes. HEARTH_EUNSUPPORTED names any part that is not understood. */
 int hearth_convert_hf_vocab(const char *hf_dir, const char *out_path, struct hearth_err *err);
 
+/* ---- quantization ------------------------------------------------------ */
+
+/* What llama-quantize calls a file type (general.file_type), by llama.cpp's
+ * numbers. hearth_quantize_ftype_parse() reads the names "q4_k_m", "Q8_0", ... */
+enum hearth_ftype {
+	HEARTH_FTYPE_ALL_F32 = 0, HEARTH_FTYPE_F16 = 1, HEARTH_FTYPE_Q4_0 = 2, HEARTH_FTYPE_Q4_1 = 3,
+	HEARTH_FTYPE_Q8_0 = 7, HEARTH_FTYPE_Q5_0 = 8, HEARTH_FTYPE_Q5_1 = 9,
+	HEARTH_FTYPE_Q4_K_S = 14, HEARTH_FTYPE_Q4_K_M = 15, HEARTH_FTYPE_Q5_K_S = 16, HEARTH_FTYPE_Q5_K_M = 17,
+	HEARTH_FTYPE_Q6_K = 18, HEARTH_FTYPE_BF16 = 32,
+};
+
+/* One tensor as hearth_quantize() wrote it (for progress output). */
+struct hearth_quantize_tensor {
+	const char *name;
+	int n_dims;
+	int64_t ne[4];
+	int type_in, type_out;     /* enum hearth_type */
+	uint64_t nbytes_in, nbytes_out;
+	int64_t index, n_tensors;  /* 0-based position in the output */
+};
+
+struct hearth_quantize_params {
+	int ftype;                 /* enum hearth_ftype */
+	bool pure;                 /* every weight matrix in ftype's base type: no mix, no output rule */
+	int output_tensor_type;    /* enum hearth_type for output.weight; -1: the recipe's */
+	int token_embedding_type;  /* enum hearth_type for token_embd.weight; -1: the recipe's */
+	int n_threads;             /* <= 0: the physical cores */
+	/* Called after each tensor is converted (may be NULL). */
+	void (*on_tensor)(const struct hearth_quantize_tensor *t, void *user_data);
+	void *user_data;
+};
+struct hearth_quantize_params hearth_quantize_default_params(void);
+/* The file type named s ("q4_k_m", case-insensitive), or -1. */
+int hearth_quantize_ftype_parse(const char *s);
+/* The tensor type named s ("q6_k", "f16", case-insensitive), or -1. */
+int hearth_type_parse(const char *s);
+
+/* Writes in_path's model quantized as llama-quantize would: the same type for
+ * each tensor (1-D tensors and norms kept; the _S/_M mixes; the output and
+ * token-embedding rules; K-quant rows that do not split into 256-blocks fall
+ * back to a 32-block type), every metadata key copied, general.file_type and
+ * general.quantization_version set. Tensors of another type are dequantized to
+ * f32 first. The file appears at out_path only when complete (written to a
+ * temporary name beside it, then renamed). HEARTH_EUNSUPPORTED names a tensor
+ * whose type cannot be converted; HEARTH_EBADGGUF a file that is not GGUF. */
+int hearth_quantize(const char *in_path, const char *out_path, const struct hearth_quantize_params *p,
+		    struct hearth_err *err);
+
 /* Streaming detokenizer: feeds tokens one at a time and hands back only whole
  * UTF-8 characters, holding back a partial one until its last byte arrives.
  * Its buffers are allocated by hearth_detok_new: push and flush cannot fail. */

@@ -47,6 +47,10 @@
 	X(test_jinja_concurrent)     \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
+	X(test_quantize_exact)       \
+	X(test_quantize_kquants)     \
+	X(test_quantize_generates)   \
+	X(test_quantize_errors)      \
 	X(test_sampler)              \
 	X(test_sampler_select)       \
 	X(test_sampler_row_kernels)  \

@@ -174,6 +174,52 @@ int gguf_writer_set_arr(struct gguf_writer *w, const char *key, int elem_type, c
 	return kv_done(w);
 }
 
+int gguf_writer_set_kv(struct gguf_writer *w, const struct gguf_kv *kv)
+{
+	const char *key = kv->key;
+	switch (kv->type) {
+	case HEARTH_GGUF_U32: return gguf_writer_set_u32(w, key, (uint32_t)kv->v.u);
+	case HEARTH_GGUF_STRING:
+		kv_head(w, key, HEARTH_GGUF_STRING);
+		wb_u64(&w->kv, kv->str.n);
+		wb_put(&w->kv, kv->str.p, kv->str.n);
+		return kv_done(w);
+	case HEARTH_GGUF_ARRAY:
+		if (kv->arr_type == HEARTH_GGUF_STRING) {
+			const struct gguf_str *v = kv->arr;
+			kv_head(w, key, HEARTH_GGUF_ARRAY);
+			wb_u32(&w->kv, HEARTH_GGUF_STRING);
+			wb_u64(&w->kv, kv->arr_n);
+			for (uint64_t i = 0; i < kv->arr_n; i++) {
+				wb_u64(&w->kv, v[i].n);
+				wb_put(&w->kv, v[i].p, v[i].n);
+			}
+			return kv_done(w);
+		}
+		return gguf_writer_set_arr(w, key, kv->arr_type, kv->arr, kv->arr_n);
+	}
+	/* the other scalars: the value in its own width, little-endian as read */
+	union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; int32_t i32; float f32; uint64_t u64; int64_t i64;
+		double f64; } v;
+	size_t n;
+	switch (kv->type) {
+	case HEARTH_GGUF_U8: v.u8 = (uint8_t)kv->v.u; n = 1; break;
+	case HEARTH_GGUF_I8: v.i8 = (int8_t)kv->v.i; n = 1; break;
+	case HEARTH_GGUF_BOOL: v.u8 = kv->v.b; n = 1; break;
+	case HEARTH_GGUF_U16: v.u16 = (uint16_t)kv->v.u; n = 2; break;
+	case HEARTH_GGUF_I16: v.i16 = (int16_t)kv->v.i; n = 2; break;
+	case HEARTH_GGUF_I32: v.i32 = (int32_t)kv->v.i; n = 4; break;
+	case HEARTH_GGUF_F32: v.f32 = (float)kv->v.f; n = 4; break;
+	case HEARTH_GGUF_U64: v.u64 = kv->v.u; n = 8; break;
+	case HEARTH_GGUF_I64: v.i64 = kv->v.i; n = 8; break;
+	case HEARTH_GGUF_F64: v.f64 = kv->v.f; n = 8; break;
+	default: return HEARTH_EINVAL;
+	}
+	kv_head(w, key, kv->type);
+	wb_put(&w->kv, &v, n);
+	return kv_done(w);
+}
+
 int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
 			   const void *data)
 {

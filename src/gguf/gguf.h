@@ -101,6 +101,8 @@ int gguf_writer_set_arr_strn(struct gguf_writer *w, const char *key, const char 
 			     uint64_t n);
 /* Numeric array: n elements of elem_type laid out as in the file. */
 int gguf_writer_set_arr(struct gguf_writer *w, const char *key, int elem_type, const void *data, uint64_t n);
+/* A copy of a key read by the reader, of any value type (arrays included). */
+int gguf_writer_set_kv(struct gguf_writer *w, const struct gguf_kv *kv);
 /* A tensor; data (qtype_row_size * rows bytes) is NOT copied: keep it alive until write. */
 int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
 			   const void *data);

@@ -425,49 +425,220 @@ static void quantize_row_q5_1(const float *x, struct block_q5_1 *y, int64_t n)
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* The K-quants below follow llama.cpp's reference quantizers step for step
+ * (ggml-quants.c: make_qkx2_quants, make_qx_quants, quantize_row_q{4,5,6}_K_ref),
+ * with the same float operations in the same order, so that `hearth quantize`
+ * lands where llama-quantize does. */
+
+#define GROUP_MAX_EPS 1e-15f
+
+/* Round to nearest, ties to even (the default rounding mode), as an int. */
+static int nearest(float v) { return (int)lrintf(v); }
+
+/* Affine fit of n values to levels 0..nmax, x ~ scale*L - min, weighted by w:
+ * tries nstep+1 inverse scales around nmax/(max-min) and keeps the one whose
+ * least-squares scale and offset give the smallest weighted squared error.
+ * Returns the scale; *neg_min gets -offset (>= 0). */
+static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min,
+			uint8_t *Laux, float rmin, float rdelta, int nstep)
+{
+	float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+	for (int i = 1; i < n; i++) {
+		if (x[i] < min)
+			min = x[i];
+		if (x[i] > max)
+			max = x[i];
+		sum_w += w[i];
+		sum_x += w[i] * x[i];
+	}
+	if (min > 0)
+		min = 0;
+	if (max == min) {
+		memset(L, 0, (size_t)n);
+		*neg_min = -min;
+		return 0.f;
+	}
+	float iscale = nmax / (max - min), scale = 1 / iscale, best = 0;
+	for (int i = 0; i < n; i++) {
+		L[i] = (uint8_t)clampi(nearest(iscale * (x[i] - min)), 0, nmax);
+		const float diff = scale * L[i] + min - x[i];
+		best += w[i] * (diff * diff);
+	}
+	for (int is = 0; is <= nstep; is++) {
+		iscale = (rmin + rdelta * is + nmax) / (max - min);
+		float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+		for (int i = 0; i < n; i++) {
+			const int l = clampi(nearest(iscale * (x[i] - min)), 0, nmax);
+			Laux[i] = (uint8_t)l;
+			sum_l += w[i] * l;
+			sum_l2 += w[i] * l * l;
+			sum_xl += w[i] * l * x[i];
+		}
+		const float D = sum_w * sum_l2 - sum_l * sum_l;
+		if (D > 0) {
+			float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+			float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+			if (this_min > 0) {
+				this_min = 0;
+				this_scale = sum_xl / sum_l2;
+			}
+			float err = 0;
+			for (int i = 0; i < n; i++) {
+				const float diff = this_scale * Laux[i] + this_min - x[i];
+				err += w[i] * (diff * diff);
+			}
+			if (err < best) {
+				memcpy(L, Laux, (size_t)n);
+				best = err;
+				scale = this_scale;
+				min = this_min;
+			}
+		}
+	}
+	*neg_min = -min;
+	return scale;
+}
+
+/* Symmetric fit of n values to levels -nmax..nmax-1 (stored +nmax), weighted
+ * by x^2: the inverse scale nmax/max and 18 neighbours, keeping the best
+ * least-squares scale. Returns the scale. */
+static float fit_sym(int n, int nmax, const float *x, int8_t *L)
+{
+	float max = 0, amax = 0;
+	for (int i = 0; i < n; i++)
+		if (fabsf(x[i]) > amax) {
+			amax = fabsf(x[i]);
+			max = x[i];
+		}
+	if (amax < GROUP_MAX_EPS) {
+		memset(L, 0, (size_t)n);
+		return 0.f;
+	}
+	float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+	for (int i = 0; i < n; i++) {
+		const int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
+		L[i] = (int8_t)(l + nmax);
+		const float w = x[i] * x[i];
+		sumlx += w * x[i] * l;
+		suml2 += w * l * l;
+	}
+	float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+	for (int is = -9; is <= 9; is++) {
+		if (is == 0)
+			continue;
+		iscale = -(nmax + 0.1f * is) / max;
+		sumlx = suml2 = 0;
+		for (int i = 0; i < n; i++) {
+			const int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
+			const float w = x[i] * x[i];
+			sumlx += w * x[i] * l;
+			suml2 += w * l * l;
+		}
+		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+			for (int i = 0; i < n; i++)
+				L[i] = (int8_t)(nmax + clampi(nearest(iscale * x[i]), -nmax, nmax - 1));
+			scale = sumlx / suml2;
+			best = scale * sumlx;
+		}
+	}
+	return scale;
+}
+
+/* Sub-block scales and mins of a q4_K / q5_K block as 6-bit values of
+ * d = max_scale/63 and dmin = max_min/63, packed into 12 bytes; then each
+ * value requantized against the stored scales into L (0..nmax). */
+static void kq_pack_scales(const float *x, int nmax, const float scales[8], const float mins[8], uint8_t packed[12],
+			   hfp16 *d_out, hfp16 *dmin_out, uint8_t *L)
+{
+	float max_scale = 0, max_min = 0;
+	for (int j = 0; j < 8; j++) {
+		max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+		max_min = mins[j] > max_min ? mins[j] : max_min;
+	}
+	const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+	const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+	for (int j = 0; j < 8; j++) {
+		const uint8_t ls = (uint8_t)(nearest(inv_scale * scales[j]) > 63 ? 63 : nearest(inv_scale * scales[j]));
+		const uint8_t lm = (uint8_t)(nearest(inv_min * mins[j]) > 63 ? 63 : nearest(inv_min * mins[j]));
+		if (j < 4) {
+			packed[j] = ls;
+			packed[j + 4] = lm;
+		} else {
+			packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+			packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
+			packed[j] |= (uint8_t)((lm >> 4) << 6);
+		}
+	}
+	*d_out = f32_to_fp16(max_scale / 63.f);
+	*dmin_out = f32_to_fp16(max_min / 63.f);
+	for (int j = 0; j < 8; j++) {
+		uint8_t sc, m;
+		k4_scale_min(j, packed, &sc, &m);
+		const float d = fp16_to_f32(*d_out) * sc;
+		if (!d)
+			continue;
+		const float dm = fp16_to_f32(*dmin_out) * m;
+		for (int ii = 0; ii < 32; ii++)
+			L[32 * j + ii] = (uint8_t)clampi(nearest((x[32 * j + ii] + dm) / d), 0, nmax);
+	}
+}
+
+/* q4_K / q5_K sub-block fits: weights av_x + |x| (av_x the block's RMS). */
+static void kq_fit_subblocks(const float *x, int nmax, float rmin, int nstep, uint8_t *L, float scales[8],
+			     float mins[8])
+{
+	uint8_t Laux[32];
+	float w[32];
+	for (int j = 0; j < 8; j++) {
+		float sum_x2 = 0;
+		for (int l = 0; l < 32; l++)
+			sum_x2 += x[32 * j + l] * x[32 * j + l];
+		const float av_x = sqrtf(sum_x2 / 32);
+		for (int l = 0; l < 32; l++)
+			w[l] = av_x + fabsf(x[32 * j + l]);
+		scales[j] = fit_affine(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+	}
+}
+
 /* q4_K: 8 sub-blocks of 32, x ~ d*sc[j]*q - dmin*m[j], sc and m 6-bit. */
 static void quantize_row_q4_K(const float *x, struct block_q4_K *y, int64_t n)
 {
 	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		float scale[8], minv[8], max_scale = 0, max_min = 0;
-		uint8_t sc[8], mn[8], q[QK_K];
-		for (int j = 0; j < 8; j++) {
-			const float *xs = x + 32 * j;
-			float lo = 0, hi = xs[0];
-			for (int l = 0; l < 32; l++) {
-				lo = xs[l] < lo ? xs[l] : lo;
-				hi = xs[l] > hi ? xs[l] : hi;
-			}
-			scale[j] = (hi - lo) / 15;
-			minv[j] = -lo; /* >= 0 */
-			max_scale = scale[j] > max_scale ? scale[j] : max_scale;
-			max_min = minv[j] > max_min ? minv[j] : max_min;
-		}
-		const float d = max_scale / 63, dmin = max_min / 63;
-		y[i].d = f32_to_fp16(d);
-		y[i].dmin = f32_to_fp16(dmin);
-		const float dq = fp16_to_f32(y[i].d), dminq = fp16_to_f32(y[i].dmin);
-		for (int j = 0; j < 8; j++) {
-			sc[j] = (uint8_t)clampi(dq ? (int)lrintf(scale[j] / dq) : 0, 0, 63);
-			mn[j] = (uint8_t)clampi(dminq ? (int)lrintf(minv[j] / dminq) : 0, 0, 63);
-			const float ds = dq * sc[j], ms = dminq * mn[j];
-			for (int l = 0; l < 32; l++)
-				q[32 * j + l] = (uint8_t)clampi(ds ? (int)lrintf((x[32 * j + l] + ms) / ds) : 0, 0, 15);
-		}
+		uint8_t L[QK_K];
+		float scales[8], mins[8];
 		memset(y[i].scales, 0, sizeof y[i].scales);
-		for (int j = 0; j < 8; j++) {
-			if (j < 4) {
-				y[i].scales[j] = sc[j];
-				y[i].scales[j + 4] = mn[j];
-			} else {
-				y[i].scales[j + 4] = (uint8_t)((sc[j] & 0xf) | ((mn[j] & 0xf) << 4));
-				y[i].scales[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
-				y[i].scales[j] |= (uint8_t)((mn[j] >> 4) << 6);
-			}
-		}
+		kq_fit_subblocks(x, 15, -1.f, 20, L, scales, mins);
+		kq_pack_scales(x, 15, scales, mins, y[i].scales, &y[i].d, &y[i].dmin, L);
 		for (int c = 0; c < 4; c++)
 			for (int l = 0; l < 32; l++)
-				y[i].qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+				y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+	}
+}
+
+/* q5_K: as q4_K with 5-bit values, the fifth bits in qh. */
+static void quantize_row_q5_K(const float *x, struct block_q5_K *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		uint8_t L[QK_K];
+		float scales[8], mins[8];
+		memset(y[i].scales, 0, sizeof y[i].scales);
+		kq_fit_subblocks(x, 31, -0.5f, 15, L, scales, mins);
+		kq_pack_scales(x, 31, scales, mins, y[i].scales, &y[i].d, &y[i].dmin, L);
+		memset(y[i].qh, 0, sizeof y[i].qh);
+		uint8_t *ql = y[i].qs, u1 = 1, u2 = 2;
+		for (int c = 0; c < 4; c++, ql += 32, u1 <<= 2, u2 <<= 2)
+			for (int l = 0; l < 32; l++) {
+				int l1 = L[64 * c + l], l2 = L[64 * c + 32 + l];
+				if (l1 > 15) {
+					l1 -= 16;
+					y[i].qh[l] |= u1;
+				}
+				if (l2 > 15) {
+					l2 -= 16;
+					y[i].qh[l] |= u2;
+				}
+				ql[l] = (uint8_t)(l1 | (l2 << 4));
+			}
 	}
 }
 
@@ -475,29 +646,40 @@ static void quantize_row_q4_K(const float *x, struct block_q4_K *y, int64_t n)
 static void quantize_row_q6_K(const float *x, struct block_q6_K *y, int64_t n)
 {
 	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		float scale[16], amax = 0, max_scale = 0;
+		float scale[16], max_scale = 0, max_abs = 0;
+		int8_t L[QK_K];
 		uint8_t q[QK_K];
 		for (int j = 0; j < 16; j++) {
-			scale[j] = signed_absmax(x + 16 * j, 16) / -32;
-			if (fabsf(scale[j]) > amax) {
-				amax = fabsf(scale[j]);
+			scale[j] = fit_sym(16, 32, x + 16 * j, L + 16 * j);
+			if (fabsf(scale[j]) > max_abs) {
+				max_abs = fabsf(scale[j]);
 				max_scale = scale[j];
 			}
 		}
-		const float d = max_scale / -128;
-		y[i].d = f32_to_fp16(d);
-		const float dq = fp16_to_f32(y[i].d);
-		for (int j = 0; j < 16; j++) {
-			y[i].scales[j] = (int8_t)clampi(dq ? (int)lrintf(scale[j] / dq) : 0, -128, 127);
-			const float ds = dq * y[i].scales[j];
-			for (int l = 0; l < 16; l++)
-				q[16 * j + l] = (uint8_t)(clampi(ds ? (int)lrintf(x[16 * j + l] / ds) : 0, -32, 31) + 32);
+		if (max_abs < GROUP_MAX_EPS) {
+			memset(&y[i], 0, sizeof y[i]);
+			continue;
 		}
+		const float iscale = -128.f / max_scale;
+		y[i].d = f32_to_fp16(1 / iscale);
+		for (int j = 0; j < 16; j++) {
+			const int s = nearest(iscale * scale[j]);
+			y[i].scales[j] = (int8_t)(s < 127 ? s : 127);
+		}
+		for (int j = 0; j < 16; j++) {
+			const float d = fp16_to_f32(y[i].d) * y[i].scales[j];
+			if (!d)
+				continue;
+			for (int l = 0; l < 16; l++)
+				L[16 * j + l] = (int8_t)(clampi(nearest(x[16 * j + l] / d), -32, 31) + 32);
+		}
+		for (int j = 0; j < QK_K; j++)
+			q[j] = (uint8_t)L[j];
 		for (int c = 0; c < 2; c++) {
 			uint8_t *ql = y[i].ql + 64 * c, *qh = y[i].qh + 32 * c;
-			const uint8_t *L = q + 128 * c;
+			const uint8_t *Q = q + 128 * c;
 			for (int l = 0; l < 32; l++) {
-				const uint8_t q1 = L[l], q2 = L[l + 32], q3 = L[l + 64], q4 = L[l + 96];
+				const uint8_t q1 = Q[l], q2 = Q[l + 32], q3 = Q[l + 64], q4 = Q[l + 96];
 				ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
 				ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
 				qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
@@ -511,7 +693,7 @@ int quantize_supported(int type)
 	switch (type) {
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
-	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
+	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
 	case QTYPE_Q8_0P: case QTYPE_Q8_1P: case QTYPE_F16F:
 		return 1;
 	}
@@ -569,6 +751,7 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_1: quantize_row_q5_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_K: quantize_row_q4_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q5_K: quantize_row_q5_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q6_K: quantize_row_q6_K(x, y, n); return 0;
 	}
 	return HEARTH_EUNSUPPORTED;
