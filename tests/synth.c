@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../src/gguf/gguf.h"
+#include "../src/quant/quant.h"
 #include "../src/tensor/quant-ref.h"
 #include "synth.h"
 
@@ -27,19 +28,11 @@ static float gauss(uint64_t *s)
 }
 
 /* The type llama-quantize stores a K-quant as when rows of ne0 do not split
- * into 256-blocks (its fallback); other types as they are. */
+ * into 256-blocks (its fallback, the library's recipe); other types as they are. */
 static int fit_type(int type, int64_t ne0)
 {
-	if (ne0 % 256 == 0)
-		return type;
-	switch (type) {
-	case HEARTH_TYPE_Q4_K: return HEARTH_TYPE_Q5_0;
-	case HEARTH_TYPE_Q5_K: return HEARTH_TYPE_Q5_1;
-	case HEARTH_TYPE_Q6_K: return HEARTH_TYPE_Q8_0;
-	case HEARTH_TYPE_Q2_K:
-	case HEARTH_TYPE_Q3_K: return HEARTH_TYPE_Q4_0;
-	default: return type;
-	}
+	const int fb = quant_fallback_type(type, ne0);
+	return fb < 0 ? type : fb;
 }
 
 static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, float scale, float offset)
@@ -67,8 +60,7 @@ static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t
 /* Layers that the K_M mixes give q6_K for attn_v and ffn_down. */
 static bool more_bits(const struct synth_spec *s, int il)
 {
-	const int n = s->n_layer;
-	return s->k_m_mix && (il < n / 8 || il >= 7 * n / 8 || (il - n / 8) % 3 == 2);
+	return s->k_m_mix && quant_use_more_bits(il, s->n_layer);
 }
 
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err)
