@@ -953,9 +953,7 @@ static int f_title(struct jctx *c, const struct jnode *n, struct jv v, struct jv
 		if (!sep)
 			r = start ? utf8proc_toupper(r) : utf8proc_tolower(r);
 		start = sep;
-		utf8proc_uint8_t enc[4];
-		utf8proc_ssize_t el = utf8proc_encode_char(r, enc);
-		if (jsb_put(c, &b, (const char *)enc, (size_t)el))
+		if (jsb_putcp(c, &b, (uint32_t)r))
 			return c->err->code;
 		i += k;
 	}

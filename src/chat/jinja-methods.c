@@ -274,9 +274,7 @@ int jinja_case(struct jctx *c, struct jv s, int mode, struct jv *out)
 		}
 		prev_cased = cased;
 		first = false;
-		utf8proc_uint8_t enc[4];
-		utf8proc_ssize_t el = utf8proc_encode_char(r, enc);
-		if (jsb_put(c, &b, (const char *)enc, (size_t)el))
+		if (jsb_putcp(c, &b, (uint32_t)r))
 			return c->err->code;
 		i += k;
 	}

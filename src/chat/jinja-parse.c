@@ -672,17 +672,19 @@ static int parse_not(struct parser *P, struct jnode **out)
 	return parse_compare(P, out);
 }
 
-static int parse_and(struct parser *P, struct jnode **out)
+/* A left-associative chain `sub (word sub)*` of nodes of kind. */
+static int parse_chain(struct parser *P, const char *word, int kind, int (*sub)(struct parser *, struct jnode **),
+		       struct jnode **out)
 {
 	struct jnode *l, *r;
-	if (parse_not(P, &l))
+	if (sub(P, &l))
 		return P->err->code;
-	while (is_name(cur(P), "and")) {
+	while (is_name(cur(P), word)) {
 		const struct jtoken *at = cur(P);
 		adv(P);
-		if (parse_not(P, &r))
+		if (sub(P, &r))
 			return P->err->code;
-		struct jnode *n = node(P, E_AND, at);
+		struct jnode *n = node(P, kind, at);
 		if (!n)
 			return oom(P);
 		n->a = l;
@@ -693,26 +695,9 @@ static int parse_and(struct parser *P, struct jnode **out)
 	return 0;
 }
 
-static int parse_or(struct parser *P, struct jnode **out)
-{
-	struct jnode *l, *r;
-	if (parse_and(P, &l))
-		return P->err->code;
-	while (is_name(cur(P), "or")) {
-		const struct jtoken *at = cur(P);
-		adv(P);
-		if (parse_and(P, &r))
-			return P->err->code;
-		struct jnode *n = node(P, E_OR, at);
-		if (!n)
-			return oom(P);
-		n->a = l;
-		n->b = r;
-		l = n;
-	}
-	*out = l;
-	return 0;
-}
+static int parse_and(struct parser *P, struct jnode **out) { return parse_chain(P, "and", E_AND, parse_not, out); }
+
+static int parse_or(struct parser *P, struct jnode **out) { return parse_chain(P, "or", E_OR, parse_and, out); }
 
 static int parse_expr(struct parser *P, bool with_condexpr, struct jnode **out)
 {

@@ -268,6 +268,13 @@ int jsb_put(struct jctx *c, struct jsb *b, const char *p, size_t n)
 int jsb_puts(struct jctx *c, struct jsb *b, const char *s) { return jsb_put(c, b, s, strlen(s)); }
 int jsb_putc(struct jctx *c, struct jsb *b, char ch) { return jsb_put(c, b, &ch, 1); }
 
+int jsb_putcp(struct jctx *c, struct jsb *b, uint32_t cp)
+{
+	utf8proc_uint8_t enc[4];
+	const utf8proc_ssize_t n = utf8proc_encode_char((utf8proc_int32_t)cp, enc);
+	return jsb_put(c, b, (const char *)enc, (size_t)(n > 0 ? n : 0));
+}
+
 int jsb_printf(struct jctx *c, struct jsb *b, const char *fmt, ...)
 {
 	char buf[512];

@@ -199,6 +199,7 @@ int jsb_init(struct jctx *c, struct jsb *b, size_t cap);
 int jsb_put(struct jctx *c, struct jsb *b, const char *p, size_t n);
 int jsb_puts(struct jctx *c, struct jsb *b, const char *s);
 int jsb_putc(struct jctx *c, struct jsb *b, char ch);
+int jsb_putcp(struct jctx *c, struct jsb *b, uint32_t cp); /* a code point as UTF-8 */
 int jsb_printf(struct jctx *c, struct jsb *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* appends s[off, off+n) with the spans that fall inside it */
 int jsb_put_str(struct jctx *c, struct jsb *b, const struct jstr *s, size_t off, size_t n);
