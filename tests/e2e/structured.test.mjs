@@ -184,6 +184,30 @@ test('review findings: user text cannot switch the answer to reasoning; boolean 
   assert.match(off.choices[0].message.content, /^\s*\{/);
 });
 
+test('a second client while one streams a forced call; keys guard the new fields', async () => {
+  const streaming = (async () => {
+    const s = await weather({ seed: 11, tool_choice: 'required', stream: true });
+    let finish = null;
+    for await (const chunk of s) for (const ch of chunk.choices) finish = ch.finish_reason ?? finish;
+    return finish;
+  })();
+  const other = client.chat.completions.create({ model: M, max_tokens: 200, seed: 5, temperature: 1.0,
+    messages: [{ role: 'user', content: 'json' }], response_format: { type: 'json_object' } });
+  const [finish, r] = await Promise.all([streaming, other]);
+  assert.ok(['tool_calls', 'length'].includes(finish), finish);
+  if (r.choices[0].finish_reason === 'stop') JSON.parse(r.choices[0].message.content);
+  const keyed = await startServer(['-m', MODEL, '--api-key', 'k'.repeat(20)]);
+  try {
+    for (const headers of [{}, { authorization: 'Bearer wrong-key-wrong-key-x' }]) {
+      const res = await fetch(`${keyed.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], tools, tool_choice: 'required', grammar: 'root ::= "a"' }) });
+      assert.equal(res.status, 401);
+    }
+  } finally {
+    await keyed.stop();
+  }
+});
+
 test('LangChain.js: bindTools and withStructuredOutput against hearth', async () => {
   const llm = (maxTokens) => new ChatOpenAI({ model: M, apiKey: 'unused', temperature: 0.8, maxTokens,
     configuration: { baseURL: `${srv.url}/v1` } });
