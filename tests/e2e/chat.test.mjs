@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { startServer, fixtures, request } from './helpers.mjs';
+import { startServer, fixtures, request, sleep } from './helpers.mjs';
 
 const QWEN3 = path.join(fixtures, 'models/tiny-qwen3.f32.gguf');
 const GEMMA2_TEMPLATE = path.join(fixtures, 'templates/templates/google-gemma-2-2b-it.jinja');
@@ -32,9 +32,18 @@ after(async () => {
   }
 });
 
-const lastPrompt = (s) => {
-  const all = s.log().split('hearth serve: prompt: ');
-  return all[all.length - 1];
+// The prompt of the request just answered: its log line may reach us after the answer, so wait for it.
+let promptsSeen = 0;
+const lastPrompt = async (s) => {
+  for (let i = 0; i < 100; i++) {
+    const all = s.log().split('hearth serve: prompt: ');
+    if (all.length - 1 > promptsSeen) {
+      promptsSeen = all.length - 1;
+      return all[all.length - 1];
+    }
+    await sleep(20);
+  }
+  throw new Error('the server logged no prompt for the request');
 };
 
 test('the template renders tools, tool calls and tool results', async () => {
@@ -49,7 +58,7 @@ test('the template renders tools, tool calls and tool results', async () => {
     ],
   });
   assert.equal(r.object, 'chat.completion');
-  const p = lastPrompt(srv);
+  const p = await lastPrompt(srv);
   assert.match(p, /<tools>/);
   assert.match(p, /"name": "get_weather"/);
   assert.match(p, /<tool_call>\n\{"name": "get_weather", "arguments": \{"city": "Paris"\}\}\n<\/tool_call>/);
@@ -59,7 +68,7 @@ test('the template renders tools, tool calls and tool results', async () => {
 test('chat_template_kwargs reach the template (enable_thinking)', async () => {
   await client.chat.completions.create({ model: M, max_tokens: 1, messages: [{ role: 'user', content: 'hi' }],
     chat_template_kwargs: { enable_thinking: false } });
-  assert.match(lastPrompt(srv), /<\|im_start\|>assistant\n<think>\n\n<\/think>\n\n/);
+  assert.match(await lastPrompt(srv), /<\|im_start\|>assistant\n<think>\n\n<\/think>\n\n/);
 });
 
 test('content cannot forge turns: control-token text stays text unless allowed', async () => {
