@@ -607,6 +607,67 @@ int hearth_chat_calls_gbnf(const struct hearth_chat *c, const char *tools_json, 
 int hearth_chat_answer_gbnf(const struct hearth_chat *c, const struct hearth_chat_prompt *prompt, const char *rules,
 			    const char *rule, char **out, struct hearth_err *err);
 
+/* ---- model store and pull ------------------------------------------------ */
+
+/* Models live under the store's home: $HEARTH_HOME, else $HOME/.hearth, in
+ * models/hf/OWNER/REPO/FILE, models/modelscope/OWNER/REPO/FILE and
+ * models/url/HOST/FILE, each with FILE.json beside it (where it came from,
+ * size, sha256). A download in progress is FILE.partial (and
+ * FILE.partial.json); a model is only ever under its final name whole and
+ * verified. A reference (REF) is one of:
+ *   OWNER/REPO[:TAG]              Hugging Face (also hf.co/..., huggingface.co/..., hf:...)
+ *   modelscope:OWNER/REPO[:TAG]   ModelScope
+ *   https://HOST/PATH/FILE.gguf   a URL, downloaded as is
+ * TAG is a quantization (Q4_K_M, case-insensitive, matched in file names) or a
+ * file's name; without one (or with "latest") the repository's only GGUF, else
+ * its Q4_K_M one. A stored model's short name is its file name without .gguf. */
+
+#define HEARTH_STORE_PATH_MAX 4096
+struct hearth_store_entry {
+	char name[512];                   /* "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M" (a REF that resolves to it) */
+	char short_name[256];             /* "qwen2.5-0.5b-instruct-q4_k_m" */
+	char path[HEARTH_STORE_PATH_MAX]; /* the file */
+	char source[2048];                /* the REF it was pulled with and the URL, or "" when not recorded */
+	uint64_t size;                    /* bytes */
+};
+
+/* The store's home directory into dir (not created). */
+int hearth_store_home(char *dir, size_t size, struct hearth_err *err);
+/* Every stored model, sorted by name, into *out (free with free()), *n of
+ * them. A store that does not exist yet is empty. */
+int hearth_store_list(struct hearth_store_entry **out, int *n, struct hearth_err *err);
+/* Deletes a stored model (a REF or a short name; never a file outside the
+ * store) with its record. HEARTH_ENOTFOUND when none matches. */
+int hearth_store_remove(const char *name, struct hearth_err *err);
+/* The file to load for name_or_path: an existing file as is, else the stored
+ * model a REF or short name names. HEARTH_ENOTFOUND names the input and says
+ * to `hearth pull` it; HEARTH_EINVAL when a name matches several models. */
+int hearth_store_resolve(const char *name_or_path, char *path, size_t size, struct hearth_err *err);
+
+/* Bytes received so far and the total (0 when not known yet). */
+typedef void (*hearth_pull_progress_fn)(uint64_t done, uint64_t total, void *user_data);
+struct hearth_pull_params {
+	const char *endpoint;            /* the hub's base URL; NULL: $HF_ENDPOINT else https://huggingface.co
+	                                    ($MODELSCOPE_ENDPOINT else https://www.modelscope.cn for modelscope:) */
+	const char *token;               /* sent as a Bearer token to the hub's own host only; NULL: $HF_TOKEN
+	                                    ($MODELSCOPE_API_TOKEN for modelscope:) */
+	hearth_pull_progress_fn progress; /* NULL: none; called from the pulling thread */
+	void *progress_data;
+	const volatile int *cancel;      /* when it points at a nonzero int, the pull stops (HEARTH_ESHUTDOWN) */
+	long connect_timeout_s;          /* to open a connection [15] */
+	long low_speed_time_s;           /* a transfer slower than low_speed_bytes per second */
+	long low_speed_bytes;            /*   for this long ends (HEARTH_ETIMEDOUT) [30 s, 1024 B/s] */
+	int max_retries;                 /* resumptions after a cut connection within one call [3] */
+};
+struct hearth_pull_params hearth_pull_default_params(void);
+/* Downloads the model ref names into the store (unless it is there already,
+ * whole) and writes its path into path_out. Resumes a partial download of the
+ * same file; verifies its size and SHA-256 when the hub gives them; refuses a
+ * file that does not start as GGUF (HEARTH_EBADGGUF). On failure nothing is
+ * under the final name; the partial file stays when the server can resume it.
+ * Proxies: libcurl's variables (http_proxy, https_proxy, no_proxy). */
+int hearth_pull(const char *ref, const struct hearth_pull_params *p, char *path_out, size_t size, struct hearth_err *err);
+
 #ifdef __cplusplus
 }
 #endif
