@@ -23,6 +23,14 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+
+/* The file -m NAME means (a file as is, else a stored model: hearth_store_resolve),
+ * in a static buffer; NULL after printing why to stderr (exit 1). */
+const char *cli_model_path(const char *cmd, const char *name);
 
 /* Prints "hearth CMD: message" to stderr; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

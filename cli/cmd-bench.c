@@ -143,6 +143,8 @@ int cmd_bench(int argc, char **argv)
 	}
 	if (!model)
 		return usage_error("bench", "-m FILE is required");
+	if (!(model = cli_model_path("bench", model)))
+		return 1;
 	if (hearth_model_load(&m, model, &mp, &err)) {
 		fprintf(stderr, "hearth bench: %s\n", err.msg);
 		return 1;

@@ -127,6 +127,8 @@ int cmd_perplexity(int argc, char **argv)
 	}
 	if (!model)
 		return usage_error("perplexity", "-m FILE is required");
+	if (!(model = cli_model_path("perplexity", model)))
+		return 1;
 	if (!file)
 		return usage_error("perplexity", "-f TEXT is required");
 	if (!n_batch || n_batch > n_ctx) /* as llama-perplexity: a batch never spans two chunks here */

@@ -225,6 +225,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!o.model)
 		return usage_error("run", "-m FILE is required");
+	if (!(o.model = cli_model_path("run", o.model)))
+		return 1;
 	if (prompt && file)
 		return usage_error("run", "give -p or -f, not both");
 	if (!prompt && !file)
@@ -467,6 +469,8 @@ int cmd_chat(int argc, char **argv)
 	}
 	if (!o.model)
 		return usage_error("chat", "-m FILE is required");
+	if (!(o.model = cli_model_path("chat", o.model)))
+		return 1;
 	if (!o.seed_set)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 	if (!(c.msgs = json_array()) || session_open(&s, &o, "chat"))

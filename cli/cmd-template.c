@@ -82,6 +82,8 @@ static int parse_args(int argc, char **argv, struct template_args *a)
 		return usage_error("template", "give -m MODEL or --chat-template FILE (one of them)");
 	if (!a->messages)
 		return usage_error("template", "--messages FILE is required");
+	if (a->model && !(a->model = cli_model_path("template", a->model)))
+		return 1;
 	return 0;
 }
 

@@ -73,6 +73,8 @@ int cmd_tokenize(int argc, char **argv)
 	}
 	if (!model)
 		return usage_error("tokenize", "-m FILE is required");
+	if (!(model = cli_model_path("tokenize", model)))
+		return 1;
 	if (!text == !jsonl)
 		return usage_error("tokenize", "give TEXT or --jsonl (one of them)");
 	if (load_vocab("tokenize", model, &m))
@@ -147,6 +149,10 @@ int cmd_detokenize(int argc, char **argv)
 	}
 	if (!model) {
 		usage_error("detokenize", "-m FILE is required");
+		goto out;
+	}
+	if (!(model = cli_model_path("detokenize", model))) {
+		rc = 1;
 		goto out;
 	}
 	rc = 1;

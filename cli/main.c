@@ -21,6 +21,10 @@ static const char usage[] =
 	"  convert     write a Hugging Face tokenizer as a GGUF vocabulary\n"
 	"  quantize    rewrite a model in a llama-quantize type (q4_k_m, q8_0, ...)\n"
 	"  template    render a model's chat template with messages\n"
+	"  pull        download a model into the store (Hugging Face, ModelScope, a URL)\n"
+	"  list        the models in the store\n"
+	"  rm          delete a model from the store\n"
+	"  show        a model's architecture, size, quantization, template and metadata\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -33,6 +37,7 @@ int main(int argc, char **argv)
 		{ "run", cmd_run }, { "chat", cmd_chat }, { "inspect", cmd_inspect },
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
 		{ "bench", cmd_bench }, { "perplexity", cmd_perplexity }, { "convert", cmd_convert }, { "quantize", cmd_quantize }, { "template", cmd_template },
+		{ "pull", cmd_pull }, { "list", cmd_list }, { "rm", cmd_rm }, { "show", cmd_show },
 	};
 
 	hearth_log_set(cli_log, NULL);

@@ -305,6 +305,8 @@ static int configure(struct server *srv, struct serve_opts *o)
 	char why[160];
 	if (!srv->model_path)
 		return usage_error("serve", "-m FILE is required");
+	if (!(srv->model_path = cli_model_path("serve", srv->model_path)))
+		return 1;
 	if (!srv->alias)
 		srv->alias = base_name(srv->model_path);
 	for (int i = 0; i < o->n_keys; i++)
