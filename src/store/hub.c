@@ -12,20 +12,23 @@
  *        {"Code":200,"Data":{"Files":[{"Path":"x.gguf","Type":"blob","Size":N,"Sha256":"..."}]}}
  *   GET  /models/OWNER/REPO/resolve/master/PATH
  *
- * A listing is read into a buffer capped at HUB_LIST_MAX_BYTES and holds at
- * most HUB_LIST_MAX_FILES files; both are far above real repositories.
+ * A listing page is read into a buffer capped at HUB_LIST_MAX_BYTES; a
+ * listing holds at most HUB_LIST_MAX_FILES files over HUB_LIST_MAX_PAGES pages
+ * (followed only on the same endpoint); all far above real repositories.
  */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../base/err.h"
 #include "store.h"
 
 #define HUB_LIST_MAX_BYTES (16u << 20)
 #define HUB_LIST_MAX_FILES 100000
+#define HUB_LIST_MAX_PAGES 100 /* Hugging Face pages long listings (Link: <...>; rel="next") */
 
 void hub_endpoint(enum ref_kind kind, const struct hearth_pull_params *p, char *out, size_t size)
 {
@@ -82,7 +85,27 @@ struct body {
 	char *data;
 	size_t len, cap;
 	bool too_big;
+	char next[REF_URL_MAX + 256]; /* the Link header's rel="next" URL, "" when none */
 };
+
+/* Link: <URL>; rel="next" */
+static size_t on_header(char *buf, size_t size, size_t nitems, void *user)
+{
+	struct body *b = user;
+	size_t n = size * nitems;
+	if (n > 5 && !strncasecmp(buf, "link:", 5)) {
+		const char *lt = memchr(buf, '<', n), *gt = lt ? memchr(lt, '>', (size_t)(buf + n - lt)) : NULL;
+		size_t len = gt ? (size_t)(gt - lt - 1) : 0;
+		char rest[64];
+		snprintf(rest, sizeof rest, "%.*s", gt ? (int)(buf + n - gt - 1 < 63 ? buf + n - gt - 1 : 63) : 0,
+			 gt ? gt + 1 : "");
+		if (gt && strstr(rest, "rel=\"next\"") && len < sizeof b->next) {
+			memcpy(b->next, lt + 1, len);
+			b->next[len] = 0;
+		}
+	}
+	return n;
+}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 {
@@ -120,6 +143,8 @@ static int get_json(const char *url, const char *what, const char *token, const 
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, b);
 	CURLcode cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
@@ -222,17 +247,17 @@ static int parse_listing(const struct ref *r, const char *url, const struct body
 		goto out;
 	}
 	size_t n = json_array_size(arr);
-	if (n > HUB_LIST_MAX_FILES) {
-		rc = err_set(err, HEARTH_ETOOBIG, "%s: lists %zu files, more than %d", url, n, HUB_LIST_MAX_FILES);
+	if (n > (size_t)(HUB_LIST_MAX_FILES - out->n)) {
+		rc = err_set(err, HEARTH_ETOOBIG, "%s: lists more than %d files", url, HUB_LIST_MAX_FILES);
 		goto out;
 	}
-	if (!(out->files = calloc(n ? n : 1, sizeof *out->files))) {
+	struct hub_file *files = realloc(out->files, ((size_t)out->n + n + 1) * sizeof *files);
+	if (!files) {
 		rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory for %zu files", url, n);
 		goto out;
 	}
+	out->files = files;
 	rc = r->kind == REF_MODELSCOPE ? parse_modelscope(arr, out, err) : parse_hf(arr, out, err);
-	if (rc)
-		hub_list_free(out);
 out:
 	json_decref(root);
 	return rc;
@@ -250,10 +275,25 @@ int hub_list_files(const struct ref *r, const char *endpoint, const char *token,
 	else
 		snprintf(url, sizeof url, "%s/api/models/%s/tree/main?recursive=true", endpoint, r->repo);
 	snprintf(what, sizeof what, "%s%s", r->kind == REF_MODELSCOPE ? "modelscope:" : "", r->repo);
-	int rc = get_json(url, what, token, p, &b, err);
-	if (!rc)
-		rc = parse_listing(r, url, &b, out, err);
+	int rc = 0;
+	for (int page = 0; !rc && url[0]; page++) {
+		if (page == HUB_LIST_MAX_PAGES) {
+			rc = err_set(err, HEARTH_ETOOBIG, "%s: the file listing has more than %d pages", what,
+				     HUB_LIST_MAX_PAGES);
+			break;
+		}
+		b.len = 0;
+		b.next[0] = 0;
+		if (!(rc = get_json(url, what, token, p, &b, err)))
+			rc = parse_listing(r, url, &b, out, err);
+		/* the next page only from the same hub (the token goes there) */
+		size_t k = strlen(endpoint);
+		bool same = !strncmp(b.next, endpoint, k) && b.next[k] == '/';
+		snprintf(url, sizeof url, "%s", same ? b.next : "");
+	}
 	free(b.data);
+	if (rc)
+		hub_list_free(out);
 	return rc;
 }
 

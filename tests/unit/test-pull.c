@@ -127,10 +127,14 @@ static const char *sha_of(struct hub *h, const struct mock_file *f)
 	       f->content == 1 ? h->other_sha : h->model_sha;
 }
 
+/* Hugging Face's listing comes in two pages (Link: rel="next"), ModelScope's in one. */
 static enum MHD_Result listing(struct hub *h, struct MHD_Connection *c, bool modelscope)
 {
+	const char *cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+	bool second = !modelscope && cursor && !strcmp(cursor, "p2");
+	int from = second ? 4 : 0, to = modelscope || second ? N_MOCK_FILES : 4;
 	json_t *files = json_array();
-	for (int i = 0; i < N_MOCK_FILES; i++) {
+	for (int i = from; i < to; i++) {
 		const struct mock_file *f = &mock_files[i];
 		size_t size = f->content == 1 ? 300 : h->model_len;
 		if (modelscope)
@@ -145,8 +149,13 @@ static enum MHD_Result listing(struct hub *h, struct MHD_Connection *c, bool mod
 	if (!modelscope)
 		json_array_append_new(files, json_pack("{s:s, s:s}", "type", "directory", "path", "split"));
 	json_t *root = modelscope ? json_pack("{s:i, s:{s:o}}", "Code", 200, "Data", "Files", files) : files;
-	char *s = json_dumps(root, 0);
-	enum MHD_Result ret = answer(c, 200, s);
+	char *s = json_dumps(root, 0), link[256];
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_COPY);
+	snprintf(link, sizeof link, "<%s/api/models/" REPO "/tree/main?recursive=true&cursor=p2>; rel=\"next\"", h->base);
+	if (!modelscope && !second)
+		MHD_add_response_header(r, "Link", link);
+	enum MHD_Result ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
 	free(s);
 	json_decref(root);
 	h->n_list++;
@@ -429,6 +438,7 @@ void test_pull_hub(void)
 	T_TRUE(strstr(path, "/models/hf/" REPO "/tiny-Q4_K_M.gguf") != NULL);
 	T_TRUE(same_bytes(path, &h));
 	T_TRUE(h.auth_list && h.auth_resolve);
+	T_EQ_I64(h.n_list, 2); /* both pages */
 	T_TRUE(!h.auth_cdn); /* never to the redirect's host */
 	T_TRUE(!exists("%s.partial", path) && !exists("%s.partial.json", path));
 	char rec_path[HEARTH_STORE_PATH_MAX + 8];
