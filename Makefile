@@ -1,6 +1,7 @@
 # hearth - one plain Makefile.
 #   make            build libhearth.a and the hearth CLI (build/)
-#   make run        run a model: MODEL=path.gguf, else the first models/*.gguf
+#   make run        run a model: MODEL=path.gguf or a stored name, else the first models/*.gguf,
+#                   else the default instruct model (pulled once), else the bundled one
 #   make test       build and run the tests, then again under ASan+UBSan;
 #                   also builds everything with clang -Werror when clang is there
 #   make deps       install the Debian packages the build needs (apt-get; run by run and test)
@@ -74,17 +75,26 @@ deps:
 
 MODEL ?= $(firstword $(wildcard models/*.gguf))
 BUNDLED_MODEL := assets/stories260K/stories260K.gguf
+# with no MODEL: this instruct model from the store, pulled the first time (about 400 MB)
+DEFAULT_MODEL ?= Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M
 PROMPT ?= Once upon a time
+CHAT_PROMPT := $(if $(filter file,$(origin PROMPT)),Write a short poem about a warm hearth.,$(PROMPT))
 run: deps
 	@$(MAKE) --no-print-directory all
-	@if [ -z "$(MODEL)" ]; then \
-	  echo "make run: no MODEL= and no models/*.gguf, so this runs the bundled TinyStories 260K model"; \
+	@if [ -n "$(MODEL)" ]; then \
+	  echo "make run: $(MODEL)"; \
+	  ./$(B)/hearth run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
+	elif ./$(B)/hearth show "$(DEFAULT_MODEL)" >/dev/null 2>&1 || \
+	     { echo "make run: no MODEL=, so this pulls the default model $(DEFAULT_MODEL) (once, about 400 MB)"; \
+	       ./$(B)/hearth pull --connect-timeout 5 --stall-timeout 20 "$(DEFAULT_MODEL)" >/dev/null; }; then \
+	  echo "make run: $(DEFAULT_MODEL) from the store, as a chat (MODEL=path.gguf for another)"; \
+	  echo "> $(CHAT_PROMPT)"; \
+	  echo "$(CHAT_PROMPT)" | ./$(B)/hearth chat -m "$(DEFAULT_MODEL)" -n 256 2>/dev/null | sed -e '1s/^> //' -e '$${/^> *$$/d}'; echo; \
+	else \
+	  echo "make run: could not pull $(DEFAULT_MODEL) (no network?), so this runs the bundled TinyStories 260K model"; \
 	  echo "($(BUNDLED_MODEL): 1 MB, MIT, writes short stories; not a chat model). For yours:"; \
 	  echo "make run MODEL=path/to/model.gguf (llama, qwen2, qwen3 in f32, f16, bf16, q4_0..q8_0, K-quants)."; \
 	  ./$(B)/hearth run -m "$(BUNDLED_MODEL)" -p "$(PROMPT)" -n 128; \
-	else \
-	  echo "make run: $(MODEL)"; \
-	  ./$(B)/hearth run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
 	fi
 
 test: deps
