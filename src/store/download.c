@@ -65,6 +65,7 @@ struct dl {
 	uint64_t linked_size;
 	bool started;   /* the final response's body began */
 	bool resumable; /* the server takes ranges */
+	bool cut;       /* the transfer broke off (connection, stall, cancel, a 5xx): worth resuming */
 	int rc;         /* an error a callback set (err is filled) */
 };
 
@@ -346,8 +347,11 @@ static int transfer_error(struct dl *d, CURLcode cc)
 	char total[32] = "?";
 	if (d->total)
 		snprintf(total, sizeof total, "%" PRIu64, d->total);
+	d->cut = (cc != CURLE_OK && !d->rc) || d->status >= 500;
 	if (d->rc)
 		return d->rc;
+	if (cc == CURLE_OPERATION_TIMEDOUT && !d->status)
+		return err_set(d->err, HEARTH_ETIMEDOUT, "%s: no answer within %ld s", url, p->connect_timeout_s);
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return err_set(d->err, HEARTH_ESHUTDOWN, "%s: cancelled after %" PRIu64 " bytes", url, d->done);
 	if (cc == CURLE_OPERATION_TIMEDOUT)
@@ -361,9 +365,11 @@ static int transfer_error(struct dl *d, CURLcode cc)
 		return status_error(d);
 	if (!d->started && (d->rc = begin_body(d)))
 		return d->rc;
-	if (d->total && d->done != d->total)
+	if (d->total && d->done != d->total) {
+		d->cut = true;
 		return err_set(d->err, HEARTH_EIO, "%s: the connection ended after %" PRIu64 " of %s bytes", url, d->done,
 			       total);
+	}
 	return 0;
 }
 
@@ -437,11 +443,11 @@ static int finish(struct dl *d)
 	return 0;
 }
 
-/* Keep the partial for a later resumption? */
-static bool keep_partial(const struct dl *d, int rc)
+/* Keep the partial for a later resumption? Only when the transfer broke off,
+ * never when what came was refused. */
+static bool keep_partial(const struct dl *d)
 {
-	return d->done > 0 && d->resumable && (rc == HEARTH_ETIMEDOUT || rc == HEARTH_ESHUTDOWN || rc == HEARTH_EIO) &&
-	       !(d->total && d->done == d->total); /* whole but refused: never resumable */
+	return d->cut && d->done > 0 && d->resumable;
 }
 
 static uint64_t free_bytes(const char *dest)
@@ -462,7 +468,7 @@ static int attempt(struct dl *d, bool *again)
 {
 	int rc;
 	*again = false;
-	d->started = false;
+	d->started = d->cut = false;
 	d->rc = 0;
 	d->status = 0;
 	d->total = d->req->size;
@@ -477,7 +483,7 @@ out:
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
-	if (rc && keep_partial(d, rc)) {
+	if (rc && keep_partial(d)) {
 		*again = rc != HEARTH_ESHUTDOWN && d->done > d->offset;
 	} else if (rc) {
 		unlink(d->partial);

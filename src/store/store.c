@@ -278,10 +278,14 @@ static int find_stored(const char *name, char *path, size_t size, struct hearth_
 	int rc = find_by_ref(name, path, size, err);
 	if (rc == 0)
 		rc = find_by_short(name, path, size, err);
-	if (rc == 0)
+	struct ref r;
+	if (rc == 0 && !ref_parse(name, &r, NULL))
 		rc = err_set(err, HEARTH_ENOTFOUND,
-			     "'%.200s': no such file, and no stored model of that name (`hearth pull %.200s` downloads "
-			     "it; `hearth list` shows the stored ones)", name, name);
+			     "'%.200s': no such file, and no such model in the store: `hearth pull %.200s` downloads it",
+			     name, name);
+	else if (rc == 0)
+		rc = err_set(err, HEARTH_ENOTFOUND, "%.200s: no such file (nor a stored model's name: `hearth list` "
+			     "shows them)", name);
 	return rc < 0 ? rc : 0;
 }
 

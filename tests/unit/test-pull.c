@@ -623,6 +623,11 @@ void test_pull_refused(void)
 	char url[256];
 	snprintf(url, sizeof url, "%s/cdn/tiny-Q2_K.gguf", h.base);
 	T_EQ_I64(hearth_pull(url, &p, path, sizeof path, &err), HEARTH_EBADGGUF);
+	snprintf(url, sizeof url, "%s/" REPO "/resolve/main/tiny-F16.gguf", h.base); /* X-Linked-Etag is wrong */
+	T_EQ_I64(hearth_pull(url, &p, path, sizeof path, &err), HEARTH_EIO);
+	T_TRUE(strstr(err.msg, "SHA-256") != NULL);
+	T_TRUE(!exists("%s/models/url/127.0.0.1_%u/tiny-F16.gguf.partial", home, h.port) &&
+	       !exists("%s/models/url/127.0.0.1_%u/tiny-F16.gguf", home, h.port));
 	snprintf(url, sizeof url, "%s/cdn/tiny-q8_0.gguf", h.base);
 	T_OK(hearth_pull(url, &p, path, sizeof path, &err), err);
 	T_TRUE(same_bytes(path, &h));
@@ -715,7 +720,8 @@ void test_pull_cli(void)
 		{ "show " REPO ":Q8_0", 0, "architecture     llama" },
 		{ "run -m tiny-q8_0 -p Once -n 4 --temp 0 2>/dev/null", 0, "upon" },
 		{ "pull --endpoint %s " REPO ":F16 2>&1", 1, "SHA-256 mismatch" },
-		{ "run -m nothing:Q4_K_M -p x 2>&1", 1, "hearth pull" },
+		{ "run -m nobody/nothing:Q4_K_M -p x 2>&1", 1, "hearth pull nobody/nothing:Q4_K_M" },
+		{ "run -m /nonexistent.gguf -p x 2>&1", 1, "no such file" },
 		{ "rm " REPO ":Q8_0", 0, "removed" },
 		{ "list", 0, "no models" },
 		{ "pull 2>&1", 2, "REF is required" },
