@@ -23,7 +23,7 @@ static char *kv_json(const struct hearth_gguf *g, int64_t i, int64_t max_items)
 }
 
 static const char inspect_help[] =
-	"usage: hearth inspect FILE [--json]\n"
+	"usage: hearth inspect FILE|NAME [--json]\n"
 	"\n"
 	"Prints a GGUF file's metadata and tensor table. --json prints one JSON object\n"
 	"{\"version\",\"metadata\":{key:value},\"tensors\":[{name,type,shape,offset,nbytes}]}\n"
@@ -52,6 +52,8 @@ int cmd_inspect(int argc, char **argv)
 	}
 	if (!path)
 		return usage_error("inspect", "FILE is required");
+	if (!(path = cli_model_path("inspect", path)))
+		return 1;
 	if (hearth_gguf_open(&g, path, &err)) {
 		fprintf(stderr, "hearth inspect: %s\n", err.msg);
 		return 1;
