@@ -476,6 +476,11 @@ static int attempt(struct dl *d, bool *again)
 	d->room = free_bytes(d->req->dest);
 	if ((rc = open_partial(d)))
 		goto out;
+	if (d->total && d->total - d->done > d->room) {
+		rc = err_set(d->err, HEARTH_ETOOBIG, "%s: needs %.2f GB, the disk of %s has %.2f GB free", d->req->url,
+			     (double)(d->total - d->done) / 1e9, d->req->dest, (double)d->room / 1e9);
+		goto out;
+	}
 	if (!(d->total && d->done == d->total) && (rc = run_transfer(d)))
 		goto out;
 	rc = finish(d);

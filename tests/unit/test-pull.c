@@ -27,7 +27,7 @@
 
 struct mock_file {
 	const char *path;
-	int content;     /* 0: the model, 1: not a GGUF, 2: missing (404 on resolve) */
+	int content;     /* 0: the model, 1: not a GGUF, 2: missing (404 on resolve), 3: listed as 1 EB */
 	bool wrong_sha;  /* the listing's digest is not the content's */
 };
 
@@ -40,6 +40,7 @@ static const struct mock_file mock_files[] = {
 	{ "split/tiny-Q5_K_M-00001-of-00002.gguf", 0, false },
 	{ "split/tiny-Q5_K_M-00002-of-00002.gguf", 0, false },
 	{ "README.md", 1, false },
+	{ "huge-Q6_K.gguf", 3, false },
 };
 #define N_MOCK_FILES (int)(sizeof mock_files / sizeof *mock_files)
 
@@ -136,7 +137,7 @@ static enum MHD_Result listing(struct hub *h, struct MHD_Connection *c, bool mod
 	json_t *files = json_array();
 	for (int i = from; i < to; i++) {
 		const struct mock_file *f = &mock_files[i];
-		size_t size = f->content == 1 ? 300 : h->model_len;
+		size_t size = f->content == 1 ? 300 : f->content == 3 ? (size_t)1 << 60 : h->model_len;
 		if (modelscope)
 			json_array_append_new(files, json_pack("{s:s, s:s, s:s, s:I, s:s}", "Name", f->path, "Path", f->path,
 							       "Type", "blob", "Size", (json_int_t)size, "Sha256",
@@ -618,6 +619,11 @@ void test_pull_refused(void)
 	T_TRUE(strstr(err.msg, "split") != NULL);
 	T_EQ_I64(hearth_pull(REPO ":IQ1_S", &p, path, sizeof path, &err), HEARTH_ENOTFOUND);
 	T_TRUE(strstr(err.msg, "tiny-Q4_K_M.gguf") != NULL); /* says what there is */
+	int n_cdn = h.n_cdn;
+	T_EQ_I64(hearth_pull(REPO ":Q6_K", &p, path, sizeof path, &err), HEARTH_ETOOBIG); /* more than the disk has */
+	T_TRUE(strstr(err.msg, "GB free") != NULL);
+	T_EQ_I64(h.n_cdn, n_cdn); /* refused before asking */
+	T_TRUE(!exists(DIR_HF() "/huge-Q6_K.gguf.partial", home));
 
 	/* a URL that is not a GGUF; a URL on a port nobody listens on */
 	char url[256];
