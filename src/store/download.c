@@ -16,9 +16,11 @@
  * else from Content-Length. The first four bytes must be "GGUF". More bytes
  * than expected, or than the disk has free, end the transfer.
  *
- * After a failure the partial stays only when the server can resume it (it
- * answered 206 or Accept-Ranges: bytes) and the failure was the connection's
- * (cut, stalled, cancelled); anything refused is deleted.
+ * The partial is locked while a pull writes it (a second one at the same
+ * time is refused with HEARTH_EBUSY). After a failure the partial stays only
+ * when the server can resume it (it answered 206 or Accept-Ranges: bytes)
+ * and the transfer broke off (cut, stalled, cancelled, a 5xx); anything
+ * refused is deleted.
  */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -308,14 +311,22 @@ static int rehash(struct dl *d, uint64_t n)
 	return rc;
 }
 
-/* Opens the partial: kept and re-hashed when it is part of the same file, else empty. */
+/* Opens the partial: kept and re-hashed when it is part of the same file, else
+ * emptied. It is locked (flock) while open: a second pull of the same file
+ * at the same time gets HEARTH_EBUSY and leaves it alone. */
 static int open_partial(struct dl *d)
 {
 	struct stat st;
-	bool keep = !stat(d->partial, &st) && S_ISREG(st.st_mode) && st.st_size >= 4 && same_identity(d) &&
-		    (!d->req->size || (uint64_t)st.st_size <= d->req->size);
-	d->fd = open(d->partial, O_RDWR | O_CREAT | (keep ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
+	d->fd = open(d->partial, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (d->fd < 0)
+		return err_set(d->err, HEARTH_EIO, "%s: %s", d->partial, strerror(errno));
+	if (flock(d->fd, LOCK_EX | LOCK_NB))
+		return err_set(d->err, HEARTH_EBUSY, "%s: another pull is downloading it now", d->req->dest);
+	if (fstat(d->fd, &st))
+		return err_set(d->err, HEARTH_EIO, "%s: %s", d->partial, strerror(errno));
+	bool keep = S_ISREG(st.st_mode) && st.st_size >= 4 && same_identity(d) &&
+		    (!d->req->size || (uint64_t)st.st_size <= d->req->size);
+	if (!keep && ftruncate(d->fd, 0))
 		return err_set(d->err, HEARTH_EIO, "%s: %s", d->partial, strerror(errno));
 	sha256_begin(d->sha);
 	d->n_head = 0;
@@ -488,7 +499,9 @@ out:
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
-	if (rc && keep_partial(d)) {
+	if (rc == HEARTH_EBUSY) {
+		/* the other pull's files: not ours to touch */
+	} else if (rc && keep_partial(d)) {
 		*again = rc != HEARTH_ESHUTDOWN && d->done > d->offset;
 	} else if (rc) {
 		unlink(d->partial);

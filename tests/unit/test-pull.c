@@ -13,6 +13,8 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -572,6 +574,23 @@ void test_pull_resume(void)
 	T_OK(hearth_pull(REPO, &p, path, sizeof path, &err), err);
 	T_EQ_I64(h.last_range, -1);
 	T_TRUE(same_bytes(path, &h));
+
+	/* a pull of the same file already under way: refused, its partial untouched */
+	char partial[1024];
+	snprintf(partial, sizeof partial, DIR_HF() "/tiny-q8_0.gguf.partial", home);
+	h.ranges = true;
+	h.cut_at = cut;
+	T_EQ_I64(hearth_pull(REPO ":Q8_0", &p, path, sizeof path, &err), HEARTH_EIO);
+	int fd = open(partial, O_RDWR);
+	T_TRUE(fd >= 0 && !flock(fd, LOCK_EX | LOCK_NB));
+	T_EQ_I64(hearth_pull(REPO ":Q8_0", &p, path, sizeof path, &err), HEARTH_EBUSY);
+	struct stat st;
+	T_TRUE(!stat(partial, &st) && st.st_size == (off_t)cut);
+	if (fd >= 0)
+		close(fd);
+	T_OK(hearth_pull(REPO ":Q8_0", &p, path, sizeof path, &err), err);
+	T_TRUE(same_bytes(path, &h));
+	T_OK(hearth_store_remove(REPO ":Q8_0", &err), err);
 
 	/* a partial whose server now ignores the Range: 200 starts it over, still right */
 	h.ranges = true;
