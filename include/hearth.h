@@ -627,7 +627,7 @@ struct hearth_store_entry {
 	char name[512];                   /* "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M" (a REF that resolves to it) */
 	char short_name[256];             /* "qwen2.5-0.5b-instruct-q4_k_m" */
 	char path[HEARTH_STORE_PATH_MAX]; /* the file */
-	char source[2048];                /* the REF it was pulled with and the URL, or "" when not recorded */
+	char source[2048];                /* the REF it was pulled with ("" when not recorded) */
 	uint64_t size;                    /* bytes */
 };
 
