@@ -206,7 +206,8 @@ int hearth_convert_hf_vocab(const char *hf_dir, const char *out_path, struct hea
  * numbers. hearth_quantize_ftype_parse() reads the names "q4_k_m", "Q8_0", ... */
 enum hearth_ftype {
 	HEARTH_FTYPE_ALL_F32 = 0, HEARTH_FTYPE_F16 = 1, HEARTH_FTYPE_Q4_0 = 2, HEARTH_FTYPE_Q4_1 = 3,
-	HEARTH_FTYPE_Q8_0 = 7, HEARTH_FTYPE_Q5_0 = 8, HEARTH_FTYPE_Q5_1 = 9,
+	HEARTH_FTYPE_Q8_0 = 7, HEARTH_FTYPE_Q5_0 = 8, HEARTH_FTYPE_Q5_1 = 9, HEARTH_FTYPE_Q2_K = 10,
+	HEARTH_FTYPE_Q3_K_S = 11, HEARTH_FTYPE_Q3_K_M = 12, HEARTH_FTYPE_Q3_K_L = 13,
 	HEARTH_FTYPE_Q4_K_S = 14, HEARTH_FTYPE_Q4_K_M = 15, HEARTH_FTYPE_Q5_K_S = 16, HEARTH_FTYPE_Q5_K_M = 17,
 	HEARTH_FTYPE_Q6_K = 18, HEARTH_FTYPE_BF16 = 32,
 };

@@ -3,8 +3,9 @@
  *
  * The rules are llama.cpp's (src/llama-quant.cpp), restated: only weight
  * matrices are quantized; the output matrix (and a tied embedding) gets q6_K;
- * the _M mixes give q6_K to attn_v and ffn_down in the layers use_more_bits
- * picks; K-quant rows that do not split into 256-blocks fall back to a
+ * the _S/_M/_L mixes give more bits to attn_v, ffn_down and attn_output
+ * in the layers their rules pick (use_more_bits, the first eighth or
+ * sixteenth, GQA and 8-expert models); K-quant rows that do not split into 256-blocks fall back to a
  * 32-block type. Pure data, no I/O: safe from any thread.
  */
 #ifndef HEARTH_QUANT_H
@@ -41,6 +42,8 @@ struct quant_recipe {
 	bool falcon;              /* general.architecture == falcon */
 	bool is_70b;              /* llama with 80 layers and GQA (llama.cpp's 70B rule) */
 	int n_attn_v;             /* tensors of the attn_v kind (attn_v, attn_qkv, attn_kv_b) */
+	int n_gqa;                /* head_count / head_count_kv (layer 0), 0 when unknown */
+	bool has_imatrix;         /* an importance matrix was given (changes q4_0/q5_0's ffn_down) */
 	/* counters */
 	int i_attn_v, i_ffn_down;
 };

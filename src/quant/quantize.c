@@ -51,6 +51,8 @@ int hearth_quantize_ftype_parse(const char *s)
 		{ "q5_1", HEARTH_FTYPE_Q5_1 }, { "q8_0", HEARTH_FTYPE_Q8_0 }, { "q4_k_s", HEARTH_FTYPE_Q4_K_S },
 		{ "q4_k_m", HEARTH_FTYPE_Q4_K_M }, { "q4_k", HEARTH_FTYPE_Q4_K_M }, { "q5_k_s", HEARTH_FTYPE_Q5_K_S },
 		{ "q5_k_m", HEARTH_FTYPE_Q5_K_M }, { "q5_k", HEARTH_FTYPE_Q5_K_M }, { "q6_k", HEARTH_FTYPE_Q6_K },
+		{ "q2_k", HEARTH_FTYPE_Q2_K }, { "q3_k_s", HEARTH_FTYPE_Q3_K_S }, { "q3_k_m", HEARTH_FTYPE_Q3_K_M },
+		{ "q3_k", HEARTH_FTYPE_Q3_K_M }, { "q3_k_l", HEARTH_FTYPE_Q3_K_L },
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (name_eq(s, names[i].name))
@@ -134,37 +136,52 @@ static bool writable(int type)
 	return q && !q->internal && quantize_supported(type) && type != HEARTH_TYPE_Q8_1 && type != HEARTH_TYPE_Q8_K;
 }
 
-static void recipe_init(struct quant_recipe *r, const struct hearth_gguf *g, const struct hearth_quantize_params *p)
+/* {arch}.<what>: a scalar, or layer 0's entry of a per-layer array; -1 when absent. */
+static int64_t arch_int(const struct hearth_gguf *g, const struct gguf_str *arch, const char *what)
+{
+	char key[160];
+	int64_t v = -1;
+	snprintf(key, sizeof key, "%.*s.%s", (int)arch->n, arch->p, what);
+	const int64_t ik = gguf_find_key(g, key);
+	if (ik < 0)
+		return -1;
+	const struct gguf_kv *kv = &g->kv[ik];
+	if (kv->type == HEARTH_GGUF_ARRAY) {
+		if (kv->arr_n == 0 || kv->arr_type == HEARTH_GGUF_STRING || kv->arr_type == HEARTH_GGUF_ARRAY ||
+		    kv->arr_type == HEARTH_GGUF_F32 || kv->arr_type == HEARTH_GGUF_F64 || kv->arr_type == HEARTH_GGUF_BOOL)
+			return -1;
+		v = gguf_arr_i64(kv, 0);
+	} else if (gguf_get_i64(g, key, &v, NULL)) {
+		return -1;
+	}
+	return v >= 0 && v < 1000000 ? v : -1;
+}
+
+static void recipe_init(struct quant_recipe *r, const struct hearth_gguf *g, const struct hearth_quantize_params *p,
+			bool has_imatrix)
 {
 	struct gguf_str arch = { 0 };
-	char key[160];
-	int64_t v;
 
 	memset(r, 0, sizeof *r);
 	r->ftype = p->ftype;
 	r->pure = p->pure;
 	r->output_type = p->output_tensor_type;
 	r->embd_type = p->token_embedding_type;
+	r->has_imatrix = has_imatrix;
 	r->tied = gguf_find_tensor(g, "output.weight") < 0;
 	for (int64_t i = 0; i < g->n_tensors; i++)
 		r->n_attn_v += quant_is_attn_v(g->tensors[i].name);
 	if (gguf_get_str(g, "general.architecture", &arch, NULL) || arch.n > 100)
 		return;
 	r->falcon = arch.n == 6 && !memcmp(arch.p, "falcon", 6);
-	snprintf(key, sizeof key, "%.*s.block_count", (int)arch.n, arch.p);
-	if (!gguf_get_i64(g, key, &v, NULL) && v > 0 && v < 100000)
-		r->n_layer = (int)v;
-	snprintf(key, sizeof key, "%.*s.expert_count", (int)arch.n, arch.p);
-	if (!gguf_get_i64(g, key, &v, NULL) && v > 0 && v < 100000)
-		r->n_expert = (int)v;
-	if (arch.n == 5 && !memcmp(arch.p, "llama", 5) && r->n_layer == 80) {
-		int64_t n_head = 0, n_head_kv = 0;
-		snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.n, arch.p);
-		gguf_get_i64(g, key, &n_head, NULL);
-		snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.n, arch.p);
-		gguf_get_i64(g, key, &n_head_kv, NULL);
-		r->is_70b = n_head_kv && n_head != n_head_kv;
-	}
+	const int64_t n_layer = arch_int(g, &arch, "block_count"), n_expert = arch_int(g, &arch, "expert_count");
+	const int64_t n_head = arch_int(g, &arch, "attention.head_count");
+	int64_t n_head_kv = arch_int(g, &arch, "attention.head_count_kv");
+	n_head_kv = n_head_kv < 0 ? n_head : n_head_kv; /* llama.cpp's default: no GQA */
+	r->n_layer = n_layer > 0 ? (int)n_layer : 0;
+	r->n_expert = n_expert > 0 ? (int)n_expert : 0;
+	r->n_gqa = n_head > 0 && n_head_kv > 0 ? (int)(n_head / n_head_kv) : 0;
+	r->is_70b = arch.n == 5 && !memcmp(arch.p, "llama", 5) && r->n_layer == 80 && n_head_kv > 0 && n_head != n_head_kv;
 }
 
 int hearth_quantize(const char *in_path, const char *out_path, const struct hearth_quantize_params *p,
@@ -206,7 +223,7 @@ int hearth_quantize(const char *in_path, const char *out_path, const struct hear
 	sort_g = NULL;
 
 	/* every type first, every conversion checked before any work */
-	recipe_init(&r, g, p);
+	recipe_init(&r, g, p, false);
 	int64_t ne0_max = 1;
 	for (int64_t k = 0; k < n; k++) {
 		const struct gguf_tensor *t = &g->tensors[order[k]];

@@ -50,6 +50,8 @@ int quant_ftype_base_type(int ftype)
 	case HEARTH_FTYPE_Q4_K_S: case HEARTH_FTYPE_Q4_K_M: return HEARTH_TYPE_Q4_K;
 	case HEARTH_FTYPE_Q5_K_S: case HEARTH_FTYPE_Q5_K_M: return HEARTH_TYPE_Q5_K;
 	case HEARTH_FTYPE_Q6_K: return HEARTH_TYPE_Q6_K;
+	case HEARTH_FTYPE_Q2_K: return HEARTH_TYPE_Q2_K;
+	case HEARTH_FTYPE_Q3_K_S: case HEARTH_FTYPE_Q3_K_M: case HEARTH_FTYPE_Q3_K_L: return HEARTH_TYPE_Q3_K;
 	}
 	return -1;
 }
@@ -98,58 +100,95 @@ bool quant_tensor_allowed(const char *name, int n_dims)
 	return true;
 }
 
+#define F(x) HEARTH_FTYPE_##x
+#define T(x) HEARTH_TYPE_##x
+
+/* The output matrix (and a tied embedding): q6_K unless asked otherwise. */
+static int output_type(const struct quant_recipe *r, int64_t ne0, int t)
+{
+	if (r->output_type >= 0)
+		return r->output_type;
+	if (r->falcon || ne0 % qtype_info(t)->blck_size)
+		return T(Q8_0);
+	return t != T(Q8_0) ? T(Q6_K) : t;
+}
+
+/* attn_v and its fused kin: more bits where the mix says, counted in order. */
+static int attn_v_type(struct quant_recipe *r, int t)
+{
+	const int f = r->ftype, i = r->i_attn_v++;
+	if (f == F(Q2_K))
+		t = r->n_gqa >= 4 ? T(Q4_K) : T(Q3_K);
+	else if (f == F(Q3_K_M))
+		t = i < 2 ? T(Q5_K) : T(Q4_K);
+	else if (f == F(Q3_K_L))
+		t = T(Q5_K);
+	else if ((f == F(Q4_K_M) || f == F(Q5_K_M)) && quant_use_more_bits(i, r->n_attn_v))
+		t = T(Q6_K);
+	else if (f == F(Q4_K_S) && i < 4)
+		t = T(Q5_K);
+	if (r->is_70b && (t == T(Q3_K) || t == T(Q4_K)))
+		t = T(Q5_K);
+	if (r->n_expert == 8)
+		t = T(Q8_0);
+	return t;
+}
+
+/* ffn_down: by layer (from the name when the model has experts, whose
+ * tensors need not come in layer order). */
+static int ffn_down_type(struct quant_recipe *r, const char *name, int t)
+{
+	const int f = r->ftype, n = r->n_layer;
+	int il = r->i_ffn_down++;
+	if (r->n_expert > 1 && (sscanf(name, "blk.%d.", &il) != 1 || il < 0 || il >= n))
+		il = r->i_ffn_down - 1;
+	if (f == F(Q2_K))
+		t = T(Q3_K);
+	else if (f == F(Q3_K_M))
+		t = il < n / 16 ? T(Q5_K) : !r->falcon || quant_use_more_bits(il, n) ? T(Q4_K) : T(Q3_K);
+	else if (f == F(Q3_K_L))
+		t = r->falcon ? T(Q4_K) : T(Q5_K);
+	else if (f == F(Q4_K_M) && r->falcon)
+		t = il < n / 16 ? T(Q6_K) : quant_use_more_bits(il, n) ? T(Q5_K) : T(Q4_K);
+	else if (f == F(Q4_K_M))
+		t = quant_use_more_bits(il, n) ? T(Q6_K) : t;
+	else if (f == F(Q5_K_M) && quant_use_more_bits(il, n))
+		t = T(Q6_K);
+	else if (f == F(Q4_K_S) && !r->falcon && il < n / 8)
+		t = T(Q5_K);
+	else if ((f == F(Q4_0) || f == F(Q5_0)) && r->has_imatrix && il < n / 8)
+		t = f == F(Q4_0) ? T(Q4_1) : T(Q5_1); /* llama.cpp's guard for the first ffn_down layers */
+	return t;
+}
+
+static int attn_output_type(const struct quant_recipe *r, int t)
+{
+	const int f = r->ftype;
+	if (r->falcon)
+		return f == F(Q3_K_L) ? T(Q4_K) : t;
+	if (r->n_expert == 8)
+		return f == F(Q2_K) || f == F(Q3_K_S) || f == F(Q3_K_M) || f == F(Q4_K_S) || f == F(Q4_K_M) ? T(Q5_K) : t;
+	return f == F(Q2_K) ? T(Q3_K) : f == F(Q3_K_M) ? T(Q4_K) : f == F(Q3_K_L) ? T(Q5_K) : t;
+}
+
 /* The mixes' choice for one tensor (llama.cpp's per-category rules for the
  * file types hearth writes); t is the base type on entry. */
 static int mix_type(struct quant_recipe *r, const char *name, enum quant_cat cat, int64_t ne0, int t)
 {
-	const int f = r->ftype;
-	if (cat == CAT_OUTPUT || (r->tied && cat == CAT_TOKEN_EMBD)) {
-		if (r->output_type >= 0)
-			return r->output_type;
-		if (r->falcon || ne0 % qtype_info(t)->blck_size)
-			return HEARTH_TYPE_Q8_0;
-		return t != HEARTH_TYPE_Q8_0 ? HEARTH_TYPE_Q6_K : t;
+	if (cat == CAT_OUTPUT || (r->tied && cat == CAT_TOKEN_EMBD))
+		return output_type(r, ne0, t);
+	switch (cat) {
+	case CAT_TOKEN_EMBD: return r->embd_type >= 0 ? r->embd_type : t;
+	case CAT_ATTN_V: return attn_v_type(r, t);
+	case CAT_ATTN_K: return r->n_expert == 8 ? T(Q8_0) : t;
+	case CAT_FFN_DOWN: return ffn_down_type(r, name, t);
+	case CAT_ATTN_OUTPUT: return attn_output_type(r, t);
+	default: return t;
 	}
-	if (cat == CAT_TOKEN_EMBD)
-		return r->embd_type >= 0 ? r->embd_type : t;
-	if (cat == CAT_ATTN_V) {
-		if ((f == HEARTH_FTYPE_Q4_K_M || f == HEARTH_FTYPE_Q5_K_M) && quant_use_more_bits(r->i_attn_v, r->n_attn_v))
-			t = HEARTH_TYPE_Q6_K;
-		else if (f == HEARTH_FTYPE_Q4_K_S && r->i_attn_v < 4)
-			t = HEARTH_TYPE_Q5_K;
-		if (r->is_70b && (t == HEARTH_TYPE_Q3_K || t == HEARTH_TYPE_Q4_K))
-			t = HEARTH_TYPE_Q5_K;
-		if (r->n_expert == 8)
-			t = HEARTH_TYPE_Q8_0;
-		r->i_attn_v++;
-		return t;
-	}
-	if (cat == CAT_ATTN_K)
-		return r->n_expert == 8 ? HEARTH_TYPE_Q8_0 : t;
-	if (cat == CAT_FFN_DOWN) {
-		int il = r->i_ffn_down;
-		const int n = r->n_layer;
-		/* experts may be stored in any order: their layer is in the name */
-		if (r->n_expert > 1 && (sscanf(name, "blk.%d.", &il) != 1 || il < 0 || il >= n))
-			il = r->i_ffn_down;
-		if (f == HEARTH_FTYPE_Q4_K_M) {
-			if (r->falcon)
-				t = il < n / 16 ? HEARTH_TYPE_Q6_K : quant_use_more_bits(il, n) ? HEARTH_TYPE_Q5_K : HEARTH_TYPE_Q4_K;
-			else if (quant_use_more_bits(il, n))
-				t = HEARTH_TYPE_Q6_K;
-		} else if (f == HEARTH_FTYPE_Q5_K_M && quant_use_more_bits(il, n)) {
-			t = HEARTH_TYPE_Q6_K;
-		} else if (f == HEARTH_FTYPE_Q4_K_S && !r->falcon && il < n / 8) {
-			t = HEARTH_TYPE_Q5_K;
-		}
-		r->i_ffn_down++;
-		return t;
-	}
-	if (cat == CAT_ATTN_OUTPUT && !r->falcon && r->n_expert == 8 &&
-	    (f == HEARTH_FTYPE_Q4_K_S || f == HEARTH_FTYPE_Q4_K_M))
-		return HEARTH_TYPE_Q5_K;
-	return t;
 }
+
+#undef F
+#undef T
 
 int quant_tensor_type(struct quant_recipe *r, const char *name, int n_dims, const int64_t *ne, int cur)
 {

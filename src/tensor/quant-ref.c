@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../base/err.h"
+#include "quant-fit.h"
 #include "quant-ref.h"
 
 /* ---- dequantization ----------------------------------------------------- */
@@ -426,123 +427,11 @@ static void quantize_row_q5_1(const float *x, struct block_q5_1 *y, int64_t n)
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* The K-quants below follow llama.cpp's reference quantizers step for step
- * (ggml-quants.c: make_qkx2_quants, make_qx_quants, quantize_row_q{4,5,6}_K_ref),
- * with the same float operations in the same order, so that `hearth quantize`
- * lands where llama-quantize does. */
+ * (ggml-quants.c quantize_row_q{2,3,4,5,6}_K_ref; the searches are in
+ * quant-fit.c), with the same float operations in the same order, so that
+ * `hearth quantize` lands where llama-quantize does. */
 
-#define GROUP_MAX_EPS 1e-15f
-
-/* Round to nearest, ties to even (the default rounding mode), as an int. */
-static int nearest(float v) { return (int)lrintf(v); }
-
-/* Affine fit of n values to levels 0..nmax, x ~ scale*L - min, weighted by w:
- * tries nstep+1 inverse scales around nmax/(max-min) and keeps the one whose
- * least-squares scale and offset give the smallest weighted squared error.
- * Returns the scale; *neg_min gets -offset (>= 0). */
-static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min,
-			uint8_t *Laux, float rmin, float rdelta, int nstep)
-{
-	float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
-	for (int i = 1; i < n; i++) {
-		if (x[i] < min)
-			min = x[i];
-		if (x[i] > max)
-			max = x[i];
-		sum_w += w[i];
-		sum_x += w[i] * x[i];
-	}
-	if (min > 0)
-		min = 0;
-	if (max == min) {
-		memset(L, 0, (size_t)n);
-		*neg_min = -min;
-		return 0.f;
-	}
-	float iscale = nmax / (max - min), scale = 1 / iscale, best = 0;
-	for (int i = 0; i < n; i++) {
-		L[i] = (uint8_t)clampi(nearest(iscale * (x[i] - min)), 0, nmax);
-		const float diff = scale * L[i] + min - x[i];
-		best += w[i] * (diff * diff);
-	}
-	for (int is = 0; is <= nstep; is++) {
-		iscale = (rmin + rdelta * is + nmax) / (max - min);
-		float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-		for (int i = 0; i < n; i++) {
-			const int l = clampi(nearest(iscale * (x[i] - min)), 0, nmax);
-			Laux[i] = (uint8_t)l;
-			sum_l += w[i] * l;
-			sum_l2 += w[i] * l * l;
-			sum_xl += w[i] * l * x[i];
-		}
-		const float D = sum_w * sum_l2 - sum_l * sum_l;
-		if (D > 0) {
-			float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-			float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-			if (this_min > 0) {
-				this_min = 0;
-				this_scale = sum_xl / sum_l2;
-			}
-			float err = 0;
-			for (int i = 0; i < n; i++) {
-				const float diff = this_scale * Laux[i] + this_min - x[i];
-				err += w[i] * (diff * diff);
-			}
-			if (err < best) {
-				memcpy(L, Laux, (size_t)n);
-				best = err;
-				scale = this_scale;
-				min = this_min;
-			}
-		}
-	}
-	*neg_min = -min;
-	return scale;
-}
-
-/* Symmetric fit of n values to levels -nmax..nmax-1 (stored +nmax), weighted
- * by x^2: the inverse scale nmax/max and 18 neighbours, keeping the best
- * least-squares scale. Returns the scale. */
-static float fit_sym(int n, int nmax, const float *x, int8_t *L)
-{
-	float max = 0, amax = 0;
-	for (int i = 0; i < n; i++)
-		if (fabsf(x[i]) > amax) {
-			amax = fabsf(x[i]);
-			max = x[i];
-		}
-	if (amax < GROUP_MAX_EPS) {
-		memset(L, 0, (size_t)n);
-		return 0.f;
-	}
-	float iscale = -nmax / max, sumlx = 0, suml2 = 0;
-	for (int i = 0; i < n; i++) {
-		const int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
-		L[i] = (int8_t)(l + nmax);
-		const float w = x[i] * x[i];
-		sumlx += w * x[i] * l;
-		suml2 += w * l * l;
-	}
-	float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
-	for (int is = -9; is <= 9; is++) {
-		if (is == 0)
-			continue;
-		iscale = -(nmax + 0.1f * is) / max;
-		sumlx = suml2 = 0;
-		for (int i = 0; i < n; i++) {
-			const int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
-			const float w = x[i] * x[i];
-			sumlx += w * x[i] * l;
-			suml2 += w * l * l;
-		}
-		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-			for (int i = 0; i < n; i++)
-				L[i] = (int8_t)(nmax + clampi(nearest(iscale * x[i]), -nmax, nmax - 1));
-			scale = sumlx / suml2;
-			best = scale * sumlx;
-		}
-	}
-	return scale;
-}
+static int nearest(float v) { return qfit_nearest(v); }
 
 /* Sub-block scales and mins of a q4_K / q5_K block as 6-bit values of
  * d = max_scale/63 and dmin = max_min/63, packed into 12 bytes; then each
@@ -596,7 +485,7 @@ static void kq_fit_subblocks(const float *x, int nmax, float rmin, int nstep, ui
 		const float av_x = sqrtf(sum_x2 / 32);
 		for (int l = 0; l < 32; l++)
 			w[l] = av_x + fabsf(x[32 * j + l]);
-		scales[j] = fit_affine(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+		scales[j] = qfit_affine(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
 	}
 }
 
@@ -650,13 +539,13 @@ static void quantize_row_q6_K(const float *x, struct block_q6_K *y, int64_t n)
 		int8_t L[QK_K];
 		uint8_t q[QK_K];
 		for (int j = 0; j < 16; j++) {
-			scale[j] = fit_sym(16, 32, x + 16 * j, L + 16 * j);
+			scale[j] = qfit_sym(16, 32, x + 16 * j, L + 16 * j, NULL);
 			if (fabsf(scale[j]) > max_abs) {
 				max_abs = fabsf(scale[j]);
 				max_scale = scale[j];
 			}
 		}
-		if (max_abs < GROUP_MAX_EPS) {
+		if (max_abs < QFIT_GROUP_MAX_EPS) {
 			memset(&y[i], 0, sizeof y[i]);
 			continue;
 		}
@@ -688,12 +577,132 @@ static void quantize_row_q6_K(const float *x, struct block_q6_K *y, int64_t n)
 	}
 }
 
+/* Packs 2-bit levels: byte l of each 32-byte group holds values l, l+32,
+ * l+64, l+96 of its 128 (q2_K and q3_K's low bits). */
+static void pack_2bit(const uint8_t L[QK_K], uint8_t qs[QK_K / 4])
+{
+	for (int j = 0; j < QK_K; j += 128)
+		for (int l = 0; l < 32; l++)
+			qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+/* q2_K's 4-bit sub-block scales (low nibbles) or mins (high nibbles) of
+ * max/15; returns max/15, the block's d or dmin. */
+static float q2_K_pack4(const float v[16], float max, uint8_t scales[16], int shift)
+{
+	if (!(max > 0))
+		return 0.f;
+	const float iscale = 15.f / max;
+	for (int j = 0; j < 16; j++)
+		scales[j] |= (uint8_t)((unsigned)nearest(iscale * v[j]) << shift);
+	return max / 15.f;
+}
+
+/* Levels 0..3 against the stored scales and mins (the requantize step). */
+static void q2_K_requantize(const float *x, const struct block_q2_K *b, uint8_t L[QK_K])
+{
+	const float d_all = fp16_to_f32(b->d), m_all = fp16_to_f32(b->dmin);
+	for (int j = 0; j < QK_K / 16; j++) {
+		const float d = d_all * (b->scales[j] & 0xF);
+		if (!d)
+			continue;
+		const float dm = m_all * (b->scales[j] >> 4);
+		for (int ii = 0; ii < 16; ii++)
+			L[16 * j + ii] = (uint8_t)clampi(nearest((x[16 * j + ii] + dm) / d), 0, 3);
+	}
+}
+
+/* q2_K: 16 sub-blocks of 16, x ~ d*sc[j]*q - dmin*m[j], q 2-bit, sc and m
+ * 4-bit; each sub-block fitted by absolute error weighted by |x|. */
+static void quantize_row_q2_K(const float *x, struct block_q2_K *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		uint8_t L[QK_K], Laux[16];
+		float w[16], mins[16], scales[16], max_scale = 0, max_min = 0;
+		for (int j = 0; j < 16; j++) {
+			for (int l = 0; l < 16; l++)
+				w[l] = fabsf(x[16 * j + l]);
+			scales[j] = qfit_affine(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+			max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+			max_min = mins[j] > max_min ? mins[j] : max_min;
+		}
+		memset(y[i].scales, 0, sizeof y[i].scales);
+		y[i].d = f32_to_fp16(q2_K_pack4(scales, max_scale, y[i].scales, 0));
+		y[i].dmin = f32_to_fp16(q2_K_pack4(mins, max_min, y[i].scales, 4));
+		q2_K_requantize(x, &y[i], L);
+		pack_2bit(L, y[i].qs);
+	}
+}
+
+/* Sets q3_K sub-block j's 6-bit scale code l (0..63) in the 12 packed bytes. */
+static void q3_K_set_scale(uint8_t packed[12], int j, int l)
+{
+	if (j < 8)
+		packed[j] = (uint8_t)(l & 0xF);
+	else
+		packed[j - 8] |= (uint8_t)((l & 0xF) << 4);
+	packed[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+}
+
+/* Levels -4..3 (stored +4) against the stored scales, then split into the
+ * high-bit mask and the 2-bit values. */
+static void q3_K_finish(const float *x, struct block_q3_K *b, int8_t L[QK_K])
+{
+	int8_t sc[16];
+	uint8_t q[QK_K];
+	q3_K_scales(b->scales, sc);
+	for (int j = 0; j < 16; j++) {
+		const float d = fp16_to_f32(b->d) * sc[j];
+		if (!d)
+			continue;
+		for (int ii = 0; ii < 16; ii++)
+			L[16 * j + ii] = (int8_t)(clampi(nearest(x[16 * j + ii] / d), -4, 3) + 4);
+	}
+	memset(b->hmask, 0, sizeof b->hmask);
+	for (int j = 0; j < QK_K; j++) {
+		q[j] = (uint8_t)L[j];
+		if (q[j] > 3) {
+			b->hmask[j % (QK_K / 8)] |= (uint8_t)(1u << (j / (QK_K / 8)));
+			q[j] -= 4;
+		}
+	}
+	pack_2bit(q, b->qs);
+}
+
+/* q3_K: 16 sub-blocks of 16, x ~ d*sc[j]*q, q 3-bit signed (-4..3), sc
+ * 6-bit signed. */
+static void quantize_row_q3_K(const float *x, struct block_q3_K *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+		int8_t L[QK_K];
+		float scales[16], max_scale = 0, amax = 0;
+		for (int j = 0; j < 16; j++) {
+			scales[j] = qfit_sym_refine(16, 4, x + 16 * j, L + 16 * j);
+			if (fabsf(scales[j]) > amax) {
+				amax = fabsf(scales[j]);
+				max_scale = scales[j];
+			}
+		}
+		memset(y[i].scales, 0, sizeof y[i].scales);
+		if (max_scale) {
+			const float iscale = -32.f / max_scale;
+			for (int j = 0; j < 16; j++)
+				q3_K_set_scale(y[i].scales, j, clampi((int8_t)nearest(iscale * scales[j]), -32, 31) + 32);
+			y[i].d = f32_to_fp16(1 / iscale);
+		} else {
+			y[i].d = f32_to_fp16(0.f);
+		}
+		q3_K_finish(x, &y[i], L);
+	}
+}
+
 int quantize_supported(int type)
 {
 	switch (type) {
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
-	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K: case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
+	case HEARTH_TYPE_Q2_K: case HEARTH_TYPE_Q3_K: case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K:
+	case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
 	case QTYPE_Q8_0P: case QTYPE_Q8_1P: case QTYPE_F16F:
 		return 1;
 	}
@@ -750,6 +759,8 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 	case HEARTH_TYPE_Q4_1: quantize_row_q4_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_1: quantize_row_q5_1(x, y, n); return 0;
+	case HEARTH_TYPE_Q2_K: quantize_row_q2_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q3_K: quantize_row_q3_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_K: quantize_row_q4_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_K: quantize_row_q5_K(x, y, n); return 0;
 	case HEARTH_TYPE_Q6_K: quantize_row_q6_K(x, y, n); return 0;

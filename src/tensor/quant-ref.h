@@ -11,7 +11,7 @@
  * Returns 0, or HEARTH_EUNSUPPORTED for a type without a dequantizer. */
 int dequantize_row_ref(int type, const void *x, float *y, int64_t n);
 /* Quantizes n floats into type. Supported targets: F32, F16, BF16, Q8_0,
- * Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (the K-quants as
+ * Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (the K-quants as
  * llama.cpp's reference quantizers compute them), and the activation types Q8_1, Q8_K,
  * QTYPE_Q8_0P, QTYPE_Q8_1P, QTYPE_F16F (others: HEARTH_EUNSUPPORTED). */
 int quantize_row_ref(int type, const float *x, void *y, int64_t n);

@@ -123,6 +123,8 @@ void test_quantize_exact(void)
 		{ "models/tiny-llama-spm.f32.gguf", "models/tiny-llama-spm.q5_0.gguf", HEARTH_FTYPE_Q5_0, true },
 		{ "models/tiny-llama-spm.f32.gguf", "models/tiny-llama-spm.q5_1.gguf", HEARTH_FTYPE_Q5_1, true },
 		{ "models/tiny-qwen2.f32.gguf", "models/tiny-qwen2.q8_0.gguf", HEARTH_FTYPE_Q8_0, false },
+		{ "models/tiny-llama-spm.f32.gguf", "models/tiny-llama-spm.q2_k.gguf", HEARTH_FTYPE_Q2_K, true },
+		{ "models/tiny-llama-spm.f32.gguf", "models/tiny-llama-spm.q3_k_m.gguf", HEARTH_FTYPE_Q3_K_M, true },
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		const char *out = tmp_path("quant-exact.gguf");
@@ -239,9 +241,9 @@ void test_quantize_errors(void)
 	T_EQ_I64(hearth_type_parse("nope"), -1);
 	/* a type hearth cannot write */
 	p = hearth_quantize_default_params();
-	p.output_tensor_type = HEARTH_TYPE_Q2_K;
+	p.output_tensor_type = HEARTH_TYPE_Q8_1;
 	T_EQ_I64(hearth_quantize(fixture("models/tiny-qwen2.f32.gguf"), out, &p, &err), HEARTH_EUNSUPPORTED);
-	T_TRUE(strstr(err.msg, "q2_K") != NULL);
+	T_TRUE(strstr(err.msg, "q8_1") != NULL);
 	T_TRUE(access(out, F_OK) != 0);
 	/* missing input */
 	p = hearth_quantize_default_params();
