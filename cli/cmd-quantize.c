@@ -21,20 +21,25 @@ static const char quantize_help[] =
 
 struct totals {
 	uint64_t in, out;
+	double n_elements;
 };
 
 static void on_tensor(const struct hearth_quantize_tensor *t, void *user_data)
 {
 	struct totals *tot = user_data;
 	char shape[96];
-	int k = snprintf(shape, sizeof shape, "%" PRId64, t->ne[0]);
-	for (int d = 1; d < t->n_dims && k < (int)sizeof shape; d++)
+	int k = snprintf(shape, sizeof shape, "[%" PRId64, t->ne[0]);
+	for (int d = 1; d < t->n_dims && k < (int)sizeof shape - 1; d++)
 		k += snprintf(shape + k, sizeof shape - (size_t)k, ", %" PRId64, t->ne[d]);
-	printf("[%4" PRId64 "/%4" PRId64 "] %-36s [%s] %s -> %s, %.3f MiB -> %.3f MiB\n", t->index + 1, t->n_tensors,
-	       t->name, shape, hearth_type_name(t->type_in), hearth_type_name(t->type_out),
+	if (k < (int)sizeof shape - 1)
+		snprintf(shape + k, sizeof shape - (size_t)k, "]");
+	printf("[%4" PRId64 "/%4" PRId64 "] %-36s %-14s type %5s -> %-5s  size %8.3f MiB -> %8.3f MiB\n", t->index + 1,
+	       t->n_tensors, t->name, shape, hearth_type_name(t->type_in), hearth_type_name(t->type_out),
 	       (double)t->nbytes_in / 1048576.0, (double)t->nbytes_out / 1048576.0);
+	fflush(stdout);
 	tot->in += t->nbytes_in;
 	tot->out += t->nbytes_out;
+	tot->n_elements += (double)t->ne[0] * (double)t->ne[1] * (double)t->ne[2] * (double)t->ne[3];
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -83,6 +88,8 @@ int cmd_quantize(int argc, char **argv)
 		fprintf(stderr, "hearth quantize: %s\n", err.msg[0] ? err.msg : hearth_strerror(err.code));
 		return 1;
 	}
-	printf("model size: %.2f MiB\nquant size: %.2f MiB\n", (double)tot.in / 1048576.0, (double)tot.out / 1048576.0);
+	const double n_el = tot.n_elements > 0 ? tot.n_elements : 1;
+	printf("model size: %8.2f MiB (%.2f bits per weight)\nquant size: %8.2f MiB (%.2f bits per weight)\n",
+	       (double)tot.in / 1048576.0, (double)tot.in * 8 / n_el, (double)tot.out / 1048576.0, (double)tot.out * 8 / n_el);
 	return 0;
 }

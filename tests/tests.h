@@ -51,6 +51,8 @@
 	X(test_quantize_kquants)     \
 	X(test_quantize_generates)   \
 	X(test_quantize_errors)      \
+	X(test_quantize_recipes)     \
+	X(test_quantize_threads)     \
 	X(test_sampler)              \
 	X(test_sampler_select)       \
 	X(test_sampler_row_kernels)  \

@@ -261,3 +261,124 @@ void test_quantize_errors(void)
 	T_TRUE(!quant_tensor_allowed("blk.0.attn_q.bias", 1));
 	T_TRUE(quant_tensor_allowed("blk.0.attn_q.weight", 2));
 }
+
+/* The mixes' choices on model facts the fixtures do not have (70B GQA,
+ * falcon, 8 experts, 32 layers), as llama.cpp's llama_tensor_get_type makes
+ * them for the same facts. */
+static int pick(struct quant_recipe *r, const char *name, int64_t ne0)
+{
+	const int64_t ne[4] = { ne0, 256, 1, 1 };
+	return quant_tensor_type(r, name, 2, ne, HEARTH_TYPE_F32);
+}
+
+static struct quant_recipe recipe(int ftype, int n_layer)
+{
+	struct quant_recipe r = { .ftype = ftype, .output_type = -1, .embd_type = -1, .n_layer = n_layer,
+				  .n_attn_v = n_layer, .n_gqa = 1 };
+	return r;
+}
+
+void test_quantize_recipes(void)
+{
+	char name[64];
+	struct quant_recipe r = recipe(HEARTH_FTYPE_Q2_K, 32);
+	/* q2_K: attn_v q3_K (q4_K with GQA >= 4), ffn_down and attn_output q3_K, output q6_K */
+	T_EQ_I64(pick(&r, "blk.0.attn_v.weight", 4096), HEARTH_TYPE_Q3_K);
+	r.n_gqa = 4;
+	T_EQ_I64(pick(&r, "blk.1.attn_v.weight", 4096), HEARTH_TYPE_Q4_K);
+	T_EQ_I64(pick(&r, "blk.0.ffn_down.weight", 4096), HEARTH_TYPE_Q3_K);
+	T_EQ_I64(pick(&r, "blk.0.attn_output.weight", 4096), HEARTH_TYPE_Q3_K);
+	T_EQ_I64(pick(&r, "blk.0.attn_q.weight", 4096), HEARTH_TYPE_Q2_K);
+	T_EQ_I64(pick(&r, "output.weight", 4096), HEARTH_TYPE_Q6_K);
+	T_EQ_I64(pick(&r, "blk.0.attn_q.weight", 4000), HEARTH_TYPE_Q4_0); /* rows not of 256: fallback */
+	/* q3_K_M on 32 layers: attn_v q5_K twice then q4_K; ffn_down q5_K below n/16, then q4_K */
+	r = recipe(HEARTH_FTYPE_Q3_K_M, 32);
+	for (int il = 0; il < 32; il++) {
+		snprintf(name, sizeof name, "blk.%d.attn_v.weight", il);
+		T_EQ_I64(pick(&r, name, 4096), il < 2 ? HEARTH_TYPE_Q5_K : HEARTH_TYPE_Q4_K);
+		snprintf(name, sizeof name, "blk.%d.ffn_down.weight", il);
+		T_EQ_I64(pick(&r, name, 4096), il < 2 ? HEARTH_TYPE_Q5_K : HEARTH_TYPE_Q4_K);
+	}
+	T_EQ_I64(pick(&r, "blk.3.attn_output.weight", 4096), HEARTH_TYPE_Q4_K);
+	/* falcon under q3_K_M: ffn_down q3_K except where use_more_bits */
+	r = recipe(HEARTH_FTYPE_Q3_K_M, 32);
+	r.falcon = true;
+	for (int il = 0; il < 32; il++) {
+		snprintf(name, sizeof name, "blk.%d.ffn_down.weight", il);
+		const int want = il < 2 ? HEARTH_TYPE_Q5_K : quant_use_more_bits(il, 32) ? HEARTH_TYPE_Q4_K : HEARTH_TYPE_Q3_K;
+		T_EQ_I64(pick(&r, name, 4096), want);
+	}
+	T_EQ_I64(pick(&r, "output.weight", 4096), HEARTH_TYPE_Q8_0);
+	/* q3_K_L: attn_v, ffn_down, attn_output q5_K (falcon: ffn_down and attn_output q4_K) */
+	r = recipe(HEARTH_FTYPE_Q3_K_L, 32);
+	T_EQ_I64(pick(&r, "blk.7.attn_v.weight", 4096), HEARTH_TYPE_Q5_K);
+	T_EQ_I64(pick(&r, "blk.7.ffn_down.weight", 4096), HEARTH_TYPE_Q5_K);
+	T_EQ_I64(pick(&r, "blk.7.attn_output.weight", 4096), HEARTH_TYPE_Q5_K);
+	r.falcon = true;
+	T_EQ_I64(pick(&r, "blk.8.ffn_down.weight", 4096), HEARTH_TYPE_Q4_K);
+	T_EQ_I64(pick(&r, "blk.8.attn_output.weight", 4096), HEARTH_TYPE_Q4_K);
+	/* q3_K_S: the base type, except the 70B attn_v rule and the 8-expert rules */
+	r = recipe(HEARTH_FTYPE_Q3_K_S, 80);
+	T_EQ_I64(pick(&r, "blk.0.attn_v.weight", 8192), HEARTH_TYPE_Q3_K);
+	T_EQ_I64(pick(&r, "blk.0.ffn_down.weight", 8192), HEARTH_TYPE_Q3_K);
+	r.is_70b = true;
+	T_EQ_I64(pick(&r, "blk.1.attn_v.weight", 8192), HEARTH_TYPE_Q5_K);
+	r = recipe(HEARTH_FTYPE_Q3_K_S, 32);
+	r.n_expert = 8;
+	T_EQ_I64(pick(&r, "blk.0.attn_v.weight", 4096), HEARTH_TYPE_Q8_0);
+	T_EQ_I64(pick(&r, "blk.0.attn_k.weight", 4096), HEARTH_TYPE_Q8_0);
+	T_EQ_I64(pick(&r, "blk.0.attn_output.weight", 4096), HEARTH_TYPE_Q5_K);
+	r.ftype = HEARTH_FTYPE_Q3_K_L; /* not among the 8-expert attn_output types */
+	T_EQ_I64(pick(&r, "blk.1.attn_output.weight", 4096), HEARTH_TYPE_Q3_K);
+	/* with an importance matrix, q4_0 / q5_0 give the first eighth's ffn_down q4_1 / q5_1 */
+	r = recipe(HEARTH_FTYPE_Q4_0, 16);
+	r.has_imatrix = true;
+	T_EQ_I64(pick(&r, "blk.0.ffn_down.weight", 4096), HEARTH_TYPE_Q4_1);
+	T_EQ_I64(pick(&r, "blk.1.ffn_down.weight", 4096), HEARTH_TYPE_Q4_1);
+	T_EQ_I64(pick(&r, "blk.2.ffn_down.weight", 4096), HEARTH_TYPE_Q4_0);
+	r = recipe(HEARTH_FTYPE_Q5_0, 16);
+	T_EQ_I64(pick(&r, "blk.0.ffn_down.weight", 4096), HEARTH_TYPE_Q5_0); /* no imatrix: no change */
+	r = recipe(HEARTH_FTYPE_Q5_0, 16);
+	r.has_imatrix = true;
+	T_EQ_I64(pick(&r, "blk.0.ffn_down.weight", 4096), HEARTH_TYPE_Q5_1);
+}
+
+/* Rows are split over the threads; every thread count writes the same bytes. */
+void test_quantize_threads(void)
+{
+	static const int n_threads[] = { 1, 3, 4 };
+	struct hearth_err err = { 0 };
+	void *first = NULL;
+	size_t first_n = 0;
+	for (size_t k = 0; k < sizeof n_threads / sizeof n_threads[0]; k++) {
+		struct hearth_quantize_params p = hearth_quantize_default_params();
+		const char *out = tmp_path("quant-threads.gguf");
+		p.ftype = HEARTH_FTYPE_Q3_K_M;
+		p.n_threads = n_threads[k];
+		const int rc = hearth_quantize(fixture("models/tiny-qwen2.f32.gguf"), out, &p, &err);
+		T_OK(rc, err);
+		if (rc)
+			break;
+		FILE *f = fopen(out, "rb");
+		T_TRUE(f != NULL);
+		if (!f)
+			break;
+		fseek(f, 0, SEEK_END);
+		const size_t n = (size_t)ftell(f);
+		rewind(f);
+		void *buf = malloc(n);
+		T_TRUE(buf && fread(buf, 1, n, f) == n);
+		fclose(f);
+		unlink(out);
+		if (!first) {
+			first = buf;
+			first_n = n;
+			continue;
+		}
+		T_EQ_I64((int64_t)n, (int64_t)first_n);
+		if (n == first_n && memcmp(buf, first, n))
+			T_FAIL("%d threads wrote other bytes than 1 thread", n_threads[k]);
+		free(buf);
+	}
+	free(first);
+}
