@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../base/err.h"
+#include "kquant.h"
 #include "quant-fit.h"
 #include "quant-ref.h"
 
@@ -113,7 +114,7 @@ void dequantize_row_q2_K(const struct block_q2_K *x, float *y, int64_t n)
 }
 
 /* Unpacks the 16 6-bit signed scales of a q3_K block (stored offset by 32). */
-static void q3_K_scales(const uint8_t packed[12], int8_t sc[16])
+void dequantize_q3_K_scales(const uint8_t packed[12], int8_t sc[16])
 {
 	for (int j = 0; j < 16; j++) {
 		int lo = j < 8 ? (packed[j] & 0xf) : (packed[j - 8] >> 4);
@@ -130,7 +131,7 @@ void dequantize_row_q3_K(const struct block_q3_K *x, float *y, int64_t n)
 		int8_t sc[16];
 		uint8_t m = 1;
 		int is = 0;
-		q3_K_scales(x[i].scales, sc);
+		dequantize_q3_K_scales(x[i].scales, sc);
 		for (int c = 0; c < QK_K; c += 128, q += 32) {
 			for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
 				for (int half = 0; half < 2; half++) {
@@ -144,7 +145,7 @@ void dequantize_row_q3_K(const struct block_q3_K *x, float *y, int64_t n)
 }
 
 /* Scale and min of sub-block j (0..7) of a q4_K / q5_K block, 6 bits each. */
-static void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+void dequantize_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 {
 	if (j < 4) {
 		*d = q[j] & 63;
@@ -162,9 +163,9 @@ void dequantize_row_q4_K(const struct block_q4_K *x, float *y, int64_t n)
 		const uint8_t *q = x[i].qs;
 		for (int j = 0; j < 8; j += 2, q += 32) {
 			uint8_t sc, m;
-			k4_scale_min(j, x[i].scales, &sc, &m);
+			dequantize_k4_scale_min(j, x[i].scales, &sc, &m);
 			const float d1 = d * sc, m1 = dmin * m;
-			k4_scale_min(j + 1, x[i].scales, &sc, &m);
+			dequantize_k4_scale_min(j + 1, x[i].scales, &sc, &m);
 			const float d2 = d * sc, m2 = dmin * m;
 			for (int l = 0; l < 32; l++)
 				*y++ = d1 * (q[l] & 0xf) - m1;
@@ -182,9 +183,9 @@ void dequantize_row_q5_K(const struct block_q5_K *x, float *y, int64_t n)
 		uint8_t u1 = 1, u2 = 2;
 		for (int j = 0; j < 8; j += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
 			uint8_t sc, m;
-			k4_scale_min(j, x[i].scales, &sc, &m);
+			dequantize_k4_scale_min(j, x[i].scales, &sc, &m);
 			const float d1 = d * sc, m1 = dmin * m;
-			k4_scale_min(j + 1, x[i].scales, &sc, &m);
+			dequantize_k4_scale_min(j + 1, x[i].scales, &sc, &m);
 			const float d2 = d * sc, m2 = dmin * m;
 			for (int l = 0; l < 32; l++)
 				*y++ = d1 * ((ql[l] & 0xf) + (qh[l] & u1 ? 16 : 0)) - m1;
@@ -424,276 +425,88 @@ static void quantize_row_q5_1(const float *x, struct block_q5_1 *y, int64_t n)
 	}
 }
 
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+/* ---- weighted (importance-matrix) quantization of the 32-blocks --------- */
 
-/* The K-quants below follow llama.cpp's reference quantizers step for step
- * (ggml-quants.c quantize_row_q{2,3,4,5,6}_K_ref; the searches are in
- * quant-fit.c), with the same float operations in the same order, so that
- * `hearth quantize` lands where llama-quantize does. */
+/* As llama.cpp's quantize_row_q{4,5}_{0,1}_impl: each block fitted with
+ * weights qw * sqrt(sigma^2 + x^2), sigma^2 the row's mean square; q4_0 and
+ * q5_0 symmetric (the scale search of the K-quants), q4_1 and q5_1 affine. */
 
-static int nearest(float v) { return qfit_nearest(v); }
-
-/* Sub-block scales and mins of a q4_K / q5_K block as 6-bit values of
- * d = max_scale/63 and dmin = max_min/63, packed into 12 bytes; then each
- * value requantized against the stored scales into L (0..nmax). */
-static void kq_pack_scales(const float *x, int nmax, const float scales[8], const float mins[8], uint8_t packed[12],
-			   hfp16 *d_out, hfp16 *dmin_out, uint8_t *L)
+static float row_sigma2(const float *x, int64_t n)
 {
-	float max_scale = 0, max_min = 0;
-	for (int j = 0; j < 8; j++) {
-		max_scale = scales[j] > max_scale ? scales[j] : max_scale;
-		max_min = mins[j] > max_min ? mins[j] : max_min;
-	}
-	const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-	const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-	for (int j = 0; j < 8; j++) {
-		const uint8_t ls = (uint8_t)(nearest(inv_scale * scales[j]) > 63 ? 63 : nearest(inv_scale * scales[j]));
-		const uint8_t lm = (uint8_t)(nearest(inv_min * mins[j]) > 63 ? 63 : nearest(inv_min * mins[j]));
-		if (j < 4) {
-			packed[j] = ls;
-			packed[j + 4] = lm;
-		} else {
-			packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-			packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
-			packed[j] |= (uint8_t)((lm >> 4) << 6);
-		}
-	}
-	*d_out = f32_to_fp16(max_scale / 63.f);
-	*dmin_out = f32_to_fp16(max_min / 63.f);
-	for (int j = 0; j < 8; j++) {
-		uint8_t sc, m;
-		k4_scale_min(j, packed, &sc, &m);
-		const float d = fp16_to_f32(*d_out) * sc;
-		if (!d)
-			continue;
-		const float dm = fp16_to_f32(*dmin_out) * m;
-		for (int ii = 0; ii < 32; ii++)
-			L[32 * j + ii] = (uint8_t)clampi(nearest((x[32 * j + ii] + dm) / d), 0, nmax);
-	}
+	float sum_x2 = 0;
+	for (int64_t j = 0; j < n; j++)
+		sum_x2 += x[j] * x[j];
+	return sum_x2 / n;
 }
 
-/* q4_K / q5_K sub-block fits: weights av_x + |x| (av_x the block's RMS). */
-static void kq_fit_subblocks(const float *x, int nmax, float rmin, int nstep, uint8_t *L, float scales[8],
-			     float mins[8])
+static void block_weights(const float *xb, const float *qw, float sigma2, float w[32])
 {
-	uint8_t Laux[32];
+	for (int j = 0; j < 32; j++)
+		w[j] = qw[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+}
+
+/* Symmetric 4-bit (nmax 8) or 5-bit (nmax 16) blocks of one row. */
+static void imat_sym_row(const float *x, void *vy, int64_t n, const float *qw, int nmax)
+{
+	const float sigma2 = row_sigma2(x, n);
 	float w[32];
-	for (int j = 0; j < 8; j++) {
-		float sum_x2 = 0;
-		for (int l = 0; l < 32; l++)
-			sum_x2 += x[32 * j + l] * x[32 * j + l];
-		const float av_x = sqrtf(sum_x2 / 32);
-		for (int l = 0; l < 32; l++)
-			w[l] = av_x + fabsf(x[32 * j + l]);
-		scales[j] = qfit_affine(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
-	}
-}
-
-/* q4_K: 8 sub-blocks of 32, x ~ d*sc[j]*q - dmin*m[j], sc and m 6-bit. */
-static void quantize_row_q4_K(const float *x, struct block_q4_K *y, int64_t n)
-{
-	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		uint8_t L[QK_K];
-		float scales[8], mins[8];
-		memset(y[i].scales, 0, sizeof y[i].scales);
-		kq_fit_subblocks(x, 15, -1.f, 20, L, scales, mins);
-		kq_pack_scales(x, 15, scales, mins, y[i].scales, &y[i].d, &y[i].dmin, L);
-		for (int c = 0; c < 4; c++)
-			for (int l = 0; l < 32; l++)
-				y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
-	}
-}
-
-/* q5_K: as q4_K with 5-bit values, the fifth bits in qh. */
-static void quantize_row_q5_K(const float *x, struct block_q5_K *y, int64_t n)
-{
-	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		uint8_t L[QK_K];
-		float scales[8], mins[8];
-		memset(y[i].scales, 0, sizeof y[i].scales);
-		kq_fit_subblocks(x, 31, -0.5f, 15, L, scales, mins);
-		kq_pack_scales(x, 31, scales, mins, y[i].scales, &y[i].d, &y[i].dmin, L);
-		memset(y[i].qh, 0, sizeof y[i].qh);
-		uint8_t *ql = y[i].qs, u1 = 1, u2 = 2;
-		for (int c = 0; c < 4; c++, ql += 32, u1 <<= 2, u2 <<= 2)
-			for (int l = 0; l < 32; l++) {
-				int l1 = L[64 * c + l], l2 = L[64 * c + 32 + l];
-				if (l1 > 15) {
-					l1 -= 16;
-					y[i].qh[l] |= u1;
-				}
-				if (l2 > 15) {
-					l2 -= 16;
-					y[i].qh[l] |= u2;
-				}
-				ql[l] = (uint8_t)(l1 | (l2 << 4));
-			}
-	}
-}
-
-/* q6_K: 16 sub-blocks of 16, x ~ d*sc[j]*(q-32), sc 8-bit signed. */
-static void quantize_row_q6_K(const float *x, struct block_q6_K *y, int64_t n)
-{
-	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		float scale[16], max_scale = 0, max_abs = 0;
-		int8_t L[QK_K];
-		uint8_t q[QK_K];
-		for (int j = 0; j < 16; j++) {
-			scale[j] = qfit_sym(16, 32, x + 16 * j, L + 16 * j, NULL);
-			if (fabsf(scale[j]) > max_abs) {
-				max_abs = fabsf(scale[j]);
-				max_scale = scale[j];
-			}
-		}
-		if (max_abs < QFIT_GROUP_MAX_EPS) {
-			memset(&y[i], 0, sizeof y[i]);
-			continue;
-		}
-		const float iscale = -128.f / max_scale;
-		y[i].d = f32_to_fp16(1 / iscale);
-		for (int j = 0; j < 16; j++) {
-			const int s = nearest(iscale * scale[j]);
-			y[i].scales[j] = (int8_t)(s < 127 ? s : 127);
-		}
-		for (int j = 0; j < 16; j++) {
-			const float d = fp16_to_f32(y[i].d) * y[i].scales[j];
-			if (!d)
-				continue;
-			for (int l = 0; l < 16; l++)
-				L[16 * j + l] = (int8_t)(clampi(nearest(x[16 * j + l] / d), -32, 31) + 32);
-		}
-		for (int j = 0; j < QK_K; j++)
+	int8_t L[32];
+	uint8_t q[32];
+	for (int64_t ib = 0; ib < n / 32; ib++) {
+		block_weights(x + 32 * ib, qw + 32 * ib, sigma2, w);
+		const float d = qfit_sym(32, nmax, x + 32 * ib, L, w);
+		for (int j = 0; j < 32; j++)
 			q[j] = (uint8_t)L[j];
-		for (int c = 0; c < 2; c++) {
-			uint8_t *ql = y[i].ql + 64 * c, *qh = y[i].qh + 32 * c;
-			const uint8_t *Q = q + 128 * c;
-			for (int l = 0; l < 32; l++) {
-				const uint8_t q1 = Q[l], q2 = Q[l + 32], q3 = Q[l + 64], q4 = Q[l + 96];
-				ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
-				ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
-				qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-			}
-		}
-	}
-}
-
-/* Packs 2-bit levels: byte l of each 32-byte group holds values l, l+32,
- * l+64, l+96 of its 128 (q2_K and q3_K's low bits). */
-static void pack_2bit(const uint8_t L[QK_K], uint8_t qs[QK_K / 4])
-{
-	for (int j = 0; j < QK_K; j += 128)
-		for (int l = 0; l < 32; l++)
-			qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-}
-
-/* q2_K's 4-bit sub-block scales (low nibbles) or mins (high nibbles) of
- * max/15; returns max/15, the block's d or dmin. */
-static float q2_K_pack4(const float v[16], float max, uint8_t scales[16], int shift)
-{
-	if (!(max > 0))
-		return 0.f;
-	const float iscale = 15.f / max;
-	for (int j = 0; j < 16; j++)
-		scales[j] |= (uint8_t)((unsigned)nearest(iscale * v[j]) << shift);
-	return max / 15.f;
-}
-
-/* Levels 0..3 against the stored scales and mins (the requantize step). */
-static void q2_K_requantize(const float *x, const struct block_q2_K *b, uint8_t L[QK_K])
-{
-	const float d_all = fp16_to_f32(b->d), m_all = fp16_to_f32(b->dmin);
-	for (int j = 0; j < QK_K / 16; j++) {
-		const float d = d_all * (b->scales[j] & 0xF);
-		if (!d)
-			continue;
-		const float dm = m_all * (b->scales[j] >> 4);
-		for (int ii = 0; ii < 16; ii++)
-			L[16 * j + ii] = (uint8_t)clampi(nearest((x[16 * j + ii] + dm) / d), 0, 3);
-	}
-}
-
-/* q2_K: 16 sub-blocks of 16, x ~ d*sc[j]*q - dmin*m[j], q 2-bit, sc and m
- * 4-bit; each sub-block fitted by absolute error weighted by |x|. */
-static void quantize_row_q2_K(const float *x, struct block_q2_K *y, int64_t n)
-{
-	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		uint8_t L[QK_K], Laux[16];
-		float w[16], mins[16], scales[16], max_scale = 0, max_min = 0;
-		for (int j = 0; j < 16; j++) {
-			for (int l = 0; l < 16; l++)
-				w[l] = fabsf(x[16 * j + l]);
-			scales[j] = qfit_affine(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
-			max_scale = scales[j] > max_scale ? scales[j] : max_scale;
-			max_min = mins[j] > max_min ? mins[j] : max_min;
-		}
-		memset(y[i].scales, 0, sizeof y[i].scales);
-		y[i].d = f32_to_fp16(q2_K_pack4(scales, max_scale, y[i].scales, 0));
-		y[i].dmin = f32_to_fp16(q2_K_pack4(mins, max_min, y[i].scales, 4));
-		q2_K_requantize(x, &y[i], L);
-		pack_2bit(L, y[i].qs);
-	}
-}
-
-/* Sets q3_K sub-block j's 6-bit scale code l (0..63) in the 12 packed bytes. */
-static void q3_K_set_scale(uint8_t packed[12], int j, int l)
-{
-	if (j < 8)
-		packed[j] = (uint8_t)(l & 0xF);
-	else
-		packed[j - 8] |= (uint8_t)((l & 0xF) << 4);
-	packed[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
-}
-
-/* Levels -4..3 (stored +4) against the stored scales, then split into the
- * high-bit mask and the 2-bit values. */
-static void q3_K_finish(const float *x, struct block_q3_K *b, int8_t L[QK_K])
-{
-	int8_t sc[16];
-	uint8_t q[QK_K];
-	q3_K_scales(b->scales, sc);
-	for (int j = 0; j < 16; j++) {
-		const float d = fp16_to_f32(b->d) * sc[j];
-		if (!d)
-			continue;
-		for (int ii = 0; ii < 16; ii++)
-			L[16 * j + ii] = (int8_t)(clampi(nearest(x[16 * j + ii] / d), -4, 3) + 4);
-	}
-	memset(b->hmask, 0, sizeof b->hmask);
-	for (int j = 0; j < QK_K; j++) {
-		q[j] = (uint8_t)L[j];
-		if (q[j] > 3) {
-			b->hmask[j % (QK_K / 8)] |= (uint8_t)(1u << (j / (QK_K / 8)));
-			q[j] -= 4;
-		}
-	}
-	pack_2bit(q, b->qs);
-}
-
-/* q3_K: 16 sub-blocks of 16, x ~ d*sc[j]*q, q 3-bit signed (-4..3), sc
- * 6-bit signed. */
-static void quantize_row_q3_K(const float *x, struct block_q3_K *y, int64_t n)
-{
-	for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-		int8_t L[QK_K];
-		float scales[16], max_scale = 0, amax = 0;
-		for (int j = 0; j < 16; j++) {
-			scales[j] = qfit_sym_refine(16, 4, x + 16 * j, L + 16 * j);
-			if (fabsf(scales[j]) > amax) {
-				amax = fabsf(scales[j]);
-				max_scale = scales[j];
-			}
-		}
-		memset(y[i].scales, 0, sizeof y[i].scales);
-		if (max_scale) {
-			const float iscale = -32.f / max_scale;
-			for (int j = 0; j < 16; j++)
-				q3_K_set_scale(y[i].scales, j, clampi((int8_t)nearest(iscale * scales[j]), -32, 31) + 32);
-			y[i].d = f32_to_fp16(1 / iscale);
+		if (nmax == 8) {
+			struct block_q4_0 *y = (struct block_q4_0 *)vy + ib;
+			y->d = f32_to_fp16(d);
+			pack_nibbles(q, y->qs);
 		} else {
-			y[i].d = f32_to_fp16(0.f);
+			struct block_q5_0 *y = (struct block_q5_0 *)vy + ib;
+			y->d = f32_to_fp16(d);
+			pack_nibbles(q, y->qs);
+			pack_high_bits(q, y->qh);
 		}
-		q3_K_finish(x, &y[i], L);
 	}
+}
+
+/* Affine 4-bit (nmax 15) or 5-bit (nmax 31) blocks of one row. */
+static void imat_affine_row(const float *x, void *vy, int64_t n, const float *qw, int nmax)
+{
+	const float sigma2 = row_sigma2(x, n);
+	float w[32], neg_min;
+	uint8_t L[32], Laux[32];
+	for (int64_t ib = 0; ib < n / 32; ib++) {
+		block_weights(x + 32 * ib, qw + 32 * ib, sigma2, w);
+		const float d = qfit_affine(32, nmax, x + 32 * ib, w, L, &neg_min, Laux, -0.9f, 0.05f, 36, false);
+		if (nmax == 15) {
+			struct block_q4_1 *y = (struct block_q4_1 *)vy + ib;
+			y->d = f32_to_fp16(d);
+			y->m = f32_to_fp16(-neg_min);
+			pack_nibbles(L, y->qs);
+		} else {
+			struct block_q5_1 *y = (struct block_q5_1 *)vy + ib;
+			y->d = f32_to_fp16(d);
+			y->m = f32_to_fp16(-neg_min);
+			pack_nibbles(L, y->qs);
+			pack_high_bits(L, y->qh);
+		}
+	}
+}
+
+int quantize_row_imat(int type, const float *x, void *y, int64_t n, const float *qw)
+{
+	if (!qw)
+		return quantize_row_ref(type, x, y, n);
+	switch (type) {
+	case HEARTH_TYPE_Q4_0: imat_sym_row(x, y, n, qw, 8); return 0;
+	case HEARTH_TYPE_Q5_0: imat_sym_row(x, y, n, qw, 16); return 0;
+	case HEARTH_TYPE_Q4_1: imat_affine_row(x, y, n, qw, 15); return 0;
+	case HEARTH_TYPE_Q5_1: imat_affine_row(x, y, n, qw, 31); return 0;
+	case HEARTH_TYPE_Q2_K: case HEARTH_TYPE_Q3_K: case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K:
+		return kquant_quantize(type, x, y, n, qw);
+	}
+	return quantize_row_ref(type, x, y, n); /* q8_0, f16, ...: no weighted variant, as in llama.cpp */
 }
 
 int quantize_supported(int type)
@@ -759,11 +572,8 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 	case HEARTH_TYPE_Q4_1: quantize_row_q4_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_1: quantize_row_q5_1(x, y, n); return 0;
-	case HEARTH_TYPE_Q2_K: quantize_row_q2_K(x, y, n); return 0;
-	case HEARTH_TYPE_Q3_K: quantize_row_q3_K(x, y, n); return 0;
-	case HEARTH_TYPE_Q4_K: quantize_row_q4_K(x, y, n); return 0;
-	case HEARTH_TYPE_Q5_K: quantize_row_q5_K(x, y, n); return 0;
-	case HEARTH_TYPE_Q6_K: quantize_row_q6_K(x, y, n); return 0;
+	case HEARTH_TYPE_Q2_K: case HEARTH_TYPE_Q3_K: case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K:
+		return kquant_quantize(type, x, y, n, NULL);
 	}
 	return HEARTH_EUNSUPPORTED;
 }

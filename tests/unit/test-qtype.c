@@ -397,6 +397,7 @@ void test_qtype_quantize(void)
 		{ HEARTH_TYPE_F16, 5e-4 }, { HEARTH_TYPE_BF16, 4e-3 }, { HEARTH_TYPE_Q8_0, 0.01 },
 		{ HEARTH_TYPE_Q6_K, 0.03 }, { HEARTH_TYPE_Q5_0, 0.05 }, { HEARTH_TYPE_Q5_1, 0.05 },
 		{ HEARTH_TYPE_Q4_0, 0.1 }, { HEARTH_TYPE_Q4_1, 0.1 }, { HEARTH_TYPE_Q4_K, 0.1 },
+		{ HEARTH_TYPE_Q5_K, 0.05 }, { HEARTH_TYPE_Q3_K, 0.2 }, { HEARTH_TYPE_Q2_K, 0.4 },
 	};
 	const int64_t n = 4096;
 	float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
@@ -426,7 +427,7 @@ void test_qtype_quantize(void)
 				break;
 			}
 	}
-	T_EQ_I64(quantize_row_ref(HEARTH_TYPE_Q2_K, x, q, 256), HEARTH_EUNSUPPORTED);
+	T_EQ_I64(quantize_row_ref(5 /* no such type */, x, q, 256), HEARTH_EUNSUPPORTED);
 	free(x);
 	free(y);
 	free(q);
