@@ -33,9 +33,9 @@ static void on_tensor(const struct hearth_quantize_tensor *t, void *user_data)
 		k += snprintf(shape + k, sizeof shape - (size_t)k, ", %" PRId64, t->ne[d]);
 	if (k < (int)sizeof shape - 1)
 		snprintf(shape + k, sizeof shape - (size_t)k, "]");
-	printf("[%4" PRId64 "/%4" PRId64 "] %-36s %-14s type %5s -> %-5s  size %8.3f MiB -> %8.3f MiB\n", t->index + 1,
+	printf("[%4" PRId64 "/%4" PRId64 "] %-36s %-14s type %5s -> %-5s  size %8.3f MiB -> %8.3f MiB%s\n", t->index + 1,
 	       t->n_tensors, t->name, shape, hearth_type_name(t->type_in), hearth_type_name(t->type_out),
-	       (double)t->nbytes_in / 1048576.0, (double)t->nbytes_out / 1048576.0);
+	       (double)t->nbytes_in / 1048576.0, (double)t->nbytes_out / 1048576.0, t->imatrix ? "  (imatrix)" : "");
 	fflush(stdout);
 	tot->in += t->nbytes_in;
 	tot->out += t->nbytes_out;
@@ -64,6 +64,9 @@ int cmd_quantize(int argc, char **argv)
 			if (t < 0)
 				return usage_error("quantize", "unknown tensor type '%s' for %s", v, a);
 			*(a[2] == 'o' ? &p.output_tensor_type : &p.token_embedding_type) = t;
+		} else if (!strcmp(a, "--imatrix")) {
+			if (!(p.imatrix_path = arg_value("quantize", argc, argv, &i)))
+				return EXIT_USAGE;
 		} else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
 			long long n;
 			if (!(v = arg_value("quantize", argc, argv, &i)) || !arg_int("quantize", a, v, 1, 1024, &n))

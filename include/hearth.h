@@ -220,6 +220,7 @@ struct hearth_quantize_tensor {
 	int type_in, type_out;     /* enum hearth_type */
 	uint64_t nbytes_in, nbytes_out;
 	int64_t index, n_tensors;  /* 0-based position in the output */
+	bool imatrix;              /* quantized with importance weights */
 };
 
 struct hearth_quantize_params {
@@ -227,8 +228,13 @@ struct hearth_quantize_params {
 	bool pure;                 /* every weight matrix in ftype's base type: no mix, no output rule */
 	int output_tensor_type;    /* enum hearth_type for output.weight; -1: the recipe's */
 	int token_embedding_type;  /* enum hearth_type for token_embd.weight; -1: the recipe's */
-	int n_threads;             /* <= 0: the physical cores */
-	/* Called after each tensor is converted (may be NULL). */
+	int n_threads;             /* <= 0: the physical cores; the bytes written do not depend on it */
+	/* llama-imatrix output (GGUF or legacy .dat), or NULL: weighs each column's
+	 * quantization error by its mean squared activation, as llama-quantize
+	 * --imatrix does (entries for tensors not in the model are ignored; one
+	 * whose size does not match its tensor is an error). */
+	const char *imatrix_path;
+	/* Called after each tensor is converted (may be NULL); from the calling thread. */
 	void (*on_tensor)(const struct hearth_quantize_tensor *t, void *user_data);
 	void *user_data;
 };

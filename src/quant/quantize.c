@@ -25,6 +25,7 @@
 #include "../base/thread.h"
 #include "../gguf/gguf.h"
 #include "../tensor/quant-ref.h"
+#include "imatrix-read.h"
 #include "quant.h"
 
 #define QUANT_VERSION 2 /* general.quantization_version llama.cpp writes */
@@ -95,12 +96,15 @@ struct conv_task {
 	const uint8_t *src;
 	uint8_t *dst;
 	int type_in, type_out;
-	int64_t ne0, n_rows;
+	int64_t ne0, ne1, ne2, n_rows;
 	size_t row_in, row_out;
-	float *scratch; /* ne0 floats per thread */
-	int rc;         /* first failure (any thread) */
+	const float *qw; /* importance of each column, ne0 per expert (ne2), or NULL */
+	float *scratch;  /* ne0 floats per thread */
+	int rc;          /* first failure (any thread) */
 };
 
+/* Rows [per*ith, per*(ith+1)): each row is converted on its own, so the bytes
+ * do not depend on the thread count. */
 static void conv_rows(void *arg, int ith, int nth)
 {
 	struct conv_task *t = arg;
@@ -108,8 +112,9 @@ static void conv_rows(void *arg, int ith, int nth)
 	const int64_t r1 = r0 + per < t->n_rows ? r0 + per : t->n_rows;
 	float *f = t->scratch + (size_t)ith * (size_t)t->ne0;
 	for (int64_t r = r0; r < r1; r++) {
+		const float *qw = t->qw ? t->qw + (r / t->ne1) % t->ne2 * t->ne0 : NULL;
 		int rc = dequantize_row_ref(t->type_in, t->src + (size_t)r * t->row_in, f, t->ne0);
-		rc = rc ? rc : quantize_row_ref(t->type_out, f, t->dst + (size_t)r * t->row_out, t->ne0);
+		rc = rc ? rc : quantize_row_imat(t->type_out, f, t->dst + (size_t)r * t->row_out, t->ne0, qw);
 		if (rc) {
 			t->rc = rc;
 			return;
@@ -124,6 +129,18 @@ static bool can_dequantize(int type)
 	case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K: case HEARTH_TYPE_Q2_K: case HEARTH_TYPE_Q3_K:
 	case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K:
+		return true;
+	}
+	return false;
+}
+
+/* True when type's quantizer uses importance weights (q8_0 and the float
+ * types ignore them, as in llama.cpp). */
+static bool weighed(int type)
+{
+	switch (type) {
+	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
+	case HEARTH_TYPE_Q2_K: case HEARTH_TYPE_Q3_K: case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K:
 		return true;
 	}
 	return false;
@@ -184,20 +201,208 @@ static void recipe_init(struct quant_recipe *r, const struct hearth_gguf *g, con
 	r->is_70b = arch.n == 5 && !memcmp(arch.p, "llama", 5) && r->n_layer == 80 && n_head_kv > 0 && n_head != n_head_kv;
 }
 
-int hearth_quantize(const char *in_path, const char *out_path, const struct hearth_quantize_params *p,
-		    struct hearth_err *err)
-{
-	struct hearth_gguf *g = NULL;
-	struct gguf_writer *w = NULL;
-	struct pool *pool = NULL;
-	struct quant_recipe r;
-	int64_t *order = NULL;
-	int *types = NULL;
-	void **bufs = NULL;
-	float *scratch = NULL;
-	char *tmp = NULL;
-	int rc;
+/* ---- the driver ------------------------------------------------------------ */
 
+struct job {
+	const char *in_path, *out_path;
+	const struct hearth_quantize_params *p;
+	struct hearth_gguf *g;
+	struct imatrix_data *im;   /* NULL without --imatrix (or with an empty one) */
+	int64_t *order;            /* tensor indices in llama-quantize's order */
+	int *types;                /* output type, by position in order */
+	const float **qw;          /* importance values, by position in order (NULL: none) */
+	void **bufs;               /* converted data, by position in order */
+	int64_t ne0_max;           /* longest row converted */
+};
+
+/* The imatrix values for tensor t (converted to another type), or NULL; an
+ * entry of the wrong size is an error, except for token_embd (llama.cpp
+ * ignores it there: embeddings are looked up, not multiplied). */
+static int plan_imatrix(struct job *j, const struct gguf_tensor *t, const float **qw, struct hearth_err *err)
+{
+	const struct imatrix_entry *e = imatrix_read_find(j->im, t->name);
+	*qw = NULL;
+	if (!e)
+		return 0;
+	if (e->n == t->ne[0] * t->ne[2]) {
+		*qw = e->values;
+		return 0;
+	}
+	if (!strcmp(t->name, "token_embd.weight") || !strcmp(t->name, "per_layer_token_embd.weight"))
+		return 0;
+	return err_set(err, HEARTH_EINVAL, "%s: entry '%s' has %" PRId64 " values, the tensor needs %" PRId64
+		       " (%" PRId64 " columns x %" PRId64 " experts)", j->p->imatrix_path, t->name, e->n,
+		       t->ne[0] * t->ne[2], t->ne[0], t->ne[2]);
+}
+
+/* Every tensor's type (and importance values) first: every conversion is
+ * checked before any work. */
+static int plan(struct job *j, struct hearth_err *err)
+{
+	const struct hearth_gguf *g = j->g;
+	struct quant_recipe r;
+	int rc;
+	recipe_init(&r, g, j->p, j->im != NULL);
+	j->ne0_max = 1;
+	for (int64_t k = 0; k < g->n_tensors; k++) {
+		const struct gguf_tensor *t = &g->tensors[j->order[k]];
+		const int to = quant_tensor_type(&r, t->name, t->n_dims, t->ne, t->type);
+		if (to < 0)
+			return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s': rows of %" PRId64
+				       " elements do not split into %s blocks, and there is no fallback type",
+				       j->in_path, t->name, t->ne[0], hearth_type_name(quant_ftype_base_type(j->p->ftype)));
+		j->types[k] = to;
+		if (to == t->type)
+			continue;
+		if (!can_dequantize(t->type) || !writable(to) || t->ne[0] % qtype_info(to)->blck_size)
+			return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' cannot be converted from %s to %s",
+				       j->in_path, t->name, hearth_type_name(t->type), hearth_type_name(to));
+		if ((rc = plan_imatrix(j, t, &j->qw[k], err)))
+			return rc;
+		j->ne0_max = t->ne[0] > j->ne0_max ? t->ne[0] : j->ne0_max;
+	}
+	return 0;
+}
+
+/* Metadata: every key as read, then the ones llama-quantize sets, in its
+ * order (general.quantization_version, general.file_type, and with an
+ * imatrix quantize.imatrix.*); split keys dropped, as it does. */
+static int write_meta(struct job *j, struct gguf_writer *w)
+{
+	const struct imatrix_data *im = j->im;
+	static const char *const drop[] = { "general.quantization_version", "general.file_type", "split.no",
+					    "split.count", "split.tensors.count" };
+	char file[128];
+	int rc = 0;
+	for (int64_t i = 0; i < j->g->n_kv && !rc; i++) {
+		const char *key = j->g->kv[i].key;
+		bool skip = false;
+		for (size_t d = 0; d < sizeof drop / sizeof drop[0]; d++)
+			skip |= !strcmp(key, drop[d]);
+		if (im) /* the keys set below replace the input's */
+			skip |= !strcmp(key, "quantize.imatrix.file") || !strcmp(key, "quantize.imatrix.entries_count") ||
+				(im->dataset && !strcmp(key, "quantize.imatrix.dataset")) ||
+				(im->chunk_count > 0 && !strcmp(key, "quantize.imatrix.chunks_count"));
+		if (!skip)
+			rc = gguf_writer_set_kv(w, &j->g->kv[i]);
+	}
+	rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", QUANT_VERSION);
+	rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", (uint32_t)j->p->ftype);
+	if (rc || !im)
+		return rc;
+	snprintf(file, sizeof file, "%s", j->p->imatrix_path); /* llama-quantize keeps 127 bytes */
+	rc = gguf_writer_set_str(w, "quantize.imatrix.file", file);
+	if (!rc && im->dataset) {
+		snprintf(file, sizeof file, "%s", im->dataset);
+		rc = gguf_writer_set_str(w, "quantize.imatrix.dataset", file);
+	}
+	rc = rc ? rc : gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
+	if (!rc && im->chunk_count > 0)
+		rc = gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im->chunk_count);
+	return rc;
+}
+
+/* Converts (or passes through) the k-th tensor and adds it to w. */
+static int convert_one(struct job *j, int64_t k, struct pool *pool, float *scratch, struct gguf_writer *w,
+		       struct hearth_err *err)
+{
+	const struct gguf_tensor *t = &j->g->tensors[j->order[k]];
+	const int to = j->types[k];
+	const void *data = t->data;
+	const int64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
+	const uint64_t nbytes_out = qtype_row_size(to, t->ne[0]) * (uint64_t)n_rows;
+	int rc;
+	if (to != t->type) {
+		struct conv_task c = { .src = t->data, .type_in = t->type, .type_out = to, .ne0 = t->ne[0],
+				       .ne1 = t->ne[1], .ne2 = t->ne[2], .n_rows = n_rows,
+				       .row_in = qtype_row_size(t->type, t->ne[0]), .row_out = qtype_row_size(to, t->ne[0]),
+				       .qw = j->qw[k], .scratch = scratch };
+		if (!(j->bufs[k] = malloc(nbytes_out ? nbytes_out : 1)))
+			return err_set(err, HEARTH_ENOMEM, "%s: out of memory for tensor '%s'", j->in_path, t->name);
+		c.dst = j->bufs[k];
+		pool_run(pool, conv_rows, &c);
+		if (c.rc)
+			return err_set(err, c.rc, "%s: tensor '%s': converting %s to %s failed", j->in_path, t->name,
+				       hearth_type_name(t->type), hearth_type_name(to));
+		data = j->bufs[k];
+	}
+	if ((rc = gguf_writer_add_tensor(w, t->name, to, t->n_dims, t->ne, data)))
+		return err_set(err, rc, "%s: cannot add tensor '%s'", j->out_path, t->name);
+	if (j->p->on_tensor) {
+		struct hearth_quantize_tensor info = { .name = t->name, .n_dims = t->n_dims, .type_in = t->type,
+						       .type_out = to, .nbytes_in = t->nbytes, .nbytes_out = nbytes_out,
+						       .index = k, .n_tensors = j->g->n_tensors,
+						       .imatrix = j->qw[k] && weighed(to) };
+		memcpy(info.ne, t->ne, sizeof info.ne);
+		j->p->on_tensor(&info, j->p->user_data);
+	}
+	return 0;
+}
+
+/* Writes w to a temporary name beside out_path, then renames it: the output
+ * appears whole or not at all. */
+static int write_out(const char *out_path, struct gguf_writer *w, struct hearth_err *err)
+{
+	const size_t tmp_len = strlen(out_path) + 32;
+	char *tmp = malloc(tmp_len);
+	int rc;
+	if (!tmp)
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", out_path);
+	snprintf(tmp, tmp_len, "%s.tmp-%ld", out_path, (long)getpid());
+	if ((rc = gguf_writer_write(w, tmp, err))) {
+		unlink(tmp);
+	} else if (rename(tmp, out_path)) {
+		rc = err_set(err, HEARTH_EIO, "%s: cannot rename %s over it", out_path, tmp);
+		unlink(tmp);
+	}
+	free(tmp);
+	return rc;
+}
+
+/* Opens the input and the imatrix, and allocates the per-tensor tables. */
+static int job_open(struct job *j, struct hearth_err *err)
+{
+	int rc;
+	if (j->p->imatrix_path) {
+		if ((rc = imatrix_read(&j->im, j->p->imatrix_path, err)))
+			return rc;
+		if (!j->im->n_entries) { /* nothing to use: as without one, as llama-quantize does */
+			imatrix_read_free(j->im);
+			j->im = NULL;
+		}
+	}
+	if ((rc = hearth_gguf_open(&j->g, j->in_path, err)))
+		return rc;
+	const size_t n = (size_t)(j->g->n_tensors ? j->g->n_tensors : 1);
+	j->order = malloc(n * sizeof *j->order);
+	j->types = malloc(n * sizeof *j->types);
+	j->qw = calloc(n, sizeof *j->qw);
+	j->bufs = calloc(n, sizeof *j->bufs);
+	if (!j->order || !j->types || !j->qw || !j->bufs)
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", j->in_path);
+	for (int64_t i = 0; i < j->g->n_tensors; i++)
+		j->order[i] = i;
+	sort_g = j->g;
+	qsort(j->order, (size_t)j->g->n_tensors, sizeof *j->order, cmp_llama_order);
+	sort_g = NULL;
+	return 0;
+}
+
+static void job_close(struct job *j)
+{
+	if (j->bufs && j->g)
+		for (int64_t k = 0; k < j->g->n_tensors; k++)
+			free(j->bufs[k]);
+	free(j->bufs);
+	free(j->qw);
+	free(j->types);
+	free(j->order);
+	hearth_gguf_close(j->g);
+	imatrix_read_free(j->im);
+}
+
+static int check_params(const struct hearth_quantize_params *p, struct hearth_err *err)
+{
 	if (quant_ftype_base_type(p->ftype) < 0)
 		return err_set(err, HEARTH_EINVAL, "quantize: unknown file type %d", p->ftype);
 	if (p->output_tensor_type >= 0 && !writable(p->output_tensor_type))
@@ -206,133 +411,38 @@ int hearth_quantize(const char *in_path, const char *out_path, const struct hear
 	if (p->token_embedding_type >= 0 && !writable(p->token_embedding_type))
 		return err_set(err, HEARTH_EUNSUPPORTED, "quantize: cannot write token embeddings as type %d (%s)",
 			       p->token_embedding_type, hearth_type_name(p->token_embedding_type) ? hearth_type_name(p->token_embedding_type) : "unknown");
-	if ((rc = hearth_gguf_open(&g, in_path, err)))
-		return rc;
-	const int64_t n = g->n_tensors;
-	order = malloc((size_t)(n ? n : 1) * sizeof *order);
-	types = malloc((size_t)(n ? n : 1) * sizeof *types);
-	bufs = calloc((size_t)(n ? n : 1), sizeof *bufs);
-	if (!order || !types || !bufs) {
-		rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory", in_path);
+	return 0;
+}
+
+int hearth_quantize(const char *in_path, const char *out_path, const struct hearth_quantize_params *p,
+		    struct hearth_err *err)
+{
+	struct job j = { .in_path = in_path, .out_path = out_path, .p = p };
+	struct gguf_writer *w = NULL;
+	struct pool *pool = NULL;
+	float *scratch = NULL;
+	int rc;
+
+	if ((rc = check_params(p, err)) || (rc = job_open(&j, err)) || (rc = plan(&j, err)))
 		goto out;
-	}
-	for (int64_t i = 0; i < n; i++)
-		order[i] = i;
-	sort_g = g;
-	qsort(order, (size_t)n, sizeof *order, cmp_llama_order);
-	sort_g = NULL;
-
-	/* every type first, every conversion checked before any work */
-	recipe_init(&r, g, p, false);
-	int64_t ne0_max = 1;
-	for (int64_t k = 0; k < n; k++) {
-		const struct gguf_tensor *t = &g->tensors[order[k]];
-		const int to = quant_tensor_type(&r, t->name, t->n_dims, t->ne, t->type);
-		if (to < 0) {
-			rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s': rows of %" PRId64
-				     " elements do not split into %s blocks, and there is no fallback type",
-				     in_path, t->name, t->ne[0], hearth_type_name(quant_ftype_base_type(p->ftype)));
-			goto out;
-		}
-		types[k] = to;
-		if (to == t->type)
-			continue;
-		if (!can_dequantize(t->type) || !writable(to) || t->ne[0] % qtype_info(to)->blck_size) {
-			rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' cannot be converted from %s to %s", in_path,
-				     t->name, hearth_type_name(t->type), hearth_type_name(to));
-			goto out;
-		}
-		ne0_max = t->ne[0] > ne0_max ? t->ne[0] : ne0_max;
-	}
-
 	const int nth = p->n_threads > 0 ? p->n_threads : cpu_count();
 	if ((rc = pool_new(&pool, nth, err)) || (rc = gguf_writer_new(&w, err)))
 		goto out;
-	if (!(scratch = malloc((size_t)pool_size(pool) * (size_t)ne0_max * sizeof *scratch))) {
+	if (!(scratch = malloc((size_t)pool_size(pool) * (size_t)j.ne0_max * sizeof *scratch))) {
 		rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory", in_path);
 		goto out;
 	}
-
-	/* metadata: every key as read, then the two llama-quantize sets (last, as it
-	 * sets them); split keys dropped, as it does */
-	for (int64_t i = 0; i < g->n_kv && !rc; i++) {
-		const char *key = g->kv[i].key;
-		if (!strcmp(key, "general.quantization_version") || !strcmp(key, "general.file_type") ||
-		    !strcmp(key, "split.no") || !strcmp(key, "split.count") || !strcmp(key, "split.tensors.count"))
-			continue;
-		rc = gguf_writer_set_kv(w, &g->kv[i]);
-	}
-	rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", QUANT_VERSION);
-	rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->ftype);
-	if (rc) {
+	if ((rc = write_meta(&j, w))) {
 		rc = err_set(err, rc, "%s: cannot copy the metadata (%s)", out_path, hearth_strerror(rc));
 		goto out;
 	}
-
-	for (int64_t k = 0; k < n; k++) {
-		const struct gguf_tensor *t = &g->tensors[order[k]];
-		const int to = types[k];
-		const void *data = t->data;
-		int64_t n_rows = 1;
-		for (int d = 1; d < GGUF_MAX_DIMS; d++)
-			n_rows *= t->ne[d];
-		const uint64_t nbytes_out = qtype_row_size(to, t->ne[0]) * (uint64_t)n_rows;
-		if (to != t->type) {
-			struct conv_task c = { .src = t->data, .type_in = t->type, .type_out = to, .ne0 = t->ne[0],
-					       .n_rows = n_rows, .row_in = qtype_row_size(t->type, t->ne[0]),
-					       .row_out = qtype_row_size(to, t->ne[0]), .scratch = scratch };
-			if (!(bufs[k] = malloc(nbytes_out ? nbytes_out : 1))) {
-				rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory for tensor '%s'", in_path, t->name);
-				goto out;
-			}
-			c.dst = bufs[k];
-			pool_run(pool, conv_rows, &c);
-			if (c.rc) {
-				rc = err_set(err, c.rc, "%s: tensor '%s': converting %s to %s failed", in_path, t->name,
-					     hearth_type_name(t->type), hearth_type_name(to));
-				goto out;
-			}
-			data = bufs[k];
-		}
-		if ((rc = gguf_writer_add_tensor(w, t->name, to, t->n_dims, t->ne, data))) {
-			rc = err_set(err, rc, "%s: cannot add tensor '%s'", out_path, t->name);
-			goto out;
-		}
-		if (p->on_tensor) {
-			struct hearth_quantize_tensor info = { .name = t->name, .n_dims = t->n_dims, .type_in = t->type,
-							       .type_out = to, .nbytes_in = t->nbytes,
-							       .nbytes_out = nbytes_out, .index = k, .n_tensors = n };
-			memcpy(info.ne, t->ne, sizeof info.ne);
-			p->on_tensor(&info, p->user_data);
-		}
-	}
-
-	/* the output appears whole or not at all */
-	const size_t tmp_len = strlen(out_path) + 32;
-	if (!(tmp = malloc(tmp_len))) {
-		rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory", out_path);
-		goto out;
-	}
-	snprintf(tmp, tmp_len, "%s.tmp-%ld", out_path, (long)getpid());
-	if ((rc = gguf_writer_write(w, tmp, err))) {
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, out_path)) {
-		rc = err_set(err, HEARTH_EIO, "%s: cannot rename %s over it", out_path, tmp);
-		unlink(tmp);
-	}
+	for (int64_t k = 0; k < j.g->n_tensors && !rc; k++)
+		rc = convert_one(&j, k, pool, scratch, w, err);
+	rc = rc ? rc : write_out(out_path, w, err);
 out:
-	if (bufs)
-		for (int64_t k = 0; k < n; k++)
-			free(bufs[k]);
-	free(bufs);
-	free(tmp);
 	free(scratch);
-	free(types);
-	free(order);
 	gguf_writer_free(w);
 	pool_free(pool);
-	hearth_gguf_close(g);
+	job_close(&j);
 	return rc;
 }
