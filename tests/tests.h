@@ -53,6 +53,10 @@
 	X(test_quantize_errors)      \
 	X(test_quantize_recipes)     \
 	X(test_quantize_threads)     \
+	X(test_imatrix_read)         \
+	X(test_imatrix_errors)       \
+	X(test_imatrix_weighted)     \
+	X(test_imatrix_quantize)     \
 	X(test_sampler)              \
 	X(test_sampler_select)       \
 	X(test_sampler_row_kernels)  \
