@@ -7,17 +7,30 @@
 #include "cli.h"
 
 static const char quantize_help[] =
-	"usage: hearth quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
+	"usage: hearth quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--pure] [--output-tensor-type T]\n"
 	"                       [--token-embedding-type T] [-t N]\n"
 	"\n"
 	"Rewrites a model in a llama-quantize file type, choosing each tensor's type as\n"
-	"llama-quantize does. TYPE: q4_0 q4_1 q5_0 q5_1 q8_0 q4_k_s q4_k_m q5_k_s q5_k_m\n"
-	"q6_k f16 bf16 f32. Norms and other 1-D tensors keep their type; the output\n"
-	"matrix gets q6_k; the _m mixes give q6_k to attn_v and ffn_down in some layers.\n"
+	"llama-quantize does, with the same bytes. TYPE:\n"
+	"  q4_0 q4_1 q5_0 q5_1 q8_0   every weight matrix in that type\n"
+	"  q2_k                       q2_K; attn_v, ffn_down, attn_output q3_K (attn_v q4_K with GQA >= 4)\n"
+	"  q3_k_s                     q3_K\n"
+	"  q3_k_m (q3_k)              q3_K; attn_v, ffn_down q5_K in the first layers, else q4_K; attn_output q4_K\n"
+	"  q3_k_l                     q3_K; attn_v, ffn_down, attn_output q5_K\n"
+	"  q4_k_s                     q4_K; attn_v, ffn_down q5_K in the first layers\n"
+	"  q5_k_s                     q5_K\n"
+	"  q4_k_m (q4_k), q5_k_m (q5_k)  q4_K / q5_K; attn_v, ffn_down q6_K in some layers\n"
+	"  q6_k                       q6_K\n"
+	"  f16 bf16 f32               that type\n"
+	"Norms and other 1-D tensors keep their type; the output matrix gets q6_k; rows\n"
+	"that do not split into 256-blocks fall back to a 32-block type.\n"
+	"  --imatrix FILE            importance matrix from llama-imatrix (GGUF or .dat):\n"
+	"                            weighs each column's error by its mean squared activation\n"
 	"  --pure                    every weight matrix in TYPE's base type (no mix)\n"
 	"  --output-tensor-type T    output.weight as tensor type T (e.g. q8_0, f16)\n"
 	"  --token-embedding-type T  token_embd.weight as tensor type T\n"
-	"  -t N                      threads (default: the physical cores)\n";
+	"  -t N                      threads (default: the physical cores); same bytes for any N\n"
+	"Prints each tensor's shape, type and size before and after, then the totals.\n";
 
 struct totals {
 	uint64_t in, out;
@@ -83,8 +96,8 @@ int cmd_quantize(int argc, char **argv)
 	if (n_pos != 3)
 		return usage_error("quantize", "needs IN.gguf OUT.gguf TYPE (see --help)");
 	if ((p.ftype = hearth_quantize_ftype_parse(pos[2])) < 0)
-		return usage_error("quantize", "unknown type '%s' (q4_0 q4_1 q5_0 q5_1 q8_0 q4_k_s q4_k_m q5_k_s "
-				   "q5_k_m q6_k f16 bf16 f32)", pos[2]);
+		return usage_error("quantize", "unknown type '%s' (q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k_s q3_k_m "
+				   "q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k f16 bf16 f32)", pos[2]);
 	p.on_tensor = on_tensor;
 	p.user_data = &tot;
 	if (hearth_quantize(pos[0], pos[1], &p, &err)) {

@@ -245,13 +245,14 @@ int hearth_quantize_ftype_parse(const char *s);
 int hearth_type_parse(const char *s);
 
 /* Writes in_path's model quantized as llama-quantize would: the same type for
- * each tensor (1-D tensors and norms kept; the _S/_M mixes; the output and
+ * each tensor (1-D tensors and norms kept; the _S/_M/_L mixes; the output and
  * token-embedding rules; K-quant rows that do not split into 256-blocks fall
  * back to a 32-block type), every metadata key copied, general.file_type and
  * general.quantization_version set. Tensors of another type are dequantized to
  * f32 first. The file appears at out_path only when complete (written to a
  * temporary name beside it, then renamed). HEARTH_EUNSUPPORTED names a tensor
- * whose type cannot be converted; HEARTH_EBADGGUF a file that is not GGUF. */
+ * whose type cannot be converted; HEARTH_EBADGGUF a file that is not GGUF;
+ * HEARTH_EINVAL a malformed imatrix or one whose entry does not fit its tensor. */
 int hearth_quantize(const char *in_path, const char *out_path, const struct hearth_quantize_params *p,
 		    struct hearth_err *err);
 
