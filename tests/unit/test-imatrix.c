@@ -87,6 +87,7 @@ static int gguf_file(const char *path, bool keys, int n_counts, const float *cou
 	for (int i = 0; i < 4; i++)
 		counts16[i] = 0x4000; /* 2.0 in f16 */
 	int rc = gguf_writer_new(&w, &err);
+	rc = rc ? rc : gguf_writer_set_str(w, "general.type", "imatrix"); /* as llama-imatrix writes */
 	if (!rc && keys) {
 		rc = gguf_writer_set_arr_str(w, "imatrix.datasets", ds, 1);
 		rc = rc ? rc : gguf_writer_set_u32(w, "imatrix.chunk_count", 5);
@@ -179,6 +180,20 @@ void test_imatrix_errors(void)
 		imatrix_read_free(im);
 	}
 	refused(save(&d, 100, "im-cut.dat"), "room for");
+	/* random corruptions of the header words: read or refused, never past the data (ASan) */
+	uint32_t seed = 7;
+	for (int k = 0; k < 200; k++) {
+		legacy_file(&d);
+		seed = seed * 1664525u + 1013904223u;
+		static const size_t at[] = { 0, 4, 23, 27, 31, 1059, 1063 }; /* counts, lengths, ncall, nval */
+		const size_t pos = at[(seed >> 8) % (sizeof at / sizeof at[0])] + (seed >> 4) % 4;
+		d.b[pos] ^= (uint8_t)(1u << ((seed >> 16) % 8));
+		im = NULL;
+		const int rc = imatrix_read(&im, save(&d, d.n, "im-flip.dat"), &err);
+		T_TRUE(rc == 0 || rc == HEARTH_EINVAL);
+		T_TRUE((rc == 0) == (im != NULL));
+		imatrix_read_free(im);
+	}
 	/* no entries; values counts that do not fit; a huge entry count */
 	d.n = 0;
 	put_i32(&d, 0);
