@@ -4,11 +4,14 @@
  * Flow: open the input (read-only mmap); visit its tensors in llama-quantize's
  * order (tensors outside the blocks by name, then block by block, by name
  * within a block), asking the recipe (recipe.c) for each one's type; check
- * every conversion before doing any; convert row by row (dequantize to f32,
- * quantize with the reference quantizers; rows split over the threads);
- * write every metadata key as read plus general.quantization_version and
- * general.file_type, then the tensors, to a temporary file renamed over the
- * output at the end.
+ * every conversion (and every imatrix entry's size) before doing any;
+ * convert row by row (dequantize to f32, quantize with the reference
+ * quantizers, or with an imatrix the weighted ones, each row with its
+ * expert's importance values; rows split over the threads, each converted on
+ * its own, so the bytes do not depend on the thread count); write every
+ * metadata key as read plus general.quantization_version, general.file_type
+ * (and quantize.imatrix.*), then the tensors, to a temporary file renamed
+ * over the output at the end.
  *
  * Memory: tensors that keep their type are written from the input mapping;
  * converted ones are held in memory until the file is written (the output's
