@@ -37,7 +37,7 @@ struct gguf_writer {
 
 static void wb_put(struct wbuf *b, const void *src, size_t n)
 {
-	if (b->oom)
+	if (b->oom || !n)
 		return;
 	if (b->n + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
