@@ -227,3 +227,129 @@ void test_cli_perplexity(void)
 	T_TRUE(strstr(out, "usage") != NULL);
 	T_EQ_I64(sh(NULL, 0, "perplexity -m %s -f /nonexistent/text.txt", stories), 1);
 }
+
+/* Writes n bytes of data to path; false on failure. */
+static bool write_bytes(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	bool ok = f && fwrite(data, 1, n, f) == n;
+	if (f)
+		ok = !fclose(f) && ok;
+	return ok;
+}
+
+/* The number after "label" in out, or NAN. */
+static double number_after(const char *out, const char *label)
+{
+	const char *p = strstr(out, label);
+	double v;
+	return p && sscanf(p + strlen(label), "%lf", &v) == 1 ? v : NAN;
+}
+
+/* perplexity --kl-divergence-base / --kl-divergence: the base file has
+ * llama-perplexity's layout (tiny-llama-spm: 512 tokens, 5 chunks of 128
+ * from tinystory.txt, 63 scored positions each, rows of 2 + 2 + 512 words),
+ * the model against itself gives a KL divergence of 0 (the rows' 16-bit
+ * rounding leaves |KLD| < 1e-4) and the same top token everywhere, its q4_0
+ * and q4_K_M quantizations a positive one: 0.1265 and 0.0922 measured, the
+ * same as llama-perplexity gives for them on this base (0.1265, 0.0923).
+ * Truncated, padded, foreign and mismatched base files are refused. */
+void test_cli_kld(void)
+{
+	static char out[1 << 16];
+	const char *f32 = fixture("models/tiny-llama-spm.f32.gguf"), *q4_0 = fixture("models/tiny-llama-spm.q4_0.gguf");
+	const char *q4_k = fixture("models/tiny-llama-spm.q4_k_m.gguf"), *qwen = fixture("models/tiny-qwen2.f32.gguf");
+	const char *text = fixture("text/tinystory.txt");
+	char base[512], bad[512], other[512];
+	const long rows = 5 * 63, row_bytes = (2 * 256 + 4) * 2, size = 20 + 5 * 128 * 4 + rows * row_bytes;
+	snprintf(base, sizeof base, "%s", tmp_path("base.kld"));
+	snprintf(bad, sizeof bad, "%s", tmp_path("bad.kld"));
+
+	/* the base: perplexity as usual, and the file */
+	T_EQ_I64(sh(out, sizeof out, "perplexity -m %s -f %s -c 128 -t 2 --kl-divergence-base %s", f32, text, base), 0);
+	T_TRUE(strstr(out, "Final estimate: PPL = ") != NULL);
+	FILE *f = fopen(base, "rb");
+	static char data[400000];
+	size_t n = f ? fread(data, 1, sizeof data, f) : 0;
+	if (f)
+		fclose(f);
+	T_EQ_I64(n, size);
+	if ((long)n != size)
+		return;
+	int32_t head[3];
+	memcpy(head, data + 8, sizeof head);
+	T_TRUE(memcmp(data, "_logits_", 8) == 0);
+	T_EQ_I64(head[0], 128);
+	T_EQ_I64(head[1], 512);
+	T_EQ_I64(head[2], 5);
+
+	/* the model against itself */
+	T_EQ_I64(sh(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence -t 2", f32, base), 0);
+	T_TRUE(strstr(out, "chunk             PPL") != NULL);
+	T_NEAR(number_after(out, "Mean    KLD:"), 0, 1e-4);
+	T_NEAR(number_after(out, "Maximum KLD:"), 0, 1e-4);
+	T_NEAR(number_after(out, "Same top p:"), 100, 1e-9);
+	T_NEAR(number_after(out, "Mean ln(PPL(Q)/PPL(base))     :"), 0, 1e-4);
+	T_NEAR(number_after(out, "Mean PPL(base)                :"), 3317.71, 0.1);
+	/* its quantizations: a positive KLD, fewer top tokens in common */
+	T_EQ_I64(sh(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence -f %s", q4_0, base, text), 0);
+	T_NEAR(number_after(out, "Mean    KLD:"), 0.1265, 0.002);
+	T_NEAR(number_after(out, "Same top p:"), 67.6, 1.5);
+	T_NEAR(number_after(out, "Mean ln(PPL(Q)/PPL(base))     :"), 0.0916, 0.003);
+	T_TRUE(strstr(out, "99.9%   KLD:") && strstr(out, "Median  KLD:") && strstr(out, "RMS \xce\x94p    :"));
+	T_EQ_I64(sh(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence -c 128 -b 32", q4_k, base),
+		 0);
+	T_NEAR(number_after(out, "Mean    KLD:"), 0.0922, 0.002);
+	/* --chunks: fewer positions than the statistics want (100): the table only */
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence --chunks 1", q4_0, base), 0);
+	T_TRUE(strstr(out, "   1 ") != NULL && strstr(out, "   2 ") == NULL && strstr(out, "Mean    KLD") == NULL);
+
+	/* refused: another context, another text, another vocabulary */
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence -c 256", q4_0, base), 1);
+	T_TRUE(strstr(out, "chunks of 128 tokens") != NULL);
+	snprintf(other, sizeof other, "%s", tmp_path("other.txt"));
+	T_TRUE(write_bytes(other, "Once upon a time there was a tiny model. It was not the text at all.", 69));
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence -f %s", q4_0, base, other), 1);
+	T_TRUE(strstr(out, "does not give the tokens") != NULL);
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", qwen, base), 1);
+	T_TRUE(strstr(out, "vocabulary of 512 tokens") != NULL);
+	/* refused: truncated (in the header, the tokens, the rows), padded, not a base file */
+	const long cuts[] = { 0, 10, 19, 20 + 128 * 4, size - row_bytes, size - 1 };
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		T_TRUE(write_bytes(bad, data, (size_t)cuts[i]));
+		T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", q4_0, bad), 1);
+		T_TRUE(strstr(out, "too short") != NULL || strstr(out, "truncated") != NULL);
+		T_TRUE(strstr(out, "Mean    KLD") == NULL);
+	}
+	data[size] = 0;
+	T_TRUE(write_bytes(bad, data, (size_t)size + 1));
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", q4_0, bad), 1);
+	T_TRUE(strstr(out, "1 bytes after the last chunk") != NULL);
+	data[0] = 'X';
+	T_TRUE(write_bytes(bad, data, (size_t)size));
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", q4_0, bad), 1);
+	T_TRUE(strstr(out, "not a base file") != NULL);
+	data[0] = '_';
+	/* counts that would overflow or promise more than the file holds */
+	const int32_t huge[3] = { 128, 512, INT32_MAX };
+	memcpy(data + 8, huge, sizeof huge);
+	T_TRUE(write_bytes(bad, data, (size_t)size));
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", q4_0, bad), 1);
+	T_TRUE(strstr(out, "truncated") != NULL);
+	memcpy(data + 8, head, sizeof head);
+	/* a token outside the vocabulary; a row whose scale is not a number */
+	const int32_t tok = 512;
+	memcpy(data + 20 + 7 * 4, &tok, sizeof tok);
+	T_TRUE(write_bytes(bad, data, (size_t)size));
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", q4_0, bad), 1);
+	T_TRUE(strstr(out, "token 7 is 512, outside the vocabulary") != NULL);
+	memcpy(data + 20 + 7 * 4, data + 20 + 6 * 4, sizeof tok);
+	const float nan_scale = NAN;
+	memcpy(data + 20 + 5 * 128 * 4 + 3 * row_bytes, &nan_scale, sizeof nan_scale);
+	T_TRUE(write_bytes(bad, data, (size_t)size));
+	T_EQ_I64(sh2(out, sizeof out, "perplexity -m %s --kl-divergence-base %s --kl-divergence", q4_0, bad), 1);
+	T_TRUE(strstr(out, "chunk 1: ") != NULL && strstr(out, "scale nan") != NULL);
+	/* usage: --kl-divergence needs the base; a base that cannot be written leaves nothing */
+	T_EQ_I64(sh(NULL, 0, "perplexity -m %s --kl-divergence", q4_0), 2);
+	T_EQ_I64(sh(NULL, 0, "perplexity -m %s -f %s -c 128 --kl-divergence-base /nonexistent/dir/x.kld", f32, text), 1);
+}
