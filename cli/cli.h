@@ -31,6 +31,10 @@ int cmd_show(int argc, char **argv);
 /* The file -m NAME means (a file as is, else a stored model: hearth_store_resolve),
  * in a static buffer; NULL after printing why to stderr (exit 1). */
 const char *cli_model_path(const char *cmd, const char *name);
+int cmd_imatrix(int argc, char **argv);
+
+/* -log softmax(logits)[tok] in double precision (cmd-perplexity.c). */
+double ppl_token_nll(const float *logits, int32_t n_vocab, int32_t tok);
 
 /* Prints "hearth CMD: message" to stderr; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

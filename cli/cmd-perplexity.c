@@ -34,8 +34,7 @@
 #include "cli.h"
 #include "kld.h"
 
-/* -log softmax(logits)[tok], in double precision. */
-static double token_nll(const float *logits, int32_t n_vocab, int32_t tok)
+double ppl_token_nll(const float *logits, int32_t n_vocab, int32_t tok)
 {
 	double max = logits[0], sum = 0;
 	for (int32_t i = 1; i < n_vocab; i++)
@@ -83,7 +82,7 @@ static int ppl_score(struct ppl_run *r, const float *logits, int32_t next, struc
 			return err->code = HEARTH_EIO;
 		}
 	} else {
-		v = token_nll(logits, r->n_vocab, next);
+		v = ppl_token_nll(logits, r->n_vocab, next);
 	}
 	r->nll += v;
 	r->nll2 += v * v;

@@ -25,6 +25,7 @@ static const char usage[] =
 	"  list        the models in the store\n"
 	"  rm          delete a model from the store\n"
 	"  show        a model's architecture, size, quantization, template and metadata\n"
+	"  imatrix     an importance matrix for quantizing, as llama-imatrix computes it\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 		{ "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }, { "serve", cmd_serve },
 		{ "bench", cmd_bench }, { "perplexity", cmd_perplexity }, { "convert", cmd_convert }, { "quantize", cmd_quantize }, { "template", cmd_template },
 		{ "pull", cmd_pull }, { "list", cmd_list }, { "rm", cmd_rm }, { "show", cmd_show },
+		{ "imatrix", cmd_imatrix },
 	};
 
 	hearth_log_set(cli_log, NULL);

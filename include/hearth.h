@@ -293,6 +293,60 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 /* Logits (n_vocab floats) after input i of the last decode; i = -1: the last. NULL when not kept. */
 const float *hearth_get_logits(const struct hearth_context *c, int32_t i);
 
+/* ---- activation taps ---------------------------------------------------
+ *
+ * A tap sees what enters every product with a weight matrix during
+ * hearth_decode, right before the product: weight is the tensor's GGUF name
+ * ("blk.0.attn_q.weight", "blk.3.ffn_down.weight", "output.weight"; a tied
+ * output head is "token_embd.weight"), x holds n_tokens rows of n_in floats,
+ * valid only during the call (products that share an input, as q, k and v
+ * do, each get a call). The output head sees only the rows whose logits are
+ * kept. Called on the decoding thread; with no tap, nothing is spent.
+ */
+typedef void (*hearth_matmul_tap_fn)(const char *weight, const float *x, int64_t n_in, int32_t n_tokens,
+				     void *user_data);
+/* Sets c's tap (fn NULL: none, the default). */
+void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, void *user_data);
+
+/* ---- importance matrices (llama-imatrix) --------------------------------
+ *
+ * For every weight matrix of the transformer blocks, per input column j, the
+ * sum over the tokens of x_j^2 (x: the activation entering the product) and
+ * the number of tokens: what llama.cpp's llama-imatrix collects, and what
+ * quantizers weigh their rounding errors by. As llama-imatrix does, products
+ * over fewer than 16 tokens are left out (single-token decodes), and the
+ * output head only when process_output is set; the sums are float.
+ */
+struct hearth_imatrix;
+struct hearth_imatrix_params {
+	int32_t chunk_size;  /* tokens per chunk of the text: imatrix.chunk_size [512] */
+	bool process_output; /* collect output.weight too [false] */
+};
+struct hearth_imatrix_params hearth_imatrix_default_params(void);
+/* An empty matrix for the weights of m (which must outlive it). */
+int hearth_imatrix_new(struct hearth_imatrix **out, const struct hearth_model *m,
+		       const struct hearth_imatrix_params *p, struct hearth_err *err);
+void hearth_imatrix_free(struct hearth_imatrix *im);
+/* Makes c (a context of im's model) add what its decodes see to im; it
+ * replaces c's tap. hearth_context_set_tap(c, NULL, NULL) detaches. */
+void hearth_imatrix_attach(struct hearth_imatrix *im, struct hearth_context *c);
+/* The sums of weight (n_in floats) and its token count; HEARTH_ENOTFOUND
+ * when the weight is not collected. */
+int hearth_imatrix_get(const struct hearth_imatrix *im, const char *weight, const float **sums, int64_t *n_in,
+		       int64_t *count);
+/* 0 when every sum is a finite number, else HEARTH_EINVAL naming the weight. */
+int hearth_imatrix_check(const struct hearth_imatrix *im, struct hearth_err *err);
+
+enum hearth_imatrix_format {
+	HEARTH_IMATRIX_GGUF = 0, /* llama-imatrix's default: <weight>.in_sum2 / <weight>.counts, imatrix.* keys */
+	HEARTH_IMATRIX_DAT = 1,  /* its legacy imatrix.dat (--output-format dat) */
+};
+/* Writes the weights seen so far (sorted by name; never-seen ones left out)
+ * with the dataset names given (n_datasets, may be 0), as llama-imatrix
+ * writes them. The file appears at path only when complete. */
+int hearth_imatrix_write(const struct hearth_imatrix *im, const char *path, int format,
+			 const char *const *datasets, size_t n_datasets, struct hearth_err *err);
+
 /* ---- sampling ---------------------------------------------------------- */
 
 struct hearth_sampler;

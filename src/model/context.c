@@ -110,6 +110,11 @@ void hearth_context_free(struct hearth_context *c)
 int32_t hearth_context_n_ctx(const struct hearth_context *c) { return c->n_ctx; }
 int32_t hearth_context_n_past(const struct hearth_context *c) { return c->seq.n_tokens; }
 
+void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, void *user_data)
+{
+	fwd_set_tap(c->fwd, fn, user_data);
+}
+
 void hearth_context_truncate(struct hearth_context *c, int32_t n_keep)
 {
 	kv_seq_truncate(&c->kv, &c->seq, n_keep);

@@ -49,6 +49,8 @@ struct fwd {
 	const struct fwd_batch *b; /* the batch being run */
 	const float *xq_of;        /* the activations xq holds (NULL: none) ... */
 	int xq_type;               /* ... in this dot type */
+	hearth_matmul_tap_fn tap;  /* sees each product's input (NULL: none) */
+	void *tap_data;
 };
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -138,6 +140,12 @@ void fwd_free(struct fwd *f)
 }
 
 int32_t fwd_n_batch(const struct fwd *f) { return f->n_batch; }
+
+void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data)
+{
+	f->tap = fn;
+	f->tap_data = user_data;
+}
 
 struct pool *fwd_pool(struct fwd *f) { return f->pool; }
 
@@ -273,6 +281,9 @@ static void quantize(struct fwd *f, const struct qtype_ops *ops, const float *x,
 static void matmul_n(struct fwd *f, int n, const struct tensor *const *w, const float *x, int n_tok, float *const *y)
 {
 	const int64_t n_in = w[0]->ne[0];
+	if (f->tap)
+		for (int k = 0; k < n; k++)
+			f->tap(w[k]->name, x, n_in, n_tok, f->tap_data);
 	for (int k = 0; k < n;) {
 		const struct qtype_ops *ops = kern_ops(w[k]->type);
 		struct matmul_task t = { .xq = f->xq, .n_tok = n_tok };

@@ -35,6 +35,9 @@ void fwd_free(struct fwd *f);
 int32_t fwd_n_batch(const struct fwd *f);
 /* The pool the passes run on, for other per-batch work of f's owner. */
 struct pool *fwd_pool(struct fwd *f);
+/* Sets the tap that sees the input of every weight product of f's passes
+ * (NULL: none). See hearth_matmul_tap_fn in hearth.h. */
+void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data);
 /* Runs the batch; writes n_out rows of n_vocab logits. */
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits);
 
