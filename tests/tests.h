@@ -86,15 +86,18 @@
 	X(test_http_routes)          \
 	X(test_fault_http)           \
 	X(test_cli)                 \
-	X(test_store_refs)      \
-	X(test_pull_hub)        \
-	X(test_pull_resume)     \
-	X(test_pull_refused)    \
-	X(test_pull_slow)       \
-	X(test_pull_modelscope) \
-	X(test_pull_cli)        \
-	X(test_cli_perplexity)  \
-	X(test_cli_kld)
+	X(test_store_refs)          \
+	X(test_pull_hub)            \
+	X(test_pull_resume)         \
+	X(test_pull_refused)        \
+	X(test_pull_slow)           \
+	X(test_pull_modelscope)     \
+	X(test_pull_cli)            \
+	X(test_cli_perplexity)      \
+	X(test_cli_kld)             \
+	X(test_imatrix_collect)     \
+	X(test_imatrix_other_model) \
+	X(test_imatrix_write)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \
