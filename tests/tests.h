@@ -97,6 +97,7 @@
 	X(test_cli_kld)             \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
+	X(test_cli_imatrix)         \
 	X(test_imatrix_write)
 
 #define HEARTH_DEMO_TESTS(X)  \

@@ -353,3 +353,74 @@ void test_cli_kld(void)
 	T_EQ_I64(sh(NULL, 0, "perplexity -m %s --kl-divergence", q4_0), 2);
 	T_EQ_I64(sh(NULL, 0, "perplexity -m %s -f %s -c 128 --kl-divergence-base /nonexistent/dir/x.kld", f32, text), 1);
 }
+
+/* The JSON text of key in the GGUF at path ("" when absent or unreadable). */
+static const char *gguf_value(const char *path, const char *key)
+{
+	static char json[512];
+	struct hearth_gguf *g = NULL;
+	struct hearth_err err = { 0 };
+	json[0] = 0;
+	if (hearth_gguf_open(&g, path, &err))
+		return json;
+	for (int64_t i = 0; i < hearth_gguf_n_kv(g); i++)
+		if (!strcmp(hearth_gguf_key(g, i), key))
+			hearth_gguf_kv_json(g, i, -1, json, sizeof json);
+	hearth_gguf_close(g);
+	return json;
+}
+
+static int64_t gguf_n_tensors(const char *path)
+{
+	struct hearth_gguf *g = NULL;
+	struct hearth_err err = { 0 };
+	if (hearth_gguf_open(&g, path, &err))
+		return -1;
+	const int64_t n = hearth_gguf_n_tensors(g);
+	hearth_gguf_close(g);
+	return n;
+}
+
+/* imatrix: stories260K (5 layers, tied output) over tinystory.txt in chunks of
+ * 128: llama-imatrix's file (70 tensors: 7 weights a layer, sums and counts),
+ * its keys, and the perplexity it prints (the same as perplexity's). */
+void test_cli_imatrix(void)
+{
+	static char out[1 << 16];
+	const char *stories = fixture("models/stories260K.f32.gguf");
+	const char *text = fixture("text/tinystory.txt");
+	char path[512], dat[512], want[600];
+	snprintf(path, sizeof path, "%s", tmp_path("im.gguf"));
+	snprintf(dat, sizeof dat, "%s", tmp_path("im.dat"));
+
+	T_EQ_I64(sh(out, sizeof out, "imatrix -m %s -f %s -c 128 -t 2 -o %s", stories, text, path), 0);
+	T_TRUE(strncmp(out, "[1]", 3) == 0 && strstr(out, ",[5]") != NULL);
+	T_NEAR(number_after(out, "Final estimate: PPL = "), 3.8473, 0.0005);
+	T_EQ_I64(gguf_n_tensors(path), 70);
+	T_STR_EQ(gguf_value(path, "general.type"), "\"imatrix\"");
+	T_STR_EQ(gguf_value(path, "imatrix.chunk_count"), "5");
+	T_STR_EQ(gguf_value(path, "imatrix.chunk_size"), "128");
+	snprintf(want, sizeof want, "[\"%s\"]", text);
+	T_STR_EQ(gguf_value(path, "imatrix.datasets"), want);
+	/* fewer chunks, a later start, batches of 32, no perplexity, the legacy format */
+	T_EQ_I64(sh(out, sizeof out, "imatrix -m %s -f %s -c 128 -b 32 --chunks 2 --chunk 1 --no-ppl -o %s", stories,
+		    text, path), 0);
+	T_TRUE(strstr(out, "Final estimate") == NULL);
+	T_STR_EQ(gguf_value(path, "imatrix.chunk_count"), "2");
+	T_EQ_I64(sh(NULL, 0, "imatrix -m %s -f %s -c 128 --output-format dat -o %s", stories, text, dat), 0);
+	FILE *f = fopen(dat, "rb");
+	int32_t n_entries = 0;
+	T_TRUE(f && fread(&n_entries, 4, 1, f) == 1);
+	if (f)
+		fclose(f);
+	T_EQ_I64(n_entries, 35);
+	/* errors: too short a text, usage */
+	T_EQ_I64(sh2(out, sizeof out, "imatrix -m %s -f %s -c 512 -o %s", stories, text, path), 1);
+	T_TRUE(strstr(out, "only 729 tokens") != NULL);
+	T_EQ_I64(sh2(out, sizeof out, "imatrix -m %s -f %s -c 128 --chunk 4 -o %s", stories, text, path), 1);
+	T_EQ_I64(sh(NULL, 0, "imatrix -m %s", stories), 2);
+	T_EQ_I64(sh(NULL, 0, "imatrix -m %s -f %s --output-format bin", stories, text), 2);
+	T_EQ_I64(sh(NULL, 0, "imatrix -m %s -f %s -c 2", stories, text), 2);
+	T_EQ_I64(sh(out, sizeof out, "imatrix --help"), 0);
+	T_TRUE(strstr(out, "usage") != NULL);
+}
