@@ -9,6 +9,9 @@
  *               h = rms_norm(x) * ffn_norm
  *               x += (silu(h Wgate) * (h Wup)) Wdown
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput
+ *
+ * A tap (fwd_set_tap), when set, sees the input of every weight product
+ * before it runs (importance matrices collect through it).
  */
 #include <math.h>
 #include <stdatomic.h>
