@@ -34,11 +34,13 @@ static int32_t collect_list(const struct hearth_model *m, bool process_output, c
 	for (int il = 0; il < m->hp.n_layer; il++) {
 		const struct layer *l = &m->layers[il];
 		const struct tensor *w[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
-		for (size_t k = 0; k < sizeof w / sizeof w[0]; k++)
+		for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
+			if (!w[k]->data || !w[k]->name) /* an optional weight this model lacks */
+				continue;
 			if (ts)
-				ts[n++] = w[k];
-			else
-				n++;
+				ts[n] = w[k];
+			n++;
+		}
 	}
 	if (process_output && m->output.name && !strcmp(m->output.name, "output.weight")) {
 		if (ts)
