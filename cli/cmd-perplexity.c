@@ -34,6 +34,7 @@
 #include "cli.h"
 #include "kld.h"
 
+/* -log softmax(logits)[tok], in double precision (also used by cmd-imatrix.c). */
 double ppl_token_nll(const float *logits, int32_t n_vocab, int32_t tok)
 {
 	double max = logits[0], sum = 0;
