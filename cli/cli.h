@@ -33,6 +33,19 @@ int cmd_show(int argc, char **argv);
 const char *cli_model_path(const char *cmd, const char *name);
 int cmd_imatrix(int argc, char **argv);
 
+/* One chunk of a text to evaluate (chunks.c): what perplexity and imatrix share. */
+struct chunk_eval {
+	struct hearth_context *c;
+	int32_t n_ctx, n_batch; /* tokens per chunk, per forward pass (n_batch <= n_ctx) */
+	int32_t bos;            /* the chunk's first token becomes this (-1: stays) */
+	bool all_logits;        /* keep every position's logits (the output head then sees every row) */
+	/* called for each scored position, in order (NULL: none scored) */
+	int (*on_pos)(void *user, const float *logits, int32_t next, struct hearth_err *err);
+	void *user;
+};
+/* Evaluates chunk[0 .. n_ctx) from an empty context (chunk is restored). */
+int chunks_eval(const struct chunk_eval *e, int32_t *chunk, struct hearth_err *err);
+
 /* -log softmax(logits)[tok] in double precision (cmd-perplexity.c). */
 double ppl_token_nll(const float *logits, int32_t n_vocab, int32_t tok);
 

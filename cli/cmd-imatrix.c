@@ -41,32 +41,15 @@ struct imx_run {
 	long long count;
 };
 
-/* One chunk (chunk[0] already BOS where wanted) from an empty context. */
-static int imx_chunk(struct imx_run *r, const int32_t *chunk, struct hearth_err *err)
+/* A scored position: its log-likelihood joins the perplexity (chunks_eval's on_pos). */
+static int imx_score(void *user, const float *logits, int32_t next, struct hearth_err *err)
 {
-	const int32_t n_ctx = r->n_ctx, first = n_ctx / 2;
-	int rc;
-	hearth_context_truncate(r->c, 0);
-	for (int32_t b0 = 0; b0 < n_ctx; b0 += r->n_batch) {
-		const int32_t n = n_ctx - b0 < r->n_batch ? n_ctx - b0 : r->n_batch;
-		const bool score = r->ppl && b0 + n > first;
-		if ((rc = hearth_decode(r->c, chunk + b0, n, r->all_logits || score, err)))
-			return rc;
-		if (!score)
-			continue;
-		const int32_t j1 = b0 + n < n_ctx - 1 ? b0 + n : n_ctx - 1;
-		for (int32_t j = first > b0 ? first : b0; j < j1; j++) {
-			const float *logits = hearth_get_logits(r->c, j - b0);
-			if (!logits) {
-				snprintf(err->msg, sizeof err->msg, "no logits kept");
-				return err->code = HEARTH_EINVAL;
-			}
-			const double v = ppl_token_nll(logits, r->n_vocab, chunk[j + 1]);
-			r->nll += v;
-			r->nll2 += v * v;
-			r->count++;
-		}
-	}
+	struct imx_run *r = user;
+	(void)err;
+	const double v = ppl_token_nll(logits, r->n_vocab, next);
+	r->nll += v;
+	r->nll2 += v * v;
+	r->count++;
 	return 0;
 }
 
@@ -182,13 +165,10 @@ static int imx_tokens(const struct imx_opts *o, const struct hearth_model *m, in
 static int imx_chunks(const struct imx_opts *o, struct imx_run *r, struct hearth_imatrix *im, int32_t *ids,
 		      int32_t n_chunk, bool add_bos, int32_t bos, struct hearth_err *err)
 {
+	const struct chunk_eval ev = { .c = r->c, .n_ctx = r->n_ctx, .n_batch = r->n_batch, .bos = add_bos ? bos : -1,
+				       .all_logits = r->all_logits, .on_pos = r->ppl ? imx_score : NULL, .user = r };
 	for (int32_t k = 0; k < n_chunk; k++) {
-		int32_t *chunk = ids + (size_t)k * (size_t)r->n_ctx;
-		const int32_t saved = chunk[0];
-		if (add_bos && bos >= 0)
-			chunk[0] = bos;
-		int rc = imx_chunk(r, chunk, err);
-		chunk[0] = saved;
+		int rc = chunks_eval(&ev, ids + (size_t)k * (size_t)r->n_ctx, err);
 		if (rc || (rc = hearth_imatrix_check(im, err)))
 			return rc;
 		if (r->ppl) {

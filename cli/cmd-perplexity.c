@@ -22,9 +22,7 @@
  * model and prints how far this model's distributions are from the base's
  * (kld-stats.c), as llama-perplexity --kl-divergence does.
  *
- * Chunks are decoded in batches of -b tokens; a batch that reaches the scored
- * half asks for all its logits, and they are consumed before the next batch,
- * so memory holds n_batch x n_vocab logits at most. */
+ * Chunks are evaluated by chunks.c, in batches of -b tokens. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -65,9 +63,10 @@ struct ppl_run {
 	uint16_t *row;         /* one row of the base file */
 };
 
-/* A scored position: logits predicting the token next. */
-static int ppl_score(struct ppl_run *r, const float *logits, int32_t next, struct hearth_err *err)
+/* A scored position: logits predicting the token next (chunks_eval's on_pos). */
+static int ppl_score(void *user, const float *logits, int32_t next, struct hearth_err *err)
 {
+	struct ppl_run *r = user;
 	int rc;
 	if (r->kld) {
 		if ((rc = kld_file_read_row(r->base, r->row, err)))
@@ -91,49 +90,17 @@ static int ppl_score(struct ppl_run *r, const float *logits, int32_t next, struc
 	return 0;
 }
 
-/* Evaluates one chunk of n_ctx tokens (chunk[0] already BOS where wanted) from
- * an empty context and scores its second half. */
-static int ppl_chunk(struct ppl_run *r, const int32_t *chunk, struct hearth_err *err)
-{
-	const int32_t n_ctx = r->n_ctx, first = n_ctx / 2;
-	int rc;
-	hearth_context_truncate(r->c, 0);
-	for (int32_t b0 = 0; b0 < n_ctx; b0 += r->n_batch) {
-		const int32_t n = n_ctx - b0 < r->n_batch ? n_ctx - b0 : r->n_batch;
-		const bool want = b0 + n > first;
-		if ((rc = hearth_decode(r->c, chunk + b0, n, want, err)))
-			return rc;
-		if (!want)
-			continue;
-		/* positions j in [max(first, b0), min(b0 + n, n_ctx - 1)) predict token j+1 */
-		const int32_t j1 = b0 + n < n_ctx - 1 ? b0 + n : n_ctx - 1;
-		for (int32_t j = first > b0 ? first : b0; j < j1; j++) {
-			const float *logits = hearth_get_logits(r->c, j - b0);
-			if (!logits) {
-				snprintf(err->msg, sizeof err->msg, "no logits kept");
-				return err->code = HEARTH_EINVAL;
-			}
-			if ((rc = ppl_score(r, logits, chunk[j + 1], err)))
-				return rc;
-		}
-	}
-	return 0;
-}
-
 /* Runs the chunks of tokens (n_chunk x n_ctx), printing the running estimate
  * or the KL-divergence table after each. */
 static int ppl_chunks(struct ppl_run *r, int32_t *tokens, int32_t n_chunk, bool add_bos, int32_t bos,
 		      struct hearth_err *err)
 {
+	const struct chunk_eval ev = { .c = r->c, .n_ctx = r->n_ctx, .n_batch = r->n_batch, .bos = add_bos ? bos : -1,
+				       .on_pos = ppl_score, .user = r };
 	if (r->kld)
 		kld_stats_print_head(stdout);
 	for (int32_t k = 0; k < n_chunk; k++) {
-		int32_t *chunk = tokens + (size_t)k * (size_t)r->n_ctx;
-		const int32_t saved = chunk[0];
-		if (add_bos && bos >= 0)
-			chunk[0] = bos;
-		int rc = ppl_chunk(r, chunk, err);
-		chunk[0] = saved;
+		int rc = chunks_eval(&ev, tokens + (size_t)k * (size_t)r->n_ctx, err);
 		if (rc) {
 			char msg[sizeof err->msg];
 			memcpy(msg, err->msg, sizeof msg);
