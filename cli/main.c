@@ -18,7 +18,7 @@ static const char usage[] =
 	"  serve       an OpenAI-compatible HTTP server\n"
 	"  bench       prompt and generation speed\n"
 	"  perplexity  a model's perplexity on a text, as llama-perplexity computes it\n"
-	"  convert     write a Hugging Face tokenizer as a GGUF vocabulary\n"
+	"  convert     convert a Hugging Face model folder (or its tokenizer) to GGUF\n"
 	"  quantize    rewrite a model in a llama-quantize type (q4_k_m, q8_0, ...)\n"
 	"  template    render a model's chat template with messages\n"
 	"  pull        download a model into the store (Hugging Face, ModelScope, a URL)\n"

@@ -200,6 +200,40 @@ int hearth_detokenize(const struct hearth_model *m, const int32_t *ids, int32_t 
  * its regexes. HEARTH_EUNSUPPORTED names any part that is not understood. */
 int hearth_convert_hf_vocab(const char *hf_dir, const char *out_path, struct hearth_err *err);
 
+/* One tensor as hearth_convert_hf() wrote it (for progress output). */
+struct hearth_convert_tensor {
+	const char *name;          /* GGUF name: "blk.0.attn_q.weight" */
+	const char *src_name;      /* Hugging Face name, or "" for a generated tensor (rope_freqs) */
+	const char *src_dtype;     /* safetensors dtype: "BF16", "F16", "F32" ("F32" when generated) */
+	int n_dims;
+	int64_t ne[4];             /* GGUF order: ne[0] innermost */
+	int type;                  /* enum hearth_type written */
+	int64_t index, n_tensors;  /* 0-based position in the output */
+};
+
+struct hearth_convert_params {
+	/* HEARTH_FTYPE_ALL_F32, _F16, _BF16 or _Q8_0 (convert_hf_to_gguf.py's --outtype),
+	 * or -1 for its "auto": bf16 or f16 as the first bf16/f16 weight matrix is, else f16 */
+	int ftype;
+	/* Called after each tensor is written (may be NULL). */
+	void (*on_tensor)(const struct hearth_convert_tensor *t, void *user_data);
+	void *user_data;
+};
+struct hearth_convert_params hearth_convert_default_params(void);
+
+/* Converts a Hugging Face model folder (config.json; tokenizer.json with its
+ * config; model.safetensors, or shards listed by model.safetensors.index.json;
+ * F32, F16 or BF16 weights) of LlamaForCausalLM, MistralForCausalLM,
+ * Qwen2ForCausalLM or Qwen3ForCausalLM into a GGUF at out_path with the keys,
+ * tensor names and layouts llama.cpp's convert_hf_to_gguf.py writes (llama's
+ * q/k rows permuted for its rope). 1-D tensors, norms and biases are F32; the
+ * weight matrices p->ftype's type (q8_0 rows that do not split into 32-blocks:
+ * f16). Tensors are converted one at a time while the file is written, so
+ * memory stays about one tensor; the file appears at out_path only when
+ * complete. Errors name the file and the tensor. */
+int hearth_convert_hf(const char *hf_dir, const char *out_path, const struct hearth_convert_params *p,
+		      struct hearth_err *err);
+
 /* ---- quantization ------------------------------------------------------ */
 
 /* What llama-quantize calls a file type (general.file_type), by llama.cpp's

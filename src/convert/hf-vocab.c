@@ -25,10 +25,11 @@
 #include "../gguf/gguf.h"
 #include "../tok/pretok.h"
 #include "../tok/tok.h"
+#include "hf-vocab.h"
 
 #define MAX_TOKENS (1 << 22) /* 16x the largest real vocabulary (Gemma 3: 262k) */
 
-struct conv {
+struct hf_vocab {
 	char path[4096]; /* dir/tokenizer.json, for messages */
 	json_t *tj, *tcfg, *mcfg;
 	int32_t n_vocab;
@@ -91,7 +92,7 @@ static bool is_type(const json_t *o, const char *type)
 	return t && strcmp(t, type) == 0;
 }
 
-static int own(struct conv *c, char *s)
+static int own(struct hf_vocab *c, char *s)
 {
 	if (!s)
 		return HEARTH_ENOMEM;
@@ -115,7 +116,7 @@ static const char *token_content(const json_t *v)
 	return json_is_object(v) ? str_of(v, "content") : json_string_value(v);
 }
 
-static int32_t id_of(const struct conv *c, const char *text)
+static int32_t id_of(const struct hf_vocab *c, const char *text)
 {
 	if (!text)
 		return -1;
@@ -126,7 +127,7 @@ static int32_t id_of(const struct conv *c, const char *text)
 	return -1;
 }
 
-static int set_token(struct conv *c, int64_t id, const char *text, size_t len, struct hearth_err *err)
+static int set_token(struct hf_vocab *c, int64_t id, const char *text, size_t len, struct hearth_err *err)
 {
 	if (id < 0 || id >= c->n_vocab)
 		return err_set(err, HEARTH_EINVAL, "%s: token id %lld is out of range", c->path, (long long)id);
@@ -135,7 +136,7 @@ static int set_token(struct conv *c, int64_t id, const char *text, size_t len, s
 	return 0;
 }
 
-static int read_tokens(struct conv *c, struct hearth_err *err)
+static int read_tokens(struct hf_vocab *c, struct hearth_err *err)
 {
 	json_t *model = json_object_get(c->tj, "model"), *vocab = json_object_get(model, "vocab");
 	json_t *added = json_object_get(c->tj, "added_tokens"), *v;
@@ -211,7 +212,7 @@ static int read_tokens(struct conv *c, struct hearth_err *err)
 	return 0;
 }
 
-static int read_merges(struct conv *c, struct hearth_err *err)
+static int read_merges(struct hf_vocab *c, struct hearth_err *err)
 {
 	json_t *merges = json_object_get(json_object_get(c->tj, "model"), "merges"), *m;
 	size_t i;
@@ -259,7 +260,7 @@ static bool has_part(const json_t *o, const char *list, const char *type)
 	return false;
 }
 
-static int unsupported(const struct conv *c, const char *what, const json_t *o, struct hearth_err *err)
+static int unsupported(const struct hf_vocab *c, const char *what, const json_t *o, struct hearth_err *err)
 {
 	char *dump = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
 	int rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: %s %.300s is not supported", c->path, what,
@@ -270,7 +271,7 @@ static int unsupported(const struct conv *c, const char *what, const json_t *o, 
 
 /* One step of a byte-level pre-tokenizer as a regex of the split chain;
  * ByteLevel without its regex only maps bytes and adds nothing. */
-static int pre_step(const struct conv *c, const json_t *p, const char **chain, int *n, struct hearth_err *err)
+static int pre_step(const struct hf_vocab *c, const json_t *p, const char **chain, int *n, struct hearth_err *err)
 {
 	const char *re = NULL;
 	if (is_type(p, "Split")) {
@@ -298,7 +299,7 @@ static int pre_step(const struct conv *c, const json_t *p, const char **chain, i
 }
 
 /* Byte-level BPE: the split chain and flags name the pre type. */
-static int detect_pre(struct conv *c, struct hearth_err *err)
+static int detect_pre(struct hf_vocab *c, struct hearth_err *err)
 {
 	json_t *pre = json_object_get(c->tj, "pre_tokenizer"), *norm = json_object_get(c->tj, "normalizer"), *p;
 	const char *chain[PRETOK_MAX_REGEX];
@@ -344,7 +345,7 @@ static bool is_replace_space(const json_t *o)
 }
 
 /* SentencePiece-style: spaces must become U+2581; a prefix may be added. */
-static int check_spm(struct conv *c, struct hearth_err *err)
+static int check_spm(struct hf_vocab *c, struct hearth_err *err)
 {
 	json_t *norm = json_object_get(c->tj, "normalizer"), *pre = json_object_get(c->tj, "pre_tokenizer"), *p;
 	json_t *arr = is_type(norm, "Sequence") ? json_object_get(norm, "normalizers") : NULL;
@@ -386,7 +387,7 @@ static int check_spm(struct conv *c, struct hearth_err *err)
 }
 
 /* add_bos/add_eos from tokenizer_config.json, else from the post-processor. */
-static void read_specials(struct conv *c)
+static void read_specials(struct hf_vocab *c)
 {
 	static const char *const keys[] = { "bos_token", "eos_token", "unk_token", "pad_token" };
 	int32_t *ids[] = { &c->bos, &c->eos, &c->unk, &c->pad };
@@ -424,7 +425,7 @@ static void read_specials(struct conv *c)
 
 /* SPM scores: merges earlier in the list win, so a token made by merge r
  * scores -r; tokens no merge makes score below all of them. */
-static int spm_scores(struct conv *c, float **out, struct hearth_err *err)
+static int spm_scores(const struct hf_vocab *c, float **out, struct hearth_err *err)
 {
 	struct strmap by_text;
 	float *score = malloc((size_t)c->n_vocab * sizeof *score);
@@ -469,7 +470,7 @@ static int spm_scores(struct conv *c, float **out, struct hearth_err *err)
 	return 0;
 }
 
-static const char *arch_of(const struct conv *c)
+static const char *arch_of(const struct hf_vocab *c)
 {
 	static const struct {
 		const char *model_type, *arch;
@@ -483,23 +484,14 @@ static const char *arch_of(const struct conv *c)
 	return "llama";
 }
 
-static int write_gguf(struct conv *c, const char *dir, const char *out_path, struct hearth_err *err)
+int hf_vocab_write_keys(const struct hf_vocab *c, struct gguf_writer *w, const char *out_path, struct hearth_err *err)
 {
-	struct gguf_writer *w;
 	float *score = NULL;
 	int rc;
 
 	if (c->spm && (rc = spm_scores(c, &score, err)))
 		return rc;
-	if ((rc = gguf_writer_new(&w, err))) {
-		free(score);
-		return rc;
-	}
-	const char *base = strrchr(dir, '/');
-	base = base && base[1] ? base + 1 : dir;
-	rc = gguf_writer_set_str(w, "general.architecture", arch_of(c));
-	rc = rc ? rc : gguf_writer_set_str(w, "general.name", base);
-	rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", c->spm ? "llama" : "gpt2");
+	rc = gguf_writer_set_str(w, "tokenizer.ggml.model", c->spm ? "llama" : "gpt2");
 	char pre[64]; /* the canonical name: the first of the type's aliases */
 	snprintf(pre, sizeof pre, "%.*s", c->spm ? 7 : (int)strcspn(c->pre, " "), c->spm ? "default" : c->pre);
 	rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
@@ -537,58 +529,101 @@ static int write_gguf(struct conv *c, const char *dir, const char *out_path, str
 			rc = rc ? rc : gguf_writer_set_str(w, key, body);
 		}
 	}
+	free(score);
+	return rc ? err_set(err, rc, "%s: out of memory", out_path) : 0;
+}
+
+int32_t hf_vocab_n_tokens(const struct hf_vocab *c)
+{
+	return c->n_vocab;
+}
+
+static int write_gguf(struct hf_vocab *c, const char *dir, const char *out_path, struct hearth_err *err)
+{
+	struct gguf_writer *w;
+	int rc;
+
+	if ((rc = gguf_writer_new(&w, err)))
+		return rc;
+	const char *base = strrchr(dir, '/');
+	base = base && base[1] ? base + 1 : dir;
+	rc = gguf_writer_set_str(w, "general.architecture", arch_of(c));
+	rc = rc ? rc : gguf_writer_set_str(w, "general.name", base);
 	if (rc)
 		rc = err_set(err, rc, "%s: out of memory", out_path);
-	else
+	else if (!(rc = hf_vocab_write_keys(c, w, out_path, err)))
 		rc = gguf_writer_write(w, out_path, err);
 	gguf_writer_free(w);
-	free(score);
 	return rc;
 }
 
-int hearth_convert_hf_vocab(const char *dir, const char *out_path, struct hearth_err *err)
+void hf_vocab_free(struct hf_vocab *c)
 {
-	struct conv c = { .bos = -1, .eos = -1, .unk = -1, .pad = -1, .add_bos = -1, .add_eos = -1 };
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_owned; i++)
+		free(c->owned[i]);
+	free(c->owned);
+	free(c->text);
+	free(c->len);
+	free(c->type);
+	free(c->merges);
+	free(c->merge_len);
+	json_decref(c->tj);
+	json_decref(c->tcfg);
+	json_decref(c->mcfg);
+	free(c);
+}
+
+int hf_vocab_load(struct hf_vocab **out, const char *dir, struct hearth_err *err)
+{
+	struct hf_vocab *c = calloc(1, sizeof *c);
 	int rc;
 
-	snprintf(c.path, sizeof c.path, "%s/tokenizer.json", dir);
-	if ((rc = load_json(dir, "tokenizer.json", true, 0, &c.tj, err)) ||
-	    (rc = load_json(dir, "tokenizer_config.json", false, JSON_DECODE_INT_AS_REAL, &c.tcfg, err)) ||
-	    (rc = load_json(dir, "config.json", false, JSON_DECODE_INT_AS_REAL, &c.mcfg, err)))
+	*out = NULL;
+	if (!c)
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", dir);
+	c->bos = c->eos = c->unk = c->pad = c->add_bos = c->add_eos = -1;
+	snprintf(c->path, sizeof c->path, "%s/tokenizer.json", dir);
+	if ((rc = load_json(dir, "tokenizer.json", true, 0, &c->tj, err)) ||
+	    (rc = load_json(dir, "tokenizer_config.json", false, JSON_DECODE_INT_AS_REAL, &c->tcfg, err)) ||
+	    (rc = load_json(dir, "config.json", false, JSON_DECODE_INT_AS_REAL, &c->mcfg, err)))
 		goto out;
-	json_t *model = json_object_get(c.tj, "model");
+	json_t *model = json_object_get(c->tj, "model");
 	const char *type = str_of(model, "type");
 	if (!type || strcmp(type, "BPE")) {
 		rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: model type '%s' is not supported (hearth converts BPE tokenizers)",
-			     c.path, type ? type : "(none)");
+			     c->path, type ? type : "(none)");
 		goto out;
 	}
 	const char *cont = str_of(model, "continuing_subword_prefix"), *eow = str_of(model, "end_of_word_suffix");
 	json_t *dropout = json_object_get(model, "dropout");
 	if ((cont && *cont) || (eow && *eow) || (json_is_number(dropout) && json_number_value(dropout) > 0)) {
 		rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: BPE with a subword prefix, word suffix or dropout is not supported",
-			     c.path);
+			     c->path);
 		goto out;
 	}
-	bool bytelevel = has_part(json_object_get(c.tj, "pre_tokenizer"), "pretokenizers", "ByteLevel") ||
-			 has_part(json_object_get(c.tj, "decoder"), "decoders", "ByteLevel");
-	c.spm = !bytelevel;
-	if ((rc = c.spm ? check_spm(&c, err) : detect_pre(&c, err)) || (rc = read_tokens(&c, err)) ||
-	    (rc = read_merges(&c, err)))
+	bool bytelevel = has_part(json_object_get(c->tj, "pre_tokenizer"), "pretokenizers", "ByteLevel") ||
+			 has_part(json_object_get(c->tj, "decoder"), "decoders", "ByteLevel");
+	c->spm = !bytelevel;
+	if ((rc = c->spm ? check_spm(c, err) : detect_pre(c, err)) || (rc = read_tokens(c, err)) ||
+	    (rc = read_merges(c, err)))
 		goto out;
-	read_specials(&c);
-	rc = write_gguf(&c, dir, out_path, err);
+	read_specials(c);
 out:
-	for (size_t i = 0; i < c.n_owned; i++)
-		free(c.owned[i]);
-	free(c.owned);
-	free(c.text);
-	free(c.len);
-	free(c.type);
-	free(c.merges);
-	free(c.merge_len);
-	json_decref(c.tj);
-	json_decref(c.tcfg);
-	json_decref(c.mcfg);
+	if (rc)
+		hf_vocab_free(c);
+	else
+		*out = c;
+	return rc;
+}
+
+int hearth_convert_hf_vocab(const char *dir, const char *out_path, struct hearth_err *err)
+{
+	struct hf_vocab *c;
+	int rc = hf_vocab_load(&c, dir, err);
+	if (!rc)
+		rc = write_gguf(c, dir, out_path, err);
+	hf_vocab_free(c);
 	return rc;
 }

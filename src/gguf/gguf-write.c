@@ -3,6 +3,10 @@
  *
  * Metadata is serialized into a growing byte buffer as it is set; tensor data
  * is referenced, not copied, and streamed to the file by gguf_writer_write().
+ * A tensor may instead be produced by a fill callback while the file is
+ * written: the header (every tensor's shape, type and offset) goes first,
+ * then each such tensor is filled into one reusable buffer the size of the
+ * largest and written, so memory stays about one tensor, not the model.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +27,9 @@ struct wtensor {
 	char *name;
 	int type, n_dims;
 	int64_t ne[GGUF_MAX_DIMS];
-	const void *data;
+	const void *data;        /* NULL: produced by fill */
+	gguf_tensor_fill_fn fill;
+	void *fill_user;
 	uint64_t nbytes, offset;
 };
 
@@ -220,12 +226,15 @@ int gguf_writer_set_kv(struct gguf_writer *w, const struct gguf_kv *kv)
 	return kv_done(w);
 }
 
-int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
-			   const void *data)
+static int add_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+		      struct wtensor **out)
 {
 	const struct qtype_info *q = qtype_info(type);
 	if (!q || q->internal || n_dims < 1 || n_dims > GGUF_MAX_DIMS || ne[0] % q->blck_size)
 		return HEARTH_EINVAL;
+	for (int d = 0; d < n_dims; d++)
+		if (ne[d] < 0)
+			return HEARTH_EINVAL;
 	if (w->n_tensors == w->cap_tensors) {
 		size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 16;
 		struct wtensor *t = realloc(w->tensors, cap * sizeof *t);
@@ -243,12 +252,38 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, in
 	t->nbytes = qtype_row_size(type, ne[0]);
 	for (int d = 0; d < GGUF_MAX_DIMS; d++) {
 		t->ne[d] = d < n_dims ? ne[d] : 1;
+		if (d > 0 && t->ne[d] && t->nbytes > UINT64_MAX / 2 / (uint64_t)t->ne[d]) {
+			free(t->name);
+			return HEARTH_ETOOBIG;
+		}
 		if (d > 0)
 			t->nbytes *= (uint64_t)t->ne[d];
 	}
-	t->data = data;
 	w->n_tensors++;
+	*out = t;
 	return 0;
+}
+
+int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+			   const void *data)
+{
+	struct wtensor *t;
+	int rc = add_tensor(w, name, type, n_dims, ne, &t);
+	if (!rc)
+		t->data = data;
+	return rc;
+}
+
+int gguf_writer_add_tensor_fill(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+				gguf_tensor_fill_fn fill, void *user)
+{
+	struct wtensor *t;
+	int rc = add_tensor(w, name, type, n_dims, ne, &t);
+	if (!rc) {
+		t->fill = fill;
+		t->fill_user = user;
+	}
+	return rc;
 }
 
 int gguf_writer_write(struct gguf_writer *w, const char *path, struct hearth_err *err)
@@ -256,6 +291,8 @@ int gguf_writer_write(struct gguf_writer *w, const char *path, struct hearth_err
 	static const uint8_t zeros[256];
 	struct wbuf head = { 0 };
 	uint64_t off = 0;
+	uint64_t fill_max = 0;
+	void *fill_buf = NULL;
 	FILE *f;
 	int rc = 0;
 
@@ -282,6 +319,14 @@ int gguf_writer_write(struct gguf_writer *w, const char *path, struct hearth_err
 		free(head.p);
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory while building the header", path);
 	}
+	for (size_t i = 0; i < w->n_tensors; i++)
+		if (w->tensors[i].fill && w->tensors[i].nbytes > fill_max)
+			fill_max = w->tensors[i].nbytes;
+	if (fill_max && (fill_max > SIZE_MAX || !(fill_buf = malloc((size_t)fill_max)))) {
+		free(head.p);
+		return err_set(err, HEARTH_ENOMEM, "%s: out of memory for a tensor of %llu bytes", path,
+			       (unsigned long long)fill_max);
+	}
 	f = fopen(path, "wb");
 	if (!f) {
 		rc = err_set(err, HEARTH_EIO, "%s: cannot create: %s", path, strerror(errno));
@@ -291,7 +336,13 @@ int gguf_writer_write(struct gguf_writer *w, const char *path, struct hearth_err
 		goto out_werr;
 	for (size_t i = 0; i < w->n_tensors; i++) {
 		struct wtensor *t = &w->tensors[i];
-		if (t->nbytes && fwrite(t->data, 1, t->nbytes, f) != t->nbytes)
+		const void *data = t->data;
+		if (t->fill) {
+			if ((rc = t->fill(t->fill_user, (int64_t)i, fill_buf, t->nbytes, err)))
+				goto out;
+			data = fill_buf;
+		}
+		if (t->nbytes && fwrite(data, 1, t->nbytes, f) != t->nbytes)
 			goto out_werr;
 		size_t pad = (w->alignment - t->nbytes % w->alignment) % w->alignment;
 		while (pad > 0) {
@@ -312,6 +363,7 @@ out_werr:
 out:
 	if (f)
 		fclose(f);
+	free(fill_buf);
 	free(head.p);
 	return rc;
 }

@@ -106,6 +106,13 @@ int gguf_writer_set_kv(struct gguf_writer *w, const struct gguf_kv *kv);
 /* A tensor; data (qtype_row_size * rows bytes) is NOT copied: keep it alive until write. */
 int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
 			   const void *data);
+/* Produces tensor i_tensor's bytes (nbytes, its whole data) into dst while the
+ * file is written: 0, or a negative HEARTH_E* with err filled (the write stops). */
+typedef int (*gguf_tensor_fill_fn)(void *user, int64_t i_tensor, void *dst, uint64_t nbytes, struct hearth_err *err);
+/* A tensor whose data fill produces at write time, into one buffer the writer
+ * allocates once (the size of the largest such tensor) and reuses. */
+int gguf_writer_add_tensor_fill(struct gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+				gguf_tensor_fill_fn fill, void *user);
 /* Writes the file (version 3, general.alignment if set else 32). */
 int gguf_writer_write(struct gguf_writer *w, const char *path, struct hearth_err *err);
 
