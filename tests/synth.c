@@ -14,6 +14,7 @@ struct synth {
 	void **bufs;
 	int n_bufs;
 	uint64_t rng;
+	int round_to; /* synth_spec.round_to */
 };
 
 /* About N(0, 1): a sum of four uniforms, rescaled (fast enough for 1B-weight models). */
@@ -49,8 +50,13 @@ static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t
 	}
 	y->bufs = nb;
 	y->bufs[y->n_bufs++] = q;
-	for (int64_t i = 0; i < n; i++)
+	for (int64_t i = 0; i < n; i++) {
 		f[i] = offset + scale * gauss(&y->rng);
+		if (y->round_to == HEARTH_TYPE_BF16)
+			f[i] = bf16_to_f32(f32_to_bf16(f[i]));
+		else if (y->round_to == HEARTH_TYPE_F16)
+			f[i] = fp16_to_f32(f32_to_fp16(f[i]));
+	}
 	quantize_row_ref(type, f, q, n);
 	free(f);
 	int64_t ne[2] = { ne0, ne1 };
@@ -65,7 +71,7 @@ static bool more_bits(const struct synth_spec *s, int il)
 
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err)
 {
-	struct synth y = { .rng = s->seed * 2654435761u + 1 };
+	struct synth y = { .rng = s->seed * 2654435761u + 1, .round_to = s->round_to };
 	char key[128], name[128];
 	const char *a = s->arch;
 	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;

@@ -19,6 +19,9 @@ struct synth_spec {
 	bool skip_bias;     /* qwen2 without its q/k/v biases (negative tests) */
 	uint64_t seed;
 	int embd_type;      /* token_embd / output type (0: wtype) */
+	int round_to;       /* HEARTH_TYPE_F16 / BF16: every value (norms too) rounded through
+			     * that type before it is stored, so that a copy in that dtype is
+			     * exact (0: none) */
 	bool k_m_mix;       /* llama.cpp's Q4_K_M / Q5_K_M mix: q6_K for output.weight (the
 			     * embedding when tied) and for attn_v and ffn_down in the first and
 			     * last eighth of the layers and every third one between. K-quants

@@ -47,6 +47,11 @@
 	X(test_jinja_concurrent)     \
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
+	X(test_convert_hf_models)    \
+	X(test_convert_hf_permute)   \
+	X(test_convert_hf_rope_llama3) \
+	X(test_convert_stream_writer) \
+	X(test_convert_hf_errors)    \
 	X(test_quantize_exact)       \
 	X(test_quantize_kquants)     \
 	X(test_quantize_generates)   \

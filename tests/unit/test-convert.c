@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "../harness.h"
+#include "../../src/base/err.h"
 #include "../../src/gguf/gguf.h"
+#include "../../src/quant/quant.h"
+#include "../../src/tensor/quant-ref.h"
 
 static struct hearth_model *load_path(const char *path)
 {
@@ -294,4 +298,761 @@ void test_convert_errors(void)
 	expect_error(tmp_path("conv-plain"),
 		     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", HEARTH_EUNSUPPORTED,
 		     "neither byte-level");
+}
+
+/* ---- whole models: hearth_convert_hf ------------------------------------
+ *
+ * The Hugging Face folders are written by the tests from models tests/synth.c
+ * writes directly: config.json from the GGUF keys, a SentencePiece-style
+ * tokenizer.json with the synthetic vocabulary, and the tensors under their
+ * Hugging Face names (llama's q/k rows put back in Hugging Face's order) as
+ * safetensors in a chosen dtype, single or sharded with an index. Converting
+ * the folder must give back the same tensors byte for byte and the same
+ * logits. The synthetic model's values are first rounded to the folder's
+ * dtype (synth_spec.round_to), so bf16 and f16 round trips are exact too. */
+
+#include "../synth.h"
+
+struct hf_opts {
+	const char *hf_arch;     /* "LlamaForCausalLM", ... */
+	int dtype;               /* HEARTH_TYPE_F32, F16, BF16 */
+	int n_shards;            /* 0: one model.safetensors */
+	const char *extra_cfg;   /* JSON object merged into config.json (may be NULL) */
+	bool zero_qkv_bias;      /* add zero q/k/v biases (a llama model read as qwen2) */
+	bool lm_head_when_tied;  /* write lm_head.weight even for a tied model */
+	bool no_unpermute;       /* write llama q/k as the GGUF holds them */
+};
+
+static const struct {
+	const char *gguf, *hf;
+} hf_names[] = {
+	{ "attn_norm", "input_layernorm" }, { "ffn_norm", "post_attention_layernorm" },
+	{ "attn_q", "self_attn.q_proj" },   { "attn_k", "self_attn.k_proj" },
+	{ "attn_v", "self_attn.v_proj" },   { "attn_output", "self_attn.o_proj" },
+	{ "attn_q_norm", "self_attn.q_norm" }, { "attn_k_norm", "self_attn.k_norm" },
+	{ "ffn_gate", "mlp.gate_proj" },    { "ffn_up", "mlp.up_proj" },
+	{ "ffn_down", "mlp.down_proj" },
+};
+
+/* The Hugging Face name of a GGUF tensor name ("" when none). */
+static void hf_name_of(const char *gguf, char *out, size_t size)
+{
+	int il, k = 0;
+	char part[64];
+	*out = 0;
+	if (!strcmp(gguf, "token_embd.weight"))
+		snprintf(out, size, "model.embed_tokens.weight");
+	else if (!strcmp(gguf, "output_norm.weight"))
+		snprintf(out, size, "model.norm.weight");
+	else if (!strcmp(gguf, "output.weight"))
+		snprintf(out, size, "lm_head.weight");
+	else if (sscanf(gguf, "blk.%d.%63[a-z_]%n", &il, part, &k) == 2)
+		for (size_t i = 0; i < sizeof hf_names / sizeof hf_names[0]; i++)
+			if (!strcmp(part, hf_names[i].gguf))
+				snprintf(out, size, "model.layers.%d.%s%s", il, hf_names[i].hf, gguf + k);
+}
+
+struct st_entry {
+	char name[96];
+	int n_dims;
+	int64_t shape[2];
+	void *data;
+	size_t nbytes;
+};
+
+static const char *st_dtype(int type)
+{
+	return type == HEARTH_TYPE_F32 ? "F32" : type == HEARTH_TYPE_F16 ? "F16" : "BF16";
+}
+
+/* A safetensors file: header (padded with spaces to 8 bytes), then the data. */
+static void write_st(const char *path, struct st_entry *e, int n, int dtype)
+{
+	json_t *h = json_object();
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		json_t *shape = json_array();
+		for (int d = 0; d < e[i].n_dims; d++)
+			json_array_append_new(shape, json_integer(e[i].shape[d]));
+		json_object_set_new(h, e[i].name,
+				    json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_dtype(dtype), "shape", shape,
+					      "data_offsets", (json_int_t)off, (json_int_t)(off + e[i].nbytes)));
+		off += e[i].nbytes;
+	}
+	json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
+	char *text = json_dumps(h, JSON_COMPACT);
+	size_t len = strlen(text), padded = (len + 7) / 8 * 8;
+	FILE *f = fopen(path, "wb");
+	T_TRUE(f != NULL);
+	if (f) {
+		uint64_t n_head = padded;
+		fwrite(&n_head, 8, 1, f);
+		fwrite(text, 1, len, f);
+		for (size_t i = len; i < padded; i++)
+			fputc(' ', f);
+		for (int i = 0; i < n; i++)
+			fwrite(e[i].data, 1, e[i].nbytes, f);
+		fclose(f);
+	}
+	free(text);
+	json_decref(h);
+}
+
+/* The tokenizer of tests/synth.c's vocabulary, SentencePiece-style. */
+static void write_tokenizer(const char *dir, int n_vocab)
+{
+	json_t *vocab = json_object(), *added = json_array();
+	char name[32], p[1024];
+	json_object_set_new(vocab, "<unk>", json_integer(0));
+	json_object_set_new(vocab, "<s>", json_integer(1));
+	json_object_set_new(vocab, "</s>", json_integer(2));
+	for (int b = 0; b < 256; b++) {
+		snprintf(name, sizeof name, "<0x%02X>", b);
+		json_object_set_new(vocab, name, json_integer(3 + b));
+	}
+	for (int i = 259; i < n_vocab; i++) {
+		snprintf(name, sizeof name, "w%d", i);
+		json_object_set_new(vocab, name, json_integer(i));
+	}
+	for (int i = 0; i < 3; i++)
+		json_array_append_new(added, json_pack("{s:i, s:s, s:b}", "id", i, "content",
+						       i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>", "special", 1));
+	json_t *tj = json_pack("{s:o, s:{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}, s:n, s:{s:s, s:o, s:[], s:s, s:b}}",
+			       "added_tokens", added, "normalizer", "type", "Sequence", "normalizers", "type", "Prepend",
+			       "prepend", "\xe2\x96\x81", "type", "Replace", "pattern", "String", " ", "content",
+			       "\xe2\x96\x81", "pre_tokenizer", "model", "type", "BPE", "vocab", vocab, "merges",
+			       "unk_token", "<unk>", "byte_fallback", 1);
+	snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+	T_TRUE(tj && json_dump_file(tj, p, JSON_COMPACT) == 0);
+	json_decref(tj);
+	json_t *tc = json_pack("{s:b, s:b, s:s, s:s}", "add_bos_token", 1, "add_eos_token", 0, "bos_token", "<s>",
+			       "eos_token", "</s>");
+	snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+	T_TRUE(json_dump_file(tc, p, JSON_COMPACT) == 0);
+	json_decref(tc);
+}
+
+static int64_t key_i64(const struct hearth_gguf *g, const char *arch, const char *key)
+{
+	char k[128];
+	int64_t v = 0;
+	struct hearth_err err = { 0 };
+	snprintf(k, sizeof k, "%s.%s", arch, key);
+	if (gguf_get_i64(g, k, &v, &err))
+		return 0;
+	return v;
+}
+
+static void write_config(const char *dir, const struct hearth_gguf *g, const char *arch, const struct hf_opts *o,
+			 bool tied, int n_vocab)
+{
+	char p[1024], k[128];
+	float eps = 0, theta = 0;
+	struct hearth_err err = { 0 };
+	snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
+	T_OK(gguf_get_f32(g, k, &eps, &err), err);
+	snprintf(k, sizeof k, "%s.rope.freq_base", arch);
+	T_OK(gguf_get_f32(g, k, &theta, &err), err);
+	json_t *cfg = json_pack("{s:[s], s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b}", "architectures", o->hf_arch,
+				"hidden_size", (json_int_t)key_i64(g, arch, "embedding_length"), "num_hidden_layers",
+				(json_int_t)key_i64(g, arch, "block_count"), "num_attention_heads",
+				(json_int_t)key_i64(g, arch, "attention.head_count"), "num_key_value_heads",
+				(json_int_t)key_i64(g, arch, "attention.head_count_kv"), "intermediate_size",
+				(json_int_t)key_i64(g, arch, "feed_forward_length"), "max_position_embeddings",
+				(json_int_t)key_i64(g, arch, "context_length"), "vocab_size", (json_int_t)n_vocab,
+				"rms_norm_eps", (double)eps, "rope_theta", (double)theta, "tie_word_embeddings", tied);
+	if (key_i64(g, arch, "attention.key_length"))
+		json_object_set_new(cfg, "head_dim", json_integer(key_i64(g, arch, "attention.key_length")));
+	if (o->extra_cfg) {
+		json_error_t je;
+		json_t *x = json_loads(o->extra_cfg, 0, &je);
+		T_TRUE(x != NULL);
+		json_object_update(cfg, x);
+		json_decref(x);
+	}
+	snprintf(p, sizeof p, "%s/config.json", dir);
+	T_TRUE(json_dump_file(cfg, p, JSON_COMPACT) == 0);
+	json_decref(cfg);
+}
+
+/* A tensor's values in dtype, with llama's q/k rows back in Hugging Face's
+ * order: GGUF row h*hd + 2i + j holds Hugging Face row h*hd + j*hd/2 + i. */
+static void *hf_data(const struct gguf_tensor *t, int dtype, int64_t unperm_heads, size_t *nbytes)
+{
+	const int64_t n = t->ne[0] * t->ne[1], rows = t->ne[1], cols = t->ne[0];
+	float *f = malloc((size_t)n * sizeof *f), *g = malloc((size_t)n * sizeof *g);
+	void *out = malloc((size_t)n * 4);
+	T_TRUE(dequantize_row_ref(t->type, t->data, f, n) == 0);
+	memcpy(g, f, (size_t)n * sizeof *g);
+	if (unperm_heads) {
+		const int64_t hd = rows / unperm_heads;
+		for (int64_t r = 0; r < rows; r++) {
+			const int64_t h = r / hd, i = (r % hd) / 2, j = r % 2;
+			memcpy(g + (h * hd + j * (hd / 2) + i) * cols, f + r * cols, (size_t)cols * sizeof *g);
+		}
+	}
+	for (int64_t i = 0; i < n; i++) {
+		if (dtype == HEARTH_TYPE_F32)
+			((float *)out)[i] = g[i];
+		else if (dtype == HEARTH_TYPE_F16)
+			((uint16_t *)out)[i] = f32_to_fp16(g[i]);
+		else
+			((uint16_t *)out)[i] = f32_to_bf16(g[i]);
+	}
+	*nbytes = (size_t)n * (dtype == HEARTH_TYPE_F32 ? 4 : 2);
+	free(f);
+	free(g);
+	return out;
+}
+
+/* Writes a Hugging Face folder at dir from the GGUF model at src. */
+static void hf_from_gguf(const char *src, const char *dir, const struct hf_opts *o)
+{
+	struct hearth_gguf *g = NULL;
+	struct hearth_err err = { 0 };
+	struct gguf_str arch_s;
+	char arch[32], p[1024];
+	mkdir(dir, 0700);
+	T_OK(hearth_gguf_open(&g, src, &err), err);
+	if (!g)
+		return;
+	T_OK(gguf_get_str(g, "general.architecture", &arch_s, &err), err);
+	snprintf(arch, sizeof arch, "%.*s", (int)arch_s.n, arch_s.p);
+	const bool tied = gguf_find_tensor(g, "output.weight") < 0;
+	const int64_t n_head = key_i64(g, arch, "attention.head_count"), n_kv = key_i64(g, arch, "attention.head_count_kv");
+	const int64_t n_vocab = g->tensors[gguf_find_tensor(g, "token_embd.weight")].ne[1];
+	write_config(dir, g, arch, o, tied, (int)n_vocab);
+	write_tokenizer(dir, (int)n_vocab);
+
+	struct st_entry *e = calloc((size_t)g->n_tensors * 2 + 8, sizeof *e);
+	int n = 0;
+	for (int64_t i = 0; i < g->n_tensors; i++) {
+		const struct gguf_tensor *t = &g->tensors[i];
+		struct st_entry *x = &e[n];
+		hf_name_of(t->name, x->name, sizeof x->name);
+		T_TRUE(x->name[0] != 0);
+		int64_t heads = 0;
+		if (!strcmp(arch, "llama") && !o->no_unpermute && strstr(t->name, "attn_q.weight"))
+			heads = n_head;
+		if (!strcmp(arch, "llama") && !o->no_unpermute && strstr(t->name, "attn_k.weight"))
+			heads = n_kv;
+		x->n_dims = t->n_dims;
+		x->shape[0] = t->n_dims == 2 ? t->ne[1] : t->ne[0];
+		x->shape[1] = t->ne[0];
+		x->data = hf_data(t, o->dtype, heads, &x->nbytes);
+		n++;
+		if (o->zero_qkv_bias && (strstr(t->name, "attn_q.weight") || strstr(t->name, "attn_k.weight") ||
+					 strstr(t->name, "attn_v.weight"))) {
+			struct st_entry *b = &e[n++];
+			char stem[80];
+			snprintf(stem, sizeof stem, "%.*s", (int)(strlen(x->name) - 6), x->name);
+			snprintf(b->name, sizeof b->name, "%sbias", stem);
+			b->n_dims = 1;
+			b->shape[0] = t->ne[1];
+			b->nbytes = (size_t)t->ne[1] * (o->dtype == HEARTH_TYPE_F32 ? 4 : 2);
+			b->data = calloc(1, b->nbytes);
+		}
+		if (tied && o->lm_head_when_tied && !strcmp(t->name, "token_embd.weight")) {
+			struct st_entry *l = &e[n++];
+			*l = *x;
+			snprintf(l->name, sizeof l->name, "lm_head.weight");
+			l->data = malloc(x->nbytes);
+			memcpy(l->data, x->data, x->nbytes);
+		}
+	}
+	/* a buffer the reader must ignore, as the python does */
+	struct st_entry *inv = &e[n++];
+	snprintf(inv->name, sizeof inv->name, "model.layers.0.self_attn.rotary_emb.inv_freq");
+	inv->n_dims = 1;
+	inv->shape[0] = 4;
+	inv->nbytes = 4 * (o->dtype == HEARTH_TYPE_F32 ? 4 : 2);
+	inv->data = calloc(1, inv->nbytes);
+	if (o->n_shards <= 1) {
+		snprintf(p, sizeof p, "%s/model.safetensors", dir);
+		write_st(p, e, n, o->dtype);
+	} else {
+		json_t *map = json_object();
+		for (int s = 0; s < o->n_shards; s++) {
+			struct st_entry *part = calloc((size_t)n, sizeof *part);
+			int k = 0;
+			char file[64];
+			snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, o->n_shards);
+			for (int i = s; i < n; i += o->n_shards) {
+				part[k++] = e[i];
+				json_object_set_new(map, e[i].name, json_string(file));
+			}
+			snprintf(p, sizeof p, "%s/%s", dir, file);
+			write_st(p, part, k, o->dtype);
+			free(part);
+		}
+		json_t *idx = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", map);
+		snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+		T_TRUE(json_dump_file(idx, p, JSON_INDENT(2)) == 0);
+		json_decref(idx);
+	}
+	for (int i = 0; i < n; i++)
+		free(e[i].data);
+	free(e);
+	hearth_gguf_close(g);
+}
+
+static int convert_hf(const char *dir, const char *out, int ftype, struct hearth_err *err)
+{
+	struct hearth_convert_params p = hearth_convert_default_params();
+	p.ftype = ftype;
+	return hearth_convert_hf(dir, out, &p, err);
+}
+
+/* Every tensor of want in got with the same type, shape and bytes; every
+ * hyperparameter key of want (not general.*, not tokenizer.*) with the same value. */
+static void same_tensors(const char *got_path, const char *want_path)
+{
+	struct hearth_gguf *a = NULL, *b = NULL;
+	struct hearth_err err = { 0 };
+	T_OK(hearth_gguf_open(&a, got_path, &err), err);
+	T_OK(hearth_gguf_open(&b, want_path, &err), err);
+	if (!a || !b)
+		goto out;
+	T_EQ_I64(a->n_tensors, b->n_tensors);
+	int n_diff = 0;
+	for (int64_t i = 0; i < b->n_tensors; i++) {
+		const struct gguf_tensor *tb = &b->tensors[i];
+		const int64_t ia = gguf_find_tensor(a, tb->name);
+		if (ia < 0) {
+			T_FAIL("%s: no tensor '%s'", got_path, tb->name);
+			continue;
+		}
+		const struct gguf_tensor *ta = &a->tensors[ia];
+		if (ta->type != tb->type || ta->n_dims != tb->n_dims || memcmp(ta->ne, tb->ne, sizeof ta->ne) ||
+		    ta->nbytes != tb->nbytes || memcmp(ta->data, tb->data, tb->nbytes)) {
+			if (n_diff++ < 4)
+				T_FAIL("%s: tensor '%s' differs (type %s vs %s)", got_path, tb->name,
+				       hearth_type_name(ta->type), hearth_type_name(tb->type));
+		}
+	}
+	for (int64_t i = 0; i < b->n_kv; i++) {
+		const char *key = b->kv[i].key;
+		char va[256], vb[256];
+		if (!strncmp(key, "general.", 8) || !strncmp(key, "tokenizer.", 10))
+			continue;
+		const int64_t ka = gguf_find_key(a, key);
+		if (ka < 0) {
+			T_FAIL("%s: no key '%s'", got_path, key);
+			continue;
+		}
+		hearth_gguf_kv_json(a, ka, 8, va, sizeof va);
+		hearth_gguf_kv_json(b, i, 8, vb, sizeof vb);
+		if (strcmp(va, vb) || a->kv[ka].type != b->kv[i].type)
+			T_FAIL("%s: key '%s' is %s, not %s", got_path, key, va, vb);
+	}
+out:
+	hearth_gguf_close(a);
+	hearth_gguf_close(b);
+}
+
+/* Largest logit difference over a few prompts of ids (all positions). */
+static double logits_diff(const char *pa, const char *pb)
+{
+	static const int32_t prompts[][6] = { { 1, 72, 101, 108, 108, 111 }, { 1, 260, 3, 299, 150, 7 }, { 1, 2, 0, 33, 44, 55 } };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_model *ma = NULL, *mb = NULL;
+	struct hearth_err err = { 0 };
+	double worst = -1;
+	cp.n_ctx = 64;
+	cp.n_threads = 1;
+	cp.cache_type = HEARTH_TYPE_F32;
+	T_OK(hearth_model_load(&ma, pa, &mp, &err), err);
+	T_OK(hearth_model_load(&mb, pb, &mp, &err), err);
+	if (!ma || !mb)
+		goto out;
+	T_EQ_I64(hearth_model_n_vocab(ma), hearth_model_n_vocab(mb));
+	worst = 0;
+	for (size_t k = 0; k < sizeof prompts / sizeof prompts[0]; k++) {
+		struct hearth_context *ca = NULL, *cb = NULL;
+		T_OK(hearth_context_new(&ca, ma, &cp, &err), err);
+		T_OK(hearth_context_new(&cb, mb, &cp, &err), err);
+		if (ca && cb && !hearth_decode(ca, prompts[k], 6, true, &err) && !hearth_decode(cb, prompts[k], 6, true, &err)) {
+			for (int32_t i = 0; i < 6; i++) {
+				const float *la = hearth_get_logits(ca, i), *lb = hearth_get_logits(cb, i);
+				for (int32_t v = 0; v < hearth_model_n_vocab(ma); v++)
+					worst = fmax(worst, fabs((double)la[v] - lb[v]));
+			}
+		} else {
+			T_FAIL("decode failed: %s", err.msg);
+		}
+		hearth_context_free(ca);
+		hearth_context_free(cb);
+	}
+out:
+	hearth_model_free(ma);
+	hearth_model_free(mb);
+	return worst;
+}
+
+/* The same ids for a text from both models' tokenizers. */
+static void same_tokens(const char *pa, const char *pb)
+{
+	struct hearth_model *ma = load_path(pa), *mb = load_path(pb);
+	const char *text = "Hello wörld, 12 3!";
+	if (ma && mb) {
+		int32_t na, nb, *a = tokenize(ma, text, strlen(text), true, &na), *b = tokenize(mb, text, strlen(text), true, &nb);
+		if (na != nb || memcmp(a, b, (size_t)na * sizeof *a))
+			T_FAIL("'%s' tokenizes differently (%d vs %d ids)", text, (int)na, (int)nb);
+		free(a);
+		free(b);
+	}
+	hearth_model_free(ma);
+	hearth_model_free(mb);
+}
+
+static void synth(const char *path, const char *arch, int wtype, int round_to, bool tied, int head_dim)
+{
+	struct synth_spec s = { .arch = arch, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 128,
+				.head_dim = head_dim, .wtype = wtype, .n_vocab = 300, .tied = tied, .seed = 7,
+				.round_to = round_to };
+	struct hearth_err err = { 0 };
+	T_OK(synth_model_write(path, &s, &err), err);
+}
+
+/* One round trip: a synthetic model, its Hugging Face folder, converted back. */
+static void round_trip(const char *key, const char *arch, int wtype, int round_to, bool tied, int head_dim,
+		       const struct hf_opts *o, int ftype, const char *want_path)
+{
+	char src[400], dir[512], out[512], want[512];
+	struct hearth_err err = { 0 };
+	snprintf(src, sizeof src, "%s", tmp_path(key));
+	strcat(src, ".src.gguf");
+	snprintf(dir, sizeof dir, "%s.hf", src);
+	snprintf(out, sizeof out, "%s.out.gguf", src);
+	synth(src, arch, wtype, round_to, tied, head_dim);
+	hf_from_gguf(src, dir, o);
+	T_OK(convert_hf(dir, out, ftype, &err), err);
+	if (err.code)
+		return;
+	snprintf(want, sizeof want, "%s", want_path ? want_path : src);
+	same_tensors(out, want);
+	same_tokens(out, want);
+	const double d = logits_diff(out, want);
+	printf("     %-14s %-9s %d shard(s) %-5s -> %-5s logits max |diff| %g\n", key, arch, o->n_shards ? o->n_shards : 1,
+	       st_dtype(o->dtype), ftype < 0 ? "auto" : hearth_type_name(quant_ftype_base_type(ftype)), d);
+	T_TRUE(d == 0);
+}
+
+void test_convert_hf_models(void)
+{
+	/* llama (q/k permuted), f32, one file, --outtype f32 */
+	const struct hf_opts llama_f32 = { .hf_arch = "LlamaForCausalLM", .dtype = HEARTH_TYPE_F32 };
+	round_trip("llama-f32", "llama", HEARTH_TYPE_F32, 0, false, 0, &llama_f32, HEARTH_FTYPE_ALL_F32, NULL);
+	/* llama, bf16 in three shards, auto -> bf16 */
+	const struct hf_opts llama_bf16 = { .hf_arch = "LlamaForCausalLM", .dtype = HEARTH_TYPE_BF16, .n_shards = 3 };
+	round_trip("llama-bf16", "llama", HEARTH_TYPE_BF16, HEARTH_TYPE_BF16, false, 0, &llama_bf16, -1, NULL);
+	/* mistral is llama */
+	const struct hf_opts mistral = { .hf_arch = "MistralForCausalLM", .dtype = HEARTH_TYPE_BF16 };
+	round_trip("mistral-bf16", "llama", HEARTH_TYPE_BF16, HEARTH_TYPE_BF16, true, 0, &mistral, HEARTH_FTYPE_BF16, NULL);
+	/* qwen3 (q/k norms, head_dim 32 > n_embd / n_head), f16 in two shards, tied with a
+	 * redundant lm_head the converter drops, auto -> f16 */
+	const struct hf_opts qwen3 = { .hf_arch = "Qwen3ForCausalLM", .dtype = HEARTH_TYPE_F16, .n_shards = 2,
+				       .lm_head_when_tied = true };
+	round_trip("qwen3-f16", "qwen3", HEARTH_TYPE_F16, HEARTH_TYPE_F16, true, 32, &qwen3, -1, NULL);
+	/* qwen2 (q/k/v biases), f32 -> q8_0: the same bytes as the synthetic model
+	 * quantized directly from the same values */
+	char q8[512];
+	snprintf(q8, sizeof q8, "%s", tmp_path("qwen2-q8-direct.gguf"));
+	synth(q8, "qwen2", HEARTH_TYPE_Q8_0, 0, false, 0);
+	const struct hf_opts qwen2 = { .hf_arch = "Qwen2ForCausalLM", .dtype = HEARTH_TYPE_F32 };
+	round_trip("qwen2-q8_0", "qwen2", HEARTH_TYPE_F32, 0, false, 0, &qwen2, HEARTH_FTYPE_Q8_0, q8);
+}
+
+/* The permutation against Hugging Face's own semantics: the same Hugging Face
+ * weights read as qwen2 (rope on halves in llama.cpp too, nothing permuted;
+ * zero biases) give the logits of the llama conversion (q/k permuted, rope on
+ * adjacent pairs). Only the order of float additions differs. */
+void test_convert_hf_permute(void)
+{
+	char src[400], dir_l[512], dir_q[512], out_l[512], out_q[512], bad[512];
+	struct hearth_err err = { 0 };
+	snprintf(src, sizeof src, "%s", tmp_path("perm-src.gguf"));
+	snprintf(dir_l, sizeof dir_l, "%s.llama", src);
+	snprintf(dir_q, sizeof dir_q, "%s.qwen2", src);
+	snprintf(out_l, sizeof out_l, "%s.llama.gguf", src);
+	snprintf(out_q, sizeof out_q, "%s.qwen2.gguf", src);
+	snprintf(bad, sizeof bad, "%s.unpermuted.gguf", src);
+	synth(src, "llama", HEARTH_TYPE_F32, 0, false, 0);
+	const struct hf_opts ol = { .hf_arch = "LlamaForCausalLM", .dtype = HEARTH_TYPE_F32 };
+	const struct hf_opts oq = { .hf_arch = "Qwen2ForCausalLM", .dtype = HEARTH_TYPE_F32, .zero_qkv_bias = true };
+	hf_from_gguf(src, dir_l, &ol);
+	hf_from_gguf(src, dir_q, &oq);
+	T_OK(convert_hf(dir_l, out_l, HEARTH_FTYPE_ALL_F32, &err), err);
+	T_OK(convert_hf(dir_q, out_q, HEARTH_FTYPE_ALL_F32, &err), err);
+	const double d = logits_diff(out_l, out_q);
+	printf("     llama (permuted) vs qwen2 (halves) logits max |diff| %g\n", d);
+	T_TRUE(d >= 0 && d < 1e-4);
+	/* the check can fail: the same folder written without un-permuting differs */
+	const struct hf_opts on = { .hf_arch = "Qwen2ForCausalLM", .dtype = HEARTH_TYPE_F32, .zero_qkv_bias = true,
+				    .no_unpermute = true };
+	char dir_n[512];
+	snprintf(dir_n, sizeof dir_n, "%s.noperm", src);
+	hf_from_gguf(src, dir_n, &on);
+	T_OK(convert_hf(dir_n, bad, HEARTH_FTYPE_ALL_F32, &err), err);
+	const double dn = logits_diff(out_l, bad);
+	printf("     llama vs qwen2 with llama's row order: max |diff| %g\n", dn);
+	T_TRUE(dn > 1e-2);
+}
+
+/* Llama 3's rope factors (rope_scaling rope_type llama3) become a
+ * rope_freqs.weight as the python computes them: the fixture tiny-llama3
+ * carries Llama-3.1's (head_dim 32, theta 500000, factor 8, low 1, high 4,
+ * original context 8192). */
+void test_convert_hf_rope_llama3(void)
+{
+	char src[400], dir[512], out[512];
+	struct hearth_err err = { 0 };
+	struct hearth_gguf *g = NULL, *ref = NULL;
+	snprintf(src, sizeof src, "%s", tmp_path("rope3.gguf"));
+	snprintf(dir, sizeof dir, "%s.hf", src);
+	snprintf(out, sizeof out, "%s.out.gguf", src);
+	struct synth_spec s = { .arch = "llama", .n_embd = 64, .n_layer = 1, .n_head = 2, .n_head_kv = 1, .n_ff = 64,
+				.wtype = HEARTH_TYPE_F32, .seed = 3 };
+	T_OK(synth_model_write(src, &s, &err), err);
+	const struct hf_opts o = { .hf_arch = "LlamaForCausalLM", .dtype = HEARTH_TYPE_F32,
+				   .extra_cfg = "{\"rope_theta\": 500000.0, \"rope_scaling\": {\"factor\": 8.0, "
+						"\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+						"\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}}" };
+	hf_from_gguf(src, dir, &o);
+	T_OK(convert_hf(dir, out, -1, &err), err);
+	T_OK(hearth_gguf_open(&g, out, &err), err);
+	T_OK(hearth_gguf_open(&ref, fixture("models/tiny-llama3.f32.gguf"), &err), err);
+	if (!g || !ref)
+		goto out;
+	const int64_t i = gguf_find_tensor(g, "rope_freqs.weight"), j = gguf_find_tensor(ref, "rope_freqs.weight");
+	T_TRUE(i == 0 && j >= 0); /* generated tensors come first, as in the python */
+	if (i < 0 || j < 0)
+		goto out;
+	T_EQ_I64(g->tensors[i].ne[0], 16);
+	T_EQ_I64(g->tensors[i].type, HEARTH_TYPE_F32);
+	T_EQ_I64(ref->tensors[j].ne[0], 16);
+	const float *a = g->tensors[i].data, *b = ref->tensors[j].data;
+	bool varied = false;
+	for (int k = 0; k < 16; k++) {
+		T_NEAR(a[k], b[k], 1e-5 * fabs(b[k]));
+		varied |= b[k] != b[0];
+	}
+	T_TRUE(varied && a[0] == 1.0f && a[15] == 8.0f);
+	/* f32 weights, auto: f16 (the python's default when no weight is bf16 or f16) */
+	T_EQ_I64(g->tensors[gguf_find_tensor(g, "blk.0.attn_q.weight")].type, HEARTH_TYPE_F16);
+	T_EQ_I64(g->tensors[gguf_find_tensor(g, "blk.0.attn_norm.weight")].type, HEARTH_TYPE_F32);
+	int64_t v = 0;
+	T_OK(gguf_get_i64(g, "general.file_type", &v, &err), err);
+	T_EQ_I64(v, HEARTH_FTYPE_F16);
+	T_OK(gguf_get_i64(g, "llama.rope.dimension_count", &v, &err), err);
+	T_EQ_I64(v, 32);
+	T_OK(gguf_get_i64(g, "llama.vocab_size", &v, &err), err);
+	T_EQ_I64(v, 259);
+out:
+	hearth_gguf_close(g);
+	hearth_gguf_close(ref);
+}
+
+/* The streaming writer fills every tensor into the same buffer, in order. */
+struct fill_log {
+	void *dst[4];
+	int n;
+};
+
+static int fill_pattern(void *user, int64_t i, void *dst, uint64_t nbytes, struct hearth_err *err)
+{
+	struct fill_log *l = user;
+	(void)err;
+	if (l->n < 4)
+		l->dst[l->n] = dst;
+	T_EQ_I64(i, l->n);
+	l->n++;
+	for (uint64_t k = 0; k < nbytes / 4; k++)
+		((float *)dst)[k] = (float)(i * 1000 + (int64_t)k);
+	return 0;
+}
+
+static int fill_fail(void *user, int64_t i, void *dst, uint64_t nbytes, struct hearth_err *err)
+{
+	(void)user, (void)i, (void)dst, (void)nbytes;
+	return err_set(err, HEARTH_EIO, "fill failed on purpose");
+}
+
+void test_convert_stream_writer(void)
+{
+	struct gguf_writer *w = NULL;
+	struct hearth_err err = { 0 };
+	struct fill_log log = { 0 };
+	struct hearth_gguf *g = NULL;
+	const int64_t ne[3][2] = { { 8, 4 }, { 64, 16 }, { 16, 1 } };
+	char path[512];
+	snprintf(path, sizeof path, "%s", tmp_path("stream.gguf"));
+	T_OK(gguf_writer_new(&w, &err), err);
+	for (int i = 0; w && i < 3; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "t%d", i);
+		T_EQ_I64(gguf_writer_add_tensor_fill(w, name, HEARTH_TYPE_F32, 2, ne[i], fill_pattern, &log), 0);
+	}
+	T_OK(gguf_writer_write(w, path, &err), err);
+	T_EQ_I64(log.n, 3);
+	T_TRUE(log.dst[0] == log.dst[1] && log.dst[1] == log.dst[2]);
+	T_OK(hearth_gguf_open(&g, path, &err), err);
+	for (int i = 0; g && i < 3; i++) {
+		const float *d = g->tensors[i].data;
+		T_EQ_I64(g->tensors[i].ne[0], ne[i][0]);
+		T_TRUE(d[0] == (float)(i * 1000) && d[ne[i][0] * ne[i][1] - 1] == (float)(i * 1000 + ne[i][0] * ne[i][1] - 1));
+	}
+	hearth_gguf_close(g);
+	gguf_writer_free(w);
+	/* a failing fill fails the write with its message */
+	T_OK(gguf_writer_new(&w, &err), err);
+	T_EQ_I64(gguf_writer_add_tensor_fill(w, "x", HEARTH_TYPE_F32, 1, ne[2], fill_fail, NULL), 0);
+	T_EQ_I64(gguf_writer_write(w, path, &err), HEARTH_EIO);
+	T_TRUE(strstr(err.msg, "on purpose") != NULL);
+	gguf_writer_free(w);
+}
+
+/* ---- bad folders ---- */
+
+/* A fresh llama folder (f32, one file or 2 shards) to break. */
+static void good_folder(const char *dir, int n_shards)
+{
+	char src[1100];
+	snprintf(src, sizeof src, "%s.src.gguf", dir);
+	struct synth_spec s = { .arch = "llama", .n_embd = 32, .n_layer = 1, .n_head = 2, .n_head_kv = 2, .n_ff = 64,
+				.wtype = HEARTH_TYPE_F32, .seed = 5 };
+	struct hearth_err err = { 0 };
+	T_OK(synth_model_write(src, &s, &err), err);
+	const struct hf_opts o = { .hf_arch = "LlamaForCausalLM", .dtype = HEARTH_TYPE_F32, .n_shards = n_shards };
+	hf_from_gguf(src, dir, &o);
+}
+
+static void write_raw_st(const char *dir, const char *header, size_t n_data)
+{
+	char p[1024];
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	FILE *f = fopen(p, "wb");
+	uint64_t n = strlen(header);
+	fwrite(&n, 8, 1, f);
+	fputs(header, f);
+	for (size_t i = 0; i < n_data; i++)
+		fputc(0, f);
+	fclose(f);
+}
+
+static void expect_convert_error(const char *dir, int code, const char *needle1, const char *needle2)
+{
+	char out[1024];
+	struct hearth_err err = { 0 };
+	struct stat st;
+	snprintf(out, sizeof out, "%s.out.gguf", dir);
+	int rc = convert_hf(dir, out, -1, &err);
+	T_EQ_I64(rc, code);
+	if (!strstr(err.msg, needle1) || (needle2 && !strstr(err.msg, needle2)))
+		T_FAIL("%s: error '%s' does not say '%s'%s%s", dir, err.msg, needle1, needle2 ? " and " : "",
+		       needle2 ? needle2 : "");
+	T_TRUE(stat(out, &st) != 0); /* no output, not even a partial one */
+	char tmp[1100];
+	snprintf(tmp, sizeof tmp, "%s.tmp", out);
+	T_TRUE(stat(tmp, &st) != 0);
+}
+
+static void edit_config(const char *dir, const char *key, json_t *value)
+{
+	char p[1024];
+	json_error_t je;
+	snprintf(p, sizeof p, "%s/config.json", dir);
+	json_t *cfg = json_load_file(p, 0, &je);
+	T_TRUE(cfg != NULL);
+	json_object_set_new(cfg, key, value);
+	json_dump_file(cfg, p, 0);
+	json_decref(cfg);
+}
+
+void test_convert_hf_errors(void)
+{
+	char dir[512], p[1100];
+	/* a file cut short: inside its data, then inside its header */
+	snprintf(dir, sizeof dir, "%s", tmp_path("bad-trunc"));
+	good_folder(dir, 0);
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	struct stat st;
+	T_TRUE(stat(p, &st) == 0);
+	T_TRUE(truncate(p, st.st_size - 100) == 0);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "model.safetensors: tensor '", "ends past the end of the file");
+	T_TRUE(truncate(p, 64) == 0);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "model.safetensors: header of ", "runs past the end of the file");
+	T_TRUE(truncate(p, 5) == 0);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "model.safetensors: 5 bytes", NULL);
+	/* offsets past the end, a length that does not match shape x dtype, unknown and unconvertible dtypes */
+	snprintf(dir, sizeof dir, "%s", tmp_path("bad-offsets"));
+	good_folder(dir, 0);
+	write_raw_st(dir, "{\"model.norm.weight\": {\"dtype\": \"F32\", \"shape\": [32], \"data_offsets\": [0, 128]}}", 64);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "'model.norm.weight' ends past the end", "128 > 64");
+	write_raw_st(dir, "{\"model.norm.weight\": {\"dtype\": \"BF16\", \"shape\": [32], \"data_offsets\": [0, 128]}}", 128);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "'model.norm.weight' holds 128 bytes but its shape and dtype BF16 need 64",
+			     NULL);
+	write_raw_st(dir, "{\"model.norm.weight\": {\"dtype\": \"F32\", \"shape\": [4611686018427387904, 4], "
+			  "\"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "'model.norm.weight': its shape needs more bytes", NULL);
+	write_raw_st(dir, "{\"model.norm.weight\": {\"dtype\": \"Q4\", \"shape\": [32], \"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "unknown dtype 'Q4'", NULL);
+	write_raw_st(dir, "{\"model.norm.weight\": {\"dtype\": \"I64\", \"shape\": [2], \"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EUNSUPPORTED, "'model.norm.weight' has dtype I64", NULL);
+	write_raw_st(dir, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, "
+			  "\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "model.safetensors: header: duplicate", NULL);
+	write_raw_st(dir, "[1, 2]", 0);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "header is not a JSON object", NULL);
+	/* a header longer than the limit */
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	FILE *f = fopen(p, "wb");
+	uint64_t huge = (uint64_t)1 << 40;
+	fwrite(&huge, 8, 1, f);
+	fclose(f);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "header of 1099511627776 bytes (more than", NULL);
+	/* a missing shard, a shard without a tensor the index gives it */
+	snprintf(dir, sizeof dir, "%s", tmp_path("bad-shard"));
+	good_folder(dir, 2);
+	snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
+	T_TRUE(rename(p, "/dev/null/x") != 0 && remove(p) == 0);
+	expect_convert_error(dir, HEARTH_EIO, "model-00002-of-00002.safetensors: cannot open", NULL);
+	write_raw_st(dir, "{}", 0);
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	char p2[1100];
+	snprintf(p2, sizeof p2, "%s/model-00002-of-00002.safetensors", dir);
+	T_TRUE(rename(p, p2) == 0);
+	expect_convert_error(dir, HEARTH_EBADGGUF, "model-00002-of-00002.safetensors: tensor '", "is missing");
+	/* an architecture hearth does not convert; a bad hyperparameter */
+	snprintf(dir, sizeof dir, "%s", tmp_path("bad-arch"));
+	good_folder(dir, 0);
+	edit_config(dir, "architectures", json_pack("[s]", "GPT2LMHeadModel"));
+	expect_convert_error(dir, HEARTH_EUNSUPPORTED, "architecture 'GPT2LMHeadModel' is not supported", NULL);
+	edit_config(dir, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+	edit_config(dir, "num_attention_heads", json_integer(-3));
+	expect_convert_error(dir, HEARTH_EINVAL, "'num_attention_heads' is not a whole number", NULL);
+	edit_config(dir, "num_attention_heads", json_integer(2));
+	edit_config(dir, "num_hidden_layers", json_integer(0));
+	expect_convert_error(dir, HEARTH_EINVAL, "'num_hidden_layers' is not a whole number", NULL);
+	edit_config(dir, "num_hidden_layers", json_integer(1));
+	/* a tensor with no GGUF name; an embedding the tokenizer does not match */
+	snprintf(dir, sizeof dir, "%s", tmp_path("bad-name"));
+	good_folder(dir, 0);
+	write_raw_st(dir, "{\"model.layers.0.mlp.experts.weight\": {\"dtype\": \"F32\", \"shape\": [4], "
+			  "\"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EUNSUPPORTED, "tensor 'model.layers.0.mlp.experts.weight' has no GGUF name", NULL);
+	write_raw_st(dir, "{\"model.layers.7.mlp.up_proj.weight\": {\"dtype\": \"F32\", \"shape\": [4], "
+			  "\"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EINVAL, "is in layer 7 of 1", NULL);
+	write_raw_st(dir, "{\"model.embed_tokens.weight\": {\"dtype\": \"F32\", \"shape\": [10, 4], "
+			  "\"data_offsets\": [0, 160]}}", 160);
+	expect_convert_error(dir, HEARTH_EINVAL, "has 10 rows but the tokenizer has 259 tokens", NULL);
+	write_raw_st(dir, "{\"model.layers.0.self_attn.q_proj.weight\": {\"dtype\": \"F32\", \"shape\": [6, 4], "
+			  "\"data_offsets\": [0, 96]}}", 96);
+	expect_convert_error(dir, HEARTH_EINVAL, "'model.layers.0.self_attn.q_proj.weight' has 6 rows: not 2 heads", NULL);
+	/* no weights at all */
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	remove(p);
+	expect_convert_error(dir, HEARTH_ENOTFOUND, "no model*.safetensors", NULL);
 }
