@@ -230,7 +230,7 @@ struct hearth_convert_params hearth_convert_default_params(void);
  * weight matrices p->ftype's type (q8_0 rows that do not split into 32-blocks:
  * f16). Tensors are converted one at a time while the file is written, so
  * memory stays about one tensor; the file appears at out_path only when
- * complete. Errors name the file and the tensor. */
+ * complete. Errors name the file and the tensor. p may be NULL (the defaults). */
 int hearth_convert_hf(const char *hf_dir, const char *out_path, const struct hearth_convert_params *p,
 		      struct hearth_err *err);
 

@@ -319,9 +319,10 @@ static int write_file(struct convert *c, int ftype, const char *path, struct hea
 int hearth_convert_hf(const char *hf_dir, const char *out_path, const struct hearth_convert_params *p,
 		      struct hearth_err *err)
 {
-	struct convert c = { .dir = hf_dir, .p = p };
+	const struct hearth_convert_params defaults = hearth_convert_default_params();
+	struct convert c = { .dir = hf_dir, .p = p ? p : &defaults };
 	char tmp[4096];
-	int rc, ftype = p->ftype;
+	int rc, ftype = c.p->ftype;
 
 	if (ftype != -1 && ftype != HEARTH_FTYPE_ALL_F32 && ftype != HEARTH_FTYPE_F16 && ftype != HEARTH_FTYPE_BF16 &&
 	    ftype != HEARTH_FTYPE_Q8_0)

@@ -201,9 +201,14 @@ static int by_str(const void *a, const void *b)
 
 static int open_files(struct safetensors_set *s, const char *dir, const char **names, size_t n, struct hearth_err *err)
 {
+	size_t n_unique = 0;
 	int rc = 0;
 	qsort(names, n, sizeof *names, by_str);
-	if (!(s->files = calloc(n ? n : 1, sizeof *s->files)))
+	for (size_t i = 0; i < n; i++)
+		n_unique += i == 0 || strcmp(names[i], names[i - 1]);
+	if (n_unique > SAFETENSORS_MAX_FILES)
+		return err_set(err, HEARTH_ETOOBIG, "%s: %zu weight files (at most %d)", dir, n_unique, SAFETENSORS_MAX_FILES);
+	if (!(s->files = calloc(n_unique ? n_unique : 1, sizeof *s->files)))
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", dir);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char p[4096];
@@ -269,10 +274,6 @@ static int open_indexed(struct safetensors_set *s, const char *dir, const char *
 	}
 	if ((rc = open_files(s, dir, names, n, err)) || (rc = build_index(s, err)))
 		goto out;
-	if (s->n_files > SAFETENSORS_MAX_FILES) {
-		rc = err_set(err, HEARTH_ETOOBIG, "%s: %d shards", index_path, s->n_files);
-		goto out;
-	}
 	json_object_foreach(map, key, v) {
 		const struct safetensors_tensor *t = safetensors_find(s, key);
 		const char *want = json_string_value(v);
@@ -325,14 +326,10 @@ static int open_listed(struct safetensors_set *s, const char *dir, struct hearth
 			break;
 		}
 		n++;
-		if (n > SAFETENSORS_MAX_FILES) {
-			rc = HEARTH_ETOOBIG;
-			break;
-		}
 	}
 	closedir(d);
 	if (rc)
-		rc = err_set(err, rc, "%s: too many files or out of memory", dir);
+		rc = err_set(err, rc, "%s: out of memory", dir);
 	else if (n == 0)
 		rc = err_set(err, HEARTH_ENOTFOUND, "%s: no model*.safetensors file (and no %s)", dir, INDEX_NAME);
 	else if (!(rc = open_files(s, dir, (const char **)names, n, err)))
