@@ -185,7 +185,8 @@ static int map_file(struct safetensors_set *s, const char *path, struct hearth_e
 		if (m == MAP_FAILED) {
 			close(fd);
 			free(f->path);
-			return err_set(err, HEARTH_EIO, "%s: cannot map: %s", path, strerror(errno));
+			return err_set(err, errno == ENOMEM ? HEARTH_ENOMEM : HEARTH_EIO, "%s: cannot map: %s", path,
+				       strerror(errno));
 		}
 		f->map = m;
 	}

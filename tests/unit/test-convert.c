@@ -1056,3 +1056,62 @@ void test_convert_hf_errors(void)
 	remove(p);
 	expect_convert_error(dir, HEARTH_ENOTFOUND, "no model*.safetensors", NULL);
 }
+
+/* ---- allocation failures ---- */
+
+#include "../fault.h"
+
+struct conv_case {
+	char dir[512], out[600];
+	uint8_t *want; /* the output of the clean run */
+	long want_len;
+};
+
+static uint8_t *read_all(const char *path, long *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b = NULL;
+	*len = -1;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (*len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (b = malloc((size_t)*len + 1)) && fread(b, 1, (size_t)*len, f) != (size_t)*len) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	return b;
+}
+
+/* A conversion either fails with HEARTH_ENOMEM and leaves no file, or writes
+ * exactly the clean run's bytes. */
+static int path_convert(void *ctx, bool first, struct hearth_err *err)
+{
+	struct conv_case *c = ctx;
+	struct stat st;
+	remove(c->out);
+	int rc = convert_hf(c->dir, c->out, HEARTH_FTYPE_Q8_0, err);
+	fault_disarm();
+	if (rc)
+		return stat(c->out, &st) == 0 ? FAULT_WRONG : rc;
+	long n;
+	uint8_t *got = read_all(c->out, &n);
+	if (first) {
+		c->want = got;
+		c->want_len = n;
+		return got ? 0 : FAULT_WRONG;
+	}
+	rc = got && n == c->want_len && !memcmp(got, c->want, (size_t)n) ? 0 : FAULT_WRONG;
+	free(got);
+	return rc;
+}
+
+void test_convert_hf_fault(void)
+{
+	struct conv_case c = { 0 };
+	snprintf(c.dir, sizeof c.dir, "%s", tmp_path("fault-hf"));
+	snprintf(c.out, sizeof c.out, "%s.gguf", c.dir);
+	good_folder(c.dir, 2);
+	fault_sweep("convert a sharded llama folder to q8_0", path_convert, &c);
+	free(c.want);
+}
