@@ -43,7 +43,7 @@ struct gguf_writer {
 
 static void wb_put(struct wbuf *b, const void *src, size_t n)
 {
-	if (b->oom || !n)
+	if (b->oom || n == 0) /* src may be NULL then (no metadata yet) */
 		return;
 	if (b->n + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
