@@ -48,6 +48,7 @@
 	X(test_convert_hf)           \
 	X(test_convert_errors)       \
 	X(test_convert_hf_models)    \
+	X(test_convert_hf_moe)       \
 	X(test_convert_hf_permute)   \
 	X(test_convert_hf_rope_llama3) \
 	X(test_convert_stream_writer) \

@@ -22,10 +22,15 @@
 static const struct {
 	const char *hf_arch, *arch;
 	bool permute, qk_norm;
+	int moe;
 } archs[] = {
-	{ "LlamaForCausalLM", "llama", true, false },  { "LLaMAForCausalLM", "llama", true, false },
-	{ "MistralForCausalLM", "llama", true, false }, { "Qwen2ForCausalLM", "qwen2", false, false },
-	{ "Qwen3ForCausalLM", "qwen3", false, true },
+	{ "LlamaForCausalLM", "llama", true, false, HF_MOE_NONE },
+	{ "LLaMAForCausalLM", "llama", true, false, HF_MOE_NONE },
+	{ "MistralForCausalLM", "llama", true, false, HF_MOE_NONE },
+	{ "MixtralForCausalLM", "llama", true, false, HF_MOE_MIXTRAL },
+	{ "Qwen2ForCausalLM", "qwen2", false, false, HF_MOE_NONE },
+	{ "Qwen3ForCausalLM", "qwen3", false, true, HF_MOE_NONE },
+	{ "Qwen3MoeForCausalLM", "qwen3moe", false, true, HF_MOE_QWEN },
 };
 
 #define MAX_DIM (1 << 24) /* any one hyperparameter: 16M (largest real n_ctx: 10M) */
@@ -113,11 +118,12 @@ static int read_config(struct hf_config *c, const json_t *cfg, const char *path,
 			c->arch = archs[i].arch;
 			c->permute_qk = archs[i].permute;
 			c->qk_norm = archs[i].qk_norm;
+			c->moe = archs[i].moe;
 		}
 	if (!c->arch)
 		return err_set(err, HEARTH_EUNSUPPORTED,
 			       "%s: architecture '%.64s' is not supported (LlamaForCausalLM, MistralForCausalLM, "
-			       "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+			       "MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM)",
 			       path, a);
 	c->rms_eps = 1e-6;
 	if ((rc = get_int(cfg, "num_hidden_layers", 1, true, &c->n_layer, path, err)) ||
@@ -130,8 +136,15 @@ static int read_config(struct hf_config *c, const json_t *cfg, const char *path,
 	    (rc = get_real(cfg, "rms_norm_eps", &c->rms_eps, path, err)))
 		return rc;
 	c->n_head_kv = c->n_head;
-	if ((rc = get_int(cfg, "num_key_value_heads", 1, false, &c->n_head_kv, path, err)))
+	if ((rc = get_int(cfg, "num_key_value_heads", 1, false, &c->n_head_kv, path, err)) ||
+	    (rc = get_int(cfg, c->moe == HF_MOE_MIXTRAL ? "num_local_experts" : "num_experts", 1, c->moe != 0,
+			  &c->n_expert, path, err)) ||
+	    (rc = get_int(cfg, "num_experts_per_tok", 1, c->moe != 0, &c->n_expert_used, path, err)) ||
+	    (c->moe == HF_MOE_QWEN && (rc = get_int(cfg, "moe_intermediate_size", 1, true, &c->n_ff_exp, path, err))))
 		return rc;
+	if (c->n_expert_used > c->n_expert)
+		return err_set(err, HEARTH_EINVAL, "%s: num_experts_per_tok %lld is more than the %lld experts", path,
+			       (long long)c->n_expert_used, (long long)c->n_expert);
 	if (c->n_head % c->n_head_kv)
 		return err_set(err, HEARTH_EINVAL, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
 			       path, (long long)c->n_head, (long long)c->n_head_kv);
@@ -220,11 +233,17 @@ int hf_config_write_keys(const struct hf_config *c, struct gguf_writer *w, int f
 	rc = rc ? rc : write_rope_scaling(c, w);
 	rc = rc ? rc : set_f32(w, a, "rope.freq_base", c->rope_theta);
 	rc = rc ? rc : set_f32(w, a, "attention.layer_norm_rms_epsilon", c->rms_eps);
+	if (c->n_expert)
+		rc = rc ? rc : set_u32(w, a, "expert_count", c->n_expert);
+	if (c->n_expert_used)
+		rc = rc ? rc : set_u32(w, a, "expert_used_count", c->n_expert_used);
 	if (c->head_dim) {
 		rc = rc ? rc : set_u32(w, a, "attention.key_length", c->head_dim);
 		rc = rc ? rc : set_u32(w, a, "attention.value_length", c->head_dim);
 	}
 	rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype);
+	if (c->n_ff_exp) /* Qwen2MoeModel adds it */
+		rc = rc ? rc : set_u32(w, a, "expert_feed_forward_length", c->n_ff_exp);
 	if (!strcmp(a, "llama")) { /* LlamaModel adds these two */
 		if (c->n_vocab)
 			rc = rc ? rc : set_u32(w, a, "vocab_size", c->n_vocab);

@@ -9,15 +9,20 @@
 #include "hearth.h"
 #include "../gguf/gguf.h"
 
+enum { HF_MOE_NONE = 0, HF_MOE_MIXTRAL, HF_MOE_QWEN };
+
 struct hf_config {
 	char hf_arch[64];     /* architectures[0]: "LlamaForCausalLM", ... */
-	const char *arch;     /* general.architecture: "llama", "qwen2", "qwen3" */
+	const char *arch;     /* general.architecture: "llama", "qwen2", "qwen3", "qwen3moe" */
 	bool permute_qk;      /* llama: q/k rows reordered for llama.cpp's rope (see hf-model.c) */
 	bool qk_norm;         /* qwen3: per-head q/k RMS norms */
+	int moe;              /* HF_MOE_*: how expert tensors are named */
 	int64_t n_layer, n_embd, n_ff, n_head, n_head_kv;
 	int64_t head_dim;     /* config's head_dim; 0 when absent (then n_embd / n_head) */
 	int64_t n_ctx;        /* max_position_embeddings; 0 when absent */
 	int64_t n_vocab;      /* vocab_size; 0 when absent */
+	int64_t n_expert, n_expert_used; /* 0 when absent */
+	int64_t n_ff_exp;     /* moe_intermediate_size (qwen3moe); 0 when absent */
 	double rope_theta, rms_eps;
 	bool tied;            /* tie_word_embeddings: the output matrix is the embedding */
 	/* rope scaling (rope_parameters or rope_scaling) */

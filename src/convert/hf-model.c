@@ -10,7 +10,11 @@
  * first, then shard by shard, by name within a shard); write the metadata and
  * the header, then fill each tensor from its source while the file is written
  * (gguf_writer_add_tensor_fill): one output tensor and one row of floats in
- * memory at a time, the source pages released after each tensor.
+ * memory at a time, the source pages released after each tensor. MoE experts
+ * (Mixtral's block_sparse_moe.experts.E.w1/w2/w3, Qwen3-MoE's
+ * mlp.experts.E.gate/up/down_proj) are stacked into one tensor per layer and
+ * kind (ffn_gate_exps, ...: expert e is slice e of ne[2]) when a layer's last
+ * one is met, as the python does.
  *
  * Layouts: llama's attention uses rope on adjacent pairs (0,1), (2,3), ... of
  * each head, Hugging Face's on halves (i, i + head_dim/2). The python's
@@ -19,8 +23,8 @@
  * input row j * head_dim/2 + i (j = 0, 1). qwen2 and qwen3 use halves in
  * llama.cpp too and are written as they are.
  *
- * Types (the python's prepare_tensors): 1-D tensors, *_norm.weight and
- * anything not named *.weight (biases) are F32; the other matrices take the
+ * Types (the python's prepare_tensors): 1-D tensors, *_norm.weight, MoE
+ * routers and anything not named *.weight (biases) are F32; the other matrices take the
  * file type's (f32, f16, bf16, q8_0; q8_0 rows that do not split into 32-blocks
  * fall back to f16). Values pass through f32, so bf16 -> bf16 and f16 -> f16
  * are exact.
@@ -43,6 +47,8 @@
 struct plan {
 	char name[96];
 	const struct safetensors_tensor *src; /* NULL: gen */
+	const struct safetensors_tensor **stack; /* n_stack experts stacked along ne[2] (src = the first) */
+	int64_t n_stack;
 	const float *gen;                     /* generated data (rope_freqs), F32 */
 	int type, n_dims;
 	int64_t ne[4];
@@ -59,6 +65,8 @@ struct convert {
 	float *rope_freqs;
 	float *row; /* one row of f32, the longest */
 	int64_t row_cap;
+	int64_t *n_experts_seen; /* per layer: expert tensors met so far */
+	const struct safetensors_tensor **stacks; /* 3 * n_expert per layer, carved for the plans */
 	const struct hearth_convert_params *p;
 };
 
@@ -86,6 +94,18 @@ static const struct {
 	{ "mlp.gate_proj", "ffn_gate" },
 	{ "mlp.up_proj", "ffn_up" },
 	{ "mlp.down_proj", "ffn_down" },
+	{ "block_sparse_moe.gate", "ffn_gate_inp" }, /* mixtral's router */
+	{ "mlp.gate", "ffn_gate_inp" },              /* qwen3moe's router */
+};
+
+/* Expert matrices, stacked into one tensor per layer and kind, in the order
+ * the python writes them. */
+static const struct {
+	int moe;
+	const char *hf[3], *gguf[3];
+} expert_names[] = {
+	{ HF_MOE_MIXTRAL, { "w1", "w2", "w3" }, { "ffn_gate_exps", "ffn_down_exps", "ffn_up_exps" } },
+	{ HF_MOE_QWEN, { "down_proj", "gate_proj", "up_proj" }, { "ffn_down_exps", "ffn_gate_exps", "ffn_up_exps" } },
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -135,6 +155,10 @@ static int map_name(const struct convert *c, const char *name, char *out, size_t
 				if (!c->cfg.qk_norm && (!strcmp(layer_names[i].gguf, "attn_q_norm") ||
 							!strcmp(layer_names[i].gguf, "attn_k_norm")))
 					break; /* q/k norms only in qwen3 */
+				if (!strcmp(layer_names[i].gguf, "ffn_gate_inp") &&
+				    (c->cfg.moe != HF_MOE_MIXTRAL || strncmp(rest, "block_sparse_moe.", 17)) &&
+				    (c->cfg.moe != HF_MOE_QWEN || strncmp(rest, "mlp.", 4)))
+					break; /* routers only in MoE models, each family's own */
 				snprintf(out, size, "blk.%ld.%s%s", il, layer_names[i].gguf, suffix);
 				if (c->cfg.permute_qk && !strcmp(layer_names[i].gguf, "attn_q"))
 					*perm_heads = c->cfg.n_head;
@@ -151,7 +175,7 @@ static int map_name(const struct convert *c, const char *name, char *out, size_t
 /* The type a tensor is written in (the python's rules, see the file comment). */
 static int out_type(int ftype, const char *name, int n_dims, int64_t ne0)
 {
-	if (n_dims <= 1 || ends_with(name, "_norm.weight") || !ends_with(name, ".weight"))
+	if (n_dims <= 1 || ends_with(name, "_norm.weight") || !ends_with(name, ".weight") || strstr(name, ".ffn_gate_inp."))
 		return HEARTH_TYPE_F32;
 	switch (ftype) {
 	case HEARTH_FTYPE_ALL_F32: return HEARTH_TYPE_F32;
@@ -174,8 +198,97 @@ static int auto_ftype(const struct safetensors_set *st)
 	return HEARTH_FTYPE_F16;
 }
 
+/* A whole number at *s (no sign, no leading zero) followed by '.'; advances past the dot. */
+static bool take_index(const char **s, long *out)
+{
+	char *end;
+	if (**s < '0' || **s > '9' || ((*s)[0] == '0' && (*s)[1] != '.'))
+		return false;
+	*out = strtol(*s, &end, 10);
+	if (*end != '.' || *out > 1000000)
+		return false;
+	*s = end + 1;
+	return true;
+}
+
+/* Is name one expert's matrix ("model.layers.IL.mlp.experts.E.KIND.weight")? */
+static bool expert_of(const struct convert *c, const char *name, long *il, long *e, int *kind)
+{
+	const char *mid = c->cfg.moe == HF_MOE_MIXTRAL ? "block_sparse_moe.experts." : "mlp.experts.";
+	if (!c->cfg.moe || strncmp(name, "model.layers.", 13))
+		return false;
+	name += 13;
+	if (!take_index(&name, il) || strncmp(name, mid, strlen(mid)))
+		return false;
+	name += strlen(mid);
+	if (!take_index(&name, e))
+		return false;
+	for (size_t k = 0; k < sizeof expert_names / sizeof expert_names[0]; k++)
+		for (int j = 0; expert_names[k].moe == c->cfg.moe && j < 3; j++) {
+			const size_t n = strlen(expert_names[k].hf[j]);
+			if (!strncmp(name, expert_names[k].hf[j], n) && !strcmp(name + n, ".weight")) {
+				*kind = j;
+				return true;
+			}
+		}
+	return false;
+}
+
+static const char *expert_gguf(const struct convert *c, int kind)
+{
+	for (size_t k = 0; k < sizeof expert_names / sizeof expert_names[0]; k++)
+		if (expert_names[k].moe == c->cfg.moe)
+			return expert_names[k].gguf[kind];
+	return NULL;
+}
+
+/* One expert's matrix; once a layer has all 3 x n_expert, its three stacked tensors are planned. */
+static int plan_expert(struct convert *c, const struct safetensors_tensor *t, long il, long e, int kind, int ftype,
+		       struct hearth_err *err)
+{
+	const int64_t ne = c->cfg.n_expert;
+	if (il >= c->cfg.n_layer || e >= ne)
+		return err_set(err, HEARTH_EINVAL, "%s: tensor '%s' is outside %lld layers of %lld experts", t->file, t->name,
+			       (long long)c->cfg.n_layer, (long long)ne);
+	if (t->type < 0 || t->n_dims != 2)
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' is not a matrix of F32, F16 or BF16 (%s, %d dims)",
+			       t->file, t->name, t->dtype, t->n_dims);
+	const struct safetensors_tensor **slot = c->stacks + ((size_t)il * 3 + (size_t)kind) * (size_t)ne;
+	slot[e] = t;
+	if (++c->n_experts_seen[il] < 3 * ne)
+		return 0;
+	for (int k = 0; k < 3; k++) {
+		const struct safetensors_tensor **st = c->stacks + ((size_t)il * 3 + (size_t)k) * (size_t)ne;
+		struct plan *p = &c->plans[c->n_plans];
+		for (int64_t x = 1; x < ne; x++)
+			if (st[x]->shape[0] != st[0]->shape[0] || st[x]->shape[1] != st[0]->shape[1])
+				return err_set(err, HEARTH_EINVAL, "%s: tensor '%s' differs in shape from '%s'", st[x]->file,
+					       st[x]->name, st[0]->name);
+		memset(p, 0, sizeof *p);
+		snprintf(p->name, sizeof p->name, "blk.%ld.%s.weight", il, expert_gguf(c, k));
+		p->src = st[0];
+		p->stack = st;
+		p->n_stack = ne;
+		p->n_dims = 3;
+		p->ne[0] = st[0]->shape[1];
+		p->ne[1] = st[0]->shape[0];
+		p->ne[2] = ne;
+		p->ne[3] = 1;
+		p->type = out_type(ftype, p->name, 3, p->ne[0]);
+		if (p->ne[0] > c->row_cap)
+			c->row_cap = p->ne[0];
+		c->n_plans++;
+	}
+	return 0;
+}
+
 static int plan_tensor(struct convert *c, const struct safetensors_tensor *t, int ftype, struct hearth_err *err)
 {
+	long il, e;
+	int kind;
+	if (expert_of(c, t->name, &il, &e, &kind))
+		return plan_expert(c, t, il, e, kind, ftype, err);
+
 	struct plan *p = &c->plans[c->n_plans];
 	int rc;
 	memset(p, 0, sizeof *p);
@@ -222,9 +335,20 @@ static int plan_all(struct convert *c, int ftype, struct hearth_err *err)
 		p->ne[0] = n;
 		p->ne[1] = p->ne[2] = p->ne[3] = 1;
 	}
+	if (c->cfg.moe) {
+		const size_t n = (size_t)c->cfg.n_layer * 3 * (size_t)c->cfg.n_expert;
+		c->n_experts_seen = calloc((size_t)c->cfg.n_layer, sizeof *c->n_experts_seen);
+		c->stacks = calloc(n, sizeof *c->stacks);
+		if (!c->n_experts_seen || !c->stacks)
+			return err_set(err, HEARTH_ENOMEM, "%s: out of memory", c->dir);
+	}
 	for (int64_t i = 0; i < c->st.n_tensors; i++)
 		if ((rc = plan_tensor(c, &c->st.tensors[i], ftype, err)))
 			return rc;
+	for (int64_t il = 0; c->cfg.moe && il < c->cfg.n_layer; il++)
+		if (c->n_experts_seen[il] % (3 * c->cfg.n_expert))
+			return err_set(err, HEARTH_EINVAL, "%s: layer %lld has %lld of its 3 x %lld expert matrices", c->dir,
+				       (long long)il, (long long)c->n_experts_seen[il], (long long)c->cfg.n_expert);
 	if (!(c->row = malloc((size_t)(c->row_cap ? c->row_cap : 1) * sizeof *c->row)))
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", c->dir);
 	return 0;
@@ -253,33 +377,49 @@ static int64_t perm_src(int64_t r, int64_t rows, int64_t n_heads)
 	return h * hd + j * (hd / 2) + i;
 }
 
-static int fill(void *user, int64_t i_tensor, void *dst, uint64_t nbytes, struct hearth_err *err)
+/* Converts source t (count elements) into dst in the plan's type. */
+static int fill_from(struct convert *c, const struct plan *p, const struct safetensors_tensor *t, int64_t count,
+		     uint8_t *dst, uint64_t nbytes, struct hearth_err *err)
 {
-	struct convert *c = user;
-	const struct plan *p = &c->plans[i_tensor];
-	const struct safetensors_tensor *t = p->src;
 	int rc = 0;
-
-	if (p->gen) {
-		memcpy(dst, p->gen, (size_t)nbytes);
-	} else if (t->type == p->type && !p->perm_heads) {
+	if (t->type == p->type && !p->perm_heads) {
 		memcpy(dst, t->data, (size_t)nbytes); /* same bytes: F32, F16 or BF16 kept */
 	} else {
-		const int64_t count = p->ne[0] * p->ne[1] * p->ne[2] * p->ne[3];
 		/* permuted tensors move whole dim-0 slices; the others go row by row of ne[0] */
 		const int64_t rows = p->perm_heads ? t->shape[0] : count ? count / p->ne[0] : 0;
 		const int64_t row_len = rows ? count / rows : 0;
 		const size_t row_size = qtype_row_size(p->type, row_len);
 		for (int64_t r = 0; r < rows && !rc; r++) {
 			load_row(t, p->perm_heads ? perm_src(r, rows, p->perm_heads) : r, row_len, c->row);
-			rc = quantize_row_ref(p->type, c->row, (uint8_t *)dst + (size_t)r * row_size, row_len);
+			rc = quantize_row_ref(p->type, c->row, dst + (size_t)r * row_size, row_len);
 		}
 		if (rc)
 			return err_set(err, rc, "%s: tensor '%s' cannot be converted to %s", t->file, t->name,
 				       hearth_type_name(p->type));
 	}
-	if (t)
-		safetensors_release(t);
+	safetensors_release(t);
+	return 0;
+}
+
+static int fill(void *user, int64_t i_tensor, void *dst, uint64_t nbytes, struct hearth_err *err)
+{
+	struct convert *c = user;
+	const struct plan *p = &c->plans[i_tensor];
+	const struct safetensors_tensor *t = p->src;
+	const int64_t count = p->ne[0] * p->ne[1] * p->ne[2] * p->ne[3];
+	int rc;
+
+	if (p->gen) {
+		memcpy(dst, p->gen, (size_t)nbytes);
+	} else if (p->stack) { /* each expert is one slice of ne[2] */
+		for (int64_t e = 0; e < p->n_stack; e++)
+			if ((rc = fill_from(c, p, p->stack[e], count / p->n_stack,
+					    (uint8_t *)dst + (size_t)e * (size_t)(nbytes / (uint64_t)p->n_stack),
+					    nbytes / (uint64_t)p->n_stack, err)))
+				return rc;
+	} else if ((rc = fill_from(c, p, t, count, dst, nbytes, err))) {
+		return rc;
+	}
 	if (c->p->on_tensor) {
 		struct hearth_convert_tensor info = { .name = p->name, .src_name = t ? t->name : "",
 						      .src_dtype = t ? t->dtype : "F32", .n_dims = p->n_dims,
@@ -352,5 +492,7 @@ out:
 	free(c.plans);
 	free(c.rope_freqs);
 	free(c.row);
+	free(c.n_experts_seen);
+	free(c.stacks);
 	return rc;
 }
