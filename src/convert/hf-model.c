@@ -121,6 +121,19 @@ static bool skipped(const char *name)
 	       ends_with(name, ".rotary_emb.inv_freq");
 }
 
+/* A whole number at *s (no sign, no leading zero) followed by '.'; advances past the dot. */
+static bool take_index(const char **s, long *out)
+{
+	char *end;
+	if (**s < '0' || **s > '9' || ((*s)[0] == '0' && (*s)[1] != '.'))
+		return false;
+	*out = strtol(*s, &end, 10);
+	if (*end != '.' || *out > 1000000)
+		return false;
+	*s = end + 1;
+	return true;
+}
+
 /* Maps name to out ("" when the tensor is not written); perm_heads set for llama's q/k. */
 static int map_name(const struct convert *c, const char *name, char *out, size_t size, int64_t *perm_heads,
 		    struct hearth_err *err)
@@ -138,13 +151,10 @@ static int map_name(const struct convert *c, const char *name, char *out, size_t
 			snprintf(out, size, "%s%s", global_names[i].gguf, suffix);
 			return 0;
 		}
-	const char *pre = "model.layers.";
-	char *end;
-	if (suffix && !strncmp(name, pre, strlen(pre))) {
-		const char *num = name + strlen(pre);
-		long il = strtol(num, &end, 10);
-		if (end > num && *end == '.' && num[0] != '-' && num[0] != '+' && !(num[0] == '0' && end - num > 1)) {
-			const char *rest = end + 1;
+	const char *rest = name + 13;
+	long il;
+	if (suffix && !strncmp(name, "model.layers.", 13)) {
+		if (take_index(&rest, &il) && (size_t)(rest - name) <= stem) {
 			size_t n = stem - (size_t)(rest - name);
 			for (size_t i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++) {
 				if (strlen(layer_names[i].hf) != n || strncmp(rest, layer_names[i].hf, n))
@@ -196,19 +206,6 @@ static int auto_ftype(const struct safetensors_set *st)
 			return HEARTH_FTYPE_F16;
 	}
 	return HEARTH_FTYPE_F16;
-}
-
-/* A whole number at *s (no sign, no leading zero) followed by '.'; advances past the dot. */
-static bool take_index(const char **s, long *out)
-{
-	char *end;
-	if (**s < '0' || **s > '9' || ((*s)[0] == '0' && (*s)[1] != '.'))
-		return false;
-	*out = strtol(*s, &end, 10);
-	if (*end != '.' || *out > 1000000)
-		return false;
-	*s = end + 1;
-	return true;
 }
 
 /* Is name one expert's matrix ("model.layers.IL.mlp.experts.E.KIND.weight")? */

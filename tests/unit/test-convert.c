@@ -1129,6 +1129,19 @@ void test_convert_hf_errors(void)
 	write_raw_st(dir, "{\"model.layers.0.self_attn.q_proj.weight\": {\"dtype\": \"F32\", \"shape\": [6, 4], "
 			  "\"data_offsets\": [0, 96]}}", 96);
 	expect_convert_error(dir, HEARTH_EINVAL, "'model.layers.0.self_attn.q_proj.weight' has 6 rows: not 2 heads", NULL);
+	/* MoE: an expert missing, an expert past num_local_experts */
+	edit_config(dir, "architectures", json_pack("[s]", "MixtralForCausalLM"));
+	edit_config(dir, "num_local_experts", json_integer(2));
+	edit_config(dir, "num_experts_per_tok", json_integer(1));
+	write_raw_st(dir, "{\"model.layers.0.block_sparse_moe.experts.1.w2.weight\": {\"dtype\": \"F32\", "
+			  "\"shape\": [2, 2], \"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EINVAL, "layer 0 has 1 of its 3 x 2 expert matrices", NULL);
+	write_raw_st(dir, "{\"model.layers.0.block_sparse_moe.experts.2.w2.weight\": {\"dtype\": \"F32\", "
+			  "\"shape\": [2, 2], \"data_offsets\": [0, 16]}}", 16);
+	expect_convert_error(dir, HEARTH_EINVAL, "'model.layers.0.block_sparse_moe.experts.2.w2.weight' is outside", NULL);
+	edit_config(dir, "num_experts_per_tok", json_integer(3));
+	expect_convert_error(dir, HEARTH_EINVAL, "num_experts_per_tok 3 is more than the 2 experts", NULL);
+	edit_config(dir, "num_experts_per_tok", json_integer(1));
 	/* no weights at all */
 	snprintf(p, sizeof p, "%s/model.safetensors", dir);
 	remove(p);
