@@ -224,7 +224,8 @@ struct hearth_convert_params hearth_convert_default_params(void);
 /* Converts a Hugging Face model folder (config.json; tokenizer.json with its
  * config; model.safetensors, or shards listed by model.safetensors.index.json;
  * F32, F16 or BF16 weights) of LlamaForCausalLM, MistralForCausalLM,
- * Qwen2ForCausalLM or Qwen3ForCausalLM into a GGUF at out_path with the keys,
+ * MixtralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM or Qwen3MoeForCausalLM
+ * (experts stacked per layer) into a GGUF at out_path with the keys,
  * tensor names and layouts llama.cpp's convert_hf_to_gguf.py writes (llama's
  * q/k rows permuted for its rope). 1-D tensors, norms and biases are F32; the
  * weight matrices p->ftype's type (q8_0 rows that do not split into 32-blocks:

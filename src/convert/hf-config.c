@@ -1,7 +1,7 @@
 /*
  * hf-config.c - config.json to GGUF hyperparameters, as llama.cpp's
  * convert_hf_to_gguf.py (TextModel.set_gguf_parameters, LlamaModel,
- * Qwen2Model, Qwen3Model) writes them.
+ * Qwen2Model, Qwen3Model, Qwen2MoeModel for Qwen3-MoE) writes them.
  *
  * The python reads config.json through transformers' AutoConfig, which fills
  * the defaults of the model's config class for keys the file leaves out; the
