@@ -54,6 +54,7 @@
 	X(test_convert_stream_writer) \
 	X(test_convert_hf_errors)    \
 	X(test_convert_hf_fault)     \
+	X(test_convert_cli)          \
 	X(test_quantize_exact)       \
 	X(test_quantize_kquants)     \
 	X(test_quantize_generates)   \

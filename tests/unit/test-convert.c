@@ -1206,3 +1206,46 @@ void test_convert_hf_fault(void)
 	fault_sweep("convert a sharded llama folder to q8_0", path_convert, &c);
 	free(c.want);
 }
+
+/* ---- the command ---- */
+
+#include <sys/wait.h>
+
+/* Runs "$HEARTH_BIN args 2>&1"; the exit code, its output in out. */
+static int run_hearth(char *out, size_t cap, const char *args)
+{
+	char cmd[2048];
+	const char *bin = getenv("HEARTH_BIN");
+	snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "build/hearth", args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	while (fgetc(p) != EOF)
+		;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void test_convert_cli(void)
+{
+	static char out[1 << 16];
+	char dir[512], args[1400];
+	snprintf(dir, sizeof dir, "%s", tmp_path("cli-hf"));
+	good_folder(dir, 2);
+	snprintf(args, sizeof args, "convert %s -o %s.gguf --outtype q8_0", dir, dir);
+	T_EQ_I64(run_hearth(out, sizeof out, args), 0);
+	T_TRUE(strstr(out, "] blk.0.attn_q.weight") && strstr(out, "{32, 32} F32 -> q8_0") &&
+	       strstr(out, "blk.0.attn_norm.weight") && strstr(out, "{32} F32 -> f32") && strstr(out, "wrote "));
+	snprintf(args, sizeof args, "convert %s -o %s.gguf --outtype q4_0", dir, dir);
+	T_EQ_I64(run_hearth(out, sizeof out, args), 2);
+	T_TRUE(strstr(out, "unknown --outtype 'q4_0'") != NULL);
+	snprintf(args, sizeof args, "convert --vocab-only %s -o %s.gguf --outtype f16", dir, dir);
+	T_EQ_I64(run_hearth(out, sizeof out, args), 2);
+	snprintf(args, sizeof args, "convert %s.missing -o %s.gguf", dir, dir);
+	T_EQ_I64(run_hearth(out, sizeof out, args), 1);
+	T_TRUE(strstr(out, "config.json") != NULL);
+	T_EQ_I64(run_hearth(out, sizeof out, "convert --help"), 0);
+	T_TRUE(strstr(out, "--outtype") != NULL);
+}
