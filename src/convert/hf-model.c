@@ -430,10 +430,16 @@ static int fill(void *user, int64_t i_tensor, void *dst, uint64_t nbytes, struct
 static int write_file(struct convert *c, int ftype, const char *path, struct hearth_err *err)
 {
 	struct gguf_writer *w;
-	const char *base = strrchr(c->dir, '/');
+	char base[256]; /* the folder's own name, as Path.name gives it */
+	size_t n = strlen(c->dir);
 	int rc;
 
-	base = base && base[1] ? base + 1 : c->dir;
+	while (n > 1 && c->dir[n - 1] == '/')
+		n--;
+	const char *b = c->dir + n;
+	while (b > c->dir && b[-1] != '/')
+		b--;
+	snprintf(base, sizeof base, "%.*s", (int)(c->dir + n - b), b);
 	if ((rc = gguf_writer_new(&w, err)))
 		return rc;
 	rc = gguf_writer_set_str(w, "general.architecture", c->cfg.arch);
