@@ -484,7 +484,7 @@ int server_load(struct server *srv, const char *template_src, size_t template_le
 		return fail(err, rc, "out of memory");
 	srv->models.template_src = template_src;
 	srv->models.template_len = template_len;
-	if ((rc = models_add(&srv->models, srv, srv->alias, srv->model_path, err)) ||
+	if ((rc = models_add(&srv->models, srv, srv->alias ? srv->alias : "model", srv->model_path, err)) ||
 	    (rc = models_acquire(&srv->models, NULL, 0, &sm, &load_s, err))) {
 		models_free(&srv->models);
 		return rc;
