@@ -28,7 +28,7 @@ static const char serve_help[] =
 	"/tokenize, /detokenize, /health, /metrics (vLLM's metric names); and Ollama's\n"
 	"/api/chat, /api/generate, /api/tags, /api/show, /api/ps, /api/version.\n"
 	"\n"
-	"  -m, --model FILE        GGUF model (one model: loaded at start, named by --alias)\n"
+	"  -m, --model FILE        GGUF model (alone: loaded at start; named by --alias)\n"
 	"  -m, --model NAME=FILE   a model clients call NAME (repeatable; the first is the default)\n"
 	"      --models-dir DIR    every DIR/*.gguf, named by its file name without .gguf\n"
 	"      --max-loaded N      models loaded at once; the least recently used idle one\n"
@@ -43,7 +43,7 @@ static const char serve_help[] =
 	"  -t, --threads N         threads (0: the physical cores) [0]\n"
 	"      --cache-type T      KV cache type: f16, f32 or q8_0 [f16]\n"
 	"      --max-queue N       waiting requests before 429 [256]\n"
-	"      --alias NAME        with one -m FILE: the model name clients use [the file name]\n"
+	"      --alias NAME        the name of the -m FILE model [the file name]\n"
 	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n"
 	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
 	"      --allow-special-in-content  control-token text in messages becomes control tokens\n"
@@ -393,18 +393,19 @@ static int register_models(struct server *srv, struct serve_opts *o)
 	ms->idle_s = o->idle_unload > 0 ? o->idle_unload : INFINITY;
 	ms->template_src = o->template_src;
 	ms->template_len = o->template_len;
+	int last_plain = -1; /* a plain -m FILE given again replaces the one before, as any flag does */
+	for (int i = 0; i < o->n_models; i++)
+		if (models_split_arg(o->models[i], buf, sizeof buf, &name, &file, why, sizeof why) && !name)
+			last_plain = i;
 	for (int i = 0; i < o->n_models; i++) {
 		if (!models_split_arg(o->models[i], buf, sizeof buf, &name, &file, why, sizeof why))
 			return usage_error("serve", "%s", why);
-		if (!name && o->n_models + (o->models_dir != NULL) > 1)
-			return usage_error("serve", "with several models each -m needs a name: -m NAME=FILE (got '%s')",
-					   o->models[i]);
+		if (!name && i != last_plain)
+			continue;
 		if (model_file(file, path, sizeof path, &err))
 			return usage_error("serve", "%s", err.msg);
-		if (!name) /* one model: --alias, else its file name, as before */
+		if (!name) /* --alias, else its file name, as before */
 			name = srv->alias ? srv->alias : base_name(file);
-		else if (srv->alias)
-			return usage_error("serve", "--alias goes with one -m FILE; name models with -m NAME=FILE");
 		if (models_add(ms, srv, name, path, &err)) {
 			fprintf(stderr, "hearth serve: %s\n", err.msg);
 			return err.code == HEARTH_ENOMEM ? 1 : EXIT_USAGE;
