@@ -93,6 +93,7 @@
 	X(test_conns)                \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
+	X(test_models)               \
 	X(test_cli)                 \
 	X(test_store_refs)          \
 	X(test_pull_hub)            \
