@@ -70,6 +70,28 @@ static uint64_t n_params(const struct hearth_gguf *g)
 	return n;
 }
 
+/* Without general.file_type: the type holding most weights of the matrices ("F32", "Q8_0", ...). */
+static const char *main_type(const struct hearth_gguf *g, char *buf, size_t size)
+{
+	uint64_t by_type[HEARTH_TYPE_COUNT] = { 0 };
+	int best = -1;
+	for (int64_t i = 0; i < hearth_gguf_n_tensors(g); i++) {
+		struct hearth_tensor_info t;
+		hearth_gguf_tensor(g, i, &t);
+		if (t.n_dims >= 2 && t.type >= 0 && t.type < HEARTH_TYPE_COUNT)
+			by_type[t.type] += t.nbytes;
+	}
+	for (int k = 0; k < HEARTH_TYPE_COUNT; k++)
+		if (by_type[k] && (best < 0 || by_type[k] > by_type[best]))
+			best = k;
+	const char *name = best >= 0 ? hearth_type_name(best) : NULL;
+	size_t n = 0;
+	for (; name && name[n] && n + 1 < size; n++)
+		buf[n] = (char)(name[n] >= 'a' && name[n] <= 'z' ? name[n] - 32 : name[n]);
+	buf[n] = 0;
+	return n ? buf : "unknown";
+}
+
 static void human_count(char *buf, size_t size, uint64_t n)
 {
 	if (n >= 1000000000ull)
@@ -82,14 +104,14 @@ static void human_count(char *buf, size_t size, uint64_t n)
 
 static json_t *details(const struct hearth_gguf *g)
 {
-	char size[32];
+	char size[32], type[32];
 	int64_t ia = find_key(g, "general.architecture"), ift = find_key(g, "general.file_type");
 	json_t *arch = ia >= 0 ? kv_value(g, ia, 0) : NULL, *ft = ift >= 0 ? kv_value(g, ift, 0) : NULL;
 	const char *family = json_is_string(arch) ? json_string_value(arch) : "unknown";
 	human_count(size, sizeof size, n_params(g));
 	json_t *d = json_pack("{s:s, s:s, s:s, s:[s], s:s, s:s}", "parent_model", "", "format", "gguf", "family", family,
 			      "families", family, "parameter_size", size, "quantization_level",
-			      json_is_integer(ft) ? ftype_name(json_integer_value(ft)) : "unknown");
+			      json_is_integer(ft) ? ftype_name(json_integer_value(ft)) : main_type(g, type, sizeof type));
 	json_decref(arch);
 	json_decref(ft);
 	return d;

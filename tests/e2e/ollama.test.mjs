@@ -32,6 +32,8 @@ test('version, list and show', async () => {
   const q = models[1];
   assert.equal(q.details.format, 'gguf');
   assert.equal(q.details.family, 'qwen2');
+  assert.equal(q.details.quantization_level, 'F32');
+  assert.match(q.details.parameter_size, /^[0-9.]+[KMB]$/);
   assert.ok(q.size > 0 && !Number.isNaN(Date.parse(q.modified_at)));
   const show = await ollama.show({ model: 'qwen2:tiny' });
   assert.equal(show.model_info['general.architecture'], 'qwen2');
