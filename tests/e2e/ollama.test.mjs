@@ -88,6 +88,15 @@ test('generate: through the template, raw, and a model loaded on demand; ps list
   const ps = (await ollama.ps()).models;
   const l = ps.find((m) => m.name === 'llama');
   assert.ok(l && l.size > 0 && l.details.family === 'llama' && !Number.isNaN(Date.parse(l.expires_at)));
+  // an empty prompt with keep_alive 0 unloads it (as `ollama stop` does)
+  const stop = await ollama.generate({ model: 'llama', prompt: '', keep_alive: 0, stream: false });
+  assert.equal(stop.done_reason, 'unload');
+  let gone = false;
+  for (let i = 0; i < 40 && !gone; i++) {
+    gone = !(await ollama.ps()).models.some((m) => m.name === 'llama');
+    if (!gone) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(gone, 'unloaded after keep_alive 0');
 });
 
 test('errors: Ollama\'s shape and status; unknown model, images, pull; the key is required', async () => {
