@@ -185,20 +185,21 @@ bool ollama_wire_body(json_t *body, bool chat, json_t **out, struct reply *rp)
 	return true;
 }
 
-/* A Go-style duration ("300ms", "1.5h", "2h45m", "-1m") in seconds; false when it is not one. */
+/* A Go-style duration ("300ms", "1.5h", "2h45m", "-1m"), or bare seconds ("-1", "60"), in seconds;
+ * false when it is neither. */
 static bool parse_duration(const char *s, double *out)
 {
 	double total = 0, sign = 1;
+	char *end;
+	if (*s && strspn(s, "+-.0123456789") == strlen(s)) {
+		*out = strtod(s, &end);
+		return *end == 0 && end != s && isfinite(*out);
+	}
 	if (*s == '-' || *s == '+')
 		sign = *s++ == '-' ? -1 : 1;
-	if (!strcmp(s, "0")) {
-		*out = 0;
-		return true;
-	}
 	if (!*s)
 		return false;
 	while (*s) {
-		char *end;
 		if (!((*s >= '0' && *s <= '9') || *s == '.'))
 			return false;
 		double v = strtod(s, &end);

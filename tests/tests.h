@@ -94,6 +94,7 @@
 	X(test_http_routes)          \
 	X(test_fault_http)           \
 	X(test_models)               \
+	X(test_ollama_wire)          \
 	X(test_cli)                 \
 	X(test_store_refs)          \
 	X(test_pull_hub)            \
