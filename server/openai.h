@@ -107,7 +107,7 @@ struct gen {
 
 
 /* How a stream's events are written: OpenAI's server-sent events (stream.c),
- * or Ollama's NDJSON lines (ollama.c). */
+ * or Ollama's NDJSON lines (ollama-wire.c). */
 struct stream_wire {
 	const char *content_type;
 	/* queues what choice i has ready (lp_from: its first logprob not yet sent) */

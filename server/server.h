@@ -11,7 +11,7 @@
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
  *   api-ollama.c   Ollama's /api/chat, /api/generate, /api/tags, /api/show, /api/ps,
- *                  /api/version, /api/pull over the same machinery (ollama.c: its
+ *                  /api/version, /api/pull over the same machinery (ollama-wire.c: its
  *                  requests and NDJSON shapes; ollama-info.c: models described from GGUF)
  *   models.c       the models served: registered by name, loaded on first use,
  *                  unloaded when idle or to make room (--max-loaded, --idle-unload)
