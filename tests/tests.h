@@ -95,6 +95,7 @@
 	X(test_fault_http)           \
 	X(test_models)               \
 	X(test_ollama_wire)          \
+	X(test_ollama_reply)         \
 	X(test_cli)                 \
 	X(test_store_refs)          \
 	X(test_pull_hub)            \

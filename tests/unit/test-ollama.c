@@ -114,3 +114,106 @@ void test_ollama_wire(void)
 	T_TRUE(wire("{\"prompt\":7}", false, &status, msg, sizeof msg) == NULL);
 	T_EQ_I64(status, 400);
 }
+
+/* A finished answer of tiny-qwen3 (its Hermes-style calls, <think> reasoning)
+ * as Ollama's reply: whole, and streamed as NDJSON lines. */
+static struct stream *answer_stream(struct server *srv, const char *answer, bool chat)
+{
+	static const char tools[] = "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":"
+				    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]";
+	struct hearth_err err = { 0 };
+	struct served_model *sm;
+	double load_s;
+	struct call call = { .fd = -1 };
+	T_OK(models_acquire(&srv->models, NULL, 0, &sm, &load_s, &err), err);
+	struct stream *st = stream_new(sm, chat, &call);
+	T_TRUE(st != NULL);
+	ollama_wire_stream(st, chat);
+	T_OK(chat_out_init(&st->reader[0], sm, NULL, tools, strlen(tools), true, &err), err);
+	st->n_gen = 1;
+	st->g[0].text = strdup(answer);
+	st->g[0].len = strlen(answer);
+	st->g[0].n_gen = 9;
+	st->g[0].n_prompt = 5;
+	st->g[0].finish = HEARTH_FINISH_STOP;
+	return st;
+}
+
+void test_ollama_reply(void)
+{
+	struct server srv;
+	struct hearth_err err = { 0 };
+	const char *answer = "<think>Cold?</think>\n\nLet me check.<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+			     "{\"city\": \"Oslo\"}}\n</tool_call>";
+	memset(&srv, 0, sizeof srv);
+	srv.alias = "q3";
+	srv.model_path = fixture("models/tiny-qwen3.f32.gguf");
+	srv.sp = hearth_sched_default_params();
+	srv.sp.n_parallel = 1;
+	srv.sp.n_ctx_seq = 64;
+	srv.sp.n_threads = 1;
+	if (server_load(&srv, NULL, 0, &err)) {
+		T_FAIL("%s", err.msg);
+		return;
+	}
+	struct stream *st = answer_stream(&srv, answer, true);
+	json_t *j = ollama_wire_reply(st);
+	json_t *msg = json_object_get(j, "message"), *call = json_array_get(json_object_get(msg, "tool_calls"), 0);
+	T_STR_EQ(json_string_value(json_object_get(j, "model")), "q3");
+	T_TRUE(json_is_true(json_object_get(j, "done")));
+	T_STR_EQ(json_string_value(json_object_get(j, "done_reason")), "stop");
+	T_EQ_I64(json_integer_value(json_object_get(j, "eval_count")), 9);
+	T_EQ_I64(json_integer_value(json_object_get(j, "prompt_eval_count")), 5);
+	T_STR_EQ(json_string_value(json_object_get(msg, "role")), "assistant");
+	T_STR_EQ(json_string_value(json_object_get(msg, "content")), "Let me check.");
+	T_STR_EQ(json_string_value(json_object_get(msg, "thinking")), "Cold?");
+	T_STR_EQ(json_string_value(json_object_get(json_object_get(call, "function"), "name")), "get_weather");
+	/* Ollama's arguments are an object, not OpenAI's JSON text */
+	T_STR_EQ(json_string_value(json_object_get(json_object_get(json_object_get(call, "function"), "arguments"), "city")),
+		 "Oslo");
+	json_decref(j);
+	stream_free(st);
+
+	/* streamed: JSON lines adding up to the same, the last one done with the counts */
+	st = answer_stream(&srv, answer, true);
+	char buf[8192];
+	size_t len = 0;
+	bool ended = false;
+	ssize_t n;
+	while (!ended && (n = stream_read(st, buf + len, sizeof buf - 1 - len, &ended)) > 0)
+		len += (size_t)n;
+	buf[len] = 0;
+	stream_free(st);
+	T_TRUE(!strstr(buf, "data: "));
+	char content[256] = "", thinking[256] = "";
+	int calls = 0, lines = 0;
+	json_t *last = NULL;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		json_decref(last);
+		last = json_loads(line, 0, NULL);
+		T_TRUE(json_is_object(last));
+		json_t *m = json_object_get(last, "message");
+		const char *c = json_string_value(json_object_get(m, "content")), *t = json_string_value(json_object_get(m, "thinking"));
+		strncat(content, c ? c : "", sizeof content - strlen(content) - 1);
+		strncat(thinking, t ? t : "", sizeof thinking - strlen(thinking) - 1);
+		calls += (int)json_array_size(json_object_get(m, "tool_calls"));
+		lines++;
+	}
+	T_TRUE(lines >= 2);
+	T_STR_EQ(content, "Let me check.");
+	T_STR_EQ(thinking, "Cold?");
+	T_EQ_I64(calls, 1);
+	T_TRUE(json_is_true(json_object_get(last, "done")));
+	T_EQ_I64(json_integer_value(json_object_get(last, "eval_count")), 9);
+	json_decref(last);
+
+	/* generate: "response" and "thinking" instead of a message */
+	st = answer_stream(&srv, "<think>Hm.</think>\n\nOnce upon a time", false);
+	j = ollama_wire_reply(st);
+	T_STR_EQ(json_string_value(json_object_get(j, "response")), "Once upon a time");
+	T_STR_EQ(json_string_value(json_object_get(j, "thinking")), "Hm.");
+	T_TRUE(json_object_get(j, "message") == NULL);
+	json_decref(j);
+	stream_free(st);
+	server_unload(&srv);
+}
