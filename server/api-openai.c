@@ -256,6 +256,7 @@ struct served_model *api_model_acquire(struct server *srv, json_t *body, struct 
 		return NULL;
 	}
 	int rc = models_acquire(&srv->models, name, MODELS_WAIT_S, &sm, &waited, &err);
+	const char *shown = name && *name ? name : srv->models.n ? srv->models.m[0]->name : "";
 	if (load_s)
 		*load_s = waited;
 	if (rc == HEARTH_ENOTFOUND) {
@@ -267,14 +268,14 @@ struct served_model *api_model_acquire(struct server *srv, json_t *body, struct 
 				    "The model '%.200s' does not exist", name);
 	} else if (rc == HEARTH_EBUSY) {
 		reply_error(rp, 503, "service_unavailable", "model", "model_busy",
-			    "The model '%.200s' is not loaded and every loaded model is busy; retry shortly", name);
+			    "The model '%.200s' is not loaded and every loaded model is busy; retry shortly", shown);
 		rp->retry_after = 2;
 	} else if (rc == HEARTH_ESHUTDOWN) {
 		reply_error(rp, 503, "service_unavailable", NULL, "draining", "The server is shutting down");
 	} else if (rc) { /* the message may name the file: it went to the log, not to the client */
 		reply_error(rp, 503, "service_unavailable", "model", "model_load_failed",
 			    "The model '%.200s' could not be loaded (the server's log says why); it is tried again shortly",
-			    name && *name ? name : srv->models.n ? srv->models.m[0]->name : "");
+			    shown);
 		rp->retry_after = 5;
 	}
 	return sm;

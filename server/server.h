@@ -175,6 +175,8 @@ struct served_model {
 	char failed_msg[256];     /* why it failed (for the log; may name the path) */
 };
 
+/* The registry. m[] and n are filled before the server starts and fixed
+ * after, so any thread may read them without the lock. */
 struct models {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;        /* a load or an unload ended, a model was released */

@@ -107,24 +107,35 @@ test('--models-dir, --max-loaded 1 and --idle-unload', async () => {
   fs.symlinkSync(path.join(outside, 'c.gguf'), path.join(dir, 'c.gguf')); // leads outside: not served
   fs.copyFileSync(QWEN, path.join(dir, 'bad name.gguf')); // not a sane name: not served
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'not a model');
+  fs.writeFileSync(path.join(dir, 'broken.gguf'), 'GGUF but not really');
   const s = await startServer(['--max-loaded', '1', '--idle-unload', '1'], { models: ['--models-dir', dir] });
   try {
     const loaded = async () => Object.fromEntries((await request(s.url, '/v1/models', { method: 'GET' }))
       .json.data.map((m) => [m.id, m.loaded]));
-    assert.deepEqual(await loaded(), { a: false, b: false });
+    assert.deepEqual(await loaded(), { a: false, b: false, broken: false });
     const a1 = await complete(s.url, 'a', 'Once upon a time');
-    assert.deepEqual(await loaded(), { a: true, b: false });
+    assert.deepEqual(await loaded(), { a: true, b: false, broken: false });
     await complete(s.url, 'b', 'Once upon a time');
-    assert.deepEqual(await loaded(), { a: false, b: true }, 'b took a\'s room');
+    assert.deepEqual(await loaded(), { a: false, b: true, broken: false }, 'b took a\'s room');
     assert.match(s.log(), /unloading 'a' to make room for 'b'/);
     assert.deepEqual(await complete(s.url, 'a', 'Once upon a time'), a1, 'a reloaded answers as before');
-    assert.deepEqual(await loaded(), { a: true, b: false });
+    assert.deepEqual(await loaded(), { a: true, b: false, broken: false });
     let state;
     for (let i = 0; i < 60 && (state = await loaded()).a; i++) await sleep(100);
-    assert.deepEqual(state, { a: false, b: false }, 'unloaded after a second idle');
+    assert.deepEqual(state, { a: false, b: false, broken: false }, 'unloaded after a second idle');
     assert.match(s.log(), /unloading 'a' \(idle/);
     assert.deepEqual(await complete(s.url, 'a', 'Once upon a time'), a1);
     assert.equal((await fetch(s.url + '/health')).status, 200);
+    // a file that does not load: 503, retried later, its path kept in the log
+    for (let i = 0; i < 2; i++) {
+      const r = await request(s.url, '/v1/completions', { body: { model: 'broken', prompt: 'x' } });
+      assertError(r, 503, 'model');
+      assert.equal(r.json.error.code, 'model_load_failed');
+      assert.ok(r.headers.get('retry-after'));
+      assert.ok(!r.text.includes(dir), 'no path in the reply');
+    }
+    assert.equal(s.log().match(/model 'broken' failed to load/g).length, 1, 'not loaded again at once');
+    assert.equal((await complete(s.url, 'b', 'Once upon a time')).model, 'b');
   } finally {
     const { code } = await s.stop();
     fs.rmSync(dir, { recursive: true, force: true });
