@@ -153,9 +153,9 @@ int models_add(struct models *ms, struct server *srv, const char *name, const ch
 	if (ms->n >= MODELS_MAX)
 		return fail(err, HEARTH_EINVAL, "more than %d models", MODELS_MAX);
 	if (stat(path, &st) || (S_ISREG(st.st_mode) && access(path, R_OK)))
-		return fail(err, HEARTH_EINVAL, "model '%s': %s: %s", name, path, strerror(errno));
+		return fail(err, HEARTH_EIO, "model '%s': %s: %s", name, path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail(err, HEARTH_EINVAL, "model '%s': %s: not a regular file", name, path);
+		return fail(err, HEARTH_EIO, "model '%s': %s: not a regular file", name, path);
 	struct served_model *sm = calloc(1, sizeof *sm);
 	if (!sm || !(sm->name = strdup(name)) || !(sm->path = strdup(path)) || metrics_new(&sm->metrics)) {
 		model_free(sm);

@@ -408,7 +408,7 @@ static int register_models(struct server *srv, struct serve_opts *o)
 			name = srv->alias ? srv->alias : base_name(file);
 		if (models_add(ms, srv, name, path, &err)) {
 			fprintf(stderr, "hearth serve: %s\n", err.msg);
-			return err.code == HEARTH_ENOMEM ? 1 : EXIT_USAGE;
+			return err.code == HEARTH_EINVAL ? EXIT_USAGE : 1; /* a bad name; else the file, or memory */
 		}
 	}
 	if (o->models_dir) {

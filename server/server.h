@@ -201,7 +201,8 @@ bool models_split_arg(const char *arg, char *buf, size_t size, const char **name
 bool models_name_ok(const char *name);
 int models_init(struct models *ms);
 /* Registers a model (name and path copied); HEARTH_EINVAL for a bad or taken
- * name, a path that is not a readable regular file, or too many models. */
+ * name or too many models, HEARTH_EIO for a path that is not a readable
+ * regular file. */
 int models_add(struct models *ms, struct server *srv, const char *name, const char *path, struct hearth_err *err);
 /* Registers every *.gguf of dir (not its sub-folders; symlinks only to
  * regular files inside dir), named by file name without ".gguf"; how many,

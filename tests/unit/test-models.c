@@ -78,8 +78,8 @@ static void test_register(void)
 	T_OK(models_add(ms, &srv, "a", fixture("models/tiny-llama3.f32.gguf"), &err), err);
 	T_EQ_I64(models_add(ms, &srv, "a", fixture("models/tiny-qwen2.f32.gguf"), &err), HEARTH_EINVAL);
 	T_TRUE(strstr(err.msg, "twice") != NULL);
-	T_EQ_I64(models_add(ms, &srv, "b", "/nonexistent/x.gguf", &err), HEARTH_EINVAL);
-	T_EQ_I64(models_add(ms, &srv, "b", "/tmp", &err), HEARTH_EINVAL);
+	T_EQ_I64(models_add(ms, &srv, "b", "/nonexistent/x.gguf", &err), HEARTH_EIO);
+	T_EQ_I64(models_add(ms, &srv, "b", "/tmp", &err), HEARTH_EIO);
 	T_TRUE(strstr(err.msg, "not a regular file") != NULL);
 	T_EQ_I64(models_add(ms, &srv, "../b", fixture("models/tiny-qwen2.f32.gguf"), &err), HEARTH_EINVAL);
 	T_EQ_I64(ms->n, 1);
