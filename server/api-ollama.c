@@ -6,7 +6,7 @@
  * false). Chat and generate go through the OpenAI path's machinery (the
  * request rewritten by ollama-wire.c, then params.c, chat-vars.c, the chat
  * template, constrain.c, gen.c and the answer readers of chat-out.c), only
- * the reply's shape differs. /api/pull waits for the model store.
+ * the reply's shape differs. /api/pull is ollama-pull.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -93,15 +93,6 @@ void api_ollama_show(struct server *srv, const struct call *call, struct reply *
 	json_t *j = ollama_info_show(sm, verbose, rp);
 	if (j)
 		reply_json(rp, 200, j);
-}
-
-void api_ollama_pull(struct server *srv, const struct call *call, struct reply *rp)
-{
-	(void)srv;
-	(void)call;
-	/* MERGE: wired to the model store's hearth_pull when it is in include/hearth.h */
-	reply_error(rp, 501, "server_error", NULL, "not_implemented",
-		    "pull is not wired yet in this build: start the server with -m NAME=FILE or --models-dir DIR");
 }
 
 /* A request that asks only to load (no messages, no prompt) or to unload (keep_alive 0). */

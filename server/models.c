@@ -169,8 +169,18 @@ int models_add(struct models *ms, struct server *srv, const char *name, const ch
 	sm->size = (uint64_t)st.st_size;
 	sm->idle_s = ms->idle_s;
 	sm->state = MODEL_UNLOADED;
-	ms->m[ms->n++] = sm;
+	ms->m[ms->n] = sm; /* filled before n makes it visible to readers */
+	atomic_fetch_add(&ms->n, 1);
 	return 0;
+}
+
+int models_add_live(struct models *ms, struct server *srv, const char *name, const char *path,
+		    struct hearth_err *err)
+{
+	pthread_mutex_lock(&ms->mu);
+	int rc = find_exact(ms, name) ? 0 : models_add(ms, srv, name, path, err);
+	pthread_mutex_unlock(&ms->mu);
+	return rc;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -48,6 +48,8 @@ static const char serve_help[] =
 	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
 	"      --allow-special-in-content  control-token text in messages becomes control tokens\n"
 	"                          (Hugging Face's behaviour; off: it stays text, no forged turns)\n"
+	"      --allow-pull        let clients pull models into the store (Ollama's /api/pull; hub\n"
+	"                          references only, never URLs; off: 403)\n"
 	"\n"
 	"Security (see the README's security model):\n"
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable; at least 16 bytes)\n"
@@ -222,6 +224,10 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			o->allow_weak = true;
 			continue;
 		}
+		if (!strcmp(a, "--allow-pull")) {
+			srv->allow_pull = true;
+			continue;
+		}
 		if (!strcmp(a, "--allow-special-in-content")) {
 			srv->allow_special_in_content = true;
 			continue;
@@ -366,20 +372,11 @@ static int configure(struct server *srv, struct serve_opts *o)
 	return -1;
 }
 
-/*
- * The one place where a -m value becomes a model file: today a path.
- * MERGE: a stored name (hearth pull's store) is resolved here with
- * hearth_store_resolve(value, path, size, err) when value is not a file.
- */
+/* The one place where a -m value becomes a model file: a path as is, else a
+ * stored model's name (hearth pull's store). */
 static int model_file(const char *value, char *path, size_t size, struct hearth_err *err)
 {
-	if (strlen(value) >= size) {
-		err->code = HEARTH_EINVAL;
-		snprintf(err->msg, sizeof err->msg, "-m %.200s...: longer than %zu bytes", value, size - 1);
-		return HEARTH_EINVAL;
-	}
-	memcpy(path, value, strlen(value) + 1);
-	return 0;
+	return hearth_store_resolve(value, path, size, err);
 }
 
 /* The models of -m and --models-dir into the registry; an exit code when it must stop (-1: go on). */

@@ -181,7 +181,7 @@ struct models {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;        /* a load or an unload ended, a model was released */
 	struct served_model *m[MODELS_MAX];
-	int n;
+	atomic_int n;             /* registered; grows at run time (pulls) under mu, read without it */
 	int max_loaded;           /* models loaded at once (0: no limit) */
 	double idle_s;            /* --idle-unload (INFINITY: never) */
 	const char *template_src; /* --chat-template's text for every model (NULL: each model's own) */
@@ -204,6 +204,10 @@ int models_init(struct models *ms);
  * name or too many models, HEARTH_EIO for a path that is not a readable
  * regular file. */
 int models_add(struct models *ms, struct server *srv, const char *name, const char *path, struct hearth_err *err);
+/* The same while the server runs (under the registry's lock): a model pulled
+ * through /api/pull. A name already registered is left as it is (0). */
+int models_add_live(struct models *ms, struct server *srv, const char *name, const char *path,
+		    struct hearth_err *err);
 /* Registers every *.gguf of dir (not its sub-folders; symlinks only to
  * regular files inside dir), named by file name without ".gguf"; how many,
  * or a negative HEARTH_E* when dir cannot be read. */
@@ -270,6 +274,8 @@ struct server {
 	char *tls_cert, *tls_key; /* PEM text; NULL: plain HTTP */
 	bool log_prompts;
 	bool allow_special_in_content; /* control-token text in messages becomes control tokens */
+	bool allow_pull;          /* /api/pull may download models into the store (--allow-pull) */
+	atomic_bool pulling;      /* a pull runs now (one at a time) */
 	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
 	/* state */
 	struct models models;     /* the models served */

@@ -32,7 +32,7 @@ export async function startServer(extra = [], opts = {}) {
   const scheme = opts.scheme ?? 'http';
   // opts.models: the model flags instead of '-m MODEL' (several models, --models-dir)
   const proc = spawn(bin, ['serve', ...(opts.models ?? ['-m', MODEL]), '--port', String(port), '-t', '2', ...extra],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
   let log = '';
   proc.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));

@@ -103,7 +103,7 @@ test('errors: Ollama\'s shape and status; unknown model, images, pull; the key i
   await assert.rejects(ollama.chat({ model: 'nope', messages }), (e) => e.status_code === 404 && /nope/.test(e.error));
   await assert.rejects(ollama.generate({ model: 'llama', prompt: 'x', images: ['aGk='] }),
     (e) => e.status_code === 400 && /images/.test(e.error));
-  await assert.rejects(ollama.pull({ model: 'llama3' }), (e) => e.status_code === 501 && /not wired/.test(e.error));
+  await assert.rejects(ollama.pull({ model: 'llama3' }), (e) => e.status_code === 403 && /--allow-pull/.test(e.error));
   await assert.rejects(new Ollama({ host: srv.url }).list(), (e) => e.status_code === 401 && typeof e.error === 'string');
   const r = await request(srv.url, '/api/chat', { body: { model: 'llama', messages, options: { num_predict: 'x' } },
     headers: { authorization: `Bearer ${KEY}` } });
