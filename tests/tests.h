@@ -84,6 +84,8 @@
 	X(test_kv_index)             \
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
+	X(test_state_round_trip)     \
+	X(test_state_refused)        \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_fault_model_load)     \
