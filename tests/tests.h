@@ -108,6 +108,7 @@
 	X(test_pull_cli)            \
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
+	X(test_cli_prompt_cache)    \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \
