@@ -548,6 +548,16 @@ struct hearth_request_params {
 	 * taken over by the request when the submit succeeds (freed with it),
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
+	/* Saved state whose tokens are a prefix of the prompt (of this model and
+	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * restored into the cache, under the request's cache salt, instead of
+	 * computed; the continuation is the one without it. Taken over when the
+	 * submit succeeds, still the caller's when it fails [NULL: none]. */
+	struct hearth_state *prefix_state;
+	/* On a normal finish (stop or length), save the sequence the cache holds
+	 * (the prompt, and the generated tokens that were computed: all but the
+	 * last) for hearth_request_take_state [false]. */
+	bool save_state;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);
@@ -584,6 +594,9 @@ void hearth_request_cancel(struct hearth_request *r);
 void hearth_request_free(struct hearth_request *r);
 /* Prompt tokens whose KV came from the prefix cache (known once it started). */
 int32_t hearth_request_cached_tokens(const struct hearth_request *r);
+/* After the final event: the state saved for save_state (the caller frees
+ * it), or NULL (not asked, not finished normally, or out of memory). */
+struct hearth_state *hearth_request_take_state(struct hearth_request *r);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

@@ -86,6 +86,7 @@
 	X(test_kv_prefix)            \
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
+	X(test_state_sched)          \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_fault_model_load)     \

@@ -59,20 +59,26 @@ void kv_state_get(const struct kv_cache *kv, const struct kv_seq *s, int32_t n, 
 	}
 }
 
-int kv_state_put(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tokens, int32_t n, const void *src)
+int kv_state_put(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tokens, const void *src, int32_t n_src,
+		 int32_t n)
 {
 	int rc;
-	if (n <= 0)
+	const int32_t from = s->n_tokens;
+	assert(n >= 0 && from + n <= n_src);
+	if (n == 0)
 		return 0;
 	if ((rc = kv_seq_reserve(kv, s, n)))
 		return rc;
-	const int32_t start = s->n_tokens;
 	const uint8_t *p = src;
 	for (int il = 0; il < kv->n_layer; il++) {
-		for (int32_t i = 0; i < n; i++, p += kv->row_k)
-			key_row(kv, s, il, start + i, (uint8_t *)p, true);
-		for (int32_t i = 0; i < n; i++, p += kv->row_v)
-			memcpy(kv_cache_v(kv, s, il, start + i), p, kv->row_v);
+		const uint8_t *k = p + (size_t)from * kv->row_k;
+		for (int32_t i = 0; i < n; i++, k += kv->row_k)
+			key_row(kv, s, il, from + i, (uint8_t *)k, true);
+		p += (size_t)n_src * kv->row_k;
+		const uint8_t *v = p + (size_t)from * kv->row_v;
+		for (int32_t i = 0; i < n; i++, v += kv->row_v)
+			memcpy(kv_cache_v(kv, s, il, from + i), v, kv->row_v);
+		p += (size_t)n_src * kv->row_v;
 	}
 	kv_seq_commit(kv, s, all_tokens, n);
 	return 0;

@@ -12,10 +12,12 @@ size_t kv_state_size(const struct kv_cache *kv, int32_t n);
  * layer in order, n key rows of row_k bytes then n value rows of row_v bytes
  * (keys untransposed: the same bytes whatever k_transposed is). */
 void kv_state_get(const struct kv_cache *kv, const struct kv_seq *s, int32_t n, void *dst);
-/* Appends n positions to s (its tokens from position 0 are all_tokens; the
- * new ones are all_tokens[s->n_tokens ..]) with the rows in src (the layout
- * kv_state_get writes), and publishes the blocks they fill as a decode
- * would. HEARTH_ECTXFULL / HEARTH_ENOMEM as kv_seq_reserve; nothing changes then. */
-int kv_state_put(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tokens, int32_t n, const void *src);
+/* Appends positions s->n_tokens .. s->n_tokens + n to s from src, the rows
+ * kv_state_get wrote for n_src positions (s->n_tokens + n <= n_src), and
+ * publishes the blocks they fill as a decode would (all_tokens: s's tokens
+ * from position 0). HEARTH_ECTXFULL / HEARTH_ENOMEM as kv_seq_reserve;
+ * nothing changes then. */
+int kv_state_put(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tokens, const void *src, int32_t n_src,
+		 int32_t n);
 
 #endif /* HEARTH_KV_STATE_H */

@@ -207,7 +207,7 @@ int hearth_context_state_set(struct hearth_context *c, const struct hearth_state
 	}
 	hearth_context_truncate(c, 0);
 	memcpy(c->tokens, st->tokens, (size_t)st->n_tokens * sizeof *c->tokens);
-	if ((rc = kv_state_put(&c->kv, &c->seq, c->tokens, st->n_tokens, st->rows)))
+	if ((rc = kv_state_put(&c->kv, &c->seq, c->tokens, st->rows, st->n_tokens, st->n_tokens)))
 		return err_set(err, rc, "state: the KV cache has no room for %d tokens", st->n_tokens);
 	c->n_logits = st->n_logits;
 	c->logits_first = 0;

@@ -249,3 +249,122 @@ out:
 	hearth_model_free(m);
 	hearth_model_free(o);
 }
+
+/* ---- the scheduler: save a request's state, seed a later one with it ---- */
+
+static struct hearth_sched *sched(struct hearth_model *m)
+{
+	struct hearth_sched_params sp = hearth_sched_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_sched *s = NULL;
+	sp.n_ctx_seq = 128;
+	sp.n_parallel = 2;
+	sp.n_threads = 1;
+	T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+	return s;
+}
+
+/* Runs a greedy request to its end; its tokens into ids (*n of them, at most
+ * N_GEN), the state it saved into *saved when save, its cached prompt tokens
+ * into *cached. */
+static int run_req(struct hearth_sched *s, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens,
+		   struct hearth_state *seed, bool save, const char *salt, int32_t *ids, int32_t *n,
+		   struct hearth_state **saved, int32_t *cached, struct hearth_err *err)
+{
+	struct hearth_request_params p = hearth_request_default_params();
+	struct hearth_request *r = NULL;
+	struct hearth_token_event ev;
+	p.prompt = prompt;
+	p.n_prompt = n_prompt;
+	p.max_tokens = max_tokens;
+	p.sampling.temp = 0;
+	p.prefix_state = seed;
+	p.save_state = save;
+	p.cache_salt = salt;
+	p.cache_salt_size = salt ? strlen(salt) : 0;
+	int rc = hearth_sched_submit(s, &p, &r, err);
+	if (rc)
+		return rc;
+	*n = 0;
+	while (hearth_request_next(r, &ev, 20000) == 0)
+		if (ev.id >= 0 && *n < N_GEN)
+			ids[(*n)++] = ev.id;
+	if (saved)
+		*saved = hearth_request_take_state(r);
+	if (cached)
+		*cached = hearth_request_cached_tokens(r);
+	hearth_request_free(r);
+	return 0;
+}
+
+void test_state_sched(void)
+{
+	struct hearth_err err = { 0 };
+	struct synth_spec other = spec;
+	other.seed = 12;
+	T_OK(synth_model_write(tmp_path("m.gguf"), &spec, &err), err);
+	T_OK(synth_model_write(tmp_path("o.gguf"), &other, &err), err);
+	struct hearth_model *m = load(tmp_path("m.gguf")), *o = load(tmp_path("o.gguf"));
+	struct hearth_sched *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	struct hearth_state *st = NULL, *rd = NULL;
+	int32_t q[N_PROMPT + 10], want[N_GEN], got[N_GEN], n_want = 0, n_got = 0, cached = -1, n = 0;
+	if (!m || !o)
+		goto out;
+	for (int i = 0; i < N_PROMPT + 10; i++)
+		q[i] = (i * 37 + 5) % hearth_model_n_vocab(m); /* prompt_tokens' prompt, then more */
+
+	/* the server's POST /v1/cache: the prompt computed and saved (max_tokens 0: one token, not computed) */
+	if (!(s1 = sched(m)))
+		goto out;
+	T_OK(run_req(s1, q, N_PROMPT, 0, NULL, true, "key-1", got, &n_got, &st, NULL, &err), err);
+	T_TRUE(st != NULL);
+	if (!st)
+		goto out;
+	hearth_state_tokens(st, &n);
+	T_EQ_I64(n, N_PROMPT);
+	hearth_sched_free(s1); /* a restart: nothing survives but the file */
+	s1 = NULL;
+	T_OK(hearth_state_write(st, tmp_path("sched.state"), &err), err);
+	T_OK(hearth_state_read(&rd, tmp_path("sched.state"), &err), err);
+
+	/* the reference: a fresh scheduler, no state */
+	if (!(s2 = sched(m)) || !(s3 = sched(m)) || !rd)
+		goto out;
+	T_OK(run_req(s2, q, N_PROMPT + 10, N_GEN, NULL, false, "key-1", want, &n_want, NULL, &cached, &err), err);
+	T_EQ_I64(cached, 0);
+	/* seeded with the state: its 45 tokens restored, the same continuation */
+	T_OK(run_req(s3, q, N_PROMPT + 10, N_GEN, rd, false, "key-1", got, &n_got, NULL, &cached, &err), err);
+	rd = NULL; /* taken over */
+	T_EQ_I64(cached, N_PROMPT);
+	T_EQ_I64(n_got, n_want);
+	T_TRUE(n_got == n_want && !memcmp(got, want, (size_t)n_want * sizeof *want));
+
+	/* the same prompt as the state: all but the last token restored; the same answer as computing it */
+	T_OK(hearth_state_read(&rd, tmp_path("sched.state"), &err), err);
+	T_OK(run_req(s2, q, N_PROMPT, N_GEN, NULL, false, "key-2", want, &n_want, NULL, &cached, &err), err);
+	T_OK(run_req(s3, q, N_PROMPT, N_GEN, rd, false, "key-3", got, &n_got, NULL, &cached, &err), err);
+	rd = NULL;
+	T_EQ_I64(cached, N_PROMPT - 1);
+	T_TRUE(n_got == n_want && !memcmp(got, want, (size_t)n_want * sizeof *want));
+
+	/* refused: a prompt that does not start with the state's tokens, another model's state */
+	T_OK(hearth_state_read(&rd, tmp_path("sched.state"), &err), err);
+	q[3]++;
+	T_EQ_I64(run_req(s3, q, N_PROMPT + 10, 1, rd, false, NULL, got, &n_got, NULL, NULL, &err), HEARTH_EINVAL);
+	T_TRUE(strstr(err.msg, "does not start with") != NULL);
+	q[3]--;
+	hearth_sched_free(s2);
+	s2 = sched(o);
+	if (s2) {
+		T_EQ_I64(run_req(s2, q, N_PROMPT + 10, 1, rd, false, NULL, got, &n_got, NULL, NULL, &err), HEARTH_EINVAL);
+		T_TRUE(strstr(err.msg, "another model") != NULL);
+	}
+out:
+	hearth_state_free(st);
+	hearth_state_free(rd);
+	hearth_sched_free(s1);
+	hearth_sched_free(s2);
+	hearth_sched_free(s3);
+	hearth_model_free(m);
+	hearth_model_free(o);
+}
