@@ -277,6 +277,8 @@ struct server {
 	bool allow_pull;          /* /api/pull may download models into the store (--allow-pull) */
 	atomic_bool pulling;      /* a pull runs now (one at a time) */
 	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
+	uint64_t cache_budget;    /* bytes saved state may take on disk (--cache-budget; 0: no limit) */
+	struct cache_store *cache; /* saved state (cache.h), NULL: none (the routes answer 503) */
 	/* state */
 	struct models models;     /* the models served */
 	atomic_int phase;         /* enum srv_phase */

@@ -332,9 +332,14 @@ int hearth_state_write(const struct hearth_state *st, const char *path, struct h
 	char tmp[4096];
 	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
 		return err_set(err, HEARTH_EINVAL, "%s: path too long", path);
-	FILE *f = fopen(tmp, "wb");
-	if (!f)
+	/* only the owner reads it: the rows encode the text they were computed from */
+	const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return err_set(err, HEARTH_EIO, "%s: %s", tmp, strerror(errno));
+	}
 	const bool ok = fwrite(st->buf, 1, st->size, f) == st->size;
 	if (fclose(f) || !ok) {
 		unlink(tmp);
