@@ -60,7 +60,11 @@ static bool save_ids(struct served_model *sm, json_t *body, int32_t **ids, int32
 		struct hearth_chat_prompt pr = { 0 };
 		struct chat_tools tc;
 		json_t *vars = NULL;
-		bool ok = chat_vars_build(body, &vars, &tc, rp) && api_chat_prompt(sm, vars, &pr, rp);
+		/* a conversation so far, to be continued: no generation prompt unless asked */
+		bool ok = chat_vars_build(body, &vars, &tc, rp) &&
+			  !json_object_set_new(vars, "add_generation_prompt",
+					       json_boolean(json_is_true(json_object_get(body, "add_generation_prompt")))) &&
+			  api_chat_prompt(sm, vars, &pr, rp);
 		json_decref(vars);
 		if (ok) {
 			*ids = pr.ids;

@@ -457,17 +457,15 @@ static void wait_for_signal_and_drain(struct server *srv, sigset_t *sigs)
 	}
 }
 
-/* The saved-state store under HEARTH_HOME; nonzero after saying why. */
-static int open_cache(struct server *srv)
+/* The saved-state store under HEARTH_HOME. Without one (an unwritable home)
+ * the server still serves; /v1/cache answers 503. */
+static void open_cache(struct server *srv)
 {
 	struct hearth_err err = { 0 };
 	char home[2048];
 	if (hearth_store_home(home, sizeof home, &err) ||
-	    cache_store_open(&srv->cache, home, srv->cache_budget, &err)) {
-		fprintf(stderr, "hearth serve: %s\n", err.msg);
-		return 1;
-	}
-	return 0;
+	    cache_store_open(&srv->cache, home, srv->cache_budget, &err))
+		fprintf(stderr, "hearth serve: warning: no saved state (/v1/cache): %s\n", err.msg);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -510,8 +508,7 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "hearth serve: out of memory\n");
 		goto out;
 	}
-	if (open_cache(&srv))
-		goto out;
+	open_cache(&srv);
 	atomic_store(&srv.phase, SRV_LOADING);
 	if (listener_open(&srv.listener, srv.host, srv.port, why, sizeof why)) {
 		fprintf(stderr, "hearth serve: %s\n", why);
