@@ -17,6 +17,7 @@
  *                  unloaded when idle or to make room (--max-loaded, --idle-unload)
  *   load.c         one model's loaded state: weights, chat template, scheduler
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
+ *   api-cache.c    /v1/cache: saved model state on disk (cache-store.c; cache.h)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
