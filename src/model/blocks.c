@@ -25,8 +25,8 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 	for (int i0 = 0; i0 < n_rot; i0 += 2) {
 		const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
 		const float t = hp->rope_freq_scale * (theta / ff);
-		cs[i0] = cosf(t);
-		cs[i0 + 1] = sinf(t);
+		cs[i0] = cosf(t) * hp->rope_attn_factor;
+		cs[i0 + 1] = sinf(t) * hp->rope_attn_factor;
 		theta *= theta_scale;
 	}
 	for (int h = 0; h < n_heads; h++) {
@@ -38,5 +38,14 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 			v[a] = x0 * c - x1 * s;
 			v[b] = x0 * s + x1 * c;
 		}
+	}
+}
+
+void block_geglu(float *gate, const float *up, int64_t n)
+{
+	const float c = 0.7978845608f; /* sqrt(2 / pi) */
+	for (int64_t i = 0; i < n; i++) {
+		const float x = gate[i];
+		gate[i] = 0.5f * x * (1.0f + tanhf(c * x * (1.0f + 0.044715f * x * x))) * up[i];
 	}
 }
