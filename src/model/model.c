@@ -28,6 +28,7 @@ static const struct arch_entry archs[] = {
 	{ "llama", arch_llama_load },
 	{ "qwen2", arch_qwen2_load },
 	{ "qwen3", arch_qwen3_load },
+	{ "gemma3", arch_gemma3_load },
 };
 
 struct hearth_model_params hearth_model_default_params(void)
@@ -406,7 +407,7 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 			return 0;
 		}
 	}
-	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3 are)", path,
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3 are)", path,
 		     m->arch);
 fail:
 	hearth_model_free(m);

@@ -63,6 +63,8 @@ static const struct ref_case cases[] = {
 	{ "tiny-qwen3.f32", F32 },
 	{ "tiny-qwen3.q4_k_m", 0.35, 0.07, 0.35 },
 	{ "tiny-qwen3.q6_k", 0.35, 0.07, 0.35 },
+	{ "tiny-gemma3.f32", F32 },
+	{ "tiny-gemma3.q4_k_m", 0.35, 0.07, 0.35 },
 };
 #undef F32
 
