@@ -29,6 +29,7 @@ static const struct arch_entry archs[] = {
 	{ "qwen2", arch_qwen2_load },
 	{ "qwen3", arch_qwen3_load },
 	{ "gemma3", arch_gemma3_load },
+	{ "phi3", arch_phi3_load },
 };
 
 struct hearth_model_params hearth_model_default_params(void)
@@ -407,7 +408,7 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 			return 0;
 		}
 	}
-	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3 are)", path,
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3 are)", path,
 		     m->arch);
 fail:
 	hearth_model_free(m);

@@ -107,5 +107,6 @@ int arch_llama_load(struct hearth_model *m, struct hearth_err *err);
 int arch_qwen2_load(struct hearth_model *m, struct hearth_err *err);
 int arch_qwen3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_gemma3_load(struct hearth_model *m, struct hearth_err *err);
+int arch_phi3_load(struct hearth_model *m, struct hearth_err *err);
 
 #endif /* HEARTH_MODEL_H */

@@ -65,6 +65,8 @@ static const struct ref_case cases[] = {
 	{ "tiny-qwen3.q6_k", 0.35, 0.07, 0.35 },
 	{ "tiny-gemma3.f32", F32 },
 	{ "tiny-gemma3.q4_k_m", 0.35, 0.07, 0.35 },
+	{ "tiny-phi3.f32", F32 },
+	{ "tiny-phi3.q4_k_m", 0.35, 0.07, 0.35 },
 };
 #undef F32
 
