@@ -108,5 +108,6 @@ int arch_qwen2_load(struct hearth_model *m, struct hearth_err *err);
 int arch_qwen3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_gemma3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_phi3_load(struct hearth_model *m, struct hearth_err *err);
+int arch_glm4_load(struct hearth_model *m, struct hearth_err *err);
 
 #endif /* HEARTH_MODEL_H */

@@ -67,6 +67,8 @@ static const struct ref_case cases[] = {
 	{ "tiny-gemma3.q4_k_m", 0.35, 0.07, 0.35 },
 	{ "tiny-phi3.f32", F32 },
 	{ "tiny-phi3.q4_k_m", 0.35, 0.07, 0.35 },
+	{ "tiny-glm4.f32", F32 },
+	{ "tiny-glm4.q4_k_m", 0.35, 0.07, 0.35 },
 };
 #undef F32
 
