@@ -31,6 +31,7 @@ static const struct arch_entry archs[] = {
 	{ "gemma3", arch_gemma3_load },
 	{ "phi3", arch_phi3_load },
 	{ "glm4", arch_glm4_load },
+	{ "chatglm", arch_chatglm_load },
 };
 
 struct hearth_model_params hearth_model_default_params(void)
@@ -409,7 +410,7 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 			return 0;
 		}
 	}
-	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, glm4 are)", path,
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, glm4, chatglm are)", path,
 		     m->arch);
 fail:
 	hearth_model_free(m);

@@ -109,5 +109,6 @@ int arch_qwen3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_gemma3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_phi3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_glm4_load(struct hearth_model *m, struct hearth_err *err);
+int arch_chatglm_load(struct hearth_model *m, struct hearth_err *err);
 
 #endif /* HEARTH_MODEL_H */

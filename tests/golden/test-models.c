@@ -69,6 +69,8 @@ static const struct ref_case cases[] = {
 	{ "tiny-phi3.q4_k_m", 0.35, 0.07, 0.35 },
 	{ "tiny-glm4.f32", F32 },
 	{ "tiny-glm4.q4_k_m", 0.35, 0.07, 0.35 },
+	{ "tiny-chatglm.f32", F32 },
+	{ "tiny-chatglm.q4_k_m", 0.35, 0.07, 0.35 },
 };
 #undef F32
 
