@@ -86,6 +86,7 @@
 	X(test_kv_prefix)            \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
+	X(test_sched_families)       \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
