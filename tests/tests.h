@@ -87,6 +87,7 @@
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_families)       \
+	X(test_swa_window)           \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
