@@ -88,6 +88,8 @@
 	X(test_sched_sampled)        \
 	X(test_sched_families)       \
 	X(test_swa_window)           \
+	X(test_families_errors)      \
+	X(test_families_softcap)     \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
