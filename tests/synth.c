@@ -74,7 +74,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	struct synth y = { .rng = s->seed * 2654435761u + 1, .round_to = s->round_to };
 	char key[128], name[128];
 	const char *a = s->arch;
-	const bool gemma = !strcmp(a, "gemma3");
+	const bool gemma2 = !strcmp(a, "gemma2"), gemma = gemma2 || !strcmp(a, "gemma3");
 	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
 	const int n_vocab = s->n_vocab > 259 ? s->n_vocab : 259;
 	/* a tied embedding is the output matrix too: the mix's output type */
@@ -120,9 +120,16 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		gguf_writer_set_u32(y.w, KEY("attention.key_length"), (uint32_t)hd);
 		gguf_writer_set_u32(y.w, KEY("attention.value_length"), (uint32_t)hd);
 	}
-	if (gemma) { /* as converted Gemma 3 files: no pattern key (6) */
+	if (gemma) { /* as converted Gemma 2 and 3 files: no pattern key (2, 6) */
 		gguf_writer_set_u32(y.w, KEY("attention.sliding_window"), (uint32_t)(s->n_swa ? s->n_swa : 512));
-		gguf_writer_set_f32(y.w, KEY("rope.freq_base_swa"), 10000.0f);
+		if (!gemma2)
+			gguf_writer_set_f32(y.w, KEY("rope.freq_base_swa"), 10000.0f);
+	}
+	if (gemma2) {
+		/* Gemma 2 caps at 50; scores of random weights stay far below, so a
+		 * cap that binds: */
+		gguf_writer_set_f32(y.w, KEY("attn_logit_softcapping"), 1.0f);
+		gguf_writer_set_f32(y.w, KEY("final_logit_softcapping"), 30.0f);
 	}
 	gguf_writer_set_str(y.w, "tokenizer.ggml.model", "llama");
 	gguf_writer_set_arr_str(y.w, "tokenizer.ggml.tokens", toks, n_vocab);
@@ -151,7 +158,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 		}
-		if (!strcmp(a, "qwen3") || gemma) {
+		if (!strcmp(a, "qwen3") || (gemma && !gemma2)) {
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
 		}

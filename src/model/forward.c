@@ -515,6 +515,49 @@ static void attn_tiles_convert(struct fwd *f, const struct attn_walk *a, struct 
 	}
 }
 
+/* Attention with soft-capped scores (gemma2): s = c tanh(s / c) before the
+ * softmax. The tile kernels do not cap, so these layers take this plain
+ * path: each tile converted to float, each row's visible positions (its
+ * window's included) scored, capped and folded into its online softmax. */
+static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
+{
+	const struct hparams *h = &f->m->hp;
+	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
+	const float c = h->attn_softcap, inv = 1.0f / c;
+	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE];
+	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
+		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE;
+		attn_load(f, a, t0, np, kt, v, w->krow);
+		for (int r = 0; r < a->M; r++) {
+			const int32_t p = a->p0 + r / G, lo0 = attn_first(a, p) - t0, hi = p - t0 + 1;
+			const int lo = lo0 > 0 ? lo0 : 0, n = hi < np ? hi : np;
+			if (lo >= n)
+				continue;
+			const float *q = w->q + (size_t)r * (size_t)dk;
+			float mnew = w->mx[r];
+			for (int j = lo; j < n; j++) {
+				float acc = 0;
+				for (int d = 0; d < dk; d++)
+					acc = fmaf(q[d], kt[(size_t)d * ATTN_TILE + (size_t)j], acc);
+				s[j] = c * tanhf(acc * inv);
+				mnew = s[j] > mnew ? s[j] : mnew;
+			}
+			const float alpha = expf(w->mx[r] - mnew);
+			float *o = w->o + (size_t)r * (size_t)dv, sum = 0;
+			for (int d = 0; d < dv; d++)
+				o[d] *= alpha;
+			for (int j = lo; j < n; j++) {
+				const float e = expf(s[j] - mnew);
+				sum += e;
+				for (int d = 0; d < dv; d++)
+					o[d] = fmaf(e, v[(size_t)j * (size_t)dv + (size_t)d], o[d]);
+			}
+			w->l[r] = w->l[r] * alpha + sum;
+			w->mx[r] = mnew;
+		}
+	}
+}
+
 static void attn_run(void *arg, int ith, int nth)
 {
 	const struct attn_task *t = arg;
@@ -538,7 +581,9 @@ static void attn_run(void *arg, int ith, int nth)
 			w->l[r] = 0;
 		}
 		memset(w->o, 0, (size_t)a.M * (size_t)dv * sizeof *w->o);
-		if (f->kv->k_transposed)
+		if (h->attn_softcap > 0)
+			attn_tiles_softcap(f, &a, w);
+		else if (f->kv->k_transposed)
 			attn_tiles_f16(f, &a, w);
 		else
 			attn_tiles_convert(f, &a, w);

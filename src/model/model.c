@@ -32,6 +32,7 @@ static const struct arch_entry archs[] = {
 	{ "phi3", arch_phi3_load },
 	{ "glm4", arch_glm4_load },
 	{ "chatglm", arch_chatglm_load },
+	{ "gemma2", arch_gemma2_load },
 };
 
 struct hearth_model_params hearth_model_default_params(void)
@@ -209,6 +210,7 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	h->embd_scale = 1.0f;
 	h->attn_scale = 0.0f;
 	h->final_softcap = 0.0f;
+	h->attn_softcap = 0.0f;
 	h->ffn_act = FFN_SILU;
 	if ((rc = model_hparam_i32(m, "context_length", &h->n_ctx_train, false, err)) ||
 	    (rc = model_hparam_i32(m, "embedding_length", &h->n_embd, true, err)) ||
@@ -410,7 +412,7 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 			return 0;
 		}
 	}
-	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, glm4, chatglm are)", path,
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, glm4, chatglm, gemma2 are)", path,
 		     m->arch);
 fail:
 	hearth_model_free(m);

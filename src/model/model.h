@@ -49,6 +49,7 @@ struct hparams {
 	float embd_scale;               /* token embeddings are multiplied by it (gemma: sqrt(n_embd)) */
 	float attn_scale;               /* query scale; 0: 1 / sqrt(head_dim_k) */
 	float final_softcap;            /* logits = c tanh(logits / c) when c > 0 (gemma) */
+	float attn_softcap;             /* attention scores = c tanh(s / c) when c > 0 (gemma2) */
 	enum ffn_act ffn_act;
 };
 
@@ -110,5 +111,6 @@ int arch_gemma3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_phi3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_glm4_load(struct hearth_model *m, struct hearth_err *err);
 int arch_chatglm_load(struct hearth_model *m, struct hearth_err *err);
+int arch_gemma2_load(struct hearth_model *m, struct hearth_err *err);
 
 #endif /* HEARTH_MODEL_H */
