@@ -84,10 +84,12 @@
 	X(test_kv_index)             \
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
+	X(test_kv_swa)               \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_families)       \
 	X(test_swa_window)           \
+	X(test_swa_memory)           \
 	X(test_families_errors)      \
 	X(test_families_softcap)     \
 	X(test_fault_model_load)     \

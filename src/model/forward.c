@@ -412,10 +412,12 @@ static bool attn_seen(const struct attn_walk *a, int G, int32_t t0, int32_t *n)
 	return edge;
 }
 
-/* Positions a .. a + np - 1 (np <= ATTN_TILE) of the job's head as float:
- * keys transposed into kt [dk][ATTN_TILE] (zero past np), values into v
+/* Positions p_first .. p_first + np - 1 of the job's head as float, into
+ * tile columns off .. off + np - 1 (off + np <= ATTN_TILE; the other columns
+ * zero): keys transposed into kt [dk][ATTN_TILE], values into v
  * [ATTN_TILE][dv]; from either cache layout. */
-static void attn_load(struct fwd *f, const struct attn_walk *a, int32_t p_first, int np, float *kt, float *v, float *krow)
+static void attn_load(struct fwd *f, const struct attn_walk *a, int32_t p_first, int off, int np, float *kt, float *v,
+		      float *krow)
 {
 	const struct kv_cache *kv = f->kv;
 	const struct hparams *h = &f->m->hp;
@@ -443,12 +445,22 @@ static void attn_load(struct fwd *f, const struct attn_walk *a, int32_t p_first,
 			ops->to_float((const char *)kv_cache_k(kv, a->s, a->il, pos) + koff, krow, dk);
 		}
 		for (int d = 0; d < dk; d++)
-			kt[(size_t)d * ATTN_TILE + (size_t)p] = krow[d];
-		ops->to_float((const char *)kv_cache_v(kv, a->s, a->il, pos) + voff, v + (size_t)p * (size_t)dv, dv);
+			kt[(size_t)d * ATTN_TILE + (size_t)(off + p)] = krow[d];
+		ops->to_float((const char *)kv_cache_v(kv, a->s, a->il, pos) + voff, v + (size_t)(off + p) * (size_t)dv, dv);
 	}
-	if (np < ATTN_TILE)
-		for (int d = 0; d < dk; d++)
-			memset(kt + (size_t)d * ATTN_TILE + np, 0, (size_t)(ATTN_TILE - np) * sizeof(float));
+	for (int d = 0; d < dk; d++) {
+		memset(kt + (size_t)d * ATTN_TILE, 0, (size_t)off * sizeof(float));
+		memset(kt + (size_t)d * ATTN_TILE + off + np, 0, (size_t)(ATTN_TILE - off - np) * sizeof(float));
+	}
+	memset(v, 0, (size_t)off * (size_t)dv * sizeof *v);
+}
+
+/* Leading positions of tile t0 that no row of the job attends to: before
+ * the earliest window (their cache blocks may be given back), not read. */
+static int attn_skip(const struct attn_walk *a, int32_t t0, int np)
+{
+	const int32_t first = attn_first(a, a->p0);
+	return first <= t0 ? 0 : first - t0 < np ? first - t0 : np;
 }
 
 /* The rows whose window starts inside tile t0 after its first position:
@@ -465,7 +477,7 @@ static void attn_edges(struct fwd *f, const struct attn_walk *a, struct attn_scr
 		if (lo <= t0 || lo >= t0 + ATTN_TILE)
 			continue;
 		const int32_t end = p < t0 + ATTN_TILE - 1 ? p : t0 + ATTN_TILE - 1, np = end - lo + 1;
-		attn_load(f, a, lo, np, w->kt, w->kt + (size_t)dk * ATTN_TILE, w->krow);
+		attn_load(f, a, lo, 0, np, w->kt, w->kt + (size_t)dk * ATTN_TILE, w->krow);
 		for (int g = 0; g < G; g++)
 			w->n[r0 + g] = np;
 		kern_fns()->attn_tile(G, dk, dv, w->q + (size_t)r0 * (size_t)dk, w->n + r0, w->kt,
@@ -484,14 +496,17 @@ static void attn_tiles_f16(struct fwd *f, const struct attn_walk *a, struct attn
 	const size_t koff = (size_t)a->kvh * (size_t)dk * (size_t)kv->block_size, voff = (size_t)a->kvh * (size_t)dv;
 	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
 		const uint16_t *kc[ATTN_TILE / ATTN_CHUNK], *vc[ATTN_TILE / ATTN_CHUNK];
-		for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) {
+		const int32_t first = attn_first(a, a->p0);
+		for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) { /* chunks before every window: not read */
 			const int32_t pos = t0 + c * ATTN_CHUNK;
-			kc[c] = pos <= a->last ? (const uint16_t *)kv_cache_k(kv, a->s, a->il, pos) + koff : NULL;
-			vc[c] = pos <= a->last ? (const uint16_t *)kv_cache_v(kv, a->s, a->il, pos) + voff : NULL;
+			const bool used = pos <= a->last && pos + ATTN_CHUNK > first;
+			kc[c] = used ? (const uint16_t *)kv_cache_k(kv, a->s, a->il, pos) + koff : NULL;
+			vc[c] = used ? (const uint16_t *)kv_cache_v(kv, a->s, a->il, pos) + voff : NULL;
 		}
 		const bool edge = attn_seen(a, G, t0, w->n);
-		tile(a->M, dk, dv, w->q, w->n, kc, (size_t)kv->block_size, vc, (size_t)kv->width_v, w->mx, w->l, w->o,
-		     w->kt);
+		if (first <= t0) /* else no row sees the tile from its start: attn_seen gave every n 0 */
+			tile(a->M, dk, dv, w->q, w->n, kc, (size_t)kv->block_size, vc, (size_t)kv->width_v, w->mx, w->l,
+			     w->o, w->kt);
 		if (edge)
 			attn_edges(f, a, w, t0);
 	}
@@ -506,10 +521,12 @@ static void attn_tiles_convert(struct fwd *f, const struct attn_walk *a, struct 
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
 	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE;
 	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
-		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE;
-		attn_load(f, a, t0, np, kt, v, w->krow);
+		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE, skip = attn_skip(a, t0, np);
 		const bool edge = attn_seen(a, G, t0, w->n);
-		tile(a->M, dk, dv, w->q, w->n, kt, v, w->mx, w->l, w->o);
+		if (skip == 0) { /* else no row sees the tile from its start */
+			attn_load(f, a, t0, 0, np, kt, v, w->krow);
+			tile(a->M, dk, dv, w->q, w->n, kt, v, w->mx, w->l, w->o);
+		}
 		if (edge)
 			attn_edges(f, a, w, t0);
 	}
@@ -526,8 +543,8 @@ static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct 
 	const float c = h->attn_softcap, inv = 1.0f / c;
 	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE];
 	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
-		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE;
-		attn_load(f, a, t0, np, kt, v, w->krow);
+		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE, skip = attn_skip(a, t0, np);
+		attn_load(f, a, t0 + skip, skip, np - skip, kt, v, w->krow);
 		for (int r = 0; r < a->M; r++) {
 			const int32_t p = a->p0 + r / G, lo0 = attn_first(a, p) - t0, hi = p - t0 + 1;
 			const int lo = lo0 > 0 ? lo0 : 0, n = hi < np ? hi : np;

@@ -105,6 +105,16 @@ int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int 
 	return 0;
 }
 
+int32_t model_layer_swa(const struct hearth_model *m, int32_t *out)
+{
+	int32_t w = 0;
+	for (int il = 0; il < m->hp.n_layer; il++) {
+		out[il] = m->layers[il].n_swa;
+		w = out[il] > w ? out[il] : w;
+	}
+	return w;
+}
+
 bool model_hparam_has(const struct hearth_model *m, const char *suffix)
 {
 	char key[128];

@@ -100,6 +100,9 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err);
  * vector) whole as *part: fused tensors (attn_qkv, ffn_up holding gate and
  * up) become the separate ones the forward pass computes with. */
 void model_tensor_rows(const struct tensor *whole, struct tensor *part, int64_t r0, int64_t n);
+/* Each layer's sliding window into out[n_layer] (0: none); returns the
+ * largest (0: no layer has one). */
+int32_t model_layer_swa(const struct hearth_model *m, int32_t *out);
 /* Whether the GGUF has the key "<arch>.<suffix>". */
 bool model_hparam_has(const struct hearth_model *m, const char *suffix);
 

@@ -89,3 +89,68 @@ out:
 	free(f16);
 	hearth_model_free(m);
 }
+
+/* Logits of the last of n tokens through a context of n_ctx positions
+ * decoding n_batch at a time; its n_past after truncating to keep[0], keep[1]. */
+static float *long_run(struct hearth_model *m, const int32_t *ids, int n, int n_ctx, int n_batch, const int32_t *keep,
+		       int32_t *kept)
+{
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_context *c = NULL;
+	const int V = hearth_model_n_vocab(m);
+	float *out = malloc((size_t)V * sizeof *out);
+	cp.n_ctx = n_ctx;
+	cp.n_batch = n_batch;
+	cp.cache_type = HEARTH_TYPE_F16;
+	cp.n_threads = 2;
+	T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	if (!c || !out) {
+		hearth_context_free(c);
+		free(out);
+		return NULL;
+	}
+	T_OK(hearth_decode(c, ids, n, false, &err), err);
+	memcpy(out, hearth_get_logits(c, -1), (size_t)V * sizeof *out);
+	for (int k = 0; k < 2; k++) {
+		hearth_context_truncate(c, keep[k]);
+		kept[k] = hearth_context_n_past(c);
+	}
+	/* and it goes on from there */
+	T_OK(hearth_decode(c, ids, 40, false, &err), err);
+	hearth_context_free(c);
+	return out;
+}
+
+/* A context 600 positions long whose local layers keep only about 176 (a
+ * batch of 32, the window of 16 and some blocks of 32): the same logits as
+ * one that holds all 600 (batches of 600); stepping back a few tokens keeps
+ * the context, stepping back past the window's blocks empties it. */
+void test_swa_memory(void)
+{
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	T_OK(hearth_model_load(&m, fixture("models/tiny-gemma3.f32.gguf"), &mp, &err), err);
+	if (!m)
+		return;
+	enum { N = 600 };
+	int32_t *ids = malloc(N * sizeof *ids), kept_small[2], kept_big[2];
+	const int32_t keep[2] = { N - 5, N / 2 };
+	for (int i = 0; ids && i < N; i++)
+		ids[i] = 3 + (i * 53) % 509;
+	const int V = hearth_model_n_vocab(m);
+	float *small = ids ? long_run(m, ids, N, 1024, 32, keep, kept_small) : NULL;
+	float *big = ids ? long_run(m, ids, N, 1024, N, keep, kept_big) : NULL;
+	T_TRUE(small && big);
+	double d = 0;
+	for (int i = 0; small && big && i < V; i++)
+		d = fmax(d, fabs((double)small[i] - big[i]));
+	T_TRUE(d < 1e-4);
+	T_EQ_I64(kept_small[0], N - 5);
+	T_EQ_I64(kept_small[1], 0);
+	free(small);
+	free(big);
+	free(ids);
+	hearth_model_free(m);
+}
