@@ -500,6 +500,6 @@ void test_sched_families(void)
 		"tiny-glm4.f32", "tiny-glm4.q4_k_m", "tiny-chatglm.f32", "tiny-chatglm.q4_k_m",
 	};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-		if (!t_sanitized() || strstr(files[i], ".f32")) /* under the sanitizers: f32 only */
+		if (!t_sanitized() || i == 0) /* under the sanitizers: gemma3 f32 (windows) only */
 			family_case(files[i]);
 }
