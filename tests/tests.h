@@ -92,6 +92,7 @@
 	X(test_swa_memory)           \
 	X(test_families_errors)      \
 	X(test_families_softcap)     \
+	X(test_families_longrope)    \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \

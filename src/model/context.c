@@ -92,6 +92,7 @@ int hearth_context_new(struct hearth_context **out, struct hearth_model *m, cons
 		goto fail;
 	if ((rc = fwd_new(&c->fwd, m, &c->kv, d.n_batch, d.n_threads, err)))
 		goto fail;
+	fwd_set_n_ctx_seq(c->fwd, d.n_ctx);
 	c->tokens = malloc((size_t)d.n_ctx * sizeof *c->tokens);
 	c->seqs = malloc((size_t)d.n_batch * sizeof *c->seqs);
 	c->pos = malloc((size_t)d.n_batch * sizeof *c->pos);

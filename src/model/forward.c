@@ -60,17 +60,22 @@ struct fwd {
 	const float *rope_factors; /* rope frequency factors (n_rot/2), or NULL */
 };
 
-/* The rope factors a pass over kv uses: Llama 3.1's rope_freqs, or LongRoPE's
- * long factors when the cache holds more positions than the original
+/* The rope factors for sequences of up to n_ctx_seq positions: Llama 3.1's
+ * rope_freqs, or LongRoPE's long factors when n_ctx_seq exceeds the original
  * training context, else its short ones (llama.cpp decides by its context
- * size the same way). */
-static const float *rope_factors_for(const struct hearth_model *m, const struct kv_cache *kv)
+ * per sequence the same way). */
+static const float *rope_factors_for(const struct hearth_model *m, int64_t n_ctx_seq)
 {
 	if (m->rope_freqs.data)
 		return m->rope_freqs.data;
-	if (m->rope_long.data && (int64_t)kv->n_blocks * kv->block_size > m->hp.n_ctx_orig)
+	if (m->rope_long.data && n_ctx_seq > m->hp.n_ctx_orig)
 		return m->rope_long.data;
 	return m->rope_short.data;
+}
+
+void fwd_set_n_ctx_seq(struct fwd *f, int32_t n_ctx_seq)
+{
+	f->rope_factors = rope_factors_for(f->m, n_ctx_seq);
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -88,7 +93,7 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->m = m;
 	f->kv = kv;
 	f->n_batch = n_batch;
-	f->rope_factors = rope_factors_for(m, kv);
+	f->rope_factors = rope_factors_for(m, (int64_t)kv->n_blocks * kv->block_size);
 	if ((rc = pool_new(&f->pool, n_threads, err))) {
 		free(f);
 		return rc;

@@ -738,6 +738,7 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	if ((rc = sched_cache_init(s, err)) ||
 	    (rc = fwd_new(&s->fwd, m, &s->kv, p.n_batch, p.n_threads, err)))
 		goto fail;
+	fwd_set_n_ctx_seq(s->fwd, p.n_ctx_seq);
 	s->running = calloc((size_t)p.n_parallel, sizeof *s->running);
 	s->b_tokens = malloc((size_t)p.n_batch * sizeof *s->b_tokens);
 	s->b_pos = malloc((size_t)p.n_batch * sizeof *s->b_pos);

@@ -142,3 +142,48 @@ void test_families_softcap(void)
 	free(plain);
 	free(capped);
 }
+
+/* The last logits of ids through a context of n_ctx positions. */
+static float *logits_ctx(struct hearth_model *m, const int32_t *ids, int n, int n_ctx)
+{
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_context *c = NULL;
+	const int V = hearth_model_n_vocab(m);
+	float *out = malloc((size_t)V * sizeof *out);
+	cp.n_ctx = n_ctx;
+	cp.n_batch = 64;
+	cp.cache_type = HEARTH_TYPE_F32;
+	T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	if (c && out) {
+		T_OK(hearth_decode(c, ids, n, false, &err), err);
+		memcpy(out, hearth_get_logits(c, -1), (size_t)V * sizeof *out);
+	}
+	hearth_context_free(c);
+	return out;
+}
+
+/* phi3's LongRoPE: contexts up to rope.scaling.original_context_length (4096)
+ * use the short factors, longer ones the long factors (as llama.cpp decides
+ * by its context size; both checked against llama.cpp at 1024 and 8192). */
+void test_families_longrope(void)
+{
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	T_OK(hearth_model_load(&m, fixture("models/tiny-phi3.f32.gguf"), &mp, &err), err);
+	if (!m)
+		return;
+	const int32_t ids[] = { 1, 40, 41, 300, 7, 99, 250, 12, 13, 480, 77 };
+	const int n = (int)(sizeof ids / sizeof ids[0]), V = hearth_model_n_vocab(m);
+	float *a = logits_ctx(m, ids, n, 1024), *b = logits_ctx(m, ids, n, 4096), *c = logits_ctx(m, ids, n, 4097);
+	T_TRUE(a && b && c);
+	if (a && b && c) {
+		T_TRUE(memcmp(a, b, (size_t)V * sizeof *a) == 0);
+		T_TRUE(memcmp(b, c, (size_t)V * sizeof *b) != 0);
+	}
+	free(a);
+	free(b);
+	free(c);
+	hearth_model_free(m);
+}
