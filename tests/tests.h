@@ -97,6 +97,7 @@
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
 	X(test_fault_sched)          \
+	X(test_fault_swa)            \
 	X(test_conns)                \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
