@@ -40,12 +40,3 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 		}
 	}
 }
-
-void block_geglu(float *gate, const float *up, int64_t n)
-{
-	const float c = 0.7978845608f; /* sqrt(2 / pi) */
-	for (int64_t i = 0; i < n; i++) {
-		const float x = gate[i];
-		gate[i] = 0.5f * x * (1.0f + tanhf(c * x * (1.0f + 0.044715f * x * x))) * up[i];
-	}
-}

@@ -17,8 +17,4 @@ void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
 void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
 		const float *freq_factors);
 
-/* gate = gelu(gate) * up elementwise, GELU in its tanh form:
- * gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-void block_geglu(float *gate, const float *up, int64_t n);
-
 #endif /* HEARTH_BLOCKS_H */

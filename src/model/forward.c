@@ -722,10 +722,8 @@ static void step_run(void *arg, int ith, int nth)
 	const int n = t->f->b->n;
 	if (t->step == STEP_SWIGLU) { /* elementwise: split the elements, even of one token */
 		const int64_t total = (int64_t)n * t->f->m->hp.n_ff, e0 = total * ith / nth, e1 = total * (ith + 1) / nth;
-		if (t->f->m->hp.ffn_act == FFN_GELU)
-			block_geglu(t->f->hb + e0, t->f->hb2 + e0, e1 - e0);
-		else
-			kern_fns()->swiglu(t->f->hb + e0, t->f->hb2 + e0, e1 - e0);
+		const struct kern_fns *k = kern_fns();
+		(t->f->m->hp.ffn_act == FFN_GELU ? k->geglu : k->swiglu)(t->f->hb + e0, t->f->hb2 + e0, e1 - e0);
 		return;
 	}
 	step_rows(t->f, t->step, t->il, n * ith / nth, n * (ith + 1) / nth);
