@@ -464,6 +464,33 @@ static void family_case(const char *file)
 		}
 		hearth_sched_free(s);
 	}
+	/* a conversation's next turn (the prompt, the reply, more) adopts the
+	 * cached prefix (with windows: their last blocks stayed) and gives the
+	 * tokens it gives from scratch */
+	{
+		struct hearth_sched_params sp = hearth_sched_default_params();
+		struct hearth_sched *s = NULL;
+		sp.n_ctx_seq = 160;
+		sp.n_threads = 2;
+		T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+		if (s) {
+			struct run first, next, ref;
+			int32_t turn[256], n = 0;
+			cached_run(submit(s, prompts[1], n_prompt[1], MAX_GEN), &first);
+			memcpy(turn, prompts[1], (size_t)n_prompt[1] * sizeof *turn);
+			n = n_prompt[1];
+			memcpy(turn + n, first.ids, (size_t)first.n * sizeof *turn);
+			n += first.n;
+			memcpy(turn + n, prompts[2] + 1, 8 * sizeof *turn);
+			n += 8;
+			const int32_t cached = cached_run(submit(s, turn, n, 8), &next);
+			reference(m, turn, n, 8, &ref);
+			T_TRUE(cached >= n_prompt[1]);
+			if (!same(&next, &ref))
+				T_FAIL("%s: the next turn on the cached prefix differs from a fresh run", file);
+			hearth_sched_free(s);
+		}
+	}
 	struct sampled sa[N], sb[N];
 	for (int pass = 0; pass < 2; pass++) {
 		struct hearth_sched_params sp = hearth_sched_default_params();
