@@ -74,6 +74,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	struct synth y = { .rng = s->seed * 2654435761u + 1, .round_to = s->round_to };
 	char key[128], name[128];
 	const char *a = s->arch;
+	const bool gemma2 = !strcmp(a, "gemma2"), gemma = gemma2 || !strcmp(a, "gemma3");
 	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
 	const int n_vocab = s->n_vocab > 259 ? s->n_vocab : 259;
 	/* a tied embedding is the output matrix too: the mix's output type */
@@ -114,9 +115,22 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	gguf_writer_set_u32(y.w, KEY("attention.head_count"), (uint32_t)s->n_head);
 	gguf_writer_set_u32(y.w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
 	gguf_writer_set_f32(y.w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
-	gguf_writer_set_f32(y.w, KEY("rope.freq_base"), 10000.0f);
-	if (s->head_dim)
+	gguf_writer_set_f32(y.w, KEY("rope.freq_base"), gemma ? 1e6f : 10000.0f);
+	if (s->head_dim) {
 		gguf_writer_set_u32(y.w, KEY("attention.key_length"), (uint32_t)hd);
+		gguf_writer_set_u32(y.w, KEY("attention.value_length"), (uint32_t)hd);
+	}
+	if (gemma) { /* as converted Gemma 2 and 3 files: no pattern key (2, 6) */
+		gguf_writer_set_u32(y.w, KEY("attention.sliding_window"), (uint32_t)(s->n_swa ? s->n_swa : 512));
+		if (!gemma2)
+			gguf_writer_set_f32(y.w, KEY("rope.freq_base_swa"), 10000.0f);
+	}
+	if (gemma2) {
+		/* Gemma 2 caps at 50; scores of random weights stay far below, so a
+		 * cap that binds: */
+		gguf_writer_set_f32(y.w, KEY("attn_logit_softcapping"), 1.0f);
+		gguf_writer_set_f32(y.w, KEY("final_logit_softcapping"), 30.0f);
+	}
 	gguf_writer_set_str(y.w, "tokenizer.ggml.model", "llama");
 	gguf_writer_set_arr_str(y.w, "tokenizer.ggml.tokens", toks, n_vocab);
 	gguf_writer_set_arr(y.w, "tokenizer.ggml.scores", HEARTH_GGUF_F32, scores, n_vocab);
@@ -144,9 +158,13 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 		}
-		if (!strcmp(a, "qwen3")) {
+		if (!strcmp(a, "qwen3") || (gemma && !gemma2)) {
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
+		}
+		if (gemma) {
+			rc = rc ? rc : add(&y, NAME("blk.%d.post_attention_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
+			rc = rc ? rc : add(&y, NAME("blk.%d.post_ffw_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 		}
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_gate.weight"), s->wtype, E, s->n_ff, inv, 0);

@@ -25,8 +25,8 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 	for (int i0 = 0; i0 < n_rot; i0 += 2) {
 		const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
 		const float t = hp->rope_freq_scale * (theta / ff);
-		cs[i0] = cosf(t);
-		cs[i0 + 1] = sinf(t);
+		cs[i0] = cosf(t) * hp->rope_attn_factor;
+		cs[i0 + 1] = sinf(t) * hp->rope_attn_factor;
 		theta *= theta_scale;
 	}
 	for (int h = 0; h < n_heads; h++) {

@@ -121,6 +121,9 @@ int state_build(struct hearth_state **out, const struct hearth_model *m, const s
 	struct hearth_state *st;
 	int rc;
 	*out = NULL;
+	if (kv->n_swa > 0)
+		return err_set(err, HEARTH_EUNSUPPORTED, "state: saving the state of a model with sliding-window layers "
+			       "(%s) is not supported yet", m->arch);
 	if (n <= 0 || n > s->n_tokens)
 		return err_set(err, HEARTH_EINVAL, "state: nothing to save (%d tokens of %d)", n, s->n_tokens);
 	if (!(st = calloc(1, sizeof *st)))
@@ -358,6 +361,9 @@ int state_check_fits(const struct hearth_state *st, const struct hearth_model *m
 {
 	uint8_t id[IDENTITY_SIZE];
 	int rc;
+	if (kv->n_swa > 0) /* its local layers keep only a window: the saved rows do not map onto them */
+		return err_set(err, HEARTH_EUNSUPPORTED, "state: restoring into a model with sliding-window layers (%s) is "
+			       "not supported yet", m->arch);
 	if ((rc = identity_of_model(m, id, err)))
 		return rc;
 	if (memcmp(id, st->identity, IDENTITY_SIZE) || st->n_vocab != m->hp.n_vocab || st->n_layer != kv->n_layer ||
