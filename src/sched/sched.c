@@ -246,6 +246,9 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 			       p->cache_salt_size);
 	if (p->prefix_state && (rc = seed_check(s, p, err)))
 		return rc;
+	if (p->save_state && s->kv.n_swa > 0)
+		return err_set(err, HEARTH_EUNSUPPORTED, "request: saving the state of a model with sliding-window layers "
+			       "(%s) is not supported yet", s->m->arch);
 	if (!(r = calloc(1, sizeof *r)))
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
 	atomic_init(&r->refs, 2);

@@ -240,6 +240,19 @@ void test_state_refused(void)
 	struct hearth_state *good = NULL;
 	T_OK(hearth_state_parse(&good, b, n, "intact", &err), err);
 	hearth_state_free(good);
+
+	/* a model with sliding-window layers: not supported yet, and it says so */
+	struct hearth_model *g = load(fixture("models/tiny-gemma3.f32.gguf"));
+	struct hearth_context *gc = g ? ctx(g, HEARTH_TYPE_F16) : NULL;
+	if (gc) {
+		struct hearth_state *gs = NULL;
+		T_OK(hearth_decode(gc, prompt, 3, false, &err), err);
+		T_EQ_I64(hearth_context_state_get(gc, &gs, &err), HEARTH_EUNSUPPORTED);
+		T_TRUE(gs == NULL && strstr(err.msg, "sliding-window") != NULL);
+		T_EQ_I64(hearth_context_state_set(gc, st, &err), HEARTH_EUNSUPPORTED);
+	}
+	hearth_context_free(gc);
+	hearth_model_free(g);
 out:
 	free(b);
 	hearth_state_free(st);
