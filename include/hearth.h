@@ -331,6 +331,40 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 /* Logits (n_vocab floats) after input i of the last decode; i = -1: the last. NULL when not kept. */
 const float *hearth_get_logits(const struct hearth_context *c, int32_t i);
 
+/* ---- saved state --------------------------------------------------------
+ * A hearth_state is a sequence saved for later: its tokens, the KV cache's
+ * rows for them (the cache's own bytes, so restoring is exact) and, when
+ * known, the logits after its last token, tagged with the identity of the
+ * model that computed them (architecture, hyper-parameters, tensor layout and
+ * samples of every tensor's bytes) and a checksum. Files are refused with
+ * HEARTH_EINVAL and a message saying why when truncated, corrupt or of
+ * another model (hearth_state_check, and every restore). Immutable: any
+ * thread may read one. */
+struct hearth_state;
+/* Reads and checks (format, size, checksum, tokens) a state file. HEARTH_ENOTFOUND: no such file. */
+int hearth_state_read(struct hearth_state **out, const char *path, struct hearth_err *err);
+/* The same from size bytes at data (copied); what names them in messages. */
+int hearth_state_parse(struct hearth_state **out, const void *data, size_t size, const char *what,
+		       struct hearth_err *err);
+/* Writes st to path (a temporary file renamed over it). */
+int hearth_state_write(const struct hearth_state *st, const char *path, struct hearth_err *err);
+/* 0 when st was saved by model m, else HEARTH_EINVAL. */
+int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err);
+/* The saved tokens (*n of them); valid while st lives. */
+const int32_t *hearth_state_tokens(const struct hearth_state *st, int32_t *n);
+size_t hearth_state_size(const struct hearth_state *st); /* bytes, as in the file */
+void hearth_state_free(struct hearth_state *st);
+/* Saves c's whole sequence (and the logits after its last token when the
+ * last decode kept them and nothing was truncated since). HEARTH_EINVAL when empty. */
+int hearth_context_state_get(struct hearth_context *c, struct hearth_state **out, struct hearth_err *err);
+/* Replaces c's sequence by st's (of c's model and cache type, else
+ * HEARTH_EINVAL; HEARTH_ECTXFULL when it does not fit n_ctx). Afterwards
+ * hearth_get_logits(c, -1) gives the saved logits when st has them (NULL when
+ * not: decode the last token again). */
+int hearth_context_state_set(struct hearth_context *c, const struct hearth_state *st, struct hearth_err *err);
+/* The tokens in c's cache (hearth_context_n_past of them). */
+const int32_t *hearth_context_tokens(const struct hearth_context *c);
+
 /* ---- activation taps ---------------------------------------------------
  *
  * A tap sees what enters every product with a weight matrix during
@@ -517,6 +551,16 @@ struct hearth_request_params {
 	 * taken over by the request when the submit succeeds (freed with it),
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
+	/* Saved state whose tokens are a prefix of the prompt (of this model and
+	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * restored into the cache, under the request's cache salt, instead of
+	 * computed; the continuation is the one without it. Taken over when the
+	 * submit succeeds, still the caller's when it fails [NULL: none]. */
+	struct hearth_state *prefix_state;
+	/* On a normal finish (stop or length), save the sequence the cache holds
+	 * (the prompt, and the generated tokens that were computed: all but the
+	 * last) for hearth_request_take_state [false]. */
+	bool save_state;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);
@@ -553,6 +597,9 @@ void hearth_request_cancel(struct hearth_request *r);
 void hearth_request_free(struct hearth_request *r);
 /* Prompt tokens whose KV came from the prefix cache (known once it started). */
 int32_t hearth_request_cached_tokens(const struct hearth_request *r);
+/* After the final event: the state saved for save_state (the caller frees
+ * it), or NULL (not asked, not finished normally, or out of memory). */
+struct hearth_state *hearth_request_take_state(struct hearth_request *r);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

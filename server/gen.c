@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "openai.h"
 
 /* Bytes at the end of text that could still grow into a stop string. */
@@ -168,11 +169,17 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 		reply_error(rp, 500, "server_error", NULL, NULL, "%s", err.msg);
 		return false;
 	}
-	if (!constrain_grammar(sm, p, &rq.grammar, rp))
+	if (p->cache_name && !cache_seed(sm, p->tenant, p->cache_name, ids, n, &rq.prefix_state, rp))
 		return false;
+	if (!constrain_grammar(sm, p, &rq.grammar, rp)) {
+		hearth_state_free(rq.prefix_state);
+		return false;
+	}
 	int rc = hearth_sched_submit(sm->sched, &rq, &g->req, &err);
-	if (rc)
+	if (rc) {
 		hearth_grammar_free(rq.grammar); /* still ours */
+		hearth_state_free(rq.prefix_state);
+	}
 	if (rc == HEARTH_EBUSY) {
 		reply_error(rp, 429, "rate_limit_exceeded", NULL, "queue_full",
 			    "The server is busy: too many requests are waiting. Retry shortly.");

@@ -40,6 +40,8 @@ struct params {
 	const char *gbnf_rule;     /* its start rule */
 	const char *gbnf_param;    /* the field it came from, for errors */
 	bool gbnf_frame;           /* chat: still to be framed (reasoning first) */
+	const char *cache_name;    /* "cache": a saved state to start from (api-cache.c), NULL: none */
+	const char *tenant;        /* the API key that let the request in, NULL: none */
 };
 
 

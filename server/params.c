@@ -276,8 +276,10 @@ bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *ten
 	const char *model = NULL, *user = NULL, *cache_key = NULL, *cache_salt = NULL;
 	memset(p, 0, sizeof *p);
 	if (!get_str(b, "model", &model, rp) || !get_str(b, "user", &user, rp) ||
-	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_str(b, "cache_salt", &cache_salt, rp))
+	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_str(b, "cache_salt", &cache_salt, rp) ||
+	    !get_str(b, "cache", &p->cache_name, rp))
 		return false;
+	p->tenant = tenant;
 	(void)model; /* read (its type checked) when the model was chosen: api_model_acquire */
 	/* user and prompt_cache_key are affinity keys for proxies in front: accepted, not needed here */
 	return parse_sampling(b, p, rp) && parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&

@@ -17,6 +17,7 @@
  *                  unloaded when idle or to make room (--max-loaded, --idle-unload)
  *   load.c         one model's loaded state: weights, chat template, scheduler
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
+ *   api-cache.c    /v1/cache: saved model state on disk (cache-store.c; cache.h)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
@@ -277,6 +278,8 @@ struct server {
 	bool allow_pull;          /* /api/pull may download models into the store (--allow-pull) */
 	atomic_bool pulling;      /* a pull runs now (one at a time) */
 	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
+	uint64_t cache_budget;    /* bytes saved state may take on disk (--cache-budget; 0: no limit) */
+	struct cache_store *cache; /* saved state (cache.h), NULL: none (the routes answer 503) */
 	/* state */
 	struct models models;     /* the models served */
 	atomic_int phase;         /* enum srv_phase */

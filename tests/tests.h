@@ -86,6 +86,9 @@
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
 	X(test_kv_swa)               \
+	X(test_state_round_trip)     \
+	X(test_state_refused)        \
+	X(test_state_sched)          \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_families)       \
@@ -115,6 +118,7 @@
 	X(test_pull_cli)            \
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
+	X(test_cli_prompt_cache)    \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \

@@ -39,6 +39,7 @@
 #include "../base/log.h"
 #include "../base/thread.h"
 #include "../model/forward.h"
+#include "../model/state.h"
 
 enum req_state { REQ_WAITING, REQ_RUNNING, REQ_DONE };
 
@@ -55,6 +56,9 @@ struct hearth_request {
 	int32_t n_bias;
 	struct hearth_sampler *smpl;
 	struct hearth_grammar *grammar; /* the sampler follows it; owned */
+	struct hearth_state *seed;   /* saved rows of a prefix of the prompt, owned until admitted */
+	bool save_state;             /* on a normal finish, save the computed sequence into saved */
+	struct hearth_state *saved;  /* under mu: what was saved, until the owner takes it */
 	double t_submit, deadline;
 	_Atomic double t_start;
 	/* scheduler thread only */
@@ -130,6 +134,8 @@ static void req_unref(struct hearth_request *r)
 	pthread_cond_destroy(&r->cv);
 	hearth_sampler_free(r->smpl);
 	hearth_grammar_free(r->grammar);
+	hearth_state_free(r->seed);
+	hearth_state_free(r->saved);
 	free(r->tokens);
 	free(r->bias_ids);
 	free(r->bias);
@@ -165,10 +171,28 @@ static bool req_push(struct hearth_request *r, const struct hearth_token_event *
 	return queued;
 }
 
+/* Saves the positions of r the cache holds (its prompt, and what it generated
+ * that was computed) for its owner; a failure leaves none saved (logged). */
+static void save_state(struct hearth_sched *s, struct hearth_request *r)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_state *st = NULL;
+	const int32_t n = r->seq.n_tokens < r->n_tokens ? r->seq.n_tokens : r->n_tokens;
+	if (n <= 0 || state_build(&st, s->m, &s->kv, &r->seq, r->tokens, n, NULL, &err)) {
+		HLOG_WARN("sched: the request's state was not saved: %s", err.code ? err.msg : "nothing computed");
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->saved = st;
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* Ends a request the scheduler holds: cache released, final event queued
  * after the scheduler let go of it, scheduler's hold dropped. */
 static void req_end(struct hearth_sched *s, struct hearth_request *r, const struct hearth_token_event *ev)
 {
+	if (r->save_state && (ev->finish == HEARTH_FINISH_STOP || ev->finish == HEARTH_FINISH_LENGTH))
+		save_state(s, r);
 	kv_seq_free(&s->kv, &r->seq);
 	r->state = REQ_DONE;
 	pthread_mutex_lock(&r->mu);
@@ -182,6 +206,19 @@ static void req_finish(struct hearth_sched *s, struct hearth_request *r, int fin
 {
 	struct hearth_token_event ev = { .id = -1, .finish = finish, .t = hearth_now() };
 	req_end(s, r, &ev);
+}
+
+/* Can p's prefix state seed its prompt: of this model and cache, its tokens a prefix of the prompt? */
+static int seed_check(const struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_err *err)
+{
+	const struct hearth_state *st = p->prefix_state;
+	int rc;
+	if ((rc = state_check_fits(st, s->m, &s->kv, err)))
+		return rc;
+	if (st->n_tokens > p->n_prompt || memcmp(st->tokens, p->prompt, (size_t)st->n_tokens * sizeof *st->tokens))
+		return err_set(err, HEARTH_EINVAL, "request: the prompt does not start with the saved state's %d tokens",
+			       st->n_tokens);
+	return 0;
 }
 
 int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_request **out,
@@ -207,6 +244,11 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	if (p->cache_salt_size > 0 && !p->cache_salt)
 		return err_set(err, HEARTH_EINVAL, "request: cache_salt is NULL but cache_salt_size is %zu",
 			       p->cache_salt_size);
+	if (p->prefix_state && (rc = seed_check(s, p, err)))
+		return rc;
+	if (p->save_state && s->kv.n_swa > 0)
+		return err_set(err, HEARTH_EUNSUPPORTED, "request: saving the state of a model with sliding-window layers "
+			       "(%s) is not supported yet", s->m->arch);
 	if (!(r = calloc(1, sizeof *r)))
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
 	atomic_init(&r->refs, 2);
@@ -238,6 +280,8 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	r->max_tokens = p->max_tokens;
 	r->top_logprobs = p->top_logprobs;
 	r->ignore_eos = p->ignore_eos;
+	r->seed = p->prefix_state; /* owned once queued (the fail path below does not free it) */
+	r->save_state = p->save_state;
 	r->t_submit = hearth_now();
 	r->deadline = p->timeout_s > 0 ? r->t_submit + p->timeout_s : 0;
 	pthread_mutex_init(&r->mu, NULL);
@@ -331,6 +375,15 @@ void hearth_request_free(struct hearth_request *r)
 }
 
 int32_t hearth_request_cached_tokens(const struct hearth_request *r) { return atomic_load(&r->cached); }
+
+struct hearth_state *hearth_request_take_state(struct hearth_request *r)
+{
+	pthread_mutex_lock(&r->mu);
+	struct hearth_state *st = r->saved;
+	r->saved = NULL;
+	pthread_mutex_unlock(&r->mu);
+	return st;
+}
 double hearth_request_t_submit(const struct hearth_request *r) { return r->t_submit; }
 double hearth_request_t_start(const struct hearth_request *r) { return atomic_load(&((struct hearth_request *)r)->t_start); }
 
@@ -348,6 +401,15 @@ static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 		s->kv.queries -= (uint64_t)r->n_tokens; /* not a query after all */
 		s->kv.hits -= (uint64_t)got;
 		return false;
+	}
+	if (r->seed) { /* restore what the cache did not have of the saved prefix */
+		const int32_t n_use = r->seed->n_tokens < r->n_tokens - 1 ? r->seed->n_tokens : r->n_tokens - 1;
+		if (n_use > r->seq.n_tokens &&
+		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, n_use - r->seq.n_tokens))
+			HLOG_DEBUG("sched: no room to restore a saved prefix; it is computed instead");
+		got = r->seq.n_tokens;
+		hearth_state_free(r->seed);
+		r->seed = NULL;
 	}
 	if (r->state == REQ_WAITING && atomic_load(&r->t_start) == 0) {
 		atomic_store(&r->cached, got);
