@@ -446,6 +446,13 @@ int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits);
  * those it wrote (n_top, or the vocabulary size when smaller). */
 int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, int32_t id, int32_t n_top,
 			     float *logprob, int32_t *top_ids, float *top_logprobs);
+/* Uncertainty of the same distribution hearth_sampler_logprobs reports (the
+ * softmax of logits as given: no penalties, no temperature), in one pass over
+ * the vocabulary: *entropy gets -sum p ln p (nats, >= 0) and *rank id's place
+ * in it (1: the most likely; ties by lower id, as top_logprobs orders them).
+ * Either pointer may be NULL. */
+void hearth_sampler_uncertainty(struct hearth_sampler *s, const float *logits, int32_t id, float *entropy,
+				int32_t *rank);
 /* Records a token (prompt or generated) for the penalties. Cannot fail: when
  * the history cannot grow (out of memory) the token is left out of it, and the
  * penalties see a shorter history. */
@@ -561,6 +568,17 @@ struct hearth_request_params {
 	 * (the prompt, and the generated tokens that were computed: all but the
 	 * last) for hearth_request_take_state [false]. */
 	bool save_state;
+	/* Each event also carries the entropy and rank of its token
+	 * (hearth_sampler_uncertainty), a pass over the vocabulary [false]. */
+	bool uncertainty;
+	/* Scoring: 0, or k >= 1: before any generated token, one event (prompt
+	 * set) for each prompt token from index k on, with its log-probability
+	 * given the tokens before it (top_logprobs and uncertainty as asked;
+	 * the logit bias does not apply) [0]. */
+	int32_t score_from;
+	/* Generate nothing: the request ends (HEARTH_FINISH_LENGTH, no token)
+	 * after its scored prompt tokens [false]. */
+	bool score_only;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);
@@ -582,6 +600,9 @@ struct hearth_token_event {
 	float top_logprobs[HEARTH_MAX_TOP_LOGPROBS];
 	int finish;            /* enum hearth_finish; set on the last event */
 	double t;              /* when it was produced (seconds, monotonic clock) */
+	float entropy;         /* when asked: of the distribution logprob is from, nats */
+	int32_t rank;          /* when asked: id's rank in it, 1: the most likely */
+	bool prompt;           /* a scored prompt token (score_from), not a generated one */
 };
 
 /* Queues a request. HEARTH_EBUSY when the queue is full, HEARTH_ETOOBIG when

@@ -46,6 +46,9 @@ static bool gen_keep_logprob(struct gen *g, const struct hearth_token_event *ev,
 	memcpy(l->top_ids, ev->top_ids, sizeof l->top_ids);
 	memcpy(l->top_lp, ev->top_logprobs, sizeof l->top_lp);
 	l->text_offset = text_offset; /* echoed prompt text included */
+	l->entropy = ev->entropy;
+	l->rank = ev->rank;
+	l->no_lp = false;
 	return true;
 }
 
@@ -73,10 +76,24 @@ void gen_fail(struct gen *g)
 	hearth_request_cancel(g->req);
 }
 
+/* Keeps a scored prompt token (echo with logprobs) at its offset in the
+ * echoed text; false when out of memory. */
+static bool gen_echo_keep(struct gen *g, const struct hearth_token_event *ev)
+{
+	size_t k = 0;
+	(void)hearth_detok_push(g->echo_dt, ev->id, &k);
+	const bool ok = gen_keep_logprob(g, ev, g->echo_off);
+	g->echo_off += k;
+	return ok;
+}
+
 /* Applies one event to g. */
 static void gen_event(struct served_model *sm, const struct params *p, struct gen *g, const struct hearth_token_event *ev)
 {
-	if (ev->id >= 0 && !g->stopped && !g->failed) {
+	if (ev->prompt) {
+		if (!g->stopped && !g->failed && g->echo_dt && !gen_echo_keep(g, ev))
+			gen_fail(g);
+	} else if (ev->id >= 0 && !g->stopped && !g->failed) {
 		size_t k;
 		const char *piece = hearth_detok_push(g->dt, ev->id, &k);
 		const size_t before = g->len;
@@ -86,7 +103,7 @@ static void gen_event(struct served_model *sm, const struct params *p, struct ge
 			metrics_inter_token(sm->metrics, ev->t - g->t_last);
 		g->t_last = ev->t;
 		g->n_gen++;
-		if ((p->logprobs && !gen_keep_logprob(g, ev, before)) || buf_append(&g->text, &g->len, &g->cap, piece, k)) {
+		if (((p->logprobs || p->uncertainty) && !gen_keep_logprob(g, ev, before)) || buf_append(&g->text, &g->len, &g->cap, piece, k)) {
 			gen_fail(g);
 		} else if (p->n_stops) {
 			size_t cut = gen_find_stop(p, g, before);
@@ -124,6 +141,7 @@ void gen_free(struct served_model *sm, struct gen *g)
 		metrics_request_done(sm->metrics, "abort", g->n_prompt, g->n_gen, 0, -1, hearth_now() - g->t_submit);
 	hearth_request_free(g->req);
 	hearth_detok_free(g->dt);
+	hearth_detok_free(g->echo_dt);
 	free(g->text);
 	free(g->lps);
 	free(g->prompt_text);
@@ -161,13 +179,26 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 	rq.top_logprobs = p->logprobs ? p->top_logprobs : -1;
 	rq.timeout_s = sm->srv->request_timeout_s;
 	rq.ignore_eos = p->ignore_eos;
+	rq.uncertainty = p->uncertainty;
+	if (p->echo && p->logprobs) /* every prompt token after the first, scored */
+		rq.score_from = 1;
+	rq.score_only = p->max_tokens == 0; /* with echo only (params.c) */
 	rq.cache_salt = p->salt;
 	rq.cache_salt_size = p->salt_len;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
-	if (hearth_detok_new(&g->dt, sm->model, false, &err)) {
+	if (hearth_detok_new(&g->dt, sm->model, false, &err) ||
+	    (rq.score_from && hearth_detok_new(&g->echo_dt, sm->model, false, &err))) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "%s", err.msg);
 		return false;
+	}
+	if (rq.score_from) { /* the first prompt token: echoed, nothing before it to score it */
+		struct hearth_token_event first = { .id = ids[0] };
+		if (!gen_echo_keep(g, &first) || g->n_lps != 1) {
+			reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+			return false;
+		}
+		g->lps[0].no_lp = true;
 	}
 	if (p->cache_name && !cache_seed(sm, p->tenant, p->cache_name, ids, n, &rq.prefix_state, rp))
 		return false;

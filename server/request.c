@@ -46,6 +46,7 @@ static const struct route routes[] = {
 	{ "/v1/models/", "GET", api_model, true, false, false, false },
 	{ "/v1/chat/completions", "POST", api_chat_completions, false, false, true, false },
 	{ "/v1/completions", "POST", api_completions, false, false, true, false },
+	{ "/v1/score", "POST", api_score, false, false, true, false },
 	{ "/tokenize", "POST", api_tokenize, false, false, true, true },
 	{ "/detokenize", "POST", api_detokenize, false, false, true, true },
 	{ "/v1/tokenize", "POST", api_tokenize, false, false, true, true },

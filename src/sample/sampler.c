@@ -395,3 +395,27 @@ int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, i
 	}
 	return (int32_t)n;
 }
+
+/* H = -sum p ln p with p = w / Z, w = exp(l - max), Z = sum w:
+ * H = ln Z - sum w (l - max) / Z. The weights come from the vectorized
+ * exponential; the sum and the rank count share the second loop. */
+void hearth_sampler_uncertainty(struct hearth_sampler *s, const float *logits, int32_t id, float *entropy,
+				int32_t *rank)
+{
+	struct sel_row r;
+	row_prepare(s, logits, s->n_vocab, false, &r);
+	const double z = kern_fns()->row_exp_sum(r.l, r.n, r.max, 1.0f, s->w);
+	const float lid = id >= 0 && id < s->n_vocab ? r.l[id] : -FLT_MAX;
+	double wl = 0;
+	int32_t above = 0;
+	for (int32_t i = 0; i < r.n; i++) {
+		wl += (double)s->w[i] * (double)(r.l[i] - r.max);
+		above += r.l[i] > lid || (r.l[i] == lid && i < id);
+	}
+	if (entropy) {
+		const double h = log(z) - wl / z;
+		*entropy = h > 0 ? (float)h : 0.0f;
+	}
+	if (rank)
+		*rank = above + 1;
+}

@@ -23,6 +23,12 @@
  * of the queue, to resume from its tokens later. Results never depend on
  * batching: every row of every kernel is computed independently.
  *
+ * Scoring (score_from) asks for the logits of prompt positions too: each
+ * position whose logits score the prompt token after it gets an output row,
+ * at most SCORE_ROWS a step (a longer scored span takes several steps), and
+ * is never taken from the prefix cache; its event is queued before the
+ * request's first generated token.
+ *
  * Threads: s->mu guards the waiting queue and quit; r->mu guards a request's
  * events and its link to the scheduler. Lock order: r->mu before s->mu; the
  * scheduler never holds s->mu while taking r->mu.
@@ -50,7 +56,8 @@ struct hearth_request {
 	int32_t *tokens;            /* prompt, then generated */
 	int32_t n_prompt, n_tokens, cap_tokens;
 	int32_t max_tokens, n_gen, top_logprobs;
-	bool ignore_eos;
+	bool ignore_eos, uncertainty, score_only;
+	int32_t score_next;         /* the next prompt token to score (n_prompt: none left) */
 	int32_t *bias_ids;
 	float *bias;
 	int32_t n_bias;
@@ -93,10 +100,13 @@ struct hearth_sched {
 	int32_t *b_tokens, *b_pos, *b_rows;
 	struct kv_seq **b_seqs;
 	struct hearth_request **b_out; /* request of each output row */
-	struct hearth_token_event *b_ev; /* the token sampled for each output row */
+	struct hearth_token_event *b_ev; /* the token sampled (or scored) for each output row */
+	bool *b_score;                 /* the output row scores a prompt token */
+	int32_t *b_grp;                /* the output row's request, numbered in the step: rows of one request
+					* are sampled by one thread, in order */
 	double t_decode;               /* running average of a decode-only step, s (0: none yet) */
 	double t_prompt_tok;           /* running average cost of a prompt token in a step, s (0: none yet) */
-	float *logits;                 /* [n_parallel][n_vocab] */
+	float *logits;                 /* [n_parallel + SCORE_ROWS][n_vocab] */
 	/* counters others read */
 	atomic_int n_waiting, n_running_pub, n_blocks_used, last_batch_tokens, last_batch_seqs;
 	atomic_uint_fast64_t prefix_queries, prefix_hits, prompt_tokens, generation_tokens, steps;
@@ -235,6 +245,9 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 			       "length is %d tokens", p->n_prompt, s->p.n_ctx_seq);
 	if (p->top_logprobs > HEARTH_MAX_TOP_LOGPROBS || p->n_bias < 0 || (p->n_bias && (!p->bias_ids || !p->bias)))
 		return err_set(err, HEARTH_EINVAL, "request: bad logprobs or logit bias");
+	if (p->score_from < 0 || (p->score_from > 0 && p->score_from >= p->n_prompt + 1))
+		return err_set(err, HEARTH_EINVAL, "request: score_from %d is outside the prompt (%d tokens)",
+			       p->score_from, p->n_prompt);
 	for (int32_t i = 0; i < p->n_prompt; i++)
 		if (p->prompt[i] < 0 || p->prompt[i] >= s->m->hp.n_vocab)
 			return err_set(err, HEARTH_EINVAL, "request: token id %d is outside the vocabulary", p->prompt[i]);
@@ -282,6 +295,9 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	r->ignore_eos = p->ignore_eos;
 	r->seed = p->prefix_state; /* owned once queued (the fail path below does not free it) */
 	r->save_state = p->save_state;
+	r->uncertainty = p->uncertainty;
+	r->score_only = p->score_only;
+	r->score_next = p->score_from > 0 ? p->score_from : p->n_prompt;
 	r->t_submit = hearth_now();
 	r->deadline = p->timeout_s > 0 ? r->t_submit + p->timeout_s : 0;
 	pthread_mutex_init(&r->mu, NULL);
@@ -393,8 +409,12 @@ double hearth_request_t_start(const struct hearth_request *r) { return atomic_lo
  * the rest of its tokens. Called with s->mu held. */
 static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 {
-	/* reuse whole cached blocks, but compute at least the last token for its logits */
-	int32_t got = kv_seq_adopt_prefix(&s->kv, &r->seq, r->tokens, r->n_tokens, r->n_tokens - 1);
+	/* reuse whole cached blocks, but compute at least the last token for its
+	 * logits, and every position whose logits score a prompt token */
+	int32_t upto = r->n_tokens - 1;
+	if (r->score_next < r->n_prompt && r->score_next - 1 < upto)
+		upto = r->score_next - 1;
+	int32_t got = kv_seq_adopt_prefix(&s->kv, &r->seq, r->tokens, r->n_tokens, upto);
 	int32_t need = kv_seq_blocks_needed(&s->kv, &r->seq, r->n_tokens - got + 1);
 	if (need > s->kv.n_free && s->n_running > 0) {
 		kv_seq_release(&s->kv, &r->seq);
@@ -403,7 +423,7 @@ static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 		return false;
 	}
 	if (r->seed) { /* restore what the cache did not have of the saved prefix */
-		const int32_t n_use = r->seed->n_tokens < r->n_tokens - 1 ? r->seed->n_tokens : r->n_tokens - 1;
+		const int32_t n_use = r->seed->n_tokens < upto ? r->seed->n_tokens : upto; /* as adoption: scored positions are computed */
 		if (n_use > r->seq.n_tokens &&
 		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, n_use - r->seq.n_tokens))
 			HLOG_DEBUG("sched: no room to restore a saved prefix; it is computed instead");
@@ -491,6 +511,22 @@ static void sample_row(struct hearth_request *r, float *l, struct hearth_token_e
 	if (r->top_logprobs >= 0)
 		ev->n_top = hearth_sampler_logprobs(r->smpl, l, ev->id, r->top_logprobs, &ev->logprob, ev->top_ids,
 						    ev->top_logprobs);
+	if (r->uncertainty)
+		hearth_sampler_uncertainty(r->smpl, l, ev->id, &ev->entropy, &ev->rank);
+	ev->t = hearth_now();
+}
+
+/* Scores prompt token `at` of r from the logits row l of the position before
+ * it: its log-probability (always), best tokens and uncertainty as asked. */
+static void score_row(struct hearth_request *r, const float *l, int32_t at, struct hearth_token_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->id = r->tokens[at];
+	ev->prompt = true;
+	ev->n_top = hearth_sampler_logprobs(r->smpl, l, ev->id, r->top_logprobs > 0 ? r->top_logprobs : 0,
+					    &ev->logprob, ev->top_ids, ev->top_logprobs);
+	if (r->uncertainty)
+		hearth_sampler_uncertainty(r->smpl, l, ev->id, &ev->entropy, &ev->rank);
 	ev->t = hearth_now();
 }
 
@@ -504,8 +540,16 @@ static void sample_run(void *arg, int ith, int nth)
 	const struct sample_task *t = arg;
 	struct hearth_sched *s = t->s;
 	const size_t V = (size_t)s->m->hp.n_vocab;
-	for (int32_t o = ith; o < t->n_out; o += nth)
-		sample_row(s->b_out[o], s->logits + (size_t)o * V, &s->b_ev[o]);
+	for (int32_t o = 0; o < t->n_out; o++) {
+		struct hearth_request *r = s->b_out[o];
+		float *l = s->logits + (size_t)o * V;
+		if (s->b_grp[o] % nth != ith)
+			continue;
+		if (s->b_score[o])
+			score_row(r, l, s->b_pos[s->b_rows[o]] + 1, &s->b_ev[o]);
+		else if (!r->score_only)
+			sample_row(r, l, &s->b_ev[o]);
+	}
 }
 
 /* Hands r the token sampled for it; false when r finished. */
@@ -567,12 +611,42 @@ static void step_timed(struct hearth_sched *s, double t, int32_t n_decoding, int
 	}
 }
 
+/* Output rows a step may give to scored prompt tokens (beside one per
+ * request): each holds a row of logits, so this bounds the memory scoring
+ * takes; a long scored prompt is computed this many positions a step. */
+#define SCORE_ROWS 32
+
 /* What a step's batch holds beside its tokens. */
 struct batch_counts {
 	int32_t n_decoding; /* requests with one token to compute */
 	int32_t n_chunk;    /* tokens of longer runs (prompts, or a preempted request's redo) */
 	int32_t n_prompt;   /* tokens that are prompt tokens */
+	int32_t n_score;    /* output rows that score prompt tokens */
 };
+
+/* How many of r's next n tokens (from position seq.n_tokens) this step can
+ * take when each position whose logits score a prompt token needs one of
+ * the SCORE_ROWS - used rows left: n, or fewer. */
+static int32_t score_fit(const struct hearth_request *r, int32_t n, int32_t used)
+{
+	if (r->score_next >= r->n_prompt)
+		return n;
+	const int32_t p0 = r->seq.n_tokens, first = r->score_next - 1 > p0 ? r->score_next - 1 : p0;
+	const int32_t end = p0 + n < r->n_prompt - 1 ? p0 + n : r->n_prompt - 1; /* scoring positions end before it */
+	if (end - first <= SCORE_ROWS - used)
+		return n;
+	return first + (SCORE_ROWS - used) - p0;
+}
+
+/* Adds an output row for batch entry i of r. */
+static void out_row(struct hearth_sched *s, struct fwd_batch *b, struct hearth_request *r, int32_t i, bool score)
+{
+	s->b_grp[b->n_out] = b->n_out > 0 && s->b_out[b->n_out - 1] == r ? s->b_grp[b->n_out - 1]
+			     : b->n_out > 0 ? s->b_grp[b->n_out - 1] + 1 : 0;
+	s->b_rows[b->n_out] = i;
+	s->b_score[b->n_out] = score;
+	s->b_out[b->n_out++] = r;
+}
 
 /* Puts each running request's next tokens in the batch: one for those
  * decoding, then chunks of the others within the prefill budget. False when
@@ -594,6 +668,8 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 			int32_t n = todo < B - b->n ? todo : B - b->n;
 			if (pass == 1 && n > budget - c->n_chunk)
 				n = budget - c->n_chunk;
+			if ((n = score_fit(r, n, c->n_score)) <= 0)
+				continue;
 			const int rc = kv_seq_reserve(&s->kv, &r->seq, n);
 			if (rc == HEARTH_ENOMEM) { /* for its block table: it cannot go on */
 				remove_running(s, i);
@@ -613,16 +689,18 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 				s->b_pos[b->n] = pos;
 				s->b_seqs[b->n] = &r->seq;
 				c->n_prompt += pos < r->n_prompt;
+				if (pos + 1 >= r->score_next && pos + 1 < r->n_prompt) {
+					out_row(s, b, r, b->n, true);
+					c->n_score++;
+				}
 				b->n++;
 			}
 			if (pass == 0)
 				c->n_decoding++;
 			else
 				c->n_chunk += n;
-			if (n == todo) {
-				s->b_rows[b->n_out] = b->n - 1;
-				s->b_out[b->n_out++] = r;
-			}
+			if (n == todo)
+				out_row(s, b, r, b->n - 1, false);
 		}
 	}
 	return true;
@@ -671,13 +749,29 @@ static bool step(struct hearth_sched *s)
 		pool_run(fwd_pool(s->fwd), sample_run, &st);
 	else
 		sample_run(&st, 0, 1);
+	int32_t ended = -1; /* the group of a request ended by one of its rows */
 	for (int32_t o = 0; o < b.n_out; o++) {
 		struct hearth_request *r = s->b_out[o];
-		int32_t j = 0;
+		int32_t j = 0, fin = 0;
+		if (s->b_grp[o] == ended)
+			continue;
+		if (s->b_score[o]) {
+			if (req_push(r, &s->b_ev[o])) {
+				r->score_next++;
+				continue;
+			}
+			fin = HEARTH_FINISH_ERROR; /* out of memory for its events */
+		} else if (r->score_only) {
+			fin = HEARTH_FINISH_LENGTH; /* scored: nothing to generate */
+		} else if (take_token(s, r, &s->b_ev[o])) {
+			continue;
+		}
 		while (s->running[j] != r)
 			j++;
-		if (!take_token(s, r, &s->b_ev[o]))
-			remove_running(s, j);
+		remove_running(s, j);
+		if (fin)
+			req_finish(s, r, fin);
+		ended = s->b_grp[o];
 	}
 	atomic_store(&s->last_batch_tokens, b.n);
 	atomic_store(&s->last_batch_seqs, b.n_out);
@@ -804,12 +898,16 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	s->running = calloc((size_t)p.n_parallel, sizeof *s->running);
 	s->b_tokens = malloc((size_t)p.n_batch * sizeof *s->b_tokens);
 	s->b_pos = malloc((size_t)p.n_batch * sizeof *s->b_pos);
-	s->b_rows = malloc((size_t)p.n_parallel * sizeof *s->b_rows);
+	const size_t n_rows = (size_t)p.n_parallel + SCORE_ROWS; /* output rows a step may have */
+	s->b_rows = malloc(n_rows * sizeof *s->b_rows);
 	s->b_seqs = malloc((size_t)p.n_batch * sizeof *s->b_seqs);
-	s->b_out = malloc((size_t)p.n_parallel * sizeof *s->b_out);
-	s->b_ev = malloc((size_t)p.n_parallel * sizeof *s->b_ev);
-	s->logits = malloc((size_t)p.n_parallel * (size_t)h->n_vocab * sizeof *s->logits);
-	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->b_ev || !s->logits) {
+	s->b_out = malloc(n_rows * sizeof *s->b_out);
+	s->b_ev = malloc(n_rows * sizeof *s->b_ev);
+	s->b_score = malloc(n_rows * sizeof *s->b_score);
+	s->b_grp = malloc(n_rows * sizeof *s->b_grp);
+	s->logits = malloc(n_rows * (size_t)h->n_vocab * sizeof *s->logits);
+	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->b_ev ||
+	    !s->b_score || !s->b_grp || !s->logits) {
 		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
 		goto fail;
 	}
@@ -846,6 +944,8 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s->b_seqs);
 	free(s->b_out);
 	free(s->b_ev);
+	free(s->b_score);
+	free(s->b_grp);
 	free(s->logits);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
