@@ -103,6 +103,7 @@ struct gen {
 	int32_t n_gen;
 	struct tok_lp *lps;
 	size_t n_lps, cap_lps;
+	size_t lp_sent;           /* streaming: entries of lps already sent */
 	int finish;               /* enum hearth_finish, 0 while running */
 	bool stopped;             /* ended by a stop string */
 	bool failed;              /* out of memory keeping its text: ends with HEARTH_FINISH_ERROR */

@@ -59,7 +59,8 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 	struct gen *g = &st->g[i];
 	size_t upto = gen_sendable(&st->p, g);
 	bool fin = g->finish != 0;
-	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]))
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) &&
+	    !(!st->chat && (st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from))
 		return;
 	json_t *text = jsonb_str(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
 	g->sent = upto > g->sent ? upto : g->sent;
@@ -135,13 +136,14 @@ ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
 			continue;
 		}
 		struct gen *g = &st->g[st->cur];
-		size_t lp_from = g->n_lps;
+		size_t lp_from = g->lp_sent;
 		bool more = g->finish == 0 && gen_wait(st->sm, &st->p, g, st->fd);
 		if (g->finish == HEARTH_FINISH_ERROR) {
 			st->broken = true; /* the model could not finish it: the client sees the stream cut */
 			continue;
 		}
 		st->wire->emit(st, st->cur, lp_from);
+		g->lp_sent = g->n_lps;
 		if (!more || g->finish)
 			st->cur++;
 	}
