@@ -70,6 +70,7 @@
 	X(test_sampler_select)       \
 	X(test_sampler_row_kernels)  \
 	X(test_sampler_logprobs)     \
+	X(test_sampler_uncertainty)  \
 	X(test_grammar_parse)        \
 	X(test_grammar_match)        \
 	X(test_grammar_bounds)       \
@@ -97,6 +98,7 @@
 	X(test_families_errors)      \
 	X(test_families_softcap)     \
 	X(test_families_longrope)    \
+	X(test_sched_score)          \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \

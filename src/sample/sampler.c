@@ -409,7 +409,11 @@ void hearth_sampler_uncertainty(struct hearth_sampler *s, const float *logits, i
 	double wl = 0;
 	int32_t above = 0;
 	for (int32_t i = 0; i < r.n; i++) {
-		wl += (double)s->w[i] * (double)(r.l[i] - r.max);
+		/* in double: l - max may overflow a float when logits were clamped; below
+		 * -104 a float's exp is 0 (the kernel may leave a tiny floor instead) */
+		const double d = (double)r.l[i] - (double)r.max;
+		if (d > -104.0)
+			wl += (double)s->w[i] * d;
 		above += r.l[i] > lid || (r.l[i] == lid && i < id);
 	}
 	if (entropy) {
