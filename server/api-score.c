@@ -8,8 +8,13 @@
  *      (, "entropy", "rank")}], "total_logprob", "usage"}
  *
  * The prompt is tokenized as /v1/completions tokenizes it (BOS when the
- * vocabulary adds one, special-token text parsed); the completion the same
- * way without BOS. The two go to the scheduler as one prompt whose tokens
+ * vocabulary adds one, special-token text parsed). When both are strings,
+ * their concatenation is tokenized as one text and the completion's tokens
+ * are those after the longest prefix it shares with the prompt's own tokens
+ * (a word cut between the two is scored whole, as the model would read it;
+ * a SentencePiece vocabulary would otherwise begin the completion with a
+ * space of its own); a completion string after prompt ids is tokenized
+ * alone without BOS. The two go to the scheduler as one prompt whose tokens
  * from the completion's first on are scored (score_from), generating
  * nothing (score_only): one request like any other, bounded by the same
  * context and body limits. docs/API.md has the details and an example.
@@ -19,13 +24,69 @@
 
 #include "openai.h"
 
+static bool score_ids_of(struct served_model *sm, json_t *v, const char *key, bool bos, int32_t max, int32_t **ids,
+			 int32_t *n, struct reply *rp);
+
 /* One side ("prompt" or "completion"): a string or a non-empty array of ids,
  * at most max ids (the context). NULL ids and false after an error reply. */
 static bool score_ids(struct served_model *sm, json_t *body, const char *key, bool bos, int32_t max, int32_t **ids,
 		      int32_t *n, struct reply *rp)
 {
+	json_t *v = json_object_get(body, key);
+	return score_ids_of(sm, v, key, bos, max, ids, n, rp);
+}
+
+/* The completion when prompt and completion are both strings: the joined
+ * text's tokens after the prefix shared with the prompt's tokens p_ids
+ * (*n_p may shrink to that prefix); false after an error reply. */
+static bool score_joined(struct served_model *sm, json_t *body, int32_t max, int32_t **p_ids, int32_t *n_p,
+			 int32_t **c_ids, int32_t *n_c, struct reply *rp)
+{
+	json_t *p = json_object_get(body, "prompt"), *c = json_object_get(body, "completion");
+	const size_t lp = json_string_length(p), lc = json_string_length(c);
+	int32_t *j_ids = NULL, n_j = 0, k = 0;
+	char *text;
+	if (lc == 0) {
+		reply_error(rp, 400, "invalid_request_error", "completion", "invalid_value", "The completion is empty");
+		return false;
+	}
+	if (!(text = malloc(lp + lc + 1))) {
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return false;
+	}
+	memcpy(text, json_string_value(p), lp);
+	memcpy(text + lp, json_string_value(c), lc + 1);
+	json_t *joined = json_stringn(text, lp + lc);
+	free(text);
+	bool ok = joined && score_ids_of(sm, joined, "completion", true, max, &j_ids, &n_j, rp);
+	json_decref(joined);
+	if (!ok) {
+		if (!joined)
+			reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return false;
+	}
+	while (k < *n_p && k < n_j && (*p_ids)[k] == j_ids[k])
+		k++;
+	if (k == 0 && *n_p > 0 && n_j > 0) /* nothing shared (no BOS, the first word runs on): one token of prompt */
+		k = 1;
+	*n_p = k;
+	*n_c = n_j - k;
+	if (!(*c_ids = malloc(((size_t)*n_c + 1) * sizeof **c_ids))) {
+		free(j_ids);
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+		return false;
+	}
+	memcpy(*c_ids, j_ids + k, (size_t)*n_c * sizeof **c_ids);
+	memcpy(*p_ids, j_ids, (size_t)k * sizeof **p_ids); /* the joined text's own tokens for the prompt part */
+	free(j_ids);
+	return true;
+}
+
+static bool score_ids_of(struct served_model *sm, json_t *v, const char *key, bool bos, int32_t max, int32_t **ids,
+			 int32_t *n, struct reply *rp)
+{
 	struct hearth_err err = { 0 };
-	json_t *v = json_object_get(body, key), *e;
+	json_t *e;
 	const int32_t n_vocab = hearth_model_n_vocab(sm->model);
 	size_t i;
 	*ids = NULL;
@@ -172,8 +233,11 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 		return;
 	/* a request holds at most n_ctx_seq - 1 prompt tokens (hearth_sched_submit) */
 	const int32_t max = sm->sp.n_ctx_seq - 1;
+	const bool strings = json_is_string(json_object_get(body, "prompt")) &&
+			     json_is_string(json_object_get(body, "completion"));
 	if (!params_bool(body, "uncertainty", &unc, rp) || !score_ids(sm, body, "prompt", true, max, &p_ids, &n_p, rp) ||
-	    !score_ids(sm, body, "completion", false, max, &c_ids, &n_c, rp))
+	    !(strings ? score_joined(sm, body, max, &p_ids, &n_p, &c_ids, &n_c, rp)
+		      : score_ids(sm, body, "completion", false, max, &c_ids, &n_c, rp)))
 		goto out;
 	if (n_p < 1) {
 		reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value",

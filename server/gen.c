@@ -82,7 +82,7 @@ static bool gen_echo_keep(struct gen *g, const struct hearth_token_event *ev)
 {
 	size_t k = 0;
 	(void)hearth_detok_push(g->echo_dt, ev->id, &k);
-	const bool ok = gen_keep_logprob(g, ev, g->echo_off);
+	const bool ok = gen_keep_logprob(g, ev, g->echo_off > g->echo_lead ? g->echo_off - g->echo_lead : 0);
 	g->echo_off += k;
 	return ok;
 }
@@ -148,6 +148,32 @@ void gen_free(struct served_model *sm, struct gen *g)
 	memset(g, 0, sizeof *g);
 }
 
+/* How many bytes the prompt's detokenized text drops at its start (a
+ * SentencePiece vocabulary's leading space) against its tokens' pieces: the
+ * first few tokens' pieces against their text (0 when unknown). */
+static size_t echo_lead(struct served_model *sm, const int32_t *ids, int32_t n)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_detok *d = NULL;
+	size_t lead = 0, pieces = 0, k, len = 0;
+	char *text = NULL;
+	if (hearth_detok_new(&d, sm->model, false, &err))
+		return 0;
+	for (int32_t j = 1; j <= n && j <= 8; j++) { /* until the text is not empty */
+		(void)hearth_detok_push(d, ids[j - 1], &k);
+		pieces += k;
+		if (hearth_detokenize(sm->model, ids, j, false, &text, &len, &err))
+			break;
+		free(text);
+		if (len > 0) {
+			lead = pieces > len ? pieces - len : 0;
+			break;
+		}
+	}
+	hearth_detok_free(d);
+	return lead;
+}
+
 /* Submits prompt ids; false after an error reply. */
 bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
 		      int choice, const char *what, struct reply *rp)
@@ -193,6 +219,7 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 		return false;
 	}
 	if (rq.score_from) { /* the first prompt token: echoed, nothing before it to score it */
+		g->echo_lead = echo_lead(sm, ids, n);
 		struct hearth_token_event first = { .id = ids[0] };
 		if (!gen_echo_keep(g, &first) || g->n_lps != 1) {
 			reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");

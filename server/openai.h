@@ -111,7 +111,8 @@ struct gen {
 	char *prompt_text;        /* completions echo */
 	size_t prompt_len;
 	struct hearth_detok *echo_dt; /* echo with logprobs: the prompt's tokens' text offsets */
-	size_t echo_off;          /* the next prompt token's offset */
+	size_t echo_off;          /* the next prompt token's offset, in the pieces' bytes */
+	size_t echo_lead;         /* bytes the echoed text drops at its start (SentencePiece's leading space) */
 };
 
 

@@ -2,7 +2,8 @@
 // echo with logprobs on /v1/completions (docs/API.md). Raw HTTP only.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, request, assertError } from './helpers.mjs';
+import path from 'node:path';
+import { startServer, request, assertError, fixtures } from './helpers.mjs';
 
 let srv;
 const CTX = 256;
@@ -201,4 +202,31 @@ test('/v1/score and echo: bad input is a 400 in OpenAI\'s shape', async () => {
   assertError(await post('/v1/chat/completions', chatBody({ max_tokens: 0, echo: true })), 400, 'max_tokens');
   // the server still answers
   assert.equal((await post('/v1/score', { prompt: 'Hi', completion: ' there' })).status, 200);
+});
+
+test('SentencePiece: a completion string is read as the continuation of the prompt; echo\'s text offsets', async () => {
+  const spm = await startServer([], { models: ['-m', path.join(fixtures, 'models/stories260K.f32.gguf')] });
+  try {
+    const q = (p, body) => request(spm.url, p, { body });
+    const joined = (await q('/tokenize', { content: 'Once upon a time, there was a little girl named Lily.' })).json.tokens;
+    const prompt = (await q('/tokenize', { content: 'Once upon a time, there was a little' })).json.tokens;
+    assert.deepEqual(joined.slice(0, prompt.length), prompt);
+    const s = (await q('/v1/score', { prompt: 'Once upon a time, there was a little', completion: ' girl named Lily.' })).json;
+    // the joined text's tokens, not the completion's alone (which would start with a space token of its own)
+    assert.deepEqual(s.tokens.map((t) => t.id), joined.slice(prompt.length));
+    assert.equal(s.usage.prompt_tokens, prompt.length);
+    const byIds = (await q('/v1/score', { prompt, completion: joined.slice(prompt.length) })).json;
+    assert.ok(close(byIds.total_logprob, s.total_logprob));
+    // offsets point into the echoed text, whose leading space SentencePiece drops
+    const e = (await q('/v1/completions', { prompt: 'Lily saw a big dog', max_tokens: 0, echo: true, logprobs: 0 })).json.choices[0];
+    assert.equal(e.text, 'Lily saw a big dog');
+    const lp = e.logprobs;
+    for (let i = 1; i < lp.tokens.length; i++) {
+      const piece = lp.tokens[i].replace(/^ /, i === 1 ? '' : ' ');
+      assert.equal(e.text.slice(lp.text_offset[i], lp.text_offset[i] + piece.length), piece, `token ${i}`);
+    }
+  } finally {
+    const { code } = await spm.stop();
+    assert.equal(code, 0);
+  }
 });
