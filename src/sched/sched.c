@@ -423,7 +423,8 @@ static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 		return false;
 	}
 	if (r->seed) { /* restore what the cache did not have of the saved prefix */
-		const int32_t n_use = r->seed->n_tokens < upto ? r->seed->n_tokens : upto; /* as adoption: scored positions are computed */
+		/* as adoption: the last token and scored positions are computed */
+		const int32_t n_use = r->seed->n_tokens < upto ? r->seed->n_tokens : upto;
 		if (n_use > r->seq.n_tokens &&
 		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, n_use - r->seq.n_tokens))
 			HLOG_DEBUG("sched: no room to restore a saved prefix; it is computed instead");
