@@ -301,6 +301,144 @@ out:
 	hearth_model_free(m);
 }
 
+/* ---- steering in the scheduler ----------------------------------------------- */
+
+#define GEN 12
+
+struct answer {
+	int32_t n, ids[GEN];
+	float lp[GEN];
+};
+
+static struct hearth_request *submit(struct hearth_sched *s, const int32_t *ids, int32_t n,
+				     const struct hearth_steering *st)
+{
+	struct hearth_request_params p = hearth_request_default_params();
+	struct hearth_request *r = NULL;
+	struct hearth_err err = { 0 };
+	p.prompt = ids;
+	p.n_prompt = n;
+	p.max_tokens = GEN;
+	p.ignore_eos = true;
+	p.top_logprobs = 0;
+	p.sampling.temp = 0;
+	if (st)
+		p.steering = *st;
+	T_OK(hearth_sched_submit(s, &p, &r, &err), err);
+	return r;
+}
+
+static void collect(struct hearth_request *r, struct answer *a)
+{
+	struct hearth_token_event ev;
+	memset(a, 0, sizeof *a);
+	while (r && hearth_request_next(r, &ev, 20000) == 0)
+		if (ev.id >= 0 && a->n < GEN) {
+			a->ids[a->n] = ev.id;
+			a->lp[a->n++] = ev.logprob;
+		}
+	hearth_request_free(r);
+	T_EQ_I64(a->n, GEN);
+}
+
+static struct hearth_sched *sched_new(struct hearth_model *m)
+{
+	struct hearth_sched_params sp = hearth_sched_default_params();
+	struct hearth_sched *s = NULL;
+	struct hearth_err err = { 0 };
+	sp.n_parallel = 3;
+	sp.n_ctx_seq = 128;
+	sp.block_size = 8;
+	sp.n_threads = 2;
+	T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+	return s;
+}
+
+static bool same(const struct answer *a, const struct answer *b)
+{
+	return a->n == b->n && memcmp(a->ids, b->ids, sizeof a->ids) == 0 && memcmp(a->lp, b->lp, sizeof a->lp) == 0;
+}
+
 void test_steer_sched(void)
 {
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	struct hearth_cvec *cv = NULL;
+	struct hearth_sched *s = NULL;
+	int32_t *ids = NULL, n = 0;
+	float *dir = NULL;
+	const char *text = "Once upon a time, there was a little girl named Lily. She loved to play outside. One day";
+	T_OK(hearth_model_load(&m, fixture(MODEL), &mp, &err), err);
+	if (!m)
+		return;
+	const int32_t L = hearth_model_n_layer(m);
+	dir = calloc((size_t)hearth_model_n_embd(m), sizeof *dir);
+	T_OK(hearth_cvec_new(&cv, m, &err), err);
+	T_OK(hearth_tokenize(m, text, strlen(text), true, false, &ids, &n, &err), err);
+	if (!dir || !cv || n < 16)
+		goto out;
+	contrast(m, positive, 1.0f, dir, NULL, NULL);
+	contrast(m, negative, -1.0f, dir, NULL, NULL);
+	for (int32_t il = 1; il < L; il++)
+		T_OK(hearth_cvec_add(cv, il, dir, 1.0f, &err), err);
+	const struct hearth_steering st[3] = {
+		{ .cvec = NULL },
+		{ .cvec = cv, .strength = 2.0f },
+		{ .cvec = cv, .strength = -1.5f, .layer_start = 2, .layer_end = 3 },
+	};
+	struct answer alone[3], together[3], again;
+
+	for (int k = 0; k < 3; k++) { /* each alone, in a scheduler of its own */
+		if (!(s = sched_new(m)))
+			goto out;
+		collect(submit(s, ids, n, &st[k]), &alone[k]);
+		hearth_sched_free(s);
+	}
+	T_TRUE(!same(&alone[0], &alone[1]) && !same(&alone[0], &alone[2]) && !same(&alone[1], &alone[2]));
+	/* all three in one batch: each its own answer, bit for bit */
+	if (!(s = sched_new(m)))
+		goto out;
+	struct hearth_request *r[3];
+	for (int k = 0; k < 3; k++)
+		r[k] = submit(s, ids, n, &st[k]);
+	for (int k = 0; k < 3; k++)
+		collect(r[k], &together[k]);
+	for (int k = 0; k < 3; k++)
+		if (!same(&together[k], &alone[k]))
+			T_FAIL("request %d (strength %.1f) in a shared batch differs from alone", k, st[k].strength);
+	/* the prompt's blocks are cached now, for each steering apart: the
+	 * same again gives the same, and strength 0 is the unsteered answer */
+	collect(submit(s, ids, n, &st[1]), &again);
+	T_TRUE(same(&again, &alone[1]));
+	collect(submit(s, ids, n, &(struct hearth_steering){ .cvec = cv, .strength = 0.0f }), &again);
+	T_TRUE(same(&again, &alone[0]));
+	/* the same steering with its layer range spelled out */
+	collect(submit(s, ids, n, &(struct hearth_steering){ .cvec = cv, .strength = 2.0f, .layer_start = 1,
+							       .layer_end = L - 1 }), &again);
+	T_TRUE(same(&again, &alone[1]));
+	hearth_sched_free(s);
+	/* unsteered first: its cached prompt blocks are not lent to a steered request */
+	if (!(s = sched_new(m)))
+		goto out;
+	collect(submit(s, ids, n, &st[0]), &again);
+	T_TRUE(same(&again, &alone[0]));
+	collect(submit(s, ids, n, &st[2]), &again);
+	T_TRUE(same(&again, &alone[2]));
+	/* bad steering */
+	struct hearth_request_params bad = hearth_request_default_params();
+	struct hearth_request *rb = NULL;
+	bad.prompt = ids;
+	bad.n_prompt = n;
+	bad.steering = (struct hearth_steering){ .cvec = cv, .strength = INFINITY };
+	T_EQ_I64(hearth_sched_submit(s, &bad, &rb, &err), HEARTH_EINVAL);
+	bad.steering = (struct hearth_steering){ .cvec = cv, .strength = 1.0f, .layer_start = L, .layer_end = 1 };
+	T_EQ_I64(hearth_sched_submit(s, &bad, &rb, &err), HEARTH_EINVAL);
+	T_TRUE(rb == NULL);
+	hearth_sched_free(s);
+out:
+	free(ids);
+	free(dir);
+	hearth_cvec_free(cv);
+	hearth_model_free(m);
 }
