@@ -409,6 +409,20 @@ const float *hearth_cvec_direction(const struct hearth_cvec *cv, int32_t il);
  * "") and controlvector.layer_count. The file appears at path only when complete. */
 int hearth_cvec_write(const struct hearth_cvec *cv, const char *path, const char *model_hint, struct hearth_err *err);
 
+/* Computes a control vector from contrastive prompts (llama.cpp's
+ * cvector-generator, in its numbering): for each prompt (its tokens after
+ * BOS), the mean over its tokens of the hidden state after each block N, as
+ * the residual stream's direction x / rms(x) (read where the next block's
+ * attention, or for the last block the output head, takes it: the normed
+ * residual with the norm's gain divided out); then per N the positive
+ * prompts' mean minus the negative prompts' (HEARTH_CVEC_MEAN), or the first
+ * principal component of the pairs' differences, signed along the mean
+ * (HEARTH_CVEC_PCA: n_pos == n_neg, the i-th of each paired); each direction
+ * scaled to unit length, as llama.cpp's does. n_threads 0: the cores. */
+enum hearth_cvec_method { HEARTH_CVEC_MEAN = 0, HEARTH_CVEC_PCA = 1 };
+int hearth_cvec_compute(struct hearth_cvec **out, struct hearth_model *m, const char *const *pos, int32_t n_pos,
+			const char *const *neg, int32_t n_neg, int method, int32_t n_threads, struct hearth_err *err);
+
 /* Steering a sequence: strength times cv's directions layer_start ..
  * layer_end (inclusive, llama.cpp's numbering above; layer_start <= 0: 1,
  * layer_end <= 0: n_layer - 1). cvec NULL or strength 0: none, and the pass

@@ -442,3 +442,63 @@ out:
 	hearth_cvec_free(cv);
 	hearth_model_free(m);
 }
+
+/* ---- a vector from contrastive prompts ------------------------------------------ */
+
+void test_steer_compute(void)
+{
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	int32_t *ids = NULL, n = 0;
+	float *l = NULL;
+	const char *pos[] = { "The cat sat on the mat and the cat said meow.", "Lily had a little kitten. The kitten liked to purr.",
+			      "The cat and the kitten played with a ball of yarn." };
+	const char *neg[] = { "The dog sat on the mat and the dog said woof.", "Lily had a little puppy. The puppy liked to bark.",
+			      "The dog and the puppy played with a big stick." };
+	const char *text = "Once upon a time, there was a little girl. She saw a";
+	T_OK(hearth_model_load(&m, fixture(MODEL), &mp, &err), err);
+	if (!m)
+		return;
+	const int32_t L = hearth_model_n_layer(m), E = hearth_model_n_embd(m);
+	l = calloc((size_t)hearth_model_n_vocab(m), sizeof *l);
+	T_OK(hearth_tokenize(m, text, strlen(text), true, false, &ids, &n, &err), err);
+	const double s0 = shift(m, ids, n, NULL, l);
+	for (int method = HEARTH_CVEC_MEAN; method <= HEARTH_CVEC_PCA && l; method++) {
+		struct hearth_cvec *cv = NULL;
+		T_OK(hearth_cvec_compute(&cv, m, pos, 3, neg, 3, method, 2, &err), err);
+		if (!cv)
+			continue;
+		for (int32_t il = 1; il < L; il++) { /* unit directions, as llama.cpp writes them */
+			double s = 0;
+			for (int32_t j = 0; j < E; j++)
+				s += (double)hearth_cvec_direction(cv, il)[j] * hearth_cvec_direction(cv, il)[j];
+			T_NEAR(s, 1.0, 1e-4);
+		}
+		struct hearth_steering st = { .cvec = cv, .strength = 4.0f };
+		const double up = shift(m, ids, n, &st, l);
+		st.strength = -4.0f;
+		const double down = shift(m, ids, n, &st, l);
+		if (!(up > s0 + 0.2 && down < s0 - 0.2))
+			T_FAIL("%s: positive - negative logits %.4f unsteered, %.4f at +4, %.4f at -4",
+			       method ? "pca" : "mean", s0, up, down);
+		/* deterministic: the same prompts give the same vector */
+		struct hearth_cvec *again = NULL;
+		T_OK(hearth_cvec_compute(&again, m, pos, 3, neg, 3, method, 1, &err), err);
+		if (again)
+			for (int32_t il = 1; il < L; il++)
+				T_TRUE(memcmp(hearth_cvec_direction(again, il), hearth_cvec_direction(cv, il),
+					      (size_t)E * sizeof(float)) == 0);
+		hearth_cvec_free(again);
+		hearth_cvec_free(cv);
+	}
+	/* refused: no prompts, unpaired pca, unknown method */
+	struct hearth_cvec *cv = NULL;
+	T_EQ_I64(hearth_cvec_compute(&cv, m, pos, 0, neg, 3, HEARTH_CVEC_MEAN, 1, &err), HEARTH_EINVAL);
+	T_EQ_I64(hearth_cvec_compute(&cv, m, pos, 3, neg, 2, HEARTH_CVEC_PCA, 1, &err), HEARTH_EINVAL);
+	T_EQ_I64(hearth_cvec_compute(&cv, m, pos, 3, neg, 3, 7, 1, &err), HEARTH_EINVAL);
+	T_TRUE(cv == NULL);
+	free(ids);
+	free(l);
+	hearth_model_free(m);
+}
