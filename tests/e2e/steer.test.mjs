@@ -142,3 +142,29 @@ test('malformed control-vector files stop the server with a clear message', asyn
   const r = runHearth(['serve', '-m', MODEL, '--control-vector', `${happy}:nan`]);
   assert.notEqual(r.code, 0);
 });
+
+test('hearth steer writes a vector the server loads and that moves the answer', async () => {
+  const P = path.join(dir, 'P.txt'), N = path.join(dir, 'N.txt'), out = path.join(dir, 'cat.gguf');
+  fs.writeFileSync(P, 'The cat sat on the mat and the cat said meow.\n\nLily had a little kitten. The kitten liked to purr.\r\n');
+  fs.writeFileSync(N, 'The dog sat on the mat and the dog said woof.\nLily had a little puppy. The puppy liked to bark.\n');
+  for (const method of ['mean', 'pca']) {
+    const r = runHearth(['steer', '-m', MODEL, '--positive', P, '--negative', N, '-o', out, '--method', method, '-t', '2']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(out).subarray(0, 4).toString(), 'GGUF');
+  }
+  const s = await startServer(['-c', '128', '--control-vector', `${out}:4`], { models: ['-m', MODEL] });
+  try {
+    const steered = await complete(s), off = await complete(s, { strength: 0 });
+    assert.deepEqual(off, await complete(plain));
+    assert.notDeepEqual(steered.lps, off.lps);
+  } finally {
+    const { code } = await s.stop();
+    assert.equal(code, 0, s.log());
+  }
+  assert.equal(runHearth(['steer', '-m', MODEL, '--positive', P, '--negative', N, '-o', out, '--method', 'x']).code, 2);
+  assert.equal(runHearth(['steer', '-m', MODEL, '--positive', P, '-o', out]).code, 2);
+  fs.writeFileSync(N, 'one\ntwo\nthree\n');
+  const r = runHearth(['steer', '-m', MODEL, '--positive', P, '--negative', N, '-o', out, '--method', 'pca']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /pca pairs the prompts/);
+});
