@@ -168,3 +168,17 @@ test('hearth steer writes a vector the server loads and that moves the answer', 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /pca pairs the prompts/);
 });
+
+test('/v1/score is steered like generation', async () => {
+  const score = async (s, steering) => {
+    const r = await request(s.url, '/v1/score', { body: { prompt: 'Once upon a time', completion: ' there was a girl',
+      ...(steering === undefined ? {} : { steering }) } });
+    assert.equal(r.status, 200, r.text);
+    return r.json.tokens.map((t) => t.logprob);
+  };
+  const base = await score(plain);
+  assert.deepEqual(await score(srv, { strength: 0 }), base);
+  assert.notDeepEqual(await score(srv), base);
+  assertError(await request(srv.url, '/v1/score', { body: { prompt: 'a', completion: 'b', steering: { vector: 'x' } } }),
+    400, 'steering.vector');
+});
