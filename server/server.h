@@ -290,7 +290,7 @@ struct server {
 	atomic_bool pulling;      /* a pull runs now (one at a time) */
 	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
 	struct srv_cvec {
-		const char *path;
+		char path[4096];
 		float scale;
 		char name[64];    /* what requests call it: the file name without .gguf */
 	} cvecs[SRV_MAX_CVECS];   /* --control-vector FILE[:SCALE] */

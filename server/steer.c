@@ -30,7 +30,7 @@ bool steer_flag(struct server *srv, const char *arg, char *why, size_t why_size)
 	}
 	struct srv_cvec *c = &srv->cvecs[srv->n_cvecs];
 	const char *colon = strrchr(arg, ':');
-	c->path = arg;
+	size_t n_path = strlen(arg);
 	c->scale = 1.0f;
 	if (colon) { /* FILE:SCALE when what follows the last colon is a number */
 		char *end;
@@ -42,12 +42,15 @@ bool steer_flag(struct server *srv, const char *arg, char *why, size_t why_size)
 				return false;
 			}
 			c->scale = (float)v;
-			if (!(c->path = strndup(arg, (size_t)(colon - arg)))) { /* kept for the server's life */
-				snprintf(why, why_size, "out of memory");
-				return false;
-			}
+			n_path = (size_t)(colon - arg);
 		}
 	}
+	if (n_path >= sizeof c->path) {
+		snprintf(why, why_size, "--control-vector: the path is longer than %zu bytes", sizeof c->path - 1);
+		return false;
+	}
+	memcpy(c->path, arg, n_path);
+	c->path[n_path] = '\0';
 	if (!*c->path) {
 		snprintf(why, why_size, "--control-vector: no file in '%.64s'", arg);
 		return false;
