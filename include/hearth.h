@@ -331,6 +331,29 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 /* Logits (n_vocab floats) after input i of the last decode; i = -1: the last. NULL when not kept. */
 const float *hearth_get_logits(const struct hearth_context *c, int32_t i);
 
+/* ---- hidden states and the logit lens ------------------------------------
+ *
+ * The hidden state of an input after layer il is the residual stream x there
+ * (n_embd floats, before any final norm): what the next layer reads. */
+/* Keeps, for every input of later decodes, the hidden states after layers
+ * layers[0 .. n_layers-1] (negative: from the end, -1 the last layer;
+ * repeats allowed; at most n_layer entries). n_layers 0: none (the default;
+ * nothing is spent). Costs n_layers * n_inputs * n_embd floats per decode. */
+int hearth_context_set_hidden(struct hearth_context *c, const int32_t *layers, int32_t n_layers,
+			      struct hearth_err *err);
+/* The hidden state after layer layers[k] of input i of the last decode (i =
+ * -1: the last), n_embd floats valid until the next decode or set_hidden;
+ * NULL when not kept. */
+const float *hearth_get_hidden(const struct hearth_context *c, int32_t k, int32_t i);
+/* The logit lens: n rows x of n_embd floats through the model's final norm
+ * and output head (soft-capped as its logits are) into n rows of n_vocab
+ * logits. The last layer's hidden states give the model's logits, bit for
+ * bit when the rows are taken the same way (hearth_decode with all_logits
+ * over the same inputs, or one row and the last logits). The top-k tokens:
+ * hearth_sampler_logprobs on a row. Not thread-safe with c's decodes. */
+int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t n, float *logits,
+			      struct hearth_err *err);
+
 /* ---- saved state --------------------------------------------------------
  * A hearth_state is a sequence saved for later: its tokens, the KV cache's
  * rows for them (the cache's own bytes, so restoring is exact) and, when

@@ -81,6 +81,8 @@
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
+	X(test_hidden_lens)          \
+	X(test_hidden_errors)        \
 	X(test_kv_parent_chain)      \
 	X(test_kv_name_collision)    \
 	X(test_kv_index)             \
