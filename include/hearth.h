@@ -601,7 +601,13 @@ struct hearth_request_params {
 	int32_t score_from;
 	/* Generate nothing: the request ends (HEARTH_FINISH_LENGTH, no token)
 	 * after its scored prompt tokens [false]. */
-	bool score_only;
+	bool score_only;	/* Hidden states: keep the residual stream after these layers (negative:
+	 * from the end; copied) of every computed position, prompt and
+	 * generated, for hearth_request_hidden. The prompt is then computed in
+	 * full (no prefix cache, no restored state). Costs n_hidden_layers *
+	 * n_embd floats per position, at most n_ctx_seq positions [none]. */
+	const int32_t *hidden_layers;
+	int32_t n_hidden_layers;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);
@@ -644,6 +650,13 @@ int32_t hearth_request_cached_tokens(const struct hearth_request *r);
 /* After the final event: the state saved for save_state (the caller frees
  * it), or NULL (not asked, not finished normally, or out of memory). */
 struct hearth_state *hearth_request_take_state(struct hearth_request *r);
+/* After the final event: the positions whose hidden states were kept
+ * (hidden_layers): the prompt and every generated token but the last (whose
+ * state no pass computed). */
+int32_t hearth_request_n_hidden(const struct hearth_request *r);
+/* After the final event: the state (n_embd floats) after layer
+ * hidden_layers[k] at position pos, valid while r lives; NULL when not kept. */
+const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

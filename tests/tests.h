@@ -83,6 +83,7 @@
 	X(test_model_refs)           \
 	X(test_hidden_lens)          \
 	X(test_hidden_errors)        \
+	X(test_hidden_sched)         \
 	X(test_kv_parent_chain)      \
 	X(test_kv_name_collision)    \
 	X(test_kv_index)             \

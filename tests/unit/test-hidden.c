@@ -185,3 +185,135 @@ void test_hidden_errors(void)
 	hearth_context_free(c);
 	hearth_model_free(m);
 }
+
+/* ---- from the scheduler ---------------------------------------------------------- */
+
+#define N_GEN 4
+
+struct sched_run {
+	int32_t toks[N_IN + N_GEN];
+	int n_gen;
+	float *hidden; /* [positions][2][E] */
+	int32_t n_hidden;
+};
+
+static struct hearth_request *sched_submit(struct hearth_sched *s, const int32_t *prompt, int n, bool hidden)
+{
+	static const int32_t layers[] = { 0, -1 };
+	struct hearth_request_params p = hearth_request_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_request *r = NULL;
+	p.prompt = prompt;
+	p.n_prompt = n;
+	p.max_tokens = N_GEN;
+	p.ignore_eos = true;
+	p.sampling.temp = 0;
+	if (hidden) {
+		p.hidden_layers = layers;
+		p.n_hidden_layers = 2;
+	}
+	T_OK(hearth_sched_submit(s, &p, &r, &err), err);
+	return r;
+}
+
+/* Reads r to its end; copies what it kept. */
+static void sched_collect(struct hearth_request *r, size_t E, struct sched_run *out)
+{
+	struct hearth_token_event ev;
+	memset(out, 0, sizeof *out);
+	memcpy(out->toks, ids, sizeof ids);
+	while (r && hearth_request_next(r, &ev, 20000) == 0)
+		if (ev.id >= 0 && out->n_gen < N_GEN)
+			out->toks[N_IN + out->n_gen++] = ev.id;
+	out->n_hidden = r ? hearth_request_n_hidden(r) : 0;
+	out->hidden = malloc(((size_t)out->n_hidden * 2 + 1) * E * sizeof *out->hidden);
+	for (int32_t pos = 0; out->hidden && pos < out->n_hidden; pos++)
+		for (int k = 0; k < 2; k++) {
+			const float *h = hearth_request_hidden(r, k, pos);
+			T_TRUE(h != NULL);
+			if (h)
+				memcpy(out->hidden + ((size_t)pos * 2 + (size_t)k) * E, h, E * sizeof *h);
+		}
+	if (r) {
+		T_TRUE(hearth_request_hidden(r, 2, 0) == NULL && hearth_request_hidden(r, 0, out->n_hidden) == NULL);
+	}
+	hearth_request_free(r);
+}
+
+/* A request's hidden states: every position but the last generated one, the
+ * same alone and batched with a request that asks for none (whose tokens do
+ * not change), and the same as a context's. */
+void test_hidden_sched(void)
+{
+	static const struct synth_spec spec = { .arch = "qwen2", .n_embd = 64, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .wtype = HEARTH_TYPE_F32, .seed = 25 };
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = load(&spec, 3, "hidden-sched.gguf");
+	struct hearth_sched_params sp = hearth_sched_default_params();
+	struct hearth_sched *s = NULL;
+	sp.n_ctx = 256;
+	sp.n_threads = 2;
+	sp.cache_type = HEARTH_TYPE_F32;
+	if (!m)
+		return;
+	T_OK(hearth_sched_new(&s, m, &sp, &err), err);
+	if (!s) {
+		hearth_model_free(m);
+		return;
+	}
+	const size_t E = (size_t)hearth_model_n_embd(m);
+	const int32_t other[] = { 1, 90, 91, 92, 93, 94, 95, 96, 97, 98 };
+	struct sched_run alone, plain, batched, other_alone, other_batched;
+	sched_collect(sched_submit(s, ids, N_IN, true), E, &alone);
+	sched_collect(sched_submit(s, ids, N_IN, false), E, &plain);
+	sched_collect(sched_submit(s, other, 10, false), E, &other_alone);
+	struct hearth_request *a = sched_submit(s, ids, N_IN, true), *b = sched_submit(s, other, 10, false);
+	sched_collect(a, E, &batched);
+	sched_collect(b, E, &other_batched);
+
+	T_EQ_I64(alone.n_gen, N_GEN);
+	T_EQ_I64(alone.n_hidden, N_IN + N_GEN - 1);
+	T_EQ_I64(plain.n_hidden, 0);
+	T_TRUE(memcmp(alone.toks, plain.toks, sizeof alone.toks) == 0);
+	T_TRUE(memcmp(other_alone.toks, other_batched.toks, sizeof other_alone.toks) == 0);
+	T_EQ_I64(batched.n_hidden, alone.n_hidden);
+	if (alone.hidden && batched.hidden && batched.n_hidden == alone.n_hidden)
+		T_TRUE(memcmp(alone.hidden, batched.hidden, (size_t)alone.n_hidden * 2 * E * sizeof(float)) == 0);
+
+	/* a context over the same tokens */
+	struct hearth_context *c = ctx(m, 16);
+	const int32_t layers[] = { 0, 2 };
+	if (c && alone.hidden && alone.n_hidden == N_IN + N_GEN - 1) {
+		T_OK(hearth_context_set_hidden(c, layers, 2, &err), err);
+		T_OK(hearth_decode(c, alone.toks, alone.n_hidden, false, &err), err);
+		double d = 0;
+		for (int32_t pos = 0; pos < alone.n_hidden; pos++)
+			for (int k = 0; k < 2; k++) {
+				const float *h = hearth_get_hidden(c, k, pos);
+				if (h)
+					d = fmax(d, max_diff(h, alone.hidden + ((size_t)pos * 2 + (size_t)k) * E, E));
+			}
+		if (d > 1e-5)
+			T_FAIL("scheduler vs context hidden states differ by %.3g", d);
+	}
+	hearth_context_free(c);
+
+	/* bad layer lists are refused */
+	struct hearth_request_params p = hearth_request_default_params();
+	struct hearth_request *r = NULL;
+	const int32_t bad[] = { 3 };
+	p.prompt = ids;
+	p.n_prompt = N_IN;
+	p.hidden_layers = bad;
+	p.n_hidden_layers = 1;
+	T_EQ_I64(hearth_sched_submit(s, &p, &r, &err), HEARTH_EINVAL);
+	p.hidden_layers = NULL;
+	T_EQ_I64(hearth_sched_submit(s, &p, &r, &err), HEARTH_EINVAL);
+	T_TRUE(r == NULL);
+	free(alone.hidden);
+	free(plain.hidden);
+	free(batched.hidden);
+	free(other_alone.hidden);
+	free(other_batched.hidden);
+	hearth_sched_free(s);
+	hearth_model_free(m);
+}
