@@ -141,6 +141,18 @@ int32_t hearth_model_n_vocab(const struct hearth_model *m);
 int32_t hearth_model_n_ctx_train(const struct hearth_model *m);
 int32_t hearth_model_n_embd(const struct hearth_model *m);
 int32_t hearth_model_n_layer(const struct hearth_model *m);
+/* Pooling of per-token states into one embedding, as GGUF's {arch}.pooling_type numbers them. */
+enum hearth_pooling {
+	HEARTH_POOLING_NONE = 0,
+	HEARTH_POOLING_MEAN = 1,
+	HEARTH_POOLING_CLS = 2,  /* the first token's */
+	HEARTH_POOLING_LAST = 3, /* the last token's (decoder embedding models: Qwen3-Embedding) */
+};
+/* The model's {arch}.pooling_type (NONE, MEAN, CLS or LAST), -1 when it gives none (or another, as RANK). */
+int hearth_model_pooling(const struct hearth_model *m);
+/* out = the model's final norm of x (n_embd floats each; in place allowed):
+ * what the output head reads, and what llama.cpp's embeddings are made of. */
+void hearth_model_final_norm(const struct hearth_model *m, const float *x, float *out);
 uint64_t hearth_model_n_params(const struct hearth_model *m); /* elements of all tensors */
 uint64_t hearth_model_size(const struct hearth_model *m);     /* bytes of all tensors */
 

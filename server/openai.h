@@ -221,4 +221,30 @@ json_t *shape_model(struct models *ms, struct served_model *sm);
 /* Appends s[0..n) to the growable buffer *buf (NUL-terminated); -1 when out of memory (nothing changes). */
 int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 
+/* ---- api-embed.c: pooled vectors of inputs (/v1/embeddings, /v1/rerank) ---- */
+
+struct embed_inputs {
+	int32_t **ids;    /* [n] each input's tokens */
+	int32_t *n_ids;   /* [n] */
+	int32_t n;
+};
+struct embed_opts {
+	int pooling;      /* HEARTH_POOLING_MEAN, _CLS or _LAST */
+	int32_t layer;    /* the layer (negative: from the end) */
+	bool final_norm;  /* through the final norm first (no "layer" given) */
+	bool normalize;   /* L2-normalized vectors ("normalize", default true) */
+};
+/* key's value: a string, an array of strings, ids, or arrays of ids; false after an error reply. */
+bool embed_inputs_parse(struct served_model *sm, json_t *v, const char *key, struct embed_inputs *in,
+			struct reply *rp);
+void embed_inputs_free(struct embed_inputs *in);
+/* "pooling", "layer" and "normalize" of body; false after an error reply. */
+bool embed_opts_parse(struct served_model *sm, json_t *body, struct embed_opts *o, struct reply *rp);
+/* The pooled (not yet normalized) vectors of in, n_embd floats each, into
+ * out: one scheduler request per input; false after an error reply. */
+bool embed_run(struct served_model *sm, const struct call *call, const struct embed_inputs *in,
+	       const struct embed_opts *o, float *out, struct reply *rp);
+/* v /= |v| (a zero vector stays zero). */
+void embed_normalize(float *v, int32_t n);
+
 #endif /* HEARTH_SERVER_OPENAI_H */
