@@ -124,6 +124,7 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \
