@@ -16,8 +16,10 @@
  * "layer" is given, that layer's residual stream as it is (negative: from
  * the end). The tokens' vectors are pooled ("pooling": mean, cls = the first
  * token's, last = the last token's; default the GGUF's {arch}.pooling_type,
- * mean when it gives none), cut to "dimensions" and L2-normalized as
- * OpenAI's are (unless "normalize": false). base64 is the float32 vector's
+ * mean when it gives none; "none": every token's vector, an array of
+ * them with "shape": [tokens, dims] — the hidden states themselves), cut to
+ * "dimensions" and L2-normalized as OpenAI's are (unless "normalize":
+ * false; each token's vector with "none"). base64 is the float32 vector's
  * little-endian bytes, as OpenAI's clients decode it.
  */
 #include <math.h>
@@ -130,6 +132,8 @@ bool embed_opts_parse(struct served_model *sm, json_t *body, struct embed_opts *
 	const int32_t L = hearth_model_n_layer(sm->model);
 	json_t *pool = json_object_get(body, "pooling"), *layer = json_object_get(body, "layer");
 	const int gguf = hearth_model_pooling(sm->model);
+	const bool none_ok = o->none_ok;
+	*o = (struct embed_opts){ .none_ok = none_ok };
 	o->pooling = gguf == HEARTH_POOLING_CLS || gguf == HEARTH_POOLING_LAST ? gguf : HEARTH_POOLING_MEAN;
 	o->layer = -1;
 	o->final_norm = true;
@@ -142,9 +146,12 @@ bool embed_opts_parse(struct served_model *sm, json_t *body, struct embed_opts *
 			o->pooling = HEARTH_POOLING_CLS;
 		else if (s && !strcmp(s, "last"))
 			o->pooling = HEARTH_POOLING_LAST;
+		else if (s && !strcmp(s, "none") && o->none_ok)
+			o->pooling = HEARTH_POOLING_NONE;
 		else {
 			reply_error(rp, 400, "invalid_request_error", "pooling", "invalid_value",
-				    "'pooling' must be \"mean\", \"cls\" or \"last\"");
+				    o->none_ok ? "'pooling' must be \"mean\", \"cls\", \"last\" or \"none\""
+					       : "'pooling' must be \"mean\", \"cls\" or \"last\"");
 			return false;
 		}
 	}
@@ -202,6 +209,18 @@ static bool embed_pool(struct served_model *sm, const struct hearth_request *req
 	const int32_t E = hearth_model_n_embd(sm->model);
 	if (hearth_request_n_hidden(req) != n)
 		return false;
+	if (o->pooling == HEARTH_POOLING_NONE) { /* every token's vector */
+		for (int32_t pos = 0; pos < n; pos++) {
+			const float *h = hearth_request_hidden(req, 0, pos);
+			if (!h)
+				return false;
+			if (o->final_norm)
+				hearth_model_final_norm(sm->model, h, out + (size_t)pos * (size_t)E);
+			else
+				memcpy(out + (size_t)pos * (size_t)E, h, (size_t)E * sizeof *h);
+		}
+		return true;
+	}
 	const int32_t p0 = o->pooling == HEARTH_POOLING_LAST ? n - 1 : 0;
 	const int32_t p1 = o->pooling == HEARTH_POOLING_MEAN ? n : p0 + 1;
 	for (int32_t j = 0; j < E; j++)
@@ -249,7 +268,7 @@ static void embed_submit_error(int rc, const struct hearth_err *err, struct repl
 }
 
 bool embed_run(struct served_model *sm, const struct call *call, const struct embed_inputs *in,
-	       const struct embed_opts *o, float *out, struct reply *rp)
+	       const struct embed_opts *o, float *const *out, struct reply *rp)
 {
 	const size_t E = (size_t)hearth_model_n_embd(sm->model);
 	struct hearth_request *win[EMBED_WINDOW];
@@ -277,7 +296,7 @@ bool embed_run(struct served_model *sm, const struct call *call, const struct em
 			}
 			const int fin = embed_wait(call, win[k]);
 			if (fin == HEARTH_FINISH_LENGTH &&
-			    embed_pool(sm, win[k], in->n_ids[i0 + k], o, out + (size_t)(i0 + k) * E, tmp)) {
+			    embed_pool(sm, win[k], in->n_ids[i0 + k], o, out[i0 + k], tmp)) {
 				hearth_request_free(win[k]);
 				continue;
 			}
@@ -351,6 +370,19 @@ static json_t *embed_json(const float *v, int32_t n, bool b64)
 	return jsonb_done(arr, ok);
 }
 
+/* n rows of d floats at v: one vector, or (rows) an array of them; base64:
+ * all rows' float32 bytes in one string (row after row). */
+static json_t *embed_rows_json(const float *v, int32_t n, int32_t d, bool b64, bool rows)
+{
+	if (!rows || b64)
+		return embed_json(v, n * d, b64);
+	json_t *arr = json_array();
+	bool ok = arr != NULL;
+	for (int32_t r = 0; ok && r < n; r++)
+		ok = jsonb_add(arr, embed_json(v + (size_t)r * (size_t)d, d, false));
+	return jsonb_done(arr, ok);
+}
+
 /* "encoding_format" and "dimensions"; false after an error reply. */
 static bool embed_format(json_t *body, int32_t E, bool *b64, int32_t *dims, struct reply *rp)
 {
@@ -382,32 +414,47 @@ void api_embeddings(struct server *srv, const struct call *call, struct reply *r
 	json_t *body = call->body;
 	struct embed_inputs in = { 0 };
 	struct embed_opts o;
-	float *vec = NULL;
+	float *vec = NULL, **at = NULL;
 	bool b64;
 	int32_t dims;
 	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	o.none_ok = true;
 	if (!sm)
 		return;
 	const int32_t E = hearth_model_n_embd(sm->model);
 	if (!embed_format(body, E, &b64, &dims, rp) || !embed_opts_parse(sm, body, &o, rp) ||
 	    !embed_inputs_parse(sm, json_object_get(body, "input"), "input", &in, rp))
 		goto out;
-	if (!(vec = malloc((size_t)in.n * (size_t)E * sizeof *vec))) {
+	/* rows per input: 1, or every token's (inputs are bounded by the context and the body) */
+	size_t rows = 0;
+	for (int32_t i = 0; i < in.n; i++)
+		rows += o.pooling == HEARTH_POOLING_NONE ? (size_t)in.n_ids[i] : 1;
+	if (!(vec = malloc(rows * (size_t)E * sizeof *vec)) || !(at = malloc((size_t)in.n * sizeof *at))) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		goto out;
 	}
-	if (!embed_run(sm, call, &in, &o, vec, rp))
+	for (int32_t i = 0, r = 0; i < in.n; r += o.pooling == HEARTH_POOLING_NONE ? in.n_ids[i] : 1, i++)
+		at[i] = vec + (size_t)r * (size_t)E;
+	if (!embed_run(sm, call, &in, &o, at, rp))
 		goto out;
 	json_t *data = json_array();
 	bool ok = data != NULL;
 	int64_t n_tok = 0;
 	for (int32_t i = 0; ok && i < in.n; i++) {
-		float *v = vec + (size_t)i * (size_t)E;
-		if (o.normalize)
-			embed_normalize(v, dims); /* the cut vector, renormalized */
+		const int32_t n_rows = o.pooling == HEARTH_POOLING_NONE ? in.n_ids[i] : 1;
+		for (int32_t r = 0; r < n_rows; r++) {
+			float *v = at[i] + (size_t)r * (size_t)E;
+			if (r > 0) /* rows cut to dims, packed */
+				memmove(at[i] + (size_t)r * (size_t)dims, v, (size_t)dims * sizeof *v);
+			if (o.normalize)
+				embed_normalize(at[i] + (size_t)r * (size_t)dims, dims); /* the cut vector, renormalized */
+		}
 		n_tok += in.n_ids[i];
-		ok = jsonb_add(data, json_pack("{s:s, s:i, s:o*}", "object", "embedding", "index", i, "embedding",
-					       embed_json(v, dims, b64)));
+		json_t *e = embed_rows_json(at[i], n_rows, dims, b64, o.pooling == HEARTH_POOLING_NONE);
+		json_t *d = e ? json_pack("{s:s, s:i, s:o}", "object", "embedding", "index", i, "embedding", e) : NULL;
+		if (d && o.pooling == HEARTH_POOLING_NONE)
+			d = jsonb_done(d, jsonb_set(d, "shape", json_pack("[i, i]", n_rows, dims)));
+		ok = jsonb_add(data, d);
 	}
 	data = jsonb_done(data, ok);
 	reply_json(rp, 200, data ? json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
@@ -415,6 +462,7 @@ void api_embeddings(struct server *srv, const struct call *call, struct reply *r
 					     (json_int_t)n_tok)
 				 : NULL);
 out:
+	free(at);
 	free(vec);
 	embed_inputs_free(&in);
 	models_release(&srv->models, sm, -1);

@@ -95,9 +95,9 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp)
 {
 	json_t *body = call->body;
 	struct embed_inputs in = { 0 };
-	struct embed_opts o;
+	struct embed_opts o = { .none_ok = false };
 	struct rerank_hit *hit = NULL;
-	float *vec = NULL;
+	float *vec = NULL, **at = NULL;
 	int32_t top_n;
 	bool ret_docs;
 	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
@@ -107,11 +107,14 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp)
 	if (!embed_opts_parse(sm, body, &o, rp) || !rerank_inputs(sm, body, &in, rp) ||
 	    !rerank_opts(body, in.n - 1, &top_n, &ret_docs, rp))
 		goto out;
-	if (!(vec = malloc((size_t)in.n * E * sizeof *vec)) || !(hit = malloc((size_t)in.n * sizeof *hit))) {
+	if (!(vec = malloc((size_t)in.n * E * sizeof *vec)) || !(hit = malloc((size_t)in.n * sizeof *hit)) ||
+	    !(at = malloc((size_t)in.n * sizeof *at))) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		goto out;
 	}
-	if (!embed_run(sm, call, &in, &o, vec, rp))
+	for (int32_t i = 0; i < in.n; i++)
+		at[i] = vec + (size_t)i * E;
+	if (!embed_run(sm, call, &in, &o, at, rp))
 		goto out;
 	int64_t n_tok = 0;
 	for (int32_t i = 0; i < in.n; i++) {
@@ -132,6 +135,7 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp)
 					    (json_int_t)n_tok)
 				: NULL);
 out:
+	free(at);
 	free(hit);
 	free(vec);
 	embed_inputs_free(&in);

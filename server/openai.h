@@ -229,7 +229,8 @@ struct embed_inputs {
 	int32_t n;
 };
 struct embed_opts {
-	int pooling;      /* HEARTH_POOLING_MEAN, _CLS or _LAST */
+	int pooling;      /* HEARTH_POOLING_MEAN, _CLS, _LAST or (none_ok) _NONE: every token's */
+	bool none_ok;     /* set before parsing: "none" is allowed */
 	int32_t layer;    /* the layer (negative: from the end) */
 	bool final_norm;  /* through the final norm first (no "layer" given) */
 	bool normalize;   /* L2-normalized vectors ("normalize", default true) */
@@ -240,10 +241,11 @@ bool embed_inputs_parse(struct served_model *sm, json_t *v, const char *key, str
 void embed_inputs_free(struct embed_inputs *in);
 /* "pooling", "layer" and "normalize" of body; false after an error reply. */
 bool embed_opts_parse(struct served_model *sm, json_t *body, struct embed_opts *o, struct reply *rp);
-/* The pooled (not yet normalized) vectors of in, n_embd floats each, into
- * out: one scheduler request per input; false after an error reply. */
+/* The pooled (not yet normalized) vectors of in into out[i]: n_embd floats
+ * (HEARTH_POOLING_NONE: n_ids[i] rows of them) each; one scheduler request
+ * per input; false after an error reply. */
 bool embed_run(struct served_model *sm, const struct call *call, const struct embed_inputs *in,
-	       const struct embed_opts *o, float *out, struct reply *rp);
+	       const struct embed_opts *o, float *const *out, struct reply *rp);
 /* v /= |v| (a zero vector stays zero). */
 void embed_normalize(float *v, int32_t n);
 

@@ -76,6 +76,31 @@ test('embeddings: mean, cls and last pool the per-token vectors', async () => {
   assert.ok(a.some((x, j) => Math.abs(x - b[j]) > 1e-3));
 });
 
+test('embeddings: pooling "none" returns the hidden states that mean, cls and last pool', async () => {
+  const tok = (await post('/tokenize', { content: TEXTS[0], add_special: true })).json.tokens;
+  for (const layer of [undefined, 1, -1]) {
+    const o = { normalize: false, ...(layer === undefined ? {} : { layer }) };
+    const r = await embed({ input: [tok, tok.slice(0, 2)], pooling: 'none', ...o });
+    const rows = r.data[0].embedding;
+    assert.equal(rows.length, tok.length);
+    assert.deepEqual(r.data[0].shape, [tok.length, rows[0].length]);
+    assert.equal(r.data[1].embedding.length, 2);
+    near(r.data[1].embedding[1], rows[1]); // causal: the same tokens, the same states
+    const mean = rows[0].map((_, j) => rows.reduce((s, v) => s + v[j], 0) / rows.length);
+    near(await vec(tok, { pooling: 'mean', ...o }), mean, 1e-4);
+    near(await vec(tok, { pooling: 'cls', ...o }), rows[0]);
+    near(await vec(tok, { pooling: 'last', ...o }), rows[rows.length - 1]);
+    // base64: all rows, row after row
+    const b = Buffer.from((await embed({ input: tok, pooling: 'none', encoding_format: 'base64', ...o })).data[0].embedding, 'base64');
+    assert.equal(b.length, 4 * tok.length * rows[0].length);
+    near(Array.from({ length: rows[0].length }, (_, j) => b.readFloatLE(4 * (rows[0].length + j))), rows[1], 1e-6);
+  }
+  // normalized by default, each token's vector
+  const unit = (await embed({ input: tok, pooling: 'none' })).data[0].embedding;
+  for (const v of unit) assert.ok(Math.abs(norm(v) - 1) < 1e-5);
+  assertError(await post('/v1/rerank', { query: 'x', documents: ['y'], pooling: 'none' }), 400, 'pooling');
+});
+
 test('embeddings: base64 and dimensions', async () => {
   const f = await vec(TEXTS[3]);
   const b = await vec(TEXTS[3], { encoding_format: 'base64' });
