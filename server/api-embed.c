@@ -325,27 +325,6 @@ void embed_normalize(float *v, int32_t n)
 	}
 }
 
-/* base64 of n bytes (RFC 4648, padded), as a JSON string. */
-static json_t *embed_base64(const unsigned char *b, size_t n)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *s = malloc((n + 2) / 3 * 4 + 1);
-	size_t o = 0;
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < n; i += 3) {
-		const uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) |
-				   (i + 2 < n ? b[i + 2] : 0);
-		s[o++] = tab[v >> 18 & 63];
-		s[o++] = tab[v >> 12 & 63];
-		s[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		s[o++] = i + 2 < n ? tab[v & 63] : '=';
-	}
-	json_t *j = json_stringn(s, o);
-	free(s);
-	return j;
-}
-
 /* One vector as the reply's "embedding": an array of numbers or base64 of float32 little-endian. */
 static json_t *embed_json(const float *v, int32_t n, bool b64)
 {
@@ -359,7 +338,7 @@ static json_t *embed_json(const float *v, int32_t n, bool b64)
 			for (int k = 0; k < 4; k++)
 				bytes[4 * j + k] = (unsigned char)(u >> (8 * k));
 		}
-		json_t *s = embed_base64(bytes, (size_t)n * 4);
+		json_t *s = jsonb_base64(bytes, (size_t)n * 4);
 		free(bytes);
 		return s;
 	}

@@ -20,6 +20,16 @@
 #define MAX_STOP_BYTES 1024 /* each is searched for at every token */
 #define MAX_PROMPTS 16
 
+/* hidden-http.c: the "hidden_states" field */
+#define HIDDEN_MAX_LAYERS 64
+enum { HIDDEN_ALL, HIDDEN_PROMPT, HIDDEN_GENERATED };
+struct hidden_opts {
+	int32_t layers[HIDDEN_MAX_LAYERS]; /* as asked (negative: from the end) */
+	int32_t n;                         /* 0: none asked */
+	bool f16;
+	int tokens;                        /* HIDDEN_ALL, _PROMPT or _GENERATED */
+};
+
 struct params {
 	struct hearth_sampler_params sp;
 	int32_t max_tokens;        /* -1: up to the context */
@@ -43,6 +53,7 @@ struct params {
 	bool gbnf_frame;           /* chat: still to be framed (reasoning first) */
 	const char *cache_name;    /* "cache": a saved state to start from (api-cache.c), NULL: none */
 	const char *tenant;        /* the API key that let the request in, NULL: none */
+	struct hidden_opts hidden; /* "hidden_states" (hidden-http.c) */
 };
 
 
@@ -248,5 +259,11 @@ bool embed_run(struct served_model *sm, const struct call *call, const struct em
 	       const struct embed_opts *o, float *const *out, struct reply *rp);
 /* v /= |v| (a zero vector stays zero). */
 void embed_normalize(float *v, int32_t n);
+
+/* hidden-http.c: "hidden_states" of b into p->hidden (after the stream flag
+ * is read); false after an error reply. */
+bool hidden_parse(struct served_model *sm, json_t *b, struct params *p, struct reply *rp);
+/* A finished choice's "hidden_states" object; NULL when out of memory. */
+json_t *hidden_shape(struct served_model *sm, const struct params *p, const struct gen *g);
 
 #endif /* HEARTH_SERVER_OPENAI_H */

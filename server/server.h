@@ -338,6 +338,8 @@ bool jsonb_add(json_t *arr, json_t *v);
 bool jsonb_set(json_t *obj, const char *key, json_t *v);
 /* obj when every step that built it succeeded (ok), else NULL (obj released). */
 json_t *jsonb_done(json_t *obj, bool ok);
+/* n bytes as a base64 string (RFC 4648, padded); NULL when out of memory. */
+json_t *jsonb_base64(const void *data, size_t n);
 
 /* One HTTP request as the request path sees it (the headers it reads). */
 struct http_request {

@@ -147,3 +147,47 @@ test('rerank: documents ordered by the cosine of their embeddings with the query
   assertError(await post('/v1/rerank', { documents: TEXTS }), 400, 'query');
   assertError(await post('/v1/rerank', { query, documents: TEXTS, top_n: 0 }), 400, 'top_n');
 });
+
+// f32 / f16 little-endian rows of base64 data
+const f32s = (b64) => { const b = Buffer.from(b64, 'base64'); return Array.from({ length: b.length / 4 }, (_, i) => b.readFloatLE(4 * i)); };
+function f16s(b64) {
+  const b = Buffer.from(b64, 'base64');
+  return Array.from({ length: b.length / 2 }, (_, i) => {
+    const h = b.readUInt16LE(2 * i), s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
+    return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  });
+}
+
+test('hidden_states on completions: the prompt\'s rows are its states, generated ones follow', async () => {
+  const prompt = 'Once upon a time';
+  const body = { prompt, max_tokens: 3, temperature: 0, ignore_eos: true, hidden_states: { layers: [0, -1] } };
+  const r = await post('/v1/completions', body);
+  assert.equal(r.status, 200, r.text);
+  const h = r.json.choices[0].hidden_states;
+  const nP = r.json.usage.prompt_tokens;
+  assert.equal(r.json.usage.completion_tokens, 3);
+  const E = h.shape[2];
+  assert.deepEqual(h.shape.slice(0, 2), [2, nP + 2]); // the last generated token is never computed
+  assert.deepEqual(h.layers, [0, -1]);
+  assert.equal(h.first_position, 0);
+  const all = f32s(h.data);
+  assert.equal(all.length, 2 * (nP + 2) * E);
+  const row = (k, pos) => all.slice((k * (nP + 2) + pos) * E, (k * (nP + 2) + pos + 1) * E);
+  for (const [k, layer] of [[0, 0], [1, -1]]) {
+    const emb = (await embed({ input: prompt, pooling: 'none', normalize: false, layer })).data[0].embedding;
+    assert.equal(emb.length, nP);
+    for (let pos = 0; pos < nP; pos++) near(row(k, pos), emb[pos]);
+  }
+  // the same text without the field; generated rows alone; f16
+  const plain = await post('/v1/completions', { ...body, hidden_states: undefined });
+  assert.equal(plain.json.choices[0].text, r.json.choices[0].text);
+  assert.ok(!('hidden_states' in plain.json.choices[0]));
+  const gen = (await post('/v1/completions', { ...body, hidden_states: { layers: [-1], tokens: 'generated', dtype: 'f16' } })).json.choices[0].hidden_states;
+  assert.deepEqual(gen.shape, [1, 2, E]);
+  assert.equal(gen.first_position, nP);
+  const g16 = f16s(gen.data);
+  for (let pos = 0; pos < 2; pos++) near(g16.slice(pos * E, (pos + 1) * E), row(1, nP + pos), 2e-2);
+  assertError(await post('/v1/completions', { ...body, hidden_states: { layers: [99] } }), 400, 'hidden_states');
+  assertError(await post('/v1/completions', { ...body, hidden_states: { layers: [0], dtype: 'i8' } }), 400, 'hidden_states');
+  assertError(await post('/v1/completions', { ...body, stream: true }), 400, 'hidden_states');
+});
