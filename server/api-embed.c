@@ -29,7 +29,10 @@
 #include "openai.h"
 
 #define EMBED_MAX_INPUTS 2048 /* as OpenAI's limit */
-#define EMBED_WINDOW 32       /* requests in flight per call */
+#define EMBED_WINDOW 32       /* requests in flight per call ... */
+#define EMBED_MAX_FLOATS ((size_t)64 << 20) /* ... and their hidden states at most 256 MiB (one request
+					     * alone may take more: it fits the context); so are the
+					     * per-token vectors of "none" that one call returns */
 
 /* The token ids of one input (a string or an array of ids); false after an error reply. */
 static bool embed_ids(struct served_model *sm, json_t *v, const char *what, int32_t max, int32_t **ids, int32_t *n,
@@ -278,8 +281,13 @@ bool embed_run(struct served_model *sm, const struct call *call, const struct em
 	bool ok = tmp && embed_salt(call, &salt);
 	if (!ok)
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
-	for (int32_t i0 = 0; ok && i0 < in->n; i0 += EMBED_WINDOW) {
-		const int32_t n_win = in->n - i0 < EMBED_WINDOW ? in->n - i0 : EMBED_WINDOW;
+	for (int32_t i0 = 0, n_win = 0; ok && i0 < in->n; i0 += n_win) {
+		size_t floats = 0;
+		for (n_win = 0; i0 + n_win < in->n && n_win < EMBED_WINDOW; n_win++) {
+			floats += (size_t)in->n_ids[i0 + n_win] * E;
+			if (n_win > 0 && floats > EMBED_MAX_FLOATS)
+				break;
+		}
 		int32_t n_sub = 0;
 		for (; n_sub < n_win; n_sub++) {
 			int rc = embed_submit(sm, salt, in->ids[i0 + n_sub], in->n_ids[i0 + n_sub], &o->layer, &win[n_sub], &err);
@@ -408,6 +416,12 @@ void api_embeddings(struct server *srv, const struct call *call, struct reply *r
 	size_t rows = 0;
 	for (int32_t i = 0; i < in.n; i++)
 		rows += o.pooling == HEARTH_POOLING_NONE ? (size_t)in.n_ids[i] : 1;
+	if (rows > EMBED_MAX_FLOATS / (size_t)E) {
+		reply_error(rp, 400, "invalid_request_error", "input", "invalid_value",
+			    "\"pooling\": \"none\" for %zu tokens is more than one reply holds (%zu); send fewer inputs",
+			    rows, EMBED_MAX_FLOATS / (size_t)E);
+		goto out;
+	}
 	if (!(vec = malloc(rows * (size_t)E * sizeof *vec)) || !(at = malloc((size_t)in.n * sizeof *at))) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		goto out;
