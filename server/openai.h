@@ -28,6 +28,7 @@ struct hidden_opts {
 	int32_t n;                         /* 0: none asked */
 	bool f16;
 	int tokens;                        /* HIDDEN_ALL, _PROMPT or _GENERATED */
+	int32_t lens_top;                  /* "logit_lens": top tokens per layer and position (0: none) */
 };
 
 struct params {

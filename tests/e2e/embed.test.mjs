@@ -191,3 +191,22 @@ test('hidden_states on completions: the prompt\'s rows are its states, generated
   assertError(await post('/v1/completions', { ...body, hidden_states: { layers: [0], dtype: 'i8' } }), 400, 'hidden_states');
   assertError(await post('/v1/completions', { ...body, stream: true }), 400, 'hidden_states');
 });
+
+test('hidden_states logit_lens: the last layer decodes to the model\'s own next tokens', async () => {
+  const body = { prompt: 'Once upon a time', max_tokens: 3, temperature: 0, ignore_eos: true, logprobs: 2,
+    hidden_states: { layers: [0, -1], tokens: 'all', logit_lens: 2 } };
+  const r = await post('/v1/completions', body);
+  assert.equal(r.status, 200, r.text);
+  const c = r.json.choices[0], h = c.hidden_states, nP = r.json.usage.prompt_tokens;
+  assert.equal(h.logit_lens.length, 2);
+  assert.equal(h.logit_lens[1].length, nP + 2);
+  for (let g = 0; g < 2; g++) { // the state before each generated token predicts it: greedy, so its top-1
+    const top = h.logit_lens[1][nP - 1 + g];
+    assert.equal(top.length, 2);
+    assert.equal(top[0].token, c.logprobs.tokens[g]);
+    assert.ok(Math.abs(top[0].logprob - c.logprobs.token_logprobs[g]) < 1e-4, `${top[0].logprob} ${c.logprobs.token_logprobs[g]}`);
+    assert.ok(top[0].logprob >= top[1].logprob);
+  }
+  assert.equal(h.logit_lens[0][0].length, 2); // layer 0 has its own guesses
+  assertError(await post('/v1/completions', { ...body, hidden_states: { layers: [0], logit_lens: 21 } }), 400, 'hidden_states');
+});
