@@ -79,6 +79,9 @@
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
+	X(test_moe_route)            \
+	X(test_moe_act)              \
+	X(test_moe_batch_bits)       \
 	X(test_kv_parent_chain)      \
 	X(test_kv_name_collision)    \
 	X(test_kv_index)             \
@@ -86,6 +89,7 @@
 	X(test_kv_prefix)            \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
+	X(test_sched_sampled_moe)    \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
