@@ -84,6 +84,7 @@ enum hearth_type {
 	HEARTH_TYPE_Q6_K = 14,
 	HEARTH_TYPE_Q8_K = 15,
 	HEARTH_TYPE_BF16 = 30,
+	HEARTH_TYPE_MXFP4 = 39,
 	HEARTH_TYPE_COUNT = 40
 };
 /* "q4_K", or NULL for a type hearth does not know. */

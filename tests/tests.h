@@ -14,6 +14,7 @@
 	X(test_gguf_kv_json)         \
 	X(test_qtype_dequant_dot)    \
 	X(test_qtype_quantize)       \
+	X(test_qtype_mxfp4)          \
 	X(test_kern_isa_vs_ref)      \
 	X(test_kern_packed_layouts)  \
 	X(test_kern_nonfinite_activations) \
