@@ -5,9 +5,11 @@
  *   per layer:  h = rms_norm(x) * attn_norm
  *               q,k,v = h Wq (+bq), h Wk (+bk), h Wv (+bv)  (qwen3: per-head q/k norm)
  *               rope(q, k) at each token's position; k, v -> the paged cache
- *               x += attention(q, own sequence's cache[0 .. pos]) Wo   (causal, GQA)
+ *               x += attention(q, own sequence's cache[0 .. pos]) Wo   (causal, GQA;
+ *                    gpt-oss: a sink logit per head joins each softmax)
  *               h = rms_norm(x) * ffn_norm
- *               x += (silu(h Wgate) * (h Wup)) Wdown
+ *               x += (silu(h Wgate) * (h Wup)) Wdown, or the mixture of the
+ *                    experts the router picks (see moe.h; grouped by expert)
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput
  *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
@@ -508,9 +510,15 @@ static void attn_run(void *arg, int ith, int nth)
 			attn_tiles_f16(f, &a, w);
 		else
 			attn_tiles_convert(f, &a, w);
+		const float *sinks = f->m->layers[t->il].attn_sinks.data;
 		for (int r = 0; r < a.M; r++) {
 			float *out = f->att + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(a.kvh * G + r % G)) * (size_t)dv;
-			const float inv = 1.0f / w->l[r];
+			float inv = 1.0f / w->l[r];
+			if (sinks) { /* the head's sink logit joins the denominator (nothing joins the sum of values) */
+				const float sk = sinks[a.kvh * G + r % G], m = w->mx[r] > sk ? w->mx[r] : sk;
+				const float keep = expf(w->mx[r] - m);
+				inv = keep / (w->l[r] * keep + expf(sk - m));
+			}
 			for (int d = 0; d < dv; d++)
 				out[d] = w->o[(size_t)r * (size_t)dv + (size_t)d] * inv;
 		}

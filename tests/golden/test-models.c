@@ -73,6 +73,8 @@ static const struct ref_case cases[] = {
 	{ "tiny-qwen3moe.q4_k_m", 0.35, 0.07, 0.35, ROUTE_TIE },
 	{ "tiny-mixtral.f32", F32 },
 	{ "tiny-mixtral.q4_k_m", 0.35, 0.07, 0.35, ROUTE_TIE },
+	{ "tiny-gpt-oss.f32", 3e-2, 5e-3, 1e-2, 1e-2 },
+	{ "tiny-gpt-oss.mxfp4_moe", 0.35, 0.07, 0.35, ROUTE_TIE },
 };
 #undef F32
 #undef ROUTE_TIE
