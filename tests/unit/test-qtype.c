@@ -486,7 +486,7 @@ void test_kern_nonfinite_activations(void)
 {
 	static const int types[] = { HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_0,
 				     HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q2_K, HEARTH_TYPE_Q3_K, HEARTH_TYPE_Q4_K,
-				     HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16 };
+				     HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16, HEARTH_TYPE_MXFP4 };
 	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
 		nonfinite_one(kern_ops(types[t]), types[t], false);
 		nonfinite_one(kern_ops_ref(types[t]), types[t], true);
