@@ -83,6 +83,7 @@
 	X(test_moe_route)            \
 	X(test_moe_act)              \
 	X(test_moe_batch_bits)       \
+	X(test_moe_synthetic)        \
 	X(test_kv_parent_chain)      \
 	X(test_kv_name_collision)    \
 	X(test_kv_index)             \
