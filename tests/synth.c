@@ -129,6 +129,8 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		gguf_writer_set_u32(y.w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
 		gguf_writer_set_u32(y.w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff);
 	}
+	if (s->n_expert_shared)
+		gguf_writer_set_u32(y.w, KEY("expert_shared_count"), (uint32_t)s->n_expert_shared);
 	gguf_writer_set_str(y.w, "tokenizer.ggml.model", "llama");
 	gguf_writer_set_arr_str(y.w, "tokenizer.ggml.tokens", toks, n_vocab);
 	gguf_writer_set_arr(y.w, "tokenizer.ggml.scores", HEARTH_GGUF_F32, scores, n_vocab);

@@ -29,6 +29,7 @@ struct synth_spec {
 			     * llama-quantize's do (q4_K to q5_0, q5_K to q5_1, q6_K to q8_0) */
 	int n_expert, n_expert_used; /* > 0: every FFN a mixture of n_expert experts of width
 				      * n_ff (a f32 router, stacked ffn_*_exps) */
+	int n_expert_shared;         /* written as expert_shared_count (negative tests) */
 };
 
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err);

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../base/err.h"
@@ -42,16 +43,15 @@ int moe_load_hparams(struct hearth_model *m, struct hearth_err *err)
 		return err_set(err, HEARTH_EBADGGUF, "%s: expert_feed_forward_length %d is out of range", m->gguf->path,
 			       h->n_ff_exp);
 	for (size_t i = 0; i < sizeof unsupported_keys / sizeof unsupported_keys[0]; i++) {
+		char key[96];
 		float v = 0;
-		if ((rc = model_hparam_f32(m, unsupported_keys[i], &v, false, err))) {
-			int32_t iv = 0; /* an integer key */
-			if ((rc = model_hparam_i32(m, unsupported_keys[i], &iv, false, err)))
-				return rc;
-			v = (float)iv;
-		}
-		if (v != 0)
-			return err_set(err, HEARTH_EUNSUPPORTED, "%s: %s.%s = %g is not supported", m->gguf->path, m->arch,
-				       unsupported_keys[i], (double)v);
+		int64_t iv = 0;
+		snprintf(key, sizeof key, "%s.%s", m->arch, unsupported_keys[i]);
+		if (gguf_find_key(m->gguf, key) < 0)
+			continue;
+		/* a number (integer or float) that is zero asks for nothing; anything else is refused */
+		if ((gguf_get_f32(m->gguf, key, &v, err) && gguf_get_i64(m->gguf, key, &iv, err)) || v != 0 || iv != 0)
+			return err_set(err, HEARTH_EUNSUPPORTED, "%s: '%s' is not supported", m->gguf->path, key);
 	}
 	return 0;
 }

@@ -147,6 +147,12 @@ void test_moe_synthetic(void)
 	T_OK(synth_model_write(tmp_path("moe-bad.gguf"), &bad, &err), err);
 	T_EQ_I64(hearth_model_load(&m, tmp_path("moe-bad.gguf"), &mp, &err), HEARTH_EBADGGUF);
 	T_TRUE(strstr(err.msg, "blk.0.ffn_down_exps.weight") != NULL);
+	/* shared experts are refused by name */
+	bad = spec;
+	bad.n_expert_shared = 1;
+	T_OK(synth_model_write(tmp_path("moe-bad.gguf"), &bad, &err), err);
+	T_EQ_I64(hearth_model_load(&m, tmp_path("moe-bad.gguf"), &mp, &err), HEARTH_EUNSUPPORTED);
+	T_TRUE(strstr(err.msg, "qwen3moe.expert_shared_count") != NULL);
 	/* qwen3moe without experts */
 	bad = spec;
 	bad.n_expert = bad.n_expert_used = 0;
