@@ -276,6 +276,12 @@ static void matmul_run(void *arg, int ith, int nth)
 	}
 }
 
+/* Elementwise work this small runs on the calling thread: cheaper than a
+ * meeting of the threads, each of which is a chance to wait for one that the
+ * OS has preempted (a decoding token of a mixture of experts converts and
+ * activates a few expert rows per layer). */
+#define INLINE_ELEMS (1 << 15)
+
 struct quant_task {
 	const struct qtype_ops *ops;
 	const float *x;
@@ -299,7 +305,7 @@ static void quantize(struct fwd *f, const struct qtype_ops *ops, const float *x,
 	if (f->xq_of == x && f->xq_type == ops->dot_type)
 		return;
 	struct quant_task q = { ops, x, f->xq, n_in, qtype_row_size(ops->dot_type, n_in), n_tok };
-	if (n_tok < 2)
+	if (n_tok < 2 || (int64_t)n_tok * n_in <= INLINE_ELEMS)
 		quant_run(&q, 0, 1);
 	else
 		pool_run(f->pool, quant_run, &q);
@@ -723,7 +729,10 @@ static void moe_run(void *arg, int ith, int nth)
 static void moe_phase(struct fwd *f, const struct layer *l, enum moe_phase phase)
 {
 	struct moe_task t = { f, l, phase };
-	if (f->b->n < 2 && phase != MOE_ACT)
+	const int64_t rows = (int64_t)f->b->n * f->m->hp.n_expert_used;
+	if (phase == MOE_ACT && rows * f->m->hp.n_ff_exp <= INLINE_ELEMS)
+		moe_act(f, l, 0, rows);
+	else if (f->b->n < 2 && phase != MOE_ACT)
 		moe_tokens(f, l, phase, 0, f->b->n, 0);
 	else
 		pool_run(f->pool, moe_run, &t);
