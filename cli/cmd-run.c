@@ -56,6 +56,7 @@ static int session_feed(struct session *s, const int32_t *ids, int32_t n, struct
 	if (common == n && common > 0)
 		common--; /* re-run the last token to get its logits */
 	hearth_context_truncate(s->ctx, common);
+	common = hearth_context_n_past(s->ctx); /* less when a sliding window could not step back */
 	s->n_cached = common;
 	int rc = hearth_decode(s->ctx, ids + common, n - common, false, err);
 	if (rc == 0) {

@@ -319,7 +319,10 @@ int hearth_context_new(struct hearth_context **out, struct hearth_model *m, cons
 void hearth_context_free(struct hearth_context *c);
 int32_t hearth_context_n_ctx(const struct hearth_context *c);
 int32_t hearth_context_n_past(const struct hearth_context *c); /* tokens in the KV cache */
-/* Forgets cached tokens from position n_keep on (0: start over). */
+/* Forgets cached tokens from position n_keep on (0: start over). A model with
+ * sliding-window layers keeps only the last window's positions of those, so
+ * when position n_keep's window has left the cache, it keeps nothing:
+ * hearth_context_n_past says how many tokens stay. */
 void hearth_context_truncate(struct hearth_context *c, int32_t n_keep);
 
 /* Runs the model over n tokens that continue the cached sequence, as one

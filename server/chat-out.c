@@ -20,12 +20,12 @@ struct out_acc {
 	bool oom;
 };
 
-int chat_out_init(struct chat_out *o, struct server *srv, const struct hearth_chat_prompt *prompt, const char *tools_json,
+int chat_out_init(struct chat_out *o, struct served_model *sm, const struct hearth_chat_prompt *prompt, const char *tools_json,
 		  size_t tools_len, bool parallel, struct hearth_err *err)
 {
 	memset(o, 0, sizeof *o);
 	o->one_call = !parallel;
-	return hearth_chat_reader_new(srv->chat, prompt, tools_json, tools_len, &o->r, err);
+	return hearth_chat_reader_new(sm->chat, prompt, tools_json, tools_len, &o->r, err);
 }
 
 void chat_out_free(struct chat_out *o)

@@ -94,7 +94,7 @@ bool constrain_parse(json_t *b, struct params *p, struct reply *rp)
 }
 
 /* A forced call's rules into p (tool_choice "required" or a named function). */
-static bool forced_call(struct server *srv, const struct chat_tools *tc, struct params *p, struct reply *rp)
+static bool forced_call(struct served_model *sm, const struct chat_tools *tc, struct params *p, struct reply *rp)
 {
 	struct hearth_err err = { 0 };
 	size_t len;
@@ -109,7 +109,7 @@ static bool forced_call(struct server *srv, const struct chat_tools *tc, struct 
 		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
 		return false;
 	}
-	int rc = hearth_chat_calls_gbnf(srv->chat, tools, len, tc->choice == TOOL_CHOICE_NAMED ? tc->named : NULL,
+	int rc = hearth_chat_calls_gbnf(sm->chat, tools, len, tc->choice == TOOL_CHOICE_NAMED ? tc->named : NULL,
 					tc->parallel, "hearth-answer", &p->gbnf, &err);
 	free(tools);
 	if (rc)
@@ -120,17 +120,17 @@ static bool forced_call(struct server *srv, const struct chat_tools *tc, struct 
 	return true;
 }
 
-bool constrain_chat(struct server *srv, const struct chat_tools *tc, const struct hearth_chat_prompt *pr,
+bool constrain_chat(struct served_model *sm, const struct chat_tools *tc, const struct hearth_chat_prompt *pr,
 		    struct params *p, struct reply *rp)
 {
 	struct hearth_err err = { 0 };
 	if ((tc->choice == TOOL_CHOICE_REQUIRED || tc->choice == TOOL_CHOICE_NAMED) && tc->tools &&
-	    !forced_call(srv, tc, p, rp))
+	    !forced_call(sm, tc, p, rp))
 		return false;
 	if (!p->gbnf || !p->gbnf_frame)
 		return true;
 	char *whole = NULL;
-	int rc = hearth_chat_answer_gbnf(srv->chat, pr, p->gbnf, p->gbnf_rule, &whole, &err);
+	int rc = hearth_chat_answer_gbnf(sm->chat, pr, p->gbnf, p->gbnf_rule, &whole, &err);
 	if (rc)
 		return refuse(rc, p->gbnf_param, &err, rp);
 	free(p->gbnf);
@@ -139,12 +139,12 @@ bool constrain_chat(struct server *srv, const struct chat_tools *tc, const struc
 	return true;
 }
 
-bool constrain_grammar(struct server *srv, const struct params *p, struct hearth_grammar **g, struct reply *rp)
+bool constrain_grammar(struct served_model *sm, const struct params *p, struct hearth_grammar **g, struct reply *rp)
 {
 	struct hearth_err err = { 0 };
 	*g = NULL;
 	if (!p->gbnf)
 		return true;
-	int rc = hearth_grammar_new(srv->model, p->gbnf, strlen(p->gbnf), p->gbnf_rule, g, &err);
+	int rc = hearth_grammar_new(sm->model, p->gbnf, strlen(p->gbnf), p->gbnf_rule, g, &err);
 	return rc ? refuse(rc, p->gbnf_param, &err, rp) : true;
 }

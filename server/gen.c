@@ -73,7 +73,7 @@ void gen_fail(struct gen *g)
 }
 
 /* Applies one event to g. */
-static void gen_event(struct server *srv, const struct params *p, struct gen *g, const struct hearth_token_event *ev)
+static void gen_event(struct served_model *sm, const struct params *p, struct gen *g, const struct hearth_token_event *ev)
 {
 	if (ev->id >= 0 && !g->stopped && !g->failed) {
 		size_t k;
@@ -82,7 +82,7 @@ static void gen_event(struct server *srv, const struct params *p, struct gen *g,
 		if (g->t_first == 0)
 			g->t_first = ev->t;
 		else
-			metrics_inter_token(srv->metrics, ev->t - g->t_last);
+			metrics_inter_token(sm->metrics, ev->t - g->t_last);
 		g->t_last = ev->t;
 		g->n_gen++;
 		if ((p->logprobs && !gen_keep_logprob(g, ev, before)) || buf_append(&g->text, &g->len, &g->cap, piece, k)) {
@@ -117,10 +117,10 @@ size_t gen_sendable(const struct params *p, const struct gen *g)
 	return g->len - hold;
 }
 
-void gen_free(struct server *srv, struct gen *g)
+void gen_free(struct served_model *sm, struct gen *g)
 {
 	if (g->req && !g->finish) /* the client left before the end */
-		metrics_request_done(srv->metrics, "abort", g->n_prompt, g->n_gen, 0, -1, hearth_now() - g->t_submit);
+		metrics_request_done(sm->metrics, "abort", g->n_prompt, g->n_gen, 0, -1, hearth_now() - g->t_submit);
 	hearth_request_free(g->req);
 	hearth_detok_free(g->dt);
 	free(g->text);
@@ -130,12 +130,12 @@ void gen_free(struct server *srv, struct gen *g)
 }
 
 /* Submits prompt ids; false after an error reply. */
-bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
+bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, const int32_t *ids, int32_t n,
 		      int choice, const char *what, struct reply *rp)
 {
 	struct hearth_request_params rq = hearth_request_default_params();
 	struct hearth_err err = { 0 };
-	const int32_t max_len = srv->sp.n_ctx_seq;
+	const int32_t max_len = sm->sp.n_ctx_seq;
 
 	if (n < 1) {
 		reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value", "The prompt is empty");
@@ -158,19 +158,19 @@ bool gen_start(struct server *srv, const struct params *p, struct gen *g, const 
 	rq.bias = p->bias;
 	rq.n_bias = p->n_bias;
 	rq.top_logprobs = p->logprobs ? p->top_logprobs : -1;
-	rq.timeout_s = srv->request_timeout_s;
+	rq.timeout_s = sm->srv->request_timeout_s;
 	rq.ignore_eos = p->ignore_eos;
 	rq.cache_salt = p->salt;
 	rq.cache_salt_size = p->salt_len;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
-	if (hearth_detok_new(&g->dt, srv->model, false, &err)) {
+	if (hearth_detok_new(&g->dt, sm->model, false, &err)) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "%s", err.msg);
 		return false;
 	}
-	if (!constrain_grammar(srv, p, &rq.grammar, rp))
+	if (!constrain_grammar(sm, p, &rq.grammar, rp))
 		return false;
-	int rc = hearth_sched_submit(srv->sched, &rq, &g->req, &err);
+	int rc = hearth_sched_submit(sm->sched, &rq, &g->req, &err);
 	if (rc)
 		hearth_grammar_free(rq.grammar); /* still ours */
 	if (rc == HEARTH_EBUSY) {
@@ -189,18 +189,18 @@ bool gen_start(struct server *srv, const struct params *p, struct gen *g, const 
 
 /* Waits for g's next event (checking that the client is still there);
  * false when the request is over. */
-bool gen_wait(struct server *srv, const struct params *p, struct gen *g, int fd)
+bool gen_wait(struct served_model *sm, const struct params *p, struct gen *g, int fd)
 {
 	struct hearth_token_event ev;
 	for (;;) {
 		int rc = hearth_request_next(g->req, &ev, 250);
 		if (rc == 0) {
-			gen_event(srv, p, g, &ev);
+			gen_event(sm, p, g, &ev);
 			if (ev.finish) {
 				g->cached = hearth_request_cached_tokens(g->req);
 				double t0 = hearth_request_t_start(g->req);
 				const char *why = g->finish == HEARTH_FINISH_CANCELLED && !g->stopped ? "abort" : shape_finish_name(g->finish);
-				metrics_request_done(srv->metrics, why, g->n_prompt, g->n_gen,
+				metrics_request_done(sm->metrics, why, g->n_prompt, g->n_gen,
 						     (t0 > 0 ? t0 : hearth_now()) - g->t_submit,
 						     g->t_first > 0 ? g->t_first - g->t_submit : -1, hearth_now() - g->t_submit);
 			}

@@ -95,7 +95,7 @@ static struct MHD_Response *make_response(struct server *srv, struct conn_slot *
 			return NULL;
 		}
 		*x = (struct sse){ rp->stream, srv, slot };
-		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+		MHD_add_response_header(resp, "Content-Type", stream_content_type(rp->stream));
 		MHD_add_response_header(resp, "Cache-Control", "no-cache");
 		rp->status = 200;
 		return resp;

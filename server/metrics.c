@@ -1,11 +1,12 @@
 /*
  * metrics.c - /metrics in Prometheus text, under vLLM's metric names (each with
- * a model_name label) so that routers and autoscalers built for vLLM read
+ * a model_name label, a series per model served) so that routers and autoscalers built for vLLM read
  * hearth unchanged, plus hearth's own. Request counters and histograms are
  * guarded by their own mutex; scheduler gauges are read from its atomics:
  * a scrape never waits on the scheduler.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,21 +152,40 @@ static void label_value(char *dst, size_t size, const char *v)
 	dst[o] = 0;
 }
 
-static void gauge(struct out *o, const char *name, const char *help, const char *model, double v)
+/* One model's series: its label, scheduler stats (zero when not loaded), request metrics. */
+struct row {
+	char model[256];
+	struct hearth_sched_stats st;
+	int cache_type;
+	struct metrics *m;
+};
+
+static void head(struct out *o, const char *name, const char *help, const char *type)
 {
-	put(o, "# HELP %s %s\n# TYPE %s gauge\n%s{model_name=\"%s\"} %.10g\n", name, help, name, name, model, v);
+	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void counter(struct out *o, const char *name, const char *help, const char *model, uint64_t v)
-{
-	put(o, "# HELP %s %s\n# TYPE %s counter\n%s{model_name=\"%s\"} %llu\n", name, help, name, name, model,
-	    (unsigned long long)v);
-}
+/* A gauge with one sample per model: the value of expr for row r. */
+#define GAUGE(name, help, expr)                                                                           \
+	do {                                                                                              \
+		head(o, name, help, "gauge");                                                             \
+		for (int i_ = 0; i_ < n; i_++) {                                                          \
+			const struct row *r = &rows[i_];                                                  \
+			put(o, "%s{model_name=\"%s\"} %.10g\n", name, r->model, (double)(expr));          \
+		}                                                                                         \
+	} while (0)
+#define COUNTER(name, help, expr)                                                                         \
+	do {                                                                                              \
+		head(o, name, help, "counter");                                                           \
+		for (int i_ = 0; i_ < n; i_++) {                                                          \
+			const struct row *r = &rows[i_];                                                  \
+			put(o, "%s{model_name=\"%s\"} %llu\n", name, r->model, (unsigned long long)(expr)); \
+		}                                                                                         \
+	} while (0)
 
 static void histogram(struct out *o, const struct histogram *h, const char *model)
 {
 	uint64_t cum = 0;
-	put(o, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
 	for (int i = 0; i < h->n; i++) {
 		cum += h->count[i];
 		put(o, "%s_bucket{le=\"%g\",model_name=\"%s\"} %llu\n", h->name, h->le[i], model, (unsigned long long)cum);
@@ -175,60 +195,130 @@ static void histogram(struct out *o, const struct histogram *h, const char *mode
 	    model, (unsigned long long)h->total);
 }
 
-char *metrics_render(struct metrics *m, struct server *srv, size_t *len)
+/* Each model's histogram at offset `which` of struct metrics, under one family. */
+static void histograms(struct out *o, const struct row *rows, int n, size_t which)
 {
-	struct hearth_sched_stats st = { 0 };
-	struct out o = { 0 };
-	char model[256];
-	label_value(model, sizeof model, srv->alias);
-	hearth_sched_stats(srv->sched, &st);
-	const double usage = st.n_blocks ? (double)st.n_blocks_used / st.n_blocks : 0;
+	const struct histogram *h0 = (const struct histogram *)((const char *)rows[0].m + which);
+	head(o, h0->name, h0->help, "histogram");
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&rows[i].m->mu);
+		histogram(o, (const struct histogram *)((const char *)rows[i].m + which), rows[i].model);
+		pthread_mutex_unlock(&rows[i].m->mu);
+	}
+}
 
-	gauge(&o, "vllm:num_requests_running", "Number of requests in model execution batches.", model, st.n_running);
-	gauge(&o, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", model, st.n_waiting);
-	gauge(&o, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", model, usage);
-	gauge(&o, "vllm:gpu_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage (older name).", model, usage);
-	put(&o, "# HELP vllm:cache_config_info Information of the KV cache configuration.\n"
-		"# TYPE vllm:cache_config_info gauge\n"
-		"vllm:cache_config_info{block_size=\"%d\",cache_dtype=\"%s\",model_name=\"%s\",num_gpu_blocks=\"%d\"} 1\n",
-	    st.block_size, srv->sp.cache_type == HEARTH_TYPE_F32 ? "float32" : srv->sp.cache_type == HEARTH_TYPE_Q8_0 ? "q8_0" : "float16", model, st.n_blocks);
-	counter(&o, "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
-		model, st.prefix_queries);
-	counter(&o, "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", model,
-		st.prefix_hits);
+static const char *cache_name(int type)
+{
+	return type == HEARTH_TYPE_F32 ? "float32" : type == HEARTH_TYPE_Q8_0 ? "q8_0" : "float16";
+}
 
-	pthread_mutex_lock(&m->mu);
-	counter(&o, "vllm:prompt_tokens_total", "Number of prefill tokens processed.", model, m->prompt_tokens);
-	counter(&o, "vllm:generation_tokens_total", "Number of generation tokens processed.", model, m->generation_tokens);
-	put(&o, "# HELP vllm:request_success_total Count of successfully processed requests.\n"
-		"# TYPE vllm:request_success_total counter\n");
-	put(&o, "vllm:request_success_total{finished_reason=\"stop\",model_name=\"%s\"} %llu\n", model,
-	    (unsigned long long)m->finished_stop);
-	put(&o, "vllm:request_success_total{finished_reason=\"length\",model_name=\"%s\"} %llu\n", model,
-	    (unsigned long long)m->finished_length);
-	put(&o, "vllm:request_success_total{finished_reason=\"abort\",model_name=\"%s\"} %llu\n", model,
-	    (unsigned long long)m->finished_abort);
-	histogram(&o, &m->ttft, model);
-	histogram(&o, &m->itl, model);
-	histogram(&o, &m->e2e, model);
-	histogram(&o, &m->queue, model);
-	pthread_mutex_unlock(&m->mu);
+/* The request counters of every model. */
+static void request_counters(struct out *o, const struct row *rows, int n)
+{
+	static const char *const reasons[] = { "stop", "length", "abort" };
+	uint64_t v[3];
+	head(o, "vllm:prompt_tokens_total", "Number of prefill tokens processed.", "counter");
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&rows[i].m->mu);
+		put(o, "vllm:prompt_tokens_total{model_name=\"%s\"} %llu\n", rows[i].model,
+		    (unsigned long long)rows[i].m->prompt_tokens);
+		pthread_mutex_unlock(&rows[i].m->mu);
+	}
+	head(o, "vllm:generation_tokens_total", "Number of generation tokens processed.", "counter");
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&rows[i].m->mu);
+		put(o, "vllm:generation_tokens_total{model_name=\"%s\"} %llu\n", rows[i].model,
+		    (unsigned long long)rows[i].m->generation_tokens);
+		pthread_mutex_unlock(&rows[i].m->mu);
+	}
+	head(o, "vllm:request_success_total", "Count of successfully processed requests.", "counter");
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&rows[i].m->mu);
+		v[0] = rows[i].m->finished_stop;
+		v[1] = rows[i].m->finished_length;
+		v[2] = rows[i].m->finished_abort;
+		pthread_mutex_unlock(&rows[i].m->mu);
+		for (int k = 0; k < 3; k++)
+			put(o, "vllm:request_success_total{finished_reason=\"%s\",model_name=\"%s\"} %llu\n", reasons[k],
+			    rows[i].model, (unsigned long long)v[k]);
+	}
+}
 
-	gauge(&o, "hearth_batch_tokens", "Tokens in the last forward pass.", model, st.last_batch_tokens);
-	gauge(&o, "hearth_batch_sequences", "Sequences sampled in the last forward pass.", model, st.last_batch_seqs);
-	gauge(&o, "hearth_kv_blocks", "KV cache blocks in all.", model, st.n_blocks);
-	gauge(&o, "hearth_kv_blocks_used", "KV cache blocks held by running requests.", model, st.n_blocks_used);
-	gauge(&o, "hearth_requests_in_flight", "HTTP requests being served.", model, atomic_load(&srv->in_flight));
-	counter(&o, "hearth_scheduler_steps_total", "Forward passes run by the scheduler.", model, st.steps);
+/* Every model's row: stats read while it is held (a model not loaded has none). */
+static struct row *rows_read(struct server *srv, int *n_rows)
+{
+	struct models *ms = &srv->models;
+	const int n = ms->n;
+	struct row *rows = calloc(n ? (size_t)n : 1, sizeof *rows);
+	*n_rows = n;
+	for (int i = 0; rows && i < n; i++) {
+		struct served_model *sm = ms->m[i];
+		label_value(rows[i].model, sizeof rows[i].model, sm->name);
+		rows[i].m = sm->metrics;
+		rows[i].cache_type = srv->sp.cache_type;
+		if (models_peek(ms, sm)) {
+			hearth_sched_stats(sm->sched, &rows[i].st);
+			rows[i].cache_type = sm->sp.cache_type;
+			models_unpeek(ms, sm);
+		}
+	}
+	return rows;
+}
+
+char *metrics_render(struct server *srv, size_t *len)
+{
+	struct out o_ = { 0 }, *o = &o_;
+	int n;
+	struct row *rows = rows_read(srv, &n);
+	*len = 0;
+	if (!rows || n == 0) {
+		free(rows);
+		return calloc(1, 1);
+	}
+#define USAGE (r->st.n_blocks ? (double)r->st.n_blocks_used / r->st.n_blocks : 0)
+	GAUGE("vllm:num_requests_running", "Number of requests in model execution batches.", r->st.n_running);
+	GAUGE("vllm:num_requests_waiting", "Number of requests waiting to be processed.", r->st.n_waiting);
+	GAUGE("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", USAGE);
+	GAUGE("vllm:gpu_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage (older name).", USAGE);
+#undef USAGE
+	head(o, "vllm:cache_config_info", "Information of the KV cache configuration.", "gauge");
+	for (int i = 0; i < n; i++)
+		put(o, "vllm:cache_config_info{block_size=\"%d\",cache_dtype=\"%s\",model_name=\"%s\",num_gpu_blocks=\"%d\"} 1\n",
+		    rows[i].st.block_size, cache_name(rows[i].cache_type), rows[i].model, rows[i].st.n_blocks);
+	COUNTER("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
+		r->st.prefix_queries);
+	COUNTER("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", r->st.prefix_hits);
+	request_counters(o, rows, n);
+	histograms(o, rows, n, offsetof(struct metrics, ttft));
+	histograms(o, rows, n, offsetof(struct metrics, itl));
+	histograms(o, rows, n, offsetof(struct metrics, e2e));
+	histograms(o, rows, n, offsetof(struct metrics, queue));
+	GAUGE("hearth_batch_tokens", "Tokens in the last forward pass.", r->st.last_batch_tokens);
+	GAUGE("hearth_batch_sequences", "Sequences sampled in the last forward pass.", r->st.last_batch_seqs);
+	GAUGE("hearth_kv_blocks", "KV cache blocks in all.", r->st.n_blocks);
+	GAUGE("hearth_kv_blocks_used", "KV cache blocks held by running requests.", r->st.n_blocks_used);
+	COUNTER("hearth_scheduler_steps_total", "Forward passes run by the scheduler.", r->st.steps);
+
+	/* the server's own series carry the default model's name (one row) */
+	struct model_view v;
+	int n_loaded = 0;
+	for (int i = 0; i < n; i++) {
+		models_view(&srv->models, srv->models.m[i], &v);
+		n_loaded += v.state == MODEL_LOADED;
+	}
 	struct conns_stats cst;
 	conns_counts(&srv->conns, &cst);
-	gauge(&o, "hearth_http_connections", "Open client connections.", model, cst.n_open);
-	counter(&o, "hearth_http_connections_evicted_total",
-		"Waiting connections closed to make room for new ones beyond a connection limit.", model, cst.n_evicted);
-	counter(&o, "hearth_http_connections_refused_total",
-		"New connections answered 503 because every candidate connection was busy.", model, cst.n_refused);
-	counter(&o, "hearth_http_request_timeouts_total",
-		"Connections closed because their request was not in within --timeout.", model, cst.n_timed_out);
-	*len = o.n;
-	return o.p;
+	n = 1;
+	GAUGE("hearth_models_loaded", "Models loaded now.", n_loaded);
+	GAUGE("hearth_requests_in_flight", "HTTP requests being served.", atomic_load(&srv->in_flight));
+	GAUGE("hearth_http_connections", "Open client connections.", cst.n_open);
+	COUNTER("hearth_http_connections_evicted_total",
+		"Waiting connections closed to make room for new ones beyond a connection limit.", cst.n_evicted);
+	COUNTER("hearth_http_connections_refused_total",
+		"New connections answered 503 because every candidate connection was busy.", cst.n_refused);
+	COUNTER("hearth_http_request_timeouts_total",
+		"Connections closed because their request was not in within --timeout.", cst.n_timed_out);
+	free(rows);
+	*len = o->n;
+	return o->p;
 }

@@ -68,7 +68,7 @@ struct chat_out {
 	bool one_call;     /* parallel_tool_calls false */
 };
 /* A reader for an answer to prompt; tools_json NULL: no tools (reasoning only). */
-int chat_out_init(struct chat_out *o, struct server *srv, const struct hearth_chat_prompt *prompt, const char *tools_json,
+int chat_out_init(struct chat_out *o, struct served_model *sm, const struct hearth_chat_prompt *prompt, const char *tools_json,
 		  size_t tools_len, bool parallel, struct hearth_err *err);
 void chat_out_free(struct chat_out *o);
 /* Reads len more bytes of the answer (final: it ended) and adds what they
@@ -106,8 +106,23 @@ struct gen {
 };
 
 
+/* How a stream's events are written: OpenAI's server-sent events (stream.c),
+ * or Ollama's NDJSON lines (ollama-wire.c). */
+struct stream_wire {
+	const char *content_type;
+	/* queues what choice i has ready (lp_from: its first logprob not yet sent) */
+	void (*emit)(struct stream *st, int i, size_t lp_from);
+	void (*end)(struct stream *st); /* queues the end (sets st->done) */
+};
+
 struct stream {
 	struct server *srv;
+	struct served_model *sm;  /* held: released by stream_free */
+	const struct stream_wire *wire;
+	double t_start;       /* hearth_now() when the request came */
+	double load_s;        /* seconds it waited for its model to load */
+	double keep_s;        /* models_release's keep_s (Ollama's keep_alive; -1: the default) */
+	bool think;           /* Ollama: reasoning goes to "thinking" (else it is dropped) */
 	struct params p;
 	bool chat;
 	struct gen g[MAX_PROMPTS];
@@ -129,16 +144,25 @@ struct stream {
  * prompt is rendered); each choice's compiled grammar (*g NULL: none). Each
  * false after an error reply. */
 bool constrain_parse(json_t *b, struct params *p, struct reply *rp);
-bool constrain_chat(struct server *srv, const struct chat_tools *tc, const struct hearth_chat_prompt *pr,
+bool constrain_chat(struct served_model *sm, const struct chat_tools *tc, const struct hearth_chat_prompt *pr,
 		    struct params *p, struct reply *rp);
-bool constrain_grammar(struct server *srv, const struct params *p, struct hearth_grammar **g, struct reply *rp);
+bool constrain_grammar(struct served_model *sm, const struct params *p, struct hearth_grammar **g, struct reply *rp);
+
+/* api-openai.c: what Ollama's chat shares with OpenAI's */
+#define MODELS_WAIT_S 30.0 /* a request waits this long for room to load its model */
+/* The chat request's prompt: vars rendered through sm's chat template and
+ * tokenized, the context as a ceiling; false after an error reply. */
+bool api_chat_prompt(struct served_model *sm, json_t *vars, struct hearth_chat_prompt *pr, struct reply *rp);
+/* A reader per choice of st for the answers (tc->tools: what the model may call). */
+bool api_chat_readers(struct stream *st, const struct hearth_chat_prompt *pr, const struct chat_tools *tc,
+		      struct reply *rp);
 
 /* params.c */
 /* Reads the fields both completion endpoints share into p (zeroed first).
  * chat: logprobs is a bool plus top_logprobs; completions: an integer 0..5.
  * tenant: the API key that let the request in (NULL: none). False after a
  * 400 reply naming the field; p is then freed with params_free. */
-bool params_parse(struct server *srv, json_t *b, bool chat, const char *tenant, struct params *p, struct reply *rp);
+bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *tenant, struct params *p, struct reply *rp);
 void params_free(struct params *p);
 /* Reads the optional boolean field key of b into *out; false after a 400 reply. */
 bool params_bool(json_t *b, const char *key, bool *out, struct reply *rp);
@@ -146,27 +170,36 @@ bool params_bool(json_t *b, const char *key, bool *out, struct reply *rp);
 /* gen.c */
 /* Submits prompt ids as choice number `choice`; false after an error reply
  * (what: "messages" or "prompt", for the over-length error). */
-bool gen_start(struct server *srv, const struct params *p, struct gen *g, const int32_t *ids, int32_t n, int choice,
+bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, const int32_t *ids, int32_t n, int choice,
 	       const char *what, struct reply *rp);
 /* Waits for g's next event (cancelling when the client at fd left); false when the request is over. */
-bool gen_wait(struct server *srv, const struct params *p, struct gen *g, int fd);
+bool gen_wait(struct served_model *sm, const struct params *p, struct gen *g, int fd);
 /* Bytes of g's text safe to send now (a stop string may still be forming after them). */
 size_t gen_sendable(const struct params *p, const struct gen *g);
 /* Ends g early: it could not keep what the model produced (HEARTH_FINISH_ERROR). */
 void gen_fail(struct gen *g);
-void gen_free(struct server *srv, struct gen *g);
+void gen_free(struct served_model *sm, struct gen *g);
 
-/* stream.c: a request's generations (streamed or not) and their SSE output */
-struct stream *stream_new(struct server *srv, bool chat, const struct call *call);
+/* stream.c: a request's generations (streamed or not) and their SSE output.
+ * stream_new takes over the hold on sm (released by stream_free, or at
+ * once when it returns NULL). */
+struct stream *stream_new(struct served_model *sm, bool chat, const struct call *call);
+/* Queues text as it is (a failure breaks the stream). */
+void stream_put(struct stream *st, const char *s, size_t n);
+/* Queues j (taken over) as one JSON text followed by suffix ("\n" or "\n\n"), after prefix (or NULL). */
+void stream_push_json(struct stream *st, const char *prefix, json_t *j, const char *suffix);
+/* Runs the started generations to the end (not streaming); false after a
+ * 500 reply when one could not be finished for lack of memory. */
+bool stream_run_all(struct stream *st, int fd, struct reply *rp);
 
 /* shapes.c: NULL when out of memory */
 const char *shape_finish_name(int finish);
-json_t *shape_chat_logprobs(struct server *srv, const struct tok_lp *l, size_t n);
-json_t *shape_completion_logprobs(struct server *srv, const struct tok_lp *l, size_t n);
+json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n);
+json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n);
 json_t *shape_usage(const struct gen *g, int n);
-json_t *shape_chat_reply(struct server *srv, struct stream *st);
-json_t *shape_completion_reply(struct server *srv, struct stream *st);
-json_t *shape_model(struct server *srv);
+json_t *shape_chat_reply(struct stream *st);
+json_t *shape_completion_reply(struct stream *st);
+json_t *shape_model(struct models *ms, struct served_model *sm);
 
 /* buf.c */
 /* Appends s[0..n) to the growable buffer *buf (NUL-terminated); -1 when out of memory (nothing changes). */

@@ -243,7 +243,7 @@ static bool parse_stop(json_t *b, struct params *p, struct reply *rp)
 }
 
 /* logit_bias: token id (as a string) -> a number from -100 to 100. */
-static bool parse_logit_bias(struct server *srv, json_t *b, struct params *p, struct reply *rp)
+static bool parse_logit_bias(struct served_model *sm, json_t *b, struct params *p, struct reply *rp)
 {
 	json_t *lb = json_object_get(b, "logit_bias"), *v;
 	const char *k;
@@ -258,11 +258,11 @@ static bool parse_logit_bias(struct server *srv, json_t *b, struct params *p, st
 		char *end;
 		long id = strtol(k, &end, 10);
 		double bias = json_number_value(v);
-		if (*end || end == k || !(*k >= '0' && *k <= '9') || id < 0 || id >= hearth_model_n_vocab(srv->model) || !json_is_number(v) ||
+		if (*end || end == k || !(*k >= '0' && *k <= '9') || id < 0 || id >= hearth_model_n_vocab(sm->model) || !json_is_number(v) ||
 		    !(bias >= -100 && bias <= 100)) {
 			reply_error(rp, 400, "invalid_request_error", "logit_bias", "invalid_value",
 				    "'logit_bias' maps token ids (0..%d) to numbers from -100 to 100; '%.32s' is not valid",
-				    hearth_model_n_vocab(srv->model) - 1, k);
+				    hearth_model_n_vocab(sm->model) - 1, k);
 			return false;
 		}
 		p->bias_ids[p->n_bias] = (int32_t)id;
@@ -271,20 +271,16 @@ static bool parse_logit_bias(struct server *srv, json_t *b, struct params *p, st
 	return true;
 }
 
-bool params_parse(struct server *srv, json_t *b, bool chat, const char *tenant, struct params *p, struct reply *rp)
+bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *tenant, struct params *p, struct reply *rp)
 {
 	const char *model = NULL, *user = NULL, *cache_key = NULL, *cache_salt = NULL;
 	memset(p, 0, sizeof *p);
 	if (!get_str(b, "model", &model, rp) || !get_str(b, "user", &user, rp) ||
 	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_str(b, "cache_salt", &cache_salt, rp))
 		return false;
-	if (model && strcmp(model, srv->alias)) {
-		reply_error(rp, 404, "not_found_error", "model", "model_not_found",
-			    "The model '%.200s' does not exist; this server serves '%s'", model, srv->alias);
-		return false;
-	}
+	(void)model; /* read (its type checked) when the model was chosen: api_model_acquire */
 	/* user and prompt_cache_key are affinity keys for proxies in front: accepted, not needed here */
 	return parse_sampling(b, p, rp) && parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&
-	       parse_stop(b, p, rp) && parse_logit_bias(srv, b, p, rp) && set_salt(p, tenant, cache_salt, rp) &&
+	       parse_stop(b, p, rp) && parse_logit_bias(sm, b, p, rp) && set_salt(p, tenant, cache_salt, rp) &&
 	       constrain_parse(b, p, rp);
 }

@@ -1,5 +1,6 @@
 /* reply.c - replies in JSON: bodies, and errors in OpenAI's shape
- * {"error":{"message","type","param","code"}}. */
+ * {"error":{"message","type","param","code"}} (Ollama's {"error":"message"}
+ * on its routes). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ void reply_error(struct reply *rp, int status, const char *type, const char *par
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	/* the message may quote the client's bytes (a URL, a name): made valid UTF-8 */
-	json_t *e = json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", jsonb_str(msg, strlen(msg)), "type", type,
+	json_t *e = rp->ollama ? json_pack("{s:o}", "error", jsonb_str(msg, strlen(msg))) : json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message", jsonb_str(msg, strlen(msg)), "type", type,
 			      "param", param ? jsonb_str(param, strlen(param)) : json_null(), "code",
 			      code ? json_string(code) : json_null());
 	free(rp->body);

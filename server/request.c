@@ -49,6 +49,14 @@ static const struct route routes[] = {
 	{ "/detokenize", "POST", api_detokenize, false, false, true, true },
 	{ "/v1/tokenize", "POST", api_tokenize, false, false, true, true },
 	{ "/v1/detokenize", "POST", api_detokenize, false, false, true, true },
+	/* Ollama's API */
+	{ "/api/version", "GET", api_ollama_version, false, false, false, false },
+	{ "/api/tags", "GET", api_ollama_tags, false, false, false, false },
+	{ "/api/ps", "GET", api_ollama_ps, false, false, false, false },
+	{ "/api/show", "POST", api_ollama_show, false, false, true, true },
+	{ "/api/chat", "POST", api_ollama_chat, false, false, true, false },
+	{ "/api/generate", "POST", api_ollama_generate, false, false, true, false },
+	{ "/api/pull", "POST", api_ollama_pull, false, false, true, true },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -275,9 +283,16 @@ static bool check_body_head(const struct server *srv, const struct route *rt, co
 	return false;
 }
 
+/* Ollama's routes answer errors in Ollama's shape (told from the URL alone). */
+static void reply_shape(const struct http_request *rq, struct reply *rp)
+{
+	rp->ollama = !strncmp(rq->url, "/api/", 5);
+}
+
 bool request_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp)
 {
 	*rt = NULL;
+	reply_shape(rq, rp);
 	if (strlen(rq->url) > URL_MAX) {
 		reply_error(rp, 414, "invalid_request_error", NULL, "uri_too_long", "The request URL is longer than %d bytes",
 			    URL_MAX);
@@ -307,14 +322,28 @@ bool request_head(struct server *srv, const struct http_request *rq, const struc
 
 /* ---- the answers ------------------------------------------------------------------ */
 
+/* Is every loaded model's scheduler alive? (A step over long prompts of a
+ * big model can take a while: only a stalled loop fails.) Models not loaded
+ * are loaded on demand and do not count. */
+static bool schedulers_alive(struct server *srv)
+{
+	bool ok = true;
+	for (int i = 0; ok && i < srv->models.n; i++) {
+		struct served_model *sm = srv->models.m[i];
+		struct hearth_sched_stats st = { 0 };
+		if (!models_peek(&srv->models, sm))
+			continue;
+		hearth_sched_stats(sm->sched, &st);
+		models_unpeek(&srv->models, sm);
+		ok = st.alive && hearth_now() - st.t_heartbeat < 120.0;
+	}
+	return ok;
+}
+
 static void answer_health(struct server *srv, struct reply *rp)
 {
 	const int phase = atomic_load(&srv->phase);
-	struct hearth_sched_stats st = { 0 };
-	if (phase == SRV_READY)
-		hearth_sched_stats(srv->sched, &st);
-	/* a step over long prompts of a big model can take a while: only a stalled loop fails */
-	bool ok = phase == SRV_READY && st.alive && hearth_now() - st.t_heartbeat < 120.0;
+	bool ok = phase == SRV_READY && schedulers_alive(srv);
 	const char *state = phase == SRV_LOADING ? "loading" : phase == SRV_DRAINING ? "draining" : ok ? "ok" : "scheduler stopped";
 	reply_json(rp, ok ? 200 : 503, json_pack("{s:s}", "status", state));
 	if (!ok)
@@ -354,7 +383,7 @@ void request_answer_json(struct server *srv, const struct route *rt, const struc
 			answer_health(srv, rp);
 		} else { /* /metrics */
 			rp->status = 200;
-			rp->body = metrics_render(srv->metrics, srv, &rp->len);
+			rp->body = metrics_render(srv, &rp->len);
 			rp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 		}
 		return;
@@ -369,6 +398,7 @@ void request_answer_json(struct server *srv, const struct route *rt, const struc
 void request_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp)
 {
 	json_t *body = NULL;
+	reply_shape(rq, rp);
 	if (rq->origin && origin_listed(srv, rq->origin))
 		rp->cors_origin = rq->origin;
 	if (rq->body_no_room) {

@@ -1,10 +1,12 @@
 /*
- * serve.c - `hearth serve`: flags, API keys, TLS files, start-up (the socket
- * and HTTP first, so /health answers 503 while the model loads), and a
+ * serve.c - `hearth serve`: flags, API keys, TLS files, the models served,
+ * start-up (the socket and HTTP first, so /health answers 503 while a single
+ * model loads; several models load on first use), and a
  * graceful stop: on SIGTERM or SIGINT /health fails, new requests get 503,
  * in-flight ones finish, then it exits.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +22,18 @@
 
 static const char serve_help[] =
 	"usage: hearth serve -m FILE [options]\n"
+	"       hearth serve -m NAME=FILE [-m NAME=FILE ...] [--models-dir DIR] [options]\n"
 	"\n"
 	"An OpenAI-compatible server: /v1/chat/completions, /v1/completions, /v1/models,\n"
-	"/tokenize, /detokenize, /health, /metrics (vLLM's metric names).\n"
+	"/tokenize, /detokenize, /health, /metrics (vLLM's metric names); and Ollama's\n"
+	"/api/chat, /api/generate, /api/tags, /api/show, /api/ps, /api/version.\n"
 	"\n"
-	"  -m, --model FILE        GGUF model (required)\n"
+	"  -m, --model FILE        GGUF model (alone: loaded at start; named by --alias)\n"
+	"  -m, --model NAME=FILE   a model clients call NAME (repeatable; the first is the default)\n"
+	"      --models-dir DIR    every DIR/*.gguf, named by its file name without .gguf\n"
+	"      --max-loaded N      models loaded at once; the least recently used idle one\n"
+	"                          makes room (0: no limit) [3]\n"
+	"      --idle-unload S     unload a model unused for S seconds (0: never) [0]\n"
 	"      --host ADDR         address to bind [127.0.0.1]\n"
 	"      --port N            port (0: any free one) [8080]\n"
 	"  -np, --parallel N       requests decoded together [4]\n"
@@ -34,11 +43,13 @@ static const char serve_help[] =
 	"  -t, --threads N         threads (0: the physical cores) [0]\n"
 	"      --cache-type T      KV cache type: f16, f32 or q8_0 [f16]\n"
 	"      --max-queue N       waiting requests before 429 [256]\n"
-	"      --alias NAME        the model name clients use [the file name]\n"
+	"      --alias NAME        the name of the -m FILE model [the file name]\n"
 	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n"
 	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
 	"      --allow-special-in-content  control-token text in messages becomes control tokens\n"
 	"                          (Hugging Face's behaviour; off: it stays text, no forged turns)\n"
+	"      --allow-pull        let clients pull models into the store (Ollama's /api/pull; hub\n"
+	"                          references only, never URLs; off: 403)\n"
 	"\n"
 	"Security (see the README's security model):\n"
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable; at least 16 bytes)\n"
@@ -177,7 +188,14 @@ static bool add_name(const char **list, int *n, const char *v)
 	return true;
 }
 
+#define MAX_MODEL_ARGS 64
+
 struct serve_opts {
+	const char *models[MAX_MODEL_ARGS]; /* -m values */
+	int n_models;
+	const char *models_dir;
+	int max_loaded;
+	double idle_unload;
 	const char *key_file, *cert_file, *key_pem_file;
 	const char *template_path; /* --chat-template */
 	char *template_src;        /* its text (configure reads it) */
@@ -206,6 +224,10 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			o->allow_weak = true;
 			continue;
 		}
+		if (!strcmp(a, "--allow-pull")) {
+			srv->allow_pull = true;
+			continue;
+		}
 		if (!strcmp(a, "--allow-special-in-content")) {
 			srv->allow_special_in_content = true;
 			continue;
@@ -213,7 +235,19 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 		if (!(val = arg_value("serve", argc, argv, &i)))
 			return EXIT_USAGE;
 		if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-			srv->model_path = val;
+			if (o->n_models == MAX_MODEL_ARGS)
+				return usage_error("serve", "at most %d -m flags (--models-dir for more)", MAX_MODEL_ARGS);
+			o->models[o->n_models++] = val;
+		} else if (!strcmp(a, "--models-dir")) {
+			o->models_dir = val;
+		} else if (!strcmp(a, "--max-loaded")) {
+			if (!arg_int("serve", a, val, 0, MODELS_MAX, &v))
+				return EXIT_USAGE;
+			o->max_loaded = (int)v;
+		} else if (!strcmp(a, "--idle-unload")) {
+			if (!arg_float("serve", a, val, 0, 86400 * 365, &f))
+				return EXIT_USAGE;
+			o->idle_unload = f;
 		} else if (!strcmp(a, "--host")) {
 			srv->host = val;
 		} else if (!strcmp(a, "--port")) {
@@ -303,12 +337,8 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 static int configure(struct server *srv, struct serve_opts *o)
 {
 	char why[160];
-	if (!srv->model_path)
-		return usage_error("serve", "-m FILE is required");
-	if (!(srv->model_path = cli_model_path("serve", srv->model_path)))
-		return 1;
-	if (!srv->alias)
-		srv->alias = base_name(srv->model_path);
+	if (!o->n_models && !o->models_dir)
+		return usage_error("serve", "-m FILE (or -m NAME=FILE, or --models-dir DIR) is required");
 	for (int i = 0; i < o->n_keys; i++)
 		if (!add_key(srv, o->keys[i], o->allow_weak, why, sizeof why))
 			return usage_error("serve", "--api-key: %s", why);
@@ -339,6 +369,55 @@ static int configure(struct server *srv, struct serve_opts *o)
 			srv->check_host = false;
 	if (srv->max_body_total < srv->max_body)
 		srv->max_body_total = srv->max_body;
+	return -1;
+}
+
+/* The one place where a -m value becomes a model file: a path as is, else a
+ * stored model's name (hearth pull's store). */
+static int model_file(const char *value, char *path, size_t size, struct hearth_err *err)
+{
+	return hearth_store_resolve(value, path, size, err);
+}
+
+/* The models of -m and --models-dir into the registry; an exit code when it must stop (-1: go on). */
+static int register_models(struct server *srv, struct serve_opts *o)
+{
+	struct models *ms = &srv->models;
+	struct hearth_err err = { 0 };
+	char buf[4096], path[4096], why[400];
+	const char *name, *file;
+	ms->max_loaded = o->max_loaded;
+	ms->idle_s = o->idle_unload > 0 ? o->idle_unload : INFINITY;
+	ms->template_src = o->template_src;
+	ms->template_len = o->template_len;
+	int last_plain = -1; /* a plain -m FILE given again replaces the one before, as any flag does */
+	for (int i = 0; i < o->n_models; i++)
+		if (models_split_arg(o->models[i], buf, sizeof buf, &name, &file, why, sizeof why) && !name)
+			last_plain = i;
+	for (int i = 0; i < o->n_models; i++) {
+		if (!models_split_arg(o->models[i], buf, sizeof buf, &name, &file, why, sizeof why))
+			return usage_error("serve", "%s", why);
+		if (!name && i != last_plain)
+			continue;
+		if (model_file(file, path, sizeof path, &err))
+			return usage_error("serve", "%s", err.msg);
+		if (!name) /* --alias, else its file name, as before */
+			name = srv->alias ? srv->alias : base_name(file);
+		if (models_add(ms, srv, name, path, &err)) {
+			fprintf(stderr, "hearth serve: %s\n", err.msg);
+			return err.code == HEARTH_EINVAL ? EXIT_USAGE : 1; /* a bad name; else the file, or memory */
+		}
+	}
+	if (o->models_dir) {
+		int n = models_add_dir(ms, srv, o->models_dir, &err);
+		if (n < 0) {
+			fprintf(stderr, "hearth serve: %s\n", err.msg);
+			return 1;
+		}
+		fprintf(stderr, "hearth serve: --models-dir %s: %d model(s)\n", o->models_dir, n);
+	}
+	if (ms->n == 0)
+		return usage_error("serve", "no model to serve (--models-dir %s holds no *.gguf file)", o->models_dir);
 	return -1;
 }
 
@@ -382,9 +461,16 @@ int cmd_serve(int argc, char **argv)
 
 	srv.listener.fd = srv.listener.wake[0] = srv.listener.wake[1] = srv.listener.reserve = -1;
 	srv.sp = hearth_sched_default_params();
+	o.max_loaded = 3;
+	if (models_init(&srv.models)) {
+		fprintf(stderr, "hearth serve: out of memory\n");
+		return 1;
+	}
 	int stop = parse_flags(argc, argv, &srv, &o);
 	if (stop < 0)
 		stop = configure(&srv, &o);
+	if (stop < 0)
+		stop = register_models(&srv, &o);
 	if (stop >= 0) {
 		rc = stop;
 		goto out_config;
@@ -398,8 +484,8 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (metrics_new(&srv.metrics) || conns_init(&srv.conns, srv.max_conns, srv.max_conns_per_addr, srv.timeout_s,
-						   srv.tls_cert != NULL)) {
+	if (conns_init(&srv.conns, srv.max_conns, srv.max_conns_per_addr, srv.timeout_s, srv.tls_cert != NULL) ||
+	    models_start_reaper(&srv.models)) {
 		fprintf(stderr, "hearth serve: out of memory\n");
 		goto out;
 	}
@@ -416,29 +502,33 @@ int cmd_serve(int argc, char **argv)
 	fprintf(stderr, "hearth serve: listening on %s://%s:%d (%s)\n", srv.tls_cert ? "https" : "http", srv.host,
 		srv.listener.port, srv.n_keys ? "API key required" : "no API key");
 	warn_exposed(&srv);
-	if (server_load(&srv, o.template_src, o.template_len, &err)) {
-		fprintf(stderr, "hearth serve: %s\n", err.msg);
-		goto out;
+	if (srv.models.n == 1 && !o.models_dir) { /* one model: loaded now, as /health waits for it */
+		struct served_model *sm;
+		double load_s;
+		if (models_acquire(&srv.models, NULL, 0, &sm, &load_s, &err))
+			goto out;
+		bool builtin = false;
+		hearth_chat_template_src(sm->chat, &builtin);
+		fprintf(stderr, "hearth serve: chat template: %s (%s answers)\n",
+			o.template_src ? o.template_path : builtin ? "built-in ChatML (the model has none)" : "the model's",
+			hearth_chat_format_name(sm->chat));
+		fprintf(stderr, "hearth serve: %s ready as '%s' (%d parallel, %d tokens per request)\n", base_name(sm->path),
+			sm->name, sm->sp.n_parallel, sm->sp.n_ctx_seq);
+		models_release(&srv.models, sm, -1);
+	} else {
+		fprintf(stderr, "hearth serve: ready: %d models, loaded on first use (default '%s'; --max-loaded %d%s)\n",
+			srv.models.n, srv.models.m[0]->name, srv.models.max_loaded, srv.models.max_loaded ? "" : ": no limit");
 	}
-	bool builtin = false;
-	hearth_chat_template_src(srv.chat, &builtin);
-	fprintf(stderr, "hearth serve: chat template: %s (%s answers)\n",
-		o.template_src ? o.template_path : builtin ? "built-in ChatML (the model has none)" : "the model's",
-		hearth_chat_format_name(srv.chat));
-	srv.created = (long)time(NULL);
 	atomic_store(&srv.phase, SRV_READY);
-	fprintf(stderr, "hearth serve: %s ready as '%s' (%d parallel, %d tokens per request)\n",
-		base_name(srv.model_path), srv.alias, srv.sp.n_parallel, srv.sp.n_ctx_seq);
 	wait_for_signal_and_drain(&srv, &sigs);
 	rc = 0;
 out:
 	listener_close(&srv.listener);
 	http_stop(&srv);
 	conns_free(&srv.conns);
-	server_unload(&srv);
-	metrics_free(srv.metrics);
 	fprintf(stderr, "hearth serve: stopped\n");
 out_config:
+	models_free(&srv.models);
 	for (int i = 0; i < srv.n_keys; i++)
 		free(srv.keys[i]);
 	free(srv.tls_cert);

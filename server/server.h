@@ -10,12 +10,22 @@
  *   reply.c        JSON replies and OpenAI-shaped errors
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
+ *   api-ollama.c   Ollama's /api/chat, /api/generate, /api/tags, /api/show, /api/ps,
+ *                  /api/version, /api/pull over the same machinery (ollama-wire.c: its
+ *                  requests and NDJSON shapes; ollama-info.c: models described from GGUF)
+ *   models.c       the models served: registered by name, loaded on first use,
+ *                  unloaded when idle or to make room (--max-loaded, --idle-unload)
+ *   load.c         one model's loaded state: weights, chat template, scheduler
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
- *   serve.c        flags, keys, TLS files, model loading, signals, draining
+ *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
- * each handler submits to the scheduler and reads its request's events. The
- * model is shared read-only; the scheduler thread owns the KV cache.
+ * each handler acquires the model its request names (models.c; loading it
+ * on first use), submits to that model's scheduler, reads its request's
+ * events and releases the model when the reply (stream included) ends. A
+ * model is shared read-only; its scheduler thread owns its KV cache; a model
+ * with requests in flight is never unloaded. One reaper thread unloads idle
+ * models.
  */
 #ifndef HEARTH_SERVER_H
 #define HEARTH_SERVER_H
@@ -128,14 +138,127 @@ bool host_is_loopback(const char *host);
 /* Raises the soft descriptor limit to the hard one; returns the limit in force. */
 int fd_limit_raise(void);
 
+/* ---- models.c: the models served ---- */
+
+#define MODELS_MAX 256          /* registered models */
+#define MODEL_NAME_MAX 128      /* bytes of a model's name */
+
+enum model_state { MODEL_UNLOADED, MODEL_LOADING, MODEL_LOADED, MODEL_UNLOADING };
+
+/* One model the server serves. Fields above `mu`'s line are fixed once it is
+ * registered; the loaded state is valid while the holder's acquire lasts
+ * (in_use > 0 keeps it loaded); the rest is guarded by the registry's lock. */
+struct served_model {
+	char *name;               /* what clients ask for in "model" */
+	char *path;               /* the GGUF file (never shown to clients) */
+	struct server *srv;       /* shared configuration */
+	struct metrics *metrics;  /* its request metrics, kept across loads */
+	long modified;            /* the file's modification time (unix) */
+	uint64_t file_size;       /* bytes */
+	/* loaded state (load.c) */
+	struct hearth_model *model;
+	struct hearth_chat *chat; /* the model's chat template, compiled */
+	sem_t renders;            /* chat renders running at once (each may hold its arena, up to 256 MiB) */
+	bool renders_ready;
+	struct hearth_sched *sched;
+	struct hearth_sched_params sp; /* as the scheduler uses them */
+	double load_s;            /* seconds its last load took */
+	/* guarded by the registry's lock */
+	int state;                /* enum model_state */
+	int in_use;               /* requests holding it */
+	double last_used;         /* hearth_now() of the last release (or acquire) */
+	double idle_s;            /* unloaded after this long unused (INFINITY: never) */
+	double failed_at;         /* hearth_now() of the last failed load, 0: none */
+	long loaded_at;           /* unix time of the last load, 0: never */
+	int32_t n_ctx_seq;        /* tokens per request when last loaded (or -c), 0: not known */
+	uint64_t size;            /* bytes of its tensors when last loaded, else the file's */
+	char failed_msg[256];     /* why it failed (for the log; may name the path) */
+};
+
+/* The registry. m[] and n are filled before the server starts and fixed
+ * after, so any thread may read them without the lock. */
+struct models {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;        /* a load or an unload ended, a model was released */
+	struct served_model *m[MODELS_MAX];
+	atomic_int n;             /* registered; grows at run time (pulls) under mu, read without it */
+	int max_loaded;           /* models loaded at once (0: no limit) */
+	double idle_s;            /* --idle-unload (INFINITY: never) */
+	const char *template_src; /* --chat-template's text for every model (NULL: each model's own) */
+	size_t template_len;
+	pthread_t reaper;
+	bool reaper_running, stopping;
+};
+
+/* What a model value of -m may be: "FILE", or "NAME=FILE". Sets *name (NULL
+ * for a plain FILE) and *file to parts of a copy in buf; false when it does
+ * not fit or NAME is not a valid name (why filled). A value naming an
+ * existing file is a FILE even when it holds '='. */
+bool models_split_arg(const char *arg, char *buf, size_t size, const char **name, const char **file, char *why,
+		      size_t why_size);
+/* Is name a valid model name: 1..MODEL_NAME_MAX bytes of letters, digits and
+ * . _ - : / +, not starting with . / or -, without "..". */
+bool models_name_ok(const char *name);
+int models_init(struct models *ms);
+/* Registers a model (name and path copied); HEARTH_EINVAL for a bad or taken
+ * name or too many models, HEARTH_EIO for a path that is not a readable
+ * regular file. */
+int models_add(struct models *ms, struct server *srv, const char *name, const char *path, struct hearth_err *err);
+/* The same while the server runs (under the registry's lock): a model pulled
+ * through /api/pull. A name already registered is left as it is (0). */
+int models_add_live(struct models *ms, struct server *srv, const char *name, const char *path,
+		    struct hearth_err *err);
+/* Registers every *.gguf of dir (not its sub-folders; symlinks only to
+ * regular files inside dir), named by file name without ".gguf"; how many,
+ * or a negative HEARTH_E* when dir cannot be read. */
+int models_add_dir(struct models *ms, struct server *srv, const char *dir, struct hearth_err *err);
+/* The registered model called name (also "name:latest" for name), or NULL. */
+struct served_model *models_find(struct models *ms, const char *name);
+/* Holds the model called name (NULL or "": the first registered), loading it
+ * first when it is not loaded; concurrent first requests wait for one load.
+ * To make room under max_loaded it unloads the least recently used idle
+ * model, and waits up to wait_s for one to become idle. HEARTH_ENOTFOUND: no
+ * such model; HEARTH_EBUSY: no room (every loaded model busy); another code:
+ * the load failed (err says why; it is retried after a few seconds);
+ * *load_s: seconds this call spent loading (0 when it was loaded). */
+int models_acquire(struct models *ms, const char *name, double wait_s, struct served_model **out, double *load_s,
+		   struct hearth_err *err);
+/* Releases a hold; keep_s >= 0 sets how long the model stays loaded idle
+ * (Ollama's keep_alive; 0: unloaded as soon as it is idle), < 0 keeps it. */
+void models_release(struct models *ms, struct served_model *sm, double keep_s);
+/* Holds sm only when it is loaded, leaving its use time alone (/metrics,
+ * /health, /api/ps read its scheduler); false when it is not loaded. */
+bool models_peek(struct models *ms, struct served_model *sm);
+void models_unpeek(struct models *ms, struct served_model *sm);
+/* Unloads models idle past their idle_s; how many (the reaper calls it). */
+int models_reap(struct models *ms, double now);
+/* Starts the reaper thread (checks twice a second). */
+int models_start_reaper(struct models *ms);
+/* What a model's listing shows, copied under the registry's lock. */
+struct model_view {
+	int state, in_use;
+	double last_used, idle_s;
+	long created;             /* unix time it was last loaded, 0: never */
+	int32_t n_ctx_seq;        /* tokens per request, 0: not known yet (never loaded, no -c) */
+	uint64_t size;            /* bytes of its tensors when last loaded, else the file's size */
+};
+void models_view(struct models *ms, const struct served_model *sm, struct model_view *v);
+/* Stops the reaper and unloads and frees every model (none may be held). */
+void models_free(struct models *ms);
+
+/* load.c: a model's weights, chat (the registry's --chat-template, else the
+ * model's own) and scheduler, loaded together and released together. */
+int load_model(struct served_model *sm, const char *template_src, size_t template_len, struct hearth_err *err);
+void load_free(struct served_model *sm);
+
 /* ---- the server ---- */
 
 struct server {
 	/* configuration */
 	const char *host;
 	int port;
-	const char *alias;        /* model name clients use */
-	const char *model_path;
+	const char *alias;        /* server_load: the model name clients use */
+	const char *model_path;   /* server_load: its file */
 	char *keys[SRV_MAX_KEYS]; /* API keys; none: open */
 	int n_keys;
 	const char *allowed_hosts[SRV_MAX_NAMES]; /* Host names answered besides loopback ones */
@@ -151,18 +274,14 @@ struct server {
 	char *tls_cert, *tls_key; /* PEM text; NULL: plain HTTP */
 	bool log_prompts;
 	bool allow_special_in_content; /* control-token text in messages becomes control tokens */
+	bool allow_pull;          /* /api/pull may download models into the store (--allow-pull) */
+	atomic_bool pulling;      /* a pull runs now (one at a time) */
+	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
 	/* state */
-	struct hearth_model *model;
-	struct hearth_chat *chat; /* the model's chat template, compiled */
-	sem_t renders;            /* chat renders running at once (each may hold its arena, up to 256 MiB) */
-	bool renders_ready;
-	struct hearth_sched *sched;
-	struct hearth_sched_params sp;
+	struct models models;     /* the models served */
 	atomic_int phase;         /* enum srv_phase */
 	atomic_int in_flight;     /* requests being served */
 	atomic_size_t body_held;  /* bytes of request bodies held now */
-	struct metrics *metrics;
-	long created;             /* unix time the model was loaded */
 	struct MHD_Daemon *mhd;
 	struct listener listener;
 	struct conns conns;
@@ -170,8 +289,9 @@ struct server {
 
 enum srv_phase { SRV_LOADING, SRV_READY, SRV_DRAINING };
 
-/* load.c: the model, its chat (template_src: --chat-template's text, NULL:
- * the model's) and the scheduler; server_unload releases what was loaded. */
+/* models.c, for a server of one model (tests, fuzzers): the registry set up
+ * with srv->model_path under srv->alias, and that model loaded now (its chat
+ * from template_src, NULL: the model's). server_unload frees the registry. */
 int server_load(struct server *srv, const char *template_src, size_t template_len, struct hearth_err *err);
 void server_unload(struct server *srv);
 
@@ -188,9 +308,11 @@ struct reply {
 	const char *allow_headers; /* preflight: Access-Control-Allow-Headers */
 	/* streaming: when set, the handler hands the connection to this reader */
 	struct stream *stream;
+	bool ollama;              /* errors in Ollama's shape {"error": "..."} (an /api/ route) */
 };
 
-/* Error replies in OpenAI's shape {"error":{"message","type","param","code"}}. */
+/* Error replies in OpenAI's shape {"error":{"message","type","param","code"}},
+ * or Ollama's {"error":"message"} when rp->ollama. */
 void reply_error(struct reply *rp, int status, const char *type, const char *param, const char *code,
 		 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Takes ownership of j (decref'd) and serializes it as the reply body (NULL
@@ -256,6 +378,20 @@ void api_models(struct server *srv, const struct call *call, struct reply *rp);
 void api_model(struct server *srv, const struct call *call, struct reply *rp); /* GET /v1/models/{id} */
 void api_tokenize(struct server *srv, const struct call *call, struct reply *rp);
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
+/* The model the request's "model" field names (absent or "": the default),
+ * held until models_release (a stream releases it when freed); NULL after an
+ * error reply: 404 unknown, 503 with Retry-After when it cannot be loaded
+ * now. *load_s: seconds spent loading it (may be NULL). */
+struct served_model *api_model_acquire(struct server *srv, json_t *body, struct reply *rp, double *load_s);
+
+/* api-ollama.c: Ollama's API (errors {"error": "..."}) */
+void api_ollama_version(struct server *srv, const struct call *call, struct reply *rp);
+void api_ollama_tags(struct server *srv, const struct call *call, struct reply *rp);
+void api_ollama_ps(struct server *srv, const struct call *call, struct reply *rp);
+void api_ollama_show(struct server *srv, const struct call *call, struct reply *rp);
+void api_ollama_chat(struct server *srv, const struct call *call, struct reply *rp);
+void api_ollama_generate(struct server *srv, const struct call *call, struct reply *rp);
+void api_ollama_pull(struct server *srv, const struct call *call, struct reply *rp);
 
 /* Streaming: the reader fills buf with the next SSE bytes. Returns the count,
  * 0 with *ended when the stream ended, -1 when it broke (out of memory: the
@@ -264,15 +400,18 @@ void api_detokenize(struct server *srv, const struct call *call, struct reply *r
 struct stream;
 ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended);
 void stream_free(struct stream *st); /* cancels the request if still running */
+const char *stream_content_type(const struct stream *st);
 
-/* metrics.c: recorded by handlers, read by /metrics; never waits on the scheduler. */
+/* metrics.c: recorded by handlers (one struct metrics per model), read by
+ * /metrics; never waits on a scheduler. */
 int metrics_new(struct metrics **out);
 void metrics_free(struct metrics *m);
 void metrics_request_done(struct metrics *m, const char *finish_reason, int n_prompt, int n_gen, double queue_s,
 			  double ttft_s, double e2e_s);
 void metrics_inter_token(struct metrics *m, double seconds);
-/* Writes the exposition text (malloc'd) for the model name. */
-char *metrics_render(struct metrics *m, struct server *srv, size_t *len);
+/* Writes the exposition text (malloc'd): every registered model's series
+ * under its model_name label (a model not loaded has empty scheduler gauges). */
+char *metrics_render(struct server *srv, size_t *len);
 
 /* http.c: starts libmicrohttpd (no listening socket of its own: the accept
  * loop hands it connections); false after printing why. */

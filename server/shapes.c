@@ -13,10 +13,10 @@ const char *shape_finish_name(int f)
 	return f == HEARTH_FINISH_LENGTH || f == HEARTH_FINISH_TIMEOUT ? "length" : "stop";
 }
 
-static json_t *shape_piece(struct server *srv, int32_t id, json_t **bytes)
+static json_t *shape_piece(struct served_model *sm, int32_t id, json_t **bytes)
 {
 	char buf[256];
-	int n = hearth_token_to_piece(srv->model, id, true, buf, sizeof buf);
+	int n = hearth_token_to_piece(sm->model, id, true, buf, sizeof buf);
 	if (n < 0)
 		n = 0;
 	if ((size_t)n > sizeof buf)
@@ -31,16 +31,16 @@ static json_t *shape_piece(struct server *srv, int32_t id, json_t **bytes)
 }
 
 /* The logprobs of tokens l[0..n) in the chat shape; NULL when out of memory. */
-json_t *shape_chat_logprobs(struct server *srv, const struct tok_lp *l, size_t n)
+json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n)
 {
 	json_t *content = json_array();
 	bool ok = content != NULL;
 	for (size_t i = 0; ok && i < n; i++) {
 		json_t *bytes, *top = json_array();
-		json_t *tok = shape_piece(srv, l[i].id, &bytes);
+		json_t *tok = shape_piece(sm, l[i].id, &bytes);
 		ok = top != NULL;
 		for (int32_t k = 0; ok && k < l[i].n_top; k++) {
-			json_t *tb, *tt = shape_piece(srv, l[i].top_ids[k], &tb);
+			json_t *tb, *tt = shape_piece(sm, l[i].top_ids[k], &tb);
 			ok = jsonb_add(top, json_pack("{s:o, s:f, s:o}", "token", tt, "logprob", (double)l[i].top_lp[k], "bytes", tb));
 		}
 		if (!ok) {
@@ -56,15 +56,15 @@ json_t *shape_chat_logprobs(struct server *srv, const struct tok_lp *l, size_t n
 }
 
 /* The logprobs of tokens l[0..n) in the completions shape; NULL when out of memory. */
-json_t *shape_completion_logprobs(struct server *srv, const struct tok_lp *l, size_t n)
+json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n)
 {
 	json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
 	bool ok = toks && lps && tops && offs;
 	for (size_t i = 0; ok && i < n; i++) {
 		json_t *t = json_object();
-		ok = jsonb_add(toks, shape_piece(srv, l[i].id, NULL)) && jsonb_add(lps, json_real(l[i].lp)) && t;
+		ok = jsonb_add(toks, shape_piece(sm, l[i].id, NULL)) && jsonb_add(lps, json_real(l[i].lp)) && t;
 		for (int32_t k = 0; ok && k < l[i].n_top; k++) {
-			json_t *name = shape_piece(srv, l[i].top_ids[k], NULL);
+			json_t *name = shape_piece(sm, l[i].top_ids[k], NULL);
 			ok = jsonb_set(t, json_string_value(name), json_real(l[i].top_lp[k]));
 			json_decref(name);
 		}
@@ -101,8 +101,9 @@ static json_t *chat_message(struct stream *st, int k)
 }
 
 /* The chat.completion reply of finished generations; NULL when out of memory. */
-json_t *shape_chat_reply(struct server *srv, struct stream *st)
+json_t *shape_chat_reply(struct stream *st)
 {
+	struct served_model *sm = st->sm;
 	json_t *choices = json_array();
 	bool ok = choices != NULL;
 	for (int k = 0; ok && k < st->n_gen; k++) {
@@ -110,40 +111,45 @@ json_t *shape_chat_reply(struct server *srv, struct stream *st)
 		json_t *msg = chat_message(st, k);
 		const bool calls = msg && json_object_get(msg, "tool_calls") && g->finish == HEARTH_FINISH_STOP;
 		ok = jsonb_add(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", k, "message", msg, "logprobs",
-					    st->p.logprobs ? shape_chat_logprobs(srv, g->lps, g->n_lps) : json_null(),
+					    st->p.logprobs ? shape_chat_logprobs(sm, g->lps, g->n_lps) : json_null(),
 					    "finish_reason", calls ? "tool_calls" : shape_finish_name(g->finish)));
 	}
 	if (!ok)
 		return jsonb_done(choices, false);
 	return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s}", "id", st->id, "object", "chat.completion", "created",
-			 (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
+			 (json_int_t)st->created, "model", sm->name, "choices", choices, "usage",
 			 shape_usage(st->g, st->n_gen), "system_fingerprint", "hearth");
 }
 
 /* The text_completion reply of finished generations; NULL when out of memory. */
-json_t *shape_completion_reply(struct server *srv, struct stream *st)
+json_t *shape_completion_reply(struct stream *st)
 {
+	struct served_model *sm = st->sm;
 	json_t *choices = json_array();
 	bool ok = choices != NULL;
 	for (int i = 0; ok && i < st->n_gen; i++) {
 		struct gen *g = &st->g[i];
 		ok = jsonb_add(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", i, "text", jsonb_str(g->text ? g->text : "", g->len),
-					    "logprobs", st->p.logprobs ? shape_completion_logprobs(srv, g->lps, g->n_lps) : json_null(),
+					    "logprobs", st->p.logprobs ? shape_completion_logprobs(sm, g->lps, g->n_lps) : json_null(),
 					    "finish_reason", shape_finish_name(g->finish)));
 	}
 	if (!ok)
 		return jsonb_done(choices, false);
 	return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", st->id, "object", "text_completion", "created",
-			 (json_int_t)st->created, "model", srv->alias, "choices", choices, "usage",
+			 (json_int_t)st->created, "model", sm->name, "choices", choices, "usage",
 			 shape_usage(st->g, st->n_gen));
 }
 
-/* The model as /v1/models lists it: its file name only, never where it lies. */
-json_t *shape_model(struct server *srv)
+/* The model as /v1/models lists it: its file name only, never where it lies;
+ * max_model_len once known (it was loaded, or -c gives it), and whether it
+ * is loaded now. */
+json_t *shape_model(struct models *ms, struct served_model *sm)
 {
-	const char *slash = strrchr(srv->model_path, '/');
-	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i, s:[]}", "id", srv->alias, "object", "model", "created",
-			 (json_int_t)srv->created, "owned_by", "hearth", "root", slash ? slash + 1 : srv->model_path,
-			 "parent", "max_model_len", srv->sp.n_ctx_seq, "permission");
+	struct model_view v;
+	models_view(ms, sm, &v);
+	const char *slash = strrchr(sm->path, '/');
+	json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:[], s:b}", "id", sm->name, "object", "model", "created",
+			      (json_int_t)(v.created ? v.created : sm->modified), "owned_by", "hearth", "root",
+			      slash ? slash + 1 : sm->path, "parent", "permission", "loaded", v.state == MODEL_LOADED);
+	return v.n_ctx_seq > 0 ? jsonb_done(j, jsonb_set(j, "max_model_len", json_integer(v.n_ctx_seq))) : j;
 }
-

@@ -20,27 +20,41 @@ static void gen_id(char *buf, size_t size, const char *prefix)
 	snprintf(buf, size, "%s%016" PRIx64, prefix, x);
 }
 
-/* Queues j (taken over) as one event; a failure breaks the stream. */
-static void sse_push(struct stream *st, json_t *j)
+void stream_put(struct stream *st, const char *s, size_t n)
+{
+	if (!st->broken && buf_append(&st->out, &st->out_len, &st->out_cap, s, n))
+		st->broken = true;
+}
+
+void stream_push_json(struct stream *st, const char *prefix, json_t *j, const char *suffix)
 {
 	size_t n = 0;
 	char *s = j ? reply_text(j, &n) : NULL;
 	json_decref(j);
-	if (!s || buf_append(&st->out, &st->out_len, &st->out_cap, "data: ", 6) ||
-	    buf_append(&st->out, &st->out_len, &st->out_cap, s, n) || buf_append(&st->out, &st->out_len, &st->out_cap, "\n\n", 2))
+	if (!s)
 		st->broken = true;
+	if (prefix)
+		stream_put(st, prefix, strlen(prefix));
+	stream_put(st, s ? s : "", n);
+	stream_put(st, suffix, strlen(suffix));
 	free(s);
+}
+
+/* Queues j (taken over) as one event; a failure breaks the stream. */
+static void sse_push(struct stream *st, json_t *j)
+{
+	stream_push_json(st, "data: ", j, "\n\n");
 }
 
 static json_t *chunk(struct stream *st, json_t *choices)
 {
 	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", st->id, "object",
 			 st->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)st->created,
-			 "model", st->srv->alias, "choices", choices);
+			 "model", st->sm->name, "choices", choices);
 }
 
 /* Queues what choice i has ready; its final chunk when it finished. */
-static void stream_emit(struct stream *st, int i, size_t lp_from)
+static void sse_emit(struct stream *st, int i, size_t lp_from)
 {
 	struct gen *g = &st->g[i];
 	size_t upto = gen_sendable(&st->p, g);
@@ -71,12 +85,12 @@ static void stream_emit(struct stream *st, int i, size_t lp_from)
 			return;
 		}
 		choice = !delta ? NULL : json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
-				   st->p.logprobs && g->n_lps > lp_from ? shape_chat_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
+				   st->p.logprobs && g->n_lps > lp_from ? shape_chat_logprobs(st->sm, g->lps + lp_from, g->n_lps - lp_from)
 									: json_null(),
 				   "finish_reason", fin ? json_string(fr < 0 ? "tool_calls" : shape_finish_name(fr)) : json_null());
 	} else {
 		choice = json_pack("{s:i, s:O, s:o, s:o}", "index", i, "text", text, "logprobs",
-				   st->p.logprobs && g->n_lps > lp_from ? shape_completion_logprobs(st->srv, g->lps + lp_from, g->n_lps - lp_from)
+				   st->p.logprobs && g->n_lps > lp_from ? shape_completion_logprobs(st->sm, g->lps + lp_from, g->n_lps - lp_from)
 									: json_null(),
 				   "finish_reason", fin ? json_string(shape_finish_name(g->finish)) : json_null());
 	}
@@ -85,15 +99,27 @@ static void stream_emit(struct stream *st, int i, size_t lp_from)
 }
 
 /* Queues the end: the usage chunk when asked, then [DONE]. */
-static void stream_end(struct stream *st)
+static void sse_end(struct stream *st)
 {
 	if (st->p.include_usage) {
 		json_t *c = chunk(st, json_array());
 		sse_push(st, jsonb_done(c, jsonb_set(c, "usage", shape_usage(st->g, st->n_gen))));
 	}
-	if (!st->broken && buf_append(&st->out, &st->out_len, &st->out_cap, "data: [DONE]\n\n", 14))
-		st->broken = true;
+	stream_put(st, "data: [DONE]\n\n", 14);
 	st->done = true;
+}
+
+bool stream_run_all(struct stream *st, int fd, struct reply *rp)
+{
+	bool ok = true;
+	for (int i = 0; i < st->n_gen; i++) {
+		while (gen_wait(st->sm, &st->p, &st->g[i], fd))
+			;
+		ok = ok && st->g[i].finish != HEARTH_FINISH_ERROR;
+	}
+	if (!ok)
+		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory: the model could not finish the request");
+	return ok;
 }
 
 ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
@@ -107,17 +133,17 @@ ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
 			return 0;
 		}
 		if (st->cur >= st->n_gen) {
-			stream_end(st);
+			st->wire->end(st);
 			continue;
 		}
 		struct gen *g = &st->g[st->cur];
 		size_t lp_from = g->n_lps;
-		bool more = g->finish == 0 && gen_wait(st->srv, &st->p, g, st->fd);
+		bool more = g->finish == 0 && gen_wait(st->sm, &st->p, g, st->fd);
 		if (g->finish == HEARTH_FINISH_ERROR) {
 			st->broken = true; /* the model could not finish it: the client sees the stream cut */
 			continue;
 		}
-		stream_emit(st, st->cur, lp_from);
+		st->wire->emit(st, st->cur, lp_from);
 		if (!more || g->finish)
 			st->cur++;
 	}
@@ -132,20 +158,34 @@ void stream_free(struct stream *st)
 	if (!st)
 		return;
 	for (int i = 0; i < st->n_gen; i++)
-		gen_free(st->srv, &st->g[i]);
+		gen_free(st->sm, &st->g[i]);
 	for (int i = 0; i < MAX_PROMPTS; i++)
 		chat_out_free(&st->reader[i]);
 	params_free(&st->p);
+	models_release(&st->srv->models, st->sm, st->keep_s);
 	free(st->out);
 	free(st);
 }
 
-struct stream *stream_new(struct server *srv, bool chat, const struct call *call)
+const char *stream_content_type(const struct stream *st)
+{
+	return st->wire->content_type;
+}
+
+static const struct stream_wire sse_wire = { "text/event-stream", sse_emit, sse_end };
+
+struct stream *stream_new(struct served_model *sm, bool chat, const struct call *call)
 {
 	struct stream *st = calloc(1, sizeof *st);
-	if (!st)
+	if (!st) {
+		models_release(&sm->srv->models, sm, -1);
 		return NULL;
-	st->srv = srv;
+	}
+	st->srv = sm->srv;
+	st->sm = sm;
+	st->wire = &sse_wire;
+	st->keep_s = -1;
+	st->t_start = hearth_now();
 	st->chat = chat;
 	st->fd = call->fd;
 	st->created = (long)time(NULL);

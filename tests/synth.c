@@ -81,6 +81,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	struct synth y = { .rng = s->seed * 2654435761u + 1, .round_to = s->round_to };
 	char key[128], name[128];
 	const char *a = s->arch;
+	const bool gemma2 = !strcmp(a, "gemma2"), gemma = gemma2 || !strcmp(a, "gemma3");
 	const int hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
 	const int n_vocab = s->n_vocab > 259 ? s->n_vocab : 259;
 	/* a tied embedding is the output matrix too: the mix's output type */
@@ -121,9 +122,22 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 	gguf_writer_set_u32(y.w, KEY("attention.head_count"), (uint32_t)s->n_head);
 	gguf_writer_set_u32(y.w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
 	gguf_writer_set_f32(y.w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
-	gguf_writer_set_f32(y.w, KEY("rope.freq_base"), 10000.0f);
-	if (s->head_dim)
+	gguf_writer_set_f32(y.w, KEY("rope.freq_base"), gemma ? 1e6f : 10000.0f);
+	if (s->head_dim) {
 		gguf_writer_set_u32(y.w, KEY("attention.key_length"), (uint32_t)hd);
+		gguf_writer_set_u32(y.w, KEY("attention.value_length"), (uint32_t)hd);
+	}
+	if (gemma) { /* as converted Gemma 2 and 3 files: no pattern key (2, 6) */
+		gguf_writer_set_u32(y.w, KEY("attention.sliding_window"), (uint32_t)(s->n_swa ? s->n_swa : 512));
+		if (!gemma2)
+			gguf_writer_set_f32(y.w, KEY("rope.freq_base_swa"), 10000.0f);
+	}
+	if (gemma2) {
+		/* Gemma 2 caps at 50; scores of random weights stay far below, so a
+		 * cap that binds: */
+		gguf_writer_set_f32(y.w, KEY("attn_logit_softcapping"), 1.0f);
+		gguf_writer_set_f32(y.w, KEY("final_logit_softcapping"), 30.0f);
+	}
 	if (s->n_expert) {
 		gguf_writer_set_u32(y.w, KEY("expert_count"), (uint32_t)s->n_expert);
 		gguf_writer_set_u32(y.w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
@@ -158,9 +172,13 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 		}
-		if (!strcmp(a, "qwen3") || !strcmp(a, "qwen3moe")) {
+		if (!strcmp(a, "qwen3") || !strcmp(a, "qwen3moe") || (gemma && !gemma2)) {
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
+		}
+		if (gemma) {
+			rc = rc ? rc : add(&y, NAME("blk.%d.post_attention_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
+			rc = rc ? rc : add(&y, NAME("blk.%d.post_ffw_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 		}
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 		if (s->n_expert) {

@@ -9,7 +9,7 @@
 #include "hearth.h"
 
 struct synth_spec {
-	const char *arch;   /* "llama", "qwen2", "qwen3", "qwen3moe" */
+	const char *arch;   /* "llama", "qwen2", "qwen3", "gemma3", "gemma2", "qwen3moe" */
 	int n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim; /* head_dim 0: n_embd / n_head */
 	int wtype;          /* type of the 2-D weights */
 	int n_vocab;        /* 0: 259 (3 specials + 256 bytes); more adds plain tokens */
@@ -30,6 +30,8 @@ struct synth_spec {
 	int n_expert, n_expert_used; /* > 0: every FFN a mixture of n_expert experts of width
 				      * n_ff (a f32 router, stacked ffn_*_exps) */
 	int n_expert_shared;         /* written as expert_shared_count (negative tests) */
+	int n_swa;          /* gemma3, gemma2: the local layers' window (0: 512); every sixth
+			     * (gemma2: second) layer global */
 };
 
 int synth_model_write(const char *path, const struct synth_spec *s, struct hearth_err *err);

@@ -21,6 +21,7 @@
 	X(test_kern_attn)           \
 	X(test_kern_attn_f16)       \
 	X(test_kern_swiglu)         \
+	X(test_kern_geglu)          \
 	X(test_kern_nonfinite)      \
 	X(test_tok_vocab_vectors)    \
 	X(test_tok_hf_golden)        \
@@ -89,16 +90,27 @@
 	X(test_kv_index)             \
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
+	X(test_kv_swa)               \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \
+	X(test_sched_families)       \
+	X(test_swa_window)           \
+	X(test_swa_memory)           \
+	X(test_families_errors)      \
+	X(test_families_softcap)     \
+	X(test_families_longrope)    \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
 	X(test_fault_sched)          \
+	X(test_fault_swa)            \
 	X(test_conns)                \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
+	X(test_models)               \
+	X(test_ollama_wire)          \
+	X(test_ollama_reply)         \
 	X(test_cli)                 \
 	X(test_store_refs)          \
 	X(test_pull_hub)            \

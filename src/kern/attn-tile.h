@@ -154,6 +154,21 @@ static inline void swiglu_impl(float *gate, const float *up, int64_t n)
 		gate[i] = gate[i] / (1.0f + attn_expf(-gate[i])) * up[i];
 }
 
+/* gate = gelu(gate) * up, GELU in its tanh form: x/2 (1 + tanh(y)) with
+ * y = sqrt(2/pi) (x + 0.044715 x^3), computed as x / (1 + exp(-2y)) (the
+ * same function) so that it vectorizes as SwiGLU does. */
+static inline void geglu_impl(float *gate, const float *up, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		const float x = gate[i], y2 = 1.5957691216f * fmaf(0.044715f * x, x * x, x); /* 2y */
+		gate[i] = x / (1.0f + attn_expf(-y2)) * up[i];
+	}
+}
+
+/* GeGLU with the including file's flags. */
+#define DEFINE_GEGLU_KERNEL(geglu_name) \
+	static void geglu_name(float *gate, const float *up, int64_t n) { geglu_impl(gate, up, n); }
+
 /* The two kernels with the including file's flags, as kern_fns takes them. */
 #define DEFINE_ATTN_KERNELS(attn_name, swiglu_name)                                                          \
 	static void attn_name(int M, int dk, int dv, const float *Q, const int32_t *n, const float *Kt,       \

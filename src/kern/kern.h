@@ -84,6 +84,7 @@ struct kern_fns {
 	kern_attn_tile_fn attn_tile;
 	kern_attn_tile_f16_fn attn_tile_f16;
 	kern_swiglu_fn swiglu;
+	kern_swiglu_fn geglu;        /* gate = gelu(gate) * up (tanh GELU) */
 	kern_row_minmax_fn row_minmax;
 	kern_row_collect_fn row_collect;
 	kern_row_exp_sum_fn row_exp_sum;

@@ -1,4 +1,5 @@
 /* kv-cache.c - the paged KV cache and its prefix cache (see kv-cache.h). */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ static void list_remove(struct kv_cache *kv, int32_t id)
 	b->prev = b->next = -1;
 	b->in_list = false;
 	kv->n_free--;
+	kv->n_free_loc -= b->loc >= 0;
 }
 
 /* Unnamed blocks go first in line for reuse; named ones last (LRU). */
@@ -86,6 +88,83 @@ static void list_add(struct kv_cache *kv, int32_t id)
 	}
 	b->in_list = true;
 	kv->n_free++;
+	kv->n_free_loc += b->loc >= 0;
+}
+
+/* ---- local blocks (sliding windows) ------------------------------------------- */
+
+/* Block id gives its local block back to the local pool. */
+static void loc_put(struct kv_cache *kv, int32_t id)
+{
+	struct kv_block *b = &kv->blocks[id];
+	if (b->loc < 0)
+		return;
+	kv->n_free_loc -= b->in_list;
+	kv->lfree[kv->n_lfree++] = b->loc;
+	b->loc = -1;
+}
+
+/* Local blocks that blocks being taken can have: unused ones, and those of
+ * unreferenced blocks (each taken block uses up one). */
+static int32_t loc_available(const struct kv_cache *kv)
+{
+	return kv->n_lfree + kv->n_free_loc;
+}
+
+/* Gives block id (referenced, out of the free list) a local block unless it
+ * has one: an unused one, else that of the first unreferenced block in the
+ * free list's order (never named, then least recently used). Call only when
+ * loc_available() was positive. */
+static void loc_get(struct kv_cache *kv, int32_t id)
+{
+	if (kv->blocks[id].loc >= 0)
+		return;
+	if (kv->n_lfree == 0) {
+		int32_t v = kv->head;
+		while (kv->blocks[v].loc < 0)
+			v = kv->blocks[v].next;
+		loc_put(kv, v);
+	}
+	kv->blocks[id].loc = kv->lfree[--kv->n_lfree];
+}
+
+/* The first block the window of position n touches: a sequence of n
+ * tokens attends to none before it in its local layers. */
+static int32_t window_block(const struct kv_cache *kv, int32_t n)
+{
+	const int32_t first = n - kv->n_swa + 1;
+	return first > 0 ? first / kv->block_size : 0;
+}
+
+/* Leading blocks a sequence of n_tokens positions passes: those before its
+ * window, less one block of slack (stepping back up to a block keeps the
+ * window resident). */
+static int32_t passable(const struct kv_cache *kv, int32_t n_tokens)
+{
+	const int32_t b = window_block(kv, n_tokens) - 1;
+	return b > 0 ? b : 0;
+}
+
+/* s passes the blocks its window has left: their local blocks go back to
+ * the pool when no other sequence attends to them. */
+static void seq_pass(struct kv_cache *kv, struct kv_seq *s)
+{
+	int32_t upto = passable(kv, s->n_tokens);
+	upto = upto < s->n_blocks ? upto : s->n_blocks;
+	for (; s->n_passed < upto; s->n_passed++) {
+		const int32_t id = s->table[s->n_passed];
+		if (--kv->blocks[id].lneed == 0)
+			loc_put(kv, id);
+	}
+}
+
+/* Whether blocks b0 .. b1 - 1 of s all have their local blocks. */
+static bool seq_resident(const struct kv_cache *kv, const struct kv_seq *s, int32_t b0, int32_t b1)
+{
+	for (int32_t b = b0; b < b1; b++)
+		if (kv->blocks[s->table[b]].loc < 0)
+			return false;
+	return true;
 }
 
 /* ---- the index of published blocks (linear probing, backward-shift delete) ---- */
@@ -148,18 +227,60 @@ static void unpublish(struct kv_cache *kv, int32_t id)
 /* The bytes of the K or V store, rows of row bytes. */
 static size_t kv_bytes(const struct kv_cache *kv, size_t row)
 {
-	return (size_t)kv->n_layer * (size_t)kv->n_blocks * (size_t)kv->block_size * row;
+	return (size_t)kv->n_layer_global * (size_t)kv->n_blocks * (size_t)kv->block_size * row;
+}
+
+/* The same for the local pool. */
+static size_t kv_local_bytes(const struct kv_cache *kv, size_t row)
+{
+	return (size_t)kv->n_layer_local * (size_t)kv->n_lblocks * (size_t)kv->block_size * row;
 }
 
 int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t width_v, int32_t n_tokens_total,
 		  int32_t block_size, int type, struct hearth_err *err)
 {
+	return kv_cache_init_swa(kv, n_layer, width_k, width_v, n_tokens_total, block_size, type, NULL, 0, err);
+}
+
+/* Splits the layers into the global and local pools (layer_swa may be NULL). */
+static int layout_layers(struct kv_cache *kv, const int32_t *layer_swa, int32_t n_local_tokens, struct hearth_err *err)
+{
+	kv->layer_slot = malloc((size_t)kv->n_layer * sizeof *kv->layer_slot);
+	kv->layer_local = calloc((size_t)kv->n_layer, sizeof *kv->layer_local);
+	if (!kv->layer_slot || !kv->layer_local)
+		return err_set(err, HEARTH_ENOMEM, "kv cache: out of memory");
+	for (int32_t il = 0; il < kv->n_layer; il++) {
+		const int32_t w = layer_swa ? layer_swa[il] : 0;
+		if (w > 0 && kv->n_swa > 0 && w != kv->n_swa)
+			return err_set(err, HEARTH_EUNSUPPORTED, "kv cache: sliding windows of %d and %d in one model",
+				       kv->n_swa, w);
+		if (w > 0)
+			kv->n_swa = w;
+		kv->layer_local[il] = w > 0;
+		kv->layer_slot[il] = w > 0 ? kv->n_layer_local++ : kv->n_layer_global++;
+	}
+	if (kv->n_layer_local) {
+		const int32_t n = (int32_t)(((int64_t)n_local_tokens + kv->block_size - 1) / kv->block_size);
+		kv->n_lblocks = n < 1 ? 1 : n > kv->n_blocks ? kv->n_blocks : n;
+	}
+	return 0;
+}
+
+int kv_cache_init_swa(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t width_v, int32_t n_tokens_total,
+		      int32_t block_size, int type, const int32_t *layer_swa, int32_t n_local_tokens,
+		      struct hearth_err *err)
+{
+	int rc;
 	memset(kv, 0, sizeof *kv);
 	if (block_size < 1 || n_tokens_total < 1)
 		return err_set(err, HEARTH_EINVAL, "kv cache: %d tokens in blocks of %d", n_tokens_total, block_size);
 	kv->n_layer = n_layer;
 	kv->block_size = block_size;
 	kv->n_blocks = (n_tokens_total + block_size - 1) / block_size;
+	if ((rc = layout_layers(kv, layer_swa, n_local_tokens, err))) {
+		kv_cache_free(kv);
+		return rc;
+	}
 	kv->width_k = width_k;
 	kv->width_v = width_v;
 	kv->type = type;
@@ -170,26 +291,40 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	kv->k_transposed = type == HEARTH_TYPE_F16 && block_size % KV_CHUNK == 0;
 	kv->head = kv->tail = -1;
 	kv->name_block = kv_cache_name_block;
-	const size_t cells = (size_t)n_layer * (size_t)kv->n_blocks * (size_t)block_size;
+	const size_t cells = (size_t)kv->n_layer_global * (size_t)kv->n_blocks * (size_t)block_size;
+	const size_t lcells = (size_t)kv->n_layer_local * (size_t)kv->n_lblocks * (size_t)block_size;
 	/* the kernel hands out more than the machine has and lets the filling fail
 	 * later; refuse what cannot fit at all, up front and by name */
 	const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-	const double need = (double)cells * (double)(kv->row_k + kv->row_v), have = (double)pages * (double)page;
-	if (pages > 0 && page > 0 && need > have)
+	const double need = (double)(cells + lcells) * (double)(kv->row_k + kv->row_v), have = (double)pages * (double)page;
+	if (pages > 0 && page > 0 && need > have) {
+		kv_cache_free(kv);
 		return err_set(err, HEARTH_ENOMEM, "kv cache: %d tokens need %.1f GiB, more than this machine's %.1f GiB",
 			       n_tokens_total, need / 1073741824.0, have / 1073741824.0);
-	int rc = sha256_new(&kv->sha, err);
-	if (rc)
+	}
+	if ((rc = sha256_new(&kv->sha, err))) {
+		kv_cache_free(kv);
 		return rc;
-	kv->k_data = bigmem_alloc(cells * kv->row_k);
-	kv->v_data = bigmem_alloc(cells * kv->row_v);
+	}
+	bool data_ok = true;
+	if (cells) {
+		kv->k_data = bigmem_alloc(cells * kv->row_k);
+		kv->v_data = bigmem_alloc(cells * kv->row_v);
+		data_ok = kv->k_data && kv->v_data;
+	}
+	if (lcells) {
+		kv->lk_data = bigmem_alloc(lcells * kv->row_k);
+		kv->lv_data = bigmem_alloc(lcells * kv->row_v);
+		kv->lfree = malloc((size_t)kv->n_lblocks * sizeof *kv->lfree);
+		data_ok = data_ok && kv->lk_data && kv->lv_data && kv->lfree;
+	}
 	kv->blocks = calloc((size_t)kv->n_blocks, sizeof *kv->blocks);
 	kv->index_cap = 16;
 	while (kv->index_cap < 2 * (size_t)kv->n_blocks)
 		kv->index_cap *= 2;
 	kv->index = malloc(kv->index_cap * sizeof *kv->index);
 	int32_t *tok = malloc((size_t)kv->n_blocks * (size_t)block_size * sizeof *tok);
-	if (!kv->k_data || !kv->v_data || !kv->blocks || !kv->index || !tok) {
+	if (!data_ok || !kv->blocks || !kv->index || !tok) {
 		free(tok);
 		kv_cache_free(kv);
 		return err_set(err, HEARTH_ENOMEM, "kv cache: out of memory for %d tokens", n_tokens_total);
@@ -199,7 +334,11 @@ int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t
 	for (int32_t i = 0; i < kv->n_blocks; i++) {
 		kv->blocks[i].prev = kv->blocks[i].next = -1;
 		kv->blocks[i].tokens = tok + (size_t)i * (size_t)block_size;
+		kv->blocks[i].loc = -1;
 	}
+	for (int32_t i = 0; i < kv->n_lblocks; i++)
+		kv->lfree[i] = kv->n_lblocks - 1 - i;
+	kv->n_lfree = kv->n_lblocks;
 	for (int32_t i = kv->n_blocks - 1; i >= 0; i--)
 		list_add(kv, i);
 	return 0;
@@ -214,13 +353,28 @@ void kv_cache_free(struct kv_cache *kv)
 	sha256_free(kv->sha);
 	bigmem_free(kv->k_data, kv_bytes(kv, kv->row_k));
 	bigmem_free(kv->v_data, kv_bytes(kv, kv->row_v));
+	bigmem_free(kv->lk_data, kv_local_bytes(kv, kv->row_k));
+	bigmem_free(kv->lv_data, kv_local_bytes(kv, kv->row_v));
+	free(kv->lfree);
+	free(kv->layer_slot);
+	free(kv->layer_local);
 	memset(kv, 0, sizeof *kv);
 }
 
-static void *row(const struct kv_cache *kv, void *data, size_t row_size, const struct kv_seq *s, int il, int32_t pos)
+/* The row of position pos of s in layer il, in the global pool (data) or the
+ * local one (ldata). */
+static void *row(const struct kv_cache *kv, void *data, void *ldata, size_t row_size, const struct kv_seq *s, int il,
+		 int32_t pos)
 {
-	const int32_t blk = s->table[pos / kv->block_size], slot = pos % kv->block_size;
-	size_t cell = ((size_t)il * (size_t)kv->n_blocks + (size_t)blk) * (size_t)kv->block_size + (size_t)slot;
+	int32_t blk = s->table[pos / kv->block_size], n = kv->n_blocks;
+	const int32_t slot = pos % kv->block_size;
+	if (kv->layer_local[il]) {
+		blk = kv->blocks[blk].loc;
+		assert(blk >= 0); /* callers read only inside a window */
+		n = kv->n_lblocks;
+		data = ldata;
+	}
+	size_t cell = ((size_t)kv->layer_slot[il] * (size_t)n + (size_t)blk) * (size_t)kv->block_size + (size_t)slot;
 	return (char *)data + cell * row_size;
 }
 
@@ -228,14 +382,19 @@ void *kv_cache_k(const struct kv_cache *kv, const struct kv_seq *s, int il, int3
 {
 	if (kv->k_transposed) { /* the block's start, then the slot's column */
 		const int32_t slot = pos % kv->block_size;
-		return (char *)row(kv, kv->k_data, kv->row_k, s, il, pos - slot) + (size_t)slot * sizeof(uint16_t);
+		return (char *)row(kv, kv->k_data, kv->lk_data, kv->row_k, s, il, pos - slot) + (size_t)slot * sizeof(uint16_t);
 	}
-	return row(kv, kv->k_data, kv->row_k, s, il, pos);
+	return row(kv, kv->k_data, kv->lk_data, kv->row_k, s, il, pos);
 }
 
 void *kv_cache_v(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos)
 {
-	return row(kv, kv->v_data, kv->row_v, s, il, pos);
+	return row(kv, kv->v_data, kv->lv_data, kv->row_v, s, il, pos);
+}
+
+int32_t kv_cache_local_used(const struct kv_cache *kv)
+{
+	return kv->n_lblocks - kv->n_lfree;
 }
 
 int32_t kv_cache_used(const struct kv_cache *kv)
@@ -289,12 +448,18 @@ static int32_t take_free(struct kv_cache *kv)
 int kv_seq_reserve(struct kv_cache *kv, struct kv_seq *s, int32_t n)
 {
 	int32_t need = kv_seq_blocks_needed(kv, s, n);
-	if (need > kv->n_free)
+	if (need > kv->n_free || (kv->n_swa && need > loc_available(kv)))
 		return HEARTH_ECTXFULL;
 	if (table_grow(s, s->n_blocks + need))
 		return HEARTH_ENOMEM;
-	for (int32_t i = 0; i < need; i++)
-		s->table[s->n_blocks++] = take_free(kv);
+	for (int32_t i = 0; i < need; i++) {
+		const int32_t id = take_free(kv);
+		if (kv->n_swa) {
+			loc_get(kv, id);
+			kv->blocks[id].lneed = 1;
+		}
+		s->table[s->n_blocks++] = id;
+	}
 	return 0;
 }
 
@@ -307,16 +472,30 @@ static void make_private(struct kv_cache *kv, struct kv_seq *s, int32_t b)
 		unpublish(kv, id);
 		return;
 	}
-	if (kv->n_free == 0)
+	const bool local = kv->n_swa && b >= s->n_passed; /* s attends to its local layers' part */
+	if (kv->n_free == 0 || (local && loc_available(kv) == 0))
 		return; /* cannot copy. Unreachable for hearth_context, the one user of
 			 * truncation: its single sequence never shares a block */
 	int32_t copy = take_free(kv);
 	const size_t bs = (size_t)kv->block_size;
-	for (int il = 0; il < kv->n_layer; il++) {
+	for (int il = 0; il < kv->n_layer_global; il++) {
 		size_t src = ((size_t)il * (size_t)kv->n_blocks + (size_t)id) * bs;
 		size_t dst = ((size_t)il * (size_t)kv->n_blocks + (size_t)copy) * bs;
 		memcpy((char *)kv->k_data + dst * kv->row_k, (char *)kv->k_data + src * kv->row_k, bs * kv->row_k);
 		memcpy((char *)kv->v_data + dst * kv->row_v, (char *)kv->v_data + src * kv->row_v, bs * kv->row_v);
+	}
+	if (local) {
+		loc_get(kv, copy);
+		kv->blocks[copy].lneed = 1;
+		const int32_t from = kv->blocks[id].loc, to = kv->blocks[copy].loc;
+		for (int il = 0; il < kv->n_layer_local; il++) {
+			size_t src = ((size_t)il * (size_t)kv->n_lblocks + (size_t)from) * bs;
+			size_t dst = ((size_t)il * (size_t)kv->n_lblocks + (size_t)to) * bs;
+			memcpy((char *)kv->lk_data + dst * kv->row_k, (char *)kv->lk_data + src * kv->row_k, bs * kv->row_k);
+			memcpy((char *)kv->lv_data + dst * kv->row_v, (char *)kv->lv_data + src * kv->row_v, bs * kv->row_v);
+		}
+		if (--kv->blocks[id].lneed == 0)
+			loc_put(kv, id); /* referenced by others, who have passed it */
 	}
 	kv->blocks[id].ref--;
 	s->table[b] = copy;
@@ -334,6 +513,9 @@ void kv_seq_commit(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tok
 		if (kv->name_block(kv, parent, tokens, bs, &name))
 			break; /* stays unnamed: shared with nobody */
 		struct kv_block *blk = &kv->blocks[id];
+		const int32_t other = blk->named ? -1 : index_find(kv, &name);
+		if (other >= 0 && kv->n_swa && kv->blocks[other].loc < 0 && blk->loc >= 0)
+			unpublish(kv, other); /* the same prefix, its window gone: findable as this one now */
 		if (!blk->named && index_find(kv, &name) < 0) {
 			blk->named = true;
 			blk->name = name;
@@ -344,6 +526,33 @@ void kv_seq_commit(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tok
 		s->names[b] = name;
 		s->n_named++;
 	}
+	if (kv->n_swa)
+		seq_pass(kv, s);
+}
+
+/* Cuts an adopted prefix back to the longest one whose window is resident,
+ * and takes the local blocks of that window; returns its blocks. */
+static int32_t adopt_window(struct kv_cache *kv, struct kv_seq *s)
+{
+	int32_t k = s->n_blocks;
+	while (k > 0 && !seq_resident(kv, s, window_block(kv, k * kv->block_size), k))
+		k--;
+	while (s->n_blocks > k) {
+		const int32_t id = s->table[--s->n_blocks];
+		if (--kv->blocks[id].ref == 0)
+			list_add(kv, id);
+	}
+	s->n_named = k;
+	const int32_t from = window_block(kv, k * kv->block_size);
+	s->n_passed = from < k ? from : k;
+	for (int32_t b = 0; b < k; b++) {
+		const int32_t id = s->table[b];
+		if (b >= s->n_passed)
+			kv->blocks[id].lneed++;
+		else if (kv->blocks[id].lneed == 0)
+			loc_put(kv, id); /* referenced, attended to by no one */
+	}
+	return k;
 }
 
 /* Is block id the one s may take next for tokens? Its full name, its tokens
@@ -378,15 +587,28 @@ int32_t kv_seq_adopt_prefix(struct kv_cache *kv, struct kv_seq *s, const int32_t
 		s->names[s->n_named++] = name;
 		got += bs;
 	}
+	if (kv->n_swa)
+		got = adopt_window(kv, s) * bs;
 	s->n_tokens = got;
 	kv->hits += (uint64_t)got;
 	return got;
 }
 
-static void drop_block(struct kv_cache *kv, int32_t id)
+/* s gives up its last block. A block that goes unreferenced keeps its local
+ * block (a later request may adopt the prefix it ends); one that others
+ * still hold but none attends to gives it back. */
+static void drop_last(struct kv_cache *kv, struct kv_seq *s)
 {
-	if (--kv->blocks[id].ref == 0)
+	const int32_t b = --s->n_blocks, id = s->table[b];
+	struct kv_block *blk = &kv->blocks[id];
+	if (kv->n_swa && b >= s->n_passed)
+		blk->lneed--;
+	if (--blk->ref == 0)
 		list_add(kv, id);
+	else if (kv->n_swa && blk->lneed == 0)
+		loc_put(kv, id);
+	if (s->n_passed > s->n_blocks)
+		s->n_passed = s->n_blocks;
 }
 
 void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep)
@@ -398,7 +620,16 @@ void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep)
 		n_keep = 0;
 	int32_t keep_blocks = (n_keep + bs - 1) / bs;
 	while (s->n_blocks > keep_blocks)
-		drop_block(kv, s->table[--s->n_blocks]);
+		drop_last(kv, s);
+	if (kv->n_swa) { /* the window of position n_keep must be resident again */
+		const int32_t from = window_block(kv, n_keep) < s->n_blocks ? window_block(kv, n_keep) : s->n_blocks;
+		if (from < s->n_passed && !seq_resident(kv, s, from, s->n_passed)) {
+			kv_seq_release(kv, s);
+			return;
+		}
+		for (; from < s->n_passed; s->n_passed--)
+			kv->blocks[s->table[s->n_passed - 1]].lneed++;
+	}
 	s->n_tokens = n_keep;
 	if (s->n_named * bs > n_keep)
 		s->n_named = n_keep / bs;
@@ -409,9 +640,10 @@ void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep)
 void kv_seq_release(struct kv_cache *kv, struct kv_seq *s)
 {
 	while (s->n_blocks > 0)
-		drop_block(kv, s->table[--s->n_blocks]);
+		drop_last(kv, s);
 	s->n_tokens = 0;
 	s->n_named = 0;
+	s->n_passed = 0;
 }
 
 void kv_seq_free(struct kv_cache *kv, struct kv_seq *s)

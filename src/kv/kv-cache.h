@@ -36,6 +36,20 @@
  * is needed for new data: free blocks are reused never-named first, then
  * least recently used.
  *
+ * Sliding windows (kv_cache_init_swa): the layers with a window (local
+ * layers, all of one width W) keep their K and V apart, in a second, smaller
+ * pool of local blocks. A block of the table has a local block (loc) only
+ * while some sequence may still attend to it: a sequence passes block b once
+ * every position it will compute sees nothing of b or of the block after it,
+ * (b + 2) * block_size <= n_tokens - W + 1 (the slack block: stepping back up
+ * to a block keeps the window), and the local block of a passed block that no other
+ * sequence needs (lneed 0) goes back to the local pool at once. A released
+ * sequence's last blocks keep theirs (a follow-up request adopting the whole
+ * prefix finds its window), until the pool needs them. A prefix is adopted
+ * only as far as its window is resident; truncating past a released window
+ * keeps nothing. So a long sequence holds all positions of the global
+ * layers but only about W + block_size of the local ones.
+ *
  * Not thread-safe: one thread (a context's or the scheduler's) owns it;
  * kv_cache_root_name alone may run on any thread.
  */
@@ -65,6 +79,8 @@ struct kv_block {
 	int32_t prev, next;     /* LRU / free list links (-1: none) */
 	bool in_list;
 	int32_t *tokens;        /* [block_size] the tokens it holds, to verify a hit */
+	int32_t loc;            /* its local block (local layers' K and V), or -1 */
+	int32_t lneed;          /* sequences holding it that still attend to it in local layers */
 };
 
 /* A sequence; zero-initialized is empty, with the unsalted root. Free its
@@ -77,6 +93,7 @@ struct kv_seq {
 	int32_t n_blocks, cap_blocks;
 	int32_t n_tokens;       /* positions filled */
 	int32_t n_named;        /* leading full blocks whose names are known */
+	int32_t n_passed;       /* leading blocks its local layers no longer attend to */
 };
 
 struct kv_cache {
@@ -85,7 +102,16 @@ struct kv_cache {
 	int type;                    /* HEARTH_TYPE_F16, HEARTH_TYPE_F32 or HEARTH_TYPE_Q8_0 */
 	size_t row_k, row_v;         /* bytes per position per layer */
 	bool k_transposed;           /* keys [width_k][block_size] within a block (see above) */
-	void *k_data, *v_data;
+	void *k_data, *v_data;       /* the global layers': [n_layer_global][n_blocks][block_size] rows */
+	/* sliding windows (n_swa 0: none, every layer global) */
+	int32_t n_swa;               /* the local layers' window */
+	int32_t n_layer_global, n_layer_local;
+	int32_t *layer_slot;         /* [n_layer] the layer's index in its pool, ... */
+	bool *layer_local;           /* ... the local one when set */
+	int32_t n_lblocks;           /* local blocks */
+	void *lk_data, *lv_data;     /* [n_layer_local][n_lblocks][block_size] rows */
+	int32_t *lfree, n_lfree;     /* unused local blocks (a stack) */
+	int32_t n_free_loc;          /* blocks in the free list that hold a local block */
 	struct kv_block *blocks;
 	int32_t n_free;              /* blocks with ref 0 (in the list) */
 	int32_t head, tail;          /* the free list: never-named first, then LRU named */
@@ -104,6 +130,13 @@ struct kv_cache {
 /* Sizes the cache for n_tokens_total positions in blocks of block_size. */
 int kv_cache_init(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t width_v, int32_t n_tokens_total,
 		  int32_t block_size, int type, struct hearth_err *err);
+/* The same with sliding windows: layer_swa[il] > 0 makes layer il local with
+ * that window (all local layers' windows must be equal), and the local pool
+ * holds n_local_tokens positions (rounded up to blocks; at most the global
+ * one's). layer_swa NULL, or all zero: kv_cache_init. */
+int kv_cache_init_swa(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int64_t width_v, int32_t n_tokens_total,
+		      int32_t block_size, int type, const int32_t *layer_swa, int32_t n_local_tokens,
+		      struct hearth_err *err);
 void kv_cache_free(struct kv_cache *kv);
 /* The default name_block: SHA-256 of parent's 32 bytes, then the tokens. */
 int kv_cache_name_block(struct kv_cache *kv, const struct kv_name *parent, const int32_t *tokens, int32_t n,
@@ -119,9 +152,10 @@ int kv_cache_root_name(const void *salt, size_t salt_size, struct kv_name *out, 
 void *kv_cache_k(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos);
 void *kv_cache_v(const struct kv_cache *kv, const struct kv_seq *s, int il, int32_t pos);
 
-/* Makes room for n more positions in seq (allocating blocks). HEARTH_ECTXFULL
- * when the cache has too few free blocks, HEARTH_ENOMEM when seq's block
- * table cannot grow; nothing changes then. */
+/* Makes room for n more positions in seq (allocating blocks, and local ones
+ * for them). HEARTH_ECTXFULL when the cache has too few free blocks (global
+ * or local), HEARTH_ENOMEM when seq's block table cannot grow; nothing
+ * changes then. */
 int kv_seq_reserve(struct kv_cache *kv, struct kv_seq *s, int32_t n);
 /* Records that tokens[0..n) were written at positions n_tokens.. and publishes
  * the blocks they filled. tokens are the sequence's tokens from position 0.
@@ -133,7 +167,9 @@ void kv_seq_commit(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_tok
  * tokens and parents match, from seq's root on, and returns how many tokens
  * it covers. */
 int32_t kv_seq_adopt_prefix(struct kv_cache *kv, struct kv_seq *s, const int32_t *tokens, int32_t n, int32_t max_reuse);
-/* Drops positions from n_keep on; whole blocks past it go back to the cache. */
+/* Drops positions from n_keep on; whole blocks past it go back to the cache.
+ * With sliding windows, keeps nothing when the window of position n_keep is
+ * no longer resident (see above): read n_tokens after. */
 void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep);
 /* Releases all of seq's blocks (they stay findable when published); seq keeps its root. */
 void kv_seq_release(struct kv_cache *kv, struct kv_seq *s);
@@ -143,5 +179,7 @@ void kv_seq_free(struct kv_cache *kv, struct kv_seq *s);
 int32_t kv_seq_blocks_needed(const struct kv_cache *kv, const struct kv_seq *s, int32_t n);
 /* Blocks in use by some sequence. */
 int32_t kv_cache_used(const struct kv_cache *kv);
+/* Local blocks in use (holding some block's local layers). */
+int32_t kv_cache_local_used(const struct kv_cache *kv);
 
 #endif /* HEARTH_KV_CACHE_H */

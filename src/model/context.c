@@ -36,6 +36,25 @@ struct hearth_context_params hearth_context_default_params(void)
 					       .cache_type = HEARTH_TYPE_F16 };
 }
 
+/* The context's cache: local layers (sliding windows) keep about a window
+ * and a batch of positions, the others n_ctx (see kv-cache.h). */
+static int cache_init(struct hearth_context *c, const struct hearth_model *m, const struct hearth_context_params *d,
+		      struct hearth_err *err)
+{
+	const struct hparams *h = &m->hp;
+	int32_t *swa = malloc((size_t)h->n_layer * sizeof *swa);
+	if (!swa)
+		return err_set(err, HEARTH_ENOMEM, "context: out of memory");
+	const int32_t w = model_layer_swa(m, swa);
+	/* a window, a batch, and partly filled or slack blocks at both ends */
+	const int64_t local = (int64_t)w + d->n_batch + 4 * CONTEXT_BLOCK;
+	const int rc = kv_cache_init_swa(&c->kv, h->n_layer, (int64_t)h->n_head_kv * h->head_dim_k,
+					 (int64_t)h->n_head_kv * h->head_dim_v, d->n_ctx, CONTEXT_BLOCK, d->cache_type,
+					 w ? swa : NULL, local < d->n_ctx ? (int32_t)local : d->n_ctx, err);
+	free(swa);
+	return rc;
+}
+
 int hearth_context_new(struct hearth_context **out, struct hearth_model *m, const struct hearth_context_params *p,
 		       struct hearth_err *err)
 {
@@ -69,11 +88,11 @@ int hearth_context_new(struct hearth_context **out, struct hearth_model *m, cons
 		return err_set(err, HEARTH_ENOMEM, "context: out of memory");
 	c->m = m;
 	c->n_ctx = d.n_ctx;
-	if ((rc = kv_cache_init(&c->kv, h->n_layer, (int64_t)h->n_head_kv * h->head_dim_k,
-				(int64_t)h->n_head_kv * h->head_dim_v, d.n_ctx, CONTEXT_BLOCK, d.cache_type, err)))
+	if ((rc = cache_init(c, m, &d, err)))
 		goto fail;
 	if ((rc = fwd_new(&c->fwd, m, &c->kv, d.n_batch, d.n_threads, err)))
 		goto fail;
+	fwd_set_n_ctx_seq(c->fwd, d.n_ctx);
 	c->tokens = malloc((size_t)d.n_ctx * sizeof *c->tokens);
 	c->seqs = malloc((size_t)d.n_batch * sizeof *c->seqs);
 	c->pos = malloc((size_t)d.n_batch * sizeof *c->pos);
@@ -141,7 +160,12 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 		c->logits = l;
 		c->logits_cap = need;
 	}
-	const int rc = kv_seq_reserve(&c->kv, &c->seq, n);
+	/* with sliding windows, blocks are taken a batch at a time (the local
+	 * ones of each batch come back as the window moves on) */
+	const bool per_batch = c->kv.n_swa > 0;
+	if (per_batch && kv_seq_blocks_needed(&c->kv, &c->seq, n) > c->kv.n_free)
+		return err_set(err, HEARTH_ECTXFULL, "decode: the KV cache is full");
+	int rc = per_batch ? 0 : kv_seq_reserve(&c->kv, &c->seq, n);
 	if (rc == HEARTH_ENOMEM)
 		return err_set(err, rc, "decode: out of memory for the KV cache's block table");
 	if (rc)
@@ -151,6 +175,9 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 	for (int32_t done = 0; done < n;) {
 		const int32_t nb = n - done < B ? n - done : B;
 		const int32_t start = c->seq.n_tokens;
+		if (per_batch && (rc = kv_seq_reserve(&c->kv, &c->seq, nb)))
+			return err_set(err, rc, "decode: the KV cache's %s is full after %d of %d tokens",
+				       rc == HEARTH_ECTXFULL ? "window" : "block table", done, n);
 		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows };
 		for (int32_t i = 0; i < nb; i++) {
 			c->pos[i] = start + i;

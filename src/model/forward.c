@@ -1,16 +1,20 @@
 /*
  * forward.c - the batched forward pass (see forward.h).
  *
- *   x = embed(tokens)                                      [B, n_embd]
+ *   x = embed(tokens) (* embd_scale)                       [B, n_embd]
  *   per layer:  h = rms_norm(x) * attn_norm
- *               q,k,v = h Wq (+bq), h Wk (+bk), h Wv (+bv)  (qwen3: per-head q/k norm)
+ *               q,k,v = h Wq (+bq), h Wk (+bk), h Wv (+bv)  (qwen3, gemma3: per-head q/k norm)
  *               rope(q, k) at each token's position; k, v -> the paged cache
- *               x += attention(q, own sequence's cache[0 .. pos]) Wo   (causal, GQA;
- *                    gpt-oss: a sink logit per head joins each softmax)
+ *               a = attention(q, own sequence's cache[w .. pos]) Wo   (causal, GQA;
+ *                   w = 0, or pos - n_swa + 1 in a sliding-window layer;
+ *                   gpt-oss: a sink logit per head joins each softmax)
+ *               x += a (post-norm: x += rms_norm(a) * attn_post_norm)
  *               h = rms_norm(x) * ffn_norm
- *               x += (silu(h Wgate) * (h Wup)) Wdown, or the mixture of the
- *                    experts the router picks (see moe.h; grouped by expert)
- *   logits = rms_norm(x[out_rows]) * output_norm  Woutput
+ *               f = (act(h Wgate) * (h Wup)) Wdown         (act: silu, or gelu),
+ *                   or the mixture of the experts the router picks (see
+ *                   moe.h; grouped by expert)
+ *               x += f (post-norm: x += rms_norm(f) * ffn_post_norm)
+ *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
  * before it runs (importance matrices collect through it).
@@ -69,7 +73,26 @@ struct fwd {
 	float *moe_g, *moe_u;       /* [rows][n_ff_exp]: gate (then the activation), up */
 	float *moe_scratch;         /* [n_expert] per thread */
 	struct mm_part *moe_parts;  /* [2 n_expert] */
+	const float *rope_factors; /* rope frequency factors (n_rot/2), or NULL */
 };
+
+/* The rope factors for sequences of up to n_ctx_seq positions: Llama 3.1's
+ * rope_freqs, or LongRoPE's long factors when n_ctx_seq exceeds the original
+ * training context, else its short ones (llama.cpp decides by its context
+ * per sequence the same way). */
+static const float *rope_factors_for(const struct hearth_model *m, int64_t n_ctx_seq)
+{
+	if (m->rope_freqs.data)
+		return m->rope_freqs.data;
+	if (m->rope_long.data && n_ctx_seq > m->hp.n_ctx_orig)
+		return m->rope_long.data;
+	return m->rope_short.data;
+}
+
+void fwd_set_n_ctx_seq(struct fwd *f, int32_t n_ctx_seq)
+{
+	f->rope_factors = rope_factors_for(f->m, n_ctx_seq);
+}
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -88,6 +111,7 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->m = m;
 	f->kv = kv;
 	f->n_batch = n_batch;
+	f->rope_factors = rope_factors_for(m, (int64_t)kv->n_blocks * kv->block_size);
 	if ((rc = pool_new(&f->pool, n_threads, err))) {
 		free(f);
 		return rc;
@@ -365,8 +389,9 @@ static void matmul_n(struct fwd *f, int n, const struct tensor *const *w, const 
 {
 	const int64_t n_in = w[0]->ne[0];
 	if (f->tap)
-		for (int k = 0; k < n; k++)
-			f->tap(w[k]->name, x, n_in, n_tok, f->tap_data);
+		for (int k = 0; k < n; k++) /* the parts of a fused matrix share its name: one call */
+			if (k == 0 || strcmp(w[k]->name, w[k - 1]->name) != 0)
+				f->tap(w[k]->name, x, n_in, n_tok, f->tap_data);
 	for (int k = 0; k < n;) {
 		const struct qtype_ops *ops = kern_ops(w[k]->type);
 		struct mm_part part[3];
@@ -415,20 +440,117 @@ struct attn_task {
  * prefetcher does not run ahead of. */
 #define ATTN_PREFETCH 32
 
-/* What one job needs to walk the cache: its sequence, layer, KV head and the
- * last position its rows see. */
+/* What one job needs to walk the cache: its sequence, layer, KV head, the
+ * last position its rows see and the layer's window (0: none). */
 struct attn_walk {
 	const struct kv_seq *s;
 	int il, kvh, M;
 	int32_t p0, last;
+	int32_t n_swa;
 };
 
-/* Row r of a job sees positions up to p0 + r / G: how many of tile t0's. */
-static void attn_seen(const struct attn_walk *a, int G, int32_t t0, int32_t *n)
+/* The first position that position p attends to. */
+static int32_t attn_first(const struct attn_walk *a, int32_t p)
 {
+	return a->n_swa > 0 && p >= a->n_swa ? p - a->n_swa + 1 : 0;
+}
+
+/* The first tile a job reads: tiles wholly before every row's window are
+ * skipped (their cache blocks are not read). */
+static int32_t attn_start(const struct attn_walk *a)
+{
+	return attn_first(a, a->p0) / ATTN_TILE * ATTN_TILE;
+}
+
+/* Row r of a job sees positions attn_first(p) .. p, p = p0 + r / G: how many
+ * of tile t0's, counted from the tile's start. A row whose window starts
+ * after t0 gets 0 here (the tile kernels only cut a tile's end); when its
+ * window starts inside the tile, the return value says so and attn_edges
+ * runs that part of the tile for it. */
+static bool attn_seen(const struct attn_walk *a, int G, int32_t t0, int32_t *n)
+{
+	bool edge = false;
 	for (int r = 0; r < a->M; r++) {
-		const int32_t seen = a->p0 + r / G + 1 - t0;
+		const int32_t p = a->p0 + r / G, seen = p + 1 - t0, lo = attn_first(a, p) - t0;
 		n[r] = seen < 0 ? 0 : seen > ATTN_TILE ? ATTN_TILE : seen;
+		if (lo > 0) {
+			edge |= lo < n[r];
+			n[r] = 0;
+		}
+	}
+	return edge;
+}
+
+/* Positions p_first .. p_first + np - 1 of the job's head as float, into
+ * tile columns off .. off + np - 1 (off + np <= ATTN_TILE; the other columns
+ * zero): keys transposed into kt [dk][ATTN_TILE], values into v
+ * [ATTN_TILE][dv]; from either cache layout. */
+static void attn_load(struct fwd *f, const struct attn_walk *a, int32_t p_first, int off, int np, float *kt, float *v,
+		      float *krow)
+{
+	const struct kv_cache *kv = f->kv;
+	const struct hparams *h = &f->m->hp;
+	const struct qtype_ops *ops = kern_ops(kv->type);
+	const int dk = h->head_dim_k, dv = h->head_dim_v;
+	const size_t koff = qtype_row_size(kv->type, (int64_t)a->kvh * dk), voff = qtype_row_size(kv->type, (int64_t)a->kvh * dv);
+	const size_t kbytes = qtype_row_size(kv->type, dk), vbytes = qtype_row_size(kv->type, dv);
+	const int32_t last = p_first + np - 1;
+	for (int p = 0; p < np; p++) {
+		const int32_t pos = p_first + p;
+		if (pos + ATTN_PREFETCH <= last) { /* short strided rows: ask for them ahead */
+			const char *kp = (const char *)kv_cache_k(kv, a->s, a->il, pos + ATTN_PREFETCH) + koff;
+			const char *vp = (const char *)kv_cache_v(kv, a->s, a->il, pos + ATTN_PREFETCH) + voff;
+			for (size_t o = 0; o < kbytes && !kv->k_transposed; o += 64)
+				__builtin_prefetch(kp + o);
+			for (size_t o = 0; o < vbytes; o += 64)
+				__builtin_prefetch(vp + o);
+		}
+		if (kv->k_transposed) { /* f16, element d block_size elements after element d - 1 */
+			const uint16_t *col = (const uint16_t *)kv_cache_k(kv, a->s, a->il, pos) +
+					      (size_t)a->kvh * (size_t)dk * (size_t)kv->block_size;
+			for (int d = 0; d < dk; d++)
+				ops->to_float(col + (size_t)d * (size_t)kv->block_size, &krow[d], 1);
+		} else {
+			ops->to_float((const char *)kv_cache_k(kv, a->s, a->il, pos) + koff, krow, dk);
+		}
+		for (int d = 0; d < dk; d++)
+			kt[(size_t)d * ATTN_TILE + (size_t)(off + p)] = krow[d];
+		ops->to_float((const char *)kv_cache_v(kv, a->s, a->il, pos) + voff, v + (size_t)(off + p) * (size_t)dv, dv);
+	}
+	for (int d = 0; d < dk; d++) {
+		memset(kt + (size_t)d * ATTN_TILE, 0, (size_t)off * sizeof(float));
+		memset(kt + (size_t)d * ATTN_TILE + off + np, 0, (size_t)(ATTN_TILE - off - np) * sizeof(float));
+	}
+	memset(v, 0, (size_t)off * (size_t)dv * sizeof *v);
+}
+
+/* Leading positions of tile t0 that no row of the job attends to: before
+ * the earliest window (their cache blocks may be given back), not read. */
+static int attn_skip(const struct attn_walk *a, int32_t t0, int np)
+{
+	const int32_t first = attn_first(a, a->p0);
+	return first <= t0 ? 0 : first - t0 < np ? first - t0 : np;
+}
+
+/* The rows whose window starts inside tile t0 after its first position:
+ * one token's G rows at a time, over the positions they see of the tile
+ * (from their window's start), loaded to the start of a float tile. What a
+ * row computes depends only on its position, the window and the cache, not
+ * on the rest of the batch. */
+static void attn_edges(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w, int32_t t0)
+{
+	const struct hparams *h = &f->m->hp;
+	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
+	for (int r0 = 0; r0 < a->M; r0 += G) {
+		const int32_t p = a->p0 + r0 / G, lo = attn_first(a, p);
+		if (lo <= t0 || lo >= t0 + ATTN_TILE)
+			continue;
+		const int32_t end = p < t0 + ATTN_TILE - 1 ? p : t0 + ATTN_TILE - 1, np = end - lo + 1;
+		attn_load(f, a, lo, 0, np, w->kt, w->kt + (size_t)dk * ATTN_TILE, w->krow);
+		for (int g = 0; g < G; g++)
+			w->n[r0 + g] = np;
+		kern_fns()->attn_tile(G, dk, dv, w->q + (size_t)r0 * (size_t)dk, w->n + r0, w->kt,
+				      w->kt + (size_t)dk * ATTN_TILE, w->mx + r0, w->l + r0, w->o + (size_t)r0 * (size_t)dv);
 	}
 }
 
@@ -441,16 +563,21 @@ static void attn_tiles_f16(struct fwd *f, const struct attn_walk *a, struct attn
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
 	const kern_attn_tile_f16_fn tile = kern_fns()->attn_tile_f16;
 	const size_t koff = (size_t)a->kvh * (size_t)dk * (size_t)kv->block_size, voff = (size_t)a->kvh * (size_t)dv;
-	for (int32_t t0 = 0; t0 <= a->last; t0 += ATTN_TILE) {
+	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
 		const uint16_t *kc[ATTN_TILE / ATTN_CHUNK], *vc[ATTN_TILE / ATTN_CHUNK];
-		for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) {
+		const int32_t first = attn_first(a, a->p0);
+		for (int c = 0; c < ATTN_TILE / ATTN_CHUNK; c++) { /* chunks before every window: not read */
 			const int32_t pos = t0 + c * ATTN_CHUNK;
-			kc[c] = pos <= a->last ? (const uint16_t *)kv_cache_k(kv, a->s, a->il, pos) + koff : NULL;
-			vc[c] = pos <= a->last ? (const uint16_t *)kv_cache_v(kv, a->s, a->il, pos) + voff : NULL;
+			const bool used = pos <= a->last && pos + ATTN_CHUNK > first;
+			kc[c] = used ? (const uint16_t *)kv_cache_k(kv, a->s, a->il, pos) + koff : NULL;
+			vc[c] = used ? (const uint16_t *)kv_cache_v(kv, a->s, a->il, pos) + voff : NULL;
 		}
-		attn_seen(a, G, t0, w->n);
-		tile(a->M, dk, dv, w->q, w->n, kc, (size_t)kv->block_size, vc, (size_t)kv->width_v, w->mx, w->l, w->o,
-		     w->kt);
+		const bool edge = attn_seen(a, G, t0, w->n);
+		if (first <= t0) /* else no row sees the tile from its start: attn_seen gave every n 0 */
+			tile(a->M, dk, dv, w->q, w->n, kc, (size_t)kv->block_size, vc, (size_t)kv->width_v, w->mx, w->l,
+			     w->o, w->kt);
+		if (edge)
+			attn_edges(f, a, w, t0);
 	}
 }
 
@@ -458,35 +585,62 @@ static void attn_tiles_f16(struct fwd *f, const struct attn_walk *a, struct attn
  * once for all the job's rows. */
 static void attn_tiles_convert(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
 {
-	const struct kv_cache *kv = f->kv;
 	const struct hparams *h = &f->m->hp;
-	const struct qtype_ops *ops = kern_ops(kv->type);
 	const kern_attn_tile_fn tile = kern_fns()->attn_tile;
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
-	const size_t koff = qtype_row_size(kv->type, (int64_t)a->kvh * dk), voff = qtype_row_size(kv->type, (int64_t)a->kvh * dv);
-	const size_t kbytes = qtype_row_size(kv->type, dk), vbytes = qtype_row_size(kv->type, dv);
 	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE;
-	for (int32_t t0 = 0; t0 <= a->last; t0 += ATTN_TILE) {
-		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE;
-		for (int p = 0; p < np; p++) {
-			if (t0 + p + ATTN_PREFETCH <= a->last) { /* short strided rows: ask for them ahead */
-				const char *kp = (const char *)kv_cache_k(kv, a->s, a->il, t0 + p + ATTN_PREFETCH) + koff;
-				const char *vp = (const char *)kv_cache_v(kv, a->s, a->il, t0 + p + ATTN_PREFETCH) + voff;
-				for (size_t o = 0; o < kbytes; o += 64)
-					__builtin_prefetch(kp + o);
-				for (size_t o = 0; o < vbytes; o += 64)
-					__builtin_prefetch(vp + o);
-			}
-			ops->to_float((const char *)kv_cache_k(kv, a->s, a->il, t0 + p) + koff, w->krow, dk);
-			for (int d = 0; d < dk; d++)
-				kt[(size_t)d * ATTN_TILE + (size_t)p] = w->krow[d];
-			ops->to_float((const char *)kv_cache_v(kv, a->s, a->il, t0 + p) + voff, v + (size_t)p * (size_t)dv, dv);
+	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
+		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE, skip = attn_skip(a, t0, np);
+		const bool edge = attn_seen(a, G, t0, w->n);
+		if (skip == 0) { /* else no row sees the tile from its start */
+			attn_load(f, a, t0, 0, np, kt, v, w->krow);
+			tile(a->M, dk, dv, w->q, w->n, kt, v, w->mx, w->l, w->o);
 		}
-		if (np < ATTN_TILE)
-			for (int d = 0; d < dk; d++)
-				memset(kt + (size_t)d * ATTN_TILE + np, 0, (size_t)(ATTN_TILE - np) * sizeof(float));
-		attn_seen(a, G, t0, w->n);
-		tile(a->M, dk, dv, w->q, w->n, kt, v, w->mx, w->l, w->o);
+		if (edge)
+			attn_edges(f, a, w, t0);
+	}
+}
+
+/* Attention with soft-capped scores (gemma2): s = c tanh(s / c) before the
+ * softmax. The tile kernels do not cap, so these layers take this plain
+ * path: each tile converted to float, each row's visible positions (its
+ * window's included) scored, capped and folded into its online softmax. */
+static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
+{
+	const struct hparams *h = &f->m->hp;
+	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
+	const float c = h->attn_softcap, inv = 1.0f / c;
+	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE];
+	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
+		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE, skip = attn_skip(a, t0, np);
+		attn_load(f, a, t0 + skip, skip, np - skip, kt, v, w->krow);
+		for (int r = 0; r < a->M; r++) {
+			const int32_t p = a->p0 + r / G, lo0 = attn_first(a, p) - t0, hi = p - t0 + 1;
+			const int lo = lo0 > 0 ? lo0 : 0, n = hi < np ? hi : np;
+			if (lo >= n)
+				continue;
+			const float *q = w->q + (size_t)r * (size_t)dk;
+			float mnew = w->mx[r];
+			for (int j = lo; j < n; j++) {
+				float acc = 0;
+				for (int d = 0; d < dk; d++)
+					acc = fmaf(q[d], kt[(size_t)d * ATTN_TILE + (size_t)j], acc);
+				s[j] = c * tanhf(acc * inv);
+				mnew = s[j] > mnew ? s[j] : mnew;
+			}
+			const float alpha = expf(w->mx[r] - mnew);
+			float *o = w->o + (size_t)r * (size_t)dv, sum = 0;
+			for (int d = 0; d < dv; d++)
+				o[d] *= alpha;
+			for (int j = lo; j < n; j++) {
+				const float e = expf(s[j] - mnew);
+				sum += e;
+				for (int d = 0; d < dv; d++)
+					o[d] = fmaf(e, v[(size_t)j * (size_t)dv + (size_t)d], o[d]);
+			}
+			w->l[r] = w->l[r] * alpha + sum;
+			w->mx[r] = mnew;
+		}
 	}
 }
 
@@ -497,13 +651,14 @@ static void attn_run(void *arg, int ith, int nth)
 	const struct fwd_batch *b = f->b;
 	const struct hparams *h = &f->m->hp;
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
-	const float scale = 1.0f / sqrtf((float)dk);
+	const float scale = h->attn_scale > 0 ? h->attn_scale : 1.0f / sqrtf((float)dk);
 	struct attn_scratch *w = &f->attn_scratch[ith];
 
 	for (int job = ith; job < f->n_attn_jobs * h->n_head_kv; job += nth) {
 		const struct attn_job *j = &f->attn_jobs[job / h->n_head_kv];
 		const struct attn_walk a = { .s = b->seq[j->i0], .il = t->il, .kvh = job % h->n_head_kv, .M = j->n_tok * G,
-					     .p0 = b->pos[j->i0], .last = b->pos[j->i0] + j->n_tok - 1 };
+					     .p0 = b->pos[j->i0], .last = b->pos[j->i0] + j->n_tok - 1,
+					     .n_swa = f->m->layers[t->il].n_swa };
 		for (int r = 0; r < a.M; r++) { /* row r: token r / G, head kvh * G + r % G */
 			const float *q = f->q + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(a.kvh * G + r % G)) * (size_t)dk;
 			for (int d = 0; d < dk; d++)
@@ -512,7 +667,9 @@ static void attn_run(void *arg, int ith, int nth)
 			w->l[r] = 0;
 		}
 		memset(w->o, 0, (size_t)a.M * (size_t)dv * sizeof *w->o);
-		if (f->kv->k_transposed)
+		if (h->attn_softcap > 0)
+			attn_tiles_softcap(f, &a, w);
+		else if (f->kv->k_transposed)
 			attn_tiles_f16(f, &a, w);
 		else
 			attn_tiles_convert(f, &a, w);
@@ -582,6 +739,9 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 	const int64_t QK = (int64_t)h->n_head * dk, KK = f->kv->width_k, VV = f->kv->width_v;
 	const struct kv_cache *kv = f->kv;
 	const struct qtype_ops *cops = kern_ops(kv->type);
+	struct hparams hl = *h; /* the layer's rope */
+	hl.rope_base = l->rope_base;
+	hl.rope_freq_scale = l->rope_freq_scale;
 
 	for (int i = i0; i < i1; i++) {
 		float *x = f->x + i * E, *xb = f->xb + i * E;
@@ -600,14 +760,16 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 			if (l->k_norm.data)
 				for (int hd = 0; hd < h->n_head_kv; hd++)
 					block_rms_norm(k + hd * dk, l->k_norm.data, k + hd * dk, dk, h->rms_eps);
-			block_rope(q, h->n_head, (int)dk, h->n_rot, f->b->pos[i], h, m->rope_freqs.data);
-			block_rope(k, h->n_head_kv, (int)dk, h->n_rot, f->b->pos[i], h, m->rope_freqs.data);
+			block_rope(q, h->n_head, (int)dk, h->n_rot, f->b->pos[i], &hl, f->rope_factors);
+			block_rope(k, h->n_head_kv, (int)dk, h->n_rot, f->b->pos[i], &hl, f->rope_factors);
 			store_k(kv, cops, k, kv_cache_k(kv, f->b->seq[i], il, f->b->pos[i]));
 			cops->from_float(v, kv_cache_v(kv, f->b->seq[i], il, f->b->pos[i]), VV);
 			break;
 		}
 		case STEP_FFN_IN: /* the attention output joins the residual stream */
 			add_bias(xb, &l->bo, 1, E);
+			if (l->attn_post_norm.data)
+				block_rms_norm(xb, l->attn_post_norm.data, xb, E, h->rms_eps);
 			for (int64_t j = 0; j < E; j++)
 				x[j] += xb[j];
 			block_rms_norm(x, l->ffn_norm.data, xb, E, h->rms_eps);
@@ -615,6 +777,8 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 		case STEP_SWIGLU: /* split by elements instead: see step_run */
 			break;
 		case STEP_RESIDUAL:
+			if (l->ffn_post_norm.data)
+				block_rms_norm(xb, l->ffn_post_norm.data, xb, E, h->rms_eps);
 			for (int64_t j = 0; j < E; j++)
 				x[j] += xb[j];
 			break;
@@ -628,7 +792,8 @@ static void step_run(void *arg, int ith, int nth)
 	const int n = t->f->b->n;
 	if (t->step == STEP_SWIGLU) { /* elementwise: split the elements, even of one token */
 		const int64_t total = (int64_t)n * t->f->m->hp.n_ff, e0 = total * ith / nth, e1 = total * (ith + 1) / nth;
-		kern_fns()->swiglu(t->f->hb + e0, t->f->hb2 + e0, e1 - e0);
+		const struct kern_fns *k = kern_fns();
+		(t->f->m->hp.ffn_act == FFN_GELU ? k->geglu : k->swiglu)(t->f->hb + e0, t->f->hb2 + e0, e1 - e0);
 		return;
 	}
 	step_rows(t->f, t->step, t->il, n * ith / nth, n * (ith + 1) / nth);
@@ -810,6 +975,14 @@ static void ffn(struct fwd *f, int il)
 	matmul(f, &l->ffn_down, f->hb, f->b->n, f->xb);
 }
 
+/* x = c tanh(x / c): logits bounded by c (gemma). */
+static void softcap(float *x, int64_t n, float c)
+{
+	const float inv = 1.0f / c;
+	for (int64_t i = 0; i < n; i++)
+		x[i] = c * tanhf(x[i] * inv);
+}
+
 /* ---- the pass ------------------------------------------------------------------- */
 
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
@@ -824,8 +997,13 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 	f->b = b;
 	f->xq_of = NULL;
 	attn_plan(f);
-	for (int i = 0; i < n; i++)
-		eops->to_float((const char *)m->tok_embd.data + (size_t)b->tokens[i] * erow, f->x + i * E, E);
+	for (int i = 0; i < n; i++) {
+		float *x = f->x + i * E;
+		eops->to_float((const char *)m->tok_embd.data + (size_t)b->tokens[i] * erow, x, E);
+		if (h->embd_scale != 1.0f)
+			for (int64_t j = 0; j < E; j++)
+				x[j] *= h->embd_scale;
+	}
 
 	for (int il = 0; il < h->n_layer; il++) {
 		const struct layer *l = &m->layers[il];
@@ -844,6 +1022,8 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 		for (int i = 0; i < b->n_out; i++)
 			block_rms_norm(f->x + b->out_rows[i] * E, m->output_norm.data, f->xb + i * E, E, h->rms_eps);
 		matmul(f, &m->output, f->xb, b->n_out, logits);
+		if (h->final_softcap > 0)
+			softcap(logits, (int64_t)b->n_out * h->n_vocab, h->final_softcap);
 	}
 	f->b = NULL;
 }

@@ -32,6 +32,11 @@ static const struct arch_entry archs[] = {
 	{ "qwen3", arch_qwen3_load },
 	{ "qwen3moe", arch_qwen3moe_load },
 	{ "gpt-oss", arch_gpt_oss_load },
+	{ "gemma3", arch_gemma3_load },
+	{ "phi3", arch_phi3_load },
+	{ "glm4", arch_glm4_load },
+	{ "chatglm", arch_chatglm_load },
+	{ "gemma2", arch_gemma2_load },
 };
 
 struct hearth_model_params hearth_model_default_params(void)
@@ -111,6 +116,89 @@ int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int 
 	return model_tensor3(m, t, fmt, il, ne0, ne1, 1, flags, err);
 }
 
+int32_t model_layer_swa(const struct hearth_model *m, int32_t *out)
+{
+	int32_t w = 0;
+	for (int il = 0; il < m->hp.n_layer; il++) {
+		out[il] = m->layers[il].n_swa;
+		w = out[il] > w ? out[il] : w;
+	}
+	return w;
+}
+
+bool model_hparam_has(const struct hearth_model *m, const char *suffix)
+{
+	char key[128];
+	snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
+	return gguf_find_key(m->gguf, key) >= 0;
+}
+
+void model_tensor_rows(const struct tensor *whole, struct tensor *part, int64_t r0, int64_t n)
+{
+	const bool vec = whole->ne[1] == 1;
+	assert(whole->data && r0 >= 0 && n > 0 && r0 + n <= (vec ? whole->ne[0] : whole->ne[1]));
+	*part = *whole;
+	if (vec) {
+		part->ne[0] = n;
+		part->data = (const float *)whole->data + r0;
+	} else {
+		part->ne[1] = n;
+		part->data = (const char *)whole->data + (size_t)r0 * qtype_row_size(whole->type, whole->ne[0]);
+	}
+}
+
+/* Binds a layer's q, k, v projections and biases: separate tensors, or one
+ * fused attn_qkv (rows q, then k, then v) and its optional bias. */
+static int bind_qkv(struct hearth_model *m, struct layer *l, int il, int64_t E, int64_t QK, int64_t KK, int64_t VV,
+		    struct hearth_err *err)
+{
+	struct tensor w, b;
+	int rc;
+	if ((rc = model_tensor(m, &w, "blk.%d.attn_qkv.weight", il, E, QK + KK + VV, TENSOR_OPTIONAL, err)))
+		return rc;
+	if (!w.data) {
+		if ((rc = model_tensor(m, &l->wq, "blk.%d.attn_q.weight", il, E, QK, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->wk, "blk.%d.attn_k.weight", il, E, KK, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->wv, "blk.%d.attn_v.weight", il, E, VV, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->bq, "blk.%d.attn_q.bias", il, QK, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->bk, "blk.%d.attn_k.bias", il, KK, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->bv, "blk.%d.attn_v.bias", il, VV, 0, TENSOR_OPTIONAL, err)))
+			return rc;
+		return 0;
+	}
+	model_tensor_rows(&w, &l->wq, 0, QK);
+	model_tensor_rows(&w, &l->wk, QK, KK);
+	model_tensor_rows(&w, &l->wv, QK + KK, VV);
+	if ((rc = model_tensor(m, &b, "blk.%d.attn_qkv.bias", il, QK + KK + VV, 0, TENSOR_OPTIONAL, err)))
+		return rc;
+	if (b.data) {
+		model_tensor_rows(&b, &l->bq, 0, QK);
+		model_tensor_rows(&b, &l->bk, QK, KK);
+		model_tensor_rows(&b, &l->bv, QK + KK, VV);
+	}
+	return 0;
+}
+
+/* Binds a layer's FFN gate and up projections: separate, or one ffn_up of
+ * 2 n_ff rows with the gate's first (phi3, glm4, chatglm). */
+static int bind_gate_up(struct hearth_model *m, struct layer *l, int il, int64_t E, int64_t F, struct hearth_err *err)
+{
+	struct tensor w;
+	int rc;
+	if ((rc = model_tensor(m, &l->ffn_gate, "blk.%d.ffn_gate.weight", il, E, F, TENSOR_OPTIONAL, err)))
+		return rc;
+	if (l->ffn_gate.data)
+		return model_tensor(m, &l->ffn_up, "blk.%d.ffn_up.weight", il, E, F, TENSOR_REQUIRED, err);
+	if ((rc = model_tensor(m, &w, "blk.%d.ffn_up.weight", il, E, 2 * F, TENSOR_OPTIONAL, err)))
+		return rc;
+	if (!w.data)
+		return err_set(err, HEARTH_EBADGGUF, "%s: layer %d has neither blk.%d.ffn_gate.weight nor a fused "
+			       "blk.%d.ffn_up.weight of %" PRId64 " rows", m->gguf->path, il, il, il, 2 * F);
+	model_tensor_rows(&w, &l->ffn_gate, 0, F);
+	model_tensor_rows(&w, &l->ffn_up, F, F);
+	return 0;
+}
+
 static int check_hparams(struct hearth_model *m, struct hearth_err *err)
 {
 	const struct hparams *h = &m->hp;
@@ -129,14 +217,13 @@ static int check_hparams(struct hearth_model *m, struct hearth_err *err)
 	return 0;
 }
 
-/* Layer il's SwiGLU feed-forward matrices. */
+/* Layer il's gated feed-forward matrices (gate and up separate or fused). */
 static int bind_dense_ffn(struct hearth_model *m, int il, struct hearth_err *err)
 {
 	struct layer *l = &m->layers[il];
 	const int64_t E = m->hp.n_embd, F = m->hp.n_ff;
 	int rc;
-	if ((rc = model_tensor(m, &l->ffn_gate, "blk.%d.ffn_gate.weight", il, E, F, TENSOR_REQUIRED, err)) ||
-	    (rc = model_tensor(m, &l->ffn_up, "blk.%d.ffn_up.weight", il, E, F, TENSOR_REQUIRED, err)))
+	if ((rc = bind_gate_up(m, l, il, E, F, err)))
 		return rc;
 	return model_tensor(m, &l->ffn_down, "blk.%d.ffn_down.weight", il, F, E, TENSOR_REQUIRED, err);
 }
@@ -179,6 +266,12 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	h->rope_base = 10000.0f;
 	h->rope_freq_scale = 1.0f;
 	h->rms_eps = 1e-5f;
+	h->rope_attn_factor = 1.0f;
+	h->embd_scale = 1.0f;
+	h->attn_scale = 0.0f;
+	h->final_softcap = 0.0f;
+	h->attn_softcap = 0.0f;
+	h->ffn_act = FFN_SILU;
 	if ((rc = model_hparam_i32(m, "context_length", &h->n_ctx_train, false, err)) ||
 	    (rc = model_hparam_i32(m, "embedding_length", &h->n_embd, true, err)) ||
 	    (rc = model_hparam_i32(m, "block_count", &h->n_layer, true, err)) ||
@@ -224,6 +317,7 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	if ((rc = check_hparams(m, err)) || (rc = moe_load_hparams(m, err)))
 		return rc;
 	h->n_vocab = m->vocab.n_vocab;
+	h->n_ctx_orig = h->n_ctx_train;
 
 	const int64_t E = h->n_embd, V = h->n_vocab;
 	const int64_t QK = (int64_t)h->n_head * h->head_dim_k, KK = (int64_t)h->n_head_kv * h->head_dim_k;
@@ -241,20 +335,19 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", m->gguf->path);
 	for (int il = 0; il < h->n_layer; il++) {
 		struct layer *l = &m->layers[il];
+		l->rope_base = h->rope_base;
+		l->rope_freq_scale = h->rope_freq_scale;
 		if ((rc = model_tensor(m, &l->attn_norm, "blk.%d.attn_norm.weight", il, E, 0, TENSOR_REQUIRED, err)) ||
-		    (rc = model_tensor(m, &l->wq, "blk.%d.attn_q.weight", il, E, QK, TENSOR_REQUIRED, err)) ||
-		    (rc = model_tensor(m, &l->wk, "blk.%d.attn_k.weight", il, E, KK, TENSOR_REQUIRED, err)) ||
-		    (rc = model_tensor(m, &l->wv, "blk.%d.attn_v.weight", il, E, VV, TENSOR_REQUIRED, err)) ||
+		    (rc = bind_qkv(m, l, il, E, QK, KK, VV, err)) ||
 		    (rc = model_tensor(m, &l->wo, "blk.%d.attn_output.weight", il, OV, E, TENSOR_REQUIRED, err)) ||
-		    (rc = model_tensor(m, &l->bq, "blk.%d.attn_q.bias", il, QK, 0, TENSOR_OPTIONAL, err)) ||
-		    (rc = model_tensor(m, &l->bk, "blk.%d.attn_k.bias", il, KK, 0, TENSOR_OPTIONAL, err)) ||
-		    (rc = model_tensor(m, &l->bv, "blk.%d.attn_v.bias", il, VV, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->bo, "blk.%d.attn_output.bias", il, E, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->q_norm, "blk.%d.attn_q_norm.weight", il, h->head_dim_k, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->k_norm, "blk.%d.attn_k_norm.weight", il, h->head_dim_k, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->attn_sinks, "blk.%d.attn_sinks.weight", il, h->n_head, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->attn_post_norm, "blk.%d.post_attention_norm.weight", il, E, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->ffn_norm, m->ffn_norm_name ? m->ffn_norm_name : "blk.%d.ffn_norm.weight", il, E, 0,
-				       TENSOR_REQUIRED, err)))
+				       TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->ffn_post_norm, "blk.%d.post_ffw_norm.weight", il, E, 0, TENSOR_OPTIONAL, err)))
 			return rc;
 		if ((rc = h->n_expert > 0 ? moe_bind_layer(m, il, err) : bind_dense_ffn(m, il, err)))
 			return rc;
@@ -390,7 +483,8 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 			return 0;
 		}
 	}
-	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, qwen3moe, gpt-oss are)", path,
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, "
+		     "glm4, chatglm, gemma2, qwen3moe, gpt-oss are)", path,
 		     m->arch);
 fail:
 	hearth_model_free(m);

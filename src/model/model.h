@@ -33,6 +33,12 @@ enum moe_act {
 	MOE_ACT_SWIGLU_OAI, /* gpt-oss: g = min(gate, 7), u = clamp(up, -7, 7): g * sigmoid(1.702 g) * (u + 1) */
 };
 
+/* The FFN's gate activation: out = act(x Wgate) * (x Wup). */
+enum ffn_act {
+	FFN_SILU, /* SwiGLU: llama, qwen, phi3, glm */
+	FFN_GELU, /* GeGLU with the tanh approximation of GELU: gemma */
+};
+
 struct tensor {
 	const char *name;
 	int type;
@@ -62,6 +68,14 @@ struct hparams {
 	bool moe_norm_w;                 /* chosen weights renormalized to sum 1 */
 	float moe_w_scale;               /* chosen weights multiplied by this (1: none) */
 	enum moe_act moe_act;
+	/* Set by the loader to neutral values (1 or 0); architectures change them. */
+	float rope_attn_factor;         /* multiplies rope's cos and sin (phi3 LongRoPE) */
+	int32_t n_ctx_orig;             /* phi3: contexts above it use rope_long's factors */
+	float embd_scale;               /* token embeddings are multiplied by it (gemma: sqrt(n_embd)) */
+	float attn_scale;               /* query scale; 0: 1 / sqrt(head_dim_k) */
+	float final_softcap;            /* logits = c tanh(logits / c) when c > 0 (gemma) */
+	float attn_softcap;             /* attention scores = c tanh(s / c) when c > 0 (gemma2) */
+	enum ffn_act ffn_act;
 };
 
 struct layer {
@@ -79,6 +93,15 @@ struct layer {
 	struct tensor ffn_gate_exps, ffn_up_exps, ffn_down_exps;
 	struct tensor ffn_gate_exps_b, ffn_up_exps_b, ffn_down_exps_b;
 	struct tensor *exp_gate, *exp_up, *exp_down;
+	/* optional norms of the attention and FFN outputs before they join the
+	 * residual stream (gemma, glm4) */
+	struct tensor attn_post_norm, ffn_post_norm;
+	/* Per-layer attention: n_swa > 0 is a sliding window (position p sees
+	 * p - n_swa + 1 .. p), 0 full causal attention; the layer's rope base and
+	 * frequency scale (local layers of gemma3 have their own). The loader sets
+	 * them from the hparams; an architecture may change any layer's. */
+	int32_t n_swa;
+	float rope_base, rope_freq_scale;
 };
 
 struct hearth_model {
@@ -87,6 +110,7 @@ struct hearth_model {
 	char *chat_template; /* NUL-terminated copy, or NULL */
 	struct hparams hp;
 	struct tensor tok_embd, output_norm, output, rope_freqs;
+	struct tensor rope_short, rope_long; /* optional LongRoPE factors (phi3), n_rot/2 each */
 	struct layer *layers;
 	struct tensor *expert_views; /* [n_layer][3][n_expert]: see struct layer */
 	const char *ffn_norm_name;   /* the pre-FFN norm's name (NULL: blk.%d.ffn_norm.weight) */
@@ -112,6 +136,15 @@ int model_hparam_f32(struct hearth_model *m, const char *suffix, float *out, boo
 /* Reads the hyper-parameters every decoder-only transformer here shares and
  * binds the embedding, output and per-layer attention/FFN tensors. */
 int model_load_transformer(struct hearth_model *m, struct hearth_err *err);
+/* Views rows r0 .. r0 + n - 1 of the bound matrix (or elements of the bound
+ * vector) whole as *part: fused tensors (attn_qkv, ffn_up holding gate and
+ * up) become the separate ones the forward pass computes with. */
+void model_tensor_rows(const struct tensor *whole, struct tensor *part, int64_t r0, int64_t n);
+/* Each layer's sliding window into out[n_layer] (0: none); returns the
+ * largest (0: no layer has one). */
+int32_t model_layer_swa(const struct hearth_model *m, int32_t *out);
+/* Whether the GGUF has the key "<arch>.<suffix>". */
+bool model_hparam_has(const struct hearth_model *m, const char *suffix);
 
 /* Architecture entry points (arch/<name>.c). */
 int arch_llama_load(struct hearth_model *m, struct hearth_err *err);
@@ -119,5 +152,10 @@ int arch_qwen2_load(struct hearth_model *m, struct hearth_err *err);
 int arch_qwen3_load(struct hearth_model *m, struct hearth_err *err);
 int arch_qwen3moe_load(struct hearth_model *m, struct hearth_err *err);
 int arch_gpt_oss_load(struct hearth_model *m, struct hearth_err *err);
+int arch_gemma3_load(struct hearth_model *m, struct hearth_err *err);
+int arch_phi3_load(struct hearth_model *m, struct hearth_err *err);
+int arch_glm4_load(struct hearth_model *m, struct hearth_err *err);
+int arch_chatglm_load(struct hearth_model *m, struct hearth_err *err);
+int arch_gemma2_load(struct hearth_model *m, struct hearth_err *err);
 
 #endif /* HEARTH_MODEL_H */

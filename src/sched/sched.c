@@ -680,6 +680,25 @@ static void *sched_main(void *arg)
 	return NULL;
 }
 
+/* The scheduler's cache: one spare block per request (a sequence's last
+ * block is partly empty); local layers (sliding windows) keep, per request,
+ * about a window and a few blocks, plus a batch (see kv-cache.h). */
+static int sched_cache_init(struct hearth_sched *s, struct hearth_err *err)
+{
+	const struct hparams *h = &s->m->hp;
+	const struct hearth_sched_params *p = &s->p;
+	int32_t *swa = malloc((size_t)h->n_layer * sizeof *swa);
+	if (!swa)
+		return err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
+	const int32_t w = model_layer_swa(s->m, swa), total = p->n_ctx + p->n_parallel * p->block_size;
+	const int64_t local = (int64_t)p->n_parallel * ((int64_t)w + 4 * p->block_size) + p->n_batch;
+	const int rc = kv_cache_init_swa(&s->kv, h->n_layer, (int64_t)h->n_head_kv * h->head_dim_k,
+					 (int64_t)h->n_head_kv * h->head_dim_v, total, p->block_size, p->cache_type,
+					 w ? swa : NULL, local < total ? (int32_t)local : total, err);
+	free(swa);
+	return rc;
+}
+
 int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const struct hearth_sched_params *params,
 		     struct hearth_err *err)
 {
@@ -716,12 +735,10 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	s->p = p;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	/* one spare block per request: a sequence's last block is partly empty */
-	if ((rc = kv_cache_init(&s->kv, h->n_layer, (int64_t)h->n_head_kv * h->head_dim_k,
-				(int64_t)h->n_head_kv * h->head_dim_v, p.n_ctx + p.n_parallel * p.block_size,
-				p.block_size, p.cache_type, err)) ||
+	if ((rc = sched_cache_init(s, err)) ||
 	    (rc = fwd_new(&s->fwd, m, &s->kv, p.n_batch, p.n_threads, err)))
 		goto fail;
+	fwd_set_n_ctx_seq(s->fwd, p.n_ctx_seq);
 	s->running = calloc((size_t)p.n_parallel, sizeof *s->running);
 	s->b_tokens = malloc((size_t)p.n_batch * sizeof *s->b_tokens);
 	s->b_pos = malloc((size_t)p.n_batch * sizeof *s->b_pos);

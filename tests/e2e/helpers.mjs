@@ -30,8 +30,9 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function startServer(extra = [], opts = {}) {
   const port = opts.port ?? await freePort();
   const scheme = opts.scheme ?? 'http';
-  const proc = spawn(bin, ['serve', '-m', MODEL, '--port', String(port), '-t', '2', ...extra],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  // opts.models: the model flags instead of '-m MODEL' (several models, --models-dir)
+  const proc = spawn(bin, ['serve', ...(opts.models ?? ['-m', MODEL]), '--port', String(port), '-t', '2', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
   let log = '';
   proc.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));

@@ -1,5 +1,5 @@
 /* fuzz-http.c - libFuzzer target: the server's request path (server/request.c,
- * api-openai.c) on requests made of the fuzzer's bytes, against a real model
+ * api-openai.c, api-ollama.c) on requests made of the fuzzer's bytes, against a real model
  * and scheduler, without sockets.
  *
  * An input is one flag byte, then fields separated by 0x1e: URL, Host,
@@ -14,9 +14,11 @@
  * Properties checked, besides the sanitizers (memory errors, leaks, undefined
  * behaviour, hangs):
  *  - every reply has a status from 200 to 599 and a body, and every error body
- *    is JSON in OpenAI's shape (error.message non-empty, type, param, code);
+ *    is JSON in OpenAI's shape (error.message non-empty, type, param, code),
+ *    or on Ollama's routes (/api/) in Ollama's ({"error": "message"});
  *  - a JSON reply parses; a stream is server-sent events that end with
- *    "data: [DONE]", or breaks without it (only when memory runs out);
+ *    "data: [DONE]" (Ollama's: JSON lines, the last with "done": true), or
+ *    breaks without it (only when memory runs out);
  *  - without the key, nothing but /health (and CORS preflights of listed
  *    origins, which the server has none of) is ever answered with a 2xx.
  */
@@ -52,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.sp.n_parallel = 2;
 	srv.sp.n_ctx_seq = 32; /* bounds the work of one request */
 	srv.sp.n_threads = 1;
-	if (!srv.model_path || !srv.keys[0] || metrics_new(&srv.metrics) || conns_init(&srv.conns, 8, 8, 30, false) ||
+	if (!srv.model_path || !srv.keys[0] || conns_init(&srv.conns, 8, 8, 30, false) ||
 	    server_load(&srv, NULL, 0, &err)) {
 		fprintf(stderr, "fuzz-http: cannot set up the server: %s\n", err.msg);
 		abort();
@@ -78,8 +80,9 @@ static char *field(const uint8_t **p, const uint8_t *end, bool rest)
 	return s;
 }
 
-/* A stream read to its end: SSE events, ending with [DONE] unless it broke. */
-static void check_stream(struct stream *st)
+/* A stream read to its end: SSE events, ending with [DONE] unless it broke
+ * (ollama: JSON lines, the last one "done"). */
+static void check_stream(struct stream *st, bool ollama)
 {
 	char buf[4096], *all = NULL;
 	size_t len = 0;
@@ -94,7 +97,13 @@ static void check_stream(struct stream *st)
 		all[len] = 0;
 	}
 	stream_free(st);
-	if (n >= 0) {
+	if (n >= 0 && ollama) {
+		const char *last = len >= 2 ? all + len - 2 : "";
+		while (last > all && last[-1] != '\n')
+			last--;
+		FUZZ_CHECK(len >= 2 && all[len - 1] == '\n' && strstr(last, "\"done\":true"),
+			   "an Ollama stream ended without its done line: %.300s", all ? all : "");
+	} else if (n >= 0) {
 		FUZZ_CHECK(len >= 14 && !strcmp(all + len - 14, "data: [DONE]\n\n"), "a stream ended without [DONE]: %.300s",
 			   all ? all : "");
 		FUZZ_CHECK(!strncmp(all, "data: ", 6), "a stream that is not server-sent events: %.200s", all);
@@ -116,7 +125,11 @@ static void check_body(const struct http_request *rq, const struct reply *rp)
 	json_t *j = json_loadb(rp->body, rp->len, JSON_ALLOW_NUL, &je); /* \u0000 is valid JSON */
 	FUZZ_CHECK(json_is_object(j), "%s %s: reply is not a JSON object (%s): %.200s", rq->method, rq->url, je.text,
 		   rp->body);
-	if (rp->status >= 400) {
+	if (rp->status >= 400 && rp->ollama) {
+		const char *msg = json_string_value(json_object_get(j, "error"));
+		FUZZ_CHECK(msg && *msg && json_object_size(j) == 1, "%s %s: error %d not in Ollama's shape: %.200s",
+			   rq->method, rq->url, rp->status, rp->body);
+	} else if (rp->status >= 400) {
 		json_t *e = json_object_get(j, "error");
 		const char *msg = json_string_value(json_object_get(e, "message"));
 		FUZZ_CHECK(msg && *msg && json_object_get(e, "type") && json_object_get(e, "param") &&
@@ -162,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(keyed || rp.status >= 300 || !strcmp(rq.url, "/health"),
 		   "%s %s answered %d without the API key", rq.method, rq.url, rp.status);
 	if (rp.stream)
-		check_stream(rp.stream);
+		check_stream(rp.stream, rp.ollama);
 	else
 		check_body(&rq, &rp);
 	free(rp.body);

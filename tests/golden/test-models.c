@@ -26,6 +26,15 @@
  *    engines agree to about 6% of the quantization error). Allowed: about 1.5x
  *    the measured max, and a mean bound that catches systematic errors.
  *    Greedy may diverge at a step whose top-2 gap is below the max tolerance.
+ *  - gemma3, phi3, glm4, chatglm (their features: GeGLU, post norms, sliding
+ *    windows, LongRoPE, partial rotary, fused tensors) fall in the same
+ *    classes: f32 max 6.1e-3 .. 1.0e-2 (mean 1.0e-3 .. 1.7e-3), q4_k_m max
+ *    0.16 .. 0.22 (mean 0.034 .. 0.045), so the same tolerances hold. Greedy
+ *    continuations in f32 match llama.cpp's in full but at two near ties
+ *    (gemma3 step 26, top-2 gap 0.0017; phi3 step 0, gap 0.0005), each
+ *    printed where it happens. (llama.cpp computes
+ *    GELU through an f16 table; hearth computes it in float, well inside f32's
+ *    tolerance.) With gemma3's sliding window ignored, f32 errors reach 6.5.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -73,8 +82,16 @@ static const struct ref_case cases[] = {
 	{ "tiny-qwen3moe.q4_k_m", 0.35, 0.07, 0.35, ROUTE_TIE },
 	{ "tiny-mixtral.f32", F32 },
 	{ "tiny-mixtral.q4_k_m", 0.35, 0.07, 0.35, ROUTE_TIE },
-	{ "tiny-gpt-oss.f32", 3e-2, 5e-3, 1e-2, 1e-2 },
+	{ "tiny-gpt-oss.f32", 3e-2, 5e-3, 1e-2, 1e-3 },
 	{ "tiny-gpt-oss.mxfp4_moe", 0.35, 0.07, 0.35, ROUTE_TIE },
+	{ "tiny-gemma3.f32", F32 },
+	{ "tiny-gemma3.q4_k_m", 0.35, 0.07, 0.35, 0 },
+	{ "tiny-phi3.f32", F32 },
+	{ "tiny-phi3.q4_k_m", 0.35, 0.07, 0.35, 0 },
+	{ "tiny-glm4.f32", F32 },
+	{ "tiny-glm4.q4_k_m", 0.35, 0.07, 0.35, 0 },
+	{ "tiny-chatglm.f32", F32 },
+	{ "tiny-chatglm.q4_k_m", 0.35, 0.07, 0.35, 0 },
 };
 #undef F32
 #undef ROUTE_TIE
@@ -193,6 +210,7 @@ struct err_stats {
 	double max, sum;
 	long n;
 	long n_tie_pos; /* positions exempt for a router near tie */
+	int n_ties; /* greedy continuations that diverged at a near tie */
 };
 
 static void check_prompt(struct hearth_model *m, const struct ref_case *rc, json_t *ref, struct err_stats *stats,
@@ -278,8 +296,12 @@ static void check_prompt(struct hearth_model *m, const struct ref_case *rc, json
 		int want = (int)json_integer_value(json_array_get(greedy, g));
 		int got = argmax2(hearth_get_logits(ctx, -1), V, &gap);
 		if (got != want) {
-			if (gap < rc->tie || route_tie(probe, rc, n - 1 + (int32_t)g))
+			if (gap < rc->tie || route_tie(probe, rc, n - 1 + (int32_t)g)) {
+				stats->n_ties++;
+				printf("     %s: greedy step %zu: %d, llama.cpp %d at a top-2 gap of %.4f (router margin %.4f): a near "
+				       "tie\n", rc->file, g, got, want, gap, probe ? probe->margin[n - 1 + (int32_t)g] : INFINITY);
 				break; /* a near tie: the engines' rounding decides */
+			}
 			T_FAIL("%s: greedy step %zu gives %d, llama.cpp %d (top-2 gap %.4f, router margin %.4f) for '%s'", rc->file,
 			       g, got, want, gap, probe ? probe->margin[n - 1 + (int32_t)g] : INFINITY, prompt);
 			break;
@@ -298,7 +320,10 @@ out:
 
 void test_model_refs(void)
 {
+	const char *only = getenv("HEARTH_REFS_ONLY"); /* a substring of the cases to run */
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		if (only && !strstr(cases[c].file, only))
+			continue;
 		char path[256], rpath[256];
 		struct hearth_model_params mp = hearth_model_default_params();
 		struct hearth_err err = { 0 };
@@ -318,7 +343,7 @@ void test_model_refs(void)
 		}
 		char *line = NULL;
 		size_t cap = 0;
-		struct err_stats st = { 0, 0, 0, 0 };
+		struct err_stats st = { 0 };
 		struct router_probe *probe = cases[c].route_tie > 0 ? probe_new(path, 4096) : NULL;
 		int n_prompts = 0;
 		while (getline(&line, &cap, f) > 0) {
@@ -333,8 +358,8 @@ void test_model_refs(void)
 				break; /* the sanitizer run checks one prompt per model */
 		}
 		double mean = st.n ? st.sum / (double)st.n : 0.0;
-		printf("     %-24s %d prompts, |logit error| max %.2e mean %.2e (tolerances %g, %g)", cases[c].file,
-		       n_prompts, st.max, mean, cases[c].tol, cases[c].mean_tol);
+		printf("     %-24s %d prompts, |logit error| max %.2e mean %.2e (tolerances %g, %g)%s", cases[c].file,
+		       n_prompts, st.max, mean, cases[c].tol, cases[c].mean_tol, st.n_ties ? ", near-tie divergences above" : "");
 		if (probe)
 			printf(", %ld positions with a router near tie", st.n_tie_pos);
 		printf("\n");

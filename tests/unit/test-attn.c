@@ -257,6 +257,33 @@ void test_kern_swiglu(void)
 	}
 }
 
+/* GeGLU: the kernel in use gives the reference's bits, both within a few
+ * float roundings of gelu(g) * u in its tanh form computed in double. */
+void test_kern_geglu(void)
+{
+	for (int n = 1; n <= 70; n++) {
+		float g1[70], g2[70], u[70];
+		for (int i = 0; i < n; i++) {
+			g1[i] = g2[i] = rnd() * (i % 5 == 0 ? 120.0f : 8.0f);
+			u[i] = rnd() * 2.0f;
+		}
+		kern_fns()->geglu(g1, u, n);
+		kern_fns_ref()->geglu(g2, u, n);
+		if (memcmp(g1, g2, (size_t)n * sizeof *g1))
+			T_FAIL("geglu n=%d: %s kernel differs from the reference", n, kern_isa());
+	}
+	for (int i = 0; i < 2000; i++) {
+		float g = rnd() * (i % 2 ? 100.0f : 4.0f), u = 1.0f, out = g;
+		kern_fns_ref()->geglu(&out, &u, 1);
+		const double x = g, want = 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+		if (!(fabs(out - want) <= 1e-6 * fabs(x) + 1e-30))
+			T_FAIL("geglu(%.9g) = %.9g, want %.9g", (double)g, (double)out, want);
+	}
+	float g[4] = { NAN, INFINITY, -INFINITY, -NAN }, u[4] = { 1, 1, 1, 1 };
+	kern_fns()->geglu(g, u, 4);
+	T_TRUE(isnan(g[0]) && isnan(g[3]));
+}
+
 /* Non-finite inputs (a model file may hold NaN or infinite weights): the
  * kernels stay defined (no integer overflow inside exp, which the sanitizer
  * build aborts on), a NaN stays a NaN, and a row without one is untouched. */

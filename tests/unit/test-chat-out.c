@@ -23,7 +23,7 @@ static void check_answer(struct server *srv, const char *answer, const char *wan
 {
 	struct hearth_err err = { 0 };
 	struct chat_out whole, part;
-	T_OK(chat_out_init(&whole, srv, NULL, tools, strlen(tools), true, &err), err);
+	T_OK(chat_out_init(&whole, srv->models.m[0], NULL, tools, strlen(tools), true, &err), err);
 	json_t *msg = json_object();
 	T_TRUE(chat_out_message(&whole, answer, strlen(answer), msg));
 	const char *content = json_string_value(json_object_get(msg, "content"));
@@ -36,7 +36,7 @@ static void check_answer(struct server *srv, const char *answer, const char *wan
 	for (size_t step = 1; step <= 7; step += 3) { /* streamed in pieces of 1, 4, 7 bytes */
 		char c[512] = "", r[512] = "";
 		int calls = 0;
-		T_OK(chat_out_init(&part, srv, NULL, tools, strlen(tools), true, &err), err);
+		T_OK(chat_out_init(&part, srv->models.m[0], NULL, tools, strlen(tools), true, &err), err);
 		for (size_t i = 0; i <= strlen(answer); i += step) {
 			const size_t n = strlen(answer) - i < step ? strlen(answer) - i : step;
 			json_t *delta = json_object();
@@ -93,7 +93,7 @@ void test_chat_out(void)
 	json_t *msg = json_object();
 	const char *two = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}\n</tool_call>\n"
 			  "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"B\"}}\n</tool_call>";
-	T_OK(chat_out_init(&one, &srv, NULL, tools, strlen(tools), false, &err), err);
+	T_OK(chat_out_init(&one, srv.models.m[0], NULL, tools, strlen(tools), false, &err), err);
 	T_TRUE(chat_out_message(&one, two, strlen(two), msg));
 	T_EQ_I64(json_array_size(json_object_get(msg, "tool_calls")), 1);
 	json_decref(msg);

@@ -387,3 +387,23 @@ void test_fault_grammar(void)
 	free(c.gbnf);
 	hearth_model_free(c.m);
 }
+
+/* The same two paths on a model with sliding windows (tiny-gemma3: the
+ * cache's local pool, per-batch block reservation). */
+void test_fault_swa(void)
+{
+	static const char *const texts[N_REQ] = { "Once upon a time", "Tom had a red ball. He" };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	static struct sched_case c;
+	T_OK(hearth_model_load(&c.m, fixture("models/tiny-gemma3.f32.gguf"), &mp, &err), err);
+	if (!c.m)
+		return;
+	for (int i = 0; i < N_REQ; i++)
+		T_OK(hearth_tokenize(c.m, texts[i], strlen(texts[i]), true, false, &c.prompt[i], &c.n_prompt[i], &err), err);
+	fault_sweep("scheduler, sliding windows: two requests", path_sched, &c);
+	fault_sweep("context, sliding windows: prompt and tokens", path_context, &c);
+	for (int i = 0; i < N_REQ; i++)
+		free(c.prompt[i]);
+	hearth_model_free(c.m);
+}

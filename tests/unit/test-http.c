@@ -35,7 +35,7 @@ static bool srv_open(struct server *srv)
 	srv->sp.n_parallel = 2;
 	srv->sp.n_ctx_seq = 128;
 	srv->sp.n_threads = 1;
-	if (!srv->keys[0] || metrics_new(&srv->metrics) || conns_init(&srv->conns, 8, 8, 30, false))
+	if (!srv->keys[0] || conns_init(&srv->conns, 8, 8, 30, false))
 		return false;
 	if (server_load(srv, NULL, 0, &err)) {
 		T_FAIL("%s", err.msg);
@@ -44,7 +44,7 @@ static bool srv_open(struct server *srv)
 	atomic_store(&srv->phase, SRV_READY);
 	struct hearth_sched_stats st = { 0 };
 	for (int i = 0; i < 1000 && !st.alive; i++) { /* its thread's first turn */
-		hearth_sched_stats(srv->sched, &st);
+		hearth_sched_stats(srv->models.m[0]->sched, &st);
 		if (!st.alive) {
 			struct timespec ts = { 0, 1000000 };
 			nanosleep(&ts, NULL);
@@ -57,7 +57,6 @@ static void srv_close(struct server *srv)
 {
 	server_unload(srv);
 	conns_free(&srv->conns);
-	metrics_free(srv->metrics);
 	free(srv->keys[0]);
 }
 

@@ -217,3 +217,114 @@ void test_kv_prefix(void)
 	T_EQ_I64(kv_cache_used(&kv), 0);
 	kv_cache_free(&kv);
 }
+
+/* ---- sliding windows ------------------------------------------------------------ */
+
+enum { W = 8, LBLOCKS = 7 }; /* layer 0 global, layer 1 local with a window of 8 */
+
+static bool init_swa(struct kv_cache *kv)
+{
+	struct hearth_err err = { 0 };
+	const int32_t swa[2] = { 0, W };
+	int rc = kv_cache_init_swa(kv, 2, 4, 4, N_TOKENS, BS, HEARTH_TYPE_F32, swa, LBLOCKS * BS, &err);
+	T_OK(rc, err);
+	return rc == 0;
+}
+
+/* Appends tokens[from..to) to s a few at a time, writing each position's
+ * number into its K and V rows of both layers. */
+static void feed(struct kv_cache *kv, struct kv_seq *s, const int32_t *tokens, int32_t from, int32_t to, int32_t step)
+{
+	for (int32_t p = from; p < to; p += step) {
+		const int32_t n = to - p < step ? to - p : step;
+		T_EQ_I64(kv_seq_reserve(kv, s, n), 0);
+		for (int32_t i = p; i < p + n; i++)
+			for (int il = 0; il < 2; il++) {
+				((float *)kv_cache_k(kv, s, il, i))[0] = (float)(i + 1000 * il);
+				((float *)kv_cache_v(kv, s, il, i))[3] = (float)(-i - 1000 * il);
+			}
+		kv_seq_commit(kv, s, tokens, n);
+	}
+}
+
+/* Every position a next token attends to reads back what feed wrote. */
+static bool window_intact(const struct kv_cache *kv, const struct kv_seq *s)
+{
+	const int32_t n = s->n_tokens, first = n - W + 1 > 0 ? n - W + 1 : 0;
+	for (int32_t i = 0; i < n; i++)
+		if (((float *)kv_cache_k(kv, s, 0, i))[0] != (float)i || ((float *)kv_cache_v(kv, s, 0, i))[3] != (float)-i)
+			return false;
+	for (int32_t i = first; i < n; i++)
+		if (((float *)kv_cache_k(kv, s, 1, i))[0] != (float)(i + 1000) ||
+		    ((float *)kv_cache_v(kv, s, 1, i))[3] != (float)(-i - 1000))
+			return false;
+	return true;
+}
+
+/* A long sequence holds every block of the global layer but a window's worth
+ * of the local one; released, its last blocks keep theirs, so the whole
+ * prefix can be adopted, not one whose window has gone; truncating within
+ * the window keeps it, past it keeps nothing. */
+void test_kv_swa(void)
+{
+	struct kv_cache kv;
+	if (!init_swa(&kv))
+		return;
+	T_EQ_I64(kv.n_swa, W);
+	T_EQ_I64(kv.n_lblocks, LBLOCKS);
+	int32_t t[N_TOKENS];
+	for (int i = 0; i < N_TOKENS; i++)
+		t[i] = 100 + i;
+	struct kv_seq a = { 0 }, b = { 0 };
+	feed(&kv, &a, t, 0, 40, 3);
+	T_EQ_I64(a.n_blocks, 10);
+	/* window 8 from position 40: positions 33.., blocks 8..9, one of slack, the partial one */
+	T_TRUE(kv_cache_local_used(&kv) <= 4);
+	T_TRUE(window_intact(&kv, &a));
+	/* the local pool (7 blocks) is smaller than the sequence: only passing makes this fit */
+	feed(&kv, &a, t, 40, 60, 5);
+	T_TRUE(window_intact(&kv, &a));
+	T_TRUE(kv_cache_local_used(&kv) <= 5);
+
+	/* truncation within the window keeps it */
+	kv_seq_truncate(&kv, &a, 57);
+	T_EQ_I64(a.n_tokens, 57);
+	T_TRUE(window_intact(&kv, &a));
+	/* past it: nothing */
+	kv_seq_truncate(&kv, &a, 20);
+	T_EQ_I64(a.n_tokens, 0);
+	T_EQ_I64(a.n_blocks, 0);
+	T_TRUE(kv_cache_local_used(&kv) <= 4); /* the released blocks' last local ones stay */
+
+	/* publish 40 tokens, release: the whole prefix is adoptable, a short one is not */
+	feed(&kv, &a, t, 0, 40, 4);
+	kv_seq_release(&kv, &a);
+	T_TRUE(kv_cache_local_used(&kv) > 0); /* the last blocks keep theirs */
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &b, t, 44, 44), 40);
+	if (b.n_tokens != 40) {
+		kv_cache_free(&kv);
+		return;
+	}
+	T_TRUE(window_intact(&kv, &b));
+	feed(&kv, &b, t, 40, 48, 4); /* and continues */
+	T_TRUE(window_intact(&kv, &b));
+	kv_seq_release(&kv, &b);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &b, t, 20, 20), 0); /* blocks 0..4 are there, their window is not */
+	kv_seq_release(&kv, &b);
+
+	/* two sequences on one prefix: each keeps its window, the shared blocks
+	 * keep theirs while either attends to them */
+	feed(&kv, &a, t, 0, 24, 4);
+	T_EQ_I64(kv_seq_adopt_prefix(&kv, &b, t, 24, 24), 24);
+	feed(&kv, &a, t, 24, 36, 4);
+	T_TRUE(window_intact(&kv, &a));
+	T_TRUE(window_intact(&kv, &b));
+	kv_seq_free(&kv, &a);
+	kv_seq_free(&kv, &b);
+
+	/* a sequence whose window does not fit the local pool at once is refused, unchanged */
+	T_EQ_I64(kv_seq_reserve(&kv, &a, (LBLOCKS + 1) * BS), HEARTH_ECTXFULL);
+	T_EQ_I64(a.n_blocks, 0);
+	kv_seq_free(&kv, &a);
+	kv_cache_free(&kv);
+}

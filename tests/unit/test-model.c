@@ -61,6 +61,10 @@ void test_model_synthetic(void)
 		{ .arch = "llama", .n_embd = 256, .n_layer = 1, .n_head = 4, .n_head_kv = 1, .n_ff = 256, .wtype = HEARTH_TYPE_Q4_K, .seed = 5 },
 		{ .arch = "qwen3", .n_embd = 256, .n_layer = 1, .n_head = 2, .n_head_kv = 1, .n_ff = 256, .head_dim = 128, .wtype = HEARTH_TYPE_Q6_K, .seed = 6 },
 		{ .arch = "llama", .n_embd = 64, .n_layer = 1, .n_head = 4, .n_head_kv = 2, .n_ff = 64, .wtype = HEARTH_TYPE_Q4_0, .seed = 7 },
+		/* a window of 4 that chunks of 5 cut anywhere */
+		{ .arch = "gemma3", .n_embd = 64, .n_layer = 7, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .head_dim = 32, .wtype = HEARTH_TYPE_F32, .tied = true, .n_swa = 4, .seed = 8 },
+		/* soft-capped attention (a cap of 1 that binds) on every other layer's window of 4 */
+		{ .arch = "gemma2", .n_embd = 64, .n_layer = 3, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .head_dim = 32, .wtype = HEARTH_TYPE_F32, .tied = true, .n_swa = 4, .seed = 10 },
 	};
 	const int32_t ids[] = { 1, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180, 190 };
 	const int n = (int)(sizeof ids / sizeof ids[0]);

@@ -550,6 +550,7 @@ static void vec_dot_f16_f16f(int64_t n, float *s, const void *vx, const void *vy
 DEFINE_PACKED_GEMM(gemm_packed_f16, f16_group, const float *, 8, f16_tile_bytes)
 
 DEFINE_ATTN_KERNELS(attn_tile, swiglu)
+DEFINE_GEGLU_KERNEL(geglu)
 DEFINE_ROW_KERNELS(row_minmax, row_exp_sum)
 
 /* The indices of the elements >= thr, sixteen compared at once; the hits are
@@ -580,6 +581,7 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 {
 	fns->attn_tile = attn_tile;
 	fns->swiglu = swiglu;
+	fns->geglu = geglu;
 	fns->row_minmax = row_minmax;
 	fns->row_collect = row_collect;
 	fns->row_exp_sum = row_exp_sum;
