@@ -16,9 +16,14 @@
 
 #define MOE_MAX_EXPERTS 512 /* llama.cpp's limit */
 
-/* Keys that ask for what hearth's experts do not do: present and non-zero is an error. */
-static const char *const unsupported_keys[] = {
-	"expert_shared_count", "expert_group_count", "swiglu_clamp_exp",
+/* Keys that ask for what hearth's experts do not do: a value above max is refused. */
+static const struct {
+	const char *key;
+	float max;
+} unsupported_keys[] = {
+	{ "expert_shared_count", 0 }, /* shared experts */
+	{ "expert_group_count", 1 },  /* expert groups (DeepSeek-V3's selection) */
+	{ "swiglu_clamp_exp", 0 },    /* a clamped SwiGLU in llama's MoE FFN */
 };
 
 int moe_load_hparams(struct hearth_model *m, struct hearth_err *err)
@@ -36,7 +41,8 @@ int moe_load_hparams(struct hearth_model *m, struct hearth_err *err)
 	if (h->n_expert < 1 || h->n_expert > MOE_MAX_EXPERTS || h->n_expert_used < 1 || h->n_expert_used > h->n_expert)
 		return err_set(err, HEARTH_EBADGGUF, "%s: %d experts with %d used per token: expected 1 <= used <= experts <= %d",
 			       m->gguf->path, h->n_expert, h->n_expert_used, MOE_MAX_EXPERTS);
-	h->n_ff_exp = h->n_ff;
+	/* absent: as llama.cpp, qwen3moe's experts share feed_forward_length, others use it whole */
+	h->n_ff_exp = strcmp(m->arch, "qwen3moe") ? h->n_ff : h->n_ff / h->n_expert_used;
 	if ((rc = model_hparam_i32(m, "expert_feed_forward_length", &h->n_ff_exp, false, err)))
 		return rc;
 	if (h->n_ff_exp < 1 || h->n_ff_exp > (1 << 20))
@@ -46,11 +52,12 @@ int moe_load_hparams(struct hearth_model *m, struct hearth_err *err)
 		char key[96];
 		float v = 0;
 		int64_t iv = 0;
-		snprintf(key, sizeof key, "%s.%s", m->arch, unsupported_keys[i]);
+		snprintf(key, sizeof key, "%s.%s", m->arch, unsupported_keys[i].key);
 		if (gguf_find_key(m->gguf, key) < 0)
 			continue;
-		/* a number (integer or float) that is zero asks for nothing; anything else is refused */
-		if ((gguf_get_f32(m->gguf, key, &v, err) && gguf_get_i64(m->gguf, key, &iv, err)) || v != 0 || iv != 0)
+		/* a number (integer or float) up to max asks for nothing; anything else is refused */
+		if ((gguf_get_f32(m->gguf, key, &v, err) && gguf_get_i64(m->gguf, key, &iv, err)) ||
+		    v > unsupported_keys[i].max || (float)iv > unsupported_keys[i].max || v < 0 || iv < 0)
 			return err_set(err, HEARTH_EUNSUPPORTED, "%s: '%s' is not supported", m->gguf->path, key);
 	}
 	return 0;
