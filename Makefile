@@ -14,7 +14,7 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing
 CPPFLAGS += -D_DEFAULT_SOURCE -Iinclude
-LDLIBS   += -lcurl -lmicrohttpd -lpcre2-8 -lutf8proc -ljansson -lcrypto -lm -lpthread
+LDLIBS   += -lcurl -lmicrohttpd -lpcre2-8 -lutf8proc -ljansson -lcrypto -lsqlite3 -lm -lpthread
 SAN      := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 B        ?= build
@@ -39,7 +39,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 # the server's request path without its main (serve.c), for the tests and the fuzzers
 SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
-DEBS     := build-essential libcurl4-openssl-dev libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev clang libclang-rt-dev openssl \
+DEBS     := build-essential libcurl4-openssl-dev libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev libsqlite3-dev clang libclang-rt-dev openssl \
 	    python3-jinja2
 
 .PHONY: all run test test-plain test-san test-clang test-e2e test-conformance test-jinja-diff conformance deps bench clean \
@@ -65,7 +65,7 @@ $(B)/test-runner: $(TEST_OBJ) $(SRV_OBJ) $(B)/libhearth.a
 # Install the build dependencies when they are missing (Debian/Ubuntu).
 deps:
 	@if ! (echo '#include <pcre2.h>'; echo '#include <utf8proc.h>'; echo '#include <jansson.h>'; \
-	       echo '#include <microhttpd.h>'; echo '#include <openssl/evp.h>'; echo '#include <curl/curl.h>') | \
+	       echo '#include <microhttpd.h>'; echo '#include <openssl/evp.h>'; echo '#include <curl/curl.h>'; echo '#include <sqlite3.h>') | \
 	    $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E - >/dev/null 2>&1 || ! command -v npm >/dev/null || ! command -v openssl >/dev/null || \
 	    ! tests/fuzz/run.sh --can-build $(FUZZ_CC) || ! python3 -c 'import jinja2' 2>/dev/null; then \
 	  echo "installing $(DEBS)"; \
@@ -169,7 +169,7 @@ test-clang:
 # replayed by every run) and build-fuzz/seeds/NAME/ (written by mkseeds);
 # tests/fuzz/NAME.dict when present. New inputs go to build-fuzz/corpus/NAME/,
 # reproducers of findings to build-fuzz/findings/NAME/ (and the make target fails).
-FUZZ_TARGETS := gguf tok hf-vocab http jinja grammar safetensors
+FUZZ_TARGETS := gguf tok hf-vocab http jinja grammar safetensors state
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 20

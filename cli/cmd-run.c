@@ -21,6 +21,7 @@ struct session {
 	struct hearth_sampler *smpl;
 	int32_t *cached;      /* tokens now in the KV cache */
 	int32_t n_cached;
+	bool restored;        /* the cache was just restored with the logits after its last token */
 };
 
 static int session_open(struct session *s, struct gen_opts *o, const char *cmd)
@@ -51,8 +52,12 @@ static void session_close(struct session *s)
 static int session_feed(struct session *s, const int32_t *ids, int32_t n, struct hearth_err *err)
 {
 	int32_t common = 0;
+	const bool restored = s->restored;
+	s->restored = false;
 	while (common < n && common < s->n_cached && s->cached[common] == ids[common])
 		common++;
+	if (restored && common == n && n == s->n_cached)
+		return 0; /* a restored state ends with these logits */
 	if (common == n && common > 0)
 		common--; /* re-run the last token to get its logits */
 	hearth_context_truncate(s->ctx, common);
@@ -63,6 +68,42 @@ static int session_feed(struct session *s, const int32_t *ids, int32_t n, struct
 		memcpy(s->cached + common, ids + common, (size_t)(n - common) * sizeof *ids);
 		s->n_cached = n;
 	}
+	return rc;
+}
+
+/* --prompt-cache: restores FILE's state when it exists (refusing one that is
+ * corrupt or of another model). session_feed then keeps what the prompt shares with it. */
+static int prompt_cache_load(struct session *s, const char *path, struct hearth_err *err)
+{
+	struct hearth_state *st = NULL;
+	int32_t n = 0;
+	int rc = hearth_state_read(&st, path, err);
+	if (rc == HEARTH_ENOTFOUND)
+		return 0;
+	if (!rc && (rc = hearth_context_state_set(s->ctx, st, err))) {
+		char msg[640];
+		const int k = snprintf(msg, sizeof msg, "--prompt-cache %s: %s", path, err->msg);
+		const size_t len = k < 0 ? 0 : (size_t)k < sizeof err->msg ? (size_t)k : sizeof err->msg - 1;
+		memcpy(err->msg, msg, len);
+		err->msg[len] = 0;
+	}
+	if (!rc) {
+		const int32_t *t = hearth_state_tokens(st, &n);
+		memcpy(s->cached, t, (size_t)n * sizeof *t);
+		s->n_cached = n;
+		s->restored = hearth_get_logits(s->ctx, -1) != NULL;
+	}
+	hearth_state_free(st);
+	return rc;
+}
+
+static int prompt_cache_save(struct session *s, const char *path, struct hearth_err *err)
+{
+	struct hearth_state *st = NULL;
+	int rc = hearth_context_state_get(s->ctx, &st, err);
+	if (!rc)
+		rc = hearth_state_write(st, path, err);
+	hearth_state_free(st);
 	return rc;
 }
 
@@ -153,6 +194,8 @@ static const char run_help[] =
 	"  -p, --prompt TEXT       the prompt\n"
 	"  -f, --file FILE         read the prompt from a file (-: standard input)\n"
 	"      --no-bos            do not add the BOS token the vocabulary asks for\n"
+	"      --prompt-cache FILE restore the KV state of the prompt's longest saved prefix from FILE\n"
+	"                          and evaluate only the rest; save the prompt's state there after\n"
 	"      --json              print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} instead\n"
 	"      --grammar-file FILE the output follows this GBNF grammar (start rule: root)\n"
 	"      --json-schema FILE  the output is JSON valid under this JSON Schema\n";
@@ -183,7 +226,7 @@ out:
 int cmd_run(int argc, char **argv)
 {
 	struct gen_opts o;
-	const char *prompt = NULL, *file = NULL, *grammar_file = NULL, *schema_file = NULL;
+	const char *prompt = NULL, *file = NULL, *grammar_file = NULL, *schema_file = NULL, *cache_file = NULL;
 	bool no_bos = false, json = false;
 	struct hearth_grammar *grammar = NULL;
 	struct hearth_err err = { 0 };
@@ -209,6 +252,9 @@ int cmd_run(int argc, char **argv)
 				return EXIT_USAGE;
 		} else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
 			if (!(file = arg_value("run", argc, argv, &i)))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--prompt-cache")) {
+			if (!(cache_file = arg_value("run", argc, argv, &i)))
 				return EXIT_USAGE;
 		} else if (!strcmp(a, "--no-bos")) {
 			no_bos = true;
@@ -264,7 +310,18 @@ int cmd_run(int argc, char **argv)
 		ids[n_ids++] = bos;
 	}
 	double t0 = now_s();
+	if (cache_file && prompt_cache_load(&s, cache_file, &err))
+		goto out_err;
+	const int32_t n_saved = s.n_cached;
+	int32_t same = 0;
+	while (same < n_saved && same < n_ids && s.cached[same] == ids[same])
+		same++;
+	if (cache_file && n_saved > 0)
+		fprintf(stderr, "prompt cache: restored %d tokens of the prompt's %d from %s\n", same, n_ids, cache_file);
 	if (session_feed(&s, ids, n_ids, &err))
+		goto out_err;
+	/* the file then holds this prompt's state, unless it held exactly that already */
+	if (cache_file && !(n_saved == n_ids && same == n_ids) && prompt_cache_save(&s, cache_file, &err))
 		goto out_err;
 	double t_prompt = now_s() - t0;
 	for (int32_t i = 0; i < n_ids; i++)

@@ -333,6 +333,40 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 /* Logits (n_vocab floats) after input i of the last decode; i = -1: the last. NULL when not kept. */
 const float *hearth_get_logits(const struct hearth_context *c, int32_t i);
 
+/* ---- saved state --------------------------------------------------------
+ * A hearth_state is a sequence saved for later: its tokens, the KV cache's
+ * rows for them (the cache's own bytes, so restoring is exact) and, when
+ * known, the logits after its last token, tagged with the identity of the
+ * model that computed them (architecture, hyper-parameters, tensor layout and
+ * samples of every tensor's bytes) and a checksum. Files are refused with
+ * HEARTH_EINVAL and a message saying why when truncated, corrupt or of
+ * another model (hearth_state_check, and every restore). Immutable: any
+ * thread may read one. */
+struct hearth_state;
+/* Reads and checks (format, size, checksum, tokens) a state file. HEARTH_ENOTFOUND: no such file. */
+int hearth_state_read(struct hearth_state **out, const char *path, struct hearth_err *err);
+/* The same from size bytes at data (copied); what names them in messages. */
+int hearth_state_parse(struct hearth_state **out, const void *data, size_t size, const char *what,
+		       struct hearth_err *err);
+/* Writes st to path (a temporary file renamed over it). */
+int hearth_state_write(const struct hearth_state *st, const char *path, struct hearth_err *err);
+/* 0 when st was saved by model m, else HEARTH_EINVAL. */
+int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err);
+/* The saved tokens (*n of them); valid while st lives. */
+const int32_t *hearth_state_tokens(const struct hearth_state *st, int32_t *n);
+size_t hearth_state_size(const struct hearth_state *st); /* bytes, as in the file */
+void hearth_state_free(struct hearth_state *st);
+/* Saves c's whole sequence (and the logits after its last token when the
+ * last decode kept them and nothing was truncated since). HEARTH_EINVAL when empty. */
+int hearth_context_state_get(struct hearth_context *c, struct hearth_state **out, struct hearth_err *err);
+/* Replaces c's sequence by st's (of c's model and cache type, else
+ * HEARTH_EINVAL; HEARTH_ECTXFULL when it does not fit n_ctx). Afterwards
+ * hearth_get_logits(c, -1) gives the saved logits when st has them (NULL when
+ * not: decode the last token again). */
+int hearth_context_state_set(struct hearth_context *c, const struct hearth_state *st, struct hearth_err *err);
+/* The tokens in c's cache (hearth_context_n_past of them). */
+const int32_t *hearth_context_tokens(const struct hearth_context *c);
+
 /* ---- activation taps ---------------------------------------------------
  *
  * A tap sees what enters every product with a weight matrix during
@@ -414,6 +448,13 @@ int32_t hearth_sampler_sample(struct hearth_sampler *s, const float *logits);
  * those it wrote (n_top, or the vocabulary size when smaller). */
 int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, int32_t id, int32_t n_top,
 			     float *logprob, int32_t *top_ids, float *top_logprobs);
+/* Uncertainty of the same distribution hearth_sampler_logprobs reports (the
+ * softmax of logits as given: no penalties, no temperature), in one pass over
+ * the vocabulary: *entropy gets -sum p ln p (nats, >= 0) and *rank id's place
+ * in it (1: the most likely; ties by lower id, as top_logprobs orders them).
+ * Either pointer may be NULL. */
+void hearth_sampler_uncertainty(struct hearth_sampler *s, const float *logits, int32_t id, float *entropy,
+				int32_t *rank);
 /* Records a token (prompt or generated) for the penalties. Cannot fail: when
  * the history cannot grow (out of memory) the token is left out of it, and the
  * penalties see a shorter history. */
@@ -519,6 +560,27 @@ struct hearth_request_params {
 	 * taken over by the request when the submit succeeds (freed with it),
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
+	/* Saved state whose tokens are a prefix of the prompt (of this model and
+	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * restored into the cache, under the request's cache salt, instead of
+	 * computed; the continuation is the one without it. Taken over when the
+	 * submit succeeds, still the caller's when it fails [NULL: none]. */
+	struct hearth_state *prefix_state;
+	/* On a normal finish (stop or length), save the sequence the cache holds
+	 * (the prompt, and the generated tokens that were computed: all but the
+	 * last) for hearth_request_take_state [false]. */
+	bool save_state;
+	/* Each event also carries the entropy and rank of its token
+	 * (hearth_sampler_uncertainty), a pass over the vocabulary [false]. */
+	bool uncertainty;
+	/* Scoring: 0, or k >= 1: before any generated token, one event (prompt
+	 * set) for each prompt token from index k on, with its log-probability
+	 * given the tokens before it (top_logprobs and uncertainty as asked;
+	 * the logit bias does not apply) [0]. */
+	int32_t score_from;
+	/* Generate nothing: the request ends (HEARTH_FINISH_LENGTH, no token)
+	 * after its scored prompt tokens [false]. */
+	bool score_only;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);
@@ -540,6 +602,9 @@ struct hearth_token_event {
 	float top_logprobs[HEARTH_MAX_TOP_LOGPROBS];
 	int finish;            /* enum hearth_finish; set on the last event */
 	double t;              /* when it was produced (seconds, monotonic clock) */
+	float entropy;         /* when asked: of the distribution logprob is from, nats */
+	int32_t rank;          /* when asked: id's rank in it, 1: the most likely */
+	bool prompt;           /* a scored prompt token (score_from), not a generated one */
 };
 
 /* Queues a request. HEARTH_EBUSY when the queue is full, HEARTH_ETOOBIG when
@@ -555,6 +620,9 @@ void hearth_request_cancel(struct hearth_request *r);
 void hearth_request_free(struct hearth_request *r);
 /* Prompt tokens whose KV came from the prefix cache (known once it started). */
 int32_t hearth_request_cached_tokens(const struct hearth_request *r);
+/* After the final event: the state saved for save_state (the caller frees
+ * it), or NULL (not asked, not finished normally, or out of memory). */
+struct hearth_state *hearth_request_take_state(struct hearth_request *r);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

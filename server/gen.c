@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "openai.h"
 
 /* Bytes at the end of text that could still grow into a stop string. */
@@ -45,6 +46,9 @@ static bool gen_keep_logprob(struct gen *g, const struct hearth_token_event *ev,
 	memcpy(l->top_ids, ev->top_ids, sizeof l->top_ids);
 	memcpy(l->top_lp, ev->top_logprobs, sizeof l->top_lp);
 	l->text_offset = text_offset; /* echoed prompt text included */
+	l->entropy = ev->entropy;
+	l->rank = ev->rank;
+	l->no_lp = false;
 	return true;
 }
 
@@ -72,10 +76,24 @@ void gen_fail(struct gen *g)
 	hearth_request_cancel(g->req);
 }
 
+/* Keeps a scored prompt token (echo with logprobs) at its offset in the
+ * echoed text; false when out of memory. */
+static bool gen_echo_keep(struct gen *g, const struct hearth_token_event *ev)
+{
+	size_t k = 0;
+	(void)hearth_detok_push(g->echo_dt, ev->id, &k);
+	const bool ok = gen_keep_logprob(g, ev, g->echo_off > g->echo_lead ? g->echo_off - g->echo_lead : 0);
+	g->echo_off += k;
+	return ok;
+}
+
 /* Applies one event to g. */
 static void gen_event(struct served_model *sm, const struct params *p, struct gen *g, const struct hearth_token_event *ev)
 {
-	if (ev->id >= 0 && !g->stopped && !g->failed) {
+	if (ev->prompt) {
+		if (!g->stopped && !g->failed && g->echo_dt && !gen_echo_keep(g, ev))
+			gen_fail(g);
+	} else if (ev->id >= 0 && !g->stopped && !g->failed) {
 		size_t k;
 		const char *piece = hearth_detok_push(g->dt, ev->id, &k);
 		const size_t before = g->len;
@@ -85,7 +103,7 @@ static void gen_event(struct served_model *sm, const struct params *p, struct ge
 			metrics_inter_token(sm->metrics, ev->t - g->t_last);
 		g->t_last = ev->t;
 		g->n_gen++;
-		if ((p->logprobs && !gen_keep_logprob(g, ev, before)) || buf_append(&g->text, &g->len, &g->cap, piece, k)) {
+		if (((p->logprobs || p->uncertainty) && !gen_keep_logprob(g, ev, before)) || buf_append(&g->text, &g->len, &g->cap, piece, k)) {
 			gen_fail(g);
 		} else if (p->n_stops) {
 			size_t cut = gen_find_stop(p, g, before);
@@ -123,10 +141,37 @@ void gen_free(struct served_model *sm, struct gen *g)
 		metrics_request_done(sm->metrics, "abort", g->n_prompt, g->n_gen, 0, -1, hearth_now() - g->t_submit);
 	hearth_request_free(g->req);
 	hearth_detok_free(g->dt);
+	hearth_detok_free(g->echo_dt);
 	free(g->text);
 	free(g->lps);
 	free(g->prompt_text);
 	memset(g, 0, sizeof *g);
+}
+
+/* How many bytes the prompt's detokenized text drops at its start (a
+ * SentencePiece vocabulary's leading space) against its tokens' pieces: the
+ * first few tokens' pieces against their text (0 when unknown). */
+static size_t echo_lead(struct served_model *sm, const int32_t *ids, int32_t n)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_detok *d = NULL;
+	size_t lead = 0, pieces = 0, k, len = 0;
+	char *text = NULL;
+	if (hearth_detok_new(&d, sm->model, false, &err))
+		return 0;
+	for (int32_t j = 1; j <= n && j <= 8; j++) { /* until the text is not empty */
+		(void)hearth_detok_push(d, ids[j - 1], &k);
+		pieces += k;
+		if (hearth_detokenize(sm->model, ids, j, false, &text, &len, &err))
+			break;
+		free(text);
+		if (len > 0) {
+			lead = pieces > len ? pieces - len : 0;
+			break;
+		}
+	}
+	hearth_detok_free(d);
+	return lead;
 }
 
 /* Submits prompt ids; false after an error reply. */
@@ -160,19 +205,39 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 	rq.top_logprobs = p->logprobs ? p->top_logprobs : -1;
 	rq.timeout_s = sm->srv->request_timeout_s;
 	rq.ignore_eos = p->ignore_eos;
+	rq.uncertainty = p->uncertainty;
+	if (p->echo && p->logprobs) /* every prompt token after the first, scored */
+		rq.score_from = 1;
+	rq.score_only = p->max_tokens == 0; /* with echo only (params.c) */
 	rq.cache_salt = p->salt;
 	rq.cache_salt_size = p->salt_len;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
-	if (hearth_detok_new(&g->dt, sm->model, false, &err)) {
+	if (hearth_detok_new(&g->dt, sm->model, false, &err) ||
+	    (rq.score_from && hearth_detok_new(&g->echo_dt, sm->model, false, &err))) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "%s", err.msg);
 		return false;
 	}
-	if (!constrain_grammar(sm, p, &rq.grammar, rp))
+	if (rq.score_from) { /* the first prompt token: echoed, nothing before it to score it */
+		g->echo_lead = echo_lead(sm, ids, n);
+		struct hearth_token_event first = { .id = ids[0] };
+		if (!gen_echo_keep(g, &first) || g->n_lps != 1) {
+			reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+			return false;
+		}
+		g->lps[0].no_lp = true;
+	}
+	if (p->cache_name && !cache_seed(sm, p->tenant, p->cache_name, ids, n, &rq.prefix_state, rp))
 		return false;
+	if (!constrain_grammar(sm, p, &rq.grammar, rp)) {
+		hearth_state_free(rq.prefix_state);
+		return false;
+	}
 	int rc = hearth_sched_submit(sm->sched, &rq, &g->req, &err);
-	if (rc)
+	if (rc) {
 		hearth_grammar_free(rq.grammar); /* still ours */
+		hearth_state_free(rq.prefix_state);
+	}
 	if (rc == HEARTH_EBUSY) {
 		reply_error(rp, 429, "rate_limit_exceeded", NULL, "queue_full",
 			    "The server is busy: too many requests are waiting. Retry shortly.");

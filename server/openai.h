@@ -32,7 +32,8 @@ struct params {
 	int32_t bias_ids[1024];
 	float bias[1024];
 	int32_t n_bias;
-	bool echo;
+	bool echo;                 /* completions: the prompt leads the text (and its logprobs, with logprobs) */
+	bool uncertainty;          /* each token's entropy and rank (docs/API.md) */
 	bool ignore_eos;           /* llama.cpp's extension: keep going past end-of-text */
 	char *salt;                /* prefix-cache tenant: the API key, then the request's cache_salt */
 	size_t salt_len;
@@ -40,6 +41,8 @@ struct params {
 	const char *gbnf_rule;     /* its start rule */
 	const char *gbnf_param;    /* the field it came from, for errors */
 	bool gbnf_frame;           /* chat: still to be framed (reasoning first) */
+	const char *cache_name;    /* "cache": a saved state to start from (api-cache.c), NULL: none */
+	const char *tenant;        /* the API key that let the request in, NULL: none */
 };
 
 
@@ -85,6 +88,9 @@ struct tok_lp {
 	int32_t top_ids[HEARTH_MAX_TOP_LOGPROBS];
 	float top_lp[HEARTH_MAX_TOP_LOGPROBS];
 	size_t text_offset;
+	float entropy;             /* with uncertainty */
+	int32_t rank;
+	bool no_lp;                /* an echoed first prompt token: nothing before it to score it (null) */
 };
 
 
@@ -97,12 +103,16 @@ struct gen {
 	int32_t n_gen;
 	struct tok_lp *lps;
 	size_t n_lps, cap_lps;
+	size_t lp_sent;           /* streaming: entries of lps already sent */
 	int finish;               /* enum hearth_finish, 0 while running */
 	bool stopped;             /* ended by a stop string */
 	bool failed;              /* out of memory keeping its text: ends with HEARTH_FINISH_ERROR */
 	double t_submit, t_first, t_last;
 	char *prompt_text;        /* completions echo */
 	size_t prompt_len;
+	struct hearth_detok *echo_dt; /* echo with logprobs: the prompt's tokens' text offsets */
+	size_t echo_off;          /* the next prompt token's offset, in the pieces' bytes */
+	size_t echo_lead;         /* bytes the echoed text drops at its start (SentencePiece's leading space) */
 };
 
 
@@ -194,8 +204,14 @@ bool stream_run_all(struct stream *st, int fd, struct reply *rp);
 
 /* shapes.c: NULL when out of memory */
 const char *shape_finish_name(int finish);
-json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n);
-json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n);
+/* unc: with each token's entropy and rank (the request's uncertainty) */
+json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n, bool unc);
+json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n, bool unc);
+/* Uncertainty without logprobs: {"content": [{"token", "entropy", "rank"}]}. */
+json_t *shape_uncertainty(struct served_model *sm, const struct tok_lp *l, size_t n);
+/* What a choice carries beside its text: "logprobs" (null when not asked) and,
+ * with uncertainty but no logprobs, "uncertainty"; false when out of memory. */
+bool shape_choice_extras(struct stream *st, const struct gen *g, size_t from, json_t *choice);
 json_t *shape_usage(const struct gen *g, int n);
 json_t *shape_chat_reply(struct stream *st);
 json_t *shape_completion_reply(struct stream *st);

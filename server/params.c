@@ -138,11 +138,11 @@ static bool parse_sampling(json_t *b, struct params *p, struct reply *rp)
 	if (!get_num(b, "temperature", 0, 2, &temp, rp) || !get_num(b, "top_p", 0, 1, &top_p, rp) ||
 	    !get_num(b, "min_p", 0, 1, &min_p, rp) || !get_num(b, "repeat_penalty", 0.01, 10, &rep, rp) ||
 	    !get_num(b, "frequency_penalty", -2, 2, &fp, rp) || !get_num(b, "presence_penalty", -2, 2, &pp, rp) ||
-	    !get_int(b, "top_k", -1, 1 << 30, &top_k, rp) || !get_int(b, "max_tokens", 1, INT32_MAX, &max_tokens, rp) ||
+	    !get_int(b, "top_k", -1, 1 << 30, &top_k, rp) || !get_int(b, "max_tokens", 0, INT32_MAX, &max_tokens, rp) ||
 	    !get_int(b, "max_completion_tokens", 1, INT32_MAX, &mct, rp) ||
 	    !get_int(b, "seed", INT64_MIN, INT64_MAX, &seed, rp) || !get_int(b, "n", 1, MAX_PROMPTS, &n, rp) ||
 	    !params_bool(b, "stream", &p->stream, rp) || !params_bool(b, "echo", &p->echo, rp) ||
-	    !params_bool(b, "ignore_eos", &p->ignore_eos, rp))
+	    !params_bool(b, "ignore_eos", &p->ignore_eos, rp) || !params_bool(b, "uncertainty", &p->uncertainty, rp))
 		return false;
 	p->max_tokens = mct > 0 ? (int32_t)mct : (int32_t)max_tokens;
 	p->n = (int)n;
@@ -276,11 +276,21 @@ bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *ten
 	const char *model = NULL, *user = NULL, *cache_key = NULL, *cache_salt = NULL;
 	memset(p, 0, sizeof *p);
 	if (!get_str(b, "model", &model, rp) || !get_str(b, "user", &user, rp) ||
-	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_str(b, "cache_salt", &cache_salt, rp))
+	    !get_str(b, "prompt_cache_key", &cache_key, rp) || !get_str(b, "cache_salt", &cache_salt, rp) ||
+	    !get_str(b, "cache", &p->cache_name, rp))
 		return false;
+	p->tenant = tenant;
 	(void)model; /* read (its type checked) when the model was chosen: api_model_acquire */
 	/* user and prompt_cache_key are affinity keys for proxies in front: accepted, not needed here */
-	return parse_sampling(b, p, rp) && parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&
+	if (!parse_sampling(b, p, rp))
+		return false;
+	p->echo = p->echo && !chat; /* a completions field */
+	if (p->max_tokens == 0 && !p->echo) { /* OpenAI's legacy API: 0 with echo generates nothing */
+		reply_error(rp, 400, "invalid_request_error", "max_tokens", "invalid_value",
+			    "'max_tokens' must be at least 1 (0 only with 'echo' on /v1/completions)");
+		return false;
+	}
+	return parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&
 	       parse_stop(b, p, rp) && parse_logit_bias(sm, b, p, rp) && set_salt(p, tenant, cache_salt, rp) &&
 	       constrain_parse(b, p, rp);
 }

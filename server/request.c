@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache.h"
 #include "server.h"
 
 #define URL_MAX (8 * 1024)          /* longer: 414 */
@@ -45,10 +46,16 @@ static const struct route routes[] = {
 	{ "/v1/models/", "GET", api_model, true, false, false, false },
 	{ "/v1/chat/completions", "POST", api_chat_completions, false, false, true, false },
 	{ "/v1/completions", "POST", api_completions, false, false, true, false },
+	{ "/v1/score", "POST", api_score, false, false, true, false },
 	{ "/tokenize", "POST", api_tokenize, false, false, true, true },
 	{ "/detokenize", "POST", api_detokenize, false, false, true, true },
 	{ "/v1/tokenize", "POST", api_tokenize, false, false, true, true },
 	{ "/v1/detokenize", "POST", api_detokenize, false, false, true, true },
+	/* saved state (api-cache.c) */
+	{ "/v1/cache", "POST", api_cache_save, false, false, true, false },
+	{ "/v1/cache", "GET", api_cache_list, false, false, false, false },
+	{ "/v1/cache/", "GET", api_cache_get, true, false, false, false },
+	{ "/v1/cache/", "DELETE", api_cache_delete, true, false, false, false },
 	/* Ollama's API */
 	{ "/api/version", "GET", api_ollama_version, false, false, false, false },
 	{ "/api/tags", "GET", api_ollama_tags, false, false, false, false },
@@ -179,18 +186,24 @@ static bool is_json_type(const char *ct)
 	return *ct == 0 || *ct == ';';
 }
 
-static const struct route *route_find(const char *url, bool *path_known)
+/* The route for url and method; when only other methods have one, the first
+ * of them (answered 405). */
+static const struct route *route_find(const char *url, const char *method, bool *path_known)
 {
+	const struct route *first = NULL;
 	*path_known = false;
 	for (size_t i = 0; i < N_ROUTES; i++) {
 		const struct route *r = &routes[i];
 		bool hit = r->prefix ? !strncmp(url, r->path, strlen(r->path)) && url[strlen(r->path)] : !strcmp(url, r->path);
 		if (hit) {
 			*path_known = true;
-			return r;
+			if (!strcmp(method, r->method) || (!strcmp(r->method, "GET") && !strcmp(method, "HEAD")))
+				return r;
+			if (!first)
+				first = r;
 		}
 	}
-	return NULL;
+	return first;
 }
 
 size_t request_max_body(const struct server *srv, const struct route *rt)
@@ -228,7 +241,7 @@ static bool check_origin(struct server *srv, const struct http_request *rq, stru
 static bool check_route(struct server *srv, const struct http_request *rq, const struct route **out, struct reply *rp)
 {
 	bool known;
-	const struct route *rt = route_find(rq->url, &known);
+	const struct route *rt = route_find(rq->url, rq->method, &known);
 	if (!rt) {
 		reply_error(rp, 404, "not_found_error", NULL, "not_found", "Unknown request URL: %.16s %.512s", rq->method,
 			    rq->url);
@@ -236,8 +249,9 @@ static bool check_route(struct server *srv, const struct http_request *rq, const
 	}
 	bool method_ok = !strcmp(rq->method, rt->method) || (!strcmp(rt->method, "GET") && !strcmp(rq->method, "HEAD"));
 	if (!method_ok) {
-		/* the same path may have another route with this method: none do today */
-		rp->allow = !strcmp(rt->method, "GET") ? "GET, HEAD" : rt->method;
+		rp->allow = !strncmp(rt->path, "/v1/cache", 9)   ? (rt->prefix ? "GET, HEAD, DELETE" : "GET, HEAD, POST")
+			    : !strcmp(rt->method, "GET") ? "GET, HEAD"
+							 : rt->method;
 		reply_error(rp, 405, "invalid_request_error", NULL, "method_not_allowed", "Method %.16s is not allowed for %.512s",
 			    rq->method, rq->url);
 		return true;

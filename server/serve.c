@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cache.h"
 #include "../cli/cli.h"
 #include "server.h"
 
@@ -61,6 +62,8 @@ static const char serve_help[] =
 	"      --ssl-cert FILE     serve HTTPS with this PEM certificate (chain)\n"
 	"      --ssl-key FILE      and this PEM private key\n"
 	"      --max-body BYTES    largest completion request body [8388608]\n"
+	"      --cache-budget BYTES  disk space saved states (/v1/cache, under HEARTH_HOME/states) may\n"
+	"                          take; the least recently used go first (0: no limit) [4294967296]\n"
 	"      --max-body-total B  bytes all request bodies being received may hold at once [268435456]\n"
 	"      --timeout S         a connection must deliver each whole request within S seconds\n"
 	"                          of opening (or of its previous reply), and may not leave what it\n"
@@ -302,6 +305,10 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			srv->alias = val;
 		} else if (!strcmp(a, "--chat-template")) {
 			o->template_path = val;
+		} else if (!strcmp(a, "--cache-budget")) {
+			if (!arg_int("serve", a, val, 0, 1LL << 50, &v))
+				return EXIT_USAGE;
+			srv->cache_budget = (uint64_t)v;
 		} else if (!strcmp(a, "--max-body")) {
 			if (!arg_int("serve", a, val, 1024, 1LL << 31, &v))
 				return EXIT_USAGE;
@@ -450,10 +457,22 @@ static void wait_for_signal_and_drain(struct server *srv, sigset_t *sigs)
 	}
 }
 
+/* The saved-state store under HEARTH_HOME. Without one (an unwritable home)
+ * the server still serves; /v1/cache answers 503. */
+static void open_cache(struct server *srv)
+{
+	struct hearth_err err = { 0 };
+	char home[2048];
+	if (hearth_store_home(home, sizeof home, &err) ||
+	    cache_store_open(&srv->cache, home, srv->cache_budget, &err))
+		fprintf(stderr, "hearth serve: warning: no saved state (/v1/cache): %s\n", err.msg);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct server srv = { .host = "127.0.0.1", .port = 8080, .max_body = 8u << 20, .max_body_total = 256u << 20,
-			      .timeout_s = 30, .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256 };
+			      .timeout_s = 30, .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256,
+			      .cache_budget = 4ull << 30 };
 	struct serve_opts o = { 0 };
 	struct hearth_err err = { 0 };
 	char why[256];
@@ -489,6 +508,7 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "hearth serve: out of memory\n");
 		goto out;
 	}
+	open_cache(&srv);
 	atomic_store(&srv.phase, SRV_LOADING);
 	if (listener_open(&srv.listener, srv.host, srv.port, why, sizeof why)) {
 		fprintf(stderr, "hearth serve: %s\n", why);
@@ -526,6 +546,7 @@ out:
 	listener_close(&srv.listener);
 	http_stop(&srv);
 	conns_free(&srv.conns);
+	cache_store_close(srv.cache);
 	fprintf(stderr, "hearth serve: stopped\n");
 out_config:
 	models_free(&srv.models);

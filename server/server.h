@@ -10,6 +10,7 @@
  *   reply.c        JSON replies and OpenAI-shaped errors
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
+ *   api-score.c    /v1/score: a given completion's log-probabilities, without sampling
  *   api-ollama.c   Ollama's /api/chat, /api/generate, /api/tags, /api/show, /api/ps,
  *                  /api/version, /api/pull over the same machinery (ollama-wire.c: its
  *                  requests and NDJSON shapes; ollama-info.c: models described from GGUF)
@@ -17,6 +18,7 @@
  *                  unloaded when idle or to make room (--max-loaded, --idle-unload)
  *   load.c         one model's loaded state: weights, chat template, scheduler
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
+ *   api-cache.c    /v1/cache: saved model state on disk (cache-store.c; cache.h)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
@@ -277,6 +279,8 @@ struct server {
 	bool allow_pull;          /* /api/pull may download models into the store (--allow-pull) */
 	atomic_bool pulling;      /* a pull runs now (one at a time) */
 	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
+	uint64_t cache_budget;    /* bytes saved state may take on disk (--cache-budget; 0: no limit) */
+	struct cache_store *cache; /* saved state (cache.h), NULL: none (the routes answer 503) */
 	/* state */
 	struct models models;     /* the models served */
 	atomic_int phase;         /* enum srv_phase */
@@ -378,6 +382,8 @@ void api_models(struct server *srv, const struct call *call, struct reply *rp);
 void api_model(struct server *srv, const struct call *call, struct reply *rp); /* GET /v1/models/{id} */
 void api_tokenize(struct server *srv, const struct call *call, struct reply *rp);
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
+/* api-score.c: POST /v1/score, a completion's log-probabilities after a prompt */
+void api_score(struct server *srv, const struct call *call, struct reply *rp);
 /* The model the request's "model" field names (absent or "": the default),
  * held until models_release (a stream releases it when freed); NULL after an
  * error reply: 404 unknown, 503 with Retry-After when it cannot be loaded

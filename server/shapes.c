@@ -30,8 +30,15 @@ static json_t *shape_piece(struct served_model *sm, int32_t id, json_t **bytes)
 	return jsonb_str(buf, (size_t)n);
 }
 
+/* Adds l's entropy and rank to the object o (null for an unscored echoed token). */
+static bool add_unc(json_t *o, const struct tok_lp *l)
+{
+	return jsonb_set(o, "entropy", l->no_lp ? json_null() : json_real(l->entropy)) &&
+	       jsonb_set(o, "rank", l->no_lp ? json_null() : json_integer(l->rank));
+}
+
 /* The logprobs of tokens l[0..n) in the chat shape; NULL when out of memory. */
-json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n)
+json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n, bool unc)
 {
 	json_t *content = json_array();
 	bool ok = content != NULL;
@@ -49,35 +56,73 @@ json_t *shape_chat_logprobs(struct served_model *sm, const struct tok_lp *l, siz
 			json_decref(bytes);
 			break;
 		}
-		ok = jsonb_add(content, json_pack("{s:o, s:f, s:o, s:o}", "token", tok, "logprob", (double)l[i].lp, "bytes", bytes,
-					    "top_logprobs", top));
+		json_t *e = json_pack("{s:o, s:f, s:o, s:o}", "token", tok, "logprob", (double)l[i].lp, "bytes", bytes,
+				      "top_logprobs", top);
+		ok = jsonb_add(content, unc ? jsonb_done(e, e && add_unc(e, &l[i])) : e);
 	}
 	return ok ? json_pack("{s:o}", "content", content) : jsonb_done(content, false);
 }
 
 /* The logprobs of tokens l[0..n) in the completions shape; NULL when out of memory. */
-json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n)
+json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *l, size_t n, bool unc)
 {
 	json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
-	bool ok = toks && lps && tops && offs;
+	json_t *ents = unc ? json_array() : NULL, *ranks = unc ? json_array() : NULL;
+	bool ok = toks && lps && tops && offs && (!unc || (ents && ranks));
 	for (size_t i = 0; ok && i < n; i++) {
-		json_t *t = json_object();
-		ok = jsonb_add(toks, shape_piece(sm, l[i].id, NULL)) && jsonb_add(lps, json_real(l[i].lp)) && t;
-		for (int32_t k = 0; ok && k < l[i].n_top; k++) {
+		json_t *t = l[i].no_lp ? json_null() : json_object(); /* an echoed first token: null, as OpenAI has it */
+		ok = jsonb_add(toks, shape_piece(sm, l[i].id, NULL)) &&
+		     jsonb_add(lps, l[i].no_lp ? json_null() : json_real(l[i].lp)) && t;
+		for (int32_t k = 0; ok && !l[i].no_lp && k < l[i].n_top; k++) {
 			json_t *name = shape_piece(sm, l[i].top_ids[k], NULL);
 			ok = jsonb_set(t, json_string_value(name), json_real(l[i].top_lp[k]));
 			json_decref(name);
 		}
 		ok = jsonb_add(tops, jsonb_done(t, ok)) && jsonb_add(offs, json_integer((json_int_t)l[i].text_offset));
+		if (ok && unc)
+			ok = jsonb_add(ents, l[i].no_lp ? json_null() : json_real(l[i].entropy)) &&
+			     jsonb_add(ranks, l[i].no_lp ? json_null() : json_integer(l[i].rank));
 	}
-	if (ok)
-		return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
-				 "text_offset", offs);
-	json_decref(toks);
-	json_decref(lps);
-	json_decref(tops);
-	json_decref(offs);
-	return NULL;
+	json_t *j = ok ? json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
+				   "text_offset", offs) : NULL;
+	if (!j) {
+		json_decref(toks);
+		json_decref(lps);
+		json_decref(tops);
+		json_decref(offs);
+		json_decref(ents);
+		json_decref(ranks);
+		return NULL;
+	}
+	if (unc)
+		j = jsonb_done(j, jsonb_set(j, "token_entropies", ents) && jsonb_set(j, "token_ranks", ranks));
+	return j;
+}
+
+json_t *shape_uncertainty(struct served_model *sm, const struct tok_lp *l, size_t n)
+{
+	json_t *content = json_array();
+	bool ok = content != NULL;
+	for (size_t i = 0; ok && i < n; i++) {
+		json_t *e = json_pack("{s:o}", "token", shape_piece(sm, l[i].id, NULL));
+		ok = jsonb_add(content, jsonb_done(e, e && add_unc(e, &l[i])));
+	}
+	return ok ? json_pack("{s:o}", "content", content) : jsonb_done(content, false);
+}
+
+bool shape_choice_extras(struct stream *st, const struct gen *g, size_t from, json_t *choice)
+{
+	const bool unc = st->p.uncertainty, any = g->n_lps > from;
+	json_t *lp = json_null();
+	if (st->p.logprobs && any)
+		lp = st->chat ? shape_chat_logprobs(st->sm, g->lps + from, g->n_lps - from, unc)
+			      : shape_completion_logprobs(st->sm, g->lps + from, g->n_lps - from, unc);
+	if (!jsonb_set(choice, "logprobs", lp))
+		return false;
+	if (unc && !st->p.logprobs)
+		return jsonb_set(choice, "uncertainty", any ? shape_uncertainty(st->sm, g->lps + from, g->n_lps - from)
+							    : json_null());
+	return true;
 }
 
 json_t *shape_usage(const struct gen *g, int n)
@@ -110,9 +155,9 @@ json_t *shape_chat_reply(struct stream *st)
 		struct gen *g = &st->g[k];
 		json_t *msg = chat_message(st, k);
 		const bool calls = msg && json_object_get(msg, "tool_calls") && g->finish == HEARTH_FINISH_STOP;
-		ok = jsonb_add(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", k, "message", msg, "logprobs",
-					    st->p.logprobs ? shape_chat_logprobs(sm, g->lps, g->n_lps) : json_null(),
-					    "finish_reason", calls ? "tool_calls" : shape_finish_name(g->finish)));
+		json_t *c = json_pack("{s:i, s:o, s:s}", "index", k, "message", msg, "finish_reason",
+				      calls ? "tool_calls" : shape_finish_name(g->finish));
+		ok = jsonb_add(choices, jsonb_done(c, c && shape_choice_extras(st, g, 0, c)));
 	}
 	if (!ok)
 		return jsonb_done(choices, false);
@@ -129,9 +174,9 @@ json_t *shape_completion_reply(struct stream *st)
 	bool ok = choices != NULL;
 	for (int i = 0; ok && i < st->n_gen; i++) {
 		struct gen *g = &st->g[i];
-		ok = jsonb_add(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", i, "text", jsonb_str(g->text ? g->text : "", g->len),
-					    "logprobs", st->p.logprobs ? shape_completion_logprobs(sm, g->lps, g->n_lps) : json_null(),
-					    "finish_reason", shape_finish_name(g->finish)));
+		json_t *c = json_pack("{s:i, s:o, s:s}", "index", i, "text", jsonb_str(g->text ? g->text : "", g->len),
+				      "finish_reason", shape_finish_name(g->finish));
+		ok = jsonb_add(choices, jsonb_done(c, c && shape_choice_extras(st, g, 0, c)));
 	}
 	if (!ok)
 		return jsonb_done(choices, false);

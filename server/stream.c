@@ -59,7 +59,8 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 	struct gen *g = &st->g[i];
 	size_t upto = gen_sendable(&st->p, g);
 	bool fin = g->finish != 0;
-	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]))
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) &&
+	    !(!st->chat && (st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from))
 		return;
 	json_t *text = jsonb_str(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
 	g->sent = upto > g->sent ? upto : g->sent;
@@ -79,21 +80,19 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 			ok = chat_out_delta(&st->reader[i], json_string_value(text), json_string_length(text), fin, delta);
 		const int fr = fin && st->reader[i].n_calls > 0 && g->finish == HEARTH_FINISH_STOP ? -1 : g->finish;
 		delta = jsonb_done(delta, ok);
-		if (delta && !fin && json_object_size(delta) == 0 && !(st->p.logprobs && g->n_lps > lp_from)) {
+		if (delta && !fin && json_object_size(delta) == 0 &&
+		    !((st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from)) {
 			json_decref(delta); /* everything new is held back (a marker may be starting) */
 			json_decref(text);
 			return;
 		}
-		choice = !delta ? NULL : json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", delta, "logprobs",
-				   st->p.logprobs && g->n_lps > lp_from ? shape_chat_logprobs(st->sm, g->lps + lp_from, g->n_lps - lp_from)
-									: json_null(),
+		choice = !delta ? NULL : json_pack("{s:i, s:o, s:o}", "index", i, "delta", delta,
 				   "finish_reason", fin ? json_string(fr < 0 ? "tool_calls" : shape_finish_name(fr)) : json_null());
 	} else {
-		choice = json_pack("{s:i, s:O, s:o, s:o}", "index", i, "text", text, "logprobs",
-				   st->p.logprobs && g->n_lps > lp_from ? shape_completion_logprobs(st->sm, g->lps + lp_from, g->n_lps - lp_from)
-									: json_null(),
+		choice = json_pack("{s:i, s:O, s:o}", "index", i, "text", text,
 				   "finish_reason", fin ? json_string(shape_finish_name(g->finish)) : json_null());
 	}
+	choice = jsonb_done(choice, choice && shape_choice_extras(st, g, lp_from, choice));
 	json_decref(text);
 	sse_push(st, choice ? chunk(st, json_pack("[o]", choice)) : NULL);
 }
@@ -137,13 +136,14 @@ ssize_t stream_read(struct stream *st, char *buf, size_t max, bool *ended)
 			continue;
 		}
 		struct gen *g = &st->g[st->cur];
-		size_t lp_from = g->n_lps;
+		size_t lp_from = g->lp_sent;
 		bool more = g->finish == 0 && gen_wait(st->sm, &st->p, g, st->fd);
 		if (g->finish == HEARTH_FINISH_ERROR) {
 			st->broken = true; /* the model could not finish it: the client sees the stream cut */
 			continue;
 		}
 		st->wire->emit(st, st->cur, lp_from);
+		g->lp_sent = g->n_lps;
 		if (!more || g->finish)
 			st->cur++;
 	}

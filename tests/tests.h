@@ -71,6 +71,7 @@
 	X(test_sampler_select)       \
 	X(test_sampler_row_kernels)  \
 	X(test_sampler_logprobs)     \
+	X(test_sampler_uncertainty)  \
 	X(test_grammar_parse)        \
 	X(test_grammar_match)        \
 	X(test_grammar_bounds)       \
@@ -91,6 +92,9 @@
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
 	X(test_kv_swa)               \
+	X(test_state_round_trip)     \
+	X(test_state_refused)        \
+	X(test_state_sched)          \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \
@@ -100,6 +104,7 @@
 	X(test_families_errors)      \
 	X(test_families_softcap)     \
 	X(test_families_longrope)    \
+	X(test_sched_score)          \
 	X(test_fault_model_load)     \
 	X(test_fault_tokenize)       \
 	X(test_fault_grammar)        \
@@ -121,6 +126,7 @@
 	X(test_pull_cli)            \
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
+	X(test_cli_prompt_cache)    \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \

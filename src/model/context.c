@@ -12,6 +12,7 @@
 #include "../base/err.h"
 #include "../base/thread.h"
 #include "forward.h"
+#include "state.h"
 
 #define CONTEXT_BLOCK 32 /* cache block size: one sequence, so no sharing to gain */
 
@@ -24,6 +25,7 @@ struct hearth_context {
 	int32_t *tokens;       /* [n_ctx] the tokens in the cache */
 	float *logits;         /* rows of the last decode */
 	int32_t n_logits, logits_first;
+	int32_t logits_end;    /* n_past when the kept logits' last row was computed, -1: stale */
 	size_t logits_cap;
 	/* per-batch scratch */
 	struct kv_seq **seqs;
@@ -136,6 +138,8 @@ void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, v
 
 void hearth_context_truncate(struct hearth_context *c, int32_t n_keep)
 {
+	if (n_keep < c->seq.n_tokens)
+		c->logits_end = -1;
 	kv_seq_truncate(&c->kv, &c->seq, n_keep);
 }
 
@@ -190,6 +194,7 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 		kv_seq_commit(&c->kv, &c->seq, c->tokens, nb);
 		done += nb;
 	}
+	c->logits_end = c->seq.n_tokens;
 	return 0;
 }
 
@@ -200,4 +205,41 @@ const float *hearth_get_logits(const struct hearth_context *c, int32_t i)
 	if (!c->logits || i < c->logits_first || i >= c->logits_first + c->n_logits)
 		return NULL;
 	return c->logits + (size_t)(i - c->logits_first) * (size_t)c->m->hp.n_vocab;
+}
+
+const int32_t *hearth_context_tokens(const struct hearth_context *c) { return c->tokens; }
+
+int hearth_context_state_get(struct hearth_context *c, struct hearth_state **out, struct hearth_err *err)
+{
+	const bool fresh = c->logits && c->n_logits > 0 && c->logits_end == c->seq.n_tokens;
+	const float *logits = fresh ? hearth_get_logits(c, -1) : NULL;
+	return state_build(out, c->m, &c->kv, &c->seq, c->tokens, c->seq.n_tokens, logits, err);
+}
+
+int hearth_context_state_set(struct hearth_context *c, const struct hearth_state *st, struct hearth_err *err)
+{
+	const size_t V = (size_t)c->m->hp.n_vocab;
+	int rc;
+	if ((rc = state_check_fits(st, c->m, &c->kv, err)))
+		return rc;
+	if (st->n_tokens > c->n_ctx)
+		return err_set(err, HEARTH_ECTXFULL, "state: its %d tokens do not fit the context's %d", st->n_tokens,
+			       c->n_ctx);
+	if (st->n_logits && V > c->logits_cap) {
+		float *l = realloc(c->logits, V * sizeof *l);
+		if (!l)
+			return err_set(err, HEARTH_ENOMEM, "state: out of memory for logits");
+		c->logits = l;
+		c->logits_cap = V;
+	}
+	hearth_context_truncate(c, 0);
+	memcpy(c->tokens, st->tokens, (size_t)st->n_tokens * sizeof *c->tokens);
+	if ((rc = kv_state_put(&c->kv, &c->seq, c->tokens, st->rows, st->n_tokens, st->n_tokens)))
+		return err_set(err, rc, "state: the KV cache has no room for %d tokens", st->n_tokens);
+	c->n_logits = st->n_logits;
+	c->logits_first = 0;
+	c->logits_end = st->n_logits ? st->n_tokens : -1;
+	if (st->n_logits)
+		memcpy(c->logits, st->logits, V * sizeof *c->logits);
+	return 0;
 }

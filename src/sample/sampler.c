@@ -395,3 +395,46 @@ int32_t hearth_sampler_logprobs(struct hearth_sampler *s, const float *logits, i
 	}
 	return (int32_t)n;
 }
+
+/* H = -sum p ln p with p = w / Z, w = exp(l - max), Z = sum w:
+ * H = ln Z - sum w (l - max) / Z. The weights come from the vectorized
+ * exponential; the sum and the rank count share a second loop, written as
+ * UNC_LANES independent lanes (float sums, combined in double) so that the
+ * compiler vectorizes it. l - max is taken as 0 below -104, where a float's
+ * exp is 0: clamped logits (±FLT_MAX) cannot overflow it, and a kernel's
+ * tiny floor for exp there adds nothing. */
+#define UNC_LANES 16
+void hearth_sampler_uncertainty(struct hearth_sampler *s, const float *logits, int32_t id, float *entropy,
+				int32_t *rank)
+{
+	struct sel_row r;
+	row_prepare(s, logits, s->n_vocab, false, &r);
+	const double z = kern_fns()->row_exp_sum(r.l, r.n, r.max, 1.0f, s->w);
+	const float lid = id >= 0 && id < s->n_vocab ? r.l[id] : -FLT_MAX, mx = r.max;
+	const float *l = r.l, *w = s->w;
+	float acc[UNC_LANES] = { 0 };
+	int32_t cnt[UNC_LANES] = { 0 };
+	int32_t i = 0, above = 0;
+	for (; i + UNC_LANES <= r.n; i += UNC_LANES)
+		for (int k = 0; k < UNC_LANES; k++) {
+			const float d = l[i + k] - mx;
+			acc[k] += w[i + k] * (d > -104.0f ? d : 0.0f);
+			cnt[k] += (l[i + k] > lid) | ((l[i + k] == lid) & (i + k < id)); /* ties: lower ids first */
+		}
+	double wl = 0;
+	for (; i < r.n; i++) {
+		const float d = l[i] - mx;
+		wl += (double)(w[i] * (d > -104.0f ? d : 0.0f));
+		above += (l[i] > lid) | ((l[i] == lid) & (i < id));
+	}
+	for (int k = 0; k < UNC_LANES; k++) {
+		wl += acc[k];
+		above += cnt[k];
+	}
+	if (entropy) {
+		const double h = log(z) - wl / z;
+		*entropy = h > 0 ? (float)h : 0.0f;
+	}
+	if (rank)
+		*rank = above + 1;
+}

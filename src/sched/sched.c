@@ -23,6 +23,12 @@
  * of the queue, to resume from its tokens later. Results never depend on
  * batching: every row of every kernel is computed independently.
  *
+ * Scoring (score_from) asks for the logits of prompt positions too: each
+ * position whose logits score the prompt token after it gets an output row,
+ * at most SCORE_ROWS a step (a longer scored span takes several steps), and
+ * is never taken from the prefix cache; its event is queued before the
+ * request's first generated token.
+ *
  * Threads: s->mu guards the waiting queue and quit; r->mu guards a request's
  * events and its link to the scheduler. Lock order: r->mu before s->mu; the
  * scheduler never holds s->mu while taking r->mu.
@@ -39,6 +45,7 @@
 #include "../base/log.h"
 #include "../base/thread.h"
 #include "../model/forward.h"
+#include "../model/state.h"
 
 enum req_state { REQ_WAITING, REQ_RUNNING, REQ_DONE };
 
@@ -49,12 +56,16 @@ struct hearth_request {
 	int32_t *tokens;            /* prompt, then generated */
 	int32_t n_prompt, n_tokens, cap_tokens;
 	int32_t max_tokens, n_gen, top_logprobs;
-	bool ignore_eos;
+	bool ignore_eos, uncertainty, score_only;
+	int32_t score_next;         /* the next prompt token to score (n_prompt: none left) */
 	int32_t *bias_ids;
 	float *bias;
 	int32_t n_bias;
 	struct hearth_sampler *smpl;
 	struct hearth_grammar *grammar; /* the sampler follows it; owned */
+	struct hearth_state *seed;   /* saved rows of a prefix of the prompt, owned until admitted */
+	bool save_state;             /* on a normal finish, save the computed sequence into saved */
+	struct hearth_state *saved;  /* under mu: what was saved, until the owner takes it */
 	double t_submit, deadline;
 	_Atomic double t_start;
 	/* scheduler thread only */
@@ -89,10 +100,13 @@ struct hearth_sched {
 	int32_t *b_tokens, *b_pos, *b_rows;
 	struct kv_seq **b_seqs;
 	struct hearth_request **b_out; /* request of each output row */
-	struct hearth_token_event *b_ev; /* the token sampled for each output row */
+	struct hearth_token_event *b_ev; /* the token sampled (or scored) for each output row */
+	bool *b_score;                 /* the output row scores a prompt token */
+	int32_t *b_grp;                /* the output row's request, numbered in the step: rows of one request
+					* are sampled by one thread, in order */
 	double t_decode;               /* running average of a decode-only step, s (0: none yet) */
 	double t_prompt_tok;           /* running average cost of a prompt token in a step, s (0: none yet) */
-	float *logits;                 /* [n_parallel][n_vocab] */
+	float *logits;                 /* [n_parallel + SCORE_ROWS][n_vocab] */
 	/* counters others read */
 	atomic_int n_waiting, n_running_pub, n_blocks_used, last_batch_tokens, last_batch_seqs;
 	atomic_uint_fast64_t prefix_queries, prefix_hits, prompt_tokens, generation_tokens, steps;
@@ -130,6 +144,8 @@ static void req_unref(struct hearth_request *r)
 	pthread_cond_destroy(&r->cv);
 	hearth_sampler_free(r->smpl);
 	hearth_grammar_free(r->grammar);
+	hearth_state_free(r->seed);
+	hearth_state_free(r->saved);
 	free(r->tokens);
 	free(r->bias_ids);
 	free(r->bias);
@@ -165,10 +181,28 @@ static bool req_push(struct hearth_request *r, const struct hearth_token_event *
 	return queued;
 }
 
+/* Saves the positions of r the cache holds (its prompt, and what it generated
+ * that was computed) for its owner; a failure leaves none saved (logged). */
+static void save_state(struct hearth_sched *s, struct hearth_request *r)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_state *st = NULL;
+	const int32_t n = r->seq.n_tokens < r->n_tokens ? r->seq.n_tokens : r->n_tokens;
+	if (n <= 0 || state_build(&st, s->m, &s->kv, &r->seq, r->tokens, n, NULL, &err)) {
+		HLOG_WARN("sched: the request's state was not saved: %s", err.code ? err.msg : "nothing computed");
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->saved = st;
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* Ends a request the scheduler holds: cache released, final event queued
  * after the scheduler let go of it, scheduler's hold dropped. */
 static void req_end(struct hearth_sched *s, struct hearth_request *r, const struct hearth_token_event *ev)
 {
+	if (r->save_state && (ev->finish == HEARTH_FINISH_STOP || ev->finish == HEARTH_FINISH_LENGTH))
+		save_state(s, r);
 	kv_seq_free(&s->kv, &r->seq);
 	r->state = REQ_DONE;
 	pthread_mutex_lock(&r->mu);
@@ -182,6 +216,19 @@ static void req_finish(struct hearth_sched *s, struct hearth_request *r, int fin
 {
 	struct hearth_token_event ev = { .id = -1, .finish = finish, .t = hearth_now() };
 	req_end(s, r, &ev);
+}
+
+/* Can p's prefix state seed its prompt: of this model and cache, its tokens a prefix of the prompt? */
+static int seed_check(const struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_err *err)
+{
+	const struct hearth_state *st = p->prefix_state;
+	int rc;
+	if ((rc = state_check_fits(st, s->m, &s->kv, err)))
+		return rc;
+	if (st->n_tokens > p->n_prompt || memcmp(st->tokens, p->prompt, (size_t)st->n_tokens * sizeof *st->tokens))
+		return err_set(err, HEARTH_EINVAL, "request: the prompt does not start with the saved state's %d tokens",
+			       st->n_tokens);
+	return 0;
 }
 
 int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_request **out,
@@ -198,6 +245,9 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 			       "length is %d tokens", p->n_prompt, s->p.n_ctx_seq);
 	if (p->top_logprobs > HEARTH_MAX_TOP_LOGPROBS || p->n_bias < 0 || (p->n_bias && (!p->bias_ids || !p->bias)))
 		return err_set(err, HEARTH_EINVAL, "request: bad logprobs or logit bias");
+	if (p->score_from < 0 || (p->score_from > 0 && p->score_from >= p->n_prompt + 1))
+		return err_set(err, HEARTH_EINVAL, "request: score_from %d is outside the prompt (%d tokens)",
+			       p->score_from, p->n_prompt);
 	for (int32_t i = 0; i < p->n_prompt; i++)
 		if (p->prompt[i] < 0 || p->prompt[i] >= s->m->hp.n_vocab)
 			return err_set(err, HEARTH_EINVAL, "request: token id %d is outside the vocabulary", p->prompt[i]);
@@ -207,6 +257,11 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	if (p->cache_salt_size > 0 && !p->cache_salt)
 		return err_set(err, HEARTH_EINVAL, "request: cache_salt is NULL but cache_salt_size is %zu",
 			       p->cache_salt_size);
+	if (p->prefix_state && (rc = seed_check(s, p, err)))
+		return rc;
+	if (p->save_state && s->kv.n_swa > 0)
+		return err_set(err, HEARTH_EUNSUPPORTED, "request: saving the state of a model with sliding-window layers "
+			       "(%s) is not supported yet", s->m->arch);
 	if (!(r = calloc(1, sizeof *r)))
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
 	atomic_init(&r->refs, 2);
@@ -238,6 +293,11 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	r->max_tokens = p->max_tokens;
 	r->top_logprobs = p->top_logprobs;
 	r->ignore_eos = p->ignore_eos;
+	r->seed = p->prefix_state; /* owned once queued (the fail path below does not free it) */
+	r->save_state = p->save_state;
+	r->uncertainty = p->uncertainty;
+	r->score_only = p->score_only;
+	r->score_next = p->score_from > 0 ? p->score_from : p->n_prompt;
 	r->t_submit = hearth_now();
 	r->deadline = p->timeout_s > 0 ? r->t_submit + p->timeout_s : 0;
 	pthread_mutex_init(&r->mu, NULL);
@@ -331,6 +391,15 @@ void hearth_request_free(struct hearth_request *r)
 }
 
 int32_t hearth_request_cached_tokens(const struct hearth_request *r) { return atomic_load(&r->cached); }
+
+struct hearth_state *hearth_request_take_state(struct hearth_request *r)
+{
+	pthread_mutex_lock(&r->mu);
+	struct hearth_state *st = r->saved;
+	r->saved = NULL;
+	pthread_mutex_unlock(&r->mu);
+	return st;
+}
 double hearth_request_t_submit(const struct hearth_request *r) { return r->t_submit; }
 double hearth_request_t_start(const struct hearth_request *r) { return atomic_load(&((struct hearth_request *)r)->t_start); }
 
@@ -340,14 +409,28 @@ double hearth_request_t_start(const struct hearth_request *r) { return atomic_lo
  * the rest of its tokens. Called with s->mu held. */
 static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 {
-	/* reuse whole cached blocks, but compute at least the last token for its logits */
-	int32_t got = kv_seq_adopt_prefix(&s->kv, &r->seq, r->tokens, r->n_tokens, r->n_tokens - 1);
+	/* reuse whole cached blocks, but compute at least the last token for its
+	 * logits, and every position whose logits score a prompt token */
+	int32_t upto = r->n_tokens - 1;
+	if (r->score_next < r->n_prompt && r->score_next - 1 < upto)
+		upto = r->score_next - 1;
+	int32_t got = kv_seq_adopt_prefix(&s->kv, &r->seq, r->tokens, r->n_tokens, upto);
 	int32_t need = kv_seq_blocks_needed(&s->kv, &r->seq, r->n_tokens - got + 1);
 	if (need > s->kv.n_free && s->n_running > 0) {
 		kv_seq_release(&s->kv, &r->seq);
 		s->kv.queries -= (uint64_t)r->n_tokens; /* not a query after all */
 		s->kv.hits -= (uint64_t)got;
 		return false;
+	}
+	if (r->seed) { /* restore what the cache did not have of the saved prefix */
+		/* as adoption: the last token and scored positions are computed */
+		const int32_t n_use = r->seed->n_tokens < upto ? r->seed->n_tokens : upto;
+		if (n_use > r->seq.n_tokens &&
+		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, n_use - r->seq.n_tokens))
+			HLOG_DEBUG("sched: no room to restore a saved prefix; it is computed instead");
+		got = r->seq.n_tokens;
+		hearth_state_free(r->seed);
+		r->seed = NULL;
 	}
 	if (r->state == REQ_WAITING && atomic_load(&r->t_start) == 0) {
 		atomic_store(&r->cached, got);
@@ -429,6 +512,22 @@ static void sample_row(struct hearth_request *r, float *l, struct hearth_token_e
 	if (r->top_logprobs >= 0)
 		ev->n_top = hearth_sampler_logprobs(r->smpl, l, ev->id, r->top_logprobs, &ev->logprob, ev->top_ids,
 						    ev->top_logprobs);
+	if (r->uncertainty)
+		hearth_sampler_uncertainty(r->smpl, l, ev->id, &ev->entropy, &ev->rank);
+	ev->t = hearth_now();
+}
+
+/* Scores prompt token `at` of r from the logits row l of the position before
+ * it: its log-probability (always), best tokens and uncertainty as asked. */
+static void score_row(struct hearth_request *r, const float *l, int32_t at, struct hearth_token_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->id = r->tokens[at];
+	ev->prompt = true;
+	ev->n_top = hearth_sampler_logprobs(r->smpl, l, ev->id, r->top_logprobs > 0 ? r->top_logprobs : 0,
+					    &ev->logprob, ev->top_ids, ev->top_logprobs);
+	if (r->uncertainty)
+		hearth_sampler_uncertainty(r->smpl, l, ev->id, &ev->entropy, &ev->rank);
 	ev->t = hearth_now();
 }
 
@@ -442,8 +541,16 @@ static void sample_run(void *arg, int ith, int nth)
 	const struct sample_task *t = arg;
 	struct hearth_sched *s = t->s;
 	const size_t V = (size_t)s->m->hp.n_vocab;
-	for (int32_t o = ith; o < t->n_out; o += nth)
-		sample_row(s->b_out[o], s->logits + (size_t)o * V, &s->b_ev[o]);
+	for (int32_t o = 0; o < t->n_out; o++) {
+		struct hearth_request *r = s->b_out[o];
+		float *l = s->logits + (size_t)o * V;
+		if (s->b_grp[o] % nth != ith)
+			continue;
+		if (s->b_score[o])
+			score_row(r, l, s->b_pos[s->b_rows[o]] + 1, &s->b_ev[o]);
+		else if (!r->score_only)
+			sample_row(r, l, &s->b_ev[o]);
+	}
 }
 
 /* Hands r the token sampled for it; false when r finished. */
@@ -505,12 +612,42 @@ static void step_timed(struct hearth_sched *s, double t, int32_t n_decoding, int
 	}
 }
 
+/* Output rows a step may give to scored prompt tokens (beside one per
+ * request): each holds a row of logits, so this bounds the memory scoring
+ * takes; a long scored prompt is computed this many positions a step. */
+#define SCORE_ROWS 32
+
 /* What a step's batch holds beside its tokens. */
 struct batch_counts {
 	int32_t n_decoding; /* requests with one token to compute */
 	int32_t n_chunk;    /* tokens of longer runs (prompts, or a preempted request's redo) */
 	int32_t n_prompt;   /* tokens that are prompt tokens */
+	int32_t n_score;    /* output rows that score prompt tokens */
 };
+
+/* How many of r's next n tokens (from position seq.n_tokens) this step can
+ * take when each position whose logits score a prompt token needs one of
+ * the SCORE_ROWS - used rows left: n, or fewer. */
+static int32_t score_fit(const struct hearth_request *r, int32_t n, int32_t used)
+{
+	if (r->score_next >= r->n_prompt)
+		return n;
+	const int32_t p0 = r->seq.n_tokens, first = r->score_next - 1 > p0 ? r->score_next - 1 : p0;
+	const int32_t end = p0 + n < r->n_prompt - 1 ? p0 + n : r->n_prompt - 1; /* scoring positions end before it */
+	if (end - first <= SCORE_ROWS - used)
+		return n;
+	return first + (SCORE_ROWS - used) - p0;
+}
+
+/* Adds an output row for batch entry i of r. */
+static void out_row(struct hearth_sched *s, struct fwd_batch *b, struct hearth_request *r, int32_t i, bool score)
+{
+	s->b_grp[b->n_out] = b->n_out > 0 && s->b_out[b->n_out - 1] == r ? s->b_grp[b->n_out - 1]
+			     : b->n_out > 0 ? s->b_grp[b->n_out - 1] + 1 : 0;
+	s->b_rows[b->n_out] = i;
+	s->b_score[b->n_out] = score;
+	s->b_out[b->n_out++] = r;
+}
 
 /* Puts each running request's next tokens in the batch: one for those
  * decoding, then chunks of the others within the prefill budget. False when
@@ -532,6 +669,8 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 			int32_t n = todo < B - b->n ? todo : B - b->n;
 			if (pass == 1 && n > budget - c->n_chunk)
 				n = budget - c->n_chunk;
+			if ((n = score_fit(r, n, c->n_score)) <= 0)
+				continue;
 			const int rc = kv_seq_reserve(&s->kv, &r->seq, n);
 			if (rc == HEARTH_ENOMEM) { /* for its block table: it cannot go on */
 				remove_running(s, i);
@@ -551,16 +690,18 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 				s->b_pos[b->n] = pos;
 				s->b_seqs[b->n] = &r->seq;
 				c->n_prompt += pos < r->n_prompt;
+				if (pos + 1 >= r->score_next && pos + 1 < r->n_prompt) {
+					out_row(s, b, r, b->n, true);
+					c->n_score++;
+				}
 				b->n++;
 			}
 			if (pass == 0)
 				c->n_decoding++;
 			else
 				c->n_chunk += n;
-			if (n == todo) {
-				s->b_rows[b->n_out] = b->n - 1;
-				s->b_out[b->n_out++] = r;
-			}
+			if (n == todo)
+				out_row(s, b, r, b->n - 1, false);
 		}
 	}
 	return true;
@@ -609,13 +750,29 @@ static bool step(struct hearth_sched *s)
 		pool_run(fwd_pool(s->fwd), sample_run, &st);
 	else
 		sample_run(&st, 0, 1);
+	int32_t ended = -1; /* the group of a request ended by one of its rows */
 	for (int32_t o = 0; o < b.n_out; o++) {
 		struct hearth_request *r = s->b_out[o];
-		int32_t j = 0;
+		int32_t j = 0, fin = 0;
+		if (s->b_grp[o] == ended)
+			continue;
+		if (s->b_score[o]) {
+			if (req_push(r, &s->b_ev[o])) {
+				r->score_next++;
+				continue;
+			}
+			fin = HEARTH_FINISH_ERROR; /* out of memory for its events */
+		} else if (r->score_only) {
+			fin = HEARTH_FINISH_LENGTH; /* scored: nothing to generate */
+		} else if (take_token(s, r, &s->b_ev[o])) {
+			continue;
+		}
 		while (s->running[j] != r)
 			j++;
-		if (!take_token(s, r, &s->b_ev[o]))
-			remove_running(s, j);
+		remove_running(s, j);
+		if (fin)
+			req_finish(s, r, fin);
+		ended = s->b_grp[o];
 	}
 	atomic_store(&s->last_batch_tokens, b.n);
 	atomic_store(&s->last_batch_seqs, b.n_out);
@@ -742,12 +899,16 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	s->running = calloc((size_t)p.n_parallel, sizeof *s->running);
 	s->b_tokens = malloc((size_t)p.n_batch * sizeof *s->b_tokens);
 	s->b_pos = malloc((size_t)p.n_batch * sizeof *s->b_pos);
-	s->b_rows = malloc((size_t)p.n_parallel * sizeof *s->b_rows);
+	const size_t n_rows = (size_t)p.n_parallel + SCORE_ROWS; /* output rows a step may have */
+	s->b_rows = malloc(n_rows * sizeof *s->b_rows);
 	s->b_seqs = malloc((size_t)p.n_batch * sizeof *s->b_seqs);
-	s->b_out = malloc((size_t)p.n_parallel * sizeof *s->b_out);
-	s->b_ev = malloc((size_t)p.n_parallel * sizeof *s->b_ev);
-	s->logits = malloc((size_t)p.n_parallel * (size_t)h->n_vocab * sizeof *s->logits);
-	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->b_ev || !s->logits) {
+	s->b_out = malloc(n_rows * sizeof *s->b_out);
+	s->b_ev = malloc(n_rows * sizeof *s->b_ev);
+	s->b_score = malloc(n_rows * sizeof *s->b_score);
+	s->b_grp = malloc(n_rows * sizeof *s->b_grp);
+	s->logits = malloc(n_rows * (size_t)h->n_vocab * sizeof *s->logits);
+	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->b_ev ||
+	    !s->b_score || !s->b_grp || !s->logits) {
 		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
 		goto fail;
 	}
@@ -784,6 +945,8 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s->b_seqs);
 	free(s->b_out);
 	free(s->b_ev);
+	free(s->b_score);
+	free(s->b_grp);
 	free(s->logits);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);

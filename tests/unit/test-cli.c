@@ -424,3 +424,40 @@ void test_cli_imatrix(void)
 	T_EQ_I64(sh(out, sizeof out, "imatrix --help"), 0);
 	T_TRUE(strstr(out, "usage") != NULL);
 }
+
+/* Pulls the "ids" array of a --json line out of out (NULL when absent). */
+static const char *ids_of(const char *out)
+{
+	const char *p = strstr(out, "\"ids\":");
+	return p ? p : "";
+}
+
+void test_cli_prompt_cache(void)
+{
+	static char want[1 << 16], got[1 << 16], out[1 << 16];
+	const char *qwen = fixture("models/tiny-qwen3.f32.gguf"), *other = fixture("models/tiny-qwen3.q6_k.gguf");
+	const char *pc = tmp_path("prompt.state"), *p1 = "Once upon a time there was a little fox who lived";
+	char cut[600];
+
+	/* without a cache, the reference continuations */
+	T_EQ_I64(sh(want, sizeof want, "run -m %s -p '%s' -n 12 --temp 0 --json", qwen, p1), 0);
+	/* first run: the file does not exist, is written after the prompt; the second restores it */
+	T_EQ_I64(sh(got, sizeof got, "run -m %s -p '%s' -n 12 --temp 0 --json --prompt-cache %s", qwen, p1, pc), 0);
+	T_STR_EQ(ids_of(got), ids_of(want));
+	T_EQ_I64(sh2(got, sizeof got, "run -m %s -p '%s' -n 12 --temp 0 --json --prompt-cache %s", qwen, p1, pc), 0);
+	T_TRUE(strstr(got, "prompt cache: restored") != NULL);
+	T_STR_EQ(ids_of(got), ids_of(want));
+	/* a longer prompt reuses the saved prefix and evaluates the rest */
+	T_EQ_I64(sh(want, sizeof want, "run -m %s -p '%s in a wood' -n 12 --temp 0 --json", qwen, p1), 0);
+	T_EQ_I64(sh2(got, sizeof got, "run -m %s -p '%s in a wood' -n 12 --temp 0 --json --prompt-cache %s", qwen, p1,
+		     pc), 0);
+	T_TRUE(strstr(got, "prompt cache: restored") != NULL);
+	T_STR_EQ(ids_of(got), ids_of(want));
+	/* another model's state and a truncated file are refused (exit 1, the reason on stderr) */
+	T_EQ_I64(sh2(out, sizeof out, "run -m %s -p hi -n 2 --prompt-cache %s", other, pc), 1);
+	T_TRUE(strstr(out, "another model") != NULL);
+	snprintf(cut, sizeof cut, "head -c 300 %s > %s", pc, tmp_path("cut.state"));
+	T_EQ_I64(system(cut), 0);
+	T_EQ_I64(sh2(out, sizeof out, "run -m %s -p hi -n 2 --prompt-cache %s", qwen, tmp_path("cut.state")), 1);
+	T_TRUE(strstr(out, "truncated") != NULL);
+}

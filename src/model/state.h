@@ -1,0 +1,32 @@
+/* state.h - saved sequence state (struct hearth_state, hearth.h): the
+ * format and its checks, used by context.c and the scheduler. */
+#ifndef HEARTH_STATE_H
+#define HEARTH_STATE_H
+
+#include "../kv/kv-state.h"
+#include "model.h"
+
+/* A saved state: the whole file image in buf, and views into it. */
+struct hearth_state {
+	uint8_t *buf;
+	size_t size;
+	int type;                 /* the cache type of the rows */
+	int32_t n_layer, n_vocab, n_tokens, n_logits;
+	int64_t width_k, width_v;
+	uint64_t row_k, row_v;
+	uint8_t identity[32];
+	const int32_t *tokens;    /* [n_tokens] */
+	const float *logits;      /* [n_logits][n_vocab]: after the last token, or NULL */
+	const uint8_t *rows;      /* kv_state_get's layout */
+};
+
+/* A state of m holding positions [0, n) of s in kv (tokens: s's tokens),
+ * with logits (n_vocab floats after token n-1) when not NULL. */
+int state_build(struct hearth_state **out, const struct hearth_model *m, const struct kv_cache *kv,
+		const struct kv_seq *s, const int32_t *tokens, int32_t n, const float *logits, struct hearth_err *err);
+/* 0 when st can be restored into kv of m: the same model identity, cache
+ * type and row widths; else HEARTH_EINVAL saying which differs. */
+int state_check_fits(const struct hearth_state *st, const struct hearth_model *m, const struct kv_cache *kv,
+		     struct hearth_err *err);
+
+#endif /* HEARTH_STATE_H */
