@@ -84,6 +84,7 @@ enum hearth_type {
 	HEARTH_TYPE_Q6_K = 14,
 	HEARTH_TYPE_Q8_K = 15,
 	HEARTH_TYPE_BF16 = 30,
+	HEARTH_TYPE_MXFP4 = 39,
 	HEARTH_TYPE_COUNT = 40
 };
 /* "q4_K", or NULL for a type hearth does not know. */
@@ -257,6 +258,7 @@ enum hearth_ftype {
 	HEARTH_FTYPE_Q3_K_S = 11, HEARTH_FTYPE_Q3_K_M = 12, HEARTH_FTYPE_Q3_K_L = 13,
 	HEARTH_FTYPE_Q4_K_S = 14, HEARTH_FTYPE_Q4_K_M = 15, HEARTH_FTYPE_Q5_K_S = 16, HEARTH_FTYPE_Q5_K_M = 17,
 	HEARTH_FTYPE_Q6_K = 18, HEARTH_FTYPE_BF16 = 32,
+	HEARTH_FTYPE_MXFP4_MOE = 38, /* expert stacks MXFP4, the other matrices q8_0 */
 };
 
 /* One tensor as hearth_quantize() wrote it (for progress output). */
