@@ -82,6 +82,9 @@
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
+	X(test_hidden_lens)          \
+	X(test_hidden_errors)        \
+	X(test_hidden_sched)         \
 	X(test_moe_route)            \
 	X(test_moe_act)              \
 	X(test_moe_batch_bits)       \
@@ -127,6 +130,7 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \

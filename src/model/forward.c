@@ -17,8 +17,10 @@
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
- * before it runs (importance matrices collect through it).
+ * before it runs (importance matrices collect through it); a layer function
+ * (fwd_set_layer_fn) sees x after every layer (hidden states, the logit lens).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,6 +76,8 @@ struct fwd {
 	float *moe_scratch;         /* [n_expert] per thread */
 	struct mm_part *moe_parts;  /* [2 n_expert] */
 	const float *rope_factors; /* rope frequency factors (n_rot/2), or NULL */
+	fwd_layer_fn layer_fn;     /* sees the residual stream after each layer (NULL: none) */
+	void *layer_data;
 };
 
 /* The rope factors for sequences of up to n_ctx_seq positions: Llama 3.1's
@@ -203,6 +207,12 @@ void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data)
 }
 
 struct pool *fwd_pool(struct fwd *f) { return f->pool; }
+
+void fwd_set_layer_fn(struct fwd *f, fwd_layer_fn fn, void *data)
+{
+	f->layer_fn = fn;
+	f->layer_data = data;
+}
 
 /* ---- matrix products ------------------------------------------------------ */
 
@@ -983,6 +993,16 @@ static void softcap(float *x, int64_t n, float c)
 		x[i] = c * tanhf(x[i] * inv);
 }
 
+/* The output head over n rows of f->xb (already through the final norm). */
+static void head(struct fwd *f, int n, float *logits)
+{
+	const struct hparams *h = &f->m->hp;
+	f->xq_of = NULL;
+	matmul(f, &f->m->output, f->xb, n, logits);
+	if (h->final_softcap > 0)
+		softcap(logits, (int64_t)n * h->n_vocab, h->final_softcap);
+}
+
 /* ---- the pass ------------------------------------------------------------------- */
 
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
@@ -1016,14 +1036,23 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 		step(f, STEP_FFN_IN, il);
 		ffn(f, il);
 		step(f, STEP_RESIDUAL, il);
+		if (f->layer_fn)
+			f->layer_fn(il, f->x, b, f->layer_data);
 	}
 	if (b->n_out > 0) {
-		f->xq_of = NULL;
 		for (int i = 0; i < b->n_out; i++)
 			block_rms_norm(f->x + b->out_rows[i] * E, m->output_norm.data, f->xb + i * E, E, h->rms_eps);
-		matmul(f, &m->output, f->xb, b->n_out, logits);
-		if (h->final_softcap > 0)
-			softcap(logits, (int64_t)b->n_out * h->n_vocab, h->final_softcap);
+		head(f, b->n_out, logits);
 	}
 	f->b = NULL;
+}
+
+void fwd_head(struct fwd *f, const float *x, int n, float *logits)
+{
+	const struct hearth_model *m = f->m;
+	const int64_t E = m->hp.n_embd;
+	assert(n >= 1 && n <= f->n_batch && !f->b);
+	for (int i = 0; i < n; i++)
+		block_rms_norm(x + i * E, m->output_norm.data, f->xb + i * E, E, m->hp.rms_eps);
+	head(f, n, logits);
 }

@@ -18,6 +18,7 @@
 #include "../base/log.h"
 #include "../kern/kern.h"
 #include "../tensor/qtype.h"
+#include "blocks.h"
 #include "model.h"
 #include "moe.h"
 
@@ -268,11 +269,13 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	h->rms_eps = 1e-5f;
 	h->rope_attn_factor = 1.0f;
 	h->embd_scale = 1.0f;
+	h->pooling = -1;
 	h->attn_scale = 0.0f;
 	h->final_softcap = 0.0f;
 	h->attn_softcap = 0.0f;
 	h->ffn_act = FFN_SILU;
 	if ((rc = model_hparam_i32(m, "context_length", &h->n_ctx_train, false, err)) ||
+	    (rc = model_hparam_i32(m, "pooling_type", &h->pooling, false, err)) ||
 	    (rc = model_hparam_i32(m, "embedding_length", &h->n_embd, true, err)) ||
 	    (rc = model_hparam_i32(m, "block_count", &h->n_layer, true, err)) ||
 	    (rc = model_hparam_i32(m, "feed_forward_length", &h->n_ff, true, err)) ||
@@ -510,6 +513,16 @@ int32_t hearth_model_n_vocab(const struct hearth_model *m) { return m->vocab.n_v
 int32_t hearth_model_n_ctx_train(const struct hearth_model *m) { return m->hp.n_ctx_train; }
 int32_t hearth_model_n_embd(const struct hearth_model *m) { return m->hp.n_embd; }
 int32_t hearth_model_n_layer(const struct hearth_model *m) { return m->hp.n_layer; }
+
+int hearth_model_pooling(const struct hearth_model *m)
+{
+	return m->hp.pooling >= HEARTH_POOLING_NONE && m->hp.pooling <= HEARTH_POOLING_LAST ? m->hp.pooling : -1;
+}
+
+void hearth_model_final_norm(const struct hearth_model *m, const float *x, float *out)
+{
+	block_rms_norm(x, m->output_norm.data, out, m->hp.n_embd, m->hp.rms_eps);
+}
 
 uint64_t hearth_model_n_params(const struct hearth_model *m)
 {

@@ -72,6 +72,7 @@ struct hparams {
 	float rope_attn_factor;         /* multiplies rope's cos and sin (phi3 LongRoPE) */
 	int32_t n_ctx_orig;             /* phi3: contexts above it use rope_long's factors */
 	float embd_scale;               /* token embeddings are multiplied by it (gemma: sqrt(n_embd)) */
+	int32_t pooling;                /* {arch}.pooling_type (enum hearth_pooling), -1: not given */
 	float attn_scale;               /* query scale; 0: 1 / sqrt(head_dim_k) */
 	float final_softcap;            /* logits = c tanh(logits / c) when c > 0 (gemma) */
 	float attn_softcap;             /* attention scores = c tanh(s / c) when c > 0 (gemma2) */
