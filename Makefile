@@ -93,7 +93,7 @@ run: deps
 	else \
 	  echo "make run: could not pull $(DEFAULT_MODEL) (no network?), so this runs the bundled TinyStories 260K model"; \
 	  echo "($(BUNDLED_MODEL): 1 MB, MIT, writes short stories; not a chat model). For yours:"; \
-	  echo "make run MODEL=path/to/model.gguf (llama, qwen2, qwen3 in f32, f16, bf16, q4_0..q8_0, K-quants)."; \
+	  echo "make run MODEL=path/to/model.gguf or a stored name (llama, mistral, qwen2/3, qwen3moe, gemma2/3, phi3, glm4, chatglm, gpt-oss)."; \
 	  ./$(B)/hearth run -m "$(BUNDLED_MODEL)" -p "$(PROMPT)" -n 128; \
 	fi
 

@@ -3,6 +3,7 @@
  *
  *   mkmodel SHAPE TYPE OUT.gguf      SHAPE: tinyllama-1.1b | qwen2.5-0.5b | llama3.2-1b | llama2-7b | llama3-8b
  *                                           | gemma3-1b
+ *                                           | olmoe-1b-7b (OLMoE's shape as qwen3moe: 64 experts, 8 used)
  *                                    TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q6_k q4_k_m
  *
  * q4_k writes every 2-D tensor in q4_K (a "pure" file); q4_k_m is llama.cpp's Q4_K_M
@@ -33,6 +34,10 @@ static const struct {
 	/* Gemma 3 1B: 4 heads of 256, one KV head, window 512 on five layers of six */
 	{ "gemma3-1b", { .arch = "gemma3", .n_embd = 1152, .n_layer = 26, .n_head = 4, .n_head_kv = 1, .n_ff = 6912,
 			 .head_dim = 256, .n_vocab = 262144, .tied = true, .n_swa = 512, .seed = 16 } },
+	/* OLMoE-1B-7B's shape (n_embd 2048, 16 layers of 64 experts of width 1024, 8 used; 16 heads of 128)
+	 * in the qwen3moe layout (per-head q/k norms where OLMoE norms all heads at once: the same work) */
+	{ "olmoe-1b-7b", { .arch = "qwen3moe", .n_embd = 2048, .n_layer = 16, .n_head = 16, .n_head_kv = 16, .n_ff = 1024,
+			   .n_vocab = 50304, .n_expert = 64, .n_expert_used = 8, .seed = 16 } },
 };
 
 static const struct {

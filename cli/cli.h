@@ -67,6 +67,14 @@ void json_write_ids(FILE *f, const int32_t *ids, int32_t n);
 /* Log sink that prints warnings and errors to stderr. */
 void cli_log(enum hearth_log_level level, const char *msg, void *user_data);
 
+/* --dump-layers (dump-layers.c): a comma-separated list of layers (negative:
+ * from the end) of a model of n_layer layers; 0, or EXIT_USAGE after a message. */
+int dump_layers_parse(const char *spec, int32_t n_layer, int32_t **layers, int32_t *n);
+/* Writes c's hidden states of its last decode (n_layers kept, n_tokens inputs)
+ * to path as .npy, shape (n_layers, n_tokens, n_embd) float32; 0, or 1 after a message. */
+int dump_layers_write(const char *path, const struct hearth_context *c, int32_t n_layers, int32_t n_tokens,
+		      int32_t n_embd);
+
 /* Sampling and context flags shared by run and chat. */
 struct gen_opts {
 	const char *model;

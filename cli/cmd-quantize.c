@@ -21,6 +21,7 @@ static const char quantize_help[] =
 	"  q5_k_s                     q5_K\n"
 	"  q4_k_m (q4_k), q5_k_m (q5_k)  q4_K / q5_K; attn_v, ffn_down q6_K in some layers\n"
 	"  q6_k                       q6_K\n"
+	"  mxfp4_moe                  expert stacks (ffn_*_exps) MXFP4, every other matrix q8_0\n"
 	"  f16 bf16 f32               that type\n"
 	"Norms and other 1-D tensors keep their type; the output matrix gets q6_k; rows\n"
 	"that do not split into 256-blocks fall back to a 32-block type.\n"
@@ -97,7 +98,7 @@ int cmd_quantize(int argc, char **argv)
 		return usage_error("quantize", "needs IN.gguf OUT.gguf TYPE (see --help)");
 	if ((p.ftype = hearth_quantize_ftype_parse(pos[2])) < 0)
 		return usage_error("quantize", "unknown type '%s' (q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k_s q3_k_m "
-				   "q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k f16 bf16 f32)", pos[2]);
+				   "q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k mxfp4_moe f16 bf16 f32)", pos[2]);
 	p.on_tensor = on_tensor;
 	p.user_data = &tot;
 	if (hearth_quantize(pos[0], pos[1], &p, &err)) {

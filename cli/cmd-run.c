@@ -196,6 +196,8 @@ static const char run_help[] =
 	"      --no-bos            do not add the BOS token the vocabulary asks for\n"
 	"      --prompt-cache FILE restore the KV state of the prompt's longest saved prefix from FILE\n"
 	"                          and evaluate only the rest; save the prompt's state there after\n"
+	"      --dump-layers L1,L2 with --dump-file FILE: write the prompt's hidden states after these\n"
+	"                          layers (negative: from the end) to FILE as .npy, shape (layers, tokens, n_embd)\n"
 	"      --json              print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} instead\n"
 	"      --grammar-file FILE the output follows this GBNF grammar (start rule: root)\n"
 	"      --json-schema FILE  the output is JSON valid under this JSON Schema\n";
@@ -227,6 +229,8 @@ int cmd_run(int argc, char **argv)
 {
 	struct gen_opts o;
 	const char *prompt = NULL, *file = NULL, *grammar_file = NULL, *schema_file = NULL, *cache_file = NULL;
+	const char *dump_spec = NULL, *dump_file = NULL;
+	int32_t *dump = NULL, n_dump = 0;
 	bool no_bos = false, json = false;
 	struct hearth_grammar *grammar = NULL;
 	struct hearth_err err = { 0 };
@@ -256,6 +260,12 @@ int cmd_run(int argc, char **argv)
 		} else if (!strcmp(a, "--prompt-cache")) {
 			if (!(cache_file = arg_value("run", argc, argv, &i)))
 				return EXIT_USAGE;
+		} else if (!strcmp(a, "--dump-layers")) {
+			if (!(dump_spec = arg_value("run", argc, argv, &i)))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--dump-file")) {
+			if (!(dump_file = arg_value("run", argc, argv, &i)))
+				return EXIT_USAGE;
 		} else if (!strcmp(a, "--no-bos")) {
 			no_bos = true;
 		} else if (!strcmp(a, "--json")) {
@@ -280,6 +290,10 @@ int cmd_run(int argc, char **argv)
 		return usage_error("run", "give the prompt with -p TEXT or -f FILE (-f - reads standard input)");
 	if (grammar_file && schema_file)
 		return usage_error("run", "give --grammar-file or --json-schema, not both");
+	if (!dump_spec != !dump_file)
+		return usage_error("run", "--dump-layers and --dump-file go together");
+	if (dump_spec && cache_file) /* a restored prefix would have no hidden states */
+		return usage_error("run", "--dump-layers cannot be used with --prompt-cache");
 	if (!o.seed_set)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 	if (file) {
@@ -295,6 +309,13 @@ int cmd_run(int argc, char **argv)
 		goto out_free;
 	if (session_open(&s, &o, "run"))
 		goto out_close;
+	if (dump_spec && (dump_layers_parse(dump_spec, hearth_model_n_layer(s.model), &dump, &n_dump) ||
+			  hearth_context_set_hidden(s.ctx, dump, n_dump, &err))) {
+		rc = err.code ? 1 : EXIT_USAGE;
+		if (err.code)
+			fprintf(stderr, "hearth run: %s\n", err.msg);
+		goto out_close;
+	}
 	if (hearth_tokenize(s.model, text, len, true, true, &ids, &n_ids, &err))
 		goto out_err;
 	if (no_bos && n_ids > 0 && ids[0] == hearth_token_bos(s.model) && hearth_vocab_add_bos(s.model))
@@ -320,6 +341,11 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "prompt cache: restored %d tokens of the prompt's %d from %s\n", same, n_ids, cache_file);
 	if (session_feed(&s, ids, n_ids, &err))
 		goto out_err;
+	if (dump_spec) {
+		if (dump_layers_write(dump_file, s.ctx, n_dump, n_ids, hearth_model_n_embd(s.model)))
+			goto out_close;
+		hearth_context_set_hidden(s.ctx, NULL, 0, &err); /* generation keeps none */
+	}
 	/* the file then holds this prompt's state, unless it held exactly that already */
 	if (cache_file && !(n_saved == n_ids && same == n_ids) && prompt_cache_save(&s, cache_file, &err))
 		goto out_err;
@@ -363,6 +389,7 @@ out_close:
 	session_close(&s);
 	hearth_grammar_free(grammar);
 out_free:
+	free(dump);
 	free(ids);
 	free(text);
 	return rc;

@@ -84,6 +84,7 @@ enum hearth_type {
 	HEARTH_TYPE_Q6_K = 14,
 	HEARTH_TYPE_Q8_K = 15,
 	HEARTH_TYPE_BF16 = 30,
+	HEARTH_TYPE_MXFP4 = 39,
 	HEARTH_TYPE_COUNT = 40
 };
 /* "q4_K", or NULL for a type hearth does not know. */
@@ -141,6 +142,18 @@ int32_t hearth_model_n_vocab(const struct hearth_model *m);
 int32_t hearth_model_n_ctx_train(const struct hearth_model *m);
 int32_t hearth_model_n_embd(const struct hearth_model *m);
 int32_t hearth_model_n_layer(const struct hearth_model *m);
+/* Pooling of per-token states into one embedding, as GGUF's {arch}.pooling_type numbers them. */
+enum hearth_pooling {
+	HEARTH_POOLING_NONE = 0,
+	HEARTH_POOLING_MEAN = 1,
+	HEARTH_POOLING_CLS = 2,  /* the first token's */
+	HEARTH_POOLING_LAST = 3, /* the last token's (decoder embedding models: Qwen3-Embedding) */
+};
+/* The model's {arch}.pooling_type (NONE, MEAN, CLS or LAST), -1 when it gives none (or another, as RANK). */
+int hearth_model_pooling(const struct hearth_model *m);
+/* out = the model's final norm of x (n_embd floats each; in place allowed):
+ * what the output head reads, and what llama.cpp's embeddings are made of. */
+void hearth_model_final_norm(const struct hearth_model *m, const float *x, float *out);
 uint64_t hearth_model_n_params(const struct hearth_model *m); /* elements of all tensors */
 uint64_t hearth_model_size(const struct hearth_model *m);     /* bytes of all tensors */
 
@@ -245,6 +258,7 @@ enum hearth_ftype {
 	HEARTH_FTYPE_Q3_K_S = 11, HEARTH_FTYPE_Q3_K_M = 12, HEARTH_FTYPE_Q3_K_L = 13,
 	HEARTH_FTYPE_Q4_K_S = 14, HEARTH_FTYPE_Q4_K_M = 15, HEARTH_FTYPE_Q5_K_S = 16, HEARTH_FTYPE_Q5_K_M = 17,
 	HEARTH_FTYPE_Q6_K = 18, HEARTH_FTYPE_BF16 = 32,
+	HEARTH_FTYPE_MXFP4_MOE = 38, /* expert stacks MXFP4, the other matrices q8_0 */
 };
 
 /* One tensor as hearth_quantize() wrote it (for progress output). */
@@ -330,6 +344,29 @@ void hearth_context_truncate(struct hearth_context *c, int32_t n_keep);
 int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bool all_logits, struct hearth_err *err);
 /* Logits (n_vocab floats) after input i of the last decode; i = -1: the last. NULL when not kept. */
 const float *hearth_get_logits(const struct hearth_context *c, int32_t i);
+
+/* ---- hidden states and the logit lens ------------------------------------
+ *
+ * The hidden state of an input after layer il is the residual stream x there
+ * (n_embd floats, before any final norm): what the next layer reads. */
+/* Keeps, for every input of later decodes, the hidden states after layers
+ * layers[0 .. n_layers-1] (negative: from the end, -1 the last layer;
+ * repeats allowed; at most n_layer entries). n_layers 0: none (the default;
+ * nothing is spent). Costs n_layers * n_inputs * n_embd floats per decode. */
+int hearth_context_set_hidden(struct hearth_context *c, const int32_t *layers, int32_t n_layers,
+			      struct hearth_err *err);
+/* The hidden state after layer layers[k] of input i of the last decode (i =
+ * -1: the last), n_embd floats valid until the next decode or set_hidden;
+ * NULL when not kept. */
+const float *hearth_get_hidden(const struct hearth_context *c, int32_t k, int32_t i);
+/* The logit lens: n rows x of n_embd floats through the model's final norm
+ * and output head (soft-capped as its logits are) into n rows of n_vocab
+ * logits. The last layer's hidden states give the model's logits, bit for
+ * bit when the rows are taken the same way (hearth_decode with all_logits
+ * over the same inputs, or one row and the last logits). The top-k tokens:
+ * hearth_sampler_logprobs on a row. Not thread-safe with c's decodes. */
+int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t n, float *logits,
+			      struct hearth_err *err);
 
 /* ---- saved state --------------------------------------------------------
  * A hearth_state is a sequence saved for later: its tokens, the KV cache's
@@ -634,7 +671,13 @@ struct hearth_request_params {
 	int32_t score_from;
 	/* Generate nothing: the request ends (HEARTH_FINISH_LENGTH, no token)
 	 * after its scored prompt tokens [false]. */
-	bool score_only;
+	bool score_only;	/* Hidden states: keep the residual stream after these layers (negative:
+	 * from the end; copied) of every computed position, prompt and
+	 * generated, for hearth_request_hidden. The prompt is then computed in
+	 * full (no prefix cache, no restored state). Costs n_hidden_layers *
+	 * n_embd floats per position, at most n_ctx_seq positions [none]. */
+	const int32_t *hidden_layers;
+	int32_t n_hidden_layers;
 	/* Activation steering for this request alone (see hearth_steering; the
 	 * vector must outlive the request). Requests with different steering
 	 * share batches; they share cached prompt blocks only with requests of
@@ -682,6 +725,13 @@ int32_t hearth_request_cached_tokens(const struct hearth_request *r);
 /* After the final event: the state saved for save_state (the caller frees
  * it), or NULL (not asked, not finished normally, or out of memory). */
 struct hearth_state *hearth_request_take_state(struct hearth_request *r);
+/* After the final event: the positions whose hidden states were kept
+ * (hidden_layers): the prompt and every generated token but the last (whose
+ * state no pass computed). */
+int32_t hearth_request_n_hidden(const struct hearth_request *r);
+/* After the final event: the state (n_embd floats) after layer
+ * hidden_layers[k] at position pos, valid while r lives; NULL when not kept. */
+const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

@@ -206,6 +206,8 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 	rq.timeout_s = sm->srv->request_timeout_s;
 	rq.ignore_eos = p->ignore_eos;
 	rq.uncertainty = p->uncertainty;
+	rq.hidden_layers = p->hidden.layers;
+	rq.n_hidden_layers = p->hidden.n;
 	if (p->echo && p->logprobs) /* every prompt token after the first, scored */
 		rq.score_from = 1;
 	rq.score_only = p->max_tokens == 0; /* with echo only (params.c) */

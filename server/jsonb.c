@@ -61,3 +61,26 @@ json_t *jsonb_done(json_t *obj, bool ok)
 	return NULL;
 }
 
+
+json_t *jsonb_base64(const void *data, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *b = data;
+	if (n > (SIZE_MAX - 1) / 4 * 3 - 2)
+		return NULL;
+	char *s = malloc((n + 2) / 3 * 4 + 1);
+	size_t o = 0;
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		const uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) |
+				   (i + 2 < n ? b[i + 2] : 0);
+		s[o++] = tab[v >> 18 & 63];
+		s[o++] = tab[v >> 12 & 63];
+		s[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		s[o++] = i + 2 < n ? tab[v & 63] : '=';
+	}
+	json_t *j = json_stringn(s, o);
+	free(s);
+	return j;
+}

@@ -20,6 +20,17 @@
 #define MAX_STOP_BYTES 1024 /* each is searched for at every token */
 #define MAX_PROMPTS 16
 
+/* hidden-http.c: the "hidden_states" field */
+#define HIDDEN_MAX_LAYERS 64
+enum { HIDDEN_ALL, HIDDEN_PROMPT, HIDDEN_GENERATED };
+struct hidden_opts {
+	int32_t layers[HIDDEN_MAX_LAYERS]; /* as asked (negative: from the end) */
+	int32_t n;                         /* 0: none asked */
+	bool f16;
+	int tokens;                        /* HIDDEN_ALL, _PROMPT or _GENERATED */
+	int32_t lens_top;                  /* "logit_lens": top tokens per layer and position (0: none) */
+};
+
 struct params {
 	struct hearth_sampler_params sp;
 	int32_t max_tokens;        /* -1: up to the context */
@@ -43,6 +54,7 @@ struct params {
 	bool gbnf_frame;           /* chat: still to be framed (reasoning first) */
 	const char *cache_name;    /* "cache": a saved state to start from (api-cache.c), NULL: none */
 	const char *tenant;        /* the API key that let the request in, NULL: none */
+	struct hidden_opts hidden; /* "hidden_states" (hidden-http.c) */
 	struct hearth_steering steering; /* "steering" (steer.c); the vectors are the model's */
 };
 
@@ -224,5 +236,39 @@ json_t *shape_model(struct models *ms, struct served_model *sm);
 /* buf.c */
 /* Appends s[0..n) to the growable buffer *buf (NUL-terminated); -1 when out of memory (nothing changes). */
 int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
+/* ---- api-embed.c: pooled vectors of inputs (/v1/embeddings, /v1/rerank) ---- */
+
+struct embed_inputs {
+	int32_t **ids;    /* [n] each input's tokens */
+	int32_t *n_ids;   /* [n] */
+	int32_t n;
+};
+struct embed_opts {
+	int pooling;      /* HEARTH_POOLING_MEAN, _CLS, _LAST or (none_ok) _NONE: every token's */
+	bool none_ok;     /* set before parsing: "none" is allowed */
+	int32_t layer;    /* the layer (negative: from the end) */
+	bool final_norm;  /* through the final norm first (no "layer" given) */
+	bool normalize;   /* L2-normalized vectors ("normalize", default true) */
+};
+/* key's value: a string, an array of strings, ids, or arrays of ids; false after an error reply. */
+bool embed_inputs_parse(struct served_model *sm, json_t *v, const char *key, struct embed_inputs *in,
+			struct reply *rp);
+void embed_inputs_free(struct embed_inputs *in);
+/* "pooling", "layer" and "normalize" of body; false after an error reply. */
+bool embed_opts_parse(struct served_model *sm, json_t *body, struct embed_opts *o, struct reply *rp);
+/* The pooled (not yet normalized) vectors of in into out[i]: n_embd floats
+ * (HEARTH_POOLING_NONE: n_ids[i] rows of them) each; one scheduler request
+ * per input; false after an error reply. */
+bool embed_run(struct served_model *sm, const struct call *call, const struct embed_inputs *in,
+	       const struct embed_opts *o, float *const *out, struct reply *rp);
+/* v /= |v| (a zero vector stays zero). */
+void embed_normalize(float *v, int32_t n);
+
+/* hidden-http.c: "hidden_states" of b into p->hidden (after the stream flag
+ * is read); false after an error reply. */
+bool hidden_parse(struct served_model *sm, json_t *b, struct params *p, struct reply *rp);
+/* A finished choice's "hidden_states" object; NULL when out of memory. */
+json_t *hidden_shape(struct served_model *sm, const struct params *p, const struct gen *g);
 
 #endif /* HEARTH_SERVER_OPENAI_H */

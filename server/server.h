@@ -11,6 +11,7 @@
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
  *   api-score.c    /v1/score: a given completion's log-probabilities, without sampling
+ *   api-embed.c    /v1/embeddings: pooled hidden states; api-rerank.c: /v1/rerank over them
  *   api-ollama.c   Ollama's /api/chat, /api/generate, /api/tags, /api/show, /api/ps,
  *                  /api/version, /api/pull over the same machinery (ollama-wire.c: its
  *                  requests and NDJSON shapes; ollama-info.c: models described from GGUF)
@@ -353,6 +354,8 @@ bool jsonb_add(json_t *arr, json_t *v);
 bool jsonb_set(json_t *obj, const char *key, json_t *v);
 /* obj when every step that built it succeeded (ok), else NULL (obj released). */
 json_t *jsonb_done(json_t *obj, bool ok);
+/* n bytes as a base64 string (RFC 4648, padded); NULL when out of memory. */
+json_t *jsonb_base64(const void *data, size_t n);
 
 /* One HTTP request as the request path sees it (the headers it reads). */
 struct http_request {
@@ -400,6 +403,10 @@ void api_tokenize(struct server *srv, const struct call *call, struct reply *rp)
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
 /* api-score.c: POST /v1/score, a completion's log-probabilities after a prompt */
 void api_score(struct server *srv, const struct call *call, struct reply *rp);
+/* api-embed.c: POST /v1/embeddings, pooled hidden states in OpenAI's shape */
+void api_embeddings(struct server *srv, const struct call *call, struct reply *rp);
+/* api-rerank.c: POST /v1/rerank, documents ordered by similarity to a query */
+void api_rerank(struct server *srv, const struct call *call, struct reply *rp);
 /* The model the request's "model" field names (absent or "": the default),
  * held until models_release (a stream releases it when freed); NULL after an
  * error reply: 404 unknown, 503 with Retry-After when it cannot be loaded

@@ -119,6 +119,8 @@ bool shape_choice_extras(struct stream *st, const struct gen *g, size_t from, js
 			      : shape_completion_logprobs(st->sm, g->lps + from, g->n_lps - from, unc);
 	if (!jsonb_set(choice, "logprobs", lp))
 		return false;
+	if (st->p.hidden.n && !jsonb_set(choice, "hidden_states", hidden_shape(st->sm, &st->p, g)))
+		return false;
 	if (unc && !st->p.logprobs)
 		return jsonb_set(choice, "uncertainty", any ? shape_uncertainty(st->sm, g->lps + from, g->n_lps - from)
 							    : json_null());

@@ -36,12 +36,14 @@ static int fit_type(int type, int64_t ne0)
 	return fb < 0 ? type : fb;
 }
 
-static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, float scale, float offset)
+/* A tensor of ne0 x ne1 x ne2 (ne1 0: a vector); ne2 > 1 stacks matrices. */
+static int add3(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, int64_t ne2, float scale,
+		float offset)
 {
 	type = fit_type(type, ne0);
-	int64_t n = ne0 * (ne1 ? ne1 : 1);
+	int64_t n = ne0 * (ne1 ? ne1 : 1) * ne2;
 	float *f = malloc((size_t)n * sizeof *f);
-	void *q = malloc(qtype_row_size(type, ne0) * (size_t)(ne1 ? ne1 : 1));
+	void *q = malloc(qtype_row_size(type, ne0) * (size_t)(ne1 ? ne1 : 1) * (size_t)ne2);
 	void **nb = realloc(y->bufs, (size_t)(y->n_bufs + 1) * sizeof *nb);
 	if (!f || !q || !nb) {
 		free(f);
@@ -59,8 +61,13 @@ static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t
 	}
 	quantize_row_ref(type, f, q, n);
 	free(f);
-	int64_t ne[2] = { ne0, ne1 };
-	return gguf_writer_add_tensor(y->w, name, type, ne1 ? 2 : 1, ne, q);
+	int64_t ne[3] = { ne0, ne1, ne2 };
+	return gguf_writer_add_tensor(y->w, name, type, ne2 > 1 ? 3 : ne1 ? 2 : 1, ne, q);
+}
+
+static int add(struct synth *y, const char *name, int type, int64_t ne0, int64_t ne1, float scale, float offset)
+{
+	return add3(y, name, type, ne0, ne1, 1, scale, offset);
 }
 
 /* Layers that the K_M mixes give q6_K for attn_v and ffn_down. */
@@ -131,6 +138,13 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 		gguf_writer_set_f32(y.w, KEY("attn_logit_softcapping"), 1.0f);
 		gguf_writer_set_f32(y.w, KEY("final_logit_softcapping"), 30.0f);
 	}
+	if (s->n_expert) {
+		gguf_writer_set_u32(y.w, KEY("expert_count"), (uint32_t)s->n_expert);
+		gguf_writer_set_u32(y.w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
+		gguf_writer_set_u32(y.w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff);
+	}
+	if (s->n_expert_shared)
+		gguf_writer_set_u32(y.w, KEY("expert_shared_count"), (uint32_t)s->n_expert_shared);
 	gguf_writer_set_str(y.w, "tokenizer.ggml.model", "llama");
 	gguf_writer_set_arr_str(y.w, "tokenizer.ggml.tokens", toks, n_vocab);
 	gguf_writer_set_arr(y.w, "tokenizer.ggml.scores", HEARTH_GGUF_F32, scores, n_vocab);
@@ -158,7 +172,7 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_v.bias"), HEARTH_TYPE_F32, KV, 0, 0.1f, 0);
 		}
-		if (!strcmp(a, "qwen3") || (gemma && !gemma2)) {
+		if (!strcmp(a, "qwen3") || !strcmp(a, "qwen3moe") || (gemma && !gemma2)) {
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_q_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
 			rc = rc ? rc : add(&y, NAME("blk.%d.attn_k_norm.weight"), HEARTH_TYPE_F32, hd, 0, 0.01f, 1);
 		}
@@ -167,6 +181,17 @@ int synth_model_write(const char *path, const struct synth_spec *s, struct heart
 			rc = rc ? rc : add(&y, NAME("blk.%d.post_ffw_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
 		}
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_norm.weight"), HEARTH_TYPE_F32, E, 0, 0.01f, 1);
+		if (s->n_expert) {
+			const int X = s->n_expert;
+			rc = rc ? rc : add(&y, NAME("blk.%d.ffn_gate_inp.weight"), HEARTH_TYPE_F32, E, X, inv, 0);
+			rc = rc ? rc : add3(&y, NAME("blk.%d.ffn_gate_exps.weight"), s->wtype, E, s->n_ff, X, inv, 0);
+			rc = rc ? rc : add3(&y, NAME("blk.%d.ffn_up_exps.weight"), s->wtype, E, s->n_ff, X, inv, 0);
+			if (!s->skip_ffn_down)
+				rc = rc ? rc : add3(&y, NAME("blk.%d.ffn_down_exps.weight"),
+						    more_bits(s, il) ? HEARTH_TYPE_Q6_K : s->wtype, s->n_ff, E, X,
+						    1.0f / sqrtf((float)s->n_ff), 0);
+			continue;
+		}
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_gate.weight"), s->wtype, E, s->n_ff, inv, 0);
 		rc = rc ? rc : add(&y, NAME("blk.%d.ffn_up.weight"), s->wtype, E, s->n_ff, inv, 0);
 		if (!s->skip_ffn_down)

@@ -9,7 +9,7 @@
 #include "hearth.h"
 
 struct synth_spec {
-	const char *arch;   /* "llama", "qwen2", "qwen3", "gemma3", "gemma2" */
+	const char *arch;   /* "llama", "qwen2", "qwen3", "gemma3", "gemma2", "qwen3moe" */
 	int n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim; /* head_dim 0: n_embd / n_head */
 	int wtype;          /* type of the 2-D weights */
 	int n_vocab;        /* 0: 259 (3 specials + 256 bytes); more adds plain tokens */
@@ -27,6 +27,9 @@ struct synth_spec {
 			     * last eighth of the layers and every third one between. K-quants
 			     * of rows that do not split into 256-blocks fall back as
 			     * llama-quantize's do (q4_K to q5_0, q5_K to q5_1, q6_K to q8_0) */
+	int n_expert, n_expert_used; /* > 0: every FFN a mixture of n_expert experts of width
+				      * n_ff (a f32 router, stacked ffn_*_exps) */
+	int n_expert_shared;         /* written as expert_shared_count (negative tests) */
 	int n_swa;          /* gemma3, gemma2: the local layers' window (0: 512); every sixth
 			     * (gemma2: second) layer global */
 };

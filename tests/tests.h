@@ -14,6 +14,7 @@
 	X(test_gguf_kv_json)         \
 	X(test_qtype_dequant_dot)    \
 	X(test_qtype_quantize)       \
+	X(test_qtype_mxfp4)          \
 	X(test_kern_isa_vs_ref)      \
 	X(test_kern_packed_layouts)  \
 	X(test_kern_nonfinite_activations) \
@@ -81,6 +82,13 @@
 	X(test_model_synthetic)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
+	X(test_hidden_lens)          \
+	X(test_hidden_errors)        \
+	X(test_hidden_sched)         \
+	X(test_moe_route)            \
+	X(test_moe_act)              \
+	X(test_moe_batch_bits)       \
+	X(test_moe_synthetic)        \
 	X(test_kv_parent_chain)      \
 	X(test_kv_name_collision)    \
 	X(test_kv_index)             \
@@ -92,6 +100,7 @@
 	X(test_state_sched)          \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
+	X(test_sched_sampled_moe)    \
 	X(test_sched_families)       \
 	X(test_swa_window)           \
 	X(test_swa_memory)           \
@@ -121,6 +130,7 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \

@@ -121,6 +121,23 @@ static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *v
 	*s = sum;
 }
 
+static void vec_dot_mxfp4_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_mxfp4 *x = vx;
+	const struct block_q8_0 *y = vy;
+	float sum = 0;
+	for (int64_t i = 0; i < n / QK_MXFP4; i++) {
+		int si = 0;
+		for (int j = 0; j < QK_MXFP4 / 2; j++)
+			si += y[i].qs[j] * (int)mxfp4_value(x[i].qs[j] & 15) +
+			      y[i].qs[j + QK_MXFP4 / 2] * (int)mxfp4_value(x[i].qs[j] >> 4);
+		sum += fp16_to_f32(y[i].d) * mxfp4_scale_half(x[i].e) * (float)si;
+	}
+	*s = sum;
+}
+
+static void mxfp4_to_float(const void *x, float *y, int64_t n) { dequantize_row_mxfp4(x, y, n); }
+
 static void vec_dot_q4_1_q8_1(int64_t n, float *s, const void *vx, const void *vy)
 {
 	const struct block_q4_1 *x = vx;
@@ -196,6 +213,7 @@ static const struct qtype_ops ops_ref[HEARTH_TYPE_COUNT] = {
 	[HEARTH_TYPE_Q5_0] = { .to_float = q5_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q5_0_q8_0 },
 	[HEARTH_TYPE_Q5_1] = { .to_float = q5_1_to_float, .dot_type = HEARTH_TYPE_Q8_1, .dot_from_float = q8_1_from_float, .vec_dot = vec_dot_q5_1_q8_1 },
 	[HEARTH_TYPE_Q8_0] = { .to_float = q8_0_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_q8_0_q8_0, .from_float = q8_0_from_float },
+	[HEARTH_TYPE_MXFP4] = { .to_float = mxfp4_to_float, .dot_type = HEARTH_TYPE_Q8_0, .dot_from_float = q8_0_from_float, .vec_dot = vec_dot_mxfp4_q8_0 },
 	[HEARTH_TYPE_Q2_K] = { .to_float = q2_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q2_K_q8_K },
 	[HEARTH_TYPE_Q3_K] = { .to_float = q3_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q3_K_q8_K },
 	[HEARTH_TYPE_Q4_K] = { .to_float = q4_K_to_float, .dot_type = HEARTH_TYPE_Q8_K, .dot_from_float = q8_K_from_float, .vec_dot = vec_dot_q4_K_q8_K },

@@ -24,9 +24,17 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 
 	for (int i0 = 0; i0 < n_rot; i0 += 2) {
 		const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
-		const float t = hp->rope_freq_scale * (theta / ff);
-		cs[i0] = cosf(t) * hp->rope_attn_factor;
-		cs[i0 + 1] = sinf(t) * hp->rope_attn_factor;
+		const float t_extrap = theta / ff;
+		float t = hp->rope_freq_scale * t_extrap, ms = hp->rope_attn_factor;
+		if (hp->rope_ext_factor != 0.0f) { /* YaRN: low dimensions keep their angle */
+			const float y = (float)(i0 / 2) - hp->yarn_corr[0], w = hp->yarn_corr[1] - hp->yarn_corr[0];
+			const float r = y / (w > 0.001f ? w : 0.001f);
+			const float mix = (1.0f - (r < 0 ? 0 : r > 1 ? 1 : r)) * hp->rope_ext_factor;
+			t = t * (1.0f - mix) + t_extrap * mix;
+			ms *= hp->yarn_mscale;
+		}
+		cs[i0] = cosf(t) * ms;
+		cs[i0 + 1] = sinf(t) * ms;
 		theta *= theta_scale;
 	}
 	for (int h = 0; h < n_heads; h++) {

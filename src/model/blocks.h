@@ -13,7 +13,8 @@ void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
 /* Rotates the first n_rot dims of each of n_heads heads of width head_dim
  * (consecutive in x) for position pos. freq_factors (n_rot/2, may be NULL)
  * divide the angles (Llama 3.1 scaling, LongRoPE); cos and sin are scaled by
- * hp->rope_attn_factor. */
+ * hp->rope_attn_factor; with YaRN (hp->rope_ext_factor) the angles blend
+ * scaled and unscaled ones and cos/sin carry its magnitude too. */
 void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
 		const float *freq_factors);
 

@@ -4,8 +4,10 @@
  *
  * A decode of n tokens runs as batches of at most n_batch tokens; the logits
  * of every input (all_logits) or of the last one are kept until the next
- * decode.
+ * decode, and so are the hidden states of every input after the layers asked
+ * for (hearth_context_set_hidden: copied from the forward pass's layer hook).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,12 @@ struct hearth_context {
 	int32_t n_logits, logits_first;
 	int32_t logits_end;    /* n_past when the kept logits' last row was computed, -1: stale */
 	size_t logits_cap;
+	/* hidden states: the residual stream after layers hid_layers[k] (0-based,
+	 * resolved) for every input of the last decode, [n_hid_layers][n_hidden][n_embd] */
+	int32_t *hid_layers, n_hid_layers;
+	float *hidden;
+	int32_t n_hidden, hid_done; /* rows kept; inputs before the batch being run */
+	size_t hidden_cap;          /* floats */
 	/* per-batch scratch */
 	struct kv_seq **seqs;
 	int32_t *pos, *rows;
@@ -128,6 +136,8 @@ void hearth_context_free(struct hearth_context *c)
 	kv_cache_free(&c->kv);
 	free(c->tokens);
 	free(c->logits);
+	free(c->hid_layers);
+	free(c->hidden);
 	free(c->seqs);
 	free(c->steers);
 	free(c->pos);
@@ -159,72 +169,38 @@ void hearth_context_truncate(struct hearth_context *c, int32_t n_keep)
 	kv_seq_truncate(&c->kv, &c->seq, n_keep);
 }
 
-int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bool all_logits, struct hearth_err *err)
+/* ---- hidden states and the logit lens ---------------------------------------------- */
+
+/* Room for the hidden states of a decode of n inputs; nothing changes on failure. */
+static int hidden_reserve(struct hearth_context *c, int32_t n, struct hearth_err *err)
 {
-	const int32_t V = c->m->hp.n_vocab, B = fwd_n_batch(c->fwd);
-	if (n <= 0)
-		return err_set(err, HEARTH_EINVAL, "decode: no tokens");
-	if (n > c->n_ctx - c->seq.n_tokens)
-		return err_set(err, HEARTH_ECTXFULL, "decode: %d tokens do not fit: %d of the context's %d are used", n,
-			       c->seq.n_tokens, c->n_ctx);
-	for (int32_t i = 0; i < n; i++)
-		if (tokens[i] < 0 || tokens[i] >= V)
-			return err_set(err, HEARTH_EINVAL, "decode: token id %d is outside the vocabulary (0..%d)", tokens[i],
-				       V - 1);
-	const int32_t keep = all_logits ? n : 1;
-	const size_t need = (size_t)keep * (size_t)V;
-	if (need > c->logits_cap) {
-		float *l = realloc(c->logits, need * sizeof *l);
-		if (!l)
-			return err_set(err, HEARTH_ENOMEM, "decode: out of memory for %d rows of logits", keep);
-		c->logits = l;
-		c->logits_cap = need;
+	if (!c->n_hid_layers)
+		return 0;
+	const size_t E = (size_t)c->m->hp.n_embd, L = (size_t)c->n_hid_layers;
+	if ((size_t)n > SIZE_MAX / sizeof(float) / E / L)
+		return err_set(err, HEARTH_ETOOBIG, "decode: hidden states of %d inputs over %zu layers overflow", n, L);
+	const size_t need = (size_t)n * E * L;
+	if (need > c->hidden_cap) {
+		float *h = realloc(c->hidden, need * sizeof *h);
+		if (!h)
+			return err_set(err, HEARTH_ENOMEM, "decode: out of memory for hidden states of %d inputs over %zu layers",
+				       n, L);
+		c->hidden = h;
+		c->hidden_cap = need;
 	}
-	/* with sliding windows, blocks are taken a batch at a time (the local
-	 * ones of each batch come back as the window moves on) */
-	const bool per_batch = c->kv.n_swa > 0;
-	if (per_batch && kv_seq_blocks_needed(&c->kv, &c->seq, n) > c->kv.n_free)
-		return err_set(err, HEARTH_ECTXFULL, "decode: the KV cache is full");
-	int rc = per_batch ? 0 : kv_seq_reserve(&c->kv, &c->seq, n);
-	if (rc == HEARTH_ENOMEM)
-		return err_set(err, rc, "decode: out of memory for the KV cache's block table");
-	if (rc)
-		return err_set(err, rc, "decode: the KV cache is full");
-	c->n_logits = keep;
-	c->logits_first = n - keep;
-	for (int32_t done = 0; done < n;) {
-		const int32_t nb = n - done < B ? n - done : B;
-		const int32_t start = c->seq.n_tokens;
-		if (per_batch && (rc = kv_seq_reserve(&c->kv, &c->seq, nb)))
-			return err_set(err, rc, "decode: the KV cache's %s is full after %d of %d tokens",
-				       rc == HEARTH_ECTXFULL ? "window" : "block table", done, n);
-		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows,
-				       .steer = c->steer.dir ? c->steers : NULL };
-		for (int32_t i = 0; i < nb; i++) {
-			c->pos[i] = start + i;
-			c->tokens[start + i] = tokens[done + i];
-			if (done + i >= c->logits_first)
-				c->rows[b.n_out++] = i;
-		}
-		float *out = b.n_out ? c->logits + (size_t)(done + c->rows[0] - c->logits_first) * (size_t)V : NULL;
-		fwd_run(c->fwd, &b, out);
-		kv_seq_commit(&c->kv, &c->seq, c->tokens, nb);
-		done += nb;
-	}
-	c->logits_end = c->seq.n_tokens;
 	return 0;
 }
 
-const float *hearth_get_logits(const struct hearth_context *c, int32_t i)
+/* fwd_layer_fn: copies the batch's rows after each layer asked for. */
+static void hidden_take(int il, const float *x, const struct fwd_batch *b, void *data)
 {
-	if (i < 0)
-		i = c->logits_first + c->n_logits - 1;
-	if (!c->logits || i < c->logits_first || i >= c->logits_first + c->n_logits)
-		return NULL;
-	return c->logits + (size_t)(i - c->logits_first) * (size_t)c->m->hp.n_vocab;
+	struct hearth_context *c = data;
+	const size_t E = (size_t)c->m->hp.n_embd;
+	for (int32_t k = 0; k < c->n_hid_layers; k++)
+		if (c->hid_layers[k] == il)
+			memcpy(c->hidden + ((size_t)k * (size_t)c->n_hidden + (size_t)c->hid_done) * E, x,
+			       (size_t)b->n * E * sizeof *x);
 }
-
-const int32_t *hearth_context_tokens(const struct hearth_context *c) { return c->tokens; }
 
 int hearth_context_state_get(struct hearth_context *c, struct hearth_state **out, struct hearth_err *err)
 {
@@ -258,5 +234,129 @@ int hearth_context_state_set(struct hearth_context *c, const struct hearth_state
 	c->logits_end = st->n_logits ? st->n_tokens : -1;
 	if (st->n_logits)
 		memcpy(c->logits, st->logits, V * sizeof *c->logits);
+	return 0;
+}
+
+int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bool all_logits, struct hearth_err *err)
+{
+	const int32_t V = c->m->hp.n_vocab, B = fwd_n_batch(c->fwd);
+	if (n <= 0)
+		return err_set(err, HEARTH_EINVAL, "decode: no tokens");
+	if (n > c->n_ctx - c->seq.n_tokens)
+		return err_set(err, HEARTH_ECTXFULL, "decode: %d tokens do not fit: %d of the context's %d are used", n,
+			       c->seq.n_tokens, c->n_ctx);
+	for (int32_t i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= V)
+			return err_set(err, HEARTH_EINVAL, "decode: token id %d is outside the vocabulary (0..%d)", tokens[i],
+				       V - 1);
+	const int32_t keep = all_logits ? n : 1;
+	const size_t need = (size_t)keep * (size_t)V;
+	if (need > c->logits_cap) {
+		float *l = realloc(c->logits, need * sizeof *l);
+		if (!l)
+			return err_set(err, HEARTH_ENOMEM, "decode: out of memory for %d rows of logits", keep);
+		c->logits = l;
+		c->logits_cap = need;
+	}
+	/* with sliding windows, blocks are taken a batch at a time (the local
+	 * ones of each batch come back as the window moves on) */
+	const bool per_batch = c->kv.n_swa > 0;
+	if (per_batch && kv_seq_blocks_needed(&c->kv, &c->seq, n) > c->kv.n_free)
+		return err_set(err, HEARTH_ECTXFULL, "decode: the KV cache is full");
+	int rc = hidden_reserve(c, n, err);
+	if (rc)
+		return rc;
+	rc = per_batch ? 0 : kv_seq_reserve(&c->kv, &c->seq, n);
+	if (rc == HEARTH_ENOMEM)
+		return err_set(err, rc, "decode: out of memory for the KV cache's block table");
+	if (rc)
+		return err_set(err, rc, "decode: the KV cache is full");
+	c->n_logits = keep;
+	c->logits_first = n - keep;
+	c->n_hidden = c->n_hid_layers ? n : 0;
+	for (int32_t done = 0; done < n;) {
+		const int32_t nb = n - done < B ? n - done : B;
+		const int32_t start = c->seq.n_tokens;
+		if (per_batch && (rc = kv_seq_reserve(&c->kv, &c->seq, nb)))
+			return err_set(err, rc, "decode: the KV cache's %s is full after %d of %d tokens",
+				       rc == HEARTH_ECTXFULL ? "window" : "block table", done, n);
+		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows,
+				       .steer = c->steer.dir ? c->steers : NULL };
+		for (int32_t i = 0; i < nb; i++) {
+			c->pos[i] = start + i;
+			c->tokens[start + i] = tokens[done + i];
+			if (done + i >= c->logits_first)
+				c->rows[b.n_out++] = i;
+		}
+		c->hid_done = done;
+		float *out = b.n_out ? c->logits + (size_t)(done + c->rows[0] - c->logits_first) * (size_t)V : NULL;
+		fwd_run(c->fwd, &b, out);
+		kv_seq_commit(&c->kv, &c->seq, c->tokens, nb);
+		done += nb;
+	}
+	c->logits_end = c->seq.n_tokens;
+	return 0;
+}
+
+const float *hearth_get_logits(const struct hearth_context *c, int32_t i)
+{
+	if (i < 0)
+		i = c->logits_first + c->n_logits - 1;
+	if (!c->logits || i < c->logits_first || i >= c->logits_first + c->n_logits)
+		return NULL;
+	return c->logits + (size_t)(i - c->logits_first) * (size_t)c->m->hp.n_vocab;
+}
+
+const int32_t *hearth_context_tokens(const struct hearth_context *c) { return c->tokens; }
+
+
+int hearth_context_set_hidden(struct hearth_context *c, const int32_t *layers, int32_t n_layers,
+			      struct hearth_err *err)
+{
+	const int32_t L = c->m->hp.n_layer;
+	if (n_layers < 0 || n_layers > L)
+		return err_set(err, HEARTH_EINVAL, "hidden states: %d layers asked for, the model has %d", n_layers, L);
+	int32_t *keep = NULL;
+	if (n_layers > 0) {
+		keep = malloc((size_t)n_layers * sizeof *keep);
+		if (!keep)
+			return err_set(err, HEARTH_ENOMEM, "hidden states: out of memory");
+	}
+	for (int32_t k = 0; k < n_layers; k++) {
+		if (layers[k] < -L || layers[k] >= L) {
+			free(keep);
+			return err_set(err, HEARTH_EINVAL, "hidden states: layer %d is outside %d..%d", layers[k], -L, L - 1);
+		}
+		keep[k] = layers[k] < 0 ? L + layers[k] : layers[k];
+	}
+	free(c->hid_layers);
+	c->hid_layers = keep;
+	c->n_hid_layers = n_layers;
+	c->n_hidden = 0;
+	fwd_set_layer_fn(c->fwd, n_layers ? hidden_take : NULL, c);
+	return 0;
+}
+
+const float *hearth_get_hidden(const struct hearth_context *c, int32_t k, int32_t i)
+{
+	if (i < 0)
+		i = c->n_hidden - 1;
+	if (k < 0 || k >= c->n_hid_layers || i < 0 || i >= c->n_hidden)
+		return NULL;
+	return c->hidden + ((size_t)k * (size_t)c->n_hidden + (size_t)i) * (size_t)c->m->hp.n_embd;
+}
+
+int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t n, float *logits,
+			      struct hearth_err *err)
+{
+	if (n <= 0)
+		return err_set(err, HEARTH_EINVAL, "logit lens: no rows");
+	const size_t E = (size_t)c->m->hp.n_embd, V = (size_t)c->m->hp.n_vocab;
+	const int32_t B = fwd_n_batch(c->fwd);
+	for (int32_t done = 0; done < n;) {
+		const int32_t nb = n - done < B ? n - done : B;
+		fwd_head(c->fwd, x + (size_t)done * E, nb, logits + (size_t)done * V);
+		done += nb;
+	}
 	return 0;
 }

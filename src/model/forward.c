@@ -6,17 +6,22 @@
  *               q,k,v = h Wq (+bq), h Wk (+bk), h Wv (+bv)  (qwen3, gemma3: per-head q/k norm)
  *               rope(q, k) at each token's position; k, v -> the paged cache
  *               a = attention(q, own sequence's cache[w .. pos]) Wo   (causal, GQA;
- *                   w = 0, or pos - n_swa + 1 in a sliding-window layer)
+ *                   w = 0, or pos - n_swa + 1 in a sliding-window layer;
+ *                   gpt-oss: a sink logit per head joins each softmax)
  *               x += a (post-norm: x += rms_norm(a) * attn_post_norm)
  *               h = rms_norm(x) * ffn_norm
- *               f = (act(h Wgate) * (h Wup)) Wdown         (act: silu, or gelu)
+ *               f = (act(h Wgate) * (h Wup)) Wdown         (act: silu, or gelu),
+ *                   or the mixture of the experts the router picks (see
+ *                   moe.h; grouped by expert)
  *               x += f (post-norm: x += rms_norm(f) * ffn_post_norm)
  *               x += strength * dir[il]  (a steered sequence's control vector, in its layer range)
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
- * before it runs (importance matrices collect through it).
+ * before it runs (importance matrices collect through it); a layer function
+ * (fwd_set_layer_fn) sees x after every layer (hidden states, the logit lens).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +34,7 @@
 #include "../tensor/qtype.h"
 #include "blocks.h"
 #include "forward.h"
+#include "moe.h"
 
 /* An attention job: a run of one sequence's consecutive positions in the batch. */
 struct attn_job {
@@ -58,7 +64,21 @@ struct fwd {
 	int xq_type;               /* ... in this dot type */
 	hearth_matmul_tap_fn tap;  /* sees each product's input (NULL: none) */
 	void *tap_data;
+	/* mixture of experts: a batch's n * n_expert_used (token, slot) pairs,
+	 * grouped by expert into rows (expert e's are rows moe_off[e] ..
+	 * moe_off[e] + moe_count[e] - 1, in token order) */
+	float *moe_logits;          /* [n_batch][n_expert] router logits */
+	int32_t *moe_ids;           /* [n_batch][n_expert_used] chosen experts, best first */
+	float *moe_w;               /* [n_batch][n_expert_used] their weights */
+	int32_t *moe_row;           /* [n_batch][n_expert_used] each pair's row */
+	int32_t *moe_count, *moe_off, *moe_next; /* [n_expert] */
+	float *moe_x, *moe_y;       /* [rows][n_embd]: the rows' inputs, their experts' outputs */
+	float *moe_g, *moe_u;       /* [rows][n_ff_exp]: gate (then the activation), up */
+	float *moe_scratch;         /* [n_expert] per thread */
+	struct mm_part *moe_parts;  /* [2 n_expert] */
 	const float *rope_factors; /* rope frequency factors (n_rot/2), or NULL */
+	fwd_layer_fn layer_fn;     /* sees the residual stream after each layer (NULL: none) */
+	void *layer_data;
 };
 
 /* The rope factors for sequences of up to n_ctx_seq positions: Llama 3.1's
@@ -80,6 +100,8 @@ void fwd_set_n_ctx_seq(struct fwd *f, int32_t n_ctx_seq)
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static int moe_alloc(struct fwd *f, size_t B, size_t X, size_t K, size_t E, size_t FX);
 
 int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv, int32_t n_batch, int n_threads,
 	    struct hearth_err *err)
@@ -109,8 +131,15 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->att = malloc(B * OV * sizeof(float));
 	f->hb = malloc(B * F * sizeof(float));
 	f->hb2 = malloc(B * F * sizeof(float));
-	/* widest activation row in the widest dot type (f32) */
-	f->xq = malloc(B * max_sz(max_sz(E, F), OV) * sizeof(float) + 64);
+	/* widest activation row in the widest dot type (f32), for every row of
+	 * a product (a token's, or a (token, expert) pair's) */
+	const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, FX = (size_t)h->n_ff_exp;
+	const size_t rows_max = X ? B * K : B;
+	f->xq = malloc(rows_max * max_sz(max_sz(max_sz(E, F), OV), FX) * sizeof(float) + 64);
+	if (X && (rc = moe_alloc(f, B, X, K, E, FX))) {
+		fwd_free(f);
+		return err_set(err, HEARTH_ENOMEM, "forward: out of memory for the experts of a batch of %d tokens", n_batch);
+	}
 	/* a job holds up to 64 query rows (at least one token's group of heads) */
 	const int G = h->n_head / h->n_head_kv;
 	f->attn_tok = G >= 64 ? 1 : 64 / G;
@@ -162,6 +191,10 @@ void fwd_free(struct fwd *f)
 		free(w->krow);
 	}
 	free(f->attn_scratch);
+	void *moe[] = { f->moe_logits, f->moe_ids, f->moe_w, f->moe_row, f->moe_count, f->moe_off, f->moe_next,
+			f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts };
+	for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++)
+		free(moe[i]);
 	pool_free(f->pool);
 	free(f);
 }
@@ -176,6 +209,12 @@ void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data)
 
 struct pool *fwd_pool(struct fwd *f) { return f->pool; }
 
+void fwd_set_layer_fn(struct fwd *f, fwd_layer_fn fn, void *data)
+{
+	f->layer_fn = fn;
+	f->layer_data = data;
+}
+
 /* ---- matrix products ------------------------------------------------------ */
 
 /* One weight matrix of a product: y[n_tok, ne1] = x[n_tok, ne0] W^T. */
@@ -183,24 +222,24 @@ struct mm_part {
 	const struct tensor *w;
 	const struct qtype_ops *ops;
 	size_t w_row;   /* bytes per weight row */
+	const void *xq; /* n_tok rows of the dot type, xq_row bytes each */
+	size_t xq_row;
+	int n_tok;
 	float *y;
 	int64_t unit;   /* rows per piece: MM_UNIT, or the packed layout's group */
 	int64_t units;  /* pieces */
 };
 
 /* Products of one activation matrix with up to three weights (q, k, v; gate,
- * up) run as one task: threads take chunks of rows from counters shared by
- * all (see matmul_run), so a core that falls behind (a busy neighbour, a
- * slower memory channel) just takes fewer chunks, and the whole task costs
- * one meeting of the threads. */
+ * up), or of each expert's rows with its matrices, run as one task: threads
+ * take chunks of rows from counters shared by all (see matmul_run), so a core
+ * that falls behind (a busy neighbour, a slower memory channel) just takes
+ * fewer chunks, and the whole task costs one meeting of the threads. */
 #define MM_UNIT 16
 #define MM_REGIONS 64
 struct matmul_task {
-	struct mm_part part[3];
+	struct mm_part *part;
 	int n_part;
-	const void *xq;  /* n_tok rows of the dot type */
-	size_t xq_row;   /* bytes per row of xq */
-	int n_tok;
 	int64_t chunk;   /* units per grab */
 	int64_t total;   /* units over all parts */
 	int n_region;    /* contiguous regions of units, one per thread */
@@ -211,29 +250,29 @@ struct matmul_task {
 };
 
 /* Rows r0 .. r1 of one part. */
-static void mm_rows(const struct matmul_task *t, const struct mm_part *p, int64_t r0, int64_t r1)
+static void mm_rows(const struct mm_part *p, int64_t r0, int64_t r1)
 {
 	const int64_t n_in = p->w->ne[0], n_out = p->w->ne[1];
 	if (p->w->packed) {
-		p->ops->gemm_packed(n_in, p->w->packed, r0, r1, t->xq, t->xq_row, t->n_tok, p->y, (size_t)n_out);
+		p->ops->gemm_packed(n_in, p->w->packed, r0, r1, p->xq, p->xq_row, p->n_tok, p->y, (size_t)n_out);
 		return;
 	}
 	if (p->ops->gemm) {
-		p->ops->gemm(n_in, p->w->data, p->w_row, r0, r1, t->xq, t->xq_row, t->n_tok, p->y, (size_t)n_out);
+		p->ops->gemm(n_in, p->w->data, p->w_row, r0, r1, p->xq, p->xq_row, p->n_tok, p->y, (size_t)n_out);
 		return;
 	}
 	/* the weights of these rows stay in cache while every token passes */
 	int i = 0;
 	if (p->ops->vec_dot4)
-		for (; i + 4 <= t->n_tok; i += 4)
+		for (; i + 4 <= p->n_tok; i += 4)
 			for (int64_t r = r0; r < r1; r++)
 				p->ops->vec_dot4(n_in, &p->y[(size_t)i * (size_t)n_out + (size_t)r], (size_t)n_out,
-						 (const char *)p->w->data + (size_t)r * p->w_row, (const char *)t->xq + (size_t)i * t->xq_row,
-						 t->xq_row);
-	for (; i < t->n_tok; i++)
+						 (const char *)p->w->data + (size_t)r * p->w_row, (const char *)p->xq + (size_t)i * p->xq_row,
+						 p->xq_row);
+	for (; i < p->n_tok; i++)
 		for (int64_t r = r0; r < r1; r++)
 			p->ops->vec_dot(n_in, &p->y[(size_t)i * (size_t)n_out + (size_t)r], (const char *)p->w->data + (size_t)r * p->w_row,
-					(const char *)t->xq + (size_t)i * t->xq_row);
+					(const char *)p->xq + (size_t)i * p->xq_row);
 }
 
 /* Units u0 .. u1 (over all parts). */
@@ -243,7 +282,7 @@ static void mm_units(const struct matmul_task *t, int64_t u0, int64_t u1)
 		const struct mm_part *p = &t->part[k];
 		if (u0 < p->units) {
 			const int64_t e = u1 < p->units ? u1 : p->units, n_out = p->w->ne[1];
-			mm_rows(t, p, u0 * p->unit, e * p->unit < n_out ? e * p->unit : n_out);
+			mm_rows(p, u0 * p->unit, e * p->unit < n_out ? e * p->unit : n_out);
 			u0 = e;
 		}
 		u0 -= p->units;
@@ -272,6 +311,12 @@ static void matmul_run(void *arg, int ith, int nth)
 	}
 }
 
+/* Elementwise work this small runs on the calling thread: cheaper than a
+ * meeting of the threads, each of which is a chance to wait for one that the
+ * OS has preempted (a decoding token of a mixture of experts converts and
+ * activates a few expert rows per layer). */
+#define INLINE_ELEMS (1 << 15)
+
 struct quant_task {
 	const struct qtype_ops *ops;
 	const float *x;
@@ -295,12 +340,58 @@ static void quantize(struct fwd *f, const struct qtype_ops *ops, const float *x,
 	if (f->xq_of == x && f->xq_type == ops->dot_type)
 		return;
 	struct quant_task q = { ops, x, f->xq, n_in, qtype_row_size(ops->dot_type, n_in), n_tok };
-	if (n_tok < 2)
+	if (n_tok < 2 || (int64_t)n_tok * n_in <= INLINE_ELEMS)
 		quant_run(&q, 0, 1);
 	else
 		pool_run(f->pool, quant_run, &q);
 	f->xq_of = x;
 	f->xq_type = ops->dot_type;
+}
+
+/* The experts' scratch for B tokens of K of X experts; 0 or HEARTH_ENOMEM. */
+static int moe_alloc(struct fwd *f, size_t B, size_t X, size_t K, size_t E, size_t FX)
+{
+	f->moe_logits = malloc(B * X * sizeof(float));
+	f->moe_ids = malloc(B * K * sizeof(int32_t));
+	f->moe_w = malloc(B * K * sizeof(float));
+	f->moe_row = malloc(B * K * sizeof(int32_t));
+	f->moe_count = malloc(X * sizeof(int32_t));
+	f->moe_off = malloc(X * sizeof(int32_t));
+	f->moe_next = malloc(X * sizeof(int32_t));
+	f->moe_x = malloc(B * K * E * sizeof(float));
+	f->moe_y = malloc(B * K * E * sizeof(float));
+	f->moe_g = malloc(B * K * FX * sizeof(float));
+	f->moe_u = malloc(B * K * FX * sizeof(float));
+	f->moe_scratch = malloc((size_t)pool_size(f->pool) * X * sizeof(float));
+	f->moe_parts = malloc(2 * X * sizeof(struct mm_part));
+	bool ok = f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_count && f->moe_off && f->moe_next &&
+		  f->moe_x && f->moe_y && f->moe_g && f->moe_u && f->moe_scratch && f->moe_parts;
+	return ok ? 0 : HEARTH_ENOMEM;
+}
+
+/* Runs the parts (their activations converted) as one task on the pool. */
+static void matmul_parts(struct fwd *f, struct mm_part *part, int n_part)
+{
+	struct matmul_task t = { .part = part, .n_part = n_part };
+	for (int k = 0; k < n_part; k++) {
+		struct mm_part *p = &part[k];
+		p->ops = kern_ops(p->w->type);
+		p->w_row = qtype_row_size(p->w->type, p->w->ne[0]);
+		p->unit = p->w->packed ? p->ops->pack_rows : MM_UNIT;
+		p->units = (p->w->ne[1] + p->unit - 1) / p->unit;
+		t.total += p->units;
+	}
+	/* about 32 grabs per thread: the last grab of a slower thread is
+	 * what the others wait for (eight per thread left 5% of decoding
+	 * waiting, 32 leave 3%) */
+	const int64_t nth = pool_size(f->pool);
+	t.chunk = t.total / (32 * nth) > 1 ? t.total / (32 * nth) : 1;
+	t.n_region = nth < MM_REGIONS ? (int)nth : MM_REGIONS;
+	for (int r = 0; r < t.n_region; r++) {
+		atomic_init(&t.region[r].next, t.total * r / t.n_region);
+		t.region[r].end = t.total * (r + 1) / t.n_region;
+	}
+	pool_run(f->pool, matmul_run, &t);
 }
 
 /* y_k[n_tok, ne1] = x[n_tok, ne0] W_k^T for n weights with the same input
@@ -314,30 +405,13 @@ static void matmul_n(struct fwd *f, int n, const struct tensor *const *w, const 
 				f->tap(w[k]->name, x, n_in, n_tok, f->tap_data);
 	for (int k = 0; k < n;) {
 		const struct qtype_ops *ops = kern_ops(w[k]->type);
-		struct matmul_task t = { .xq = f->xq, .n_tok = n_tok };
+		struct mm_part part[3];
+		int n_part = 0;
 		quantize(f, ops, x, n_in, n_tok);
-		t.xq_row = qtype_row_size(ops->dot_type, n_in);
-		for (; k < n && t.n_part < 3 && kern_ops(w[k]->type)->dot_type == ops->dot_type; k++) {
-			struct mm_part *p = &t.part[t.n_part++];
-			p->w = w[k];
-			p->ops = kern_ops(w[k]->type);
-			p->w_row = qtype_row_size(w[k]->type, n_in);
-			p->y = y[k];
-			p->unit = w[k]->packed ? p->ops->pack_rows : MM_UNIT;
-			p->units = (w[k]->ne[1] + p->unit - 1) / p->unit;
-			t.total += p->units;
-		}
-		/* about 32 grabs per thread: the last grab of a slower thread is
-		 * what the others wait for (eight per thread left 5% of decoding
-		 * waiting, 32 leave 3%) */
-		const int64_t nth = pool_size(f->pool);
-		t.chunk = t.total / (32 * nth) > 1 ? t.total / (32 * nth) : 1;
-		t.n_region = nth < MM_REGIONS ? (int)nth : MM_REGIONS;
-		for (int r = 0; r < t.n_region; r++) {
-			atomic_init(&t.region[r].next, t.total * r / t.n_region);
-			t.region[r].end = t.total * (r + 1) / t.n_region;
-		}
-		pool_run(f->pool, matmul_run, &t);
+		for (; k < n && n_part < 3 && kern_ops(w[k]->type)->dot_type == ops->dot_type; k++)
+			part[n_part++] = (struct mm_part){ .w = w[k], .xq = f->xq, .n_tok = n_tok, .y = y[k],
+							   .xq_row = qtype_row_size(ops->dot_type, n_in) };
+		matmul_parts(f, part, n_part);
 	}
 }
 
@@ -610,9 +684,15 @@ static void attn_run(void *arg, int ith, int nth)
 			attn_tiles_f16(f, &a, w);
 		else
 			attn_tiles_convert(f, &a, w);
+		const float *sinks = f->m->layers[t->il].attn_sinks.data;
 		for (int r = 0; r < a.M; r++) {
 			float *out = f->att + ((size_t)(j->i0 + r / G) * (size_t)h->n_head + (size_t)(a.kvh * G + r % G)) * (size_t)dv;
-			const float inv = 1.0f / w->l[r];
+			float inv = 1.0f / w->l[r];
+			if (sinks) { /* the head's sink logit joins the denominator (nothing joins the sum of values) */
+				const float sk = sinks[a.kvh * G + r % G], m = w->mx[r] > sk ? w->mx[r] : sk;
+				const float keep = expf(w->mx[r] - m);
+				inv = keep / (w->l[r] * keep + expf(sk - m));
+			}
 			for (int d = 0; d < dv; d++)
 				out[d] = w->o[(size_t)r * (size_t)dv + (size_t)d] * inv;
 		}
@@ -747,12 +827,186 @@ static void step(struct fwd *f, enum step s, int il)
 	pool_run(f->pool, step_run, &t);
 }
 
+/* ---- mixture of experts ------------------------------------------------------ */
+
+/* Each expert's matrix is read once for all the batch rows routed to it: the
+ * rows are grouped by expert, and the products of every expert with its rows
+ * run as one task (matmul_parts), split over the threads by weight rows
+ * whatever the number of experts in use. A row's sums are those of a lone
+ * token (the kernels' sums do not depend on the other rows), and a token's
+ * experts are added in its chosen order, so batching changes no bit. */
+
+enum moe_phase { MOE_ROUTE, MOE_GATHER, MOE_ACT, MOE_COMBINE };
+
+struct moe_task {
+	struct fwd *f;
+	const struct layer *l;
+	enum moe_phase phase;
+};
+
+/* Tokens i0 .. i1: route them, gather their rows, or add up their experts. */
+static void moe_tokens(struct fwd *f, const struct layer *l, enum moe_phase phase, int i0, int i1, int ith)
+{
+	const struct hparams *h = &f->m->hp;
+	const int K = h->n_expert_used, X = h->n_expert;
+	const int64_t E = h->n_embd;
+	const float *bd = l->ffn_down_exps_b.data;
+	for (int i = i0; i < i1; i++) {
+		const int32_t *ids = f->moe_ids + (size_t)i * K, *row = f->moe_row + (size_t)i * K;
+		const float *w = f->moe_w + (size_t)i * K;
+		float *xb = f->xb + (size_t)i * E;
+		if (phase == MOE_ROUTE) {
+			moe_route(h, f->moe_logits + (size_t)i * X, f->moe_scratch + (size_t)ith * X, f->moe_ids + (size_t)i * K,
+				  f->moe_w + (size_t)i * K);
+		} else if (phase == MOE_GATHER) {
+			for (int k = 0; k < K; k++)
+				memcpy(f->moe_x + (size_t)row[k] * E, xb, (size_t)E * sizeof *xb);
+		} else { /* MOE_COMBINE: weight each expert's output (with its bias), add in the chosen order */
+			for (int k = 0; k < K; k++) {
+				const float *y = f->moe_y + (size_t)row[k] * E, *b = bd ? bd + (size_t)ids[k] * E : NULL;
+				for (int64_t j = 0; j < E; j++) {
+					const float v = (b ? y[j] + b[j] : y[j]) * w[k];
+					xb[j] = k ? xb[j] + v : v;
+				}
+			}
+		}
+	}
+}
+
+/* Rows r0 .. r1 of the grouped buffers: biases, then the gated activation. */
+static void moe_act(struct fwd *f, const struct layer *l, int64_t r0, int64_t r1)
+{
+	const struct hparams *h = &f->m->hp;
+	const int64_t F = h->n_ff_exp;
+	const float *bg = l->ffn_gate_exps_b.data, *bu = l->ffn_up_exps_b.data;
+	if (bg || bu) {
+		for (int e = 0; e < h->n_expert; e++) {
+			const int64_t a = f->moe_off[e] > r0 ? f->moe_off[e] : r0;
+			const int64_t z = f->moe_off[e] + f->moe_count[e] < r1 ? f->moe_off[e] + f->moe_count[e] : r1;
+			for (int64_t r = a; r < z; r++)
+				for (int64_t j = 0; j < F; j++) {
+					if (bg)
+						f->moe_g[r * F + j] += bg[e * F + j];
+					if (bu)
+						f->moe_u[r * F + j] += bu[e * F + j];
+				}
+		}
+	}
+	moe_act_rows(h->moe_act, f->moe_g + r0 * F, f->moe_u + r0 * F, (r1 - r0) * F);
+}
+
+static void moe_run(void *arg, int ith, int nth)
+{
+	const struct moe_task *t = arg;
+	const int n = t->f->b->n;
+	if (t->phase == MOE_ACT) {
+		const int64_t rows = (int64_t)n * t->f->m->hp.n_expert_used;
+		moe_act(t->f, t->l, rows * ith / nth, rows * (ith + 1) / nth);
+		return;
+	}
+	moe_tokens(t->f, t->l, t->phase, n * ith / nth, n * (ith + 1) / nth, ith);
+}
+
+static void moe_phase(struct fwd *f, const struct layer *l, enum moe_phase phase)
+{
+	struct moe_task t = { f, l, phase };
+	const int64_t rows = (int64_t)f->b->n * f->m->hp.n_expert_used;
+	if (phase == MOE_ACT && rows * f->m->hp.n_ff_exp <= INLINE_ELEMS)
+		moe_act(f, l, 0, rows);
+	else if (f->b->n < 2 && phase != MOE_ACT)
+		moe_tokens(f, l, phase, 0, f->b->n, 0);
+	else
+		pool_run(f->pool, moe_run, &t);
+}
+
+/* Groups the batch's (token, slot) pairs by expert: counts, offsets, rows. */
+static void moe_group(struct fwd *f)
+{
+	const struct hparams *h = &f->m->hp;
+	const int K = h->n_expert_used, X = h->n_expert, n = f->b->n;
+	memset(f->moe_count, 0, (size_t)X * sizeof *f->moe_count);
+	for (int p = 0; p < n * K; p++)
+		f->moe_count[f->moe_ids[p]]++;
+	for (int e = 0, at = 0; e < X; e++) {
+		f->moe_off[e] = f->moe_next[e] = at;
+		at += f->moe_count[e];
+	}
+	for (int p = 0; p < n * K; p++)
+		f->moe_row[p] = f->moe_next[f->moe_ids[p]]++;
+}
+
+/* y rows = x rows times each expert's matrix wa[e] (and wb[e] into yb: gate
+ * and up), for the experts in use, as few tasks as the dot types allow. */
+static void moe_products(struct fwd *f, const struct tensor *wa, const struct tensor *wb, const float *x, float *ya,
+			 float *yb)
+{
+	const struct hparams *h = &f->m->hp;
+	const int rows = f->b->n * h->n_expert_used;
+	const int64_t n_in = wa[0].ne[0];
+	const struct tensor *w[2] = { wa, wb };
+	float *y[2] = { ya, yb };
+	f->xq_of = NULL; /* x was just written */
+	for (int k = 0; k < (wb ? 2 : 1);) {
+		const struct qtype_ops *ops = kern_ops(w[k][0].type);
+		const size_t xq_row = qtype_row_size(ops->dot_type, n_in);
+		int n_part = 0;
+		quantize(f, ops, x, n_in, rows);
+		for (; k < (wb ? 2 : 1) && kern_ops(w[k][0].type)->dot_type == ops->dot_type; k++)
+			for (int e = 0; e < h->n_expert; e++)
+				if (f->moe_count[e])
+					f->moe_parts[n_part++] = (struct mm_part){
+						.w = &w[k][e], .xq = (const char *)f->xq + (size_t)f->moe_off[e] * xq_row, .xq_row = xq_row,
+						.n_tok = f->moe_count[e], .y = y[k] + (size_t)f->moe_off[e] * (size_t)w[k][e].ne[1] };
+		matmul_parts(f, f->moe_parts, n_part);
+	}
+}
+
+/* xb = the mixture of experts of xb (the normed residual stream). */
+static void ffn_moe(struct fwd *f, int il)
+{
+	const struct layer *l = &f->m->layers[il];
+	const struct hparams *h = &f->m->hp;
+	matmul(f, &l->ffn_gate_inp, f->xb, f->b->n, f->moe_logits);
+	add_bias(f->moe_logits, &l->ffn_gate_inp_b, f->b->n, h->n_expert);
+	moe_phase(f, l, MOE_ROUTE);
+	moe_group(f);
+	moe_phase(f, l, MOE_GATHER);
+	moe_products(f, l->exp_gate, l->exp_up, f->moe_x, f->moe_g, f->moe_u);
+	moe_phase(f, l, MOE_ACT);
+	moe_products(f, l->exp_down, NULL, f->moe_g, f->moe_y, NULL);
+	moe_phase(f, l, MOE_COMBINE);
+	f->xq_of = NULL; /* xb was written */
+}
+
+/* xb = the feed-forward block of xb. */
+static void ffn(struct fwd *f, int il)
+{
+	const struct layer *l = &f->m->layers[il];
+	if (f->m->hp.n_expert > 0) {
+		ffn_moe(f, il);
+		return;
+	}
+	matmul_n(f, 2, (const struct tensor *[]){ &l->ffn_gate, &l->ffn_up }, f->xb, f->b->n, (float *[]){ f->hb, f->hb2 });
+	step(f, STEP_SWIGLU, il);
+	matmul(f, &l->ffn_down, f->hb, f->b->n, f->xb);
+}
+
 /* x = c tanh(x / c): logits bounded by c (gemma). */
 static void softcap(float *x, int64_t n, float c)
 {
 	const float inv = 1.0f / c;
 	for (int64_t i = 0; i < n; i++)
 		x[i] = c * tanhf(x[i] * inv);
+}
+
+/* The output head over n rows of f->xb (already through the final norm). */
+static void head(struct fwd *f, int n, float *logits)
+{
+	const struct hparams *h = &f->m->hp;
+	f->xq_of = NULL;
+	matmul(f, &f->m->output, f->xb, n, logits);
+	if (h->final_softcap > 0)
+		softcap(logits, (int64_t)n * h->n_vocab, h->final_softcap);
 }
 
 /* ---- the pass ------------------------------------------------------------------- */
@@ -786,18 +1040,25 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 		pool_run(f->pool, attn_run, &at);
 		matmul(f, &l->wo, f->att, n, f->xb);
 		step(f, STEP_FFN_IN, il);
-		matmul_n(f, 2, (const struct tensor *[]){ &l->ffn_gate, &l->ffn_up }, f->xb, n, (float *[]){ f->hb, f->hb2 });
-		step(f, STEP_SWIGLU, il);
-		matmul(f, &l->ffn_down, f->hb, n, f->xb);
+		ffn(f, il);
 		step(f, STEP_RESIDUAL, il);
+		if (f->layer_fn)
+			f->layer_fn(il, f->x, b, f->layer_data);
 	}
 	if (b->n_out > 0) {
-		f->xq_of = NULL;
 		for (int i = 0; i < b->n_out; i++)
 			block_rms_norm(f->x + b->out_rows[i] * E, m->output_norm.data, f->xb + i * E, E, h->rms_eps);
-		matmul(f, &m->output, f->xb, b->n_out, logits);
-		if (h->final_softcap > 0)
-			softcap(logits, (int64_t)b->n_out * h->n_vocab, h->final_softcap);
+		head(f, b->n_out, logits);
 	}
 	f->b = NULL;
+}
+
+void fwd_head(struct fwd *f, const float *x, int n, float *logits)
+{
+	const struct hearth_model *m = f->m;
+	const int64_t E = m->hp.n_embd;
+	assert(n >= 1 && n <= f->n_batch && !f->b);
+	for (int i = 0; i < n; i++)
+		block_rms_norm(x + i * E, m->output_norm.data, f->xb + i * E, E, m->hp.rms_eps);
+	head(f, n, logits);
 }

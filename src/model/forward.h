@@ -50,6 +50,15 @@ void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data);
 /* The longest sequence f's passes serve (default: the cache's size); it
  * picks LongRoPE's short or long factors as llama.cpp's context size does. */
 void fwd_set_n_ctx_seq(struct fwd *f, int32_t n_ctx_seq);
+/* Called after layer il of a pass with the residual stream x of the whole
+ * batch (b->n rows of n_embd floats), valid during the call; read only. */
+typedef void (*fwd_layer_fn)(int il, const float *x, const struct fwd_batch *b, void *data);
+/* Sets the function that sees every layer's output of f's passes (NULL: none). */
+void fwd_set_layer_fn(struct fwd *f, fwd_layer_fn fn, void *data);
+/* Logits of n (1..n_batch) rows x of n_embd floats through the final norm and
+ * the output head, computed as fwd_run computes its logits (the logit lens).
+ * Not during a pass. */
+void fwd_head(struct fwd *f, const float *x, int n, float *logits);
 /* Runs the batch; writes n_out rows of n_vocab logits. */
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits);
 

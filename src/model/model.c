@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@
 #include "../base/log.h"
 #include "../kern/kern.h"
 #include "../tensor/qtype.h"
+#include "blocks.h"
 #include "model.h"
+#include "moe.h"
 
 struct arch_entry {
 	const char *name;
@@ -28,6 +31,8 @@ static const struct arch_entry archs[] = {
 	{ "llama", arch_llama_load },
 	{ "qwen2", arch_qwen2_load },
 	{ "qwen3", arch_qwen3_load },
+	{ "qwen3moe", arch_qwen3moe_load },
+	{ "gpt-oss", arch_gpt_oss_load },
 	{ "gemma3", arch_gemma3_load },
 	{ "phi3", arch_phi3_load },
 	{ "glm4", arch_glm4_load },
@@ -69,12 +74,13 @@ int model_hparam_f32(struct hearth_model *m, const char *suffix, float *out, boo
 	return rc;
 }
 
-int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int il, int64_t ne0, int64_t ne1,
-		 enum tensor_flags flags, struct hearth_err *err)
+int model_tensor3(struct hearth_model *m, struct tensor *t, const char *fmt, int il, int64_t ne0, int64_t ne1,
+		  int64_t ne2, enum tensor_flags flags, struct hearth_err *err)
 {
 	char name[128];
 	int64_t i;
 
+	assert(ne2 >= 1 && (ne1 > 0 || ne2 == 1));
 	memset(t, 0, sizeof *t);
 	snprintf(name, sizeof name, fmt, il);
 	if ((i = gguf_find_tensor(m->gguf, name)) < 0) {
@@ -85,10 +91,10 @@ int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int 
 	const struct gguf_tensor *g = &m->gguf->tensors[i];
 	bool want_vec = ne1 == 0;
 	int64_t want1 = want_vec ? 1 : ne1;
-	if (g->ne[0] != ne0 || g->ne[1] != want1 || g->ne[2] != 1 || g->ne[3] != 1)
+	if (g->ne[0] != ne0 || g->ne[1] != want1 || g->ne[2] != ne2 || g->ne[3] != 1)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-			       "], expected [%" PRId64 ", %" PRId64 "]", m->gguf->path, name, g->ne[0], g->ne[1], g->ne[2],
-			       g->ne[3], ne0, want1);
+			       "], expected [%" PRId64 ", %" PRId64 ", %" PRId64 "]", m->gguf->path, name, g->ne[0], g->ne[1],
+			       g->ne[2], g->ne[3], ne0, want1, ne2);
 	if (want_vec && g->type != HEARTH_TYPE_F32)
 		return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' is %s; norms and biases must be f32", m->gguf->path,
 			       name, hearth_type_name(g->type));
@@ -103,6 +109,12 @@ int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int 
 		t->ne[d] = g->ne[d];
 	t->data = g->data;
 	return 0;
+}
+
+int model_tensor(struct hearth_model *m, struct tensor *t, const char *fmt, int il, int64_t ne0, int64_t ne1,
+		 enum tensor_flags flags, struct hearth_err *err)
+{
+	return model_tensor3(m, t, fmt, il, ne0, ne1, 1, flags, err);
 }
 
 int32_t model_layer_swa(const struct hearth_model *m, int32_t *out)
@@ -206,6 +218,45 @@ static int check_hparams(struct hearth_model *m, struct hearth_err *err)
 	return 0;
 }
 
+/* Layer il's gated feed-forward matrices (gate and up separate or fused). */
+static int bind_dense_ffn(struct hearth_model *m, int il, struct hearth_err *err)
+{
+	struct layer *l = &m->layers[il];
+	const int64_t E = m->hp.n_embd, F = m->hp.n_ff;
+	int rc;
+	if ((rc = bind_gate_up(m, l, il, E, F, err)))
+		return rc;
+	return model_tensor(m, &l->ffn_down, "blk.%d.ffn_down.weight", il, F, E, TENSOR_REQUIRED, err);
+}
+
+/* YaRN's constants, as llama.cpp derives them: the ramp between the
+ * dimensions whose rotations complete beta_fast (32) and beta_slow (1) turns
+ * within the original context, and the magnitude 1 + 0.1 ln(factor) (llama.cpp
+ * passes an attention factor that cancels its own, then multiplies by
+ * rope.scaling.attn_factor). */
+static int load_yarn(struct hearth_model *m, struct hearth_err *err)
+{
+	struct hparams *h = &m->hp;
+	int32_t n_ctx_orig = h->n_ctx_train;
+	float attn_factor = 1.0f;
+	int rc;
+	if ((rc = model_hparam_i32(m, "rope.scaling.original_context_length", &n_ctx_orig, false, err)) ||
+	    (rc = model_hparam_f32(m, "rope.scaling.attn_factor", &attn_factor, false, err)))
+		return rc;
+	if (n_ctx_orig < 1 || !(attn_factor > 0) || h->n_rot < 2 || !(h->rope_base > 1))
+		return err_set(err, HEARTH_EBADGGUF, "%s: bad YaRN parameters (original context %d, attn_factor %g)",
+			       m->gguf->path, n_ctx_orig, (double)attn_factor);
+	const float beta_fast = 32.0f, beta_slow = 1.0f, pi = 3.14159265358979323846f;
+	const float n_dims = (float)h->n_rot, base = logf(h->rope_base);
+	const float lo = floorf(n_dims * logf((float)n_ctx_orig / (beta_fast * 2 * pi)) / (2 * base));
+	const float hi = ceilf(n_dims * logf((float)n_ctx_orig / (beta_slow * 2 * pi)) / (2 * base));
+	h->yarn_corr[0] = lo > 0 ? lo : 0;
+	h->yarn_corr[1] = hi < n_dims - 1 ? hi : n_dims - 1;
+	h->rope_ext_factor = 1.0f;
+	h->yarn_mscale = attn_factor * (1.0f + 0.1f * logf(1.0f / h->rope_freq_scale));
+	return 0;
+}
+
 int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 {
 	struct hparams *h = &m->hp;
@@ -218,11 +269,13 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	h->rms_eps = 1e-5f;
 	h->rope_attn_factor = 1.0f;
 	h->embd_scale = 1.0f;
+	h->pooling = -1;
 	h->attn_scale = 0.0f;
 	h->final_softcap = 0.0f;
 	h->attn_softcap = 0.0f;
 	h->ffn_act = FFN_SILU;
 	if ((rc = model_hparam_i32(m, "context_length", &h->n_ctx_train, false, err)) ||
+	    (rc = model_hparam_i32(m, "pooling_type", &h->pooling, false, err)) ||
 	    (rc = model_hparam_i32(m, "embedding_length", &h->n_embd, true, err)) ||
 	    (rc = model_hparam_i32(m, "block_count", &h->n_layer, true, err)) ||
 	    (rc = model_hparam_i32(m, "feed_forward_length", &h->n_ff, true, err)) ||
@@ -251,8 +304,9 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 	if (rc && rc != HEARTH_ENOTFOUND)
 		return rc;
 	if (rc == 0 && !(scaling.n == 4 && memcmp(scaling.p, "none", 4) == 0)) {
-		if (!(scaling.n == 6 && memcmp(scaling.p, "linear", 6) == 0))
-			return err_set(err, HEARTH_EUNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear are)",
+		const bool yarn = scaling.n == 4 && memcmp(scaling.p, "yarn", 4) == 0;
+		if (!yarn && !(scaling.n == 6 && memcmp(scaling.p, "linear", 6) == 0))
+			return err_set(err, HEARTH_EUNSUPPORTED, "%s: rope scaling '%.*s' is not supported (none, linear, yarn are)",
 				       m->gguf->path, (int)(scaling.n > 32 ? 32 : scaling.n), scaling.p);
 		float factor = 1.0f;
 		if ((rc = model_hparam_f32(m, "rope.scaling.factor", &factor, false, err)))
@@ -260,13 +314,15 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 		if (!(factor > 0))
 			return err_set(err, HEARTH_EBADGGUF, "%s: rope.scaling.factor is %g", m->gguf->path, (double)factor);
 		h->rope_freq_scale = 1.0f / factor;
+		if (yarn && (rc = load_yarn(m, err)))
+			return rc;
 	}
-	if ((rc = check_hparams(m, err)))
+	if ((rc = check_hparams(m, err)) || (rc = moe_load_hparams(m, err)))
 		return rc;
 	h->n_vocab = m->vocab.n_vocab;
 	h->n_ctx_orig = h->n_ctx_train;
 
-	const int64_t E = h->n_embd, V = h->n_vocab, F = h->n_ff;
+	const int64_t E = h->n_embd, V = h->n_vocab;
 	const int64_t QK = (int64_t)h->n_head * h->head_dim_k, KK = (int64_t)h->n_head_kv * h->head_dim_k;
 	const int64_t VV = (int64_t)h->n_head_kv * h->head_dim_v, OV = (int64_t)h->n_head * h->head_dim_v;
 	if ((rc = model_tensor(m, &m->tok_embd, "token_embd.weight", 0, E, V, TENSOR_REQUIRED, err)) ||
@@ -290,11 +346,13 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 		    (rc = model_tensor(m, &l->bo, "blk.%d.attn_output.bias", il, E, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->q_norm, "blk.%d.attn_q_norm.weight", il, h->head_dim_k, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->k_norm, "blk.%d.attn_k_norm.weight", il, h->head_dim_k, 0, TENSOR_OPTIONAL, err)) ||
+		    (rc = model_tensor(m, &l->attn_sinks, "blk.%d.attn_sinks.weight", il, h->n_head, 0, TENSOR_OPTIONAL, err)) ||
 		    (rc = model_tensor(m, &l->attn_post_norm, "blk.%d.post_attention_norm.weight", il, E, 0, TENSOR_OPTIONAL, err)) ||
-		    (rc = model_tensor(m, &l->ffn_norm, "blk.%d.ffn_norm.weight", il, E, 0, TENSOR_REQUIRED, err)) ||
-		    (rc = bind_gate_up(m, l, il, E, F, err)) ||
-		    (rc = model_tensor(m, &l->ffn_down, "blk.%d.ffn_down.weight", il, F, E, TENSOR_REQUIRED, err)) ||
+		    (rc = model_tensor(m, &l->ffn_norm, m->ffn_norm_name ? m->ffn_norm_name : "blk.%d.ffn_norm.weight", il, E, 0,
+				       TENSOR_REQUIRED, err)) ||
 		    (rc = model_tensor(m, &l->ffn_post_norm, "blk.%d.post_ffw_norm.weight", il, E, 0, TENSOR_OPTIONAL, err)))
+			return rc;
+		if ((rc = h->n_expert > 0 ? moe_bind_layer(m, il, err) : bind_dense_ffn(m, il, err)))
 			return rc;
 	}
 	return 0;
@@ -324,7 +382,8 @@ static void pack_tensor(struct tensor *t, uint8_t *dst)
 		madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
-/* The matrices that may be packed, in a fixed order; returns their count. */
+/* The matrices that may be packed, in a fixed order (each expert's slice is
+ * a matrix of its own); returns their count. */
 static int packable(struct hearth_model *m, struct tensor **ts, int cap)
 {
 	int n = 0;
@@ -333,6 +392,11 @@ static int packable(struct hearth_model *m, struct tensor **ts, int cap)
 		struct tensor *lt[] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
 		for (size_t i = 0; i < sizeof lt / sizeof lt[0] && n < cap; i++)
 			ts[n++] = lt[i];
+		for (int e = 0; l->exp_gate && e < m->hp.n_expert && n + 3 <= cap; e++) {
+			ts[n++] = &l->exp_gate[e];
+			ts[n++] = &l->exp_up[e];
+			ts[n++] = &l->exp_down[e];
+		}
 	}
 	/* the output head: tied heads keep the embedding rows unpacked for lookups */
 	if (m->output.data != m->tok_embd.data && n < cap)
@@ -344,7 +408,7 @@ static int packable(struct hearth_model *m, struct tensor **ts, int cap)
  * (the decoding loop streams all of them per token). */
 static int pack_weights(struct hearth_model *m, struct hearth_err *err)
 {
-	const int cap = 7 * m->hp.n_layer + 1;
+	const int cap = (7 + 3 * m->hp.n_expert) * m->hp.n_layer + 1;
 	struct tensor **ts = malloc((size_t)cap * sizeof *ts);
 	if (!ts)
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", m->gguf->path);
@@ -422,7 +486,8 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 			return 0;
 		}
 	}
-	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, glm4, chatglm, gemma2 are)", path,
+	rc = err_set(err, HEARTH_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3, phi3, "
+		     "glm4, chatglm, gemma2, qwen3moe, gpt-oss are)", path,
 		     m->arch);
 fail:
 	hearth_model_free(m);
@@ -436,6 +501,7 @@ void hearth_model_free(struct hearth_model *m)
 	tok_vocab_free(&m->vocab);
 	bigmem_free(m->packed_mem, m->packed_size);
 	free(m->layers);
+	free(m->expert_views);
 	free(m->chat_template);
 	hearth_gguf_close(m->gguf);
 	free(m);
@@ -447,6 +513,16 @@ int32_t hearth_model_n_vocab(const struct hearth_model *m) { return m->vocab.n_v
 int32_t hearth_model_n_ctx_train(const struct hearth_model *m) { return m->hp.n_ctx_train; }
 int32_t hearth_model_n_embd(const struct hearth_model *m) { return m->hp.n_embd; }
 int32_t hearth_model_n_layer(const struct hearth_model *m) { return m->hp.n_layer; }
+
+int hearth_model_pooling(const struct hearth_model *m)
+{
+	return m->hp.pooling >= HEARTH_POOLING_NONE && m->hp.pooling <= HEARTH_POOLING_LAST ? m->hp.pooling : -1;
+}
+
+void hearth_model_final_norm(const struct hearth_model *m, const float *x, float *out)
+{
+	block_rms_norm(x, m->output_norm.data, out, m->hp.n_embd, m->hp.rms_eps);
+}
 
 uint64_t hearth_model_n_params(const struct hearth_model *m)
 {

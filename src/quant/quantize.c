@@ -56,7 +56,7 @@ int hearth_quantize_ftype_parse(const char *s)
 		{ "q4_k_m", HEARTH_FTYPE_Q4_K_M }, { "q4_k", HEARTH_FTYPE_Q4_K_M }, { "q5_k_s", HEARTH_FTYPE_Q5_K_S },
 		{ "q5_k_m", HEARTH_FTYPE_Q5_K_M }, { "q5_k", HEARTH_FTYPE_Q5_K_M }, { "q6_k", HEARTH_FTYPE_Q6_K },
 		{ "q2_k", HEARTH_FTYPE_Q2_K }, { "q3_k_s", HEARTH_FTYPE_Q3_K_S }, { "q3_k_m", HEARTH_FTYPE_Q3_K_M },
-		{ "q3_k", HEARTH_FTYPE_Q3_K_M }, { "q3_k_l", HEARTH_FTYPE_Q3_K_L },
+		{ "q3_k", HEARTH_FTYPE_Q3_K_M }, { "q3_k_l", HEARTH_FTYPE_Q3_K_L }, { "mxfp4_moe", HEARTH_FTYPE_MXFP4_MOE },
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (name_eq(s, names[i].name))

@@ -52,6 +52,7 @@ int quant_ftype_base_type(int ftype)
 	case HEARTH_FTYPE_Q6_K: return HEARTH_TYPE_Q6_K;
 	case HEARTH_FTYPE_Q2_K: return HEARTH_TYPE_Q2_K;
 	case HEARTH_FTYPE_Q3_K_S: case HEARTH_FTYPE_Q3_K_M: case HEARTH_FTYPE_Q3_K_L: return HEARTH_TYPE_Q3_K;
+	case HEARTH_FTYPE_MXFP4_MOE: return HEARTH_TYPE_MXFP4;
 	}
 	return -1;
 }
@@ -173,8 +174,12 @@ static int attn_output_type(const struct quant_recipe *r, int t)
 
 /* The mixes' choice for one tensor (llama.cpp's per-category rules for the
  * file types hearth writes); t is the base type on entry. */
-static int mix_type(struct quant_recipe *r, const char *name, enum quant_cat cat, int64_t ne0, int t)
+static int mix_type(struct quant_recipe *r, const char *name, enum quant_cat cat, const int64_t *ne, int t)
 {
+	const int64_t ne0 = ne[0];
+	if (r->ftype == F(MXFP4_MOE)) /* experts MXFP4; the rest, output included, q8_0 */
+		return (cat == CAT_OUTPUT || (r->tied && cat == CAT_TOKEN_EMBD)) && r->output_type >= 0 ? r->output_type
+		       : ne[2] > 1 ? T(MXFP4) : T(Q8_0);
 	if (cat == CAT_OUTPUT || (r->tied && cat == CAT_TOKEN_EMBD))
 		return output_type(r, ne0, t);
 	switch (cat) {
@@ -203,6 +208,6 @@ int quant_tensor_type(struct quant_recipe *r, const char *name, int n_dims, cons
 	if (!qtype_info(t)->is_quantized)
 		return t;
 	if (!r->pure)
-		t = mix_type(r, name, cat, ne[0], t);
+		t = mix_type(r, name, cat, ne, t);
 	return quant_fallback_type(t, ne[0]);
 }

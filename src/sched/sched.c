@@ -69,6 +69,13 @@ struct hearth_request {
 	struct hearth_state *seed;   /* saved rows of a prefix of the prompt, owned until admitted */
 	bool save_state;             /* on a normal finish, save the computed sequence into saved */
 	struct hearth_state *saved;  /* under mu: what was saved, until the owner takes it */
+	/* hidden states after layers hid_layers[k] (resolved) of every computed
+	 * position, [hid_cap][n_hid_layers][n_embd]; the scheduler writes, the
+	 * owner reads after the final event */
+	int32_t *hid_layers, n_hid_layers;
+	float *hidden;
+	int32_t hid_cap, n_hidden;   /* positions allocated / computed */
+	int32_t n_embd;
 	double t_submit, deadline;
 	_Atomic double t_start;
 	/* scheduler thread only */
@@ -106,6 +113,7 @@ struct hearth_sched {
 	struct hearth_request **b_out; /* request of each output row */
 	struct hearth_token_event *b_ev; /* the token sampled (or scored) for each output row */
 	bool *b_score;                 /* the output row scores a prompt token */
+	struct hearth_request **b_hid; /* [n_batch] the request wanting each entry's hidden states, or NULL */
 	int32_t *b_grp;                /* the output row's request, numbered in the step: rows of one request
 					* are sampled by one thread, in order */
 	double t_decode;               /* running average of a decode-only step, s (0: none yet) */
@@ -154,6 +162,8 @@ static void req_unref(struct hearth_request *r)
 	free(r->bias_ids);
 	free(r->bias);
 	free(r->ev);
+	free(r->hid_layers);
+	free(r->hidden);
 	free(r);
 }
 
@@ -273,6 +283,24 @@ out_free:
 	return rc;
 }
 
+/* The layers a request asks hidden states of, and their most memory. */
+static int hidden_check(const struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_err *err)
+{
+	const int32_t L = s->m->hp.n_layer;
+	if (p->n_hidden_layers < 0 || p->n_hidden_layers > L || (p->n_hidden_layers && !p->hidden_layers))
+		return err_set(err, HEARTH_EINVAL, "request: %d hidden layers asked for, the model has %d",
+			       p->n_hidden_layers, L);
+	for (int32_t k = 0; k < p->n_hidden_layers; k++)
+		if (p->hidden_layers[k] < -L || p->hidden_layers[k] >= L)
+			return err_set(err, HEARTH_EINVAL, "request: hidden layer %d is outside %d..%d", p->hidden_layers[k],
+				       -L, L - 1);
+	const size_t per_pos = (size_t)p->n_hidden_layers * (size_t)s->m->hp.n_embd;
+	if (per_pos && (size_t)s->p.n_ctx_seq > SIZE_MAX / sizeof(float) / per_pos)
+		return err_set(err, HEARTH_ETOOBIG, "request: hidden states of %d layers over %d positions overflow",
+			       p->n_hidden_layers, s->p.n_ctx_seq);
+	return 0;
+}
+
 int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_request **out,
 			struct hearth_err *err)
 {
@@ -301,6 +329,8 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 			       p->cache_salt_size);
 	if (p->prefix_state && (rc = seed_check(s, p, err)))
 		return rc;
+	if ((rc = hidden_check(s, p, err)))
+		return rc;
 	if (p->save_state && s->kv.n_swa > 0)
 		return err_set(err, HEARTH_EUNSUPPORTED, "request: saving the state of a model with sliding-window layers "
 			       "(%s) is not supported yet", s->m->arch);
@@ -313,7 +343,10 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	r->bias = malloc(((size_t)p->n_bias + 1) * sizeof *r->bias);
 	r->cap_ev = 16;
 	r->ev = malloc(r->cap_ev * sizeof *r->ev);
-	if (!r->tokens || !r->bias_ids || !r->bias || !r->ev) {
+	r->n_hid_layers = p->n_hidden_layers;
+	r->n_embd = s->m->hp.n_embd;
+	r->hid_layers = malloc(((size_t)p->n_hidden_layers + 1) * sizeof *r->hid_layers);
+	if (!r->tokens || !r->bias_ids || !r->bias || !r->ev || !r->hid_layers) {
 		rc = err_set(err, HEARTH_ENOMEM, "request: out of memory");
 		goto fail;
 	}
@@ -332,6 +365,8 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	if (p->grammar && (rc = hearth_sampler_set_grammar(r->smpl, p->grammar, NULL, err)))
 		goto fail; /* after the prompt: the grammar sees the answer only */
 	r->n_prompt = r->n_tokens = p->n_prompt;
+	for (int32_t k = 0; k < p->n_hidden_layers; k++)
+		r->hid_layers[k] = p->hidden_layers[k] < 0 ? s->m->hp.n_layer + p->hidden_layers[k] : p->hidden_layers[k];
 	r->n_bias = p->n_bias;
 	r->max_tokens = p->max_tokens;
 	r->top_logprobs = p->top_logprobs;
@@ -373,6 +408,7 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	return 0;
 fail:
 	hearth_sampler_free(r->smpl);
+	free(r->hid_layers);
 	free(r->tokens);
 	free(r->bias_ids);
 	free(r->bias);
@@ -446,6 +482,15 @@ struct hearth_state *hearth_request_take_state(struct hearth_request *r)
 double hearth_request_t_submit(const struct hearth_request *r) { return r->t_submit; }
 double hearth_request_t_start(const struct hearth_request *r) { return atomic_load(&((struct hearth_request *)r)->t_start); }
 
+int32_t hearth_request_n_hidden(const struct hearth_request *r) { return r->n_hidden; }
+
+const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos)
+{
+	if (k < 0 || k >= r->n_hid_layers || pos < 0 || pos >= r->n_hidden)
+		return NULL;
+	return r->hidden + ((size_t)pos * (size_t)r->n_hid_layers + (size_t)k) * (size_t)r->n_embd;
+}
+
 /* ---- the loop -------------------------------------------------------------------- */
 
 /* Takes a request off the queue into the running set, if the cache can hold
@@ -457,6 +502,8 @@ static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 	int32_t upto = r->n_tokens - 1;
 	if (r->score_next < r->n_prompt && r->score_next - 1 < upto)
 		upto = r->score_next - 1;
+	if (r->n_hid_layers) /* hidden states of every position: computed, none adopted */
+		upto = 0;
 	int32_t got = kv_seq_adopt_prefix(&s->kv, &r->seq, r->tokens, r->n_tokens, upto);
 	int32_t need = kv_seq_blocks_needed(&s->kv, &r->seq, r->n_tokens - got + 1);
 	if (need > s->kv.n_free && s->n_running > 0) {
@@ -666,6 +713,7 @@ struct batch_counts {
 	int32_t n_chunk;    /* tokens of longer runs (prompts, or a preempted request's redo) */
 	int32_t n_prompt;   /* tokens that are prompt tokens */
 	int32_t n_score;    /* output rows that score prompt tokens */
+	int32_t n_hid;      /* entries whose hidden states are kept */
 };
 
 /* How many of r's next n tokens (from position seq.n_tokens) this step can
@@ -680,6 +728,37 @@ static int32_t score_fit(const struct hearth_request *r, int32_t n, int32_t used
 	if (end - first <= SCORE_ROWS - used)
 		return n;
 	return first + (SCORE_ROWS - used) - p0;
+}
+
+/* Room for r's hidden states of n_pos positions. */
+static int hidden_grow(const struct hearth_sched *s, struct hearth_request *r, int32_t n_pos)
+{
+	if (n_pos <= r->hid_cap)
+		return 0;
+	int32_t cap = r->hid_cap ? r->hid_cap : 64;
+	while (cap < n_pos)
+		cap = cap > s->p.n_ctx_seq / 2 ? s->p.n_ctx_seq : cap * 2;
+	/* hidden_check bounded n_ctx_seq * n_hid_layers * n_embd floats */
+	float *h = realloc(r->hidden, (size_t)cap * (size_t)r->n_hid_layers * (size_t)s->m->hp.n_embd * sizeof *h);
+	if (!h)
+		return HEARTH_ENOMEM;
+	r->hidden = h;
+	r->hid_cap = cap;
+	return 0;
+}
+
+/* fwd_layer_fn: copies the rows of the requests that asked for layer il. */
+static void hidden_take(int il, const float *x, const struct fwd_batch *b, void *data)
+{
+	const struct hearth_sched *s = data;
+	const size_t E = (size_t)s->m->hp.n_embd;
+	for (int32_t i = 0; i < b->n; i++) {
+		struct hearth_request *r = s->b_hid[i];
+		for (int32_t k = 0; r && k < r->n_hid_layers; k++)
+			if (r->hid_layers[k] == il)
+				memcpy(r->hidden + ((size_t)b->pos[i] * (size_t)r->n_hid_layers + (size_t)k) * E,
+				       x + (size_t)i * E, E * sizeof *x);
+	}
 }
 
 /* Adds an output row for batch entry i of r. */
@@ -715,6 +794,11 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 				n = budget - c->n_chunk;
 			if ((n = score_fit(r, n, c->n_score)) <= 0)
 				continue;
+			if (r->n_hid_layers && hidden_grow(s, r, r->seq.n_tokens + n)) {
+				remove_running(s, i);
+				req_finish(s, r, HEARTH_FINISH_ERROR);
+				return false;
+			}
 			const int rc = kv_seq_reserve(&s->kv, &r->seq, n);
 			if (rc == HEARTH_ENOMEM) { /* for its block table: it cannot go on */
 				remove_running(s, i);
@@ -735,6 +819,8 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 				s->b_seqs[b->n] = &r->seq;
 				s->b_steer[b->n] = r->steer.dir ? &r->steer : NULL;
 				b->steer = r->steer.dir ? s->b_steer : b->steer;
+				s->b_hid[b->n] = r->n_hid_layers ? r : NULL;
+				c->n_hid += r->n_hid_layers > 0;
 				c->n_prompt += pos < r->n_prompt;
 				if (pos + 1 >= r->score_next && pos + 1 < r->n_prompt) {
 					out_row(s, b, r, b->n, true);
@@ -778,7 +864,11 @@ static bool step(struct hearth_sched *s)
 		return false;
 
 	const double t0 = hearth_now();
+	fwd_set_layer_fn(s->fwd, c.n_hid ? hidden_take : NULL, s); /* nothing spent unless asked */
 	fwd_run(s->fwd, &b, s->logits);
+	for (int32_t i = 0; c.n_hid && i < b.n; i++)
+		if (s->b_hid[i] && s->b_pos[i] >= s->b_hid[i]->n_hidden)
+			s->b_hid[i]->n_hidden = s->b_pos[i] + 1;
 	step_timed(s, hearth_now() - t0, c.n_decoding, c.n_chunk);
 
 	/* the cache now holds these tokens; publish the full blocks */
@@ -952,10 +1042,11 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	s->b_out = malloc(n_rows * sizeof *s->b_out);
 	s->b_ev = malloc(n_rows * sizeof *s->b_ev);
 	s->b_score = malloc(n_rows * sizeof *s->b_score);
+	s->b_hid = malloc((size_t)p.n_batch * sizeof *s->b_hid);
 	s->b_grp = malloc(n_rows * sizeof *s->b_grp);
 	s->logits = malloc(n_rows * (size_t)h->n_vocab * sizeof *s->logits);
 	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_steer || !s->b_out || !s->b_ev ||
-	    !s->b_score || !s->b_grp || !s->logits) {
+	    !s->b_score || !s->b_hid || !s->b_grp || !s->logits) {
 		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
 		goto fail;
 	}
@@ -994,6 +1085,7 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s->b_out);
 	free(s->b_ev);
 	free(s->b_score);
+	free(s->b_hid);
 	free(s->b_grp);
 	free(s->logits);
 	pthread_mutex_destroy(&s->mu);

@@ -19,6 +19,7 @@ static const struct qtype_info qtypes[HEARTH_TYPE_COUNT] = {
 	[HEARTH_TYPE_Q5_K] = { "q5_K", QK_K, sizeof(struct block_q5_K), true, false },
 	[HEARTH_TYPE_Q6_K] = { "q6_K", QK_K, sizeof(struct block_q6_K), true, false },
 	[HEARTH_TYPE_Q8_K] = { "q8_K", QK_K, sizeof(struct block_q8_K), true, false },
+	[HEARTH_TYPE_MXFP4] = { "mxfp4", QK_MXFP4, sizeof(struct block_mxfp4), true, false },
 	[QTYPE_F16F] = { "f16f", 1, sizeof(float), false, true },
 	[QTYPE_Q8_0P] = { "q8_0p", QK8_0, QK8_0 + sizeof(float) + sizeof(int32_t), true, true },
 	[QTYPE_Q8_1P] = { "q8_1p", QK8_1, QK8_1 + 2 * sizeof(float), true, true },

@@ -23,6 +23,7 @@ typedef uint16_t hbf16; /* bfloat16, raw bits */
 #define QK8_0 32
 #define QK8_1 32
 #define QK_K 256
+#define QK_MXFP4 32
 #define K_SCALE_SIZE 12
 
 struct block_q4_0 { hfp16 d; uint8_t qs[QK4_0 / 2]; };
@@ -37,6 +38,9 @@ struct block_q4_K { hfp16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K
 struct block_q5_K { hfp16 d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; };
 struct block_q6_K { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; hfp16 d; };
 struct block_q8_K { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; };
+/* OCP microscaling FP4: a shared power-of-two scale (E8M0 exponent e) and 32
+ * E2M1 values as nibbles (elements j and j + 16 in byte j, low nibble first) */
+struct block_mxfp4 { uint8_t e; uint8_t qs[QK_MXFP4 / 2]; };
 
 _Static_assert(sizeof(struct block_q4_0) == 2 + QK4_0 / 2, "q4_0 block layout");
 _Static_assert(sizeof(struct block_q4_1) == 4 + QK4_1 / 2, "q4_1 block layout");
@@ -50,12 +54,13 @@ _Static_assert(sizeof(struct block_q4_K) == 4 + K_SCALE_SIZE + QK_K / 2, "q4_K b
 _Static_assert(sizeof(struct block_q5_K) == 4 + K_SCALE_SIZE + QK_K / 8 + QK_K / 2, "q5_K block layout");
 _Static_assert(sizeof(struct block_q6_K) == QK_K / 2 + QK_K / 4 + QK_K / 16 + 2, "q6_K block layout");
 _Static_assert(sizeof(struct block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "q8_K block layout");
+_Static_assert(sizeof(struct block_mxfp4) == 1 + QK_MXFP4 / 2, "mxfp4 block layout");
 
-/* Activation layouts used only inside hearth (never in files): numbered from
- * the top of the type space, away from GGML's numbers. */
+/* Activation layouts used only inside hearth (never in files): numbered in
+ * GGML's gaps (36-38: types GGML removed, never valid in a file). */
 #define QTYPE_F16F 38  /* f16 activations held as floats: each value rounded to f16,
 			* stored as f32 (kernels broadcast them without converting) */
-#define QTYPE_Q8_0P 39 /* q8_0 planar: a row's int8 values, then its block scales as
+#define QTYPE_Q8_0P 36 /* q8_0 planar: a row's int8 values, then its block scales as
 			* floats, then each block's sum of values as int32 */
 #define QTYPE_Q8_1P 37 /* q8_1 planar: a row's int8 values, then its block scales as
 			* floats, then each block's s (d * sum of values, rounded to

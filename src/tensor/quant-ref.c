@@ -217,6 +217,24 @@ void dequantize_row_q6_K(const struct block_q6_K *x, float *y, int64_t n)
 	}
 }
 
+/* E2M1 values, doubled (the block scale is halved to match). */
+static const int8_t mxfp4_values[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
+
+float mxfp4_value(int nibble) { return mxfp4_values[nibble & 15]; }
+
+float mxfp4_scale_half(uint8_t e) { return ldexpf(1.0f, (int)e - 128); }
+
+void dequantize_row_mxfp4(const struct block_mxfp4 *x, float *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_MXFP4; i++) {
+		const float d = mxfp4_scale_half(x[i].e);
+		for (int j = 0; j < QK_MXFP4 / 2; j++) {
+			y[i * QK_MXFP4 + j] = mxfp4_values[x[i].qs[j] & 15] * d;
+			y[i * QK_MXFP4 + j + QK_MXFP4 / 2] = mxfp4_values[x[i].qs[j] >> 4] * d;
+		}
+	}
+}
+
 int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
 {
 	switch (type) {
@@ -236,6 +254,7 @@ int dequantize_row_ref(int type, const void *x, float *y, int64_t n)
 	case HEARTH_TYPE_Q8_0: dequantize_row_q8_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_1: dequantize_row_q8_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q8_K: dequantize_row_q8_K(x, y, n); return 0;
+	case HEARTH_TYPE_MXFP4: dequantize_row_mxfp4(x, y, n); return 0;
 	case QTYPE_F16F: memcpy(y, x, (size_t)n * sizeof *y); return 0;
 	case QTYPE_Q8_0P:
 	case QTYPE_Q8_1P: { /* values, then the block scales */
@@ -377,6 +396,37 @@ static void pack_high_bits(const uint8_t q[32], uint8_t qh[4])
 	memcpy(qh, &h, 4);
 }
 
+/* The nearest of the 16 values (times d) to v; the lowest index among equals. */
+static uint8_t mxfp4_nearest(float v, float d)
+{
+	uint8_t best = 0;
+	float best_err = fabsf(mxfp4_values[0] * d - v);
+	for (uint8_t i = 1; i < 16; i++) {
+		const float e = fabsf(mxfp4_values[i] * d - v);
+		if (e < best_err) {
+			best = i;
+			best_err = e;
+		}
+	}
+	return best;
+}
+
+/* As llama.cpp: the scale puts the block's largest magnitude in [4, 8) x 2^k
+ * (the largest value, 6, is reached by rounding), each value the nearest. */
+static void quantize_row_mxfp4(const float *x, struct block_mxfp4 *y, int64_t n)
+{
+	for (int64_t i = 0; i < n / QK_MXFP4; i++) {
+		const float *xb = x + i * QK_MXFP4;
+		float amax = 0;
+		for (int j = 0; j < QK_MXFP4; j++)
+			amax = amax < fabsf(xb[j]) ? fabsf(xb[j]) : amax;
+		y[i].e = amax > 0 ? (uint8_t)(floorf(log2f(amax)) - 2 + 127) : 0;
+		const float d = mxfp4_scale_half(y[i].e);
+		for (int j = 0; j < QK_MXFP4 / 2; j++)
+			y[i].qs[j] = (uint8_t)(mxfp4_nearest(xb[j], d) | mxfp4_nearest(xb[j + QK_MXFP4 / 2], d) << 4);
+	}
+}
+
 static void quantize_row_q4_0(const float *x, struct block_q4_0 *y, int64_t n)
 {
 	uint8_t q[32];
@@ -515,7 +565,7 @@ int quantize_supported(int type)
 	case HEARTH_TYPE_F32: case HEARTH_TYPE_F16: case HEARTH_TYPE_BF16: case HEARTH_TYPE_Q8_0:
 	case HEARTH_TYPE_Q4_0: case HEARTH_TYPE_Q4_1: case HEARTH_TYPE_Q5_0: case HEARTH_TYPE_Q5_1:
 	case HEARTH_TYPE_Q2_K: case HEARTH_TYPE_Q3_K: case HEARTH_TYPE_Q4_K: case HEARTH_TYPE_Q5_K: case HEARTH_TYPE_Q6_K:
-	case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K:
+	case HEARTH_TYPE_Q8_1: case HEARTH_TYPE_Q8_K: case HEARTH_TYPE_MXFP4:
 	case QTYPE_Q8_0P: case QTYPE_Q8_1P: case QTYPE_F16F:
 		return 1;
 	}
@@ -569,6 +619,7 @@ int quantize_row_ref(int type, const float *x, void *y, int64_t n)
 		return 0;
 	}
 	case HEARTH_TYPE_Q4_0: quantize_row_q4_0(x, y, n); return 0;
+	case HEARTH_TYPE_MXFP4: quantize_row_mxfp4(x, y, n); return 0;
 	case HEARTH_TYPE_Q4_1: quantize_row_q4_1(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_0: quantize_row_q5_0(x, y, n); return 0;
 	case HEARTH_TYPE_Q5_1: quantize_row_q5_1(x, y, n); return 0;

@@ -461,3 +461,83 @@ void test_cli_prompt_cache(void)
 	T_EQ_I64(sh2(out, sizeof out, "run -m %s -p hi -n 2 --prompt-cache %s", qwen, tmp_path("cut.state")), 1);
 	T_TRUE(strstr(out, "truncated") != NULL);
 }
+
+/* The whole file at path (*size bytes, NUL after them), or NULL. */
+static char *cli_file(const char *path, size_t *size)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = NULL;
+	long n;
+	if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) == (size_t)n) {
+		b[n] = 0;
+		*size = (size_t)n;
+	} else {
+		free(b);
+		b = NULL;
+	}
+	if (f)
+		fclose(f);
+	return b;
+}
+
+/* --dump-layers: a .npy file whose header and values are the prompt's hidden
+ * states as the library gives them. */
+void test_cli_dump_layers(void)
+{
+	static char out[1 << 16];
+	const char *qwen = fixture("models/tiny-qwen3.f32.gguf"), *npy = tmp_path("layers.npy");
+	T_EQ_I64(sh(out, sizeof out, "run -m %s -p 'Once upon a time' -n 1 --temp 0 --json --dump-layers 1,-1 --dump-file %s",
+		    qwen, npy), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	json_t *ids_j = json_object_get(j, "prompt_ids");
+	const int32_t n = (int32_t)json_array_size(ids_j);
+	int32_t ids[64];
+	T_TRUE(n > 1 && n <= 64);
+	for (int32_t i = 0; i < n && i < 64; i++)
+		ids[i] = (int32_t)json_integer_value(json_array_get(ids_j, (size_t)i));
+	json_decref(j);
+
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	struct hearth_context *c = NULL;
+	const int32_t layers[] = { 1, -1 };
+	T_OK(hearth_model_load(&m, qwen, &mp, &err), err);
+	if (m)
+		T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	size_t size = 0;
+	char *file = cli_file(npy, &size);
+	if (!c || !file || n < 2 || n > 64)
+		goto out;
+	T_OK(hearth_context_set_hidden(c, layers, 2, &err), err);
+	T_OK(hearth_decode(c, ids, n, false, &err), err);
+	const int32_t E = hearth_model_n_embd(m);
+	const size_t hlen = (size_t)(unsigned char)file[8] | (size_t)(unsigned char)file[9] << 8;
+	char shape[96];
+	snprintf(shape, sizeof shape, "'shape': (2, %d, %d)", n, E);
+	T_TRUE(size > 10 && memcmp(file, "\x93NUMPY\x01\x00", 8) == 0 && (10 + hlen) % 64 == 0);
+	T_TRUE(strstr(file + 10, shape) != NULL && strstr(file + 10, "'<f4'") != NULL);
+	T_EQ_I64((int64_t)size, (int64_t)(10 + hlen + (size_t)2 * (size_t)n * (size_t)E * 4));
+	double d = 0;
+	for (int k = 0; k < 2 && size == 10 + hlen + (size_t)2 * (size_t)n * (size_t)E * 4; k++)
+		for (int32_t i = 0; i < n; i++) {
+			const float *h = hearth_get_hidden(c, k, i);
+			for (int32_t e = 0; h && e < E; e++) {
+				float v;
+				memcpy(&v, file + 10 + hlen + (((size_t)k * (size_t)n + (size_t)i) * (size_t)E + (size_t)e) * 4, 4);
+				d = fmax(d, fabs((double)v - h[e]));
+			}
+		}
+	if (d > 1e-5)
+		T_FAIL("dumped hidden states differ from the library's by %.3g", d);
+	/* bad lists and lone flags are usage errors */
+	T_EQ_I64(sh(out, sizeof out, "run -m %s -p hi -n 1 --dump-layers 99 --dump-file %s", qwen, npy), 2);
+	T_EQ_I64(sh(out, sizeof out, "run -m %s -p hi -n 1 --dump-layers 0", qwen), 2);
+	T_EQ_I64(sh(out, sizeof out, "run -m %s -p hi -n 1 --dump-layers 0,x --dump-file %s", qwen, npy), 2);
+out:
+	free(file);
+	hearth_context_free(c);
+	hearth_model_free(m);
+}

@@ -57,6 +57,7 @@ void test_fault_model_load(void)
 		{ .rel = "models/stories260K.f32.gguf", .vocab_only = false },
 		{ .rel = "models/stories260K.f32.gguf", .vocab_only = true },
 		{ .rel = "models/tiny-qwen2.q8_0.gguf", .vocab_only = false }, /* BPE, packed q8_0 weights */
+		{ .rel = "models/tiny-qwen3moe.q4_k_m.gguf", .vocab_only = false }, /* experts: views, packed slices */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char what[128];

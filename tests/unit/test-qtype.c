@@ -55,7 +55,7 @@ void test_fp16_conversions(void)
 static const int all_types[] = {
 	HEARTH_TYPE_F32, HEARTH_TYPE_F16, HEARTH_TYPE_BF16, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_0,
 	HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_0, HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q2_K, HEARTH_TYPE_Q3_K,
-	HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K,
+	HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_MXFP4,
 };
 
 /* Random bytes for blocks hearth does not quantize, with sane scales. */
@@ -398,6 +398,7 @@ void test_qtype_quantize(void)
 		{ HEARTH_TYPE_Q6_K, 0.03 }, { HEARTH_TYPE_Q5_0, 0.05 }, { HEARTH_TYPE_Q5_1, 0.05 },
 		{ HEARTH_TYPE_Q4_0, 0.1 }, { HEARTH_TYPE_Q4_1, 0.1 }, { HEARTH_TYPE_Q4_K, 0.1 },
 		{ HEARTH_TYPE_Q5_K, 0.05 }, { HEARTH_TYPE_Q3_K, 0.2 }, { HEARTH_TYPE_Q2_K, 0.4 },
+		{ HEARTH_TYPE_MXFP4, 0.2 },
 	};
 	const int64_t n = 4096;
 	float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
@@ -485,9 +486,39 @@ void test_kern_nonfinite_activations(void)
 {
 	static const int types[] = { HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_0,
 				     HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q2_K, HEARTH_TYPE_Q3_K, HEARTH_TYPE_Q4_K,
-				     HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16 };
+				     HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_F16, HEARTH_TYPE_MXFP4 };
 	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
 		nonfinite_one(kern_ops(types[t]), types[t], false);
 		nonfinite_one(kern_ops_ref(types[t]), types[t], true);
 	}
+}
+
+/* MXFP4 by hand: E2M1 nibbles (doubled: 0, 1, 2, 3, 4, 6, 8, 12, then the
+ * negatives) times 2^(e - 128); byte j holds elements j and j + 16. */
+void test_qtype_mxfp4(void)
+{
+	struct block_mxfp4 b = { .e = 128 };
+	float y[32];
+	for (int j = 0; j < 16; j++)
+		b.qs[j] = (uint8_t)(j | (15 - j) << 4);
+	dequantize_row_mxfp4(&b, y, 32);
+	static const float v[16] = { 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12 };
+	for (int j = 0; j < 16; j++) {
+		T_NEAR(y[j], v[j], 0);
+		T_NEAR(y[j + 16], v[15 - j], 0);
+	}
+	b.e = 125; /* a scale of 1/8 */
+	dequantize_row_mxfp4(&b, y, 32);
+	T_NEAR(y[7], 1.5, 0);
+	b.e = 0; /* the smallest scale, 2^-128: subnormal, still exact */
+	dequantize_row_mxfp4(&b, y, 32);
+	T_NEAR(y[1], ldexp(1.0, -128), 0);
+	/* the quantizer: the largest magnitude sets e = floor(log2 amax) - 2 + 127 */
+	float x[32] = { 0 };
+	x[3] = 6.0f;   /* log2 6 = 2.58: e = 127, scale 1/2, 6 is the value 12 */
+	x[20] = -1.1f; /* nearest: -1 (value -2) */
+	quantize_row_ref(HEARTH_TYPE_MXFP4, x, &b, 32);
+	T_EQ_I64(b.e, 127);
+	T_EQ_I64(b.qs[3] & 15, 7);
+	T_EQ_I64(b.qs[4] >> 4, 10);
 }

@@ -166,6 +166,7 @@ void test_quantize_kquants(void)
 		{ "models/tiny-chatglm.f32.gguf", "models/tiny-chatglm.q4_k_m.gguf", HEARTH_FTYPE_Q4_K_M, false },
 		{ "models/tiny-qwen3moe.f32.gguf", "models/tiny-qwen3moe.q4_k_m.gguf", HEARTH_FTYPE_Q4_K_M, false },
 		{ "models/tiny-mixtral.f32.gguf", "models/tiny-mixtral.q4_k_m.gguf", HEARTH_FTYPE_Q4_K_M, false },
+		{ "models/tiny-gpt-oss.f32.gguf", "models/tiny-gpt-oss.mxfp4_moe.gguf", HEARTH_FTYPE_MXFP4_MOE, false },
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		if (t_sanitized() && c > 3)

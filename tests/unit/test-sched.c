@@ -364,8 +364,8 @@ static void collect_sampled(struct hearth_request *r, struct sampled *out)
 }
 
 /* Sampled requests: for a seed, the same tokens and logprobs alone and in a
- * batch (where the rows are sampled in parallel). */
-void test_sched_sampled(void)
+ * batch (where the rows are sampled in parallel), on the model at path. */
+static void sched_sampled(const char *path)
 {
 	struct hearth_model_params mp = hearth_model_default_params();
 	struct hearth_err err = { 0 };
@@ -375,7 +375,7 @@ void test_sched_sampled(void)
 				 "Sue wanted to play", "The sun was hot." };
 	int32_t *prompts[N], n_prompt[N];
 	struct sampled alone[N], together[N];
-	T_OK(hearth_model_load(&m, fixture("models/stories260K.f32.gguf"), &mp, &err), err);
+	T_OK(hearth_model_load(&m, path, &mp, &err), err);
 	if (!m)
 		return;
 	for (int i = 0; i < N; i++)
@@ -399,7 +399,7 @@ void test_sched_sampled(void)
 			collect_sampled(r[i], &together[i]);
 			T_EQ_I64(together[i].n, MAX_GEN);
 			if (memcmp(&together[i], &alone[i], sizeof alone[i]))
-				T_FAIL("prompt %d: sampled tokens or logprobs differ alone and batched", i);
+				T_FAIL("%s prompt %d: sampled tokens or logprobs differ alone and batched", path, i);
 		}
 		hearth_sched_free(s);
 	}
@@ -528,5 +528,21 @@ void test_sched_families(void)
 	};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		if (!t_sanitized() || i == 0) /* under the sanitizers: gemma3 f32 (windows) only */
+			family_case(files[i]);
+}
+
+void test_sched_sampled(void)
+{
+	sched_sampled(fixture("models/stories260K.f32.gguf"));
+}
+
+/* Mixtures of experts as the families above: a batch's tokens grouped by
+ * expert change no bit. */
+void test_sched_sampled_moe(void)
+{
+	static const char *const files[] = { "tiny-qwen3moe.q4_k_m", "tiny-mixtral.q4_k_m", "tiny-gpt-oss.mxfp4_moe",
+					     "tiny-qwen3moe.f32", "tiny-mixtral.f32", "tiny-gpt-oss.f32" };
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		if (!t_sanitized() || i == 0)
 			family_case(files[i]);
 }

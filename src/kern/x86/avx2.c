@@ -40,25 +40,46 @@ static inline __m256i nibbles(const uint8_t *qs)
 	return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
 
-/* Signed values and scale of weight block i: q4_0 (nibbles - 8) or q8_0. */
-static inline __m256i block_values(const void *x, int64_t i, bool q4)
+/* The weight types whose blocks of 32 take q8_0 activations. */
+enum blk32 { BLK_Q8_0, BLK_Q4_0, BLK_MXFP4 };
+
+/* 2^(e - 128), MXFP4's halved E8M0 scale (subnormal for e < 2). */
+static inline float e8m0_half(uint8_t e)
 {
-	if (q4)
+	const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+	float f;
+	memcpy(&f, &bits, sizeof f);
+	return f;
+}
+
+/* Signed values and scale of weight block i: q4_0 (nibbles - 8), q8_0, or
+ * MXFP4 (nibbles looked up among the doubled E2M1 values). */
+static inline __m256i block_values(const void *x, int64_t i, enum blk32 kind)
+{
+	if (kind == BLK_Q4_0)
 		return _mm256_sub_epi8(nibbles(((const struct block_q4_0 *)x)[i].qs), _mm256_set1_epi8(8));
+	if (kind == BLK_MXFP4) {
+		const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
+						     0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+		return _mm256_shuffle_epi8(lut, nibbles(((const struct block_mxfp4 *)x)[i].qs));
+	}
 	return _mm256_loadu_si256((const __m256i *)((const struct block_q8_0 *)x)[i].qs);
 }
 
-static inline float block_scale(const void *x, int64_t i, bool q4)
+static inline float block_scale(const void *x, int64_t i, enum blk32 kind)
 {
-	return h2f(q4 ? ((const struct block_q4_0 *)x)[i].d : ((const struct block_q8_0 *)x)[i].d);
+	if (kind == BLK_MXFP4)
+		return e8m0_half(((const struct block_mxfp4 *)x)[i].e);
+	return h2f(kind == BLK_Q4_0 ? ((const struct block_q4_0 *)x)[i].d : ((const struct block_q8_0 *)x)[i].d);
 }
 
-/* One q4_0 or q8_0 row against K q8_0 activation rows (K = 1: a plain dot;
- * K = 4: each weight block unpacked once for four tokens). Even and odd
+/* One q4_0, q8_0 or MXFP4 row against K q8_0 activation rows (K = 1: a plain
+ * dot; K = 4: each weight block unpacked once for four tokens). Even and odd
  * blocks sum in two float chains, added at the end: the same order for any
  * K, so that a token's result does not depend on how many share the call. */
-static inline __attribute__((always_inline)) void dotk_q8_0_act(int K, bool q4, int64_t n, float *s, size_t s_stride,
-								const void *x, const void *vy, size_t y_stride)
+static inline __attribute__((always_inline)) void dotk_q8_0_act(int K, enum blk32 kind, int64_t n, float *s,
+								size_t s_stride, const void *x, const void *vy,
+								size_t y_stride)
 {
 	const struct block_q8_0 *y[4];
 	__m256 acc[4][2];
@@ -67,9 +88,9 @@ static inline __attribute__((always_inline)) void dotk_q8_0_act(int K, bool q4, 
 		acc[k][0] = acc[k][1] = _mm256_setzero_ps();
 	}
 	for (int64_t i = 0; i < n / QK8_0; i++) {
-		const __m256i qx = block_values(x, i, q4);
+		const __m256i qx = block_values(x, i, kind);
 		const __m256i ax = _mm256_sign_epi8(qx, qx);
-		const float dx = block_scale(x, i, q4);
+		const float dx = block_scale(x, i, kind);
 		for (int k = 0; k < K; k++) {
 			const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][i].qs), qx);
 			const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
@@ -82,22 +103,32 @@ static inline __attribute__((always_inline)) void dotk_q8_0_act(int K, bool q4, 
 
 static void vec_dot_q4_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
-	dotk_q8_0_act(1, true, n, s, 0, vx, vy, 0);
+	dotk_q8_0_act(1, BLK_Q4_0, n, s, 0, vx, vy, 0);
 }
 
 static void vec_dot_q8_0_q8_0(int64_t n, float *s, const void *vx, const void *vy)
 {
-	dotk_q8_0_act(1, false, n, s, 0, vx, vy, 0);
+	dotk_q8_0_act(1, BLK_Q8_0, n, s, 0, vx, vy, 0);
+}
+
+static void vec_dot_mxfp4_q8_0(int64_t n, float *s, const void *vx, const void *vy)
+{
+	dotk_q8_0_act(1, BLK_MXFP4, n, s, 0, vx, vy, 0);
 }
 
 static void vec_dot4_q4_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
 {
-	dotk_q8_0_act(4, true, n, s, s_stride, vx, vy, y_stride);
+	dotk_q8_0_act(4, BLK_Q4_0, n, s, s_stride, vx, vy, y_stride);
 }
 
 static void vec_dot4_q8_0_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
 {
-	dotk_q8_0_act(4, false, n, s, s_stride, vx, vy, y_stride);
+	dotk_q8_0_act(4, BLK_Q8_0, n, s, s_stride, vx, vy, y_stride);
+}
+
+static void vec_dot4_mxfp4_q8_0(int64_t n, float *s, size_t s_stride, const void *vx, const void *vy, size_t y_stride)
+{
+	dotk_q8_0_act(4, BLK_MXFP4, n, s, s_stride, vx, vy, y_stride);
 }
 
 /* ---- q4_1, q5_0, q5_1 ------------------------------------------------------
@@ -511,6 +542,9 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
 	ops[HEARTH_TYPE_Q4_0].vec_dot4 = vec_dot4_q4_0_q8_0;
 	ops[HEARTH_TYPE_Q8_0].vec_dot4 = vec_dot4_q8_0_q8_0;
+	ops[HEARTH_TYPE_MXFP4].vec_dot = vec_dot_mxfp4_q8_0;
+	ops[HEARTH_TYPE_MXFP4].vec_dot4 = vec_dot4_mxfp4_q8_0;
+	ops[HEARTH_TYPE_MXFP4].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q4_0].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q5_0].dot_from_float = q8_0_from_float;
 	ops[HEARTH_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
