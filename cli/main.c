@@ -26,6 +26,7 @@ static const char usage[] =
 	"  rm          delete a model from the store\n"
 	"  show        a model's architecture, size, quantization, template and metadata\n"
 	"  imatrix     an importance matrix for quantizing, as llama-imatrix computes it\n"
+	"  steer       a control vector from contrastive prompts (llama.cpp's format)\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
 		{ "bench", cmd_bench }, { "perplexity", cmd_perplexity }, { "convert", cmd_convert }, { "quantize", cmd_quantize }, { "template", cmd_template },
 		{ "pull", cmd_pull }, { "list", cmd_list }, { "rm", cmd_rm }, { "show", cmd_show },
 		{ "imatrix", cmd_imatrix },
+		{ "steer", cmd_steer },
 	};
 
 	hearth_log_set(cli_log, NULL);

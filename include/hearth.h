@@ -417,6 +417,62 @@ typedef void (*hearth_matmul_tap_fn)(const char *weight, const float *x, int64_t
 /* Sets c's tap (fn NULL: none, the default). */
 void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, void *user_data);
 
+/* ---- steering (control vectors) -----------------------------------------
+ *
+ * A control vector is one direction of n_embd floats per layer, added to the
+ * residual stream after a transformer block, in llama.cpp's GGUF format:
+ * tensors "direction.N" (f32, 1-D, n_embd) and "controlvector.*" keys. As
+ * llama.cpp applies them, direction.N is added to the output of block N
+ * (0-based), N from 1 to n_layer - 1 (block 0's output is never steered).
+ * Several files load into one vector as a sum, each times its scale. A
+ * vector is read-only once loaded: any thread may read it while requests use
+ * it; it must outlive every request and context that steers with it.
+ */
+struct hearth_cvec;
+/* An all-zero vector shaped for m (n_layer rows of n_embd). */
+int hearth_cvec_new(struct hearth_cvec **out, const struct hearth_model *m, struct hearth_err *err);
+void hearth_cvec_free(struct hearth_cvec *cv);
+/* Adds scale times path's directions to cv. HEARTH_EBADGGUF names the file
+ * and the problem (not GGUF, a tensor not named direction.N with 1 <= N <
+ * n_layer, not f32, not 1-D of the model's n_embd, non-finite values); cv is
+ * unchanged then. */
+int hearth_cvec_add_file(struct hearth_cvec *cv, const char *path, float scale, struct hearth_err *err);
+/* Adds scale times dir (n_embd floats) to direction il (1 <= il < n_layer, else HEARTH_EINVAL). */
+int hearth_cvec_add(struct hearth_cvec *cv, int32_t il, const float *dir, float scale, struct hearth_err *err);
+/* Direction il (n_embd floats), or NULL when il is out of range. */
+const float *hearth_cvec_direction(const struct hearth_cvec *cv, int32_t il);
+/* Writes cv as llama.cpp's cvector-generator does: direction.1 .. direction.(n_layer - 1),
+ * general.architecture "controlvector", controlvector.model_hint (model_hint, may be NULL:
+ * "") and controlvector.layer_count. The file appears at path only when complete. */
+int hearth_cvec_write(const struct hearth_cvec *cv, const char *path, const char *model_hint, struct hearth_err *err);
+
+/* Computes a control vector from contrastive prompts (llama.cpp's
+ * cvector-generator, in its numbering): for each prompt (its tokens after
+ * BOS), the mean over its tokens of the hidden state after each block N, as
+ * the residual stream's direction x / rms(x) (read where the next block's
+ * attention, or for the last block the output head, takes it: the normed
+ * residual with the norm's gain divided out); then per N the positive
+ * prompts' mean minus the negative prompts' (HEARTH_CVEC_MEAN), or the first
+ * principal component of the pairs' differences, signed along the mean
+ * (HEARTH_CVEC_PCA: n_pos == n_neg, the i-th of each paired); each direction
+ * scaled to unit length, as llama.cpp's does. n_threads 0: the cores. */
+enum hearth_cvec_method { HEARTH_CVEC_MEAN = 0, HEARTH_CVEC_PCA = 1 };
+int hearth_cvec_compute(struct hearth_cvec **out, struct hearth_model *m, const char *const *pos, int32_t n_pos,
+			const char *const *neg, int32_t n_neg, int method, int32_t n_threads, struct hearth_err *err);
+
+/* Steering a sequence: strength times cv's directions layer_start ..
+ * layer_end (inclusive, llama.cpp's numbering above; layer_start <= 0: 1,
+ * layer_end <= 0: n_layer - 1). cvec NULL or strength 0: none, and the pass
+ * is exactly the unsteered one. */
+struct hearth_steering {
+	const struct hearth_cvec *cvec;
+	float strength;
+	int32_t layer_start, layer_end;
+};
+/* Steers c's later decodes (s NULL: none). HEARTH_EINVAL for a vector of
+ * another shape, a non-finite strength or a bad layer range. */
+int hearth_context_set_steering(struct hearth_context *c, const struct hearth_steering *s, struct hearth_err *err);
+
 /* ---- importance matrices (llama-imatrix) --------------------------------
  *
  * For every weight matrix of the transformer blocks, per input column j, the
@@ -622,6 +678,11 @@ struct hearth_request_params {
 	 * n_embd floats per position, at most n_ctx_seq positions [none]. */
 	const int32_t *hidden_layers;
 	int32_t n_hidden_layers;
+	/* Activation steering for this request alone (see hearth_steering; the
+	 * vector must outlive the request). Requests with different steering
+	 * share batches; they share cached prompt blocks only with requests of
+	 * the same steering [cvec NULL: none]. */
+	struct hearth_steering steering;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);

@@ -2,7 +2,7 @@
  * api-score.c - POST /v1/score: the log-probability of a given completion
  * after a prompt, token by token, without sampling.
  *
- *   {"model", "prompt", "completion", "uncertainty"}  prompt and completion:
+ *   {"model", "prompt", "completion", "uncertainty", "steering"}  prompt and completion:
  *   strings or arrays of token ids
  *   -> {"object": "score", "model", "tokens": [{"id", "token", "logprob"
  *      (, "entropy", "rank")}], "total_logprob", "usage"}
@@ -159,7 +159,8 @@ static json_t *score_tokens(struct served_model *sm, const struct hearth_token_e
 /* Submits the scoring request and waits for its n_score events (ev); false
  * after an error reply. */
 static bool score_run(struct served_model *sm, const struct call *call, const int32_t *ids, int32_t n,
-		      int32_t n_prompt, bool unc, struct hearth_token_event *ev, struct reply *rp)
+		      int32_t n_prompt, bool unc, const struct hearth_steering *steer, struct hearth_token_event *ev,
+		      struct reply *rp)
 {
 	struct hearth_request_params rq = hearth_request_default_params();
 	struct hearth_err err = { 0 };
@@ -172,6 +173,7 @@ static bool score_run(struct served_model *sm, const struct call *call, const in
 	rq.score_from = n_prompt;
 	rq.score_only = true;
 	rq.uncertainty = unc;
+	rq.steering = *steer;
 	rq.sampling.temp = 0;
 	rq.timeout_s = sm->srv->request_timeout_s;
 	if (call->tenant && (salt = malloc(strlen(call->tenant) + 2))) { /* the tenant's cache, as params.c names it */
@@ -228,6 +230,7 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 	int32_t *p_ids = NULL, *c_ids = NULL, *ids = NULL, n_p = 0, n_c = 0;
 	struct hearth_token_event *ev = NULL;
 	bool unc = false;
+	struct hearth_steering steer;
 	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
 	if (!sm)
 		return;
@@ -235,7 +238,7 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 	const int32_t max = sm->sp.n_ctx_seq - 1;
 	const bool strings = json_is_string(json_object_get(body, "prompt")) &&
 			     json_is_string(json_object_get(body, "completion"));
-	if (!params_bool(body, "uncertainty", &unc, rp) || !score_ids(sm, body, "prompt", true, max, &p_ids, &n_p, rp) ||
+	if (!params_bool(body, "uncertainty", &unc, rp) || !steer_parse(sm, body, &steer, rp) || !score_ids(sm, body, "prompt", true, max, &p_ids, &n_p, rp) ||
 	    !(strings ? score_joined(sm, body, max, &p_ids, &n_p, &c_ids, &n_c, rp)
 		      : score_ids(sm, body, "completion", false, max, &c_ids, &n_c, rp)))
 		goto out;
@@ -260,7 +263,7 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 	}
 	memcpy(ids, p_ids, (size_t)n_p * sizeof *ids);
 	memcpy(ids + n_p, c_ids, (size_t)n_c * sizeof *ids);
-	if (!score_run(sm, call, ids, n_p + n_c, n_p, unc, ev, rp))
+	if (!score_run(sm, call, ids, n_p + n_c, n_p, unc, &steer, ev, rp))
 		goto out;
 	double total;
 	json_t *toks = score_tokens(sm, ev, n_c, unc, &total);

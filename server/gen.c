@@ -213,6 +213,7 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 	rq.score_only = p->max_tokens == 0; /* with echo only (params.c) */
 	rq.cache_salt = p->salt;
 	rq.cache_salt_size = p->salt_len;
+	rq.steering = p->steering;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
 	if (hearth_detok_new(&g->dt, sm->model, false, &err) ||

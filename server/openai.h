@@ -55,6 +55,7 @@ struct params {
 	const char *cache_name;    /* "cache": a saved state to start from (api-cache.c), NULL: none */
 	const char *tenant;        /* the API key that let the request in, NULL: none */
 	struct hidden_opts hidden; /* "hidden_states" (hidden-http.c) */
+	struct hearth_steering steering; /* "steering" (steer.c); the vectors are the model's */
 };
 
 
@@ -186,6 +187,9 @@ bool api_chat_readers(struct stream *st, const struct hearth_chat_prompt *pr, co
  * 400 reply naming the field; p is then freed with params_free. */
 bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *tenant, struct params *p, struct reply *rp);
 void params_free(struct params *p);
+/* A request's "steering" field (absent or null: every loaded vector, strength 1)
+ * into *out; false after a 400 reply naming the problem (steer.c). */
+bool steer_parse(struct served_model *sm, json_t *body, struct hearth_steering *out, struct reply *rp);
 /* Reads the optional boolean field key of b into *out; false after a 400 reply. */
 bool params_bool(json_t *b, const char *key, bool *out, struct reply *rp);
 

@@ -292,5 +292,5 @@ bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *ten
 	}
 	return parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&
 	       parse_stop(b, p, rp) && parse_logit_bias(sm, b, p, rp) && set_salt(p, tenant, cache_salt, rp) &&
-	       constrain_parse(b, p, rp) && hidden_parse(sm, b, p, rp);
+	       constrain_parse(b, p, rp) && hidden_parse(sm, b, p, rp) && steer_parse(sm, b, &p->steering, rp);
 }

@@ -47,6 +47,8 @@ static const char serve_help[] =
 	"      --alias NAME        the name of the -m FILE model [the file name]\n"
 	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n"
 	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
+	"      --control-vector FILE[:SCALE]  steer every request with this llama.cpp control vector\n"
+	"                          times SCALE [1] (repeatable: summed; per request: \"steering\")\n"
 	"      --allow-special-in-content  control-token text in messages becomes control tokens\n"
 	"                          (Hugging Face's behaviour; off: it stays text, no forged turns)\n"
 	"      --allow-pull        let clients pull models into the store (Ollama's /api/pull; hub\n"
@@ -305,6 +307,10 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			srv->alias = val;
 		} else if (!strcmp(a, "--chat-template")) {
 			o->template_path = val;
+		} else if (!strcmp(a, "--control-vector")) {
+			char why[160];
+			if (!steer_flag(srv, val, why, sizeof why))
+				return usage_error("serve", "%s", why);
 		} else if (!strcmp(a, "--cache-budget")) {
 			if (!arg_int("serve", a, val, 0, 1LL << 50, &v))
 				return EXIT_USAGE;

@@ -48,6 +48,7 @@
 #define SRV_MAX_KEYS 64
 #define SRV_MAX_NAMES 16        /* --allowed-host and --cors-origin entries */
 #define SRV_MIN_KEY_BYTES 16    /* shorter keys need --allow-weak-key */
+#define SRV_MAX_CVECS 16        /* --control-vector files */
 #define LISTEN_MAX_LINGER 128   /* refused sockets drained at once */
 
 struct metrics;
@@ -166,6 +167,8 @@ struct served_model {
 	struct hearth_sched *sched;
 	struct hearth_sched_params sp; /* as the scheduler uses them */
 	double load_s;            /* seconds its last load took */
+	struct hearth_cvec *cvecs[SRV_MAX_CVECS]; /* --control-vector files, each times its scale (steer.c) */
+	struct hearth_cvec *cvec_all; /* their sum: every request's default steering; NULL: none */
 	/* guarded by the registry's lock */
 	int state;                /* enum model_state */
 	int in_use;               /* requests holding it */
@@ -254,6 +257,13 @@ void models_free(struct models *ms);
 int load_model(struct served_model *sm, const char *template_src, size_t template_len, struct hearth_err *err);
 void load_free(struct served_model *sm);
 
+/* steer.c: control vectors. Reads --control-vector's FILE[:SCALE] into srv
+ * (false with why when malformed or too many). */
+bool steer_flag(struct server *srv, const char *arg, char *why, size_t why_size);
+/* Loads srv's control vectors for sm's model (freed by steer_free). */
+int steer_load(struct served_model *sm, struct hearth_err *err);
+void steer_free(struct served_model *sm);
+
 /* ---- the server ---- */
 
 struct server {
@@ -280,6 +290,12 @@ struct server {
 	bool allow_pull;          /* /api/pull may download models into the store (--allow-pull) */
 	atomic_bool pulling;      /* a pull runs now (one at a time) */
 	struct hearth_sched_params sp; /* each model's scheduler's, as the flags give them */
+	struct srv_cvec {
+		char path[4096];
+		float scale;
+		char name[64];    /* what requests call it: the file name without .gguf */
+	} cvecs[SRV_MAX_CVECS];   /* --control-vector FILE[:SCALE] */
+	int n_cvecs;
 	uint64_t cache_budget;    /* bytes saved state may take on disk (--cache-budget; 0: no limit) */
 	struct cache_store *cache; /* saved state (cache.h), NULL: none (the routes answer 503) */
 	/* state */

@@ -134,7 +134,11 @@
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \
-	X(test_imatrix_write)
+	X(test_imatrix_write)       \
+	X(test_steer_file)          \
+	X(test_steer_logits)        \
+	X(test_steer_sched)         \
+	X(test_steer_compute)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \

@@ -13,6 +13,7 @@
 
 #include "../base/err.h"
 #include "../base/thread.h"
+#include "cvec.h"
 #include "forward.h"
 #include "state.h"
 
@@ -38,6 +39,8 @@ struct hearth_context {
 	/* per-batch scratch */
 	struct kv_seq **seqs;
 	int32_t *pos, *rows;
+	struct fwd_steer steer;            /* the sequence's steering (steer.dir NULL: none) */
+	const struct fwd_steer **steers;   /* [n_batch], each &steer */
 };
 
 struct hearth_context_params hearth_context_default_params(void)
@@ -105,14 +108,17 @@ int hearth_context_new(struct hearth_context **out, struct hearth_model *m, cons
 	fwd_set_n_ctx_seq(c->fwd, d.n_ctx);
 	c->tokens = malloc((size_t)d.n_ctx * sizeof *c->tokens);
 	c->seqs = malloc((size_t)d.n_batch * sizeof *c->seqs);
+	c->steers = malloc((size_t)d.n_batch * sizeof *c->steers);
 	c->pos = malloc((size_t)d.n_batch * sizeof *c->pos);
 	c->rows = malloc((size_t)d.n_batch * sizeof *c->rows);
-	if (!c->tokens || !c->seqs || !c->pos || !c->rows) {
+	if (!c->tokens || !c->seqs || !c->steers || !c->pos || !c->rows) {
 		rc = err_set(err, HEARTH_ENOMEM, "context: out of memory for a %d-token context", d.n_ctx);
 		goto fail;
 	}
-	for (int32_t i = 0; i < d.n_batch; i++)
+	for (int32_t i = 0; i < d.n_batch; i++) {
 		c->seqs[i] = &c->seq;
+		c->steers[i] = &c->steer;
+	}
 	*out = c;
 	return 0;
 fail:
@@ -133,6 +139,7 @@ void hearth_context_free(struct hearth_context *c)
 	free(c->hid_layers);
 	free(c->hidden);
 	free(c->seqs);
+	free(c->steers);
 	free(c->pos);
 	free(c->rows);
 	free(c);
@@ -140,6 +147,15 @@ void hearth_context_free(struct hearth_context *c)
 
 int32_t hearth_context_n_ctx(const struct hearth_context *c) { return c->n_ctx; }
 int32_t hearth_context_n_past(const struct hearth_context *c) { return c->seq.n_tokens; }
+
+int hearth_context_set_steering(struct hearth_context *c, const struct hearth_steering *s, struct hearth_err *err)
+{
+	struct fwd_steer st;
+	const int rc = cvec_steer_resolve(s, c->m, &st, err);
+	if (!rc)
+		c->steer = st;
+	return rc;
+}
 
 void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, void *user_data)
 {
@@ -264,7 +280,8 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 		if (per_batch && (rc = kv_seq_reserve(&c->kv, &c->seq, nb)))
 			return err_set(err, rc, "decode: the KV cache's %s is full after %d of %d tokens",
 				       rc == HEARTH_ECTXFULL ? "window" : "block table", done, n);
-		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows };
+		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows,
+				       .steer = c->steer.dir ? c->steers : NULL };
 		for (int32_t i = 0; i < nb; i++) {
 			c->pos[i] = start + i;
 			c->tokens[start + i] = tokens[done + i];

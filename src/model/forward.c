@@ -14,6 +14,7 @@
  *                   or the mixture of the experts the router picks (see
  *                   moe.h; grouped by expert)
  *               x += f (post-norm: x += rms_norm(f) * ffn_post_norm)
+ *               x += strength * dir[il]  (a steered sequence's control vector, in its layer range)
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
@@ -786,12 +787,17 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 			break;
 		case STEP_SWIGLU: /* split by elements instead: see step_run */
 			break;
-		case STEP_RESIDUAL:
+		case STEP_RESIDUAL: {
 			if (l->ffn_post_norm.data)
 				block_rms_norm(xb, l->ffn_post_norm.data, xb, E, h->rms_eps);
 			for (int64_t j = 0; j < E; j++)
 				x[j] += xb[j];
+			const struct fwd_steer *sv = f->b->steer ? f->b->steer[i] : NULL;
+			if (sv && il >= sv->il0 && il <= sv->il1) /* the sequence's control vector */
+				for (int64_t j = 0; j < E; j++)
+					x[j] += sv->strength * sv->dir[il * E + j];
 			break;
+		}
 		}
 	}
 }

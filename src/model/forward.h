@@ -19,6 +19,14 @@
 
 struct pool;
 
+/* Steering of a sequence: x += strength * dir[il] after block il, for
+ * il0 <= il <= il1 (dir: n_layer rows of n_embd floats, row 0 unused). */
+struct fwd_steer {
+	const float *dir;
+	float strength;
+	int32_t il0, il1;
+};
+
 struct fwd_batch {
 	int32_t n;               /* tokens, 1..n_batch */
 	const int32_t *tokens;   /* [n] */
@@ -26,6 +34,7 @@ struct fwd_batch {
 	const int32_t *pos;      /* [n] */
 	int32_t n_out;           /* rows that need logits */
 	const int32_t *out_rows; /* [n_out] indices into the batch, increasing */
+	const struct fwd_steer *const *steer; /* [n]: each token's steering (NULL entry: none), or NULL: none */
 };
 
 struct fwd;

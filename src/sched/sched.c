@@ -44,6 +44,8 @@
 #include "../base/err.h"
 #include "../base/log.h"
 #include "../base/thread.h"
+#include "../base/sha256.h"
+#include "../model/cvec.h"
 #include "../model/forward.h"
 #include "../model/state.h"
 
@@ -57,6 +59,7 @@ struct hearth_request {
 	int32_t n_prompt, n_tokens, cap_tokens;
 	int32_t max_tokens, n_gen, top_logprobs;
 	bool ignore_eos, uncertainty, score_only;
+	struct fwd_steer steer;     /* its control vector (steer.dir NULL: none) */
 	int32_t score_next;         /* the next prompt token to score (n_prompt: none left) */
 	int32_t *bias_ids;
 	float *bias;
@@ -106,6 +109,7 @@ struct hearth_sched {
 	uint64_t n_admitted;
 	int32_t *b_tokens, *b_pos, *b_rows;
 	struct kv_seq **b_seqs;
+	const struct fwd_steer **b_steer; /* each token's request's steering, or NULL */
 	struct hearth_request **b_out; /* request of each output row */
 	struct hearth_token_event *b_ev; /* the token sampled (or scored) for each output row */
 	bool *b_score;                 /* the output row scores a prompt token */
@@ -241,6 +245,44 @@ static int seed_check(const struct hearth_sched *s, const struct hearth_request_
 	return 0;
 }
 
+/* The root of a request's block names: its cache salt, and when it is
+ * steered a digest of what steers it (directions, strength, layers), so that
+ * only requests steered alike share cached blocks. */
+static int steer_root_name(const struct hearth_request_params *p, const struct fwd_steer *st,
+			   const struct hparams *hp, struct kv_name *out, struct hearth_err *err)
+{
+	if (!st->dir)
+		return kv_cache_root_name(p->cache_salt, p->cache_salt_size, out, err);
+	static const char tag[] = "hearth steering";
+	uint8_t *salt = malloc(p->cache_salt_size + sizeof tag + SHA256_SIZE);
+	struct sha256 *h = NULL;
+	int rc;
+	if (!salt)
+		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
+	if ((rc = sha256_new(&h, err)))
+		goto out_free;
+	sha256_begin(h);
+	sha256_update(h, &st->strength, sizeof st->strength);
+	sha256_update(h, &st->il0, sizeof st->il0);
+	sha256_update(h, &st->il1, sizeof st->il1);
+	const int32_t il1 = st->il1 < hp->n_layer - 1 ? st->il1 : hp->n_layer - 1;
+	if (il1 >= st->il0) /* the rows in force */
+		sha256_update(h, st->dir + (size_t)st->il0 * (size_t)hp->n_embd,
+			      (size_t)(il1 - st->il0 + 1) * (size_t)hp->n_embd * sizeof *st->dir);
+	if (p->cache_salt_size)
+		memcpy(salt, p->cache_salt, p->cache_salt_size);
+	memcpy(salt + p->cache_salt_size, tag, sizeof tag);
+	if ((rc = sha256_end(h, salt + p->cache_salt_size + sizeof tag))) {
+		rc = err_set(err, rc, "request: hashing the steering failed");
+		goto out_free;
+	}
+	rc = kv_cache_root_name(salt, p->cache_salt_size + sizeof tag + SHA256_SIZE, out, err);
+out_free:
+	sha256_free(h);
+	free(salt);
+	return rc;
+}
+
 /* The layers a request asks hidden states of, and their most memory. */
 static int hidden_check(const struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_err *err)
 {
@@ -312,7 +354,8 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 		goto fail;
 	/* the salt becomes the root of the request's block names; the request is
 	 * not queued yet, so this thread may still set its sequence */
-	if ((rc = kv_cache_root_name(p->cache_salt, p->cache_salt_size, &r->seq.root, err)))
+	if ((rc = cvec_steer_resolve(&p->steering, s->m, &r->steer, err)) ||
+	    (rc = steer_root_name(p, &r->steer, &s->m->hp, &r->seq.root, err)))
 		goto fail;
 	memcpy(r->tokens, p->prompt, (size_t)p->n_prompt * sizeof *r->tokens);
 	memcpy(r->bias_ids, p->bias_ids ? p->bias_ids : r->bias_ids, (size_t)p->n_bias * sizeof *r->bias_ids);
@@ -736,6 +779,7 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 	const int32_t B = s->p.n_batch;
 	int32_t budget = B;
 	b->n = b->n_out = 0;
+	b->steer = NULL; /* set when a steered request joins */
 	*c = (struct batch_counts){ 0 };
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1)
@@ -773,6 +817,8 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 				s->b_tokens[b->n] = r->tokens[pos];
 				s->b_pos[b->n] = pos;
 				s->b_seqs[b->n] = &r->seq;
+				s->b_steer[b->n] = r->steer.dir ? &r->steer : NULL;
+				b->steer = r->steer.dir ? s->b_steer : b->steer;
 				s->b_hid[b->n] = r->n_hid_layers ? r : NULL;
 				c->n_hid += r->n_hid_layers > 0;
 				c->n_prompt += pos < r->n_prompt;
@@ -992,13 +1038,14 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	const size_t n_rows = (size_t)p.n_parallel + SCORE_ROWS; /* output rows a step may have */
 	s->b_rows = malloc(n_rows * sizeof *s->b_rows);
 	s->b_seqs = malloc((size_t)p.n_batch * sizeof *s->b_seqs);
+	s->b_steer = malloc((size_t)p.n_batch * sizeof *s->b_steer);
 	s->b_out = malloc(n_rows * sizeof *s->b_out);
 	s->b_ev = malloc(n_rows * sizeof *s->b_ev);
 	s->b_score = malloc(n_rows * sizeof *s->b_score);
 	s->b_hid = malloc((size_t)p.n_batch * sizeof *s->b_hid);
 	s->b_grp = malloc(n_rows * sizeof *s->b_grp);
 	s->logits = malloc(n_rows * (size_t)h->n_vocab * sizeof *s->logits);
-	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_out || !s->b_ev ||
+	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_steer || !s->b_out || !s->b_ev ||
 	    !s->b_score || !s->b_hid || !s->b_grp || !s->logits) {
 		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
 		goto fail;
@@ -1034,6 +1081,7 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s->b_pos);
 	free(s->b_rows);
 	free(s->b_seqs);
+	free(s->b_steer);
 	free(s->b_out);
 	free(s->b_ev);
 	free(s->b_score);
