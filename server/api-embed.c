@@ -28,7 +28,6 @@
 
 #include "openai.h"
 
-#define EMBED_MAX_INPUTS 2048 /* as OpenAI's limit */
 #define EMBED_WINDOW 32       /* requests in flight per call ... */
 #define EMBED_MAX_FLOATS ((size_t)64 << 20) /* ... and their hidden states at most 256 MiB (one request
 					     * alone may take more: it fits the context); so are the

@@ -46,6 +46,11 @@ static bool rerank_inputs(struct served_model *sm, json_t *body, struct embed_in
 			    "'documents' must be a non-empty array of strings");
 		return false;
 	}
+	if (json_array_size(docs) > EMBED_MAX_INPUTS - 1) { /* the query is one of the inputs */
+		reply_error(rp, 400, "invalid_request_error", "documents", "invalid_value",
+			    "'documents' has %zu documents; at most %d", json_array_size(docs), EMBED_MAX_INPUTS - 1);
+		return false;
+	}
 	json_t *all = json_array();
 	bool ok = all && json_array_append(all, q) == 0 && json_array_extend(all, docs) == 0;
 	if (!ok) {

@@ -239,6 +239,8 @@ int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 
 /* ---- api-embed.c: pooled vectors of inputs (/v1/embeddings, /v1/rerank) ---- */
 
+#define EMBED_MAX_INPUTS 2048 /* inputs of one embeddings or rerank request, as OpenAI's limit */
+
 struct embed_inputs {
 	int32_t **ids;    /* [n] each input's tokens */
 	int32_t *n_ids;   /* [n] */

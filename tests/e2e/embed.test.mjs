@@ -210,3 +210,9 @@ test('hidden_states logit_lens: the last layer decodes to the model\'s own next 
   assert.equal(h.logit_lens[0][0].length, 2); // layer 0 has its own guesses
   assertError(await post('/v1/completions', { ...body, hidden_states: { layers: [0], logit_lens: 21 } }), 400, 'hidden_states');
 });
+
+test('rerank: too many documents are refused by their own count', async () => {
+  const r = await post('/v1/rerank', { query: 'q', documents: Array(2048).fill('d') });
+  assertError(r, 400, 'documents');
+  assert.match(r.json.error.message, /2048 documents; at most 2047/);
+});
