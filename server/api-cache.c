@@ -54,7 +54,6 @@ static void store_error(struct reply *rp, int rc, const char *name, const struct
 /* The prompt to save: "prompt" (a string or token ids) or "messages". */
 static bool save_ids(struct served_model *sm, json_t *body, int32_t **ids, int32_t *n, struct reply *rp)
 {
-	struct hearth_err err = { 0 };
 	json_t *p = json_object_get(body, "prompt");
 	if (json_object_get(body, "messages") && !p) {
 		struct hearth_chat_prompt pr = { 0 };
@@ -74,37 +73,12 @@ static bool save_ids(struct served_model *sm, json_t *body, int32_t **ids, int32
 		hearth_chat_prompt_free(&pr);
 		return ok;
 	}
-	if (json_is_string(p)) {
-		int rc = hearth_tokenize_max(sm->model, json_string_value(p), json_string_length(p), true, true,
-					     sm->sp.n_ctx_seq, ids, n, &err);
-		if (rc)
-			reply_lib_error(rp, rc, "prompt", &err);
-		return rc == 0;
-	}
-	if (!json_is_array(p) || json_array_size(p) == 0) {
+	if (!json_is_string(p) && (!json_is_array(p) || json_array_size(p) == 0)) {
 		reply_error(rp, 400, "invalid_request_error", "prompt", "missing_required_parameter",
 			    "Give what to save: 'prompt' (a string or token ids) or 'messages'");
 		return false;
 	}
-	size_t i, k = json_array_size(p);
-	json_t *v;
-	if (!(*ids = malloc(k * sizeof **ids))) {
-		reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
-		return false;
-	}
-	*n = 0;
-	json_array_foreach(p, i, v) {
-		json_int_t id = json_integer_value(v);
-		if (!json_is_integer(v) || id < 0 || id >= hearth_model_n_vocab(sm->model)) {
-			free(*ids);
-			*ids = NULL;
-			reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value",
-				    "prompt token %zu must be an integer id from 0 to %d", i, hearth_model_n_vocab(sm->model) - 1);
-			return false;
-		}
-		(*ids)[(*n)++] = (int32_t)id;
-	}
-	return true;
+	return api_prompt_ids(sm, p, ids, n, rp);
 }
 
 /* Computes ids on sm's scheduler and returns their state (NULL after a reply). */

@@ -98,8 +98,7 @@ out:
 	stream_free(st);
 }
 
-/* One prompt of /v1/completions: a string or an array of token ids. */
-static bool prompt_ids(struct served_model *sm, json_t *p, int32_t **ids, int32_t *n, struct reply *rp)
+bool api_prompt_ids(struct served_model *sm, json_t *p, int32_t **ids, int32_t *n, struct reply *rp)
 {
 	struct hearth_err err = { 0 };
 	if (json_is_string(p)) {
@@ -188,7 +187,7 @@ void api_completions(struct server *srv, const struct call *call, struct reply *
 	/* choice index = prompt * n + k, as OpenAI numbers them */
 	for (int i = 0; i < n_list; i++) {
 		int32_t *ids = NULL, n = 0;
-		if (!prompt_ids(sm, list[i], &ids, &n, rp))
+		if (!api_prompt_ids(sm, list[i], &ids, &n, rp))
 			goto out;
 		for (int k = 0; k < st->p.n; k++) {
 			struct gen *g = &st->g[st->n_gen];

@@ -239,6 +239,11 @@ int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 
 /* ---- api-embed.c: pooled vectors of inputs (/v1/embeddings, /v1/rerank) ---- */
 
+/* One prompt of /v1/completions (and what /v1/cache saves): a string, tokenized
+ * with the context as a ceiling, or an array of token ids checked against the
+ * vocabulary; *ids malloc'd. False after an error reply. */
+bool api_prompt_ids(struct served_model *sm, json_t *p, int32_t **ids, int32_t *n, struct reply *rp);
+
 #define EMBED_MAX_INPUTS 2048 /* inputs of one embeddings or rerank request, as OpenAI's limit */
 
 struct embed_inputs {
