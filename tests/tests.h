@@ -8,6 +8,7 @@
 	X(test_harness_isolation)    \
 	X(test_fp16_conversions)     \
 	X(test_bigmem)               \
+	X(test_bigmem_prefault)      \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
