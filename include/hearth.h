@@ -947,6 +947,58 @@ struct hearth_pull_params hearth_pull_default_params(void);
  * Proxies: libcurl's variables (http_proxy, https_proxy, no_proxy). */
 int hearth_pull(const char *ref, const struct hearth_pull_params *p, char *path_out, size_t size, struct hearth_err *err);
 
+
+/* ---- fine-tuning data --------------------------------------------------- */
+
+/* Training examples read from a JSON Lines file, tokenized for one model.
+ * Each line is one example in OpenAI's fine-tuning formats:
+ *   {"messages": [...], "tools": [...]?}  a conversation, rendered through the
+ *       chat template; the loss is on the assistant turns (their content and
+ *       the markup that closes them) except those with "weight": 0;
+ *   {"prompt": "...", "completion": "..."}  plain text; the loss is on the
+ *       completion and the end-of-sequence token appended to it.
+ * Every token carries a loss flag: 1 when the model is trained to predict it
+ * from the tokens before it. A bad line fails the load with its line number. */
+struct hearth_dataset;
+enum hearth_split { HEARTH_SPLIT_TRAIN, HEARTH_SPLIT_VALID };
+struct hearth_dataset_params {
+	float valid_fraction;     /* share of the examples held out for validation, 0..0.5 [0] */
+	uint64_t seed;            /* which examples are held out [0] */
+	int32_t max_tokens;       /* an example is cut to this many tokens (0: the model's training context) */
+	const char *template_src; /* the chat template; NULL: the model's (see hearth_chat_new) */
+	size_t template_len;
+};
+struct hearth_dataset_params hearth_dataset_default_params(void);
+/* Reads and tokenizes path. Conversations whose template rewrites earlier
+ * turns (e.g. drops past reasoning) become one example per trained turn.
+ * Examples left with no trained token (cut away) are dropped and counted. */
+int hearth_dataset_load(struct hearth_dataset **out, const struct hearth_model *m, const char *path,
+			const struct hearth_dataset_params *p, struct hearth_err *err);
+void hearth_dataset_free(struct hearth_dataset *d);
+struct hearth_dataset_stats {
+	int32_t lines;       /* examples read (blank lines not counted) */
+	int32_t n_train, n_valid;
+	int32_t n_split;     /* conversations split into one example per trained turn */
+	int32_t n_cut;       /* examples cut to max_tokens */
+	int32_t n_dropped;   /* examples with no trained token left */
+	int64_t tokens, loss_tokens; /* over both splits */
+};
+void hearth_dataset_stats(const struct hearth_dataset *d, struct hearth_dataset_stats *out);
+/* Example i (0 <= i < the split's count, else NULL): its n tokens and their
+ * loss flags, owned by d. The line it came from in *line (may be NULL). */
+const int32_t *hearth_dataset_example(const struct hearth_dataset *d, enum hearth_split s, int32_t i,
+				      const uint8_t **loss, int32_t *n, int32_t *line);
+/* Sequence packing: fills one row of n_ctx slots with whole examples of split
+ * s taken in the order order[*next], order[*next + 1] ... (indices into the
+ * split), advancing *next past those used. ids, loss and pos receive the
+ * tokens, their loss flags and their positions (0 where each example starts:
+ * attention must not cross an example). An example longer than n_ctx fills a
+ * row of its own, cut to n_ctx. *n_out: the slots filled (0 when *next ==
+ * n_order). HEARTH_EINVAL for an index outside the split. */
+int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, const int32_t *order, int32_t n_order,
+			int32_t *next, int32_t n_ctx, int32_t *ids, uint8_t *loss, int32_t *pos, int32_t *n_out,
+			struct hearth_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,11 @@
 	X(test_fp16_conversions)     \
 	X(test_bigmem)               \
 	X(test_bigmem_prefault)      \
+	X(test_dataset_chatml)       \
+	X(test_dataset_rewritten_turns) \
+	X(test_dataset_weights_and_plain) \
+	X(test_dataset_bad_lines)    \
+	X(test_dataset_split_pack)   \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
