@@ -9,6 +9,8 @@
 	X(test_fp16_conversions)     \
 	X(test_bigmem)               \
 	X(test_bigmem_prefault)      \
+	X(test_adamw_step)         \
+	X(test_adamw_schedule)     \
 	X(test_dataset_chatml)       \
 	X(test_dataset_rewritten_turns) \
 	X(test_dataset_weights_and_plain) \
