@@ -1014,6 +1014,25 @@ struct hearth_train_batch {
 int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch *b, bool backward, double *loss,
 		       float *grad_embd, struct hearth_err *err);
 
+/* Attribution: how much each prompt token drives the log-probability of a
+ * completion, log p(completion | prompt) = sum of the log-probabilities of
+ * the completion's tokens after the prompt. scores[i] (i < n_prompt) is, with
+ * e_i the prompt token's embedding row and g_i the gradient of that
+ * log-probability with respect to it:
+ *   n_steps 0: gradient x input, sum_j g_ij e_ij;
+ *   n_steps > 0: integrated gradients from the zero embedding, sum_j e_ij
+ *   times the mean of g_ij over the prompt's embeddings scaled by
+ *   (k - 1/2) / n_steps, k = 1 .. n_steps (the completion's inputs stay as
+ *   they are). Their sum approaches log p(completion | prompt) minus the
+ *   same with every prompt embedding zero only when the steps resolve the
+ *   path's start, where RMS norms can make the pass change fast (see
+ *   src/train/attribute.c).
+ * *logprob (may be NULL) gets log p(completion | prompt). Runs on t's pass
+ * (its adapters apply) and adds to its adapters' gradients. n_prompt >= 1,
+ * n_completion >= 1, n_prompt + n_completion - 1 <= the trainer's n_ctx. */
+int hearth_attribute(struct hearth_trainer *t, const int32_t *prompt, int32_t n_prompt, const int32_t *completion,
+		     int32_t n_completion, int32_t n_steps, float *scores, double *logprob, struct hearth_err *err);
+
 #ifdef __cplusplus
 }
 #endif

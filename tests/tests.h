@@ -150,7 +150,8 @@
 	X(test_train_grad_fixtures)  \
 	X(test_train_loss_vs_decode) \
 	X(test_train_threads)        \
-	X(test_train_errors)
+	X(test_train_errors)         \
+	X(test_train_attribute)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \

@@ -16,7 +16,6 @@
  */
 #include <math.h>
 
-#include "../base/thread.h"
 #include "train-ops.h"
 
 struct tattn_task {
@@ -80,10 +79,16 @@ static void forward_run(void *arg, int ith, int nth)
 	}
 }
 
+/* the multiply-adds of a forward: each row over up to n positions, q . k and p v */
+static int64_t work(const struct tattn *a)
+{
+	return (int64_t)a->n_head * a->n * a->n / 2 * (a->dk + a->dv);
+}
+
 void tattn_forward(struct pool *p, const struct tattn *a, const float *q, const float *k, const float *v, float *o)
 {
 	struct tattn_task t = { .a = a, .q = q, .k = k, .v = v, .o = o };
-	pool_run(p, forward_run, &t);
+	train_run(p, forward_run, &t, work(a));
 }
 
 /* Rows (h, i): probabilities, the scores' gradients, dq. */
@@ -146,6 +151,6 @@ void tattn_backward(struct pool *p, const struct tattn *a, const float *q, const
 		    const float *do_, float *dq, float *dk, float *dv)
 {
 	struct tattn_task t = { .a = a, .q = q, .k = k, .v = v, .do_ = do_, .dq = dq, .dk = dk, .dv = dv };
-	pool_run(p, backward_queries, &t);
-	pool_run(p, backward_keys, &t);
+	train_run(p, backward_queries, &t, 2 * work(a));
+	train_run(p, backward_keys, &t, work(a));
 }

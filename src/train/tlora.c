@@ -8,7 +8,6 @@
  * Per-token work splits over the threads by token, dB by its rows, dA by
  * its columns: each element is summed in token order by one thread.
  */
-#include "../base/thread.h"
 #include "train-ops.h"
 
 struct tlora_task {
@@ -44,7 +43,7 @@ static void forward_run(void *arg, int ith, int nth)
 void tlora_forward(struct pool *p, const struct tlora *l, const float *x, int n, float *u, float *y)
 {
 	struct tlora_task t = { .l = l, .x = x, .u = u, .y = y, .n = n };
-	pool_run(p, forward_run, &t);
+	train_run(p, forward_run, &t, (int64_t)n * l->rank * (l->n_in + l->n_out));
 }
 
 /* du and dx of each token */
@@ -102,6 +101,7 @@ void tlora_backward(struct pool *p, const struct tlora *l, const float *x, const
 		    float *du, float *dx)
 {
 	struct tlora_task t = { .l = l, .x = x, .u = u, .dy = dy, .du = du, .dx = dx, .n = n };
-	pool_run(p, backward_tokens, &t);
-	pool_run(p, backward_params, &t);
+	const int64_t work = (int64_t)n * l->rank * (l->n_in + l->n_out);
+	train_run(p, backward_tokens, &t, work);
+	train_run(p, backward_params, &t, work);
 }

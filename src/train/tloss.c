@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "../base/thread.h"
 #include "train-ops.h"
 
 #define TLOSS_SLOTS 64 /* rows whose losses one call sums at a time */
@@ -59,7 +58,7 @@ double tloss_forward_backward(struct pool *p, const float *logits, const int32_t
 	for (int r0 = 0; r0 < n; r0 += TLOSS_SLOTS) {
 		t.r0 = r0;
 		t.n = n - r0 < TLOSS_SLOTS ? n - r0 : TLOSS_SLOTS;
-		pool_run(p, loss_run, &t);
+		train_run(p, loss_run, &t, 8 * (int64_t)t.n * n_vocab);
 		for (int k = 0; k < t.n; k++)
 			sum += t.loss[k];
 	}

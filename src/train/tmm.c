@@ -11,7 +11,6 @@
  */
 #include <stddef.h>
 
-#include "../base/thread.h"
 #include "../kern/kern.h"
 #include "../tensor/qtype.h"
 #include "train-ops.h"
@@ -97,11 +96,11 @@ static void backward_run(void *arg, int ith, int nth)
 void tmm_forward(struct pool *p, float *scratch, const struct tensor *w, const float *x, int n, float *y)
 {
 	struct tmm_task t = { w, x, y, n, scratch, tmm_scratch_floats(w->ne[0]) };
-	pool_run(p, forward_run, &t);
+	train_run(p, forward_run, &t, (int64_t)n * w->ne[0] * w->ne[1]);
 }
 
 void tmm_backward(struct pool *p, float *scratch, const struct tensor *w, const float *dy, int n, float *dx)
 {
 	struct tmm_task t = { w, dy, dx, n, scratch, tmm_scratch_floats(w->ne[0]) };
-	pool_run(p, backward_run, &t);
+	train_run(p, backward_run, &t, (int64_t)n * w->ne[0] * w->ne[1]);
 }

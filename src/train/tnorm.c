@@ -8,7 +8,6 @@
  */
 #include <math.h>
 
-#include "../base/thread.h"
 #include "../model/blocks.h"
 #include "train-ops.h"
 
@@ -31,10 +30,7 @@ static void forward_run(void *arg, int ith, int nth)
 void tnorm_forward(struct pool *p, const float *x, const float *w, int n, int64_t d, float eps, float *y)
 {
 	struct tnorm_task t = { .x = x, .w = w, .out = y, .n = n, .d = d, .eps = eps };
-	if (n < 2)
-		forward_run(&t, 0, 1);
-	else
-		pool_run(p, forward_run, &t);
+	train_run(p, forward_run, &t, (int64_t)n * d);
 }
 
 static void backward_row(const float *x, const float *w, const float *dy, int64_t d, float eps, bool add, float *dx)
@@ -64,8 +60,5 @@ void tnorm_backward(struct pool *p, const float *x, const float *w, const float 
 		    bool add, float *dx)
 {
 	struct tnorm_task t = { .x = x, .w = w, .dy = dy, .out = dx, .n = n, .d = d, .eps = eps, .add = add };
-	if (n < 2)
-		backward_run(&t, 0, 1);
-	else
-		pool_run(p, backward_run, &t);
+	train_run(p, backward_run, &t, 4 * (int64_t)n * d);
 }

@@ -20,7 +20,19 @@
 
 #include "../model/model.h"
 
-struct pool;
+#include "../base/thread.h"
+
+/* Runs fn over the pool, or on the calling thread alone when the work (about
+ * the multiply-adds) is too small to pay for a meeting of the threads: the
+ * operations split their work so that the result is the same either way. */
+#define TRAIN_INLINE_WORK (1 << 16)
+static inline void train_run(struct pool *p, pool_task_fn fn, void *arg, int64_t work)
+{
+	if (work < TRAIN_INLINE_WORK || pool_size(p) < 2)
+		fn(arg, 0, 1);
+	else
+		pool_run(p, fn, arg);
+}
 
 /* ---- tmm.c: products with a frozen base weight of any hearth type --------- */
 

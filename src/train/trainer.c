@@ -32,6 +32,7 @@
 #include "../tensor/qtype.h"
 #include "../kern/kern.h"
 #include "train-ops.h"
+#include "trainer.h"
 
 #define N_ROLE 7      /* q k v out gate up down */
 #define HEAD_ROWS 32  /* labelled rows through the output head at a time */
@@ -314,6 +315,10 @@ void hearth_trainer_free(struct hearth_trainer *t)
 }
 
 int32_t hearth_trainer_n_lora(const struct hearth_trainer *t) { return t->n_lora; }
+
+const struct hearth_model *trainer_model(const struct hearth_trainer *t) { return t->m; }
+
+int32_t trainer_n_ctx(const struct hearth_trainer *t) { return t->p.n_ctx; }
 
 void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora_tensor *out)
 {

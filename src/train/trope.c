@@ -4,7 +4,6 @@
  * magnitudes included); the backward applies the transpose,
  * (c x_a + s x_b, -s x_a + c x_b).
  */
-#include "../base/thread.h"
 #include "train-ops.h"
 
 struct trope_task {
@@ -39,8 +38,5 @@ void trope_apply(struct pool *p, float *x, int n, int n_heads, int head_dim, int
 		 const float *cs, const int32_t *pos, bool inverse)
 {
 	struct trope_task t = { x, n, n_heads, head_dim, n_rot, type, cs, pos, inverse };
-	if (n < 2)
-		rope_run(&t, 0, 1);
-	else
-		pool_run(p, rope_run, &t);
+	train_run(p, rope_run, &t, 4 * (int64_t)n * n_heads * n_rot);
 }

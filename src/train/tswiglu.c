@@ -7,7 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "../base/thread.h"
 #include "../kern/kern.h"
 #include "train-ops.h"
 
@@ -28,7 +27,7 @@ static void forward_run(void *arg, int ith, int nth)
 void tswiglu_forward(struct pool *p, const float *g, const float *u, int64_t n, float *h)
 {
 	struct tswiglu_task t = { .g = g, .u = u, .h = h, .n = n };
-	pool_run(p, forward_run, &t);
+	train_run(p, forward_run, &t, 8 * n);
 }
 
 static void backward_run(void *arg, int ith, int nth)
@@ -45,5 +44,5 @@ void tswiglu_backward(struct pool *p, const float *g, const float *u, const floa
 		      float *du)
 {
 	struct tswiglu_task t = { .g = g, .u = u, .dh = dh, .dg = dg, .du = du, .n = n };
-	pool_run(p, backward_run, &t);
+	train_run(p, backward_run, &t, 16 * n);
 }

@@ -293,7 +293,7 @@ static struct hearth_trainer *trainer(const struct hearth_model *m, uint32_t tar
 	struct hearth_trainer *t = NULL;
 	p.targets = targets;
 	p.rank = 4;
-	p.n_ctx = 16;
+	p.n_ctx = 64;
 	p.n_threads = n_threads;
 	T_OK(hearth_trainer_new(&t, m, &p, &err), err);
 	if (!t)
@@ -321,7 +321,7 @@ static float *embd_rows(const struct hearth_model *m)
 }
 
 /* Loss, LoRA and embedding gradients of m against the double reference. */
-static void check_grads(const char *what, const struct hearth_model *m)
+static void check_grads(const char *what, const struct hearth_model *m, int n_pick)
 {
 	struct hearth_err err = { 0 };
 	const int64_t E = m->hp.n_embd;
@@ -337,8 +337,8 @@ static void check_grads(const char *what, const struct hearth_model *m)
 	const double rl = ref_loss(&r);
 	T_NEAR(loss, rl, LOSS_TOL * fabs(rl));
 	double max_num[3] = { 0 }, max_diff[3] = { 0 };
-	for (int k = 0; k < 3 * N_PICK; k++) {
-		const int kind = k / N_PICK; /* A, B, embeddings */
+	for (int k = 0; k < 3 * n_pick; k++) {
+		const int kind = k / n_pick; /* A, B, embeddings */
 		double *x, an;
 		if (kind < 2) {
 			const int i = (int)rnd_u((uint32_t)r.n_lora);
@@ -394,7 +394,7 @@ void test_train_grad_synth(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct hearth_model *m = synth(cases[i].arch, cases[i].wtype, cases[i].head_dim, cases[i].rope_freqs, "train.gguf");
 		if (m)
-			check_grads(cases[i].what, m);
+			check_grads(cases[i].what, m, N_PICK);
 		hearth_model_free(m);
 	}
 }
@@ -408,7 +408,7 @@ void test_train_grad_fixtures(void)
 		struct hearth_model *m = NULL;
 		T_OK(hearth_model_load(&m, fixture(files[i]), &mp, &err), err);
 		if (m)
-			check_grads(files[i] + 7, m);
+			check_grads(files[i] + 7, m, N_PICK / 2); /* large vocabularies: each difference costs more */
 		hearth_model_free(m);
 	}
 }
@@ -459,22 +459,37 @@ void test_train_loss_vs_decode(void)
 	}
 }
 
-/* Gradients with one thread and with four: the same bits. */
+/* Gradients with one thread and with four: the same bits (a model and a
+ * sequence large enough that every operation runs on the pool). */
 void test_train_threads(void)
 {
+	struct synth_spec sp = { .arch = "qwen3", .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 512,
+				 .head_dim = 64, .wtype = HEARTH_TYPE_Q8_0, .embd_type = HEARTH_TYPE_F32, .seed = 4 };
+	struct hearth_model_params mp = hearth_model_default_params();
 	struct hearth_err err = { 0 };
-	struct hearth_model *m = synth("qwen3", HEARTH_TYPE_Q8_0, 32, false, "train-t.gguf");
+	struct hearth_model *m = NULL;
+	T_OK(synth_model_write(tmp_path("train-t.gguf"), &sp, &err), err);
+	T_OK(hearth_model_load(&m, tmp_path("train-t.gguf"), &mp, &err), err);
 	if (!m)
 		return;
+	enum { N = 48 };
+	int32_t ids[N], lab[N], pos[N];
+	for (int i = 0; i < N; i++) {
+		ids[i] = 3 + (i * 37) % 250;
+		lab[i] = i % 3 ? 3 + ((i + 1) * 37) % 250 : -1;
+		pos[i] = i < 30 ? i : i - 30;
+	}
 	const size_t E = (size_t)m->hp.n_embd;
 	struct hearth_trainer *t1 = trainer(m, 0x7f, 1), *t4 = trainer(m, 0x7f, 4);
-	float g1[N_TOK * 64], g4[N_TOK * 64];
-	struct hearth_train_batch b = { .n = N_TOK, .tokens = toks, .labels = lab7, .pos = pos7 };
+	float *g1 = malloc(N * E * sizeof *g1), *g4 = malloc(N * E * sizeof *g4);
+	struct hearth_train_batch b = { .n = N, .tokens = ids, .labels = lab, .pos = pos };
 	double l1 = 0, l4 = 0;
+	if (!t1 || !t4)
+		goto out;
 	T_OK(hearth_trainer_run(t1, &b, true, &l1, g1, &err), err);
 	T_OK(hearth_trainer_run(t4, &b, true, &l4, g4, &err), err);
 	T_TRUE(l1 == l4);
-	T_TRUE(memcmp(g1, g4, N_TOK * E * sizeof *g1) == 0);
+	T_TRUE(memcmp(g1, g4, N * E * sizeof *g1) == 0);
 	for (int i = 0; i < hearth_trainer_n_lora(t1); i++) {
 		struct hearth_lora_tensor a, c;
 		hearth_trainer_lora(t1, i, &a);
@@ -486,10 +501,13 @@ void test_train_threads(void)
 	struct hearth_lora_tensor a;
 	hearth_trainer_lora(t1, 3, &a);
 	const float g0 = a.grad_b[5];
+	T_TRUE(g0 != 0);
 	T_OK(hearth_trainer_run(t1, &b, true, &l1, NULL, &err), err);
 	T_NEAR(a.grad_b[5], 2 * g0, 1e-6 * fabs(g0));
 	hearth_trainer_zero_grad(t1);
 	T_TRUE(a.grad_b[5] == 0 && a.grad_a[0] == 0);
+out:
+	free(g1), free(g4);
 	hearth_trainer_free(t1);
 	hearth_trainer_free(t4);
 	hearth_model_free(m);
@@ -538,5 +556,90 @@ void test_train_errors(void)
 		T_EQ_I64(hearth_trainer_new(&t, m, NULL, &err), HEARTH_EUNSUPPORTED);
 		T_TRUE(t == NULL);
 	}
+	hearth_model_free(m);
+}
+
+/* log p(completion | prompt) with the prompt's embedding rows scaled by
+ * s[i] (the trainer's pass, loss only). */
+static double logprob_scaled(struct hearth_trainer *t, const struct hearth_model *m, const int32_t *ids, int np, int nc,
+			     const float *s)
+{
+	struct hearth_err err = { 0 };
+	const int n = np + nc - 1;
+	const int64_t E = m->hp.n_embd;
+	float *e = malloc((size_t)(n * E) * sizeof *e);
+	int32_t lab[16];
+	for (int i = 0; i < n; i++) {
+		kern_ops_ref(m->tok_embd.type)->to_float((const char *)m->tok_embd.data + (size_t)ids[i] * qtype_row_size(m->tok_embd.type, E),
+						       e + i * E, E);
+		for (int64_t j = 0; i < np && j < E; j++)
+			e[i * E + j] *= s[i];
+		lab[i] = i >= np - 1 ? ids[i + 1] : -1;
+	}
+	struct hearth_train_batch b = { .n = n, .tokens = ids, .labels = lab, .embd = e };
+	double loss = 0;
+	T_OK(hearth_trainer_run(t, &b, false, &loss, NULL, &err), err);
+	free(e);
+	return -loss * nc;
+}
+
+/* d/da log p with the prompt's rows scaled by a, by central differences */
+static double dlogprob_da(struct hearth_trainer *t, const struct hearth_model *m, const int32_t *ids, int np, int nc,
+			  double a)
+{
+	float s[16];
+	const double h = 1e-2;
+	for (int i = 0; i < np; i++)
+		s[i] = (float)(a + h);
+	const double up = logprob_scaled(t, m, ids, np, nc, s);
+	for (int i = 0; i < np; i++)
+		s[i] = (float)(a - h);
+	return (up - logprob_scaled(t, m, ids, np, nc, s)) / (2 * h);
+}
+
+/* Gradient x input against differences of the log-probability when a
+ * prompt row is scaled; integrated gradients of two steps against the
+ * differences at the two midpoints of the path. */
+void test_train_attribute(void)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = synth("llama", HEARTH_TYPE_F32, 0, false, "train-a.gguf");
+	if (!m)
+		return;
+	struct hearth_trainer *t = trainer(m, 0, 2);
+	enum { NP = 5, NC = 3 };
+	const int32_t ids[NP + NC] = { 1, 100, 101, 102, 103, 200, 201, 202 };
+	float gxi[NP], ig[NP], ones[NP], s[NP];
+	double lp = 0, lp_ig = 0;
+	T_OK(hearth_attribute(t, ids, NP, ids + NP, NC, 0, gxi, &lp, &err), err);
+	for (int i = 0; i < NP; i++)
+		ones[i] = 1;
+	T_NEAR(lp, logprob_scaled(t, m, ids, NP, NC, ones), 1e-5 * fabs(lp));
+	double max_s = 0, max_d = 0;
+	for (int i = 0; i < NP; i++) { /* d/de log p(row i * (1 + e)) = gradient x input of row i */
+		const double h = 1e-2;
+		memcpy(s, ones, sizeof s);
+		s[i] = (float)(1 + h);
+		const double up = logprob_scaled(t, m, ids, NP, NC, s);
+		s[i] = (float)(1 - h);
+		const double down = logprob_scaled(t, m, ids, NP, NC, s);
+		const double num = (up - down) / (2 * h);
+		max_s = fmax(max_s, fabs(num));
+		max_d = fmax(max_d, fabs(num - gxi[i]));
+	}
+	fprintf(stderr, "    gradient x input against differences: relative error %.2e (largest %.3g)\n", max_d / max_s, max_s);
+	T_TRUE(max_d < 1e-2 * max_s && max_s > 0);
+	/* two steps: the mean of d/da log p at a = 1/4 and 3/4 */
+	T_OK(hearth_attribute(t, ids, NP, ids + NP, NC, 2, ig, &lp_ig, &err), err);
+	double sum = 0;
+	for (int i = 0; i < NP; i++)
+		sum += ig[i];
+	const double mid = (dlogprob_da(t, m, ids, NP, NC, 0.25) + dlogprob_da(t, m, ids, NP, NC, 0.75)) / 2;
+	fprintf(stderr, "    integrated gradients (2 steps): sum %.6f, differences %.6f\n", sum, mid);
+	T_NEAR(sum, mid, 1e-2 * fabs(mid));
+	T_NEAR(lp_ig, lp, 1e-12);
+	T_EQ_I64(hearth_attribute(t, ids, 0, ids, NC, 0, gxi, NULL, &err), HEARTH_EINVAL);
+	T_EQ_I64(hearth_attribute(t, ids, NP, ids, NC, -1, gxi, NULL, &err), HEARTH_EINVAL);
+	hearth_trainer_free(t);
 	hearth_model_free(m);
 }
