@@ -64,6 +64,29 @@ static void forward_run(void *arg, int ith, int nth)
 	}
 }
 
+/* dx[0..cw) += sum over k < nr of dy[k] w[k][0..cw), the rows in order k
+ * (eight columns at a time held in registers across the rows) */
+static void add_rows(const float *dy, const float *w, int nr, int64_t cw, float *dx)
+{
+	int64_t j = 0;
+	for (; j + 8 <= cw; j += 8) {
+		float s[8];
+		for (int q = 0; q < 8; q++)
+			s[q] = dx[j + q];
+		for (int k = 0; k < nr; k++)
+			for (int q = 0; q < 8; q++)
+				s[q] += dy[k] * w[(size_t)k * (size_t)cw + (size_t)(j + q)];
+		for (int q = 0; q < 8; q++)
+			dx[j + q] = s[q];
+	}
+	for (; j < cw; j++) {
+		float s = dx[j];
+		for (int k = 0; k < nr; k++)
+			s += dy[k] * w[(size_t)k * (size_t)cw + (size_t)j];
+		dx[j] = s;
+	}
+}
+
 static void backward_run(void *arg, int ith, int nth)
 {
 	const struct tmm_task *t = arg;
@@ -81,15 +104,9 @@ static void backward_run(void *arg, int ith, int nth)
 		const int nr = (int)(n_out - r < TMM_ROWS ? n_out - r : TMM_ROWS);
 		for (int k = 0; k < nr; k++)
 			to_float((const char *)w->data + (size_t)(r + k) * row + off, buf + (size_t)k * (size_t)cw, cw);
-		for (int i = 0; i < t->n; i++) {
-			const float *dy = t->in + (size_t)i * (size_t)n_out + (size_t)r;
-			float *dx = t->out + (size_t)i * (size_t)n_in + (size_t)c0;
-			for (int k = 0; k < nr; k++) {
-				const float g = dy[k], *wr = buf + (size_t)k * (size_t)cw;
-				for (int64_t j = 0; j < cw; j++)
-					dx[j] += g * wr[j];
-			}
-		}
+		for (int i = 0; i < t->n; i++)
+			add_rows(t->in + (size_t)i * (size_t)n_out + (size_t)r, buf, nr, cw,
+				 t->out + (size_t)i * (size_t)n_in + (size_t)c0);
 	}
 }
 
