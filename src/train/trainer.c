@@ -20,6 +20,10 @@
  * n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att) floats a layer; the
  * backward's scratch (one layer's gradients, the attention's probabilities
  * and score gradients, n_head n_ctx^2 floats each) in a third.
+ *
+ * Weights are read from the model's mapping (struct tensor's data), not
+ * from the kernels' repacked copies: a matrix the loader repacked had its
+ * mapped pages given back, and they come back from the file when read here.
  */
 #include <math.h>
 #include <stdio.h>
