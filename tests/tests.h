@@ -146,7 +146,20 @@
 	X(test_steer_file)          \
 	X(test_steer_logits)        \
 	X(test_steer_sched)         \
-	X(test_steer_compute)
+	X(test_steer_compute)        \
+	X(test_train_op_matmul)      \
+	X(test_train_op_lora)        \
+	X(test_train_op_rmsnorm)     \
+	X(test_train_op_rope)        \
+	X(test_train_op_swiglu)      \
+	X(test_train_op_attention)   \
+	X(test_train_op_loss)        \
+	X(test_train_grad_synth)     \
+	X(test_train_grad_fixtures)  \
+	X(test_train_loss_vs_decode) \
+	X(test_train_threads)        \
+	X(test_train_errors)         \
+	X(test_train_attribute)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \
