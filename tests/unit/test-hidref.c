@@ -291,23 +291,28 @@ static double check_layers(const char *name, const char *what, const struct hidr
  * per layer. Measured (HEARTH_HIDREF_PRINT=1 shows it; AVX-512 VNNI + BF16
  * host, worst layer of each file):
  *   f32 files             <= 1.1e-6   (the order of the sums only)
- *   f16 (tiny-llama-spm)     2.5e-4   (the SIMD side rounds activations to f16;
- *   bf16                     6.8e-4    bf16 with AVX512-BF16)
+ *   f16 (tiny-llama-spm)     2.5e-4   (both sides round the activations to f16,
+ *   bf16                     6.8e-4    bf16, as llama.cpp does)
  *   quantized                0 .. 7.7e-3 (q6_K; q4_1, q5_0, q5_K, q8_0 of qwen2
  *                            ~1e-7): both sides quantize the activations to q8
- *                            blocks, and an activation within float rounding of
- *                            a q8 step boundary lands on either side of it. One
- *                            such flip moves one token by ~5e-3 at its layer, and
- *                            attention spreads it to the later tokens after.
- * The bounds are ~10x the measured: 1e-5, 2e-3, 5e-3, 5e-2. A kernel that gets a
- * block, a scale or a tail wrong moves every state by 1e-1 or more. */
+ *                            blocks.
+ * What differs beyond the order of the sums: an activation within float
+ * rounding of a step boundary of its f16, bf16 or q8 rounding lands on either
+ * side of it. With f16's fine steps that happens everywhere a little; a q8
+ * flip moves one token by ~5e-3 at its layer, and attention spreads it to the
+ * later tokens after.
+ * The bounds: 1e-5, 2e-3, 5e-3 (~8x the measured) and 3e-2 for the quantized
+ * (4x; flips are random, their size is not). Tried: a 1% error in the min
+ * term of the AVX-512 q4_K/q5_K kernel gives 5e-2 .. 2e-1 on every q4_k_m and
+ * q5_k_m file and fails here; a 0.1% error in the rope base (both sides)
+ * gives 4e-5 .. 2e-4 on every f32 file in test_hidref_reference and fails there. */
 static double tol_scalar(const char *type)
 {
 	if (!strcmp(type, "f32"))
 		return 1e-5;
 	if (!strcmp(type, "f16"))
 		return 2e-3;
-	return !strcmp(type, "bf16") ? 5e-3 : 5e-2;
+	return !strcmp(type, "bf16") ? 5e-3 : 3e-2;
 }
 
 void test_hidref_scalar(void)
