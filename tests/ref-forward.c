@@ -6,21 +6,27 @@
  *   q, k, v = h Wq + bq, h Wk + bk, h Wv + bv     (or one fused attn_qkv: rows q, k, v)
  *   q, k = rmsnorm per head * q_norm, k_norm       (qwen3, qwen3moe, gemma3)
  *   q, k = rope(q, k, position)                    (the first n_rot dims of each head)
- *   a = softmax(q k^T / sqrt(head_dim), causal [, sliding window]) v   per head, GQA
+ *   a = softmax(q k^T / sqrt(head_dim) [, sink], causal [, sliding window]) v   per head, GQA
  *   o = a Wo + bo  [, rmsnorm(o) * post_attention_norm]
  *   x = x + o
- *   h = rmsnorm(x) * ffn_norm
+ *   h = rmsnorm(x) * ffn_norm                      (gpt-oss: * post_attention_norm)
  *   f = (act(h Wgate) * h Wup) Wdown               (fused ffn_up: gate rows, then up rows)
- *     or the sum over the top-k experts of weight_e * expert_e(h)  (softmax router, renormalized)
+ *     or the sum over the top-k experts of weight_e * expert_e(h)
  *   [f = rmsnorm(f) * post_ffw_norm]
  *   x = x + f
  *
- * act is SiLU, or GELU's tanh form for gemma3. Rope rotates adjacent pairs
- * (llama, glm4, chatglm) or halves (the others); pair i turns by position *
+ * act is SiLU, GELU's tanh form for gemma3, gpt-oss's SwiGLU-OAI. Experts:
+ * softmax over the router's logits, the top k renormalized to sum 1; gpt-oss:
+ * the top k logits (router bias added), softmax over those, experts with
+ * biases. Attention sinks (gpt-oss): one logit per head that joins the
+ * softmax's sum and takes no value. Rope rotates adjacent pairs (llama, glm4,
+ * chatglm) or halves (the others); pair i turns by position *
  * base^(-2i / n_rot) / factor_i (factors: rope_freqs, or phi3's short
- * LongRoPE factors), cos and sin times rope.scaling.attn_factor when given.
- * gemma3 scales the embeddings by sqrt(n_embd); its layers il with
- * il % pattern < pattern - 1 see a sliding window and use rope.freq_base_swa.
+ * LongRoPE factors), cos and sin times rope.scaling.attn_factor when given;
+ * YaRN as rf_rope_scaling says. gemma3 scales the embeddings by sqrt(n_embd).
+ * Sliding-window layers (gemma3, gpt-oss): il % pattern < pattern - 1, with
+ * the pattern from the file or the architecture's default (6, 2), and
+ * rope.freq_base_swa.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -36,13 +42,17 @@
 /* What each architecture does differently (only the ones listed here run). */
 struct rf_arch {
 	const char *name;
-	bool neox;      /* rope on halves, not adjacent pairs */
-	bool gemma;     /* embeddings x sqrt(n_embd), GELU, sliding-window layers */
+	bool neox;          /* rope on halves, not adjacent pairs */
+	bool gemma;         /* embeddings x sqrt(n_embd), GELU */
+	bool oai;           /* gpt-oss: post_attention_norm is the FFN's norm, routing by the
+			     * top logits then a softmax over those, SwiGLU-OAI experts */
+	int swa_pattern;    /* sliding-window layers when the file gives no pattern (0: none) */
 };
 
 static const struct rf_arch rf_archs[] = {
-	{ "llama", false, false }, { "qwen2", true, false }, { "qwen3", true, false }, { "qwen3moe", true, false },
-	{ "gemma3", true, true },  { "phi3", true, false },  { "glm4", false, false }, { "chatglm", false, false },
+	{ "llama", false, false, false, 0 }, { "qwen2", true, false, false, 0 },    { "qwen3", true, false, false, 0 },
+	{ "qwen3moe", true, false, false, 0 }, { "gemma3", true, true, false, 6 }, { "phi3", true, false, false, 0 },
+	{ "glm4", false, false, false, 0 },  { "chatglm", false, false, false, 0 }, { "gpt-oss", true, false, true, 2 },
 };
 
 struct rf {
@@ -54,6 +64,10 @@ struct rf {
 	int64_t swa, swa_pattern;
 	double eps, base, base_swa, attn_factor;
 	float *rope_factors; /* NROT / 2, or NULL */
+	/* YaRN (rope.scaling.type "yarn"; yarn_factor 0: none): the angle of pair i
+	 * is a mix of the unscaled one and it / factor, ramping from unscaled below
+	 * pair yarn_lo to scaled above yarn_hi; cos and sin x yarn_mscale */
+	double yarn_factor, yarn_lo, yarn_hi, yarn_mscale;
 };
 
 static int rf_fail(struct rf *r, int code, const char *fmt, const char *what)
@@ -174,10 +188,15 @@ static void rope(const struct rf *r, double *x, int64_t pos, double base)
 {
 	const int64_t half = r->NROT / 2;
 	for (int64_t i = 0; i < half; i++) {
-		double theta = (double)pos * pow(base, -2.0 * (double)i / (double)r->NROT);
+		double theta = (double)pos * pow(base, -2.0 * (double)i / (double)r->NROT), m = r->attn_factor;
 		if (r->rope_factors)
 			theta /= r->rope_factors[i];
-		const double c = cos(theta) * r->attn_factor, s = sin(theta) * r->attn_factor;
+		if (r->yarn_factor > 0) {
+			const double ramp = 1 - fmin(1, fmax(0, ((double)i - r->yarn_lo) / fmax(0.001, r->yarn_hi - r->yarn_lo)));
+			theta = theta / r->yarn_factor * (1 - ramp) + theta * ramp;
+			m *= r->yarn_mscale;
+		}
+		const double c = cos(theta) * m, s = sin(theta) * m;
 		const int64_t i0 = r->a->neox ? i : 2 * i, i1 = r->a->neox ? i + half : 2 * i + 1;
 		const double x0 = x[i0], x1 = x[i1];
 		x[i0] = x0 * c - x1 * s;
@@ -247,7 +266,7 @@ static void attn_pos(struct rf *r, int il, int64_t T, double *q, double *k, doub
 
 /* a (T x H x DV) = causal softmax attention; position t sees t - swa + 1 .. t (swa 0: 0 .. t). */
 static void attn_softmax(const struct rf *r, int64_t T, const double *q, const double *k, const double *v,
-			 int64_t swa, double *a)
+			 int64_t swa, const float *sinks, double *a)
 {
 	const double scale = 1.0 / sqrt((double)r->DK);
 	double *s = malloc((size_t)T * sizeof *s);
@@ -264,8 +283,12 @@ static void attn_softmax(const struct rf *r, int64_t T, const double *q, const d
 				s[j] = d * scale;
 				mx = fmax(mx, s[j]);
 			}
+			if (sinks) /* a logit of its own per head that takes part in the softmax */
+				mx = fmax(mx, sinks[hh]);
 			for (int64_t j = j0; j <= t; j++)
 				sum += (s[j] = exp(s[j] - mx));
+			if (sinks)
+				sum += exp(sinks[hh] - mx);
 			double *at = a + (t * r->H + hh) * r->DV;
 			for (int64_t i = 0; i < r->DV; i++) {
 				double o = 0;
@@ -280,11 +303,13 @@ static void attn_softmax(const struct rf *r, int64_t T, const double *q, const d
 /* x += the attention block of layer il (h: scratch of T x E). */
 static void layer_attn(struct rf *r, int il, int64_t T, double *x, double *h)
 {
-	const bool local = r->a->gemma && r->swa > 0 && il % r->swa_pattern < r->swa_pattern - 1;
+	const bool local = r->a->swa_pattern > 0 && r->swa > 0 && il % r->swa_pattern < r->swa_pattern - 1;
+	const double base = local ? r->base_swa : r->base;
 	float *norm = rf_tensor(r, "blk.%d.attn_norm.weight", il, r->E, 1, false);
+	float *sinks = rf_tensor(r, "blk.%d.attn_sinks.weight", il, r->H, 1, true);
 	float *wo = rf_tensor(r, "blk.%d.attn_output.weight", il, r->H * r->DV, r->E, false);
 	float *bo = rf_tensor(r, "blk.%d.attn_output.bias", il, r->E, 1, true);
-	float *post = rf_tensor(r, "blk.%d.post_attention_norm.weight", il, r->E, 1, true);
+	float *post = r->a->oai ? NULL : rf_tensor(r, "blk.%d.post_attention_norm.weight", il, r->E, 1, true);
 	double *q = malloc((size_t)(T * r->H * r->DK) * sizeof *q), *k = malloc((size_t)(T * r->HKV * r->DK) * sizeof *k);
 	double *v = malloc((size_t)(T * r->HKV * r->DV) * sizeof *v), *a = malloc((size_t)(T * r->H * r->DV) * sizeof *a);
 	double *o = malloc((size_t)r->E * sizeof *o);
@@ -295,9 +320,9 @@ static void layer_attn(struct rf *r, int il, int64_t T, double *x, double *h)
 	if (!r->rc)
 		attn_qkv(r, il, h, T, q, k, v);
 	if (!r->rc)
-		attn_pos(r, il, T, q, k, local ? r->base_swa : r->base);
+		attn_pos(r, il, T, q, k, base);
 	if (!r->rc)
-		attn_softmax(r, T, q, k, v, local ? r->swa : 0, a);
+		attn_softmax(r, T, q, k, v, local ? r->swa : 0, sinks, a);
 	for (int64_t t = 0; !r->rc && t < T; t++) {
 		mat_vec(wo, bo, r->H * r->DV, r->E, a + t * r->H * r->DV, o);
 		if (post)
@@ -306,18 +331,32 @@ static void layer_attn(struct rf *r, int il, int64_t T, double *x, double *h)
 			x[t * r->E + i] += o[i];
 	}
 	free(q), free(k), free(v), free(a), free(o);
-	free(norm), free(wo), free(bo), free(post);
+	free(norm), free(sinks), free(wo), free(bo), free(post);
 }
 
-/* out (E) = act(h Wgate) * (h Wup) then Wdown, for one token; gate/up n_ff rows each. */
-static void ffn_one(const struct rf *r, const float *gate, const float *up, const float *down, int64_t n_ff,
-		    const double *h, double *g, double *u, double *out)
+/* gpt-oss's gated unit: gate capped at 7, up clamped to +-7. */
+static double swiglu_oai(double g, double u)
 {
-	mat_vec(gate, NULL, r->E, n_ff, h, g);
-	mat_vec(up, NULL, r->E, n_ff, h, u);
+	g = fmin(g, 7.0);
+	u = fmin(fmax(u, -7.0), 7.0);
+	return g / (1.0 + exp(-1.702 * g)) * (u + 1.0);
+}
+
+/* The weights of one FFN (or expert): gate and up n_ff rows of E, down E rows
+ * of n_ff, and their optional biases. */
+struct ffn_w {
+	const float *gate, *up, *down, *bgate, *bup, *bdown;
+};
+
+/* out (E) = act(h Wgate + b) * (h Wup + b) then Wdown + b, for one token. */
+static void ffn_one(const struct rf *r, const struct ffn_w *w, int64_t n_ff, const double *h, double *g, double *u,
+		    double *out)
+{
+	mat_vec(w->gate, w->bgate, r->E, n_ff, h, g);
+	mat_vec(w->up, w->bup, r->E, n_ff, h, u);
 	for (int64_t i = 0; i < n_ff; i++)
-		g[i] = (r->a->gemma ? gelu_tanh(g[i]) : silu(g[i])) * u[i];
-	mat_vec(down, NULL, n_ff, r->E, g, out);
+		g[i] = r->a->oai ? swiglu_oai(g[i], u[i]) : (r->a->gemma ? gelu_tanh(g[i]) : silu(g[i])) * u[i];
+	mat_vec(w->down, w->bdown, n_ff, r->E, g, out);
 }
 
 /* Each token's f: the dense FFN of layer il. */
@@ -335,61 +374,82 @@ static void ffn_dense(struct rf *r, int il, int64_t T, const double *h, double *
 	double *g = malloc((size_t)r->FF * sizeof *g), *u = malloc((size_t)r->FF * sizeof *u);
 	if (!g || !u)
 		rf_fail(r, HEARTH_ENOMEM, "ref_forward: out of memory%s", "");
+	const struct ffn_w w = { gate, up, down, NULL, NULL, NULL };
 	for (int64_t t = 0; !r->rc && t < T; t++)
-		ffn_one(r, gate, up, down, r->FF, h + t * r->E, g, u, f + t * r->E);
+		ffn_one(r, &w, r->FF, h + t * r->E, g, u, f + t * r->E);
 	if (!fused)
 		free(up);
 	free(gate), free(down), free(g), free(u);
 }
 
-/* Each token's f: the mixture of experts of layer il (softmax over all
- * experts, the top NUSED kept and renormalized to sum 1). */
+/* The experts of token's router probabilities p (X of them, softmax over
+ * all): the NUSED best, marked in used, with weights w renormalized to sum 1;
+ * gpt-oss: the NUSED best logits (p holds logits), softmax over those. */
+static void moe_route(const struct rf *r, double *p, bool *used, double *w)
+{
+	const int64_t X = r->NEXP;
+	double mx = -INFINITY, sum = 0;
+	memset(used, 0, (size_t)X * sizeof *used);
+	for (int64_t n = 0; n < r->NUSED; n++) { /* the best not yet taken */
+		int64_t best = -1;
+		for (int64_t e = 0; e < X; e++)
+			if (!used[e] && (best < 0 || p[e] > p[best]))
+				best = e;
+		used[best] = true;
+	}
+	for (int64_t e = 0; e < X; e++)
+		if (r->a->oai ? used[e] : true)
+			mx = fmax(mx, p[e]);
+	for (int64_t e = 0; e < X; e++)
+		w[e] = r->a->oai && !used[e] ? 0 : exp(p[e] - mx);
+	for (int64_t e = 0; e < X; e++)
+		sum += used[e] ? w[e] : 0; /* softmax over all, then renormalized: the same as over the chosen */
+	for (int64_t e = 0; e < X; e++)
+		w[e] = used[e] ? w[e] / sum : 0;
+}
+
+/* Each token's f: the mixture of experts of layer il. */
 static void ffn_moe(struct rf *r, int il, int64_t T, const double *h, double *f)
 {
 	const int64_t X = r->NEXP, FX = r->FFEXP;
 	float *router = rf_tensor(r, "blk.%d.ffn_gate_inp.weight", il, r->E, X, false);
+	float *brouter = rf_tensor(r, "blk.%d.ffn_gate_inp.bias", il, X, 1, true);
 	float *gate = rf_tensor(r, "blk.%d.ffn_gate_exps.weight", il, r->E, FX * X, false);
 	float *up = rf_tensor(r, "blk.%d.ffn_up_exps.weight", il, r->E, FX * X, false);
 	float *down = rf_tensor(r, "blk.%d.ffn_down_exps.weight", il, FX, r->E * X, false);
-	double *p = malloc((size_t)X * sizeof *p), *g = malloc((size_t)FX * sizeof *g);
+	float *bgate = rf_tensor(r, "blk.%d.ffn_gate_exps.bias", il, FX, X, true);
+	float *bup = rf_tensor(r, "blk.%d.ffn_up_exps.bias", il, FX, X, true);
+	float *bdown = rf_tensor(r, "blk.%d.ffn_down_exps.bias", il, r->E, X, true);
+	double *p = malloc((size_t)X * sizeof *p), *w = malloc((size_t)X * sizeof *w), *g = malloc((size_t)FX * sizeof *g);
 	double *u = malloc((size_t)FX * sizeof *u), *o = malloc((size_t)r->E * sizeof *o);
 	bool *used = malloc((size_t)X * sizeof *used);
-	if (!p || !g || !u || !o || !used)
+	if (!p || !w || !g || !u || !o || !used)
 		rf_fail(r, HEARTH_ENOMEM, "ref_forward: out of memory%s", "");
 	for (int64_t t = 0; !r->rc && t < T; t++) {
-		double mx = -INFINITY, sum = 0, kept = 0;
-		mat_vec(router, NULL, r->E, X, h + t * r->E, p);
-		for (int64_t e = 0; e < X; e++)
-			mx = fmax(mx, p[e]);
-		for (int64_t e = 0; e < X; e++)
-			sum += (p[e] = exp(p[e] - mx));
-		memset(used, 0, (size_t)X * sizeof *used);
-		for (int64_t n = 0; n < r->NUSED; n++) { /* the best not yet taken */
-			int64_t best = -1;
-			for (int64_t e = 0; e < X; e++)
-				if (!used[e] && (best < 0 || p[e] > p[best]))
-					best = e;
-			used[best] = true;
-			kept += p[best] / sum;
-		}
+		mat_vec(router, brouter, r->E, X, h + t * r->E, p);
+		moe_route(r, p, used, w);
 		double *ft = f + t * r->E;
 		memset(ft, 0, (size_t)r->E * sizeof *ft);
 		for (int64_t e = 0; e < X; e++) {
 			if (!used[e])
 				continue;
-			ffn_one(r, gate + e * FX * r->E, up + e * FX * r->E, down + e * r->E * FX, FX, h + t * r->E, g, u, o);
+			const struct ffn_w we = { gate + e * FX * r->E, up + e * FX * r->E, down + e * r->E * FX,
+						  bgate ? bgate + e * FX : NULL, bup ? bup + e * FX : NULL,
+						  bdown ? bdown + e * r->E : NULL };
+			ffn_one(r, &we, FX, h + t * r->E, g, u, o);
 			for (int64_t i = 0; i < r->E; i++)
-				ft[i] += p[e] / sum / kept * o[i];
+				ft[i] += w[e] * o[i];
 		}
 	}
-	free(router), free(gate), free(up), free(down);
-	free(p), free(g), free(u), free(o), free(used);
+	free(router), free(brouter), free(gate), free(up), free(down), free(bgate), free(bup), free(bdown);
+	free(p), free(w), free(g), free(u), free(o), free(used);
 }
 
 /* x += the FFN block of layer il (h, f: scratch of T x E). */
 static void layer_ffn(struct rf *r, int il, int64_t T, double *x, double *h, double *f)
 {
-	float *norm = rf_tensor(r, "blk.%d.ffn_norm.weight", il, r->E, 1, false);
+	float *norm = rf_tensor(r, r->a->oai ? "blk.%d.post_attention_norm.weight" : "blk.%d.ffn_norm.weight", il, r->E, 1,
+				false);
 	float *post = rf_tensor(r, "blk.%d.post_ffw_norm.weight", il, r->E, 1, true);
 	for (int64_t t = 0; !r->rc && t < T; t++)
 		rms_norm(x + t * r->E, norm, r->E, r->eps, h + t * r->E);
@@ -410,10 +470,36 @@ static void layer_ffn(struct rf *r, int il, int64_t T, double *x, double *h, dou
 /* ---- the model ------------------------------------------------------------------- */
 
 /* Reads the hyper-parameters; refuses what this reference does not do. */
+/* rope.scaling.type: none, or YaRN as ggml's rope computes it (the ramp
+ * between the pairs whose wavelength fits yarn_beta_fast and yarn_beta_slow
+ * times in the original context; llama.cpp's attention factor cancels the
+ * magnitude correction's own, so cos and sin are scaled by 1 + 0.1 ln factor). */
+static int rf_rope_scaling(struct rf *r)
+{
+	char key[128];
+	struct gguf_str type = { 0 };
+	snprintf(key, sizeof key, "%s.rope.scaling.type", r->a->name);
+	if (gguf_get_str(r->g, key, &type, r->err) == HEARTH_ENOTFOUND || (type.n == 4 && !memcmp(type.p, "none", 4)))
+		return rf_has(r, "rope.scaling.factor") ? rf_fail(r, HEARTH_EUNSUPPORTED, "ref_forward: %s is not done here",
+								  "rope.scaling.factor without a type") : 0;
+	if (type.n != 4 || memcmp(type.p, "yarn", 4) || rf_has(r, "rope.scaling.yarn_log_multiplier"))
+		return rf_fail(r, HEARTH_EUNSUPPORTED, "ref_forward: %s is not done here", "this rope scaling");
+	const double factor = rf_f64(r, "rope.scaling.factor", 0), n_orig = (double)rf_i64(r, "rope.scaling.original_context_length", 0);
+	const double fast = rf_f64(r, "rope.scaling.yarn_beta_fast", 32), slow = rf_f64(r, "rope.scaling.yarn_beta_slow", 1);
+	if (r->rc || !(factor > 1) || !(n_orig > 0))
+		return rf_fail(r, HEARTH_EBADGGUF, "ref_forward: %s out of range", "YaRN parameters");
+	const double n = (double)r->NROT, two_ln_base = 2 * log(r->base);
+	r->yarn_factor = factor;
+	r->yarn_lo = fmax(0, floor(n * log(n_orig / (fast * 2 * M_PI)) / two_ln_base));
+	r->yarn_hi = fmin(n - 1, ceil(n * log(n_orig / (slow * 2 * M_PI)) / two_ln_base));
+	r->yarn_mscale = 1 + 0.1 * log(factor);
+	return 0;
+}
+
 static int rf_hparams(struct rf *r)
 {
-	static const char *const refused[] = { "rope.scaling.type", "final_logit_softcapping", "attn_logit_softcapping",
-					       "rope.scaling.factor", "expert_gating_func", "expert_weights_scale" };
+	static const char *const refused[] = { "final_logit_softcapping", "attn_logit_softcapping", "expert_gating_func",
+					       "expert_weights_scale", "expert_shared_count" };
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
 		if (rf_has(r, refused[i]))
 			return rf_fail(r, HEARTH_EUNSUPPORTED, "ref_forward: %s is not done here", refused[i]);
@@ -430,16 +516,18 @@ static int rf_hparams(struct rf *r)
 	r->FFEXP = rf_i64(r, "expert_feed_forward_length", r->FF);
 	r->eps = rf_f64(r, "attention.layer_norm_rms_epsilon", 1e-5);
 	r->base = rf_f64(r, "rope.freq_base", 10000);
-	r->base_swa = rf_f64(r, "rope.freq_base_swa", 10000);
+	r->base_swa = rf_f64(r, "rope.freq_base_swa", r->a->gemma ? 10000 : r->base);
 	r->attn_factor = rf_f64(r, "rope.scaling.attn_factor", 1);
 	r->swa = rf_i64(r, "attention.sliding_window", 0);
-	r->swa_pattern = rf_i64(r, "attention.sliding_window_pattern", 6);
+	r->swa_pattern = rf_i64(r, "attention.sliding_window_pattern", r->a->swa_pattern > 0 ? r->a->swa_pattern : 1);
 	if (r->rc)
 		return r->rc;
 	if (r->E <= 0 || r->L <= 0 || r->H <= 0 || r->HKV <= 0 || r->H % r->HKV || r->DK <= 0 || r->DV <= 0 ||
 	    r->NROT <= 0 || r->NROT > r->DK || r->NROT % 2 || r->swa_pattern <= 0 ||
 	    (r->NEXP > 0 && (r->NUSED <= 0 || r->NUSED > r->NEXP || r->FFEXP <= 0)) || (r->NEXP == 0 && r->FF <= 0))
 		return rf_fail(r, HEARTH_EBADGGUF, "ref_forward: %s: hyper-parameters out of range", r->a->name);
+	if (rf_rope_scaling(r))
+		return r->rc;
 	/* LongRoPE: the short factors, as for a context within the original one */
 	r->rope_factors = rf_tensor(r, "rope_freqs.weight", 0, r->NROT / 2, 1, true);
 	if (!r->rope_factors)

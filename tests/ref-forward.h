@@ -9,9 +9,9 @@
  * one head at a time, as plainly as it can be written. Slow; for tiny models.
  *
  * Architectures: llama (with rope_freqs; with experts: Mixtral), qwen2,
- * qwen3, qwen3moe, gemma3, phi3 (LongRoPE's short factors), glm4, chatglm.
- * Anything else (gpt-oss, gemma2, a rope scaling type, soft-capping) is
- * HEARTH_EUNSUPPORTED with a message naming it.
+ * qwen3, qwen3moe, gemma3, phi3 (LongRoPE's short factors), glm4, chatglm,
+ * gpt-oss (YaRN, attention sinks). Anything else (gemma2, soft-capping, rope
+ * scaling other than YaRN) is HEARTH_EUNSUPPORTED with a message naming it.
  */
 #ifndef HEARTH_REF_FORWARD_H
 #define HEARTH_REF_FORWARD_H
