@@ -93,6 +93,10 @@
 	X(test_hidden_lens)          \
 	X(test_hidden_errors)        \
 	X(test_hidden_sched)         \
+	X(test_hidref_scalar)        \
+	X(test_hidref_batch)         \
+	X(test_hidref_lens)          \
+	X(test_hidref_reference)     \
 	X(test_moe_route)            \
 	X(test_moe_act)              \
 	X(test_moe_batch_bits)       \
