@@ -158,7 +158,8 @@ static bool parse_with(const struct call *call, struct usage_query *q, struct qu
 		return false;
 	q->limit = limit > 0 ? (int)limit : def;
 	q->end = end;
-	q->start = start >= 0 ? start : end - (int64_t)q->limit * q->width;
+	/* no start_time: the last `limit` buckets, the one holding end_time last */
+	q->start = start >= 0 ? start : end - end % q->width - (int64_t)(q->limit - 1) * q->width;
 	if (q->start < 0)
 		q->start = 0;
 	if (q->end < q->start) {

@@ -386,7 +386,7 @@ char *usage_metrics_text(struct server *srv)
 			const struct counter *c = &us->c[i];
 			const double v = f == 0 ? (double)c->requests : f == 1 ? (double)c->prompt : f == 2 ? (double)c->cached
 				       : f == 3 ? (double)c->completion : c->cpu_s;
-			ok = put(&p, &len, &cap, "%s{key=\"%s\",model=\"%s\"} %.17g\n", fam[f].name, c->key, c->model, v);
+			ok = put(&p, &len, &cap, "%s{key=\"%s\",model=\"%s\"} %.10g\n", fam[f].name, c->key, c->model, v);
 		}
 	}
 	const uint64_t rpm = us->refused_rpm, tpd = us->refused_tpd;
