@@ -35,9 +35,9 @@ static bool price_value(const char *f, bool dash_ok, double *v)
 /* One non-blank line into p; false with why. */
 static bool price_line(char *s, struct price *p, char *why, size_t why_size)
 {
-	char *f[5];
+	char *f[5], *save = NULL;
 	int n = 0;
-	for (char *tok = strtok(s, " \t\r"); tok && n < 5; tok = strtok(NULL, " \t\r"))
+	for (char *tok = strtok_r(s, " \t\r", &save); tok && n < 5; tok = strtok_r(NULL, " \t\r", &save))
 		f[n++] = tok;
 	if (n != 4) {
 		snprintf(why, why_size, "expected 4 fields (MODEL INPUT CACHED OUTPUT), got %d", n);

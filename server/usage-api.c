@@ -44,9 +44,9 @@ static int query_list(const struct call *call, const char *name, char *buf, size
 		const size_t len = strlen(vals[i]);
 		if (used + len + 1 > size)
 			return -1;
-		char *s = memcpy(buf + used, vals[i], len + 1);
+		char *save = NULL, *s = memcpy(buf + used, vals[i], len + 1);
 		used += len + 1;
-		for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+		for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 			if (n == max)
 				return -1;
 			out[n++] = tok;

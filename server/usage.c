@@ -354,7 +354,7 @@ bool usage_admit(struct server *srv, const char *tenant, const char *path, struc
 static bool put(char **p, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static bool put(char **p, size_t *len, size_t *cap, const char *fmt, ...)
 {
-	char line[512];
+	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof line, fmt, ap);
