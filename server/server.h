@@ -20,6 +20,9 @@
  *   load.c         one model's loaded state: weights, chat template, scheduler
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
  *   api-cache.c    /v1/cache: saved model state on disk (cache-store.c; cache.h)
+ *   usage.h        usage per key: keys.c (names, roles, quotas), usage-store.c
+ *                  (SQLite), usage-query.c and usage-api.c (the usage routes),
+ *                  quota.c, price.c, usage.c (recording, counters, sampler)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;

@@ -57,6 +57,7 @@ struct usage_state {
 };
 
 const char usage_help[] =
+	"\n"
 	"Usage, quotas and cost (see the README's usage section):\n"
 	"      --usage-db PATH     the usage record (SQLite) [HEARTH_HOME/usage.db]\n"
 	"      --usage-retention-days N  keep N days of usage rows (0: all) [90]\n"
@@ -287,11 +288,12 @@ void usage_note_stream(struct stream *st)
 		if (!g->req)
 			continue;
 		any = true;
+		const int32_t cached = g->finish ? g->cached : hearth_request_cached_tokens(g->req);
 		d.prompt += g->n_prompt;
-		d.cached += g->finish ? g->cached : hearth_request_cached_tokens(g->req);
+		d.cached += cached;
 		d.completion += g->n_gen;
 		d.n_gen += g->n_gen;
-		computed += (g->n_prompt - (g->finish ? g->cached : 0)) + g->n_gen;
+		computed += (g->n_prompt - cached) + g->n_gen;
 		const double t0 = hearth_request_t_start(g->req);
 		d.t_submit = g->t_submit < d.t_submit ? g->t_submit : d.t_submit;
 		if (t0 > 0 && (d.t_start == 0 || t0 < d.t_start))
