@@ -8,7 +8,8 @@
  * Metered routes (their tokens are recorded, their quotas checked):
  * /v1/chat/completions, /v1/completions, /api/chat, /api/generate (streamed
  * or not, cancelled ones included, with what they had computed),
- * /v1/embeddings, /v1/score, /v1/rerank and /rerank (when answered).
+ * /v1/embeddings, /v1/score, /v1/rerank and /rerank (when answered); POST
+ * /v1/cache's computed prompts are recorded too (route "cache"), without quotas.
  *
  * CPU seconds: the library does not attribute CPU time to requests, so a
  * request is charged the process's CPU time over its lifetime times its

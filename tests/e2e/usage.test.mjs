@@ -92,6 +92,9 @@ async function traffic(who, model, i) {
   r = await post(who, '/v1/rerank', { model, query: 'fish', documents: ['a fish', 'a bird'] });
   assert.equal(r.status, 200, r.text);
   add(who, model, r.json.usage.prompt_tokens, 0);
+  r = await post(who, '/v1/cache', { model, name: `state-${i}`, prompt: `A saved prompt ${i}` });
+  assert.equal(r.status, 200, r.text);
+  add(who, model, r.json.tokens, 0);
 }
 
 // The usage API's results summed per "key/model" (over every bucket).
