@@ -190,6 +190,27 @@ test('totals equal what the clients were told, per key and model; after a restar
   assertTotals(await recorded('ops'), ['alice', 'bob']);
 });
 
+const hasSqlite = spawnSync('sqlite3', ['-version']).status === 0;
+test('a request the client abandons is recorded with what it computed', { skip: !hasSqlite && 'sqlite3 not installed' }, async () => {
+  const ac = new AbortController();
+  const r = await fetch(srv.url + '/v1/completions', { method: 'POST', signal: ac.signal,
+    headers: { 'content-type': 'application/json', ...auth('bob') },
+    body: JSON.stringify({ model: 'a', prompt: 'abandoned story', max_tokens: 400, ignore_eos: true, stream: true }) });
+  const reader = r.body.getReader();
+  for (let got = 0; got < 3;) got += (await reader.read()).value ? 1 : 0; // a few chunks in
+  ac.abort();
+  const q = (sql) => spawnSync('sqlite3', [path.join(home, 'usage.db'), sql], { encoding: 'utf8' }).stdout.trim();
+  let row = '';
+  for (let i = 0; i < 100 && !row; i++, await sleep(50))
+    row = q("SELECT finish, completion, route FROM requests WHERE key = 'bob' AND finish = 'abort'");
+  const [finish, completion, route] = row.split('|');
+  assert.equal(finish, 'abort');
+  assert.ok(Number(completion) >= 1 && Number(completion) < 400, `completion ${completion}`);
+  assert.equal(route, 'completions');
+  // the key itself is nowhere in the file, only its name
+  assert.ok(!fs.readFileSync(path.join(home, 'usage.db')).includes(KEYS.bob));
+});
+
 test('cost, latency and samples for the admin page', async () => {
   const c = await get('ops', `/v1/hearth/usage/cost?start_time=${T0}`);
   assert.equal(c.status, 200, c.text);
