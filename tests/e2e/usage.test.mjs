@@ -28,8 +28,9 @@ let srv;
 const start = () => startServer(args, { models, env });
 before(async () => { srv = await start(); });
 after(async () => {
-  if (srv) await srv.stop();
+  const { code } = await srv.stop();
   fs.rmSync(home, { recursive: true, force: true });
+  assert.equal(code, 0, `server exit code ${code}\n${srv.log()}`);
 });
 
 const auth = (who) => ({ authorization: `Bearer ${KEYS[who]}` });
@@ -177,7 +178,8 @@ test('totals equal what the clients were told, per key and model; after a restar
   }
 
   // a restart: the same totals from the database
-  assert.equal((await srv.stop()).code, 0);
+  const stopped = await srv.stop();
+  assert.equal(stopped.code, 0, srv.log());
   srv = await start();
   assertTotals(await recorded('ops'), ['alice', 'bob']);
 
@@ -281,7 +283,8 @@ test('quotas: 429 exactly at the limit, with Retry-After and the limit named', a
     assert.match(m, /^hearth_usage_quota_refusals_total\{limit="rpm"\} 2$/m);
     assert.match(m, /^hearth_usage_quota_refusals_total\{limit="tpd"\} 2$/m);
   } finally {
-    await q.stop();
+    const { code } = await q.stop();
     fs.rmSync(qhome, { recursive: true, force: true });
+    assert.equal(code, 0, `server exit code ${code}\n${q.log()}`);
   }
 });
