@@ -126,6 +126,13 @@
 	X(test_fault_sched)          \
 	X(test_fault_swa)            \
 	X(test_conns)                \
+	X(test_usage_keys)           \
+	X(test_usage_store)          \
+	X(test_usage_store_full)     \
+	X(test_usage_store_kill9)    \
+	X(test_usage_query)          \
+	X(test_usage_price)          \
+	X(test_usage_quota)          \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
 	X(test_models)               \
