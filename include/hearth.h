@@ -732,6 +732,13 @@ int32_t hearth_request_n_hidden(const struct hearth_request *r);
 /* After the final event: the state (n_embd floats) after layer
  * hidden_layers[k] at position pos, valid while r lives; NULL when not kept. */
 const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos);
+/* Any thread, while the request runs too: copies the hidden states of
+ * positions pos .. pos+n-1 that are kept so far (every layer asked:
+ * out[i][k][n_embd]) and returns how many positions it copied (fewer when
+ * not all are computed yet, 0 outside). When the event of the g-th
+ * generated token (g >= 1) has been read, positions up to n_prompt + g - 2
+ * are kept: the prompt with the first, then the token before each. */
+int32_t hearth_request_hidden_read(struct hearth_request *r, int32_t pos, int32_t n, float *out);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

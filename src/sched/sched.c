@@ -70,8 +70,10 @@ struct hearth_request {
 	bool save_state;             /* on a normal finish, save the computed sequence into saved */
 	struct hearth_state *saved;  /* under mu: what was saved, until the owner takes it */
 	/* hidden states after layers hid_layers[k] (resolved) of every computed
-	 * position, [hid_cap][n_hid_layers][n_embd]; the scheduler writes, the
-	 * owner reads after the final event */
+	 * position, [hid_cap][n_hid_layers][n_embd]; the scheduler writes each
+	 * position once, the owner reads after the final event, or while it runs
+	 * through hearth_request_hidden_read (under mu: the scheduler moves
+	 * hidden and counts n_hidden under it too) */
 	int32_t *hid_layers, n_hid_layers;
 	float *hidden;
 	int32_t hid_cap, n_hidden;   /* positions allocated / computed */
@@ -484,6 +486,21 @@ double hearth_request_t_start(const struct hearth_request *r) { return atomic_lo
 
 int32_t hearth_request_n_hidden(const struct hearth_request *r) { return r->n_hidden; }
 
+int32_t hearth_request_hidden_read(struct hearth_request *r, int32_t pos, int32_t n, float *out)
+{
+	pthread_mutex_lock(&r->mu); /* the scheduler moves r->hidden (hidden_grow) and counts n_hidden under it */
+	const int32_t have = r->n_hidden;
+	if (pos < 0 || n < 0 || pos > have)
+		n = 0;
+	else if (n > have - pos)
+		n = have - pos;
+	if (n > 0)
+		memcpy(out, r->hidden + (size_t)pos * (size_t)r->n_hid_layers * (size_t)r->n_embd,
+		       (size_t)n * (size_t)r->n_hid_layers * (size_t)r->n_embd * sizeof *out);
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
 const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos)
 {
 	if (k < 0 || k >= r->n_hid_layers || pos < 0 || pos >= r->n_hidden)
@@ -739,12 +756,14 @@ static int hidden_grow(const struct hearth_sched *s, struct hearth_request *r, i
 	while (cap < n_pos)
 		cap = cap > s->p.n_ctx_seq / 2 ? s->p.n_ctx_seq : cap * 2;
 	/* hidden_check bounded n_ctx_seq * n_hid_layers * n_embd floats */
+	pthread_mutex_lock(&r->mu); /* hearth_request_hidden_read may be copying from it */
 	float *h = realloc(r->hidden, (size_t)cap * (size_t)r->n_hid_layers * (size_t)s->m->hp.n_embd * sizeof *h);
-	if (!h)
-		return HEARTH_ENOMEM;
-	r->hidden = h;
-	r->hid_cap = cap;
-	return 0;
+	if (h) {
+		r->hidden = h;
+		r->hid_cap = cap;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return h ? 0 : HEARTH_ENOMEM;
 }
 
 /* fwd_layer_fn: copies the rows of the requests that asked for layer il. */
@@ -754,6 +773,8 @@ static void hidden_take(int il, const float *x, const struct fwd_batch *b, void 
 	const size_t E = (size_t)s->m->hp.n_embd;
 	for (int32_t i = 0; i < b->n; i++) {
 		struct hearth_request *r = s->b_hid[i];
+		if (r && b->pos[i] < r->n_hidden)
+			continue; /* kept already (a preempted request's redo gives the same rows): it may be being read */
 		for (int32_t k = 0; r && k < r->n_hid_layers; k++)
 			if (r->hid_layers[k] == il)
 				memcpy(r->hidden + ((size_t)b->pos[i] * (size_t)r->n_hid_layers + (size_t)k) * E,
@@ -867,8 +888,11 @@ static bool step(struct hearth_sched *s)
 	fwd_set_layer_fn(s->fwd, c.n_hid ? hidden_take : NULL, s); /* nothing spent unless asked */
 	fwd_run(s->fwd, &b, s->logits);
 	for (int32_t i = 0; c.n_hid && i < b.n; i++)
-		if (s->b_hid[i] && s->b_pos[i] >= s->b_hid[i]->n_hidden)
+		if (s->b_hid[i] && s->b_pos[i] >= s->b_hid[i]->n_hidden) {
+			pthread_mutex_lock(&s->b_hid[i]->mu); /* hearth_request_hidden_read reads it */
 			s->b_hid[i]->n_hidden = s->b_pos[i] + 1;
+			pthread_mutex_unlock(&s->b_hid[i]->mu);
+		}
 	step_timed(s, hearth_now() - t0, c.n_decoding, c.n_chunk);
 
 	/* the cache now holds these tokens; publish the full blocks */
