@@ -131,6 +131,8 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_chat_prompt_cache) \
+	X(test_cli_uncertainty)     \
 	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
