@@ -387,6 +387,15 @@ int hearth_state_parse(struct hearth_state **out, const void *data, size_t size,
 int hearth_state_write(const struct hearth_state *st, const char *path, struct hearth_err *err);
 /* 0 when st was saved by model m, else HEARTH_EINVAL. */
 int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err);
+/* 0 when st's rows were computed under steering s of model m (NULL, no
+ * vector or strength 0: unsteered), else HEARTH_EINVAL saying how they
+ * differ. A state records the steering it was computed under (a digest of
+ * the directions in force, strength and layers); a context or a request
+ * restores it only when steered alike (hearth_context_state_set, and
+ * prefix_state at submit, refuse it otherwise). */
+struct hearth_steering; /* below, with steering */
+int hearth_state_check_steering(const struct hearth_state *st, const struct hearth_model *m,
+				const struct hearth_steering *s, struct hearth_err *err);
 /* The saved tokens (*n of them); valid while st lives. */
 const int32_t *hearth_state_tokens(const struct hearth_state *st, int32_t *n);
 size_t hearth_state_size(const struct hearth_state *st); /* bytes, as in the file */
@@ -652,7 +661,8 @@ struct hearth_request_params {
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
 	/* Saved state whose tokens are a prefix of the prompt (of this model and
-	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * cache type, computed under the same steering as this request's, else
+	 * the submit fails with HEARTH_EINVAL): its rows are
 	 * restored into the cache, under the request's cache salt, instead of
 	 * computed; the continuation is the one without it. Taken over when the
 	 * submit succeeds, still the caller's when it fails [NULL: none]. */

@@ -99,6 +99,7 @@
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
 	X(test_state_sched)          \
+	X(test_state_steering)       \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \

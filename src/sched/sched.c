@@ -60,6 +60,7 @@ struct hearth_request {
 	int32_t max_tokens, n_gen, top_logprobs;
 	bool ignore_eos, uncertainty, score_only;
 	struct fwd_steer steer;     /* its control vector (steer.dir NULL: none) */
+	uint8_t steer_digest[SHA256_SIZE]; /* cvec_steer_digest of steer: names its blocks and saved state */
 	int32_t score_next;         /* the next prompt token to score (n_prompt: none left) */
 	int32_t *bias_ids;
 	float *bias;
@@ -204,7 +205,7 @@ static void save_state(struct hearth_sched *s, struct hearth_request *r)
 	struct hearth_err err = { 0 };
 	struct hearth_state *st = NULL;
 	const int32_t n = r->seq.n_tokens < r->n_tokens ? r->seq.n_tokens : r->n_tokens;
-	if (n <= 0 || state_build(&st, s->m, &s->kv, &r->seq, r->tokens, n, NULL, &err)) {
+	if (n <= 0 || state_build(&st, s->m, &s->kv, &r->seq, r->tokens, n, NULL, r->steer_digest, &err)) {
 		HLOG_WARN("sched: the request's state was not saved: %s", err.code ? err.msg : "nothing computed");
 		return;
 	}
@@ -251,36 +252,20 @@ static int seed_check(const struct hearth_sched *s, const struct hearth_request_
  * steered a digest of what steers it (directions, strength, layers), so that
  * only requests steered alike share cached blocks. */
 static int steer_root_name(const struct hearth_request_params *p, const struct fwd_steer *st,
-			   const struct hparams *hp, struct kv_name *out, struct hearth_err *err)
+			   const uint8_t digest[SHA256_SIZE], struct kv_name *out, struct hearth_err *err)
 {
 	if (!st->dir)
 		return kv_cache_root_name(p->cache_salt, p->cache_salt_size, out, err);
 	static const char tag[] = "hearth steering";
 	uint8_t *salt = malloc(p->cache_salt_size + sizeof tag + SHA256_SIZE);
-	struct sha256 *h = NULL;
 	int rc;
 	if (!salt)
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
-	if ((rc = sha256_new(&h, err)))
-		goto out_free;
-	sha256_begin(h);
-	sha256_update(h, &st->strength, sizeof st->strength);
-	sha256_update(h, &st->il0, sizeof st->il0);
-	sha256_update(h, &st->il1, sizeof st->il1);
-	const int32_t il1 = st->il1 < hp->n_layer - 1 ? st->il1 : hp->n_layer - 1;
-	if (il1 >= st->il0) /* the rows in force */
-		sha256_update(h, st->dir + (size_t)st->il0 * (size_t)hp->n_embd,
-			      (size_t)(il1 - st->il0 + 1) * (size_t)hp->n_embd * sizeof *st->dir);
 	if (p->cache_salt_size)
 		memcpy(salt, p->cache_salt, p->cache_salt_size);
 	memcpy(salt + p->cache_salt_size, tag, sizeof tag);
-	if ((rc = sha256_end(h, salt + p->cache_salt_size + sizeof tag))) {
-		rc = err_set(err, rc, "request: hashing the steering failed");
-		goto out_free;
-	}
+	memcpy(salt + p->cache_salt_size + sizeof tag, digest, SHA256_SIZE);
 	rc = kv_cache_root_name(salt, p->cache_salt_size + sizeof tag + SHA256_SIZE, out, err);
-out_free:
-	sha256_free(h);
 	free(salt);
 	return rc;
 }
@@ -357,7 +342,11 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	/* the salt becomes the root of the request's block names; the request is
 	 * not queued yet, so this thread may still set its sequence */
 	if ((rc = cvec_steer_resolve(&p->steering, s->m, &r->steer, err)) ||
-	    (rc = steer_root_name(p, &r->steer, &s->m->hp, &r->seq.root, err)))
+	    (rc = cvec_steer_digest(&r->steer, &s->m->hp, r->steer_digest, err)) ||
+	    (rc = steer_root_name(p, &r->steer, r->steer_digest, &r->seq.root, err)))
+		goto fail;
+	/* a saved prefix is used only by a request steered as it was computed */
+	if (p->prefix_state && (rc = state_check_steering(p->prefix_state, r->steer_digest, err)))
 		goto fail;
 	memcpy(r->tokens, p->prompt, (size_t)p->n_prompt * sizeof *r->tokens);
 	memcpy(r->bias_ids, p->bias_ids ? p->bias_ids : r->bias_ids, (size_t)p->n_bias * sizeof *r->bias_ids);
