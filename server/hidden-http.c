@@ -12,7 +12,8 @@
  * the positions asked for, layer by layer, position by position, as
  * little-endian float32 or IEEE half floats. Positions are those a pass
  * computed: the prompt, then every generated token but the last (which no
- * pass reads). The request's prompt is then computed in full (no prefix
+ * pass reads; nor, when a stop string ended the answer, the last token's).
+ * The request's prompt is then computed in full (no prefix
  * cache). Memory is bounded by the context: layers x n_ctx x n_embd floats.
  *
  * Streamed, each chunk carries the positions kept since the last chunk that
@@ -168,7 +169,11 @@ static json_t *lens_shape(struct served_model *sm, const struct hidden_opts *o, 
 static void hidden_range(const struct params *p, const struct gen *g, int32_t *p0, int32_t *p1)
 {
 	const struct hidden_opts *o = &p->hidden;
-	const int32_t kept = g->finish ? hearth_request_n_hidden(g->req) : g->n_gen > 0 ? g->n_prompt + g->n_gen - 1 : 0;
+	/* while it runs, and when a stop string ended it (the scheduler may have
+	 * computed a token more before it stopped: not shown, so that the answer
+	 * does not depend on timing), the positions up to the last token's */
+	const int32_t vouched = g->n_gen > 0 ? g->n_prompt + g->n_gen - 1 : 0, all = hearth_request_n_hidden(g->req);
+	const int32_t kept = !g->finish ? vouched : g->stopped && vouched < all ? vouched : all;
 	*p0 = o->tokens == HIDDEN_GENERATED ? g->n_prompt : 0;
 	*p1 = o->tokens == HIDDEN_PROMPT && g->n_prompt < kept ? g->n_prompt : kept;
 	if (*p0 > *p1)
