@@ -172,7 +172,8 @@ static void hidden_range(const struct params *p, const struct gen *g, int32_t *p
 	/* while it runs, and when a stop string ended it (the scheduler may have
 	 * computed a token more before it stopped: not shown, so that the answer
 	 * does not depend on timing), the positions up to the last token's */
-	const int32_t vouched = g->n_gen > 0 ? g->n_prompt + g->n_gen - 1 : 0, all = hearth_request_n_hidden(g->req);
+	const int32_t vouched = g->n_gen > 0 ? g->n_prompt + g->n_gen - 1 : 0;
+	const int32_t all = g->finish ? hearth_request_n_hidden(g->req) : 0; /* read only after the final event */
 	const int32_t kept = !g->finish ? vouched : g->stopped && vouched < all ? vouched : all;
 	*p0 = o->tokens == HIDDEN_GENERATED ? g->n_prompt : 0;
 	*p1 = o->tokens == HIDDEN_PROMPT && g->n_prompt < kept ? g->n_prompt : kept;

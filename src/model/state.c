@@ -34,12 +34,12 @@
  * padded files are refused before anything large is allocated), the digest
  * must match (a flipped byte anywhere is refused), and every token must be in
  * the vocabulary. Whether the rows belong to a given model is a separate
- * check (state_check_fits): identity, cache type and widths; and whether
- * they were computed as a sequence is steered another (state_check_steering):
- * an unsteered state is written as version 1, byte for byte as before
- * steering existed, a steered one as version 2 with the digest of its
- * steering, so that neither is ever restored into a sequence steered
- * otherwise.
+ * check (state_check_fits): identity, cache type and widths; so is whether
+ * they were computed under the steering of the sequence they would go into
+ * (state_check_steering). An unsteered state is written as version 1, byte
+ * for byte as before steering existed; a steered one as version 2, with the
+ * digest of its steering, so that no state is restored into a sequence
+ * steered otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -207,9 +207,8 @@ fail:
 	return rc;
 }
 
-/* Parses and checks the header in h (STATE_HEADER bytes, STATE_HEADER_STEERED
- * when its version is 2: state_version tells) into st; what names the input
- * in messages. */
+/* Parses and checks the header in h (STATE_HEADER bytes; STATE_HEADER_STEERED
+ * when its version field says 2) into st; what names the input in messages. */
 static int parse_header(struct hearth_state *st, const uint8_t *h, const char *what, struct hearth_err *err)
 {
 	if (memcmp(h, STATE_MAGIC, 8))
@@ -330,9 +329,12 @@ int hearth_state_read(struct hearth_state **out, const char *path, struct hearth
 		rc = err_set(err, HEARTH_EIO, "%s: not a regular file", path);
 		goto out;
 	}
-	if ((uint64_t)sb.st_size < STATE_HEADER + STATE_TRAILER || read_all(fd, h, STATE_HEADER) ||
-	    (le_get(h + 8, 4) == 2 && (n_h = STATE_HEADER_STEERED) > STATE_HEADER &&
-	     read_all(fd, h + STATE_HEADER, STATE_HEADER_STEERED - STATE_HEADER))) {
+	bool short_file = (uint64_t)sb.st_size < STATE_HEADER + STATE_TRAILER || read_all(fd, h, STATE_HEADER);
+	if (!short_file && le_get(h + 8, 4) == 2) { /* a steered state: its digest follows */
+		n_h = STATE_HEADER_STEERED;
+		short_file = read_all(fd, h + STATE_HEADER, STATE_HEADER_STEERED - STATE_HEADER) != 0;
+	}
+	if (short_file) {
 		rc = err_set(err, HEARTH_EINVAL, "%s: too short for a hearth state file (%lld bytes)", path,
 			     (long long)sb.st_size);
 		goto out;
