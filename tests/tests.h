@@ -8,6 +8,14 @@
 	X(test_harness_isolation)    \
 	X(test_fp16_conversions)     \
 	X(test_bigmem)               \
+	X(test_bigmem_prefault)      \
+	X(test_adamw_step)         \
+	X(test_adamw_schedule)     \
+	X(test_dataset_chatml)       \
+	X(test_dataset_rewritten_turns) \
+	X(test_dataset_weights_and_plain) \
+	X(test_dataset_bad_lines)    \
+	X(test_dataset_split_pack)   \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
@@ -86,6 +94,10 @@
 	X(test_hidden_errors)        \
 	X(test_hidden_sched)         \
 	X(test_hidden_read)          \
+	X(test_hidref_scalar)        \
+	X(test_hidref_batch)         \
+	X(test_hidref_lens)          \
+	X(test_hidref_reference)     \
 	X(test_moe_route)            \
 	X(test_moe_act)              \
 	X(test_moe_batch_bits)       \
@@ -142,7 +154,20 @@
 	X(test_steer_file)          \
 	X(test_steer_logits)        \
 	X(test_steer_sched)         \
-	X(test_steer_compute)
+	X(test_steer_compute)        \
+	X(test_train_op_matmul)      \
+	X(test_train_op_lora)        \
+	X(test_train_op_rmsnorm)     \
+	X(test_train_op_rope)        \
+	X(test_train_op_swiglu)      \
+	X(test_train_op_attention)   \
+	X(test_train_op_loss)        \
+	X(test_train_grad_synth)     \
+	X(test_train_grad_fixtures)  \
+	X(test_train_loss_vs_decode) \
+	X(test_train_threads)        \
+	X(test_train_errors)         \
+	X(test_train_attribute)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \
