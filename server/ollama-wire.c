@@ -340,7 +340,8 @@ static json_t *wire_line(struct stream *st, json_t *fields)
 
 /* Adds the logprobs of tokens lps[from..] to an Ollama reply line j:
  * "logprobs": [{"token", "logprob", "bytes", "top_logprobs"}] (Ollama 0.12's
- * shape, which is OpenAI chat's entry), with "entropy" and "rank" in each
+ * shape: OpenAI chat's entry, top_logprobs left out when not asked), with
+ * "entropy" and "rank" in each
  * when uncertainty is asked; uncertainty alone: "uncertainty": [{"token",
  * "entropy", "rank"}]. Nothing when neither is asked or no token is new. */
 static bool wire_logprobs(struct stream *st, const struct gen *g, size_t from, json_t *j)
@@ -349,7 +350,11 @@ static bool wire_logprobs(struct stream *st, const struct gen *g, size_t from, j
 		return true;
 	json_t *lp = st->p.logprobs ? shape_chat_logprobs(st->sm, g->lps + from, g->n_lps - from, st->p.uncertainty)
 				    : shape_uncertainty(st->sm, g->lps + from, g->n_lps - from);
-	json_t *content = json_object_get(lp, "content");
+	json_t *content = json_object_get(lp, "content"), *e;
+	size_t i;
+	json_array_foreach(content, i, e) /* Ollama leaves an empty list out */
+		if (json_is_array(json_object_get(e, "top_logprobs")) && !json_array_size(json_object_get(e, "top_logprobs")))
+			json_object_del(e, "top_logprobs");
 	const bool ok = content && !json_object_set(j, st->p.logprobs ? "logprobs" : "uncertainty", content);
 	json_decref(lp);
 	return ok;
