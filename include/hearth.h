@@ -387,6 +387,15 @@ int hearth_state_parse(struct hearth_state **out, const void *data, size_t size,
 int hearth_state_write(const struct hearth_state *st, const char *path, struct hearth_err *err);
 /* 0 when st was saved by model m, else HEARTH_EINVAL. */
 int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err);
+/* 0 when st's rows were computed under steering s of model m (NULL, no
+ * vector or strength 0: unsteered), else HEARTH_EINVAL saying how they
+ * differ. A state records the steering it was computed under (a digest of
+ * the directions in force, strength and layers); a context or a request
+ * restores it only when steered alike (hearth_context_state_set, and
+ * prefix_state at submit, refuse it otherwise). */
+struct hearth_steering; /* below, with steering */
+int hearth_state_check_steering(const struct hearth_state *st, const struct hearth_model *m,
+				const struct hearth_steering *s, struct hearth_err *err);
 /* The saved tokens (*n of them); valid while st lives. */
 const int32_t *hearth_state_tokens(const struct hearth_state *st, int32_t *n);
 size_t hearth_state_size(const struct hearth_state *st); /* bytes, as in the file */
@@ -652,7 +661,8 @@ struct hearth_request_params {
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
 	/* Saved state whose tokens are a prefix of the prompt (of this model and
-	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * cache type, computed under the same steering as this request's, else
+	 * the submit fails with HEARTH_EINVAL): its rows are
 	 * restored into the cache, under the request's cache salt, instead of
 	 * computed; the continuation is the one without it. Taken over when the
 	 * submit succeeds, still the caller's when it fails [NULL: none]. */
@@ -732,6 +742,13 @@ int32_t hearth_request_n_hidden(const struct hearth_request *r);
 /* After the final event: the state (n_embd floats) after layer
  * hidden_layers[k] at position pos, valid while r lives; NULL when not kept. */
 const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos);
+/* Any thread, while the request runs too: copies the hidden states of
+ * positions pos .. pos+n-1 that are kept so far (every layer asked:
+ * out[i][k][n_embd]) and returns how many positions it copied (fewer when
+ * not all are computed yet, 0 outside). When the event of the g-th
+ * generated token (g >= 1) has been read, positions up to n_prompt + g - 2
+ * are kept: the prompt with the first, then the token before each. */
+int32_t hearth_request_hidden_read(struct hearth_request *r, int32_t pos, int32_t n, float *out);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);

@@ -93,6 +93,7 @@
 	X(test_hidden_lens)          \
 	X(test_hidden_errors)        \
 	X(test_hidden_sched)         \
+	X(test_hidden_read)          \
 	X(test_hidref_scalar)        \
 	X(test_hidref_batch)         \
 	X(test_hidref_lens)          \
@@ -110,6 +111,7 @@
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
 	X(test_state_sched)          \
+	X(test_state_steering)       \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \
@@ -149,6 +151,8 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_chat_prompt_cache) \
+	X(test_cli_uncertainty)     \
 	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
