@@ -98,6 +98,8 @@
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
 	X(test_state_sched)          \
+	X(test_state_swa)            \
+	X(test_state_swa_sched)      \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \
