@@ -137,6 +137,7 @@
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \
 	X(test_imatrix_write)       \
+	X(test_imatrix_moe)         \
 	X(test_steer_file)          \
 	X(test_steer_logits)        \
 	X(test_steer_sched)         \

@@ -162,6 +162,11 @@ void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, v
 	fwd_set_tap(c->fwd, fn, user_data);
 }
 
+void hearth_context_set_expert_tap(struct hearth_context *c, hearth_expert_tap_fn fn, void *user_data)
+{
+	fwd_set_expert_tap(c->fwd, fn, user_data);
+}
+
 void hearth_context_truncate(struct hearth_context *c, int32_t n_keep)
 {
 	if (n_keep < c->seq.n_tokens)
