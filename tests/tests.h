@@ -106,6 +106,7 @@
 	X(test_sched_families)       \
 	X(test_swa_window)           \
 	X(test_swa_memory)           \
+	X(test_yarn_swa)             \
 	X(test_families_errors)      \
 	X(test_families_softcap)     \
 	X(test_families_longrope)    \

@@ -765,6 +765,9 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 	struct hparams hl = *h; /* the layer's rope */
 	hl.rope_base = l->rope_base;
 	hl.rope_freq_scale = l->rope_freq_scale;
+	hl.yarn_corr[0] = l->yarn_corr[0];
+	hl.yarn_corr[1] = l->yarn_corr[1];
+	hl.yarn_mscale = l->yarn_mscale;
 
 	for (int i = i0; i < i1; i++) {
 		float *x = f->x + i * E, *xb = f->xb + i * E;
