@@ -22,6 +22,7 @@
 	X(test_kern_attn_f16)       \
 	X(test_kern_swiglu)         \
 	X(test_kern_geglu)          \
+	X(test_kern_softcap)        \
 	X(test_kern_nonfinite)      \
 	X(test_tok_vocab_vectors)    \
 	X(test_tok_hf_golden)        \

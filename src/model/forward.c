@@ -625,15 +625,17 @@ static void attn_tiles_convert(struct fwd *f, const struct attn_walk *a, struct 
 }
 
 /* Attention with soft-capped scores (gemma2): s = c tanh(s / c) before the
- * softmax. The tile kernels do not cap, so these layers take this plain
- * path: each tile converted to float, each row's visible positions (its
- * window's included) scored, capped and folded into its online softmax. */
+ * softmax. The tile kernels do not cap, so these layers take this path:
+ * each tile converted to float, each row's visible positions (its window's
+ * included) scored, capped (kern_fns' softcap) and folded into its online
+ * softmax (kern_fns' row_exp_sum). */
 static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
 {
 	const struct hparams *h = &f->m->hp;
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
-	const float c = h->attn_softcap, inv = 1.0f / c;
-	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE];
+	const float c = h->attn_softcap;
+	const struct kern_fns *kf = kern_fns();
+	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE], ex[ATTN_TILE];
 	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
 		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE, skip = attn_skip(a, t0, np);
 		attn_load(f, a, t0 + skip, skip, np - skip, kt, v, w->krow);
@@ -643,24 +645,25 @@ static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct 
 			if (lo >= n)
 				continue;
 			const float *q = w->q + (size_t)r * (size_t)dk;
-			float mnew = w->mx[r];
-			for (int j = lo; j < n; j++) {
-				float acc = 0;
-				for (int d = 0; d < dk; d++)
-					acc = fmaf(q[d], kt[(size_t)d * ATTN_TILE + (size_t)j], acc);
-				s[j] = c * tanhf(acc * inv);
-				mnew = s[j] > mnew ? s[j] : mnew;
+			for (int j = lo; j < n; j++)
+				s[j] = 0;
+			for (int d = 0; d < dk; d++) { /* a key dimension at a time: positions side by side */
+				const float qd = q[d], *k = kt + (size_t)d * ATTN_TILE;
+				for (int j = lo; j < n; j++)
+					s[j] = fmaf(qd, k[j], s[j]);
 			}
+			kf->softcap(s + lo, n - lo, c);
+			float mnew = w->mx[r];
+			for (int j = lo; j < n; j++)
+				mnew = s[j] > mnew ? s[j] : mnew;
 			const float alpha = expf(w->mx[r] - mnew);
-			float *o = w->o + (size_t)r * (size_t)dv, sum = 0;
+			const float sum = kf->row_exp_sum(s + lo, n - lo, mnew, 1.0f, ex + lo);
+			float *o = w->o + (size_t)r * (size_t)dv;
 			for (int d = 0; d < dv; d++)
 				o[d] *= alpha;
-			for (int j = lo; j < n; j++) {
-				const float e = expf(s[j] - mnew);
-				sum += e;
+			for (int j = lo; j < n; j++)
 				for (int d = 0; d < dv; d++)
-					o[d] = fmaf(e, v[(size_t)j * (size_t)dv + (size_t)d], o[d]);
-			}
+					o[d] = fmaf(ex[j], v[(size_t)j * (size_t)dv + (size_t)d], o[d]);
 			w->l[r] = w->l[r] * alpha + sum;
 			w->mx[r] = mnew;
 		}

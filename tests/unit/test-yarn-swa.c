@@ -200,8 +200,6 @@ void test_yarn_swa(void)
 	oracle(g, &s, BASE_SWA, BASE_SWA, h->rope_freq_scale, 4096, right);
 	oracle(g, &s, BASE_SWA, 150000.0, h->rope_freq_scale, 4096, wrong); /* the global base's ramp */
 	const double w_right = worst(&s, right), w_wrong = worst(&s, wrong);
-	if (getenv("YARN_DEBUG"))
-		printf("right %.3g wrong %.3g\n", w_right, w_wrong);
 	if (!(w_right < 1e-5) || !(w_wrong > 1e-3))
 		T_FAIL("layer 0 against the oracle: %.3g with the local base, %.3g with the global one", w_right, w_wrong);
 out:
