@@ -373,10 +373,12 @@ int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t 
  * rows for them (the cache's own bytes, so restoring is exact) and, when
  * known, the logits after its last token, tagged with the identity of the
  * model that computed them (architecture, hyper-parameters, tensor layout and
- * samples of every tensor's bytes) and a checksum. Files are refused with
- * HEARTH_EINVAL and a message saying why when truncated, corrupt or of
- * another model (hearth_state_check, and every restore). Immutable: any
- * thread may read one. */
+ * samples of every tensor's bytes) and a checksum. Sliding-window layers
+ * (gemma2/3, gpt-oss) keep only the rows their window still needs (from the
+ * start of the cache block before it). Files are refused with HEARTH_EINVAL
+ * and a message saying why when truncated, corrupt or of another model
+ * (hearth_state_check, and every restore); files of an older format version
+ * with HEARTH_EUNSUPPORTED. Immutable: any thread may read one. */
 struct hearth_state;
 /* Reads and checks (format, size, checksum, tokens) a state file. HEARTH_ENOTFOUND: no such file. */
 int hearth_state_read(struct hearth_state **out, const char *path, struct hearth_err *err);

@@ -96,6 +96,7 @@
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
 	X(test_kv_swa)               \
+	X(test_kv_state_swa)         \
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
 	X(test_state_sched)          \

@@ -85,7 +85,10 @@ void kv_state_get(const struct kv_cache *kv, const struct kv_seq *s, int32_t n, 
 	}
 }
 
-bool kv_state_can_put(const struct kv_cache *kv, const struct kv_seq *s, int32_t local_from, int32_t n)
+/* Whether n positions from local_from's rows can be appended to s: the
+ * local rows of the blocks the window after them starts in and after are
+ * there (or were there already). Always without sliding windows. */
+static bool can_put(const struct kv_cache *kv, const struct kv_seq *s, int32_t local_from, int32_t n)
 {
 	const int32_t from = s->n_tokens, keep = kv_cache_window_start(kv, from + n);
 	return n <= 0 || !kv->n_swa || (keep > from ? keep : from) >= local_from;
@@ -116,7 +119,7 @@ int kv_state_put(struct kv_cache *kv, struct kv_seq *s, const int32_t *all_token
 	assert(n >= 0 && end <= n_src && local_from >= 0 && local_from <= n_src);
 	if (n == 0)
 		return 0;
-	if (!kv_state_can_put(kv, s, local_from, n))
+	if (!can_put(kv, s, local_from, n))
 		return HEARTH_EINVAL;
 	if (kv_seq_blocks_needed(kv, s, n) > kv->n_free)
 		return HEARTH_ECTXFULL;

@@ -16,14 +16,11 @@ size_t kv_state_size(const struct kv_cache *kv, int32_t n, int32_t local_from);
  * k_transposed is). local_from: kv_seq_local_from(s) or more (n: no local
  * rows at all). */
 void kv_state_get(const struct kv_cache *kv, const struct kv_seq *s, int32_t n, int32_t local_from, void *dst);
-/* Whether kv_state_put can append n positions to s from rows whose local
- * layers start at local_from: the local rows the window after them needs
- * are there. Always true without sliding windows. */
-bool kv_state_can_put(const struct kv_cache *kv, const struct kv_seq *s, int32_t local_from, int32_t n);
 /* Appends positions s->n_tokens .. s->n_tokens + n to s from src, the rows
  * kv_state_get wrote for n_src positions from local_from (s->n_tokens + n <=
  * n_src), and publishes the blocks they fill as a decode would (all_tokens:
- * s's tokens from position 0). HEARTH_EINVAL when !kv_state_can_put,
+ * s's tokens from position 0). HEARTH_EINVAL when the window after them
+ * needs local rows from before local_from (the state cannot continue there),
  * HEARTH_ECTXFULL / HEARTH_ENOMEM as kv_seq_reserve: nothing changes then,
  * except that with sliding windows a reservation failing half way truncates
  * s back to its length (as kv_seq_truncate, which may empty it). */

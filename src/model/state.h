@@ -30,7 +30,7 @@ int state_build(struct hearth_state **out, const struct hearth_model *m, const s
 		const struct kv_seq *s, const int32_t *tokens, int32_t n, const float *logits, struct hearth_err *err);
 /* 0 when st can be restored into kv of m: the same model identity, cache
  * type, row widths and local layers; else HEARTH_EINVAL saying which
- * differs. (Whether a prefix of it can be: kv_state_can_put.) */
+ * differs. (Whether it can continue there: kv_state_put says.) */
 int state_check_fits(const struct hearth_state *st, const struct hearth_model *m, const struct kv_cache *kv,
 		     struct hearth_err *err);
 
