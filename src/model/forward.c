@@ -195,8 +195,8 @@ void fwd_free(struct fwd *f)
 		free(w->krow);
 	}
 	free(f->attn_scratch);
-	void *moe[] = { f->moe_logits, f->moe_ids, f->moe_w, f->moe_row, f->moe_tok, f->moe_slot, f->moe_count, f->moe_off, f->moe_next,
-			f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts };
+	void *moe[] = { f->moe_logits, f->moe_ids, f->moe_w, f->moe_row, f->moe_tok, f->moe_slot, f->moe_count,
+			f->moe_off, f->moe_next, f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts };
 	for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++)
 		free(moe[i]);
 	pool_free(f->pool);
@@ -376,8 +376,8 @@ static int moe_alloc(struct fwd *f, size_t B, size_t X, size_t K, size_t E, size
 	f->moe_u = malloc(B * K * FX * sizeof(float));
 	f->moe_scratch = malloc((size_t)pool_size(f->pool) * X * sizeof(float));
 	f->moe_parts = malloc(2 * X * sizeof(struct mm_part));
-	bool ok = f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_tok && f->moe_slot && f->moe_count && f->moe_off && f->moe_next &&
-		  f->moe_x && f->moe_y && f->moe_g && f->moe_u && f->moe_scratch && f->moe_parts;
+	bool ok = f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_tok && f->moe_slot && f->moe_count &&
+		  f->moe_off && f->moe_next && f->moe_x && f->moe_y && f->moe_g && f->moe_u && f->moe_scratch && f->moe_parts;
 	return ok ? 0 : HEARTH_ENOMEM;
 }
 
