@@ -587,7 +587,7 @@ static double logprob_scaled(struct hearth_trainer *t, const struct hearth_model
 static double dlogprob_da(struct hearth_trainer *t, const struct hearth_model *m, const int32_t *ids, int np, int nc,
 			  double a)
 {
-	float s[16];
+	float s[16] = { 0 };
 	const double h = 1e-2;
 	for (int i = 0; i < np; i++)
 		s[i] = (float)(a + h);
