@@ -1054,10 +1054,11 @@ int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, con
  * (HEARTH_EUNSUPPORTED). A trainer is used by one thread at a time; it
  * runs its passes on a thread pool of its own. */
 struct hearth_trainer;
-enum hearth_train_target { /* the layer matrices that get an adapter: bits */
+enum hearth_train_target { /* the matrices that get an adapter: bits */
 	HEARTH_TRAIN_ATTN_Q = 1 << 0, HEARTH_TRAIN_ATTN_K = 1 << 1, HEARTH_TRAIN_ATTN_V = 1 << 2,
 	HEARTH_TRAIN_ATTN_OUT = 1 << 3, HEARTH_TRAIN_FFN_GATE = 1 << 4, HEARTH_TRAIN_FFN_UP = 1 << 5,
 	HEARTH_TRAIN_FFN_DOWN = 1 << 6,
+	HEARTH_TRAIN_OUTPUT = 1 << 7, /* the output head (not when it is the token embedding matrix) */
 };
 struct hearth_trainer_params {
 	uint32_t targets; /* HEARTH_TRAIN_* bits [q|k|v|out]; 0: no adapter (input gradients only) */
@@ -1086,7 +1087,7 @@ struct hearth_lora_tensor {
 	float *grad_a, *grad_b;
 };
 int32_t hearth_trainer_n_lora(const struct hearth_trainer *t);
-/* Adapter i (0 .. n_lora - 1), in layer order, q k v out gate up down within a layer. */
+/* Adapter i (0 .. n_lora - 1), in layer order, q k v out gate up down within a layer, then the output head's. */
 void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora_tensor *out);
 void hearth_trainer_zero_grad(struct hearth_trainer *t);
 
