@@ -404,18 +404,29 @@ async function generate() {
   renderConversation();
   const div = $('messages').lastElementChild;
   const view = div.querySelector('.body');
+  div.querySelector('.actions').hidden = true; // no copy or regenerate while it streams
   const ctl = new AbortController();
   state.abort = ctl;
   setBusy(true);
   setStatus('Generating\u2026');
   const calls = [];
-  let n = 0, tFirst = 0, pending = false;
+  let n = 0, tFirst = 0, pending = false, painted = 0, cost = 0;
   const t0 = performance.now();
   const paint = () => {
     pending = false;
+    const t = performance.now();
     fillAssistant(view, m, true);
     const box = $('messages');
     if (box.scrollHeight - box.scrollTop - box.clientHeight < 200) box.scrollTop = box.scrollHeight;
+    painted = performance.now();
+    cost = painted - t;
+  };
+  // a long answer is rendered whole each time: at most a fifth of the time goes to it
+  const schedule = () => {
+    if (pending) return;
+    pending = true;
+    const wait = Math.max(0, painted + Math.min(1000, cost * 4) - performance.now());
+    setTimeout(() => requestAnimationFrame(paint), wait);
   };
   try {
     await streamChat({
@@ -433,7 +444,7 @@ async function generate() {
         if (calls.length) m.tool_calls = calls.filter(Boolean);
         if (d.tokens.length) m.tokens = (m.tokens || []).concat(d.tokens);
         if (d.usage?.completion_tokens) n = d.usage.completion_tokens;
-        if (!pending) { pending = true; requestAnimationFrame(paint); }
+        schedule();
       },
     });
   } catch (e) {
