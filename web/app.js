@@ -16,7 +16,7 @@ const state = {
   conv: null,                 // the conversation shown (null: a new one, not stored yet)
   model: localStorage.getItem('hearth.model') || '',
   abort: null,                // the AbortController of the generation running
-  listed: 0, listDone: false, listing: false, query: '',
+  listed: 0, listDone: false, listing: Promise.resolve(), listQueued: false, query: '',
   composing: false, compositionEnded: 0,
 };
 
@@ -159,26 +159,38 @@ function listItem(c) {
   return li;
 }
 
-async function listMore() {
-  if (state.listing || state.listDone) return;
-  state.listing = true;
-  const query = state.query;
-  const items = await store.list({ offset: state.listed, limit: PAGE, query });
-  state.listing = false;
-  if (query !== state.query) return listMore();
+// The list's reads run one after another (scrolling, searching and
+// refreshing all page through the same index): no page lands in a list
+// that was cleared meanwhile.
+function listChain(fn) {
+  state.listing = state.listing.then(fn, fn);
+  return state.listing;
+}
+
+async function loadPage() {
+  if (state.listDone) return;
+  const items = await store.list({ offset: state.listed, limit: PAGE, query: state.query });
   state.listed += items.length;
   state.listDone = items.length < PAGE;
   $('conv-list').append(...items.map(listItem));
   // the next page too while the list does not fill its box (the observer fires only on changes)
   const box = $('conv-scroll');
-  if (!state.listDone && $('list-more').getBoundingClientRect().top < box.getBoundingClientRect().bottom) listMore();
+  if (!state.listDone && $('list-more').getBoundingClientRect().top < box.getBoundingClientRect().bottom) await loadPage();
+}
+
+function listMore() {
+  if (state.listQueued || state.listDone) return;
+  state.listQueued = true;
+  listChain(() => { state.listQueued = false; return loadPage(); });
 }
 
 function refreshList() {
-  state.listed = 0;
-  state.listDone = false;
-  $('conv-list').replaceChildren();
-  return listMore();
+  return listChain(() => {
+    state.listed = 0;
+    state.listDone = false;
+    $('conv-list').replaceChildren();
+    return loadPage();
+  });
 }
 
 function markActive() {

@@ -170,26 +170,28 @@ test('a 401 asks for the API key, which is kept in the browser', { skip }, async
 
 test('a message is sent with Enter and its answer streams in', { skip }, async () => {
   // answers of a known length (ignore_eos through the page's extra request fields)
-  await settings({ 's-max_tokens': 200, 's-extra': '{"ignore_eos": true}' });
+  await settings({ 's-max_tokens': 1000, 's-extra': '{"ignore_eos": true}' });
   await page.evaluate(() => {
-    window.__lengths = [];
+    window.__samples = []; // [text length, still generating]
     window.__sampler = setInterval(() => {
       const b = document.querySelector('#messages .msg.assistant:last-child .body');
-      if (b) window.__lengths.push(b.textContent.length);
-    }, 10);
+      if (b) window.__samples.push([b.textContent.length, !document.getElementById('stop').hidden]);
+    }, 5);
   });
   await sendMessage('Hello there');
-  await waitFor(async () => idle(), 'the answer to end');
+  await waitFor(async () => (await nMessages()) === 2 && (await idle()), 'the answer to end');
   const a = await lastAssistant();
-  assert.match(a.stats, /^200 tokens, [\d.]+ tokens\/s/);
+  assert.match(a.stats, /^1000 tokens, [\d.]+ tokens\/s/);
   assert.equal(a.who, 'q2');
-  const lengths = await page.evaluate(() => { clearInterval(window.__sampler); return [...new Set(window.__lengths.filter((n) => n > 0))]; });
-  assert.ok(lengths.length >= 3, `the text grew in steps (${lengths.length} distinct lengths)`);
+  const samples = await page.evaluate(() => { clearInterval(window.__sampler); return window.__samples; });
+  const partial = samples.filter(([n, busy]) => n > 0 && busy).map(([n]) => n);
+  assert.ok(partial.length > 0, 'part of the text was shown while the rest was coming');
+  assert.ok(Math.min(...partial) < a.text.length, `it grew (${Math.min(...partial)} -> ${a.text.length})`);
   await shot('1-answer');
 });
 
 test('Stop ends the stream in the page and the work on the server', { skip }, async () => {
-  await settings({ 's-max_tokens': 3000 }); // long: Stop comes mid-stream
+  await settings({ 's-max_tokens': 2500 }); // long (within the context with the first answer): Stop comes mid-stream
   const before0 = await aborted('q2');
   await sendMessage('Tell me more');
   await waitFor(async () => (await lastAssistant()).text.length > 0, 'the first text');
@@ -198,7 +200,7 @@ test('Stop ends the stream in the page and the work on the server', { skip }, as
   const a = await lastAssistant();
   assert.ok(a.stopped, 'marked stopped');
   const n = Number(/^(\d+) tokens/.exec(a.stats)?.[1] ?? -1);
-  assert.ok(n >= 0 && n < 3000, `stopped early (${a.stats})`);
+  assert.ok(n >= 0 && n < 2500, `stopped early (${a.stats})`);
   await waitFor(async () => (await aborted('q2')) > before0, 'the server to count an aborted request');
   await waitFor(async () => (await running('q2')) === 0, 'no request running');
   await shot('2-stopped');
@@ -257,7 +259,6 @@ test('Stop during reasoning ends the work on the server; the reasoning is folded
   await sendMessage('Think hard');
   await waitFor(async () => (await lastAssistant()).reasoning.length > 0, 'reasoning text');
   assert.equal((await lastAssistant()).reasoningOpen, true, 'open while it streams');
-  await shot('3-reasoning');
   await page.click('#stop');
   await waitFor(async () => idle(), 'the stop');
   const a = await lastAssistant();
@@ -266,6 +267,33 @@ test('Stop during reasoning ends the work on the server; the reasoning is folded
   assert.equal(a.reasoningOpen, false, 'folded once stopped');
   await waitFor(async () => (await aborted('q3')) > before3, 'the server to count an aborted request');
   await waitFor(async () => (await running('q3')) === 0, 'no request running');
+  await page.$eval('#messages .msg.assistant:last-child details.reasoning', (d) => { d.open = true; });
+  await shot('3-reasoning-stopped');
+});
+
+const TOOLS = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+
+test('a tool call is shown; Stop while one is being written (nothing sent yet) ends the work', { skip }, async () => {
+  await page.select('#model', 'q2');
+  const call = '<tool_call>\n' + JSON.stringify({ name: 'get_weather', arguments: { city: 'Paris' } }) + '\n</tool_call>';
+  await settings({ 's-max_tokens': 200, 's-extra': JSON.stringify({ tools: TOOLS, grammar: `root ::= ${JSON.stringify(call)}` }) });
+  await sendMessage('Weather in Paris?');
+  await waitFor(async () => (await idle()) && /tokens/.test((await lastAssistant()).stats), 'the answer');
+  const shown = await page.$eval('#messages .msg.assistant:last-child details.tool', (d) => [d.querySelector('summary').textContent, d.querySelector('pre').textContent]);
+  assert.equal(shown[0], 'Tool call: get_weather');
+  assert.deepEqual(JSON.parse(shown[1]), { city: 'Paris' });
+  // a call that never closes: the server holds its text back, so only the closed connection tells it to stop
+  await settings({ 's-max_tokens': 3000,
+    's-extra': JSON.stringify({ tools: TOOLS, ignore_eos: true, grammar: 'root ::= "<tool_call>" [a-z ]+' }) });
+  const abort0 = await aborted('q2');
+  const length0 = await metric(/^vllm:request_success_total\{finished_reason="length",model_name="q2"\} (\S+)/m);
+  await sendMessage('Call it again');
+  await waitFor(async () => (await running('q2')) === 1, 'the request to run');
+  await page.click('#stop');
+  await waitFor(async () => (await aborted('q2')) > abort0, 'the server to count an aborted request');
+  assert.equal(await running('q2'), 0);
+  assert.equal(await metric(/^vllm:request_success_total\{finished_reason="length",model_name="q2"\} (\S+)/m), length0,
+    'cancelled, not run to its length');
 });
 
 const HOSTILE = '<img src=x onerror=alert(1)> <script>alert(2)</script> [click](javascript:alert(3)) ![pic](http://198.51.100.7/x.png)';
@@ -368,13 +396,13 @@ test('the uncertainty heat map colors each streamed token', { skip }, async () =
 
 // Scrolls the conversation list to its end; how many it lists.
 async function listAll() {
-  let n = -1;
-  for (let i = 0; i < 80; i++) {
+  let n = -1, same = 0;
+  for (let i = 0; i < 400 && same < 10; i++) {
     const m = await page.$$eval('#conv-list li', (l) => l.length);
-    if (m === n && i > 3) break;
+    same = m === n ? same + 1 : 0;
     n = m;
     await page.$eval('#conv-scroll', (s) => { s.scrollTop = s.scrollHeight; });
-    await sleep(60);
+    await sleep(50);
   }
   return n;
 }
