@@ -170,7 +170,7 @@ test('a 401 asks for the API key, which is kept in the browser', { skip }, async
 
 test('a message is sent with Enter and its answer streams in', { skip }, async () => {
   // answers of a known length (ignore_eos through the page's extra request fields)
-  await settings({ 's-max_tokens': 1000, 's-extra': '{"ignore_eos": true}' });
+  await settings({ 's-max_tokens': 500, 's-extra': '{"ignore_eos": true}' });
   await page.evaluate(() => {
     window.__samples = []; // [text length, still generating]
     window.__sampler = setInterval(() => {
@@ -181,7 +181,7 @@ test('a message is sent with Enter and its answer streams in', { skip }, async (
   await sendMessage('Hello there');
   await waitFor(async () => (await nMessages()) === 2 && (await idle()), 'the answer to end');
   const a = await lastAssistant();
-  assert.match(a.stats, /^1000 tokens, [\d.]+ tokens\/s/);
+  assert.match(a.stats, /^500 tokens, [\d.]+ tokens\/s/);
   assert.equal(a.who, 'q2');
   const samples = await page.evaluate(() => { clearInterval(window.__sampler); return window.__samples; });
   const partial = samples.filter(([n, busy]) => n > 0 && busy).map(([n]) => n);
@@ -351,6 +351,45 @@ test('a hostile imported conversation is shown as text and nothing runs', { skip
   await assertInert('heat map', ['<img src=z onerror=alert(10)>', '<b onmouseover=alert(5)>hi</b>']);
   await page.click('#heatmap');
   assert.equal(await page.$$eval('#messages iframe', (l) => l.length), 0);
+});
+
+test('markdown: headings, lists, tables, emphasis, safe links, highlighted code with a copy button', { skip }, async () => {
+  const md = '## Plan\n\n1. first **bold** and *em*\n2. second `code`\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n' +
+    '> quoted\n\nSee [docs](https://example.org/d?x=1) and <https://example.org/auto> or [bad](data:text/html,x).\n\n' +
+    '```js\nconst x = "s"; // note\nreturn 42;\n```\n';
+  const file = path.join(home, 'md.json');
+  fs.writeFileSync(file, JSON.stringify({ conversations: [{ id: 'md-1', title: 'Markdown', updated: Date.now() + 2000,
+    messages: [{ role: 'user', content: 'show me' }, { role: 'assistant', content: md }] }] }));
+  await (await page.$('#import-file')).uploadFile(file);
+  await waitFor(async () => !!(await page.$('#conv-list li[data-id="md-1"]')), 'the import');
+  await page.click('#conv-list li[data-id="md-1"] button.open');
+  await waitFor(async () => (await page.$eval('#messages .msg.user .body', (b) => b.textContent)) === 'show me', 'the conversation');
+  const r = await page.$eval('#messages .msg.assistant .body', (b) => ({
+    h: b.querySelector('h4')?.textContent, ol: [...b.querySelectorAll('ol > li')].map((l) => l.textContent),
+    strong: b.querySelector('strong')?.textContent, em: b.querySelector('em')?.textContent,
+    td: [...b.querySelectorAll('td')].map((t) => t.textContent), quote: b.querySelector('blockquote')?.textContent.trim(),
+    links: [...b.querySelectorAll('a')].map((a) => [a.textContent, a.href, a.rel]),
+    kw: [...b.querySelectorAll('.hl-kw')].map((e) => e.textContent), str: b.querySelector('.hl-str')?.textContent,
+    com: b.querySelector('.hl-com')?.textContent, num: b.querySelector('.hl-num')?.textContent,
+    text: b.textContent }));
+  assert.equal(r.h, 'Plan');
+  assert.deepEqual(r.ol, ['first bold and em', 'second code']);
+  assert.equal(r.strong, 'bold');
+  assert.equal(r.em, 'em');
+  assert.deepEqual(r.td, ['1', '2']);
+  assert.equal(r.quote, 'quoted');
+  assert.deepEqual(r.links, [['docs', 'https://example.org/d?x=1', 'noopener noreferrer nofollow'],
+    ['https://example.org/auto', 'https://example.org/auto', 'noopener noreferrer nofollow']]);
+  assert.ok(r.text.includes('[bad](data:text/html,x)'), 'a data: link stays text');
+  assert.deepEqual(r.kw, ['const', 'return']);
+  assert.equal(r.str, '"s"');
+  assert.equal(r.com, '// note');
+  assert.equal(r.num, '42');
+  await browser.defaultBrowserContext().overridePermissions(srv.url, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
+  await page.click('#messages .code button.copy');
+  await waitFor(async () => (await page.evaluate(() => navigator.clipboard.readText().catch(() => ''))) ===
+    'const x = "s"; // note\nreturn 42;', 'the code on the clipboard');
+  await shot('8-markdown');
 });
 
 test('an IME composition: its Enter does not send, a plain Enter does', { skip }, async () => {
