@@ -6,7 +6,8 @@
  *   request_head    once its headers are in: URL and header sizes (414, 431),
  *                   the Host name (403: DNS rebinding), the Origin (403 unless
  *                   allowed; CORS preflights), the API key (401, before routes
- *                   are revealed), the route and method (404, 405), the
+ *                   are revealed; the open routes, /health and the web page's
+ *                   GET / and /ui/NAME, need none), the route and method (404, 405), the
  *                   server's state (503), the content type (415), and the
  *                   length (413, or 503 while request bodies hold --max-body-total);
  *   request_answer  once its body is in: the body limits (413, 503), the JSON
@@ -35,7 +36,7 @@ struct route {
 	const char *method;       /* GET routes answer HEAD too */
 	route_fn fn;              /* NULL: answered in this file */
 	bool prefix;              /* path is a prefix; the rest is call->arg */
-	bool open;                /* answered without an API key */
+	bool open;                /* answered without an API key, and while models load */
 	bool json_body;           /* takes a JSON object */
 	bool small_body;          /* at most SMALL_BODY_MAX bytes */
 };
@@ -218,12 +219,13 @@ static const struct route *route_find(const char *url, const char *method, bool 
 	return first;
 }
 
-/* Is url, for method, a route answered without a key (/health, the web page)? */
+/* Is url a route answered without a key (/health, the web page)? (Its other
+ * methods then get 405 without a key too: the path is public anyway.) */
 static bool route_open(const char *url, const char *method)
 {
 	bool known;
 	const struct route *rt = route_find(url, method, &known);
-	return rt && rt->open && (!strcmp(method, rt->method) || (!strcmp(rt->method, "GET") && !strcmp(method, "HEAD")));
+	return rt && rt->open;
 }
 
 size_t request_max_body(const struct server *srv, const struct route *rt)
