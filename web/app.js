@@ -17,7 +17,7 @@ const state = {
   model: localStorage.getItem('hearth.model') || '',
   abort: null,                // the AbortController of the generation running
   listed: 0, listDone: false, listing: Promise.resolve(), listQueued: false, query: '',
-  composing: false, compositionEnded: 0,
+  composing: false, compositionEnded: 0, sending: false,
 };
 
 function loadSettings() {
@@ -201,7 +201,11 @@ async function deleteConversation(id) {
   if (!confirm('Delete this conversation?')) return;
   await store.remove(id);
   if (state.conv && state.conv.id === id) newChat();
-  $('conv-list').querySelector(`li[data-id="${CSS.escape(id)}"]`)?.remove();
+  const li = $('conv-list').querySelector(`li[data-id="${CSS.escape(id)}"]`);
+  if (li) {
+    li.remove();
+    state.listed = Math.max(0, state.listed - 1);
+  }
 }
 
 async function openConversation(id) {
@@ -364,7 +368,8 @@ async function saveConversation() {
 }
 
 async function send(text) {
-  if (state.abort || !text.trim()) return;
+  if (state.abort || state.sending || !text.trim()) return;
+  state.sending = true; // until generate() holds state.abort (a second Enter meanwhile sends nothing)
   const isNew = !state.conv;
   if (isNew) {
     const now = Date.now();
@@ -374,16 +379,24 @@ async function send(text) {
   }
   state.conv.messages.push({ role: 'user', content: text });
   $('input').value = '';
-  await saveConversation();
-  if (isNew) {
+  try {
+    await saveConversation();
+  } catch (e) {
+    state.sending = false;
+    setStatus('The conversation could not be stored: ' + (e.message || e));
+    return;
+  }
+  // it is now the newest: at the top of the list (counted in the pages read when it was not listed)
+  const li = !isNew && $('conv-list').querySelector(`li[data-id="${CSS.escape(state.conv.id)}"]`);
+  if (li) {
+    $('conv-list').prepend(li);
+  } else {
     $('conv-list').prepend(listItem(state.conv));
     state.listed++;
-  } else {
-    const li = $('conv-list').querySelector(`li[data-id="${CSS.escape(state.conv.id)}"]`);
-    if (li) $('conv-list').prepend(li);
   }
   markActive();
   renderConversation();
+  state.sending = false;
   generate();
 }
 
@@ -467,16 +480,20 @@ async function generate() {
   const tEnd = performance.now();
   if (!n) n = m.tokens?.length || 0;
   m.stats = { n, ms: tEnd - t0, ttft: tFirst ? tFirst - t0 : 0, tps: tFirst && n > 1 ? (n - 1) / ((tEnd - tFirst) / 1000) : 0 };
+  // the final view and the stored copy first, then the buttons: a page that
+  // shows itself idle shows, and has kept, the whole answer
+  if (conv === state.conv) renderConversation();
+  conv.updated = Date.now();
+  let stored = true;
+  try {
+    await store.put(conv);
+  } catch (e) {
+    stored = false;
+    setStatus('The conversation could not be stored: ' + (e.message || e));
+  }
   state.abort = null;
   setBusy(false);
-  setStatus(m.stopped ? 'Stopped' : m.error ? '' : 'Done');
-  if (conv === state.conv) {
-    await saveConversation();
-    renderConversation();
-  } else {
-    conv.updated = Date.now();
-    await store.put(conv);
-  }
+  if (stored) setStatus(m.stopped ? 'Stopped' : m.error ? '' : 'Done');
 }
 
 function stop() {

@@ -32,8 +32,10 @@ before(async () => {
   if (skip) return;
   fs.mkdirSync(out, { recursive: true });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-webchat-'));
+  // HEARTH_CPU=scalar: the reference kernels, so that these tiny models write at a pace a person (and
+  // this test) can watch, stop and compare (about 80 tokens/s instead of thousands)
   srv = await startServer(['--api-key', KEY, '-c', '4096', '-t', '1'], { models: ['-m', `q2=${Q2}`, '-m', `q3=${Q3}`],
-    env: { HEARTH_HOME: home } });
+    env: { HEARTH_HOME: home, HEARTH_CPU: 'scalar' } });
   const { default: puppeteer } = await import('puppeteer-core');
   browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--lang=en-US'] });
@@ -71,19 +73,27 @@ async function metric(re) {
 const aborted = (model) => metric(new RegExp(`^vllm:request_success_total\\{finished_reason="abort",model_name="${model}"\\} (\\S+)`, 'm'));
 const running = (model) => metric(new RegExp(`^vllm:num_requests_running\\{model_name="${model}"\\} (\\S+)`, 'm'));
 
+// Polls fn until it holds; an exception (an element not there yet) counts as not yet.
 async function waitFor(fn, what, ms = WAIT) {
-  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(25))
-    if (await fn()) return;
+  let last = null;
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(25)) {
+    try {
+      if (await fn()) return;
+    } catch (e) {
+      last = e;
+    }
+  }
   await shot('timeout');
   const st = await page.evaluate(() => [document.getElementById('status').textContent,
     document.querySelector('#messages .msg:last-child')?.textContent.slice(-300)]);
-  throw new Error(`timed out waiting for ${what} (status ${JSON.stringify(st)})`);
+  throw new Error(`timed out waiting for ${what} (status ${JSON.stringify(st)}${last ? '; last: ' + last.message : ''})`);
 }
 
 const nMessages = () => page.$$eval('#messages .msg', (l) => l.length);
 const lastAssistant = () => page.$eval('#messages .msg.assistant:last-child', (d) => ({
   text: d.querySelector('.body').textContent, stats: d.querySelector('.stats')?.textContent || '',
   stopped: !!d.querySelector('.stopped-note'), who: d.querySelector('.who').textContent,
+  error: d.querySelector('.error')?.textContent || '', index: Number(d.dataset.index),
   reasoning: d.querySelector('details.reasoning .text')?.textContent || '', reasoningOpen: !!d.querySelector('details.reasoning[open]'),
 }));
 const idle = async () => page.$eval('#stop', (b) => b.hidden);
@@ -99,10 +109,13 @@ async function settings(fields) {
   await waitFor(async () => !(await page.$('#settings[open]')), 'the settings dialog to close');
 }
 
+// Types text and presses Enter; returns once the message and its (empty) answer are shown.
 async function sendMessage(text) {
+  const n0 = await nMessages();
   await page.focus('#input');
   await page.keyboard.type(text);
   await page.keyboard.press('Enter');
+  await waitFor(async () => (await nMessages()) === n0 + 2 && (await lastAssistant()).index === n0 + 1, 'the message to be sent');
 }
 
 // The status line and headers of GET path, sent byte for byte (fetch would normalize it).
@@ -168,37 +181,29 @@ test('a 401 asks for the API key, which is kept in the browser', { skip }, async
   assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('hearth.settings')).key), KEY);
 });
 
-test('a message is sent with Enter and its answer streams in', { skip }, async () => {
+test('a message is sent with Enter; the answer ends with its token count and speed', { skip }, async () => {
   // answers of a known length (ignore_eos through the page's extra request fields)
-  await settings({ 's-max_tokens': 500, 's-extra': '{"ignore_eos": true}' });
-  await page.evaluate(() => {
-    window.__samples = []; // [text length, still generating]
-    window.__sampler = setInterval(() => {
-      const b = document.querySelector('#messages .msg.assistant:last-child .body');
-      if (b) window.__samples.push([b.textContent.length, !document.getElementById('stop').hidden]);
-    }, 5);
-  });
+  await settings({ 's-max_tokens': 100, 's-extra': '{"ignore_eos": true}' });
   await sendMessage('Hello there');
-  await waitFor(async () => (await nMessages()) === 2 && (await idle()), 'the answer to end');
+  await waitFor(async () => idle(), 'the answer to end');
   const a = await lastAssistant();
-  assert.match(a.stats, /^500 tokens, [\d.]+ tokens\/s/);
+  assert.match(a.stats, /^100 tokens, [\d.]+ tokens\/s/);
   assert.equal(a.who, 'q2');
-  const samples = await page.evaluate(() => { clearInterval(window.__sampler); return window.__samples; });
-  const partial = samples.filter(([n, busy]) => n > 0 && busy).map(([n]) => n);
-  assert.ok(partial.length > 0, 'part of the text was shown while the rest was coming');
-  assert.ok(Math.min(...partial) < a.text.length, `it grew (${Math.min(...partial)} -> ${a.text.length})`);
+  assert.ok(a.text.length > 50, a.text);
   await shot('1-answer');
 });
 
-test('Stop ends the stream in the page and the work on the server', { skip }, async () => {
+test('the answer streams in; Stop ends it in the page and the work on the server', { skip }, async () => {
   await settings({ 's-max_tokens': 2500 }); // long (within the context with the first answer): Stop comes mid-stream
   const before0 = await aborted('q2');
   await sendMessage('Tell me more');
-  await waitFor(async () => (await lastAssistant()).text.length > 0, 'the first text');
+  let first = 0;
+  await waitFor(async () => (first = (await lastAssistant()).text.length) > 0, 'the first text');
+  await waitFor(async () => (await lastAssistant()).text.length > first && !(await idle()), 'more text while it streams');
   await page.click('#stop');
   await waitFor(async () => idle(), 'the stop');
   const a = await lastAssistant();
-  assert.ok(a.stopped, 'marked stopped');
+  assert.ok(a.stopped, 'marked stopped: ' + JSON.stringify(a).slice(0, 400));
   const n = Number(/^(\d+) tokens/.exec(a.stats)?.[1] ?? -1);
   assert.ok(n >= 0 && n < 2500, `stopped early (${a.stats})`);
   await waitFor(async () => (await aborted('q2')) > before0, 'the server to count an aborted request');
@@ -262,7 +267,7 @@ test('Stop during reasoning ends the work on the server; the reasoning is folded
   await page.click('#stop');
   await waitFor(async () => idle(), 'the stop');
   const a = await lastAssistant();
-  assert.ok(a.stopped);
+  assert.ok(a.stopped, JSON.stringify(a).slice(0, 600));
   assert.equal(a.text.replace(a.reasoning, '').replace(/Reasoning|Stopped\./g, '').trim(), '', 'no answer text');
   assert.equal(a.reasoningOpen, false, 'folded once stopped');
   await waitFor(async () => (await aborted('q3')) > before3, 'the server to count an aborted request');
@@ -291,7 +296,7 @@ test('a tool call is shown; Stop while one is being written (nothing sent yet) e
   await waitFor(async () => (await running('q2')) === 1, 'the request to run');
   await page.click('#stop');
   await waitFor(async () => (await aborted('q2')) > abort0, 'the server to count an aborted request');
-  assert.equal(await running('q2'), 0);
+  await waitFor(async () => (await running('q2')) === 0, 'no request running');
   assert.equal(await metric(/^vllm:request_success_total\{finished_reason="length",model_name="q2"\} (\S+)/m), length0,
     'cancelled, not run to its length');
 });
@@ -515,4 +520,13 @@ test('streamed logprobs: one entry per token, also where the text waits for the 
     if (text.includes('\ufffd')) partial++;
   }
   assert.ok(partial > 0, 'some answer had a token that is part of a character');
+});
+
+test('the server stops clean (under the sanitizers: no error, no leak)', { skip }, async () => {
+  await browser.close();
+  browser = null;
+  const { code } = await srv.stop();
+  const log = srv.log();
+  srv = null;
+  assert.equal(code, 0, `server exit code ${code}\n${log}`);
 });
