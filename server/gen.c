@@ -264,6 +264,10 @@ bool gen_wait(struct served_model *sm, const struct params *p, struct gen *g, in
 		int rc = hearth_request_next(g->req, &ev, 250);
 		if (rc == 0) {
 			gen_event(sm, p, g, &ev);
+			/* checked after each token too: while the answer is held back (a tool
+			 * call being written) nothing is sent, so no failed write tells */
+			if (!ev.finish && client_gone(fd))
+				hearth_request_cancel(g->req);
 			if (ev.finish) {
 				g->cached = hearth_request_cached_tokens(g->req);
 				double t0 = hearth_request_t_start(g->req);

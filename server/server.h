@@ -23,6 +23,7 @@
  *   usage.h        usage per key: keys.c (names, roles, quotas), usage-store.c
  *                  (SQLite), usage-query.c and usage-api.c (the usage routes),
  *                  quota.c, price.c, usage.c (recording, counters, sampler)
+ *   web.c          the web chat page at / (web/, embedded at build time; web.h)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
@@ -329,6 +330,13 @@ enum srv_phase { SRV_LOADING, SRV_READY, SRV_DRAINING };
 int server_load(struct server *srv, const char *template_src, size_t template_len, struct hearth_err *err);
 void server_unload(struct server *srv);
 
+#define REPLY_MAX_HEADERS 6
+
+/* A header a handler adds to its reply (static strings). */
+struct reply_header {
+	const char *name, *value;
+};
+
 /* An HTTP reply being built by a handler. */
 struct reply {
 	int status;
@@ -343,6 +351,8 @@ struct reply {
 	/* streaming: when set, the handler hands the connection to this reader */
 	struct stream *stream;
 	bool ollama;              /* errors in Ollama's shape {"error": "..."} (an /api/ route) */
+	struct reply_header headers[REPLY_MAX_HEADERS]; /* more headers (web.c) */
+	int n_headers;
 };
 
 /* Error replies in OpenAI's shape {"error":{"message","type","param","code"}},
@@ -375,6 +385,7 @@ struct http_request {
 	const char *method, *url;
 	const char *host, *authorization, *content_type, *origin, *session_id;
 	const char *preflight_method, *preflight_headers; /* Access-Control-Request-* */
+	const char *if_none_match; /* If-None-Match (web.c) */
 	size_t header_bytes;      /* names and values of all headers */
 	bool has_length;
 	uint64_t content_length;
@@ -439,6 +450,10 @@ void api_ollama_show(struct server *srv, const struct call *call, struct reply *
 void api_ollama_chat(struct server *srv, const struct call *call, struct reply *rp);
 void api_ollama_generate(struct server *srv, const struct call *call, struct reply *rp);
 void api_ollama_pull(struct server *srv, const struct call *call, struct reply *rp);
+
+/* web.c: the web chat page (web.h): GET / and GET /ui/NAME, without a key */
+void web_index(struct server *srv, const struct call *call, struct reply *rp);
+void web_file(struct server *srv, const struct call *call, struct reply *rp);
 
 /* Streaming: the reader fills buf with the next SSE bytes. Returns the count,
  * 0 with *ended when the stream ended, -1 when it broke (out of memory: the

@@ -141,6 +141,7 @@
 	X(test_usage_price)          \
 	X(test_usage_quota)          \
 	X(test_http_routes)          \
+	X(test_web_page)             \
 	X(test_fault_http)           \
 	X(test_models)               \
 	X(test_ollama_wire)          \
