@@ -142,6 +142,7 @@
 	X(test_usage_quota)          \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
+	X(test_http_attribute)       \
 	X(test_models)               \
 	X(test_ollama_wire)          \
 	X(test_ollama_reply)         \
