@@ -34,7 +34,7 @@
 #include "openai.h"
 #include "usage.h"
 
-#define ATTR_MAX_TOKENS 2048   /* prompt + completion, also at most the per-request context */
+#define ATTR_MAX_TOKENS 2048   /* prompt + completion, also fewer than the per-request context */
 #define ATTR_MAX_STEPS 64      /* integrated gradients: passes besides the first */
 #define ATTR_DEFAULT_STEPS 16
 #define ATTR_WAIT_SLICE_S 0.25 /* waiting for the model's turn: how often the client is checked */
@@ -100,7 +100,8 @@ static bool attr_chat_prompt(struct served_model *sm, json_t *body, struct attr_
 /* The prompt and completion's tokens, within the limit; false after an error reply. */
 static bool attr_inputs(struct served_model *sm, json_t *body, struct attr_req *a, struct reply *rp)
 {
-	const int32_t ctx = sm->sp.n_ctx_seq, limit = ctx < ATTR_MAX_TOKENS ? ctx : ATTR_MAX_TOKENS;
+	/* as /v1/score: fewer tokens than the per-request context (the tokenizer's messages say so) */
+	const int32_t ctx = sm->sp.n_ctx_seq - 1, limit = ctx < ATTR_MAX_TOKENS ? ctx : ATTR_MAX_TOKENS;
 	json_t *msgs = json_object_get(body, "messages");
 	if (msgs && json_object_get(body, "prompt")) {
 		reply_error(rp, 400, "invalid_request_error", "messages", "invalid_value",
@@ -110,7 +111,8 @@ static bool attr_inputs(struct served_model *sm, json_t *body, struct attr_req *
 	if (!msgs) {
 		if (!score_read(sm, body, ctx, &a->p_ids, &a->n_p, &a->c_ids, &a->n_c, rp))
 			return false;
-	} else if (!attr_chat_prompt(sm, body, a, rp) || !score_ids(sm, body, "completion", false, ctx, &a->c_ids, &a->n_c, rp)) {
+	} else if (!attr_chat_prompt(sm, body, a, rp) ||
+		   !score_ids(sm, body, "completion", false, ctx, &a->c_ids, &a->n_c, rp)) {
 		return false;
 	} else if (a->n_p < 1 || a->n_c < 1) {
 		reply_error(rp, 400, "invalid_request_error", a->n_p < 1 ? "messages" : "completion", "invalid_value",
@@ -158,7 +160,8 @@ static bool attr_wait_turn(struct served_model *sm, const struct call *call, dou
 
 /* Runs the attribution on a trainer made for it: scores[n_p] and *logprob;
  * false after an error reply (a model the trainer refuses: 400). */
-static bool attr_run(struct served_model *sm, const struct attr_req *a, float *scores, double *logprob, struct reply *rp)
+static bool attr_run(struct served_model *sm, const struct attr_req *a, float *scores, double *logprob,
+		     struct reply *rp)
 {
 	struct hearth_trainer_params tp = hearth_trainer_default_params();
 	struct hearth_trainer *t = NULL;

@@ -114,13 +114,13 @@ test('errors: fields, length, steps', async () => {
   }
   assert.equal((await post('/v1/attribute', { ...base, method: 'integrated_gradients', steps: 64,
     prompt: [1, 2], completion: [3] })).status, 200);
-  // CTX tokens together pass, one more does not, and the message names the limit
-  const prompt = Array.from({ length: CTX - 3 }, (_, i) => 100 + i);
+  // CTX - 1 tokens together pass (as on /v1/score), one more does not, and the message names the limit
+  const prompt = Array.from({ length: CTX - 4 }, (_, i) => 100 + i);
   assert.equal((await post('/v1/attribute', { model: 'qwen', prompt, completion: [5, 6, 7] })).status, 200);
   const long = await post('/v1/attribute', { model: 'qwen', prompt, completion: [5, 6, 7, 8] });
   assertError(long, 400, 'completion');
   assert.equal(long.json.error.code, 'context_length_exceeded');
-  assert.match(long.json.error.message, new RegExp(`at most ${CTX} tokens`));
+  assert.match(long.json.error.message, new RegExp(`at most ${CTX - 1} tokens`));
 });
 
 test('models the trainer refuses: 400 with its reason', async () => {

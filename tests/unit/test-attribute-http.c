@@ -135,11 +135,11 @@ void test_http_attribute(void)
 	check_error(&srv, "{\"prompt\":\"Once\",\"completion\":\" a\",\"method\":\"integrated_gradients\",\"steps\":65}",
 		    400, "steps", NULL);
 	check_error(&srv, "{\"prompt\":\"Once\",\"messages\":[],\"completion\":\" a\"}", 400, "messages", NULL);
-	/* CTX tokens pass, one more does not */
+	/* CTX - 1 tokens pass (as /v1/score), one more does not */
 	char body[2048];
 	for (int extra = 0; extra <= 1; extra++) {
 		size_t at = (size_t)snprintf(body, sizeof body, "{\"prompt\":[");
-		for (int i = 0; i < CTX - 2 + extra; i++)
+		for (int i = 0; i < CTX - 3 + extra; i++)
 			at += (size_t)snprintf(body + at, sizeof body - at, "%s%d", i ? "," : "", 100 + i);
 		snprintf(body + at, sizeof body - at, "],\"completion\":[5,6]}");
 		check_error(&srv, body, extra ? 400 : 200, extra ? "completion" : NULL,
