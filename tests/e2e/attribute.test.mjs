@@ -4,8 +4,10 @@
 // That the scores are the library's hearth_attribute is tests/unit/test-attribute-http.c's job.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { startServer, request, assertError, fixtures, MODEL } from './helpers.mjs';
+import { startServer, request, assertError, fixtures, MODEL, sleep } from './helpers.mjs';
 
 const KEY = 'attribute-e2e-key-0123456789';
 const LLAMA = path.join(fixtures, 'models/tiny-llama-spm.f32.gguf');
@@ -16,13 +18,17 @@ const CTX = 256;
 // (qwen) and 3.6e-5 (llama) relative on these models; the bound leaves room
 const LP_TOL = 1e-4;
 
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-attribute-')); // the usage record's
+const T0 = Math.floor(Date.now() / 1000) - 1;
 let srv;
 before(async () => {
   srv = await startServer(['--api-key', KEY, '-c', String(CTX), '--parallel', '2'],
-    { models: ['-m', `qwen=${MODEL}`, '-m', `llama=${LLAMA}`, '-m', `gemma=${GEMMA}`, '-m', `moe=${MOE}`] });
+    { models: ['-m', `qwen=${MODEL}`, '-m', `llama=${LLAMA}`, '-m', `gemma=${GEMMA}`, '-m', `moe=${MOE}`,
+      '-m', `metered=${MODEL}`], env: { HEARTH_HOME: home } });
 });
 after(async () => {
   const { code } = await srv.stop();
+  fs.rmSync(home, { recursive: true, force: true });
   assert.equal(code, 0, `server exit code ${code}\n${srv.log()}`);
 });
 
@@ -146,4 +152,28 @@ test('attributions beside each other and beside generation', async () => {
     post('/v1/completions', { model: 'qwen', prompt: 'Once', max_tokens: 4, temperature: 0 })]);
   for (const r of [a, b, c, d]) assert.equal(r.status, 200, r.text);
   assert.deepEqual(a.json, b.json);
+});
+
+test('attributions are recorded in the usage per key, as their replies count them', async () => {
+  let input = 0, output = 0;
+  for (const body of [{ prompt: PROMPT, completion: COMPLETION }, { prompt: [1, 2, 3], completion: [4, 5] }]) {
+    const r = await post('/v1/attribute', { model: 'metered', ...body });
+    assert.equal(r.status, 200, r.text);
+    input += r.json.usage.prompt_tokens;
+    output += r.json.usage.completion_tokens;
+  }
+  assertError(await post('/v1/attribute', { model: 'metered', prompt: PROMPT }), 400); // not recorded
+  let got = null;
+  for (let i = 0; i < 100; i++) { // rows reach the record a moment after the reply
+    const r = await request(srv.url, `/v1/organization/usage/completions?start_time=${T0}&bucket_width=1d&group_by=model`,
+      { method: 'GET', headers: auth });
+    assert.equal(r.status, 200, r.text);
+    got = r.json.data.flatMap((b) => b.results).find((x) => x.model === 'metered');
+    if (got?.num_model_requests >= 2) break;
+    await sleep(50);
+  }
+  assert.ok(got, 'a row for the model');
+  assert.equal(got.num_model_requests, 2);
+  assert.equal(got.input_tokens, input);
+  assert.equal(got.output_tokens, output);
 });
