@@ -168,7 +168,7 @@ struct served_model {
 	struct hearth_model *model;
 	struct hearth_chat *chat; /* the model's chat template, compiled */
 	sem_t renders;            /* chat renders running at once (each may hold its arena, up to 256 MiB) */
-	bool renders_ready;
+	bool renders_ready;       /* renders and attributions made */
 	sem_t attributions;       /* attributions running at once: one (api-attribute.c) */
 	struct hearth_sched *sched;
 	struct hearth_sched_params sp; /* as the scheduler uses them */
@@ -423,7 +423,7 @@ void api_tokenize(struct server *srv, const struct call *call, struct reply *rp)
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
 /* api-score.c: POST /v1/score, a completion's log-probabilities after a prompt */
 void api_score(struct server *srv, const struct call *call, struct reply *rp);
-/* api-attribute.c: POST /v1/attribute, each prompt token's share in a completion's log-probability */
+/* api-attribute.c: POST /v1/attribute, each prompt token's saliency for a completion's log-probability */
 void api_attribute(struct server *srv, const struct call *call, struct reply *rp);
 /* api-embed.c: POST /v1/embeddings, pooled hidden states in OpenAI's shape */
 void api_embeddings(struct server *srv, const struct call *call, struct reply *rp);
