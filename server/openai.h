@@ -250,6 +250,17 @@ int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
  * vocabulary; *ids malloc'd. False after an error reply. */
 bool api_prompt_ids(struct served_model *sm, json_t *p, int32_t **ids, int32_t *n, struct reply *rp);
 
+/* api-score.c: what /v1/attribute shares with /v1/score. One side ("prompt"
+ * or "completion") of body: a string (tokenized, bos as asked, at most max
+ * tokens) or an array of ids; *ids malloc'd; false after an error reply. */
+bool score_ids(struct served_model *sm, json_t *body, const char *key, bool bos, int32_t max, int32_t **ids, int32_t *n,
+	       struct reply *rp);
+/* body's "prompt" and "completion" as /v1/score reads them (two strings:
+ * the joined text's tokens split where they leave the prompt's), at least
+ * one token each; both malloc'd; false after an error reply. */
+bool score_read(struct served_model *sm, json_t *body, int32_t max, int32_t **p_ids, int32_t *n_p, int32_t **c_ids,
+		int32_t *n_c, struct reply *rp);
+
 #define EMBED_MAX_INPUTS 2048 /* inputs of one embeddings or rerank request, as OpenAI's limit */
 
 struct embed_inputs {

@@ -49,6 +49,7 @@ static const struct route routes[] = {
 	{ "/v1/chat/completions", "POST", api_chat_completions, false, false, true, false },
 	{ "/v1/completions", "POST", api_completions, false, false, true, false },
 	{ "/v1/score", "POST", api_score, false, false, true, false },
+	{ "/v1/attribute", "POST", api_attribute, false, false, true, false },
 	{ "/v1/embeddings", "POST", api_embeddings, false, false, true, false },
 	{ "/v1/rerank", "POST", api_rerank, false, false, true, false },
 	{ "/rerank", "POST", api_rerank, false, false, true, false },

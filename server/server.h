@@ -11,6 +11,7 @@
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
  *   api-score.c    /v1/score: a given completion's log-probabilities, without sampling
+ *   api-attribute.c /v1/attribute: each prompt token's saliency for a completion (the trainer's pass)
  *   api-embed.c    /v1/embeddings: pooled hidden states; api-rerank.c: /v1/rerank over them
  *   api-ollama.c   Ollama's /api/chat, /api/generate, /api/tags, /api/show, /api/ps,
  *                  /api/version, /api/pull over the same machinery (ollama-wire.c: its
@@ -168,7 +169,8 @@ struct served_model {
 	struct hearth_model *model;
 	struct hearth_chat *chat; /* the model's chat template, compiled */
 	sem_t renders;            /* chat renders running at once (each may hold its arena, up to 256 MiB) */
-	bool renders_ready;
+	bool renders_ready;       /* renders and attributions made */
+	sem_t attributions;       /* attributions running at once: one (api-attribute.c) */
 	struct hearth_sched *sched;
 	struct hearth_sched_params sp; /* as the scheduler uses them */
 	double load_s;            /* seconds its last load took */
@@ -432,6 +434,8 @@ void api_tokenize(struct server *srv, const struct call *call, struct reply *rp)
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
 /* api-score.c: POST /v1/score, a completion's log-probabilities after a prompt */
 void api_score(struct server *srv, const struct call *call, struct reply *rp);
+/* api-attribute.c: POST /v1/attribute, each prompt token's saliency for a completion's log-probability */
+void api_attribute(struct server *srv, const struct call *call, struct reply *rp);
 /* api-embed.c: POST /v1/embeddings, pooled hidden states in OpenAI's shape */
 void api_embeddings(struct server *srv, const struct call *call, struct reply *rp);
 /* api-rerank.c: POST /v1/rerank, documents ordered by similarity to a query */

@@ -143,6 +143,7 @@
 	X(test_http_routes)          \
 	X(test_web_page)             \
 	X(test_fault_http)           \
+	X(test_http_attribute)       \
 	X(test_models)               \
 	X(test_ollama_wire)          \
 	X(test_ollama_reply)         \
