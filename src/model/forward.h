@@ -27,6 +27,16 @@ struct fwd_steer {
 	int32_t il0, il1;
 };
 
+/* The LoRA adapters of a sequence: in every product with a matrix an
+ * adapter adapts, y += scale[k] * s * B (A x) for k = 0 .. n - 1, in order,
+ * after the base product (see lora.h). n 0: none. */
+struct hearth_lora;
+struct fwd_lora {
+	int32_t n;
+	struct hearth_lora *ad[HEARTH_MAX_LORAS];
+	float scale[HEARTH_MAX_LORAS];
+};
+
 struct fwd_batch {
 	int32_t n;               /* tokens, 1..n_batch */
 	const int32_t *tokens;   /* [n] */
@@ -35,6 +45,7 @@ struct fwd_batch {
 	int32_t n_out;           /* rows that need logits */
 	const int32_t *out_rows; /* [n_out] indices into the batch, increasing */
 	const struct fwd_steer *const *steer; /* [n]: each token's steering (NULL entry: none), or NULL: none */
+	const struct fwd_lora *const *lora;   /* [n]: each token's adapters (NULL entry: none), or NULL: none */
 };
 
 struct fwd;
