@@ -519,6 +519,13 @@ struct hearth_lora_use {
  * an adapter of another model or a non-finite scale. */
 int hearth_context_set_lora(struct hearth_context *c, const struct hearth_lora_use *use, int32_t n,
 			    struct hearth_err *err);
+/* Writes m's GGUF with the n adapters merged into its matrices (llama.cpp's
+ * export-lora): W + scale * alpha / rank * B A, in f32 from the base
+ * dequantized, stored as f32 where the base tensor is f32 and as f16
+ * otherwise (quantized bases are not requantized). Keys and the other tensors
+ * are copied. The file appears at path only when complete. */
+int hearth_lora_export(const struct hearth_model *m, const struct hearth_lora_use *use, int32_t n, const char *path,
+		       struct hearth_err *err);
 
 /* ---- importance matrices (llama-imatrix) --------------------------------
  *

@@ -138,7 +138,10 @@
 	X(test_steer_file)          \
 	X(test_steer_logits)        \
 	X(test_steer_sched)         \
-	X(test_steer_compute)
+	X(test_steer_compute)       \
+	X(test_lora_file)           \
+	X(test_lora_logits)         \
+	X(test_lora_sched)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \
