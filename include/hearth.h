@@ -501,6 +501,8 @@ struct hearth_lora;
 int hearth_lora_load(struct hearth_lora **out, const struct hearth_model *m, const char *path, struct hearth_err *err);
 /* Drops the caller's reference (NULL: nothing). */
 void hearth_lora_free(struct hearth_lora *a);
+/* Takes another reference to a (dropped by hearth_lora_free); returns a. Any thread. */
+struct hearth_lora *hearth_lora_ref(struct hearth_lora *a);
 float hearth_lora_alpha(const struct hearth_lora *a);  /* adapter.lora.alpha (0: none given) */
 int32_t hearth_lora_n_pairs(const struct hearth_lora *a); /* adapted base matrices */
 /* A SHA-256 digest of the adapter's tensors (names, shapes and values as

@@ -58,6 +58,12 @@ void hearth_lora_free(struct hearth_lora *a)
 		lora_destroy(a);
 }
 
+struct hearth_lora *hearth_lora_ref(struct hearth_lora *a)
+{
+	lora_ref(a);
+	return a;
+}
+
 float hearth_lora_alpha(const struct hearth_lora *a) { return a->alpha; }
 int32_t hearth_lora_n_pairs(const struct hearth_lora *a) { return a->n_pairs; }
 const uint8_t *hearth_lora_digest(const struct hearth_lora *a) { return a->digest; }
