@@ -17,6 +17,12 @@
  *               x += strength * dir[il]  (a steered sequence's control vector, in its layer range)
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
+ * LoRA adapters (lora.h): after each product with a matrix some token's
+ * adapters adapt (q, k, v, o, gate, up, down, the output head), each such
+ * token's rows get every adapter's low-rank product added (lora_apply), and
+ * the token embedding's adapters join the looked-up rows before the scale;
+ * tokens without adapters are untouched, so a batch may mix any adapters.
+ *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
  * before it runs (importance matrices collect through it); a layer function
  * (fwd_set_layer_fn) sees x after every layer (hidden states, the logit lens).
