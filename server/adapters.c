@@ -101,8 +101,14 @@ int adapters_load(struct served_model *sm, struct hearth_err *err)
 	pthread_mutex_lock(&ms->mu);
 	for (int i = 0; i < ms->n_adapters && !rc; i++) {
 		struct srv_adapter *a = &ms->adapters[i];
-		if (belongs(ms, a, sm) && !a->lora)
-			rc = hearth_lora_load(&a->lora, sm->model, a->path, err);
+		if (!belongs(ms, a, sm) || a->lora)
+			continue;
+		rc = hearth_lora_load(&a->lora, sm->model, a->path, err);
+		if (rc && a->sm) { /* loaded through /v1/lora once: its model still loads, without it */
+			fprintf(stderr, "hearth serve: warning: adapter '%s' of '%s' is not loaded again: %s\n", a->name,
+				sm->name, err->msg);
+			rc = 0;
+		}
 	}
 	pthread_mutex_unlock(&ms->mu);
 	if (rc)
