@@ -374,7 +374,7 @@ int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t 
 	const int32_t B = fwd_n_batch(c->fwd);
 	for (int32_t done = 0; done < n;) {
 		const int32_t nb = n - done < B ? n - done : B;
-		fwd_head(c->fwd, x + (size_t)done * E, nb, logits + (size_t)done * V);
+		fwd_head(c->fwd, x + (size_t)done * E, nb, c->lora.n ? c->loras : NULL, logits + (size_t)done * V);
 		done += nb;
 	}
 	return 0;

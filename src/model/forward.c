@@ -1085,12 +1085,12 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 	f->b = NULL;
 }
 
-void fwd_head(struct fwd *f, const float *x, int n, float *logits)
+void fwd_head(struct fwd *f, const float *x, int n, const struct fwd_lora *const *lora, float *logits)
 {
 	const struct hearth_model *m = f->m;
 	const int64_t E = m->hp.n_embd;
 	assert(n >= 1 && n <= f->n_batch && !f->b);
 	for (int i = 0; i < n; i++)
 		block_rms_norm(x + i * E, m->output_norm.data, f->xb + i * E, E, m->hp.rms_eps);
-	head(f, n, NULL, logits);
+	head(f, n, lora, logits);
 }

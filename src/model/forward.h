@@ -67,9 +67,9 @@ typedef void (*fwd_layer_fn)(int il, const float *x, const struct fwd_batch *b, 
 /* Sets the function that sees every layer's output of f's passes (NULL: none). */
 void fwd_set_layer_fn(struct fwd *f, fwd_layer_fn fn, void *data);
 /* Logits of n (1..n_batch) rows x of n_embd floats through the final norm and
- * the output head, computed as fwd_run computes its logits (the logit lens).
- * Not during a pass. */
-void fwd_head(struct fwd *f, const float *x, int n, float *logits);
+ * the output head, computed as fwd_run computes its logits (the logit lens);
+ * lora: each row's adapters (NULL: none). Not during a pass. */
+void fwd_head(struct fwd *f, const float *x, int n, const struct fwd_lora *const *lora, float *logits);
 /* Runs the batch; writes n_out rows of n_vocab logits. */
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits);
 

@@ -234,6 +234,37 @@ static void logits_of(struct hearth_model *m, const struct hearth_lora_use *use,
 	hearth_context_free(c);
 }
 
+/* With adapters, the logit lens over the last layer's states gives the logits, bit for bit. */
+static void check_lens(struct hearth_model *m, const struct hearth_lora_use *use, int32_t n)
+{
+	struct hearth_context_params cp = hearth_context_default_params();
+	struct hearth_context *c = NULL;
+	struct hearth_err err = { 0 };
+	const int32_t V = hearth_model_n_vocab(m), E = hearth_model_n_embd(m), last = -1;
+	float *x = malloc((size_t)N_PROMPT * (size_t)E * sizeof *x), *l = malloc((size_t)N_PROMPT * (size_t)V * sizeof *l);
+	cp.n_ctx = 64;
+	cp.n_threads = 2;
+	T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	if (!c || !x || !l)
+		goto out;
+	T_OK(hearth_context_set_lora(c, use, n, &err), err);
+	T_OK(hearth_context_set_hidden(c, &last, 1, &err), err);
+	T_OK(hearth_decode(c, prompt, N_PROMPT, true, &err), err);
+	for (int32_t i = 0; i < N_PROMPT; i++)
+		if (hearth_get_hidden(c, 0, i))
+			memcpy(x + (size_t)i * (size_t)E, hearth_get_hidden(c, 0, i), (size_t)E * sizeof *x);
+	T_OK(hearth_context_logit_lens(c, x, N_PROMPT, l, &err), err);
+	for (int32_t i = 0; i < N_PROMPT; i++)
+		if (!hearth_get_logits(c, i) || memcmp(l + (size_t)i * (size_t)V, hearth_get_logits(c, i), (size_t)V * sizeof *l)) {
+			T_FAIL("the logit lens of row %d with adapters is not its logits", i);
+			break;
+		}
+out:
+	hearth_context_free(c);
+	free(x);
+	free(l);
+}
+
 /* The largest |a - b| over n, relative to the largest |b|. */
 static double rel_diff(const float *a, const float *b, size_t n)
 {
@@ -276,6 +307,7 @@ static void check_merged(const char *rel, const char *const *targets, int n_targ
 	const double moved = rel_diff(l, base, n);
 	if (!(moved > 1e-3))
 		T_FAIL("%s: the adapters move the logits by %.3g only", rel, moved);
+	check_lens(m, use, 2);
 	T_OK(hearth_lora_export(m, use, 2, pm, &err), err);
 	if (!(merged = load_abs(pm)))
 		goto out;
