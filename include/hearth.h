@@ -387,6 +387,15 @@ int hearth_state_parse(struct hearth_state **out, const void *data, size_t size,
 int hearth_state_write(const struct hearth_state *st, const char *path, struct hearth_err *err);
 /* 0 when st was saved by model m, else HEARTH_EINVAL. */
 int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err);
+/* 0 when st's rows were computed under steering s of model m (NULL, no
+ * vector or strength 0: unsteered), else HEARTH_EINVAL saying how they
+ * differ. A state records the steering it was computed under (a digest of
+ * the directions in force, strength and layers); a context or a request
+ * restores it only when steered alike (hearth_context_state_set, and
+ * prefix_state at submit, refuse it otherwise). */
+struct hearth_steering; /* below, with steering */
+int hearth_state_check_steering(const struct hearth_state *st, const struct hearth_model *m,
+				const struct hearth_steering *s, struct hearth_err *err);
 /* The saved tokens (*n of them); valid while st lives. */
 const int32_t *hearth_state_tokens(const struct hearth_state *st, int32_t *n);
 size_t hearth_state_size(const struct hearth_state *st); /* bytes, as in the file */
@@ -708,7 +717,8 @@ struct hearth_request_params {
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
 	/* Saved state whose tokens are a prefix of the prompt (of this model and
-	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * cache type, computed under the same steering as this request's, else
+	 * the submit fails with HEARTH_EINVAL): its rows are
 	 * restored into the cache, under the request's cache salt, instead of
 	 * computed; the continuation is the one without it. Taken over when the
 	 * submit succeeds, still the caller's when it fails [NULL: none]. */
@@ -794,6 +804,13 @@ int32_t hearth_request_n_hidden(const struct hearth_request *r);
 /* After the final event: the state (n_embd floats) after layer
  * hidden_layers[k] at position pos, valid while r lives; NULL when not kept. */
 const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos);
+/* Any thread, while the request runs too: copies the hidden states of
+ * positions pos .. pos+n-1 that are kept so far (every layer asked:
+ * out[i][k][n_embd]) and returns how many positions it copied (fewer when
+ * not all are computed yet, 0 outside). When the event of the g-th
+ * generated token (g >= 1) has been read, positions up to n_prompt + g - 2
+ * are kept: the prompt with the first, then the token before each. */
+int32_t hearth_request_hidden_read(struct hearth_request *r, int32_t pos, int32_t n, float *out);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);
@@ -1008,6 +1025,143 @@ struct hearth_pull_params hearth_pull_default_params(void);
  * under the final name; the partial file stays when the server can resume it.
  * Proxies: libcurl's variables (http_proxy, https_proxy, no_proxy). */
 int hearth_pull(const char *ref, const struct hearth_pull_params *p, char *path_out, size_t size, struct hearth_err *err);
+
+
+/* ---- fine-tuning data --------------------------------------------------- */
+
+/* Training examples read from a JSON Lines file, tokenized for one model.
+ * Each line is one example in OpenAI's fine-tuning formats:
+ *   {"messages": [...], "tools": [...]?}  a conversation, rendered through the
+ *       chat template; the loss is on the assistant turns (their content and
+ *       the markup that closes them) except those with "weight": 0;
+ *   {"prompt": "...", "completion": "..."}  plain text; the loss is on the
+ *       completion and the end-of-sequence token appended to it.
+ * Every token carries a loss flag: 1 when the model is trained to predict it
+ * from the tokens before it. A bad line fails the load with its line number. */
+struct hearth_dataset;
+enum hearth_split { HEARTH_SPLIT_TRAIN, HEARTH_SPLIT_VALID };
+struct hearth_dataset_params {
+	float valid_fraction;     /* share of the examples held out for validation, 0..0.5 [0] */
+	uint64_t seed;            /* which examples are held out [0] */
+	int32_t max_tokens;       /* an example is cut to this many tokens (0: the model's training context) */
+	const char *template_src; /* the chat template; NULL: the model's (see hearth_chat_new) */
+	size_t template_len;
+};
+struct hearth_dataset_params hearth_dataset_default_params(void);
+/* Reads and tokenizes path. Conversations whose template rewrites earlier
+ * turns (e.g. drops past reasoning) become one example per trained turn.
+ * Examples left with no trained token (cut away) are dropped and counted. */
+int hearth_dataset_load(struct hearth_dataset **out, const struct hearth_model *m, const char *path,
+			const struct hearth_dataset_params *p, struct hearth_err *err);
+void hearth_dataset_free(struct hearth_dataset *d);
+struct hearth_dataset_stats {
+	int32_t lines;       /* examples read (blank lines not counted) */
+	int32_t n_train, n_valid;
+	int32_t n_split;     /* conversations split into one example per trained turn */
+	int32_t n_cut;       /* examples cut to max_tokens */
+	int32_t n_dropped;   /* examples with no trained token left */
+	int64_t tokens, loss_tokens; /* over both splits */
+};
+void hearth_dataset_stats(const struct hearth_dataset *d, struct hearth_dataset_stats *out);
+/* Example i (0 <= i < the split's count, else NULL): its n tokens and their
+ * loss flags, owned by d. The line it came from in *line (may be NULL). */
+const int32_t *hearth_dataset_example(const struct hearth_dataset *d, enum hearth_split s, int32_t i,
+				      const uint8_t **loss, int32_t *n, int32_t *line);
+/* Sequence packing: fills one row of n_ctx slots with whole examples of split
+ * s taken in the order order[*next], order[*next + 1] ... (indices into the
+ * split), advancing *next past those used. ids, loss and pos receive the
+ * tokens, their loss flags and their positions (0 where each example starts:
+ * attention must not cross an example). An example longer than n_ctx fills a
+ * row of its own, cut to n_ctx. *n_out: the slots filled (0 when *next ==
+ * n_order). HEARTH_EINVAL for an index outside the split. */
+int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, const int32_t *order, int32_t n_order,
+			int32_t *next, int32_t n_ctx, int32_t *ids, uint8_t *loss, int32_t *pos, int32_t *n_out,
+			struct hearth_err *err);
+/* ---- gradients: a training pass through the model (src/train/) ----------- */
+
+/* A trainer runs a model forward over a token sequence keeping what the
+ * backward needs, then backward: the loss (cross-entropy on chosen
+ * positions), its gradients with respect to LoRA adapters on chosen weight
+ * matrices of every layer, and with respect to the input embeddings. The
+ * base weights stay frozen and may be of any type (read dequantized; the
+ * activations stay f32). Architectures: the dense llama family (llama,
+ * qwen2 with q/k/v biases, qwen3 with q/k norms); other models are refused
+ * (HEARTH_EUNSUPPORTED). A trainer is used by one thread at a time; it
+ * runs its passes on a thread pool of its own. */
+struct hearth_trainer;
+enum hearth_train_target { /* the layer matrices that get an adapter: bits */
+	HEARTH_TRAIN_ATTN_Q = 1 << 0, HEARTH_TRAIN_ATTN_K = 1 << 1, HEARTH_TRAIN_ATTN_V = 1 << 2,
+	HEARTH_TRAIN_ATTN_OUT = 1 << 3, HEARTH_TRAIN_FFN_GATE = 1 << 4, HEARTH_TRAIN_FFN_UP = 1 << 5,
+	HEARTH_TRAIN_FFN_DOWN = 1 << 6,
+};
+struct hearth_trainer_params {
+	uint32_t targets; /* HEARTH_TRAIN_* bits [q|k|v|out]; 0: no adapter (input gradients only) */
+	int32_t rank;     /* of every adapter, 1..1024 [8] */
+	float alpha;      /* delta W = alpha / rank * B A [16] */
+	int32_t n_ctx;    /* most tokens of one pass, 1..65536 [512]; memory grows with n_ctx^2 * heads */
+	int32_t n_threads; /* 0: the physical cores */
+	uint64_t seed;    /* A's random start (B starts at zero, so the adapters start as no change) */
+};
+struct hearth_trainer_params hearth_trainer_default_params(void);
+int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m, const struct hearth_trainer_params *p,
+		       struct hearth_err *err);
+void hearth_trainer_free(struct hearth_trainer *t);
+
+/* An adapter of llama.cpp's GGUF LoRA format: tensors "<weight>.lora_a"
+ * (ne0 = n_in, ne1 = rank) and "<weight>.lora_b" (ne0 = rank, ne1 = n_out);
+ * y = W x + scale B A x. a and b are the trainer's parameters (the caller
+ * may write them: an optimizer, a loaded adapter); grad_a and grad_b hold
+ * the gradients the passes added since hearth_trainer_zero_grad. */
+struct hearth_lora_tensor {
+	const char *weight; /* the base matrix: "blk.0.attn_q.weight" */
+	int64_t n_in, n_out;
+	int32_t rank;
+	float scale;        /* alpha / rank */
+	float *a, *b;       /* [rank][n_in], [n_out][rank] */
+	float *grad_a, *grad_b;
+};
+int32_t hearth_trainer_n_lora(const struct hearth_trainer *t);
+/* Adapter i (0 .. n_lora - 1), in layer order, q k v out gate up down within a layer. */
+void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora_tensor *out);
+void hearth_trainer_zero_grad(struct hearth_trainer *t);
+
+struct hearth_train_batch {
+	int32_t n;              /* tokens, 1..n_ctx */
+	const int32_t *tokens;  /* [n] */
+	const int32_t *labels;  /* [n]: the token position i is to predict, or -1: no loss there */
+	const int32_t *pos;     /* [n] positions, or NULL: 0 .. n-1. Several sequences packed: each
+	                           starts at position 0 and counts up by one; a token attends to its
+	                           own sequence only */
+	const float *embd;      /* [n][n_embd]: the input embeddings, used instead of the tokens' rows
+	                           of the embedding matrix (NULL: those rows) */
+};
+/* The training pass: *loss = the mean over the labelled positions of
+ * -log p(label). With backward, adds the gradients of *loss to the adapters'
+ * grad_a and grad_b and, when grad_embd is not NULL, writes there
+ * d loss / d (input embeddings) [n][n_embd] (the rows before any
+ * embedding scale). Without backward, only the loss (grad_embd unused).
+ * A batch without a label: HEARTH_EINVAL. */
+int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch *b, bool backward, double *loss,
+		       float *grad_embd, struct hearth_err *err);
+
+/* Attribution: how much each prompt token drives the log-probability of a
+ * completion, log p(completion | prompt) = sum of the log-probabilities of
+ * the completion's tokens after the prompt. scores[i] (i < n_prompt) is, with
+ * e_i the prompt token's embedding row and g_i the gradient of that
+ * log-probability with respect to it:
+ *   n_steps 0: gradient x input, sum_j g_ij e_ij;
+ *   n_steps > 0: integrated gradients from the zero embedding, sum_j e_ij
+ *   times the mean of g_ij over the prompt's embeddings scaled by
+ *   (k - 1/2) / n_steps, k = 1 .. n_steps (the completion's inputs stay as
+ *   they are). Their sum approaches log p(completion | prompt) minus the
+ *   same with every prompt embedding zero only when the steps resolve the
+ *   path's start, where RMS norms can make the pass change fast (see
+ *   src/train/attribute.c).
+ * *logprob (may be NULL) gets log p(completion | prompt). Runs on t's pass
+ * (its adapters apply) and adds to its adapters' gradients. n_prompt >= 1,
+ * n_completion >= 1, n_prompt + n_completion - 1 <= the trainer's n_ctx. */
+int hearth_attribute(struct hearth_trainer *t, const int32_t *prompt, int32_t n_prompt, const int32_t *completion,
+		     int32_t n_completion, int32_t n_steps, float *scores, double *logprob, struct hearth_err *err);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "openai.h"
+#include "usage.h"
 
 static void gen_id(char *buf, size_t size, const char *prefix)
 {
@@ -59,8 +60,8 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 	struct gen *g = &st->g[i];
 	size_t upto = gen_sendable(&st->p, g);
 	bool fin = g->finish != 0;
-	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) &&
-	    !(!st->chat && (st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from))
+	const bool extras = ((st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from) || hidden_pending(&st->p, g);
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) && !(!st->chat && extras))
 		return;
 	json_t *text = jsonb_str(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
 	g->sent = upto > g->sent ? upto : g->sent;
@@ -80,8 +81,7 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 			ok = chat_out_delta(&st->reader[i], json_string_value(text), json_string_length(text), fin, delta);
 		const int fr = fin && st->reader[i].n_calls > 0 && g->finish == HEARTH_FINISH_STOP ? -1 : g->finish;
 		delta = jsonb_done(delta, ok);
-		if (delta && !fin && json_object_size(delta) == 0 &&
-		    !((st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from)) {
+		if (delta && !fin && json_object_size(delta) == 0 && !extras) {
 			json_decref(delta); /* everything new is held back (a marker may be starting) */
 			json_decref(text);
 			return;
@@ -157,6 +157,8 @@ void stream_free(struct stream *st)
 {
 	if (!st)
 		return;
+	if (st->route)
+		usage_note_stream(st);
 	for (int i = 0; i < st->n_gen; i++)
 		gen_free(st->sm, &st->g[i]);
 	for (int i = 0; i < MAX_PROMPTS; i++)
@@ -190,6 +192,8 @@ struct stream *stream_new(struct served_model *sm, bool chat, const struct call 
 	st->fd = call->fd;
 	st->created = (long)time(NULL);
 	gen_id(st->id, sizeof st->id, chat ? "chatcmpl-" : "cmpl-");
+	st->route = usage_route_name(call->http ? call->http->url : NULL);
+	usage_mark_now(&st->mark, sm);
 	return st;
 }
 

@@ -8,6 +8,14 @@
 	X(test_harness_isolation)    \
 	X(test_fp16_conversions)     \
 	X(test_bigmem)               \
+	X(test_bigmem_prefault)      \
+	X(test_adamw_step)         \
+	X(test_adamw_schedule)     \
+	X(test_dataset_chatml)       \
+	X(test_dataset_rewritten_turns) \
+	X(test_dataset_weights_and_plain) \
+	X(test_dataset_bad_lines)    \
+	X(test_dataset_split_pack)   \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
@@ -85,6 +93,11 @@
 	X(test_hidden_lens)          \
 	X(test_hidden_errors)        \
 	X(test_hidden_sched)         \
+	X(test_hidden_read)          \
+	X(test_hidref_scalar)        \
+	X(test_hidref_batch)         \
+	X(test_hidref_lens)          \
+	X(test_hidref_reference)     \
 	X(test_moe_route)            \
 	X(test_moe_act)              \
 	X(test_moe_batch_bits)       \
@@ -98,6 +111,7 @@
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
 	X(test_state_sched)          \
+	X(test_state_steering)       \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \
@@ -114,6 +128,13 @@
 	X(test_fault_sched)          \
 	X(test_fault_swa)            \
 	X(test_conns)                \
+	X(test_usage_keys)           \
+	X(test_usage_store)          \
+	X(test_usage_store_full)     \
+	X(test_usage_store_kill9)    \
+	X(test_usage_query)          \
+	X(test_usage_price)          \
+	X(test_usage_quota)          \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
 	X(test_models)               \
@@ -130,6 +151,8 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_chat_prompt_cache) \
+	X(test_cli_uncertainty)     \
 	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
@@ -138,9 +161,22 @@
 	X(test_steer_file)          \
 	X(test_steer_logits)        \
 	X(test_steer_sched)         \
-	X(test_steer_compute)       \
-	X(test_lora_file)           \
-	X(test_lora_logits)         \
+	X(test_steer_compute)        \
+	X(test_train_op_matmul)      \
+	X(test_train_op_lora)        \
+	X(test_train_op_rmsnorm)     \
+	X(test_train_op_rope)        \
+	X(test_train_op_swiglu)      \
+	X(test_train_op_attention)   \
+	X(test_train_op_loss)        \
+	X(test_train_grad_synth)     \
+	X(test_train_grad_fixtures)  \
+	X(test_train_loss_vs_decode) \
+	X(test_train_threads)        \
+	X(test_train_errors)         \
+	X(test_train_attribute)      \
+	X(test_lora_file)            \
+	X(test_lora_logits)          \
 	X(test_lora_sched)
 
 #define HEARTH_DEMO_TESTS(X)  \

@@ -28,6 +28,20 @@ void *bigmem_alloc(size_t size)
 	return p;
 }
 
+void bigmem_prefault(void *p, size_t size)
+{
+	if (!p || !size)
+		return;
+#ifdef MADV_POPULATE_WRITE
+	if (!madvise(p, round_up(size), MADV_POPULATE_WRITE))
+		return;
+#endif
+	/* older kernels: one write per base page (the memory is zero already) */
+	volatile uint8_t *b = p;
+	for (size_t i = 0; i < size; i += 4096)
+		b[i] = 0;
+}
+
 void bigmem_free(void *p, size_t size)
 {
 	if (p)

@@ -15,6 +15,10 @@
 
 /* size bytes, zeroed and 2 MiB aligned, or NULL when out of memory. */
 void *bigmem_alloc(size_t size);
+/* Faults in every page of [p, p + size) (p from bigmem_alloc) now, so that
+ * the first writes into it later do not each stop for the kernel to find and
+ * zero a page. */
+void bigmem_prefault(void *p, size_t size);
 /* Frees what bigmem_alloc(size) returned (NULL is ignored). */
 void bigmem_free(void *p, size_t size);
 

@@ -329,6 +329,12 @@ int kv_cache_init_swa(struct kv_cache *kv, int32_t n_layer, int64_t width_k, int
 		kv_cache_free(kv);
 		return err_set(err, HEARTH_ENOMEM, "kv cache: out of memory for %d tokens", n_tokens_total);
 	}
+	/* fault the rows in now: the first tokens of every layer would otherwise
+	 * each wait for the kernel to zero a fresh page */
+	bigmem_prefault(kv->k_data, cells * kv->row_k);
+	bigmem_prefault(kv->v_data, cells * kv->row_v);
+	bigmem_prefault(kv->lk_data, lcells * kv->row_k);
+	bigmem_prefault(kv->lv_data, lcells * kv->row_v);
 	for (size_t i = 0; i < kv->index_cap; i++)
 		kv->index[i] = -1;
 	for (int32_t i = 0; i < kv->n_blocks; i++) {

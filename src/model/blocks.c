@@ -15,10 +15,8 @@ void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
 		y[i] = x[i] * scale * (w ? w[i] : 1.0f);
 }
 
-void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
-		const float *freq_factors)
+void block_rope_cs(int32_t pos, int n_rot, const struct hparams *hp, const float *freq_factors, float *cs)
 {
-	float cs[2 * 2048]; /* (cos, sin) per rotated pair; n_rot <= head_dim <= 4096 */
 	const float theta_scale = powf(hp->rope_base, -2.0f / (float)n_rot);
 	float theta = (float)pos;
 
@@ -37,6 +35,13 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 		cs[i0 + 1] = sinf(t) * ms;
 		theta *= theta_scale;
 	}
+}
+
+void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
+		const float *freq_factors)
+{
+	float cs[2 * 2048]; /* (cos, sin) per rotated pair; n_rot <= head_dim <= 4096 */
+	block_rope_cs(pos, n_rot, hp, freq_factors, cs);
 	for (int h = 0; h < n_heads; h++) {
 		float *v = x + (int64_t)h * head_dim;
 		for (int i0 = 0; i0 < n_rot; i0 += 2) {

@@ -17,5 +17,8 @@ void block_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
  * scaled and unscaled ones and cos/sin carry its magnitude too. */
 void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, const struct hparams *hp,
 		const float *freq_factors);
+/* The (cos, sin) pairs block_rope uses at position pos: cs[i0], cs[i0 + 1]
+ * for the pair starting at rotated dimension i0 (n_rot floats). */
+void block_rope_cs(int32_t pos, int n_rot, const struct hparams *hp, const float *freq_factors, float *cs);
 
 #endif /* HEARTH_BLOCKS_H */

@@ -225,14 +225,21 @@ int hearth_context_state_get(struct hearth_context *c, struct hearth_state **out
 {
 	const bool fresh = c->logits && c->n_logits > 0 && c->logits_end == c->seq.n_tokens;
 	const float *logits = fresh ? hearth_get_logits(c, -1) : NULL;
-	return state_build(out, c->m, &c->kv, &c->seq, c->tokens, c->seq.n_tokens, logits, err);
+	uint8_t steer[STATE_STEER_SIZE];
+	int rc;
+	*out = NULL;
+	if ((rc = cvec_steer_digest(&c->steer, &c->m->hp, steer, err)))
+		return rc;
+	return state_build(out, c->m, &c->kv, &c->seq, c->tokens, c->seq.n_tokens, logits, steer, err);
 }
 
 int hearth_context_state_set(struct hearth_context *c, const struct hearth_state *st, struct hearth_err *err)
 {
 	const size_t V = (size_t)c->m->hp.n_vocab;
+	uint8_t steer[STATE_STEER_SIZE];
 	int rc;
-	if ((rc = state_check_fits(st, c->m, &c->kv, err)))
+	if ((rc = state_check_fits(st, c->m, &c->kv, err)) || (rc = cvec_steer_digest(&c->steer, &c->m->hp, steer, err)) ||
+	    (rc = state_check_steering(st, steer, err)))
 		return rc;
 	if (st->n_tokens > c->n_ctx)
 		return err_set(err, HEARTH_ECTXFULL, "state: its %d tokens do not fit the context's %d", st->n_tokens,

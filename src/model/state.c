@@ -7,7 +7,7 @@
  *
  *   offset  size                     field
  *   0       8                        magic "HEARTHKV"
- *   8       4                        version (1)
+ *   8       4                        version (1, or 2 for a steered state)
  *   12      4                        cache type (HEARTH_TYPE_F32, F16 or Q8_0)
  *   16      32                       model identity (identity.c)
  *   48      4                        n_layer
@@ -18,7 +18,11 @@
  *   80      8                        row_v
  *   88      4                        n_tokens  (>= 1)
  *   92      4                        n_logits  (0 or 1)
- *   96      4 n_tokens               the tokens (int32)
+ *   (version 2 only)
+ *   96      32                       steering digest (cvec_steer_digest): what
+ *                                    steered the rows; never all zero
+ *   H       4 n_tokens               the tokens (int32); H: the header's size,
+ *                                    96 (version 1) or 128 (version 2)
  *   ...     4 n_logits n_vocab       logits after the last token (f32)
  *   ...     n_layer n_tokens (row_k + row_v)
  *                                    per layer: the key rows of every position, then the value rows
@@ -30,7 +34,12 @@
  * padded files are refused before anything large is allocated), the digest
  * must match (a flipped byte anywhere is refused), and every token must be in
  * the vocabulary. Whether the rows belong to a given model is a separate
- * check (state_check_fits): identity, cache type and widths.
+ * check (state_check_fits): identity, cache type and widths; so is whether
+ * they were computed under the steering of the sequence they would go into
+ * (state_check_steering). An unsteered state is written as version 1, byte
+ * for byte as before steering existed; a steered one as version 2, with the
+ * digest of its steering, so that no state is restored into a sequence
+ * steered otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,12 +52,14 @@
 
 #include "../base/err.h"
 #include "../base/sha256.h"
+#include "cvec.h"
 #include "identity.h"
 #include "state.h"
 
 #define STATE_MAGIC "HEARTHKV"
-#define STATE_VERSION 1
-#define STATE_HEADER 96
+#define STATE_VERSION 2
+#define STATE_HEADER 96          /* version 1's; version 2 adds the steering digest */
+#define STATE_HEADER_STEERED 128
 #define STATE_TRAILER 32
 #define STATE_MAX_LAYER 4096
 #define STATE_MAX_TOKENS (1 << 22)
@@ -81,6 +92,20 @@ static uint64_t row_bytes(int type, int64_t width)
 	}
 }
 
+static bool steered(const uint8_t d[STATE_STEER_SIZE])
+{
+	for (int i = 0; i < STATE_STEER_SIZE; i++)
+		if (d[i])
+			return true;
+	return false;
+}
+
+/* Bytes of st's header: version 1's, or version 2's for a steered state. */
+static size_t state_header_size(const struct hearth_state *st)
+{
+	return steered(st->steering) ? STATE_HEADER_STEERED : STATE_HEADER;
+}
+
 /* The file size a header implies: 0 when some product overflows. */
 static uint64_t implied_size(const struct hearth_state *st)
 {
@@ -90,16 +115,17 @@ static uint64_t implied_size(const struct hearth_state *st)
 	if (per_pos > UINT64_MAX / n / (uint64_t)st->n_layer)
 		return 0;
 	const uint64_t rows = per_pos * n * (uint64_t)st->n_layer;
-	const uint64_t fixed = STATE_HEADER + 4 * n + logits + STATE_TRAILER;
+	const uint64_t fixed = state_header_size(st) + 4 * n + logits + STATE_TRAILER;
 	return rows > UINT64_MAX - fixed ? 0 : rows + fixed;
 }
 
 /* Points st's views into st->buf (its header already parsed). */
 static void set_views(struct hearth_state *st)
 {
-	st->tokens = (const int32_t *)(st->buf + STATE_HEADER);
-	st->logits = st->n_logits ? (const float *)(st->buf + STATE_HEADER + 4 * (size_t)st->n_tokens) : NULL;
-	st->rows = st->buf + STATE_HEADER + 4 * (size_t)st->n_tokens + 4 * (size_t)st->n_logits * (size_t)st->n_vocab;
+	const size_t H = state_header_size(st);
+	st->tokens = (const int32_t *)(st->buf + H);
+	st->logits = st->n_logits ? (const float *)(st->buf + H + 4 * (size_t)st->n_tokens) : NULL;
+	st->rows = st->buf + H + 4 * (size_t)st->n_tokens + 4 * (size_t)st->n_logits * (size_t)st->n_vocab;
 }
 
 static int digest(const uint8_t *data, size_t size, uint8_t out[32], struct hearth_err *err)
@@ -116,7 +142,8 @@ static int digest(const uint8_t *data, size_t size, uint8_t out[32], struct hear
 }
 
 int state_build(struct hearth_state **out, const struct hearth_model *m, const struct kv_cache *kv,
-		const struct kv_seq *s, const int32_t *tokens, int32_t n, const float *logits, struct hearth_err *err)
+		const struct kv_seq *s, const int32_t *tokens, int32_t n, const float *logits, const uint8_t *steering,
+		struct hearth_err *err)
 {
 	struct hearth_state *st;
 	int rc;
@@ -137,6 +164,8 @@ int state_build(struct hearth_state **out, const struct hearth_model *m, const s
 	st->width_v = kv->width_v;
 	st->row_k = kv->row_k;
 	st->row_v = kv->row_v;
+	if (steering)
+		memcpy(st->steering, steering, STATE_STEER_SIZE);
 	const uint64_t size = implied_size(st);
 	if (!size || size > SIZE_MAX || kv_state_size(kv, n) == 0) {
 		rc = err_set(err, HEARTH_ETOOBIG, "state: %d tokens of this model are too large to save", n);
@@ -151,7 +180,7 @@ int state_build(struct hearth_state **out, const struct hearth_model *m, const s
 	}
 	uint8_t *h = st->buf;
 	memcpy(h, STATE_MAGIC, 8);
-	le_put(h + 8, STATE_VERSION, 4);
+	le_put(h + 8, steered(st->steering) ? STATE_VERSION : 1, 4);
 	le_put(h + 12, (uint32_t)st->type, 4);
 	memcpy(h + 16, st->identity, 32);
 	le_put(h + 48, (uint32_t)st->n_layer, 4);
@@ -162,6 +191,8 @@ int state_build(struct hearth_state **out, const struct hearth_model *m, const s
 	le_put(h + 80, st->row_v, 8);
 	le_put(h + 88, (uint32_t)n, 4);
 	le_put(h + 92, (uint32_t)st->n_logits, 4);
+	if (steered(st->steering))
+		memcpy(h + STATE_HEADER, st->steering, STATE_STEER_SIZE);
 	set_views(st);
 	memcpy((void *)st->tokens, tokens, 4 * (size_t)n);
 	if (logits)
@@ -176,14 +207,14 @@ fail:
 	return rc;
 }
 
-/* Parses and checks the header in h (STATE_HEADER bytes) into st; what names
- * the input in messages. */
+/* Parses and checks the header in h (STATE_HEADER bytes; STATE_HEADER_STEERED
+ * when its version field says 2) into st; what names the input in messages. */
 static int parse_header(struct hearth_state *st, const uint8_t *h, const char *what, struct hearth_err *err)
 {
 	if (memcmp(h, STATE_MAGIC, 8))
 		return err_set(err, HEARTH_EINVAL, "%s: not a hearth state file (bad magic)", what);
 	const uint32_t version = (uint32_t)le_get(h + 8, 4);
-	if (version != STATE_VERSION)
+	if (version < 1 || version > STATE_VERSION)
 		return err_set(err, HEARTH_EUNSUPPORTED, "%s: state format version %u is not supported (this build reads %d)",
 			       what, version, STATE_VERSION);
 	const uint64_t type = le_get(h + 12, 4), n_layer = le_get(h + 48, 4), n_vocab = le_get(h + 52, 4);
@@ -209,6 +240,11 @@ static int parse_header(struct hearth_state *st, const uint8_t *h, const char *w
 	st->n_tokens = (int32_t)n;
 	st->n_logits = (int32_t)n_logits;
 	memcpy(st->identity, h + 16, 32);
+	if (version == 2) { /* the caller has read STATE_HEADER_STEERED bytes */
+		memcpy(st->steering, h + STATE_HEADER, STATE_STEER_SIZE);
+		if (!steered(st->steering))
+			return err_set(err, HEARTH_EINVAL, "%s: a version 2 state without its steering digest", what);
+	}
 	if (!st->row_k || st->row_k != row_bytes(st->type, st->width_k) || st->row_v != row_bytes(st->type, st->width_v))
 		return err_set(err, HEARTH_EINVAL, "%s: row sizes %" PRIu64 " / %" PRIu64 " do not match the cache type and widths",
 			       what, st->row_k, st->row_v);
@@ -282,7 +318,8 @@ static int read_all(int fd, uint8_t *dst, size_t n)
 int hearth_state_read(struct hearth_state **out, const char *path, struct hearth_err *err)
 {
 	struct hearth_state *st = NULL;
-	uint8_t h[STATE_HEADER];
+	uint8_t h[STATE_HEADER_STEERED];
+	size_t n_h = STATE_HEADER;
 	struct stat sb;
 	int rc, fd;
 	*out = NULL;
@@ -292,7 +329,12 @@ int hearth_state_read(struct hearth_state **out, const char *path, struct hearth
 		rc = err_set(err, HEARTH_EIO, "%s: not a regular file", path);
 		goto out;
 	}
-	if ((uint64_t)sb.st_size < STATE_HEADER + STATE_TRAILER || read_all(fd, h, sizeof h)) {
+	bool short_file = (uint64_t)sb.st_size < STATE_HEADER + STATE_TRAILER || read_all(fd, h, STATE_HEADER);
+	if (!short_file && le_get(h + 8, 4) == 2) { /* a steered state: its digest follows */
+		n_h = STATE_HEADER_STEERED;
+		short_file = read_all(fd, h + STATE_HEADER, STATE_HEADER_STEERED - STATE_HEADER) != 0;
+	}
+	if (short_file) {
 		rc = err_set(err, HEARTH_EINVAL, "%s: too short for a hearth state file (%lld bytes)", path,
 			     (long long)sb.st_size);
 		goto out;
@@ -314,8 +356,8 @@ int hearth_state_read(struct hearth_state **out, const char *path, struct hearth
 		rc = err_set(err, HEARTH_ENOMEM, "%s: out of memory for %zu bytes", path, st->size);
 		goto out;
 	}
-	memcpy(st->buf, h, sizeof h);
-	if (read_all(fd, st->buf + sizeof h, st->size - sizeof h)) {
+	memcpy(st->buf, h, n_h);
+	if (read_all(fd, st->buf + n_h, st->size - n_h)) {
 		rc = err_set(err, HEARTH_EIO, "%s: read failed (the file shrank?)", path);
 		goto out;
 	}
@@ -375,6 +417,30 @@ int state_check_fits(const struct hearth_state *st, const struct hearth_model *m
 			       st->type == HEARTH_TYPE_F32 ? "f32" : st->type == HEARTH_TYPE_F16 ? "f16" : "q8_0",
 			       kv->type == HEARTH_TYPE_F32 ? "f32" : kv->type == HEARTH_TYPE_F16 ? "f16" : "q8_0");
 	return 0;
+}
+
+int state_check_steering(const struct hearth_state *st, const uint8_t steering[STATE_STEER_SIZE],
+			 struct hearth_err *err)
+{
+	if (!memcmp(st->steering, steering, STATE_STEER_SIZE))
+		return 0;
+	if (!steered(st->steering))
+		return err_set(err, HEARTH_EINVAL, "state: it was computed unsteered; this sequence is steered");
+	if (!steered(steering))
+		return err_set(err, HEARTH_EINVAL, "state: it was computed steered; this sequence is not");
+	return err_set(err, HEARTH_EINVAL, "state: it was computed under other steering (another vector, strength "
+		       "or layers)");
+}
+
+int hearth_state_check_steering(const struct hearth_state *st, const struct hearth_model *m,
+				const struct hearth_steering *s, struct hearth_err *err)
+{
+	struct fwd_steer fs;
+	uint8_t d[STATE_STEER_SIZE];
+	int rc;
+	if ((rc = cvec_steer_resolve(s, m, &fs, err)) || (rc = cvec_steer_digest(&fs, &m->hp, d, err)))
+		return rc;
+	return state_check_steering(st, d, err);
 }
 
 int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err)

@@ -290,7 +290,7 @@ void test_kern_packed_layouts(void)
 {
 	static const int types[] = { HEARTH_TYPE_F16,  HEARTH_TYPE_Q8_0, HEARTH_TYPE_Q4_0, HEARTH_TYPE_Q5_0,
 				     HEARTH_TYPE_Q4_1, HEARTH_TYPE_Q5_1, HEARTH_TYPE_Q2_K, HEARTH_TYPE_Q3_K,
-				     HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K };
+				     HEARTH_TYPE_Q4_K, HEARTH_TYPE_Q5_K, HEARTH_TYPE_Q6_K, HEARTH_TYPE_MXFP4 };
 	if (strcmp(kern_isa(), "avx512vnni"))
 		return;
 	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {

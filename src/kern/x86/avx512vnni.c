@@ -81,6 +81,45 @@ static void vec_dot_q4_0_q8_0p(int64_t n, float *s, const void *vx, const void *
 	*s = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+/* ---- MXFP4: E2M1 values through a table, an E8M0 scale a block ----------
+ *
+ * The table gives each nibble's doubled E2M1 value plus 12 (0..24: dpbusd
+ * wants unsigned weights), the 12 comes back through the activations' sums,
+ * and the block's scale is 2^(e - 128) (halved for the doubled values). */
+
+static inline __m256i fp4_table256(void)
+{
+	return _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15, 16, 18, 20,
+				24, 12, 11, 10, 9, 8, 6, 4, 0);
+}
+
+/* 2^(e - 128) exactly (subnormal for e < 2). */
+static inline float e8m0_half(uint8_t e)
+{
+	const uint32_t bits = e >= 2 ? (uint32_t)(e - 1) << 23 : 0x00200000u << e;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+/* One row, one token, 256-bit: the decoding case. */
+static void vec_dot_mxfp4_q8_0p(int64_t n, float *s, const void *vx, const void *vy)
+{
+	const struct block_mxfp4 *x = vx;
+	const int8_t *q = vy;
+	const float *d = (const float *)(q + n);
+	const __m256i twelve = _mm256_set1_epi8(12), table = fp4_table256();
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / QK_MXFP4; i++) {
+		const __m256i y = _mm256_loadu_si256((const __m256i *)(q + 32 * i));
+		const __m256i w = _mm256_shuffle_epi8(table, nibbles(x[i].qs));
+		const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, y),
+						   _mm256_dpbusd_epi32(_mm256_setzero_si256(), twelve, y));
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half(x[i].e) * d[i]), _mm256_cvtepi32_ps(p), acc);
+	}
+	*s = hsum_ps(acc);
+}
+
 /* 32 bytes: a q5_0 or q5_1 block's values 0..31 (fifth bit j of qh on value j). */
 static inline __m256i q5_values(const uint8_t *qs, const uint8_t *qh_bytes)
 {
@@ -274,6 +313,8 @@ static void q8_1p_from_float(const float *x, void *y, int64_t n) { planar_from_f
  *         v0..v3 of all 16 rows, a shift and a mask v4..v7. o = 8.
  *   q5_0: 5 chunks of 5-bit values (packed-gemm.h, q5_pack_row). o = 16.
  *   q8_0: 8 chunks of 4 values, each plus 128. o = 128.
+ *   mxfp4: as q4_0, the nibbles looked up in the E2M1 table (plus 12: o = 12),
+ *         and in place of the f16 scales the 16 rows' E8M0 bytes (16 unused).
  *   q4_1, q5_1: the 16 rows' minimums m (f16) after the scales, then the
  *         values as q4_0's or q5_0's, without offset: a block adds
  *         d dy sum(q y) + m s, with s = dy sum(y) from q8_1 planar activations.
@@ -315,6 +356,10 @@ static void legacy_block(int type, const void *row, int64_t b, hfp16 *d, hfp16 *
 		*m = x->m;
 		qs = x->qs;
 		qh = x->qh;
+	} else if (type == HEARTH_TYPE_MXFP4) {
+		const struct block_mxfp4 *x = (const struct block_mxfp4 *)row + b;
+		*d = 0; /* its scale is its E8M0 byte: pack_planar stores that */
+		qs = x->qs;
 	} else {
 		const struct block_q8_0 *x = (const struct block_q8_0 *)row + b;
 		*d = x->d;
@@ -343,8 +388,12 @@ static void pack_planar(int type, int bits, bool mins, const void *vw, int64_t r
 			for (int r = 0; r < PACK_ROWS; r++) {
 				hfp16 d, m;
 				uint8_t v[32];
-				legacy_block(type, (const char *)vw + (size_t)(PACK_ROWS * g + r) * row, b, &d, &m, v);
-				memcpy(pb + 2 * r, &d, 2);
+				const char *rp = (const char *)vw + (size_t)(PACK_ROWS * g + r) * row;
+				legacy_block(type, rp, b, &d, &m, v);
+				if (type == HEARTH_TYPE_MXFP4) /* the 16 rows' E8M0 bytes, then 16 unused */
+					pb[r] = ((const struct block_mxfp4 *)rp)[b].e;
+				else
+					memcpy(pb + 2 * r, &d, 2);
 				if (mins)
 					memcpy(pb + PACK_SCALES + 2 * r, &m, 2);
 				if (bits == 5) {
@@ -369,6 +418,7 @@ static size_t pack_size_planar(int bits, bool mins, int64_t rows, int64_t n)
 }
 
 static size_t pack_size_q4_0(int64_t rows, int64_t n) { return pack_size_planar(4, false, rows, n); }
+static void pack_mxfp4(const void *w, int64_t rows, int64_t n, void *out) { pack_planar(HEARTH_TYPE_MXFP4, 4, false, w, rows, n, out); }
 static size_t pack_size_q5_0(int64_t rows, int64_t n) { return pack_size_planar(5, false, rows, n); }
 static size_t pack_size_q8_0(int64_t rows, int64_t n) { return pack_size_planar(8, false, rows, n); }
 static size_t pack_size_q4_1(int64_t rows, int64_t n) { return pack_size_planar(4, true, rows, n); }
@@ -383,12 +433,13 @@ static void pack_q5_1(const void *w, int64_t rows, int64_t n, void *out) { pack_
  * activations (planar q8_1 with mins), bits (4, 5 or 8) a value. Each vector
  * of values is made once and taken by every token at once, so that only the
  * tokens' sums stay in registers. */
-static inline __attribute__((always_inline)) void planar_tile(int T, int bits, bool mins, int64_t nb, const uint8_t *P,
-							      const int8_t *const *yq, float *const *out)
+static inline __attribute__((always_inline)) void planar_tile(int T, int bits, bool mins, bool fp4, int64_t nb,
+							      const uint8_t *P, const int8_t *const *yq, float *const *out)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0f);
+	const __m512i table = _mm512_broadcast_i32x4(_mm256_castsi256_si128(fp4_table256()));
 	const int64_t block = planar_block(bits, mins), V = PACK_SCALES * (mins ? 2 : 1); /* where the values start */
-	const int32_t offset = mins ? 0 : bits == 4 ? 8 : bits == 5 ? 16 : 128;
+	const int32_t offset = fp4 ? 12 : mins ? 0 : bits == 4 ? 8 : bits == 5 ? 16 : 128;
 	const int C = chains(T);
 	const float *yd[8], *yms[8]; /* q8_1 planar: s, after the scales */
 	const int32_t *ys[8]; /* q8_0 planar: the sums, after the scales */
@@ -415,6 +466,8 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, b
 			} else if (bits == 4) {
 				const __m512i x = _mm512_loadu_si512((const void *)(pb + V + 64 * (k / 2)));
 				w = _mm512_and_si512(k % 2 ? _mm512_srli_epi16(x, 4) : x, m4);
+				if (fp4)
+					w = _mm512_shuffle_epi8(table, w);
 			} else {
 				w = q5_vector(pb + V, k);
 			}
@@ -424,7 +477,12 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, b
 				acc[t][k % C] = _mm512_dpbusd_epi32(acc[t][k % C], w, _mm512_set1_epi32(four));
 			}
 		}
-		const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
+		/* 2^(e - 128) by scalef, exact also where it is subnormal */
+		const __m512 dw = fp4 ? _mm512_scalef_ps(_mm512_set1_ps(1.0f),
+							 _mm512_cvtepi32_ps(_mm512_sub_epi32(
+								 _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)pb)),
+								 _mm512_set1_epi32(128))))
+				      : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));
 		const __m512 mw = mins ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + PACK_SCALES))) : dw;
 		for (int t = 0; t < T; t++) {
 			facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum_chains(acc[t], C)), _mm512_mul_ps(dw, _mm512_set1_ps(yd[t][b])),
@@ -439,11 +497,12 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, b
 
 /* The tiles as the packed loops call them (n values a row) and the bytes of
  * a group of 16 rows, per layout. */
-#define q4_0_tile(T, n, P, act, out) planar_tile(T, 4, false, (n) / 32, P, act, out)
-#define q5_0_tile(T, n, P, act, out) planar_tile(T, 5, false, (n) / 32, P, act, out)
-#define q8_0_tile(T, n, P, act, out) planar_tile(T, 8, false, (n) / 32, P, act, out)
-#define q4_1_tile(T, n, P, act, out) planar_tile(T, 4, true, (n) / 32, P, act, out)
-#define q5_1_tile(T, n, P, act, out) planar_tile(T, 5, true, (n) / 32, P, act, out)
+#define q4_0_tile(T, n, P, act, out) planar_tile(T, 4, false, false, (n) / 32, P, act, out)
+#define q5_0_tile(T, n, P, act, out) planar_tile(T, 5, false, false, (n) / 32, P, act, out)
+#define q8_0_tile(T, n, P, act, out) planar_tile(T, 8, false, false, (n) / 32, P, act, out)
+#define q4_1_tile(T, n, P, act, out) planar_tile(T, 4, true, false, (n) / 32, P, act, out)
+#define q5_1_tile(T, n, P, act, out) planar_tile(T, 5, true, false, (n) / 32, P, act, out)
+#define mxfp4_tile(T, n, P, act, out) planar_tile(T, 4, false, true, (n) / 32, P, act, out)
 #define q4_0_group(n) ((n) / 32 * planar_block(4, false))
 #define q5_0_group(n) ((n) / 32 * planar_block(5, false))
 #define q8_0_group(n) ((n) / 32 * planar_block(8, false))
@@ -451,6 +510,7 @@ static inline __attribute__((always_inline)) void planar_tile(int T, int bits, b
 #define q5_1_group(n) ((n) / 32 * planar_block(5, true))
 
 DEFINE_PACKED_GEMM(gemm_packed_q4_0, q4_0_group, const int8_t *, 8, q4_0_tile)
+DEFINE_PACKED_GEMM(gemm_packed_mxfp4, q4_0_group, const int8_t *, 8, mxfp4_tile)
 DEFINE_PACKED_GEMM(gemm_packed_q5_0, q5_0_group, const int8_t *, 8, q5_0_tile)
 DEFINE_PACKED_GEMM(gemm_packed_q8_0, q8_0_group, const int8_t *, 8, q8_0_tile)
 DEFINE_PACKED_GEMM(gemm_packed_q4_1, q4_1_group, const int8_t *, 8, q4_1_tile)
@@ -634,6 +694,16 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	ops[HEARTH_TYPE_Q8_0].pack_size = pack_size_q8_0;
 	ops[HEARTH_TYPE_Q8_0].pack = pack_q8_0;
 	ops[HEARTH_TYPE_Q8_0].gemm_packed = gemm_packed_q8_0;
+
+	ops[HEARTH_TYPE_MXFP4].dot_type = QTYPE_Q8_0P;
+	ops[HEARTH_TYPE_MXFP4].dot_from_float = q8_0p_from_float;
+	ops[HEARTH_TYPE_MXFP4].vec_dot = vec_dot_mxfp4_q8_0p;
+	ops[HEARTH_TYPE_MXFP4].vec_dot4 = NULL;
+	ops[HEARTH_TYPE_MXFP4].gemm = NULL;
+	ops[HEARTH_TYPE_MXFP4].pack_rows = PACK_ROWS;
+	ops[HEARTH_TYPE_MXFP4].pack_size = pack_size_q4_0;
+	ops[HEARTH_TYPE_MXFP4].pack = pack_mxfp4;
+	ops[HEARTH_TYPE_MXFP4].gemm_packed = gemm_packed_mxfp4;
 
 	ops[HEARTH_TYPE_F16].dot_type = QTYPE_F16F;
 	ops[HEARTH_TYPE_F16].dot_from_float = f16f_from_float;

@@ -1,0 +1,116 @@
+/* train-ops.h - the operations of a training pass, each as a forward and a
+ * backward in f32 (src/train/: one file per operation, the file's name is
+ * its prefix; trainer.c composes them into a model).
+ *
+ * Shapes are row-major: a matrix [n][m] is n rows of m floats. A backward
+ * takes the gradient of the loss with respect to the operation's output
+ * (dy) and what the forward kept, and writes (=) or adds (+=, where said)
+ * the gradients with respect to its inputs.
+ *
+ * Threads: the functions that take a struct pool split their work over it
+ * by output element, in an order that does not depend on the number of
+ * threads, so the result is the same bits with 1 or n threads. They are
+ * called by the pool's owner, one at a time.
+ */
+#ifndef HEARTH_TRAIN_OPS_H
+#define HEARTH_TRAIN_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../model/model.h"
+
+#include "../base/thread.h"
+
+/* Runs fn over the pool, or on the calling thread alone when the work (about
+ * the multiply-adds) is too small to pay for a meeting of the threads: the
+ * operations split their work so that the result is the same either way. */
+#define TRAIN_INLINE_WORK (1 << 16)
+static inline void train_run(struct pool *p, pool_task_fn fn, void *arg, int64_t work)
+{
+	if (work < TRAIN_INLINE_WORK || pool_size(p) < 2)
+		fn(arg, 0, 1);
+	else
+		pool_run(p, fn, arg);
+}
+
+/* ---- tmm.c: products with a frozen base weight of any hearth type --------- */
+
+/* A weight W [n_out][n_in] (struct tensor: ne[0] = n_in, ne[1] = n_out) is
+ * read through its type's dequantization, block by block, by rows: the
+ * activations stay in f32 (no conversion to the kernels' dot type), so the
+ * product is a smooth function of x. scratch: tmm_scratch_floats(n_in)
+ * floats per thread of the pool, thread ith's at scratch + ith * that. */
+int64_t tmm_scratch_floats(int64_t n_in);
+/* y[n][n_out] = x[n][n_in] W^T. */
+void tmm_forward(struct pool *p, float *scratch, const struct tensor *w, const float *x, int n, float *y);
+/* dx[n][n_in] += dy[n][n_out] W. */
+void tmm_backward(struct pool *p, float *scratch, const struct tensor *w, const float *dy, int n, float *dx);
+
+/* ---- tlora.c: a low-rank delta on a weight: y += scale * (x A^T) B^T -------- */
+
+struct tlora {
+	char name[96];         /* the base weight's name ("blk.0.attn_q.weight") */
+	const struct tensor *w; /* the base weight */
+	int64_t n_in, n_out;
+	int32_t rank;
+	float scale;           /* alpha / rank */
+	float *a, *b;          /* [rank][n_in], [n_out][rank] */
+	float *ga, *gb;        /* their gradients, same shapes */
+};
+/* y[n][n_out] += scale * u B^T with u[n][rank] = x A^T (u kept for the backward). */
+void tlora_forward(struct pool *p, const struct tlora *l, const float *x, int n, float *u, float *y);
+/* Adds to ga, gb and to dx[n][n_in] the gradients of y's (dy); du: [n][rank] scratch. */
+void tlora_backward(struct pool *p, const struct tlora *l, const float *x, const float *u, const float *dy, int n,
+		    float *du, float *dx);
+
+/* ---- tnorm.c: RMS norm ----------------------------------------------------- */
+
+/* y = x / rms(x) * w for each of n rows of width d (as the inference's block_rms_norm). */
+void tnorm_forward(struct pool *p, const float *x, const float *w, int n, int64_t d, float eps, float *y);
+/* dx (+= when add, else =) the gradient through the norm of rows x with weight w (may be NULL). */
+void tnorm_backward(struct pool *p, const float *x, const float *w, const float *dy, int n, int64_t d, float eps,
+		    bool add, float *dx);
+
+/* ---- trope.c: rotary position embedding ------------------------------------ */
+
+/* Rotates (inverse: by the transpose) the first n_rot dims of each of the
+ * n_heads heads of width head_dim of every row i of x [n][n_heads * head_dim]
+ * by the (cos, sin) pairs of row i's position: cs + pos[i] * n_rot. */
+void trope_apply(struct pool *p, float *x, int n, int n_heads, int head_dim, int n_rot, enum rope_type type,
+		 const float *cs, const int32_t *pos, bool inverse);
+
+/* ---- tswiglu.c: the gated activation h = silu(g) * u ------------------------ */
+
+void tswiglu_forward(struct pool *p, const float *g, const float *u, int64_t n, float *h);
+/* dg = dh * u * silu'(g), du = dh * silu(g). */
+void tswiglu_backward(struct pool *p, const float *g, const float *u, const float *dh, int64_t n, float *dg,
+		      float *du);
+
+/* ---- tattn.c: causal attention with grouped keys ---------------------------- */
+
+/* One pass's attention: row i (of n) of q [n][n_head][dk] attends to rows
+ * lo[i] .. i of k [n][n_kv][dk] and v [n][n_kv][dv] (query head h reads key
+ * head h / (n_head / n_kv)), softmax((q . k) * scale). */
+struct tattn {
+	int n, n_head, n_kv, dk, dv;
+	float scale;
+	const int32_t *lo;
+	float *p;  /* [n_head][n][n] scratch: the probabilities */
+	float *ds; /* [n_head][n][n] scratch: the scores' gradients */
+};
+/* o [n][n_head][dv]; leaves the probabilities in a->p. */
+void tattn_forward(struct pool *p, const struct tattn *a, const float *q, const float *k, const float *v, float *o);
+/* From do_ [n][n_head][dv] writes (=) dq, dk, dv (shapes of q, k, v). */
+void tattn_backward(struct pool *p, const struct tattn *a, const float *q, const float *k, const float *v,
+		    const float *do_, float *dq, float *dk, float *dv);
+
+/* ---- tloss.c: log-softmax cross-entropy ------------------------------------- */
+
+/* Over n rows of logits [n][n_vocab] with labels[i] (0 <= label < n_vocab):
+ * returns sum_i -log softmax(row i)[labels[i]] (in double), and when dlogits
+ * is not NULL writes there weight * d/dlogits of that sum (may alias logits). */
+double tloss_forward_backward(struct pool *p, const float *logits, const int32_t *labels, int n, int64_t n_vocab,
+			      float weight, float *dlogits);
+
+#endif /* HEARTH_TRAIN_OPS_H */

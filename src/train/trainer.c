@@ -1,0 +1,551 @@
+/* trainer.c - the training pass of a dense llama-family model: forward
+ * keeping activations, then backward to the LoRA adapters and the input
+ * embeddings (see hearth.h, hearth_trainer_*; the operations: train-ops.h).
+ *
+ *   x_0 = embed(tokens) (* embd_scale)       or the caller's embeddings
+ *   layer il (x = x_il):
+ *     xn   = rms_norm(x) attn_norm
+ *     q, k, v = xn W (+ s B A xn) (+ bias)   (qwen3: per-head rms norms of q, k)
+ *     q, k = rope(q, k);  att = attention(q, k, v)
+ *     xmid = x + att Wo (+ lora) (+ bias)
+ *     xn2  = rms_norm(xmid) ffn_norm
+ *     g, u = xn2 Wgate, xn2 Wup (+ lora);  h = silu(g) u
+ *     x_(il+1) = xmid + h Wdown (+ lora)
+ *   loss = mean over labelled rows of -log softmax(rms_norm(x_L) output_norm Wout)[label]
+ *
+ * Memory (the owner is the trainer; sizes fixed at creation for n_ctx
+ * tokens): the parameters and their gradients in one allocation; the
+ * activations of every layer in another (x_il, xn, q/k before their norms,
+ * q, k, v, att, xmid, xn2, g, u, h, each adapter's A x), about
+ * n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att) floats a layer; the
+ * backward's scratch (one layer's gradients, the attention's probabilities
+ * and score gradients, n_head n_ctx^2 floats each) in a third.
+ *
+ * Weights are read from the model's mapping (struct tensor's data), not
+ * from the kernels' repacked copies: a matrix the loader repacked had its
+ * mapped pages given back, and they come back from the file when read here.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/err.h"
+#include "../base/thread.h"
+#include "../model/blocks.h"
+#include "../tensor/qtype.h"
+#include "../kern/kern.h"
+#include "train-ops.h"
+#include "trainer.h"
+
+#define N_ROLE 7      /* q k v out gate up down */
+#define HEAD_ROWS 32  /* labelled rows through the output head at a time */
+#define TRAIN_MAX_CTX 65536
+#define TRAIN_MAX_RANK 1024
+
+struct tacts { /* one layer's activations, each [n_ctx][width] */
+	float *x, *xn, *qraw, *kraw, *q, *k, *v, *att, *xmid, *xn2, *g, *u, *h;
+	float *lu[N_ROLE]; /* adapters' A x: [n_ctx][rank] */
+};
+
+struct hearth_trainer {
+	const struct hearth_model *m;
+	struct hearth_trainer_params p;
+	struct pool *pool;
+	int64_t E, QK, KV, VV, OV, F, V;
+	struct tlora *lora; /* [n_lora] */
+	int32_t n_lora;
+	struct tlora **lmap; /* [n_layer][N_ROLE]: a layer's adapter of a role, or NULL */
+	float *params;       /* a, b, ga, gb of every adapter */
+	float *acts_mem;
+	struct tacts *acts;  /* [n_layer], then acts[n_layer].x = the last layer's output */
+	float *scratch_mem;
+	float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *tmp, *ldu, *mm;
+	float *xf, *dxf, *logits; /* head: [HEAD_ROWS][E], [HEAD_ROWS][E], [HEAD_ROWS][V] */
+	float *cs;           /* rope (cos, sin): [n_ctx][n_rot] */
+	int32_t *pos, *lo, *rows, *labels; /* [n_ctx] each: a pass's positions, first visible rows, labelled rows */
+	struct tattn attn;
+};
+
+struct hearth_trainer_params hearth_trainer_default_params(void)
+{
+	return (struct hearth_trainer_params){ .targets = HEARTH_TRAIN_ATTN_Q | HEARTH_TRAIN_ATTN_K | HEARTH_TRAIN_ATTN_V |
+							  HEARTH_TRAIN_ATTN_OUT,
+					       .rank = 8, .alpha = 16, .n_ctx = 512, .n_threads = 0, .seed = 42 };
+}
+
+/* ---- creation ----------------------------------------------------------------- */
+
+/* Whether the pass here computes what the model's forward computes. */
+static int check_model(const struct hearth_model *m, struct hearth_err *err)
+{
+	const struct hparams *h = &m->hp;
+	const char *a = m->arch;
+	if (m->vocab_only)
+		return err_set(err, HEARTH_EINVAL, "trainer: the model was loaded vocabulary only");
+	if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3"))
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: architecture '%s' has no backward pass yet (llama, qwen2, qwen3)", a);
+	if (h->n_expert > 0)
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: mixtures of experts have no backward pass yet");
+	if (h->attn_softcap > 0 || h->final_softcap > 0 || h->ffn_act != FFN_SILU || h->embd_scale <= 0 ||
+	    m->rope_long.data || m->rope_short.data || h->n_rot % 2 || h->n_rot > h->head_dim_k)
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' uses a feature without a backward pass", a);
+	for (int il = 0; il < h->n_layer; il++) {
+		const struct layer *l = &m->layers[il];
+		if (l->n_swa > 0 || l->attn_sinks.data || l->attn_post_norm.data || l->ffn_post_norm.data ||
+		    l->rope_base != h->rope_base || l->rope_freq_scale != h->rope_freq_scale || !l->ffn_gate.data)
+			return err_set(err, HEARTH_EUNSUPPORTED, "trainer: layer %d of '%s' uses a feature without a backward pass", il, a);
+	}
+	return 0;
+}
+
+/* The layer's weight of a role. */
+static const struct tensor *role_weight(const struct layer *l, int role)
+{
+	const struct tensor *w[N_ROLE] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
+	return w[role];
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* The adapters: one per layer and targeted role; parameters carved from one
+ * allocation; A uniform in +-1/sqrt(n_in), B zero. */
+static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
+{
+	const struct hearth_model *m = t->m;
+	const int L = m->hp.n_layer, R = t->p.rank;
+	size_t total = 0;
+	t->lmap = calloc((size_t)L * N_ROLE, sizeof *t->lmap);
+	t->lora = calloc((size_t)L * N_ROLE, sizeof *t->lora);
+	if (!t->lmap || !t->lora)
+		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+	for (int il = 0; il < L; il++)
+		for (int r = 0; r < N_ROLE; r++) {
+			if (!(t->p.targets & (1u << r)))
+				continue;
+			const struct tensor *w = role_weight(&m->layers[il], r);
+			struct tlora *lo = &t->lora[t->n_lora++];
+			lo->w = w;
+			snprintf(lo->name, sizeof lo->name, "%s", w->name);
+			lo->n_in = w->ne[0];
+			lo->n_out = w->ne[1];
+			lo->rank = R;
+			lo->scale = t->p.alpha / (float)R;
+			total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
+			t->lmap[il * N_ROLE + r] = lo;
+		}
+	if (total && !(t->params = calloc(total, sizeof(float))))
+		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory for %zu adapter floats", total);
+	float *at = t->params;
+	uint64_t s = t->p.seed;
+	for (int32_t i = 0; i < t->n_lora; i++) {
+		struct tlora *lo = &t->lora[i];
+		const size_t na = (size_t)R * (size_t)lo->n_in, nb = (size_t)R * (size_t)lo->n_out;
+		lo->a = at;
+		lo->b = at + na;
+		lo->ga = at + na + nb;
+		lo->gb = at + 2 * na + nb;
+		at += 2 * (na + nb);
+		const float bound = 1.0f / sqrtf((float)lo->n_in);
+		for (size_t j = 0; j < na; j++)
+			lo->a[j] = ((float)(splitmix(&s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f) * bound;
+	}
+	return 0;
+}
+
+/* Carves n floats from *at (a NULL base: only counts). */
+static float *carve(float **at, size_t n)
+{
+	float *p = *at;
+	*at += n;
+	return p;
+}
+
+/* Lays out the activations (base NULL: measures); returns the floats used. */
+static size_t layout_acts(struct hearth_trainer *t, float *base)
+{
+	const struct hearth_model *m = t->m;
+	const size_t C = (size_t)t->p.n_ctx, E = (size_t)t->E, R = (size_t)t->p.rank;
+	float *at = base;
+	for (int il = 0; il <= m->hp.n_layer; il++) {
+		struct tacts *a = &t->acts[il];
+		a->x = carve(&at, C * E);
+		if (il == m->hp.n_layer)
+			break;
+		const struct layer *l = &m->layers[il];
+		a->xn = carve(&at, C * E);
+		a->qraw = l->q_norm.data ? carve(&at, C * (size_t)t->QK) : NULL;
+		a->kraw = l->k_norm.data ? carve(&at, C * (size_t)t->KV) : NULL;
+		a->q = carve(&at, C * (size_t)t->QK);
+		a->k = carve(&at, C * (size_t)t->KV);
+		a->v = carve(&at, C * (size_t)t->VV);
+		a->att = carve(&at, C * (size_t)t->OV);
+		a->xmid = carve(&at, C * E);
+		a->xn2 = carve(&at, C * E);
+		a->g = carve(&at, C * (size_t)t->F);
+		a->u = carve(&at, C * (size_t)t->F);
+		a->h = carve(&at, C * (size_t)t->F);
+		for (int r = 0; r < N_ROLE; r++)
+			a->lu[r] = t->lmap[il * N_ROLE + r] ? carve(&at, C * R) : NULL;
+	}
+	return (size_t)(at - base);
+}
+
+/* Lays out the backward's scratch (base NULL: measures). */
+static size_t layout_scratch(struct hearth_trainer *t, float *base)
+{
+	const size_t C = (size_t)t->p.n_ctx, E = (size_t)t->E, nh = (size_t)t->m->hp.n_head;
+	const int64_t wide = t->E > t->OV ? (t->E > t->F ? t->E : t->F) : (t->OV > t->F ? t->OV : t->F);
+	float *at = base;
+	t->dx = carve(&at, C * E);
+	t->dxn = carve(&at, C * E);
+	t->tmp = carve(&at, C * E);
+	t->dq = carve(&at, C * (size_t)t->QK);
+	t->dk = carve(&at, C * (size_t)t->KV);
+	t->dv = carve(&at, C * (size_t)t->VV);
+	t->datt = carve(&at, C * (size_t)t->OV);
+	t->dg = carve(&at, C * (size_t)t->F);
+	t->du = carve(&at, C * (size_t)t->F);
+	t->dh = carve(&at, C * (size_t)t->F);
+	t->ldu = carve(&at, C * (size_t)t->p.rank);
+	t->mm = carve(&at, (size_t)pool_size(t->pool) * (size_t)tmm_scratch_floats(wide));
+	t->xf = carve(&at, HEAD_ROWS * E);
+	t->dxf = carve(&at, HEAD_ROWS * E);
+	t->logits = carve(&at, HEAD_ROWS * (size_t)t->V);
+	t->attn.p = carve(&at, nh * C * C);
+	t->attn.ds = carve(&at, nh * C * C);
+	t->cs = carve(&at, C * (size_t)t->m->hp.n_rot);
+	return (size_t)(at - base);
+}
+
+/* Allocates n floats into *out after checking the count against overflow. */
+static int alloc_floats(float **out, size_t n, const char *what, struct hearth_err *err)
+{
+	if (n > SIZE_MAX / sizeof(float) || !(*out = malloc(n * sizeof(float))))
+		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory for %s (%.1f MiB)", what,
+			       (double)n * sizeof(float) / 1048576.0);
+	return 0;
+}
+
+static int check_params(const struct hearth_trainer_params *p, struct hearth_err *err)
+{
+	if (p->rank < 1 || p->rank > TRAIN_MAX_RANK)
+		return err_set(err, HEARTH_EINVAL, "trainer: rank %d is outside 1..%d", p->rank, TRAIN_MAX_RANK);
+	if (p->n_ctx < 1 || p->n_ctx > TRAIN_MAX_CTX)
+		return err_set(err, HEARTH_EINVAL, "trainer: n_ctx %d is outside 1..%d", p->n_ctx, TRAIN_MAX_CTX);
+	if (p->n_threads < 0 || p->n_threads > 512)
+		return err_set(err, HEARTH_EINVAL, "trainer: n_threads %d is outside 0..512", p->n_threads);
+	if (p->targets & ~((1u << N_ROLE) - 1))
+		return err_set(err, HEARTH_EINVAL, "trainer: unknown target bits 0x%x", p->targets);
+	if (!isfinite(p->alpha))
+		return err_set(err, HEARTH_EINVAL, "trainer: alpha is not finite");
+	return 0;
+}
+
+int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m, const struct hearth_trainer_params *p,
+		       struct hearth_err *err)
+{
+	const struct hearth_trainer_params d = p ? *p : hearth_trainer_default_params();
+	struct hearth_trainer *t;
+	int rc;
+
+	*out = NULL;
+	if ((rc = check_params(&d, err)) || (rc = check_model(m, err)))
+		return rc;
+	/* the attention's two [n_head][n_ctx][n_ctx] buffers bound n_ctx first */
+	if ((double)m->hp.n_head * d.n_ctx * d.n_ctx * 2 * sizeof(float) > (double)SIZE_MAX / 4)
+		return err_set(err, HEARTH_ENOMEM, "trainer: n_ctx %d is too large for the attention's buffers", d.n_ctx);
+	if (!(t = calloc(1, sizeof *t)))
+		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+	const struct hparams *h = &m->hp;
+	t->m = m;
+	t->p = d;
+	t->E = h->n_embd;
+	t->QK = (int64_t)h->n_head * h->head_dim_k;
+	t->KV = (int64_t)h->n_head_kv * h->head_dim_k;
+	t->VV = (int64_t)h->n_head_kv * h->head_dim_v;
+	t->OV = (int64_t)h->n_head * h->head_dim_v;
+	t->F = h->n_ff;
+	t->V = h->n_vocab;
+	if ((rc = pool_new(&t->pool, d.n_threads ? d.n_threads : cpu_count(), err)))
+		goto fail;
+	if ((rc = make_lora(t, err)))
+		goto fail;
+	if (!(t->acts = calloc((size_t)h->n_layer + 1, sizeof *t->acts))) {
+		rc = err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+		goto fail;
+	}
+	if ((rc = alloc_floats(&t->acts_mem, layout_acts(t, NULL), "the activations", err)) ||
+	    (rc = alloc_floats(&t->scratch_mem, layout_scratch(t, NULL), "the backward's scratch", err)))
+		goto fail;
+	layout_acts(t, t->acts_mem);
+	layout_scratch(t, t->scratch_mem);
+	t->pos = malloc(4 * (size_t)d.n_ctx * sizeof *t->pos);
+	if (!t->pos) {
+		rc = err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+		goto fail;
+	}
+	t->lo = t->pos + d.n_ctx;
+	t->rows = t->lo + d.n_ctx;
+	t->labels = t->rows + d.n_ctx;
+	for (int32_t pp = 0; pp < d.n_ctx; pp++)
+		block_rope_cs(pp, h->n_rot, h, m->rope_freqs.data, t->cs + (size_t)pp * (size_t)h->n_rot);
+	*out = t;
+	return 0;
+fail:
+	hearth_trainer_free(t);
+	return rc;
+}
+
+void hearth_trainer_free(struct hearth_trainer *t)
+{
+	if (!t)
+		return;
+	pool_free(t->pool);
+	free(t->lora);
+	free(t->lmap);
+	free(t->params);
+	free(t->acts);
+	free(t->acts_mem);
+	free(t->scratch_mem);
+	free(t->pos);
+	free(t);
+}
+
+int32_t hearth_trainer_n_lora(const struct hearth_trainer *t) { return t->n_lora; }
+
+const struct hearth_model *trainer_model(const struct hearth_trainer *t) { return t->m; }
+
+int32_t trainer_n_ctx(const struct hearth_trainer *t) { return t->p.n_ctx; }
+
+void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora_tensor *out)
+{
+	const struct tlora *l = &t->lora[i];
+	*out = (struct hearth_lora_tensor){ .weight = l->name, .n_in = l->n_in, .n_out = l->n_out, .rank = l->rank,
+					    .scale = l->scale, .a = l->a, .b = l->b, .grad_a = l->ga, .grad_b = l->gb };
+}
+
+void hearth_trainer_zero_grad(struct hearth_trainer *t)
+{
+	for (int32_t i = 0; i < t->n_lora; i++) {
+		const struct tlora *l = &t->lora[i];
+		memset(l->ga, 0, (size_t)l->rank * (size_t)l->n_in * sizeof(float));
+		memset(l->gb, 0, (size_t)l->rank * (size_t)l->n_out * sizeof(float));
+	}
+}
+
+/* ---- the forward --------------------------------------------------------------- */
+
+/* y = x W^T (+ the adapter) (+ bias) for n rows; u keeps the adapter's A x. */
+static void linear(struct hearth_trainer *t, const struct tensor *w, const struct tlora *lo, float *u,
+		   const struct tensor *bias, const float *x, int n, float *y)
+{
+	tmm_forward(t->pool, t->mm, w, x, n, y);
+	if (lo)
+		tlora_forward(t->pool, lo, x, n, u, y);
+	if (bias && bias->data) {
+		const float *b = bias->data;
+		for (int i = 0; i < n; i++)
+			for (int64_t j = 0; j < w->ne[1]; j++)
+				y[(size_t)i * (size_t)w->ne[1] + (size_t)j] += b[j];
+	}
+}
+
+static void add_rows(float *y, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = a[i] + b[i];
+}
+
+static void layer_forward(struct hearth_trainer *t, int il, int n)
+{
+	const struct hearth_model *m = t->m;
+	const struct hparams *h = &m->hp;
+	const struct layer *l = &m->layers[il];
+	struct tacts *a = &t->acts[il];
+	struct tlora *const *lm = &t->lmap[il * N_ROLE];
+	const size_t nE = (size_t)n * (size_t)t->E;
+
+	tnorm_forward(t->pool, a->x, l->attn_norm.data, n, t->E, h->rms_eps, a->xn);
+	linear(t, &l->wq, lm[0], a->lu[0], &l->bq, a->xn, n, a->q);
+	linear(t, &l->wk, lm[1], a->lu[1], &l->bk, a->xn, n, a->k);
+	linear(t, &l->wv, lm[2], a->lu[2], &l->bv, a->xn, n, a->v);
+	if (a->qraw) {
+		memcpy(a->qraw, a->q, (size_t)n * (size_t)t->QK * sizeof(float));
+		tnorm_forward(t->pool, a->qraw, l->q_norm.data, n * h->n_head, h->head_dim_k, h->rms_eps, a->q);
+	}
+	if (a->kraw) {
+		memcpy(a->kraw, a->k, (size_t)n * (size_t)t->KV * sizeof(float));
+		tnorm_forward(t->pool, a->kraw, l->k_norm.data, n * h->n_head_kv, h->head_dim_k, h->rms_eps, a->k);
+	}
+	trope_apply(t->pool, a->q, n, h->n_head, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, false);
+	trope_apply(t->pool, a->k, n, h->n_head_kv, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, false);
+	tattn_forward(t->pool, &t->attn, a->q, a->k, a->v, a->att);
+	linear(t, &l->wo, lm[3], a->lu[3], &l->bo, a->att, n, t->tmp);
+	add_rows(a->xmid, a->x, t->tmp, nE);
+	tnorm_forward(t->pool, a->xmid, l->ffn_norm.data, n, t->E, h->rms_eps, a->xn2);
+	linear(t, &l->ffn_gate, lm[4], a->lu[4], NULL, a->xn2, n, a->g);
+	linear(t, &l->ffn_up, lm[5], a->lu[5], NULL, a->xn2, n, a->u);
+	tswiglu_forward(t->pool, a->g, a->u, (int64_t)n * t->F, a->h);
+	linear(t, &l->ffn_down, lm[6], a->lu[6], NULL, a->h, n, t->tmp);
+	add_rows(t->acts[il + 1].x, a->xmid, t->tmp, nE);
+}
+
+/* ---- the backward -------------------------------------------------------------- */
+
+/* dx += dy W (+ the adapter's; its gradients added) for n rows of input x. */
+static void linear_back(struct hearth_trainer *t, const struct tensor *w, const struct tlora *lo, const float *u,
+			const float *x, const float *dy, int n, float *dx)
+{
+	tmm_backward(t->pool, t->mm, w, dy, n, dx);
+	if (lo)
+		tlora_backward(t->pool, lo, x, u, dy, n, t->ldu, dx);
+}
+
+/* t->dx: d loss / d x_(il+1) in, d loss / d x_il out. */
+static void layer_backward(struct hearth_trainer *t, int il, int n)
+{
+	const struct hearth_model *m = t->m;
+	const struct hparams *h = &m->hp;
+	const struct layer *l = &m->layers[il];
+	const struct tacts *a = &t->acts[il];
+	struct tlora *const *lm = &t->lmap[il * N_ROLE];
+
+	/* the FFN: dx is also d loss / d (its output) */
+	memset(t->dh, 0, (size_t)n * (size_t)t->F * sizeof(float));
+	linear_back(t, &l->ffn_down, lm[6], a->lu[6], a->h, t->dx, n, t->dh);
+	tswiglu_backward(t->pool, a->g, a->u, t->dh, (int64_t)n * t->F, t->dg, t->du);
+	memset(t->dxn, 0, (size_t)n * (size_t)t->E * sizeof(float));
+	linear_back(t, &l->ffn_gate, lm[4], a->lu[4], a->xn2, t->dg, n, t->dxn);
+	linear_back(t, &l->ffn_up, lm[5], a->lu[5], a->xn2, t->du, n, t->dxn);
+	tnorm_backward(t->pool, a->xmid, l->ffn_norm.data, t->dxn, n, t->E, h->rms_eps, true, t->dx);
+
+	/* attention: dx is now d loss / d xmid, also d loss / d (att Wo) */
+	memset(t->datt, 0, (size_t)n * (size_t)t->OV * sizeof(float));
+	linear_back(t, &l->wo, lm[3], a->lu[3], a->att, t->dx, n, t->datt);
+	tattn_backward(t->pool, &t->attn, a->q, a->k, a->v, t->datt, t->dq, t->dk, t->dv);
+	trope_apply(t->pool, t->dq, n, h->n_head, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, true);
+	trope_apply(t->pool, t->dk, n, h->n_head_kv, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, true);
+	if (a->qraw)
+		tnorm_backward(t->pool, a->qraw, l->q_norm.data, t->dq, n * h->n_head, h->head_dim_k, h->rms_eps, false, t->dq);
+	if (a->kraw)
+		tnorm_backward(t->pool, a->kraw, l->k_norm.data, t->dk, n * h->n_head_kv, h->head_dim_k, h->rms_eps, false,
+			       t->dk);
+	memset(t->dxn, 0, (size_t)n * (size_t)t->E * sizeof(float));
+	linear_back(t, &l->wq, lm[0], a->lu[0], a->xn, t->dq, n, t->dxn);
+	linear_back(t, &l->wk, lm[1], a->lu[1], a->xn, t->dk, n, t->dxn);
+	linear_back(t, &l->wv, lm[2], a->lu[2], a->xn, t->dv, n, t->dxn);
+	tnorm_backward(t->pool, a->x, l->attn_norm.data, t->dxn, n, t->E, h->rms_eps, true, t->dx);
+}
+
+/* The output head over the labelled rows, HEAD_ROWS at a time: the loss sum
+ * and, with backward, t->dx = d loss / d x_L (weight: 1 / labelled rows). */
+static double head(struct hearth_trainer *t, int n, int n_lab, bool backward)
+{
+	const struct hearth_model *m = t->m;
+	const int64_t E = t->E;
+	const float *xl = t->acts[m->hp.n_layer].x;
+	const float weight = 1.0f / (float)n_lab;
+	double sum = 0;
+	if (backward)
+		memset(t->dx, 0, (size_t)n * (size_t)E * sizeof(float));
+	for (int r0 = 0; r0 < n_lab; r0 += HEAD_ROWS) {
+		const int nr = n_lab - r0 < HEAD_ROWS ? n_lab - r0 : HEAD_ROWS;
+		for (int k = 0; k < nr; k++)
+			memcpy(t->tmp + (size_t)k * (size_t)E, xl + (size_t)t->rows[r0 + k] * (size_t)E, (size_t)E * sizeof(float));
+		tnorm_forward(t->pool, t->tmp, m->output_norm.data, nr, E, m->hp.rms_eps, t->xf);
+		tmm_forward(t->pool, t->mm, &m->output, t->xf, nr, t->logits);
+		sum += tloss_forward_backward(t->pool, t->logits, t->labels + r0, nr, t->V, weight, backward ? t->logits : NULL);
+		if (!backward)
+			continue;
+		memset(t->dxf, 0, (size_t)nr * (size_t)E * sizeof(float));
+		tmm_backward(t->pool, t->mm, &m->output, t->logits, nr, t->dxf);
+		tnorm_backward(t->pool, t->tmp, m->output_norm.data, t->dxf, nr, E, m->hp.rms_eps, false, t->xf);
+		for (int k = 0; k < nr; k++)
+			memcpy(t->dx + (size_t)t->rows[r0 + k] * (size_t)E, t->xf + (size_t)k * (size_t)E, (size_t)E * sizeof(float));
+	}
+	return sum;
+}
+
+/* ---- a pass ---------------------------------------------------------------------- */
+
+/* Checks the batch and fills positions, first visible rows, labelled rows;
+ * returns the number of labelled rows, or a negative HEARTH_E*. */
+static int prepare(struct hearth_trainer *t, const struct hearth_train_batch *b, struct hearth_err *err)
+{
+	const int32_t V = t->m->hp.n_vocab;
+	int n_lab = 0;
+	if (!b || b->n < 1 || b->n > t->p.n_ctx)
+		return err_set(err, HEARTH_EINVAL, "trainer: batch of %d tokens (1..%d)", b ? b->n : 0, t->p.n_ctx);
+	if ((!b->tokens && !b->embd) || !b->labels)
+		return err_set(err, HEARTH_EINVAL, "trainer: a batch needs tokens (or embeddings) and labels");
+	for (int i = 0; i < b->n; i++) {
+		if (b->tokens && (b->tokens[i] < 0 || b->tokens[i] >= V))
+			return err_set(err, HEARTH_EINVAL, "trainer: token %d at %d is outside the vocabulary (%d)", b->tokens[i], i, V);
+		if (b->labels[i] < -1 || b->labels[i] >= V)
+			return err_set(err, HEARTH_EINVAL, "trainer: label %d at %d is outside the vocabulary (%d)", b->labels[i], i, V);
+		const int32_t p = b->pos ? b->pos[i] : i;
+		if (p != 0 && (i == 0 || p != t->pos[i - 1] + 1))
+			return err_set(err, HEARTH_EINVAL, "trainer: position %d at %d neither starts a sequence (0) nor follows %d", p,
+				       i, i ? t->pos[i - 1] : -1);
+		t->pos[i] = p;
+		t->lo[i] = i - p;
+		if (b->labels[i] >= 0) {
+			t->rows[n_lab] = i;
+			t->labels[n_lab++] = b->labels[i];
+		}
+	}
+	if (n_lab == 0)
+		return err_set(err, HEARTH_EINVAL, "trainer: no position of the batch has a label");
+	return n_lab;
+}
+
+/* x_0: the tokens' embedding rows or the caller's, times the model's scale. */
+static void embed(struct hearth_trainer *t, const struct hearth_train_batch *b)
+{
+	const struct hearth_model *m = t->m;
+	const int64_t E = t->E;
+	const size_t erow = qtype_row_size(m->tok_embd.type, E);
+	float *x = t->acts[0].x;
+	for (int i = 0; i < b->n; i++) {
+		float *xi = x + (size_t)i * (size_t)E;
+		if (b->embd)
+			memcpy(xi, b->embd + (size_t)i * (size_t)E, (size_t)E * sizeof(float));
+		else
+			kern_ops(m->tok_embd.type)->to_float((const char *)m->tok_embd.data + (size_t)b->tokens[i] * erow, xi, E);
+		if (m->hp.embd_scale != 1.0f)
+			for (int64_t j = 0; j < E; j++)
+				xi[j] *= m->hp.embd_scale;
+	}
+}
+
+int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch *b, bool backward, double *loss,
+		       float *grad_embd, struct hearth_err *err)
+{
+	const struct hparams *h = &t->m->hp;
+	const int n_lab = prepare(t, b, err);
+	if (n_lab < 0)
+		return n_lab;
+	const int n = b->n;
+	t->attn = (struct tattn){ .n = n, .n_head = h->n_head, .n_kv = h->n_head_kv, .dk = h->head_dim_k, .dv = h->head_dim_v,
+				  .scale = h->attn_scale > 0 ? h->attn_scale : 1.0f / sqrtf((float)h->head_dim_k),
+				  .lo = t->lo, .p = t->attn.p, .ds = t->attn.ds };
+	embed(t, b);
+	for (int il = 0; il < h->n_layer; il++)
+		layer_forward(t, il, n);
+	*loss = head(t, n, n_lab, backward) / n_lab;
+	if (!backward)
+		return 0;
+	for (int il = h->n_layer - 1; il >= 0; il--)
+		layer_backward(t, il, n);
+	if (grad_embd)
+		for (size_t j = 0; j < (size_t)n * (size_t)t->E; j++)
+			grad_embd[j] = t->dx[j] * h->embd_scale;
+	return 0;
+}

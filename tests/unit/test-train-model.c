@@ -1,0 +1,645 @@
+/* test-train-model.c - the whole training pass (hearth_trainer_*):
+ *
+ *  - its loss and gradients against a reference model written here in
+ *    double precision from the model's tensors (dequantized by the scalar
+ *    reference), the gradients against central finite differences of that
+ *    reference: LoRA A and B entries picked at random over every adapter,
+ *    and input-embedding entries; synthetic llama, qwen2 (biases) and qwen3
+ *    (q/k norms) models in f32 and quantized, and fixture models;
+ *  - its loss against the cross-entropy of hearth_decode's logits;
+ *  - one thread against four (the same bits);
+ *  - what it refuses.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/kern/kern.h"
+#include "../../src/model/blocks.h"
+#include "../../src/model/model.h"
+#include "../../src/tensor/qtype.h"
+#include "../harness.h"
+#include "../synth.h"
+
+#define N_TOK 7
+#define N_PICK 12       /* entries of A, of B and of the embeddings checked per model */
+#define FD_H 1e-4
+#define LOSS_TOL 2e-5   /* trainer (f32) against the double reference, relative */
+#define GRAD_TOL 1e-4   /* f32 gradients through the model against double differences (measured: at most 7e-6) */
+
+/* two packed sequences, labels on most positions */
+static const int32_t toks[N_TOK] = { 1, 70, 81, 92, 1, 103, 114 };
+static const int32_t pos7[N_TOK] = { 0, 1, 2, 3, 0, 1, 2 };
+static const int32_t lab7[N_TOK] = { 70, 81, -1, 50, 103, 114, 60 };
+
+static uint64_t rng = 99;
+static double rnd(void)
+{
+	rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (double)(rng >> 40) / (double)(1 << 24) * 2.0 - 1.0;
+}
+static uint32_t rnd_u(uint32_t n)
+{
+	rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(rng >> 33) % n;
+}
+
+/* ---- the reference: the model in double ------------------------------------------ */
+
+struct ref_lora {
+	int il, role, rank;
+	int64_t n_in, n_out;
+	double scale, *a, *b;
+};
+
+struct ref {
+	const struct hearth_model *m;
+	double **w;     /* [n_layer * 7 + 1]: the layers' matrices, then the output head */
+	struct ref_lora *lora;
+	int n_lora;
+	float *cs;      /* rope (cos, sin) by position */
+	double *embd;   /* [N_TOK][E]: the input embeddings */
+};
+
+static double *dequant(const struct tensor *t)
+{
+	const int64_t n_in = t->ne[0], n_out = t->ne[1];
+	double *d = malloc((size_t)(n_in * n_out) * sizeof *d);
+	float *row = malloc((size_t)n_in * sizeof *row);
+	for (int64_t r = 0; r < n_out; r++) {
+		kern_ops_ref(t->type)->to_float((const char *)t->data + (size_t)r * qtype_row_size(t->type, n_in), row, n_in);
+		for (int64_t i = 0; i < n_in; i++)
+			d[r * n_in + i] = row[i];
+	}
+	free(row);
+	return d;
+}
+
+static const struct tensor *role_w(const struct layer *l, int role)
+{
+	const struct tensor *w[7] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down };
+	return w[role];
+}
+
+/* y[n][n_out] = x W^T (+ lora) (+ bias) */
+static void ref_linear(const struct ref *r, int il, int role, const struct tensor *bias, const double *x, int n,
+		       double *y)
+{
+	const struct tensor *t = il < 0 ? &r->m->output : role_w(&r->m->layers[il], role);
+	const double *w = r->w[il < 0 ? r->m->hp.n_layer * 7 : il * 7 + role];
+	const int64_t n_in = t->ne[0], n_out = t->ne[1];
+	const struct ref_lora *lo = NULL;
+	for (int k = 0; k < r->n_lora; k++)
+		if (r->lora[k].il == il && r->lora[k].role == role)
+			lo = &r->lora[k];
+	for (int i = 0; i < n; i++) {
+		const double *xi = x + i * n_in;
+		double u[64];
+		for (int k = 0; lo && k < lo->rank; k++) {
+			u[k] = 0;
+			for (int64_t j = 0; j < n_in; j++)
+				u[k] += lo->a[k * n_in + j] * xi[j];
+		}
+		for (int64_t o = 0; o < n_out; o++) {
+			double s = 0;
+			for (int64_t j = 0; j < n_in; j++)
+				s += w[o * n_in + j] * xi[j];
+			for (int k = 0; lo && k < lo->rank; k++)
+				s += lo->scale * lo->b[o * lo->rank + k] * u[k];
+			if (bias && bias->data)
+				s += ((const float *)bias->data)[o];
+			y[i * n_out + o] = s;
+		}
+	}
+}
+
+static void ref_norm(const double *x, const float *w, int n, int64_t d, double eps, double *y)
+{
+	for (int i = 0; i < n; i++) {
+		double ss = 0;
+		for (int64_t j = 0; j < d; j++)
+			ss += x[i * d + j] * x[i * d + j];
+		const double s = 1.0 / sqrt(ss / d + eps);
+		for (int64_t j = 0; j < d; j++)
+			y[i * d + j] = x[i * d + j] * s * (w ? w[j] : 1.0f);
+	}
+}
+
+static void ref_rope(const struct ref *r, double *x, int nh)
+{
+	const struct hparams *h = &r->m->hp;
+	const int hd = h->head_dim_k, nr = h->n_rot;
+	for (int i = 0; i < N_TOK; i++)
+		for (int hh = 0; hh < nh; hh++) {
+			double *v = x + ((size_t)i * nh + hh) * hd;
+			const float *cs = r->cs + (size_t)pos7[i] * nr;
+			for (int i0 = 0; i0 < nr; i0 += 2) {
+				const int a = h->rope_type == ROPE_NEOX ? i0 / 2 : i0, b = h->rope_type == ROPE_NEOX ? i0 / 2 + nr / 2 : i0 + 1;
+				const double x0 = v[a], x1 = v[b];
+				v[a] = x0 * cs[i0] - x1 * cs[i0 + 1];
+				v[b] = x0 * cs[i0 + 1] + x1 * cs[i0];
+			}
+		}
+}
+
+static void ref_attn(const struct hparams *h, const double *q, const double *k, const double *v, double *o)
+{
+	const int nh = h->n_head, nkv = h->n_head_kv, dk = h->head_dim_k, dv = h->head_dim_v, G = nh / nkv;
+	const double scale = h->attn_scale > 0 ? h->attn_scale : 1.0 / sqrt(dk);
+	for (int i = 0; i < N_TOK; i++)
+		for (int hh = 0; hh < nh; hh++) {
+			double s[N_TOK], mx = -INFINITY, z = 0;
+			const int lo = i - pos7[i];
+			for (int j = lo; j <= i; j++) {
+				s[j] = 0;
+				for (int d = 0; d < dk; d++)
+					s[j] += q[((size_t)i * nh + hh) * dk + d] * k[((size_t)j * nkv + hh / G) * dk + d];
+				s[j] *= scale;
+				mx = fmax(mx, s[j]);
+			}
+			for (int j = lo; j <= i; j++)
+				z += exp(s[j] - mx);
+			for (int d = 0; d < dv; d++) {
+				double acc = 0;
+				for (int j = lo; j <= i; j++)
+					acc += exp(s[j] - mx) / z * v[((size_t)j * nkv + hh / G) * dv + d];
+				o[((size_t)i * nh + hh) * dv + d] = acc;
+			}
+		}
+}
+
+static double ref_loss(const struct ref *r)
+{
+	const struct hearth_model *m = r->m;
+	const struct hparams *h = &m->hp;
+	const int64_t E = h->n_embd, QK = (int64_t)h->n_head * h->head_dim_k, KV = (int64_t)h->n_head_kv * h->head_dim_k;
+	const int64_t VV = (int64_t)h->n_head_kv * h->head_dim_v, F = h->n_ff, V = h->n_vocab, n = N_TOK;
+	double *x = malloc(n * E * sizeof *x), *xn = malloc(n * E * sizeof *xn), *t = malloc(n * E * sizeof *t);
+	double *q = malloc(n * QK * sizeof *q), *k = malloc(n * KV * sizeof *k), *v = malloc(n * VV * sizeof *v);
+	double *att = malloc(n * QK * sizeof *att), *g = malloc(n * F * sizeof *g), *u = malloc(n * F * sizeof *u);
+	double *lg = malloc(V * sizeof *lg), loss = 0;
+	int n_lab = 0;
+	for (int64_t j = 0; j < n * E; j++)
+		x[j] = r->embd[j] * h->embd_scale;
+	for (int il = 0; il < h->n_layer; il++) {
+		const struct layer *l = &m->layers[il];
+		ref_norm(x, l->attn_norm.data, N_TOK, E, h->rms_eps, xn);
+		ref_linear(r, il, 0, &l->bq, xn, N_TOK, q);
+		ref_linear(r, il, 1, &l->bk, xn, N_TOK, k);
+		ref_linear(r, il, 2, &l->bv, xn, N_TOK, v);
+		if (l->q_norm.data)
+			ref_norm(q, l->q_norm.data, N_TOK * h->n_head, h->head_dim_k, h->rms_eps, q);
+		if (l->k_norm.data)
+			ref_norm(k, l->k_norm.data, N_TOK * h->n_head_kv, h->head_dim_k, h->rms_eps, k);
+		ref_rope(r, q, h->n_head);
+		ref_rope(r, k, h->n_head_kv);
+		ref_attn(h, q, k, v, att);
+		ref_linear(r, il, 3, &l->bo, att, N_TOK, t);
+		for (int64_t j = 0; j < n * E; j++)
+			x[j] += t[j];
+		ref_norm(x, l->ffn_norm.data, N_TOK, E, h->rms_eps, xn);
+		ref_linear(r, il, 4, NULL, xn, N_TOK, g);
+		ref_linear(r, il, 5, NULL, xn, N_TOK, u);
+		for (int64_t j = 0; j < n * F; j++)
+			g[j] = g[j] / (1 + exp(-g[j])) * u[j];
+		ref_linear(r, il, 6, NULL, g, N_TOK, t);
+		for (int64_t j = 0; j < n * E; j++)
+			x[j] += t[j];
+	}
+	ref_norm(x, m->output_norm.data, N_TOK, E, h->rms_eps, xn);
+	for (int i = 0; i < N_TOK; i++) {
+		if (lab7[i] < 0)
+			continue;
+		ref_linear(r, -1, 0, NULL, xn + i * E, 1, lg);
+		double mx = -INFINITY, z = 0;
+		for (int64_t j = 0; j < V; j++)
+			mx = fmax(mx, lg[j]);
+		for (int64_t j = 0; j < V; j++)
+			z += exp(lg[j] - mx);
+		loss -= lg[lab7[i]] - mx - log(z);
+		n_lab++;
+	}
+	free(x), free(xn), free(t), free(q), free(k), free(v), free(att), free(g), free(u), free(lg);
+	return loss / n_lab;
+}
+
+/* The reference of model m with trainer tr's adapters (copied as doubles). */
+static void ref_init(struct ref *r, const struct hearth_model *m, struct hearth_trainer *tr, const float *embd)
+{
+	const struct hparams *h = &m->hp;
+	memset(r, 0, sizeof *r);
+	r->m = m;
+	r->w = calloc((size_t)h->n_layer * 7 + 1, sizeof *r->w);
+	for (int il = 0; il < h->n_layer; il++)
+		for (int role = 0; role < 7; role++)
+			r->w[il * 7 + role] = dequant(role_w(&m->layers[il], role));
+	r->w[h->n_layer * 7] = dequant(&m->output);
+	r->n_lora = hearth_trainer_n_lora(tr);
+	r->lora = calloc((size_t)r->n_lora + 1, sizeof *r->lora);
+	for (int i = 0; i < r->n_lora; i++) {
+		struct hearth_lora_tensor lt;
+		hearth_trainer_lora(tr, i, &lt);
+		struct ref_lora *rl = &r->lora[i];
+		for (int il = 0; il < h->n_layer; il++)
+			for (int role = 0; role < 7; role++)
+				if (!strcmp(role_w(&m->layers[il], role)->name, lt.weight))
+					rl->il = il, rl->role = role;
+		rl->rank = lt.rank;
+		rl->n_in = lt.n_in;
+		rl->n_out = lt.n_out;
+		rl->scale = lt.scale;
+		rl->a = malloc((size_t)(lt.rank * lt.n_in) * sizeof(double));
+		rl->b = malloc((size_t)(lt.rank * lt.n_out) * sizeof(double));
+		for (int64_t j = 0; j < lt.rank * lt.n_in; j++)
+			rl->a[j] = lt.a[j];
+		for (int64_t j = 0; j < lt.rank * lt.n_out; j++)
+			rl->b[j] = lt.b[j];
+	}
+	r->cs = malloc((size_t)N_TOK * h->n_rot * sizeof *r->cs);
+	for (int p = 0; p < N_TOK; p++)
+		block_rope_cs(p, h->n_rot, h, m->rope_freqs.data, r->cs + (size_t)p * h->n_rot);
+	r->embd = malloc((size_t)N_TOK * h->n_embd * sizeof *r->embd);
+	for (int64_t j = 0; j < (int64_t)N_TOK * h->n_embd; j++)
+		r->embd[j] = embd[j];
+}
+
+static void ref_free(struct ref *r)
+{
+	for (int i = 0; i <= r->m->hp.n_layer * 7; i++)
+		free(r->w[i]);
+	for (int i = 0; i < r->n_lora; i++)
+		free(r->lora[i].a), free(r->lora[i].b);
+	free(r->w), free(r->lora), free(r->cs), free(r->embd);
+}
+
+/* d ref_loss / d *x by central differences */
+static double fd(struct ref *r, double *x)
+{
+	const double keep = *x;
+	*x = keep + FD_H;
+	const double lp = ref_loss(r);
+	*x = keep - FD_H;
+	const double lm = ref_loss(r);
+	*x = keep;
+	return (lp - lm) / (2 * FD_H);
+}
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+static struct hearth_trainer *trainer(const struct hearth_model *m, uint32_t targets, int n_threads)
+{
+	struct hearth_trainer_params p = hearth_trainer_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_trainer *t = NULL;
+	p.targets = targets;
+	p.rank = 4;
+	p.n_ctx = 64;
+	p.n_threads = n_threads;
+	T_OK(hearth_trainer_new(&t, m, &p, &err), err);
+	if (!t)
+		return NULL;
+	/* B random too, so that A has gradients */
+	rng = 5;
+	for (int i = 0; i < hearth_trainer_n_lora(t); i++) {
+		struct hearth_lora_tensor lt;
+		hearth_trainer_lora(t, i, &lt);
+		for (int64_t j = 0; j < lt.rank * lt.n_out; j++)
+			lt.b[j] = (float)(rnd() * 0.3);
+	}
+	return t;
+}
+
+/* The tokens' embedding rows (as the trainer's input). */
+static float *embd_rows(const struct hearth_model *m)
+{
+	const int64_t E = m->hp.n_embd;
+	float *e = malloc((size_t)(N_TOK * E) * sizeof *e);
+	for (int i = 0; i < N_TOK; i++)
+		kern_ops_ref(m->tok_embd.type)->to_float((const char *)m->tok_embd.data + (size_t)toks[i] * qtype_row_size(m->tok_embd.type, E),
+						       e + i * E, E);
+	return e;
+}
+
+/* Loss, LoRA and embedding gradients of m against the double reference. */
+static void check_grads(const char *what, const struct hearth_model *m, int n_pick)
+{
+	struct hearth_err err = { 0 };
+	const int64_t E = m->hp.n_embd;
+	struct hearth_trainer *t = trainer(m, 0x7f, 2);
+	if (!t)
+		return;
+	float *embd = embd_rows(m), *ge = malloc((size_t)(N_TOK * E) * sizeof *ge);
+	struct hearth_train_batch b = { .n = N_TOK, .tokens = toks, .labels = lab7, .pos = pos7 };
+	double loss = 0;
+	T_OK(hearth_trainer_run(t, &b, true, &loss, ge, &err), err);
+	struct ref r;
+	ref_init(&r, m, t, embd);
+	const double rl = ref_loss(&r);
+	T_NEAR(loss, rl, LOSS_TOL * fabs(rl));
+	double max_num[3] = { 0 }, max_diff[3] = { 0 };
+	for (int k = 0; k < 3 * n_pick; k++) {
+		const int kind = k / n_pick; /* A, B, embeddings */
+		double *x, an;
+		if (kind < 2) {
+			const int i = (int)rnd_u((uint32_t)r.n_lora);
+			struct hearth_lora_tensor lt;
+			hearth_trainer_lora(t, i, &lt);
+			const int64_t n = kind == 0 ? lt.rank * lt.n_in : lt.rank * lt.n_out, j = rnd_u((uint32_t)n);
+			x = kind == 0 ? &r.lora[i].a[j] : &r.lora[i].b[j];
+			an = kind == 0 ? lt.grad_a[j] : lt.grad_b[j];
+		} else {
+			const int64_t j = rnd_u((uint32_t)(N_TOK * E));
+			x = &r.embd[j];
+			an = ge[j];
+		}
+		const double num = fd(&r, x);
+		max_num[kind] = fmax(max_num[kind], fabs(num));
+		max_diff[kind] = fmax(max_diff[kind], fabs(num - an));
+	}
+	const char *names[3] = { "dA", "dB", "d embeddings" };
+	for (int kind = 0; kind < 3; kind++) {
+		const double rel = max_diff[kind] / (max_num[kind] > 0 ? max_num[kind] : 1);
+		fprintf(stderr, "    %-22s %-13s relative error %.2e (largest %.3g)\n", what, names[kind], rel, max_num[kind]);
+		T_TRUE(rel < GRAD_TOL);
+		T_TRUE(max_num[kind] > 0);
+	}
+	fprintf(stderr, "    %-22s loss %.9f, reference %.9f\n", what, loss, rl);
+	ref_free(&r);
+	free(embd), free(ge);
+	hearth_trainer_free(t);
+}
+
+static struct hearth_model *synth(const char *arch, int wtype, int head_dim, bool rope_freqs, const char *file)
+{
+	struct synth_spec s = { .arch = arch, .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 96,
+				.head_dim = head_dim, .wtype = wtype, .embd_type = HEARTH_TYPE_F32, .seed = 3,
+				.rope_freqs = rope_freqs };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	T_OK(synth_model_write(tmp_path(file), &s, &err), err);
+	T_OK(hearth_model_load(&m, tmp_path(file), &mp, &err), err);
+	return m;
+}
+
+void test_train_grad_synth(void)
+{
+	const struct { const char *arch; int wtype, head_dim; bool rope_freqs; const char *what; } cases[] = {
+		{ "llama", HEARTH_TYPE_F32, 0, true, "llama f32" },
+		{ "qwen2", HEARTH_TYPE_F32, 0, false, "qwen2 f32 (biases)" },
+		{ "qwen3", HEARTH_TYPE_F32, 32, false, "qwen3 f32 (q/k norms)" },
+		{ "llama", HEARTH_TYPE_Q4_0, 0, false, "llama q4_0" },
+		{ "qwen3", HEARTH_TYPE_Q8_0, 32, false, "qwen3 q8_0" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct hearth_model *m = synth(cases[i].arch, cases[i].wtype, cases[i].head_dim, cases[i].rope_freqs, "train.gguf");
+		if (m)
+			check_grads(cases[i].what, m, N_PICK);
+		hearth_model_free(m);
+	}
+}
+
+void test_train_grad_fixtures(void)
+{
+	const char *files[] = { "models/tiny-llama3.f32.gguf", "models/tiny-qwen2.q4_k_m.gguf", "models/tiny-qwen3.f32.gguf" };
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		struct hearth_model_params mp = hearth_model_default_params();
+		struct hearth_err err = { 0 };
+		struct hearth_model *m = NULL;
+		T_OK(hearth_model_load(&m, fixture(files[i]), &mp, &err), err);
+		if (m)
+			check_grads(files[i] + 7, m, N_PICK / 2); /* large vocabularies: each difference costs more */
+		hearth_model_free(m);
+	}
+}
+
+/* The trainer's loss is the cross-entropy of what decoding computes. */
+void test_train_loss_vs_decode(void)
+{
+	const char *files[] = { "models/tiny-llama-spm.f32.gguf", "models/tiny-qwen2.f32.gguf", "models/tiny-qwen3.f32.gguf",
+				"models/tiny-llama3.q4_k_m.gguf", "models/tiny-qwen3.q6_k.gguf" };
+	const int32_t ids[6] = { 1, 300, 301, 302, 303, 304 }, labels[6] = { 300, 301, 302, 303, 304, 305 };
+	for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+		struct hearth_model_params mp = hearth_model_default_params();
+		struct hearth_context_params cp = hearth_context_default_params();
+		struct hearth_err err = { 0 };
+		struct hearth_model *m = NULL;
+		struct hearth_context *c = NULL;
+		T_OK(hearth_model_load(&m, fixture(files[f]), &mp, &err), err);
+		if (!m)
+			continue;
+		cp.n_ctx = 32;
+		cp.n_threads = 2;
+		cp.cache_type = HEARTH_TYPE_F32;
+		T_OK(hearth_context_new(&c, m, &cp, &err), err);
+		T_OK(hearth_decode(c, ids, 6, true, &err), err);
+		const int32_t V = hearth_model_n_vocab(m);
+		double ce = 0;
+		for (int i = 0; i < 6; i++) {
+			const float *l = hearth_get_logits(c, i);
+			double mx = -INFINITY, z = 0;
+			for (int32_t j = 0; j < V; j++)
+				mx = fmax(mx, l[j]);
+			for (int32_t j = 0; j < V; j++)
+				z += exp(l[j] - mx);
+			ce -= l[labels[i]] - mx - log(z);
+		}
+		ce /= 6;
+		struct hearth_trainer *t = trainer(m, 0, 2);
+		struct hearth_train_batch b = { .n = 6, .tokens = ids, .labels = labels };
+		double loss = 0;
+		T_OK(hearth_trainer_run(t, &b, false, &loss, NULL, &err), err);
+		fprintf(stderr, "    %-32s decode %.7f  trainer %.7f  relative difference %.2e\n", files[f] + 7, ce, loss,
+			fabs(loss - ce) / ce);
+		/* f32 weights: float rounding apart; quantized: the kernels round activations to 8 bits */
+		T_NEAR(loss, ce, (qtype_info(m->layers[0].wq.type)->is_quantized ? 3e-3 : 1e-6) * ce);
+		hearth_trainer_free(t);
+		hearth_context_free(c);
+		hearth_model_free(m);
+	}
+}
+
+/* Gradients with one thread and with four: the same bits (a model and a
+ * sequence large enough that every operation runs on the pool). */
+void test_train_threads(void)
+{
+	struct synth_spec sp = { .arch = "qwen3", .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 512,
+				 .head_dim = 64, .wtype = HEARTH_TYPE_Q8_0, .embd_type = HEARTH_TYPE_F32, .seed = 4 };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	T_OK(synth_model_write(tmp_path("train-t.gguf"), &sp, &err), err);
+	T_OK(hearth_model_load(&m, tmp_path("train-t.gguf"), &mp, &err), err);
+	if (!m)
+		return;
+	enum { N = 48 };
+	int32_t ids[N], lab[N], pos[N];
+	for (int i = 0; i < N; i++) {
+		ids[i] = 3 + (i * 37) % 250;
+		lab[i] = i % 3 ? 3 + ((i + 1) * 37) % 250 : -1;
+		pos[i] = i < 30 ? i : i - 30;
+	}
+	const size_t E = (size_t)m->hp.n_embd;
+	struct hearth_trainer *t1 = trainer(m, 0x7f, 1), *t4 = trainer(m, 0x7f, 4);
+	float *g1 = malloc(N * E * sizeof *g1), *g4 = malloc(N * E * sizeof *g4);
+	struct hearth_train_batch b = { .n = N, .tokens = ids, .labels = lab, .pos = pos };
+	double l1 = 0, l4 = 0;
+	if (!t1 || !t4)
+		goto out;
+	T_OK(hearth_trainer_run(t1, &b, true, &l1, g1, &err), err);
+	T_OK(hearth_trainer_run(t4, &b, true, &l4, g4, &err), err);
+	T_TRUE(l1 == l4);
+	T_TRUE(memcmp(g1, g4, N * E * sizeof *g1) == 0);
+	for (int i = 0; i < hearth_trainer_n_lora(t1); i++) {
+		struct hearth_lora_tensor a, c;
+		hearth_trainer_lora(t1, i, &a);
+		hearth_trainer_lora(t4, i, &c);
+		T_TRUE(memcmp(a.grad_a, c.grad_a, (size_t)(a.rank * a.n_in) * sizeof(float)) == 0);
+		T_TRUE(memcmp(a.grad_b, c.grad_b, (size_t)(a.rank * a.n_out) * sizeof(float)) == 0);
+	}
+	/* gradients add up over passes until zeroed */
+	struct hearth_lora_tensor a;
+	hearth_trainer_lora(t1, 3, &a);
+	const float g0 = a.grad_b[5];
+	T_TRUE(g0 != 0);
+	T_OK(hearth_trainer_run(t1, &b, true, &l1, NULL, &err), err);
+	T_NEAR(a.grad_b[5], 2 * g0, 1e-6 * fabs(g0));
+	hearth_trainer_zero_grad(t1);
+	T_TRUE(a.grad_b[5] == 0 && a.grad_a[0] == 0);
+out:
+	free(g1), free(g4);
+	hearth_trainer_free(t1);
+	hearth_trainer_free(t4);
+	hearth_model_free(m);
+}
+
+void test_train_errors(void)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = synth("llama", HEARTH_TYPE_F32, 0, false, "train-e.gguf");
+	struct hearth_trainer *t = NULL;
+	if (!m)
+		return;
+	struct hearth_trainer_params p = hearth_trainer_default_params();
+	p.rank = 0;
+	T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EINVAL);
+	p = hearth_trainer_default_params();
+	p.targets = 1u << 9;
+	T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EINVAL);
+	p = hearth_trainer_default_params();
+	p.n_ctx = 8;
+	T_OK(hearth_trainer_new(&t, m, &p, &err), err);
+	double loss;
+	const int32_t bad_tok[2] = { 1, 5000 }, ok_tok[2] = { 1, 2 }, no_lab[2] = { -1, -1 }, lab[2] = { 2, -1 };
+	const int32_t bad_lab[2] = { 9999, -1 }, bad_pos[2] = { 0, 2 }, many[9] = { 0 };
+	struct hearth_train_batch b = { .n = 2, .tokens = bad_tok, .labels = lab };
+	T_EQ_I64(hearth_trainer_run(t, &b, true, &loss, NULL, &err), HEARTH_EINVAL);
+	b.tokens = ok_tok;
+	b.labels = no_lab;
+	T_EQ_I64(hearth_trainer_run(t, &b, true, &loss, NULL, &err), HEARTH_EINVAL);
+	b.labels = bad_lab;
+	T_EQ_I64(hearth_trainer_run(t, &b, true, &loss, NULL, &err), HEARTH_EINVAL);
+	b.labels = lab;
+	b.pos = bad_pos;
+	T_EQ_I64(hearth_trainer_run(t, &b, true, &loss, NULL, &err), HEARTH_EINVAL);
+	b.pos = NULL;
+	T_OK(hearth_trainer_run(t, &b, true, &loss, NULL, &err), err);
+	b.n = 9;
+	b.tokens = b.labels = many;
+	T_EQ_I64(hearth_trainer_run(t, &b, true, &loss, NULL, &err), HEARTH_EINVAL);
+	hearth_trainer_free(t);
+	hearth_model_free(m);
+	/* an architecture without a backward pass here */
+	struct hearth_model_params mp = hearth_model_default_params();
+	T_OK(hearth_model_load(&m, fixture("models/tiny-gemma3.f32.gguf"), &mp, &err), err);
+	if (m) {
+		T_EQ_I64(hearth_trainer_new(&t, m, NULL, &err), HEARTH_EUNSUPPORTED);
+		T_TRUE(t == NULL);
+	}
+	hearth_model_free(m);
+}
+
+/* log p(completion | prompt) with the prompt's embedding rows scaled by
+ * s[i] (the trainer's pass, loss only). */
+static double logprob_scaled(struct hearth_trainer *t, const struct hearth_model *m, const int32_t *ids, int np, int nc,
+			     const float *s)
+{
+	struct hearth_err err = { 0 };
+	const int n = np + nc - 1;
+	const int64_t E = m->hp.n_embd;
+	float *e = malloc((size_t)(n * E) * sizeof *e);
+	int32_t lab[16];
+	for (int i = 0; i < n; i++) {
+		kern_ops_ref(m->tok_embd.type)->to_float((const char *)m->tok_embd.data + (size_t)ids[i] * qtype_row_size(m->tok_embd.type, E),
+						       e + i * E, E);
+		for (int64_t j = 0; i < np && j < E; j++)
+			e[i * E + j] *= s[i];
+		lab[i] = i >= np - 1 ? ids[i + 1] : -1;
+	}
+	struct hearth_train_batch b = { .n = n, .tokens = ids, .labels = lab, .embd = e };
+	double loss = 0;
+	T_OK(hearth_trainer_run(t, &b, false, &loss, NULL, &err), err);
+	free(e);
+	return -loss * nc;
+}
+
+/* d/da log p with the prompt's rows scaled by a, by central differences */
+static double dlogprob_da(struct hearth_trainer *t, const struct hearth_model *m, const int32_t *ids, int np, int nc,
+			  double a)
+{
+	float s[16];
+	const double h = 1e-2;
+	for (int i = 0; i < np; i++)
+		s[i] = (float)(a + h);
+	const double up = logprob_scaled(t, m, ids, np, nc, s);
+	for (int i = 0; i < np; i++)
+		s[i] = (float)(a - h);
+	return (up - logprob_scaled(t, m, ids, np, nc, s)) / (2 * h);
+}
+
+/* Gradient x input against differences of the log-probability when a
+ * prompt row is scaled; integrated gradients of two steps against the
+ * differences at the two midpoints of the path. */
+void test_train_attribute(void)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = synth("llama", HEARTH_TYPE_F32, 0, false, "train-a.gguf");
+	if (!m)
+		return;
+	struct hearth_trainer *t = trainer(m, 0, 2);
+	enum { NP = 5, NC = 3 };
+	const int32_t ids[NP + NC] = { 1, 100, 101, 102, 103, 200, 201, 202 };
+	float gxi[NP], ig[NP], ones[NP], s[NP];
+	double lp = 0, lp_ig = 0;
+	T_OK(hearth_attribute(t, ids, NP, ids + NP, NC, 0, gxi, &lp, &err), err);
+	for (int i = 0; i < NP; i++)
+		ones[i] = 1;
+	T_NEAR(lp, logprob_scaled(t, m, ids, NP, NC, ones), 1e-5 * fabs(lp));
+	double max_s = 0, max_d = 0;
+	for (int i = 0; i < NP; i++) { /* d/de log p(row i * (1 + e)) = gradient x input of row i */
+		const double h = 1e-2;
+		memcpy(s, ones, sizeof s);
+		s[i] = (float)(1 + h);
+		const double up = logprob_scaled(t, m, ids, NP, NC, s);
+		s[i] = (float)(1 - h);
+		const double down = logprob_scaled(t, m, ids, NP, NC, s);
+		const double num = (up - down) / (2 * h);
+		max_s = fmax(max_s, fabs(num));
+		max_d = fmax(max_d, fabs(num - gxi[i]));
+	}
+	fprintf(stderr, "    gradient x input against differences: relative error %.2e (largest %.3g)\n", max_d / max_s, max_s);
+	T_TRUE(max_d < 1e-2 * max_s && max_s > 0);
+	/* two steps: the mean of d/da log p at a = 1/4 and 3/4 */
+	T_OK(hearth_attribute(t, ids, NP, ids + NP, NC, 2, ig, &lp_ig, &err), err);
+	double sum = 0;
+	for (int i = 0; i < NP; i++)
+		sum += ig[i];
+	const double mid = (dlogprob_da(t, m, ids, NP, NC, 0.25) + dlogprob_da(t, m, ids, NP, NC, 0.75)) / 2;
+	fprintf(stderr, "    integrated gradients (2 steps): sum %.6f, differences %.6f\n", sum, mid);
+	T_NEAR(sum, mid, 1e-2 * fabs(mid));
+	T_NEAR(lp_ig, lp, 1e-12);
+	T_EQ_I64(hearth_attribute(t, ids, 0, ids, NC, 0, gxi, NULL, &err), HEARTH_EINVAL);
+	T_EQ_I64(hearth_attribute(t, ids, NP, ids, NC, -1, gxi, NULL, &err), HEARTH_EINVAL);
+	hearth_trainer_free(t);
+	hearth_model_free(m);
+}
