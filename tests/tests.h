@@ -177,7 +177,8 @@
 	X(test_train_attribute)      \
 	X(test_lora_file)            \
 	X(test_lora_logits)          \
-	X(test_lora_sched)
+	X(test_lora_sched)           \
+	X(test_lora_fault)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \

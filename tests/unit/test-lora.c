@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fault.h"
 #include "../harness.h"
 #include "../../src/gguf/gguf.h"
 #include "../../src/model/model.h"
@@ -465,5 +466,45 @@ void test_lora_sched(void)
 out:
 	hearth_lora_free(a);
 	hearth_lora_free(b);
+	hearth_model_free(m);
+}
+
+/* ---- allocation failures --------------------------------------------------------- */
+
+struct load_ctx {
+	const struct hearth_model *m;
+	const char *path;
+	uint8_t digest[32];
+	int32_t n_pairs;
+};
+
+/* Loading an adapter: every failed allocation is HEARTH_ENOMEM with nothing
+ * handed out (and nothing leaked, under ASan); a success is the same adapter. */
+static int path_lora_load(void *ctx, bool first, struct hearth_err *err)
+{
+	struct load_ctx *c = ctx;
+	struct hearth_lora *a = (struct hearth_lora *)c; /* must come back NULL on failure */
+	const int rc = hearth_lora_load(&a, c->m, c->path, err);
+	fault_disarm();
+	if (rc)
+		return a == NULL ? rc : FAULT_WRONG;
+	if (first) {
+		memcpy(c->digest, hearth_lora_digest(a), 32);
+		c->n_pairs = hearth_lora_n_pairs(a);
+	}
+	const bool ok = c->n_pairs == hearth_lora_n_pairs(a) && memcmp(c->digest, hearth_lora_digest(a), 32) == 0;
+	hearth_lora_free(a);
+	return ok ? 0 : FAULT_WRONG;
+}
+
+void test_lora_fault(void)
+{
+	struct hearth_model *m = load(MODEL);
+	if (!m)
+		return;
+	struct load_ctx c = { .m = m, .path = tmp_path("a.gguf") };
+	write_adapter(m, c.path, &(struct ad_spec){ .targets = all_targets, .n_targets = N_ALL, .alpha = 4 });
+	fault_sweep("load an adapter", path_lora_load, &c);
+	T_EQ_I64(c.n_pairs, N_ALL);
 	hearth_model_free(m);
 }
