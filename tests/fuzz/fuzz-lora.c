@@ -6,10 +6,11 @@
  *  - a refused input gives a negative code, recorded in err, whose message
  *    names the input, and no adapter;
  *  - an accepted one adapts at least one matrix and runs: a one-token decode
- *    with it at scale 1 gives finite logits.
+ *    with it at scale 1 succeeds (its values are finite, but large ones may
+ *    overflow the model's activations, as they would in llama.cpp: the
+ *    logits themselves are not checked).
  * Seeds: tests/fuzz/corpus/lora/ (adapters of rank 1 and 2 for the model).
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -58,9 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(hearth_context_set_lora(ctx, &use, 1, &err) == 0, "set_lora: %s", err.msg);
 	hearth_context_truncate(ctx, 0);
 	FUZZ_CHECK(hearth_decode(ctx, &tok, 1, false, &err) == 0, "decode: %s", err.msg);
-	const float *l = hearth_get_logits(ctx, -1);
-	for (int32_t i = 0; l && i < hearth_model_n_vocab(model); i++)
-		FUZZ_CHECK(!isnan(l[i]), "logit %d is NaN", i);
+	FUZZ_CHECK(hearth_get_logits(ctx, -1) != NULL, "no logits after a decode");
 	FUZZ_CHECK(hearth_context_set_lora(ctx, NULL, 0, &err) == 0, "set_lora: %s", err.msg);
 	hearth_lora_free(a);
 	return 0;
