@@ -352,9 +352,6 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 		return rc;
 	if ((rc = hidden_check(s, p, err)))
 		return rc;
-	if (p->save_state && s->kv.n_swa > 0)
-		return err_set(err, HEARTH_EUNSUPPORTED, "request: saving the state of a model with sliding-window layers "
-			       "(%s) is not supported yet", s->m->arch);
 	if (!(r = calloc(1, sizeof *r)))
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
 	atomic_init(&r->refs, 2);
@@ -558,8 +555,10 @@ static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 		/* as adoption: the last token and scored positions are computed */
 		const int32_t n_use = r->seed->n_tokens < upto ? r->seed->n_tokens : upto;
 		if (n_use > r->seq.n_tokens &&
-		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, n_use - r->seq.n_tokens))
-			HLOG_DEBUG("sched: no room to restore a saved prefix; it is computed instead");
+		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, r->seed->local_from,
+				 n_use - r->seq.n_tokens))
+			HLOG_DEBUG("sched: no room to restore a saved prefix (or its sliding window); it is computed "
+				   "instead");
 		got = r->seq.n_tokens;
 		hearth_state_free(r->seed);
 		r->seed = NULL;
