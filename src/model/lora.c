@@ -96,6 +96,9 @@ static int check_header(const struct hearth_gguf *g, const struct hearth_model *
 	if ((rc = check_str(g, "general.type", "adapter", err)) || (rc = check_str(g, "adapter.type", "lora", err)) ||
 	    (rc = check_str(g, "general.architecture", m->arch, err)))
 		return rc;
+	if (gguf_find_key(g, "adapter.alora.invocation_tokens") >= 0) /* applied only after those tokens */
+		return err_set(err, HEARTH_EUNSUPPORTED, "%s: an activated LoRA (adapter.alora.invocation_tokens) is not "
+			       "supported", g->path);
 	*alpha = 0;
 	rc = gguf_get_f32(g, "adapter.lora.alpha", alpha, err);
 	if (rc && rc != HEARTH_ENOTFOUND)

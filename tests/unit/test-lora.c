@@ -35,6 +35,7 @@ struct ad_spec {
 	bool skip_b;                 /* leave the first target's lora_b out */
 	bool skip_a;                 /* leave the first target's lora_a out */
 	bool nan;                    /* a NaN in the first lora_b */
+	bool alora;                  /* adapter.alora.invocation_tokens written */
 	const char *extra;           /* another tensor of this name */
 	int wtype;                   /* HEARTH_TYPE_F32 (0) or F16 */
 };
@@ -91,6 +92,8 @@ static void write_adapter(const struct hearth_model *m, const char *path, const 
 	gguf_writer_set_str(w, "adapter.type", "lora");
 	if (sp->alpha != 0)
 		gguf_writer_set_f32(w, "adapter.lora.alpha", sp->alpha);
+	if (sp->alora)
+		gguf_writer_set_arr(w, "adapter.alora.invocation_tokens", HEARTH_GGUF_U32, (const uint32_t[]){ 5, 6 }, 2);
 	const int rank = sp->rank ? sp->rank : 4;
 	for (int k = 0; k < sp->n_targets && n_keep + 2 < 64; k++) {
 		const int64_t i = gguf_find_tensor(m->gguf, sp->targets[k]);
@@ -194,6 +197,8 @@ void test_lora_file(void)
 	const char *const norm[] = { "output_norm.weight" }; /* a vector: not a matrix product */
 	write_adapter(m, p, &(struct ad_spec){ .targets = norm, .n_targets = 1 });
 	expect_refused(m, p, HEARTH_EUNSUPPORTED, "matrices only");
+	write_adapter(m, p, &(struct ad_spec){ .targets = q, .n_targets = 2, .alora = true });
+	expect_refused(m, p, HEARTH_EUNSUPPORTED, "activated LoRA");
 	write_adapter(m, p, &(struct ad_spec){ .targets = q, .n_targets = 0 });
 	expect_refused(m, p, HEARTH_EBADGGUF, "no lora_a / lora_b tensors");
 	write_adapter(m, p, &(struct ad_spec){ .targets = q, .n_targets = 1, .rank = 5000 / 64 * 64 });
