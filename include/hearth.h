@@ -523,7 +523,7 @@ struct hearth_lora;
  * the problem (not an adapter, another architecture, an unpaired lora_a or
  * lora_b, shapes that do not fit the base tensor, a rank above 4096, non-finite
  * values, a type other than f32, f16, bf16 or q8_0); HEARTH_EUNSUPPORTED a
- * base tensor hearth does not adapt. */
+ * base tensor hearth does not adapt, or an activated LoRA (aLoRA). */
 int hearth_lora_load(struct hearth_lora **out, const struct hearth_model *m, const char *path, struct hearth_err *err);
 /* Drops the caller's reference (NULL: nothing). */
 void hearth_lora_free(struct hearth_lora *a);
