@@ -214,6 +214,8 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 	rq.cache_salt = p->salt;
 	rq.cache_salt_size = p->salt_len;
 	rq.steering = p->steering;
+	rq.lora = p->n_lora ? &p->lora : NULL;
+	rq.n_lora = p->n_lora;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
 	if (hearth_detok_new(&g->dt, sm->model, false, &err) ||

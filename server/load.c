@@ -20,7 +20,8 @@ int load_model(struct served_model *sm, const char *template_src, size_t templat
 	cp.allow_special_in_content = sm->srv->allow_special_in_content;
 	sm->sp = sm->srv->sp;
 	if (!(rc = hearth_model_load(&sm->model, sm->path, &mp, err)) &&
-	    !(rc = hearth_chat_new(sm->model, &cp, &sm->chat, err)) && !(rc = steer_load(sm, err)))
+	    !(rc = hearth_chat_new(sm->model, &cp, &sm->chat, err)) && !(rc = steer_load(sm, err)) &&
+	    !(rc = adapters_load(sm, err)))
 		rc = hearth_sched_new(&sm->sched, sm->model, &sm->sp, err);
 	if (!rc && (sem_init(&sm->renders, 0, MAX_RENDERS) || sem_init(&sm->attributions, 0, 1))) {
 		rc = err->code = HEARTH_ENOMEM; /* (sem_init fails only for counts past SEM_VALUE_MAX) */
@@ -45,6 +46,7 @@ void load_free(struct served_model *sm)
 	sm->renders_ready = false;
 	hearth_sched_free(sm->sched);
 	steer_free(sm); /* after the scheduler: its requests point at them */
+	adapters_free(sm);
 	hearth_chat_free(sm->chat);
 	hearth_model_free(sm->model);
 	sm->sched = NULL;

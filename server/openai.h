@@ -56,6 +56,8 @@ struct params {
 	const char *tenant;        /* the API key that let the request in, NULL: none */
 	struct hidden_opts hidden; /* "hidden_states" (hidden-http.c) */
 	struct hearth_steering steering; /* "steering" (steer.c); the vectors are the model's */
+	struct hearth_lora_use lora;     /* "lora" or "model": "BASE+NAME" (adapters.c); a reference held */
+	int32_t n_lora;
 };
 
 
@@ -196,6 +198,11 @@ void params_free(struct params *p);
 /* A request's "steering" field (absent or null: every loaded vector, strength 1)
  * into *out; false after a 400 reply naming the problem (steer.c). */
 bool steer_parse(struct served_model *sm, json_t *body, struct hearth_steering *out, struct reply *rp);
+/* A request's adapter ("lora": NAME, or "model": "BASE+NAME") into *use with
+ * a reference taken (*n_use 1), or none (*n_use 0); false after the reply
+ * (404 for an adapter that is not loaded). */
+bool adapters_parse(struct served_model *sm, json_t *body, struct hearth_lora_use *use, int32_t *n_use,
+		    struct reply *rp);
 /* Reads the optional boolean field key of b into *out; false after a 400 reply. */
 bool params_bool(json_t *b, const char *key, bool *out, struct reply *rp);
 

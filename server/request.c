@@ -46,6 +46,10 @@ static const struct route routes[] = {
 	{ "/metrics", "GET", NULL, false, false, false, false },
 	{ "/v1/models", "GET", api_models, false, false, false, false },
 	{ "/v1/models/", "GET", api_model, true, false, false, false },
+	/* LoRA adapters (adapters.c) */
+	{ "/v1/lora", "GET", api_lora_list, false, false, false, false },
+	{ "/v1/lora", "POST", api_lora_load, false, false, true, true },
+	{ "/v1/lora/", "DELETE", api_lora_unload, true, false, false, false },
 	{ "/v1/chat/completions", "POST", api_chat_completions, false, false, true, false },
 	{ "/v1/completions", "POST", api_completions, false, false, true, false },
 	{ "/v1/score", "POST", api_score, false, false, true, false },

@@ -54,6 +54,7 @@
 #define SRV_MAX_NAMES 16        /* --allowed-host and --cors-origin entries */
 #define SRV_MIN_KEY_BYTES 16    /* shorter keys need --allow-weak-key */
 #define SRV_MAX_CVECS 16        /* --control-vector files */
+#define SRV_MAX_LORAS 32        /* LoRA adapters (--lora and POST /v1/lora) */
 #define LISTEN_MAX_LINGER 128   /* refused sockets drained at once */
 #define KEY_NAME_MAX 64         /* bytes of an API key's name, NUL included (usage.h) */
 
@@ -188,6 +189,15 @@ struct served_model {
 	char failed_msg[256];     /* why it failed (for the log; may name the path) */
 };
 
+/* A LoRA adapter of a served model (adapters.c). */
+struct srv_adapter {
+	char name[64];            /* what requests call it ("lora", or "model": "BASE+NAME") */
+	char path[4096];          /* its file (never shown to clients) */
+	float scale;
+	struct served_model *sm;  /* its model; NULL: the first registered (--lora) */
+	struct hearth_lora *lora; /* loaded with its model, NULL while the model is not */
+};
+
 /* The registry. m[] and n are filled before the server starts and fixed
  * after, so any thread may read them without the lock. */
 struct models {
@@ -201,6 +211,8 @@ struct models {
 	size_t template_len;
 	pthread_t reaper;
 	bool reaper_running, stopping;
+	struct srv_adapter adapters[SRV_MAX_LORAS]; /* under mu (adapters.c) */
+	int n_adapters;
 };
 
 /* What a model value of -m may be: "FILE", or "NAME=FILE". Sets *name (NULL
@@ -271,6 +283,15 @@ bool steer_flag(struct server *srv, const char *arg, char *why, size_t why_size)
 int steer_load(struct served_model *sm, struct hearth_err *err);
 void steer_free(struct served_model *sm);
 
+/* adapters.c: LoRA adapters. Reads --lora's NAME=FILE[:SCALE] into srv's
+ * registry (false with why when malformed or too many). */
+bool adapters_flag(struct server *srv, const char *arg, char *why, size_t why_size);
+/* Loads the adapters of sm's model (freed by adapters_free; entries stay). */
+int adapters_load(struct served_model *sm, struct hearth_err *err);
+void adapters_free(struct served_model *sm);
+/* Adds a /v1/models entry "BASE+NAME" per adapter to data; false when out of memory. */
+bool adapters_list_models(struct server *srv, json_t *data);
+
 /* ---- the server ---- */
 
 struct server {
@@ -312,6 +333,7 @@ struct server {
 		char name[64];    /* what requests call it: the file name without .gguf */
 	} cvecs[SRV_MAX_CVECS];   /* --control-vector FILE[:SCALE] */
 	int n_cvecs;
+	const char *lora_dir;     /* POST /v1/lora may load files inside it (--lora-dir); NULL: off */
 	uint64_t cache_budget;    /* bytes saved state may take on disk (--cache-budget; 0: no limit) */
 	struct cache_store *cache; /* saved state (cache.h), NULL: none (the routes answer 503) */
 	/* state */
@@ -429,6 +451,9 @@ size_t request_max_body(const struct server *srv, const struct route *rt);
 void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp);
 void api_completions(struct server *srv, const struct call *call, struct reply *rp);
 void api_models(struct server *srv, const struct call *call, struct reply *rp);
+void api_lora_list(struct server *srv, const struct call *call, struct reply *rp);   /* adapters.c */
+void api_lora_load(struct server *srv, const struct call *call, struct reply *rp);
+void api_lora_unload(struct server *srv, const struct call *call, struct reply *rp);
 void api_model(struct server *srv, const struct call *call, struct reply *rp); /* GET /v1/models/{id} */
 void api_tokenize(struct server *srv, const struct call *call, struct reply *rp);
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);

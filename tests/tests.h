@@ -182,7 +182,11 @@
 	X(test_train_loss_vs_decode) \
 	X(test_train_threads)        \
 	X(test_train_errors)         \
-	X(test_train_attribute)
+	X(test_train_attribute)      \
+	X(test_lora_file)            \
+	X(test_lora_logits)          \
+	X(test_lora_sched)           \
+	X(test_lora_fault)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \
