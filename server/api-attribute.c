@@ -211,7 +211,7 @@ void api_attribute(struct server *srv, const struct call *call, struct reply *rp
 	struct usage_mark mark;
 	float *scores = NULL;
 	double logprob = 0;
-	struct served_model *sm = api_model_acquire(srv, call->body, rp, NULL);
+	struct served_model *sm = api_model_acquire_base(srv, call->body, rp);
 	if (!sm)
 		return;
 	if (!attr_method(call->body, &a, rp) || !attr_inputs(sm, call->body, &a, rp))

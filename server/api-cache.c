@@ -156,7 +156,7 @@ void api_cache_save(struct server *srv, const struct call *call, struct reply *r
 			    "'name' must be 1 to 128 letters, digits, '.', '_', '-' or ':' (not starting with '.' or '-')");
 		return;
 	}
-	struct served_model *sm = api_model_acquire(srv, call->body, rp, NULL);
+	struct served_model *sm = api_model_acquire_base(srv, call->body, rp);
 	struct usage_mark mark;
 	if (!sm)
 		return;

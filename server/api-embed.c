@@ -404,7 +404,7 @@ void api_embeddings(struct server *srv, const struct call *call, struct reply *r
 	float *vec = NULL, **at = NULL;
 	bool b64;
 	int32_t dims;
-	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	struct served_model *sm = api_model_acquire_base(srv, body, rp);
 	struct usage_mark mark;
 	o.none_ok = true;
 	if (!sm)

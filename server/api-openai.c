@@ -281,6 +281,22 @@ struct served_model *api_model_acquire(struct server *srv, json_t *body, struct 
 	return sm;
 }
 
+struct served_model *api_model_acquire_base(struct server *srv, json_t *body, struct reply *rp)
+{
+	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	const char *name = json_string_value(json_object_get(body, "model"));
+	const size_t n = sm ? strlen(sm->name) : 0;
+	json_t *lora = json_object_get(body, "lora");
+	const bool adapter = sm && name && !strncmp(name, sm->name, n) && name[n] == '+';
+	if (sm && (adapter || (lora && !json_is_null(lora)))) {
+		reply_error(rp, 400, "invalid_request_error", adapter ? "model" : "lora", "lora_unsupported",
+			    "LoRA adapters are not applied on this route; name the base model '%.200s'", sm->name);
+		models_release(&srv->models, sm, -1);
+		return NULL;
+	}
+	return sm;
+}
+
 static void tokenize(struct served_model *sm, json_t *body, struct reply *rp);
 static void detokenize(struct served_model *sm, json_t *body, struct reply *rp);
 

@@ -106,7 +106,7 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp)
 	float *vec = NULL, **at = NULL;
 	int32_t top_n;
 	bool ret_docs;
-	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	struct served_model *sm = api_model_acquire_base(srv, body, rp);
 	struct usage_mark mark;
 	if (!sm)
 		return;

@@ -251,7 +251,7 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 	struct hearth_token_event *ev = NULL;
 	bool unc = false;
 	struct hearth_steering steer;
-	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	struct served_model *sm = api_model_acquire_base(srv, body, rp);
 	struct usage_mark mark;
 	if (!sm)
 		return;

@@ -232,6 +232,11 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 		}
 		g->lps[0].no_lp = true;
 	}
+	if (p->cache_name && p->n_lora) { /* saved states do not record adapters (their rows are the base's) */
+		reply_error(rp, 400, "invalid_request_error", "cache", "cache_lora_unsupported",
+			    "'cache' cannot be combined with a LoRA adapter: saved states hold the base model's rows");
+		return false;
+	}
 	if (p->cache_name && !cache_seed(sm, p->tenant, p->cache_name, &p->steering, ids, n, &rq.prefix_state, rp))
 		return false;
 	if (!constrain_grammar(sm, p, &rq.grammar, rp)) {

@@ -470,6 +470,11 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp);
  * error reply: 404 unknown, 503 with Retry-After when it cannot be loaded
  * now. *load_s: seconds spent loading it (may be NULL). */
 struct served_model *api_model_acquire(struct server *srv, json_t *body, struct reply *rp, double *load_s);
+/* api_model_acquire for the routes that do not apply LoRA adapters (score,
+ * embeddings, rerank, saved states, attribution): an adapter's model id
+ * ("BASE+NAME") or a "lora" field is refused (400) rather than silently
+ * answered by the base model. */
+struct served_model *api_model_acquire_base(struct server *srv, json_t *body, struct reply *rp);
 
 /* api-ollama.c: Ollama's API (errors {"error": "..."}) */
 void api_ollama_version(struct server *srv, const struct call *call, struct reply *rp);

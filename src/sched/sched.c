@@ -380,6 +380,12 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	/* a saved prefix is used only by a request steered as it was computed */
 	if (p->prefix_state && (rc = state_check_steering(p->prefix_state, r->steer_digest, err)))
 		goto fail;
+	/* a saved state does not record adapters */
+	if ((p->prefix_state || p->save_state) && p->n_lora) {
+		rc = err_set(err, HEARTH_EUNSUPPORTED, "request: saved states do not record LoRA adapters: a request with "
+			     "adapters can neither start from one nor save one");
+		goto fail;
+	}
 	memcpy(r->tokens, p->prompt, (size_t)p->n_prompt * sizeof *r->tokens);
 	memcpy(r->bias_ids, p->bias_ids ? p->bias_ids : r->bias_ids, (size_t)p->n_bias * sizeof *r->bias_ids);
 	memcpy(r->bias, p->bias ? p->bias : r->bias, (size_t)p->n_bias * sizeof *r->bias);

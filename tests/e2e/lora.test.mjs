@@ -141,6 +141,26 @@ test('unknown adapters and bad fields are refused', async () => {
   assertError(await request(srv.url, '/v1/completions', { body: body({ lora: 'b', model: `${base}+a` }) }), 400, 'lora');
 });
 
+test('routes that do not apply adapters refuse them instead of answering with the base', async () => {
+  const post = (p, body) => request(srv.url, p, { body });
+  for (const [route, body] of [
+    ['/v1/score', { prompt: 'Once upon', completion: ' a time' }],
+    ['/v1/embeddings', { input: 'Once upon a time' }],
+    ['/v1/rerank', { query: 'a cat', documents: ['a cat sat', 'a dog ran'] }],
+    ['/v1/cache', { name: 'tale', prompt: 'Once upon a time' }],
+  ]) {
+    assertError(await post(route, { ...body, model: `${base}+a` }), 400, 'model');
+    assertError(await post(route, { ...body, model: base, lora: 'a' }), 400, 'lora');
+  }
+  // a saved state holds the base's rows: it cannot start a request with an adapter
+  const saved = await post('/v1/cache', { model: base, name: 'tale', prompt: 'Once upon a time' });
+  assert.equal(saved.status, 200, saved.text);
+  assertError(await post('/v1/completions', { model: `${base}+a`, prompt: 'Once upon a time there', cache: 'tale',
+    max_tokens: 4 }), 400, 'cache');
+  const ok = await post('/v1/completions', { model: base, prompt: 'Once upon a time there', cache: 'tale', max_tokens: 4 });
+  assert.equal(ok.status, 200, ok.text);
+});
+
 test('admin: load and unload at run time, behind the key and --lora-dir', async () => {
   const load = (b, headers = auth) => request(admin.url, '/v1/lora', { body: b, headers });
   assert.equal((await load({ name: 'c', path: 'c.gguf' }, {})).status, 401);
