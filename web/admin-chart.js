@@ -61,8 +61,9 @@ function frame(x0, x1, yMax, fmtY) {
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
   const x = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
   const y = (v) => H - B - (v / yMax) * (H - B - T);
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4, yy = y(v);
+  const m = yMax / 10 ** Math.floor(Math.log10(yMax)), n = m === 2.5 || m === 5 ? 5 : 4; // round steps
+  for (let i = 0; i <= n; i++) {
+    const v = (yMax * i) / n, yy = y(v);
     svg.appendChild(el('line', { x1: L, x2: W - R, y1: yy, y2: yy, class: i ? 'grid' : 'axis' }));
     svg.appendChild(el('text', { x: L - 6, y: yy + 4, 'text-anchor': 'end' }, fmtY(v)));
   }
