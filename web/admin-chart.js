@@ -1,8 +1,9 @@
 // admin-chart.js - the admin page's charts as inline SVG built with DOM calls
 // (no library, no markup from data: every label is a text node). A chart is
 // drawn into an empty container; time runs along x from x0 to x1 (Unix
-// seconds), values along y from 0 to a rounded maximum. Series colors are a
-// fixed palette readable on the light and the dark theme.
+// seconds, labelled in UTC as the API's buckets are aligned), values along
+// y from 0 to a rounded maximum. Series colors are a fixed palette readable
+// on the light and the dark theme.
 
 const NS = 'http://www.w3.org/2000/svg';
 const W = 800, H = 220, L = 56, R = 12, T = 10, B = 26; // the plot: x in [L, W-R], y in [T, H-B]
@@ -52,8 +53,8 @@ export function fmtNum(v) {
 function fmtTime(t, span) {
   const d = new Date(t * 1000);
   const p2 = (n) => String(n).padStart(2, '0');
-  if (span > 2 * 86400) return `${p2(d.getMonth() + 1)}-${p2(d.getDate())}`;
-  return `${p2(d.getHours())}:${p2(d.getMinutes())}`;
+  if (span > 2 * 86400) return `${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())}`;
+  return `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}`;
 }
 
 // The frame: axes, y grid with labels, x tick labels; returns { svg, x(t), y(v) }.

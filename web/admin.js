@@ -40,7 +40,7 @@ function toggleTheme() {
 async function get(key, path, params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, String(v));
-  const r = await fetch(`${path}?${q}`, { headers: { authorization: 'Bearer ' + key } });
+  const r = await fetch(`${path}?${q}`, { headers: key ? { authorization: 'Bearer ' + key } : {} });
   if (!r.ok) {
     let msg = `${r.status} ${r.statusText}`;
     try {
