@@ -81,6 +81,7 @@ static const struct route routes[] = {
 	{ "/v1/hearth/usage/cost", "GET", api_usage_cost, false, false, false, false },
 	/* the web chat page (web.c): no data in it, so no key */
 	{ "/", "GET", web_index, false, true, false, false },
+	{ "/admin", "GET", web_admin, false, true, false, false },
 	{ "/ui/", "GET", web_file, true, true, false, false },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])

@@ -485,8 +485,9 @@ void api_ollama_chat(struct server *srv, const struct call *call, struct reply *
 void api_ollama_generate(struct server *srv, const struct call *call, struct reply *rp);
 void api_ollama_pull(struct server *srv, const struct call *call, struct reply *rp);
 
-/* web.c: the web chat page (web.h): GET / and GET /ui/NAME, without a key */
+/* web.c: the web chat page (web.h): GET /, GET /admin and GET /ui/NAME, without a key */
 void web_index(struct server *srv, const struct call *call, struct reply *rp);
+void web_admin(struct server *srv, const struct call *call, struct reply *rp);
 void web_file(struct server *srv, const struct call *call, struct reply *rp);
 
 /* Streaming: the reader fills buf with the next SSE bytes. Returns the count,

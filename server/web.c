@@ -1,7 +1,8 @@
 /*
- * web.c - the web chat page: GET / answers web/index.html, GET /ui/NAME the
- * page's other files, from the table embedded at build time (web.h). A name
- * is looked up in that fixed table, never on disk, so no path leads
+ * web.c - the web pages: GET / answers web/index.html (the chat), GET /admin
+ * web/admin.html (usage charts), GET /ui/NAME the pages' other files, from
+ * the table embedded at build time (web.h). A name is looked up in that
+ * fixed table, never on disk, so no path leads
  * anywhere else. The page holds no data: it is served without an API key
  * (its API calls carry the key the user enters). Every answer carries a
  * strict Content-Security-Policy (scripts and styles only from this server,
@@ -93,6 +94,18 @@ void web_index(struct server *srv, const struct call *call, struct reply *rp)
 	(void)srv;
 	if (!a) {
 		reply_error(rp, 404, "not_found_error", NULL, "not_found", "This server was built without the web page");
+		return;
+	}
+	web_answer(a, call, rp);
+}
+
+/* GET /admin: the admin page (web/admin.html); its API calls need an admin key. */
+void web_admin(struct server *srv, const struct call *call, struct reply *rp)
+{
+	const struct web_asset *a = web_find("admin.html");
+	(void)srv;
+	if (!a) {
+		reply_error(rp, 404, "not_found_error", NULL, "not_found", "This server was built without the admin page");
 		return;
 	}
 	web_answer(a, call, rp);

@@ -81,6 +81,24 @@ void test_web_page(void)
 	T_STR_EQ(header_of(&rp, "ETag"), index->etag);
 	T_STR_EQ(header_of(&rp, "Cache-Control"), "no-cache");
 	free(rp.body);
+	/* GET /admin: the admin page, the same way (its API calls need an admin key, not the page) */
+	const struct web_asset *admin = asset("admin.html");
+	T_TRUE(admin && asset("admin.js") && asset("admin-chart.js") && asset("admin.css"));
+	if (admin) {
+		serve(&srv, (struct web_in){ "GET", "/admin", NULL, NULL }, &rp);
+		T_EQ_I64(rp.status, 200);
+		T_EQ_I64(rp.len, admin->size);
+		T_TRUE(rp.body && !memcmp(rp.body, admin->data, admin->size));
+		T_STR_EQ(rp.content_type, "text/html; charset=utf-8");
+		T_TRUE(header_of(&rp, "Content-Security-Policy") && !strcmp(header_of(&rp, "Content-Security-Policy"), csp));
+		T_STR_EQ(header_of(&rp, "ETag"), admin->etag);
+		T_TRUE(strstr((const char *)admin->data, "src=\"/ui/admin.js\"") != NULL);
+		free(rp.body);
+		T_EQ_I64(status_of(&srv, (struct web_in){ "GET", "/admin", NULL, admin->etag }), 304);
+		T_EQ_I64(status_of(&srv, (struct web_in){ "POST", "/admin", NULL, NULL }), 405);
+		T_EQ_I64(status_of(&srv, (struct web_in){ "GET", "/admin/", NULL, NULL }), 401);
+		T_EQ_I64(status_of(&srv, (struct web_in){ "GET", "/admin.html", NULL, NULL }), 401);
+	}
 	/* the page refers to its files under /ui/ */
 	T_TRUE(strstr((const char *)index->data, "src=\"/ui/app.js\"") != NULL);
 	serve(&srv, (struct web_in){ "HEAD", "/ui/app.js", NULL, NULL }, &rp);
