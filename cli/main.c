@@ -27,6 +27,7 @@ static const char usage[] =
 	"  show        a model's architecture, size, quantization, template and metadata\n"
 	"  imatrix     an importance matrix for quantizing, as llama-imatrix computes it\n"
 	"  steer       a control vector from contrastive prompts (llama.cpp's format)\n"
+	"  finetune    train a LoRA adapter on a JSON Lines dataset\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
 		{ "pull", cmd_pull }, { "list", cmd_list }, { "rm", cmd_rm }, { "show", cmd_show },
 		{ "imatrix", cmd_imatrix },
 		{ "steer", cmd_steer },
+		{ "finetune", cmd_finetune },
 	};
 
 	hearth_log_set(cli_log, NULL);
