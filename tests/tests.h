@@ -21,6 +21,7 @@
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
 	X(test_finetune_save)        \
+	X(test_finetune_cli)         \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "../harness.h"
 #include "../../src/gguf/gguf.h"
@@ -250,7 +251,10 @@ void test_finetune_resume_refused(void)
 	struct hearth_dataset *d8 = load_data(m8, write_pattern("ft-ref8.jsonl", 12), 0);
 	struct hearth_finetune_params p = small_params();
 	p.epochs = 1;
-	const char *ckpt = tmp_path("ft-ref.ckpt"), *adapter = tmp_path("ft-ref.gguf"), *cut = tmp_path("ft-cut.ckpt");
+	char ckpt[400], adapter[400], cut[400];
+	snprintf(ckpt, sizeof ckpt, "%s", tmp_path("ft-ref.ckpt"));
+	snprintf(adapter, sizeof adapter, "%s", tmp_path("ft-ref.gguf"));
+	snprintf(cut, sizeof cut, "%s", tmp_path("ft-cut.ckpt"));
 	struct hearth_finetune *ft = NULL;
 	struct hearth_err err = { 0 };
 	if (!d || !d2 || !d8)
@@ -360,4 +364,88 @@ out:
 	hearth_finetune_free(ft);
 	hearth_dataset_free(d);
 	hearth_model_free(m);
+}
+
+/* Runs "$HEARTH_BIN args 2>&1" with its output in out; the exit code. */
+static int run_cli(char *out, size_t cap, const char *args)
+{
+	char cmd[4608];
+	const char *bin = getenv("HEARTH_BIN");
+	snprintf(cmd, sizeof cmd, "%.400s %.4096s 2>&1", bin ? bin : "build/hearth", args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	while (fgetc(p) != EOF)
+		;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	char cmd[2200];
+	snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+	return system(cmd) == 0;
+}
+
+/* hearth finetune: usage errors, a bad line named by number, a run whose
+ * adapter is an adapter, and a run stopped at a checkpoint and resumed that
+ * writes the same adapter as the run straight through. */
+void test_finetune_cli(void)
+{
+	static char out[1 << 16];
+	char args[4096];
+	char model[400], data[400], bad[400], a1[400], a2[400], ck[400]; /* tmp_path's buffer is reused */
+	snprintf(model, sizeof model, "%s", fixture("models/tiny-qwen2.f32.gguf"));
+	snprintf(data, sizeof data, "%s", write_pattern("ft-cli.jsonl", 16));
+	snprintf(bad, sizeof bad, "%s", tmp_path("ft-bad.jsonl"));
+	snprintf(a1, sizeof a1, "%s", tmp_path("ft-cli-1.gguf"));
+	snprintf(a2, sizeof a2, "%s", tmp_path("ft-cli-2.gguf"));
+	snprintf(ck, sizeof ck, "%s", tmp_path("ft-cli.ckpt"));
+	FILE *f = fopen(bad, "wb");
+	T_TRUE(f != NULL);
+	if (!f)
+		return;
+	fputs("{\"prompt\": \"a\", \"completion\": \"b\"}\n\n{\"prompt\": \"a\", \"completion\": 3}\n", f);
+	fclose(f);
+	T_EQ_I64(run_cli(out, sizeof out, "finetune --help"), 0);
+	T_TRUE(strstr(out, "--grad-accum") != NULL);
+	T_EQ_I64(run_cli(out, sizeof out, "finetune -m x --data y"), 2);
+	T_TRUE(strstr(out, "-o are required") != NULL);
+	T_EQ_I64(run_cli(out, sizeof out, "finetune -m x --data y -o z --targets q,nope"), 2);
+	T_EQ_I64(run_cli(out, sizeof out, "finetune -m x --data y -o z --lora-rank 0"), 2);
+	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s'", model, bad, a1);
+	T_EQ_I64(run_cli(out, sizeof out, args), 1);
+	if (!strstr(out, ":3:"))
+		T_FAIL("the bad line's number is not in: %s", out);
+	const char *common = "--ctx 32 --epochs 0 --steps 4 --lr 1e-2 -t 2 --lora-rank 4 --targets q,v --grad-accum 2";
+	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s' %s --valid-split 0.2 --valid-every 2", model,
+		 data, a1, common);
+	T_EQ_I64(run_cli(out, sizeof out, args), 0);
+	T_TRUE(strstr(out, "step 4/4") != NULL && strstr(out, "validation loss") != NULL);
+	struct hearth_gguf *g = NULL;
+	struct hearth_err err = { 0 };
+	T_OK(hearth_gguf_open(&g, a1, &err), err);
+	struct gguf_str v = { 0 };
+	if (g)
+		T_OK(gguf_get_str(g, "general.type", &v, &err), err);
+	T_TRUE(v.n == 7 && !memcmp(v.p, "adapter", 7));
+	hearth_gguf_close(g);
+	/* stopped after step 2 (a checkpoint; the adapter written as well), resumed to 4 */
+	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s' %s --valid-split 0.2 --checkpoint '%s' --checkpoint-every 2",
+		 model, data, a2, common, ck);
+	T_EQ_I64(run_cli(out, sizeof out, args), 0);
+	remove(a2);
+	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s' %s --valid-split 0.2 --resume '%s'", model,
+		 data, a2, common, ck);
+	T_EQ_I64(run_cli(out, sizeof out, args), 0);
+	T_TRUE(strstr(out, "resuming") != NULL && strstr(out, "step 3/4") != NULL && !strstr(out, "step 2/4"));
+	T_TRUE(same_file(a1, a2));
+	/* other options are refused by the checkpoint */
+	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s' %s --lr 2e-2 --valid-split 0.2 --resume '%s'",
+		 model, data, a2, common, ck);
+	T_EQ_I64(run_cli(out, sizeof out, args), 1);
+	T_TRUE(strstr(out, "lr") != NULL);
 }
