@@ -145,7 +145,7 @@ tests/conformance/node_modules/.package-lock.json: tests/conformance/package.jso
 	cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error
 
 # benchmarks: tools here, scripts and results in bench/ (run on purpose, never in CI)
-bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench $(B)/membw $(B)/peak $(B)/grammar-mask
+bench: $(B)/hearth $(B)/mkmodel $(B)/tokbench $(B)/membw $(B)/peak $(B)/grammar-mask $(B)/embd-dump
 $(B)/mkmodel: bench/mkmodel.c tests/synth.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/mkmodel.c tests/synth.c $(B)/libhearth.a $(LDLIBS)
 $(B)/membw: bench/membw.c
@@ -156,6 +156,8 @@ $(B)/grammar-mask: bench/grammar-mask.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/grammar-mask.c $(B)/libhearth.a $(LDLIBS)
 $(B)/tokbench: bench/tokbench.c $(B)/libhearth.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/tokbench.c $(B)/libhearth.a $(LDLIBS)
+$(B)/embd-dump: bench/embd-dump.c $(B)/libhearth.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/embd-dump.c $(B)/libhearth.a $(LDLIBS)
 
 # gcc and clang must both compile the tree without a warning
 test-clang:

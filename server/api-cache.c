@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "usage.h"
 #include "openai.h"
 
 /* The store, or NULL after a 503 (a server without one: tests). */
@@ -150,11 +151,14 @@ void api_cache_save(struct server *srv, const struct call *call, struct reply *r
 		return;
 	}
 	struct served_model *sm = api_model_acquire(srv, call->body, rp, NULL);
+	struct usage_mark mark;
 	if (!sm)
 		return;
+	usage_mark_now(&mark, sm);
 	struct hearth_state *st = NULL;
 	if (save_ids(sm, call->body, &ids, &n, rp) && (st = compute(sm, call, ids, n, rp))) {
 		struct cache_entry e;
+		usage_note_simple(srv, call, sm, "cache", n, 0, &mark); /* computed, saved or not */
 		cache_owner(call->tenant, owner);
 		int rc = cache_store_put(cs, owner, sm->name, name, st, &e, &err);
 		if (rc)

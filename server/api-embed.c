@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "openai.h"
+#include "usage.h"
 
 #define EMBED_WINDOW 32       /* requests in flight per call ... */
 #define EMBED_MAX_FLOATS ((size_t)64 << 20) /* ... and their hidden states at most 256 MiB (one request
@@ -404,9 +405,11 @@ void api_embeddings(struct server *srv, const struct call *call, struct reply *r
 	bool b64;
 	int32_t dims;
 	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	struct usage_mark mark;
 	o.none_ok = true;
 	if (!sm)
 		return;
+	usage_mark_now(&mark, sm);
 	const int32_t E = hearth_model_n_embd(sm->model);
 	if (!embed_format(body, E, &b64, &dims, rp) || !embed_opts_parse(sm, body, &o, rp) ||
 	    !embed_inputs_parse(sm, json_object_get(body, "input"), "input", &in, rp))
@@ -453,6 +456,8 @@ void api_embeddings(struct server *srv, const struct call *call, struct reply *r
 					     sm->name, "usage", "prompt_tokens", (json_int_t)n_tok, "total_tokens",
 					     (json_int_t)n_tok)
 				 : NULL);
+	if (rp->status == 200)
+		usage_note_simple(srv, call, sm, "embeddings", n_tok, 0, &mark);
 out:
 	free(at);
 	free(vec);

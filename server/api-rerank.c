@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "openai.h"
+#include "usage.h"
 
 struct rerank_hit {
 	int32_t index;
@@ -106,8 +107,10 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp)
 	int32_t top_n;
 	bool ret_docs;
 	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	struct usage_mark mark;
 	if (!sm)
 		return;
+	usage_mark_now(&mark, sm);
 	const size_t E = (size_t)hearth_model_n_embd(sm->model);
 	if (!embed_opts_parse(sm, body, &o, rp) || !rerank_inputs(sm, body, &in, rp) ||
 	    !rerank_opts(body, in.n - 1, &top_n, &ret_docs, rp))
@@ -139,6 +142,8 @@ void api_rerank(struct server *srv, const struct call *call, struct reply *rp)
 					    "results", res, "usage", "prompt_tokens", (json_int_t)n_tok, "total_tokens",
 					    (json_int_t)n_tok)
 				: NULL);
+	if (rp->status == 200)
+		usage_note_simple(srv, call, sm, "rerank", n_tok, 0, &mark);
 out:
 	free(at);
 	free(hit);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "openai.h"
+#include "usage.h"
 
 static bool score_ids_of(struct served_model *sm, json_t *v, const char *key, bool bos, int32_t max, int32_t **ids,
 			 int32_t *n, struct reply *rp);
@@ -232,8 +233,10 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 	bool unc = false;
 	struct hearth_steering steer;
 	struct served_model *sm = api_model_acquire(srv, body, rp, NULL);
+	struct usage_mark mark;
 	if (!sm)
 		return;
+	usage_mark_now(&mark, sm);
 	/* a request holds at most n_ctx_seq - 1 prompt tokens (hearth_sched_submit) */
 	const int32_t max = sm->sp.n_ctx_seq - 1;
 	const bool strings = json_is_string(json_object_get(body, "prompt")) &&
@@ -271,6 +274,8 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 					     sm->name, "tokens", toks, "total_logprob", total, "usage", "prompt_tokens",
 					     n_p, "completion_tokens", n_c, "total_tokens", n_p + n_c)
 				 : NULL);
+	if (rp->status == 200)
+		usage_note_simple(srv, call, sm, "score", n_p, n_c, &mark);
 out:
 	free(ev);
 	free(ids);

@@ -169,6 +169,30 @@ static bool body_follows(struct MHD_Connection *c, const struct http_request *rq
 	return (rq->has_length && rq->content_length > 0) || (te && strcasestr(te, "chunked"));
 }
 
+struct query_find {
+	const char *name;
+	const char **vals;
+	int n, max;
+};
+
+static enum MHD_Result query_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_find *q = cls;
+	(void)kind;
+	if (q->n < q->max && key && !strcmp(key, q->name))
+		q->vals[q->n++] = value ? value : "";
+	return MHD_YES;
+}
+
+/* Up to max values of the URL's query argument name (repeats kept in order). */
+static int query_values(const struct http_request *rq, const char *name, const char **vals, int max)
+{
+	struct query_find q = { name, vals, 0, max };
+	if (rq->conn)
+		MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, query_value, &q);
+	return q.n;
+}
+
 /* The request fields the request path reads, from c's headers. */
 static void read_head(struct MHD_Connection *c, const char *url, const char *method, struct http_request *rq)
 {
@@ -183,6 +207,8 @@ static void read_head(struct MHD_Connection *c, const char *url, const char *met
 	rq->preflight_method = header(c, "Access-Control-Request-Method");
 	rq->preflight_headers = header(c, "Access-Control-Request-Headers");
 	rq->fd = fd ? fd->connect_fd : -1;
+	rq->conn = c;
+	rq->query = query_values;
 	MHD_get_connection_values(c, MHD_HEADER_KIND, sum_header, &rq->header_bytes);
 	const char *cl = header(c, "Content-Length");
 	if (cl) {

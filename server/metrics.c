@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "server.h"
+#include "usage.h"
 
 #define MAX_BUCKETS 24
 
@@ -319,6 +320,10 @@ char *metrics_render(struct server *srv, size_t *len)
 	COUNTER("hearth_http_request_timeouts_total",
 		"Connections closed because their request was not in within --timeout.", cst.n_timed_out);
 	free(rows);
+	char *per_key = usage_metrics_text(srv); /* per key and model (usage.c) */
+	if (per_key)
+		put(o, "%s", per_key);
+	free(per_key);
 	*len = o->n;
 	return o->p;
 }

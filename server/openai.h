@@ -159,6 +159,11 @@ struct stream {
 	struct chat_out reader[MAX_PROMPTS]; /* chat: each choice's answer reader (r NULL: none) */
 	bool done;            /* [DONE] queued */
 	bool broken;          /* a chunk could not be built: the stream ends cut, never with [DONE] */
+	const char *route;    /* its usage name (usage.h), NULL: not recorded */
+	struct usage_mark {   /* where its CPU share is measured from (usage.c) */
+		double t, cpu;
+		uint64_t tokens;
+	} mark;
 };
 
 

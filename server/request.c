@@ -22,6 +22,7 @@
 
 #include "cache.h"
 #include "server.h"
+#include "usage.h"
 
 #define URL_MAX (8 * 1024)          /* longer: 414 */
 #define HEADERS_MAX (32 * 1024)     /* more header bytes: 431 */
@@ -67,6 +68,11 @@ static const struct route routes[] = {
 	{ "/api/chat", "POST", api_ollama_chat, false, false, true, false },
 	{ "/api/generate", "POST", api_ollama_generate, false, false, true, false },
 	{ "/api/pull", "POST", api_ollama_pull, false, false, true, true },
+	/* usage (usage-api.c) */
+	{ "/v1/organization/usage/completions", "GET", api_usage_completions, false, false, false, false },
+	{ "/v1/hearth/usage/latency", "GET", api_usage_latency, false, false, false, false },
+	{ "/v1/hearth/usage/samples", "GET", api_usage_samples, false, false, false, false },
+	{ "/v1/hearth/usage/cost", "GET", api_usage_cost, false, false, false, false },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -406,9 +412,11 @@ void request_answer_json(struct server *srv, const struct route *rt, const struc
 		return;
 	}
 	struct call call = { .body = body, .fd = rq->fd, .session_key = rq->session_id,
-			     .tenant = srv->n_keys ? key_match(srv, rq->authorization) : NULL };
+			     .tenant = srv->n_keys ? key_match(srv, rq->authorization) : NULL, .http = rq };
 	if (rt->prefix)
 		call.arg = rq->url + strlen(rt->path);
+	if (!usage_admit(srv, call.tenant, rt->path, rp))
+		return;
 	rt->fn(srv, &call, rp);
 }
 

@@ -17,9 +17,9 @@
 #include "cache.h"
 #include "../cli/cli.h"
 #include "server.h"
+#include "usage.h"
 
 #define PEM_MAX (1 << 20) /* a certificate chain or key file */
-#define KEY_LINE_MAX 4096
 
 static const char serve_help[] =
 	"usage: hearth serve -m FILE [options]\n"
@@ -56,7 +56,8 @@ static const char serve_help[] =
 	"\n"
 	"Security (see the README's security model):\n"
 	"      --api-key KEY       require 'Authorization: Bearer KEY' (repeatable; at least 16 bytes)\n"
-	"      --api-key-file F    keys, one per line ('#' starts a comment line)\n"
+	"      --api-key-file F    keys, one per line: KEY, or NAME KEY [admin] [rpm=N] [tpd=N]\n"
+	"                          ('#' starts a comment line)\n"
 	"      --allow-weak-key    accept keys shorter than 16 bytes\n"
 	"      --allowed-host NAME answer this Host name too, besides IP addresses and localhost\n"
 	"                          (repeatable; '*': any name)\n"
@@ -73,86 +74,6 @@ static const char serve_help[] =
 	"      --request-timeout S give up on a request after this long (0: never) [600]\n"
 	"      --max-connections N open connections in all [1024]\n"
 	"      --max-connections-per-ip N  open connections per client address (IPv6: per /64) [256]\n";
-
-/* Keeps a key after trimming spaces; false (with why) when it is empty, has
- * inner spaces or control characters, is too short, or there are too many. */
-static bool add_key(struct server *srv, const char *k, bool allow_weak, char *why, size_t n)
-{
-	while (*k == ' ' || *k == '\t')
-		k++;
-	size_t len = strlen(k);
-	while (len && (k[len - 1] == ' ' || k[len - 1] == '\t' || k[len - 1] == '\r' || k[len - 1] == '\n'))
-		len--;
-	if (len == 0) {
-		snprintf(why, n, "the key is empty");
-		return false;
-	}
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)k[i] <= ' ' || (unsigned char)k[i] >= 0x7f) {
-			snprintf(why, n, "the key holds a space, a control character or a byte outside ASCII");
-			return false;
-		}
-	if (len < SRV_MIN_KEY_BYTES && !allow_weak) {
-		snprintf(why, n, "the key is %zu bytes; keys need at least %d (or pass --allow-weak-key)", len,
-			 SRV_MIN_KEY_BYTES);
-		return false;
-	}
-	if (srv->n_keys >= SRV_MAX_KEYS) {
-		snprintf(why, n, "more than %d keys", SRV_MAX_KEYS);
-		return false;
-	}
-	if (!(srv->keys[srv->n_keys] = strndup(k, len))) {
-		snprintf(why, n, "out of memory");
-		return false;
-	}
-	srv->n_keys++;
-	return true;
-}
-
-/* Reads a key file: one key per line (a UTF-8 byte order mark before the
- * first is skipped); blank lines and '#' lines are skipped. False after
- * printing why; a file without any key is an error. */
-static bool read_keys(struct server *srv, const char *path, bool allow_weak)
-{
-	FILE *f = fopen(path, "r");
-	char line[KEY_LINE_MAX], why[160];
-	int n_line = 0, before = srv->n_keys;
-	bool ok = true;
-	if (!f) {
-		fprintf(stderr, "hearth serve: --api-key-file %s: %s\n", path, strerror(errno));
-		return false;
-	}
-	while (ok && fgets(line, sizeof line, f)) {
-		n_line++;
-		const size_t got = strlen(line);
-		if (got < sizeof line - 1 && !feof(f) && line[got ? got - 1 : 0] != '\n') {
-			fprintf(stderr, "hearth serve: %s line %d holds a NUL byte\n", path, n_line);
-			ok = false;
-			break;
-		}
-		if (!strchr(line, '\n') && !feof(f)) {
-			fprintf(stderr, "hearth serve: %s line %d: longer than %d bytes\n", path, n_line, KEY_LINE_MAX - 2);
-			ok = false;
-			break;
-		}
-		const char *t = line + (n_line == 1 && !strncmp(line, "\xef\xbb\xbf", 3) ? 3 : 0);
-		t += strspn(t, " \t");
-		if (*t == '#' || strspn(t, " \t\r\n") == strlen(t))
-			continue;
-		if (!(ok = add_key(srv, t, allow_weak, why, sizeof why)))
-			fprintf(stderr, "hearth serve: %s line %d: %s\n", path, n_line, why);
-	}
-	if (ok && ferror(f)) {
-		fprintf(stderr, "hearth serve: %s: cannot read: %s\n", path, strerror(errno));
-		ok = false;
-	}
-	fclose(f);
-	if (ok && srv->n_keys == before) {
-		fprintf(stderr, "hearth serve: %s holds no API key: refusing to start an open server from it\n", path);
-		ok = false;
-	}
-	return ok;
-}
 
 /* The whole PEM file at path (malloc'd), or NULL after printing why. */
 static char *read_pem(const char *flag, const char *path)
@@ -219,6 +140,7 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 		const char *a = argv[i], *val = NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			fputs(serve_help, stdout);
+			fputs(usage_help, stdout);
 			return 0;
 		}
 		if (!strcmp(a, "--log-prompts")) {
@@ -233,13 +155,22 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 			srv->allow_pull = true;
 			continue;
 		}
+		if (!strcmp(a, "--no-usage")) {
+			usage_flag(srv->usage_conf, a, NULL);
+			continue;
+		}
 		if (!strcmp(a, "--allow-special-in-content")) {
 			srv->allow_special_in_content = true;
 			continue;
 		}
 		if (!(val = arg_value("serve", argc, argv, &i)))
 			return EXIT_USAGE;
-		if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+		const int uf = usage_flag(srv->usage_conf, a, val);
+		if (uf < 0)
+			return EXIT_USAGE;
+		if (uf > 0) {
+			continue;
+		} else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
 			if (o->n_models == MAX_MODEL_ARGS)
 				return usage_error("serve", "at most %d -m flags (--models-dir for more)", MAX_MODEL_ARGS);
 			o->models[o->n_models++] = val;
@@ -353,9 +284,9 @@ static int configure(struct server *srv, struct serve_opts *o)
 	if (!o->n_models && !o->models_dir)
 		return usage_error("serve", "-m FILE (or -m NAME=FILE, or --models-dir DIR) is required");
 	for (int i = 0; i < o->n_keys; i++)
-		if (!add_key(srv, o->keys[i], o->allow_weak, why, sizeof why))
+		if (!keys_add(srv, o->keys[i], NULL, false, 0, 0, o->allow_weak, why, sizeof why))
 			return usage_error("serve", "--api-key: %s", why);
-	if (o->key_file && !read_keys(srv, o->key_file, o->allow_weak))
+	if (o->key_file && !keys_read_file(srv, o->key_file, o->allow_weak))
 		return 1;
 	if (!o->cert_file != !o->key_pem_file)
 		return usage_error("serve", "--ssl-cert and --ssl-key go together");
@@ -480,12 +411,14 @@ int cmd_serve(int argc, char **argv)
 			      .timeout_s = 30, .request_timeout_s = 600, .max_conns = 1024, .max_conns_per_addr = 256,
 			      .cache_budget = 4ull << 30 };
 	struct serve_opts o = { 0 };
+	struct usage_conf uc = { .retention_days = 90, .sample_s = 60 };
 	struct hearth_err err = { 0 };
 	char why[256];
 	int rc = 1;
 
 	srv.listener.fd = srv.listener.wake[0] = srv.listener.wake[1] = srv.listener.reserve = -1;
 	srv.sp = hearth_sched_default_params();
+	srv.usage_conf = &uc;
 	o.max_loaded = 3;
 	if (models_init(&srv.models)) {
 		fprintf(stderr, "hearth serve: out of memory\n");
@@ -515,6 +448,8 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	open_cache(&srv);
+	if (!usage_open(&srv))
+		goto out;
 	atomic_store(&srv.phase, SRV_LOADING);
 	if (listener_open(&srv.listener, srv.host, srv.port, why, sizeof why)) {
 		fprintf(stderr, "hearth serve: %s\n", why);
@@ -553,6 +488,7 @@ out:
 	http_stop(&srv);
 	conns_free(&srv.conns);
 	cache_store_close(srv.cache);
+	usage_close(&srv);
 	fprintf(stderr, "hearth serve: stopped\n");
 out_config:
 	models_free(&srv.models);

@@ -20,6 +20,9 @@
  *   load.c         one model's loaded state: weights, chat template, scheduler
  *   metrics.c      /metrics in Prometheus text under vLLM's metric names
  *   api-cache.c    /v1/cache: saved model state on disk (cache-store.c; cache.h)
+ *   usage.h        usage per key: keys.c (names, roles, quotas), usage-store.c
+ *                  (SQLite), usage-query.c and usage-api.c (the usage routes),
+ *                  quota.c, price.c, usage.c (recording, counters, sampler)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
@@ -50,6 +53,7 @@
 #define SRV_MIN_KEY_BYTES 16    /* shorter keys need --allow-weak-key */
 #define SRV_MAX_CVECS 16        /* --control-vector files */
 #define LISTEN_MAX_LINGER 128   /* refused sockets drained at once */
+#define KEY_NAME_MAX 64         /* bytes of an API key's name, NUL included (usage.h) */
 
 struct metrics;
 struct MHD_Daemon;
@@ -274,6 +278,15 @@ struct server {
 	const char *model_path;   /* server_load: its file */
 	char *keys[SRV_MAX_KEYS]; /* API keys; none: open */
 	int n_keys;
+	struct srv_key {          /* keys[k]'s name, role and quotas (keys.c) */
+		char name[KEY_NAME_MAX];
+		bool admin;
+		int64_t rpm, tpd; /* 0: the defaults of usage_conf */
+	} key_info[SRV_MAX_KEYS];
+	struct usage_conf *usage_conf; /* usage.h: flags of usage, quotas, cost */
+	struct usage_store *usage; /* the record (usage.h); NULL: not recorded */
+	struct quota *quota;      /* per-key limits (usage.h); NULL: none */
+	struct usage_state *usage_state; /* counters, prices, sampler (usage.c) */
 	const char *allowed_hosts[SRV_MAX_NAMES]; /* Host names answered besides loopback ones */
 	int n_allowed_hosts;
 	bool check_host;          /* answer only loopback and allowed Host names */
@@ -370,6 +383,10 @@ struct http_request {
 	bool body_too_big;        /* more arrived than the route allows */
 	bool body_no_room;        /* the bodies of all requests would outgrow --max-body-total */
 	int fd;                   /* the client socket (to notice a disconnect), -1: none */
+	/* the URL's query arguments (decoded): up to max values of name into
+	 * vals, how many; NULL: none (tests) */
+	int (*query)(const struct http_request *rq, const char *name, const char **vals, int max);
+	void *conn;               /* for query: the connection */
 };
 
 /* What a handler gets. */
@@ -379,6 +396,7 @@ struct call {
 	int fd;                   /* the client socket, -1: none */
 	const char *session_key;  /* x-session-id header or NULL */
 	const char *tenant;       /* the API key that let the request in, or NULL */
+	const struct http_request *http; /* the request (query arguments), or NULL */
 };
 
 struct route;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "openai.h"
+#include "usage.h"
 
 static void gen_id(char *buf, size_t size, const char *prefix)
 {
@@ -157,6 +158,8 @@ void stream_free(struct stream *st)
 {
 	if (!st)
 		return;
+	if (st->route)
+		usage_note_stream(st);
 	for (int i = 0; i < st->n_gen; i++)
 		gen_free(st->sm, &st->g[i]);
 	for (int i = 0; i < MAX_PROMPTS; i++)
@@ -190,6 +193,8 @@ struct stream *stream_new(struct served_model *sm, bool chat, const struct call 
 	st->fd = call->fd;
 	st->created = (long)time(NULL);
 	gen_id(st->id, sizeof st->id, chat ? "chatcmpl-" : "cmpl-");
+	st->route = usage_route_name(call->http ? call->http->url : NULL);
+	usage_mark_now(&st->mark, sm);
 	return st;
 }
 

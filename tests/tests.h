@@ -99,6 +99,10 @@
 	X(test_hidden_lens)          \
 	X(test_hidden_errors)        \
 	X(test_hidden_sched)         \
+	X(test_hidref_scalar)        \
+	X(test_hidref_batch)         \
+	X(test_hidref_lens)          \
+	X(test_hidref_reference)     \
 	X(test_moe_route)            \
 	X(test_moe_act)              \
 	X(test_moe_batch_bits)       \
@@ -128,6 +132,13 @@
 	X(test_fault_sched)          \
 	X(test_fault_swa)            \
 	X(test_conns)                \
+	X(test_usage_keys)           \
+	X(test_usage_store)          \
+	X(test_usage_store_full)     \
+	X(test_usage_store_kill9)    \
+	X(test_usage_query)          \
+	X(test_usage_price)          \
+	X(test_usage_quota)          \
 	X(test_http_routes)          \
 	X(test_fault_http)           \
 	X(test_models)               \
