@@ -220,9 +220,9 @@ static void progress_show(struct progress *pr, const struct hearth_finetune_repo
 	if (pr->valid >= 0)
 		snprintf(vl, sizeof vl, " valid %.4f", pr->valid);
 	if (!pr->tty) {
-		printf("step %lld/%lld epoch %d loss %.4f%s lr %.3g tokens %lld %.0f tok/s left %s\n",
+		printf("step %lld/%lld epoch %d loss %.4f%s lr %.3g tokens %lld (%.2f s) %.0f tok/s left %s\n",
 		       (long long)r->step, (long long)r->n_steps, r->epoch + 1, r->loss, vl, r->lr,
-		       (long long)r->tokens_total, tps, left);
+		       (long long)r->tokens_total, r->seconds, tps, left);
 		fflush(stdout);
 		return;
 	}
