@@ -5,7 +5,7 @@
  * general.type "hearth.finetune.checkpoint", so no loader takes it for an
  * adapter) and, per adapter tensor T, AdamW's moments "T.m" and "T.v"; the
  * run's place in
- *   hearth.finetune.state   i64 [step, epoch, next, tokens_total, n_steps]
+ *   hearth.finetune.state   i64 [step, epoch, next, tokens_total, n_steps, seed]
  *   hearth.finetune.params  the params a resumed run must share, one key each
  *   hearth.finetune.model_digest, .data_digest   u8 [32]
  * Both files are written under a temporary name, then renamed over path. */
@@ -21,7 +21,7 @@
 
 #define CKPT_TYPE "hearth.finetune.checkpoint"
 #define CKPT_STATE "hearth.finetune.state"
-#define CKPT_N_STATE 5
+#define CKPT_N_STATE 6
 #define CKPT_MODEL "hearth.finetune.model_digest"
 #define CKPT_DATA "hearth.finetune.data_digest"
 
@@ -30,14 +30,14 @@ struct ckpt_param {
 	const char *key;
 	double v;
 };
-#define CKPT_N_PARAMS 13
+#define CKPT_N_PARAMS 12
 
 static void params_list(const struct hearth_finetune_params *p, struct ckpt_param *out)
 {
 	const struct ckpt_param l[CKPT_N_PARAMS] = {
 		{ "hearth.finetune.targets", p->trainer.targets },     { "hearth.finetune.rank", p->trainer.rank },
 		{ "hearth.finetune.alpha", p->trainer.alpha },         { "hearth.finetune.n_ctx", p->trainer.n_ctx },
-		{ "hearth.finetune.seed", (double)p->trainer.seed },   { "hearth.finetune.lr", p->lr },
+		{ "hearth.finetune.lr", p->lr },
 		{ "hearth.finetune.min_lr_ratio", p->min_lr_ratio },   { "hearth.finetune.warmup", p->warmup },
 		{ "hearth.finetune.epochs", p->epochs },               { "hearth.finetune.max_steps", (double)p->max_steps },
 		{ "hearth.finetune.batch_rows", p->batch_rows },       { "hearth.finetune.grad_accum", p->grad_accum },
@@ -72,7 +72,8 @@ static int add_tensors(struct hearth_finetune *ft, struct gguf_writer *w, bool m
 
 static int add_run_state(struct hearth_finetune *ft, struct gguf_writer *w)
 {
-	const int64_t state[CKPT_N_STATE] = { ft->step, ft->epoch, ft->next, ft->tokens_total, ft->n_steps };
+	const int64_t state[CKPT_N_STATE] = { ft->step, ft->epoch, ft->next, ft->tokens_total, ft->n_steps,
+					      (int64_t)ft->p.trainer.seed };
 	struct ckpt_param pl[CKPT_N_PARAMS];
 	params_list(&ft->p, pl);
 	int rc = gguf_writer_set_arr(w, CKPT_STATE, HEARTH_GGUF_I64, state, CKPT_N_STATE);
@@ -168,7 +169,7 @@ static int check_params(const struct hearth_finetune *ft, const struct hearth_gg
 	return 0;
 }
 
-/* Copies tensor name (f32, ne0 x ne1) into dst. */
+/* Checks that tensor name is f32 [ne0 x ne1]; then (dst not NULL) copies it there. */
 static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne0, int64_t ne1, float *dst,
 		       struct hearth_err *err)
 {
@@ -180,11 +181,14 @@ static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne
 	if (t->type != HEARTH_TYPE_F32 || t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != ne1)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' is not f32 [%lld x %lld]", g->path, name,
 			       (long long)ne0, (long long)ne1);
-	memcpy(dst, t->data, (size_t)ne0 * (size_t)ne1 * sizeof *dst);
+	if (dst)
+		memcpy(dst, t->data, (size_t)ne0 * (size_t)ne1 * sizeof *dst);
 	return 0;
 }
 
-static int read_tensors(struct hearth_finetune *ft, const struct hearth_gguf *g, struct hearth_err *err)
+/* Every adapter tensor and moment; with copy, into the run (only after a
+ * pass without has found them all: a refused file changes nothing). */
+static int read_tensors(struct hearth_finetune *ft, const struct hearth_gguf *g, bool copy, struct hearth_err *err)
 {
 	char name[160];
 	int rc = 0;
@@ -199,7 +203,7 @@ static int read_tensors(struct hearth_finetune *ft, const struct hearth_gguf *g,
 		};
 		for (int k = 0; k < 6 && !rc; k++) {
 			snprintf(name, sizeof name, "%s.%s", lt.weight, t[k].suffix);
-			rc = read_tensor(g, name, t[k].ne0, t[k].ne1, t[k].dst, err);
+			rc = read_tensor(g, name, t[k].ne0, t[k].ne1, copy ? t[k].dst : NULL, err);
 		}
 	}
 	return rc;
@@ -215,6 +219,10 @@ static int read_state(struct hearth_finetune *ft, const struct hearth_gguf *g, s
 		return rc;
 	const int64_t step = gguf_arr_i64(kv, 0), epoch = gguf_arr_i64(kv, 1), next = gguf_arr_i64(kv, 2),
 		      tokens = gguf_arr_i64(kv, 3), n_steps = gguf_arr_i64(kv, 4);
+	const uint64_t seed = (uint64_t)gguf_arr_i64(kv, 5);
+	if (seed != ft->p.trainer.seed)
+		return err_set(err, HEARTH_EINVAL, "%s: the checkpoint was made with seed = %llu, this run has %llu", g->path,
+			       (unsigned long long)seed, (unsigned long long)ft->p.trainer.seed);
 	const int32_t n_epochs = ft->p.epochs ? ft->p.epochs : INT32_MAX;
 	if (n_steps != ft->n_steps || step < 0 || step > n_steps || epoch < 0 || epoch >= n_epochs || next < 0 ||
 	    next > ft->n_train || tokens < 0)
@@ -245,11 +253,10 @@ int hearth_finetune_resume(struct hearth_finetune *ft, const char *path, struct 
 	}
 	if ((rc = check_digest(g, CKPT_MODEL, ft->model_digest, "model", err)) ||
 	    (rc = check_digest(g, CKPT_DATA, ft->data_digest, "dataset", err)) || (rc = check_params(ft, g, err)) ||
-	    (rc = read_tensors(ft, g, err)) || (rc = read_state(ft, g, err)))
+	    (rc = read_tensors(ft, g, false, err)) || (rc = read_state(ft, g, err)))
 		goto out;
+	read_tensors(ft, g, true, err); /* found and checked above: cannot fail */
 out:
 	hearth_gguf_close(g);
-	if (rc && ft->step == 0) /* a partial read: start over clean */
-		memset(ft->mom1, 0, 2 * ft->n_params * sizeof *ft->mom1);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #include "finetune.h"
 
 #define FT_MAX_ROWS_PER_STEP 65536
+#define FT_MAX_SLOTS (1 << 26) /* tokens of one step's rows (ids, labels, positions: 12 bytes each) */
 
 struct hearth_finetune_params hearth_finetune_default_params(void)
 {
@@ -65,6 +66,9 @@ static int check_params(const struct hearth_finetune_params *p, struct hearth_er
 	    (int64_t)p->batch_rows * p->grad_accum > FT_MAX_ROWS_PER_STEP)
 		return err_set(err, HEARTH_EINVAL, "finetune: batch_rows and grad_accum must be >= 1, their product <= %d",
 			       FT_MAX_ROWS_PER_STEP);
+	if ((int64_t)p->batch_rows * p->grad_accum * p->trainer.n_ctx > FT_MAX_SLOTS)
+		return err_set(err, HEARTH_EINVAL, "finetune: a step of %d x %d rows of %d tokens is over %d slots",
+			       p->batch_rows, p->grad_accum, p->trainer.n_ctx, FT_MAX_SLOTS);
 	if (!(p->weight_decay >= 0 && p->weight_decay <= 1))
 		return err_set(err, HEARTH_EINVAL, "finetune: weight_decay must be in [0, 1]");
 	if (p->trainer.targets == 0)

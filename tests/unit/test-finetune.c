@@ -13,7 +13,7 @@
 #include "../harness.h"
 #include "../../src/gguf/gguf.h"
 
-#define FT_LINES 48
+#define FT_LINES 32
 
 /* Prompt/completion lines of one pattern: "Q: <two words>\nA:" -> " It is
  * blue." whatever the words (the answer is learnt, the words vary). */
@@ -166,7 +166,7 @@ void test_finetune_learns(void)
 
 void test_finetune_learns_quantized(void)
 {
-	train_and_check("models/tiny-llama3.q4_k_m.gguf", 0.1);
+	train_and_check("models/tiny-qwen2.q4_k_m.gguf", 0.1);
 }
 
 /* Stops a run after k steps with a checkpoint, resumes it in a new run and
@@ -176,9 +176,9 @@ void test_finetune_resume(void)
 	struct hearth_model *m = load_model("models/tiny-qwen2.f32.gguf");
 	if (!m)
 		return;
-	struct hearth_dataset *d = load_data(m, write_pattern("ft-resume.jsonl", 24), 0);
+	struct hearth_dataset *d = load_data(m, write_pattern("ft-resume.jsonl", 16), 0);
 	struct hearth_finetune_params p = small_params();
-	p.trainer.n_ctx = 24; /* two examples a row: 12 rows, 6 steps an epoch */
+	p.trainer.n_ctx = 24; /* two examples a row: 8 rows, 4 steps an epoch */
 	p.epochs = 2;
 	p.warmup = 1;
 	p.weight_decay = 0.01f;
@@ -269,6 +269,9 @@ void test_finetune_resume_refused(void)
 	struct hearth_finetune_params q = p;
 	q.trainer.rank = 8;
 	expect_refused(m, d, &q, ckpt, HEARTH_EINVAL, "rank = 4, this run has 8");
+	q = p;
+	q.trainer.seed = 4;
+	expect_refused(m, d, &q, ckpt, HEARTH_EINVAL, "seed = 3, this run has 4");
 	q = p;
 	q.lr = 2e-2f;
 	expect_refused(m, d, &q, ckpt, HEARTH_EINVAL, "lr");
