@@ -76,6 +76,16 @@ int dump_layers_parse(const char *spec, int32_t n_layer, int32_t **layers, int32
 int dump_layers_write(const char *path, const struct hearth_context *c, int32_t n_layers, int32_t n_tokens,
 		      int32_t n_embd);
 
+/* --uncertainty (uncertainty.c): each generated token's entropy and rank,
+ * coloured on a terminal, else one tab-separated line per token. */
+enum { UNCERTAINTY_COLOUR = 1, UNCERTAINTY_LINES = 2 };
+/* How to show it on f: UNCERTAINTY_COLOUR on a terminal without NO_COLOR, else UNCERTAINTY_LINES. */
+int uncertainty_mode(FILE *f);
+/* One generated token: its text piece (k bytes), entropy and rank. */
+void uncertainty_put(FILE *f, int mode, int32_t index, const char *piece, size_t k, float entropy, int32_t rank);
+/* Text left at the end of generation (an incomplete character). */
+void uncertainty_rest(FILE *f, int mode, const char *piece, size_t k);
+
 /* Sampling and context flags shared by run and chat. */
 struct gen_opts {
 	const char *model;

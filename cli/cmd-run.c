@@ -22,6 +22,7 @@ struct session {
 	int32_t *cached;      /* tokens now in the KV cache */
 	int32_t n_cached;
 	bool restored;        /* the cache was just restored with the logits after its last token */
+	int unc;              /* --uncertainty: how it is shown (UNCERTAINTY_*), 0: not asked */
 };
 
 static int session_open(struct session *s, struct gen_opts *o, const char *cmd)
@@ -114,7 +115,40 @@ struct gen_result {
 	size_t text_len;
 	double t_gen;
 	double t_sample; /* of t_gen, in the sampler */
+	float *entropy;  /* [n] with --uncertainty (else NULL) */
+	int32_t *rank;   /* [n] */
 };
+
+/* Keeps token id (and with s->unc its entropy and rank) as r's next; HEARTH_ENOMEM when it cannot. */
+static int keep_token(const struct session *s, struct gen_result *r, int32_t id, float entropy, int32_t rank)
+{
+	int32_t *ni = realloc(r->ids, (size_t)(r->n + 1) * sizeof *ni);
+	if (ni)
+		r->ids = ni;
+	if (ni && s->unc) {
+		float *ne = realloc(r->entropy, (size_t)(r->n + 1) * sizeof *ne);
+		if (ne)
+			r->entropy = ne;
+		int32_t *nr = ne ? realloc(r->rank, (size_t)(r->n + 1) * sizeof *nr) : NULL;
+		if (!nr)
+			return HEARTH_ENOMEM;
+		r->rank = nr;
+		r->entropy[r->n] = entropy;
+		r->rank[r->n] = rank;
+	}
+	if (!ni)
+		return HEARTH_ENOMEM;
+	r->ids[r->n++] = id;
+	return 0;
+}
+
+static void gen_result_free(struct gen_result *r)
+{
+	free(r->ids);
+	free(r->text);
+	free(r->entropy);
+	free(r->rank);
+}
 
 static int append_text(struct gen_result *r, size_t *cap, const char *piece, size_t k, FILE *out)
 {
@@ -151,21 +185,22 @@ static int generate(struct session *s, int32_t n_predict, FILE *out, struct gen_
 		goto out;
 	while (n_predict < 0 || r->n < n_predict) {
 		const double ts = now_s();
-		int32_t id = hearth_sampler_sample(s->smpl, hearth_get_logits(s->ctx, -1));
+		const float *logits = hearth_get_logits(s->ctx, -1);
+		int32_t id = hearth_sampler_sample(s->smpl, logits), rank = 0;
+		float entropy = 0;
 		r->t_sample += now_s() - ts;
 		hearth_sampler_accept(s->smpl, id);
 		if (hearth_token_is_eog(s->model, id))
 			break;
-		int32_t *ni = realloc(r->ids, (size_t)(r->n + 1) * sizeof *ni);
-		if (!ni) {
-			rc = HEARTH_ENOMEM;
+		if (s->unc)
+			hearth_sampler_uncertainty(s->smpl, logits, id, &entropy, &rank);
+		if ((rc = keep_token(s, r, id, entropy, rank)))
 			goto out;
-		}
-		r->ids = ni;
-		r->ids[r->n++] = id;
 		piece = hearth_detok_push(dt, id, &k);
-		if ((rc = append_text(r, &cap, piece, k, out)))
+		if ((rc = append_text(r, &cap, piece, k, s->unc ? NULL : out)))
 			goto out;
+		if (s->unc && out)
+			uncertainty_put(out, s->unc, r->n - 1, piece, k, entropy, rank);
 		if (n_predict >= 0 && r->n >= n_predict)
 			break;
 		if (hearth_sampler_grammar_done(s->smpl)) /* the grammar allows nothing more */
@@ -179,7 +214,9 @@ static int generate(struct session *s, int32_t n_predict, FILE *out, struct gen_
 		s->cached[s->n_cached++] = id;
 	}
 	piece = hearth_detok_flush(dt, &k); /* an incomplete character at the very end */
-	rc = append_text(r, &cap, piece, k, out);
+	rc = append_text(r, &cap, piece, k, s->unc ? NULL : out);
+	if (s->unc && out)
+		uncertainty_rest(out, s->unc, piece, k);
 out:
 	r->t_gen = now_s() - t0;
 	hearth_detok_free(dt);
@@ -199,6 +236,12 @@ static const char run_help[] =
 	"      --dump-layers L1,L2 with --dump-file FILE: write the prompt's hidden states after these\n"
 	"                          layers (negative: from the end) to FILE as .npy, shape (layers, tokens, n_embd)\n"
 	"      --json              print {\"prompt_ids\":[...],\"ids\":[...],\"text\":\"...\"} instead\n"
+	"      --uncertainty       how sure the model was of each token (entropy of its distribution at\n"
+	"                          temperature 1, in nats; rank of the token in it, 1: the most likely).\n"
+	"                          On a terminal the text is coloured: yellow from 1 nat, red from 2.5,\n"
+	"                          underlined when not the most likely token (NO_COLOR=1: no colours).\n"
+	"                          Otherwise one line per token: index<TAB>entropy<TAB>rank<TAB>\"text\"\n"
+	"                          (JSON string); with --json: \"entropy\":[...],\"rank\":[...] too\n"
 	"      --grammar-file FILE the output follows this GBNF grammar (start rule: root)\n"
 	"      --json-schema FILE  the output is JSON valid under this JSON Schema\n";
 
@@ -231,7 +274,7 @@ int cmd_run(int argc, char **argv)
 	const char *prompt = NULL, *file = NULL, *grammar_file = NULL, *schema_file = NULL, *cache_file = NULL;
 	const char *dump_spec = NULL, *dump_file = NULL;
 	int32_t *dump = NULL, n_dump = 0;
-	bool no_bos = false, json = false;
+	bool no_bos = false, json = false, unc = false;
 	struct hearth_grammar *grammar = NULL;
 	struct hearth_err err = { 0 };
 	struct session s = { 0 };
@@ -270,6 +313,8 @@ int cmd_run(int argc, char **argv)
 			no_bos = true;
 		} else if (!strcmp(a, "--json")) {
 			json = true;
+		} else if (!strcmp(a, "--uncertainty")) {
+			unc = true;
 		} else if (!strcmp(a, "--grammar-file")) {
 			if (!(grammar_file = arg_value("run", argc, argv, &i)))
 				return EXIT_USAGE;
@@ -309,6 +354,7 @@ int cmd_run(int argc, char **argv)
 		goto out_free;
 	if (session_open(&s, &o, "run"))
 		goto out_close;
+	s.unc = unc ? json ? UNCERTAINTY_LINES : uncertainty_mode(stdout) : 0;
 	if (dump_spec && (dump_layers_parse(dump_spec, hearth_model_n_layer(s.model), &dump, &n_dump) ||
 			  hearth_context_set_hidden(s.ctx, dump, n_dump, &err))) {
 		rc = err.code ? 1 : EXIT_USAGE;
@@ -366,8 +412,15 @@ int cmd_run(int argc, char **argv)
 		json_write_ids(stdout, r.ids, r.n);
 		fputs(",\"text\":", stdout);
 		json_write_str(stdout, r.text ? r.text : "", r.text_len);
+		if (unc) {
+			fputs(",\"entropy\":[", stdout);
+			for (int32_t i = 0; i < r.n; i++)
+				printf("%s%.9g", i ? "," : "", (double)r.entropy[i]);
+			fputs("],\"rank\":", stdout);
+			json_write_ids(stdout, r.rank, r.n);
+		}
 		fputs("}\n", stdout);
-	} else {
+	} else if (s.unc != UNCERTAINTY_LINES) {
 		fputc('\n', stdout);
 	}
 	fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); generation: %d tokens in %.3f s (%.1f tok/s); "
@@ -375,8 +428,7 @@ int cmd_run(int argc, char **argv)
 		n_ids, t_prompt, n_ids / (t_prompt > 0 ? t_prompt : 1e-9), r.n, r.t_gen,
 		r.n / (r.t_gen > 0 ? r.t_gen : 1e-9), 1e3 * r.t_sample / (r.n > 0 ? r.n : 1),
 		100 * r.t_sample / (r.t_gen > 0 ? r.t_gen : 1e-9));
-	free(r.ids);
-	free(r.text);
+	gen_result_free(&r);
 	if (grc) {
 		fprintf(stderr, "hearth run: %s\n", err.code ? err.msg : hearth_strerror(grc));
 		goto out_close;
@@ -404,7 +456,11 @@ static const char chat_help[] =
 	"\n"
 	"      --system TEXT       a system message at the start of the conversation\n"
 	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
-	"      --allow-special-in-content  control-token text you type becomes control tokens\n";
+	"      --allow-special-in-content  control-token text you type becomes control tokens\n"
+	"      --prompt-cache FILE restore the conversation's longest saved prefix from FILE (as run does:\n"
+	"                          the KV state of the tokens it shares with the first prompt is not\n"
+	"                          computed again), and save the conversation's state there after each turn\n"
+	"      --uncertainty       how sure the model was of each token of the answers, as run shows it\n";
 
 /* A conversation: its messages in OpenAI's shape. */
 struct chat {
@@ -493,11 +549,11 @@ static int chat_turn(struct session *s, struct chat *c, const struct gen_opts *o
 		return rc;
 	struct gen_result r;
 	rc = generate(s, o->n_predict, stdout, &r, err);
-	fputc('\n', stdout);
-	free(r.ids);
+	if (s->unc != UNCERTAINTY_LINES)
+		fputc('\n', stdout);
 	if (!rc)
 		rc = chat_add(c, "assistant", r.text, r.text_len);
-	free(r.text);
+	gen_result_free(&r);
 	return rc;
 }
 
@@ -521,8 +577,8 @@ static int chat_template(struct session *s, const char *file, bool allow_special
 int cmd_chat(int argc, char **argv)
 {
 	struct gen_opts o;
-	const char *system_msg = NULL, *tmpl_file = NULL;
-	bool allow_special = false;
+	const char *system_msg = NULL, *tmpl_file = NULL, *cache_file = NULL;
+	bool allow_special = false, unc = false;
 	struct hearth_err err = { 0 };
 	struct chat c = { 0 };
 	int rc = 1;
@@ -548,6 +604,11 @@ int cmd_chat(int argc, char **argv)
 				return EXIT_USAGE;
 		} else if (!strcmp(a, "--allow-special-in-content")) {
 			allow_special = true;
+		} else if (!strcmp(a, "--uncertainty")) {
+			unc = true;
+		} else if (!strcmp(a, "--prompt-cache")) {
+			if (!(cache_file = arg_value("chat", argc, argv, &i)))
+				return EXIT_USAGE;
 		} else {
 			return usage_error("chat", "unknown option '%s'", a);
 		}
@@ -560,6 +621,13 @@ int cmd_chat(int argc, char **argv)
 		o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 	if (!(c.msgs = json_array()) || session_open(&s, &o, "chat"))
 		goto out;
+	s.unc = unc ? uncertainty_mode(stdout) : 0;
+	if (cache_file && prompt_cache_load(&s, cache_file, &err)) {
+		fprintf(stderr, "hearth chat: %s\n", err.msg);
+		goto out;
+	}
+	if (cache_file && s.n_cached > 0)
+		fprintf(stderr, "prompt cache: restored %d tokens from %s\n", s.n_cached, cache_file);
 	if (chat_template(&s, tmpl_file, allow_special, &c, &err)) {
 		fprintf(stderr, "hearth chat: %s\n", err.msg);
 		goto out;
@@ -585,6 +653,8 @@ int cmd_chat(int argc, char **argv)
 			continue;
 		}
 		int trc = chat_turn(&s, &c, &o, line, &err);
+		if (!trc && cache_file && s.n_cached > 0) /* the conversation so far, for the next start */
+			trc = prompt_cache_save(&s, cache_file, &err);
 		if (trc) {
 			fprintf(stderr, "hearth chat: %s\n", err.code ? err.msg : hearth_strerror(trc));
 			goto out;

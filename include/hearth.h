@@ -373,10 +373,12 @@ int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t 
  * rows for them (the cache's own bytes, so restoring is exact) and, when
  * known, the logits after its last token, tagged with the identity of the
  * model that computed them (architecture, hyper-parameters, tensor layout and
- * samples of every tensor's bytes) and a checksum. Files are refused with
- * HEARTH_EINVAL and a message saying why when truncated, corrupt or of
- * another model (hearth_state_check, and every restore). Immutable: any
- * thread may read one. */
+ * samples of every tensor's bytes) and a checksum. Sliding-window layers
+ * (gemma2/3, gpt-oss) keep only the rows their window still needs (from the
+ * start of the cache block before it). Files are refused with HEARTH_EINVAL
+ * and a message saying why when truncated, corrupt or of another model
+ * (hearth_state_check, and every restore); files of an older format version
+ * with HEARTH_EUNSUPPORTED. Immutable: any thread may read one. */
 struct hearth_state;
 /* Reads and checks (format, size, checksum, tokens) a state file. HEARTH_ENOTFOUND: no such file. */
 int hearth_state_read(struct hearth_state **out, const char *path, struct hearth_err *err);
@@ -387,6 +389,15 @@ int hearth_state_parse(struct hearth_state **out, const void *data, size_t size,
 int hearth_state_write(const struct hearth_state *st, const char *path, struct hearth_err *err);
 /* 0 when st was saved by model m, else HEARTH_EINVAL. */
 int hearth_state_check(const struct hearth_state *st, const struct hearth_model *m, struct hearth_err *err);
+/* 0 when st's rows were computed under steering s of model m (NULL, no
+ * vector or strength 0: unsteered), else HEARTH_EINVAL saying how they
+ * differ. A state records the steering it was computed under (a digest of
+ * the directions in force, strength and layers); a context or a request
+ * restores it only when steered alike (hearth_context_state_set, and
+ * prefix_state at submit, refuse it otherwise). */
+struct hearth_steering; /* below, with steering */
+int hearth_state_check_steering(const struct hearth_state *st, const struct hearth_model *m,
+				const struct hearth_steering *s, struct hearth_err *err);
 /* The saved tokens (*n of them); valid while st lives. */
 const int32_t *hearth_state_tokens(const struct hearth_state *st, int32_t *n);
 size_t hearth_state_size(const struct hearth_state *st); /* bytes, as in the file */
@@ -416,6 +427,21 @@ typedef void (*hearth_matmul_tap_fn)(const char *weight, const float *x, int64_t
 				     void *user_data);
 /* Sets c's tap (fn NULL: none, the default). */
 void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, void *user_data);
+/* An expert tap sees what enters the experts' products of a mixture of
+ * experts, which the matmul tap does not: for each expert that some token of
+ * the decode is routed to, and each of its stacked matrices ("blk.0.
+ * ffn_gate_exps.weight", "..._up_exps...", "..._down_exps..."), one call with
+ * the rows routed to it: expert (0 .. n_expert - 1), x holding n_rows rows of
+ * n_in floats (valid only during the call), row r the input of token
+ * tokens[r] of the decode (0-based, ascending), which chose the expert in
+ * slot slots[r] of its n_expert_used choices (0: the router's best). Gate and
+ * up see each token's normed input, down the gated activation of that (token,
+ * slot). Called on the decoding thread; with no tap, nothing is spent. */
+typedef void (*hearth_expert_tap_fn)(const char *weight, int32_t expert, int32_t n_expert, const float *x,
+				     int64_t n_in, int32_t n_rows, const int32_t *tokens, const int32_t *slots,
+				     void *user_data);
+/* Sets c's expert tap (fn NULL: none, the default). */
+void hearth_context_set_expert_tap(struct hearth_context *c, hearth_expert_tap_fn fn, void *user_data);
 
 /* ---- steering (control vectors) -----------------------------------------
  *
@@ -493,12 +519,22 @@ int hearth_imatrix_new(struct hearth_imatrix **out, const struct hearth_model *m
 		       const struct hearth_imatrix_params *p, struct hearth_err *err);
 void hearth_imatrix_free(struct hearth_imatrix *im);
 /* Makes c (a context of im's model) add what its decodes see to im; it
- * replaces c's tap. hearth_context_set_tap(c, NULL, NULL) detaches. */
+ * replaces c's tap and expert tap. hearth_context_set_tap(c, NULL, NULL) and
+ * hearth_context_set_expert_tap(c, NULL, NULL) detach. */
 void hearth_imatrix_attach(struct hearth_imatrix *im, struct hearth_context *c);
 /* The sums of weight (n_in floats) and its token count; HEARTH_ENOTFOUND
- * when the weight is not collected. */
+ * when the weight is not collected. For the stacked experts of a mixture
+ * (ffn_*_exps), expert 0's: see hearth_imatrix_get_expert. */
 int hearth_imatrix_get(const struct hearth_imatrix *im, const char *weight, const float **sums, int64_t *n_in,
 		       int64_t *count);
+/* The same for one expert of a stacked expert weight: each expert has its
+ * own sums and count, as llama-imatrix keeps them (the rows routed to it;
+ * unlike other weights, collected from products of any size, as
+ * llama-imatrix collects every expert product). *n_expert: the weight's
+ * experts (1 for a plain matrix, whose only "expert" is 0). HEARTH_ENOTFOUND
+ * when the weight is not collected, HEARTH_EINVAL for an expert out of range. */
+int hearth_imatrix_get_expert(const struct hearth_imatrix *im, const char *weight, int32_t expert,
+			      const float **sums, int64_t *n_in, int64_t *count, int32_t *n_expert);
 /* 0 when every sum is a finite number, else HEARTH_EINVAL naming the weight. */
 int hearth_imatrix_check(const struct hearth_imatrix *im, struct hearth_err *err);
 
@@ -652,7 +688,8 @@ struct hearth_request_params {
 	 * still the caller's when it fails [NULL: none]. */
 	struct hearth_grammar *grammar;
 	/* Saved state whose tokens are a prefix of the prompt (of this model and
-	 * cache type, else the submit fails with HEARTH_EINVAL): its rows are
+	 * cache type, computed under the same steering as this request's, else
+	 * the submit fails with HEARTH_EINVAL): its rows are
 	 * restored into the cache, under the request's cache salt, instead of
 	 * computed; the continuation is the one without it. Taken over when the
 	 * submit succeeds, still the caller's when it fails [NULL: none]. */
@@ -732,6 +769,13 @@ int32_t hearth_request_n_hidden(const struct hearth_request *r);
 /* After the final event: the state (n_embd floats) after layer
  * hidden_layers[k] at position pos, valid while r lives; NULL when not kept. */
 const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos);
+/* Any thread, while the request runs too: copies the hidden states of
+ * positions pos .. pos+n-1 that are kept so far (every layer asked:
+ * out[i][k][n_embd]) and returns how many positions it copied (fewer when
+ * not all are computed yet, 0 outside). When the event of the g-th
+ * generated token (g >= 1) has been read, positions up to n_prompt + g - 2
+ * are kept: the prompt with the first, then the token before each. */
+int32_t hearth_request_hidden_read(struct hearth_request *r, int32_t pos, int32_t n, float *out);
 /* When the request was submitted and when it started (0 before), monotonic seconds. */
 double hearth_request_t_submit(const struct hearth_request *r);
 double hearth_request_t_start(const struct hearth_request *r);
@@ -1010,10 +1054,11 @@ int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, con
  * (HEARTH_EUNSUPPORTED). A trainer is used by one thread at a time; it
  * runs its passes on a thread pool of its own. */
 struct hearth_trainer;
-enum hearth_train_target { /* the layer matrices that get an adapter: bits */
+enum hearth_train_target { /* the matrices that get an adapter: bits */
 	HEARTH_TRAIN_ATTN_Q = 1 << 0, HEARTH_TRAIN_ATTN_K = 1 << 1, HEARTH_TRAIN_ATTN_V = 1 << 2,
 	HEARTH_TRAIN_ATTN_OUT = 1 << 3, HEARTH_TRAIN_FFN_GATE = 1 << 4, HEARTH_TRAIN_FFN_UP = 1 << 5,
 	HEARTH_TRAIN_FFN_DOWN = 1 << 6,
+	HEARTH_TRAIN_OUTPUT = 1 << 7, /* the output head (not when it is the token embedding matrix) */
 };
 struct hearth_trainer_params {
 	uint32_t targets; /* HEARTH_TRAIN_* bits [q|k|v|out]; 0: no adapter (input gradients only) */
@@ -1042,7 +1087,7 @@ struct hearth_lora_tensor {
 	float *grad_a, *grad_b;
 };
 int32_t hearth_trainer_n_lora(const struct hearth_trainer *t);
-/* Adapter i (0 .. n_lora - 1), in layer order, q k v out gate up down within a layer. */
+/* Adapter i (0 .. n_lora - 1), in layer order, q k v out gate up down within a layer, then the output head's. */
 void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora_tensor *out);
 void hearth_trainer_zero_grad(struct hearth_trainer *t);
 

@@ -1,16 +1,19 @@
 /*
  * api-cache.c - saved model state over HTTP:
  *
- *   POST   /v1/cache         {"model", "name", "prompt" | "messages"}: computes the
- *                            prompt (messages: rendered by the chat template) and
- *                            saves its KV state as name -> {name, model, tokens, bytes, created}
+ *   POST   /v1/cache         {"model", "name", "prompt" | "messages", "steering"}: computes
+ *                            the prompt (messages: rendered by the chat template),
+ *                            steered as completions are, and saves its KV state as
+ *                            name -> {name, model, tokens, bytes, created}
  *   GET    /v1/cache         the caller's states
  *   GET    /v1/cache/{name}  one of them
  *   DELETE /v1/cache/{name}
  *
  * and "cache": "NAME" on /v1/completions and /v1/chat/completions (gen.c
- * calls cache_seed): the prompt must start with the state's tokens; they are
- * then restored instead of computed, and the answer is the one without it.
+ * calls cache_seed): the prompt must start with the state's tokens, and the
+ * request must be steered as the state was (the state records it: a steered
+ * state never starts an unsteered request, nor the reverse); they are then
+ * restored instead of computed, and the answer is the one without it.
  *
  * States belong to the API key that saved them (cache-store.c); another
  * key's state is answered exactly as a name that does not exist (404).
@@ -82,11 +85,14 @@ static bool save_ids(struct served_model *sm, json_t *body, int32_t **ids, int32
 	return api_prompt_ids(sm, p, ids, n, rp);
 }
 
-/* Computes ids on sm's scheduler and returns their state (NULL after a reply). */
+/* Computes ids on sm's scheduler, steered as the body's "steering" asks
+ * (as completions read it), and returns their state (NULL after a reply). */
 static struct hearth_state *compute(struct served_model *sm, const struct call *call, const int32_t *ids, int32_t n,
 				     struct reply *rp)
 {
 	struct hearth_request_params rq = hearth_request_default_params();
+	if (!steer_parse(sm, call->body, &rq.steering, rp))
+		return NULL;
 	struct hearth_err err = { 0 };
 	struct hearth_request *r = NULL;
 	struct hearth_token_event ev;
@@ -232,8 +238,8 @@ void api_cache_delete(struct server *srv, const struct call *call, struct reply 
 					      "deleted", 1));
 }
 
-bool cache_seed(struct served_model *sm, const char *tenant, const char *name, const int32_t *ids, int32_t n,
-		struct hearth_state **out, struct reply *rp)
+bool cache_seed(struct served_model *sm, const char *tenant, const char *name, const struct hearth_steering *steering,
+		const int32_t *ids, int32_t n, struct hearth_state **out, struct reply *rp)
 {
 	struct cache_store *cs = store(sm->srv, rp);
 	struct hearth_err err = { 0 };
@@ -251,6 +257,12 @@ bool cache_seed(struct served_model *sm, const char *tenant, const char *name, c
 	if ((rc = hearth_state_check(*out, sm->model, &err))) {
 		reply_error(rp, 400, "invalid_request_error", "cache", "cache_model_mismatch",
 			    "The saved state '%.128s' was saved with the model '%.128s', not '%.128s'", name, e.model, sm->name);
+		goto fail;
+	}
+	if (hearth_state_check_steering(*out, sm->model, steering, &err)) { /* its rows would not be this request's */
+		reply_error(rp, 400, "invalid_request_error", "cache", "cache_steering_mismatch",
+			    "The saved state '%.128s' cannot start this request: %s. Save it with the request's 'steering'",
+			    name, err.msg);
 		goto fail;
 	}
 	int32_t k = 0;

@@ -49,10 +49,11 @@ void api_cache_list(struct server *srv, const struct call *call, struct reply *r
 void api_cache_get(struct server *srv, const struct call *call, struct reply *rp);    /* GET /v1/cache/{name} */
 void api_cache_delete(struct server *srv, const struct call *call, struct reply *rp); /* DELETE /v1/cache/{name} */
 /* The "cache" field of a completion: tenant's state name, read and checked
- * against sm's model and the prompt ids (n of them) into *out (to hand to the
- * scheduler); false after an error reply (404 unknown, 400 another model's or
- * not a prefix of the prompt, 409 a broken file). */
-bool cache_seed(struct served_model *sm, const char *tenant, const char *name, const int32_t *ids, int32_t n,
-		struct hearth_state **out, struct reply *rp);
+ * against sm's model, the request's steering and the prompt ids (n of them)
+ * into *out (to hand to the scheduler); false after an error reply (404
+ * unknown, 400 another model's, steered otherwise or not a prefix of the
+ * prompt, 409 a broken file). */
+bool cache_seed(struct served_model *sm, const char *tenant, const char *name, const struct hearth_steering *steering,
+		const int32_t *ids, int32_t n, struct hearth_state **out, struct reply *rp);
 
 #endif /* HEARTH_SERVER_CACHE_H */

@@ -230,7 +230,7 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 		}
 		g->lps[0].no_lp = true;
 	}
-	if (p->cache_name && !cache_seed(sm, p->tenant, p->cache_name, ids, n, &rq.prefix_state, rp))
+	if (p->cache_name && !cache_seed(sm, p->tenant, p->cache_name, &p->steering, ids, n, &rq.prefix_state, rp))
 		return false;
 	if (!constrain_grammar(sm, p, &rq.grammar, rp)) {
 		hearth_state_free(rq.prefix_state);

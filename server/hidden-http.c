@@ -1,6 +1,6 @@
 /*
  * hidden-http.c - the opt-in "hidden_states" field of /v1/completions and
- * /v1/chat/completions (not streamed):
+ * /v1/chat/completions, streamed or not:
  *
  *   "hidden_states": {"layers": [0, -1], "dtype": "f32" | "f16",
  *                     "tokens": "prompt" | "generated" | "all"}
@@ -12,8 +12,16 @@
  * the positions asked for, layer by layer, position by position, as
  * little-endian float32 or IEEE half floats. Positions are those a pass
  * computed: the prompt, then every generated token but the last (which no
- * pass reads). The request's prompt is then computed in full (no prefix
+ * pass reads; nor, when a stop string ended the answer, the last token's).
+ * The request's prompt is then computed in full (no prefix
  * cache). Memory is bounded by the context: layers x n_ctx x n_embd floats.
+ *
+ * Streamed, each chunk carries the positions kept since the last chunk that
+ * carried some, in the same object (first_position and shape say which):
+ * the chunk of the first generated token the prompt's positions, the chunk
+ * of each later token the position before it (the state that predicted
+ * it), the last chunk what is left. Concatenated along positions they are
+ * the non-streamed object's data (and logit_lens), byte for byte.
  *
  * "logit_lens": k (1..20) adds, per layer and position, the k tokens the
  * state decodes to through the final norm and the output head, with their
@@ -67,11 +75,6 @@ bool hidden_parse(struct served_model *sm, json_t *b, struct params *p, struct r
 	p->hidden.lens_top = lens ? (int32_t)json_integer_value(lens) : 0;
 	p->hidden.f16 = dt && !strcmp(dt, "f16");
 	p->hidden.tokens = !tk || !strcmp(tk, "all") ? HIDDEN_ALL : !strcmp(tk, "prompt") ? HIDDEN_PROMPT : HIDDEN_GENERATED;
-	if (p->stream) {
-		reply_error(rp, 400, "invalid_request_error", "hidden_states", "invalid_value",
-			    "'hidden_states' is not available with 'stream' yet");
-		return false;
-	}
 	return true;
 }
 
@@ -121,11 +124,11 @@ static json_t *lens_top(struct served_model *sm, struct hearth_sampler *smp, con
 	return jsonb_done(arr, ok);
 }
 
-/* "logit_lens": for each layer asked, each position p0..p1, the top tokens
- * its state decodes to (final norm and output head: hearth_context_logit_lens,
- * on a small context of this request's own, one thread); NULL on failure. */
-static json_t *lens_shape(struct served_model *sm, const struct hidden_opts *o, const struct gen *g, int32_t p0,
-			  int32_t p1)
+/* "logit_lens": for each layer asked, each of the n positions in rows
+ * ([n][o->n][n_embd]), the top tokens its state decodes to (final norm and
+ * output head: hearth_context_logit_lens, on a small context of this
+ * request's own, one thread); NULL on failure. */
+static json_t *lens_shape(struct served_model *sm, const struct hidden_opts *o, const float *rows, int32_t n_pos)
 {
 	struct hearth_context_params cp = hearth_context_default_params();
 	struct hearth_sampler_params spp = hearth_sampler_default_params();
@@ -143,14 +146,11 @@ static json_t *lens_shape(struct served_model *sm, const struct hidden_opts *o, 
 	for (int32_t k = 0; ok && k < o->n; k++) {
 		json_t *layer = json_array();
 		ok = layer != NULL;
-		for (int32_t r0 = p0; ok && r0 < p1; r0 += LENS_ROWS) {
-			const int32_t n = p1 - r0 < LENS_ROWS ? p1 - r0 : LENS_ROWS;
-			for (int32_t i = 0; ok && i < n; i++) {
-				const float *h = hearth_request_hidden(g->req, k, r0 + i);
-				if ((ok = h != NULL))
-					memcpy(x + (size_t)i * E, h, E * sizeof *x);
-			}
-			ok = ok && !hearth_context_logit_lens(c, x, n, logits, &err);
+		for (int32_t r0 = 0; ok && r0 < n_pos; r0 += LENS_ROWS) {
+			const int32_t n = n_pos - r0 < LENS_ROWS ? n_pos - r0 : LENS_ROWS;
+			for (int32_t i = 0; i < n; i++)
+				memcpy(x + (size_t)i * E, rows + ((size_t)(r0 + i) * (size_t)o->n + (size_t)k) * E, E * sizeof *x);
+			ok = !hearth_context_logit_lens(c, x, n, logits, &err);
 			for (int32_t i = 0; ok && i < n; i++)
 				ok = jsonb_add(layer, lens_top(sm, smp, logits + (size_t)i * V, o->lens_top));
 		}
@@ -163,22 +163,46 @@ static json_t *lens_shape(struct served_model *sm, const struct hidden_opts *o, 
 	return jsonb_done(out, ok);
 }
 
-json_t *hidden_shape(struct served_model *sm, const struct params *p, const struct gen *g)
+/* The positions [*p0, *p1) a choice's hidden_states may show now: those
+ * "tokens" asks for, among the kept ones that the events read so far vouch
+ * for (every kept one once the request ended). */
+static void hidden_range(const struct params *p, const struct gen *g, int32_t *p0, int32_t *p1)
 {
 	const struct hidden_opts *o = &p->hidden;
-	const int32_t E = hearth_model_n_embd(sm->model), n_pos = g->req ? hearth_request_n_hidden(g->req) : 0;
-	const int32_t p0 = o->tokens == HIDDEN_GENERATED ? (g->n_prompt < n_pos ? g->n_prompt : n_pos) : 0;
-	const int32_t p1 = o->tokens == HIDDEN_PROMPT ? (g->n_prompt < n_pos ? g->n_prompt : n_pos) : n_pos;
-	const size_t w = o->f16 ? 2 : 4, n_val = (size_t)o->n * (size_t)(p1 - p0) * (size_t)E;
+	/* while it runs, and when a stop string ended it (the scheduler may have
+	 * computed a token more before it stopped: not shown, so that the answer
+	 * does not depend on timing), the positions up to the last token's */
+	const int32_t vouched = g->n_gen > 0 ? g->n_prompt + g->n_gen - 1 : 0;
+	const int32_t all = g->finish ? hearth_request_n_hidden(g->req) : 0; /* read only after the final event */
+	const int32_t kept = !g->finish ? vouched : g->stopped && vouched < all ? vouched : all;
+	*p0 = o->tokens == HIDDEN_GENERATED ? g->n_prompt : 0;
+	*p1 = o->tokens == HIDDEN_PROMPT && g->n_prompt < kept ? g->n_prompt : kept;
+	if (*p0 > *p1)
+		*p0 = *p1;
+	if (p->stream && g->hid_sent > *p0) /* what earlier chunks did not carry */
+		*p0 = g->hid_sent < *p1 ? g->hid_sent : *p1;
+}
+
+bool hidden_pending(const struct params *p, const struct gen *g)
+{
+	int32_t p0, p1;
+	if (!p->hidden.n || !g->req)
+		return false;
+	hidden_range(p, g, &p0, &p1);
+	return p1 > p0;
+}
+
+/* The rows [p0, p1) of every layer as little-endian f32 or f16, base64. */
+static json_t *hidden_data(const struct hidden_opts *o, const float *rows, int32_t n_pos, int32_t E)
+{
+	const size_t w = o->f16 ? 2 : 4, n_val = (size_t)o->n * (size_t)n_pos * (size_t)E;
 	unsigned char *buf = malloc(n_val * w + 1), *q = buf;
-	json_t *layers = json_array(), *data = NULL;
-	bool ok = buf && layers;
-	for (int32_t k = 0; ok && k < o->n; k++) {
-		ok = jsonb_add(layers, json_integer(o->layers[k]));
-		for (int32_t pos = p0; ok && pos < p1; pos++) {
-			const float *x = hearth_request_hidden(g->req, k, pos);
-			ok = x != NULL;
-			for (int32_t j = 0; ok && j < E; j++) {
+	if (!buf)
+		return NULL;
+	for (int32_t k = 0; k < o->n; k++)
+		for (int32_t pos = 0; pos < n_pos; pos++) {
+			const float *x = rows + ((size_t)pos * (size_t)o->n + (size_t)k) * (size_t)E;
+			for (int32_t j = 0; j < E; j++) {
 				uint32_t u;
 				if (o->f16) {
 					u = half_of(x[j]);
@@ -189,19 +213,38 @@ json_t *hidden_shape(struct served_model *sm, const struct params *p, const stru
 					*q++ = (unsigned char)(u >> (8 * c));
 			}
 		}
-	}
-	if (ok)
-		ok = (data = jsonb_base64(buf, n_val * w)) != NULL;
+	json_t *data = jsonb_base64(buf, n_val * w);
 	free(buf);
+	return data;
+}
+
+json_t *hidden_shape(struct served_model *sm, const struct params *p, struct gen *g)
+{
+	const struct hidden_opts *o = &p->hidden;
+	const int32_t E = hearth_model_n_embd(sm->model);
+	int32_t p0, p1;
+	if (!g->req)
+		return NULL;
+	hidden_range(p, g, &p0, &p1);
+	float *rows = malloc((size_t)o->n * (size_t)(p1 - p0) * (size_t)E * sizeof *rows + 1);
+	json_t *layers = json_array(), *data = NULL;
+	bool ok = rows && layers && hearth_request_hidden_read(g->req, p0, p1 - p0, rows) == p1 - p0;
+	for (int32_t k = 0; ok && k < o->n; k++)
+		ok = jsonb_add(layers, json_integer(o->layers[k]));
+	if (ok)
+		ok = (data = hidden_data(o, rows, p1 - p0, E)) != NULL;
 	if (!ok) {
+		free(rows);
 		json_decref(layers);
-		json_decref(data);
 		return NULL;
 	}
 	static const char *const names[] = { [HIDDEN_ALL] = "all", [HIDDEN_PROMPT] = "prompt", [HIDDEN_GENERATED] = "generated" };
 	json_t *h = json_pack("{s:o, s:s, s:s, s:i, s:[i, i, i], s:o}", "layers", layers, "dtype", o->f16 ? "f16" : "f32",
 			      "tokens", names[o->tokens], "first_position", p0, "shape", o->n, p1 - p0, E, "data", data);
 	if (h && o->lens_top > 0)
-		h = jsonb_done(h, jsonb_set(h, "logit_lens", lens_shape(sm, o, g, p0, p1)));
+		h = jsonb_done(h, jsonb_set(h, "logit_lens", lens_shape(sm, o, rows, p1 - p0)));
+	free(rows);
+	if (h)
+		g->hid_sent = p1;
 	return h;
 }

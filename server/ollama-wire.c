@@ -7,7 +7,8 @@
  * stop, repeat_penalty, presence_penalty, frequency_penalty as they are;
  * format "json" -> response_format json_object, a schema -> json_schema;
  * think -> the template variable enable_thinking; a message's thinking ->
- * reasoning_content, tool_name -> name. Options that tune the runtime
+ * reasoning_content, tool_name -> name; logprobs, top_logprobs (Ollama
+ * 0.12), and hearth's uncertainty and steering as they are. Options that tune the runtime
  * (num_ctx, num_thread, num_gpu, ...) are the server's to set and are
  * ignored, as Ollama ignores options a runner does not use. Images are
  * refused: hearth runs no vision model.
@@ -16,6 +17,8 @@
  * "message": {"role", "content", "thinking"?, "tool_calls"?}, "done": false}
  * (generate: "response" instead of "message"), then a last line with
  * "done": true, "done_reason" and the counts and durations (nanoseconds).
+ * With logprobs, each line carries "logprobs": [{"token", "logprob",
+ * "bytes", "top_logprobs"}] for the tokens it brings (the whole reply: all).
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +30,8 @@
 
 static const char *const same_options[] = { "temperature", "top_p", "top_k", "min_p", "seed", "stop",
 					    "repeat_penalty", "presence_penalty", "frequency_penalty" };
+/* Top-level fields read as the OpenAI chat endpoint reads them (params.c checks them). */
+static const char *const same_fields[] = { "logprobs", "top_logprobs", "uncertainty", "steering" };
 
 /* options into out; false after an error reply. */
 static bool wire_options(json_t *opts, json_t *out, struct reply *rp)
@@ -167,6 +172,11 @@ bool ollama_wire_body(json_t *body, bool chat, json_t **out, struct reply *rp)
 			reply_error(rp, 400, "invalid_request_error", "think", "invalid_type",
 				    "'think' must be a boolean or \"high\", \"medium\", \"low\"");
 	}
+	for (size_t i = 0; ok && i < sizeof same_fields / sizeof same_fields[0]; i++)
+		if ((v = json_object_get(body, same_fields[i])) && !json_is_null(v) && json_object_set(o, same_fields[i], v)) {
+			reply_error(rp, 500, "server_error", NULL, NULL, "out of memory");
+			ok = false;
+		}
 	if (ok && chat) {
 		json_t *tools = json_object_get(body, "tools");
 		json_t *msgs = wire_messages(json_object_get(body, "messages"), rp);
@@ -328,13 +338,35 @@ static json_t *wire_line(struct stream *st, json_t *fields)
 	return jsonb_done(j, ok);
 }
 
+/* Adds the logprobs of tokens lps[from..] to an Ollama reply line j:
+ * "logprobs": [{"token", "logprob", "bytes", "top_logprobs"}] (Ollama 0.12's
+ * shape: OpenAI chat's entry, top_logprobs left out when not asked), with
+ * "entropy" and "rank" in each
+ * when uncertainty is asked; uncertainty alone: "uncertainty": [{"token",
+ * "entropy", "rank"}]. Nothing when neither is asked or no token is new. */
+static bool wire_logprobs(struct stream *st, const struct gen *g, size_t from, json_t *j)
+{
+	if ((!st->p.logprobs && !st->p.uncertainty) || g->n_lps <= from)
+		return true;
+	json_t *lp = st->p.logprobs ? shape_chat_logprobs(st->sm, g->lps + from, g->n_lps - from, st->p.uncertainty)
+				    : shape_uncertainty(st->sm, g->lps + from, g->n_lps - from);
+	json_t *content = json_object_get(lp, "content"), *e;
+	size_t i;
+	json_array_foreach(content, i, e) /* Ollama leaves an empty list out */
+		if (json_is_array(json_object_get(e, "top_logprobs")) && !json_array_size(json_object_get(e, "top_logprobs")))
+			json_object_del(e, "top_logprobs");
+	const bool ok = content && !json_object_set(j, st->p.logprobs ? "logprobs" : "uncertainty", content);
+	json_decref(lp);
+	return ok;
+}
+
 static void ndjson_emit(struct stream *st, int i, size_t lp_from)
 {
 	struct gen *g = &st->g[i];
 	size_t upto = gen_sendable(&st->p, g);
 	const bool fin = g->finish != 0;
-	(void)lp_from;
-	if (upto <= g->sent && !fin)
+	const bool lps = (st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from;
+	if (upto <= g->sent && !fin && !lps)
 		return;
 	json_t *delta = json_object();
 	bool ok = delta != NULL;
@@ -346,14 +378,16 @@ static void ndjson_emit(struct stream *st, int i, size_t lp_from)
 	else if (ok && n)
 		ok = jsonb_set(delta, "content", jsonb_str(text, n));
 	delta = jsonb_done(delta, ok);
-	if (delta && json_object_size(delta) == 0) {
+	if (delta && json_object_size(delta) == 0 && !lps) {
 		json_decref(delta); /* held back (a marker may be starting), or nothing new */
 		return;
 	}
 	json_t *line = delta ? wire_line(st, delta) : NULL;
 	json_decref(delta);
-	if (line && !jsonb_set(line, "done", json_false()))
+	if (line && (!jsonb_set(line, "done", json_false()) || !wire_logprobs(st, g, lp_from, line))) {
+		json_decref(line);
 		line = NULL;
+	}
 	stream_push_json(st, NULL, line, "\n");
 }
 
@@ -390,7 +424,7 @@ json_t *ollama_wire_reply(struct stream *st)
 	msg = jsonb_done(msg, ok);
 	j = msg ? wire_line(st, msg) : NULL;
 	json_decref(msg);
-	if (j && !wire_stats(j, st, done_reason(g))) {
+	if (j && (!wire_stats(j, st, done_reason(g)) || !wire_logprobs(st, g, 0, j))) {
 		json_decref(j);
 		j = NULL;
 	}

@@ -117,6 +117,7 @@ struct gen {
 	struct tok_lp *lps;
 	size_t n_lps, cap_lps;
 	size_t lp_sent;           /* streaming: entries of lps already sent */
+	int32_t hid_sent;         /* streaming: hidden-state positions already sent (up to this one) */
 	int finish;               /* enum hearth_finish, 0 while running */
 	bool stopped;             /* ended by a stop string */
 	bool failed;              /* out of memory keeping its text: ends with HEARTH_FINISH_ERROR */
@@ -232,7 +233,7 @@ json_t *shape_completion_logprobs(struct served_model *sm, const struct tok_lp *
 json_t *shape_uncertainty(struct served_model *sm, const struct tok_lp *l, size_t n);
 /* What a choice carries beside its text: "logprobs" (null when not asked) and,
  * with uncertainty but no logprobs, "uncertainty"; false when out of memory. */
-bool shape_choice_extras(struct stream *st, const struct gen *g, size_t from, json_t *choice);
+bool shape_choice_extras(struct stream *st, struct gen *g, size_t from, json_t *choice);
 json_t *shape_usage(const struct gen *g, int n);
 json_t *shape_chat_reply(struct stream *st);
 json_t *shape_completion_reply(struct stream *st);
@@ -280,7 +281,10 @@ void embed_normalize(float *v, int32_t n);
 /* hidden-http.c: "hidden_states" of b into p->hidden (after the stream flag
  * is read); false after an error reply. */
 bool hidden_parse(struct served_model *sm, json_t *b, struct params *p, struct reply *rp);
-/* A finished choice's "hidden_states" object; NULL when out of memory. */
-json_t *hidden_shape(struct served_model *sm, const struct params *p, const struct gen *g);
+/* A choice's "hidden_states" object: when finished, or streamed, the
+ * positions not sent yet (g->hid_sent advances); NULL when out of memory. */
+json_t *hidden_shape(struct served_model *sm, const struct params *p, struct gen *g);
+/* Has a streamed choice hidden states to send? */
+bool hidden_pending(const struct params *p, const struct gen *g);
 
 #endif /* HEARTH_SERVER_OPENAI_H */

@@ -110,7 +110,7 @@ json_t *shape_uncertainty(struct served_model *sm, const struct tok_lp *l, size_
 	return ok ? json_pack("{s:o}", "content", content) : jsonb_done(content, false);
 }
 
-bool shape_choice_extras(struct stream *st, const struct gen *g, size_t from, json_t *choice)
+bool shape_choice_extras(struct stream *st, struct gen *g, size_t from, json_t *choice)
 {
 	const bool unc = st->p.uncertainty, any = g->n_lps > from;
 	json_t *lp = json_null();
@@ -119,7 +119,9 @@ bool shape_choice_extras(struct stream *st, const struct gen *g, size_t from, js
 			      : shape_completion_logprobs(st->sm, g->lps + from, g->n_lps - from, unc);
 	if (!jsonb_set(choice, "logprobs", lp))
 		return false;
-	if (st->p.hidden.n && !jsonb_set(choice, "hidden_states", hidden_shape(st->sm, &st->p, g)))
+	/* streamed: only in the chunks that bring positions */
+	if (st->p.hidden.n && (!st->p.stream || hidden_pending(&st->p, g)) &&
+	    !jsonb_set(choice, "hidden_states", hidden_shape(st->sm, &st->p, g)))
 		return false;
 	if (unc && !st->p.logprobs)
 		return jsonb_set(choice, "uncertainty", any ? shape_uncertainty(st->sm, g->lps + from, g->n_lps - from)

@@ -60,8 +60,8 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 	struct gen *g = &st->g[i];
 	size_t upto = gen_sendable(&st->p, g);
 	bool fin = g->finish != 0;
-	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) &&
-	    !(!st->chat && (st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from))
+	const bool extras = ((st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from) || hidden_pending(&st->p, g);
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) && !(!st->chat && extras))
 		return;
 	json_t *text = jsonb_str(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
 	g->sent = upto > g->sent ? upto : g->sent;
@@ -81,8 +81,7 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 			ok = chat_out_delta(&st->reader[i], json_string_value(text), json_string_length(text), fin, delta);
 		const int fr = fin && st->reader[i].n_calls > 0 && g->finish == HEARTH_FINISH_STOP ? -1 : g->finish;
 		delta = jsonb_done(delta, ok);
-		if (delta && !fin && json_object_size(delta) == 0 &&
-		    !((st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from)) {
+		if (delta && !fin && json_object_size(delta) == 0 && !extras) {
 			json_decref(delta); /* everything new is held back (a marker may be starting) */
 			json_decref(text);
 			return;

@@ -36,6 +36,7 @@
 	X(test_kern_attn_f16)       \
 	X(test_kern_swiglu)         \
 	X(test_kern_geglu)          \
+	X(test_kern_softcap)        \
 	X(test_kern_nonfinite)      \
 	X(test_tok_vocab_vectors)    \
 	X(test_tok_hf_golden)        \
@@ -99,6 +100,7 @@
 	X(test_hidden_lens)          \
 	X(test_hidden_errors)        \
 	X(test_hidden_sched)         \
+	X(test_hidden_read)          \
 	X(test_hidref_scalar)        \
 	X(test_hidref_batch)         \
 	X(test_hidref_lens)          \
@@ -113,15 +115,20 @@
 	X(test_kv_salt)              \
 	X(test_kv_prefix)            \
 	X(test_kv_swa)               \
+	X(test_kv_state_swa)         \
 	X(test_state_round_trip)     \
 	X(test_state_refused)        \
 	X(test_state_sched)          \
+	X(test_state_steering)  \
+	X(test_state_swa)       \
+	X(test_state_swa_sched) \
 	X(test_sched)                \
 	X(test_sched_sampled)        \
 	X(test_sched_sampled_moe)    \
 	X(test_sched_families)       \
 	X(test_swa_window)           \
 	X(test_swa_memory)           \
+	X(test_yarn_swa)             \
 	X(test_families_errors)      \
 	X(test_families_softcap)     \
 	X(test_families_longrope)    \
@@ -155,11 +162,14 @@
 	X(test_cli_perplexity)      \
 	X(test_cli_kld)             \
 	X(test_cli_prompt_cache)    \
+	X(test_cli_chat_prompt_cache) \
+	X(test_cli_uncertainty)     \
 	X(test_cli_dump_layers)     \
 	X(test_imatrix_collect)     \
 	X(test_imatrix_other_model) \
 	X(test_cli_imatrix)         \
 	X(test_imatrix_write)       \
+	X(test_imatrix_moe)         \
 	X(test_steer_file)          \
 	X(test_steer_logits)        \
 	X(test_steer_sched)         \

@@ -165,6 +165,30 @@ static inline void geglu_impl(float *gate, const float *up, int64_t n)
 	}
 }
 
+/* x = c tanh(x / c) elementwise (c > 0): attention scores soft-capped at c
+ * (gemma2). tanh(y) is an odd polynomial below |y| = 0.25 (where the other
+ * form would cancel), else sign(y) (1 - e) / (1 + e) with e = exp(-2|y|);
+ * both are computed and one chosen, so that it vectorizes. Within a few ulp
+ * of c tanh(x / c); +-infinity gives +-c, a NaN stays a NaN. */
+static inline void softcap_impl(float *x, int64_t n, float c)
+{
+	const float inv = 1.0f / c;
+	for (int64_t i = 0; i < n; i++) {
+		const float y = x[i] * inv, a = fabsf(y), y2 = y * y;
+		float p = 62.0f / 2835; /* tanh's Taylor series to y^9 */
+		p = fmaf(p, y2, -17.0f / 315);
+		p = fmaf(p, y2, 2.0f / 15);
+		p = fmaf(p, y2, -1.0f / 3);
+		const float small = fmaf(p * y2, y, y);
+		const float e = attn_expf(-2.0f * a), big = copysignf((1.0f - e) / (1.0f + e), y);
+		x[i] = c * (a < 0.25f ? small : big);
+	}
+}
+
+/* Soft-capping with the including file's flags. */
+#define DEFINE_SOFTCAP_KERNEL(softcap_name) \
+	static void softcap_name(float *x, int64_t n, float c) { softcap_impl(x, n, c); }
+
 /* GeGLU with the including file's flags. */
 #define DEFINE_GEGLU_KERNEL(geglu_name) \
 	static void geglu_name(float *gate, const float *up, int64_t n) { geglu_impl(gate, up, n); }

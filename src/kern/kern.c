@@ -230,11 +230,13 @@ const struct qtype_ops *kern_ops_ref(int type)
 
 DEFINE_ATTN_KERNELS(attn_tile_ref, swiglu_ref)
 DEFINE_GEGLU_KERNEL(geglu_ref)
+DEFINE_SOFTCAP_KERNEL(softcap_ref)
 DEFINE_ATTN_F16_CONVERT(attn_tile_f16_ref, f16_to_float, attn_tile_ref)
 DEFINE_ROW_KERNELS(row_minmax_ref, row_exp_sum_ref)
 static int64_t row_collect_ref(const float *x, int64_t n, float thr, int32_t *out) { return row_collect_impl(x, n, thr, out); }
 
 static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref, .attn_tile_f16 = attn_tile_f16_ref, .swiglu = swiglu_ref, .geglu = geglu_ref,
+					 .softcap = softcap_ref,
 					 .row_minmax = row_minmax_ref, .row_collect = row_collect_ref,
 					 .row_exp_sum = row_exp_sum_ref };
 

@@ -73,6 +73,7 @@ typedef void (*kern_attn_tile_f16_fn)(int M, int dk, int dv, const float *Q, con
 
 /* Kernels that are not per tensor type. */
 typedef void (*kern_swiglu_fn)(float *gate, const float *up, int64_t n); /* gate = silu(gate) * up */
+typedef void (*kern_softcap_fn)(float *x, int64_t n, float c);             /* x = c tanh(x / c), c > 0 */
 /* Passes over a row of logits (see logit-row.h): its extremes and the first
  * index of the largest, NaNs skipped (returns whether there was a NaN or an
  * infinity); the indices of the elements >= thr; y[i] = exp((x[i] - m) *
@@ -85,6 +86,7 @@ struct kern_fns {
 	kern_attn_tile_f16_fn attn_tile_f16;
 	kern_swiglu_fn swiglu;
 	kern_swiglu_fn geglu;        /* gate = gelu(gate) * up (tanh GELU) */
+	kern_softcap_fn softcap;     /* soft-capped attention scores (gemma2) */
 	kern_row_minmax_fn row_minmax;
 	kern_row_collect_fn row_collect;
 	kern_row_exp_sum_fn row_exp_sum;

@@ -145,17 +145,39 @@ static int32_t passable(const struct kv_cache *kv, int32_t n_tokens)
 	return b > 0 ? b : 0;
 }
 
-/* s passes the blocks its window has left: their local blocks go back to
- * the pool when no other sequence attends to them. */
-static void seq_pass(struct kv_cache *kv, struct kv_seq *s)
+/* s passes its leading blocks up to upto (capped at its table): their
+ * local blocks go back to the pool when no other sequence attends to them. */
+static void seq_pass_upto(struct kv_cache *kv, struct kv_seq *s, int32_t upto)
 {
-	int32_t upto = passable(kv, s->n_tokens);
 	upto = upto < s->n_blocks ? upto : s->n_blocks;
 	for (; s->n_passed < upto; s->n_passed++) {
 		const int32_t id = s->table[s->n_passed];
 		if (--kv->blocks[id].lneed == 0)
 			loc_put(kv, id);
 	}
+}
+
+/* s passes the blocks its window has left. */
+static void seq_pass(struct kv_cache *kv, struct kv_seq *s)
+{
+	seq_pass_upto(kv, s, passable(kv, s->n_tokens));
+}
+
+int32_t kv_cache_window_start(const struct kv_cache *kv, int32_t n)
+{
+	return kv->n_swa ? window_block(kv, n) * kv->block_size : 0;
+}
+
+int32_t kv_seq_local_from(const struct kv_cache *kv, const struct kv_seq *s)
+{
+	const int32_t from = s->n_passed * kv->block_size;
+	return from < s->n_tokens ? from : s->n_tokens;
+}
+
+void kv_seq_pass(struct kv_cache *kv, struct kv_seq *s, int32_t n_blocks)
+{
+	assert(kv->n_swa > 0 && n_blocks <= window_block(kv, s->n_tokens));
+	seq_pass_upto(kv, s, n_blocks);
 }
 
 /* Whether blocks b0 .. b1 - 1 of s all have their local blocks. */

@@ -175,6 +175,18 @@ void kv_seq_truncate(struct kv_cache *kv, struct kv_seq *s, int32_t n_keep);
 void kv_seq_release(struct kv_cache *kv, struct kv_seq *s);
 /* Releases seq's blocks and frees its table; seq is zero again (unsalted root). */
 void kv_seq_free(struct kv_cache *kv, struct kv_seq *s);
+/* The first position of the first block that the local layers of a
+ * sequence of n tokens must hold (its window, from the start of the block
+ * the window starts in); 0 without sliding windows. */
+int32_t kv_cache_window_start(const struct kv_cache *kv, int32_t n);
+/* The first position of seq whose local-layer rows the cache still holds
+ * (every position from it to n_tokens): the start of its first block not
+ * passed; 0 without sliding windows. */
+int32_t kv_seq_local_from(const struct kv_cache *kv, const struct kv_seq *s);
+/* Passes seq's leading blocks up to n_blocks (their local rows are given up)
+ * before its window would: for rows known not to be worth keeping. Call
+ * only with sliding windows and n_blocks <= the block its window starts in. */
+void kv_seq_pass(struct kv_cache *kv, struct kv_seq *s, int32_t n_blocks);
 /* Blocks needed for n more tokens of seq. */
 int32_t kv_seq_blocks_needed(const struct kv_cache *kv, const struct kv_seq *s, int32_t n);
 /* Blocks in use by some sequence. */

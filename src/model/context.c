@@ -162,6 +162,11 @@ void hearth_context_set_tap(struct hearth_context *c, hearth_matmul_tap_fn fn, v
 	fwd_set_tap(c->fwd, fn, user_data);
 }
 
+void hearth_context_set_expert_tap(struct hearth_context *c, hearth_expert_tap_fn fn, void *user_data)
+{
+	fwd_set_expert_tap(c->fwd, fn, user_data);
+}
+
 void hearth_context_truncate(struct hearth_context *c, int32_t n_keep)
 {
 	if (n_keep < c->seq.n_tokens)
@@ -206,14 +211,21 @@ int hearth_context_state_get(struct hearth_context *c, struct hearth_state **out
 {
 	const bool fresh = c->logits && c->n_logits > 0 && c->logits_end == c->seq.n_tokens;
 	const float *logits = fresh ? hearth_get_logits(c, -1) : NULL;
-	return state_build(out, c->m, &c->kv, &c->seq, c->tokens, c->seq.n_tokens, logits, err);
+	uint8_t steer[STATE_STEER_SIZE];
+	int rc;
+	*out = NULL;
+	if ((rc = cvec_steer_digest(&c->steer, &c->m->hp, steer, err)))
+		return rc;
+	return state_build(out, c->m, &c->kv, &c->seq, c->tokens, c->seq.n_tokens, logits, steer, err);
 }
 
 int hearth_context_state_set(struct hearth_context *c, const struct hearth_state *st, struct hearth_err *err)
 {
 	const size_t V = (size_t)c->m->hp.n_vocab;
+	uint8_t steer[STATE_STEER_SIZE];
 	int rc;
-	if ((rc = state_check_fits(st, c->m, &c->kv, err)))
+	if ((rc = state_check_fits(st, c->m, &c->kv, err)) || (rc = cvec_steer_digest(&c->steer, &c->m->hp, steer, err)) ||
+	    (rc = state_check_steering(st, steer, err)))
 		return rc;
 	if (st->n_tokens > c->n_ctx)
 		return err_set(err, HEARTH_ECTXFULL, "state: its %d tokens do not fit the context's %d", st->n_tokens,
@@ -227,8 +239,11 @@ int hearth_context_state_set(struct hearth_context *c, const struct hearth_state
 	}
 	hearth_context_truncate(c, 0);
 	memcpy(c->tokens, st->tokens, (size_t)st->n_tokens * sizeof *c->tokens);
-	if ((rc = kv_state_put(&c->kv, &c->seq, c->tokens, st->rows, st->n_tokens, st->n_tokens)))
-		return err_set(err, rc, "state: the KV cache has no room for %d tokens", st->n_tokens);
+	if ((rc = kv_state_put(&c->kv, &c->seq, c->tokens, st->rows, st->n_tokens, st->local_from, st->n_tokens)))
+		return rc == HEARTH_EINVAL
+			       ? err_set(err, rc, "state: its sliding-window layers keep positions from %d, which does "
+					 "not cover the window after its %d tokens", st->local_from, st->n_tokens)
+			       : err_set(err, rc, "state: the KV cache has no room for %d tokens", st->n_tokens);
 	c->n_logits = st->n_logits;
 	c->logits_first = 0;
 	c->logits_end = st->n_logits ? st->n_tokens : -1;

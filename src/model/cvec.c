@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../base/err.h"
+#include "../base/sha256.h"
 #include "../gguf/gguf.h"
 #include "cvec.h"
 #include "model.h"
@@ -199,5 +200,30 @@ int cvec_steer_resolve(const struct hearth_steering *s, const struct hearth_mode
 		return err_set(err, HEARTH_EINVAL, "steering: layers %d..%d are not a range within 1..%d", il0, il1,
 			       cv->n_layer - 1);
 	*out = (struct fwd_steer){ .dir = cv->dir, .strength = s->strength, .il0 = il0, .il1 = il1 };
+	return 0;
+}
+
+int cvec_steer_digest(const struct fwd_steer *st, const struct hparams *hp, uint8_t out[32], struct hearth_err *err)
+{
+	struct sha256 *h = NULL;
+	int rc;
+	memset(out, 0, 32);
+	if (!st->dir)
+		return 0;
+	if ((rc = sha256_new(&h, err)))
+		return rc;
+	sha256_begin(h);
+	sha256_update(h, &st->strength, sizeof st->strength);
+	sha256_update(h, &st->il0, sizeof st->il0);
+	sha256_update(h, &st->il1, sizeof st->il1);
+	const int32_t il1 = st->il1 < hp->n_layer - 1 ? st->il1 : hp->n_layer - 1;
+	if (il1 >= st->il0) /* the rows in force */
+		sha256_update(h, st->dir + (size_t)st->il0 * (size_t)hp->n_embd,
+			      (size_t)(il1 - st->il0 + 1) * (size_t)hp->n_embd * sizeof *st->dir);
+	rc = sha256_end(h, out);
+	sha256_free(h);
+	if (rc)
+		return err_set(err, rc, "steering: hashing it failed");
+	out[0] |= !(out[0] | out[1] | out[2] | out[3]); /* never all zero: that means none */
 	return 0;
 }

@@ -22,4 +22,9 @@ struct hearth_cvec {
 int cvec_steer_resolve(const struct hearth_steering *s, const struct hearth_model *m, struct fwd_steer *out,
 		       struct hearth_err *err);
 
+/* What steers a sequence as 32 bytes (SHA-256 over strength, layer range
+ * and the directions in force): equal for equal steering, all zero for
+ * none (st->dir NULL). Names cached blocks and saved states by it. */
+int cvec_steer_digest(const struct fwd_steer *st, const struct hparams *hp, uint8_t out[32], struct hearth_err *err);
+
 #endif /* HEARTH_CVEC_H */

@@ -18,7 +18,8 @@
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
- * before it runs (importance matrices collect through it); a layer function
+ * before it runs, and an expert tap (fwd_set_expert_tap) each expert's rows
+ * (importance matrices collect through them); a layer function
  * (fwd_set_layer_fn) sees x after every layer (hidden states, the logit lens).
  */
 #include <assert.h>
@@ -64,6 +65,8 @@ struct fwd {
 	int xq_type;               /* ... in this dot type */
 	hearth_matmul_tap_fn tap;  /* sees each product's input (NULL: none) */
 	void *tap_data;
+	hearth_expert_tap_fn expert_tap; /* sees each expert's rows (NULL: none) */
+	void *expert_tap_data;
 	/* mixture of experts: a batch's n * n_expert_used (token, slot) pairs,
 	 * grouped by expert into rows (expert e's are rows moe_off[e] ..
 	 * moe_off[e] + moe_count[e] - 1, in token order) */
@@ -71,6 +74,7 @@ struct fwd {
 	int32_t *moe_ids;           /* [n_batch][n_expert_used] chosen experts, best first */
 	float *moe_w;               /* [n_batch][n_expert_used] their weights */
 	int32_t *moe_row;           /* [n_batch][n_expert_used] each pair's row */
+	int32_t *moe_tok, *moe_slot; /* [rows]: each row's token and slot (for the expert tap) */
 	int32_t *moe_count, *moe_off, *moe_next; /* [n_expert] */
 	float *moe_x, *moe_y;       /* [rows][n_embd]: the rows' inputs, their experts' outputs */
 	float *moe_g, *moe_u;       /* [rows][n_ff_exp]: gate (then the activation), up */
@@ -191,8 +195,8 @@ void fwd_free(struct fwd *f)
 		free(w->krow);
 	}
 	free(f->attn_scratch);
-	void *moe[] = { f->moe_logits, f->moe_ids, f->moe_w, f->moe_row, f->moe_count, f->moe_off, f->moe_next,
-			f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts };
+	void *moe[] = { f->moe_logits, f->moe_ids, f->moe_w, f->moe_row, f->moe_tok, f->moe_slot, f->moe_count,
+			f->moe_off, f->moe_next, f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts };
 	for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++)
 		free(moe[i]);
 	pool_free(f->pool);
@@ -205,6 +209,12 @@ void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data)
 {
 	f->tap = fn;
 	f->tap_data = user_data;
+}
+
+void fwd_set_expert_tap(struct fwd *f, hearth_expert_tap_fn fn, void *user_data)
+{
+	f->expert_tap = fn;
+	f->expert_tap_data = user_data;
 }
 
 struct pool *fwd_pool(struct fwd *f) { return f->pool; }
@@ -355,6 +365,8 @@ static int moe_alloc(struct fwd *f, size_t B, size_t X, size_t K, size_t E, size
 	f->moe_ids = malloc(B * K * sizeof(int32_t));
 	f->moe_w = malloc(B * K * sizeof(float));
 	f->moe_row = malloc(B * K * sizeof(int32_t));
+	f->moe_tok = malloc(B * K * sizeof(int32_t));
+	f->moe_slot = malloc(B * K * sizeof(int32_t));
 	f->moe_count = malloc(X * sizeof(int32_t));
 	f->moe_off = malloc(X * sizeof(int32_t));
 	f->moe_next = malloc(X * sizeof(int32_t));
@@ -364,8 +376,8 @@ static int moe_alloc(struct fwd *f, size_t B, size_t X, size_t K, size_t E, size
 	f->moe_u = malloc(B * K * FX * sizeof(float));
 	f->moe_scratch = malloc((size_t)pool_size(f->pool) * X * sizeof(float));
 	f->moe_parts = malloc(2 * X * sizeof(struct mm_part));
-	bool ok = f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_count && f->moe_off && f->moe_next &&
-		  f->moe_x && f->moe_y && f->moe_g && f->moe_u && f->moe_scratch && f->moe_parts;
+	bool ok = f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_tok && f->moe_slot && f->moe_count &&
+		  f->moe_off && f->moe_next && f->moe_x && f->moe_y && f->moe_g && f->moe_u && f->moe_scratch && f->moe_parts;
 	return ok ? 0 : HEARTH_ENOMEM;
 }
 
@@ -613,15 +625,17 @@ static void attn_tiles_convert(struct fwd *f, const struct attn_walk *a, struct 
 }
 
 /* Attention with soft-capped scores (gemma2): s = c tanh(s / c) before the
- * softmax. The tile kernels do not cap, so these layers take this plain
- * path: each tile converted to float, each row's visible positions (its
- * window's included) scored, capped and folded into its online softmax. */
+ * softmax. The tile kernels do not cap, so these layers take this path:
+ * each tile converted to float, each row's visible positions (its window's
+ * included) scored, capped (kern_fns' softcap) and folded into its online
+ * softmax (kern_fns' row_exp_sum). */
 static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct attn_scratch *w)
 {
 	const struct hparams *h = &f->m->hp;
 	const int dk = h->head_dim_k, dv = h->head_dim_v, G = h->n_head / h->n_head_kv;
-	const float c = h->attn_softcap, inv = 1.0f / c;
-	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE];
+	const float c = h->attn_softcap;
+	const struct kern_fns *kf = kern_fns();
+	float *kt = w->kt, *v = w->kt + (size_t)dk * ATTN_TILE, s[ATTN_TILE], ex[ATTN_TILE];
 	for (int32_t t0 = attn_start(a); t0 <= a->last; t0 += ATTN_TILE) {
 		const int np = a->last + 1 - t0 < ATTN_TILE ? a->last + 1 - t0 : ATTN_TILE, skip = attn_skip(a, t0, np);
 		attn_load(f, a, t0 + skip, skip, np - skip, kt, v, w->krow);
@@ -631,24 +645,25 @@ static void attn_tiles_softcap(struct fwd *f, const struct attn_walk *a, struct 
 			if (lo >= n)
 				continue;
 			const float *q = w->q + (size_t)r * (size_t)dk;
-			float mnew = w->mx[r];
-			for (int j = lo; j < n; j++) {
-				float acc = 0;
-				for (int d = 0; d < dk; d++)
-					acc = fmaf(q[d], kt[(size_t)d * ATTN_TILE + (size_t)j], acc);
-				s[j] = c * tanhf(acc * inv);
-				mnew = s[j] > mnew ? s[j] : mnew;
+			for (int j = lo; j < n; j++)
+				s[j] = 0;
+			for (int d = 0; d < dk; d++) { /* a key dimension at a time: positions side by side */
+				const float qd = q[d], *k = kt + (size_t)d * ATTN_TILE;
+				for (int j = lo; j < n; j++)
+					s[j] = fmaf(qd, k[j], s[j]);
 			}
+			kf->softcap(s + lo, n - lo, c);
+			float mnew = w->mx[r];
+			for (int j = lo; j < n; j++)
+				mnew = s[j] > mnew ? s[j] : mnew;
 			const float alpha = expf(w->mx[r] - mnew);
-			float *o = w->o + (size_t)r * (size_t)dv, sum = 0;
+			const float sum = kf->row_exp_sum(s + lo, n - lo, mnew, 1.0f, ex + lo);
+			float *o = w->o + (size_t)r * (size_t)dv;
 			for (int d = 0; d < dv; d++)
 				o[d] *= alpha;
-			for (int j = lo; j < n; j++) {
-				const float e = expf(s[j] - mnew);
-				sum += e;
+			for (int j = lo; j < n; j++)
 				for (int d = 0; d < dv; d++)
-					o[d] = fmaf(e, v[(size_t)j * (size_t)dv + (size_t)d], o[d]);
-			}
+					o[d] = fmaf(ex[j], v[(size_t)j * (size_t)dv + (size_t)d], o[d]);
 			w->l[r] = w->l[r] * alpha + sum;
 			w->mx[r] = mnew;
 		}
@@ -753,6 +768,9 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 	struct hparams hl = *h; /* the layer's rope */
 	hl.rope_base = l->rope_base;
 	hl.rope_freq_scale = l->rope_freq_scale;
+	hl.yarn_corr[0] = l->yarn_corr[0];
+	hl.yarn_corr[1] = l->yarn_corr[1];
+	hl.yarn_mscale = l->yarn_mscale;
 
 	for (int i = i0; i < i1; i++) {
 		float *x = f->x + i * E, *xb = f->xb + i * E;
@@ -931,8 +949,22 @@ static void moe_group(struct fwd *f)
 		f->moe_off[e] = f->moe_next[e] = at;
 		at += f->moe_count[e];
 	}
-	for (int p = 0; p < n * K; p++)
-		f->moe_row[p] = f->moe_next[f->moe_ids[p]]++;
+	for (int p = 0; p < n * K; p++) {
+		const int32_t r = f->moe_row[p] = f->moe_next[f->moe_ids[p]]++;
+		f->moe_tok[r] = p / K;
+		f->moe_slot[r] = p % K;
+	}
+}
+
+/* Shows the expert tap each expert's rows of x for w (its per-expert views). */
+static void moe_tap(struct fwd *f, const struct tensor *w, const float *x)
+{
+	const int X = f->m->hp.n_expert;
+	const int64_t n_in = w[0].ne[0];
+	for (int e = 0; e < X; e++)
+		if (f->moe_count[e])
+			f->expert_tap(w[e].name, e, X, x + (size_t)f->moe_off[e] * (size_t)n_in, n_in, f->moe_count[e],
+				      f->moe_tok + f->moe_off[e], f->moe_slot + f->moe_off[e], f->expert_tap_data);
 }
 
 /* y rows = x rows times each expert's matrix wa[e] (and wb[e] into yb: gate
@@ -946,6 +978,11 @@ static void moe_products(struct fwd *f, const struct tensor *wa, const struct te
 	const struct tensor *w[2] = { wa, wb };
 	float *y[2] = { ya, yb };
 	f->xq_of = NULL; /* x was just written */
+	if (f->expert_tap) {
+		moe_tap(f, wa, x);
+		if (wb)
+			moe_tap(f, wb, x);
+	}
 	for (int k = 0; k < (wb ? 2 : 1);) {
 		const struct qtype_ops *ops = kern_ops(w[k][0].type);
 		const size_t xq_row = qtype_row_size(ops->dot_type, n_in);

@@ -47,6 +47,9 @@ struct pool *fwd_pool(struct fwd *f);
 /* Sets the tap that sees the input of every weight product of f's passes
  * (NULL: none). See hearth_matmul_tap_fn in hearth.h. */
 void fwd_set_tap(struct fwd *f, hearth_matmul_tap_fn fn, void *user_data);
+/* Sets the tap that sees each expert's rows of f's mixtures of experts
+ * (NULL: none). See hearth_expert_tap_fn in hearth.h. */
+void fwd_set_expert_tap(struct fwd *f, hearth_expert_tap_fn fn, void *user_data);
 /* The longest sequence f's passes serve (default: the cache's size); it
  * picks LongRoPE's short or long factors as llama.cpp's context size does. */
 void fwd_set_n_ctx_seq(struct fwd *f, int32_t n_ctx_seq);

@@ -229,6 +229,19 @@ static int bind_dense_ffn(struct hearth_model *m, int il, struct hearth_err *err
 	return model_tensor(m, &l->ffn_down, "blk.%d.ffn_down.weight", il, F, E, TENSOR_REQUIRED, err);
 }
 
+/* The YaRN ramp's ends (dimension pairs) and magnitude for a rope base and
+ * frequency scale (see load_yarn). */
+static void yarn_constants(const struct hparams *h, float rope_base, float freq_scale, float corr[2], float *mscale)
+{
+	const float beta_fast = 32.0f, beta_slow = 1.0f, pi = 3.14159265358979323846f;
+	const float n_dims = (float)h->n_rot, base = logf(rope_base), n_ctx_orig = (float)h->yarn_n_ctx_orig;
+	const float lo = floorf(n_dims * logf(n_ctx_orig / (beta_fast * 2 * pi)) / (2 * base));
+	const float hi = ceilf(n_dims * logf(n_ctx_orig / (beta_slow * 2 * pi)) / (2 * base));
+	corr[0] = lo > 0 ? lo : 0;
+	corr[1] = hi < n_dims - 1 ? hi : n_dims - 1;
+	*mscale = h->yarn_attn_factor * (1.0f + 0.1f * logf(1.0f / freq_scale));
+}
+
 /* YaRN's constants, as llama.cpp derives them: the ramp between the
  * dimensions whose rotations complete beta_fast (32) and beta_slow (1) turns
  * within the original context, and the magnitude 1 + 0.1 ln(factor) (llama.cpp
@@ -246,14 +259,22 @@ static int load_yarn(struct hearth_model *m, struct hearth_err *err)
 	if (n_ctx_orig < 1 || !(attn_factor > 0) || h->n_rot < 2 || !(h->rope_base > 1))
 		return err_set(err, HEARTH_EBADGGUF, "%s: bad YaRN parameters (original context %d, attn_factor %g)",
 			       m->gguf->path, n_ctx_orig, (double)attn_factor);
-	const float beta_fast = 32.0f, beta_slow = 1.0f, pi = 3.14159265358979323846f;
-	const float n_dims = (float)h->n_rot, base = logf(h->rope_base);
-	const float lo = floorf(n_dims * logf((float)n_ctx_orig / (beta_fast * 2 * pi)) / (2 * base));
-	const float hi = ceilf(n_dims * logf((float)n_ctx_orig / (beta_slow * 2 * pi)) / (2 * base));
-	h->yarn_corr[0] = lo > 0 ? lo : 0;
-	h->yarn_corr[1] = hi < n_dims - 1 ? hi : n_dims - 1;
+	h->yarn_n_ctx_orig = n_ctx_orig;
+	h->yarn_attn_factor = attn_factor;
 	h->rope_ext_factor = 1.0f;
-	h->yarn_mscale = attn_factor * (1.0f + 0.1f * logf(1.0f / h->rope_freq_scale));
+	yarn_constants(h, h->rope_base, h->rope_freq_scale, h->yarn_corr, &h->yarn_mscale);
+	return 0;
+}
+
+int model_layer_rope(struct hearth_model *m, struct layer *l, float base, float freq_scale, struct hearth_err *err)
+{
+	if (!(base > 0) || isinf(base) || (m->hp.rope_ext_factor != 0.0f && !(base > 1)))
+		return err_set(err, HEARTH_EBADGGUF, "%s: rope base %g is not usable%s", m->gguf->path, (double)base,
+			       m->hp.rope_ext_factor != 0.0f ? " with YaRN" : "");
+	l->rope_base = base;
+	l->rope_freq_scale = freq_scale;
+	if (m->hp.rope_ext_factor != 0.0f)
+		yarn_constants(&m->hp, base, freq_scale, l->yarn_corr, &l->yarn_mscale);
 	return 0;
 }
 
@@ -338,8 +359,8 @@ int model_load_transformer(struct hearth_model *m, struct hearth_err *err)
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", m->gguf->path);
 	for (int il = 0; il < h->n_layer; il++) {
 		struct layer *l = &m->layers[il];
-		l->rope_base = h->rope_base;
-		l->rope_freq_scale = h->rope_freq_scale;
+		if ((rc = model_layer_rope(m, l, h->rope_base, h->rope_freq_scale, err)))
+			return rc;
 		if ((rc = model_tensor(m, &l->attn_norm, "blk.%d.attn_norm.weight", il, E, 0, TENSOR_REQUIRED, err)) ||
 		    (rc = bind_qkv(m, l, il, E, QK, KK, VV, err)) ||
 		    (rc = model_tensor(m, &l->wo, "blk.%d.attn_output.weight", il, OV, E, TENSOR_REQUIRED, err)) ||

@@ -59,8 +59,11 @@ struct hparams {
 	/* YaRN (rope.scaling.type "yarn"): the angles of dimensions below
 	 * yarn_corr[0] keep their unscaled value, those above yarn_corr[1] are
 	 * scaled by rope_freq_scale, a ramp between; cos and sin are multiplied
-	 * by yarn_mscale. rope_ext_factor 0: no YaRN. */
+	 * by yarn_mscale. rope_ext_factor 0: no YaRN. These are for rope_base
+	 * and rope_freq_scale; a layer with its own (struct layer) has its own. */
 	float rope_ext_factor, yarn_corr[2], yarn_mscale;
+	int32_t yarn_n_ctx_orig;         /* rope.scaling.original_context_length */
+	float yarn_attn_factor;          /* rope.scaling.attn_factor */
 	/* mixture of experts (n_expert 0: a dense FFN) */
 	int32_t n_expert, n_expert_used; /* experts per layer, experts per token */
 	int32_t n_ff_exp;                /* each expert's hidden width */
@@ -103,6 +106,7 @@ struct layer {
 	 * them from the hparams; an architecture may change any layer's. */
 	int32_t n_swa;
 	float rope_base, rope_freq_scale;
+	float yarn_corr[2], yarn_mscale; /* YaRN's constants for them (see hparams): set with model_layer_rope */
 };
 
 struct hearth_model {
@@ -144,6 +148,11 @@ void model_tensor_rows(const struct tensor *whole, struct tensor *part, int64_t 
 /* Each layer's sliding window into out[n_layer] (0: none); returns the
  * largest (0: no layer has one). */
 int32_t model_layer_swa(const struct hearth_model *m, int32_t *out);
+/* Gives layer l its own rope base and frequency scale, and under YaRN the
+ * constants that follow from them, as llama.cpp's rope does per layer: the
+ * ramp from the layer's base, the magnitude from its scale.
+ * HEARTH_EBADGGUF when base is not a usable rope base. */
+int model_layer_rope(struct hearth_model *m, struct layer *l, float base, float freq_scale, struct hearth_err *err);
 /* Whether the GGUF has the key "<arch>.<suffix>". */
 bool model_hparam_has(const struct hearth_model *m, const char *suffix);
 

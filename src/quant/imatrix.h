@@ -16,8 +16,9 @@
 struct imatrix_entry {
 	const char *name; /* the weight's GGUF name */
 	int64_t n_in;     /* input columns */
-	float *sums;      /* [n_in] sum over tokens of x_j^2 */
-	int64_t count;    /* tokens summed */
+	int32_t n_mat;    /* matrices: n_expert for stacked experts, else 1 */
+	float *sums;      /* [n_mat][n_in] sum over the rows of x_j^2 (per expert) */
+	int64_t *counts;  /* [n_mat] rows summed (per expert) */
 };
 
 struct hearth_imatrix {
@@ -26,6 +27,7 @@ struct hearth_imatrix {
 	int32_t n;
 	struct strmap index;     /* name -> index into e */
 	float *mem;              /* every entry's sums */
+	int64_t *counts;         /* every entry's counts */
 	const char *bad;         /* a weight whose input had another width than its own (NULL: none) */
 };
 

@@ -60,6 +60,7 @@ struct hearth_request {
 	int32_t max_tokens, n_gen, top_logprobs;
 	bool ignore_eos, uncertainty, score_only;
 	struct fwd_steer steer;     /* its control vector (steer.dir NULL: none) */
+	uint8_t steer_digest[SHA256_SIZE]; /* cvec_steer_digest of steer: names its blocks and saved state */
 	int32_t score_next;         /* the next prompt token to score (n_prompt: none left) */
 	int32_t *bias_ids;
 	float *bias;
@@ -70,8 +71,10 @@ struct hearth_request {
 	bool save_state;             /* on a normal finish, save the computed sequence into saved */
 	struct hearth_state *saved;  /* under mu: what was saved, until the owner takes it */
 	/* hidden states after layers hid_layers[k] (resolved) of every computed
-	 * position, [hid_cap][n_hid_layers][n_embd]; the scheduler writes, the
-	 * owner reads after the final event */
+	 * position, [hid_cap][n_hid_layers][n_embd]; the scheduler writes each
+	 * position once, the owner reads after the final event, or while it runs
+	 * through hearth_request_hidden_read (under mu: the scheduler moves
+	 * hidden and counts n_hidden under it too) */
 	int32_t *hid_layers, n_hid_layers;
 	float *hidden;
 	int32_t hid_cap, n_hidden;   /* positions allocated / computed */
@@ -202,7 +205,7 @@ static void save_state(struct hearth_sched *s, struct hearth_request *r)
 	struct hearth_err err = { 0 };
 	struct hearth_state *st = NULL;
 	const int32_t n = r->seq.n_tokens < r->n_tokens ? r->seq.n_tokens : r->n_tokens;
-	if (n <= 0 || state_build(&st, s->m, &s->kv, &r->seq, r->tokens, n, NULL, &err)) {
+	if (n <= 0 || state_build(&st, s->m, &s->kv, &r->seq, r->tokens, n, NULL, r->steer_digest, &err)) {
 		HLOG_WARN("sched: the request's state was not saved: %s", err.code ? err.msg : "nothing computed");
 		return;
 	}
@@ -249,36 +252,20 @@ static int seed_check(const struct hearth_sched *s, const struct hearth_request_
  * steered a digest of what steers it (directions, strength, layers), so that
  * only requests steered alike share cached blocks. */
 static int steer_root_name(const struct hearth_request_params *p, const struct fwd_steer *st,
-			   const struct hparams *hp, struct kv_name *out, struct hearth_err *err)
+			   const uint8_t digest[SHA256_SIZE], struct kv_name *out, struct hearth_err *err)
 {
 	if (!st->dir)
 		return kv_cache_root_name(p->cache_salt, p->cache_salt_size, out, err);
 	static const char tag[] = "hearth steering";
 	uint8_t *salt = malloc(p->cache_salt_size + sizeof tag + SHA256_SIZE);
-	struct sha256 *h = NULL;
 	int rc;
 	if (!salt)
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
-	if ((rc = sha256_new(&h, err)))
-		goto out_free;
-	sha256_begin(h);
-	sha256_update(h, &st->strength, sizeof st->strength);
-	sha256_update(h, &st->il0, sizeof st->il0);
-	sha256_update(h, &st->il1, sizeof st->il1);
-	const int32_t il1 = st->il1 < hp->n_layer - 1 ? st->il1 : hp->n_layer - 1;
-	if (il1 >= st->il0) /* the rows in force */
-		sha256_update(h, st->dir + (size_t)st->il0 * (size_t)hp->n_embd,
-			      (size_t)(il1 - st->il0 + 1) * (size_t)hp->n_embd * sizeof *st->dir);
 	if (p->cache_salt_size)
 		memcpy(salt, p->cache_salt, p->cache_salt_size);
 	memcpy(salt + p->cache_salt_size, tag, sizeof tag);
-	if ((rc = sha256_end(h, salt + p->cache_salt_size + sizeof tag))) {
-		rc = err_set(err, rc, "request: hashing the steering failed");
-		goto out_free;
-	}
+	memcpy(salt + p->cache_salt_size + sizeof tag, digest, SHA256_SIZE);
 	rc = kv_cache_root_name(salt, p->cache_salt_size + sizeof tag + SHA256_SIZE, out, err);
-out_free:
-	sha256_free(h);
 	free(salt);
 	return rc;
 }
@@ -331,9 +318,6 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 		return rc;
 	if ((rc = hidden_check(s, p, err)))
 		return rc;
-	if (p->save_state && s->kv.n_swa > 0)
-		return err_set(err, HEARTH_EUNSUPPORTED, "request: saving the state of a model with sliding-window layers "
-			       "(%s) is not supported yet", s->m->arch);
 	if (!(r = calloc(1, sizeof *r)))
 		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
 	atomic_init(&r->refs, 2);
@@ -355,7 +339,11 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	/* the salt becomes the root of the request's block names; the request is
 	 * not queued yet, so this thread may still set its sequence */
 	if ((rc = cvec_steer_resolve(&p->steering, s->m, &r->steer, err)) ||
-	    (rc = steer_root_name(p, &r->steer, &s->m->hp, &r->seq.root, err)))
+	    (rc = cvec_steer_digest(&r->steer, &s->m->hp, r->steer_digest, err)) ||
+	    (rc = steer_root_name(p, &r->steer, r->steer_digest, &r->seq.root, err)))
+		goto fail;
+	/* a saved prefix is used only by a request steered as it was computed */
+	if (p->prefix_state && (rc = state_check_steering(p->prefix_state, r->steer_digest, err)))
 		goto fail;
 	memcpy(r->tokens, p->prompt, (size_t)p->n_prompt * sizeof *r->tokens);
 	memcpy(r->bias_ids, p->bias_ids ? p->bias_ids : r->bias_ids, (size_t)p->n_bias * sizeof *r->bias_ids);
@@ -484,6 +472,21 @@ double hearth_request_t_start(const struct hearth_request *r) { return atomic_lo
 
 int32_t hearth_request_n_hidden(const struct hearth_request *r) { return r->n_hidden; }
 
+int32_t hearth_request_hidden_read(struct hearth_request *r, int32_t pos, int32_t n, float *out)
+{
+	pthread_mutex_lock(&r->mu); /* the scheduler moves r->hidden (hidden_grow) and counts n_hidden under it */
+	const int32_t have = r->n_hidden;
+	if (pos < 0 || n < 0 || pos > have)
+		n = 0;
+	else if (n > have - pos)
+		n = have - pos;
+	if (n > 0)
+		memcpy(out, r->hidden + (size_t)pos * (size_t)r->n_hid_layers * (size_t)r->n_embd,
+		       (size_t)n * (size_t)r->n_hid_layers * (size_t)r->n_embd * sizeof *out);
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
 const float *hearth_request_hidden(const struct hearth_request *r, int32_t k, int32_t pos)
 {
 	if (k < 0 || k >= r->n_hid_layers || pos < 0 || pos >= r->n_hidden)
@@ -516,8 +519,10 @@ static bool try_admit(struct hearth_sched *s, struct hearth_request *r)
 		/* as adoption: the last token and scored positions are computed */
 		const int32_t n_use = r->seed->n_tokens < upto ? r->seed->n_tokens : upto;
 		if (n_use > r->seq.n_tokens &&
-		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, n_use - r->seq.n_tokens))
-			HLOG_DEBUG("sched: no room to restore a saved prefix; it is computed instead");
+		    kv_state_put(&s->kv, &r->seq, r->tokens, r->seed->rows, r->seed->n_tokens, r->seed->local_from,
+				 n_use - r->seq.n_tokens))
+			HLOG_DEBUG("sched: no room to restore a saved prefix (or its sliding window); it is computed "
+				   "instead");
 		got = r->seq.n_tokens;
 		hearth_state_free(r->seed);
 		r->seed = NULL;
@@ -739,12 +744,14 @@ static int hidden_grow(const struct hearth_sched *s, struct hearth_request *r, i
 	while (cap < n_pos)
 		cap = cap > s->p.n_ctx_seq / 2 ? s->p.n_ctx_seq : cap * 2;
 	/* hidden_check bounded n_ctx_seq * n_hid_layers * n_embd floats */
+	pthread_mutex_lock(&r->mu); /* hearth_request_hidden_read may be copying from it */
 	float *h = realloc(r->hidden, (size_t)cap * (size_t)r->n_hid_layers * (size_t)s->m->hp.n_embd * sizeof *h);
-	if (!h)
-		return HEARTH_ENOMEM;
-	r->hidden = h;
-	r->hid_cap = cap;
-	return 0;
+	if (h) {
+		r->hidden = h;
+		r->hid_cap = cap;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return h ? 0 : HEARTH_ENOMEM;
 }
 
 /* fwd_layer_fn: copies the rows of the requests that asked for layer il. */
@@ -754,6 +761,8 @@ static void hidden_take(int il, const float *x, const struct fwd_batch *b, void 
 	const size_t E = (size_t)s->m->hp.n_embd;
 	for (int32_t i = 0; i < b->n; i++) {
 		struct hearth_request *r = s->b_hid[i];
+		if (r && b->pos[i] < r->n_hidden)
+			continue; /* kept already (a preempted request's redo gives the same rows): it may be being read */
 		for (int32_t k = 0; r && k < r->n_hid_layers; k++)
 			if (r->hid_layers[k] == il)
 				memcpy(r->hidden + ((size_t)b->pos[i] * (size_t)r->n_hid_layers + (size_t)k) * E,
@@ -867,8 +876,11 @@ static bool step(struct hearth_sched *s)
 	fwd_set_layer_fn(s->fwd, c.n_hid ? hidden_take : NULL, s); /* nothing spent unless asked */
 	fwd_run(s->fwd, &b, s->logits);
 	for (int32_t i = 0; c.n_hid && i < b.n; i++)
-		if (s->b_hid[i] && s->b_pos[i] >= s->b_hid[i]->n_hidden)
+		if (s->b_hid[i] && s->b_pos[i] >= s->b_hid[i]->n_hidden) {
+			pthread_mutex_lock(&s->b_hid[i]->mu); /* hearth_request_hidden_read reads it */
 			s->b_hid[i]->n_hidden = s->b_pos[i] + 1;
+			pthread_mutex_unlock(&s->b_hid[i]->mu);
+		}
 	step_timed(s, hearth_now() - t0, c.n_decoding, c.n_chunk);
 
 	/* the cache now holds these tokens; publish the full blocks */

@@ -56,11 +56,13 @@ struct hearth_trainer {
 	struct tlora *lora; /* [n_lora] */
 	int32_t n_lora;
 	struct tlora **lmap; /* [n_layer][N_ROLE]: a layer's adapter of a role, or NULL */
+	struct tlora *lout;  /* the output head's adapter, or NULL */
 	float *params;       /* a, b, ga, gb of every adapter */
 	float *acts_mem;
 	struct tacts *acts;  /* [n_layer], then acts[n_layer].x = the last layer's output */
 	float *scratch_mem;
 	float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *tmp, *ldu, *mm;
+	float *hu;           /* [HEAD_ROWS][rank]: the output adapter's A x */
 	float *xf, *dxf, *logits; /* head: [HEAD_ROWS][E], [HEAD_ROWS][E], [HEAD_ROWS][V] */
 	float *cs;           /* rope (cos, sin): [n_ctx][n_rot] */
 	int32_t *pos, *lo, *rows, *labels; /* [n_ctx] each: a pass's positions, first visible rows, labelled rows */
@@ -122,7 +124,7 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 	const int L = m->hp.n_layer, R = t->p.rank;
 	size_t total = 0;
 	t->lmap = calloc((size_t)L * N_ROLE, sizeof *t->lmap);
-	t->lora = calloc((size_t)L * N_ROLE, sizeof *t->lora);
+	t->lora = calloc((size_t)L * N_ROLE + 1, sizeof *t->lora);
 	if (!t->lmap || !t->lora)
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
 	for (int il = 0; il < L; il++)
@@ -140,6 +142,16 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 			total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
 			t->lmap[il * N_ROLE + r] = lo;
 		}
+	if (t->p.targets & HEARTH_TRAIN_OUTPUT) {
+		struct tlora *lo = t->lout = &t->lora[t->n_lora++];
+		lo->w = &m->output;
+		snprintf(lo->name, sizeof lo->name, "%s", m->output.name);
+		lo->n_in = m->output.ne[0];
+		lo->n_out = m->output.ne[1];
+		lo->rank = R;
+		lo->scale = t->p.alpha / (float)R;
+		total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
+	}
 	if (total && !(t->params = calloc(total, sizeof(float))))
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory for %zu adapter floats", total);
 	float *at = t->params;
@@ -214,6 +226,7 @@ static size_t layout_scratch(struct hearth_trainer *t, float *base)
 	t->du = carve(&at, C * (size_t)t->F);
 	t->dh = carve(&at, C * (size_t)t->F);
 	t->ldu = carve(&at, C * (size_t)t->p.rank);
+	t->hu = carve(&at, HEAD_ROWS * (size_t)t->p.rank);
 	t->mm = carve(&at, (size_t)pool_size(t->pool) * (size_t)tmm_scratch_floats(wide));
 	t->xf = carve(&at, HEAD_ROWS * E);
 	t->dxf = carve(&at, HEAD_ROWS * E);
@@ -241,7 +254,7 @@ static int check_params(const struct hearth_trainer_params *p, struct hearth_err
 		return err_set(err, HEARTH_EINVAL, "trainer: n_ctx %d is outside 1..%d", p->n_ctx, TRAIN_MAX_CTX);
 	if (p->n_threads < 0 || p->n_threads > 512)
 		return err_set(err, HEARTH_EINVAL, "trainer: n_threads %d is outside 0..512", p->n_threads);
-	if (p->targets & ~((1u << N_ROLE) - 1))
+	if (p->targets & ~((unsigned)HEARTH_TRAIN_OUTPUT * 2 - 1))
 		return err_set(err, HEARTH_EINVAL, "trainer: unknown target bits 0x%x", p->targets);
 	if (!isfinite(p->alpha))
 		return err_set(err, HEARTH_EINVAL, "trainer: alpha is not finite");
@@ -258,6 +271,8 @@ int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m
 	*out = NULL;
 	if ((rc = check_params(&d, err)) || (rc = check_model(m, err)))
 		return rc;
+	if ((d.targets & HEARTH_TRAIN_OUTPUT) && m->output.data == m->tok_embd.data)
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: the output head shares the token embedding matrix: no adapter on it yet");
 	/* the attention's two [n_head][n_ctx][n_ctx] buffers bound n_ctx first */
 	if ((double)m->hp.n_head * d.n_ctx * d.n_ctx * 2 * sizeof(float) > (double)SIZE_MAX / 4)
 		return err_set(err, HEARTH_ENOMEM, "trainer: n_ctx %d is too large for the attention's buffers", d.n_ctx);
@@ -461,11 +476,15 @@ static double head(struct hearth_trainer *t, int n, int n_lab, bool backward)
 			memcpy(t->tmp + (size_t)k * (size_t)E, xl + (size_t)t->rows[r0 + k] * (size_t)E, (size_t)E * sizeof(float));
 		tnorm_forward(t->pool, t->tmp, m->output_norm.data, nr, E, m->hp.rms_eps, t->xf);
 		tmm_forward(t->pool, t->mm, &m->output, t->xf, nr, t->logits);
+		if (t->lout)
+			tlora_forward(t->pool, t->lout, t->xf, nr, t->hu, t->logits);
 		sum += tloss_forward_backward(t->pool, t->logits, t->labels + r0, nr, t->V, weight, backward ? t->logits : NULL);
 		if (!backward)
 			continue;
 		memset(t->dxf, 0, (size_t)nr * (size_t)E * sizeof(float));
 		tmm_backward(t->pool, t->mm, &m->output, t->logits, nr, t->dxf);
+		if (t->lout)
+			tlora_backward(t->pool, t->lout, t->xf, t->hu, t->logits, nr, t->ldu, t->dxf);
 		tnorm_backward(t->pool, t->tmp, m->output_norm.data, t->dxf, nr, E, m->hp.rms_eps, false, t->xf);
 		for (int k = 0; k < nr; k++)
 			memcpy(t->dx + (size_t)t->rows[r0 + k] * (size_t)E, t->xf + (size_t)k * (size_t)E, (size_t)E * sizeof(float));

@@ -182,3 +182,65 @@ test('/v1/score is steered like generation', async () => {
   assertError(await request(srv.url, '/v1/score', { body: { prompt: 'a', completion: 'b', steering: { vector: 'x' } } }),
     400, 'steering.vector');
 });
+
+test('/v1/cache saves steered state, used only by requests steered alike (both ways)', async () => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-steer-cache-'));
+  const s = await startServer(['-c', '256', '--control-vector', `${sad}:2.5`], { models: ['-m', MODEL],
+    env: { HEARTH_HOME: home } });
+  const SAVED = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park';
+  const PROMPT = `${SAVED} with her big red ball.`;
+  const save = async (name, steering) => {
+    const r = await request(s.url, '/v1/cache', { body: { name, prompt: SAVED, ...(steering === undefined ? {} : { steering }) } });
+    assert.equal(r.status, 200, r.text);
+  };
+  const run = async (steering, cache) => {
+    const r = await request(s.url, '/v1/completions', { body: { prompt: PROMPT, max_tokens: 8, temperature: 0, logprobs: 1,
+      ...(steering === undefined ? {} : { steering }), ...(cache ? { cache } : {}) } });
+    return r;
+  };
+  const same = async (steering, cache) => {
+    const want = await run(steering), got = await run(steering, cache);
+    assert.equal(got.status, 200, got.text);
+    assert.ok(got.json.usage.prompt_tokens_details.cached_tokens > 16);
+    assert.equal(got.json.choices[0].text, want.json.choices[0].text);
+    assert.deepEqual(got.json.choices[0].logprobs.token_logprobs, want.json.choices[0].logprobs.token_logprobs);
+  };
+  try {
+    await save('steered', { vector: 'sad', strength: 2 });
+    await save('plain', { strength: 0 });
+    await save('default'); // the server's default: every vector at its scale
+    await same({ vector: 'sad', strength: 2 }, 'steered');
+    await same({ strength: 0 }, 'plain');
+    await same(undefined, 'default');
+    // steered state, unsteered request; unsteered state, steered request; other strength or layers
+    for (const [steering, cache] of [[{ strength: 0 }, 'steered'], [{ vector: 'sad', strength: 2 }, 'plain'],
+      [{ vector: 'sad', strength: 3 }, 'steered'], [{ vector: 'sad', strength: 2, layers: [2, 3] }, 'steered'],
+      [undefined, 'plain'], [{ strength: 0 }, 'default']]) {
+      const r = await run(steering, cache);
+      assertError(r, 400, 'cache');
+      assert.equal(r.json.error.code, 'cache_steering_mismatch', JSON.stringify(steering));
+    }
+    assertError(await request(s.url, '/v1/cache', { body: { name: 'x', prompt: SAVED, steering: { vector: 'nope' } } }),
+      400, 'steering.vector');
+  } finally {
+    const { code } = await s.stop();
+    assert.equal(code, 0, s.log());
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('the Ollama routes take "steering" too', async () => {
+  const gen = async (s, steering) => {
+    const r = await request(s.url, '/api/generate', { body: { model: path.basename(MODEL), prompt: 'Once upon a time',
+      raw: true, stream: false, options: { temperature: 0, num_predict: 10 }, ...(steering === undefined ? {} : { steering }) } });
+    assert.equal(r.status, 200, r.text);
+    return r.json.response;
+  };
+  const base = await gen(plain);
+  assert.equal(await gen(srv, { strength: 0 }), base);
+  assert.notEqual(await gen(srv), base); // the server's default vectors
+  const bad = await request(srv.url, '/api/generate', { body: { model: path.basename(MODEL), prompt: 'x', stream: false,
+    steering: { vector: 'nope' } } });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error, /steering\.vector|no control vector/);
+});

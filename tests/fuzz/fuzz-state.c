@@ -8,7 +8,8 @@
  * Checked besides the sanitizers (memory errors, leaks, undefined behaviour):
  *  - a refused input gives a negative code, recorded in err, whose message names the input;
  *  - an accepted one has the size its header implies and every token in the vocabulary.
- * Seeds: tests/fuzz/corpus/state/ (a state of a tiny synthetic model).
+ * Seeds: tests/fuzz/corpus/state/ (states of a tiny synthetic model, and a
+ * crafted one with sliding-window layers, rows from local_from on).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -284,6 +284,42 @@ void test_kern_geglu(void)
 	T_TRUE(isnan(g[0]) && isnan(g[3]));
 }
 
+/* Soft-capping (gemma2's attention scores): the kernel in use gives the
+ * reference's bits; the reference is within a few float roundings of
+ * c tanh(x / c) in double, on both sides of its switch between forms
+ * (|x / c| = 0.25), bounded by c, and odd; infinities give +-c, a NaN stays. */
+void test_kern_softcap(void)
+{
+	const float caps[] = { 50.0f, 30.0f, 1.0f };
+	for (int n = 1; n <= 70; n++) {
+		float a[70], b[70];
+		for (int i = 0; i < n; i++)
+			a[i] = b[i] = rnd() * (i % 5 == 0 ? 400.0f : i % 3 ? 20.0f : 0.5f);
+		kern_fns()->softcap(a, n, caps[n % 3]);
+		kern_fns_ref()->softcap(b, n, caps[n % 3]);
+		if (memcmp(a, b, (size_t)n * sizeof *a))
+			T_FAIL("softcap n=%d: %s kernel differs from the reference", n, kern_isa());
+	}
+	double worst = 0;
+	for (int i = 0; i < 20000; i++) {
+		const float c = caps[i % 3];
+		const float x = rnd() * c * (i % 4 == 0 ? 0.6f : i % 4 == 1 ? 4.0f : i % 4 == 2 ? 0.02f : 40.0f);
+		float out = x, neg = -x;
+		kern_fns_ref()->softcap(&out, 1, c);
+		kern_fns_ref()->softcap(&neg, 1, c);
+		const double want = c * tanh((double)x / c);
+		const double err = fabs(out - want) / (fabs(want) + 1e-30);
+		worst = err > worst ? err : worst;
+		if (!(err <= 4e-7) || fabs(out) > c || neg != -out)
+			T_FAIL("softcap(%.9g, %g) = %.9g, want %.9g", (double)x, (double)c, (double)out, want);
+	}
+	if (!(worst > 0))
+		T_FAIL("softcap: no rounding anywhere: the check is not checking");
+	float x[4] = { NAN, INFINITY, -INFINITY, 0.0f };
+	kern_fns()->softcap(x, 4, 50.0f);
+	T_TRUE(isnan(x[0]) && x[1] == 50.0f && x[2] == -50.0f && x[3] == 0.0f);
+}
+
 /* Non-finite inputs (a model file may hold NaN or infinite weights): the
  * kernels stay defined (no integer overflow inside exp, which the sanitizer
  * build aborts on), a NaN stays a NaN, and a row without one is untouched. */

@@ -541,3 +541,78 @@ out:
 	hearth_context_free(c);
 	hearth_model_free(m);
 }
+
+/* chat --prompt-cache: the same answers without a cache, with a new one
+ * (saved after each turn) and restored from it; another model's is refused. */
+void test_cli_chat_prompt_cache(void)
+{
+	static char want[1 << 16], got[1 << 16], out[1 << 16];
+	const char *qwen = fixture("models/tiny-qwen3.f32.gguf"), *other = fixture("models/tiny-qwen3.q6_k.gguf");
+	const char *pc = tmp_path("chat.state"), *in = tmp_path("chat-cache.txt");
+	FILE *f = fopen(in, "w");
+	T_TRUE(f != NULL);
+	if (!f)
+		return;
+	fputs("Hello there\nTell me more about it\nAnd then?\n", f);
+	fclose(f);
+	remove(pc);
+	T_EQ_I64(sh(want, sizeof want, "chat -m %s -n 6 --temp 0 < %s", qwen, in), 0);
+	T_TRUE(strlen(want) > 6);
+	T_EQ_I64(sh2(got, sizeof got, "chat -m %s -n 6 --temp 0 --prompt-cache %s < %s", qwen, pc, in), 0);
+	T_TRUE(strstr(got, "prompt cache: restored") == NULL); /* nothing to restore the first time */
+	T_EQ_I64(sh(got, sizeof got, "chat -m %s -n 6 --temp 0 --prompt-cache %s < %s", qwen, pc, in), 0);
+	T_STR_EQ(got, want);
+	T_EQ_I64(sh2(out, sizeof out, "chat -m %s -n 6 --temp 0 --prompt-cache %s < %s", qwen, pc, in), 0);
+	T_TRUE(strstr(out, "prompt cache: restored") != NULL);
+	T_EQ_I64(sh(got, sizeof got, "chat -m %s -n 6 --temp 0 --prompt-cache %s < %s", qwen, pc, in), 0);
+	T_STR_EQ(got, want); /* restored from the whole saved conversation: the same answers */
+	T_EQ_I64(sh2(out, sizeof out, "chat -m %s -n 2 --prompt-cache %s < %s", other, pc, in), 1);
+	T_TRUE(strstr(out, "another model") != NULL);
+}
+
+/* run --uncertainty: one line per token when not on a terminal, arrays with
+ * --json; the values are the sampler's (greedy: rank 1), the text unchanged. */
+void test_cli_uncertainty(void)
+{
+	static char plain[1 << 16], lines[1 << 16], js[1 << 16];
+	const char *stories = fixture("models/stories260K.f32.gguf");
+	T_EQ_I64(sh(plain, sizeof plain, "run -m %s -p 'Once upon a time' -n 6 --temp 0 --json", stories), 0);
+	T_EQ_I64(sh(js, sizeof js, "run -m %s -p 'Once upon a time' -n 6 --temp 0 --json --uncertainty", stories), 0);
+	T_EQ_I64(sh(lines, sizeof lines, "run -m %s -p 'Once upon a time' -n 6 --temp 0 --uncertainty", stories), 0);
+	json_t *a = json_loads(plain, 0, NULL), *b = json_loads(js, 0, NULL);
+	T_TRUE(a && b);
+	if (!a || !b)
+		goto out;
+	T_TRUE(json_equal(json_object_get(a, "ids"), json_object_get(b, "ids")));
+	json_t *ent = json_object_get(b, "entropy"), *rank = json_object_get(b, "rank");
+	T_EQ_I64(json_array_size(ent), 6);
+	T_EQ_I64(json_array_size(rank), 6);
+	/* the first token after "Once upon a time": the server's documented entropy (docs/API.md) */
+	T_TRUE(fabs(json_number_value(json_array_get(ent, 0)) - 0.15659666) < 1e-6);
+	char text[4096] = "";
+	size_t n_text = 0;
+	int n_lines = 0;
+	for (char *line = strtok(lines, "\n"); line; line = strtok(NULL, "\n"), n_lines++) {
+		int idx = -1, r = 0;
+		double e = -1;
+		char *q = NULL;
+		T_EQ_I64(sscanf(line, "%d\t%lf\t%d\t", &idx, &e, &r), 3);
+		T_EQ_I64(idx, n_lines);
+		T_TRUE(fabs(e - json_number_value(json_array_get(ent, (size_t)n_lines))) < 1e-4);
+		T_EQ_I64(r, json_integer_value(json_array_get(rank, (size_t)n_lines)));
+		T_EQ_I64(r, 1);
+		json_t *piece = (q = strrchr(line, '\t')) ? json_loads(q + 1, JSON_DECODE_ANY, NULL) : NULL;
+		T_TRUE(json_is_string(piece));
+		if (json_is_string(piece) && n_text + json_string_length(piece) < sizeof text) {
+			memcpy(text + n_text, json_string_value(piece), json_string_length(piece));
+			n_text += json_string_length(piece);
+			text[n_text] = 0;
+		}
+		json_decref(piece);
+	}
+	T_EQ_I64(n_lines, 6);
+	T_STR_EQ(text, json_string_value(json_object_get(a, "text")));
+out:
+	json_decref(a);
+	json_decref(b);
+}

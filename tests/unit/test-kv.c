@@ -2,8 +2,11 @@
  * when its whole prefix matches (name, tokens and parent chain), even when a
  * naming function forced through the test seam makes names collide; salted
  * roots keep tenants apart; publish, adopt, truncate and eviction. */
+#include <stdlib.h>
+
 #include "../harness.h"
 #include "../../src/kv/kv-cache.h"
+#include "../../src/kv/kv-state.h"
 
 enum { BS = 4, N_TOKENS = 64 }; /* 16 blocks of 4 tokens */
 
@@ -327,4 +330,66 @@ void test_kv_swa(void)
 	T_EQ_I64(a.n_blocks, 0);
 	kv_seq_free(&kv, &a);
 	kv_cache_free(&kv);
+}
+
+/* Saved rows with sliding windows: the local layer's from the first block
+ * the sequence still holds; restored into a cache of another block size,
+ * every position a next token attends to is back (and the blocks holding
+ * positions without rows are passed at once); rows that do not reach the
+ * window are refused, and nothing changes. */
+void test_kv_state_swa(void)
+{
+	struct hearth_err err = { 0 };
+	struct kv_cache kv, kv2;
+	const int32_t swa[2] = { 0, W };
+	if (!init_swa(&kv))
+		return;
+	int rc = kv_cache_init_swa(&kv2, 2, 4, 4, N_TOKENS, 2 * BS, HEARTH_TYPE_F32, swa, LBLOCKS * 2 * BS, &err);
+	T_OK(rc, err);
+	if (rc) {
+		kv_cache_free(&kv);
+		return;
+	}
+	int32_t t[N_TOKENS];
+	for (int i = 0; i < N_TOKENS; i++)
+		t[i] = 100 + i;
+	struct kv_seq a = { 0 }, b = { 0 }, c = { 0 };
+	feed(&kv, &a, t, 0, 60, 5);
+	const int32_t from = kv_seq_local_from(&kv, &a);
+	T_TRUE(from > 0 && from <= 60 - W + 1);
+	const size_t size = kv_state_size(&kv, 60, from);
+	T_EQ_I64(size, (size_t)(60 + 60 - from) * (kv.row_k + kv.row_v));
+	T_EQ_I64(kv_state_size(&kv, 60, 61), 0);
+	uint8_t *rows = malloc(size);
+	if (!rows)
+		goto out;
+	kv_state_get(&kv, &a, 60, from, rows);
+
+	T_EQ_I64(kv_state_put(&kv2, &b, t, rows, 60, from, 60), 0);
+	T_EQ_I64(b.n_tokens, 60);
+	T_TRUE(window_intact(&kv2, &b));
+	T_TRUE(kv_seq_local_from(&kv2, &b) >= from);
+	feed(&kv2, &b, t, 60, 64, 1);
+	T_TRUE(window_intact(&kv2, &b));
+
+	/* no local rows at all: refused, c untouched */
+	const int32_t used = kv_cache_used(&kv2);
+	T_EQ_I64(kv_state_put(&kv2, &c, t, rows, 60, 60, 60), HEARTH_EINVAL);
+	T_EQ_I64(c.n_tokens, 0);
+	T_EQ_I64(c.n_blocks, 0);
+	T_EQ_I64(kv_cache_used(&kv2), used);
+	/* a prefix whose window starts before the rows: refused too; one after: restored */
+	T_EQ_I64(kv_state_put(&kv2, &c, t, rows, 60, from, from), HEARTH_EINVAL);
+	T_EQ_I64(c.n_tokens, 0);
+	kv_seq_free(&kv2, &b);
+	T_EQ_I64(kv_state_put(&kv2, &c, t, rows, 60, from, 58), 0);
+	T_EQ_I64(c.n_tokens, 58);
+	T_TRUE(window_intact(&kv2, &c));
+out:
+	free(rows);
+	kv_seq_free(&kv, &a);
+	kv_seq_free(&kv2, &b);
+	kv_seq_free(&kv2, &c);
+	kv_cache_free(&kv);
+	kv_cache_free(&kv2);
 }

@@ -3,6 +3,8 @@
  * truncated, corrupt, padded or foreign files are refused with a message. */
 #include <stdlib.h>
 
+#include "../../src/base/sha256.h"
+#include "../../src/model/state.h"
 #include "../harness.h"
 #include "../synth.h"
 #include "../tests.h"
@@ -167,6 +169,20 @@ static void *read_bytes(const char *path, size_t *n)
 	return b;
 }
 
+/* Recomputes the trailing SHA-256 of a state image of n bytes. */
+static void rehash(uint8_t *b, size_t n)
+{
+	struct hearth_err err = { 0 };
+	struct sha256 *h = NULL;
+	T_OK(sha256_new(&h, &err), err);
+	if (!h)
+		return;
+	sha256_begin(h);
+	sha256_update(h, b, n - 32);
+	T_OK(sha256_end(h, b + n - 32), err);
+	sha256_free(h);
+}
+
 /* Expects reading path to fail with code and a message containing needle. */
 static void refused(const char *path, int code, const char *needle)
 {
@@ -241,18 +257,16 @@ void test_state_refused(void)
 	T_OK(hearth_state_parse(&good, b, n, "intact", &err), err);
 	hearth_state_free(good);
 
-	/* a model with sliding-window layers: not supported yet, and it says so */
-	struct hearth_model *g = load(fixture("models/tiny-gemma3.f32.gguf"));
-	struct hearth_context *gc = g ? ctx(g, HEARTH_TYPE_F16) : NULL;
-	if (gc) {
-		struct hearth_state *gs = NULL;
-		T_OK(hearth_decode(gc, prompt, 3, false, &err), err);
-		T_EQ_I64(hearth_context_state_get(gc, &gs, &err), HEARTH_EUNSUPPORTED);
-		T_TRUE(gs == NULL && strstr(err.msg, "sliding-window") != NULL);
-		T_EQ_I64(hearth_context_state_set(gc, st, &err), HEARTH_EUNSUPPORTED);
-	}
-	hearth_context_free(gc);
-	hearth_model_free(g);
+	/* a version 1 file (before sliding windows), its checksum intact: refused, and it says why */
+	b[8] = 1;
+	rehash(b, n);
+	write_bytes(tmp_path("t.state"), b, n);
+	refused(tmp_path("t.state"), HEARTH_EUNSUPPORTED, "version 1 is not supported");
+	/* nor version 2 (sliding windows without the steering digest) */
+	b[8] = 2;
+	rehash(b, n);
+	write_bytes(tmp_path("t.state"), b, n);
+	refused(tmp_path("t.state"), HEARTH_EUNSUPPORTED, "version 2 is not supported");
 out:
 	free(b);
 	hearth_state_free(st);
@@ -380,4 +394,141 @@ out:
 	hearth_sched_free(s3);
 	hearth_model_free(m);
 	hearth_model_free(o);
+}
+
+/* ---- sliding windows: local layers save only the blocks their window holds ---- */
+
+#define N_LONG 100 /* six windows of 16, three 32-token context blocks */
+
+/* Saves tiny model path's context after a N_LONG-token prompt, restores it
+ * into a fresh context and into a used one: the same logits, bit for bit, and
+ * the same greedy tokens as the context that never saved. */
+static void swa_round_trip(const char *path, int cache_type, int32_t n_local_want)
+{
+	struct hearth_model *m = load(fixture(path));
+	struct hearth_err err = { 0 };
+	struct hearth_state *st = NULL, *st2 = NULL, *again = NULL;
+	int32_t prompt[N_LONG], want[N_GEN], got[N_GEN];
+	if (!m)
+		return;
+	const int32_t V = hearth_model_n_vocab(m);
+	float *want_rows = calloc((size_t)N_GEN * (size_t)V, sizeof(float));
+	float *got_rows = calloc((size_t)N_GEN * (size_t)V, sizeof(float));
+	struct hearth_context *a = ctx(m, cache_type), *b = ctx(m, cache_type), *c = ctx(m, cache_type);
+	if (!a || !b || !c || !want_rows || !got_rows)
+		goto out;
+	for (int i = 0; i < N_LONG; i++)
+		prompt[i] = 3 + (i * 37) % 500;
+	T_OK(hearth_decode(a, prompt, N_LONG, false, &err), err);
+	greedy(a, V, want, want_rows);
+
+	T_OK(hearth_decode(b, prompt, N_LONG, false, &err), err);
+	T_OK(hearth_context_state_get(b, &st, &err), err);
+	if (!st)
+		goto out;
+	/* the local layers' rows from the first block their window keeps: window 16
+	 * at position 100 starts in block 2 of 32, one block of slack before it */
+	T_EQ_I64(st->n_swa, 16);
+	T_EQ_I64(st->n_layer_local, n_local_want);
+	T_EQ_I64(st->local_from, 32);
+	T_OK(hearth_state_write(st, tmp_path("swa.state"), &err), err);
+	T_OK(hearth_state_read(&st2, tmp_path("swa.state"), &err), err);
+	if (!st2)
+		goto out;
+	T_EQ_I64(hearth_state_size(st2), hearth_state_size(st));
+
+	/* into c after it decoded something else past its window: truncated, then restored */
+	T_OK(hearth_decode(c, prompt + 7, 60, false, &err), err);
+	T_OK(hearth_context_state_set(c, st2, &err), err);
+	T_EQ_I64(hearth_context_n_past(c), N_LONG);
+	/* saved again, it is the same file */
+	T_OK(hearth_context_state_get(c, &again, &err), err);
+	T_TRUE(again && hearth_state_size(again) == hearth_state_size(st) &&
+	       !memcmp(again->buf, st->buf, hearth_state_size(st)));
+	greedy(c, V, got, got_rows);
+	T_TRUE(!memcmp(want, got, sizeof want));
+	T_TRUE(!memcmp(want_rows, got_rows, (size_t)N_GEN * (size_t)V * sizeof(float)));
+out:
+	hearth_state_free(st);
+	hearth_state_free(st2);
+	hearth_state_free(again);
+	hearth_context_free(a);
+	hearth_context_free(b);
+	hearth_context_free(c);
+	hearth_model_free(m);
+	free(want_rows);
+	free(got_rows);
+}
+
+void test_state_swa(void)
+{
+	swa_round_trip("models/tiny-gemma3.f32.gguf", HEARTH_TYPE_F16, 3);
+	swa_round_trip("models/tiny-gemma3.f32.gguf", HEARTH_TYPE_F32, 3);
+	swa_round_trip("models/tiny-gpt-oss.f32.gguf", HEARTH_TYPE_F16, 1);
+	swa_round_trip("models/tiny-gpt-oss.mxfp4_moe.gguf", HEARTH_TYPE_Q8_0, 1);
+
+	/* a state of a model without windows does not restore into one with them */
+	struct hearth_err err = { 0 };
+	struct hearth_model *g = load(fixture("models/tiny-gemma3.f32.gguf"));
+	struct hearth_state *st = NULL;
+	T_OK(hearth_state_read(&st, tmp_path("swa.state"), &err), err); /* gpt-oss's */
+	struct hearth_context *gc = g ? ctx(g, HEARTH_TYPE_Q8_0) : NULL;
+	if (gc && st) {
+		T_EQ_I64(hearth_context_state_set(gc, st, &err), HEARTH_EINVAL);
+		T_TRUE(strstr(err.msg, "another model") != NULL);
+	}
+	hearth_state_free(st);
+	hearth_context_free(gc);
+	hearth_model_free(g);
+}
+
+/* The scheduler on gemma3 (window 16, blocks of 16): a request's saved
+ * state seeds a later one after a restart, with the same continuation. */
+void test_state_swa_sched(void)
+{
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = load(fixture("models/tiny-gemma3.f32.gguf"));
+	struct hearth_sched *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	struct hearth_state *st = NULL, *rd = NULL;
+	int32_t q[N_LONG + 10], want[N_GEN], got[N_GEN], n_want = 0, n_got = 0, cached = -1, n = 0;
+	if (!m)
+		return;
+	for (int i = 0; i < N_LONG + 10; i++)
+		q[i] = 3 + (i * 37) % 500;
+	if (!(s1 = sched(m)))
+		goto out;
+	T_OK(run_req(s1, q, N_LONG, 0, NULL, true, "key-1", got, &n_got, &st, NULL, &err), err);
+	T_TRUE(st != NULL);
+	if (!st)
+		goto out;
+	hearth_state_tokens(st, &n);
+	T_EQ_I64(n, N_LONG);
+	T_TRUE(st->local_from > 0 && st->local_from <= N_LONG - 16);
+	hearth_sched_free(s1);
+	s1 = NULL;
+	T_OK(hearth_state_write(st, tmp_path("swa-sched.state"), &err), err);
+	T_OK(hearth_state_read(&rd, tmp_path("swa-sched.state"), &err), err);
+	if (!(s2 = sched(m)) || !(s3 = sched(m)) || !rd)
+		goto out;
+	/* a longer prompt: all the state's tokens restored */
+	T_OK(run_req(s2, q, N_LONG + 10, N_GEN, NULL, false, "key-1", want, &n_want, NULL, &cached, &err), err);
+	T_EQ_I64(cached, 0);
+	T_OK(run_req(s3, q, N_LONG + 10, N_GEN, rd, false, "key-1", got, &n_got, NULL, &cached, &err), err);
+	rd = NULL;
+	T_EQ_I64(cached, N_LONG);
+	T_TRUE(n_got == n_want && !memcmp(got, want, (size_t)n_want * sizeof *want));
+	/* the same prompt: all but its last token restored */
+	T_OK(hearth_state_read(&rd, tmp_path("swa-sched.state"), &err), err);
+	T_OK(run_req(s2, q, N_LONG, N_GEN, NULL, false, "key-2", want, &n_want, NULL, &cached, &err), err);
+	T_OK(run_req(s3, q, N_LONG, N_GEN, rd, false, "key-3", got, &n_got, NULL, &cached, &err), err);
+	rd = NULL;
+	T_EQ_I64(cached, N_LONG - 1);
+	T_TRUE(n_got == n_want && !memcmp(got, want, (size_t)n_want * sizeof *want));
+out:
+	hearth_state_free(st);
+	hearth_state_free(rd);
+	hearth_sched_free(s1);
+	hearth_sched_free(s2);
+	hearth_sched_free(s3);
+	hearth_model_free(m);
 }

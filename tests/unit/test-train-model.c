@@ -240,6 +240,7 @@ static void ref_init(struct ref *r, const struct hearth_model *m, struct hearth_
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(tr, i, &lt);
 		struct ref_lora *rl = &r->lora[i];
+		rl->il = -1; /* the output head, unless a layer's name matches */
 		for (int il = 0; il < h->n_layer; il++)
 			for (int role = 0; role < 7; role++)
 				if (!strcmp(role_w(&m->layers[il], role)->name, lt.weight))
@@ -325,7 +326,8 @@ static void check_grads(const char *what, const struct hearth_model *m, int n_pi
 {
 	struct hearth_err err = { 0 };
 	const int64_t E = m->hp.n_embd;
-	struct hearth_trainer *t = trainer(m, 0x7f, 2);
+	const bool tied = m->output.data == m->tok_embd.data;
+	struct hearth_trainer *t = trainer(m, tied ? 0x7f : 0xff, 2); /* every matrix (the head: unless tied) */
 	if (!t)
 		return;
 	float *embd = embd_rows(m), *ge = malloc((size_t)(N_TOK * E) * sizeof *ge);
@@ -355,6 +357,18 @@ static void check_grads(const char *what, const struct hearth_model *m, int n_pi
 		const double num = fd(&r, x);
 		max_num[kind] = fmax(max_num[kind], fabs(num));
 		max_diff[kind] = fmax(max_diff[kind], fabs(num - an));
+	}
+	if (!tied) { /* the output head's adapter: a few entries of its B, by name */
+		struct hearth_lora_tensor lt;
+		const int i = r.n_lora - 1;
+		hearth_trainer_lora(t, i, &lt);
+		T_TRUE(r.lora[i].il == -1 && !strcmp(lt.weight, m->output.name));
+		for (int k = 0; k < 4; k++) {
+			const int64_t j = rnd_u((uint32_t)(lt.rank * lt.n_out));
+			const double num = fd(&r, &r.lora[i].b[j]);
+			max_num[1] = fmax(max_num[1], fabs(num));
+			max_diff[1] = fmax(max_diff[1], fabs(num - lt.grad_b[j]));
+		}
 	}
 	const char *names[3] = { "dA", "dB", "d embeddings" };
 	for (int kind = 0; kind < 3; kind++) {
@@ -480,7 +494,7 @@ void test_train_threads(void)
 		pos[i] = i < 30 ? i : i - 30;
 	}
 	const size_t E = (size_t)m->hp.n_embd;
-	struct hearth_trainer *t1 = trainer(m, 0x7f, 1), *t4 = trainer(m, 0x7f, 4);
+	struct hearth_trainer *t1 = trainer(m, 0xff, 1), *t4 = trainer(m, 0xff, 4);
 	float *g1 = malloc(N * E * sizeof *g1), *g4 = malloc(N * E * sizeof *g4);
 	struct hearth_train_batch b = { .n = N, .tokens = ids, .labels = lab, .pos = pos };
 	double l1 = 0, l4 = 0;
@@ -524,7 +538,7 @@ void test_train_errors(void)
 	p.rank = 0;
 	T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EINVAL);
 	p = hearth_trainer_default_params();
-	p.targets = 1u << 9;
+	p.targets = 1u << 8;
 	T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EINVAL);
 	p = hearth_trainer_default_params();
 	p.n_ctx = 8;
@@ -549,8 +563,17 @@ void test_train_errors(void)
 	T_EQ_I64(hearth_trainer_run(t, &b, true, &loss, NULL, &err), HEARTH_EINVAL);
 	hearth_trainer_free(t);
 	hearth_model_free(m);
-	/* an architecture without a backward pass here */
 	struct hearth_model_params mp = hearth_model_default_params();
+	/* an adapter on a head that is the embedding matrix */
+	T_OK(hearth_model_load(&m, fixture("models/tiny-qwen3.f32.gguf"), &mp, &err), err);
+	if (m) {
+		T_TRUE(m->output.data == m->tok_embd.data);
+		p = hearth_trainer_default_params();
+		p.targets = HEARTH_TRAIN_OUTPUT;
+		T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EUNSUPPORTED);
+	}
+	hearth_model_free(m);
+	/* an architecture without a backward pass here */
 	T_OK(hearth_model_load(&m, fixture("models/tiny-gemma3.f32.gguf"), &mp, &err), err);
 	if (m) {
 		T_EQ_I64(hearth_trainer_new(&t, m, NULL, &err), HEARTH_EUNSUPPORTED);
@@ -587,7 +610,7 @@ static double logprob_scaled(struct hearth_trainer *t, const struct hearth_model
 static double dlogprob_da(struct hearth_trainer *t, const struct hearth_model *m, const int32_t *ids, int np, int nc,
 			  double a)
 {
-	float s[16];
+	float s[16] = { 0 };
 	const double h = 1e-2;
 	for (int i = 0; i < np; i++)
 		s[i] = (float)(a + h);

@@ -500,6 +500,7 @@ static void q8_K_from_float(const float *x, void *vy, int64_t n)
 
 DEFINE_ATTN_KERNELS(attn_tile, swiglu)
 DEFINE_GEGLU_KERNEL(geglu)
+DEFINE_SOFTCAP_KERNEL(softcap)
 DEFINE_ATTN_F16_CONVERT(attn_tile_f16, f16_to_float, attn_tile)
 DEFINE_ROW_KERNELS(row_minmax, row_exp_sum)
 
@@ -528,6 +529,7 @@ void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns)
 	fns->attn_tile_f16 = attn_tile_f16;
 	fns->swiglu = swiglu;
 	fns->geglu = geglu;
+	fns->softcap = softcap;
 	fns->row_minmax = row_minmax;
 	fns->row_collect = row_collect;
 	fns->row_exp_sum = row_exp_sum;

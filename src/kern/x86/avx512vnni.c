@@ -611,6 +611,7 @@ DEFINE_PACKED_GEMM(gemm_packed_f16, f16_group, const float *, 8, f16_tile_bytes)
 
 DEFINE_ATTN_KERNELS(attn_tile, swiglu)
 DEFINE_GEGLU_KERNEL(geglu)
+DEFINE_SOFTCAP_KERNEL(softcap)
 DEFINE_ROW_KERNELS(row_minmax, row_exp_sum)
 
 /* The indices of the elements >= thr, sixteen compared at once; the hits are
@@ -642,6 +643,7 @@ void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns)
 	fns->attn_tile = attn_tile;
 	fns->swiglu = swiglu;
 	fns->geglu = geglu;
+	fns->softcap = softcap;
 	fns->row_minmax = row_minmax;
 	fns->row_collect = row_collect;
 	fns->row_exp_sum = row_exp_sum;

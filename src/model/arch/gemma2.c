@@ -28,7 +28,8 @@ static int gemma2_swa(struct hearth_model *m, struct hearth_err *err)
 		struct layer *l = &m->layers[il];
 		if (period == 0 || il % period < period - 1) {
 			l->n_swa = n_swa;
-			l->rope_base = base_swa;
+			if ((rc = model_layer_rope(m, l, base_swa, l->rope_freq_scale, err)))
+				return rc;
 		}
 	}
 	return 0;

@@ -38,8 +38,8 @@ static int gemma3_swa(struct hearth_model *m, struct hearth_err *err)
 		struct layer *l = &m->layers[il];
 		if (period == 0 || il % period < period - 1) { /* period 0: every layer local */
 			l->n_swa = n_swa;
-			l->rope_base = base_swa;
-			l->rope_freq_scale = 1.0f;
+			if ((rc = model_layer_rope(m, l, base_swa, 1.0f, err)))
+				return rc;
 		}
 	}
 	return 0;

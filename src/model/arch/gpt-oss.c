@@ -1,5 +1,6 @@
 /* gpt-oss.c - the "gpt-oss" architecture (OpenAI's gpt-oss-20b/120b): GQA
- * attention with q/k/v/o biases, neox rope with YaRN scaling, a learned
+ * attention with q/k/v/o biases, neox rope with YaRN scaling (local layers
+ * with rope.freq_base_swa when given, their YaRN ramp from it), a learned
  * sink logit per head that joins each softmax's denominator, and a sliding
  * window (attention.sliding_window) on the layers the pattern makes local
  * (attention.sliding_window_pattern, 2 when absent as llama.cpp assumes:
@@ -22,14 +23,15 @@ static int gpt_oss_swa(struct hearth_model *m, struct hearth_err *err)
 	    (rc = model_hparam_i32(m, "attention.sliding_window_pattern", &period, false, err)) ||
 	    (rc = model_hparam_f32(m, "rope.freq_base_swa", &base_swa, false, err)))
 		return rc;
-	if (base_swa != m->hp.rope_base && m->hp.rope_ext_factor != 0.0f)
-		return err_set(err, HEARTH_EUNSUPPORTED, "%s: gpt-oss.rope.freq_base_swa %g differs from rope.freq_base %g "
-			       "under YaRN, which hearth does not do", m->gguf->path, (double)base_swa, (double)m->hp.rope_base);
+	/* a local base of its own keeps the global frequency scale; under YaRN
+	 * the ramp follows the local base (llama.cpp: rope_freq_scale_train_swa
+	 * = rope_freq_scale_train, ggml's rope derives the ramp per call) */
 	for (int il = 0; n_swa > 0 && il < m->hp.n_layer; il++) {
 		struct layer *l = &m->layers[il];
 		if (period == 0 || il % period < period - 1) { /* period 0: every layer local */
 			l->n_swa = n_swa;
-			l->rope_base = base_swa;
+			if ((rc = model_layer_rope(m, l, base_swa, l->rope_freq_scale, err)))
+				return rc;
 		}
 	}
 	return 0;
