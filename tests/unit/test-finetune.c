@@ -446,6 +446,21 @@ void test_finetune_cli(void)
 	T_EQ_I64(run_cli(out, sizeof out, args), 0);
 	T_TRUE(strstr(out, "resuming") != NULL && strstr(out, "step 3/4") != NULL && !strstr(out, "step 2/4"));
 	T_TRUE(same_file(a1, a2));
+	/* conversations, through the model's chat template */
+	char chat[400];
+	snprintf(chat, sizeof chat, "%s", tmp_path("ft-chat.jsonl"));
+	if ((f = fopen(chat, "wb"))) {
+		for (int i = 0; i < 4; i++)
+			fprintf(f, "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, "
+				   "{\"role\": \"user\", \"content\": \"Colour %d?\"}, "
+				   "{\"role\": \"assistant\", \"content\": \"Blue.\"}]}\n", i);
+		fclose(f);
+	}
+	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s' --ctx 64 --steps 2 --epochs 0 -t 2", model,
+		 chat, a2);
+	T_EQ_I64(run_cli(out, sizeof out, args), 0);
+	if (!strstr(out, "4 examples (4 train, 0 validation)") || !strstr(out, "step 2/2"))
+		T_FAIL("chat run: %s", out);
 	/* other options are refused by the checkpoint */
 	snprintf(args, sizeof args, "finetune -m '%s' --data '%s' -o '%s' %s --lr 2e-2 --valid-split 0.2 --resume '%s'",
 		 model, data, a2, common, ck);
