@@ -35,7 +35,7 @@ else
 LIB_SRC  := $(filter-out src/kern/x86/%,$(LIB_SRC))
 endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o) $(B)/server/web-assets.o
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 # the server's request path without its main (serve.c), for the tests and the fuzzers
 SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
@@ -50,6 +50,16 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# the web chat page (web/), embedded into the server by a generator of byte arrays
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js))
+$(B)/web-embed: tools/web-embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+$(B)/server/web-assets.c: $(B)/web-embed $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	$(B)/web-embed $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+$(B)/server/web-assets.o: $(B)/server/web-assets.c
+	$(CC) $(CPPFLAGS) -Iserver $(CFLAGS) -c $< -o $@
 
 $(B)/libhearth.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -171,7 +181,7 @@ test-clang:
 # replayed by every run) and build-fuzz/seeds/NAME/ (written by mkseeds);
 # tests/fuzz/NAME.dict when present. New inputs go to build-fuzz/corpus/NAME/,
 # reproducers of findings to build-fuzz/findings/NAME/ (and the make target fails).
-FUZZ_TARGETS := gguf tok hf-vocab http jinja grammar safetensors state
+FUZZ_TARGETS := gguf tok hf-vocab http jinja grammar safetensors state lora
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 20

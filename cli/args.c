@@ -127,7 +127,52 @@ const char gen_opts_help[] =
 	"      --repeat-penalty R  penalize repeated tokens; 1 = off [1.0]\n"
 	"      --repeat-last-n N   tokens the penalties look back over; -1 = all [64]\n"
 	"      --frequency-penalty F, --presence-penalty P   OpenAI-style penalties [0]\n"
-	"  -s, --seed S            random seed, for reproducible runs [random]\n";
+	"  -s, --seed S            random seed, for reproducible runs [random]\n"
+	"      --lora FILE[:SCALE] a LoRA adapter (llama.cpp's GGUF) times SCALE [1]; repeatable\n";
+
+bool gen_opts_lora(struct gen_opts *o, const char *cmd, const char *v)
+{
+	if (o->n_lora == HEARTH_MAX_LORAS)
+		return usage_error(cmd, "--lora: at most %d adapters", HEARTH_MAX_LORAS), false;
+	const char *colon = strrchr(v, ':');
+	size_t n = strlen(v);
+	float scale = 1.0f;
+	if (colon) { /* FILE:SCALE when what follows the last colon is a number */
+		char *end;
+		const double f = strtod(colon + 1, &end);
+		if (end != colon + 1 && !*end) {
+			if (!(fabs(f) <= 1000))
+				return usage_error(cmd, "--lora: scale '%s' is not a number within +-1000", colon + 1), false;
+			scale = (float)f;
+			n = (size_t)(colon - v);
+		}
+	}
+	if (n == 0 || n >= sizeof o->lora_buf[0])
+		return usage_error(cmd, "--lora: no file, or a path too long, in '%.64s'", v), false;
+	memcpy(o->lora_buf[o->n_lora], v, n);
+	o->lora_buf[o->n_lora][n] = 0;
+	o->lora_path[o->n_lora] = o->lora_buf[o->n_lora];
+	o->lora_scale[o->n_lora++] = scale;
+	return true;
+}
+
+int gen_opts_apply_lora(const struct gen_opts *o, const char *cmd, struct hearth_model *m, struct hearth_context *c)
+{
+	struct hearth_lora_use use[HEARTH_MAX_LORAS] = { { 0 } };
+	struct hearth_err err = { 0 };
+	int rc = 0;
+	for (int k = 0; k < o->n_lora && !rc; k++) {
+		use[k].scale = o->lora_scale[k];
+		rc = hearth_lora_load(&use[k].lora, m, o->lora_path[k], &err);
+	}
+	if (!rc)
+		rc = hearth_context_set_lora(c, use, o->n_lora, &err);
+	for (int k = 0; k < o->n_lora; k++)
+		hearth_lora_free(use[k].lora); /* c holds its own references */
+	if (rc)
+		fprintf(stderr, "hearth %s: %s\n", cmd, err.msg);
+	return rc ? 1 : 0;
+}
 
 int gen_opts_parse(struct gen_opts *o, const char *cmd, int argc, char **argv, int *i)
 {
@@ -143,6 +188,10 @@ int gen_opts_parse(struct gen_opts *o, const char *cmd, int argc, char **argv, i
 	if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
 		VAL();
 		o->model = v;
+	} else if (!strcmp(a, "--lora")) {
+		VAL();
+		if (!gen_opts_lora(o, cmd, v))
+			return -1;
 	} else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
 		VAL();
 		if (!arg_int(cmd, a, v, -1, INT32_MAX, &n))

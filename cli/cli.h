@@ -34,6 +34,7 @@ const char *cli_model_path(const char *cmd, const char *name);
 int cmd_imatrix(int argc, char **argv);
 int cmd_steer(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_export_lora(int argc, char **argv);
 
 /* One chunk of a text to evaluate (chunks.c): what perplexity and imatrix share. */
 struct chunk_eval {
@@ -93,10 +94,18 @@ struct gen_opts {
 	struct hearth_context_params cp;
 	bool seed_set;
 	int32_t n_predict; /* -1: until end of generation or a full context */
+	const char *lora_path[HEARTH_MAX_LORAS]; /* --lora FILE[:SCALE] (the FILE part, in lora_buf) */
+	float lora_scale[HEARTH_MAX_LORAS];
+	int n_lora;
+	char lora_buf[HEARTH_MAX_LORAS][4096];
 };
 void gen_opts_init(struct gen_opts *o);
 /* Parses argv[*i] if it is a shared flag: 1 taken, 0 not ours, -1 bad value (reported). */
 int gen_opts_parse(struct gen_opts *o, const char *cmd, int argc, char **argv, int *i);
 extern const char gen_opts_help[];
+/* --lora FILE[:SCALE] into o's adapters; false after a usage error. */
+bool gen_opts_lora(struct gen_opts *o, const char *cmd, const char *v);
+/* Loads o's adapters for m and sets them on c (which keeps them); 0, or 1 after a message. */
+int gen_opts_apply_lora(const struct gen_opts *o, const char *cmd, struct hearth_model *m, struct hearth_context *c);
 
 #endif /* HEARTH_CLI_H */

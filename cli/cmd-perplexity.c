@@ -48,6 +48,7 @@ struct ppl_opts {
 	const char *model, *file, *kld_base;
 	long long n_ctx, n_batch, n_chunks, t;
 	bool ctx_set, kld;
+	struct gen_opts lora; /* --lora FILE[:SCALE] (its adapters only) */
 };
 
 /* One run over the chunks: what is done with each scored position. */
@@ -151,7 +152,8 @@ static const char perplexity_help[] =
 	"  -t, --threads N      threads (0: the physical cores) [0]\n"
 	"      --chunks N       evaluate at most the first N chunks [all]\n"
 	"      --kl-divergence-base FILE   base log-probabilities: written, or read with --kl-divergence\n"
-	"      --kl-divergence  compare with the base file's model\n";
+	"      --kl-divergence  compare with the base file's model\n"
+	"      --lora FILE[:SCALE]  a LoRA adapter (llama.cpp's GGUF) times SCALE [1]; repeatable\n";
 
 /* Parses argv into o: 0 to go on, else the exit code (help: 0 after printing it, -1). */
 static int ppl_parse(int argc, char **argv, struct ppl_opts *o)
@@ -174,6 +176,9 @@ static int ppl_parse(int argc, char **argv, struct ppl_opts *o)
 			o->file = val;
 		} else if (!strcmp(a, "--kl-divergence-base")) {
 			o->kld_base = val;
+		} else if (!strcmp(a, "--lora")) {
+			if (!gen_opts_lora(&o->lora, "perplexity", val))
+				return EXIT_USAGE;
 		} else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
 			if (!arg_int("perplexity", a, val, 4, 1 << 20, &o->n_ctx))
 				return EXIT_USAGE;
@@ -250,7 +255,12 @@ static int ppl_start(struct ppl_run *r, struct hearth_model *m, const struct ppl
 		snprintf(err->msg, sizeof err->msg, "out of memory for a row of %d log-probabilities", r->n_vocab);
 		return err->code = HEARTH_ENOMEM;
 	}
-	return hearth_context_new(&r->c, m, &cp, err);
+	int rc = hearth_context_new(&r->c, m, &cp, err);
+	if (!rc && o->lora.n_lora && gen_opts_apply_lora(&o->lora, "perplexity", m, r->c)) {
+		snprintf(err->msg, sizeof err->msg, "a --lora adapter was refused");
+		return err->code = HEARTH_EINVAL;
+	}
+	return rc;
 }
 
 /* Perplexity on the text, saving the base file when asked. */

@@ -37,7 +37,7 @@ static int session_open(struct session *s, struct gen_opts *o, const char *cmd)
 		fprintf(stderr, "hearth %s: %s\n", cmd, err.code ? err.msg : "out of memory");
 		return 1;
 	}
-	return 0;
+	return gen_opts_apply_lora(o, cmd, s->model, s->ctx);
 }
 
 static void session_close(struct session *s)

@@ -28,6 +28,7 @@ static const char usage[] =
 	"  imatrix     an importance matrix for quantizing, as llama-imatrix computes it\n"
 	"  steer       a control vector from contrastive prompts (llama.cpp's format)\n"
 	"  finetune    train a LoRA adapter on a JSON Lines dataset\n"
+	"  export-lora merge LoRA adapters into a copy of a model\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
 
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 		{ "imatrix", cmd_imatrix },
 		{ "steer", cmd_steer },
 		{ "finetune", cmd_finetune },
+		{ "export-lora", cmd_export_lora },
 	};
 
 	hearth_log_set(cli_log, NULL);

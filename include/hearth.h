@@ -499,6 +499,62 @@ struct hearth_steering {
  * another shape, a non-finite strength or a bad layer range. */
 int hearth_context_set_steering(struct hearth_context *c, const struct hearth_steering *s, struct hearth_err *err);
 
+/* ---- LoRA adapters --------------------------------------------------------
+ *
+ * An adapter in llama.cpp's GGUF LoRA format (general.type "adapter",
+ * adapter.type "lora", general.architecture the base model's, optional
+ * adapter.lora.alpha): for a base matrix W named "<name>" ([n_in] x n_out),
+ * tensors "<name>.lora_a" ([n_in] x rank) and "<name>.lora_b" ([rank] x
+ * n_out); the product becomes y = x W^T + s * (x A^T) B^T with s = scale *
+ * alpha / rank (alpha 0: s = scale), as llama.cpp applies them. Matrices that
+ * may carry adapters: attention q, k, v, o (or a fused attn_qkv), FFN gate,
+ * up, down (or a fused up), the output head, and the token embedding (there
+ * lora_a is [rank] x n_vocab and lora_b [rank] x n_embd, added to the looked-
+ * up row). Mixture-of-experts matrices are refused. Norm tensors in the file
+ * are skipped, as llama.cpp does. A and B are kept as f32 copies.
+ *
+ * An adapter is reference-counted: every request and context that uses it
+ * holds a reference, so hearth_lora_free (dropping the loader's) may be called
+ * while requests still run; it is freed when the last of them ends. Read-only
+ * once loaded: any thread may use it.
+ */
+struct hearth_lora;
+/* Reads path's adapter for m. HEARTH_EBADGGUF names the file, the tensor and
+ * the problem (not an adapter, another architecture, an unpaired lora_a or
+ * lora_b, shapes that do not fit the base tensor, a rank above 4096, non-finite
+ * values, a type other than f32, f16, bf16 or q8_0); HEARTH_EUNSUPPORTED a
+ * base tensor hearth does not adapt, or an activated LoRA (aLoRA). */
+int hearth_lora_load(struct hearth_lora **out, const struct hearth_model *m, const char *path, struct hearth_err *err);
+/* Drops the caller's reference (NULL: nothing). */
+void hearth_lora_free(struct hearth_lora *a);
+/* Takes another reference to a (dropped by hearth_lora_free); returns a. Any thread. */
+struct hearth_lora *hearth_lora_ref(struct hearth_lora *a);
+float hearth_lora_alpha(const struct hearth_lora *a);  /* adapter.lora.alpha (0: none given) */
+int32_t hearth_lora_n_pairs(const struct hearth_lora *a); /* adapted base matrices */
+/* A SHA-256 digest of the adapter's tensors (names, shapes and values as
+ * loaded): equal adapters share cached prompt blocks. */
+const uint8_t *hearth_lora_digest(const struct hearth_lora *a);
+
+/* An adapter in use with its scale (scale 0 changes nothing; the pass is
+ * then exactly the base's). Several add up, in order. */
+#define HEARTH_MAX_LORAS 8
+struct hearth_lora_use {
+	struct hearth_lora *lora;
+	float scale;
+};
+/* c's later decodes use these n adapters (n 0: none); c holds references to
+ * them until replaced or freed. HEARTH_EINVAL for more than HEARTH_MAX_LORAS,
+ * an adapter of another model or a non-finite scale. */
+int hearth_context_set_lora(struct hearth_context *c, const struct hearth_lora_use *use, int32_t n,
+			    struct hearth_err *err);
+/* Writes m's GGUF with the n adapters merged into its matrices (llama.cpp's
+ * export-lora): W + scale * alpha / rank * B A, in f32 from the base
+ * dequantized, stored as f32 where the base tensor is f32 and as f16
+ * otherwise (quantized bases are not requantized). Keys and the other tensors
+ * are copied. The file appears at path only when complete. */
+int hearth_lora_export(const struct hearth_model *m, const struct hearth_lora_use *use, int32_t n, const char *path,
+		       struct hearth_err *err);
+
 /* ---- importance matrices (llama-imatrix) --------------------------------
  *
  * For every weight matrix of the transformer blocks, per input column j, the
@@ -720,6 +776,12 @@ struct hearth_request_params {
 	 * share batches; they share cached prompt blocks only with requests of
 	 * the same steering [cvec NULL: none]. */
 	struct hearth_steering steering;
+	/* LoRA adapters for this request alone (copied; the request holds a
+	 * reference to each until it ends). Requests with different adapters,
+	 * or none, share batches; they share cached prompt blocks only with
+	 * requests of the same adapters and scales [n_lora 0: none]. */
+	const struct hearth_lora_use *lora;
+	int32_t n_lora;
 };
 /* The defaults shown in brackets above; no prompt. */
 struct hearth_request_params hearth_request_default_params(void);

@@ -228,6 +228,7 @@ void api_models(struct server *srv, const struct call *call, struct reply *rp)
 	(void)call;
 	for (int i = 0; ok && i < srv->models.n; i++)
 		ok = jsonb_add(data, shape_model(&srv->models, srv->models.m[i]));
+	ok = ok && adapters_list_models(srv, data);
 	data = jsonb_done(data, ok);
 	reply_json(rp, 200, data ? json_pack("{s:s, s:o}", "object", "list", "data", data) : NULL);
 }

@@ -28,10 +28,8 @@
 static bool score_ids_of(struct served_model *sm, json_t *v, const char *key, bool bos, int32_t max, int32_t **ids,
 			 int32_t *n, struct reply *rp);
 
-/* One side ("prompt" or "completion"): a string or a non-empty array of ids,
- * at most max ids (the context). NULL ids and false after an error reply. */
-static bool score_ids(struct served_model *sm, json_t *body, const char *key, bool bos, int32_t max, int32_t **ids,
-		      int32_t *n, struct reply *rp)
+bool score_ids(struct served_model *sm, json_t *body, const char *key, bool bos, int32_t max, int32_t **ids, int32_t *n,
+	       struct reply *rp)
 {
 	json_t *v = json_object_get(body, key);
 	return score_ids_of(sm, v, key, bos, max, ids, n, rp);
@@ -225,6 +223,27 @@ static bool score_run(struct served_model *sm, const struct call *call, const in
 	return false;
 }
 
+bool score_read(struct served_model *sm, json_t *body, int32_t max, int32_t **p_ids, int32_t *n_p, int32_t **c_ids,
+		int32_t *n_c, struct reply *rp)
+{
+	const bool strings = json_is_string(json_object_get(body, "prompt")) &&
+			     json_is_string(json_object_get(body, "completion"));
+	if (!score_ids(sm, body, "prompt", true, max, p_ids, n_p, rp) ||
+	    !(strings ? score_joined(sm, body, max, p_ids, n_p, c_ids, n_c, rp)
+		      : score_ids(sm, body, "completion", false, max, c_ids, n_c, rp)))
+		return false;
+	if (*n_p < 1) {
+		reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value",
+			    "The prompt has no tokens: the completion's first token needs one before it");
+		return false;
+	}
+	if (*n_c < 1) {
+		reply_error(rp, 400, "invalid_request_error", "completion", "invalid_value", "The completion is empty");
+		return false;
+	}
+	return true;
+}
+
 void api_score(struct server *srv, const struct call *call, struct reply *rp)
 {
 	json_t *body = call->body;
@@ -239,21 +258,9 @@ void api_score(struct server *srv, const struct call *call, struct reply *rp)
 	usage_mark_now(&mark, sm);
 	/* a request holds at most n_ctx_seq - 1 prompt tokens (hearth_sched_submit) */
 	const int32_t max = sm->sp.n_ctx_seq - 1;
-	const bool strings = json_is_string(json_object_get(body, "prompt")) &&
-			     json_is_string(json_object_get(body, "completion"));
-	if (!params_bool(body, "uncertainty", &unc, rp) || !steer_parse(sm, body, &steer, rp) || !score_ids(sm, body, "prompt", true, max, &p_ids, &n_p, rp) ||
-	    !(strings ? score_joined(sm, body, max, &p_ids, &n_p, &c_ids, &n_c, rp)
-		      : score_ids(sm, body, "completion", false, max, &c_ids, &n_c, rp)))
+	if (!params_bool(body, "uncertainty", &unc, rp) || !steer_parse(sm, body, &steer, rp) ||
+	    !score_read(sm, body, max, &p_ids, &n_p, &c_ids, &n_c, rp))
 		goto out;
-	if (n_p < 1) {
-		reply_error(rp, 400, "invalid_request_error", "prompt", "invalid_value",
-			    "The prompt has no tokens: the completion's first token needs one before it");
-		goto out;
-	}
-	if (n_c < 1) {
-		reply_error(rp, 400, "invalid_request_error", "completion", "invalid_value", "The completion is empty");
-		goto out;
-	}
 	if (n_p + n_c > max) {
 		reply_error(rp, 400, "invalid_request_error", "completion", "context_length_exceeded",
 			    "This model's maximum context length is %d tokens. However, you requested %d tokens "

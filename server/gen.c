@@ -214,6 +214,8 @@ bool gen_start(struct served_model *sm, const struct params *p, struct gen *g, c
 	rq.cache_salt = p->salt;
 	rq.cache_salt_size = p->salt_len;
 	rq.steering = p->steering;
+	rq.lora = p->n_lora ? &p->lora : NULL;
+	rq.n_lora = p->n_lora;
 	g->n_prompt = n;
 	g->t_submit = hearth_now();
 	if (hearth_detok_new(&g->dt, sm->model, false, &err) ||
@@ -264,6 +266,10 @@ bool gen_wait(struct served_model *sm, const struct params *p, struct gen *g, in
 		int rc = hearth_request_next(g->req, &ev, 250);
 		if (rc == 0) {
 			gen_event(sm, p, g, &ev);
+			/* checked after each token too: while the answer is held back (a tool
+			 * call being written) nothing is sent, so no failed write tells */
+			if (!ev.finish && client_gone(fd))
+				hearth_request_cancel(g->req);
 			if (ev.finish) {
 				g->cached = hearth_request_cached_tokens(g->req);
 				double t0 = hearth_request_t_start(g->req);

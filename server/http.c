@@ -104,7 +104,7 @@ static struct MHD_Response *make_response(struct server *srv, struct conn_slot *
 		free(rp->body);
 		rp->body = NULL;
 		rp->len = 0;
-	} else if (!rp->body) {
+	} else if (!rp->body && rp->status != 304) {
 		reply_error(rp, 500, "server_error", NULL, NULL, "the reply could not be built");
 	}
 	resp = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
@@ -131,6 +131,8 @@ static enum MHD_Result send_reply(struct server *srv, struct MHD_Connection *c, 
 	}
 	if (rp->allow)
 		MHD_add_response_header(resp, "Allow", rp->allow);
+	for (int i = 0; i < rp->n_headers; i++)
+		MHD_add_response_header(resp, rp->headers[i].name, rp->headers[i].value);
 	if (rp->cors_origin) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", rp->cors_origin);
 		MHD_add_response_header(resp, "Vary", "Origin");
@@ -206,6 +208,7 @@ static void read_head(struct MHD_Connection *c, const char *url, const char *met
 	rq->session_id = header(c, "x-session-id");
 	rq->preflight_method = header(c, "Access-Control-Request-Method");
 	rq->preflight_headers = header(c, "Access-Control-Request-Headers");
+	rq->if_none_match = header(c, "If-None-Match");
 	rq->fd = fd ? fd->connect_fd : -1;
 	rq->conn = c;
 	rq->query = query_values;

@@ -20,11 +20,12 @@ int load_model(struct served_model *sm, const char *template_src, size_t templat
 	cp.allow_special_in_content = sm->srv->allow_special_in_content;
 	sm->sp = sm->srv->sp;
 	if (!(rc = hearth_model_load(&sm->model, sm->path, &mp, err)) &&
-	    !(rc = hearth_chat_new(sm->model, &cp, &sm->chat, err)) && !(rc = steer_load(sm, err)))
+	    !(rc = hearth_chat_new(sm->model, &cp, &sm->chat, err)) && !(rc = steer_load(sm, err)) &&
+	    !(rc = adapters_load(sm, err)))
 		rc = hearth_sched_new(&sm->sched, sm->model, &sm->sp, err);
-	if (!rc && sem_init(&sm->renders, 0, MAX_RENDERS)) {
-		rc = err->code = HEARTH_ENOMEM;
-		snprintf(err->msg, sizeof err->msg, "serve: cannot make the render semaphore");
+	if (!rc && (sem_init(&sm->renders, 0, MAX_RENDERS) || sem_init(&sm->attributions, 0, 1))) {
+		rc = err->code = HEARTH_ENOMEM; /* (sem_init fails only for counts past SEM_VALUE_MAX) */
+		snprintf(err->msg, sizeof err->msg, "serve: cannot make the render semaphores");
 	}
 	sm->renders_ready = rc == 0;
 	if (rc) {
@@ -38,11 +39,14 @@ int load_model(struct served_model *sm, const char *template_src, size_t templat
 
 void load_free(struct served_model *sm)
 {
-	if (sm->renders_ready)
+	if (sm->renders_ready) {
 		sem_destroy(&sm->renders);
+		sem_destroy(&sm->attributions);
+	}
 	sm->renders_ready = false;
 	hearth_sched_free(sm->sched);
 	steer_free(sm); /* after the scheduler: its requests point at them */
+	adapters_free(sm);
 	hearth_chat_free(sm->chat);
 	hearth_model_free(sm->model);
 	sm->sched = NULL;

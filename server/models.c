@@ -120,6 +120,14 @@ struct served_model *models_find(struct models *ms, const char *name)
 {
 	struct served_model *sm = find_exact(ms, name);
 	size_t n = strlen(name);
+	const char *plus = strrchr(name, '+');
+	if (!sm && plus && (size_t)(plus - name) <= MODEL_NAME_MAX) { /* "BASE+ADAPTER": the base (adapters.c) */
+		char base[MODEL_NAME_MAX + 1];
+		memcpy(base, name, (size_t)(plus - name));
+		base[plus - name] = 0;
+		if ((sm = find_exact(ms, base)))
+			return sm;
+	}
 	if (!sm && n > 7 && !strcmp(name + n - 7, ":latest")) { /* Ollama's default tag */
 		char base[MODEL_NAME_MAX + 1];
 		if (n - 7 <= MODEL_NAME_MAX) {

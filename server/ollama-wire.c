@@ -162,6 +162,10 @@ bool ollama_wire_body(json_t *body, bool chat, json_t **out, struct reply *rp)
 	}
 	/* streaming is the default */
 	ok = ok && !json_object_set_new(o, "stream", json_boolean(!json_is_false(json_object_get(body, "stream"))));
+	/* the adapter, by "model": "BASE+NAME" or "lora" (adapters.c reads them) */
+	for (int i = 0; ok && i < 2; i++)
+		if ((v = json_object_get(body, i ? "lora" : "model")))
+			ok = !json_object_set(o, i ? "lora" : "model", v);
 	if (ok && think && !json_is_null(think)) {
 		if (!json_is_boolean(think)) { /* "high"/"low" (gpt-oss) ride on reasoning_effort */
 			ok = json_is_string(think) && !json_object_set(o, "reasoning_effort", think);

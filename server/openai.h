@@ -56,6 +56,8 @@ struct params {
 	const char *tenant;        /* the API key that let the request in, NULL: none */
 	struct hidden_opts hidden; /* "hidden_states" (hidden-http.c) */
 	struct hearth_steering steering; /* "steering" (steer.c); the vectors are the model's */
+	struct hearth_lora_use lora;     /* "lora" or "model": "BASE+NAME" (adapters.c); a reference held */
+	int32_t n_lora;
 };
 
 
@@ -196,6 +198,11 @@ void params_free(struct params *p);
 /* A request's "steering" field (absent or null: every loaded vector, strength 1)
  * into *out; false after a 400 reply naming the problem (steer.c). */
 bool steer_parse(struct served_model *sm, json_t *body, struct hearth_steering *out, struct reply *rp);
+/* A request's adapter ("lora": NAME, or "model": "BASE+NAME") into *use with
+ * a reference taken (*n_use 1), or none (*n_use 0); false after the reply
+ * (404 for an adapter that is not loaded). */
+bool adapters_parse(struct served_model *sm, json_t *body, struct hearth_lora_use *use, int32_t *n_use,
+		    struct reply *rp);
 /* Reads the optional boolean field key of b into *out; false after a 400 reply. */
 bool params_bool(json_t *b, const char *key, bool *out, struct reply *rp);
 
@@ -249,6 +256,17 @@ int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
  * with the context as a ceiling, or an array of token ids checked against the
  * vocabulary; *ids malloc'd. False after an error reply. */
 bool api_prompt_ids(struct served_model *sm, json_t *p, int32_t **ids, int32_t *n, struct reply *rp);
+
+/* api-score.c: what /v1/attribute shares with /v1/score. One side ("prompt"
+ * or "completion") of body: a string (tokenized, bos as asked, at most max
+ * tokens) or an array of ids; *ids malloc'd; false after an error reply. */
+bool score_ids(struct served_model *sm, json_t *body, const char *key, bool bos, int32_t max, int32_t **ids, int32_t *n,
+	       struct reply *rp);
+/* body's "prompt" and "completion" as /v1/score reads them (two strings:
+ * the joined text's tokens split where they leave the prompt's), at least
+ * one token each; both malloc'd; false after an error reply. */
+bool score_read(struct served_model *sm, json_t *body, int32_t max, int32_t **p_ids, int32_t *n_p, int32_t **c_ids,
+		int32_t *n_c, struct reply *rp);
 
 #define EMBED_MAX_INPUTS 2048 /* inputs of one embeddings or rerank request, as OpenAI's limit */
 

@@ -31,6 +31,9 @@ void params_free(struct params *p)
 	p->salt = NULL;
 	free(p->gbnf);
 	p->gbnf = NULL;
+	if (p->n_lora)
+		hearth_lora_free(p->lora.lora);
+	p->n_lora = 0;
 }
 
 enum kind { KIND_NUMBER, KIND_INTEGER, KIND_BOOLEAN, KIND_STRING };
@@ -292,5 +295,6 @@ bool params_parse(struct served_model *sm, json_t *b, bool chat, const char *ten
 	}
 	return parse_logprobs(b, chat, p, rp) && parse_stream_options(b, p, rp) &&
 	       parse_stop(b, p, rp) && parse_logit_bias(sm, b, p, rp) && set_salt(p, tenant, cache_salt, rp) &&
-	       constrain_parse(b, p, rp) && hidden_parse(sm, b, p, rp) && steer_parse(sm, b, &p->steering, rp);
+	       constrain_parse(b, p, rp) && hidden_parse(sm, b, p, rp) && steer_parse(sm, b, &p->steering, rp) &&
+	       adapters_parse(sm, b, &p->lora, &p->n_lora, rp);
 }

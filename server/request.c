@@ -6,7 +6,8 @@
  *   request_head    once its headers are in: URL and header sizes (414, 431),
  *                   the Host name (403: DNS rebinding), the Origin (403 unless
  *                   allowed; CORS preflights), the API key (401, before routes
- *                   are revealed), the route and method (404, 405), the
+ *                   are revealed; the open routes, /health and the web page's
+ *                   GET / and /ui/NAME, need none), the route and method (404, 405), the
  *                   server's state (503), the content type (415), and the
  *                   length (413, or 503 while request bodies hold --max-body-total);
  *   request_answer  once its body is in: the body limits (413, 503), the JSON
@@ -35,7 +36,7 @@ struct route {
 	const char *method;       /* GET routes answer HEAD too */
 	route_fn fn;              /* NULL: answered in this file */
 	bool prefix;              /* path is a prefix; the rest is call->arg */
-	bool open;                /* answered without an API key */
+	bool open;                /* answered without an API key, and while models load */
 	bool json_body;           /* takes a JSON object */
 	bool small_body;          /* at most SMALL_BODY_MAX bytes */
 };
@@ -45,9 +46,14 @@ static const struct route routes[] = {
 	{ "/metrics", "GET", NULL, false, false, false, false },
 	{ "/v1/models", "GET", api_models, false, false, false, false },
 	{ "/v1/models/", "GET", api_model, true, false, false, false },
+	/* LoRA adapters (adapters.c) */
+	{ "/v1/lora", "GET", api_lora_list, false, false, false, false },
+	{ "/v1/lora", "POST", api_lora_load, false, false, true, true },
+	{ "/v1/lora/", "DELETE", api_lora_unload, true, false, false, false },
 	{ "/v1/chat/completions", "POST", api_chat_completions, false, false, true, false },
 	{ "/v1/completions", "POST", api_completions, false, false, true, false },
 	{ "/v1/score", "POST", api_score, false, false, true, false },
+	{ "/v1/attribute", "POST", api_attribute, false, false, true, false },
 	{ "/v1/embeddings", "POST", api_embeddings, false, false, true, false },
 	{ "/v1/rerank", "POST", api_rerank, false, false, true, false },
 	{ "/rerank", "POST", api_rerank, false, false, true, false },
@@ -73,6 +79,9 @@ static const struct route routes[] = {
 	{ "/v1/hearth/usage/latency", "GET", api_usage_latency, false, false, false, false },
 	{ "/v1/hearth/usage/samples", "GET", api_usage_samples, false, false, false, false },
 	{ "/v1/hearth/usage/cost", "GET", api_usage_cost, false, false, false, false },
+	/* the web chat page (web.c): no data in it, so no key */
+	{ "/", "GET", web_index, false, true, false, false },
+	{ "/ui/", "GET", web_file, true, true, false, false },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -215,6 +224,15 @@ static const struct route *route_find(const char *url, const char *method, bool 
 	return first;
 }
 
+/* Is url a route answered without a key (/health, the web page)? (Its other
+ * methods then get 405 without a key too: the path is public anyway.) */
+static bool route_open(const char *url, const char *method)
+{
+	bool known;
+	const struct route *rt = route_find(url, method, &known);
+	return rt && rt->open;
+}
+
 size_t request_max_body(const struct server *srv, const struct route *rt)
 {
 	if (!rt->json_body)
@@ -266,7 +284,7 @@ static bool check_route(struct server *srv, const struct http_request *rq, const
 		return true;
 	}
 	const int phase = atomic_load(&srv->phase);
-	if (rt->fn && phase != SRV_READY) {
+	if (rt->fn && !rt->open && phase != SRV_READY) {
 		reply_error(rp, 503, "service_unavailable", NULL, phase == SRV_LOADING ? "model_loading" : "draining",
 			    phase == SRV_LOADING ? "The model is still loading" : "The server is shutting down");
 		rp->retry_after = phase == SRV_LOADING ? 2 : 0;
@@ -334,8 +352,7 @@ bool request_head(struct server *srv, const struct http_request *rq, const struc
 	}
 	if (check_origin(srv, rq, rp))
 		return true;
-	const bool is_health = !strcmp(rq->url, "/health");
-	if (srv->n_keys && !is_health && !key_match(srv, rq->authorization)) {
+	if (srv->n_keys && !route_open(rq->url, rq->method) && !key_match(srv, rq->authorization)) {
 		reply_error(rp, 401, "authentication_error", NULL, "invalid_api_key",
 			    "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.");
 		return true;

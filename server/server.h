@@ -11,6 +11,7 @@
  *   api-openai.c   /v1/chat/completions, /v1/completions, /v1/models, /tokenize,
  *                  /detokenize, over params.c, gen.c, stream.c, shapes.c (openai.h)
  *   api-score.c    /v1/score: a given completion's log-probabilities, without sampling
+ *   api-attribute.c /v1/attribute: each prompt token's saliency for a completion (the trainer's pass)
  *   api-embed.c    /v1/embeddings: pooled hidden states; api-rerank.c: /v1/rerank over them
  *   api-ollama.c   Ollama's /api/chat, /api/generate, /api/tags, /api/show, /api/ps,
  *                  /api/version, /api/pull over the same machinery (ollama-wire.c: its
@@ -23,6 +24,7 @@
  *   usage.h        usage per key: keys.c (names, roles, quotas), usage-store.c
  *                  (SQLite), usage-query.c and usage-api.c (the usage routes),
  *                  quota.c, price.c, usage.c (recording, counters, sampler)
+ *   web.c          the web chat page at / (web/, embedded at build time; web.h)
  *   serve.c        flags, keys, TLS files, model registration, signals, draining
  *
  * Threads: one accept thread; libmicrohttpd runs one thread per connection;
@@ -52,6 +54,7 @@
 #define SRV_MAX_NAMES 16        /* --allowed-host and --cors-origin entries */
 #define SRV_MIN_KEY_BYTES 16    /* shorter keys need --allow-weak-key */
 #define SRV_MAX_CVECS 16        /* --control-vector files */
+#define SRV_MAX_LORAS 32        /* LoRA adapters (--lora and POST /v1/lora) */
 #define LISTEN_MAX_LINGER 128   /* refused sockets drained at once */
 #define KEY_NAME_MAX 64         /* bytes of an API key's name, NUL included (usage.h) */
 
@@ -167,7 +170,8 @@ struct served_model {
 	struct hearth_model *model;
 	struct hearth_chat *chat; /* the model's chat template, compiled */
 	sem_t renders;            /* chat renders running at once (each may hold its arena, up to 256 MiB) */
-	bool renders_ready;
+	bool renders_ready;       /* renders and attributions made */
+	sem_t attributions;       /* attributions running at once: one (api-attribute.c) */
 	struct hearth_sched *sched;
 	struct hearth_sched_params sp; /* as the scheduler uses them */
 	double load_s;            /* seconds its last load took */
@@ -185,6 +189,15 @@ struct served_model {
 	char failed_msg[256];     /* why it failed (for the log; may name the path) */
 };
 
+/* A LoRA adapter of a served model (adapters.c). */
+struct srv_adapter {
+	char name[64];            /* what requests call it ("lora", or "model": "BASE+NAME") */
+	char path[4096];          /* its file (never shown to clients) */
+	float scale;
+	struct served_model *sm;  /* its model; NULL: the first registered (--lora) */
+	struct hearth_lora *lora; /* loaded with its model, NULL while the model is not */
+};
+
 /* The registry. m[] and n are filled before the server starts and fixed
  * after, so any thread may read them without the lock. */
 struct models {
@@ -198,6 +211,8 @@ struct models {
 	size_t template_len;
 	pthread_t reaper;
 	bool reaper_running, stopping;
+	struct srv_adapter adapters[SRV_MAX_LORAS]; /* under mu (adapters.c) */
+	int n_adapters;
 };
 
 /* What a model value of -m may be: "FILE", or "NAME=FILE". Sets *name (NULL
@@ -268,6 +283,15 @@ bool steer_flag(struct server *srv, const char *arg, char *why, size_t why_size)
 int steer_load(struct served_model *sm, struct hearth_err *err);
 void steer_free(struct served_model *sm);
 
+/* adapters.c: LoRA adapters. Reads --lora's NAME=FILE[:SCALE] into srv's
+ * registry (false with why when malformed or too many). */
+bool adapters_flag(struct server *srv, const char *arg, char *why, size_t why_size);
+/* Loads the adapters of sm's model (freed by adapters_free; entries stay). */
+int adapters_load(struct served_model *sm, struct hearth_err *err);
+void adapters_free(struct served_model *sm);
+/* Adds a /v1/models entry "BASE+NAME" per adapter to data; false when out of memory. */
+bool adapters_list_models(struct server *srv, json_t *data);
+
 /* ---- the server ---- */
 
 struct server {
@@ -309,6 +333,7 @@ struct server {
 		char name[64];    /* what requests call it: the file name without .gguf */
 	} cvecs[SRV_MAX_CVECS];   /* --control-vector FILE[:SCALE] */
 	int n_cvecs;
+	const char *lora_dir;     /* POST /v1/lora may load files inside it (--lora-dir); NULL: off */
 	uint64_t cache_budget;    /* bytes saved state may take on disk (--cache-budget; 0: no limit) */
 	struct cache_store *cache; /* saved state (cache.h), NULL: none (the routes answer 503) */
 	/* state */
@@ -329,6 +354,13 @@ enum srv_phase { SRV_LOADING, SRV_READY, SRV_DRAINING };
 int server_load(struct server *srv, const char *template_src, size_t template_len, struct hearth_err *err);
 void server_unload(struct server *srv);
 
+#define REPLY_MAX_HEADERS 6
+
+/* A header a handler adds to its reply (static strings). */
+struct reply_header {
+	const char *name, *value;
+};
+
 /* An HTTP reply being built by a handler. */
 struct reply {
 	int status;
@@ -343,6 +375,8 @@ struct reply {
 	/* streaming: when set, the handler hands the connection to this reader */
 	struct stream *stream;
 	bool ollama;              /* errors in Ollama's shape {"error": "..."} (an /api/ route) */
+	struct reply_header headers[REPLY_MAX_HEADERS]; /* more headers (web.c) */
+	int n_headers;
 };
 
 /* Error replies in OpenAI's shape {"error":{"message","type","param","code"}},
@@ -375,6 +409,7 @@ struct http_request {
 	const char *method, *url;
 	const char *host, *authorization, *content_type, *origin, *session_id;
 	const char *preflight_method, *preflight_headers; /* Access-Control-Request-* */
+	const char *if_none_match; /* If-None-Match (web.c) */
 	size_t header_bytes;      /* names and values of all headers */
 	bool has_length;
 	uint64_t content_length;
@@ -416,11 +451,16 @@ size_t request_max_body(const struct server *srv, const struct route *rt);
 void api_chat_completions(struct server *srv, const struct call *call, struct reply *rp);
 void api_completions(struct server *srv, const struct call *call, struct reply *rp);
 void api_models(struct server *srv, const struct call *call, struct reply *rp);
+void api_lora_list(struct server *srv, const struct call *call, struct reply *rp);   /* adapters.c */
+void api_lora_load(struct server *srv, const struct call *call, struct reply *rp);
+void api_lora_unload(struct server *srv, const struct call *call, struct reply *rp);
 void api_model(struct server *srv, const struct call *call, struct reply *rp); /* GET /v1/models/{id} */
 void api_tokenize(struct server *srv, const struct call *call, struct reply *rp);
 void api_detokenize(struct server *srv, const struct call *call, struct reply *rp);
 /* api-score.c: POST /v1/score, a completion's log-probabilities after a prompt */
 void api_score(struct server *srv, const struct call *call, struct reply *rp);
+/* api-attribute.c: POST /v1/attribute, each prompt token's saliency for a completion's log-probability */
+void api_attribute(struct server *srv, const struct call *call, struct reply *rp);
 /* api-embed.c: POST /v1/embeddings, pooled hidden states in OpenAI's shape */
 void api_embeddings(struct server *srv, const struct call *call, struct reply *rp);
 /* api-rerank.c: POST /v1/rerank, documents ordered by similarity to a query */
@@ -439,6 +479,10 @@ void api_ollama_show(struct server *srv, const struct call *call, struct reply *
 void api_ollama_chat(struct server *srv, const struct call *call, struct reply *rp);
 void api_ollama_generate(struct server *srv, const struct call *call, struct reply *rp);
 void api_ollama_pull(struct server *srv, const struct call *call, struct reply *rp);
+
+/* web.c: the web chat page (web.h): GET / and GET /ui/NAME, without a key */
+void web_index(struct server *srv, const struct call *call, struct reply *rp);
+void web_file(struct server *srv, const struct call *call, struct reply *rp);
 
 /* Streaming: the reader fills buf with the next SSE bytes. Returns the count,
  * 0 with *ended when the stream ended, -1 when it broke (out of memory: the

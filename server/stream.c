@@ -61,8 +61,8 @@ static void sse_emit(struct stream *st, int i, size_t lp_from)
 	size_t upto = gen_sendable(&st->p, g);
 	bool fin = g->finish != 0;
 	const bool extras = ((st->p.logprobs || st->p.uncertainty) && g->n_lps > lp_from) || hidden_pending(&st->p, g);
-	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) && !(!st->chat && extras))
-		return;
+	if (upto <= g->sent && !fin && !(st->chat && !st->role_sent[i]) && !extras)
+		return; /* (extras go out even when their text is held back: lp_sent moves past them) */
 	json_t *text = jsonb_str(g->text ? g->text + g->sent : "", upto > g->sent ? upto - g->sent : 0);
 	g->sent = upto > g->sent ? upto : g->sent;
 	json_t *choice;

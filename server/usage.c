@@ -198,6 +198,7 @@ const char *usage_route_name(const char *path)
 		{ "/api/chat", "ollama.chat" },                 { "/api/generate", "ollama.generate" },
 		{ "/v1/embeddings", "embeddings" },             { "/v1/score", "score" },
 		{ "/v1/rerank", "rerank" },                     { "/rerank", "rerank" },
+		{ "/v1/attribute", "attribute" },
 	};
 	for (size_t i = 0; path && i < sizeof map / sizeof map[0]; i++)
 		if (!strcmp(path, map[i][0]))

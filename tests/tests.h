@@ -147,7 +147,9 @@
 	X(test_usage_price)          \
 	X(test_usage_quota)          \
 	X(test_http_routes)          \
+	X(test_web_page)             \
 	X(test_fault_http)           \
+	X(test_http_attribute)       \
 	X(test_models)               \
 	X(test_ollama_wire)          \
 	X(test_ollama_reply)         \
@@ -186,7 +188,11 @@
 	X(test_train_loss_vs_decode) \
 	X(test_train_threads)        \
 	X(test_train_errors)         \
-	X(test_train_attribute)
+	X(test_train_attribute)      \
+	X(test_lora_file)            \
+	X(test_lora_logits)          \
+	X(test_lora_sched)           \
+	X(test_lora_fault)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \

@@ -15,6 +15,7 @@
 #include "../base/thread.h"
 #include "cvec.h"
 #include "forward.h"
+#include "lora.h"
 #include "state.h"
 
 #define CONTEXT_BLOCK 32 /* cache block size: one sequence, so no sharing to gain */
@@ -41,6 +42,8 @@ struct hearth_context {
 	int32_t *pos, *rows;
 	struct fwd_steer steer;            /* the sequence's steering (steer.dir NULL: none) */
 	const struct fwd_steer **steers;   /* [n_batch], each &steer */
+	struct fwd_lora lora;              /* the sequence's adapters (references held; n 0: none) */
+	const struct fwd_lora **loras;     /* [n_batch], each &lora */
 };
 
 struct hearth_context_params hearth_context_default_params(void)
@@ -109,15 +112,17 @@ int hearth_context_new(struct hearth_context **out, struct hearth_model *m, cons
 	c->tokens = malloc((size_t)d.n_ctx * sizeof *c->tokens);
 	c->seqs = malloc((size_t)d.n_batch * sizeof *c->seqs);
 	c->steers = malloc((size_t)d.n_batch * sizeof *c->steers);
+	c->loras = malloc((size_t)d.n_batch * sizeof *c->loras);
 	c->pos = malloc((size_t)d.n_batch * sizeof *c->pos);
 	c->rows = malloc((size_t)d.n_batch * sizeof *c->rows);
-	if (!c->tokens || !c->seqs || !c->steers || !c->pos || !c->rows) {
+	if (!c->tokens || !c->seqs || !c->steers || !c->loras || !c->pos || !c->rows) {
 		rc = err_set(err, HEARTH_ENOMEM, "context: out of memory for a %d-token context", d.n_ctx);
 		goto fail;
 	}
 	for (int32_t i = 0; i < d.n_batch; i++) {
 		c->seqs[i] = &c->seq;
 		c->steers[i] = &c->steer;
+		c->loras[i] = &c->lora;
 	}
 	*out = c;
 	return 0;
@@ -140,6 +145,8 @@ void hearth_context_free(struct hearth_context *c)
 	free(c->hidden);
 	free(c->seqs);
 	free(c->steers);
+	free(c->loras);
+	lora_use_release(&c->lora);
 	free(c->pos);
 	free(c->rows);
 	free(c);
@@ -154,6 +161,18 @@ int hearth_context_set_steering(struct hearth_context *c, const struct hearth_st
 	const int rc = cvec_steer_resolve(s, c->m, &st, err);
 	if (!rc)
 		c->steer = st;
+	return rc;
+}
+
+int hearth_context_set_lora(struct hearth_context *c, const struct hearth_lora_use *use, int32_t n,
+			    struct hearth_err *err)
+{
+	struct fwd_lora l;
+	const int rc = lora_use_resolve(use, n, c->m, &l, err);
+	if (!rc) {
+		lora_use_release(&c->lora);
+		c->lora = l;
+	}
 	return rc;
 }
 
@@ -296,7 +315,7 @@ int hearth_decode(struct hearth_context *c, const int32_t *tokens, int32_t n, bo
 			return err_set(err, rc, "decode: the KV cache's %s is full after %d of %d tokens",
 				       rc == HEARTH_ECTXFULL ? "window" : "block table", done, n);
 		struct fwd_batch b = { .n = nb, .tokens = tokens + done, .seq = c->seqs, .pos = c->pos, .out_rows = c->rows,
-				       .steer = c->steer.dir ? c->steers : NULL };
+				       .steer = c->steer.dir ? c->steers : NULL, .lora = c->lora.n ? c->loras : NULL };
 		for (int32_t i = 0; i < nb; i++) {
 			c->pos[i] = start + i;
 			c->tokens[start + i] = tokens[done + i];
@@ -370,7 +389,7 @@ int hearth_context_logit_lens(struct hearth_context *c, const float *x, int32_t 
 	const int32_t B = fwd_n_batch(c->fwd);
 	for (int32_t done = 0; done < n;) {
 		const int32_t nb = n - done < B ? n - done : B;
-		fwd_head(c->fwd, x + (size_t)done * E, nb, logits + (size_t)done * V);
+		fwd_head(c->fwd, x + (size_t)done * E, nb, c->lora.n ? c->loras : NULL, logits + (size_t)done * V);
 		done += nb;
 	}
 	return 0;

@@ -17,6 +17,12 @@
  *               x += strength * dir[il]  (a steered sequence's control vector, in its layer range)
  *   logits = rms_norm(x[out_rows]) * output_norm  Woutput  (soft-capped: c tanh(logits / c))
  *
+ * LoRA adapters (lora.h): after each product with a matrix some token's
+ * adapters adapt (q, k, v, o, gate, up, down, the output head), each such
+ * token's rows get every adapter's low-rank product added (lora_apply), and
+ * the token embedding's adapters join the looked-up rows before the scale;
+ * tokens without adapters are untouched, so a batch may mix any adapters.
+ *
  * A tap (fwd_set_tap), when set, sees the input of every weight product
  * before it runs, and an expert tap (fwd_set_expert_tap) each expert's rows
  * (importance matrices collect through them); a layer function
@@ -35,6 +41,7 @@
 #include "../tensor/qtype.h"
 #include "blocks.h"
 #include "forward.h"
+#include "lora.h"
 #include "moe.h"
 
 /* An attention job: a run of one sequence's consecutive positions in the batch. */
@@ -83,6 +90,7 @@ struct fwd {
 	const float *rope_factors; /* rope frequency factors (n_rot/2), or NULL */
 	fwd_layer_fn layer_fn;     /* sees the residual stream after each layer (NULL: none) */
 	void *layer_data;
+	const struct fwd_lora **lora_rows; /* [n_batch] the adapters of each output row */
 };
 
 /* The rope factors for sequences of up to n_ctx_seq positions: Llama 3.1's
@@ -149,6 +157,7 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->attn_tok = G >= 64 ? 1 : 64 / G;
 	const size_t rows = (size_t)f->attn_tok * (size_t)G, dk = (size_t)h->head_dim_k, dv = (size_t)h->head_dim_v;
 	f->attn_jobs = malloc(B * sizeof *f->attn_jobs);
+	f->lora_rows = malloc(B * sizeof *f->lora_rows);
 	f->attn_scratch = calloc((size_t)pool_size(f->pool), sizeof *f->attn_scratch);
 	bool scratch_ok = f->attn_scratch != NULL;
 	for (int i = 0; scratch_ok && i < pool_size(f->pool); i++) {
@@ -162,7 +171,7 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 		w->krow = malloc(dk * sizeof(float));
 		scratch_ok = w->q && w->o && w->mx && w->l && w->n && w->kt && w->krow;
 	}
-	if (!scratch_ok || !f->attn_jobs || !f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq) {
+	if (!scratch_ok || !f->attn_jobs || !f->lora_rows || !f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->hb || !f->hb2 || !f->xq) {
 		fwd_free(f);
 		return err_set(err, HEARTH_ENOMEM, "forward: out of memory for a batch of %d tokens", n_batch);
 	}
@@ -184,6 +193,7 @@ void fwd_free(struct fwd *f)
 	free(f->hb2);
 	free(f->xq);
 	free(f->attn_jobs);
+	free(f->lora_rows);
 	for (int i = 0; f->attn_scratch && i < pool_size(f->pool); i++) {
 		struct attn_scratch *w = &f->attn_scratch[i];
 		free(w->q);
@@ -430,6 +440,14 @@ static void matmul_n(struct fwd *f, int n, const struct tensor *const *w, const 
 static void matmul(struct fwd *f, const struct tensor *w, const float *x, int n_tok, float *y)
 {
 	matmul_n(f, 1, &w, x, n_tok, &y);
+}
+
+/* y (the product of the batch's rows x with w) += the low-rank products of
+ * the adapters of each row's sequence that adapt w (role at layer il). */
+static void adapt(struct fwd *f, int il, enum lora_role role, const struct tensor *w, const float *x, float *y)
+{
+	if (f->b->lora)
+		lora_apply(f->pool, f->b->lora, f->b->n, il, role, x, w->ne[0], y, w->ne[1]);
 }
 
 static void add_bias(float *y, const struct tensor *b, int n_tok, int64_t n)
@@ -1024,8 +1042,11 @@ static void ffn(struct fwd *f, int il)
 		return;
 	}
 	matmul_n(f, 2, (const struct tensor *[]){ &l->ffn_gate, &l->ffn_up }, f->xb, f->b->n, (float *[]){ f->hb, f->hb2 });
+	adapt(f, il, LORA_GATE, &l->ffn_gate, f->xb, f->hb);
+	adapt(f, il, LORA_UP, &l->ffn_up, f->xb, f->hb2);
 	step(f, STEP_SWIGLU, il);
 	matmul(f, &l->ffn_down, f->hb, f->b->n, f->xb);
+	adapt(f, il, LORA_DOWN, &l->ffn_down, f->hb, f->xb);
 }
 
 /* x = c tanh(x / c): logits bounded by c (gemma). */
@@ -1036,12 +1057,15 @@ static void softcap(float *x, int64_t n, float c)
 		x[i] = c * tanhf(x[i] * inv);
 }
 
-/* The output head over n rows of f->xb (already through the final norm). */
-static void head(struct fwd *f, int n, float *logits)
+/* The output head over n rows of f->xb (already through the final norm);
+ * sets: each row's adapters, or NULL: none. */
+static void head(struct fwd *f, int n, const struct fwd_lora *const *sets, float *logits)
 {
 	const struct hparams *h = &f->m->hp;
 	f->xq_of = NULL;
 	matmul(f, &f->m->output, f->xb, n, logits);
+	if (sets)
+		lora_apply(f->pool, sets, n, -1, LORA_OUTPUT, f->xb, h->n_embd, logits, h->n_vocab);
 	if (h->final_softcap > 0)
 		softcap(logits, (int64_t)n * h->n_vocab, h->final_softcap);
 }
@@ -1063,19 +1087,25 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 	for (int i = 0; i < n; i++) {
 		float *x = f->x + i * E;
 		eops->to_float((const char *)m->tok_embd.data + (size_t)b->tokens[i] * erow, x, E);
-		if (h->embd_scale != 1.0f)
-			for (int64_t j = 0; j < E; j++)
-				x[j] *= h->embd_scale;
 	}
+	if (b->lora) /* the embedding's adapters join before the scale, as llama.cpp adds them */
+		lora_apply_embd(b->lora, n, b->tokens, f->x, E);
+	for (int i = 0; i < n && h->embd_scale != 1.0f; i++)
+		for (int64_t j = 0; j < E; j++)
+			f->x[i * E + j] *= h->embd_scale;
 
 	for (int il = 0; il < h->n_layer; il++) {
 		const struct layer *l = &m->layers[il];
 		step(f, STEP_ATTN_IN, il);
 		matmul_n(f, 3, (const struct tensor *[]){ &l->wq, &l->wk, &l->wv }, f->xb, n, (float *[]){ f->q, f->k, f->v });
+		adapt(f, il, LORA_Q, &l->wq, f->xb, f->q);
+		adapt(f, il, LORA_K, &l->wk, f->xb, f->k);
+		adapt(f, il, LORA_V, &l->wv, f->xb, f->v);
 		step(f, STEP_QK, il);
 		struct attn_task at = { f, il };
 		pool_run(f->pool, attn_run, &at);
 		matmul(f, &l->wo, f->att, n, f->xb);
+		adapt(f, il, LORA_O, &l->wo, f->att, f->xb);
 		step(f, STEP_FFN_IN, il);
 		ffn(f, il);
 		step(f, STEP_RESIDUAL, il);
@@ -1083,19 +1113,21 @@ void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits)
 			f->layer_fn(il, f->x, b, f->layer_data);
 	}
 	if (b->n_out > 0) {
-		for (int i = 0; i < b->n_out; i++)
+		for (int i = 0; i < b->n_out; i++) {
 			block_rms_norm(f->x + b->out_rows[i] * E, m->output_norm.data, f->xb + i * E, E, h->rms_eps);
-		head(f, b->n_out, logits);
+			f->lora_rows[i] = b->lora ? b->lora[b->out_rows[i]] : NULL;
+		}
+		head(f, b->n_out, b->lora ? f->lora_rows : NULL, logits);
 	}
 	f->b = NULL;
 }
 
-void fwd_head(struct fwd *f, const float *x, int n, float *logits)
+void fwd_head(struct fwd *f, const float *x, int n, const struct fwd_lora *const *lora, float *logits)
 {
 	const struct hearth_model *m = f->m;
 	const int64_t E = m->hp.n_embd;
 	assert(n >= 1 && n <= f->n_batch && !f->b);
 	for (int i = 0; i < n; i++)
 		block_rms_norm(x + i * E, m->output_norm.data, f->xb + i * E, E, m->hp.rms_eps);
-	head(f, n, logits);
+	head(f, n, lora, logits);
 }

@@ -27,6 +27,16 @@ struct fwd_steer {
 	int32_t il0, il1;
 };
 
+/* The LoRA adapters of a sequence: in every product with a matrix an
+ * adapter adapts, y += scale[k] * s * B (A x) for k = 0 .. n - 1, in order,
+ * after the base product (see lora.h). n 0: none. */
+struct hearth_lora;
+struct fwd_lora {
+	int32_t n;
+	struct hearth_lora *ad[HEARTH_MAX_LORAS];
+	float scale[HEARTH_MAX_LORAS];
+};
+
 struct fwd_batch {
 	int32_t n;               /* tokens, 1..n_batch */
 	const int32_t *tokens;   /* [n] */
@@ -35,6 +45,7 @@ struct fwd_batch {
 	int32_t n_out;           /* rows that need logits */
 	const int32_t *out_rows; /* [n_out] indices into the batch, increasing */
 	const struct fwd_steer *const *steer; /* [n]: each token's steering (NULL entry: none), or NULL: none */
+	const struct fwd_lora *const *lora;   /* [n]: each token's adapters (NULL entry: none), or NULL: none */
 };
 
 struct fwd;
@@ -59,9 +70,9 @@ typedef void (*fwd_layer_fn)(int il, const float *x, const struct fwd_batch *b, 
 /* Sets the function that sees every layer's output of f's passes (NULL: none). */
 void fwd_set_layer_fn(struct fwd *f, fwd_layer_fn fn, void *data);
 /* Logits of n (1..n_batch) rows x of n_embd floats through the final norm and
- * the output head, computed as fwd_run computes its logits (the logit lens).
- * Not during a pass. */
-void fwd_head(struct fwd *f, const float *x, int n, float *logits);
+ * the output head, computed as fwd_run computes its logits (the logit lens);
+ * lora: each row's adapters (NULL: none). Not during a pass. */
+void fwd_head(struct fwd *f, const float *x, int n, const struct fwd_lora *const *lora, float *logits);
 /* Runs the batch; writes n_out rows of n_vocab logits. */
 void fwd_run(struct fwd *f, const struct fwd_batch *b, float *logits);
 

@@ -47,6 +47,7 @@
 #include "../base/sha256.h"
 #include "../model/cvec.h"
 #include "../model/forward.h"
+#include "../model/lora.h"
 #include "../model/state.h"
 
 enum req_state { REQ_WAITING, REQ_RUNNING, REQ_DONE };
@@ -61,6 +62,7 @@ struct hearth_request {
 	bool ignore_eos, uncertainty, score_only;
 	struct fwd_steer steer;     /* its control vector (steer.dir NULL: none) */
 	uint8_t steer_digest[SHA256_SIZE]; /* cvec_steer_digest of steer: names its blocks and saved state */
+	struct fwd_lora lora;       /* its adapters (references held until freed; n 0: none) */
 	int32_t score_next;         /* the next prompt token to score (n_prompt: none left) */
 	int32_t *bias_ids;
 	float *bias;
@@ -113,6 +115,7 @@ struct hearth_sched {
 	int32_t *b_tokens, *b_pos, *b_rows;
 	struct kv_seq **b_seqs;
 	const struct fwd_steer **b_steer; /* each token's request's steering, or NULL */
+	const struct fwd_lora **b_lora;   /* each token's request's adapters, or NULL */
 	struct hearth_request **b_out; /* request of each output row */
 	struct hearth_token_event *b_ev; /* the token sampled (or scored) for each output row */
 	bool *b_score;                 /* the output row scores a prompt token */
@@ -167,6 +170,7 @@ static void req_unref(struct hearth_request *r)
 	free(r->ev);
 	free(r->hid_layers);
 	free(r->hidden);
+	lora_use_release(&r->lora);
 	free(r);
 }
 
@@ -270,6 +274,36 @@ static int steer_root_name(const struct hearth_request_params *p, const struct f
 	return rc;
 }
 
+/* The root of a request's block names with adapters: its cache salt
+ * followed by each adapter's digest and scale, so that only requests with
+ * the same adapters share cached blocks; then steering's (steer_root_name). */
+static int lora_root_name(const struct hearth_request_params *p, const struct fwd_lora *l,
+			  const struct fwd_steer *st, const uint8_t steer_digest[SHA256_SIZE], struct kv_name *out,
+			  struct hearth_err *err)
+{
+	if (!l->n)
+		return steer_root_name(p, st, steer_digest, out, err);
+	static const char tag[] = "hearth lora";
+	const size_t per = 32 + sizeof(float), size = p->cache_salt_size + sizeof tag + (size_t)l->n * per;
+	uint8_t *salt = malloc(size);
+	if (!salt)
+		return err_set(err, HEARTH_ENOMEM, "request: out of memory");
+	if (p->cache_salt_size)
+		memcpy(salt, p->cache_salt, p->cache_salt_size);
+	memcpy(salt + p->cache_salt_size, tag, sizeof tag);
+	for (int32_t k = 0; k < l->n; k++) {
+		uint8_t *at = salt + p->cache_salt_size + sizeof tag + (size_t)k * per;
+		memcpy(at, hearth_lora_digest(l->ad[k]), 32);
+		memcpy(at + 32, &l->scale[k], sizeof(float));
+	}
+	struct hearth_request_params q = *p;
+	q.cache_salt = salt;
+	q.cache_salt_size = size;
+	const int rc = steer_root_name(&q, st, steer_digest, out, err);
+	free(salt);
+	return rc;
+}
+
 /* The layers a request asks hidden states of, and their most memory. */
 static int hidden_check(const struct hearth_sched *s, const struct hearth_request_params *p, struct hearth_err *err)
 {
@@ -340,7 +374,8 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	 * not queued yet, so this thread may still set its sequence */
 	if ((rc = cvec_steer_resolve(&p->steering, s->m, &r->steer, err)) ||
 	    (rc = cvec_steer_digest(&r->steer, &s->m->hp, r->steer_digest, err)) ||
-	    (rc = steer_root_name(p, &r->steer, r->steer_digest, &r->seq.root, err)))
+	    (rc = lora_use_resolve(p->lora, p->n_lora, s->m, &r->lora, err)) ||
+	    (rc = lora_root_name(p, &r->lora, &r->steer, r->steer_digest, &r->seq.root, err)))
 		goto fail;
 	/* a saved prefix is used only by a request steered as it was computed */
 	if (p->prefix_state && (rc = state_check_steering(p->prefix_state, r->steer_digest, err)))
@@ -395,6 +430,7 @@ int hearth_sched_submit(struct hearth_sched *s, const struct hearth_request_para
 	*out = r;
 	return 0;
 fail:
+	lora_use_release(&r->lora);
 	hearth_sampler_free(r->smpl);
 	free(r->hid_layers);
 	free(r->tokens);
@@ -789,6 +825,7 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 	int32_t budget = B;
 	b->n = b->n_out = 0;
 	b->steer = NULL; /* set when a steered request joins */
+	b->lora = NULL;  /* set when a request with adapters joins */
 	*c = (struct batch_counts){ 0 };
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1)
@@ -828,6 +865,8 @@ static bool fill_batch(struct hearth_sched *s, struct fwd_batch *b, struct batch
 				s->b_seqs[b->n] = &r->seq;
 				s->b_steer[b->n] = r->steer.dir ? &r->steer : NULL;
 				b->steer = r->steer.dir ? s->b_steer : b->steer;
+				s->b_lora[b->n] = r->lora.n ? &r->lora : NULL;
+				b->lora = r->lora.n ? s->b_lora : b->lora;
 				s->b_hid[b->n] = r->n_hid_layers ? r : NULL;
 				c->n_hid += r->n_hid_layers > 0;
 				c->n_prompt += pos < r->n_prompt;
@@ -1051,13 +1090,14 @@ int hearth_sched_new(struct hearth_sched **out, struct hearth_model *m, const st
 	s->b_rows = malloc(n_rows * sizeof *s->b_rows);
 	s->b_seqs = malloc((size_t)p.n_batch * sizeof *s->b_seqs);
 	s->b_steer = malloc((size_t)p.n_batch * sizeof *s->b_steer);
+	s->b_lora = malloc((size_t)p.n_batch * sizeof *s->b_lora);
 	s->b_out = malloc(n_rows * sizeof *s->b_out);
 	s->b_ev = malloc(n_rows * sizeof *s->b_ev);
 	s->b_score = malloc(n_rows * sizeof *s->b_score);
 	s->b_hid = malloc((size_t)p.n_batch * sizeof *s->b_hid);
 	s->b_grp = malloc(n_rows * sizeof *s->b_grp);
 	s->logits = malloc(n_rows * (size_t)h->n_vocab * sizeof *s->logits);
-	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_steer || !s->b_out || !s->b_ev ||
+	if (!s->running || !s->b_tokens || !s->b_pos || !s->b_rows || !s->b_seqs || !s->b_steer || !s->b_lora || !s->b_out || !s->b_ev ||
 	    !s->b_score || !s->b_hid || !s->b_grp || !s->logits) {
 		rc = err_set(err, HEARTH_ENOMEM, "scheduler: out of memory");
 		goto fail;
@@ -1094,6 +1134,7 @@ void hearth_sched_free(struct hearth_sched *s)
 	free(s->b_rows);
 	free(s->b_seqs);
 	free(s->b_steer);
+	free(s->b_lora);
 	free(s->b_out);
 	free(s->b_ev);
 	free(s->b_score);

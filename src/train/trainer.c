@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../base/err.h"
 #include "../base/thread.h"
@@ -246,6 +247,20 @@ static int alloc_floats(float **out, size_t n, const char *what, struct hearth_e
 	return 0;
 }
 
+/* Refuses activations and scratch larger than the machine's memory: the
+ * allocation could succeed (overcommit) and the process be killed when the
+ * pages are touched. */
+static int check_memory(struct hearth_trainer *t, struct hearth_err *err)
+{
+	const double need = ((double)layout_acts(t, NULL) + (double)layout_scratch(t, NULL)) * sizeof(float);
+	const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	const double have = (double)pages * (double)page;
+	if (pages > 0 && page > 0 && need > have)
+		return err_set(err, HEARTH_ENOMEM, "trainer: %d tokens need %.1f GiB of activations, more than this "
+			       "machine's %.1f GiB", t->p.n_ctx, need / 1073741824.0, have / 1073741824.0);
+	return 0;
+}
+
 static int check_params(const struct hearth_trainer_params *p, struct hearth_err *err)
 {
 	if (p->rank < 1 || p->rank > TRAIN_MAX_RANK)
@@ -296,7 +311,8 @@ int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m
 		rc = err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
 		goto fail;
 	}
-	if ((rc = alloc_floats(&t->acts_mem, layout_acts(t, NULL), "the activations", err)) ||
+	if ((rc = check_memory(t, err)) ||
+	    (rc = alloc_floats(&t->acts_mem, layout_acts(t, NULL), "the activations", err)) ||
 	    (rc = alloc_floats(&t->scratch_mem, layout_scratch(t, NULL), "the backward's scratch", err)))
 		goto fail;
 	layout_acts(t, t->acts_mem);

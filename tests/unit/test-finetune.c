@@ -1,9 +1,10 @@
 /* test-finetune.c - fine-tuning runs (hearth_finetune_*): the loss on a
  * dataset written here falls by a stated margin and held-out prompts are
- * then answered as trained (greedy), in f32 and over a quantized base;
+ * then answered as trained (greedy decoding with the saved adapter loaded
+ * by hearth_lora_load; not without it), in f32 and over a quantized base;
  * checkpoint + resume reproduce an uninterrupted run's losses bit for bit;
  * checkpoints of other params, datasets and models are refused; the saved
- * adapter has llama.cpp's LoRA layout. */
+ * adapter has llama.cpp's LoRA layout and loads (hearth_lora_load). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,59 @@ static void check_greedy(struct hearth_finetune *ft, const struct hearth_dataset
 	T_TRUE(n_checked >= 3 * 4);
 }
 
+static int32_t argmax(const float *l, int32_t n)
+{
+	int32_t b = 0;
+	for (int32_t i = 1; i < n; i++)
+		if (l[i] > l[b])
+			b = i;
+	return b;
+}
+
+/* Greedy decoding through the engine with the saved adapter loaded
+ * (hearth_lora_load) or without it: how many held-out examples come out
+ * exactly as trained (every completion token, the end of sequence included). */
+static int greedy_answers(struct hearth_model *m, const struct hearth_dataset *d, const char *adapter)
+{
+	struct hearth_context_params cp = hearth_context_default_params();
+	cp.n_ctx = 128;
+	cp.n_threads = 2;
+	struct hearth_context *c = NULL;
+	struct hearth_lora *a = NULL;
+	struct hearth_err err = { 0 };
+	int n_right = -1;
+	T_OK(hearth_context_new(&c, m, &cp, &err), err);
+	if (!c)
+		return -1;
+	if (adapter) {
+		T_OK(hearth_lora_load(&a, m, adapter, &err), err);
+		const struct hearth_lora_use use = { a, 1.0f };
+		if (!a || hearth_context_set_lora(c, &use, 1, &err))
+			goto out;
+	}
+	struct hearth_dataset_stats st;
+	hearth_dataset_stats(d, &st);
+	n_right = 0;
+	for (int32_t i = 0; i < st.n_valid; i++) {
+		const uint8_t *loss;
+		int32_t n, k = 0;
+		const int32_t *ids = hearth_dataset_example(d, HEARTH_SPLIT_VALID, i, &loss, &n, NULL);
+		while (k < n && !loss[k])
+			k++; /* ids[0 .. k): the prompt; ids[k .. n): the trained completion */
+		hearth_context_truncate(c, 0);
+		bool right = k > 0 && k < n && !hearth_decode(c, ids, k, false, &err);
+		for (int32_t t = k; right && t < n; t++) {
+			const int32_t next = argmax(hearth_get_logits(c, -1), hearth_model_n_vocab(m));
+			right = next == ids[t] && (t + 1 == n || !hearth_decode(c, &next, 1, false, &err));
+		}
+		n_right += right;
+	}
+out:
+	hearth_lora_free(a);
+	hearth_context_free(c);
+	return n_right;
+}
+
 static void train_and_check(const char *model, double margin)
 {
 	struct hearth_model *m = load_model(model);
@@ -153,6 +207,14 @@ static void train_and_check(const char *model, double margin)
 			T_FAIL("train loss %.4f -> %.4f, not below %.2f of the start", first, last, margin);
 		T_TRUE(v1 < margin * v0);
 		check_greedy(ft, d);
+		/* the saved adapter in the engine: every held-out prompt answered as trained, none without it */
+		char path[400];
+		snprintf(path, sizeof path, "%s", tmp_path("ft-learnt.gguf"));
+		T_OK(hearth_finetune_save(ft, path, &err), err);
+		struct hearth_dataset_stats st;
+		hearth_dataset_stats(d, &st);
+		T_EQ_I64(greedy_answers(m, d, path), st.n_valid);
+		T_EQ_I64(greedy_answers(m, d, NULL), 0);
 	}
 	hearth_finetune_free(ft);
 	hearth_dataset_free(d);
@@ -362,6 +424,13 @@ void test_finetune_save(void)
 			n_nonzero += lt.b[k] != 0;
 	}
 	T_TRUE(n_nonzero > 0); /* one step moved B from zero */
+	struct hearth_lora *a = NULL;
+	T_OK(hearth_lora_load(&a, m, path, &err), err);
+	if (a) {
+		T_EQ_I64(hearth_lora_n_pairs(a), n_lora);
+		T_NEAR(hearth_lora_alpha(a), 8, 0);
+	}
+	hearth_lora_free(a);
 out:
 	hearth_gguf_close(g);
 	hearth_finetune_free(ft);

@@ -272,6 +272,7 @@ void test_fault_http(void)
 		  "{\"prompt\":[\"a\",\"b\"],\"max_tokens\":2,\"temperature\":0,\"stop\":[\"zz\"],\"echo\":true}" },
 		{ "http: tokenize", "/tokenize", "{\"content\":\"Hello world\"}" },
 		{ "http: a bad request", "/v1/chat/completions", "{\"messages\":[{\"role\":\"wizard\"}]}" },
+		{ "http: an attribution", "/v1/attribute", "{\"prompt\":\"Once upon\",\"completion\":[264,882]}" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct fault_case fc = { &srv, post(cases[i].url, cases[i].body), 0, NULL };

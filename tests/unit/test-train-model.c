@@ -540,6 +540,12 @@ void test_train_errors(void)
 	p = hearth_trainer_default_params();
 	p.targets = 1u << 8;
 	T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EINVAL);
+	/* 65536 tokens: the attention's n_head x n_ctx^2 buffers exceed any test machine's memory */
+	p = hearth_trainer_default_params();
+	p.n_ctx = 65536;
+	T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_ENOMEM);
+	T_TRUE(strstr(err.msg, "more than this machine's") != NULL);
+	T_TRUE(t == NULL);
 	p = hearth_trainer_default_params();
 	p.n_ctx = 8;
 	T_OK(hearth_trainer_new(&t, m, &p, &err), err);
