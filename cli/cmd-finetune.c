@@ -183,6 +183,8 @@ static int parse_args(struct ft_opts *o, int argc, char **argv)
 		return usage_error("finetune", "-m, --data and -o are required");
 	if (p->epochs == 0 && p->max_steps == 0)
 		return usage_error("finetune", "--epochs 0 needs --steps");
+	if (o->valid_every && o->valid_split == 0)
+		return usage_error("finetune", "--valid-every needs --valid-split");
 	return 0;
 }
 

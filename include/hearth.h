@@ -1232,7 +1232,8 @@ struct hearth_finetune_report {
 	int64_t tokens_total;    /* slots run since step 0 (across resumes) */
 	double seconds;          /* wall time of the step */
 };
-/* Takes one optimizer step. HEARTH_EINVAL when the run is done. */
+/* Takes one optimizer step. HEARTH_EINVAL when the run is done. After a
+ * failed step the run's place may have moved: continue from a checkpoint. */
 int hearth_finetune_step(struct hearth_finetune *ft, struct hearth_finetune_report *r, struct hearth_err *err);
 bool hearth_finetune_done(const struct hearth_finetune *ft);
 int64_t hearth_finetune_n_steps(const struct hearth_finetune *ft);
