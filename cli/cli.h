@@ -33,6 +33,7 @@ int cmd_show(int argc, char **argv);
 const char *cli_model_path(const char *cmd, const char *name);
 int cmd_imatrix(int argc, char **argv);
 int cmd_steer(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 int cmd_export_lora(int argc, char **argv);
 
 /* One chunk of a text to evaluate (chunks.c): what perplexity and imatrix share. */

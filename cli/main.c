@@ -27,6 +27,7 @@ static const char usage[] =
 	"  show        a model's architecture, size, quantization, template and metadata\n"
 	"  imatrix     an importance matrix for quantizing, as llama-imatrix computes it\n"
 	"  steer       a control vector from contrastive prompts (llama.cpp's format)\n"
+	"  finetune    train a LoRA adapter on a JSON Lines dataset\n"
 	"  export-lora merge LoRA adapters into a copy of a model\n"
 	"\n"
 	"'hearth COMMAND --help' describes each command.\n";
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 		{ "pull", cmd_pull }, { "list", cmd_list }, { "rm", cmd_rm }, { "show", cmd_show },
 		{ "imatrix", cmd_imatrix },
 		{ "steer", cmd_steer },
+		{ "finetune", cmd_finetune },
 		{ "export-lora", cmd_export_lora },
 	};
 

@@ -1191,6 +1191,72 @@ int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch
 int hearth_attribute(struct hearth_trainer *t, const int32_t *prompt, int32_t n_prompt, const int32_t *completion,
 		     int32_t n_completion, int32_t n_steps, float *scores, double *logprob, struct hearth_err *err);
 
+/* ---- fine-tuning: LoRA adapters trained on a dataset (src/train/) -------- */
+
+/* A fine-tuning run: a trainer's adapters (hearth_trainer_*) fitted to the
+ * training split of a dataset by AdamW with a linear warm-up and a cosine
+ * schedule. Each epoch visits the training examples in an order shuffled
+ * from the seed and the epoch's number, packed whole into rows of n_ctx
+ * slots (hearth_dataset_pack); a step runs batch_rows * grad_accum rows (the
+ * epoch's last step may run fewer; steps do not cross epochs) and applies
+ * the gradient of the mean loss over all their trained tokens. With the same
+ * model, dataset, params and threads a run is reproducible bit for bit, also
+ * across a checkpoint and resume. Used by one thread at a time; it keeps
+ * pointers to the model and the dataset, which must outlive it. */
+struct hearth_finetune;
+struct hearth_finetune_params {
+	struct hearth_trainer_params trainer; /* targets, rank, alpha, n_ctx (slots of a row), threads, seed
+	                                          (A's start and each epoch's order) */
+	float lr;            /* the peak learning rate [1e-4] */
+	float min_lr_ratio;  /* the cosine ends at lr * this, 0..1 [0.1] */
+	int32_t warmup;      /* steps of linear warm-up [0] */
+	int32_t epochs;      /* passes over the training split [1]; 0 with max_steps: as many as it takes */
+	int64_t max_steps;   /* 0: the epochs decide; else at most this many steps */
+	int32_t batch_rows;  /* rows of a micro-batch [1] */
+	int32_t grad_accum;  /* micro-batches of a step [1] */
+	float weight_decay;  /* AdamW's decoupled decay [0] */
+};
+struct hearth_finetune_params hearth_finetune_default_params(void);
+/* A run at step 0 over d's training split. HEARTH_EINVAL for params out of
+ * range or a dataset without training examples; the trainer's errors. */
+int hearth_finetune_new(struct hearth_finetune **out, const struct hearth_model *m, const struct hearth_dataset *d,
+			const struct hearth_finetune_params *p, struct hearth_err *err);
+void hearth_finetune_free(struct hearth_finetune *ft);
+struct hearth_finetune_report {
+	int64_t step, n_steps;   /* the step just taken (1-based), of n_steps */
+	int32_t epoch;           /* its epoch (0-based) */
+	double loss;             /* the mean loss of its trained tokens, before the update */
+	float lr;                /* the learning rate it used */
+	int64_t n_tokens;        /* slots it ran (packed tokens) */
+	int64_t n_loss_tokens;   /* of which trained */
+	int64_t tokens_total;    /* slots run since step 0 (across resumes) */
+	double seconds;          /* wall time of the step */
+};
+/* Takes one optimizer step. HEARTH_EINVAL when the run is done. After a
+ * failed step the run's place may have moved: continue from a checkpoint. */
+int hearth_finetune_step(struct hearth_finetune *ft, struct hearth_finetune_report *r, struct hearth_err *err);
+bool hearth_finetune_done(const struct hearth_finetune *ft);
+int64_t hearth_finetune_n_steps(const struct hearth_finetune *ft);
+int64_t hearth_finetune_step_index(const struct hearth_finetune *ft); /* steps taken */
+/* The mean loss over the validation split's trained tokens (forward only;
+ * the adapters' gradients are left zero). HEARTH_EINVAL when it is empty. */
+int hearth_finetune_validate(struct hearth_finetune *ft, double *loss, struct hearth_err *err);
+/* The trainer holding the adapters (owned by ft): its forward applies them. */
+struct hearth_trainer *hearth_finetune_trainer(struct hearth_finetune *ft);
+/* Writes the adapters as a llama.cpp GGUF LoRA adapter (general.type
+ * "adapter", adapter.type "lora", adapter.lora.alpha, the base's
+ * general.architecture; f32 "<weight>.lora_a" [n_in x rank] and
+ * "<weight>.lora_b" [rank x n_out]), through a temporary file renamed over path. */
+int hearth_finetune_save(struct hearth_finetune *ft, const char *path, struct hearth_err *err);
+/* A checkpoint: the adapters, AdamW's moments, the step, the place in the
+ * epoch's order, the params and digests of the model and dataset (written
+ * like hearth_finetune_save). */
+int hearth_finetune_checkpoint(struct hearth_finetune *ft, const char *path, struct hearth_err *err);
+/* Continues from a checkpoint: ft must be new (step 0) and made with the same
+ * model, dataset and params; otherwise HEARTH_EINVAL naming what differs.
+ * A malformed file: HEARTH_EBADGGUF. */
+int hearth_finetune_resume(struct hearth_finetune *ft, const char *path, struct hearth_err *err);
+
 #ifdef __cplusplus
 }
 #endif

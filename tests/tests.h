@@ -16,6 +16,12 @@
 	X(test_dataset_weights_and_plain) \
 	X(test_dataset_bad_lines)    \
 	X(test_dataset_split_pack)   \
+	X(test_finetune_learns)      \
+	X(test_finetune_learns_quantized) \
+	X(test_finetune_resume)      \
+	X(test_finetune_resume_refused) \
+	X(test_finetune_save)        \
+	X(test_finetune_cli)         \
 	X(test_gguf_roundtrip)       \
 	X(test_gguf_truncated)       \
 	X(test_gguf_malformed)       \
