@@ -346,9 +346,13 @@ test('a hostile imported conversation is shown as text and nothing runs', { skip
         tokens: [{ t: '<img src=z onerror=alert(10)>', lp: -1, h: 2 }] }] }] }));
   const input = await page.$('#import-file');
   await input.uploadFile(file);
-  await waitFor(async () => /Imported 1 conversation/.test(await page.$eval('#status', (s) => s.textContent)), 'the import');
+  await waitFor(async () => /Imported 1 conversation/.test(await page.$eval('#status', (s) => s.textContent)) &&
+    !!(await page.$('#conv-list li[data-id="evil-1"]')), 'the import');
   await page.click('#conv-list li[data-id="evil-1"] button.open');
-  await waitFor(async () => (await nMessages()) === 2, 'the imported conversation');
+  // the conversation shown before may also have two messages: wait for this one's own text
+  await waitFor(async () => (await nMessages()) === 2 && (await page.$eval('#messages .msg.user .body',
+    (b) => b.textContent)) === '<b onmouseover=alert(5)>hi</b>' && !!(await page.$('details.reasoning')),
+  'the imported conversation');
   await page.$eval('details.reasoning', (d) => { d.open = true; });
   await assertInert('imported conversation');
   await page.click('#heatmap');
