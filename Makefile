@@ -42,7 +42,7 @@ SRV_OBJ  := $(filter-out $(B)/server/serve.o,$(filter $(B)/server/%,$(CLI_OBJ)))
 DEBS     := build-essential libcurl4-openssl-dev libpcre2-dev libutf8proc-dev libjansson-dev libmicrohttpd-dev libssl-dev libsqlite3-dev clang libclang-rt-dev openssl \
 	    python3-jinja2
 
-.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance test-jinja-diff conformance deps bench clean \
+.PHONY: all run test test-plain test-san test-clang test-e2e test-conformance test-jinja-diff conformance deps deps-browser bench clean \
 	fuzz fuzz-short fuzz-build
 all: $(B)/hearth
 
@@ -83,6 +83,12 @@ deps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEBS) $$(command -v npm >/dev/null || echo nodejs npm); \
 	fi
 
+# the web pages' browser tests: Debian's chromium, installed for make test only
+deps-browser:
+	@command -v chromium >/dev/null || { echo "installing chromium (the web pages' browser tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; } \
+	  || echo "chromium could not be installed: the browser tests will skip"
+
 MODEL ?= $(firstword $(wildcard models/*.gguf))
 BUNDLED_MODEL := assets/stories260K/stories260K.gguf
 # with no MODEL: this instruct model from the store, pulled the first time (about 400 MB)
@@ -107,7 +113,7 @@ run: deps
 	  ./$(B)/hearth run -m "$(BUNDLED_MODEL)" -p "$(PROMPT)" -n 128; \
 	fi
 
-test: deps
+test: deps deps-browser
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory test-san
 	@$(MAKE) --no-print-directory test-clang
