@@ -227,7 +227,7 @@ static const struct route *route_find(const char *url, const char *method, bool 
 
 /* Is url a route answered without a key (/health, the web page)? (Its other
  * methods then get 405 without a key too: the path is public anyway.) */
-static bool route_open(const char *url, const char *method)
+bool request_open(const char *url, const char *method)
 {
 	bool known;
 	const struct route *rt = route_find(url, method, &known);
@@ -353,7 +353,7 @@ bool request_head(struct server *srv, const struct http_request *rq, const struc
 	}
 	if (check_origin(srv, rq, rp))
 		return true;
-	if (srv->n_keys && !route_open(rq->url, rq->method) && !key_match(srv, rq->authorization)) {
+	if (srv->n_keys && !request_open(rq->url, rq->method) && !key_match(srv, rq->authorization)) {
 		reply_error(rp, 401, "authentication_error", NULL, "invalid_api_key",
 			    "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.");
 		return true;

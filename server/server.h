@@ -438,6 +438,8 @@ struct route;
 /* The checks that need only the request head: size, Host, Origin, key,
  * route and method, state, content type and length. True when they answered
  * (rp filled); else *rt is the route and the body may come. */
+/* Is url a route answered without an API key (/health, the web pages)? */
+bool request_open(const char *url, const char *method);
 bool request_head(struct server *srv, const struct http_request *rq, const struct route **rt, struct reply *rp);
 /* Answers a request whose head passed request_head, its body now complete. */
 void request_answer(struct server *srv, const struct route *rt, const struct http_request *rq, struct reply *rp);

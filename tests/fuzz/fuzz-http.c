@@ -172,8 +172,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		request_answer(&srv, rt, &rq, &rp);
 	}
 	FUZZ_CHECK(rp.status >= 200 && rp.status <= 599, "%s %s: status %d", rq.method, rq.url, rp.status);
-	FUZZ_CHECK(keyed || rp.status >= 300 || !strcmp(rq.url, "/health"),
+	/* only the open routes (/health, the web pages: no data in them) answer without the key */
+	FUZZ_CHECK(keyed || rp.status >= 300 || request_open(rq.url, rq.method),
 		   "%s %s answered %d without the API key", rq.method, rq.url, rp.status);
+	FUZZ_CHECK(keyed || rp.status >= 300 || !strcmp(rq.url, "/health") ||
+			   (rp.content_type && strncmp(rp.content_type, "application/json", 16)),
+		   "%s %s answered JSON without the API key", rq.method, rq.url);
 	if (rp.stream)
 		check_stream(rp.stream, rp.ollama);
 	else
