@@ -285,7 +285,7 @@ static int f_select(struct jctx *c, const struct jnode *n, struct jv v, const st
 		if (!jinja_has_test(test))
 			return jerr(c, n, "TemplateRuntimeError: No test named '%s'.", test);
 	}
-	struct jargs ta = { a->args + k, a->nargs - k, a->names, a->kw, a->nkw };
+	struct jargs ta = { a->args ? a->args + k : NULL, a->nargs - k, a->names, a->kw, a->nkw };
 	for (size_t i = 0; i < items->n; i++) {
 		struct jv x = items->v[i];
 		bool r;
