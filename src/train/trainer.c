@@ -394,7 +394,8 @@ static void add_rows(float *y, const float *a, const float *b, size_t n)
 		y[i] = a[i] + b[i];
 }
 
-static void layer_forward(struct hearth_trainer *t, int il, int n)
+/* The attention half of layer il: xmid = x + attention(rms_norm(x)). */
+static void attn_forward(struct hearth_trainer *t, int il, int n)
 {
 	const struct hearth_model *m = t->m;
 	const struct hparams *h = &m->hp;
@@ -420,6 +421,18 @@ static void layer_forward(struct hearth_trainer *t, int il, int n)
 	tattn_forward(t->pool, &t->attn, a->q, a->k, a->v, a->att);
 	linear(t, &l->wo, lm[3], a->lu[3], &l->bo, a->att, n, t->tmp);
 	add_rows(a->xmid, a->x, t->tmp, nE);
+}
+
+/* The feed-forward half of layer il: x_(il+1) = xmid + ffn(rms_norm(xmid)). */
+static void ffn_forward(struct hearth_trainer *t, int il, int n)
+{
+	const struct hearth_model *m = t->m;
+	const struct hparams *h = &m->hp;
+	const struct layer *l = &m->layers[il];
+	struct tacts *a = &t->acts[il];
+	struct tlora *const *lm = &t->lmap[il * N_ROLE];
+	const size_t nE = (size_t)n * (size_t)t->E;
+
 	tnorm_forward(t->pool, a->xmid, l->ffn_norm.data, n, t->E, h->rms_eps, a->xn2);
 	linear(t, &l->ffn_gate, lm[4], a->lu[4], NULL, a->xn2, n, a->g);
 	linear(t, &l->ffn_up, lm[5], a->lu[5], NULL, a->xn2, n, a->u);
@@ -439,8 +452,8 @@ static void linear_back(struct hearth_trainer *t, const struct tensor *w, const 
 		tlora_backward(t->pool, lo, x, u, dy, n, t->ldu, dx);
 }
 
-/* t->dx: d loss / d x_(il+1) in, d loss / d x_il out. */
-static void layer_backward(struct hearth_trainer *t, int il, int n)
+/* The feed-forward half's backward: t->dx: d loss / d x_(il+1) in, d loss / d xmid out. */
+static void ffn_backward(struct hearth_trainer *t, int il, int n)
 {
 	const struct hearth_model *m = t->m;
 	const struct hparams *h = &m->hp;
@@ -456,8 +469,18 @@ static void layer_backward(struct hearth_trainer *t, int il, int n)
 	linear_back(t, &l->ffn_gate, lm[4], a->lu[4], a->xn2, t->dg, n, t->dxn);
 	linear_back(t, &l->ffn_up, lm[5], a->lu[5], a->xn2, t->du, n, t->dxn);
 	tnorm_backward(t->pool, a->xmid, l->ffn_norm.data, t->dxn, n, t->E, h->rms_eps, true, t->dx);
+}
 
-	/* attention: dx is now d loss / d xmid, also d loss / d (att Wo) */
+/* The attention half's backward: t->dx: d loss / d xmid in, d loss / d x_il out. */
+static void attn_backward(struct hearth_trainer *t, int il, int n)
+{
+	const struct hearth_model *m = t->m;
+	const struct hparams *h = &m->hp;
+	const struct layer *l = &m->layers[il];
+	const struct tacts *a = &t->acts[il];
+	struct tlora *const *lm = &t->lmap[il * N_ROLE];
+
+	/* dx is also d loss / d (att Wo) */
 	memset(t->datt, 0, (size_t)n * (size_t)t->OV * sizeof(float));
 	linear_back(t, &l->wo, lm[3], a->lu[3], a->att, t->dx, n, t->datt);
 	tattn_backward(t->pool, &t->attn, a->q, a->k, a->v, t->datt, t->dq, t->dk, t->dv);
@@ -572,13 +595,17 @@ int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch
 				  .scale = h->attn_scale > 0 ? h->attn_scale : 1.0f / sqrtf((float)h->head_dim_k),
 				  .lo = t->lo, .p = t->attn.p, .ds = t->attn.ds };
 	embed(t, b);
-	for (int il = 0; il < h->n_layer; il++)
-		layer_forward(t, il, n);
+	for (int il = 0; il < h->n_layer; il++) {
+		attn_forward(t, il, n);
+		ffn_forward(t, il, n);
+	}
 	*loss = head(t, n, n_lab, backward) / n_lab;
 	if (!backward)
 		return 0;
-	for (int il = h->n_layer - 1; il >= 0; il--)
-		layer_backward(t, il, n);
+	for (int il = h->n_layer - 1; il >= 0; il--) {
+		ffn_backward(t, il, n);
+		attn_backward(t, il, n);
+	}
 	if (grad_embd)
 		for (size_t j = 0; j < (size_t)n * (size_t)t->E; j++)
 			grad_embd[j] = t->dx[j] * h->embd_scale;
