@@ -1171,6 +1171,13 @@ struct hearth_train_batch {
  * A batch without a label: HEARTH_EINVAL. */
 int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch *b, bool backward, double *loss,
 		       float *grad_embd, struct hearth_err *err);
+/* A stop check for long passes: fn(data) is called on the caller's thread
+ * before each layer of the forward and of the backward; when it returns
+ * nonzero the pass ends there with HEARTH_ESHUTDOWN ("the pass was
+ * stopped"), its loss unset and the adapters' gradients partly added (zero
+ * them before the next step). fn NULL: no check (the default). */
+typedef int (*hearth_trainer_stop_fn)(void *data);
+void hearth_trainer_set_stop(struct hearth_trainer *t, hearth_trainer_stop_fn fn, void *data);
 
 /* Attribution: how much each prompt token drives the log-probability of a
  * completion, log p(completion | prompt) = sum of the log-probabilities of
@@ -1186,7 +1193,8 @@ int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch
  *   path's start, where RMS norms can make the pass change fast (see
  *   src/train/attribute.c).
  * *logprob (may be NULL) gets log p(completion | prompt). Runs on t's pass
- * (its adapters apply) and adds to its adapters' gradients. n_prompt >= 1,
+ * (its adapters apply) and adds to its adapters' gradients; a stop check set
+ * on t (hearth_trainer_set_stop) ends it with HEARTH_ESHUTDOWN. n_prompt >= 1,
  * n_completion >= 1, n_prompt + n_completion - 1 <= the trainer's n_ctx. */
 int hearth_attribute(struct hearth_trainer *t, const int32_t *prompt, int32_t n_prompt, const int32_t *completion,
 		     int32_t n_completion, int32_t n_steps, float *scores, double *logprob, struct hearth_err *err);

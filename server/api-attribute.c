@@ -22,8 +22,8 @@
  * a time (sm->attributions); the others wait their turn, within the
  * request's deadline, while requests to the model's scheduler go on. The
  * work is bounded by ATTR_MAX_TOKENS (and the per-request context) and
- * ATTR_MAX_STEPS passes; once a pass has begun it runs to the end (the
- * library has no way to stop it).
+ * ATTR_MAX_STEPS passes, and stops (between two layers of a pass) as soon
+ * as the client leaves or the request's deadline passes.
  */
 #include <errno.h>
 #include <math.h>
@@ -158,11 +158,29 @@ static bool attr_wait_turn(struct served_model *sm, const struct call *call, dou
 	return false;
 }
 
-/* Runs the attribution on a trainer made for it: scores[n_p] and *logprob;
- * false after an error reply (a model the trainer refuses: 400). */
-static bool attr_run(struct served_model *sm, const struct attr_req *a, float *scores, double *logprob,
-		     struct reply *rp)
+/* What ends an attribution early: the client leaving, or the deadline. */
+struct attr_watch {
+	int fd;
+	double deadline;  /* hearth_now() seconds, or 0: none */
+	bool gone, late;  /* what stopped it */
+};
+
+static int attr_stop(void *data)
 {
+	struct attr_watch *w = data;
+	w->gone = client_gone(w->fd);
+	w->late = !w->gone && w->deadline > 0 && hearth_now() > w->deadline;
+	return w->gone || w->late;
+}
+
+/* Runs the attribution on a trainer made for it: scores[n_p] and *logprob;
+ * false after an error reply (a model the trainer refuses: 400; the client
+ * gone: 400; past the deadline: 504). */
+static bool attr_run(struct served_model *sm, const struct call *call, double t_start, const struct attr_req *a,
+		     float *scores, double *logprob, struct reply *rp)
+{
+	const double limit_s = sm->srv->request_timeout_s;
+	struct attr_watch w = { .fd = call->fd, .deadline = limit_s > 0 ? t_start + limit_s : 0 };
 	struct hearth_trainer_params tp = hearth_trainer_default_params();
 	struct hearth_trainer *t = NULL;
 	struct hearth_err err = { 0 };
@@ -175,10 +193,17 @@ static bool attr_run(struct served_model *sm, const struct attr_req *a, float *s
 			    "Attribution is not available for this model: %s", err.msg);
 		return false;
 	}
-	if (!rc)
+	if (!rc) {
+		hearth_trainer_set_stop(t, attr_stop, &w);
 		rc = hearth_attribute(t, a->p_ids, a->n_p, a->c_ids, a->n_c, a->steps, scores, logprob, &err);
+	}
 	hearth_trainer_free(t);
-	if (rc)
+	if (rc == HEARTH_ESHUTDOWN && w.gone)
+		reply_error(rp, 400, "invalid_request_error", NULL, "client_closed", "The client left");
+	else if (rc == HEARTH_ESHUTDOWN && w.late)
+		reply_error(rp, 504, "timeout", NULL, "timeout",
+			    "The attribution ran longer than the server allows a request (%.0f s)", limit_s);
+	else if (rc)
 		reply_lib_error(rp, rc, NULL, &err);
 	return rc == 0;
 }
@@ -223,7 +248,7 @@ void api_attribute(struct server *srv, const struct call *call, struct reply *rp
 	if (!attr_wait_turn(sm, call, t_start, rp))
 		goto out;
 	usage_mark_now(&mark, sm);
-	const bool ok = attr_run(sm, &a, scores, &logprob, rp);
+	const bool ok = attr_run(sm, call, t_start, &a, scores, &logprob, rp);
 	sem_post(&sm->attributions);
 	if (!ok)
 		goto out;

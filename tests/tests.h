@@ -150,6 +150,7 @@
 	X(test_web_page)             \
 	X(test_fault_http)           \
 	X(test_http_attribute)       \
+	X(test_http_attribute_stops) \
 	X(test_models)               \
 	X(test_ollama_wire)          \
 	X(test_ollama_reply)         \
@@ -189,6 +190,7 @@
 	X(test_train_threads)        \
 	X(test_train_errors)         \
 	X(test_train_attribute)      \
+	X(test_train_stop)           \
 	X(test_lora_file)            \
 	X(test_lora_logits)          \
 	X(test_lora_sched)           \

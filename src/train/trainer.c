@@ -68,6 +68,8 @@ struct hearth_trainer {
 	float *cs;           /* rope (cos, sin): [n_ctx][n_rot] */
 	int32_t *pos, *lo, *rows, *labels; /* [n_ctx] each: a pass's positions, first visible rows, labelled rows */
 	struct tattn attn;
+	hearth_trainer_stop_fn stop; /* asked before each layer of a pass (NULL: never) */
+	void *stop_data;
 };
 
 struct hearth_trainer_params hearth_trainer_default_params(void)
@@ -362,6 +364,22 @@ void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora
 					    .scale = l->scale, .a = l->a, .b = l->b, .grad_a = l->ga, .grad_b = l->gb };
 }
 
+void hearth_trainer_set_stop(struct hearth_trainer *t, hearth_trainer_stop_fn fn, void *data)
+{
+	t->stop = fn;
+	t->stop_data = data;
+}
+
+/* Whether the caller's stop check asks the pass to end (an error set then). */
+static bool stopped(const struct hearth_trainer *t, int il, bool backward, struct hearth_err *err)
+{
+	if (!t->stop || !t->stop(t->stop_data))
+		return false;
+	err_set(err, HEARTH_ESHUTDOWN, "trainer: the pass was stopped before layer %d of the %s", il,
+		backward ? "backward" : "forward");
+	return true;
+}
+
 void hearth_trainer_zero_grad(struct hearth_trainer *t)
 {
 	for (int32_t i = 0; i < t->n_lora; i++) {
@@ -596,6 +614,8 @@ int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch
 				  .lo = t->lo, .p = t->attn.p, .ds = t->attn.ds };
 	embed(t, b);
 	for (int il = 0; il < h->n_layer; il++) {
+		if (stopped(t, il, false, err))
+			return HEARTH_ESHUTDOWN;
 		attn_forward(t, il, n);
 		ffn_forward(t, il, n);
 	}
@@ -603,6 +623,8 @@ int hearth_trainer_run(struct hearth_trainer *t, const struct hearth_train_batch
 	if (!backward)
 		return 0;
 	for (int il = h->n_layer - 1; il >= 0; il--) {
+		if (stopped(t, il, true, err))
+			return HEARTH_ESHUTDOWN;
 		ffn_backward(t, il, n);
 		attn_backward(t, il, n);
 	}

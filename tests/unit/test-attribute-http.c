@@ -5,7 +5,9 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../server/server.h"
 #include "../harness.h"
@@ -40,10 +42,10 @@ static bool attr_srv_open(struct server *srv)
 
 /* Posts body to /v1/attribute (with the key when key); the reply's JSON
  * (NULL when none) and *status. */
-static json_t *attr_post(struct server *srv, const char *body, bool key, int *status)
+static json_t *attr_post_fd(struct server *srv, const char *body, bool key, int fd, int *status)
 {
 	struct http_request rq = { .method = "POST", .url = "/v1/attribute", .content_type = "application/json",
-				   .authorization = key ? "Bearer " KEY : NULL, .fd = -1, .body = body,
+				   .authorization = key ? "Bearer " KEY : NULL, .fd = fd, .body = body,
 				   .body_len = strlen(body), .has_length = true, .content_length = strlen(body) };
 	const struct route *rt;
 	struct reply rp = { 0 };
@@ -53,6 +55,11 @@ static json_t *attr_post(struct server *srv, const char *body, bool key, int *st
 	json_t *j = rp.body ? json_loadb(rp.body, rp.len, 0, NULL) : NULL;
 	free(rp.body);
 	return j;
+}
+
+static json_t *attr_post(struct server *srv, const char *body, bool key, int *status)
+{
+	return attr_post_fd(srv, body, key, -1, status);
 }
 
 /* The reply to ids (n_p of prompt, then n_c of completion) with steps
@@ -148,6 +155,39 @@ void test_http_attribute(void)
 	int status;
 	json_decref(attr_post(&srv, "{\"prompt\":\"Once\",\"completion\":\" a\"}", false, &status));
 	T_EQ_I64(status, 401);
+	server_unload(&srv);
+	conns_free(&srv.conns);
+	free(srv.keys[0]);
+}
+
+/* An attribution stops inside its passes when the client leaves (400
+ * client_closed) or the request's deadline passes (504), and the model's
+ * turn is given back: the next attribution runs. */
+void test_http_attribute_stops(void)
+{
+	struct server srv;
+	if (!attr_srv_open(&srv))
+		return;
+	const char *body = "{\"prompt\":\"Once upon a time\",\"completion\":\" there\","
+			   "\"method\":\"integrated_gradients\",\"steps\":64}";
+	int sv[2], status;
+	T_TRUE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	close(sv[1]); /* the client is gone before the first layer */
+	json_t *j = attr_post_fd(&srv, body, true, sv[0], &status);
+	close(sv[0]);
+	T_EQ_I64(status, 400);
+	T_STR_EQ(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "client_closed");
+	json_decref(j);
+
+	srv.request_timeout_s = 1e-6; /* past by the first layer */
+	j = attr_post(&srv, body, true, &status);
+	T_EQ_I64(status, 504);
+	T_STR_EQ(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "timeout");
+	json_decref(j);
+
+	srv.request_timeout_s = 60;
+	json_decref(attr_post(&srv, body, true, &status));
+	T_EQ_I64(status, 200);
 	server_unload(&srv);
 	conns_free(&srv.conns);
 	free(srv.keys[0]);
