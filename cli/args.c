@@ -128,7 +128,8 @@ const char gen_opts_help[] =
 	"      --repeat-last-n N   tokens the penalties look back over; -1 = all [64]\n"
 	"      --frequency-penalty F, --presence-penalty P   OpenAI-style penalties [0]\n"
 	"  -s, --seed S            random seed, for reproducible runs [random]\n"
-	"      --lora FILE[:SCALE] a LoRA adapter (llama.cpp's GGUF) times SCALE [1]; repeatable\n";
+	"      --lora FILE[:SCALE] a LoRA adapter (llama.cpp's GGUF; a file or a stored name) times SCALE [1];\n"
+	"                          repeatable\n";
 
 bool gen_opts_lora(struct gen_opts *o, const char *cmd, const char *v)
 {
@@ -149,8 +150,13 @@ bool gen_opts_lora(struct gen_opts *o, const char *cmd, const char *v)
 	}
 	if (n == 0 || n >= sizeof o->lora_buf[0])
 		return usage_error(cmd, "--lora: no file, or a path too long, in '%.64s'", v), false;
-	memcpy(o->lora_buf[o->n_lora], v, n);
-	o->lora_buf[o->n_lora][n] = 0;
+	char given[sizeof o->lora_buf[0]];
+	struct hearth_err err = { 0 };
+	memcpy(given, v, n);
+	given[n] = 0;
+	/* a file, else an adapter in the store (pulled like a model: a REF or short name) */
+	if (hearth_store_resolve(given, o->lora_buf[o->n_lora], sizeof o->lora_buf[0], &err))
+		return usage_error(cmd, "--lora: %s", err.msg), false;
 	o->lora_path[o->n_lora] = o->lora_buf[o->n_lora];
 	o->lora_scale[o->n_lora++] = scale;
 	return true;

@@ -83,7 +83,15 @@ bool adapters_flag(struct server *srv, const char *arg, char *why, size_t why_si
 		snprintf(why, why_size, "--lora: no file, or a path longer than %zu bytes, in '%.64s'", sizeof a->path - 1, arg);
 		return false;
 	}
-	memcpy(a->path, file, n_path);
+	char given[sizeof a->path];
+	struct hearth_err err = { 0 };
+	memcpy(given, file, n_path);
+	given[n_path] = 0;
+	/* a file, else an adapter in the store (pulled like a model: a REF or short name) */
+	if (hearth_store_resolve(given, a->path, sizeof a->path, &err)) {
+		snprintf(why, why_size, "--lora %s: %s", a->name, err.msg);
+		return false;
+	}
 	ms->n_adapters++;
 	return true;
 }

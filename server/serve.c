@@ -47,8 +47,9 @@ static const char serve_help[] =
 	"      --alias NAME        the name of the -m FILE model [the file name]\n"
 	"      --log-prompts       log rendered prompts to stderr (off: prompts are private)\n"
 	"      --chat-template FILE  a Jinja2 chat template instead of the model's\n"
-	"      --lora NAME=FILE[:SCALE]  a LoRA adapter (llama.cpp's GGUF) of the first model, times\n"
-	"                          SCALE [1]; requests pick it with \"lora\": NAME or \"model\": \"BASE+NAME\"\n"
+	"      --lora NAME=FILE[:SCALE]  a LoRA adapter (llama.cpp's GGUF; a file or a stored name) of the\n"
+	"                          first model, times SCALE [1]; requests pick it with \"lora\": NAME or\n"
+	"                          \"model\": \"BASE+NAME\"\n"
 	"      --lora-dir DIR      let POST /v1/lora load adapters from files inside DIR (off: none)\n"
 	"      --control-vector FILE[:SCALE]  steer every request with this llama.cpp control vector\n"
 	"                          times SCALE [1] (repeatable: summed; per request: \"steering\")\n"
@@ -242,7 +243,7 @@ static int parse_flags(int argc, char **argv, struct server *srv, struct serve_o
 		} else if (!strcmp(a, "--chat-template")) {
 			o->template_path = val;
 		} else if (!strcmp(a, "--lora")) {
-			char why[160];
+			char why[600];
 			if (!adapters_flag(srv, val, why, sizeof why))
 				return usage_error("serve", "%s", why);
 		} else if (!strcmp(a, "--lora-dir")) {

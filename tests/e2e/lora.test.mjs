@@ -209,3 +209,19 @@ test('hearth run --lora and export-lora agree', () => {
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /general.architecture is 'qwen2', expected 'llama'/);
 });
+
+test('--lora takes a stored adapter by its name, as -m takes a stored model', () => {
+  const home = path.join(dir, 'home');
+  const stored = path.join(home, 'models/url/example.com');
+  fs.mkdirSync(stored, { recursive: true });
+  fs.copyFileSync(fileA, path.join(stored, 'story-adapter.gguf'));
+  const env = { ...process.env, HEARTH_HOME: home };
+  const args = ['-p', 'Once upon a time', '-n', '10', '--temp', '0', '-t', '2'];
+  const byFile = runHearth(['run', '-m', MODEL, '--lora', `${fileA}:1.5`, ...args]);
+  const byName = runHearth(['run', '-m', MODEL, '--lora', 'story-adapter:1.5', ...args], { env });
+  assert.equal(byName.code, 0, byName.stderr);
+  assert.equal(byName.stdout, byFile.stdout);
+  const missing = runHearth(['run', '-m', MODEL, '--lora', 'no-such-adapter', ...args], { env });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no-such-adapter: no such file \(nor a stored model's name/);
+});
