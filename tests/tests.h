@@ -182,9 +182,13 @@
 	X(test_train_op_rope)        \
 	X(test_train_op_swiglu)      \
 	X(test_train_op_attention)   \
+	X(test_train_op_attention_variants) \
+	X(test_train_op_geglu)       \
+	X(test_train_op_softcap)     \
 	X(test_train_op_loss)        \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
+	X(test_train_grad_dense)     \
 	X(test_train_loss_vs_decode) \
 	X(test_train_threads)        \
 	X(test_train_errors)         \

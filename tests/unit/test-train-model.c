@@ -48,6 +48,7 @@ static uint32_t rnd_u(uint32_t n)
 
 struct ref_lora {
 	int il, role, rank;
+	char name[96];     /* the base tensor's (a fused one's parts share it) */
 	int64_t n_in, n_out;
 	double scale, *a, *b;
 };
@@ -57,7 +58,7 @@ struct ref {
 	double **w;     /* [n_layer * 7 + 1]: the layers' matrices, then the output head */
 	struct ref_lora *lora;
 	int n_lora;
-	float *cs;      /* rope (cos, sin) by position */
+	float *cs;      /* rope (cos, sin) by position: [n_layer][N_TOK][n_rot] (each layer's rope) */
 	double *embd;   /* [N_TOK][E]: the input embeddings */
 };
 
@@ -81,6 +82,35 @@ static const struct tensor *role_w(const struct layer *l, int role)
 	return w[role];
 }
 
+/* The adapter of role at layer il (il < 0: the output head's), and the
+ * role's first row in it (a part of a fused tensor: its rows' offset from
+ * the first part's), or NULL. */
+static const struct ref_lora *ref_find_lora(const struct ref *r, int il, int role, int64_t *r0)
+{
+	*r0 = 0;
+	for (int k = 0; k < r->n_lora; k++) {
+		const struct ref_lora *lo = &r->lora[k];
+		if (il < 0 || lo->il < 0) {
+			if (il < 0 && lo->il < 0)
+				return lo;
+			continue;
+		}
+		if (lo->il != il)
+			continue;
+		const struct layer *l = &r->m->layers[il];
+		const struct tensor *t = role_w(l, role);
+		if (strcmp(t->name, lo->name))
+			continue;
+		const char *first = t->data;
+		for (int r2 = 0; r2 < 7; r2++)
+			if (!strcmp(role_w(l, r2)->name, lo->name) && (const char *)role_w(l, r2)->data < first)
+				first = role_w(l, r2)->data;
+		*r0 = (int64_t)(((const char *)t->data - first) / qtype_row_size(t->type, t->ne[0]));
+		return lo;
+	}
+	return NULL;
+}
+
 /* y[n][n_out] = x W^T (+ lora) (+ bias) */
 static void ref_linear(const struct ref *r, int il, int role, const struct tensor *bias, const double *x, int n,
 		       double *y)
@@ -88,10 +118,8 @@ static void ref_linear(const struct ref *r, int il, int role, const struct tenso
 	const struct tensor *t = il < 0 ? &r->m->output : role_w(&r->m->layers[il], role);
 	const double *w = r->w[il < 0 ? r->m->hp.n_layer * 7 : il * 7 + role];
 	const int64_t n_in = t->ne[0], n_out = t->ne[1];
-	const struct ref_lora *lo = NULL;
-	for (int k = 0; k < r->n_lora; k++)
-		if (r->lora[k].il == il && r->lora[k].role == role)
-			lo = &r->lora[k];
+	int64_t r0 = 0;
+	const struct ref_lora *lo = ref_find_lora(r, il, role, &r0);
 	for (int i = 0; i < n; i++) {
 		const double *xi = x + i * n_in;
 		double u[64];
@@ -105,7 +133,7 @@ static void ref_linear(const struct ref *r, int il, int role, const struct tenso
 			for (int64_t j = 0; j < n_in; j++)
 				s += w[o * n_in + j] * xi[j];
 			for (int k = 0; lo && k < lo->rank; k++)
-				s += lo->scale * lo->b[o * lo->rank + k] * u[k];
+				s += lo->scale * lo->b[(r0 + o) * lo->rank + k] * u[k];
 			if (bias && bias->data)
 				s += ((const float *)bias->data)[o];
 			y[i * n_out + o] = s;
@@ -125,14 +153,14 @@ static void ref_norm(const double *x, const float *w, int n, int64_t d, double e
 	}
 }
 
-static void ref_rope(const struct ref *r, double *x, int nh)
+static void ref_rope(const struct ref *r, int il, double *x, int nh)
 {
 	const struct hparams *h = &r->m->hp;
 	const int hd = h->head_dim_k, nr = h->n_rot;
 	for (int i = 0; i < N_TOK; i++)
 		for (int hh = 0; hh < nh; hh++) {
 			double *v = x + ((size_t)i * nh + hh) * hd;
-			const float *cs = r->cs + (size_t)pos7[i] * nr;
+			const float *cs = r->cs + ((size_t)il * N_TOK + (size_t)pos7[i]) * nr;
 			for (int i0 = 0; i0 < nr; i0 += 2) {
 				const int a = h->rope_type == ROPE_NEOX ? i0 / 2 : i0, b = h->rope_type == ROPE_NEOX ? i0 / 2 + nr / 2 : i0 + 1;
 				const double x0 = v[a], x1 = v[b];
@@ -142,21 +170,37 @@ static void ref_rope(const struct ref *r, double *x, int nh)
 		}
 }
 
-static void ref_attn(const struct hparams *h, const double *q, const double *k, const double *v, double *o)
+/* The first row that row i sees in layer l: its sequence's start, or its window's. */
+static int ref_first(const struct layer *l, int i)
 {
+	const int lo = i - pos7[i];
+	return l->n_swa > 0 && i - l->n_swa + 1 > lo ? i - l->n_swa + 1 : lo;
+}
+
+/* A score through gemma2's soft-cap (when the model caps). */
+static double ref_cap(double s, double c)
+{
+	return c > 0 ? c * tanh(s / c) : s;
+}
+
+static void ref_attn(const struct hparams *h, const struct layer *l, const double *q, const double *k, const double *v,
+		     double *o)
+{
+	const float *sinks = l->attn_sinks.data;
 	const int nh = h->n_head, nkv = h->n_head_kv, dk = h->head_dim_k, dv = h->head_dim_v, G = nh / nkv;
 	const double scale = h->attn_scale > 0 ? h->attn_scale : 1.0 / sqrt(dk);
 	for (int i = 0; i < N_TOK; i++)
 		for (int hh = 0; hh < nh; hh++) {
-			double s[N_TOK], mx = -INFINITY, z = 0;
-			const int lo = i - pos7[i];
+			double s[N_TOK], mx = sinks ? sinks[hh] : -INFINITY, z = 0;
+			const int lo = ref_first(l, i);
 			for (int j = lo; j <= i; j++) {
 				s[j] = 0;
 				for (int d = 0; d < dk; d++)
 					s[j] += q[((size_t)i * nh + hh) * dk + d] * k[((size_t)j * nkv + hh / G) * dk + d];
-				s[j] *= scale;
+				s[j] = ref_cap(s[j] * scale, h->attn_softcap);
 				mx = fmax(mx, s[j]);
 			}
+			z = sinks ? exp(sinks[hh] - mx) : 0;
 			for (int j = lo; j <= i; j++)
 				z += exp(s[j] - mx);
 			for (int d = 0; d < dv; d++) {
@@ -166,6 +210,25 @@ static void ref_attn(const struct hparams *h, const double *q, const double *k, 
 				o[((size_t)i * nh + hh) * dv + d] = acc;
 			}
 		}
+}
+
+/* g = act(g) u: SiLU, or GELU (tanh form) for gemma. */
+static void ref_act(const struct hparams *h, double *g, const double *u, int64_t n)
+{
+	for (int64_t j = 0; j < n; j++)
+		g[j] = (h->ffn_act == FFN_GELU ? 0.5 * g[j] * (1 + tanh(sqrt(2 / M_PI) * (g[j] + 0.044715 * g[j] * g[j] * g[j])))
+					       : g[j] / (1 + exp(-g[j]))) *
+		       u[j];
+}
+
+/* x += t, or x += rms_norm(t) post (gemma2/3, glm4's post-norms; t overwritten). */
+static void ref_residual(const struct hparams *h, const struct tensor *post, double *t, double *x)
+{
+	const int64_t E = h->n_embd;
+	if (post->data)
+		ref_norm(t, post->data, N_TOK, E, h->rms_eps, t);
+	for (int64_t j = 0; j < N_TOK * E; j++)
+		x[j] += t[j];
 }
 
 static double ref_loss(const struct ref *r)
@@ -191,26 +254,25 @@ static double ref_loss(const struct ref *r)
 			ref_norm(q, l->q_norm.data, N_TOK * h->n_head, h->head_dim_k, h->rms_eps, q);
 		if (l->k_norm.data)
 			ref_norm(k, l->k_norm.data, N_TOK * h->n_head_kv, h->head_dim_k, h->rms_eps, k);
-		ref_rope(r, q, h->n_head);
-		ref_rope(r, k, h->n_head_kv);
-		ref_attn(h, q, k, v, att);
+		ref_rope(r, il, q, h->n_head);
+		ref_rope(r, il, k, h->n_head_kv);
+		ref_attn(h, l, q, k, v, att);
 		ref_linear(r, il, 3, &l->bo, att, N_TOK, t);
-		for (int64_t j = 0; j < n * E; j++)
-			x[j] += t[j];
+		ref_residual(h, &l->attn_post_norm, t, x);
 		ref_norm(x, l->ffn_norm.data, N_TOK, E, h->rms_eps, xn);
 		ref_linear(r, il, 4, NULL, xn, N_TOK, g);
 		ref_linear(r, il, 5, NULL, xn, N_TOK, u);
-		for (int64_t j = 0; j < n * F; j++)
-			g[j] = g[j] / (1 + exp(-g[j])) * u[j];
+		ref_act(h, g, u, n * F);
 		ref_linear(r, il, 6, NULL, g, N_TOK, t);
-		for (int64_t j = 0; j < n * E; j++)
-			x[j] += t[j];
+		ref_residual(h, &l->ffn_post_norm, t, x);
 	}
 	ref_norm(x, m->output_norm.data, N_TOK, E, h->rms_eps, xn);
 	for (int i = 0; i < N_TOK; i++) {
 		if (lab7[i] < 0)
 			continue;
 		ref_linear(r, -1, 0, NULL, xn + i * E, 1, lg);
+		for (int64_t j = 0; j < V; j++)
+			lg[j] = ref_cap(lg[j], h->final_softcap);
 		double mx = -INFINITY, z = 0;
 		for (int64_t j = 0; j < V; j++)
 			mx = fmax(mx, lg[j]);
@@ -221,6 +283,30 @@ static double ref_loss(const struct ref *r)
 	}
 	free(x), free(xn), free(t), free(q), free(k), free(v), free(att), free(g), free(u), free(lg);
 	return loss / n_lab;
+}
+
+/* Each layer's rope (cos, sin) for positions 0 .. N_TOK - 1: the layer's
+ * base, scale and YaRN ramp, and the frequency factors forward.c picks for
+ * the trainer's context (64: LongRoPE's short factors unless the original
+ * context is shorter). */
+static float *ref_rope_tables(const struct hearth_model *m)
+{
+	const struct hparams *h = &m->hp;
+	const float *ff = m->rope_freqs.data ? m->rope_freqs.data
+			  : m->rope_long.data && 64 > h->n_ctx_orig ? m->rope_long.data : m->rope_short.data;
+	float *cs = malloc((size_t)h->n_layer * N_TOK * h->n_rot * sizeof *cs);
+	for (int il = 0; il < h->n_layer; il++) {
+		const struct layer *l = &m->layers[il];
+		struct hparams hl = *h;
+		hl.rope_base = l->rope_base;
+		hl.rope_freq_scale = l->rope_freq_scale;
+		hl.yarn_corr[0] = l->yarn_corr[0];
+		hl.yarn_corr[1] = l->yarn_corr[1];
+		hl.yarn_mscale = l->yarn_mscale;
+		for (int p = 0; p < N_TOK; p++)
+			block_rope_cs(p, h->n_rot, &hl, ff, cs + ((size_t)il * N_TOK + (size_t)p) * h->n_rot);
+	}
+	return cs;
 }
 
 /* The reference of model m with trainer tr's adapters (copied as doubles). */
@@ -241,8 +327,9 @@ static void ref_init(struct ref *r, const struct hearth_model *m, struct hearth_
 		hearth_trainer_lora(tr, i, &lt);
 		struct ref_lora *rl = &r->lora[i];
 		rl->il = -1; /* the output head, unless a layer's name matches */
+		snprintf(rl->name, sizeof rl->name, "%s", lt.weight);
 		for (int il = 0; il < h->n_layer; il++)
-			for (int role = 0; role < 7; role++)
+			for (int role = 6; role >= 0; role--) /* a fused tensor: its first role */
 				if (!strcmp(role_w(&m->layers[il], role)->name, lt.weight))
 					rl->il = il, rl->role = role;
 		rl->rank = lt.rank;
@@ -256,9 +343,7 @@ static void ref_init(struct ref *r, const struct hearth_model *m, struct hearth_
 		for (int64_t j = 0; j < lt.rank * lt.n_out; j++)
 			rl->b[j] = lt.b[j];
 	}
-	r->cs = malloc((size_t)N_TOK * h->n_rot * sizeof *r->cs);
-	for (int p = 0; p < N_TOK; p++)
-		block_rope_cs(p, h->n_rot, h, m->rope_freqs.data, r->cs + (size_t)p * h->n_rot);
+	r->cs = ref_rope_tables(m);
 	r->embd = malloc((size_t)N_TOK * h->n_embd * sizeof *r->embd);
 	for (int64_t j = 0; j < (int64_t)N_TOK * h->n_embd; j++)
 		r->embd[j] = embd[j];
@@ -427,11 +512,48 @@ void test_train_grad_fixtures(void)
 	}
 }
 
+/* The other dense architectures: gemma2 (synthetic: GeGLU, post-norms,
+ * capped scores and logits, a window of 2 on its local layer), gemma3
+ * (q/k norms, windows, per-layer rope), phi3 (fused qkv and gate+up,
+ * LongRoPE), chatglm (fused qkv with bias, partial rope), glm4 (post-norms,
+ * fused gate+up): f32 and quantized. */
+void test_train_grad_dense(void)
+{
+	struct synth_spec sp = { .arch = "gemma2", .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 96,
+				 .wtype = HEARTH_TYPE_F32, .embd_type = HEARTH_TYPE_F32, .seed = 3, .n_swa = 2 };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	for (int k = 0; k < 2; k++) {
+		sp.wtype = k ? HEARTH_TYPE_Q8_0 : HEARTH_TYPE_F32;
+		T_OK(synth_model_write(tmp_path("train-g2.gguf"), &sp, &err), err);
+		T_OK(hearth_model_load(&m, tmp_path("train-g2.gguf"), &mp, &err), err);
+		if (m) {
+			T_TRUE(m->layers[0].n_swa == 2 && m->hp.attn_softcap > 0 && m->hp.final_softcap > 0);
+			check_grads(k ? "gemma2 q8_0 (synth)" : "gemma2 f32 (synth)", m, N_PICK);
+		}
+		hearth_model_free(m);
+		m = NULL;
+	}
+	const char *files[] = { "models/tiny-gemma3.f32.gguf", "models/tiny-gemma3.q4_k_m.gguf", "models/tiny-phi3.f32.gguf",
+				"models/tiny-phi3.q4_k_m.gguf", "models/tiny-chatglm.f32.gguf", "models/tiny-chatglm.q4_k_m.gguf",
+				"models/tiny-glm4.f32.gguf", "models/tiny-glm4.q4_k_m.gguf" };
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		T_OK(hearth_model_load(&m, fixture(files[i]), &mp, &err), err);
+		if (m)
+			check_grads(files[i] + 7, m, N_PICK / 2);
+		hearth_model_free(m);
+		m = NULL;
+	}
+}
+
 /* The trainer's loss is the cross-entropy of what decoding computes. */
 void test_train_loss_vs_decode(void)
 {
 	const char *files[] = { "models/tiny-llama-spm.f32.gguf", "models/tiny-qwen2.f32.gguf", "models/tiny-qwen3.f32.gguf",
-				"models/tiny-llama3.q4_k_m.gguf", "models/tiny-qwen3.q6_k.gguf" };
+				"models/tiny-llama3.q4_k_m.gguf", "models/tiny-qwen3.q6_k.gguf", "models/tiny-gemma3.f32.gguf",
+				"models/tiny-phi3.f32.gguf", "models/tiny-chatglm.f32.gguf", "models/tiny-glm4.f32.gguf",
+				"models/tiny-gemma3.q4_k_m.gguf", "models/tiny-phi3.q4_k_m.gguf" };
 	const int32_t ids[6] = { 1, 300, 301, 302, 303, 304 }, labels[6] = { 300, 301, 302, 303, 304, 305 };
 	for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
 		struct hearth_model_params mp = hearth_model_default_params();
