@@ -190,7 +190,9 @@
 	X(test_train_grad_fixtures)  \
 	X(test_train_grad_dense)     \
 	X(test_train_loss_vs_decode) \
+	X(test_train_loss_vs_decode_swa) \
 	X(test_train_threads)        \
+	X(test_train_threads_dense)  \
 	X(test_train_errors)         \
 	X(test_train_attribute)      \
 	X(test_lora_file)            \
