@@ -194,6 +194,7 @@
 	X(test_train_loss_vs_decode_swa) \
 	X(test_train_threads)        \
 	X(test_train_threads_dense)  \
+	X(test_train_attn_gptoss)    \
 	X(test_train_errors)         \
 	X(test_train_attribute)      \
 	X(test_lora_file)            \

@@ -678,6 +678,40 @@ out:
 	hearth_model_free(m);
 }
 
+/* gpt-oss's attention (its FFN is a mixture of experts, refused): a
+ * synthetic llama given, in memory, a sink logit per head, a window of 2
+ * positions on layer 0, and per-layer rope with YaRN (layer 0: its own base,
+ * frequency scale 1/4 and ramp; layer 1: the model's), before any pass or
+ * context reads them. Gradients against the double reference, and the loss
+ * against decoding's (which reads the same fields). */
+void test_train_attn_gptoss(void)
+{
+	struct synth_spec sp = { .arch = "llama", .n_embd = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 96,
+				 .wtype = HEARTH_TYPE_F32, .embd_type = HEARTH_TYPE_F32, .seed = 11, .n_vocab = 400 };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	static float sinks[2][4] = { { 0.5f, -1.0f, 2.0f, 0.0f }, { 1.5f, 0.25f, -0.5f, 3.0f } };
+	T_OK(synth_model_write(tmp_path("train-oss.gguf"), &sp, &err), err);
+	T_OK(hearth_model_load(&m, tmp_path("train-oss.gguf"), &mp, &err), err);
+	if (!m)
+		return;
+	for (int il = 0; il < 2; il++) {
+		struct layer *l = &m->layers[il];
+		l->attn_sinks = (struct tensor){ .data = sinks[il], .type = HEARTH_TYPE_F32, .ne = { 4, 1 } };
+	}
+	m->layers[0].n_swa = 2;
+	m->hp.rope_ext_factor = 1.0f;
+	m->layers[0].rope_base = 5000.0f;
+	m->layers[0].rope_freq_scale = 0.25f;
+	m->layers[0].yarn_corr[0] = 2.0f;
+	m->layers[0].yarn_corr[1] = 6.0f;
+	m->layers[0].yarn_mscale = 1.1f;
+	check_grads("llama + gpt-oss attention", m, N_PICK);
+	loss_vs_decode("llama + gpt-oss attention", m);
+	hearth_model_free(m);
+}
+
 /* One thread against four on gemma2 (GeGLU, post-norms, capped scores and
  * logits, a window) and on phi3 (fused adapters: A's gradient summed over
  * the parts): the same bits. */
