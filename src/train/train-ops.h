@@ -51,7 +51,7 @@ void tmm_backward(struct pool *p, float *scratch, const struct tensor *w, const 
 
 struct tlora {
 	char name[96];         /* the base weight's name ("blk.0.attn_q.weight") */
-	const struct tensor *w; /* the base weight */
+	const struct tensor *w; /* the base weight (of a fused one: a part, see trainer.c) */
 	int64_t n_in, n_out;
 	int32_t rank;
 	float scale;           /* alpha / rank */

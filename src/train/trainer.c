@@ -24,8 +24,9 @@
  * Memory (the owner is the trainer; sizes fixed at creation for n_ctx
  * tokens): the parameters and their gradients in one allocation; the
  * activations of every layer in another (x_il, xn, q/k before their norms,
- * q, k, v, att, xmid, xn2, g, u, h, each adapter's A x), about
- * n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att) floats a layer; the
+ * q, k, v, att, xmid, xn2, g, u, h, the outputs before post-norms, each
+ * adapter's A x), about n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att)
+ * floats a layer (2 n_embd more with post-norms); the
  * backward's scratch (one layer's gradients, the attention's probabilities
  * and score gradients, n_head n_ctx^2 floats each) in a third.
  *
