@@ -18,6 +18,7 @@
 	X(test_dataset_split_pack)   \
 	X(test_finetune_learns)      \
 	X(test_finetune_learns_quantized) \
+	X(test_finetune_fused)       \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
 	X(test_finetune_save)        \
@@ -183,11 +184,18 @@
 	X(test_train_op_rope)        \
 	X(test_train_op_swiglu)      \
 	X(test_train_op_attention)   \
+	X(test_train_op_attention_variants) \
+	X(test_train_op_geglu)       \
+	X(test_train_op_softcap)     \
 	X(test_train_op_loss)        \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
+	X(test_train_grad_dense)     \
 	X(test_train_loss_vs_decode) \
+	X(test_train_loss_vs_decode_swa) \
 	X(test_train_threads)        \
+	X(test_train_threads_dense)  \
+	X(test_train_attn_gptoss)    \
 	X(test_train_errors)         \
 	X(test_train_attribute)      \
 	X(test_train_stop)           \

@@ -6,6 +6,13 @@
  *
  *   dp_j = do_i . v_j,  ds_j = p_j (dp_j - sum_k p_k dp_k)
  *   dq_i = scale sum_j ds_j k_j
+ *
+ * Soft-capped scores (gemma2): s_j = c tanh(scale q_i . k_j / c), and ds_j
+ * takes the factor 1 - (s_j / c)^2 before it reaches q and k. A sink
+ * (gpt-oss): the head's logit z joins the softmax's denominator as a key
+ * without a value, p_j = exp(s_j) / (sum_k exp(s_k) + exp(z)); the formulas
+ * above hold as they are (the sink's dp is 0), and z gets no gradient (it
+ * is frozen). A sliding window is the caller's lo[i].
  *   dk_j = scale sum_(h in kh's group, i sees j) ds_ij q_i
  *   dv_j = sum_(h in kh's group, i sees j) p_ij do_i
  *
@@ -38,18 +45,25 @@ static const float *row(const float *x, int i, int nh, int h, int d)
 	return x + ((size_t)i * (size_t)nh + (size_t)h) * (size_t)d;
 }
 
+/* The score of query (h, i) for key j (soft-capped when the layer caps). */
+static float score(const struct tattn *a, const float *qi, const float *k, int kh, int j)
+{
+	const float s = dot(qi, row(k, j, a->n_kv, kh, a->dk), a->dk) * a->scale;
+	return a->softcap > 0 ? a->softcap * tanhf(s / a->softcap) : s;
+}
+
 /* Row (h, i)'s probabilities into a->p (positions lo[i] .. i). */
 static float *probs(const struct tattn *a, const float *q, const float *k, int h, int i)
 {
 	const int kh = h / (a->n_head / a->n_kv);
 	float *p = a->p + ((size_t)h * (size_t)a->n + (size_t)i) * (size_t)a->n;
 	const float *qi = row(q, i, a->n_head, h, a->dk);
-	float mx = -INFINITY;
+	float mx = a->sinks ? a->sinks[h] : -INFINITY;
 	for (int j = a->lo[i]; j <= i; j++) {
-		p[j] = dot(qi, row(k, j, a->n_kv, kh, a->dk), a->dk) * a->scale;
+		p[j] = score(a, qi, k, kh, j);
 		mx = p[j] > mx ? p[j] : mx;
 	}
-	double sum = 0;
+	double sum = a->sinks ? exp((double)a->sinks[h] - mx) : 0;
 	for (int j = a->lo[i]; j <= i; j++) {
 		p[j] = expf(p[j] - mx);
 		sum += p[j];
@@ -109,8 +123,13 @@ static void backward_queries(void *arg, int ith, int nth)
 		float *dq = t->dq + ((size_t)i * (size_t)a->n_head + (size_t)h) * (size_t)a->dk;
 		for (int d = 0; d < a->dk; d++)
 			dq[d] = 0;
+		const float *qi = row(t->q, i, a->n_head, h, a->dk);
 		for (int j = a->lo[i]; j <= i; j++) {
 			ds[j] = p[j] * (ds[j] - (float)pdp);
+			if (a->softcap > 0) {
+				const float y = score(a, qi, t->k, kh, j) / a->softcap;
+				ds[j] *= 1.0f - y * y;
+			}
 			const float g = ds[j] * a->scale, *kj = row(t->k, j, a->n_kv, kh, a->dk);
 			for (int d = 0; d < a->dk; d++)
 				dq[d] += g * kj[d];

@@ -51,7 +51,7 @@ void tmm_backward(struct pool *p, float *scratch, const struct tensor *w, const 
 
 struct tlora {
 	char name[96];         /* the base weight's name ("blk.0.attn_q.weight") */
-	const struct tensor *w; /* the base weight */
+	const struct tensor *w; /* the base weight (of a fused one: a part, see trainer.c) */
 	int64_t n_in, n_out;
 	int32_t rank;
 	float scale;           /* alpha / rank */
@@ -87,6 +87,19 @@ void tswiglu_forward(struct pool *p, const float *g, const float *u, int64_t n, 
 void tswiglu_backward(struct pool *p, const float *g, const float *u, const float *dh, int64_t n, float *dg,
 		      float *du);
 
+/* ---- tgeglu.c: the GELU-gated activation h = gelu(g) * u (tanh GELU) ------- */
+
+void tgeglu_forward(struct pool *p, const float *g, const float *u, int64_t n, float *h);
+/* dg = dh * u * gelu'(g), du = dh * gelu(g). */
+void tgeglu_backward(struct pool *p, const float *g, const float *u, const float *dh, int64_t n, float *dg,
+		     float *du);
+
+/* ---- tsoftcap.c: soft-capping y = c tanh(x / c), in place ------------------- */
+
+void tsoftcap_forward(struct pool *p, float *x, int64_t n, float c);
+/* dy (in place) becomes the gradient with respect to x, from the outputs y. */
+void tsoftcap_backward(struct pool *p, const float *y, float *dy, int64_t n, float c);
+
 /* ---- tattn.c: causal attention with grouped keys ---------------------------- */
 
 /* One pass's attention: row i (of n) of q [n][n_head][dk] attends to rows
@@ -95,7 +108,9 @@ void tswiglu_backward(struct pool *p, const float *g, const float *u, const floa
 struct tattn {
 	int n, n_head, n_kv, dk, dv;
 	float scale;
-	const int32_t *lo;
+	float softcap;       /* > 0: scores become softcap tanh(s / softcap) (gemma2) */
+	const float *sinks;  /* [n_head] sink logits joining each denominator (gpt-oss), or NULL */
+	const int32_t *lo;   /* [n] each row's first visible row (its sequence's start, or its window's) */
 	float *p;  /* [n_head][n][n] scratch: the probabilities */
 	float *ds; /* [n_head][n][n] scratch: the scores' gradients */
 };

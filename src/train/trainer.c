@@ -1,23 +1,32 @@
-/* trainer.c - the training pass of a dense llama-family model: forward
- * keeping activations, then backward to the LoRA adapters and the input
- * embeddings (see hearth.h, hearth_trainer_*; the operations: train-ops.h).
+/* trainer.c - the training pass of a dense model: forward keeping
+ * activations, then backward to the LoRA adapters and the input embeddings
+ * (see hearth.h, hearth_trainer_*; the operations: train-ops.h). It computes
+ * what forward.c computes:
  *
  *   x_0 = embed(tokens) (* embd_scale)       or the caller's embeddings
  *   layer il (x = x_il):
  *     xn   = rms_norm(x) attn_norm
- *     q, k, v = xn W (+ s B A xn) (+ bias)   (qwen3: per-head rms norms of q, k)
- *     q, k = rope(q, k);  att = attention(q, k, v)
- *     xmid = x + att Wo (+ lora) (+ bias)
+ *     q, k, v = xn W (+ s B A xn) (+ bias)   (qwen3, gemma3: per-head rms norms of q, k)
+ *     q, k = rope(q, k) (the layer's rope: base, scale, YaRN; LongRoPE factors)
+ *     att = attention(q, k, v)   (a window in local layers; gemma2: capped scores; gpt-oss: sinks)
+ *     ao = att Wo (+ lora) (+ bias);  xmid = x + ao  (post-norm: x + rms_norm(ao) attn_post_norm)
  *     xn2  = rms_norm(xmid) ffn_norm
- *     g, u = xn2 Wgate, xn2 Wup (+ lora);  h = silu(g) u
- *     x_(il+1) = xmid + h Wdown (+ lora)
- *   loss = mean over labelled rows of -log softmax(rms_norm(x_L) output_norm Wout)[label]
+ *     g, u = xn2 Wgate, xn2 Wup (+ lora);  h = act(g) u  (silu, or gelu: gemma)
+ *     fo = h Wdown (+ lora);  x_(il+1) = xmid + fo  (post-norm as above, ffn_post_norm)
+ *   loss = mean over labelled rows of -log softmax(cap(rms_norm(x_L) output_norm Wout))[label]
+ *          (cap: c tanh(l / c) with gemma's final soft-capping, else none)
+ *
+ * A fused matrix (attn_qkv; ffn_up holding gate and up) has one adapter over
+ * all its rows; the layer's products use views of it (struct tlora sharing
+ * A and its gradient, each with its part's rows of B), so A's gradient is
+ * the sum over the parts.
  *
  * Memory (the owner is the trainer; sizes fixed at creation for n_ctx
  * tokens): the parameters and their gradients in one allocation; the
  * activations of every layer in another (x_il, xn, q/k before their norms,
- * q, k, v, att, xmid, xn2, g, u, h, each adapter's A x), about
- * n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att) floats a layer; the
+ * q, k, v, att, xmid, xn2, g, u, h, the outputs before post-norms, each
+ * adapter's A x), about n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att)
+ * floats a layer (2 n_embd more with post-norms); the
  * backward's scratch (one layer's gradients, the attention's probabilities
  * and score gradients, n_head n_ctx^2 floats each) in a third.
  *
@@ -25,6 +34,7 @@
  * from the kernels' repacked copies: a matrix the loader repacked had its
  * mapped pages given back, and they come back from the file when read here.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +56,7 @@
 
 struct tacts { /* one layer's activations, each [n_ctx][width] */
 	float *x, *xn, *qraw, *kraw, *q, *k, *v, *att, *xmid, *xn2, *g, *u, *h;
+	float *ao, *fo; /* attention and FFN outputs before their post-norms (NULL: none) */
 	float *lu[N_ROLE]; /* adapters' A x: [n_ctx][rank] */
 };
 
@@ -56,7 +67,8 @@ struct hearth_trainer {
 	int64_t E, QK, KV, VV, OV, F, V;
 	struct tlora *lora; /* [n_lora] */
 	int32_t n_lora;
-	struct tlora **lmap; /* [n_layer][N_ROLE]: a layer's adapter of a role, or NULL */
+	struct tlora *views; /* [n_layer][N_ROLE]: each role's part of its adapter (the whole, unless fused) */
+	struct tlora **lmap; /* [n_layer][N_ROLE]: a layer's adapter view of a role, or NULL */
 	struct tlora *lout;  /* the output head's adapter, or NULL */
 	float *params;       /* a, b, ga, gb of every adapter */
 	float *acts_mem;
@@ -65,8 +77,11 @@ struct hearth_trainer {
 	float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *tmp, *ldu, *mm;
 	float *hu;           /* [HEAD_ROWS][rank]: the output adapter's A x */
 	float *xf, *dxf, *logits; /* head: [HEAD_ROWS][E], [HEAD_ROWS][E], [HEAD_ROWS][V] */
-	float *cs;           /* rope (cos, sin): [n_ctx][n_rot] */
-	int32_t *pos, *lo, *rows, *labels; /* [n_ctx] each: a pass's positions, first visible rows, labelled rows */
+	float *dlogits;      /* [HEAD_ROWS][V] with a final soft-cap (the capped logits stay), else NULL */
+	float *cs_mem;       /* the rope tables, one per distinct layer rope: [n_ctx][n_rot] each */
+	const float **cs;    /* [n_layer]: layer il's table */
+	int32_t *pos, *lo0, *lo, *rows, *labels; /* [n_ctx] each: a pass's positions, rows' sequence starts,
+						    first visible rows (the layer's), labelled rows */
 	struct tattn attn;
 	hearth_trainer_stop_fn stop; /* asked before each layer of a pass (NULL: never) */
 	void *stop_data;
@@ -88,19 +103,22 @@ static int check_model(const struct hearth_model *m, struct hearth_err *err)
 	const char *a = m->arch;
 	if (m->vocab_only)
 		return err_set(err, HEARTH_EINVAL, "trainer: the model was loaded vocabulary only");
-	if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3"))
-		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: architecture '%s' has no backward pass yet (llama, qwen2, qwen3)", a);
+	static const char *const dense[] = { "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "chatglm", "glm4" };
+	bool known = false;
+	for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
+		known |= strcmp(a, dense[i]) == 0;
 	if (h->n_expert > 0)
-		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: mixtures of experts have no backward pass yet");
-	if (h->attn_softcap > 0 || h->final_softcap > 0 || h->ffn_act != FFN_SILU || h->embd_scale <= 0 ||
-	    m->rope_long.data || m->rope_short.data || h->n_rot % 2 || h->n_rot > h->head_dim_k)
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' is a mixture of experts: no backward pass for its "
+			       "feed-forward yet", a);
+	if (!known)
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: architecture '%s' has no backward pass yet (llama, qwen2, "
+			       "qwen3, gemma2, gemma3, phi3, chatglm, glm4)", a);
+	if ((h->ffn_act != FFN_SILU && h->ffn_act != FFN_GELU) || h->embd_scale <= 0 || h->n_rot % 2 ||
+	    h->n_rot > h->head_dim_k)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' uses a feature without a backward pass", a);
-	for (int il = 0; il < h->n_layer; il++) {
-		const struct layer *l = &m->layers[il];
-		if (l->n_swa > 0 || l->attn_sinks.data || l->attn_post_norm.data || l->ffn_post_norm.data ||
-		    l->rope_base != h->rope_base || l->rope_freq_scale != h->rope_freq_scale || !l->ffn_gate.data)
-			return err_set(err, HEARTH_EUNSUPPORTED, "trainer: layer %d of '%s' uses a feature without a backward pass", il, a);
-	}
+	for (int il = 0; il < h->n_layer; il++)
+		if (!m->layers[il].ffn_gate.data)
+			return err_set(err, HEARTH_EUNSUPPORTED, "trainer: layer %d of '%s' has no gated feed-forward", il, a);
 	return 0;
 }
 
@@ -119,44 +137,81 @@ static uint64_t splitmix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-/* The adapters: one per layer and targeted role; parameters carved from one
- * allocation; A uniform in +-1/sqrt(n_in), B zero. */
+/* The roles of layer l whose weight is (a part of) the same tensor as
+ * role r's (one role unless fused): its first part (the lowest rows), r's
+ * first row in it and its rows over all parts. */
+struct fused {
+	int first;
+	int64_t r0, n_rows;
+	bool targeted; /* some part's target bit is set */
+};
+static struct fused fused_of(const struct layer *l, int r, uint32_t targets)
+{
+	const struct tensor *w = role_weight(l, r);
+	struct fused f = { .first = r };
+	for (int r2 = 0; r2 < N_ROLE; r2++) {
+		const struct tensor *w2 = role_weight(l, r2);
+		if (r2 != r && strcmp(w2->name, w->name) != 0)
+			continue;
+		f.n_rows += w2->ne[1];
+		f.targeted |= (targets & (1u << r2)) != 0;
+		if ((const char *)w2->data < (const char *)role_weight(l, f.first)->data)
+			f.first = r2;
+	}
+	const size_t row = qtype_row_size(w->type, w->ne[0]);
+	f.r0 = (int64_t)(((const char *)w->data - (const char *)role_weight(l, f.first)->data) / row);
+	return f;
+}
+
+/* Adds an adapter of rank R on weight w with n_out rows; returns it. */
+static struct tlora *add_lora(struct hearth_trainer *t, const struct tensor *w, int64_t n_out, size_t *total)
+{
+	const int R = t->p.rank;
+	struct tlora *lo = &t->lora[t->n_lora++];
+	lo->w = w;
+	snprintf(lo->name, sizeof lo->name, "%s", w->name);
+	lo->n_in = w->ne[0];
+	lo->n_out = n_out;
+	lo->rank = R;
+	lo->scale = t->p.alpha / (float)R;
+	*total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
+	return lo;
+}
+
+/* The adapters: one per layer and targeted weight tensor (a fused one once,
+ * when any of its parts is targeted), in role order, then the head's;
+ * parameters carved from one allocation; A uniform in +-1/sqrt(n_in), B
+ * zero. Then each role's view (see the file's header). */
 static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 {
 	const struct hearth_model *m = t->m;
 	const int L = m->hp.n_layer, R = t->p.rank;
 	size_t total = 0;
+	int32_t *owner = calloc((size_t)L * N_ROLE, sizeof *owner); /* a role's adapter + 1, or 0 */
 	t->lmap = calloc((size_t)L * N_ROLE, sizeof *t->lmap);
+	t->views = calloc((size_t)L * N_ROLE, sizeof *t->views);
 	t->lora = calloc((size_t)L * N_ROLE + 1, sizeof *t->lora);
-	if (!t->lmap || !t->lora)
+	if (!t->lmap || !t->lora || !t->views || !owner) {
+		free(owner);
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+	}
 	for (int il = 0; il < L; il++)
 		for (int r = 0; r < N_ROLE; r++) {
-			if (!(t->p.targets & (1u << r)))
+			const struct layer *l = &m->layers[il];
+			const struct fused f = fused_of(l, r, t->p.targets);
+			if (!f.targeted)
 				continue;
-			const struct tensor *w = role_weight(&m->layers[il], r);
-			struct tlora *lo = &t->lora[t->n_lora++];
-			lo->w = w;
-			snprintf(lo->name, sizeof lo->name, "%s", w->name);
-			lo->n_in = w->ne[0];
-			lo->n_out = w->ne[1];
-			lo->rank = R;
-			lo->scale = t->p.alpha / (float)R;
-			total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
-			t->lmap[il * N_ROLE + r] = lo;
+			if (f.first == r) /* the tensor's first part makes its adapter */
+				add_lora(t, role_weight(l, r), f.n_rows, &total);
+			assert(f.first <= r); /* fused parts come in role order */
+			owner[il * N_ROLE + r] = f.first == r ? t->n_lora : owner[il * N_ROLE + f.first];
 		}
-	if (t->p.targets & HEARTH_TRAIN_OUTPUT) {
-		struct tlora *lo = t->lout = &t->lora[t->n_lora++];
-		lo->w = &m->output;
-		snprintf(lo->name, sizeof lo->name, "%s", m->output.name);
-		lo->n_in = m->output.ne[0];
-		lo->n_out = m->output.ne[1];
-		lo->rank = R;
-		lo->scale = t->p.alpha / (float)R;
-		total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
-	}
-	if (total && !(t->params = calloc(total, sizeof(float))))
+	if (t->p.targets & HEARTH_TRAIN_OUTPUT)
+		t->lout = add_lora(t, &m->output, m->output.ne[1], &total);
+	if (total && !(t->params = calloc(total, sizeof(float)))) {
+		free(owner);
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory for %zu adapter floats", total);
+	}
 	float *at = t->params;
 	uint64_t s = t->p.seed;
 	for (int32_t i = 0; i < t->n_lora; i++) {
@@ -171,6 +226,22 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 		for (size_t j = 0; j < na; j++)
 			lo->a[j] = ((float)(splitmix(&s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f) * bound;
 	}
+	for (int il = 0; il < L; il++)
+		for (int r = 0; r < N_ROLE; r++) {
+			const int32_t k = owner[il * N_ROLE + r];
+			if (!k)
+				continue;
+			const struct tensor *w = role_weight(&m->layers[il], r);
+			const struct fused f = fused_of(&m->layers[il], r, t->p.targets);
+			struct tlora *v = &t->views[il * N_ROLE + r];
+			*v = t->lora[k - 1];
+			v->w = w;
+			v->n_out = w->ne[1];
+			v->b += (size_t)f.r0 * (size_t)R;
+			v->gb += (size_t)f.r0 * (size_t)R;
+			t->lmap[il * N_ROLE + r] = v;
+		}
+	free(owner);
 	return 0;
 }
 
@@ -206,6 +277,8 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 		a->g = carve(&at, C * (size_t)t->F);
 		a->u = carve(&at, C * (size_t)t->F);
 		a->h = carve(&at, C * (size_t)t->F);
+		a->ao = l->attn_post_norm.data ? carve(&at, C * E) : NULL;
+		a->fo = l->ffn_post_norm.data ? carve(&at, C * E) : NULL;
 		for (int r = 0; r < N_ROLE; r++)
 			a->lu[r] = t->lmap[il * N_ROLE + r] ? carve(&at, C * R) : NULL;
 	}
@@ -236,7 +309,7 @@ static size_t layout_scratch(struct hearth_trainer *t, float *base)
 	t->logits = carve(&at, HEAD_ROWS * (size_t)t->V);
 	t->attn.p = carve(&at, nh * C * C);
 	t->attn.ds = carve(&at, nh * C * C);
-	t->cs = carve(&at, C * (size_t)t->m->hp.n_rot);
+	t->dlogits = t->m->hp.final_softcap > 0 ? carve(&at, HEAD_ROWS * (size_t)t->V) : NULL;
 	return (size_t)(at - base);
 }
 
@@ -276,6 +349,69 @@ static int check_params(const struct hearth_trainer_params *p, struct hearth_err
 	if (!isfinite(p->alpha))
 		return err_set(err, HEARTH_EINVAL, "trainer: alpha is not finite");
 	return 0;
+}
+
+/* Layer il's rope parameters (forward.c's step_rows: the layer's base,
+ * scale and YaRN ramp over the model's). */
+static struct hparams layer_rope(const struct hearth_model *m, int il)
+{
+	const struct layer *l = &m->layers[il];
+	struct hparams hl = m->hp;
+	hl.rope_base = l->rope_base;
+	hl.rope_freq_scale = l->rope_freq_scale;
+	hl.yarn_corr[0] = l->yarn_corr[0];
+	hl.yarn_corr[1] = l->yarn_corr[1];
+	hl.yarn_mscale = l->yarn_mscale;
+	return hl;
+}
+
+static bool same_rope(const struct hparams *a, const struct hparams *b)
+{
+	return a->rope_base == b->rope_base && a->rope_freq_scale == b->rope_freq_scale &&
+	       a->yarn_corr[0] == b->yarn_corr[0] && a->yarn_corr[1] == b->yarn_corr[1] && a->yarn_mscale == b->yarn_mscale;
+}
+
+/* The rope (cos, sin) tables for n_ctx positions: one per distinct layer
+ * rope, layers sharing it pointing to it. The frequency factors are chosen
+ * as forward.c's rope_factors_for chooses them for a context of n_ctx
+ * tokens: Llama 3.1's rope_freqs, else LongRoPE's long factors beyond the
+ * original training context, else its short ones. */
+static int make_rope(struct hearth_trainer *t, struct hearth_err *err)
+{
+	const struct hearth_model *m = t->m;
+	const int L = m->hp.n_layer, nr = m->hp.n_rot;
+	const size_t per = (size_t)t->p.n_ctx * (size_t)nr;
+	const float *ff = m->rope_freqs.data ? m->rope_freqs.data
+			  : m->rope_long.data && t->p.n_ctx > m->hp.n_ctx_orig ? m->rope_long.data : m->rope_short.data;
+	int n_tab = 0;
+	int *tab = calloc((size_t)L, sizeof *tab);
+	t->cs = calloc((size_t)L, sizeof *t->cs);
+	if (!tab || !t->cs) {
+		free(tab);
+		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+	}
+	for (int il = 0; il < L; il++) {
+		const struct hparams a = layer_rope(m, il);
+		tab[il] = n_tab;
+		for (int j = 0; j < il; j++) {
+			const struct hparams b = layer_rope(m, j);
+			if (same_rope(&a, &b)) {
+				tab[il] = tab[j];
+				break;
+			}
+		}
+		n_tab += tab[il] == n_tab;
+	}
+	int rc = alloc_floats(&t->cs_mem, (size_t)n_tab * per + 1, "the rope tables", err);
+	for (int il = 0; il < L && !rc; il++) {
+		float *cs = t->cs_mem + (size_t)tab[il] * per;
+		t->cs[il] = cs;
+		const struct hparams hl = layer_rope(m, il);
+		for (int32_t pp = 0; pp < t->p.n_ctx; pp++)
+			block_rope_cs(pp, nr, &hl, ff, cs + (size_t)pp * (size_t)nr);
+	}
+	free(tab);
+	return rc;
 }
 
 int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m, const struct hearth_trainer_params *p,
@@ -319,16 +455,17 @@ int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m
 		goto fail;
 	layout_acts(t, t->acts_mem);
 	layout_scratch(t, t->scratch_mem);
-	t->pos = malloc(4 * (size_t)d.n_ctx * sizeof *t->pos);
+	t->pos = malloc(5 * (size_t)d.n_ctx * sizeof *t->pos);
 	if (!t->pos) {
 		rc = err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
 		goto fail;
 	}
-	t->lo = t->pos + d.n_ctx;
+	t->lo0 = t->pos + d.n_ctx;
+	t->lo = t->lo0 + d.n_ctx;
 	t->rows = t->lo + d.n_ctx;
 	t->labels = t->rows + d.n_ctx;
-	for (int32_t pp = 0; pp < d.n_ctx; pp++)
-		block_rope_cs(pp, h->n_rot, h, m->rope_freqs.data, t->cs + (size_t)pp * (size_t)h->n_rot);
+	if ((rc = make_rope(t, err)))
+		goto fail;
 	*out = t;
 	return 0;
 fail:
@@ -342,7 +479,10 @@ void hearth_trainer_free(struct hearth_trainer *t)
 		return;
 	pool_free(t->pool);
 	free(t->lora);
+	free(t->views);
 	free(t->lmap);
+	free(t->cs_mem);
+	free(t->cs);
 	free(t->params);
 	free(t->acts);
 	free(t->acts_mem);
@@ -412,6 +552,42 @@ static void add_rows(float *y, const float *a, const float *b, size_t n)
 		y[i] = a[i] + b[i];
 }
 
+/* Layer il's attention: each row's first visible row (its sequence's
+ * start, or its window's: a row at position p sees p - n_swa + 1 .. p),
+ * soft-cap and sinks. */
+static void attn_setup(struct hearth_trainer *t, int il, int n)
+{
+	const struct layer *l = &t->m->layers[il];
+	for (int i = 0; i < n; i++)
+		t->lo[i] = l->n_swa > 0 && i - l->n_swa + 1 > t->lo0[i] ? i - l->n_swa + 1 : t->lo0[i];
+	t->attn.softcap = t->m->hp.attn_softcap;
+	t->attn.sinks = l->attn_sinks.data;
+}
+
+/* A block's output o joins the residual stream: y = x + o, or with a
+ * post-norm (kept: o into keep) y = x + rms_norm(o) post. */
+static void residual(struct hearth_trainer *t, const struct tensor *post, float *o, float *keep, const float *x,
+		     int n, float *y)
+{
+	const size_t nE = (size_t)n * (size_t)t->E;
+	if (post->data) {
+		memcpy(keep, o, nE * sizeof(float));
+		tnorm_forward(t->pool, keep, post->data, n, t->E, t->m->hp.rms_eps, o);
+	}
+	add_rows(y, x, o, nE);
+}
+
+/* The gradient with respect to a block's output from dy, that of the
+ * residual stream after it: dy itself, or through the post-norm into t->tmp. */
+static const float *residual_back(struct hearth_trainer *t, const struct tensor *post, const float *keep,
+				  const float *dy, int n)
+{
+	if (!post->data)
+		return dy;
+	tnorm_backward(t->pool, keep, post->data, dy, n, t->E, t->m->hp.rms_eps, false, t->tmp);
+	return t->tmp;
+}
+
 /* The attention half of layer il: xmid = x + attention(rms_norm(x)). */
 static void attn_forward(struct hearth_trainer *t, int il, int n)
 {
@@ -420,8 +596,8 @@ static void attn_forward(struct hearth_trainer *t, int il, int n)
 	const struct layer *l = &m->layers[il];
 	struct tacts *a = &t->acts[il];
 	struct tlora *const *lm = &t->lmap[il * N_ROLE];
-	const size_t nE = (size_t)n * (size_t)t->E;
 
+	attn_setup(t, il, n);
 	tnorm_forward(t->pool, a->x, l->attn_norm.data, n, t->E, h->rms_eps, a->xn);
 	linear(t, &l->wq, lm[0], a->lu[0], &l->bq, a->xn, n, a->q);
 	linear(t, &l->wk, lm[1], a->lu[1], &l->bk, a->xn, n, a->k);
@@ -434,11 +610,11 @@ static void attn_forward(struct hearth_trainer *t, int il, int n)
 		memcpy(a->kraw, a->k, (size_t)n * (size_t)t->KV * sizeof(float));
 		tnorm_forward(t->pool, a->kraw, l->k_norm.data, n * h->n_head_kv, h->head_dim_k, h->rms_eps, a->k);
 	}
-	trope_apply(t->pool, a->q, n, h->n_head, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, false);
-	trope_apply(t->pool, a->k, n, h->n_head_kv, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, false);
+	trope_apply(t->pool, a->q, n, h->n_head, h->head_dim_k, h->n_rot, h->rope_type, t->cs[il], t->pos, false);
+	trope_apply(t->pool, a->k, n, h->n_head_kv, h->head_dim_k, h->n_rot, h->rope_type, t->cs[il], t->pos, false);
 	tattn_forward(t->pool, &t->attn, a->q, a->k, a->v, a->att);
 	linear(t, &l->wo, lm[3], a->lu[3], &l->bo, a->att, n, t->tmp);
-	add_rows(a->xmid, a->x, t->tmp, nE);
+	residual(t, &l->attn_post_norm, t->tmp, a->ao, a->x, n, a->xmid);
 }
 
 /* The feed-forward half of layer il: x_(il+1) = xmid + ffn(rms_norm(xmid)). */
@@ -449,14 +625,13 @@ static void ffn_forward(struct hearth_trainer *t, int il, int n)
 	const struct layer *l = &m->layers[il];
 	struct tacts *a = &t->acts[il];
 	struct tlora *const *lm = &t->lmap[il * N_ROLE];
-	const size_t nE = (size_t)n * (size_t)t->E;
 
 	tnorm_forward(t->pool, a->xmid, l->ffn_norm.data, n, t->E, h->rms_eps, a->xn2);
 	linear(t, &l->ffn_gate, lm[4], a->lu[4], NULL, a->xn2, n, a->g);
 	linear(t, &l->ffn_up, lm[5], a->lu[5], NULL, a->xn2, n, a->u);
-	tswiglu_forward(t->pool, a->g, a->u, (int64_t)n * t->F, a->h);
+	(h->ffn_act == FFN_GELU ? tgeglu_forward : tswiglu_forward)(t->pool, a->g, a->u, (int64_t)n * t->F, a->h);
 	linear(t, &l->ffn_down, lm[6], a->lu[6], NULL, a->h, n, t->tmp);
-	add_rows(t->acts[il + 1].x, a->xmid, t->tmp, nE);
+	residual(t, &l->ffn_post_norm, t->tmp, a->fo, a->xmid, n, t->acts[il + 1].x);
 }
 
 /* ---- the backward -------------------------------------------------------------- */
@@ -481,8 +656,9 @@ static void ffn_backward(struct hearth_trainer *t, int il, int n)
 
 	/* the FFN: dx is also d loss / d (its output) */
 	memset(t->dh, 0, (size_t)n * (size_t)t->F * sizeof(float));
-	linear_back(t, &l->ffn_down, lm[6], a->lu[6], a->h, t->dx, n, t->dh);
-	tswiglu_backward(t->pool, a->g, a->u, t->dh, (int64_t)n * t->F, t->dg, t->du);
+	linear_back(t, &l->ffn_down, lm[6], a->lu[6], a->h, residual_back(t, &l->ffn_post_norm, a->fo, t->dx, n), n, t->dh);
+	(h->ffn_act == FFN_GELU ? tgeglu_backward : tswiglu_backward)(t->pool, a->g, a->u, t->dh, (int64_t)n * t->F, t->dg,
+								     t->du);
 	memset(t->dxn, 0, (size_t)n * (size_t)t->E * sizeof(float));
 	linear_back(t, &l->ffn_gate, lm[4], a->lu[4], a->xn2, t->dg, n, t->dxn);
 	linear_back(t, &l->ffn_up, lm[5], a->lu[5], a->xn2, t->du, n, t->dxn);
@@ -498,12 +674,13 @@ static void attn_backward(struct hearth_trainer *t, int il, int n)
 	const struct tacts *a = &t->acts[il];
 	struct tlora *const *lm = &t->lmap[il * N_ROLE];
 
-	/* dx is also d loss / d (att Wo) */
+	/* dx is also d loss / d (att Wo), or that of its post-norm */
+	attn_setup(t, il, n);
 	memset(t->datt, 0, (size_t)n * (size_t)t->OV * sizeof(float));
-	linear_back(t, &l->wo, lm[3], a->lu[3], a->att, t->dx, n, t->datt);
+	linear_back(t, &l->wo, lm[3], a->lu[3], a->att, residual_back(t, &l->attn_post_norm, a->ao, t->dx, n), n, t->datt);
 	tattn_backward(t->pool, &t->attn, a->q, a->k, a->v, t->datt, t->dq, t->dk, t->dv);
-	trope_apply(t->pool, t->dq, n, h->n_head, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, true);
-	trope_apply(t->pool, t->dk, n, h->n_head_kv, h->head_dim_k, h->n_rot, h->rope_type, t->cs, t->pos, true);
+	trope_apply(t->pool, t->dq, n, h->n_head, h->head_dim_k, h->n_rot, h->rope_type, t->cs[il], t->pos, true);
+	trope_apply(t->pool, t->dk, n, h->n_head_kv, h->head_dim_k, h->n_rot, h->rope_type, t->cs[il], t->pos, true);
 	if (a->qraw)
 		tnorm_backward(t->pool, a->qraw, l->q_norm.data, t->dq, n * h->n_head, h->head_dim_k, h->rms_eps, false, t->dq);
 	if (a->kraw)
@@ -535,13 +712,19 @@ static double head(struct hearth_trainer *t, int n, int n_lab, bool backward)
 		tmm_forward(t->pool, t->mm, &m->output, t->xf, nr, t->logits);
 		if (t->lout)
 			tlora_forward(t->pool, t->lout, t->xf, nr, t->hu, t->logits);
-		sum += tloss_forward_backward(t->pool, t->logits, t->labels + r0, nr, t->V, weight, backward ? t->logits : NULL);
+		const float cap = m->hp.final_softcap;
+		float *dl = cap > 0 ? t->dlogits : t->logits; /* the capped logits stay for the cap's backward */
+		if (cap > 0)
+			tsoftcap_forward(t->pool, t->logits, (int64_t)nr * t->V, cap);
+		sum += tloss_forward_backward(t->pool, t->logits, t->labels + r0, nr, t->V, weight, backward ? dl : NULL);
 		if (!backward)
 			continue;
+		if (cap > 0)
+			tsoftcap_backward(t->pool, t->logits, dl, (int64_t)nr * t->V, cap);
 		memset(t->dxf, 0, (size_t)nr * (size_t)E * sizeof(float));
-		tmm_backward(t->pool, t->mm, &m->output, t->logits, nr, t->dxf);
+		tmm_backward(t->pool, t->mm, &m->output, dl, nr, t->dxf);
 		if (t->lout)
-			tlora_backward(t->pool, t->lout, t->xf, t->hu, t->logits, nr, t->ldu, t->dxf);
+			tlora_backward(t->pool, t->lout, t->xf, t->hu, dl, nr, t->ldu, t->dxf);
 		tnorm_backward(t->pool, t->tmp, m->output_norm.data, t->dxf, nr, E, m->hp.rms_eps, false, t->xf);
 		for (int k = 0; k < nr; k++)
 			memcpy(t->dx + (size_t)t->rows[r0 + k] * (size_t)E, t->xf + (size_t)k * (size_t)E, (size_t)E * sizeof(float));
@@ -571,7 +754,7 @@ static int prepare(struct hearth_trainer *t, const struct hearth_train_batch *b,
 			return err_set(err, HEARTH_EINVAL, "trainer: position %d at %d neither starts a sequence (0) nor follows %d", p,
 				       i, i ? t->pos[i - 1] : -1);
 		t->pos[i] = p;
-		t->lo[i] = i - p;
+		t->lo0[i] = i - p;
 		if (b->labels[i] >= 0) {
 			t->rows[n_lab] = i;
 			t->labels[n_lab++] = b->labels[i];

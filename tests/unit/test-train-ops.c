@@ -398,6 +398,8 @@ struct attn_ctx {
 	const int32_t *lo;
 	double *q, *k, *v;
 	const double *c;
+	double softcap;      /* > 0: scores c tanh(s / c) */
+	const float *sinks;  /* [nh] or NULL */
 };
 
 static void attn_ref(const struct attn_ctx *a, double *o)
@@ -405,12 +407,15 @@ static void attn_ref(const struct attn_ctx *a, double *o)
 	const int G = a->nh / a->nkv;
 	for (int i = 0; i < a->n; i++)
 		for (int h = 0; h < a->nh; h++) {
-			double s[64], mx = -INFINITY, z = 0;
+			double s[64], mx = a->sinks ? a->sinks[h] : -INFINITY, z;
 			const double *q = a->q + ((size_t)i * a->nh + h) * a->dk;
 			for (int j = a->lo[i]; j <= i; j++) {
 				s[j] = dotc(q, a->k + ((size_t)j * a->nkv + h / G) * a->dk, (size_t)a->dk) * a->scale;
+				if (a->softcap > 0)
+					s[j] = a->softcap * tanh(s[j] / a->softcap);
 				mx = s[j] > mx ? s[j] : mx;
 			}
+			z = a->sinks ? exp(a->sinks[h] - mx) : 0; /* the sink's term */
 			for (int j = a->lo[i]; j <= i; j++) {
 				s[j] = exp(s[j] - mx);
 				z += s[j];
@@ -452,9 +457,10 @@ void test_train_op_attention(void)
 	fill(v, vd, N * NKV * DV, 1.0);
 	fill(c, cd, N * NH * DV, 1.0);
 	const float scale = 1.0f / sqrtf(DK);
-	struct tattn a = { N, NH, NKV, DK, DV, scale, lo, pbuf, pbuf + NH * N * N };
+	struct tattn a = { .n = N, .n_head = NH, .n_kv = NKV, .dk = DK, .dv = DV, .scale = scale, .lo = lo, .p = pbuf,
+			   .ds = pbuf + NH * N * N };
 	tattn_forward(p3, &a, q, k, v, o);
-	struct attn_ctx r = { N, NH, NKV, DK, DV, scale, lo, qd, kd, vd, cd };
+	struct attn_ctx r = { N, NH, NKV, DK, DV, scale, lo, qd, kd, vd, cd, 0, NULL };
 	attn_ref(&r, od);
 	T_TRUE(fwd_error(o, od, N * NH * DV) < FWD_TOL);
 	tattn_backward(p1, &a, q, k, v, c, dq, dk, dv);
@@ -514,5 +520,143 @@ void test_train_op_loss(void)
 	memcpy(l2, l, sizeof l2);
 	tloss_forward_backward(p1, l2, lab, N, V, 0.25f, l2);
 	T_NEAR(l2[5], dl[5] * 0.25f, 1e-7);
+	pool_free(p1);
+}
+
+/* Attention with gemma2's soft-capped scores, gpt-oss's sinks and a sliding
+ * window (rows see at most the last W rows of their sequence), each alone and
+ * together: forward against the double reference, gradients against its
+ * differences, one thread against three. */
+void test_train_op_attention_variants(void)
+{
+	struct hearth_err err = { 0 };
+	struct pool *p1, *p3;
+	enum { N = 48, NH = 4, NKV = 2, DK = 16, DV = 12, S2 = 30, W = 7 };
+	int32_t lo[N];
+	static float q[N * NH * DK], k[N * NKV * DK], v[N * NKV * DV], c[N * NH * DV], o[N * NH * DV];
+	static float dq[N * NH * DK], dk[N * NKV * DK], dv[N * NKV * DV], dq3[N * NH * DK], dk3[N * NKV * DK], dv3[N * NKV * DV];
+	static double qd[N * NH * DK], kd[N * NKV * DK], vd[N * NKV * DV], cd[N * NH * DV], od[N * NH * DV];
+	const float sinks[NH] = { 0.5f, -1.0f, 2.0f, 0.0f };
+	float *pbuf = malloc(2 * NH * N * N * sizeof *pbuf);
+	T_OK(pool_new(&p1, 1, &err), err);
+	T_OK(pool_new(&p3, 3, &err), err);
+	/* scores large enough that the cap bends them */
+	fill(q, qd, N * NH * DK, 2.0);
+	fill(k, kd, N * NKV * DK, 2.0);
+	fill(v, vd, N * NKV * DV, 1.0);
+	fill(c, cd, N * NH * DV, 1.0);
+	const float scale = 1.0f / sqrtf(DK);
+	const struct { const char *what; float cap; bool sinks, window; } cases[] = {
+		{ "capped", 2.0f, false, false },
+		{ "sinks", 0, true, false },
+		{ "window", 0, false, true },
+		{ "capped+sinks+window", 3.0f, true, true },
+	};
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		for (int i = 0; i < N; i++) {
+			lo[i] = i < S2 ? 0 : S2;
+			if (cases[ci].window && i - W + 1 > lo[i])
+				lo[i] = i - W + 1;
+		}
+		struct tattn a = { .n = N, .n_head = NH, .n_kv = NKV, .dk = DK, .dv = DV, .scale = scale, .lo = lo,
+				   .softcap = cases[ci].cap, .sinks = cases[ci].sinks ? sinks : NULL, .p = pbuf,
+				   .ds = pbuf + NH * N * N };
+		struct attn_ctx r = { N, NH, NKV, DK, DV, scale, lo, qd, kd, vd, cd, cases[ci].cap, a.sinks };
+		tattn_forward(p3, &a, q, k, v, o);
+		attn_ref(&r, od);
+		T_TRUE(fwd_error(o, od, N * NH * DV) < FWD_TOL);
+		tattn_backward(p1, &a, q, k, v, c, dq, dk, dv);
+		tattn_backward(p3, &a, q, k, v, c, dq3, dk3, dv3);
+		T_TRUE(memcmp(dq, dq3, sizeof dq) == 0 && memcmp(dk, dk3, sizeof dk) == 0 && memcmp(dv, dv3, sizeof dv) == 0);
+		char what[64];
+		snprintf(what, sizeof what, "%s dq", cases[ci].what);
+		T_TRUE(grad_error(what, qd, N * NH * DK, dq, attn_J, &r) < GRAD_TOL);
+		snprintf(what, sizeof what, "%s dk", cases[ci].what);
+		T_TRUE(grad_error(what, kd, N * NKV * DK, dk, attn_J, &r) < GRAD_TOL);
+		snprintf(what, sizeof what, "%s dv", cases[ci].what);
+		T_TRUE(grad_error(what, vd, N * NKV * DV, dv, attn_J, &r) < GRAD_TOL);
+	}
+	/* the cap changes the output (the check above is not of a plain attention) */
+	struct tattn a0 = { .n = N, .n_head = NH, .n_kv = NKV, .dk = DK, .dv = DV, .scale = scale, .lo = lo, .p = pbuf,
+			    .ds = pbuf + NH * N * N };
+	static float o0[N * NH * DV];
+	tattn_forward(p1, &a0, q, k, v, o0);
+	T_TRUE(fwd_error(o0, od, N * NH * DV) > 1e-3);
+	free(pbuf);
+	pool_free(p1);
+	pool_free(p3);
+}
+
+/* ---- GeGLU and soft-capping ----------------------------------------------------------- */
+
+static double gelu_ref(double g)
+{
+	return 0.5 * g * (1 + tanh(sqrt(2 / M_PI) * (g + 0.044715 * g * g * g)));
+}
+
+static double geglu_J(void *p)
+{
+	const struct swiglu_ctx *s = p;
+	double J = 0;
+	for (int i = 0; i < s->n; i++)
+		J += s->c[i] * gelu_ref(s->g[i]) * s->u[i];
+	return J;
+}
+
+void test_train_op_geglu(void)
+{
+	struct hearth_err err = { 0 };
+	struct pool *p1;
+	enum { N = 67 };
+	float g[N], u[N], c[N], h[N], dg[N], du[N];
+	double gd[N], ud[N], cd[N], hd[N];
+	T_OK(pool_new(&p1, 3, &err), err);
+	fill(g, gd, N, 5.0);
+	fill(u, ud, N, 2.0);
+	fill(c, cd, N, 1.0);
+	tgeglu_forward(p1, g, u, N, h);
+	for (int i = 0; i < N; i++)
+		hd[i] = gelu_ref(gd[i]) * ud[i];
+	T_TRUE(fwd_error(h, hd, N) < FWD_TOL);
+	tgeglu_backward(p1, g, u, c, N, dg, du);
+	struct swiglu_ctx s = { N, gd, ud, cd };
+	T_TRUE(grad_error("geglu dgate", gd, N, dg, geglu_J, &s) < GRAD_TOL);
+	T_TRUE(grad_error("geglu dup", ud, N, du, geglu_J, &s) < GRAD_TOL);
+	pool_free(p1);
+}
+
+struct softcap_ctx {
+	int n;
+	double cap, *x;
+	const double *c;
+};
+
+static double softcap_J(void *p)
+{
+	const struct softcap_ctx *s = p;
+	double J = 0;
+	for (int i = 0; i < s->n; i++)
+		J += s->c[i] * s->cap * tanh(s->x[i] / s->cap);
+	return J;
+}
+
+void test_train_op_softcap(void)
+{
+	struct hearth_err err = { 0 };
+	struct pool *p1;
+	enum { N = 101 };
+	float x[N], c[N];
+	double xd[N], cd[N], yd[N];
+	T_OK(pool_new(&p1, 3, &err), err);
+	fill(x, xd, N, 60.0);
+	fill(c, cd, N, 1.0);
+	const float cap = 30.0f;
+	tsoftcap_forward(p1, x, N, cap);
+	for (int i = 0; i < N; i++)
+		yd[i] = cap * tanh(xd[i] / cap);
+	T_TRUE(fwd_error(x, yd, N) < FWD_TOL);
+	tsoftcap_backward(p1, x, c, N, cap);
+	struct softcap_ctx s = { N, cap, xd, cd };
+	T_TRUE(grad_error("softcap dx", xd, N, c, softcap_J, &s) < GRAD_TOL);
 	pool_free(p1);
 }
