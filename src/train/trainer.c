@@ -47,6 +47,7 @@
 struct tacts { /* one layer's activations, each [n_ctx][width] */
 	float *x, *xn, *qraw, *kraw, *q, *k, *v, *att, *xmid, *xn2, *g, *u, *h;
 	float *lu[N_ROLE]; /* adapters' A x: [n_ctx][rank] */
+	struct tmoe_acts moe; /* a mixture of experts' (then g, u, h are NULL) */
 };
 
 struct hearth_trainer {
@@ -70,6 +71,7 @@ struct hearth_trainer {
 	struct tattn attn;
 	hearth_trainer_stop_fn stop; /* asked before each layer of a pass (NULL: never) */
 	void *stop_data;
+	struct tmoe_scratch ms; /* a mixture of experts' backward */
 };
 
 struct hearth_trainer_params hearth_trainer_default_params(void)
@@ -88,17 +90,16 @@ static int check_model(const struct hearth_model *m, struct hearth_err *err)
 	const char *a = m->arch;
 	if (m->vocab_only)
 		return err_set(err, HEARTH_EINVAL, "trainer: the model was loaded vocabulary only");
-	if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3"))
-		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: architecture '%s' has no backward pass yet (llama, qwen2, qwen3)", a);
-	if (h->n_expert > 0)
-		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: mixtures of experts have no backward pass yet");
+	if (strcmp(a, "llama") && strcmp(a, "qwen2") && strcmp(a, "qwen3") && strcmp(a, "qwen3moe"))
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: architecture '%s' has no backward pass yet (llama, qwen2, "
+			       "qwen3, qwen3moe)", a);
 	if (h->attn_softcap > 0 || h->final_softcap > 0 || h->ffn_act != FFN_SILU || h->embd_scale <= 0 ||
 	    m->rope_long.data || m->rope_short.data || h->n_rot % 2 || h->n_rot > h->head_dim_k)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' uses a feature without a backward pass", a);
 	for (int il = 0; il < h->n_layer; il++) {
 		const struct layer *l = &m->layers[il];
 		if (l->n_swa > 0 || l->attn_sinks.data || l->attn_post_norm.data || l->ffn_post_norm.data ||
-		    l->rope_base != h->rope_base || l->rope_freq_scale != h->rope_freq_scale || !l->ffn_gate.data)
+		    l->rope_base != h->rope_base || l->rope_freq_scale != h->rope_freq_scale || (!l->ffn_gate.data && !l->exp_gate))
 			return err_set(err, HEARTH_EUNSUPPORTED, "trainer: layer %d of '%s' uses a feature without a backward pass", il, a);
 	}
 	return 0;
@@ -182,6 +183,31 @@ static float *carve(float **at, size_t n)
 	return p;
 }
 
+/* Carves n int32s from the float allocation *at (allocated storage takes the
+ * type it is written with; the two types have one size and alignment). */
+static int32_t *carve_i32(float **at, size_t n)
+{
+	_Static_assert(sizeof(int32_t) == sizeof(float), "int32 slots carved from floats");
+	return (int32_t *)(void *)carve(at, n);
+}
+
+/* Carves a mixture of experts' activations for C tokens. */
+static void carve_moe(const struct hparams *h, float **at, size_t C, struct tmoe_acts *a)
+{
+	const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp;
+	a->logits = carve(at, C * X);
+	a->ids = carve_i32(at, C * K);
+	a->w = carve(at, C * K);
+	a->row = carve_i32(at, C * K);
+	a->tok = carve_i32(at, C * K);
+	a->off = carve_i32(at, X);
+	a->count = carve_i32(at, X);
+	a->g = carve(at, C * K * F);
+	a->u = carve(at, C * K * F);
+	a->act = carve(at, C * K * F);
+	a->y = carve(at, C * K * (size_t)h->n_embd);
+}
+
 /* Lays out the activations (base NULL: measures); returns the floats used. */
 static size_t layout_acts(struct hearth_trainer *t, float *base)
 {
@@ -203,9 +229,13 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 		a->att = carve(&at, C * (size_t)t->OV);
 		a->xmid = carve(&at, C * E);
 		a->xn2 = carve(&at, C * E);
-		a->g = carve(&at, C * (size_t)t->F);
-		a->u = carve(&at, C * (size_t)t->F);
-		a->h = carve(&at, C * (size_t)t->F);
+		if (l->exp_gate) {
+			carve_moe(&m->hp, &at, C, &a->moe);
+		} else {
+			a->g = carve(&at, C * (size_t)t->F);
+			a->u = carve(&at, C * (size_t)t->F);
+			a->h = carve(&at, C * (size_t)t->F);
+		}
 		for (int r = 0; r < N_ROLE; r++)
 			a->lu[r] = t->lmap[il * N_ROLE + r] ? carve(&at, C * R) : NULL;
 	}
@@ -216,8 +246,21 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 static size_t layout_scratch(struct hearth_trainer *t, float *base)
 {
 	const size_t C = (size_t)t->p.n_ctx, E = (size_t)t->E, nh = (size_t)t->m->hp.n_head;
-	const int64_t wide = t->E > t->OV ? (t->E > t->F ? t->E : t->F) : (t->OV > t->F ? t->OV : t->F);
+	const struct hparams *h = &t->m->hp;
+	int64_t wide = t->E > t->OV ? (t->E > t->F ? t->E : t->F) : (t->OV > t->F ? t->OV : t->F);
+	wide = h->n_expert > 0 && h->n_ff_exp > wide ? h->n_ff_exp : wide;
 	float *at = base;
+	if (h->n_expert > 0) {
+		const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp;
+		t->ms.rows = carve(&at, C * K * E);
+		t->ms.dact = carve(&at, C * K * F);
+		t->ms.dg = carve(&at, C * K * F);
+		t->ms.du = carve(&at, C * K * F);
+		t->ms.dw = carve(&at, C * K);
+		t->ms.dlogits = carve(&at, C * X);
+		t->ms.route = carve(&at, X);
+		t->ms.next = carve_i32(&at, X);
+	}
 	t->dx = carve(&at, C * E);
 	t->dxn = carve(&at, C * E);
 	t->tmp = carve(&at, C * E);
@@ -288,6 +331,10 @@ int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m
 	*out = NULL;
 	if ((rc = check_params(&d, err)) || (rc = check_model(m, err)))
 		return rc;
+	if (m->hp.n_expert > 0 && (d.targets & (HEARTH_TRAIN_FFN_GATE | HEARTH_TRAIN_FFN_UP | HEARTH_TRAIN_FFN_DOWN)))
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' is a mixture of experts: its feed-forward matrices are "
+			       "experts' stacks, which hearth's adapters do not serve; train the attention (q,k,v,o) or the "
+			       "output head instead of gate/up/down", m->arch);
 	if ((d.targets & HEARTH_TRAIN_OUTPUT) && m->output.data == m->tok_embd.data)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: the output head shares the token embedding matrix: no adapter on it yet");
 	/* the attention's two [n_head][n_ctx][n_ctx] buffers bound n_ctx first */
@@ -452,6 +499,11 @@ static void ffn_forward(struct hearth_trainer *t, int il, int n)
 	const size_t nE = (size_t)n * (size_t)t->E;
 
 	tnorm_forward(t->pool, a->xmid, l->ffn_norm.data, n, t->E, h->rms_eps, a->xn2);
+	if (l->exp_gate) {
+		tmoe_forward(t->pool, t->mm, h, l, a->xn2, n, &a->moe, &t->ms, t->tmp);
+		add_rows(t->acts[il + 1].x, a->xmid, t->tmp, nE);
+		return;
+	}
 	linear(t, &l->ffn_gate, lm[4], a->lu[4], NULL, a->xn2, n, a->g);
 	linear(t, &l->ffn_up, lm[5], a->lu[5], NULL, a->xn2, n, a->u);
 	tswiglu_forward(t->pool, a->g, a->u, (int64_t)n * t->F, a->h);
@@ -480,6 +532,11 @@ static void ffn_backward(struct hearth_trainer *t, int il, int n)
 	struct tlora *const *lm = &t->lmap[il * N_ROLE];
 
 	/* the FFN: dx is also d loss / d (its output) */
+	if (l->exp_gate) {
+		tmoe_backward(t->pool, t->mm, h, l, &a->moe, t->dx, n, &t->ms, t->dxn);
+		tnorm_backward(t->pool, a->xmid, l->ffn_norm.data, t->dxn, n, t->E, h->rms_eps, true, t->dx);
+		return;
+	}
 	memset(t->dh, 0, (size_t)n * (size_t)t->F * sizeof(float));
 	linear_back(t, &l->ffn_down, lm[6], a->lu[6], a->h, t->dx, n, t->dh);
 	tswiglu_backward(t->pool, a->g, a->u, t->dh, (int64_t)n * t->F, t->dg, t->du);
