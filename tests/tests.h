@@ -184,6 +184,9 @@
 	X(test_train_op_swiglu)      \
 	X(test_train_op_attention)   \
 	X(test_train_op_loss)        \
+	X(test_train_moe_route)      \
+	X(test_train_moe_act)        \
+	X(test_train_moe_block)      \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
 	X(test_train_loss_vs_decode) \

@@ -431,7 +431,9 @@ void test_train_grad_fixtures(void)
 void test_train_loss_vs_decode(void)
 {
 	const char *files[] = { "models/tiny-llama-spm.f32.gguf", "models/tiny-qwen2.f32.gguf", "models/tiny-qwen3.f32.gguf",
-				"models/tiny-llama3.q4_k_m.gguf", "models/tiny-qwen3.q6_k.gguf" };
+				"models/tiny-llama3.q4_k_m.gguf", "models/tiny-qwen3.q6_k.gguf",
+				"models/tiny-qwen3moe.f32.gguf", "models/tiny-mixtral.f32.gguf", "models/tiny-qwen3moe.q4_k_m.gguf",
+				"models/tiny-mixtral.q4_k_m.gguf" };
 	const int32_t ids[6] = { 1, 300, 301, 302, 303, 304 }, labels[6] = { 300, 301, 302, 303, 304, 305 };
 	for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
 		struct hearth_model_params mp = hearth_model_default_params();
