@@ -189,8 +189,10 @@
 	X(test_train_moe_block)      \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
+	X(test_train_grad_moe)       \
 	X(test_train_loss_vs_decode) \
 	X(test_train_threads)        \
+	X(test_train_threads_moe)    \
 	X(test_train_errors)         \
 	X(test_train_attribute)      \
 	X(test_train_stop)           \
