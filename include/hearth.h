@@ -1111,8 +1111,11 @@ int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, con
  * positions), its gradients with respect to LoRA adapters on chosen weight
  * matrices of every layer, and with respect to the input embeddings. The
  * base weights stay frozen and may be of any type (read dequantized; the
- * activations stay f32). Architectures: the dense llama family (llama,
- * qwen2 with q/k/v biases, qwen3 with q/k norms); other models are refused
+ * activations stay f32). Architectures: the llama family (llama,
+ * qwen2 with q/k/v biases, qwen3 with q/k norms) and its mixtures of
+ * experts (qwen3moe, llama with experts: Mixtral; gradients through the
+ * chosen experts and their routing weights; no FFN targets there: the
+ * experts' stacks take no adapter); other models are refused
  * (HEARTH_EUNSUPPORTED). A trainer is used by one thread at a time; it
  * runs its passes on a thread pool of its own. */
 struct hearth_trainer;

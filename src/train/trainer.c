@@ -1,4 +1,4 @@
-/* trainer.c - the training pass of a dense llama-family model: forward
+/* trainer.c - the training pass of a llama-family model: forward
  * keeping activations, then backward to the LoRA adapters and the input
  * embeddings (see hearth.h, hearth_trainer_*; the operations: train-ops.h).
  *
@@ -11,13 +11,18 @@
  *     xn2  = rms_norm(xmid) ffn_norm
  *     g, u = xn2 Wgate, xn2 Wup (+ lora);  h = silu(g) u
  *     x_(il+1) = xmid + h Wdown (+ lora)
+ *       or, a mixture of experts (qwen3moe, llama with experts; tmoe.c):
+ *     x_(il+1) = xmid + sum over the chosen experts of weight * expert(xn2)
  *   loss = mean over labelled rows of -log softmax(rms_norm(x_L) output_norm Wout)[label]
  *
  * Memory (the owner is the trainer; sizes fixed at creation for n_ctx
  * tokens): the parameters and their gradients in one allocation; the
  * activations of every layer in another (x_il, xn, q/k before their norms,
  * q, k, v, att, xmid, xn2, g, u, h, each adapter's A x), about
- * n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att) floats a layer; the
+ * n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att) floats a layer (a
+ * mixture of experts instead of g, u, h: the router's logits, the chosen
+ * experts and their weights, and per (token, chosen expert) gate, up, act
+ * and the expert's output, n_ctx (n_expert + k (3 n_ff_exp + n_embd + 4))); the
  * backward's scratch (one layer's gradients, the attention's probabilities
  * and score gradients, n_head n_ctx^2 floats each) in a third.
  *
