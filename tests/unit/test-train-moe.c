@@ -150,27 +150,32 @@ struct block {
 	struct tmoe_scratch s;
 	float *mm;
 	void *mem[20];
+	int n_mem;
 };
+
+/* n 4-byte slots, freed by block_free */
+static void *take(struct block *b, size_t n)
+{
+	return b->mem[b->n_mem++] = malloc(n * 4);
+}
 
 static void block_alloc(struct block *b, const struct hparams *h, int n, int n_threads)
 {
 	const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp, E = (size_t)h->n_embd;
 	const size_t R = (size_t)n * K, wide = E > F ? E : F;
-	void **m = b->mem;
-	b->a = (struct tmoe_acts){ .logits = *m++ = malloc(n * X * 4), .ids = *m++ = malloc(R * 4), .w = *m++ = malloc(R * 4),
-				   .row = *m++ = malloc(R * 4), .tok = *m++ = malloc(R * 4), .off = *m++ = malloc(X * 4),
-				   .count = *m++ = malloc(X * 4), .g = *m++ = malloc(R * F * 4), .u = *m++ = malloc(R * F * 4),
-				   .act = *m++ = malloc(R * F * 4), .y = *m++ = malloc(R * E * 4) };
-	b->s = (struct tmoe_scratch){ .rows = *m++ = malloc(R * E * 4), .dact = *m++ = malloc(R * F * 4),
-				      .dg = *m++ = malloc(R * F * 4), .du = *m++ = malloc(R * F * 4), .dw = *m++ = malloc(R * 4),
-				      .dlogits = *m++ = malloc(n * X * 4), .route = *m++ = malloc(X * 4),
-				      .next = *m++ = malloc(X * 4) };
-	b->mm = *m++ = malloc((size_t)n_threads * (size_t)tmm_scratch_floats((int64_t)wide) * sizeof(float));
+	b->n_mem = 0;
+	b->a = (struct tmoe_acts){ .logits = take(b, n * X), .ids = take(b, R), .w = take(b, R), .row = take(b, R),
+				   .tok = take(b, R), .off = take(b, X), .count = take(b, X), .g = take(b, R * F),
+				   .u = take(b, R * F), .act = take(b, R * F), .y = take(b, R * E) };
+	b->s = (struct tmoe_scratch){ .rows = take(b, R * E), .dact = take(b, R * F), .dg = take(b, R * F),
+				      .du = take(b, R * F), .dw = take(b, R), .dlogits = take(b, n * X), .route = take(b, X),
+				      .next = take(b, X) };
+	b->mm = take(b, (size_t)n_threads * (size_t)tmm_scratch_floats((int64_t)wide));
 }
 
 static void block_free(struct block *b)
 {
-	for (int i = 0; i < 20; i++)
+	for (int i = 0; i < b->n_mem; i++)
 		free(b->mem[i]);
 }
 
