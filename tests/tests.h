@@ -18,6 +18,7 @@
 	X(test_dataset_split_pack)   \
 	X(test_finetune_learns)      \
 	X(test_finetune_learns_quantized) \
+	X(test_finetune_learns_moe)   \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
 	X(test_finetune_save)        \

@@ -177,7 +177,8 @@ out:
 	return n_right;
 }
 
-static void train_and_check(const char *model, double margin)
+/* targets 0: small_params' */
+static void train_targets_and_check(const char *model, double margin, uint32_t targets)
 {
 	struct hearth_model *m = load_model(model);
 	if (!m)
@@ -186,6 +187,8 @@ static void train_and_check(const char *model, double margin)
 	struct hearth_finetune_params p = small_params();
 	struct hearth_finetune *ft = NULL;
 	struct hearth_err err = { 0 };
+	if (targets)
+		p.trainer.targets = targets;
 	if (d)
 		T_OK(hearth_finetune_new(&ft, m, d, &p, &err), err);
 	if (ft) {
@@ -221,6 +224,11 @@ static void train_and_check(const char *model, double margin)
 	hearth_model_free(m);
 }
 
+static void train_and_check(const char *model, double margin)
+{
+	train_targets_and_check(model, margin, 0);
+}
+
 void test_finetune_learns(void)
 {
 	train_and_check("models/tiny-qwen2.f32.gguf", 0.1);
@@ -229,6 +237,13 @@ void test_finetune_learns(void)
 void test_finetune_learns_quantized(void)
 {
 	train_and_check("models/tiny-qwen2.q4_k_m.gguf", 0.1);
+}
+
+/* A mixture of experts (attention adapters; gradients through the routing and the experts). */
+void test_finetune_learns_moe(void)
+{
+	train_targets_and_check("models/tiny-qwen3moe.q4_k_m.gguf", 0.1,
+				HEARTH_TRAIN_ATTN_Q | HEARTH_TRAIN_ATTN_K | HEARTH_TRAIN_ATTN_V | HEARTH_TRAIN_ATTN_OUT);
 }
 
 /* Stops a run after k steps with a checkpoint, resumes it in a new run and
