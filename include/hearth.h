@@ -1112,12 +1112,15 @@ int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, con
  * matrices of every layer, and with respect to the input embeddings. The
  * base weights stay frozen and may be of any type (read dequantized; the
  * activations stay f32). Architectures: the dense ones (llama, qwen2,
- * qwen3, gemma2, gemma3, phi3, chatglm, glm4); mixtures of experts are
- * refused (HEARTH_EUNSUPPORTED). Where the model stores q, k and v as one
- * fused attn_qkv (or gate and up as one ffn_up), a target bit of any of its
- * parts trains ONE adapter on the fused matrix, over all its rows (the
- * adapter llama.cpp's format names by the fused tensor). A trainer is used
- * by one thread at a time; it runs its passes on a thread pool of its own. */
+ * qwen3, gemma2, gemma3, phi3, chatglm, glm4) and the mixtures of experts
+ * (qwen3moe, llama with experts: Mixtral, gpt-oss): gradients through the chosen
+ * experts and their routing weights, no FFN targets there (the experts'
+ * stacks take no adapter); other models are refused (HEARTH_EUNSUPPORTED).
+ * Where the model stores q, k and v as one fused attn_qkv (or gate and up as
+ * one ffn_up), a target bit of any of its parts trains ONE adapter on the
+ * fused matrix, over all its rows (the adapter llama.cpp's format names by
+ * the fused tensor). A trainer is used by one thread at a time; it runs its
+ * passes on a thread pool of its own. */
 struct hearth_trainer;
 enum hearth_train_target { /* the matrices that get an adapter: bits */
 	HEARTH_TRAIN_ATTN_Q = 1 << 0, HEARTH_TRAIN_ATTN_K = 1 << 1, HEARTH_TRAIN_ATTN_V = 1 << 2,

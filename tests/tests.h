@@ -19,6 +19,7 @@
 	X(test_finetune_learns)      \
 	X(test_finetune_learns_quantized) \
 	X(test_finetune_fused)       \
+	X(test_finetune_learns_moe)   \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
 	X(test_finetune_save)        \
@@ -188,14 +189,19 @@
 	X(test_train_op_geglu)       \
 	X(test_train_op_softcap)     \
 	X(test_train_op_loss)        \
+	X(test_train_moe_route)      \
+	X(test_train_moe_act)        \
+	X(test_train_moe_block)      \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
 	X(test_train_grad_dense)     \
+	X(test_train_grad_moe)       \
 	X(test_train_loss_vs_decode) \
 	X(test_train_loss_vs_decode_swa) \
 	X(test_train_threads)        \
 	X(test_train_threads_dense)  \
 	X(test_train_attn_gptoss)    \
+	X(test_train_threads_moe)    \
 	X(test_train_errors)         \
 	X(test_train_attribute)      \
 	X(test_train_stop)           \

@@ -128,4 +128,48 @@ void tattn_backward(struct pool *p, const struct tattn *a, const float *q, const
 double tloss_forward_backward(struct pool *p, const float *logits, const int32_t *labels, int n, int64_t n_vocab,
 			      float weight, float *dlogits);
 
+/* ---- tmoe.c: a mixture-of-experts feed-forward block ------------------------ */
+
+/* What one layer's forward keeps for its backward (owner: the caller; sizes
+ * for n_ctx tokens, K = n_expert_used, X = n_expert, rows = n_ctx K). The
+ * (token, slot) pairs are grouped by expert into rows: expert e's are rows
+ * off[e] .. off[e] + count[e] - 1, in token order. */
+struct tmoe_acts {
+	float *logits;         /* [n_ctx][X]: the router's logits (+ its bias) */
+	int32_t *ids;          /* [n_ctx][K]: the chosen experts, best first */
+	float *w;              /* [n_ctx][K]: their weights */
+	int32_t *row;          /* [n_ctx][K]: each pair's row */
+	int32_t *tok;          /* [rows]: each row's token */
+	int32_t *off, *count;  /* [X] */
+	float *g, *u, *act;    /* [rows][n_ff_exp]: gate, up (biases added), act(gate, up) */
+	float *y;              /* [rows][n_embd]: each row's expert output (the down bias not added) */
+};
+/* Scratch shared by the layers. */
+struct tmoe_scratch {
+	float *rows;            /* [rows][n_embd]: the rows' inputs (forward), their gradients (backward) */
+	float *dact, *dg, *du;  /* [rows][n_ff_exp] */
+	float *dw;              /* [n_ctx][K] */
+	float *dlogits;         /* [n_ctx][X] */
+	float *route;           /* [X] */
+	int32_t *next;          /* [X] */
+};
+
+/* h[n] = act(g, u) (moe.h's moe_act_rows: the inference's bits). */
+void tmoe_act_forward(enum moe_act act, const float *g, const float *u, int64_t n, float *h);
+/* dg, du (=) from dh through the activation at (g, u); MOE_ACT_SWIGLU_OAI's
+ * clamps pass no gradient where they clamp. */
+void tmoe_act_backward(struct pool *p, enum moe_act act, const float *g, const float *u, const float *dh, int64_t n,
+		       float *dg, float *du);
+/* One token: dlogits[X] (=) from dw[K], the gradient of its weights as
+ * moe_route made them from logits (the choice ids held fixed); scratch: X floats. */
+void tmoe_route_backward(const struct hparams *h, const float *logits, const int32_t *ids, const float *dw,
+			 float *scratch, float *dlogits);
+/* out[n][n_embd] (=) the block of layer l over x[n][n_embd]; fills a. mm: tmm's
+ * scratch for n_in up to max(n_embd, n_ff_exp). */
+void tmoe_forward(struct pool *p, float *mm, const struct hparams *h, const struct layer *l, const float *x, int n,
+		  struct tmoe_acts *a, const struct tmoe_scratch *s, float *out);
+/* dx[n][n_embd] (=) d loss / d x from dout, d loss / d out. */
+void tmoe_backward(struct pool *p, float *mm, const struct hparams *h, const struct layer *l, const struct tmoe_acts *a,
+		   const float *dout, int n, const struct tmoe_scratch *s, float *dx);
+
 #endif /* HEARTH_TRAIN_OPS_H */

@@ -1,7 +1,7 @@
-/* trainer.c - the training pass of a dense model: forward keeping
- * activations, then backward to the LoRA adapters and the input embeddings
- * (see hearth.h, hearth_trainer_*; the operations: train-ops.h). It computes
- * what forward.c computes:
+/* trainer.c - the training pass of a model: forward keeping activations,
+ * then backward to the LoRA adapters and the input embeddings (see hearth.h,
+ * hearth_trainer_*; the operations: train-ops.h). It computes what
+ * forward.c computes:
  *
  *   x_0 = embed(tokens) (* embd_scale)       or the caller's embeddings
  *   layer il (x = x_il):
@@ -13,6 +13,8 @@
  *     xn2  = rms_norm(xmid) ffn_norm
  *     g, u = xn2 Wgate, xn2 Wup (+ lora);  h = act(g) u  (silu, or gelu: gemma)
  *     fo = h Wdown (+ lora);  x_(il+1) = xmid + fo  (post-norm as above, ffn_post_norm)
+ *       or, a mixture of experts (qwen3moe, llama with experts; tmoe.c):
+ *     fo = sum over the chosen experts of weight * expert(xn2)
  *   loss = mean over labelled rows of -log softmax(cap(rms_norm(x_L) output_norm Wout))[label]
  *          (cap: c tanh(l / c) with gemma's final soft-capping, else none)
  *
@@ -26,7 +28,10 @@
  * activations of every layer in another (x_il, xn, q/k before their norms,
  * q, k, v, att, xmid, xn2, g, u, h, the outputs before post-norms, each
  * adapter's A x), about n_ctx (4 n_embd + 3 n_ff + 2 q + 2 k + v + att)
- * floats a layer (2 n_embd more with post-norms); the
+ * floats a layer (2 n_embd more with post-norms; a mixture of experts
+ * instead of g, u, h: the router's logits, the chosen experts and their
+ * weights, and per (token, chosen expert) gate, up, act and the expert's
+ * output, n_ctx (n_expert + k (3 n_ff_exp + n_embd + 4))); the
  * backward's scratch (one layer's gradients, the attention's probabilities
  * and score gradients, n_head n_ctx^2 floats each) in a third.
  *
@@ -58,6 +63,7 @@ struct tacts { /* one layer's activations, each [n_ctx][width] */
 	float *x, *xn, *qraw, *kraw, *q, *k, *v, *att, *xmid, *xn2, *g, *u, *h;
 	float *ao, *fo; /* attention and FFN outputs before their post-norms (NULL: none) */
 	float *lu[N_ROLE]; /* adapters' A x: [n_ctx][rank] */
+	struct tmoe_acts moe; /* a mixture of experts' (then g, u, h are NULL) */
 };
 
 struct hearth_trainer {
@@ -85,6 +91,7 @@ struct hearth_trainer {
 	struct tattn attn;
 	hearth_trainer_stop_fn stop; /* asked before each layer of a pass (NULL: never) */
 	void *stop_data;
+	struct tmoe_scratch ms; /* a mixture of experts' backward */
 };
 
 struct hearth_trainer_params hearth_trainer_default_params(void)
@@ -103,21 +110,19 @@ static int check_model(const struct hearth_model *m, struct hearth_err *err)
 	const char *a = m->arch;
 	if (m->vocab_only)
 		return err_set(err, HEARTH_EINVAL, "trainer: the model was loaded vocabulary only");
-	static const char *const dense[] = { "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "chatglm", "glm4" };
+	static const char *const archs[] = { "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "chatglm", "glm4",
+					     "qwen3moe", "gpt-oss" };
 	bool known = false;
-	for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
-		known |= strcmp(a, dense[i]) == 0;
-	if (h->n_expert > 0)
-		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' is a mixture of experts: no backward pass for its "
-			       "feed-forward yet", a);
+	for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+		known |= strcmp(a, archs[i]) == 0;
 	if (!known)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: architecture '%s' has no backward pass yet (llama, qwen2, "
-			       "qwen3, gemma2, gemma3, phi3, chatglm, glm4)", a);
+			       "qwen3, gemma2, gemma3, phi3, chatglm, glm4, qwen3moe, gpt-oss)", a);
 	if ((h->ffn_act != FFN_SILU && h->ffn_act != FFN_GELU) || h->embd_scale <= 0 || h->n_rot % 2 ||
 	    h->n_rot > h->head_dim_k)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' uses a feature without a backward pass", a);
 	for (int il = 0; il < h->n_layer; il++)
-		if (!m->layers[il].ffn_gate.data)
+		if (!m->layers[il].ffn_gate.data && !m->layers[il].exp_gate)
 			return err_set(err, HEARTH_EUNSUPPORTED, "trainer: layer %d of '%s' has no gated feed-forward", il, a);
 	return 0;
 }
@@ -149,10 +154,12 @@ static struct fused fused_of(const struct layer *l, int r, uint32_t targets)
 {
 	const struct tensor *w = role_weight(l, r);
 	struct fused f = { .first = r };
+	if (!w->data) /* no such matrix (a mixture of experts' ffn roles) */
+		return f;
 	for (int r2 = 0; r2 < N_ROLE; r2++) {
 		const struct tensor *w2 = role_weight(l, r2);
-		if (r2 != r && strcmp(w2->name, w->name) != 0)
-			continue;
+		if (r2 != r && (!w2->data || strcmp(w2->name, w->name) != 0))
+			continue; /* another tensor, or none */
 		f.n_rows += w2->ne[1];
 		f.targeted |= (targets & (1u << r2)) != 0;
 		if ((const char *)w2->data < (const char *)role_weight(l, f.first)->data)
@@ -253,6 +260,31 @@ static float *carve(float **at, size_t n)
 	return p;
 }
 
+/* Carves n int32s from the float allocation *at (allocated storage takes the
+ * type it is written with; the two types have one size and alignment). */
+static int32_t *carve_i32(float **at, size_t n)
+{
+	_Static_assert(sizeof(int32_t) == sizeof(float), "int32 slots carved from floats");
+	return (int32_t *)(void *)carve(at, n);
+}
+
+/* Carves a mixture of experts' activations for C tokens. */
+static void carve_moe(const struct hparams *h, float **at, size_t C, struct tmoe_acts *a)
+{
+	const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp;
+	a->logits = carve(at, C * X);
+	a->ids = carve_i32(at, C * K);
+	a->w = carve(at, C * K);
+	a->row = carve_i32(at, C * K);
+	a->tok = carve_i32(at, C * K);
+	a->off = carve_i32(at, X);
+	a->count = carve_i32(at, X);
+	a->g = carve(at, C * K * F);
+	a->u = carve(at, C * K * F);
+	a->act = carve(at, C * K * F);
+	a->y = carve(at, C * K * (size_t)h->n_embd);
+}
+
 /* Lays out the activations (base NULL: measures); returns the floats used. */
 static size_t layout_acts(struct hearth_trainer *t, float *base)
 {
@@ -274,9 +306,13 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 		a->att = carve(&at, C * (size_t)t->OV);
 		a->xmid = carve(&at, C * E);
 		a->xn2 = carve(&at, C * E);
-		a->g = carve(&at, C * (size_t)t->F);
-		a->u = carve(&at, C * (size_t)t->F);
-		a->h = carve(&at, C * (size_t)t->F);
+		if (l->exp_gate) {
+			carve_moe(&m->hp, &at, C, &a->moe);
+		} else {
+			a->g = carve(&at, C * (size_t)t->F);
+			a->u = carve(&at, C * (size_t)t->F);
+			a->h = carve(&at, C * (size_t)t->F);
+		}
 		a->ao = l->attn_post_norm.data ? carve(&at, C * E) : NULL;
 		a->fo = l->ffn_post_norm.data ? carve(&at, C * E) : NULL;
 		for (int r = 0; r < N_ROLE; r++)
@@ -289,8 +325,21 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 static size_t layout_scratch(struct hearth_trainer *t, float *base)
 {
 	const size_t C = (size_t)t->p.n_ctx, E = (size_t)t->E, nh = (size_t)t->m->hp.n_head;
-	const int64_t wide = t->E > t->OV ? (t->E > t->F ? t->E : t->F) : (t->OV > t->F ? t->OV : t->F);
+	const struct hparams *h = &t->m->hp;
+	int64_t wide = t->E > t->OV ? (t->E > t->F ? t->E : t->F) : (t->OV > t->F ? t->OV : t->F);
+	wide = h->n_expert > 0 && h->n_ff_exp > wide ? h->n_ff_exp : wide;
 	float *at = base;
+	if (h->n_expert > 0) {
+		const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp;
+		t->ms.rows = carve(&at, C * K * E);
+		t->ms.dact = carve(&at, C * K * F);
+		t->ms.dg = carve(&at, C * K * F);
+		t->ms.du = carve(&at, C * K * F);
+		t->ms.dw = carve(&at, C * K);
+		t->ms.dlogits = carve(&at, C * X);
+		t->ms.route = carve(&at, X);
+		t->ms.next = carve_i32(&at, X);
+	}
 	t->dx = carve(&at, C * E);
 	t->dxn = carve(&at, C * E);
 	t->tmp = carve(&at, C * E);
@@ -424,6 +473,10 @@ int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m
 	*out = NULL;
 	if ((rc = check_params(&d, err)) || (rc = check_model(m, err)))
 		return rc;
+	if (m->hp.n_expert > 0 && (d.targets & (HEARTH_TRAIN_FFN_GATE | HEARTH_TRAIN_FFN_UP | HEARTH_TRAIN_FFN_DOWN)))
+		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' is a mixture of experts: its feed-forward matrices are "
+			       "experts' stacks, which hearth's adapters do not serve; train the attention (q,k,v,o) or the "
+			       "output head instead of gate/up/down", m->arch);
 	if ((d.targets & HEARTH_TRAIN_OUTPUT) && m->output.data == m->tok_embd.data)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: the output head shares the token embedding matrix: no adapter on it yet");
 	/* the attention's two [n_head][n_ctx][n_ctx] buffers bound n_ctx first */
@@ -627,6 +680,11 @@ static void ffn_forward(struct hearth_trainer *t, int il, int n)
 	struct tlora *const *lm = &t->lmap[il * N_ROLE];
 
 	tnorm_forward(t->pool, a->xmid, l->ffn_norm.data, n, t->E, h->rms_eps, a->xn2);
+	if (l->exp_gate) {
+		tmoe_forward(t->pool, t->mm, h, l, a->xn2, n, &a->moe, &t->ms, t->tmp);
+		residual(t, &l->ffn_post_norm, t->tmp, a->fo, a->xmid, n, t->acts[il + 1].x);
+		return;
+	}
 	linear(t, &l->ffn_gate, lm[4], a->lu[4], NULL, a->xn2, n, a->g);
 	linear(t, &l->ffn_up, lm[5], a->lu[5], NULL, a->xn2, n, a->u);
 	(h->ffn_act == FFN_GELU ? tgeglu_forward : tswiglu_forward)(t->pool, a->g, a->u, (int64_t)n * t->F, a->h);
@@ -655,6 +713,12 @@ static void ffn_backward(struct hearth_trainer *t, int il, int n)
 	struct tlora *const *lm = &t->lmap[il * N_ROLE];
 
 	/* the FFN: dx is also d loss / d (its output) */
+	if (l->exp_gate) {
+		tmoe_backward(t->pool, t->mm, h, l, &a->moe, residual_back(t, &l->ffn_post_norm, a->fo, t->dx, n), n, &t->ms,
+			      t->dxn);
+		tnorm_backward(t->pool, a->xmid, l->ffn_norm.data, t->dxn, n, t->E, h->rms_eps, true, t->dx);
+		return;
+	}
 	memset(t->dh, 0, (size_t)n * (size_t)t->F * sizeof(float));
 	linear_back(t, &l->ffn_down, lm[6], a->lu[6], a->h, residual_back(t, &l->ffn_post_norm, a->fo, t->dx, n), n, t->dh);
 	(h->ffn_act == FFN_GELU ? tgeglu_backward : tswiglu_backward)(t->pool, a->g, a->u, t->dh, (int64_t)n * t->F, t->dg,

@@ -1,6 +1,6 @@
 // End-to-end tests of POST /v1/attribute (docs/API.md): the completion's log-probability against
 // /v1/score's, strings against token ids, integrated gradients, chat messages, the errors (fields, length,
-// steps, models the trainer refuses, the key) and attributions beside other requests. Raw HTTP only.
+// steps, the key), gemma and a mixture of experts, and attributions beside other requests. Raw HTTP only.
 // That the scores are the library's hearth_attribute is tests/unit/test-attribute-http.c's job.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,15 +129,15 @@ test('errors: fields, length, steps', async () => {
   assert.match(long.json.error.message, new RegExp(`at most ${CTX - 1} tokens`));
 });
 
-test('models the trainer refuses: 400 with its reason', async () => {
-  // gemma (GeGLU, post-norms, windows) has a backward pass: 200
-  assert.equal((await post('/v1/attribute', { model: 'gemma', prompt: PROMPT, completion: COMPLETION })).status, 200);
-  for (const model of ['moe']) {
-    const r = await post('/v1/attribute', { model, prompt: PROMPT, completion: COMPLETION });
-    assertError(r, 400, 'model');
-    assert.equal(r.json.error.type, 'invalid_request_error');
-    assert.equal(r.json.error.code, 'model_not_supported');
-    console.log(`    ${model}: ${r.json.error.message}`);
+test('gemma (GeGLU, post-norms, windows) and a mixture of experts: the log-probability is /v1/score\'s', async () => {
+  for (const model of ['gemma', 'moe']) {
+    const a = await post('/v1/attribute', { model, prompt: PROMPT, completion: COMPLETION });
+    assert.equal(a.status, 200, a.text);
+    const s = await post('/v1/score', { model, prompt: PROMPT, completion: COMPLETION });
+    assert.equal(s.status, 200, s.text);
+    checkShape(a.json, model, 'gradient_x_input', s.json.usage.prompt_tokens);
+    assert.ok(near(a.json.completion_logprob, s.json.total_logprob, LP_TOL),
+      `${model}: ${a.json.completion_logprob} vs ${s.json.total_logprob}`);
   }
 });
 

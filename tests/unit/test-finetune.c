@@ -324,6 +324,14 @@ void test_finetune_learns_quantized(void)
 	train_and_check("models/tiny-qwen2.q4_k_m.gguf", 0.1);
 }
 
+/* A mixture of experts (attention adapters; gradients through the routing and the experts). */
+void test_finetune_learns_moe(void)
+{
+	struct hearth_finetune_params p = small_params();
+	p.trainer.targets = HEARTH_TRAIN_ATTN_Q | HEARTH_TRAIN_ATTN_K | HEARTH_TRAIN_ATTN_V | HEARTH_TRAIN_ATTN_OUT;
+	train_and_check_p("models/tiny-qwen3moe.q4_k_m.gguf", 0.1, &p);
+}
+
 /* Stops a run after k steps with a checkpoint, resumes it in a new run and
  * goes to the end: the losses are the uninterrupted run's, bit for bit. */
 void test_finetune_resume(void)
