@@ -19,12 +19,15 @@
 #include "train-ops.h"
 
 #define TMM_BWD_ROWS 32 /* weight rows of a backward panel (their dx partial sums stay in registers) */
+/* floats between a backward panel's rows past its width: rows a power of two
+ * of bytes apart would fall in one set of the L1 cache (half the speed) */
+#define TMM_BWD_PAD 16
 
 /* forward: GEMM_F32_ROWS rows dequantized, then the kernel's transposed copy;
  * backward: TMM_BWD_ROWS rows of the thread's columns */
 int64_t tmm_scratch_floats(int64_t n_in)
 {
-	const int64_t fwd = GEMM_F32_ROWS * n_in + GEMM_F32_NT_SCRATCH(n_in), bwd = TMM_BWD_ROWS * n_in;
+	const int64_t fwd = GEMM_F32_ROWS * n_in + GEMM_F32_NT_SCRATCH(n_in), bwd = TMM_BWD_ROWS * (n_in + TMM_BWD_PAD);
 	return fwd > bwd ? fwd : bwd;
 }
 
@@ -68,14 +71,15 @@ static void backward_run(void *arg, int ith, int nth)
 	const kern_to_float_fn to_float = kern_ops(w->type)->to_float;
 	const kern_gemm_nn_fn gemm_nn = kern_fns()->gemm_nn;
 	float *buf = t->scratch + (size_t)ith * (size_t)t->per_thread;
+	const size_t ld = (size_t)cw + TMM_BWD_PAD;
 
 	if (cw <= 0)
 		return;
 	for (int64_t r = 0; r < n_out; r += TMM_BWD_ROWS) {
 		const int nr = (int)(n_out - r < TMM_BWD_ROWS ? n_out - r : TMM_BWD_ROWS);
 		for (int k = 0; k < nr; k++)
-			to_float((const char *)w->data + (size_t)(r + k) * row + off, buf + (size_t)k * (size_t)cw, cw);
-		gemm_nn(cw, nr, buf, (size_t)cw, t->in + r, (size_t)n_out, t->n, t->out + c0, (size_t)n_in);
+			to_float((const char *)w->data + (size_t)(r + k) * row + off, buf + (size_t)k * ld, cw);
+		gemm_nn(cw, nr, buf, ld, t->in + r, (size_t)n_out, t->n, t->out + c0, (size_t)n_in);
 	}
 }
 

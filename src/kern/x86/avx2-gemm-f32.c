@@ -53,35 +53,47 @@ static void transpose(int64_t nk, int nr, const float *w, float *panel)
 			panel[k * GEMM_F32_ROWS + r] = r < nr ? w[(size_t)r * (size_t)nk + (size_t)k] : 0.0f;
 }
 
+/* The tiles' accumulators are named variables, not arrays (an array of
+ * registers is kept in memory by the compilers): ACC(X) applies X to the
+ * six rows, each under "if (m > i)", which inlining with a constant m
+ * removes. */
+#define ACC(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 /* y[i][0..nr) for m (<= MR, a constant where inlined) tokens from x */
 ALWAYS_INLINE void nt_tile(int m, int64_t nk, const float *panel, const float *x, size_t x_ld, float *y, size_t y_ld,
 			   int nr)
 {
-	__m256 c0[MR], c1[MR];
-	for (int i = 0; i < m; i++)
-		c0[i] = c1[i] = _mm256_setzero_ps();
+#define NT_ZERO(i) __m256 a##i = _mm256_setzero_ps(), b##i = a##i;
+	ACC(NT_ZERO)
+	const float *xs[MR];
+	for (int i = 0; i < MR; i++)
+		xs[i] = x + (size_t)(i < m ? i : 0) * x_ld;
 	for (int64_t k = 0; k < nk; k++) {
 		const __m256 w0 = _mm256_load_ps(panel + k * GEMM_F32_ROWS);
 		const __m256 w1 = _mm256_load_ps(panel + k * GEMM_F32_ROWS + 8);
-		for (int i = 0; i < m; i++) {
-			const __m256 b = _mm256_broadcast_ss(x + (size_t)i * x_ld + (size_t)k);
-			c0[i] = _mm256_fmadd_ps(b, w0, c0[i]);
-			c1[i] = _mm256_fmadd_ps(b, w1, c1[i]);
-		}
+#define NT_FMA(i)                                                    \
+	if (m > i) {                                                 \
+		const __m256 v = _mm256_broadcast_ss(xs[i] + k);     \
+		a##i = _mm256_fmadd_ps(v, w0, a##i);                 \
+		b##i = _mm256_fmadd_ps(v, w1, b##i);                 \
 	}
-	for (int i = 0; i < m; i++) {
-		float *yi = y + (size_t)i * y_ld;
-		if (nr == GEMM_F32_ROWS) {
-			_mm256_storeu_ps(yi, c0[i]);
-			_mm256_storeu_ps(yi + 8, c1[i]);
-		} else {
-			float t[GEMM_F32_ROWS];
-			_mm256_storeu_ps(t, c0[i]);
-			_mm256_storeu_ps(t + 8, c1[i]);
-			for (int r = 0; r < nr; r++)
-				yi[r] = t[r];
-		}
+		ACC(NT_FMA)
 	}
+#define NT_STORE(i)                                                              \
+	if (m > i) {                                                             \
+		float *yi = y + (size_t)i * y_ld;                                \
+		if (nr == GEMM_F32_ROWS) {                                       \
+			_mm256_storeu_ps(yi, a##i);                              \
+			_mm256_storeu_ps(yi + 8, b##i);                          \
+		} else {                                                         \
+			float t[GEMM_F32_ROWS];                                  \
+			_mm256_storeu_ps(t, a##i);                               \
+			_mm256_storeu_ps(t + 8, b##i);                           \
+			for (int r = 0; r < nr; r++)                             \
+				yi[r] = t[r];                                    \
+		}                                                                \
+	}
+	ACC(NT_STORE)
 }
 
 static void gemm_nt(int64_t nk, int nr, const float *w, const float *x, size_t x_ld, int n, float *y, size_t y_ld,
@@ -107,24 +119,30 @@ static void gemm_nt(int64_t nk, int nr, const float *w, const float *x, size_t x
 ALWAYS_INLINE void nn_tile16(int m, int nr, const float *w, size_t w_ld, const float *a, size_t a_ld, float *y,
 			     size_t y_ld)
 {
-	__m256 c0[MR], c1[MR];
-	for (int i = 0; i < m; i++) {
-		c0[i] = _mm256_loadu_ps(y + (size_t)i * y_ld);
-		c1[i] = _mm256_loadu_ps(y + (size_t)i * y_ld + 8);
+#define NN_LOAD(i)                                                                      \
+	__m256 a##i = _mm256_setzero_ps(), b##i = a##i;                                 \
+	if (m > i) {                                                                    \
+		a##i = _mm256_loadu_ps(y + (size_t)i * y_ld);                           \
+		b##i = _mm256_loadu_ps(y + (size_t)i * y_ld + 8);                       \
 	}
+	ACC(NN_LOAD)
 	for (int r = 0; r < nr; r++) {
 		const __m256 w0 = _mm256_loadu_ps(w + (size_t)r * w_ld);
 		const __m256 w1 = _mm256_loadu_ps(w + (size_t)r * w_ld + 8);
-		for (int i = 0; i < m; i++) {
-			const __m256 b = _mm256_broadcast_ss(a + (size_t)i * a_ld + (size_t)r);
-			c0[i] = _mm256_fmadd_ps(b, w0, c0[i]);
-			c1[i] = _mm256_fmadd_ps(b, w1, c1[i]);
-		}
+#define NN_FMA(i)                                                                       \
+	if (m > i) {                                                                    \
+		const __m256 v = _mm256_broadcast_ss(a + (size_t)i * a_ld + (size_t)r); \
+		a##i = _mm256_fmadd_ps(v, w0, a##i);                                    \
+		b##i = _mm256_fmadd_ps(v, w1, b##i);                                    \
 	}
-	for (int i = 0; i < m; i++) {
-		_mm256_storeu_ps(y + (size_t)i * y_ld, c0[i]);
-		_mm256_storeu_ps(y + (size_t)i * y_ld + 8, c1[i]);
+		ACC(NN_FMA)
 	}
+#define NN_STORE(i)                                                                     \
+	if (m > i) {                                                                    \
+		_mm256_storeu_ps(y + (size_t)i * y_ld, a##i);                           \
+		_mm256_storeu_ps(y + (size_t)i * y_ld + 8, b##i);                       \
+	}
+	ACC(NN_STORE)
 }
 
 /* the same for fewer than 16 columns, one at a time */
@@ -141,27 +159,33 @@ static void nn_tail(int64_t nc, int nr, const float *w, size_t w_ld, const float
 		}
 }
 
+#define NN_BLOCK 256 /* columns of the panel that stay in L1 while every token tile passes */
+
+/* column blocks outside; in each, tiles of MR tokens (their rows of a are
+ * read once per block), 16 columns inside */
 static void gemm_nn(int64_t nc, int nr, const float *w, size_t w_ld, const float *a, size_t a_ld, int n, float *y,
 		    size_t y_ld)
 {
-	int64_t c = 0;
-	for (; c + 16 <= nc; c += 16) {
-		int i = 0;
-		for (; i + MR <= n; i += MR)
-			nn_tile16(MR, nr, w + c, w_ld, a + (size_t)i * a_ld, a_ld, y + (size_t)i * y_ld + (size_t)c, y_ld);
-		const float *ai = a + (size_t)i * a_ld;
-		float *yi = y + (size_t)i * y_ld + (size_t)c;
-		switch (n - i) {
-		case 5: nn_tile16(5, nr, w + c, w_ld, ai, a_ld, yi, y_ld); break;
-		case 4: nn_tile16(4, nr, w + c, w_ld, ai, a_ld, yi, y_ld); break;
-		case 3: nn_tile16(3, nr, w + c, w_ld, ai, a_ld, yi, y_ld); break;
-		case 2: nn_tile16(2, nr, w + c, w_ld, ai, a_ld, yi, y_ld); break;
-		case 1: nn_tile16(1, nr, w + c, w_ld, ai, a_ld, yi, y_ld); break;
-		default: break;
+	const int64_t nc16 = nc / 16 * 16;
+	for (int64_t c0 = 0; c0 < nc16; c0 += NN_BLOCK) {
+		const int64_t c1 = nc16 - c0 < NN_BLOCK ? nc16 : c0 + NN_BLOCK;
+		for (int i = 0; i < n; i += MR) {
+			const int m = n - i < MR ? n - i : MR;
+			const float *ai = a + (size_t)i * a_ld;
+			float *yi = y + (size_t)i * y_ld;
+			for (int64_t c = c0; c < c1; c += 16)
+				switch (m) {
+				case 6: nn_tile16(6, nr, w + c, w_ld, ai, a_ld, yi + c, y_ld); break;
+				case 5: nn_tile16(5, nr, w + c, w_ld, ai, a_ld, yi + c, y_ld); break;
+				case 4: nn_tile16(4, nr, w + c, w_ld, ai, a_ld, yi + c, y_ld); break;
+				case 3: nn_tile16(3, nr, w + c, w_ld, ai, a_ld, yi + c, y_ld); break;
+				case 2: nn_tile16(2, nr, w + c, w_ld, ai, a_ld, yi + c, y_ld); break;
+				default: nn_tile16(1, nr, w + c, w_ld, ai, a_ld, yi + c, y_ld); break;
+				}
 		}
 	}
-	if (c < nc)
-		nn_tail(nc - c, nr, w + c, w_ld, a, a_ld, n, y + c, y_ld);
+	if (nc16 < nc)
+		nn_tail(nc - nc16, nr, w + nc16, w_ld, a, a_ld, n, y + nc16, y_ld);
 }
 
 void kern_register_avx2_gemm_f32(struct kern_fns *fns)
