@@ -24,12 +24,18 @@ struct tattn_task {
 	float *o, *dq, *dk, *dv;
 };
 
+/* sum a[i] b[i] with eight running sums, combined in a fixed order (the
+ * same bits on any thread; eight independent chains, not one long one) */
 static float dot(const float *a, const float *b, int n)
 {
-	float s = 0;
-	for (int i = 0; i < n; i++)
-		s += a[i] * b[i];
-	return s;
+	float s[8] = { 0 };
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			s[k] += a[i + k] * b[i + k];
+	for (; i < n; i++)
+		s[0] += a[i] * b[i];
+	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
 /* Row i's head h of x [n][nh][d]. */
