@@ -267,6 +267,7 @@ static void kern_select(void)
 	if (caps.avx2 && caps.fma && caps.f16c) {
 		kern_register_avx2(kern_table.ops, &kern_table.fns);
 		kern_register_avx2_gemm_f32(&kern_table.fns);
+		kern_register_avx2_dequant(kern_table.ops);
 		kern_table.isa = "avx2";
 	}
 #endif /* HEARTH_HAVE_AVX2 */

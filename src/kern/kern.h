@@ -111,6 +111,7 @@ const struct kern_fns *kern_fns_ref(void);
 #ifdef HEARTH_HAVE_AVX2
 void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns);
 void kern_register_avx2_gemm_f32(struct kern_fns *fns); /* gemm_nt, gemm_nn */
+void kern_register_avx2_dequant(struct qtype_ops *ops);   /* q4_K, q6_K to_float */
 #endif /* HEARTH_HAVE_AVX2 */
 #ifdef HEARTH_HAVE_AVX512VNNI
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns);
