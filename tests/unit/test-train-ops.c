@@ -261,14 +261,17 @@ void test_train_op_gemm_kernels(void)
 	const struct kern_fns *fs[2] = { kern_fns(), kern_fns_ref() };
 	const int ns[] = { 1, 5, 6, 7, 13, 40 };
 	const int64_t nks[] = { 1, 7, 8, 37, 300 };
-	const int nrs[] = { 1, 9, 16 };
+	const int nrs[] = { 1, 9, 16 }, nrs_nn[] = { 2, 10, 17, 100 }; /* gemm_nn: past a kernel's chunk of rows */
 	for (int v = 0; v < 2; v++)
 		for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
 			for (size_t b = 0; b < sizeof nks / sizeof nks[0]; b++)
 				for (size_t c = 0; c < sizeof nrs / sizeof nrs[0]; c++) {
 					check_gemm_nt(fs[v], ns[a], nks[b], nrs[c]);
-					check_gemm_nn(fs[v], ns[a], nks[b] + 1, nrs[c] + 1);
+					check_gemm_nn(fs[v], ns[a], nks[b] + 1, nrs_nn[c]);
 				}
+	for (int v = 0; v < 2; v++)
+		for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+			check_gemm_nn(fs[v], ns[a], 300, nrs_nn[3]);
 	fprintf(stderr, "    (%s kernels and the reference)\n", kern_isa());
 }
 
