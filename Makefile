@@ -27,6 +27,8 @@ $(B)/src/kern/%.o: CFLAGS += -O3
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
 CPPFLAGS += -DHEARTH_HAVE_AVX2 -DHEARTH_HAVE_AVX512VNNI -DHEARTH_HAVE_AVX512BF16
 $(B)/src/kern/x86/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(B)/src/kern/x86/avx2-gemm-f32.o: CFLAGS += -mavx2 -mfma
+$(B)/src/kern/x86/avx2-dequant.o: CFLAGS += -mavx2 -mf16c
 $(B)/src/kern/x86/avx512vnni.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 $(B)/src/kern/x86/avx512vnni-kquants.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 $(B)/src/kern/x86/avx512-attn.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f

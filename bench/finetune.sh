@@ -6,12 +6,14 @@
 #
 #   bench/finetune.sh [SHAPE=tinyllama-1.1b] [TYPE=q4_k_m] [CTX=256] [STEPS=6]
 #
-# Environment: THREADS [2], TARGETS [attn], RANK [8], MODELS (folder for the files) [models/bench].
+# Environment: THREADS [2], TARGETS [attn], RANK [8], MODELS (folder for the files) [models/bench],
+# BIN (the hearth to time, for before/after runs: bench/finetune-ab.sh) [build/hearth].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPE=${1:-tinyllama-1.1b}; TYPE=${2:-q4_k_m}; CTX=${3:-256}; STEPS=${4:-6}
 T=${THREADS:-2}; DIR=${MODELS:-models/bench}; TARGETS=${TARGETS:-attn}; RANK=${RANK:-8}
 make -s build/hearth build/mkmodel
+BIN=${BIN:-./build/hearth}
 mkdir -p "$DIR"
 M="$DIR/$SHAPE-$TYPE.gguf"
 [ -f "$M" ] || ./build/mkmodel "$SHAPE" "$TYPE" "$M"
@@ -28,7 +30,7 @@ with open(sys.argv[1], "w") as f:
         cut = int(n * 0.47) - 4
         f.write(json.dumps({"prompt": text[: cut // 2], "completion": text[cut // 2 : cut]}) + "\n")
 PY
-/usr/bin/time -v ./build/hearth finetune -m "$M" --data "$WORK/data.jsonl" -o "$WORK/a.gguf" --ctx "$CTX" \
+/usr/bin/time -v "$BIN" finetune -m "$M" --data "$WORK/data.jsonl" -o "$WORK/a.gguf" --ctx "$CTX" \
 	--epochs 0 --steps "$STEPS" -t "$T" --targets "$TARGETS" --lora-rank "$RANK" > "$WORK/out.txt" 2> "$WORK/err.txt"
 rss=$(sed -nE 's/.*Maximum resident set size \(kbytes\): ([0-9]+).*/\1/p' "$WORK/err.txt")
 wall=$(sed -nE 's/.*Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (.*)/\1/p' "$WORK/err.txt")

@@ -180,6 +180,7 @@
 	X(test_steer_sched)         \
 	X(test_steer_compute)        \
 	X(test_train_op_matmul)      \
+	X(test_train_op_gemm_kernels) \
 	X(test_train_op_lora)        \
 	X(test_train_op_rmsnorm)     \
 	X(test_train_op_rope)        \

@@ -238,7 +238,8 @@ static int64_t row_collect_ref(const float *x, int64_t n, float thr, int32_t *ou
 static const struct kern_fns fns_ref = { .attn_tile = attn_tile_ref, .attn_tile_f16 = attn_tile_f16_ref, .swiglu = swiglu_ref, .geglu = geglu_ref,
 					 .softcap = softcap_ref,
 					 .row_minmax = row_minmax_ref, .row_collect = row_collect_ref,
-					 .row_exp_sum = row_exp_sum_ref };
+					 .row_exp_sum = row_exp_sum_ref,
+					 .gemm_nt = gemm_f32_nt_ref, .gemm_nn = gemm_f32_nn_ref };
 
 const struct kern_fns *kern_fns_ref(void) { return &fns_ref; }
 
@@ -265,6 +266,8 @@ static void kern_select(void)
 #ifdef HEARTH_HAVE_AVX2
 	if (caps.avx2 && caps.fma && caps.f16c) {
 		kern_register_avx2(kern_table.ops, &kern_table.fns);
+		kern_register_avx2_gemm_f32(&kern_table.fns);
+		kern_register_avx2_dequant(kern_table.ops);
 		kern_table.isa = "avx2";
 	}
 #endif /* HEARTH_HAVE_AVX2 */

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemm-f32.h"
+
 typedef void (*kern_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*kern_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot of n elements: x of the weight type, y of dot_type. */
@@ -90,6 +92,8 @@ struct kern_fns {
 	kern_row_minmax_fn row_minmax;
 	kern_row_collect_fn row_collect;
 	kern_row_exp_sum_fn row_exp_sum;
+	kern_gemm_nt_fn gemm_nt;     /* training's f32 products (gemm-f32.h) */
+	kern_gemm_nn_fn gemm_nn;
 };
 
 /* The ops of type, or NULL when hearth cannot compute with it. The first
@@ -106,6 +110,8 @@ const struct kern_fns *kern_fns_ref(void);
 
 #ifdef HEARTH_HAVE_AVX2
 void kern_register_avx2(struct qtype_ops *ops, struct kern_fns *fns);
+void kern_register_avx2_gemm_f32(struct kern_fns *fns); /* gemm_nt, gemm_nn */
+void kern_register_avx2_dequant(struct qtype_ops *ops);   /* q4_K, q6_K to_float */
 #endif /* HEARTH_HAVE_AVX2 */
 #ifdef HEARTH_HAVE_AVX512VNNI
 void kern_register_avx512vnni(struct qtype_ops *ops, struct kern_fns *fns);

@@ -1,13 +1,16 @@
 /* tmm.c - products with a frozen base weight, forward and backward (see
  * train-ops.h).
  *
- * The weight is read as its file stores it, dequantized a few rows at a time
- * into the calling thread's scratch; the activations stay f32. The forward
- * splits the output rows over the threads (each output element is one dot
- * product, whoever computes it); the backward splits the input columns, in
- * whole blocks of the weight's type, so that each thread dequantizes only
- * its own blocks of every row and adds the rows into its columns of dx in
- * row order: the same bits whatever the number of threads.
+ * The weight is read as its file stores it, dequantized a panel of rows at a
+ * time into the calling thread's scratch; the activations stay f32. The
+ * products over a panel are the kernels' gemm_nt / gemm_nn (src/kern/
+ * gemm-f32.h: register-blocked tiles of tokens x rows or columns, chosen for
+ * the CPU), whose every output element is one sum in a fixed order. The
+ * forward splits the output rows over the threads (each output element is a
+ * sum over the input index, whoever computes it); the backward splits the
+ * input columns, in whole blocks of the weight's type, so that each thread
+ * dequantizes only its own blocks of every row and adds the rows into its
+ * columns of dx in row order: the same bits whatever the number of threads.
  */
 #include <stddef.h>
 
@@ -15,9 +18,18 @@
 #include "../tensor/qtype.h"
 #include "train-ops.h"
 
-#define TMM_ROWS 16 /* weight rows dequantized at a time */
+#define TMM_BWD_ROWS 32 /* weight rows of a backward panel (their dx partial sums stay in registers) */
+/* floats between a backward panel's rows past its width: rows a power of two
+ * of bytes apart would fall in one set of the L1 cache (half the speed) */
+#define TMM_BWD_PAD 16
 
-int64_t tmm_scratch_floats(int64_t n_in) { return TMM_ROWS * n_in; }
+/* forward: GEMM_F32_ROWS rows dequantized, then the kernel's transposed copy;
+ * backward: TMM_BWD_ROWS rows of the thread's columns */
+int64_t tmm_scratch_floats(int64_t n_in)
+{
+	const int64_t fwd = GEMM_F32_ROWS * n_in + GEMM_F32_NT_SCRATCH(n_in), bwd = TMM_BWD_ROWS * (n_in + TMM_BWD_PAD);
+	return fwd > bwd ? fwd : bwd;
+}
 
 struct tmm_task {
 	const struct tensor *w;
@@ -28,19 +40,6 @@ struct tmm_task {
 	int64_t per_thread;
 };
 
-/* sum a[i] b[i] with eight running sums (a fixed order: the same bits on any thread) */
-static float dot(const float *a, const float *b, int64_t n)
-{
-	float s[8] = { 0 };
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		for (int k = 0; k < 8; k++)
-			s[k] += a[i + k] * b[i + k];
-	for (; i < n; i++)
-		s[0] += a[i] * b[i];
-	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
 static void forward_run(void *arg, int ith, int nth)
 {
 	const struct tmm_task *t = arg;
@@ -49,41 +48,15 @@ static void forward_run(void *arg, int ith, int nth)
 	const int64_t r0 = n_out * ith / nth, r1 = n_out * (ith + 1) / nth;
 	const size_t row = qtype_row_size(w->type, n_in);
 	const kern_to_float_fn to_float = kern_ops(w->type)->to_float;
+	const kern_gemm_nt_fn gemm_nt = kern_fns()->gemm_nt;
 	float *buf = t->scratch + (size_t)ith * (size_t)t->per_thread;
+	float *panel = buf + (size_t)GEMM_F32_ROWS * (size_t)n_in;
 
-	for (int64_t c = r0; c < r1; c += TMM_ROWS) {
-		const int nr = (int)(r1 - c < TMM_ROWS ? r1 - c : TMM_ROWS);
+	for (int64_t c = r0; c < r1; c += GEMM_F32_ROWS) {
+		const int nr = (int)(r1 - c < GEMM_F32_ROWS ? r1 - c : GEMM_F32_ROWS);
 		for (int k = 0; k < nr; k++)
 			to_float((const char *)w->data + (size_t)(c + k) * row, buf + (size_t)k * (size_t)n_in, n_in);
-		for (int i = 0; i < t->n; i++) {
-			const float *x = t->in + (size_t)i * (size_t)n_in;
-			float *y = t->out + (size_t)i * (size_t)n_out + (size_t)c;
-			for (int k = 0; k < nr; k++)
-				y[k] = dot(buf + (size_t)k * (size_t)n_in, x, n_in);
-		}
-	}
-}
-
-/* dx[0..cw) += sum over k < nr of dy[k] w[k][0..cw), the rows in order k
- * (eight columns at a time held in registers across the rows) */
-static void add_rows(const float *dy, const float *w, int nr, int64_t cw, float *dx)
-{
-	int64_t j = 0;
-	for (; j + 8 <= cw; j += 8) {
-		float s[8];
-		for (int q = 0; q < 8; q++)
-			s[q] = dx[j + q];
-		for (int k = 0; k < nr; k++)
-			for (int q = 0; q < 8; q++)
-				s[q] += dy[k] * w[(size_t)k * (size_t)cw + (size_t)(j + q)];
-		for (int q = 0; q < 8; q++)
-			dx[j + q] = s[q];
-	}
-	for (; j < cw; j++) {
-		float s = dx[j];
-		for (int k = 0; k < nr; k++)
-			s += dy[k] * w[(size_t)k * (size_t)cw + (size_t)j];
-		dx[j] = s;
+		gemm_nt(n_in, nr, buf, t->in, (size_t)n_in, t->n, t->out + c, (size_t)n_out, panel);
 	}
 }
 
@@ -96,17 +69,17 @@ static void backward_run(void *arg, int ith, int nth)
 	const int64_t c0 = nb * ith / nth * blck, c1 = nb * (ith + 1) / nth * blck, cw = c1 - c0;
 	const size_t row = qtype_row_size(w->type, n_in), off = qtype_row_size(w->type, c0);
 	const kern_to_float_fn to_float = kern_ops(w->type)->to_float;
+	const kern_gemm_nn_fn gemm_nn = kern_fns()->gemm_nn;
 	float *buf = t->scratch + (size_t)ith * (size_t)t->per_thread;
+	const size_t ld = (size_t)cw + TMM_BWD_PAD;
 
 	if (cw <= 0)
 		return;
-	for (int64_t r = 0; r < n_out; r += TMM_ROWS) {
-		const int nr = (int)(n_out - r < TMM_ROWS ? n_out - r : TMM_ROWS);
+	for (int64_t r = 0; r < n_out; r += TMM_BWD_ROWS) {
+		const int nr = (int)(n_out - r < TMM_BWD_ROWS ? n_out - r : TMM_BWD_ROWS);
 		for (int k = 0; k < nr; k++)
-			to_float((const char *)w->data + (size_t)(r + k) * row + off, buf + (size_t)k * (size_t)cw, cw);
-		for (int i = 0; i < t->n; i++)
-			add_rows(t->in + (size_t)i * (size_t)n_out + (size_t)r, buf, nr, cw,
-				 t->out + (size_t)i * (size_t)n_in + (size_t)c0);
+			to_float((const char *)w->data + (size_t)(r + k) * row + off, buf + (size_t)k * ld, cw);
+		gemm_nn(cw, nr, buf, ld, t->in + r, (size_t)n_out, t->n, t->out + c0, (size_t)n_in);
 	}
 }
 

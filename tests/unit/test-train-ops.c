@@ -10,7 +10,9 @@
  * (all of them, or FD_MAX evenly spaced). Sizes are large enough that the
  * operations run on the pool (train_run runs small work inline).
  */
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +176,103 @@ void test_train_op_matmul(void)
 		check_mm(p1, p3, types[i]);
 	pool_free(p1);
 	pool_free(p3);
+}
+
+/* ---- the kernels under tmm: gemm_nt / gemm_nn (src/kern/gemm-f32.h) ----------- */
+
+/* |got - exact| within the bound of gemm-f32.h for a recursive sum of
+ * n_terms terms whose magnitudes add up to mag (and exact within half that
+ * of the reference's sum, as both are such sums) */
+static bool gemm_close(float got, double exact, int64_t n_terms, double mag)
+{
+	return fabs(got - exact) <= (double)n_terms * FLT_EPSILON * mag + 1e-30;
+}
+
+/* gemm_nt of this CPU and the reference against double sums; a token or a
+ * subset of rows computed alone gives the same bits as in the whole tile */
+static void check_gemm_nt(const struct kern_fns *f, int n, int64_t nk, int nr)
+{
+	float *w = malloc((size_t)nr * (size_t)nk * sizeof *w), *x = malloc((size_t)n * (size_t)nk * sizeof *x);
+	float *y = malloc((size_t)n * GEMM_F32_ROWS * sizeof *y), *y1 = malloc(GEMM_F32_ROWS * sizeof *y1);
+	float *scratch = malloc((size_t)GEMM_F32_NT_SCRATCH(nk) * sizeof *scratch);
+	fill(w, NULL, (size_t)nr * (size_t)nk, 1.0);
+	fill(x, NULL, (size_t)n * (size_t)nk, 1.0);
+	f->gemm_nt(nk, nr, w, x, (size_t)nk, n, y, GEMM_F32_ROWS, scratch);
+	bool close = true, same = true;
+	for (int i = 0; i < n; i++)
+		for (int r = 0; r < nr; r++) {
+			double s = 0, mag = 0;
+			for (int64_t k = 0; k < nk; k++) {
+				const double t = (double)x[(size_t)i * (size_t)nk + (size_t)k] * w[(size_t)r * (size_t)nk + (size_t)k];
+				s += t;
+				mag += fabs(t);
+			}
+			close = close && gemm_close(y[i * GEMM_F32_ROWS + r], s, nk, mag);
+		}
+	const int i = n / 2, nr2 = nr > 1 ? nr - 1 : 1; /* one token, the first rows but one */
+	f->gemm_nt(nk, nr2, w, x + (size_t)i * (size_t)nk, (size_t)nk, 1, y1, GEMM_F32_ROWS, scratch);
+	same = memcmp(y1, y + i * GEMM_F32_ROWS, (size_t)nr2 * sizeof *y1) == 0;
+	if (!close || !same)
+		fprintf(stderr, "    gemm_nt n %d nk %lld nr %d: %s\n", n, (long long)nk, nr, !close ? "not within bound" : "bits depend on the tile");
+	T_TRUE(close && same);
+	free(w), free(x), free(y), free(y1), free(scratch);
+}
+
+/* gemm_nn likewise; the rows handed over in two calls give the same bits as in one */
+static void check_gemm_nn(const struct kern_fns *f, int n, int64_t nc, int nr)
+{
+	const size_t w_ld = (size_t)nc + 3, y_ld = (size_t)nc + 5;
+	float *w = malloc((size_t)nr * w_ld * sizeof *w), *a = malloc((size_t)n * (size_t)nr * sizeof *a);
+	float *y = malloc((size_t)n * y_ld * sizeof *y), *y0 = malloc((size_t)n * y_ld * sizeof *y0);
+	float *y2 = malloc((size_t)n * y_ld * sizeof *y2);
+	fill(w, NULL, (size_t)nr * w_ld, 1.0);
+	fill(a, NULL, (size_t)n * (size_t)nr, 1.0);
+	fill(y0, NULL, (size_t)n * y_ld, 1.0);
+	memcpy(y, y0, (size_t)n * y_ld * sizeof *y);
+	memcpy(y2, y0, (size_t)n * y_ld * sizeof *y);
+	f->gemm_nn(nc, nr, w, w_ld, a, (size_t)nr, n, y, y_ld);
+	const int h = nr / 2;
+	f->gemm_nn(nc, h, w, w_ld, a, (size_t)nr, n, y2, y_ld);
+	f->gemm_nn(nc - 1, nr - h, w + (size_t)h * w_ld + 1, w_ld, a + h, (size_t)nr, n, y2 + 1, y_ld);
+	f->gemm_nn(1, nr - h, w + (size_t)h * w_ld, w_ld, a + h, (size_t)nr, n, y2, y_ld);
+	bool close = true, same = true;
+	for (int i = 0; i < n; i++)
+		for (int64_t c = 0; c < nc; c++) {
+			const size_t e = (size_t)i * y_ld + (size_t)c;
+			double s = y0[e], mag = fabs(y0[e]);
+			for (int r = 0; r < nr; r++) {
+				const double t = (double)a[(size_t)i * (size_t)nr + (size_t)r] * w[(size_t)r * w_ld + (size_t)c];
+				s += t;
+				mag += fabs(t);
+			}
+			close = close && gemm_close(y[e], s, nr + 1, mag);
+			same = same && memcmp(&y[e], &y2[e], sizeof y[e]) == 0;
+		}
+	for (int i = 0; i < n; i++) /* the columns past nc are not touched */
+		same = same && memcmp(&y[(size_t)i * y_ld + (size_t)nc], &y0[(size_t)i * y_ld + (size_t)nc], 5 * sizeof *y) == 0;
+	if (!close || !same)
+		fprintf(stderr, "    gemm_nn n %d nc %lld nr %d: %s\n", n, (long long)nc, nr, !close ? "not within bound" : "bits depend on the split");
+	T_TRUE(close && same);
+	free(w), free(a), free(y), free(y0), free(y2);
+}
+
+void test_train_op_gemm_kernels(void)
+{
+	const struct kern_fns *fs[2] = { kern_fns(), kern_fns_ref() };
+	const int ns[] = { 1, 5, 6, 7, 13, 40 };
+	const int64_t nks[] = { 1, 7, 8, 37, 300 };
+	const int nrs[] = { 1, 9, 16 }, nrs_nn[] = { 2, 10, 17, 100 }; /* gemm_nn: past a kernel's chunk of rows */
+	for (int v = 0; v < 2; v++)
+		for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+			for (size_t b = 0; b < sizeof nks / sizeof nks[0]; b++)
+				for (size_t c = 0; c < sizeof nrs / sizeof nrs[0]; c++) {
+					check_gemm_nt(fs[v], ns[a], nks[b], nrs[c]);
+					check_gemm_nn(fs[v], ns[a], nks[b] + 1, nrs_nn[c]);
+				}
+	for (int v = 0; v < 2; v++)
+		for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+			check_gemm_nn(fs[v], ns[a], 300, nrs_nn[3]);
+	fprintf(stderr, "    (%s kernels and the reference)\n", kern_isa());
 }
 
 /* ---- LoRA ------------------------------------------------------------------------- */
