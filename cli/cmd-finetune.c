@@ -335,6 +335,7 @@ int cmd_finetune(int argc, char **argv)
 	snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", o.out);
 	const char *ckpt = o.ckpt ? o.ckpt : ckpt_buf;
 	struct hearth_model_params mp = hearth_model_default_params();
+	mp.no_repack = true; /* the trainer reads the file's layout: no decoding copies */
 	struct hearth_err err = { 0 };
 	struct hearth_model *m = NULL;
 	struct hearth_dataset *d = NULL;

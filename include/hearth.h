@@ -130,6 +130,9 @@ void hearth_gguf_tensor(const struct hearth_gguf *g, int64_t i, struct hearth_te
 struct hearth_model;
 struct hearth_model_params {
 	bool vocab_only; /* load only the tokenizer (works on vocabulary-only GGUFs) */
+	bool no_repack;  /* keep the weights as the file stores them, without the copies laid out for the
+	                    decoding kernels: less memory for a model used to train (hearth_trainer reads
+	                    the file's layout), slower decoding */
 };
 struct hearth_model_params hearth_model_default_params(void);
 int hearth_model_load(struct hearth_model **out, const char *path, const struct hearth_model_params *params,

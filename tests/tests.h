@@ -97,6 +97,7 @@
 	X(test_json_schema_errors)   \
 	X(test_json_schema_sampled)  \
 	X(test_model_synthetic)      \
+	X(test_model_no_repack)      \
 	X(test_model_llama2c)        \
 	X(test_model_refs)           \
 	X(test_hidden_lens)          \

@@ -42,7 +42,7 @@ static const struct arch_entry archs[] = {
 
 struct hearth_model_params hearth_model_default_params(void)
 {
-	return (struct hearth_model_params){ .vocab_only = false };
+	return (struct hearth_model_params){ .vocab_only = false, .no_repack = false };
 }
 
 int model_hparam_i32(struct hearth_model *m, const char *suffix, int32_t *out, bool required, struct hearth_err *err)
@@ -501,7 +501,7 @@ int hearth_model_load(struct hearth_model **out, const char *path, const struct 
 	}
 	for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
 		if (strcmp(archs[i].name, m->arch) == 0) {
-			if ((rc = archs[i].load(m, err)) || (rc = pack_weights(m, err)))
+			if ((rc = archs[i].load(m, err)) || (!(params && params->no_repack) && (rc = pack_weights(m, err))))
 				goto fail;
 			*out = m;
 			return 0;
