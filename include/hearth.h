@@ -510,8 +510,13 @@ int hearth_context_set_steering(struct hearth_context *c, const struct hearth_st
  * may carry adapters: attention q, k, v, o (or a fused attn_qkv), FFN gate,
  * up, down (or a fused up), the output head, and the token embedding (there
  * lora_a is [rank] x n_vocab and lora_b [rank] x n_embd, added to the looked-
- * up row). Mixture-of-experts matrices are refused. Norm tensors in the file
- * are skipped, as llama.cpp does. A and B are kept as f32 copies.
+ * up row). A mixture of experts' stacks (ffn_gate_exps, ffn_up_exps,
+ * ffn_down_exps, [n_in] x n_out x n_expert) carry one adapter per expert:
+ * "<name>.lora_a" is [n_in] x rank x n_expert and "<name>.lora_b" [rank] x
+ * n_out x n_expert (llama.cpp's layout), and each row the router sends to
+ * expert e gets s * (x A_e^T) B_e^T before the experts' biases, as llama.cpp
+ * adds them. Norm tensors in the file are skipped, as llama.cpp does. A and B
+ * are kept as f32 copies.
  *
  * An adapter is reference-counted: every request and context that uses it
  * holds a reference, so hearth_lora_free (dropping the loader's) may be called
@@ -530,7 +535,7 @@ void hearth_lora_free(struct hearth_lora *a);
 /* Takes another reference to a (dropped by hearth_lora_free); returns a. Any thread. */
 struct hearth_lora *hearth_lora_ref(struct hearth_lora *a);
 float hearth_lora_alpha(const struct hearth_lora *a);  /* adapter.lora.alpha (0: none given) */
-int32_t hearth_lora_n_pairs(const struct hearth_lora *a); /* adapted base matrices */
+int32_t hearth_lora_n_pairs(const struct hearth_lora *a); /* adapted base matrices (an expert stack: one) */
 /* A SHA-256 digest of the adapter's tensors (names, shapes and values as
  * loaded): equal adapters share cached prompt blocks. */
 const uint8_t *hearth_lora_digest(const struct hearth_lora *a);

@@ -208,7 +208,10 @@
 	X(test_lora_file)            \
 	X(test_lora_logits)          \
 	X(test_lora_sched)           \
-	X(test_lora_fault)
+	X(test_lora_fault)           \
+	X(test_lora_exps_file)       \
+	X(test_lora_exps_logits)     \
+	X(test_lora_exps_sched)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \
