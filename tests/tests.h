@@ -20,6 +20,7 @@
 	X(test_finetune_learns_quantized) \
 	X(test_finetune_fused)       \
 	X(test_finetune_learns_moe)   \
+	X(test_finetune_experts)     \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
 	X(test_finetune_save)        \
