@@ -193,6 +193,7 @@
 	X(test_train_moe_route)      \
 	X(test_train_moe_act)        \
 	X(test_train_moe_block)      \
+	X(test_train_moe_block_lora) \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
 	X(test_train_grad_dense)     \
