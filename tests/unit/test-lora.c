@@ -594,4 +594,12 @@ void test_lora_fault(void)
 	fault_sweep("load an adapter", path_lora_load, &c);
 	T_EQ_I64(c.n_pairs, N_ALL);
 	hearth_model_free(m);
+	/* with experts' stacks */
+	if (!(m = load(QWEN3MOE)))
+		return;
+	c = (struct load_ctx){ .m = m, .path = tmp_path("a.gguf") };
+	write_adapter(m, c.path, &(struct ad_spec){ .targets = exps_targets, .n_targets = N_EXPS, .alpha = 4 });
+	fault_sweep("load an adapter on experts' stacks", path_lora_load, &c);
+	T_EQ_I64(c.n_pairs, N_EXPS);
+	hearth_model_free(m);
 }
