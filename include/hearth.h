@@ -513,8 +513,13 @@ int hearth_context_set_steering(struct hearth_context *c, const struct hearth_st
  * may carry adapters: attention q, k, v, o (or a fused attn_qkv), FFN gate,
  * up, down (or a fused up), the output head, and the token embedding (there
  * lora_a is [rank] x n_vocab and lora_b [rank] x n_embd, added to the looked-
- * up row). Mixture-of-experts matrices are refused. Norm tensors in the file
- * are skipped, as llama.cpp does. A and B are kept as f32 copies.
+ * up row). A mixture of experts' stacks (ffn_gate_exps, ffn_up_exps,
+ * ffn_down_exps, [n_in] x n_out x n_expert) carry one adapter per expert:
+ * "<name>.lora_a" is [n_in] x rank x n_expert and "<name>.lora_b" [rank] x
+ * n_out x n_expert (llama.cpp's layout), and each row the router sends to
+ * expert e gets s * (x A_e^T) B_e^T before the experts' biases, as llama.cpp
+ * adds them. Norm tensors in the file are skipped, as llama.cpp does. A and B
+ * are kept as f32 copies.
  *
  * An adapter is reference-counted: every request and context that uses it
  * holds a reference, so hearth_lora_free (dropping the loader's) may be called
@@ -533,7 +538,7 @@ void hearth_lora_free(struct hearth_lora *a);
 /* Takes another reference to a (dropped by hearth_lora_free); returns a. Any thread. */
 struct hearth_lora *hearth_lora_ref(struct hearth_lora *a);
 float hearth_lora_alpha(const struct hearth_lora *a);  /* adapter.lora.alpha (0: none given) */
-int32_t hearth_lora_n_pairs(const struct hearth_lora *a); /* adapted base matrices */
+int32_t hearth_lora_n_pairs(const struct hearth_lora *a); /* adapted base matrices (an expert stack: one) */
 /* A SHA-256 digest of the adapter's tensors (names, shapes and values as
  * loaded): equal adapters share cached prompt blocks. */
 const uint8_t *hearth_lora_digest(const struct hearth_lora *a);
@@ -1117,8 +1122,9 @@ int hearth_dataset_pack(const struct hearth_dataset *d, enum hearth_split s, con
  * activations stay f32). Architectures: the dense ones (llama, qwen2,
  * qwen3, gemma2, gemma3, phi3, chatglm, glm4) and the mixtures of experts
  * (qwen3moe, llama with experts: Mixtral, gpt-oss): gradients through the chosen
- * experts and their routing weights, no FFN targets there (the experts'
- * stacks take no adapter); other models are refused (HEARTH_EUNSUPPORTED).
+ * experts and their routing weights; there the FFN targets (gate, up,
+ * down) train an adapter per expert on each stack (see struct
+ * hearth_lora_tensor); other models are refused (HEARTH_EUNSUPPORTED).
  * Where the model stores q, k and v as one fused attn_qkv (or gate and up as
  * one ffn_up), a target bit of any of its parts trains ONE adapter on the
  * fused matrix, over all its rows (the adapter llama.cpp's format names by
@@ -1148,14 +1154,21 @@ void hearth_trainer_free(struct hearth_trainer *t);
  * (ne0 = n_in, ne1 = rank) and "<weight>.lora_b" (ne0 = rank, ne1 = n_out);
  * y = W x + scale B A x. a and b are the trainer's parameters (the caller
  * may write them: an optimizer, a loaded adapter); grad_a and grad_b hold
- * the gradients the passes added since hearth_trainer_zero_grad. */
+ * the gradients the passes added since hearth_trainer_zero_grad.
+ * A mixture of experts' stack ("blk.N.ffn_gate_exps.weight", up, down) is
+ * one entry with n_expert > 1: a, b, grad_a and grad_b hold one matrix per
+ * expert, expert after expert ([n_expert][rank][n_in], [n_expert][n_out]
+ * [rank]: lora_a ne [n_in, rank, n_expert], lora_b ne [rank, n_out,
+ * n_expert], llama.cpp's layout), expert e's applied to the rows the router
+ * sends to e. Every other entry has n_expert 1. */
 struct hearth_lora_tensor {
 	const char *weight; /* the base matrix: "blk.0.attn_q.weight" */
 	int64_t n_in, n_out;
 	int32_t rank;
 	float scale;        /* alpha / rank */
-	float *a, *b;       /* [rank][n_in], [n_out][rank] */
+	float *a, *b;       /* [n_expert][rank][n_in], [n_expert][n_out][rank] */
 	float *grad_a, *grad_b;
+	int32_t n_expert;   /* 1: a matrix; else the experts of a stack */
 };
 int32_t hearth_trainer_n_lora(const struct hearth_trainer *t);
 /* Adapter i (0 .. n_lora - 1), in layer order, q k v out gate up down within a layer, then the output head's. */

@@ -26,6 +26,7 @@ void ref_moe_init(struct ref_moe *r, const struct hearth_model *m, int il)
 	const int X = m->hp.n_expert;
 	r->h = &m->hp;
 	r->l = &m->layers[il];
+	r->lo[0] = r->lo[1] = r->lo[2] = NULL;
 	r->wr = dequant(&r->l->ffn_gate_inp);
 	r->wg = calloc((size_t)X, sizeof *r->wg);
 	r->wu = calloc((size_t)X, sizeof *r->wu);
@@ -105,6 +106,24 @@ static void mv(const double *w, const double *x, int64_t n_in, int64_t n_out, co
 	}
 }
 
+/* y[n_out] += expert e's adapter product of x (lo NULL: nothing). */
+static void mv_lora(const struct ref_moe_lora *lo, int e, const double *x, int64_t n_in, int64_t n_out, double *y)
+{
+	if (!lo)
+		return;
+	const double *a = lo->a + (size_t)e * (size_t)lo->rank * (size_t)n_in;
+	const double *b = lo->b + (size_t)e * (size_t)n_out * (size_t)lo->rank;
+	double u[256];
+	for (int k = 0; k < lo->rank && k < 256; k++) {
+		u[k] = 0;
+		for (int64_t j = 0; j < n_in; j++)
+			u[k] += a[(size_t)k * (size_t)n_in + (size_t)j] * x[j];
+	}
+	for (int64_t o = 0; o < n_out; o++)
+		for (int k = 0; k < lo->rank && k < 256; k++)
+			y[o] += lo->scale * b[(size_t)o * (size_t)lo->rank + (size_t)k] * u[k];
+}
+
 void ref_moe_run(const struct ref_moe *r, const double *x, int n, double *out, uint64_t *choice)
 {
 	const struct hparams *h = r->h;
@@ -126,9 +145,12 @@ void ref_moe_run(const struct ref_moe *r, const double *x, int n, double *out, u
 			*choice = *choice * 1000003u + (uint64_t)e + 1;
 			mv(r->wg[e], xi, E, F, bg ? bg + (size_t)e * (size_t)F : NULL, g);
 			mv(r->wu[e], xi, E, F, bu ? bu + (size_t)e * (size_t)F : NULL, u);
+			mv_lora(r->lo[0], e, xi, E, F, g);
+			mv_lora(r->lo[1], e, xi, E, F, u);
 			for (int64_t j = 0; j < F; j++)
 				g[j] = ref_moe_act(h->moe_act, g[j], u[j]);
 			mv(r->wd[e], g, F, E, bd ? bd + (size_t)e * (size_t)E : NULL, y);
+			mv_lora(r->lo[2], e, g, F, E, y);
 			for (int64_t j = 0; j < E; j++)
 				o[j] += w[k] * y[j];
 		}

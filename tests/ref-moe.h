@@ -15,11 +15,19 @@
 
 #include "../src/model/model.h"
 
+/* LoRA adapters on an expert stack: expert e's product gains scale B_e A_e x. */
+struct ref_moe_lora {
+	int rank;
+	double scale;
+	double *a, *b;              /* [n_expert][rank][n_in], [n_expert][n_out][rank] (the caller's) */
+};
+
 struct ref_moe {
 	const struct hparams *h;
 	const struct layer *l;
 	double *wr;                 /* [n_expert][n_embd] */
 	double **wg, **wu, **wd;    /* [n_expert]: [n_ff_exp][n_embd], same, [n_embd][n_ff_exp] */
+	const struct ref_moe_lora *lo[3]; /* gate's, up's, down's adapters (NULL: none; set by the caller) */
 };
 
 void ref_moe_init(struct ref_moe *r, const struct hearth_model *m, int il);

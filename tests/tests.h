@@ -20,6 +20,7 @@
 	X(test_finetune_learns_quantized) \
 	X(test_finetune_fused)       \
 	X(test_finetune_learns_moe)   \
+	X(test_finetune_experts)     \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
 	X(test_finetune_save)        \
@@ -194,6 +195,7 @@
 	X(test_train_moe_route)      \
 	X(test_train_moe_act)        \
 	X(test_train_moe_block)      \
+	X(test_train_moe_block_lora) \
 	X(test_train_grad_synth)     \
 	X(test_train_grad_fixtures)  \
 	X(test_train_grad_dense)     \
@@ -210,7 +212,10 @@
 	X(test_lora_file)            \
 	X(test_lora_logits)          \
 	X(test_lora_sched)           \
-	X(test_lora_fault)
+	X(test_lora_fault)           \
+	X(test_lora_exps_file)       \
+	X(test_lora_exps_logits)     \
+	X(test_lora_exps_sched)
 
 #define HEARTH_DEMO_TESTS(X)  \
 	X(test_demo_crash)    \

@@ -19,7 +19,9 @@
  *
  * LoRA adapters (lora.h): after each product with a matrix some token's
  * adapters adapt (q, k, v, o, gate, up, down, the output head), each such
- * token's rows get every adapter's low-rank product added (lora_apply), and
+ * token's rows get every adapter's low-rank product added (lora_apply); an
+ * expert stack's adapters add, to each (token, expert) row, that expert's
+ * product (lora_apply_exps); and
  * the token embedding's adapters join the looked-up rows before the scale;
  * tokens without adapters are untouched, so a batch may mix any adapters.
  *
@@ -87,6 +89,8 @@ struct fwd {
 	float *moe_g, *moe_u;       /* [rows][n_ff_exp]: gate (then the activation), up */
 	float *moe_scratch;         /* [n_expert] per thread */
 	struct mm_part *moe_parts;  /* [2 n_expert] */
+	int32_t *moe_exp;           /* [rows]: each row's expert */
+	const struct fwd_lora **moe_lora; /* [rows]: each row's token's adapters (a batch with adapters) */
 	const float *rope_factors; /* rope frequency factors (n_rot/2), or NULL */
 	fwd_layer_fn layer_fn;     /* sees the residual stream after each layer (NULL: none) */
 	void *layer_data;
@@ -206,7 +210,8 @@ void fwd_free(struct fwd *f)
 	}
 	free(f->attn_scratch);
 	void *moe[] = { f->moe_logits, f->moe_ids, f->moe_w, f->moe_row, f->moe_tok, f->moe_slot, f->moe_count,
-			f->moe_off, f->moe_next, f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts };
+			f->moe_off, f->moe_next, f->moe_x, f->moe_y, f->moe_g, f->moe_u, f->moe_scratch, f->moe_parts,
+			f->moe_exp, (void *)f->moe_lora };
 	for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++)
 		free(moe[i]);
 	pool_free(f->pool);
@@ -386,7 +391,9 @@ static int moe_alloc(struct fwd *f, size_t B, size_t X, size_t K, size_t E, size
 	f->moe_u = malloc(B * K * FX * sizeof(float));
 	f->moe_scratch = malloc((size_t)pool_size(f->pool) * X * sizeof(float));
 	f->moe_parts = malloc(2 * X * sizeof(struct mm_part));
-	bool ok = f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_tok && f->moe_slot && f->moe_count &&
+	f->moe_exp = malloc(B * K * sizeof(int32_t));
+	f->moe_lora = malloc(B * K * sizeof *f->moe_lora);
+	bool ok = f->moe_exp && f->moe_lora && f->moe_logits && f->moe_ids && f->moe_w && f->moe_row && f->moe_tok && f->moe_slot && f->moe_count &&
 		  f->moe_off && f->moe_next && f->moe_x && f->moe_y && f->moe_g && f->moe_u && f->moe_scratch && f->moe_parts;
 	return ok ? 0 : HEARTH_ENOMEM;
 }
@@ -971,6 +978,9 @@ static void moe_group(struct fwd *f)
 		const int32_t r = f->moe_row[p] = f->moe_next[f->moe_ids[p]]++;
 		f->moe_tok[r] = p / K;
 		f->moe_slot[r] = p % K;
+		f->moe_exp[r] = f->moe_ids[p];
+		if (f->b->lora)
+			f->moe_lora[r] = f->b->lora[p / K];
 	}
 }
 
@@ -1016,6 +1026,16 @@ static void moe_products(struct fwd *f, const struct tensor *wa, const struct te
 	}
 }
 
+/* The grouped rows' products with the stack w (role at layer il) += each
+ * row's token's adapters' products with the row's expert (before the
+ * experts' biases, as llama.cpp's build_lora_mm_id adds them). */
+static void adapt_exps(struct fwd *f, int il, enum lora_exp_role role, const struct tensor *w, const float *x, float *y)
+{
+	if (f->b->lora)
+		lora_apply_exps(f->pool, f->moe_lora, f->moe_exp, f->b->n * f->m->hp.n_expert_used, il, role, x, w[0].ne[0],
+				y, w[0].ne[1]);
+}
+
 /* xb = the mixture of experts of xb (the normed residual stream). */
 static void ffn_moe(struct fwd *f, int il)
 {
@@ -1027,8 +1047,11 @@ static void ffn_moe(struct fwd *f, int il)
 	moe_group(f);
 	moe_phase(f, l, MOE_GATHER);
 	moe_products(f, l->exp_gate, l->exp_up, f->moe_x, f->moe_g, f->moe_u);
+	adapt_exps(f, il, LORA_EXP_GATE, l->exp_gate, f->moe_x, f->moe_g);
+	adapt_exps(f, il, LORA_EXP_UP, l->exp_up, f->moe_x, f->moe_u);
 	moe_phase(f, l, MOE_ACT);
 	moe_products(f, l->exp_down, NULL, f->moe_g, f->moe_y, NULL);
+	adapt_exps(f, il, LORA_EXP_DOWN, l->exp_down, f->moe_g, f->moe_y);
 	moe_phase(f, l, MOE_COMBINE);
 	f->xq_of = NULL; /* xb was written */
 }

@@ -6,7 +6,8 @@
  *   u = A x          (rank dot products of n_in)
  *   y += c * B u     (n_out dot products of rank; c = scale * alpha / rank)
  *
- * in f32, with the kernels' f32 dot product. A row's arithmetic is the same
+ * in f32, with the kernels' f32 dot product. An expert stack's rows (grouped
+ * by expert, as forward.c runs them) take the A and B of each row's expert. A row's arithmetic is the same
  * whatever else is in the batch and however the threads split it: rows are
  * dealt to threads whole, or, when there are fewer rows than threads, every
  * thread computes u (the same bits) and takes a slice of y.
@@ -22,6 +23,7 @@
 
 struct apply_task {
 	const struct fwd_lora *const *sets;
+	const int32_t *expert; /* [n_rows] each row's expert, or NULL: a matrix */
 	int n_rows, il, role;
 	const float *x;
 	int64_t n_in;
@@ -29,8 +31,10 @@ struct apply_task {
 	int64_t n_out;
 };
 
-static const struct lora_mat *mat_of(const struct hearth_lora *a, int il, int role)
+static const struct lora_mat *mat_of(const struct hearth_lora *a, const int32_t *expert, int i, int il, int role)
 {
+	if (expert)
+		return lora_exp_mat(a, il, (enum lora_exp_role)role, expert[i]);
 	return il < 0 ? lora_global_mat(a, role) : lora_layer_mat(a, il, (enum lora_role)role);
 }
 
@@ -43,7 +47,7 @@ static void apply_row(const struct apply_task *t, int i, int64_t o0, int64_t o1)
 	float *y = t->y + (size_t)i * (size_t)t->n_out;
 	float u[LORA_MAX_RANK];
 	for (int32_t k = 0; k < set->n; k++) {
-		const struct lora_mat *m = mat_of(set->ad[k], t->il, t->role);
+		const struct lora_mat *m = mat_of(set->ad[k], t->expert, i, t->il, t->role);
 		if (!m)
 			continue;
 		const float c = set->scale[k] * m->s;
@@ -71,23 +75,35 @@ static void apply_run(void *arg, int ith, int nth)
 			apply_row(t, i, t->n_out * ith / nth, t->n_out * (ith + 1) / nth);
 }
 
-void lora_apply(struct pool *pool, const struct fwd_lora *const *sets, int n_rows, int il, int role, const float *x,
-		int64_t n_in, float *y, int64_t n_out)
+static void apply_rows(struct pool *pool, const struct fwd_lora *const *sets, const int32_t *expert, int n_rows, int il,
+		       int role, const float *x, int64_t n_in, float *y, int64_t n_out)
 {
 	int64_t macs = 0;
 	for (int i = 0; i < n_rows; i++)
 		for (int32_t k = 0; sets[i] && k < sets[i]->n; k++) {
-			const struct lora_mat *m = mat_of(sets[i]->ad[k], il, role);
+			const struct lora_mat *m = mat_of(sets[i]->ad[k], expert, i, il, role);
 			if (m)
 				macs += (int64_t)m->rank * (n_in + n_out);
 		}
 	if (!macs)
 		return;
-	struct apply_task t = { sets, n_rows, il, role, x, n_in, y, n_out };
+	struct apply_task t = { sets, expert, n_rows, il, role, x, n_in, y, n_out };
 	if (macs <= LORA_INLINE_MACS)
 		apply_run(&t, 0, 1);
 	else
 		pool_run(pool, apply_run, &t);
+}
+
+void lora_apply(struct pool *pool, const struct fwd_lora *const *sets, int n_rows, int il, int role, const float *x,
+		int64_t n_in, float *y, int64_t n_out)
+{
+	apply_rows(pool, sets, NULL, n_rows, il, role, x, n_in, y, n_out);
+}
+
+void lora_apply_exps(struct pool *pool, const struct fwd_lora *const *sets, const int32_t *expert, int n_rows, int il,
+		     int role, const float *x, int64_t n_in, float *y, int64_t n_out)
+{
+	apply_rows(pool, sets, expert, n_rows, il, role, x, n_in, y, n_out);
 }
 
 void lora_apply_embd(const struct fwd_lora *const *sets, int n_rows, const int32_t *tokens, float *x, int64_t n_embd)

@@ -4,7 +4,8 @@
  *
  *   W + sum_k scale_k * alpha_k / rank_k * B_k A_k      (token embedding: row t += c B A[t])
  *
- * computed in f32 from the base dequantized, and stored as f32 when the base
+ * (an expert stack: each expert's slice with that expert's B_e A_e), computed
+ * in f32 from the base dequantized, and stored as f32 when the base
  * tensor is f32, else as f16 (quantized bases are not requantized: the
  * merged file is larger, and exact up to f16 rounding). Every other tensor
  * and every key is copied as it is. Merged tensors are produced while the
@@ -37,12 +38,25 @@ struct export_job {
 	int64_t n_merges;
 };
 
-/* Adds adapter k's product to row o of W (n_in floats). */
+/* Adds adapter k's product to row o of W (n_in floats); an expert stack's
+ * row o is row o % n_out of expert o / n_out, which takes that expert's pair. */
 static void merge_row(const struct merge *mg, int k, int64_t o, float *w, int64_t n_in)
 {
 	const struct lora_pair *p = mg->pair[k];
 	const int64_t rank = p->ne_b[0];
 	const float c = mg->c[k];
+	if (p->n_expert > 1) {
+		const int64_t n_out = p->ne_b[1], e = o / n_out;
+		const float *a = p->a + (size_t)e * (size_t)rank * (size_t)n_in;
+		const float *b = p->b + ((size_t)e * (size_t)n_out + (size_t)(o % n_out)) * (size_t)rank;
+		for (int64_t i = 0; i < n_in; i++) {
+			float s = 0;
+			for (int64_t r = 0; r < rank; r++)
+				s += b[r] * a[(size_t)r * (size_t)n_in + (size_t)i];
+			w[i] += c * s;
+		}
+		return;
+	}
 	if (mg->embd) { /* W [n_vocab][n_embd]: row o is token o; A [n_vocab][rank], B [n_embd][rank] */
 		const float *a = p->a + (size_t)o * (size_t)rank;
 		for (int64_t e = 0; e < n_in; e++) {
@@ -67,7 +81,7 @@ static int export_fill(void *user, int64_t i_tensor, void *dst, uint64_t nbytes,
 	const struct export_job *job = user;
 	const struct merge *mg = &job->merges[job->index[i_tensor]];
 	const struct gguf_tensor *t = mg->base;
-	const int64_t n_in = t->ne[0], n_rows = t->ne[1];
+	const int64_t n_in = t->ne[0], n_rows = t->ne[1] * t->ne[2]; /* a stack: its experts' rows one after another */
 	const int out_type = t->type == HEARTH_TYPE_F32 ? HEARTH_TYPE_F32 : HEARTH_TYPE_F16;
 	const size_t in_row = qtype_row_size(t->type, n_in), out_row = qtype_row_size(out_type, n_in);
 	float *w = malloc((size_t)n_in * sizeof *w);

@@ -12,6 +12,12 @@
  *   the token embedding ("token_embd.weight", ne [n_embd, n_vocab]) is the
  *   other way round: lora_a ne [rank, n_vocab] (a row per token), lora_b
  *   ne [rank, n_embd]; its product is B A[token].
+ *   an expert stack W "blk.N.ffn_{gate,up,down}_exps.weight" of ne [n_in,
+ *   n_out, n_expert] has one pair per expert, stacked as llama.cpp's
+ *   mul_mat_id reads them:
+ *     "<name>.lora_a": ne [n_in, rank, n_expert]
+ *     "<name>.lora_b": ne [rank, n_out, n_expert]
+ *   and the rows the router sends to expert e get that expert's product.
  *   "*_norm.weight" tensors are skipped (as llama.cpp does); any other name
  *   is an error.
  * The product's scale is scale * alpha / rank (rank = lora_b's ne[0]), or
@@ -49,6 +55,7 @@ static void lora_destroy(struct hearth_lora *a)
 	}
 	free(a->pairs);
 	free(a->layer);
+	free(a->exps);
 	free(a);
 }
 
@@ -108,15 +115,17 @@ static int check_header(const struct hearth_gguf *g, const struct hearth_model *
 	return 0;
 }
 
-/* t's type and layout: a 2-D f32, f16, bf16 or q8_0 matrix. */
-static int check_type(const struct hearth_gguf *g, const struct gguf_tensor *t, struct hearth_err *err)
+/* t's type and layout: an f32, f16, bf16 or q8_0 matrix (n_dims 2) or stack
+ * of matrices (n_dims 3). */
+static int check_type(const struct hearth_gguf *g, const struct gguf_tensor *t, int n_dims, struct hearth_err *err)
 {
 	if (t->type != HEARTH_TYPE_F32 && t->type != HEARTH_TYPE_F16 && t->type != HEARTH_TYPE_BF16 &&
 	    t->type != HEARTH_TYPE_Q8_0)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' is of type %s; adapters are read in f32, f16, bf16 "
 			       "or q8_0", g->path, t->name, hearth_type_name(t->type));
-	if (t->n_dims != 2 || t->ne[2] != 1 || t->ne[3] != 1)
-		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' has %d dimensions, not 2", g->path, t->name, t->n_dims);
+	if (t->n_dims != n_dims || (n_dims == 2 && t->ne[2] != 1) || t->ne[3] != 1)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' has %d dimensions, not %d%s", g->path, t->name, t->n_dims,
+			       n_dims, n_dims == 3 ? " (an expert stack's adapter)" : "");
 	if (t->ne[0] % qtype_info(t->type)->blck_size)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' rows of %lld are not whole blocks of its type", g->path,
 			       t->name, (long long)t->ne[0]);
@@ -128,6 +137,23 @@ struct pair_src {
 	const struct gguf_tensor *a, *b, *base;
 	char *name;
 };
+
+/* An expert stack's pair: A [n_in, rank, X], B [rank, n_out, X] for the base
+ * [n_in, n_out, X]; the rank in range. */
+static int pair_check_stack(const struct hearth_gguf *g, const struct pair_src *ps, struct hearth_err *err)
+{
+	const int64_t *A = ps->a->ne, *B = ps->b->ne, *W = ps->base->ne;
+	if (A[1] != B[0] || A[0] != W[0] || B[1] != W[1] || A[2] != W[2] || B[2] != W[2])
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensors '%s' [%lld, %lld, %lld] and '%s' [%lld, %lld, %lld] do not "
+			       "fit expert stack '%s' [%lld, %lld, %lld] (lora_a [n_in, rank, n_expert], lora_b [rank, n_out, "
+			       "n_expert])", g->path, ps->a->name, (long long)A[0], (long long)A[1], (long long)A[2],
+			       ps->b->name, (long long)B[0], (long long)B[1], (long long)B[2], ps->name, (long long)W[0],
+			       (long long)W[1], (long long)W[2]);
+	if (B[0] < 1 || B[0] > LORA_MAX_RANK)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' has rank %lld, outside 1..%d", g->path, ps->b->name,
+			       (long long)B[0], LORA_MAX_RANK);
+	return 0;
+}
 
 /* Finds the partner and the base tensor of the lora_a tensor t, and checks
  * shapes: *ps filled (name allocated). */
@@ -155,11 +181,13 @@ static int pair_find(const struct hearth_gguf *g, const struct hearth_model *m, 
 	ps->b = &g->tensors[ib];
 	ps->base = &m->gguf->tensors[ibase];
 	int rc;
-	if ((rc = check_type(g, ps->a, err)) || (rc = check_type(g, ps->b, err)))
-		return rc;
-	if (ps->base->n_dims != 2)
+	if (ps->base->n_dims != 2 && ps->base->n_dims != 3)
 		return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s' adapts '%s', of %d dimensions: hearth adapts "
-			       "matrices only (not experts' stacks)", g->path, t->name, ps->name, ps->base->n_dims);
+			       "matrices and experts' stacks only", g->path, t->name, ps->name, ps->base->n_dims);
+	if ((rc = check_type(g, ps->a, ps->base->n_dims, err)) || (rc = check_type(g, ps->b, ps->base->n_dims, err)))
+		return rc;
+	if (ps->base->n_dims == 3)
+		return pair_check_stack(g, ps, err);
 	const bool embd = strcmp(ps->name, m->tok_embd.name) == 0;
 	const int64_t *A = ps->a->ne, *B = ps->b->ne, *W = ps->base->ne;
 	const bool fits = embd ? A[0] == B[0] && A[1] == W[1] && B[1] == W[0] : A[1] == B[0] && A[0] == W[0] && B[1] == W[1];
@@ -178,7 +206,9 @@ static int pair_find(const struct hearth_gguf *g, const struct hearth_model *m, 
 /* t as f32 into a new buffer *out, refused when a value is not finite. */
 static int read_f32(const struct hearth_gguf *g, const struct gguf_tensor *t, float **out, struct hearth_err *err)
 {
-	const size_t n0 = (size_t)t->ne[0], n1 = (size_t)t->ne[1], row = qtype_row_size(t->type, t->ne[0]);
+	/* all dims are within the file's bytes (the reader checked), so the product fits */
+	const size_t n0 = (size_t)t->ne[0], n1 = (size_t)t->ne[1] * (size_t)t->ne[2];
+	const size_t row = qtype_row_size(t->type, t->ne[0]);
 	float *v = malloc(n0 * n1 * sizeof *v);
 	*out = NULL;
 	if (!v)
@@ -216,11 +246,37 @@ static struct lora_mat pair_view(const struct hearth_lora *a, const struct lora_
 				  .n_out = t->ne[1], .s = a->alpha != 0 ? a->alpha / (float)rank : 1.0f };
 }
 
+/* Binds expert stack pair p to the stack of m it adapts; HEARTH_EUNSUPPORTED when none. */
+static int pair_bind_stack(struct hearth_lora *a, const struct hearth_model *m, const struct lora_pair *p,
+			   const char *path, struct hearth_err *err)
+{
+	const int32_t rank = (int32_t)p->ne_b[0];
+	for (int il = 0; il < m->hp.n_layer && a->exps; il++) {
+		const struct layer *l = &m->layers[il];
+		const struct tensor *st[LORA_N_EXP_ROLE] = { &l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps };
+		for (int r = 0; r < LORA_N_EXP_ROLE; r++) {
+			if (!st[r]->data || strcmp(st[r]->name, p->name) != 0)
+				continue;
+			const size_t na = (size_t)p->ne_a[0] * (size_t)rank, nb = (size_t)rank * (size_t)p->ne_b[1];
+			struct lora_mat *v = &a->exps[((size_t)il * LORA_N_EXP_ROLE + (size_t)r) * (size_t)a->n_expert];
+			for (int64_t e = 0; e < p->n_expert; e++)
+				v[e] = (struct lora_mat){ .a = p->a + (size_t)e * na, .b = p->b + (size_t)e * nb, .rank = rank,
+							  .n_in = p->ne_a[0], .n_out = p->ne_b[1],
+							  .s = a->alpha != 0 ? a->alpha / (float)rank : 1.0f };
+			return 0;
+		}
+	}
+	return err_set(err, HEARTH_EUNSUPPORTED, "%s: tensor '%s%s' adapts '%s': hearth adapts the experts' gate, up and "
+		       "down stacks only", path, p->name, SUFFIX_A, p->name);
+}
+
 /* Binds pair p to every product of m it adapts; HEARTH_EUNSUPPORTED when none. */
 static int pair_bind(struct hearth_lora *a, const struct hearth_model *m, const struct lora_pair *p,
 		     const struct gguf_tensor *base, const char *path, struct hearth_err *err)
 {
 	int n = 0;
+	if (p->n_expert > 1 || base->n_dims == 3)
+		return pair_bind_stack(a, m, p, path, err);
 	if (strcmp(p->name, m->tok_embd.name) == 0) { /* its own orientation; a tied output head is not adapted */
 		a->global[LORA_TOK_EMBD] = (struct lora_mat){ .a = p->a, .b = p->b, .rank = (int32_t)p->ne_b[0],
 							      .n_in = p->ne_a[1], .n_out = p->ne_b[1],
@@ -290,8 +346,11 @@ static int lora_hash(struct hearth_lora *a, struct hearth_err *err)
 		sha256_update(h, p->name, strlen(p->name) + 1);
 		sha256_update(h, p->ne_a, sizeof p->ne_a);
 		sha256_update(h, p->ne_b, sizeof p->ne_b);
-		sha256_update(h, p->a, (size_t)p->ne_a[0] * (size_t)p->ne_a[1] * sizeof *p->a);
-		sha256_update(h, p->b, (size_t)p->ne_b[0] * (size_t)p->ne_b[1] * sizeof *p->b);
+		if (p->n_expert != 1) /* a matrix's digest is as before expert stacks were read */
+			sha256_update(h, &p->n_expert, sizeof p->n_expert);
+		const size_t X = (size_t)p->n_expert;
+		sha256_update(h, p->a, (size_t)p->ne_a[0] * (size_t)p->ne_a[1] * X * sizeof *p->a);
+		sha256_update(h, p->b, (size_t)p->ne_b[0] * (size_t)p->ne_b[1] * X * sizeof *p->b);
 	}
 	if ((rc = sha256_end(h, a->digest)))
 		rc = err_set(err, rc, "LoRA: hashing the adapter failed");
@@ -320,6 +379,7 @@ static int load_pairs(struct hearth_lora *a, const struct hearth_gguf *g, const 
 			return rc;
 		memcpy(p->ne_a, ps.a->ne, sizeof p->ne_a);
 		memcpy(p->ne_b, ps.b->ne, sizeof p->ne_b);
+		p->n_expert = ps.base->n_dims == 3 ? ps.base->ne[2] : 1;
 		if ((rc = read_f32(g, ps.a, &p->a, err)) || (rc = read_f32(g, ps.b, &p->b, err)) ||
 		    (rc = pair_bind(a, m, p, ps.base, g->path, err)))
 			return rc;
@@ -340,6 +400,15 @@ int hearth_lora_load(struct hearth_lora **out, const struct hearth_model *m, con
 	    !(a->layer = calloc((size_t)m->hp.n_layer * LORA_N_LAYER_ROLE, sizeof *a->layer))) {
 		free(a);
 		return err_set(err, HEARTH_ENOMEM, "%s: out of memory", path);
+	}
+	if (m->hp.n_expert > 0) {
+		a->n_expert = m->hp.n_expert;
+		a->exps = calloc((size_t)m->hp.n_layer * LORA_N_EXP_ROLE * (size_t)m->hp.n_expert, sizeof *a->exps);
+		if (!a->exps) {
+			free(a->layer);
+			free(a);
+			return err_set(err, HEARTH_ENOMEM, "%s: out of memory", path);
+		}
 	}
 	atomic_init(&a->refs, 1);
 	a->m = m;

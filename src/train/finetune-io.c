@@ -54,8 +54,10 @@ static int add_tensors(struct hearth_finetune *ft, struct gguf_writer *w, bool m
 	for (int32_t i = 0; i < ft->n_lora && !rc; i++) {
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(ft->t, i, &lt);
-		const int64_t ne_a[2] = { lt.n_in, lt.rank }, ne_b[2] = { lt.rank, lt.n_out };
-		const size_t na = (size_t)lt.rank * (size_t)lt.n_in, o = ft->off[i];
+		/* an expert stack: [.., .., n_expert] (llama.cpp's *_exps layout) */
+		const int64_t ne_a[3] = { lt.n_in, lt.rank, lt.n_expert }, ne_b[3] = { lt.rank, lt.n_out, lt.n_expert };
+		const int n_dims = lt.n_expert > 1 ? 3 : 2;
+		const size_t na = (size_t)lt.rank * (size_t)lt.n_in * (size_t)lt.n_expert, o = ft->off[i];
 		const struct { const char *suffix; const int64_t *ne; const float *data; } t[6] = {
 			{ "lora_a", ne_a, lt.a }, { "lora_b", ne_b, lt.b },
 			{ "lora_a.m", ne_a, ft->mom1 + o }, { "lora_b.m", ne_b, ft->mom1 + o + na },
@@ -64,7 +66,7 @@ static int add_tensors(struct hearth_finetune *ft, struct gguf_writer *w, bool m
 		for (int k = 0; k < (moments ? 6 : 2) && !rc; k++) {
 			char *name = names[(size_t)i * 6 + (size_t)k];
 			snprintf(name, 128, "%s.%s", lt.weight, t[k].suffix);
-			rc = gguf_writer_add_tensor(w, name, HEARTH_TYPE_F32, 2, t[k].ne, t[k].data);
+			rc = gguf_writer_add_tensor(w, name, HEARTH_TYPE_F32, n_dims, t[k].ne, t[k].data);
 		}
 	}
 	return rc;
@@ -169,8 +171,9 @@ static int check_params(const struct hearth_finetune *ft, const struct hearth_gg
 	return 0;
 }
 
-/* Checks that tensor name is f32 [ne0 x ne1]; then (dst not NULL) copies it there. */
-static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne0, int64_t ne1, float *dst,
+/* Checks that tensor name is f32 [ne0 x ne1] (ne2 > 1: [ne0 x ne1 x ne2]);
+ * then (dst not NULL) copies it there. */
+static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, float *dst,
 		       struct hearth_err *err)
 {
 	const int64_t i = gguf_find_tensor(g, name);
@@ -178,11 +181,12 @@ static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne
 		return err_set(err, HEARTH_EINVAL, "%s: the checkpoint has no tensor '%s' (made for other targets?)",
 			       g->path, name);
 	const struct gguf_tensor *t = &g->tensors[i];
-	if (t->type != HEARTH_TYPE_F32 || t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != ne1)
-		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' is not f32 [%lld x %lld]", g->path, name,
-			       (long long)ne0, (long long)ne1);
+	if (t->type != HEARTH_TYPE_F32 || t->n_dims != (ne2 > 1 ? 3 : 2) || t->ne[0] != ne0 || t->ne[1] != ne1 ||
+	    t->ne[2] != ne2)
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' is not f32 [%lld x %lld x %lld]", g->path, name,
+			       (long long)ne0, (long long)ne1, (long long)ne2);
 	if (dst)
-		memcpy(dst, t->data, (size_t)ne0 * (size_t)ne1 * sizeof *dst);
+		memcpy(dst, t->data, (size_t)ne0 * (size_t)ne1 * (size_t)ne2 * sizeof *dst);
 	return 0;
 }
 
@@ -195,7 +199,7 @@ static int read_tensors(struct hearth_finetune *ft, const struct hearth_gguf *g,
 	for (int32_t i = 0; i < ft->n_lora && !rc; i++) {
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(ft->t, i, &lt);
-		const size_t na = (size_t)lt.rank * (size_t)lt.n_in, o = ft->off[i];
+		const size_t na = (size_t)lt.rank * (size_t)lt.n_in * (size_t)lt.n_expert, o = ft->off[i];
 		const struct { const char *suffix; int64_t ne0, ne1; float *dst; } t[6] = {
 			{ "lora_a", lt.n_in, lt.rank, lt.a }, { "lora_b", lt.rank, lt.n_out, lt.b },
 			{ "lora_a.m", lt.n_in, lt.rank, ft->mom1 + o }, { "lora_b.m", lt.rank, lt.n_out, ft->mom1 + o + na },
@@ -203,7 +207,7 @@ static int read_tensors(struct hearth_finetune *ft, const struct hearth_gguf *g,
 		};
 		for (int k = 0; k < 6 && !rc; k++) {
 			snprintf(name, sizeof name, "%s.%s", lt.weight, t[k].suffix);
-			rc = read_tensor(g, name, t[k].ne0, t[k].ne1, copy ? t[k].dst : NULL, err);
+			rc = read_tensor(g, name, t[k].ne0, t[k].ne1, lt.n_expert, copy ? t[k].dst : NULL, err);
 		}
 	}
 	return rc;

@@ -90,8 +90,8 @@ static int digest_model(struct hearth_finetune *ft, struct sha256 *h)
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(ft->t, i, &lt);
 		sha256_update(h, lt.weight, strlen(lt.weight) + 1);
-		const int64_t shape[2] = { lt.n_in, lt.n_out };
-		sha256_update(h, shape, sizeof shape);
+		const int64_t shape[3] = { lt.n_in, lt.n_out, lt.n_expert };
+		sha256_update(h, shape, lt.n_expert > 1 ? sizeof shape : 2 * sizeof shape[0]); /* matrices: as before stacks */
 	}
 	for (int32_t il = -1; il < m->hp.n_layer; il++) {
 		const struct layer *l = il < 0 ? NULL : &m->layers[il];
@@ -202,7 +202,7 @@ static int alloc_state(struct hearth_finetune *ft, struct hearth_err *err)
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(ft->t, i, &lt);
 		ft->off[i] = ft->n_params;
-		ft->n_params += (size_t)lt.rank * (size_t)(lt.n_in + lt.n_out);
+		ft->n_params += (size_t)lt.rank * (size_t)(lt.n_in + lt.n_out) * (size_t)lt.n_expert;
 	}
 	const size_t slots = (size_t)ft->rows_per_step * (size_t)ft->n_ctx;
 	ft->state = calloc(3 * ft->n_params, sizeof *ft->state);
@@ -319,7 +319,8 @@ static int run_row(struct hearth_finetune *ft, int32_t r, float grad_weight, dou
 	for (int32_t i = 0; i < ft->n_lora; i++) {
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(ft->t, i, &lt);
-		const size_t na = (size_t)lt.rank * (size_t)lt.n_in, nb = (size_t)lt.rank * (size_t)lt.n_out;
+		const size_t X = (size_t)lt.n_expert;
+		const size_t na = (size_t)lt.rank * (size_t)lt.n_in * X, nb = (size_t)lt.rank * (size_t)lt.n_out * X;
 		float *g = ft->grad + ft->off[i];
 		for (size_t k = 0; k < na; k++)
 			g[k] += grad_weight * lt.grad_a[k];
@@ -334,7 +335,8 @@ static void apply_update(struct hearth_finetune *ft, float lr)
 	for (int32_t i = 0; i < ft->n_lora; i++) {
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(ft->t, i, &lt);
-		const size_t na = (size_t)lt.rank * (size_t)lt.n_in, nb = (size_t)lt.rank * (size_t)lt.n_out;
+		const size_t X = (size_t)lt.n_expert;
+		const size_t na = (size_t)lt.rank * (size_t)lt.n_in * X, nb = (size_t)lt.rank * (size_t)lt.n_out * X;
 		const size_t o = ft->off[i];
 		adamw_step(&ft->opt, ft->step + 1, lr, lt.a, ft->grad + o, ft->mom1 + o, ft->mom2 + o, na);
 		adamw_step(&ft->opt, ft->step + 1, lr, lt.b, ft->grad + o + na, ft->mom1 + o + na, ft->mom2 + o + na, nb);

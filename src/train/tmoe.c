@@ -32,6 +32,11 @@
  *   dg = dh (uc + 1) sg (1 + a gc (1 - sg)) where g < 7, else 0
  *   du = dh gc sg where -7 <= u <= 7, else 0            (sg = sigmoid(a gc))
  *
+ * Adapters on the experts' stacks (tmoe_forward_lora): expert e's rows get
+ * s B_e A_e x added to their gate, up and down products before the biases;
+ * the backward runs tlora's on each expert's rows, so A_e and B_e take the
+ * gradients of the rows routed to e only.
+ *
  * The per-token loops run on the calling thread (their work is the
  * products' over n_embd); the products split over the pool as tmm does: the
  * same bits with any number of threads.
@@ -180,9 +185,46 @@ static void add_bias(const struct tmoe_acts *a, const struct tensor *b, int X, i
 				y[r * width + j] += ((const float *)b->data)[e * width + j];
 }
 
+/* y's rows of each expert e += the adapter view lx[e]'s product of x's rows
+ * (width n_in; u: each row's A x kept). */
+static void lora_rows(struct pool *p, const struct tmoe_acts *a, const struct tlora *lx, int X, const float *x,
+		      int64_t n_in, float *u, float *y, int64_t n_out)
+{
+	if (!lx)
+		return;
+	const int64_t R = lx[0].rank;
+	for (int e = 0; e < X; e++)
+		if (a->count[e])
+			tlora_forward(p, &lx[e], x + (size_t)a->off[e] * (size_t)n_in, a->count[e], u + (size_t)a->off[e] * R,
+				      y + (size_t)a->off[e] * (size_t)n_out);
+}
+
+/* The backward of lora_rows: each view's ga, gb += its rows'; dx rows += theirs. */
+static void lora_rows_back(struct pool *p, const struct tmoe_acts *a, const struct tlora *lx, int X, const float *x,
+			   int64_t n_in, const float *u, const float *dy, int64_t n_out, float *du, float *dx)
+{
+	if (!lx)
+		return;
+	const int64_t R = lx[0].rank;
+	for (int e = 0; e < X; e++)
+		if (a->count[e]) {
+			const size_t o = (size_t)a->off[e];
+			tlora_backward(p, &lx[e], x + o * (size_t)n_in, u + o * (size_t)R, dy + o * (size_t)n_out, a->count[e],
+				       du + o * (size_t)R, dx + o * (size_t)n_in);
+		}
+}
+
 void tmoe_forward(struct pool *p, float *mm, const struct hparams *h, const struct layer *l, const float *x, int n,
 		  struct tmoe_acts *a, const struct tmoe_scratch *s, float *out)
 {
+	tmoe_forward_lora(p, mm, h, l, NULL, x, n, a, s, out);
+}
+
+void tmoe_forward_lora(struct pool *p, float *mm, const struct hparams *h, const struct layer *l,
+		       const struct tmoe_lora *lo, const float *x, int n, struct tmoe_acts *a, const struct tmoe_scratch *s,
+		       float *out)
+{
+	const struct tlora *lg = lo ? lo->x[0] : NULL, *lu = lo ? lo->x[1] : NULL, *ld = lo ? lo->x[2] : NULL;
 	const int K = h->n_expert_used, X = h->n_expert;
 	const int64_t E = h->n_embd, F = h->n_ff_exp, rows = (int64_t)n * K;
 	const float *bd = l->ffn_down_exps_b.data;
@@ -195,7 +237,7 @@ void tmoe_forward(struct pool *p, float *mm, const struct hparams *h, const stru
 				li[e] += ((const float *)l->ffn_gate_inp_b.data)[e];
 		moe_route(h, li, s->route, a->ids + (size_t)i * K, a->w + (size_t)i * K);
 	}
-	float *xr = s->rows;
+	float *xr = lg || lu ? a->xr : s->rows; /* kept for the adapters' backward */
 	group(h, a, s->next, n);
 	for (int64_t r = 0; r < rows; r++)
 		memcpy(xr + r * E, x + (size_t)a->tok[r] * (size_t)E, (size_t)E * sizeof *xr);
@@ -204,12 +246,15 @@ void tmoe_forward(struct pool *p, float *mm, const struct hparams *h, const stru
 			tmm_forward(p, mm, &l->exp_gate[e], xr + (size_t)a->off[e] * E, a->count[e], a->g + (size_t)a->off[e] * F);
 			tmm_forward(p, mm, &l->exp_up[e], xr + (size_t)a->off[e] * E, a->count[e], a->u + (size_t)a->off[e] * F);
 		}
+	lora_rows(p, a, lg, X, xr, E, lg ? a->lu[0] : NULL, a->g, F);
+	lora_rows(p, a, lu, X, xr, E, lu ? a->lu[1] : NULL, a->u, F);
 	add_bias(a, &l->ffn_gate_exps_b, X, F, a->g);
 	add_bias(a, &l->ffn_up_exps_b, X, F, a->u);
 	tmoe_act_forward(h->moe_act, a->g, a->u, rows * F, a->act);
 	for (int e = 0; e < X; e++)
 		if (a->count[e])
 			tmm_forward(p, mm, &l->exp_down[e], a->act + (size_t)a->off[e] * F, a->count[e], a->y + (size_t)a->off[e] * E);
+	lora_rows(p, a, ld, X, a->act, F, ld ? a->lu[2] : NULL, a->y, E);
 	/* each token's experts weighted, added in the chosen order (as the inference) */
 	for (int i = 0; i < n; i++) {
 		float *o = out + (size_t)i * (size_t)E;
@@ -226,8 +271,9 @@ void tmoe_forward(struct pool *p, float *mm, const struct hparams *h, const stru
 
 /* s->rows (the rows' d loss / d their output) -> d loss / d the rows' input (s->rows again). */
 static void experts_backward(struct pool *p, float *mm, const struct hparams *h, const struct layer *l,
-			     const struct tmoe_acts *a, const struct tmoe_scratch *s, int n)
+			     const struct tmoe_lora *lo, const struct tmoe_acts *a, const struct tmoe_scratch *s, int n)
 {
+	const struct tlora *lg = lo ? lo->x[0] : NULL, *lu = lo ? lo->x[1] : NULL, *ld = lo ? lo->x[2] : NULL;
 	const int X = h->n_expert;
 	const int64_t E = h->n_embd, F = h->n_ff_exp, rows = (int64_t)n * h->n_expert_used;
 	memset(s->dact, 0, (size_t)rows * (size_t)F * sizeof(float));
@@ -235,6 +281,7 @@ static void experts_backward(struct pool *p, float *mm, const struct hparams *h,
 		if (a->count[e])
 			tmm_backward(p, mm, &l->exp_down[e], s->rows + (size_t)a->off[e] * E, a->count[e],
 				     s->dact + (size_t)a->off[e] * F);
+	lora_rows_back(p, a, ld, X, a->act, F, ld ? a->lu[2] : NULL, s->rows, E, s->ldu, s->dact);
 	tmoe_act_backward(p, h->moe_act, a->g, a->u, s->dact, rows * F, s->dg, s->du);
 	memset(s->rows, 0, (size_t)rows * (size_t)E * sizeof(float));
 	for (int e = 0; e < X; e++)
@@ -243,10 +290,19 @@ static void experts_backward(struct pool *p, float *mm, const struct hparams *h,
 			tmm_backward(p, mm, &l->exp_gate[e], s->dg + (size_t)a->off[e] * F, a->count[e], dx);
 			tmm_backward(p, mm, &l->exp_up[e], s->du + (size_t)a->off[e] * F, a->count[e], dx);
 		}
+	lora_rows_back(p, a, lg, X, a->xr, E, lg ? a->lu[0] : NULL, s->dg, F, s->ldu, s->rows);
+	lora_rows_back(p, a, lu, X, a->xr, E, lu ? a->lu[1] : NULL, s->du, F, s->ldu, s->rows);
 }
 
 void tmoe_backward(struct pool *p, float *mm, const struct hparams *h, const struct layer *l, const struct tmoe_acts *a,
 		   const float *dout, int n, const struct tmoe_scratch *s, float *dx)
+{
+	tmoe_backward_lora(p, mm, h, l, NULL, a, dout, n, s, dx);
+}
+
+void tmoe_backward_lora(struct pool *p, float *mm, const struct hparams *h, const struct layer *l,
+			const struct tmoe_lora *lo, const struct tmoe_acts *a, const float *dout, int n,
+			const struct tmoe_scratch *s, float *dx)
 {
 	const int K = h->n_expert_used, X = h->n_expert;
 	const int64_t E = h->n_embd;
@@ -264,7 +320,7 @@ void tmoe_backward(struct pool *p, float *mm, const struct hparams *h, const str
 		}
 		s->dw[q] = (float)dot;
 	}
-	experts_backward(p, mm, h, l, a, s, n);
+	experts_backward(p, mm, h, l, lo, a, s, n);
 	/* each token's rows, added in slot order */
 	for (int i = 0; i < n; i++) {
 		float *o = dx + (size_t)i * (size_t)E;

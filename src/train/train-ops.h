@@ -57,6 +57,8 @@ struct tlora {
 	float scale;           /* alpha / rank */
 	float *a, *b;          /* [rank][n_in], [n_out][rank] */
 	float *ga, *gb;        /* their gradients, same shapes */
+	int32_t n_expert;      /* 1; an expert stack's adapter: a, b, ga, gb hold n_expert of those, expert after
+				* expert (its per-expert views, each of n_expert 1, point into them) */
 };
 /* y[n][n_out] += scale * u B^T with u[n][rank] = x A^T (u kept for the backward). */
 void tlora_forward(struct pool *p, const struct tlora *l, const float *x, int n, float *u, float *y);
@@ -143,6 +145,14 @@ struct tmoe_acts {
 	int32_t *off, *count;  /* [X] */
 	float *g, *u, *act;    /* [rows][n_ff_exp]: gate, up (biases added), act(gate, up) */
 	float *y;              /* [rows][n_embd]: each row's expert output (the down bias not added) */
+	/* with adapters on the experts' stacks (NULL where none): */
+	float *xr;             /* [rows][n_embd]: the rows' inputs (gate or up adapted) */
+	float *lu[3];          /* [rows][rank]: gate's, up's, down's A x of each row */
+};
+/* A layer's adapters on the experts' stacks: gate, up, down, each NULL or
+ * [n_expert] per-expert views (struct tlora of n_expert 1). */
+struct tmoe_lora {
+	const struct tlora *x[3];
 };
 /* Scratch shared by the layers. */
 struct tmoe_scratch {
@@ -152,6 +162,7 @@ struct tmoe_scratch {
 	float *dlogits;         /* [n_ctx][X] */
 	float *route;           /* [X] */
 	int32_t *next;          /* [X] */
+	float *ldu;             /* [rows][rank]: the adapters' backward scratch (NULL: no adapters) */
 };
 
 /* h[n] = act(g, u) (moe.h's moe_act_rows: the inference's bits). */
@@ -171,5 +182,16 @@ void tmoe_forward(struct pool *p, float *mm, const struct hparams *h, const stru
 /* dx[n][n_embd] (=) d loss / d x from dout, d loss / d out. */
 void tmoe_backward(struct pool *p, float *mm, const struct hparams *h, const struct layer *l, const struct tmoe_acts *a,
 		   const float *dout, int n, const struct tmoe_scratch *s, float *dx);
+/* The same with adapters lo on the experts' stacks (NULL: none): each row
+ * routed to expert e gets scale B_e A_e x added to its gate, up and down
+ * products (before the experts' biases, as the inference adds them), and
+ * the backward adds to each expert's ga, gb the gradients of its rows.
+ * a->xr, a->lu and s->ldu must be there for the adapted stacks. */
+void tmoe_forward_lora(struct pool *p, float *mm, const struct hparams *h, const struct layer *l,
+		       const struct tmoe_lora *lo, const float *x, int n, struct tmoe_acts *a, const struct tmoe_scratch *s,
+		       float *out);
+void tmoe_backward_lora(struct pool *p, float *mm, const struct hparams *h, const struct layer *l,
+			const struct tmoe_lora *lo, const struct tmoe_acts *a, const float *dout, int n,
+			const struct tmoe_scratch *s, float *dx);
 
 #endif /* HEARTH_TRAIN_OPS_H */

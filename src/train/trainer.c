@@ -23,6 +23,12 @@
  * A and its gradient, each with its part's rows of B), so A's gradient is
  * the sum over the parts.
  *
+ * A mixture of experts' gate, up and down stacks, when targeted, have one
+ * adapter per stack holding an A and a B per expert (llama.cpp's layout for
+ * *_exps: [n_expert][rank][n_in], [n_expert][n_out][rank]); tmoe.c uses its
+ * per-expert views (struct tlora of n_expert 1 into the stack's), so expert
+ * e's A and B learn from the rows routed to e.
+ *
  * Memory (the owner is the trainer; sizes fixed at creation for n_ctx
  * tokens): the parameters and their gradients in one allocation; the
  * activations of every layer in another (x_il, xn, q/k before their norms,
@@ -76,6 +82,8 @@ struct hearth_trainer {
 	struct tlora *views; /* [n_layer][N_ROLE]: each role's part of its adapter (the whole, unless fused) */
 	struct tlora **lmap; /* [n_layer][N_ROLE]: a layer's adapter view of a role, or NULL */
 	struct tlora *lout;  /* the output head's adapter, or NULL */
+	struct tlora *xviews; /* [n_layer][3][n_expert]: each expert's view of a stack's adapter (gate, up, down) */
+	struct tmoe_lora *xmap; /* [n_layer]: a layer's stacks' views, or NULL when no stack is adapted */
 	float *params;       /* a, b, ga, gb of every adapter */
 	float *acts_mem;
 	struct tacts *acts;  /* [n_layer], then acts[n_layer].x = the last layer's output */
@@ -170,8 +178,10 @@ static struct fused fused_of(const struct layer *l, int r, uint32_t targets)
 	return f;
 }
 
-/* Adds an adapter of rank R on weight w with n_out rows; returns it. */
-static struct tlora *add_lora(struct hearth_trainer *t, const struct tensor *w, int64_t n_out, size_t *total)
+/* Adds an adapter of rank R on weight w with n_out rows (n_expert > 1: on
+ * the expert stack w, one per expert); returns it. */
+static struct tlora *add_lora(struct hearth_trainer *t, const struct tensor *w, int64_t n_out, int32_t n_expert,
+			      size_t *total)
 {
 	const int R = t->p.rank;
 	struct tlora *lo = &t->lora[t->n_lora++];
@@ -181,8 +191,53 @@ static struct tlora *add_lora(struct hearth_trainer *t, const struct tensor *w, 
 	lo->n_out = n_out;
 	lo->rank = R;
 	lo->scale = t->p.alpha / (float)R;
-	*total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out);
+	lo->n_expert = n_expert;
+	*total += 2 * (size_t)R * (size_t)(lo->n_in + lo->n_out) * (size_t)n_expert;
 	return lo;
+}
+
+/* The expert stack of role r (gate, up, down) of a mixture-of-experts layer. */
+static const struct tensor *stack_of(const struct layer *l, int r)
+{
+	const struct tensor *w[3] = { &l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps };
+	assert(r >= 4 && r < N_ROLE);
+	return w[r - 4];
+}
+
+/* The per-expert views of the stack adapters (owner: a role's adapter + 1). */
+static int make_expert_views(struct hearth_trainer *t, const int32_t *owner, struct hearth_err *err)
+{
+	const struct hearth_model *m = t->m;
+	const int L = m->hp.n_layer, X = m->hp.n_expert;
+	if (X <= 0 || !(t->p.targets & (HEARTH_TRAIN_FFN_GATE | HEARTH_TRAIN_FFN_UP | HEARTH_TRAIN_FFN_DOWN)))
+		return 0;
+	t->xviews = calloc((size_t)L * 3 * (size_t)X, sizeof *t->xviews);
+	t->xmap = calloc((size_t)L, sizeof *t->xmap);
+	if (!t->xviews || !t->xmap)
+		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
+	for (int il = 0; il < L; il++) {
+		const struct layer *l = &m->layers[il];
+		for (int r = 4; r < N_ROLE && l->exp_gate; r++) {
+			const int32_t k = owner[il * N_ROLE + r];
+			if (!k)
+				continue;
+			const struct tlora *st = &t->lora[k - 1];
+			const struct tensor *ev[3] = { l->exp_gate, l->exp_up, l->exp_down };
+			struct tlora *v = &t->xviews[((size_t)il * 3 + (size_t)(r - 4)) * (size_t)X];
+			const size_t na = (size_t)st->rank * (size_t)st->n_in, nb = (size_t)st->rank * (size_t)st->n_out;
+			for (int e = 0; e < X; e++) {
+				v[e] = *st;
+				v[e].w = &ev[r - 4][e];
+				v[e].n_expert = 1;
+				v[e].a += (size_t)e * na;
+				v[e].ga += (size_t)e * na;
+				v[e].b += (size_t)e * nb;
+				v[e].gb += (size_t)e * nb;
+			}
+			t->xmap[il].x[r - 4] = v;
+		}
+	}
+	return 0;
 }
 
 /* The adapters: one per layer and targeted weight tensor (a fused one once,
@@ -205,16 +260,24 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 	for (int il = 0; il < L; il++)
 		for (int r = 0; r < N_ROLE; r++) {
 			const struct layer *l = &m->layers[il];
+			if (r >= 4 && l->exp_gate) { /* an expert stack */
+				if (t->p.targets & (1u << r)) {
+					const struct tensor *w = stack_of(l, r);
+					add_lora(t, w, w->ne[1], m->hp.n_expert, &total);
+					owner[il * N_ROLE + r] = t->n_lora;
+				}
+				continue;
+			}
 			const struct fused f = fused_of(l, r, t->p.targets);
 			if (!f.targeted)
 				continue;
 			if (f.first == r) /* the tensor's first part makes its adapter */
-				add_lora(t, role_weight(l, r), f.n_rows, &total);
+				add_lora(t, role_weight(l, r), f.n_rows, 1, &total);
 			assert(f.first <= r); /* fused parts come in role order */
 			owner[il * N_ROLE + r] = f.first == r ? t->n_lora : owner[il * N_ROLE + f.first];
 		}
 	if (t->p.targets & HEARTH_TRAIN_OUTPUT)
-		t->lout = add_lora(t, &m->output, m->output.ne[1], &total);
+		t->lout = add_lora(t, &m->output, m->output.ne[1], 1, &total);
 	if (total && !(t->params = calloc(total, sizeof(float)))) {
 		free(owner);
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory for %zu adapter floats", total);
@@ -223,7 +286,8 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 	uint64_t s = t->p.seed;
 	for (int32_t i = 0; i < t->n_lora; i++) {
 		struct tlora *lo = &t->lora[i];
-		const size_t na = (size_t)R * (size_t)lo->n_in, nb = (size_t)R * (size_t)lo->n_out;
+		const size_t X = (size_t)lo->n_expert;
+		const size_t na = (size_t)R * (size_t)lo->n_in * X, nb = (size_t)R * (size_t)lo->n_out * X;
 		lo->a = at;
 		lo->b = at + na;
 		lo->ga = at + na + nb;
@@ -236,7 +300,7 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 	for (int il = 0; il < L; il++)
 		for (int r = 0; r < N_ROLE; r++) {
 			const int32_t k = owner[il * N_ROLE + r];
-			if (!k)
+			if (!k || (r >= 4 && m->layers[il].exp_gate)) /* none, or a stack (make_expert_views) */
 				continue;
 			const struct tensor *w = role_weight(&m->layers[il], r);
 			const struct fused f = fused_of(&m->layers[il], r, t->p.targets);
@@ -248,8 +312,9 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 			v->gb += (size_t)f.r0 * (size_t)R;
 			t->lmap[il * N_ROLE + r] = v;
 		}
+	const int rc = make_expert_views(t, owner, err);
 	free(owner);
-	return 0;
+	return rc;
 }
 
 /* Carves n floats from *at (a NULL base: only counts). */
@@ -308,6 +373,11 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 		a->xn2 = carve(&at, C * E);
 		if (l->exp_gate) {
 			carve_moe(&m->hp, &at, C, &a->moe);
+			const struct tmoe_lora *xl = t->xmap ? &t->xmap[il] : NULL;
+			const size_t rows = C * (size_t)m->hp.n_expert_used;
+			a->moe.xr = xl && (xl->x[0] || xl->x[1]) ? carve(&at, rows * E) : NULL;
+			for (int j = 0; j < 3; j++)
+				a->moe.lu[j] = xl && xl->x[j] ? carve(&at, rows * R) : NULL;
 		} else {
 			a->g = carve(&at, C * (size_t)t->F);
 			a->u = carve(&at, C * (size_t)t->F);
@@ -339,6 +409,7 @@ static size_t layout_scratch(struct hearth_trainer *t, float *base)
 		t->ms.dlogits = carve(&at, C * X);
 		t->ms.route = carve(&at, X);
 		t->ms.next = carve_i32(&at, X);
+		t->ms.ldu = t->xmap ? carve(&at, C * K * (size_t)t->p.rank) : NULL;
 	}
 	t->dx = carve(&at, C * E);
 	t->dxn = carve(&at, C * E);
@@ -473,10 +544,6 @@ int hearth_trainer_new(struct hearth_trainer **out, const struct hearth_model *m
 	*out = NULL;
 	if ((rc = check_params(&d, err)) || (rc = check_model(m, err)))
 		return rc;
-	if (m->hp.n_expert > 0 && (d.targets & (HEARTH_TRAIN_FFN_GATE | HEARTH_TRAIN_FFN_UP | HEARTH_TRAIN_FFN_DOWN)))
-		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: '%s' is a mixture of experts: its feed-forward matrices are "
-			       "experts' stacks, which hearth's adapters do not serve; train the attention (q,k,v,o) or the "
-			       "output head instead of gate/up/down", m->arch);
 	if ((d.targets & HEARTH_TRAIN_OUTPUT) && m->output.data == m->tok_embd.data)
 		return err_set(err, HEARTH_EUNSUPPORTED, "trainer: the output head shares the token embedding matrix: no adapter on it yet");
 	/* the attention's two [n_head][n_ctx][n_ctx] buffers bound n_ctx first */
@@ -534,6 +601,8 @@ void hearth_trainer_free(struct hearth_trainer *t)
 	free(t->lora);
 	free(t->views);
 	free(t->lmap);
+	free(t->xviews);
+	free(t->xmap);
 	free(t->cs_mem);
 	free(t->cs);
 	free(t->params);
@@ -554,7 +623,8 @@ void hearth_trainer_lora(struct hearth_trainer *t, int32_t i, struct hearth_lora
 {
 	const struct tlora *l = &t->lora[i];
 	*out = (struct hearth_lora_tensor){ .weight = l->name, .n_in = l->n_in, .n_out = l->n_out, .rank = l->rank,
-					    .scale = l->scale, .a = l->a, .b = l->b, .grad_a = l->ga, .grad_b = l->gb };
+					    .scale = l->scale, .a = l->a, .b = l->b, .grad_a = l->ga, .grad_b = l->gb,
+					    .n_expert = l->n_expert };
 }
 
 void hearth_trainer_set_stop(struct hearth_trainer *t, hearth_trainer_stop_fn fn, void *data)
@@ -577,8 +647,8 @@ void hearth_trainer_zero_grad(struct hearth_trainer *t)
 {
 	for (int32_t i = 0; i < t->n_lora; i++) {
 		const struct tlora *l = &t->lora[i];
-		memset(l->ga, 0, (size_t)l->rank * (size_t)l->n_in * sizeof(float));
-		memset(l->gb, 0, (size_t)l->rank * (size_t)l->n_out * sizeof(float));
+		memset(l->ga, 0, (size_t)l->rank * (size_t)l->n_in * (size_t)l->n_expert * sizeof(float));
+		memset(l->gb, 0, (size_t)l->rank * (size_t)l->n_out * (size_t)l->n_expert * sizeof(float));
 	}
 }
 
@@ -681,7 +751,7 @@ static void ffn_forward(struct hearth_trainer *t, int il, int n)
 
 	tnorm_forward(t->pool, a->xmid, l->ffn_norm.data, n, t->E, h->rms_eps, a->xn2);
 	if (l->exp_gate) {
-		tmoe_forward(t->pool, t->mm, h, l, a->xn2, n, &a->moe, &t->ms, t->tmp);
+		tmoe_forward_lora(t->pool, t->mm, h, l, t->xmap ? &t->xmap[il] : NULL, a->xn2, n, &a->moe, &t->ms, t->tmp);
 		residual(t, &l->ffn_post_norm, t->tmp, a->fo, a->xmid, n, t->acts[il + 1].x);
 		return;
 	}
@@ -714,8 +784,8 @@ static void ffn_backward(struct hearth_trainer *t, int il, int n)
 
 	/* the FFN: dx is also d loss / d (its output) */
 	if (l->exp_gate) {
-		tmoe_backward(t->pool, t->mm, h, l, &a->moe, residual_back(t, &l->ffn_post_norm, a->fo, t->dx, n), n, &t->ms,
-			      t->dxn);
+		tmoe_backward_lora(t->pool, t->mm, h, l, t->xmap ? &t->xmap[il] : NULL, &a->moe,
+				   residual_back(t, &l->ffn_post_norm, a->fo, t->dx, n), n, &t->ms, t->dxn);
 		tnorm_backward(t->pool, a->xmid, l->ffn_norm.data, t->dxn, n, t->E, h->rms_eps, true, t->dx);
 		return;
 	}

@@ -5,7 +5,10 @@
  * separate matrices and on one with fused ones (chatglm's attn_qkv and
  * gate+up); in the scheduler, two adapters and none in one batch each giving
  * exactly what it gets alone, and the prefix cache never lending blocks
- * computed with one adapter to a request with another (or none). */
+ * computed with one adapter to a request with another (or none). The same on
+ * mixtures of experts with adapters on the experts' stacks (one A and B per
+ * expert, llama.cpp's *_exps.weight.lora_a [n_in, rank, n_expert] and
+ * lora_b [rank, n_out, n_expert]). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 
 #define MODEL "models/tiny-llama-spm.f32.gguf"
 #define FUSED "models/tiny-chatglm.f32.gguf"
+#define QWEN3MOE "models/tiny-qwen3moe.f32.gguf"
 
 /* An adapter file to write; the zero value of each field is a good file. */
 struct ad_spec {
@@ -32,6 +36,8 @@ struct ad_spec {
 	float amp;                   /* values in [-amp, amp] (0: 0.05) */
 	int a_extra;                 /* added to lora_a's rank dimension (a shape mismatch) */
 	int in_extra;                /* added to lora_a's n_in (a shape mismatch) */
+	int x_extra;                 /* added to an expert stack's n_expert in lora_b (a shape mismatch) */
+	bool flat;                   /* an expert stack's pair written as 2-D matrices */
 	bool skip_b;                 /* leave the first target's lora_b out */
 	bool skip_a;                 /* leave the first target's lora_a out */
 	bool nan;                    /* a NaN in the first lora_b */
@@ -46,11 +52,12 @@ static float rnd(uint32_t *s, float amp)
 	return amp * ((float)(*s >> 8) / (float)(1u << 24) * 2.0f - 1.0f);
 }
 
-/* Writes tensor name of ne0 x ne1 random values (or NaN at 0) as sp->wtype. */
-static void *add_rand(struct gguf_writer *w, const char *name, int64_t ne0, int64_t ne1, const struct ad_spec *sp,
-		      uint32_t *seed, bool nan)
+/* Writes tensor name of ne0 x ne1 (x ne2 when ne2 > 1) random values (or NaN
+ * at 0) as sp->wtype. */
+static void *add_rand3(struct gguf_writer *w, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
+		       const struct ad_spec *sp, uint32_t *seed, bool nan)
 {
-	const size_t n = (size_t)ne0 * (size_t)ne1;
+	const size_t n = (size_t)ne0 * (size_t)ne1 * (size_t)ne2;
 	float *v = malloc(n * sizeof *v);
 	uint16_t *h = malloc(n * sizeof *h);
 	if (!v || !h) {
@@ -62,17 +69,24 @@ static void *add_rand(struct gguf_writer *w, const char *name, int64_t ne0, int6
 		v[i] = rnd(seed, sp->amp ? sp->amp : 0.05f);
 	if (nan)
 		v[0] = NAN;
-	const int64_t ne[2] = { ne0, ne1 };
+	const int64_t ne[3] = { ne0, ne1, ne2 };
+	const int n_dims = ne2 > 1 ? 3 : 2;
 	if (sp->wtype == HEARTH_TYPE_F16) {
 		for (size_t i = 0; i < n; i++)
 			h[i] = f32_to_fp16(v[i]);
-		gguf_writer_add_tensor(w, name, HEARTH_TYPE_F16, 2, ne, h);
+		gguf_writer_add_tensor(w, name, HEARTH_TYPE_F16, n_dims, ne, h);
 		free(v);
 		return h;
 	}
-	gguf_writer_add_tensor(w, name, HEARTH_TYPE_F32, 2, ne, v);
+	gguf_writer_add_tensor(w, name, HEARTH_TYPE_F32, n_dims, ne, v);
 	free(h);
 	return v;
+}
+
+static void *add_rand(struct gguf_writer *w, const char *name, int64_t ne0, int64_t ne1, const struct ad_spec *sp,
+		      uint32_t *seed, bool nan)
+{
+	return add_rand3(w, name, ne0, ne1, 1, sp, seed, nan);
 }
 
 /* Writes the adapter sp for m at path. */
@@ -100,13 +114,16 @@ static void write_adapter(const struct hearth_model *m, const char *path, const 
 		/* an unknown base: any shape (the loader must say it is not in the model) */
 		const int64_t n_in = i >= 0 ? m->gguf->tensors[i].ne[0] : 16, n_out = i >= 0 ? m->gguf->tensors[i].ne[1] : 16;
 		const bool embd = strcmp(sp->targets[k], "token_embd.weight") == 0;
+		/* an expert stack [n_in, n_out, X]: lora_a [n_in, rank, X], lora_b [rank, n_out, X] */
+		const int64_t X = i >= 0 && m->gguf->tensors[i].n_dims == 3 && !sp->flat ? m->gguf->tensors[i].ne[2] : 1;
 		snprintf(name, sizeof name, "%s.lora_a", sp->targets[k]);
 		if (!(k == 0 && sp->skip_a))
 			keep[n_keep++] = embd ? add_rand(w, name, rank + sp->a_extra, n_out + sp->in_extra, sp, &seed, false)
-					      : add_rand(w, name, n_in + sp->in_extra, rank + sp->a_extra, sp, &seed, false);
+					      : add_rand3(w, name, n_in + sp->in_extra, rank + sp->a_extra, X, sp, &seed, false);
 		snprintf(name, sizeof name, "%s.lora_b", sp->targets[k]);
 		if (!(k == 0 && sp->skip_b))
-			keep[n_keep++] = add_rand(w, name, rank, embd ? n_in : n_out, sp, &seed, k == 0 && sp->nan);
+			keep[n_keep++] = add_rand3(w, name, rank, embd ? n_in : n_out, X > 1 ? X + sp->x_extra : 1, sp, &seed,
+						   k == 0 && sp->nan);
 	}
 	if (sp->extra)
 		keep[n_keep++] = add_rand(w, sp->extra, 4, 4, sp, &seed, false);
@@ -196,7 +213,7 @@ void test_lora_file(void)
 	expect_refused(m, p, HEARTH_EBADGGUF, "adapts 'blk.99.attn_q.weight', which the base model");
 	const char *const norm[] = { "output_norm.weight" }; /* a vector: not a matrix product */
 	write_adapter(m, p, &(struct ad_spec){ .targets = norm, .n_targets = 1 });
-	expect_refused(m, p, HEARTH_EUNSUPPORTED, "matrices only");
+	expect_refused(m, p, HEARTH_EUNSUPPORTED, "matrices and experts' stacks only");
 	write_adapter(m, p, &(struct ad_spec){ .targets = q, .n_targets = 2, .alora = true });
 	expect_refused(m, p, HEARTH_EUNSUPPORTED, "activated LoRA");
 	write_adapter(m, p, &(struct ad_spec){ .targets = q, .n_targets = 0 });
@@ -209,6 +226,49 @@ void test_lora_file(void)
 		fclose(f);
 	}
 	expect_refused(m, p, HEARTH_EBADGGUF, "");
+	hearth_model_free(m);
+}
+
+static const char *const exps_targets[] = {
+	"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight",
+	"blk.1.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight", "blk.1.ffn_down_exps.weight",
+	"blk.0.attn_q.weight",        "blk.1.attn_output.weight",
+};
+#define N_EXPS ((int)(sizeof exps_targets / sizeof exps_targets[0]))
+
+/* Expert stacks' adapters: read, and every malformed stack refused by name. */
+void test_lora_exps_file(void)
+{
+	struct hearth_model *m = load(QWEN3MOE);
+	struct hearth_lora *a = NULL;
+	struct hearth_err err = { 0 };
+	if (!m)
+		return;
+	const char *p = tmp_path("a.gguf");
+	write_adapter(m, p, &(struct ad_spec){ .targets = exps_targets, .n_targets = N_EXPS, .alpha = 8 });
+	T_OK(hearth_lora_load(&a, m, p, &err), err);
+	if (a)
+		T_EQ_I64(hearth_lora_n_pairs(a), N_EXPS);
+	hearth_lora_free(a);
+	a = NULL;
+	write_adapter(m, p, &(struct ad_spec){ .targets = exps_targets, .n_targets = 3, .wtype = HEARTH_TYPE_F16 });
+	T_OK(hearth_lora_load(&a, m, p, &err), err);
+	hearth_lora_free(a);
+	const char *const *t = exps_targets + 2; /* ffn_down_exps [128, 256, 8] first */
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 2, .x_extra = 1 });
+	expect_refused(m, p, HEARTH_EBADGGUF, "do not fit expert stack 'blk.0.ffn_down_exps.weight' [128, 256, 8]");
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 2, .x_extra = -1 });
+	expect_refused(m, p, HEARTH_EBADGGUF, "do not fit expert stack 'blk.0.ffn_down_exps.weight'");
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 2, .a_extra = 1 });
+	expect_refused(m, p, HEARTH_EBADGGUF, "do not fit expert stack");
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 2, .in_extra = 32 });
+	expect_refused(m, p, HEARTH_EBADGGUF, "do not fit expert stack");
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 2, .flat = true });
+	expect_refused(m, p, HEARTH_EBADGGUF, "tensor 'blk.0.ffn_down_exps.weight.lora_a' has 2 dimensions, not 3");
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 2, .nan = true });
+	expect_refused(m, p, HEARTH_EBADGGUF, "tensor 'blk.0.ffn_down_exps.weight.lora_b' holds a non-finite value");
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 1, .rank = 5000 / 64 * 64 });
+	expect_refused(m, p, HEARTH_EBADGGUF, "rank 4992, outside 1..4096");
 	hearth_model_free(m);
 }
 
@@ -341,6 +401,14 @@ void test_lora_logits(void)
 	check_merged(FUSED, fused, 5);
 }
 
+/* Expert stacks' adapters against the merged model, on each family with experts. */
+void test_lora_exps_logits(void)
+{
+	check_merged(QWEN3MOE, exps_targets, N_EXPS);
+	check_merged("models/tiny-mixtral.f32.gguf", exps_targets, N_EXPS);
+	check_merged("models/tiny-gpt-oss.f32.gguf", exps_targets, N_EXPS); /* with the experts' biases */
+}
+
 /* ---- the scheduler ----------------------------------------------------------------- */
 
 #define GEN 10
@@ -401,18 +469,20 @@ static bool same(const struct answer *a, const struct answer *b)
 	return a->n == b->n && memcmp(a->ids, b->ids, sizeof a->ids) == 0 && memcmp(a->lp, b->lp, sizeof a->lp) == 0;
 }
 
-void test_lora_sched(void)
+/* On model rel, adapters over targets: none, a and b in one batch each give
+ * what they give alone, and the prefix cache keeps them apart. */
+static void check_sched(const char *rel, const char *const *targets, int n_targets, int b_skip)
 {
-	struct hearth_model *m = load(MODEL);
+	struct hearth_model *m = load(rel);
 	struct hearth_lora *a = NULL, *b = NULL;
 	struct hearth_sched *s = NULL;
 	struct hearth_err err = { 0 };
 	if (!m)
 		return;
 	const char *pa = tmp_path("a.gguf"), *pb = tmp_path("b.gguf");
-	write_adapter(m, pa, &(struct ad_spec){ .targets = all_targets, .n_targets = N_ALL, .alpha = 8, .seed = 3,
+	write_adapter(m, pa, &(struct ad_spec){ .targets = targets, .n_targets = n_targets, .alpha = 8, .seed = 3,
 						.amp = 0.2f });
-	write_adapter(m, pb, &(struct ad_spec){ .targets = all_targets + 3, .n_targets = N_ALL - 3, .seed = 4,
+	write_adapter(m, pb, &(struct ad_spec){ .targets = targets + b_skip, .n_targets = n_targets - b_skip, .seed = 4,
 						.amp = 0.2f });
 	T_OK(hearth_lora_load(&a, m, pa, &err), err);
 	T_OK(hearth_lora_load(&b, m, pb, &err), err);
@@ -474,6 +544,18 @@ out:
 	hearth_model_free(m);
 }
 
+void test_lora_sched(void)
+{
+	check_sched(MODEL, all_targets, N_ALL, 3);
+}
+
+/* The experts' adapters: the batch's rows go to experts and adapters of any mix. */
+void test_lora_exps_sched(void)
+{
+	check_sched(QWEN3MOE, exps_targets, 6, 1); /* the experts' stacks only */
+	check_sched("models/tiny-gpt-oss.mxfp4_moe.gguf", exps_targets, N_EXPS, 3);
+}
+
 /* ---- allocation failures --------------------------------------------------------- */
 
 struct load_ctx {
@@ -511,5 +593,13 @@ void test_lora_fault(void)
 	write_adapter(m, c.path, &(struct ad_spec){ .targets = all_targets, .n_targets = N_ALL, .alpha = 4 });
 	fault_sweep("load an adapter", path_lora_load, &c);
 	T_EQ_I64(c.n_pairs, N_ALL);
+	hearth_model_free(m);
+	/* with experts' stacks */
+	if (!(m = load(QWEN3MOE)))
+		return;
+	c = (struct load_ctx){ .m = m, .path = tmp_path("a.gguf") };
+	write_adapter(m, c.path, &(struct ad_spec){ .targets = exps_targets, .n_targets = N_EXPS, .alpha = 4 });
+	fault_sweep("load an adapter on experts' stacks", path_lora_load, &c);
+	T_EQ_I64(c.n_pairs, N_EXPS);
 	hearth_model_free(m);
 }

@@ -50,8 +50,9 @@ static uint32_t rnd_u(uint32_t n)
 struct ref_lora {
 	int il, role, rank;
 	char name[96];     /* the base tensor's (a fused one's parts share it) */
-	int64_t n_in, n_out;
+	int64_t n_in, n_out, n_expert; /* n_expert > 1: an expert stack's (a, b: one matrix per expert) */
 	double scale, *a, *b;
+	struct ref_moe_lora moe; /* an expert stack's, handed to its layer's ref_moe (a, b the same) */
 };
 
 struct ref {
@@ -358,13 +359,22 @@ static void ref_init(struct ref *r, const struct hearth_model *m, struct hearth_
 		rl->rank = lt.rank;
 		rl->n_in = lt.n_in;
 		rl->n_out = lt.n_out;
+		rl->n_expert = lt.n_expert;
 		rl->scale = lt.scale;
-		rl->a = malloc((size_t)(lt.rank * lt.n_in) * sizeof(double));
-		rl->b = malloc((size_t)(lt.rank * lt.n_out) * sizeof(double));
-		for (int64_t j = 0; j < lt.rank * lt.n_in; j++)
+		rl->a = malloc((size_t)(lt.rank * lt.n_in * lt.n_expert) * sizeof(double));
+		rl->b = malloc((size_t)(lt.rank * lt.n_out * lt.n_expert) * sizeof(double));
+		for (int64_t j = 0; j < lt.rank * lt.n_in * lt.n_expert; j++)
 			rl->a[j] = lt.a[j];
-		for (int64_t j = 0; j < lt.rank * lt.n_out; j++)
+		for (int64_t j = 0; j < lt.rank * lt.n_out * lt.n_expert; j++)
 			rl->b[j] = lt.b[j];
+		rl->moe = (struct ref_moe_lora){ .rank = lt.rank, .scale = lt.scale, .a = rl->a, .b = rl->b };
+		for (int il = 0; lt.n_expert > 1 && il < h->n_layer; il++) { /* an expert stack: its layer's mixture */
+			const struct layer *l = &m->layers[il];
+			const struct tensor *st[3] = { &l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps };
+			for (int j = 0; j < 3; j++)
+				if (st[j]->name && !strcmp(st[j]->name, lt.weight))
+					rl->il = il, rl->role = 4 + j, r->moe[il].lo[j] = &rl->moe;
+		}
 	}
 	r->cs = ref_rope_tables(m);
 	r->embd = malloc((size_t)N_TOK * h->n_embd * sizeof *r->embd);
@@ -416,7 +426,7 @@ static struct hearth_trainer *trainer(const struct hearth_model *m, uint32_t tar
 	for (int i = 0; i < hearth_trainer_n_lora(t); i++) {
 		struct hearth_lora_tensor lt;
 		hearth_trainer_lora(t, i, &lt);
-		for (int64_t j = 0; j < lt.rank * lt.n_out; j++)
+		for (int64_t j = 0; j < lt.rank * lt.n_out * lt.n_expert; j++)
 			lt.b[j] = (float)(rnd() * 0.3);
 	}
 	return t;
@@ -439,8 +449,8 @@ static void check_grads(const char *what, const struct hearth_model *m, int n_pi
 	struct hearth_err err = { 0 };
 	const int64_t E = m->hp.n_embd;
 	const bool tied = m->output.data == m->tok_embd.data;
-	/* every matrix (the head: unless tied; no feed-forward adapters on experts) */
-	const uint32_t targets = (tied ? 0x7f : 0xff) & (m->hp.n_expert ? ~0x70u : ~0u);
+	/* every matrix (the head: unless tied; a mixture of experts: its experts' stacks) */
+	const uint32_t targets = tied ? 0x7f : 0xff;
 	struct hearth_trainer *t = trainer(m, targets, 2);
 	if (!t)
 		return;
@@ -462,7 +472,8 @@ static void check_grads(const char *what, const struct hearth_model *m, int n_pi
 			const int i = (int)rnd_u((uint32_t)r.n_lora);
 			struct hearth_lora_tensor lt;
 			hearth_trainer_lora(t, i, &lt);
-			const int64_t n = kind == 0 ? lt.rank * lt.n_in : lt.rank * lt.n_out, j = rnd_u((uint32_t)n);
+			const int64_t n = (kind == 0 ? lt.rank * lt.n_in : lt.rank * lt.n_out) * lt.n_expert;
+			const int64_t j = rnd_u((uint32_t)n);
 			x = kind == 0 ? &r.lora[i].a[j] : &r.lora[i].b[j];
 			an = kind == 0 ? lt.grad_a[j] : lt.grad_b[j];
 		} else {
@@ -478,6 +489,28 @@ static void check_grads(const char *what, const struct hearth_model *m, int n_pi
 		max_num[kind] = fmax(max_num[kind], fabs(num));
 		max_diff[kind] = fmax(max_diff[kind], fabs(num - an));
 	}
+	int stack_nonzero = 0; /* the experts' stacks: a few entries of each's A and B, by name */
+	for (int i = 0; i < r.n_lora; i++) {
+		struct hearth_lora_tensor lt;
+		hearth_trainer_lora(t, i, &lt);
+		if (lt.n_expert == 1)
+			continue;
+		T_TRUE(r.lora[i].il >= 0 && r.lora[i].role >= 4 && strstr(lt.weight, "_exps.weight"));
+		for (int k = 0; k < 4; k++) {
+			const int kind = k & 1;
+			const int64_t j = rnd_u((uint32_t)((kind ? lt.n_out : lt.n_in) * lt.rank * lt.n_expert));
+			const double num = fd(&r, kind ? &r.lora[i].b[j] : &r.lora[i].a[j]);
+			if (isnan(num)) {
+				skipped++;
+				continue;
+			}
+			stack_nonzero += num != 0;
+			max_num[kind] = fmax(max_num[kind], fabs(num));
+			max_diff[kind] = fmax(max_diff[kind], fabs(num - (kind ? lt.grad_b[j] : lt.grad_a[j])));
+		}
+	}
+	if (m->hp.n_expert)
+		T_TRUE(stack_nonzero > 0);
 	if (!tied) { /* the output head's adapter: a few entries of its B, by name */
 		struct hearth_lora_tensor lt;
 		const int i = r.n_lora - 1;
@@ -504,7 +537,7 @@ static void check_grads(const char *what, const struct hearth_model *m, int n_pi
 	fprintf(stderr, "    %-22s loss %.9f, reference %.9f\n", what, loss, rl);
 	if (skipped) /* a difference across a change of experts measures the jump, not the gradient */
 		fprintf(stderr, "    %-22s %d differences skipped: a perturbation changed a choice of experts\n", what, skipped);
-	T_TRUE(skipped <= n_pick / 2);
+	T_TRUE(skipped <= n_pick / 2 + (m->hp.n_expert ? 2 * m->hp.n_layer : 0));
 	ref_free(&r);
 	free(embd), free(ge);
 	hearth_trainer_free(t);
@@ -926,15 +959,23 @@ void test_train_errors(void)
 		T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EUNSUPPORTED);
 	}
 	hearth_model_free(m);
-	/* a mixture of experts: no adapters on its experts' stacks (hearth's adapters do not serve them) */
+	/* a mixture of experts: an adapter per stack, one A and B per expert, in llama.cpp's layout */
 	T_OK(hearth_model_load(&m, fixture("models/tiny-qwen3moe.f32.gguf"), &mp, &err), err);
 	if (m) {
 		p = hearth_trainer_default_params();
 		p.targets = HEARTH_TRAIN_ATTN_Q | HEARTH_TRAIN_FFN_UP;
-		T_EQ_I64(hearth_trainer_new(&t, m, &p, &err), HEARTH_EUNSUPPORTED);
-		T_TRUE(strstr(err.msg, "mixture of experts") != NULL && t == NULL);
-		p.targets = HEARTH_TRAIN_ATTN_Q;
 		T_OK(hearth_trainer_new(&t, m, &p, &err), err);
+		if (t) {
+			struct hearth_lora_tensor lt;
+			T_EQ_I64(hearth_trainer_n_lora(t), 2 * m->hp.n_layer);
+			hearth_trainer_lora(t, 1, &lt);
+			T_TRUE(!strcmp(lt.weight, "blk.0.ffn_up_exps.weight"));
+			T_EQ_I64(lt.n_expert, m->hp.n_expert);
+			T_EQ_I64(lt.n_in, m->hp.n_embd);
+			T_EQ_I64(lt.n_out, m->hp.n_ff_exp);
+			hearth_trainer_lora(t, 0, &lt);
+			T_EQ_I64(lt.n_expert, 1);
+		}
 		hearth_trainer_free(t);
 		t = NULL;
 	}

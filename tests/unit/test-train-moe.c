@@ -13,6 +13,10 @@
  *    Mixtral (q4_k_m); its forward against the reference's, its backward
  *    against differences, and one thread against four (the same bits).
  *
+ *  - the block with LoRA adapters on its gate, up and down stacks (an A and a
+ *    B per expert): its forward against the reference's, the gradients of
+ *    every expert's A and B against differences, one thread against four.
+ *
  * The objective is J = sum c . output for random c. A difference whose
  * perturbation changes a token's choice of experts (the reference checks)
  * is skipped, and counted.
@@ -149,7 +153,7 @@ struct block {
 	struct tmoe_acts a;
 	struct tmoe_scratch s;
 	float *mm;
-	void *mem[20];
+	void *mem[32];
 	int n_mem;
 };
 
@@ -260,6 +264,156 @@ out:
 	pool_free(p1);
 	pool_free(p4);
 	hearth_model_free(m);
+}
+
+/* Adapters of rank R on the three stacks of a layer: f32 parameters and
+ * per-expert views for tmoe, double copies for the reference. */
+struct stack_lora {
+	float *p;                     /* a, b, ga, gb of the three stacks */
+	struct tlora *views;          /* [3][X] */
+	struct ref_moe_lora ref[3];
+	double *dp;                   /* the reference's a, b of the three stacks */
+	size_t na[3], nb[3];          /* per expert */
+};
+
+static void stack_lora_init(struct stack_lora *sl, const struct hparams *h, int R)
+{
+	const int X = h->n_expert;
+	const int64_t n_in[3] = { h->n_embd, h->n_embd, h->n_ff_exp }, n_out[3] = { h->n_ff_exp, h->n_ff_exp, h->n_embd };
+	size_t total = 0;
+	for (int j = 0; j < 3; j++) {
+		sl->na[j] = (size_t)R * (size_t)n_in[j];
+		sl->nb[j] = (size_t)R * (size_t)n_out[j];
+		total += (sl->na[j] + sl->nb[j]) * (size_t)X;
+	}
+	sl->p = calloc(2 * total, sizeof *sl->p);
+	sl->dp = calloc(total, sizeof *sl->dp);
+	sl->views = calloc(3 * (size_t)X, sizeof *sl->views);
+	float *at = sl->p;
+	double *dat = sl->dp;
+	for (int j = 0; j < 3; j++) {
+		const size_t na = sl->na[j] * (size_t)X, nb = sl->nb[j] * (size_t)X;
+		float *a = at, *b = at + na, *ga = at + na + nb, *gb = at + 2 * na + nb;
+		at += 2 * (na + nb);
+		for (size_t i = 0; i < na; i++)
+			dat[i] = a[i] = (float)(0.2 * rnd());
+		for (size_t i = 0; i < nb; i++)
+			dat[na + i] = b[i] = (float)(0.3 * rnd());
+		sl->ref[j] = (struct ref_moe_lora){ .rank = R, .scale = 0.75, .a = dat, .b = dat + na };
+		dat += na + nb;
+		for (int e = 0; e < X; e++)
+			sl->views[j * X + e] = (struct tlora){ .n_in = n_in[j], .n_out = n_out[j], .rank = R, .scale = 0.75f,
+							       .a = a + e * sl->na[j], .b = b + e * sl->nb[j],
+							       .ga = ga + e * sl->na[j], .gb = gb + e * sl->nb[j], .n_expert = 1 };
+	}
+}
+
+/* Layer il's block with adapters on its three stacks: forward against the
+ * reference, A's and B's gradients against differences, 1 thread against 4. */
+static void check_block_lora(const char *file, int il)
+{
+	enum { N = 6, PICK = 24, R = 3 };
+	struct hearth_model_params mp = hearth_model_default_params();
+	struct hearth_err err = { 0 };
+	struct hearth_model *m = NULL;
+	struct pool *p1 = NULL, *p4 = NULL;
+	T_OK(hearth_model_load(&m, fixture(file), &mp, &err), err);
+	T_OK(pool_new(&p1, 1, &err), err);
+	T_OK(pool_new(&p4, 4, &err), err);
+	if (!m || !p1 || !p4)
+		goto out;
+	const struct hparams *h = &m->hp;
+	const struct layer *l = &m->layers[il];
+	const int X = h->n_expert;
+	const int64_t E = h->n_embd, F = h->n_ff_exp;
+	const size_t rows = (size_t)N * (size_t)h->n_expert_used;
+	struct stack_lora s1, s4;
+	const uint64_t seed = rng;
+	stack_lora_init(&s1, h, R);
+	rng = seed;
+	stack_lora_init(&s4, h, R);
+	float *x = malloc((size_t)(N * E) * sizeof *x), *c = malloc((size_t)(N * E) * sizeof *c);
+	float *y1 = malloc((size_t)(N * E) * sizeof *y1), *y4 = malloc((size_t)(N * E) * sizeof *y4);
+	float *d1 = malloc((size_t)(N * E) * sizeof *d1), *d4 = malloc((size_t)(N * E) * sizeof *d4);
+	double *xd = malloc((size_t)(N * E) * sizeof *xd), *yd = malloc((size_t)(N * E) * sizeof *yd);
+	for (int64_t i = 0; i < N * E; i++)
+		x[i] = (float)(1.5 * rnd()), xd[i] = x[i], c[i] = (float)rnd();
+	struct block b1, b4;
+	block_alloc(&b1, h, N, 1);
+	block_alloc(&b4, h, N, 4);
+	struct block *bb[2] = { &b1, &b4 };
+	for (int k = 0; k < 2; k++) {
+		bb[k]->a.xr = take(bb[k], rows * (size_t)E);
+		for (int j = 0; j < 3; j++)
+			bb[k]->a.lu[j] = take(bb[k], rows * R);
+		bb[k]->s.ldu = take(bb[k], rows * R);
+	}
+	const struct tmoe_lora lo1 = { { s1.views, s1.views + X, s1.views + 2 * X } };
+	const struct tmoe_lora lo4 = { { s4.views, s4.views + X, s4.views + 2 * X } };
+	tmoe_forward_lora(p1, b1.mm, h, l, &lo1, x, N, &b1.a, &b1.s, y1);
+	tmoe_backward_lora(p1, b1.mm, h, l, &lo1, &b1.a, c, N, &b1.s, d1);
+	tmoe_forward_lora(p4, b4.mm, h, l, &lo4, x, N, &b4.a, &b4.s, y4);
+	tmoe_backward_lora(p4, b4.mm, h, l, &lo4, &b4.a, c, N, &b4.s, d4);
+	T_TRUE(memcmp(y1, y4, (size_t)(N * E) * sizeof *y1) == 0);
+	T_TRUE(memcmp(d1, d4, (size_t)(N * E) * sizeof *d1) == 0);
+	size_t n_par = 0;
+	for (int j = 0; j < 3; j++)
+		n_par += 2 * (s1.na[j] + s1.nb[j]) * (size_t)X;
+	T_TRUE(memcmp(s1.p, s4.p, n_par * sizeof *s1.p) == 0); /* the gradients too */
+	struct ref_moe r;
+	ref_moe_init(&r, m, il);
+	for (int j = 0; j < 3; j++)
+		r.lo[j] = &s1.ref[j];
+	uint64_t choice0 = 0;
+	ref_moe_run(&r, xd, N, yd, &choice0);
+	double max_y = 0, max_f = 0, max_n = 0, max_d = 0;
+	for (int64_t i = 0; i < N * E; i++)
+		max_y = fmax(max_y, fabs(yd[i])), max_f = fmax(max_f, fabs(yd[i] - y1[i]));
+	int skipped = 0, used = 0, nonzero = 0;
+	for (int k = 0; k < PICK; k++) { /* an entry of one stack's A or B, of an expert some token chose */
+		const int j = k % 3, kind = (k / 3) % 2, e = b1.a.ids[(size_t)(k % (int)rows)];
+		const struct tlora *v = &s1.views[j * X + e];
+		const size_t n = kind ? s1.nb[j] : s1.na[j], at = (size_t)((rnd() + 1) / 2 * (double)n) % n;
+		double *pd = kind ? (double *)s1.ref[j].b + (size_t)e * n + at : (double *)s1.ref[j].a + (size_t)e * n + at;
+		const float an = kind ? v->gb[at] : v->ga[at];
+		const double keep = *pd, hh = 1e-4;
+		*pd = keep + hh;
+		const double up = block_j(&r, xd, N, c, choice0);
+		*pd = keep - hh;
+		const double dn = block_j(&r, xd, N, c, choice0);
+		*pd = keep;
+		if (isnan(up) || isnan(dn)) {
+			skipped++;
+			continue;
+		}
+		const double num = (up - dn) / (2 * hh);
+		max_n = fmax(max_n, fabs(num));
+		max_d = fmax(max_d, fabs(num - an));
+		nonzero += num != 0;
+		used++;
+	}
+	(void)F;
+	fprintf(stderr, "    %-30s layer %d with adapters: forward %.2e, dA dB %.2e (largest %.3g; %d checked, %d skipped)\n",
+		file + 7, il, max_f / max_y, max_d / max_n, max_n, used, skipped);
+	T_TRUE(max_f < 1e-5 * max_y);
+	T_TRUE(used >= PICK / 2 && nonzero > 0 && max_d < BLOCK_TOL * max_n);
+	ref_moe_free(&r);
+	block_free(&b1);
+	block_free(&b4);
+	free(s1.p), free(s1.dp), free(s1.views), free(s4.p), free(s4.dp), free(s4.views);
+	free(x), free(c), free(y1), free(y4), free(d1), free(d4), free(xd), free(yd);
+out:
+	pool_free(p1);
+	pool_free(p4);
+	hearth_model_free(m);
+}
+
+void test_train_moe_block_lora(void)
+{
+	check_block_lora("models/tiny-gpt-oss.f32.gguf", 0);
+	check_block_lora("models/tiny-gpt-oss.mxfp4_moe.gguf", 1);
+	check_block_lora("models/tiny-qwen3moe.q4_k_m.gguf", 0);
+	check_block_lora("models/tiny-mixtral.f32.gguf", 1);
 }
 
 void test_train_moe_block(void)
