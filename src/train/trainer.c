@@ -240,6 +240,15 @@ static int make_expert_views(struct hearth_trainer *t, const int32_t *owner, str
 	return 0;
 }
 
+
+/* The machine's memory in bytes (0 when unknown): a larger allocation could
+ * succeed (overcommit) and the process be killed when its pages are touched. */
+static double machine_bytes(void)
+{
+	const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
 /* The adapters: one per layer and targeted weight tensor (a fused one once,
  * when any of its parts is targeted), in role order, then the head's;
  * parameters carved from one allocation; A uniform in +-1/sqrt(n_in), B
@@ -278,6 +287,12 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 		}
 	if (t->p.targets & HEARTH_TRAIN_OUTPUT)
 		t->lout = add_lora(t, &m->output, m->output.ne[1], 1, &total);
+	if (machine_bytes() > 0 && (double)total * sizeof(float) > machine_bytes()) {
+		free(owner);
+		return err_set(err, HEARTH_ENOMEM, "trainer: the adapters and their gradients need %.1f GiB, more than this "
+			       "machine's %.1f GiB (a lower rank or fewer targets)", (double)total * sizeof(float) / 1073741824.0,
+			       machine_bytes() / 1073741824.0);
+	}
 	if (total && !(t->params = calloc(total, sizeof(float)))) {
 		free(owner);
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory for %zu adapter floats", total);
@@ -448,9 +463,8 @@ static int alloc_floats(float **out, size_t n, const char *what, struct hearth_e
 static int check_memory(struct hearth_trainer *t, struct hearth_err *err)
 {
 	const double need = ((double)layout_acts(t, NULL) + (double)layout_scratch(t, NULL)) * sizeof(float);
-	const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-	const double have = (double)pages * (double)page;
-	if (pages > 0 && page > 0 && need > have)
+	const double have = machine_bytes();
+	if (have > 0 && need > have)
 		return err_set(err, HEARTH_ENOMEM, "trainer: %d tokens need %.1f GiB of activations, more than this "
 			       "machine's %.1f GiB", t->p.n_ctx, need / 1073741824.0, have / 1073741824.0);
 	return 0;
