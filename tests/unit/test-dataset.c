@@ -204,6 +204,32 @@ void test_dataset_bad_lines(void)
 	hearth_model_free(m);
 }
 
+/* Bytes fputs cannot write: a line of NUL bytes is no blank line but a bad
+ * one, named by its number (it was skipped as blank: strchr finds the
+ * terminator of its set). */
+void test_dataset_nul_bytes(void)
+{
+	struct hearth_model *m = load_fixture("models/tiny-qwen2.f32.gguf");
+	if (!m)
+		return;
+	static const char text[] = CONVO "\0\0\n" CONVO;
+	const char *path = tmp_path("ds-nul.jsonl");
+	FILE *f = fopen(path, "wb");
+	T_TRUE(f != NULL);
+	if (f) {
+		fwrite(text, 1, sizeof text - 1, f);
+		fclose(f);
+	}
+	struct hearth_dataset *d = NULL;
+	struct hearth_err err = { 0 };
+	T_EQ_I64(hearth_dataset_load(&d, m, path, NULL, &err), HEARTH_EINVAL);
+	T_TRUE(d == NULL);
+	if (!strstr(err.msg, ":2: not valid JSON"))
+		fprintf(stderr, "  got '%s'\n", err.msg);
+	T_TRUE(strstr(err.msg, ":2: not valid JSON") != NULL);
+	hearth_model_free(m);
+}
+
 /* The split is seeded and covers every example once; cutting and packing. */
 void test_dataset_split_pack(void)
 {

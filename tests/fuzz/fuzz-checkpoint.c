@@ -1,0 +1,110 @@
+/* fuzz-checkpoint.c - libFuzzer target: the fuzzer's bytes as a checkpoint
+ * file given to hearth_finetune_resume (hearth finetune --resume) for the
+ * run of ckpt-run.h (tiny-qwen2.f32, a six-example dataset).
+ *
+ * Checked besides the sanitizers (memory errors, leaks, undefined behaviour):
+ *  - a refused input gives a negative code, recorded in err, whose message
+ *    names the input, and leaves the run as it was: at step 0 with the same
+ *    adapter weights and AdamW moments, bit for bit;
+ *  - an accepted one puts the run at a step within its plan, and the run
+ *    then takes its next step (or is done) without error.
+ * Seeds: build-fuzz/seeds/checkpoint/ (mkseeds: checkpoints of this run at
+ * steps 0, 1 and 3, and its adapter file, written by the library). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/train/finetune.h"
+#include "ckpt-run.h"
+#include "common.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct hearth_model *model;
+static struct hearth_dataset *dataset;
+static struct hearth_finetune *run;
+static float *snapshot; /* the new run's adapters and moments */
+static size_t n_snapshot;
+static struct fuzz_file file;
+
+/* The run's adapter weights, then its moments, into dst (NULL: only counts); the count. */
+static size_t collect(float *dst)
+{
+	size_t k = 0;
+	for (int32_t i = 0; i < run->n_lora; i++) {
+		struct hearth_lora_tensor lt;
+		hearth_trainer_lora(run->t, i, &lt);
+		const size_t na = (size_t)lt.rank * (size_t)lt.n_in, nb = (size_t)lt.rank * (size_t)lt.n_out;
+		if (dst) {
+			memcpy(dst + k, lt.a, na * sizeof *dst);
+			memcpy(dst + k + na, lt.b, nb * sizeof *dst);
+		}
+		k += na + nb;
+	}
+	if (dst) {
+		memcpy(dst + k, run->mom1, run->n_params * sizeof *dst);
+		memcpy(dst + k + run->n_params, run->mom2, run->n_params * sizeof *dst);
+	}
+	return k + 2 * run->n_params;
+}
+
+static void new_run(void)
+{
+	struct hearth_err err = { 0 };
+	hearth_finetune_free(run);
+	run = NULL;
+	FUZZ_CHECK(ckpt_run_new(&run, model, dataset, &err) == 0, "a new run: %s", err.msg);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct hearth_err err = { 0 };
+	struct fuzz_file data;
+	(void)argc;
+	(void)argv;
+	hearth_log_set(NULL, NULL);
+	fuzz_file_init(&data, "fuzz-checkpoint-data");
+	fuzz_file_set(&data, (const uint8_t *)ckpt_run_data, sizeof ckpt_run_data - 1);
+	if (ckpt_run_open(&model, &dataset, fuzz_fixture(CKPT_RUN_MODEL), data.path, &err) ||
+	    ckpt_run_new(&run, model, dataset, &err)) {
+		fprintf(stderr, "fuzz-checkpoint: %s (the fixtures: ../shared/fixtures or $HEARTH_FIXTURES)\n", err.msg);
+		exit(1);
+	}
+	n_snapshot = collect(NULL);
+	snapshot = malloc(n_snapshot * sizeof *snapshot);
+	if (!snapshot)
+		abort();
+	collect(snapshot);
+	fuzz_file_init(&file, "fuzz-checkpoint");
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct hearth_err err = { 0 };
+	fuzz_file_set(&file, data, size);
+	const int rc = hearth_finetune_resume(run, file.path, &err);
+	if (rc) {
+		fuzz_check_err(rc, &err, file.path);
+		FUZZ_CHECK(hearth_finetune_step_index(run) == 0, "a refused checkpoint moved the run to step %lld",
+			   (long long)hearth_finetune_step_index(run));
+		float *now = malloc(n_snapshot * sizeof *now);
+		FUZZ_CHECK(now != NULL, "out of memory");
+		collect(now);
+		FUZZ_CHECK(memcmp(now, snapshot, n_snapshot * sizeof *now) == 0,
+			   "a refused checkpoint changed the adapters or moments");
+		free(now);
+		return 0;
+	}
+	const int64_t step = hearth_finetune_step_index(run);
+	FUZZ_CHECK(step >= 0 && step <= hearth_finetune_n_steps(run), "resumed at step %lld of %lld", (long long)step,
+		   (long long)hearth_finetune_n_steps(run));
+	if (!hearth_finetune_done(run)) {
+		struct hearth_finetune_report r;
+		FUZZ_CHECK(hearth_finetune_step(run, &r, &err) == 0, "the step after a resume: %s", err.msg);
+		FUZZ_CHECK(r.step == step + 1, "step %lld after resuming at %lld", (long long)r.step, (long long)step);
+	}
+	new_run();
+	return 0;
+}
