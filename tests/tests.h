@@ -23,6 +23,7 @@
 	X(test_finetune_learns_moe)   \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
+	X(test_finetune_resume_bad_values) \
 	X(test_finetune_save)        \
 	X(test_finetune_cli)         \
 	X(test_gguf_roundtrip)       \

@@ -10,7 +10,7 @@
 
 #include "hearth.h"
 
-#define CKPT_RUN_MODEL "models/tiny-qwen2.f32.gguf"
+#define CKPT_RUN_MODEL "models/stories260K.f32.gguf"
 
 /* Six examples, conversations and prompt/completion lines. */
 static const char ckpt_run_data[] =
@@ -28,7 +28,7 @@ static struct hearth_finetune_params ckpt_run_params(void)
 	struct hearth_finetune_params p = hearth_finetune_default_params();
 	p.trainer.rank = 2;
 	p.trainer.alpha = 4;
-	p.trainer.n_ctx = 32;
+	p.trainer.n_ctx = 16;
 	p.trainer.n_threads = 1;
 	p.trainer.seed = 5;
 	p.trainer.targets = HEARTH_TRAIN_ATTN_Q | HEARTH_TRAIN_ATTN_V;

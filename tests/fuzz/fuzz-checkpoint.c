@@ -1,15 +1,17 @@
 /* fuzz-checkpoint.c - libFuzzer target: the fuzzer's bytes as a checkpoint
  * file given to hearth_finetune_resume (hearth finetune --resume) for the
- * run of ckpt-run.h (tiny-qwen2.f32, a six-example dataset).
+ * run of ckpt-run.h (stories260K.f32, a six-example dataset).
  *
  * Checked besides the sanitizers (memory errors, leaks, undefined behaviour):
  *  - a refused input gives a negative code, recorded in err, whose message
  *    names the input, and leaves the run as it was: at step 0 with the same
  *    adapter weights and AdamW moments, bit for bit;
- *  - an accepted one puts the run at a step within its plan, and the run
- *    then takes its next step (or is done) without error.
+ *  - an accepted one puts the run at a step within its plan, in an epoch
+ *    of it, with the epoch's order a permutation and every adapter weight
+ *    and moment finite (second moments >= 0); the run is then made anew.
  * Seeds: build-fuzz/seeds/checkpoint/ (mkseeds: checkpoints of this run at
- * steps 0, 1 and 3, and its adapter file, written by the library). */
+ * steps 0, 1, 3 and its end, and its adapter file, written by the library). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,36 @@ static void new_run(void)
 	FUZZ_CHECK(ckpt_run_new(&run, model, dataset, &err) == 0, "a new run: %s", err.msg);
 }
 
+/* An accepted checkpoint: the run's place within its plan, the epoch's order
+ * a permutation, the weights and moments finite, the second moments >= 0.
+ * (No step is taken: one costs a forward and backward pass, too slow here.) */
+static void check_accepted(void)
+{
+	const int64_t step = hearth_finetune_step_index(run);
+	FUZZ_CHECK(step >= 0 && step <= run->n_steps, "resumed at step %lld of %lld", (long long)step,
+		   (long long)run->n_steps);
+	FUZZ_CHECK(run->epoch >= 0 && (run->p.epochs == 0 || run->epoch < run->p.epochs), "resumed in epoch %d",
+		   run->epoch);
+	FUZZ_CHECK(run->next >= 0 && run->next <= run->n_train, "resumed at example %d of %d", run->next,
+		   run->n_train);
+	uint8_t *seen = calloc((size_t)run->n_train, 1);
+	FUZZ_CHECK(seen != NULL, "out of memory");
+	for (int32_t i = 0; i < run->n_train; i++) {
+		const int32_t k = run->order[i];
+		FUZZ_CHECK(k >= 0 && k < run->n_train && !seen[k], "order[%d] = %d", i, k);
+		seen[k] = 1;
+	}
+	free(seen);
+	float *now = malloc(n_snapshot * sizeof *now);
+	FUZZ_CHECK(now != NULL, "out of memory");
+	collect(now);
+	const size_t n_v = run->n_params, n_v0 = n_snapshot - n_v;
+	for (size_t i = 0; i < n_snapshot; i++)
+		FUZZ_CHECK(isfinite(now[i]) && (i < n_v0 || now[i] >= 0), "value %zu of the resumed run is %g", i,
+			   (double)now[i]);
+	free(now);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct hearth_err err = { 0 };
@@ -97,14 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(now);
 		return 0;
 	}
-	const int64_t step = hearth_finetune_step_index(run);
-	FUZZ_CHECK(step >= 0 && step <= hearth_finetune_n_steps(run), "resumed at step %lld of %lld", (long long)step,
-		   (long long)hearth_finetune_n_steps(run));
-	if (!hearth_finetune_done(run)) {
-		struct hearth_finetune_report r;
-		FUZZ_CHECK(hearth_finetune_step(run, &r, &err) == 0, "the step after a resume: %s", err.msg);
-		FUZZ_CHECK(r.step == step + 1, "step %lld after resuming at %lld", (long long)r.step, (long long)step);
-	}
+	check_accepted();
 	new_run();
 	return 0;
 }
