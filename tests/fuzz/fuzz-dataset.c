@@ -1,6 +1,8 @@
 /* fuzz-dataset.c - libFuzzer target: the fuzzer's bytes as a fine-tuning
  * JSONL file (hearth_dataset_load, as hearth finetune reads it) for
- * tiny-qwen2.f32, whose chat template (ChatML) renders the conversations;
+ * tiny-qwen2.f32, whose chat template (ChatML) renders the conversations, or
+ * (inputs of odd size) tiny-qwen3.f32, whose template drops the reasoning of
+ * past turns so that conversations split into one example per trained turn;
  * then the split and sequence packing (hearth_dataset_pack) of what loaded.
  *
  * Checked besides the sanitizers (memory errors, leaks, undefined behaviour):
@@ -26,7 +28,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct hearth_model *model;
+static struct hearth_model *models[2], *model; /* qwen2, qwen3; the input's */
 static struct fuzz_file file;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -36,7 +38,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	hearth_log_set(NULL, NULL);
-	if (hearth_model_load(&model, fuzz_fixture("models/tiny-qwen2.f32.gguf"), &mp, &err)) {
+	if (hearth_model_load(&models[0], fuzz_fixture("models/tiny-qwen2.f32.gguf"), &mp, &err) ||
+	    hearth_model_load(&models[1], fuzz_fixture("models/tiny-qwen3.f32.gguf"), &mp, &err)) {
 		fprintf(stderr, "fuzz-dataset: %s (the fixtures: ../shared/fixtures or $HEARTH_FIXTURES)\n", err.msg);
 		exit(1);
 	}
@@ -111,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.valid_fraction = 0.25f;
 	p.seed = size;
 	p.max_tokens = MAX_TOKENS;
+	model = models[size & 1];
 	fuzz_file_set(&file, data, size);
 	const int rc = hearth_dataset_load(&d, model, file.path, &p, &err);
 	if (rc) {
