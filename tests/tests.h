@@ -16,6 +16,7 @@
 	X(test_dataset_weights_and_plain) \
 	X(test_dataset_bad_lines)    \
 	X(test_dataset_nul_bytes)    \
+	X(test_dataset_cut_memory)   \
 	X(test_dataset_split_pack)   \
 	X(test_finetune_learns)      \
 	X(test_finetune_learns_quantized) \

@@ -164,6 +164,28 @@ static int tokenize_text(const struct ds_load *L, const struct ds_text *t, struc
 
 /* ---- keeping examples ---- */
 
+/* Moves ex's arrays into allocations of its n tokens: an example cut to
+ * max_tokens must not keep the memory of the whole text it came from (a file
+ * of long lines would otherwise hold all their tokens). Copies, as realloc
+ * may keep a shrunk large block at a page or more. When an allocation fails
+ * the old array stays (it is valid, only larger). */
+static void shrink_example(struct ds_example *ex)
+{
+	const size_t n = ex->n > 0 ? (size_t)ex->n : 1;
+	int32_t *ids = malloc(n * sizeof *ids);
+	uint8_t *loss = malloc(n);
+	if (ids) {
+		memcpy(ids, ex->ids, (size_t)ex->n * sizeof *ids);
+		free(ex->ids);
+		ex->ids = ids;
+	}
+	if (loss) {
+		memcpy(loss, ex->loss, (size_t)ex->n);
+		free(ex->loss);
+		ex->loss = loss;
+	}
+}
+
 /* Takes ex into d: cut to max_tokens, dropped when nothing trained is left. */
 static int keep_example(struct ds_load *L, struct ds_example *ex, struct hearth_err *err)
 {
@@ -195,6 +217,7 @@ static int keep_example(struct ds_load *L, struct ds_example *ex, struct hearth_
 		d->ex = n;
 		d->cap = c;
 	}
+	shrink_example(ex);
 	d->ex[d->n_ex++] = *ex;
 	d->st.tokens += ex->n;
 	d->st.loss_tokens += trained;
