@@ -4,8 +4,8 @@
  *
  * Checked besides the sanitizers (memory errors, leaks, undefined behaviour):
  *  - a refused input gives a negative code, recorded in err, whose message
- *    names the input, and leaves the run as it was: at step 0 with the same
- *    adapter weights and AdamW moments, bit for bit;
+ *    names the input, and leaves the run as it was: at step 0, epoch 0,
+ *    example 0, with the same adapter weights and AdamW moments, bit for bit;
  *  - an accepted one puts the run at a step within its plan, in an epoch
  *    of it, with the epoch's order a permutation and every adapter weight
  *    and moment finite (second moments >= 0); the run is then made anew.
@@ -119,8 +119,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const int rc = hearth_finetune_resume(run, file.path, &err);
 	if (rc) {
 		fuzz_check_err(rc, &err, file.path);
-		FUZZ_CHECK(hearth_finetune_step_index(run) == 0, "a refused checkpoint moved the run to step %lld",
-			   (long long)hearth_finetune_step_index(run));
+		FUZZ_CHECK(run->step == 0 && run->epoch == 0 && run->next == 0 && run->tokens_total == 0,
+			   "a refused checkpoint moved the run to step %lld, epoch %d, example %d", (long long)run->step,
+			   run->epoch, run->next);
 		float *now = malloc(n_snapshot * sizeof *now);
 		FUZZ_CHECK(now != NULL, "out of memory");
 		collect(now);
