@@ -1284,7 +1284,8 @@ int hearth_finetune_save(struct hearth_finetune *ft, const char *path, struct he
 int hearth_finetune_checkpoint(struct hearth_finetune *ft, const char *path, struct hearth_err *err);
 /* Continues from a checkpoint: ft must be new (step 0) and made with the same
  * model, dataset and params; otherwise HEARTH_EINVAL naming what differs.
- * A malformed file: HEARTH_EBADGGUF. */
+ * A malformed file (also one with a non-finite weight or moment, or a
+ * negative second moment): HEARTH_EBADGGUF. A refused file leaves ft as it was. */
 int hearth_finetune_resume(struct hearth_finetune *ft, const char *path, struct hearth_err *err);
 
 #ifdef __cplusplus

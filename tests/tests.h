@@ -15,6 +15,8 @@
 	X(test_dataset_rewritten_turns) \
 	X(test_dataset_weights_and_plain) \
 	X(test_dataset_bad_lines)    \
+	X(test_dataset_nul_bytes)    \
+	X(test_dataset_cut_memory)   \
 	X(test_dataset_split_pack)   \
 	X(test_finetune_learns)      \
 	X(test_finetune_learns_quantized) \
@@ -23,6 +25,7 @@
 	X(test_finetune_experts)     \
 	X(test_finetune_resume)      \
 	X(test_finetune_resume_refused) \
+	X(test_finetune_resume_bad_values) \
 	X(test_finetune_save)        \
 	X(test_finetune_cli)         \
 	X(test_gguf_roundtrip)       \

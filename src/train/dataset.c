@@ -105,9 +105,10 @@ static int tokenize_segment(const struct ds_load *L, const struct ds_text *t, si
 		if (cs < ce)
 			plain[np++] = (struct hearth_span){ cs - a, ce - cs };
 	}
-	int rc = hearth_tokenize_chat(L->m, t->text + a, b - a, false, plain, np, INT32_MAX, out, n_out, err);
+	struct hearth_err e2 = { 0 };
+	int rc = hearth_tokenize_chat(L->m, t->text + a, b - a, false, plain, np, INT32_MAX, out, n_out, &e2);
 	free(plain);
-	return rc;
+	return rc ? err_set(err, rc, "%s:%d: tokenizing the example: %s", L->path, L->line, e2.msg) : 0;
 }
 
 /* Appends the tokens of text[a, b) to ex, all flagged train; BOS goes first
@@ -163,6 +164,28 @@ static int tokenize_text(const struct ds_load *L, const struct ds_text *t, struc
 
 /* ---- keeping examples ---- */
 
+/* Moves ex's arrays into allocations of its n tokens: an example cut to
+ * max_tokens must not keep the memory of the whole text it came from (a file
+ * of long lines would otherwise hold all their tokens). Copies, as realloc
+ * may keep a shrunk large block at a page or more. When an allocation fails
+ * the old array stays (it is valid, only larger). */
+static void shrink_example(struct ds_example *ex)
+{
+	const size_t n = ex->n > 0 ? (size_t)ex->n : 1;
+	int32_t *ids = malloc(n * sizeof *ids);
+	uint8_t *loss = malloc(n);
+	if (ids) {
+		memcpy(ids, ex->ids, (size_t)ex->n * sizeof *ids);
+		free(ex->ids);
+		ex->ids = ids;
+	}
+	if (loss) {
+		memcpy(loss, ex->loss, (size_t)ex->n);
+		free(ex->loss);
+		ex->loss = loss;
+	}
+}
+
 /* Takes ex into d: cut to max_tokens, dropped when nothing trained is left. */
 static int keep_example(struct ds_load *L, struct ds_example *ex, struct hearth_err *err)
 {
@@ -194,6 +217,7 @@ static int keep_example(struct ds_load *L, struct ds_example *ex, struct hearth_
 		d->ex = n;
 		d->cap = c;
 	}
+	shrink_example(ex);
 	d->ex[d->n_ex++] = *ex;
 	d->st.tokens += ex->n;
 	d->st.loss_tokens += trained;
@@ -312,6 +336,35 @@ static int turn_span(struct ds_load *L, json_t *o, size_t j, struct hearth_chat_
 	return rc;
 }
 
+/* One example per trained turn j, each from the render of messages[0..j]:
+ * for a template that rewrites earlier turns. One render held at a time. */
+static int split_turns(struct ds_load *L, json_t *o, const bool *trained, size_t n, struct hearth_err *err)
+{
+	int rc = 0;
+	L->d->st.n_split++;
+	for (size_t j = 0; j < n && !rc; j++) {
+		if (!trained[j])
+			continue;
+		struct hearth_chat_prompt upto = { 0 };
+		struct ds_text t = { .n_train = 1 };
+		if (!(rc = turn_span(L, o, j, &upto, &t.train[0], err))) {
+			t.text = upto.text;
+			t.len = upto.len;
+			t.content = upto.content;
+			t.n_content = upto.n_content;
+			struct ds_example ex;
+			if (!(rc = tokenize_text(L, &t, &ex, err)))
+				rc = keep_example(L, &ex, err);
+		}
+		hearth_chat_prompt_free(&upto);
+	}
+	return rc;
+}
+
+/* A conversation: one example of the whole render when every trained turn's
+ * render is a prefix of it, else split_turns. Each turn's render is dropped
+ * once its span is known, so a line costs a few renders of memory, not one
+ * per trained turn. */
 static int from_messages(struct ds_load *L, json_t *o, struct hearth_err *err)
 {
 	json_t *msgs = json_object_get(o, "messages");
@@ -324,42 +377,30 @@ static int from_messages(struct ds_load *L, json_t *o, struct hearth_err *err)
 		return err_set(err, HEARTH_ENOMEM, "%s:%d: out of memory", L->path, L->line);
 	int rc = check_messages(L, msgs, trained, &n_trained, err);
 	struct hearth_chat_prompt full = { 0 };
-	struct hearth_chat_prompt *upto = rc ? NULL : calloc(n, sizeof *upto);
-	struct hearth_span *span = rc ? NULL : calloc(n, sizeof *span);
-	if (!rc && (!upto || !span))
-		rc = err_set(err, HEARTH_ENOMEM, "%s:%d: out of memory", L->path, L->line);
+	struct ds_text t = { 0 };
 	bool whole = true; /* every turn's render is a prefix of the whole conversation's */
 	if (!rc)
 		rc = render(L, o, n, false, &full, err);
-	for (size_t j = 0; j < n && !rc; j++)
-		if (trained[j] && !(rc = turn_span(L, o, j, &upto[j], &span[j], err)))
-			whole = whole && is_prefix(&upto[j], &full);
+	for (size_t j = 0; j < n && !rc && whole; j++) {
+		struct hearth_chat_prompt upto = { 0 };
+		if (trained[j] && !(rc = turn_span(L, o, j, &upto, &t.train[t.n_train], err))) {
+			whole = is_prefix(&upto, &full);
+			t.n_train++;
+		}
+		hearth_chat_prompt_free(&upto);
+	}
 	if (!rc && whole) {
-		struct ds_text t = { .text = full.text, .len = full.len, .content = full.content, .n_content = full.n_content };
-		for (size_t j = 0; j < n; j++)
-			if (trained[j])
-				t.train[t.n_train++] = span[j];
+		t.text = full.text;
+		t.len = full.len;
+		t.content = full.content;
+		t.n_content = full.n_content;
 		struct ds_example ex;
 		if (!(rc = tokenize_text(L, &t, &ex, err)))
 			rc = keep_example(L, &ex, err);
-	} else if (!rc) {
-		L->d->st.n_split++;
-		for (size_t j = 0; j < n && !rc; j++) {
-			if (!trained[j])
-				continue;
-			struct ds_text t = { .text = upto[j].text, .len = upto[j].len, .content = upto[j].content,
-					     .n_content = upto[j].n_content, .n_train = 1 };
-			t.train[0] = span[j];
-			struct ds_example ex;
-			if (!(rc = tokenize_text(L, &t, &ex, err)))
-				rc = keep_example(L, &ex, err);
-		}
 	}
-	for (size_t j = 0; upto && j < n; j++)
-		hearth_chat_prompt_free(&upto[j]);
 	hearth_chat_prompt_free(&full);
-	free(upto);
-	free(span);
+	if (!rc && !whole)
+		rc = split_turns(L, o, trained, n, err);
 	free(trained);
 	return rc;
 }
@@ -390,7 +431,7 @@ static int load_line(struct ds_load *L, const char *s, size_t n, struct hearth_e
 static bool blank(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strchr(" \t\r\n", s[i]))
+		if (!s[i] || !strchr(" \t\r\n", s[i])) /* strchr finds the terminator: a NUL byte is not blank */
 			return false;
 	return true;
 }

@@ -10,6 +10,7 @@
  *   hearth.finetune.model_digest, .data_digest   u8 [32]
  * Both files are written under a temporary name, then renamed over path. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,10 +172,25 @@ static int check_params(const struct hearth_finetune *ft, const struct hearth_gg
 	return 0;
 }
 
-/* Checks that tensor name is f32 [ne0 x ne1] (ne2 > 1: [ne0 x ne1 x ne2]);
- * then (dst not NULL) copies it there. */
+/* Checks the values of tensor name: finite, and with nonneg (a second moment) >= 0: a
+ * run resumed from other values would train on NaNs. Read by memcpy: the data may be unaligned. */
+static int check_values(const struct hearth_gguf *g, const char *name, const uint8_t *data, size_t n, bool nonneg,
+			struct hearth_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		float v;
+		memcpy(&v, data + i * sizeof v, sizeof v);
+		if (!isfinite(v) || (nonneg && v < 0))
+			return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' holds %g at %zu, not a%s value", g->path,
+				       name, (double)v, i, nonneg ? " finite, nonnegative" : " finite");
+	}
+	return 0;
+}
+
+/* Checks that tensor name is f32 [ne0 x ne1] (ne2 > 1: [ne0 x ne1 x ne2])
+ * with values check_values accepts; then (dst not NULL) copies it there. */
 static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, float *dst,
-		       struct hearth_err *err)
+		       bool nonneg, struct hearth_err *err)
 {
 	const int64_t i = gguf_find_tensor(g, name);
 	if (i < 0)
@@ -185,9 +201,10 @@ static int read_tensor(const struct hearth_gguf *g, const char *name, int64_t ne
 	    t->ne[2] != ne2)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' is not f32 [%lld x %lld x %lld]", g->path, name,
 			       (long long)ne0, (long long)ne1, (long long)ne2);
+	const size_t n = (size_t)ne0 * (size_t)ne1 * (size_t)ne2;
 	if (dst)
-		memcpy(dst, t->data, (size_t)ne0 * (size_t)ne1 * (size_t)ne2 * sizeof *dst);
-	return 0;
+		memcpy(dst, t->data, n * sizeof *dst);
+	return dst ? 0 : check_values(g, name, t->data, n, nonneg, err);
 }
 
 /* Every adapter tensor and moment; with copy, into the run (only after a
@@ -207,7 +224,7 @@ static int read_tensors(struct hearth_finetune *ft, const struct hearth_gguf *g,
 		};
 		for (int k = 0; k < 6 && !rc; k++) {
 			snprintf(name, sizeof name, "%s.%s", lt.weight, t[k].suffix);
-			rc = read_tensor(g, name, t[k].ne0, t[k].ne1, lt.n_expert, copy ? t[k].dst : NULL, err);
+			rc = read_tensor(g, name, t[k].ne0, t[k].ne1, lt.n_expert, copy ? t[k].dst : NULL, k >= 4, err);
 		}
 	}
 	return rc;

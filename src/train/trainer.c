@@ -332,24 +332,31 @@ static int make_lora(struct hearth_trainer *t, struct hearth_err *err)
 	return rc;
 }
 
-/* Carves n floats from *at (a NULL base: only counts). */
-static float *carve(float **at, size_t n)
+/* Where the carving stands: floats used from base (NULL base: only counts,
+ * with no arithmetic on the null pointer, which is undefined). */
+struct carver {
+	float *base;
+	size_t used;
+};
+
+/* Carves n floats from at (NULL when it only counts). */
+static float *carve(struct carver *at, size_t n)
 {
-	float *p = *at;
-	*at += n;
+	float *p = at->base ? at->base + at->used : NULL;
+	at->used += n;
 	return p;
 }
 
 /* Carves n int32s from the float allocation *at (allocated storage takes the
  * type it is written with; the two types have one size and alignment). */
-static int32_t *carve_i32(float **at, size_t n)
+static int32_t *carve_i32(struct carver *at, size_t n)
 {
 	_Static_assert(sizeof(int32_t) == sizeof(float), "int32 slots carved from floats");
 	return (int32_t *)(void *)carve(at, n);
 }
 
 /* Carves a mixture of experts' activations for C tokens. */
-static void carve_moe(const struct hparams *h, float **at, size_t C, struct tmoe_acts *a)
+static void carve_moe(const struct hparams *h, struct carver *at, size_t C, struct tmoe_acts *a)
 {
 	const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp;
 	a->logits = carve(at, C * X);
@@ -370,7 +377,7 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 {
 	const struct hearth_model *m = t->m;
 	const size_t C = (size_t)t->p.n_ctx, E = (size_t)t->E, R = (size_t)t->p.rank;
-	float *at = base;
+	struct carver at = { base, 0 };
 	for (int il = 0; il <= m->hp.n_layer; il++) {
 		struct tacts *a = &t->acts[il];
 		a->x = carve(&at, C * E);
@@ -403,7 +410,7 @@ static size_t layout_acts(struct hearth_trainer *t, float *base)
 		for (int r = 0; r < N_ROLE; r++)
 			a->lu[r] = t->lmap[il * N_ROLE + r] ? carve(&at, C * R) : NULL;
 	}
-	return (size_t)(at - base);
+	return at.used;
 }
 
 /* Lays out the backward's scratch (base NULL: measures). */
@@ -413,7 +420,7 @@ static size_t layout_scratch(struct hearth_trainer *t, float *base)
 	const struct hparams *h = &t->m->hp;
 	int64_t wide = t->E > t->OV ? (t->E > t->F ? t->E : t->F) : (t->OV > t->F ? t->OV : t->F);
 	wide = h->n_expert > 0 && h->n_ff_exp > wide ? h->n_ff_exp : wide;
-	float *at = base;
+	struct carver at = { base, 0 };
 	if (h->n_expert > 0) {
 		const size_t X = (size_t)h->n_expert, K = (size_t)h->n_expert_used, F = (size_t)h->n_ff_exp;
 		t->ms.rows = carve(&at, C * K * E);
@@ -445,7 +452,7 @@ static size_t layout_scratch(struct hearth_trainer *t, float *base)
 	t->attn.p = carve(&at, nh * C * C);
 	t->attn.ds = carve(&at, nh * C * C);
 	t->dlogits = t->m->hp.final_softcap > 0 ? carve(&at, HEAD_ROWS * (size_t)t->V) : NULL;
-	return (size_t)(at - base);
+	return at.used;
 }
 
 /* Allocates n floats into *out after checking the count against overflow. */

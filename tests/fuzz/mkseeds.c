@@ -7,7 +7,9 @@
  * more than on weights: one per architecture (llama with a SentencePiece
  * vocabulary, qwen2 with biases and a byte-level BPE one, qwen3 with q/k norms
  * in q8_0, llama in q4_0 whose matrices get repacked), two vocabulary-only
- * files, and one file with a value of every metadata type.
+ * files, and one file with a value of every metadata type. DIR/checkpoint/:
+ * checkpoints of the run of ckpt-run.h (fuzz-checkpoint resumes them) at
+ * steps 0, 1, 3 and its end, and its adapter file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "../../src/gguf/gguf.h"
 #include "../../src/tensor/quant-ref.h"
+#include "ckpt-run.h"
 
 #define MAX_BUFS 64
 
@@ -284,6 +287,51 @@ static void templates(const char *root)
 	fclose(list);
 }
 
+/* Checkpoints of the run of ckpt-run.h, written by the library, as seeds of fuzz-checkpoint. */
+static void checkpoints(const char *root)
+{
+	const char *fix = getenv("HEARTH_FIXTURES");
+	char dir[1024], path[1200], model_path[1024], data_path[1024];
+	struct hearth_model *m = NULL;
+	struct hearth_dataset *d = NULL;
+	struct hearth_finetune *ft = NULL;
+	struct hearth_err err = { 0 };
+	snprintf(dir, sizeof dir, "%s/checkpoint", root);
+	snprintf(model_path, sizeof model_path, "%s/%s", fix ? fix : "../shared/fixtures", CKPT_RUN_MODEL);
+	snprintf(data_path, sizeof data_path, "%s/ckpt-run.jsonl", root);
+	FILE *f = fopen(data_path, "wb");
+	if ((mkdir(dir, 0755) && errno != EEXIST) || !f) {
+		perror(f ? dir : data_path);
+		if (f)
+			fclose(f);
+		return;
+	}
+	fputs(ckpt_run_data, f);
+	fclose(f);
+	int rc = ckpt_run_open(&m, &d, model_path, data_path, &err);
+	if (!rc)
+		rc = ckpt_run_new(&ft, m, d, &err);
+	for (int64_t step = 0; !rc; step++) {
+		if (step == 0 || step == 1 || step == 3 || hearth_finetune_done(ft)) {
+			snprintf(path, sizeof path, "%s/step%lld.ckpt", dir, (long long)step);
+			rc = hearth_finetune_checkpoint(ft, path, &err);
+		}
+		if (rc || hearth_finetune_done(ft))
+			break;
+		struct hearth_finetune_report r;
+		rc = hearth_finetune_step(ft, &r, &err);
+	}
+	snprintf(path, sizeof path, "%s/adapter.gguf", dir);
+	if (!rc)
+		rc = hearth_finetune_save(ft, path, &err);
+	if (rc)
+		fprintf(stderr, "mkseeds: no checkpoint seeds for fuzz-checkpoint: %s\n", err.msg);
+	hearth_finetune_free(ft);
+	hearth_dataset_free(d);
+	hearth_model_free(m);
+	remove(data_path);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[1024];
@@ -301,5 +349,6 @@ int main(int argc, char **argv)
 	vocabs(dir);
 	every_type(dir);
 	templates(argv[1]);
+	checkpoints(argv[1]);
 	return 0;
 }

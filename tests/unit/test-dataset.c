@@ -2,6 +2,7 @@
  * the trained tokens of conversations (ChatML, and Qwen3's template that
  * rewrites past turns), prompt/completion lines, "weight": 0, bad lines named
  * by number, the seeded validation split, cutting and sequence packing. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,66 @@ void test_dataset_bad_lines(void)
 	struct hearth_dataset_params p = hearth_dataset_default_params();
 	p.valid_fraction = 0.9f;
 	T_TRUE(hearth_dataset_load(&d, m, write_lines("ds-ok.jsonl", CONVO), &p, &err) == HEARTH_EINVAL);
+	hearth_model_free(m);
+}
+
+/* Bytes fputs cannot write: a line of NUL bytes is no blank line but a bad
+ * one, named by its number (it was skipped as blank: strchr finds the
+ * terminator of its set). */
+void test_dataset_nul_bytes(void)
+{
+	struct hearth_model *m = load_fixture("models/tiny-qwen2.f32.gguf");
+	if (!m)
+		return;
+	static const char text[] = CONVO "\0\0\n" CONVO;
+	const char *path = tmp_path("ds-nul.jsonl");
+	FILE *f = fopen(path, "wb");
+	T_TRUE(f != NULL);
+	if (f) {
+		fwrite(text, 1, sizeof text - 1, f);
+		fclose(f);
+	}
+	struct hearth_dataset *d = NULL;
+	struct hearth_err err = { 0 };
+	T_EQ_I64(hearth_dataset_load(&d, m, path, NULL, &err), HEARTH_EINVAL);
+	T_TRUE(d == NULL);
+	if (!strstr(err.msg, ":2: not valid JSON"))
+		fprintf(stderr, "  got '%s'\n", err.msg);
+	T_TRUE(strstr(err.msg, ":2: not valid JSON") != NULL);
+	hearth_model_free(m);
+}
+
+/* An example cut to max_tokens keeps the memory of its max_tokens, not of
+ * the whole line it came from (a file of long lines held all their tokens). */
+void test_dataset_cut_memory(void)
+{
+	struct hearth_model *m = load_fixture("models/tiny-qwen2.f32.gguf");
+	if (!m)
+		return;
+	const char *path = tmp_path("ds-long.jsonl");
+	FILE *f = fopen(path, "wb");
+	T_TRUE(f != NULL);
+	if (f) {
+		fputs("{\"prompt\": \"a\", \"completion\": \"", f);
+		for (int i = 0; i < 40000; i++)
+			fputs(" w", f);
+		fputs("\"}\n", f);
+		fclose(f);
+	}
+	struct hearth_dataset_params p = hearth_dataset_default_params();
+	p.max_tokens = 8;
+	struct hearth_dataset *d = load_ds(m, path, &p);
+	if (d) {
+		struct hearth_dataset_stats st;
+		hearth_dataset_stats(d, &st);
+		T_EQ_I64(st.n_cut, 1);
+		const uint8_t *loss;
+		int32_t n;
+		const int32_t *ids = hearth_dataset_example(d, HEARTH_SPLIT_TRAIN, 0, &loss, &n, NULL);
+		T_EQ_I64(n, 8);
+		T_TRUE(ids && malloc_usable_size((void *)ids) < 1024 && malloc_usable_size((void *)loss) < 1024);
+		hearth_dataset_free(d);
+	}
 	hearth_model_free(m);
 }
 

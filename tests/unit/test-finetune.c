@@ -558,6 +558,74 @@ out_models:
 	hearth_model_free(m8);
 }
 
+/* Writes value v over element 0 of tensor name in the checkpoint file path. */
+static void patch_tensor(const char *path, const char *name, float v)
+{
+	struct hearth_gguf *g = NULL;
+	struct hearth_err err = { 0 };
+	T_OK(hearth_gguf_open(&g, path, &err), err);
+	if (!g)
+		return;
+	const int64_t i = gguf_find_tensor(g, name);
+	T_TRUE(i >= 0);
+	const long off = i >= 0 ? (long)((const uint8_t *)g->tensors[i].data - g->map) : -1;
+	hearth_gguf_close(g);
+	FILE *f = off >= 0 ? fopen(path, "r+b") : NULL;
+	T_TRUE(f != NULL);
+	if (f) {
+		T_TRUE(fseek(f, off, SEEK_SET) == 0 && fwrite(&v, sizeof v, 1, f) == 1);
+		fclose(f);
+	}
+}
+
+/* A checkpoint whose values no run could have written (a NaN or infinite
+ * weight or moment, a negative second moment) is refused naming the tensor:
+ * AdamW would take the square root of it (found by fuzz-checkpoint). */
+void test_finetune_resume_bad_values(void)
+{
+	struct hearth_model *m = load_model("models/stories260K.f32.gguf");
+	if (!m)
+		return;
+	struct hearth_dataset *d = load_data(m, write_pattern("ft-vals.jsonl", 6), 0);
+	struct hearth_finetune_params p = small_params();
+	p.trainer.n_ctx = 16;
+	p.epochs = 1;
+	struct hearth_finetune *ft = NULL;
+	struct hearth_err err = { 0 };
+	if (d)
+		T_OK(hearth_finetune_new(&ft, m, d, &p, &err), err);
+	struct hearth_finetune_report r;
+	char ckpt[400], cmd[1000];
+	snprintf(ckpt, sizeof ckpt, "%s", tmp_path("ft-vals.ckpt"));
+	if (ft)
+		T_OK(hearth_finetune_step(ft, &r, &err), err);
+	if (ft)
+		T_OK(hearth_finetune_checkpoint(ft, ckpt, &err), err);
+	struct hearth_finetune *x = NULL; /* unpatched, it resumes */
+	if (ft)
+		T_OK(hearth_finetune_new(&x, m, d, &p, &err), err);
+	if (x)
+		T_OK(hearth_finetune_resume(x, ckpt, &err), err);
+	hearth_finetune_free(x);
+	static const struct {
+		const char *tensor;
+		float v;
+	} cases[] = {
+		{ "blk.0.attn_q.weight.lora_a", NAN }, { "blk.0.attn_v.weight.lora_b", INFINITY },
+		{ "blk.0.attn_q.weight.lora_b.m", -INFINITY }, { "blk.0.attn_v.weight.lora_a.v", -1.0f },
+	};
+	for (size_t i = 0; ft && i < sizeof cases / sizeof cases[0]; i++) {
+		const char *bad = tmp_path("ft-vals-bad.ckpt");
+		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", ckpt, bad);
+		T_EQ_I64(system(cmd), 0);
+		patch_tensor(bad, cases[i].tensor, cases[i].v);
+		expect_refused(m, d, &p, bad, HEARTH_EBADGGUF, cases[i].tensor);
+	}
+	hearth_finetune_free(ft);
+	hearth_dataset_free(d);
+	hearth_model_free(m);
+}
+
 /* The adapter file: llama.cpp's keys, a and b in f32 of the documented shapes, the trained values. */
 void test_finetune_save(void)
 {
