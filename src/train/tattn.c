@@ -31,32 +31,6 @@ struct tattn_task {
 	float *o, *dq, *dk, *dv;
 };
 
-/* sum a[i] b[i] with eight running sums, combined in a fixed order (the
- * same bits on any thread; eight independent chains, not one long one) */
-static float dot(const float *a, const float *b, int n)
-{
-	float s[8] = { 0 };
-	int i = 0;
-	for (; i + 8 <= n; i += 8)
-		for (int k = 0; k < 8; k++)
-			s[k] += a[i + k] * b[i + k];
-	for (; i < n; i++)
-		s[0] += a[i] * b[i];
-	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* y[i] += c x[i] (eight at a time, a shape the compilers vectorize at -O2
- * without a check for overlap; each element's operations are unchanged) */
-static void axpy(float *restrict y, float c, const float *restrict x, int n)
-{
-	int i = 0;
-	for (; i + 8 <= n; i += 8)
-		for (int k = 0; k < 8; k++)
-			y[i + k] += c * x[i + k];
-	for (; i < n; i++)
-		y[i] += c * x[i];
-}
-
 /* Row i's head h of x [n][nh][d]. */
 static const float *row(const float *x, int i, int nh, int h, int d)
 {
@@ -66,7 +40,7 @@ static const float *row(const float *x, int i, int nh, int h, int d)
 /* The score of query (h, i) for key j (soft-capped when the layer caps). */
 static float score(const struct tattn *a, const float *qi, const float *k, int kh, int j)
 {
-	const float s = dot(qi, row(k, j, a->n_kv, kh, a->dk), a->dk) * a->scale;
+	const float s = train_dot(qi, row(k, j, a->n_kv, kh, a->dk), a->dk) * a->scale;
 	return a->softcap > 0 ? a->softcap * tanhf(s / a->softcap) : s;
 }
 
@@ -104,7 +78,7 @@ static void forward_run(void *arg, int ith, int nth)
 		for (int d = 0; d < a->dv; d++)
 			o[d] = 0;
 		for (int j = a->lo[i]; j <= i; j++) {
-			axpy(o, p[j], row(t->v, j, a->n_kv, kh, a->dv), a->dv);
+			train_axpy(o, p[j], row(t->v, j, a->n_kv, kh, a->dv), a->dv);
 		}
 	}
 }
@@ -133,7 +107,7 @@ static void backward_queries(void *arg, int ith, int nth)
 		float *ds = a->ds + ((size_t)h * (size_t)a->n + (size_t)i) * (size_t)a->n;
 		double pdp = 0;
 		for (int j = a->lo[i]; j <= i; j++) {
-			ds[j] = dot(doi, row(t->v, j, a->n_kv, kh, a->dv), a->dv); /* dp_j for now */
+			ds[j] = train_dot(doi, row(t->v, j, a->n_kv, kh, a->dv), a->dv); /* dp_j for now */
 			pdp += (double)p[j] * ds[j];
 		}
 		float *dq = t->dq + ((size_t)i * (size_t)a->n_head + (size_t)h) * (size_t)a->dk;
@@ -146,7 +120,7 @@ static void backward_queries(void *arg, int ith, int nth)
 				const float y = score(a, qi, t->k, kh, j) / a->softcap;
 				ds[j] *= 1.0f - y * y;
 			}
-			axpy(dq, ds[j] * a->scale, row(t->k, j, a->n_kv, kh, a->dk), a->dk);
+			train_axpy(dq, ds[j] * a->scale, row(t->k, j, a->n_kv, kh, a->dk), a->dk);
 		}
 	}
 }
@@ -171,8 +145,8 @@ static void backward_keys(void *arg, int ith, int nth)
 					continue;
 				const size_t at = ((size_t)h * (size_t)a->n + (size_t)i) * (size_t)a->n + (size_t)j;
 				const float gs = a->ds[at] * a->scale, pp = a->p[at];
-				axpy(dk, gs, row(t->q, i, a->n_head, h, a->dk), a->dk);
-				axpy(dv, pp, row(t->do_, i, a->n_head, h, a->dv), a->dv);
+				train_axpy(dk, gs, row(t->q, i, a->n_head, h, a->dk), a->dk);
+				train_axpy(dv, pp, row(t->do_, i, a->n_head, h, a->dv), a->dv);
 			}
 	}
 }

@@ -17,32 +17,6 @@ struct tlora_task {
 	int n;
 };
 
-/* sum a[i] b[i] with eight running sums, combined in a fixed order (the
- * same bits on any thread; eight independent chains, not one long one) */
-static float dot(const float *a, const float *b, int64_t n)
-{
-	float s[8] = { 0 };
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		for (int k = 0; k < 8; k++)
-			s[k] += a[i + k] * b[i + k];
-	for (; i < n; i++)
-		s[0] += a[i] * b[i];
-	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
-
-/* y[i] += c x[i] (eight at a time, a shape the compilers vectorize at -O2
- * without a check for overlap; each element's operations are unchanged) */
-static void axpy(float *restrict y, float c, const float *restrict x, int64_t n)
-{
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		for (int k = 0; k < 8; k++)
-			y[i + k] += c * x[i + k];
-	for (; i < n; i++)
-		y[i] += c * x[i];
-}
-
 static void forward_run(void *arg, int ith, int nth)
 {
 	const struct tlora_task *t = arg;
@@ -52,9 +26,9 @@ static void forward_run(void *arg, int ith, int nth)
 		const float *x = t->x + (size_t)i * (size_t)l->n_in;
 		float *u = (float *)t->u + (size_t)i * (size_t)R, *y = t->y + (size_t)i * (size_t)l->n_out;
 		for (int k = 0; k < R; k++)
-			u[k] = dot(l->a + (size_t)k * (size_t)l->n_in, x, l->n_in);
+			u[k] = train_dot(l->a + (size_t)k * (size_t)l->n_in, x, l->n_in);
 		for (int64_t o = 0; o < l->n_out; o++)
-			y[o] += l->scale * dot(l->b + (size_t)o * (size_t)R, u, R);
+			y[o] += l->scale * train_dot(l->b + (size_t)o * (size_t)R, u, R);
 	}
 }
 
@@ -81,7 +55,7 @@ static void backward_tokens(void *arg, int ith, int nth)
 				du[k] += g * b[k];
 		}
 		for (int k = 0; k < R; k++)
-			axpy(dx, du[k], l->a + (size_t)k * (size_t)l->n_in, l->n_in);
+			train_axpy(dx, du[k], l->a + (size_t)k * (size_t)l->n_in, l->n_in);
 	}
 }
 
@@ -105,7 +79,7 @@ static void backward_params(void *arg, int ith, int nth)
 	for (int i = 0; i < t->n; i++) {
 		const float *x = t->x + (size_t)i * (size_t)l->n_in, *du = t->du + (size_t)i * (size_t)R;
 		for (int k = 0; k < R; k++)
-			axpy(l->ga + (size_t)k * (size_t)l->n_in + j0, du[k], x + j0, j1 - j0);
+			train_axpy(l->ga + (size_t)k * (size_t)l->n_in + j0, du[k], x + j0, j1 - j0);
 	}
 }
 

@@ -34,6 +34,34 @@ static inline void train_run(struct pool *p, pool_task_fn fn, void *arg, int64_t
 		pool_run(p, fn, arg);
 }
 
+/* ---- vector helpers (tattn.c, tlora.c) -------------------------------------- */
+
+/* sum a[i] b[i] with eight running sums, combined in a fixed order (the
+ * same bits on any thread; eight independent chains, not one long one) */
+static inline float train_dot(const float *a, const float *b, int64_t n)
+{
+	float s[8] = { 0 };
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			s[k] += a[i + k] * b[i + k];
+	for (; i < n; i++)
+		s[0] += a[i] * b[i];
+	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* y[i] += c x[i] (eight at a time, a shape the compilers vectorize at -O2
+ * without a check for overlap; each element's operations are unchanged) */
+static inline void train_axpy(float *restrict y, float c, const float *restrict x, int64_t n)
+{
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			y[i + k] += c * x[i + k];
+	for (; i < n; i++)
+		y[i] += c * x[i];
+}
+
 /* ---- tmm.c: products with a frozen base weight of any hearth type --------- */
 
 /* A weight W [n_out][n_in] (struct tensor: ne[0] = n_in, ne[1] = n_out) is
