@@ -369,9 +369,11 @@ struct pair_spec {
 	float bad_b;            /* the first value of lora_b (0: a good one) */
 };
 
-/* Writes an adapter for the model of arch whose tensors g has, of the pairs ps. */
+/* Writes an adapter for the model of arch whose tensors g has, of the pairs
+ * ps; misaligned: general.alignment 1 and a 2-byte tensor (a skipped norm)
+ * first, so that the f32 data of the pairs is not 4-byte aligned. */
 static void lora_seed(const char *dir, const char *file, const struct hearth_gguf *g, const char *arch, float alpha,
-		      const struct pair_spec *ps, int n)
+		      const struct pair_spec *ps, int n, bool misaligned)
 {
 	struct seed s;
 	char name[256];
@@ -381,6 +383,10 @@ static void lora_seed(const char *dir, const char *file, const struct hearth_ggu
 	gguf_writer_set_str(s.w, "adapter.type", "lora");
 	if (alpha != 0)
 		gguf_writer_set_f32(s.w, "adapter.lora.alpha", alpha);
+	if (misaligned) {
+		gguf_writer_set_u32(s.w, "general.alignment", 1);
+		tensor3(&s, "blk.0.pad_norm.weight", HEARTH_TYPE_F16, (const int64_t[3]){ 1, 1, 1 }, false, 0.1f, 0);
+	}
 	for (int k = 0; k < n; k++) {
 		const struct pair_spec *p = &ps[k];
 		const int64_t i = gguf_find_tensor(g, p->target);
@@ -429,14 +435,16 @@ static void lora_moe_model(const char *dir, const char *fixture, const char *arc
 	};
 #undef P
 	snprintf(file, sizeof file, "%s-exps-rank1.gguf", tag);
-	lora_seed(dir, file, g, arch, 0, all, N_OF(all));
+	lora_seed(dir, file, g, arch, 0, all, N_OF(all), false);
+	snprintf(file, sizeof file, "%s-exps-misaligned.gguf", tag);
+	lora_seed(dir, file, g, arch, 0, all, N_OF(all), true);
 	snprintf(file, sizeof file, "%s-attn-down-rank2.gguf", tag);
-	lora_seed(dir, file, g, arch, 4, mixed, N_OF(mixed));
+	lora_seed(dir, file, g, arch, 4, mixed, N_OF(mixed), false);
 	snprintf(file, sizeof file, "%s-up-q8_0.gguf", tag);
-	lora_seed(dir, file, g, arch, 1, q8, N_OF(q8));
+	lora_seed(dir, file, g, arch, 1, q8, N_OF(q8), false);
 	for (int k = 0; k < N_OF(broken); k++) {
 		snprintf(file, sizeof file, "%s-broken-%d.gguf", tag, k);
-		lora_seed(dir, file, g, arch, 0, broken[k], 1);
+		lora_seed(dir, file, g, arch, 0, broken[k], 1, false);
 	}
 	hearth_gguf_close(g);
 }
