@@ -1,7 +1,7 @@
 /* fuzz-lora-moe.c - libFuzzer target: the fuzzer's bytes as a LoRA adapter
- * file for the mixtures of experts tiny-qwen3moe.f32 and tiny-gpt-oss.f32
- * (hearth_lora_load against each: the file's general.architecture picks the
- * one that can accept it), so that adapters on the experts' stacks
+ * file for the mixtures of experts tiny-qwen3moe.f32, tiny-gpt-oss.f32 and
+ * tiny-mixtral.f32 (llama) (hearth_lora_load against each: the file's
+ * general.architecture picks the one that can accept it), so that adapters on the experts' stacks
  * (blk.N.ffn_{gate,up,down}_exps.weight.lora_a [n_in, rank, n_expert],
  * .lora_b [rank, n_out, n_expert]) are read, checked and applied.
  *
@@ -10,12 +10,12 @@
  *    names the input, and no adapter;
  *  - an accepted one adapts at least one matrix or stack and runs: a
  *    three-token decode with it at scale 1 (the router sends the tokens to
- *    several experts) succeeds; for one accepted input in four (by its first
- *    byte), merging it into the model (hearth_lora_export)
- *    into a file of a temporary directory succeeds too. The logits themselves are not checked (large adapter
- *    values may overflow the activations, as in llama.cpp).
+ *    several experts) succeeds; for one accepted input in four (by its middle
+ *    byte), merging it into the model (hearth_lora_export) into a file of a
+ *    temporary directory succeeds too. The logits themselves are not checked
+ *    (large adapter values may overflow the activations, as in llama.cpp).
  * Seeds: build-fuzz/seeds/lora-moe/ (mkseeds: good and broken stack
- * adapters for both models) and tests/fuzz/corpus/lora-moe/. */
+ * adapters for the three models) and tests/fuzz/corpus/lora-moe/. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -25,8 +25,9 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define N_MODELS 2
-static const char *const fixtures[N_MODELS] = { "models/tiny-qwen3moe.f32.gguf", "models/tiny-gpt-oss.f32.gguf" };
+#define N_MODELS 3
+static const char *const fixtures[N_MODELS] = { "models/tiny-qwen3moe.f32.gguf", "models/tiny-gpt-oss.f32.gguf",
+						"models/tiny-mixtral.f32.gguf" };
 static struct hearth_model *models[N_MODELS];
 static struct hearth_context *ctxs[N_MODELS];
 static struct fuzz_file file;
@@ -72,7 +73,7 @@ static void apply(int i, struct hearth_lora *a, bool export)
 {
 	struct hearth_err err = { 0 };
 	const struct hearth_lora_use use = { a, 1.0f };
-	const int32_t toks[3] = { 1, 100, 1000 };
+	const int32_t toks[3] = { 1, 100, 400 }; /* within every vocabulary (mixtral: 512) */
 	FUZZ_CHECK(hearth_context_set_lora(ctxs[i], &use, 1, &err) == 0, "set_lora: %s", err.msg);
 	hearth_context_truncate(ctxs[i], 0);
 	FUZZ_CHECK(hearth_decode(ctxs[i], toks, 3, false, &err) == 0, "decode: %s", err.msg);
@@ -97,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		FUZZ_CHECK(hearth_lora_n_pairs(a) >= 1, "an accepted adapter with %d pairs", hearth_lora_n_pairs(a));
-		apply(i, a, size > 0 && data[0] % 4 == 0);
+		apply(i, a, data[size / 2] % 4 == 0); /* size >= 1: the file was read */
 		hearth_lora_free(a);
 	}
 	return 0;

@@ -10,10 +10,11 @@
  * files, and one file with a value of every metadata type. DIR/checkpoint/:
  * checkpoints of the run of ckpt-run.h (fuzz-checkpoint resumes them) at
  * steps 0, 1, 3 and its end, and its adapter file. DIR/lora-moe/: LoRA
- * adapters on the experts' stacks of the MoE fixtures tiny-qwen3moe.f32 and
- * tiny-gpt-oss.f32 (shapes read from the fixtures, skipped when they are
- * absent), good ones and broken ones (another n_expert, n_ff or rank in one
- * of the pair, a matrix for a stack, non-finite values, an unadaptable base).
+ * adapters on the experts' stacks of the MoE fixtures tiny-qwen3moe.f32,
+ * tiny-gpt-oss.f32 and tiny-mixtral.f32 (shapes read from the fixtures,
+ * skipped when they are absent), good ones and broken ones (another n_expert,
+ * n_ff or rank in one of the pair, a matrix for a stack, non-finite values,
+ * an unadaptable base, data off alignment).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -459,6 +460,7 @@ static void lora_moe(const char *root)
 	}
 	lora_moe_model(dir, "tiny-qwen3moe.f32.gguf", "qwen3moe", "qwen3moe");
 	lora_moe_model(dir, "tiny-gpt-oss.f32.gguf", "gpt-oss", "gpt-oss");
+	lora_moe_model(dir, "tiny-mixtral.f32.gguf", "llama", "mixtral");
 }
 #undef F32
 
