@@ -437,8 +437,8 @@ static void lora_moe_model(const char *dir, const char *fixture, const char *arc
 #undef P
 	snprintf(file, sizeof file, "%s-exps-rank1.gguf", tag);
 	lora_seed(dir, file, g, arch, 0, all, N_OF(all), false);
-	snprintf(file, sizeof file, "%s-exps-misaligned.gguf", tag);
-	lora_seed(dir, file, g, arch, 0, all, N_OF(all), true);
+	snprintf(file, sizeof file, "%s-down-misaligned.gguf", tag);
+	lora_seed(dir, file, g, arch, 0, all + 2, 1, true);
 	snprintf(file, sizeof file, "%s-attn-down-rank2.gguf", tag);
 	lora_seed(dir, file, g, arch, 4, mixed, N_OF(mixed), false);
 	snprintf(file, sizeof file, "%s-up-q8_0.gguf", tag);
