@@ -31,13 +31,7 @@ static const char *const fixtures[N_MODELS] = { "models/tiny-qwen3moe.f32.gguf",
 static struct hearth_model *models[N_MODELS];
 static struct hearth_context *ctxs[N_MODELS];
 static struct fuzz_file file;
-static char out_dir[256], out_path[300]; /* where exports go, removed after each */
-
-static void remove_out_dir(void)
-{
-	unlink(out_path);
-	rmdir(out_dir);
-}
+static char tmp_root[200]; /* $TMPDIR or /tmp: exports go to a directory made there and removed after each */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -58,13 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		}
 	fuzz_file_init(&file, "fuzz-lora-moe");
 	const char *tmp = getenv("TMPDIR");
-	snprintf(out_dir, sizeof out_dir, "%s/fuzz-lora-moe-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(out_dir)) {
-		perror("fuzz-lora-moe: mkdtemp");
-		exit(1);
-	}
-	snprintf(out_path, sizeof out_path, "%s/merged.gguf", out_dir);
-	atexit(remove_out_dir);
+	snprintf(tmp_root, sizeof tmp_root, "%s", tmp && *tmp ? tmp : "/tmp");
 	return 0;
 }
 
@@ -80,8 +68,17 @@ static void apply(int i, struct hearth_lora *a, bool export)
 	FUZZ_CHECK(hearth_get_logits(ctxs[i], -1) != NULL, "no logits after a decode");
 	FUZZ_CHECK(hearth_context_set_lora(ctxs[i], NULL, 0, &err) == 0, "set_lora: %s", err.msg);
 	if (export) {
-		FUZZ_CHECK(hearth_lora_export(models[i], &use, 1, out_path, &err) == 0, "export: %s", err.msg);
-		unlink(out_path);
+		char dir[256], path[300];
+		snprintf(dir, sizeof dir, "%s/fuzz-lora-moe-XXXXXX", tmp_root);
+		if (!mkdtemp(dir)) {
+			perror("fuzz-lora-moe: mkdtemp");
+			abort();
+		}
+		snprintf(path, sizeof path, "%s/merged.gguf", dir);
+		const int rc = hearth_lora_export(models[i], &use, 1, path, &err);
+		unlink(path);
+		rmdir(dir);
+		FUZZ_CHECK(rc == 0, "export: %s", err.msg);
 	}
 }
 
