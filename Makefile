@@ -189,7 +189,7 @@ test-clang:
 # replayed by every run) and build-fuzz/seeds/NAME/ (written by mkseeds);
 # tests/fuzz/NAME.dict when present. New inputs go to build-fuzz/corpus/NAME/,
 # reproducers of findings to build-fuzz/findings/NAME/ (and the make target fails).
-FUZZ_TARGETS := gguf tok hf-vocab http jinja grammar safetensors state lora dataset checkpoint
+FUZZ_TARGETS := gguf tok hf-vocab http jinja grammar safetensors state lora lora-moe dataset checkpoint
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 20

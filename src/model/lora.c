@@ -27,6 +27,7 @@
  * values) before the adapter is handed out; a bad file leaves nothing behind.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ static int check_header(const struct hearth_gguf *g, const struct hearth_model *
 }
 
 /* t's type and layout: an f32, f16, bf16 or q8_0 matrix (n_dims 2) or stack
- * of matrices (n_dims 3). */
+ * of matrices (n_dims 3), its data 4-byte aligned. */
 static int check_type(const struct hearth_gguf *g, const struct gguf_tensor *t, int n_dims, struct hearth_err *err)
 {
 	if (t->type != HEARTH_TYPE_F32 && t->type != HEARTH_TYPE_F16 && t->type != HEARTH_TYPE_BF16 &&
@@ -126,6 +127,8 @@ static int check_type(const struct hearth_gguf *g, const struct gguf_tensor *t, 
 	if (t->n_dims != n_dims || (n_dims == 2 && t->ne[2] != 1) || t->ne[3] != 1)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' has %d dimensions, not %d%s", g->path, t->name, t->n_dims,
 			       n_dims, n_dims == 3 ? " (an expert stack's adapter)" : "");
+	if ((uintptr_t)t->data % 4) /* a general.alignment below 4: the kernels read floats in place */
+		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' data is not 4-byte aligned", g->path, t->name);
 	if (t->ne[0] % qtype_info(t->type)->blck_size)
 		return err_set(err, HEARTH_EBADGGUF, "%s: tensor '%s' rows of %lld are not whole blocks of its type", g->path,
 			       t->name, (long long)t->ne[0]);

@@ -9,7 +9,12 @@
  * in q8_0, llama in q4_0 whose matrices get repacked), two vocabulary-only
  * files, and one file with a value of every metadata type. DIR/checkpoint/:
  * checkpoints of the run of ckpt-run.h (fuzz-checkpoint resumes them) at
- * steps 0, 1, 3 and its end, and its adapter file.
+ * steps 0, 1, 3 and its end, and its adapter file. DIR/lora-moe/: LoRA
+ * adapters on the experts' stacks of the MoE fixtures tiny-qwen3moe.f32,
+ * tiny-gpt-oss.f32 and tiny-mixtral.f32 (shapes read from the fixtures,
+ * skipped when they are absent), good ones and broken ones (another n_expert,
+ * n_ff or rank in one of the pair, a matrix for a stack, non-finite values,
+ * an unadaptable base, data off alignment).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -332,6 +337,133 @@ static void checkpoints(const char *root)
 	remove(data_path);
 }
 
+/* ---- LoRA adapters on the experts' stacks ------------------------------------ */
+
+/* A tensor of ne0 x ne1 x ne2 (n_dims 3 when ne2 > 1 or three is set) of
+ * values amp * noise, the first one bad when bad is not 0. */
+static void tensor3(struct seed *s, const char *name, int type, const int64_t ne[3], bool three, float amp, float bad)
+{
+	const int64_t n = ne[0] * ne[1] * ne[2];
+	float *f = malloc((size_t)n * sizeof *f);
+	void *q = malloc(qtype_row_size(type, ne[0]) * (size_t)(ne[1] * ne[2]));
+	if (!f || !q || s->n_bufs == MAX_BUFS) {
+		fprintf(stderr, "mkseeds: out of memory\n");
+		exit(1);
+	}
+	for (int64_t i = 0; i < n; i++)
+		f[i] = amp * rnd(s);
+	if (bad != 0)
+		f[0] = bad;
+	quantize_row_ref(type, f, q, n);
+	free(f);
+	s->bufs[s->n_bufs++] = q;
+	gguf_writer_add_tensor(s->w, name, type, ne[2] > 1 || three ? 3 : 2, ne, q);
+}
+
+/* One adapter pair of a lora_moe seed: base tensor target, and how its
+ * tensors differ from a good pair of the rank. */
+struct pair_spec {
+	const char *target;
+	int rank, type_a, type_b;
+	int64_t d_a[3], d_b[3]; /* added to lora_a's, lora_b's ne */
+	bool flat;              /* 2-D tensors for a stack (its first expert) */
+	float bad_b;            /* the first value of lora_b (0: a good one) */
+};
+
+/* Writes an adapter for the model of arch whose tensors g has, of the pairs
+ * ps; misaligned: general.alignment 1 and a 2-byte tensor (a skipped norm)
+ * first, so that the f32 data of the pairs is not 4-byte aligned. */
+static void lora_seed(const char *dir, const char *file, const struct hearth_gguf *g, const char *arch, float alpha,
+		      const struct pair_spec *ps, int n, bool misaligned)
+{
+	struct seed s;
+	char name[256];
+	start(&s, 100 + (uint64_t)n);
+	gguf_writer_set_str(s.w, "general.type", "adapter");
+	gguf_writer_set_str(s.w, "general.architecture", arch);
+	gguf_writer_set_str(s.w, "adapter.type", "lora");
+	if (alpha != 0)
+		gguf_writer_set_f32(s.w, "adapter.lora.alpha", alpha);
+	if (misaligned) {
+		gguf_writer_set_u32(s.w, "general.alignment", 1);
+		tensor3(&s, "blk.0.pad_norm.weight", HEARTH_TYPE_F16, (const int64_t[3]){ 1, 1, 1 }, false, 0.1f, 0);
+	}
+	for (int k = 0; k < n; k++) {
+		const struct pair_spec *p = &ps[k];
+		const int64_t i = gguf_find_tensor(g, p->target);
+		if (i < 0) {
+			fprintf(stderr, "mkseeds: the fixture %s has no %s\n", g->path, p->target);
+			exit(1);
+		}
+		const int64_t *W = g->tensors[i].ne, X = p->flat ? 1 : W[2];
+		const int64_t a[3] = { W[0] + p->d_a[0], p->rank + p->d_a[1], X + p->d_a[2] };
+		const int64_t b[3] = { p->rank + p->d_b[0], W[1] + p->d_b[1], X + p->d_b[2] };
+		snprintf(name, sizeof name, "%s.lora_a", p->target);
+		tensor3(&s, name, p->type_a, a, g->tensors[i].n_dims == 3 && !p->flat, 0.1f, 0);
+		snprintf(name, sizeof name, "%s.lora_b", p->target);
+		tensor3(&s, name, p->type_b, b, g->tensors[i].n_dims == 3 && !p->flat, 0.1f, p->bad_b);
+	}
+	write_seed(&s, dir, file);
+}
+
+#define F32 HEARTH_TYPE_F32
+static void lora_moe_model(const char *dir, const char *fixture, const char *arch, const char *tag)
+{
+	char rel[1024], file[256];
+	const char *root = getenv("HEARTH_FIXTURES");
+	struct hearth_gguf *g = NULL;
+	struct hearth_err err = { 0 };
+	snprintf(rel, sizeof rel, "%s/models/%s", root && *root ? root : "../shared/fixtures", fixture);
+	if (hearth_gguf_open(&g, rel, &err)) {
+		fprintf(stderr, "mkseeds: lora-moe seeds of %s skipped: %s\n", arch, err.msg);
+		return;
+	}
+	const char *G = "blk.0.ffn_gate_exps.weight", *U = "blk.0.ffn_up_exps.weight", *D = "blk.0.ffn_down_exps.weight";
+#define P(t, r, ta, tb) .target = (t), .rank = (r), .type_a = (ta), .type_b = (tb)
+	const struct pair_spec all[] = { { P(G, 1, F32, F32) }, { P(U, 1, F32, F32) }, { P(D, 1, F32, F32) } };
+	const struct pair_spec mixed[] = { { P("blk.0.attn_q.weight", 2, F32, F32) },
+					   { P(D, 2, HEARTH_TYPE_F16, HEARTH_TYPE_BF16) } };
+	const struct pair_spec q8[] = { { P(U, 1, HEARTH_TYPE_Q8_0, F32) } };
+	const struct pair_spec broken[][1] = {
+		{ { P(D, 1, F32, F32), .d_b = { 0, 0, 1 } } },                     /* lora_b of n_expert + 1 */
+		{ { P(D, 1, F32, F32), .d_a = { 0, 0, -1 }, .d_b = { 0, 0, -1 } } }, /* both of n_expert - 1 */
+		{ { P(G, 2, F32, F32), .d_b = { -1, 0, 0 } } },                    /* rank 2 in lora_a, 1 in lora_b */
+		{ { P(G, 1, F32, F32), .d_b = { 0, 32, 0 } } },                    /* another n_ff */
+		{ { P(U, 1, F32, F32), .d_a = { 32, 0, 0 } } },                    /* another n_embd */
+		{ { P(D, 1, F32, F32), .flat = true } },                           /* matrices for a stack */
+		{ { P(D, 1, F32, F32), .bad_b = 1.0f / 0.0f } },                   /* an infinity */
+		{ { P("blk.0.ffn_gate_inp.weight", 1, F32, F32) } },               /* the router: not adapted */
+	};
+#undef P
+	snprintf(file, sizeof file, "%s-exps-rank1.gguf", tag);
+	lora_seed(dir, file, g, arch, 0, all, N_OF(all), false);
+	snprintf(file, sizeof file, "%s-down-misaligned.gguf", tag);
+	lora_seed(dir, file, g, arch, 0, all + 2, 1, true);
+	snprintf(file, sizeof file, "%s-attn-down-rank2.gguf", tag);
+	lora_seed(dir, file, g, arch, 4, mixed, N_OF(mixed), false);
+	snprintf(file, sizeof file, "%s-up-q8_0.gguf", tag);
+	lora_seed(dir, file, g, arch, 1, q8, N_OF(q8), false);
+	for (int k = 0; k < N_OF(broken); k++) {
+		snprintf(file, sizeof file, "%s-broken-%d.gguf", tag, k);
+		lora_seed(dir, file, g, arch, 0, broken[k], 1, false);
+	}
+	hearth_gguf_close(g);
+}
+
+static void lora_moe(const char *root)
+{
+	char dir[1024];
+	snprintf(dir, sizeof dir, "%s/lora-moe", root);
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		perror(dir);
+		exit(1);
+	}
+	lora_moe_model(dir, "tiny-qwen3moe.f32.gguf", "qwen3moe", "qwen3moe");
+	lora_moe_model(dir, "tiny-gpt-oss.f32.gguf", "gpt-oss", "gpt-oss");
+	lora_moe_model(dir, "tiny-mixtral.f32.gguf", "llama", "mixtral");
+}
+#undef F32
+
 int main(int argc, char **argv)
 {
 	char dir[1024];
@@ -350,5 +482,6 @@ int main(int argc, char **argv)
 	every_type(dir);
 	templates(argv[1]);
 	checkpoints(argv[1]);
+	lora_moe(argv[1]);
 	return 0;
 }

@@ -43,6 +43,7 @@ struct ad_spec {
 	bool nan;                    /* a NaN in the first lora_b */
 	bool alora;                  /* adapter.alora.invocation_tokens written */
 	const char *extra;           /* another tensor of this name */
+	bool misalign;               /* general.alignment 1 and a 2-byte norm first: the pairs' data unaligned */
 	int wtype;                   /* HEARTH_TYPE_F32 (0) or F16 */
 };
 
@@ -108,6 +109,11 @@ static void write_adapter(const struct hearth_model *m, const char *path, const 
 		gguf_writer_set_f32(w, "adapter.lora.alpha", sp->alpha);
 	if (sp->alora)
 		gguf_writer_set_arr(w, "adapter.alora.invocation_tokens", HEARTH_GGUF_U32, (const uint32_t[]){ 5, 6 }, 2);
+	if (sp->misalign) {
+		gguf_writer_set_u32(w, "general.alignment", 1);
+		keep[n_keep++] = add_rand3(w, "blk.0.pad_norm.weight", 1, 1, 1, &(struct ad_spec){ .wtype = HEARTH_TYPE_F16 },
+					   &seed, false);
+	}
 	const int rank = sp->rank ? sp->rank : 4;
 	for (int k = 0; k < sp->n_targets && n_keep + 2 < 64; k++) {
 		const int64_t i = gguf_find_tensor(m->gguf, sp->targets[k]);
@@ -269,6 +275,9 @@ void test_lora_exps_file(void)
 	expect_refused(m, p, HEARTH_EBADGGUF, "tensor 'blk.0.ffn_down_exps.weight.lora_b' holds a non-finite value");
 	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 1, .rank = 5000 / 64 * 64 });
 	expect_refused(m, p, HEARTH_EBADGGUF, "rank 4992, outside 1..4096");
+	/* found by fuzz-lora-moe: f32 data 2 bytes off alignment (general.alignment 1) was read in place */
+	write_adapter(m, p, &(struct ad_spec){ .targets = t, .n_targets = 1, .misalign = true });
+	expect_refused(m, p, HEARTH_EBADGGUF, "tensor 'blk.0.ffn_down_exps.weight.lora_a' data is not 4-byte aligned");
 	hearth_model_free(m);
 }
 
