@@ -53,3 +53,24 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
 		}
 	}
 }
+
+struct hparams block_layer_rope(const struct hearth_model *m, int il)
+{
+	const struct layer *l = &m->layers[il];
+	struct hparams hl = m->hp;
+	hl.rope_base = l->rope_base;
+	hl.rope_freq_scale = l->rope_freq_scale;
+	hl.yarn_corr[0] = l->yarn_corr[0];
+	hl.yarn_corr[1] = l->yarn_corr[1];
+	hl.yarn_mscale = l->yarn_mscale;
+	return hl;
+}
+
+const float *block_rope_factors(const struct hearth_model *m, int64_t n_ctx_seq)
+{
+	if (m->rope_freqs.data)
+		return m->rope_freqs.data;
+	if (m->rope_long.data && n_ctx_seq > m->hp.n_ctx_orig)
+		return m->rope_long.data;
+	return m->rope_short.data;
+}

@@ -21,4 +21,13 @@ void block_rope(float *x, int n_heads, int head_dim, int n_rot, int32_t pos, con
  * for the pair starting at rotated dimension i0 (n_rot floats). */
 void block_rope_cs(int32_t pos, int n_rot, const struct hparams *hp, const float *freq_factors, float *cs);
 
+/* Layer il's rope parameters: the model's, with the layer's base, scale and
+ * YaRN ramp (model_layer_rope) over them. */
+struct hparams block_layer_rope(const struct hearth_model *m, int il);
+/* The rope frequency factors (n_rot/2, or NULL) for sequences of up to
+ * n_ctx_seq positions: Llama 3.1's rope_freqs, or LongRoPE's long factors
+ * when n_ctx_seq exceeds the original training context, else its short ones
+ * (llama.cpp decides by its context per sequence the same way). */
+const float *block_rope_factors(const struct hearth_model *m, int64_t n_ctx_seq);
+
 #endif /* HEARTH_BLOCKS_H */

@@ -97,22 +97,9 @@ struct fwd {
 	const struct fwd_lora **lora_rows; /* [n_batch] the adapters of each output row */
 };
 
-/* The rope factors for sequences of up to n_ctx_seq positions: Llama 3.1's
- * rope_freqs, or LongRoPE's long factors when n_ctx_seq exceeds the original
- * training context, else its short ones (llama.cpp decides by its context
- * per sequence the same way). */
-static const float *rope_factors_for(const struct hearth_model *m, int64_t n_ctx_seq)
-{
-	if (m->rope_freqs.data)
-		return m->rope_freqs.data;
-	if (m->rope_long.data && n_ctx_seq > m->hp.n_ctx_orig)
-		return m->rope_long.data;
-	return m->rope_short.data;
-}
-
 void fwd_set_n_ctx_seq(struct fwd *f, int32_t n_ctx_seq)
 {
-	f->rope_factors = rope_factors_for(f->m, n_ctx_seq);
+	f->rope_factors = block_rope_factors(f->m, n_ctx_seq);
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
@@ -132,7 +119,7 @@ int fwd_new(struct fwd **out, const struct hearth_model *m, struct kv_cache *kv,
 	f->m = m;
 	f->kv = kv;
 	f->n_batch = n_batch;
-	f->rope_factors = rope_factors_for(m, (int64_t)kv->n_blocks * kv->block_size);
+	f->rope_factors = block_rope_factors(m, (int64_t)kv->n_blocks * kv->block_size);
 	if ((rc = pool_new(&f->pool, n_threads, err))) {
 		free(f);
 		return rc;
@@ -790,12 +777,7 @@ static void step_rows(struct fwd *f, enum step step, int il, int i0, int i1)
 	const int64_t QK = (int64_t)h->n_head * dk, KK = f->kv->width_k, VV = f->kv->width_v;
 	const struct kv_cache *kv = f->kv;
 	const struct qtype_ops *cops = kern_ops(kv->type);
-	struct hparams hl = *h; /* the layer's rope */
-	hl.rope_base = l->rope_base;
-	hl.rope_freq_scale = l->rope_freq_scale;
-	hl.yarn_corr[0] = l->yarn_corr[0];
-	hl.yarn_corr[1] = l->yarn_corr[1];
-	hl.yarn_mscale = l->yarn_mscale;
+	const struct hparams hl = block_layer_rope(m, il);
 
 	for (int i = i0; i < i1; i++) {
 		float *x = f->x + i * E, *xb = f->xb + i * E;

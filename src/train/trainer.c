@@ -492,20 +492,6 @@ static int check_params(const struct hearth_trainer_params *p, struct hearth_err
 	return 0;
 }
 
-/* Layer il's rope parameters (forward.c's step_rows: the layer's base,
- * scale and YaRN ramp over the model's). */
-static struct hparams layer_rope(const struct hearth_model *m, int il)
-{
-	const struct layer *l = &m->layers[il];
-	struct hparams hl = m->hp;
-	hl.rope_base = l->rope_base;
-	hl.rope_freq_scale = l->rope_freq_scale;
-	hl.yarn_corr[0] = l->yarn_corr[0];
-	hl.yarn_corr[1] = l->yarn_corr[1];
-	hl.yarn_mscale = l->yarn_mscale;
-	return hl;
-}
-
 static bool same_rope(const struct hparams *a, const struct hparams *b)
 {
 	return a->rope_base == b->rope_base && a->rope_freq_scale == b->rope_freq_scale &&
@@ -513,17 +499,14 @@ static bool same_rope(const struct hparams *a, const struct hparams *b)
 }
 
 /* The rope (cos, sin) tables for n_ctx positions: one per distinct layer
- * rope, layers sharing it pointing to it. The frequency factors are chosen
- * as forward.c's rope_factors_for chooses them for a context of n_ctx
- * tokens: Llama 3.1's rope_freqs, else LongRoPE's long factors beyond the
- * original training context, else its short ones. */
+ * rope (filled once), layers sharing it pointing to it; the frequency
+ * factors forward.c uses for a context of n_ctx tokens. */
 static int make_rope(struct hearth_trainer *t, struct hearth_err *err)
 {
 	const struct hearth_model *m = t->m;
 	const int L = m->hp.n_layer, nr = m->hp.n_rot;
 	const size_t per = (size_t)t->p.n_ctx * (size_t)nr;
-	const float *ff = m->rope_freqs.data ? m->rope_freqs.data
-			  : m->rope_long.data && t->p.n_ctx > m->hp.n_ctx_orig ? m->rope_long.data : m->rope_short.data;
+	const float *ff = block_rope_factors(m, t->p.n_ctx);
 	int n_tab = 0;
 	int *tab = calloc((size_t)L, sizeof *tab);
 	t->cs = calloc((size_t)L, sizeof *t->cs);
@@ -532,10 +515,10 @@ static int make_rope(struct hearth_trainer *t, struct hearth_err *err)
 		return err_set(err, HEARTH_ENOMEM, "trainer: out of memory");
 	}
 	for (int il = 0; il < L; il++) {
-		const struct hparams a = layer_rope(m, il);
+		const struct hparams a = block_layer_rope(m, il);
 		tab[il] = n_tab;
 		for (int j = 0; j < il; j++) {
-			const struct hparams b = layer_rope(m, j);
+			const struct hparams b = block_layer_rope(m, j);
 			if (same_rope(&a, &b)) {
 				tab[il] = tab[j];
 				break;
@@ -544,10 +527,13 @@ static int make_rope(struct hearth_trainer *t, struct hearth_err *err)
 		n_tab += tab[il] == n_tab;
 	}
 	int rc = alloc_floats(&t->cs_mem, (size_t)n_tab * per + 1, "the rope tables", err);
-	for (int il = 0; il < L && !rc; il++) {
+	for (int il = 0, done = 0; il < L && !rc; il++) {
 		float *cs = t->cs_mem + (size_t)tab[il] * per;
 		t->cs[il] = cs;
-		const struct hparams hl = layer_rope(m, il);
+		if (tab[il] < done) /* a table an earlier layer filled */
+			continue;
+		done++;
+		const struct hparams hl = block_layer_rope(m, il);
 		for (int32_t pp = 0; pp < t->p.n_ctx; pp++)
 			block_rope_cs(pp, nr, &hl, ff, cs + (size_t)pp * (size_t)nr);
 	}
