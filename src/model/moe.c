@@ -14,7 +14,6 @@
 #include "../tensor/qtype.h"
 #include "moe.h"
 
-#define MOE_MAX_EXPERTS 512 /* llama.cpp's limit */
 
 /* Keys that ask for what hearth's experts do not do: a value above max is refused. */
 static const struct {
@@ -176,7 +175,7 @@ void moe_route(const struct hparams *h, const float *logits, float *scratch, int
 		double sum = 0;
 		for (int k = 0; k < K; k++)
 			sum += w[k];
-		const float s = (float)sum < 6.103515625e-5f ? 6.103515625e-5f : (float)sum; /* as llama.cpp clamps */
+		const float s = (float)sum < MOE_NORM_MIN ? MOE_NORM_MIN : (float)sum; /* as llama.cpp clamps */
 		for (int k = 0; k < K; k++)
 			w[k] /= s;
 	}
@@ -191,7 +190,7 @@ void moe_act_rows(enum moe_act act, float *gate, const float *up, int64_t n)
 		kern_fns()->swiglu(gate, up, n);
 		return;
 	}
-	const float alpha = 1.702f, limit = 7.0f;
+	const float alpha = MOE_OAI_ALPHA, limit = MOE_OAI_LIMIT;
 	for (int64_t i = 0; i < n; i++) {
 		const float x = gate[i] < limit ? gate[i] : limit;
 		const float y = up[i] < -limit ? -limit : up[i] > limit ? limit : up[i];

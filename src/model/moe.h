@@ -16,6 +16,11 @@
 
 #include "model.h"
 
+#define MOE_MAX_EXPERTS 512           /* experts a layer may have (llama.cpp's limit) */
+#define MOE_OAI_ALPHA 1.702f          /* gpt-oss's clamped SwiGLU: x sigmoid(alpha x) (y + 1), */
+#define MOE_OAI_LIMIT 7.0f            /*   x clamped above at limit, y to +-limit */
+#define MOE_NORM_MIN 6.103515625e-5f  /* the smallest sum of weights a renormalization divides by (llama.cpp's) */
+
 /* Reads expert_count, expert_used_count and expert_feed_forward_length
  * (default: feed_forward_length) when the file has experts; refuses what
  * hearth does not do (shared experts, expert groups, clamped SwiGLU). */

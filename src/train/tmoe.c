@@ -48,10 +48,7 @@
 #include "../model/moe.h"
 #include "train-ops.h"
 
-#define OAI_ALPHA 1.702f
-#define OAI_LIMIT 7.0f
-#define NORM_MIN 6.103515625e-5f /* the smallest sum of weights moe_route divides by */
-#define TMOE_MAX_USED 512
+#define TMOE_MAX_USED MOE_MAX_EXPERTS /* n_expert_used <= n_expert <= MOE_MAX_EXPERTS (moe_load_hparams) */
 
 /* ---- the activation ------------------------------------------------------------ */
 
@@ -69,11 +66,11 @@ void tmoe_act_backward(struct pool *p, enum moe_act act, const float *g, const f
 		return;
 	}
 	for (int64_t i = 0; i < n; i++) {
-		const float gc = g[i] < OAI_LIMIT ? g[i] : OAI_LIMIT;
-		const float uc = u[i] < -OAI_LIMIT ? -OAI_LIMIT : u[i] > OAI_LIMIT ? OAI_LIMIT : u[i];
-		const float sg = 1.0f / (1.0f + expf(-OAI_ALPHA * gc));
-		dg[i] = g[i] < OAI_LIMIT ? dh[i] * (uc + 1.0f) * sg * (1.0f + OAI_ALPHA * gc * (1.0f - sg)) : 0.0f;
-		du[i] = u[i] >= -OAI_LIMIT && u[i] <= OAI_LIMIT ? dh[i] * gc * sg : 0.0f;
+		const float gc = g[i] < MOE_OAI_LIMIT ? g[i] : MOE_OAI_LIMIT;
+		const float uc = u[i] < -MOE_OAI_LIMIT ? -MOE_OAI_LIMIT : u[i] > MOE_OAI_LIMIT ? MOE_OAI_LIMIT : u[i];
+		const float sg = 1.0f / (1.0f + expf(-MOE_OAI_ALPHA * gc));
+		dg[i] = g[i] < MOE_OAI_LIMIT ? dh[i] * (uc + 1.0f) * sg * (1.0f + MOE_OAI_ALPHA * gc * (1.0f - sg)) : 0.0f;
+		du[i] = u[i] >= -MOE_OAI_LIMIT && u[i] <= MOE_OAI_LIMIT ? dh[i] * gc * sg : 0.0f;
 	}
 }
 
@@ -127,7 +124,7 @@ void tmoe_route_backward(const struct hparams *h, const float *logits, const int
 	}
 	for (int k = 0; k < K; k++)
 		if (h->moe_norm_w)
-			ds[k] = (float)sum < NORM_MIN ? ds[k] / NORM_MIN : ds[k] / sum - dot / (sum * sum);
+			ds[k] = (float)sum < MOE_NORM_MIN ? ds[k] / MOE_NORM_MIN : ds[k] / sum - dot / (sum * sum);
 	/* through the scores */
 	memset(dlogits, 0, (size_t)X * sizeof *dlogits);
 	dot = 0;
